@@ -1,0 +1,879 @@
+package cose
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+	gocose "github.com/veraison/go-cose"
+)
+
+// DefaultMaxStatementSize is the size limit used when ParseOptions.MaxSize is 0.
+const DefaultMaxStatementSize = 1 << 20
+
+// Header labels used by signed statements.
+const (
+	labelAlg             int64 = 1   // RFC 9052 §3.1
+	labelCrit            int64 = 2   // RFC 9052 §3.1
+	labelContentType     int64 = 3   // RFC 9052 §3.1
+	labelKid             int64 = 4   // RFC 9052 §3.1
+	labelCWTClaims       int64 = 15  // RFC 9597
+	labelX5Chain         int64 = 33  // RFC 9360
+	labelX5T             int64 = 34  // RFC 9360
+	labelPayloadHashAlg  int64 = 258 // RFC 9995 (COSE Hash Envelope)
+	labelPreimageCType   int64 = 259 // RFC 9995
+	labelPayloadLocation int64 = 260 // RFC 9995
+)
+
+// CWT claim keys (RFC 8392 §4).
+const (
+	claimIss int64 = 1
+	claimSub int64 = 2
+	claimExp int64 = 4
+	claimNbf int64 = 5
+	claimIat int64 = 6
+)
+
+// CWTClaims are the claims of protected header label 15 that SCITT uses.
+type CWTClaims struct {
+	Issuer    string // iss (1)
+	Subject   string // sub (2)
+	IssuedAt  *int64 // iat (6), seconds since the epoch; tag 1 accepted
+	NotBefore *int64 // nbf (5)
+	Expires   *int64 // exp (4)
+	SVN       *int64 // "svn" (text key), security version number
+}
+
+// Statement is a parsed signed statement. ParseStatement keeps the received
+// bytes; verification uses RawProtected exactly as received.
+type Statement struct {
+	Raw          []byte           // the bytes given to ParseStatement
+	RawProtected []byte           // protected header bstr contents as received
+	Alg          gocose.Algorithm // label 1
+	ContentType  any              // label 3: string or int64; nil if absent
+	Kid          []byte           // label 4, nil if absent
+	// X5Chain holds the DER certificates of label 33, leaf first. Only the
+	// protected header is read: SCITT requires the chain to be signed.
+	X5Chain [][]byte
+	// Chain is X5Chain parsed once by ParseStatement (nil without x5chain).
+	Chain        []*x509.Certificate
+	Crit         []any // label 2: int64 or string labels
+	CWT          CWTClaims
+	HashEnvelope *HashEnvelope // non-nil iff label 258 is present
+	Payload      []byte        // nil if detached
+	Signature    []byte
+	// Protected holds every protected header parameter, keyed by int64 or
+	// string label, value as received. Policies read extra labels here.
+	Protected map[any]cbor.RawMessage
+	// RawUnprotected is the unprotected header map as received, and
+	// Unprotected its parameters.
+	RawUnprotected []byte
+	Unprotected    map[any]cbor.RawMessage
+}
+
+// ParseOptions bounds parsing.
+type ParseOptions struct {
+	// MaxSize is the largest accepted statement in bytes; 0 means
+	// DefaultMaxStatementSize.
+	MaxSize int
+}
+
+// supportedAlgs are the signature algorithms this package verifies.
+var supportedAlgs = []gocose.Algorithm{
+	gocose.AlgorithmES256, gocose.AlgorithmES384, gocose.AlgorithmES512,
+	gocose.AlgorithmPS256, gocose.AlgorithmPS384, gocose.AlgorithmPS512,
+	gocose.AlgorithmEdDSA,
+}
+
+func algSupported(a gocose.Algorithm) bool {
+	for _, s := range supportedAlgs {
+		if s == a {
+			return true
+		}
+	}
+	return false
+}
+
+// understoodCrit lists the labels that may appear in crit: the ones this
+// package processes beyond RFC 9052's own.
+//
+// RFC 9052 §3.1: "the recipient MUST understand and process" every label in
+// crit. Labels of other profiles (for example the "attestedsvc" map of
+// attested-service statements) are therefore rejected with ErrBadHeader.
+var understoodCrit = map[any]bool{
+	labelCWTClaims: true, labelX5Chain: true, labelX5T: true,
+	labelPayloadHashAlg: true, labelPreimageCType: true, labelPayloadLocation: true,
+}
+
+// ParseStatement parses a SCITT signed statement and performs the structural
+// checks listed in the package documentation. It does not verify the
+// signature or the chain; see Verify. It never panics.
+func ParseStatement(b []byte, opts ParseOptions) (*Statement, error) {
+	s, err := parse(b, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkProfile(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// ParseSign1 parses any tagged COSE_Sign1 under the same strict CBOR and
+// header-type rules as ParseStatement, but without the SCITT profile: alg,
+// CWT claims (iss, sub), kid or x5chain, an understood crit and an embedded
+// payload are not required. Use it to read messages outside the profile,
+// then VerifySignature with a known key. Verify and VerifyPayload still
+// require what they need.
+func ParseSign1(b []byte, opts ParseOptions) (*Statement, error) {
+	return parse(b, opts)
+}
+
+func parse(b []byte, opts ParseOptions) (*Statement, error) {
+	max := opts.MaxSize
+	if max <= 0 {
+		max = DefaultMaxStatementSize
+	}
+	if len(b) > max {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), max)
+	}
+	if len(b) == 0 {
+		return nil, fmt.Errorf("%w: empty input", ErrNotCOSE)
+	}
+	// RFC 8949 §5.3.1 well-formedness, strict: no trailing bytes, no
+	// indefinite lengths, bounded nesting (decMode in cbor.go).
+	if err := decMode.Wellformed(b); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotCOSE, err)
+	}
+	var content []byte
+	switch majorType(b) {
+	case cborTag:
+		var t cbor.RawTag
+		if err := decMode.Unmarshal(b, &t); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrNotCOSE, err)
+		}
+		if majorType(t.Content) != cborArray {
+			return nil, fmt.Errorf("%w: tag %d does not enclose an array", ErrNotCOSE, t.Number)
+		}
+		// RFC 9052 §4.2: COSE_Sign1_Tagged = #6.18(COSE_Sign1).
+		if t.Number != 18 {
+			return nil, fmt.Errorf("%w: tag %d, want 18", ErrUntagged, t.Number)
+		}
+		content = t.Content
+	case cborArray:
+		content = b
+	default:
+		return nil, fmt.Errorf("%w: top-level item is not a tagged array", ErrNotCOSE)
+	}
+	var arr []cbor.RawMessage
+	if err := decMode.Unmarshal(content, &arr); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotCOSE, err)
+	}
+	if len(arr) != 4 {
+		return nil, fmt.Errorf("%w: array of %d elements, want 4", ErrNotCOSE, len(arr))
+	}
+	if majorType(b) == cborArray {
+		return nil, fmt.Errorf("%w: SCITT signed statements must be tagged", ErrUntagged)
+	}
+	s := &Statement{Raw: b}
+	var err error
+	// RFC 9052 §4.2: protected is "empty_or_serialized_map", a bstr.
+	if majorType(arr[0]) != cborBytes {
+		return nil, fmt.Errorf("%w: protected header is not a byte string", ErrNotCOSE)
+	}
+	if s.RawProtected, err = decodeBytes(arr[0]); err != nil {
+		return nil, fmt.Errorf("%w: protected header: %v", ErrNotCOSE, err)
+	}
+	if majorType(arr[1]) != cborMap {
+		return nil, fmt.Errorf("%w: unprotected header is not a map", ErrNotCOSE)
+	}
+	s.RawUnprotected = arr[1]
+	switch {
+	case len(arr[2]) == 1 && arr[2][0] == cborNil:
+		s.Payload = nil
+	case majorType(arr[2]) == cborBytes:
+		if s.Payload, err = decodeBytes(arr[2]); err != nil {
+			return nil, fmt.Errorf("%w: payload: %v", ErrNotCOSE, err)
+		}
+	default:
+		return nil, fmt.Errorf("%w: payload is neither a byte string nor nil", ErrNotCOSE)
+	}
+	if majorType(arr[3]) != cborBytes {
+		return nil, fmt.Errorf("%w: signature is not a byte string", ErrNotCOSE)
+	}
+	if s.Signature, err = decodeBytes(arr[3]); err != nil {
+		return nil, fmt.Errorf("%w: signature: %v", ErrNotCOSE, err)
+	}
+	if len(s.Signature) == 0 {
+		return nil, fmt.Errorf("%w: empty signature", ErrNotCOSE)
+	}
+	if err := s.parseUnprotected(); err != nil {
+		return nil, err
+	}
+	if err := s.parseProtected(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Statement) parseUnprotected() error {
+	m, err := decodeHeaderMap(s.RawUnprotected)
+	if err != nil {
+		return fmt.Errorf("%w: unprotected: %v", ErrBadHeader, err)
+	}
+	s.Unprotected = m
+	return nil
+}
+
+// parseProtected decodes the protected header and checks the types of the
+// known labels. Presence rules of the SCITT profile are in checkProfile.
+func (s *Statement) parseProtected() error {
+	// RFC 9052 §3: "zero-length byte string ... if there are no protected
+	// attributes". Anything else must be an encoded map.
+	if len(s.RawProtected) == 0 {
+		s.Protected = map[any]cbor.RawMessage{}
+		return nil
+	}
+	if err := decMode.Wellformed(s.RawProtected); err != nil {
+		return fmt.Errorf("%w: protected: %v", ErrBadHeader, err)
+	}
+	if majorType(s.RawProtected) != cborMap {
+		return fmt.Errorf("%w: protected header is not a map", ErrBadHeader)
+	}
+	m, err := decodeHeaderMap(s.RawProtected)
+	if err != nil {
+		return fmt.Errorf("%w: protected: %v", ErrBadHeader, err)
+	}
+	s.Protected = m
+	// RFC 9052 §3: "Labels MUST be unique ... The same label MUST NOT
+	// occur in both the protected and unprotected headers."
+	for k := range m {
+		if _, dup := s.Unprotected[k]; dup {
+			return fmt.Errorf("%w: label %v in both protected and unprotected headers", ErrBadHeader, k)
+		}
+	}
+	if v, ok := m[labelAlg]; ok {
+		a, err := decodeInt(v)
+		if err != nil {
+			return fmt.Errorf("%w: alg (1) must be an integer: %v", ErrAlgorithmNotAllowed, err)
+		}
+		s.Alg = gocose.Algorithm(a)
+	}
+	if v, ok := m[labelCrit]; ok {
+		// RFC 9052 §3.1: crit is "[+ label]", and each label must be present.
+		var crit []cbor.RawMessage
+		if majorType(v) != cborArray || decMode.Unmarshal(v, &crit) != nil || len(crit) == 0 {
+			return fmt.Errorf("%w: crit (2) must be a non-empty array of labels", ErrBadHeader)
+		}
+		for _, c := range crit {
+			l, err := decodeLabel(c)
+			if err != nil {
+				return fmt.Errorf("%w: crit (2): %v", ErrBadHeader, err)
+			}
+			if _, ok := m[l]; !ok {
+				return fmt.Errorf("%w: crit (2) lists %v, which is not in the protected header", ErrBadHeader, l)
+			}
+			s.Crit = append(s.Crit, l)
+		}
+	}
+	if v, ok := m[labelContentType]; ok {
+		if s.ContentType, err = decodeContentType(v); err != nil {
+			return fmt.Errorf("%w: content type (3): %v", ErrBadHeader, err)
+		}
+	}
+	if v, ok := m[labelKid]; ok {
+		if majorType(v) != cborBytes {
+			return fmt.Errorf("%w: kid (4) must be a byte string", ErrBadHeader)
+		}
+		if s.Kid, err = decodeBytes(v); err != nil {
+			return fmt.Errorf("%w: kid (4): %v", ErrBadHeader, err)
+		}
+	}
+	if v, ok := m[labelCWTClaims]; ok {
+		if err := s.parseCWT(v); err != nil {
+			return err
+		}
+	}
+	if v, ok := m[labelX5Chain]; ok {
+		if err := s.parseX5Chain(v); err != nil {
+			return err
+		}
+	}
+	if v, ok := m[labelX5T]; ok {
+		// RFC 9360 §2: COSE_CertHash = [hashAlg: int / tstr, hashValue: bstr].
+		var x5t []cbor.RawMessage
+		if majorType(v) != cborArray || decMode.Unmarshal(v, &x5t) != nil || len(x5t) != 2 || majorType(x5t[1]) != cborBytes {
+			return fmt.Errorf("%w: x5t (34) must be [alg, bstr]", ErrBadHeader)
+		}
+	}
+	return s.parseHashEnvelope(m)
+}
+
+func (s *Statement) parseCWT(v cbor.RawMessage) error {
+	if majorType(v) != cborMap {
+		return fmt.Errorf("%w: label 15 is not a map", ErrMissingCWTClaims)
+	}
+	claims, err := decodeHeaderMap(v)
+	if err != nil {
+		return fmt.Errorf("%w: CWT claims: %v", ErrBadHeader, err)
+	}
+	text := func(k int64, name string, dst *string) error {
+		c, ok := claims[k]
+		if !ok {
+			return nil
+		}
+		if majorType(c) != cborText || decMode.Unmarshal(c, dst) != nil {
+			return fmt.Errorf("%w: %s (%d) is not text", ErrMissingCWTClaims, name, k)
+		}
+		return nil
+	}
+	if err := text(claimIss, "iss", &s.CWT.Issuer); err != nil {
+		return err
+	}
+	if err := text(claimSub, "sub", &s.CWT.Subject); err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		key  int64
+		name string
+		dst  **int64
+	}{{claimIat, "iat", &s.CWT.IssuedAt}, {claimNbf, "nbf", &s.CWT.NotBefore}, {claimExp, "exp", &s.CWT.Expires}} {
+		raw, ok := claims[c.key]
+		if !ok {
+			continue
+		}
+		// RFC 8392 §2: NumericDate, optionally with tag 1 (RFC 8949 §3.4.2).
+		t, err := decodeNumericDate(raw)
+		if err != nil {
+			return fmt.Errorf("%w: CWT %s (%d): %v", ErrBadHeader, c.name, c.key, err)
+		}
+		*c.dst = &t
+	}
+	if raw, ok := claims["svn"]; ok {
+		n, err := decodeInt(raw)
+		if err != nil || n < 0 {
+			return fmt.Errorf("%w: CWT svn must be an unsigned integer", ErrBadHeader)
+		}
+		s.CWT.SVN = &n
+	}
+	return nil
+}
+
+func (s *Statement) parseX5Chain(v cbor.RawMessage) error {
+	// RFC 9360 §2: COSE_X509 = bstr / [2*certs: bstr].
+	switch majorType(v) {
+	case cborBytes:
+		der, err := decodeBytes(v)
+		if err != nil {
+			return fmt.Errorf("%w: x5chain (33): %v", ErrBadHeader, err)
+		}
+		s.X5Chain = [][]byte{der}
+	case cborArray:
+		var certs []cbor.RawMessage
+		if err := decMode.Unmarshal(v, &certs); err != nil || len(certs) == 0 {
+			return fmt.Errorf("%w: x5chain (33) must be a bstr or a non-empty array of bstr", ErrBadHeader)
+		}
+		for _, c := range certs {
+			if majorType(c) != cborBytes {
+				return fmt.Errorf("%w: x5chain (33) element is not a byte string", ErrBadHeader)
+			}
+			der, err := decodeBytes(c)
+			if err != nil {
+				return fmt.Errorf("%w: x5chain (33): %v", ErrBadHeader, err)
+			}
+			s.X5Chain = append(s.X5Chain, der)
+		}
+	default:
+		return fmt.Errorf("%w: x5chain (33) must be a bstr or an array of bstr", ErrBadHeader)
+	}
+	// Parse once here so that Verify does not parse again.
+	s.Chain = make([]*x509.Certificate, len(s.X5Chain))
+	for i, der := range s.X5Chain {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return fmt.Errorf("%w: x5chain certificate %d: %v", ErrBadChain, i, err)
+		}
+		s.Chain[i] = c
+	}
+	return nil
+}
+
+// checkProfile applies the SCITT presence rules (package doc, steps 5–10).
+func (s *Statement) checkProfile() error {
+	if _, ok := s.Protected[labelAlg]; !ok {
+		return fmt.Errorf("%w: alg (1) is absent from the protected header", ErrAlgorithmNotAllowed)
+	}
+	if !algSupported(s.Alg) {
+		return fmt.Errorf("%w: alg %d is not supported", ErrAlgorithmNotAllowed, int64(s.Alg))
+	}
+	// RFC 9943 §6.1 / RFC 9597: CWT claims with iss and sub in the protected header.
+	if _, ok := s.Protected[labelCWTClaims]; !ok {
+		return fmt.Errorf("%w: no CWT claims (15) in the protected header", ErrMissingCWTClaims)
+	}
+	if s.CWT.Issuer == "" {
+		return fmt.Errorf("%w: iss (1) is missing or empty", ErrMissingCWTClaims)
+	}
+	if s.CWT.Subject == "" {
+		return fmt.Errorf("%w: sub (2) is missing or empty", ErrMissingCWTClaims)
+	}
+	if s.Kid == nil && s.X5Chain == nil {
+		return fmt.Errorf("%w: neither kid (4) nor x5chain (33) is in the protected header", ErrMissingKey)
+	}
+	for _, c := range s.Crit {
+		if !understoodCrit[c] {
+			return fmt.Errorf("%w: critical header %v is not understood", ErrBadHeader, c)
+		}
+	}
+	if s.Payload == nil {
+		return fmt.Errorf("%w: a signed statement must embed its payload (or its hash envelope digest)", ErrDetachedPayload)
+	}
+	return nil
+}
+
+// LeafEntry is SHA-256 of the statement re-encoded with its unprotected
+// header emptied: 18([protected bstr as received, {}, payload (or nil),
+// signature]), with minimal-length CBOR heads. This is the Merkle leaf entry
+// and the CCF claims digest; equal statements give equal entries.
+func (s *Statement) LeafEntry() [32]byte {
+	h := sha256.New()
+	var buf [9]byte
+	h.Write([]byte{0xd2, 0x84}) // tag 18, array(4)
+	h.Write(appendHead(buf[:0], cborBytes, uint64(len(s.RawProtected))))
+	h.Write(s.RawProtected)
+	h.Write([]byte{0xa0}) // {}
+	if s.Payload == nil {
+		h.Write([]byte{cborNil})
+	} else {
+		h.Write(appendHead(buf[:0], cborBytes, uint64(len(s.Payload))))
+		h.Write(s.Payload)
+	}
+	h.Write(appendHead(buf[:0], cborBytes, uint64(len(s.Signature))))
+	h.Write(s.Signature)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// sigStructure returns the RFC 9052 §4.4 Sig_structure for COSE_Sign1 with
+// empty external_aad:
+//
+//	["Signature1", body_protected, external_aad, payload]
+func sigStructure(protected, payload []byte) []byte {
+	out := make([]byte, 0, 32+len(protected)+len(payload))
+	out = append(out, 0x84, 0x6a)
+	out = append(out, "Signature1"...)
+	out = appendHead(out, cborBytes, uint64(len(protected)))
+	out = append(out, protected...)
+	out = append(out, 0x40)
+	out = appendHead(out, cborBytes, uint64(len(payload)))
+	out = append(out, payload...)
+	return out
+}
+
+// CBOR major types, shifted into the high bits of the initial byte.
+const (
+	cborUint  byte = 0 << 5
+	cborNint  byte = 1 << 5
+	cborBytes byte = 2 << 5
+	cborText  byte = 3 << 5
+	cborArray byte = 4 << 5
+	cborMap   byte = 5 << 5
+	cborTag   byte = 6 << 5
+	cborNil   byte = 0xf6
+)
+
+func majorType(b []byte) byte {
+	if len(b) == 0 {
+		return 0xff
+	}
+	return b[0] & 0xe0
+}
+
+func appendHead(b []byte, major byte, n uint64) []byte {
+	switch {
+	case n < 24:
+		return append(b, major|byte(n))
+	case n <= math.MaxUint8:
+		return append(b, major|24, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, major|25), uint16(n))
+	case n <= math.MaxUint32:
+		return binary.BigEndian.AppendUint32(append(b, major|26), uint32(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, major|27), n)
+	}
+}
+
+func decodeBytes(raw []byte) ([]byte, error) {
+	var out []byte
+	if err := decMode.Unmarshal(raw, &out); err != nil {
+		return nil, err
+	}
+	if out == nil {
+		out = []byte{}
+	}
+	return out, nil
+}
+
+func decodeInt(raw []byte) (int64, error) {
+	if mt := majorType(raw); mt != cborUint && mt != cborNint {
+		return 0, errors.New("not an integer")
+	}
+	var n int64
+	if err := decMode.Unmarshal(raw, &n); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func decodeNumericDate(raw []byte) (int64, error) {
+	if majorType(raw) == cborTag {
+		var t cbor.RawTag
+		if err := decMode.Unmarshal(raw, &t); err != nil {
+			return 0, err
+		}
+		if t.Number != 1 {
+			return 0, fmt.Errorf("tag %d, want 1 (epoch time)", t.Number)
+		}
+		raw = t.Content
+	}
+	return decodeInt(raw)
+}
+
+// decodeLabel decodes a header label: RFC 9052 §3, "label = int / tstr".
+func decodeLabel(raw []byte) (any, error) {
+	switch majorType(raw) {
+	case cborUint, cborNint:
+		return decodeInt(raw)
+	case cborText:
+		var s string
+		if err := decMode.Unmarshal(raw, &s); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	return nil, errors.New("label is neither an integer nor text")
+}
+
+func decodeContentType(raw []byte) (any, error) {
+	// RFC 9052 §3.1: content type is "tstr / uint".
+	switch majorType(raw) {
+	case cborUint:
+		return decodeInt(raw)
+	case cborText:
+		var s string
+		if err := decMode.Unmarshal(raw, &s); err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	return nil, errors.New("must be text or an unsigned integer")
+}
+
+// decodeHeaderMap decodes a header map (or CWT claims map) whose labels are
+// ints or text. Duplicate labels are rejected by decMode.
+func decodeHeaderMap(raw []byte) (map[any]cbor.RawMessage, error) {
+	if majorType(raw) != cborMap {
+		return nil, errors.New("not a map")
+	}
+	var m map[any]cbor.RawMessage
+	if err := decMode.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	out := make(map[any]cbor.RawMessage, len(m))
+	for k, v := range m {
+		switch l := k.(type) {
+		case int64:
+			out[l] = v
+		case uint64:
+			// Only for labels above MaxInt64, which no registry assigns.
+			return nil, fmt.Errorf("label %d out of range", l)
+		case string:
+			out[l] = v
+		default:
+			return nil, fmt.Errorf("label of type %T; labels are int or text", k)
+		}
+	}
+	return out, nil
+}
+
+// VerifyOptions configures (*Statement).Verify.
+type VerifyOptions struct {
+	// AllowedAlgs restricts the signature algorithm; empty means all
+	// supported: ES256/384/512, PS256/384/512, EdDSA.
+	AllowedAlgs []gocose.Algorithm
+	// TrustedCAs are SHA-256 fingerprints of allowed root certificates;
+	// empty means any chain that verifies to a self-signed root.
+	TrustedCAs [][32]byte
+	// Now is the time for chain validity; zero means time.Now().
+	Now time.Time
+	// IssuerKey resolves the key of a kid-only statement; nil means such
+	// statements fail with ErrUnknownIssuerKey. Its errors are wrapped in
+	// ErrUnknownIssuerKey.
+	IssuerKey func(issuer string, kid []byte) (crypto.PublicKey, error)
+	// SkipChainTime verifies the chain ignoring validity periods, for
+	// offline verification of old statements.
+	SkipChainTime bool
+	// Chains, if non-nil, remembers chains whose links already verified so
+	// that repeated statements from one issuer cost one signature check.
+	Chains *ChainCache
+}
+
+// Issuer is the verified signer of a statement.
+type Issuer struct {
+	DID   string // CWT iss
+	Key   crypto.PublicKey
+	Chain []*x509.Certificate // nil for kid-resolved keys
+}
+
+// Verify resolves the issuer key and verifies the signature.
+//
+// With x5chain (preferred when both are present) it verifies the chain (see
+// VerifyChain), requires iss to be a did:x509 that matches the chain, and
+// verifies with the leaf key. With kid only, it asks opts.IssuerKey. The
+// algorithm must be allowed and fit the key (ES256 P-256, ES384 P-384,
+// ES512 P-521, PS* RSA ≥ 2048 bits, EdDSA Ed25519).
+func (s *Statement) Verify(opts VerifyOptions) (*Issuer, error) {
+	if s == nil {
+		return nil, errors.New("cose: nil statement")
+	}
+	if !algSupported(s.Alg) {
+		return nil, fmt.Errorf("%w: alg %d is not supported", ErrAlgorithmNotAllowed, int64(s.Alg))
+	}
+	if len(opts.AllowedAlgs) > 0 && !slices.Contains(opts.AllowedAlgs, s.Alg) {
+		return nil, fmt.Errorf("%w: %v is not in the allowed list", ErrAlgorithmNotAllowed, s.Alg)
+	}
+	if s.Payload == nil {
+		return nil, fmt.Errorf("%w: cannot verify without the payload", ErrDetachedPayload)
+	}
+	iss := &Issuer{DID: s.CWT.Issuer}
+	switch {
+	case len(s.X5Chain) > 0:
+		chain := s.Chain
+		if len(chain) != len(s.X5Chain) {
+			// A Statement built by hand rather than by ParseStatement.
+			chain = make([]*x509.Certificate, len(s.X5Chain))
+			for i, der := range s.X5Chain {
+				c, err := x509.ParseCertificate(der)
+				if err != nil {
+					return nil, fmt.Errorf("%w: x5chain certificate %d: %v", ErrBadChain, i, err)
+				}
+				chain[i] = c
+			}
+		}
+		if err := VerifyChain(chain, opts); err != nil {
+			return nil, err
+		}
+		did, err := ParseDIDX509(s.CWT.Issuer)
+		if err != nil {
+			return nil, fmt.Errorf("%w: iss %q: %v", ErrIssuerMismatch, s.CWT.Issuer, err)
+		}
+		if err := did.Match(chain); err != nil {
+			return nil, err
+		}
+		iss.Chain = chain
+		iss.Key = chain[0].PublicKey
+	case s.Kid != nil:
+		if opts.IssuerKey == nil {
+			return nil, fmt.Errorf("%w: no issuer keys are configured for kid %x", ErrUnknownIssuerKey, s.Kid)
+		}
+		k, err := opts.IssuerKey(s.CWT.Issuer, s.Kid)
+		if err != nil {
+			return nil, fmt.Errorf("%w: iss %q kid %x: %v", ErrUnknownIssuerKey, s.CWT.Issuer, s.Kid, err)
+		}
+		if k == nil {
+			return nil, fmt.Errorf("%w: iss %q kid %x", ErrUnknownIssuerKey, s.CWT.Issuer, s.Kid)
+		}
+		iss.Key = k
+	default:
+		return nil, fmt.Errorf("%w: neither kid (4) nor x5chain (33)", ErrMissingKey)
+	}
+	if err := s.VerifySignature(iss.Key); err != nil {
+		return nil, err
+	}
+	return iss, nil
+}
+
+// VerifySignature verifies the COSE_Sign1 signature with key over the
+// Sig_structure built from the protected bytes as received. The statement's
+// alg must fit key. It needs an embedded payload.
+func (s *Statement) VerifySignature(key crypto.PublicKey) error {
+	if s == nil {
+		return errors.New("cose: nil statement")
+	}
+	if s.Payload == nil {
+		return fmt.Errorf("%w: cannot verify without the payload", ErrDetachedPayload)
+	}
+	if err := checkAlgKey(s.Alg, key); err != nil {
+		return err
+	}
+	v, err := gocose.NewVerifier(s.Alg, key)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrAlgorithmNotAllowed, err)
+	}
+	// RFC 9052 §4.4: verify over ToBeSigned = Sig_structure, with the
+	// protected bytes "as they were transmitted".
+	if err := v.Verify(sigStructure(s.RawProtected, s.Payload), s.Signature); err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	return nil
+}
+
+// checkAlgKey requires the key type (and curve) that alg names.
+func checkAlgKey(alg gocose.Algorithm, key crypto.PublicKey) error {
+	var want elliptic.Curve
+	switch alg {
+	case gocose.AlgorithmES256:
+		want = elliptic.P256()
+	case gocose.AlgorithmES384:
+		want = elliptic.P384()
+	case gocose.AlgorithmES512:
+		want = elliptic.P521()
+	case gocose.AlgorithmPS256, gocose.AlgorithmPS384, gocose.AlgorithmPS512:
+		k, ok := key.(*rsa.PublicKey)
+		if !ok {
+			return fmt.Errorf("%w: %v needs an RSA key, have %T", ErrAlgorithmNotAllowed, alg, key)
+		}
+		// RFC 8230 §6.1: at least 2048 bits.
+		if k.N.BitLen() < 2048 {
+			return fmt.Errorf("%w: %v with a %d-bit RSA key; at least 2048 bits are required", ErrAlgorithmNotAllowed, alg, k.N.BitLen())
+		}
+		return nil
+	case gocose.AlgorithmEdDSA:
+		if k, ok := key.(ed25519.PublicKey); !ok || len(k) != ed25519.PublicKeySize {
+			return fmt.Errorf("%w: EdDSA needs an Ed25519 key, have %T", ErrAlgorithmNotAllowed, key)
+		}
+		return nil
+	default:
+		return fmt.Errorf("%w: alg %d is not supported", ErrAlgorithmNotAllowed, int64(alg))
+	}
+	k, ok := key.(*ecdsa.PublicKey)
+	if !ok {
+		return fmt.Errorf("%w: %v needs an ECDSA key, have %T", ErrAlgorithmNotAllowed, alg, key)
+	}
+	if k.Curve != want {
+		return fmt.Errorf("%w: %v needs curve %s, have %s", ErrAlgorithmNotAllowed, alg, want.Params().Name, k.Curve.Params().Name)
+	}
+	return nil
+}
+
+// VerifyChain checks an x5chain, leaf first. The last certificate is the
+// root and its own trust anchor: it must be self-signed and, if
+// opts.TrustedCAs is set, its SHA-256 fingerprint must be listed. Each
+// certificate must be signed by the next one, which must be a CA; no
+// certificate may carry an unhandled critical extension; unless
+// opts.SkipChainTime, every certificate must be valid at opts.Now. Name and
+// path-length constraints are not evaluated. Failures wrap ErrBadChain.
+func VerifyChain(chain []*x509.Certificate, opts VerifyOptions) error {
+	if len(chain) == 0 {
+		return fmt.Errorf("%w: empty chain", ErrBadChain)
+	}
+	root := chain[len(chain)-1]
+	if len(opts.TrustedCAs) > 0 {
+		fp := sha256.Sum256(root.Raw)
+		if !slices.Contains(opts.TrustedCAs, fp) {
+			return fmt.Errorf("%w: root %q (sha256 %x) is not a trusted CA", ErrBadChain, root.Subject, fp)
+		}
+	}
+	if !opts.SkipChainTime {
+		now := opts.Now
+		if now.IsZero() {
+			now = time.Now()
+		}
+		for i, c := range chain {
+			if now.Before(c.NotBefore) || now.After(c.NotAfter) {
+				return fmt.Errorf("%w: certificate %d %q is valid from %s to %s, not at %s", ErrBadChain, i, c.Subject,
+					c.NotBefore.UTC().Format(time.RFC3339), c.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+			}
+		}
+	}
+	var key [32]byte
+	if opts.Chains != nil {
+		key = chainKey(chain)
+		if opts.Chains.has(key) {
+			return nil
+		}
+	}
+	for i, c := range chain {
+		if len(c.UnhandledCriticalExtensions) > 0 {
+			return fmt.Errorf("%w: certificate %d %q has unhandled critical extension %v", ErrBadChain, i, c.Subject, c.UnhandledCriticalExtensions[0])
+		}
+		if i+1 < len(chain) {
+			// CheckSignatureFrom also requires the parent to be a CA
+			// (basic constraints) allowed to sign certificates.
+			if err := c.CheckSignatureFrom(chain[i+1]); err != nil {
+				return fmt.Errorf("%w: certificate %d %q is not signed by certificate %d %q: %v", ErrBadChain, i, c.Subject, i+1, chain[i+1].Subject, err)
+			}
+		}
+	}
+	if err := root.CheckSignature(root.SignatureAlgorithm, root.RawTBSCertificate, root.Signature); err != nil {
+		return fmt.Errorf("%w: root %q is not self-signed: %v", ErrBadChain, root.Subject, err)
+	}
+	if opts.Chains != nil {
+		opts.Chains.add(key)
+	}
+	return nil
+}
+
+// ChainCache remembers chains whose signatures verified, keyed by SHA-256 of
+// their DER certificates. Validity times and TrustedCAs are still checked
+// on every use. It is safe for concurrent use; the zero value is not: use
+// NewChainCache.
+type ChainCache struct {
+	mu  sync.Mutex
+	max int
+	m   map[[32]byte]struct{}
+}
+
+// NewChainCache returns a cache of at most max chains (when full it is
+// emptied, which keeps it bounded without bookkeeping).
+func NewChainCache(max int) *ChainCache {
+	if max <= 0 {
+		max = 1024
+	}
+	return &ChainCache{max: max, m: make(map[[32]byte]struct{})}
+}
+
+func (c *ChainCache) has(k [32]byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.m[k]
+	return ok
+}
+
+func (c *ChainCache) add(k [32]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[[32]byte]struct{})
+	}
+	if len(c.m) >= c.max {
+		clear(c.m)
+	}
+	c.m[k] = struct{}{}
+}
+
+func chainKey(chain []*x509.Certificate) [32]byte {
+	h := sha256.New()
+	var n [8]byte
+	for _, c := range chain {
+		binary.BigEndian.PutUint64(n[:], uint64(len(c.Raw)))
+		h.Write(n[:])
+		h.Write(c.Raw)
+	}
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
