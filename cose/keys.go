@@ -1,0 +1,568 @@
+package cose
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+	gocose "github.com/veraison/go-cose"
+)
+
+// Service keys.
+//
+// A service key is the public half of the key a transparency service signs
+// receipts with. Charter publishes its keys as a COSE_KeySet
+// (/.well-known/scitt-keys) and as a JWKS (/jwks), and names each key by its
+// key identifier (kid):
+//
+//	kid = lowercase ASCII hex of SHA-256(DER SubjectPublicKeyInfo)
+//
+// carried as the 64 bytes of that text. This is the convention of the CCF
+// SCITT ledger, so receipts of either service find their key the same way.
+//
+// Only EC2 keys on P-256, P-384 and P-521 and OKP Ed25519 keys are
+// supported; each curve has exactly one algorithm (AlgorithmForKey), so a
+// receipt whose alg does not fit its key's curve is rejected.
+
+// ErrBadKey is returned for a COSE_Key, COSE_KeySet or JWK that is malformed,
+// holds private key material, or uses an unsupported key type or curve.
+var ErrBadKey = errors.New("cose: bad service key")
+
+// maxKeySetSize bounds the number of keys in a key set, so that a hostile
+// key set cannot make a verifier do unbounded work.
+const maxKeySetSize = 256
+
+// KeyID returns the key identifier of pub: the lowercase ASCII hex of the
+// SHA-256 digest of its DER SubjectPublicKeyInfo (64 bytes).
+func KeyID(pub crypto.PublicKey) ([]byte, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	sum := sha256.Sum256(der)
+	out := make([]byte, hex.EncodedLen(len(sum)))
+	hex.Encode(out, sum[:])
+	return out, nil
+}
+
+// Key is one public service key.
+type Key struct {
+	// Kid is the key identifier receipts name in their kid header (label 4).
+	Kid []byte
+	// Alg is the one signature algorithm the key is used with.
+	Alg gocose.Algorithm
+	// Public is an *ecdsa.PublicKey or an ed25519.PublicKey.
+	Public crypto.PublicKey
+}
+
+// AlgorithmForKey returns the COSE algorithm Charter uses with pub:
+// ES256 for P-256, ES384 for P-384, ES512 for P-521, EdDSA for Ed25519.
+func AlgorithmForKey(pub crypto.PublicKey) (gocose.Algorithm, error) {
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if k == nil || k.Curve == nil {
+			return 0, fmt.Errorf("%w: nil ECDSA key", ErrBadKey)
+		}
+		switch k.Curve {
+		case elliptic.P256():
+			return gocose.AlgorithmES256, nil
+		case elliptic.P384():
+			return gocose.AlgorithmES384, nil
+		case elliptic.P521():
+			return gocose.AlgorithmES512, nil
+		}
+		return 0, fmt.Errorf("%w: unsupported curve %s", ErrBadKey, k.Curve.Params().Name)
+	case ed25519.PublicKey:
+		if len(k) != ed25519.PublicKeySize {
+			return 0, fmt.Errorf("%w: Ed25519 key of %d bytes", ErrBadKey, len(k))
+		}
+		return gocose.AlgorithmEdDSA, nil
+	}
+	return 0, fmt.Errorf("%w: unsupported key type %T", ErrBadKey, pub)
+}
+
+// NewKey returns the Key for pub with its kid (KeyID) and algorithm
+// (AlgorithmForKey) filled in.
+func NewKey(pub crypto.PublicKey) (Key, error) {
+	alg, err := AlgorithmForKey(pub)
+	if err != nil {
+		return Key{}, err
+	}
+	kid, err := KeyID(pub)
+	if err != nil {
+		return Key{}, err
+	}
+	return Key{Kid: kid, Alg: alg, Public: pub}, nil
+}
+
+// check validates k: a supported public key, alg matching its curve, and a
+// non-empty kid.
+func (k Key) check() error {
+	alg, err := AlgorithmForKey(k.Public)
+	if err != nil {
+		return err
+	}
+	if k.Alg != alg {
+		return fmt.Errorf("%w: alg %v does not fit a %v key", ErrBadKey, k.Alg, alg)
+	}
+	if len(k.Kid) == 0 {
+		return fmt.Errorf("%w: empty kid", ErrBadKey)
+	}
+	return nil
+}
+
+// COSE_Key labels, RFC 9052 §7.1 and RFC 9053 §7.1.1, §7.2.
+const (
+	rcKeyLabelKty = 1
+	rcKeyLabelKid = 2
+	rcKeyLabelAlg = 3
+	rcKeyLabelCrv = -1
+	rcKeyLabelX   = -2
+	rcKeyLabelY   = -3
+	rcKeyLabelD   = -4
+
+	rcKtyOKP = 1
+	rcKtyEC2 = 2
+
+	rcCrvP256    = 1
+	rcCrvP384    = 2
+	rcCrvP521    = 3
+	rcCrvEd25519 = 6
+)
+
+type rcCurveInfo struct {
+	crv   int64
+	curve elliptic.Curve
+	alg   gocose.Algorithm
+	rcJwk string
+}
+
+var rcEcCurves = []rcCurveInfo{
+	{rcCrvP256, elliptic.P256(), gocose.AlgorithmES256, "P-256"},
+	{rcCrvP384, elliptic.P384(), gocose.AlgorithmES384, "P-384"},
+	{rcCrvP521, elliptic.P521(), gocose.AlgorithmES512, "P-521"},
+}
+
+func curveByCurve(c elliptic.Curve) (rcCurveInfo, bool) {
+	for _, ci := range rcEcCurves {
+		if ci.curve == c {
+			return ci, true
+		}
+	}
+	return rcCurveInfo{}, false
+}
+
+// ecCoordinates returns x and y of k, each left-padded to the field size.
+// RFC 9053 §7.1.1: "Leading zero octets MUST be preserved."
+func ecCoordinates(k *ecdsa.PublicKey) (x, y []byte, err error) {
+	// crypto/ecdsa's uncompressed point encoding is 0x04 ‖ x ‖ y at full
+	// field length, without going through the deprecated big.Int fields.
+	point, err := k.Bytes()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	n := (len(point) - 1) / 2
+	return point[1 : 1+n], point[1+n:], nil
+}
+
+func ecPublicKey(curve elliptic.Curve, x, y []byte) (*ecdsa.PublicKey, error) {
+	n := (curve.Params().BitSize + 7) / 8
+	if len(x) != n || len(y) != n {
+		return nil, fmt.Errorf("%w: EC coordinates of %d and %d bytes, want %d", ErrBadKey, len(x), len(y), n)
+	}
+	point := make([]byte, 0, 1+2*n)
+	point = append(point, 4)
+	point = append(point, x...)
+	point = append(point, y...)
+	pub, err := ecdsa.ParseUncompressedPublicKey(curve, point)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	return pub, nil
+}
+
+// MarshalCOSEKey encodes k as a COSE_Key (RFC 9052 §7) in Core Deterministic
+// Encoding: kty, kid, alg, crv, x and, for EC2, y. A zero Kid is replaced by
+// KeyID(k.Public) and a zero Alg by AlgorithmForKey(k.Public).
+func MarshalCOSEKey(k Key) ([]byte, error) {
+	m, err := coseKeyMap(k)
+	if err != nil {
+		return nil, err
+	}
+	return encMode.Marshal(m)
+}
+
+func rcFillKey(k Key) (Key, error) {
+	if k.Alg == 0 {
+		alg, err := AlgorithmForKey(k.Public)
+		if err != nil {
+			return Key{}, err
+		}
+		k.Alg = alg
+	}
+	if len(k.Kid) == 0 {
+		kid, err := KeyID(k.Public)
+		if err != nil {
+			return Key{}, err
+		}
+		k.Kid = kid
+	}
+	return k, k.check()
+}
+
+func coseKeyMap(k Key) (map[int64]any, error) {
+	k, err := rcFillKey(k)
+	if err != nil {
+		return nil, err
+	}
+	m := map[int64]any{
+		rcKeyLabelKid: k.Kid,
+		rcKeyLabelAlg: int64(k.Alg),
+	}
+	switch pub := k.Public.(type) {
+	case *ecdsa.PublicKey:
+		ci, _ := curveByCurve(pub.Curve)
+		x, y, err := ecCoordinates(pub)
+		if err != nil {
+			return nil, err
+		}
+		m[rcKeyLabelKty] = int64(rcKtyEC2)
+		m[rcKeyLabelCrv] = ci.crv
+		m[rcKeyLabelX] = x
+		m[rcKeyLabelY] = y
+	case ed25519.PublicKey:
+		m[rcKeyLabelKty] = int64(rcKtyOKP)
+		m[rcKeyLabelCrv] = int64(rcCrvEd25519)
+		m[rcKeyLabelX] = []byte(pub)
+	}
+	return m, nil
+}
+
+// ParseCOSEKey decodes one public COSE_Key. kty, crv and x (and y for EC2)
+// are required; a key holding the private parameter d (-4) is rejected, as
+// is an alg that does not fit the curve. A missing kid is computed with
+// KeyID and a missing alg with AlgorithmForKey.
+func ParseCOSEKey(b []byte) (Key, error) {
+	var m map[int64]cbor.RawMessage
+	if err := decMode.Unmarshal(b, &m); err != nil {
+		return Key{}, fmt.Errorf("%w: COSE_Key: %v", ErrBadKey, err)
+	}
+	return coseKeyFromMap(m)
+}
+
+func coseKeyFromMap(m map[int64]cbor.RawMessage) (Key, error) {
+	if _, ok := m[rcKeyLabelD]; ok {
+		return Key{}, fmt.Errorf("%w: COSE_Key holds a private key (label -4)", ErrBadKey)
+	}
+	var kty, crv int64
+	if err := rcDecodeField(m, rcKeyLabelKty, &kty, true); err != nil {
+		return Key{}, err
+	}
+	if err := rcDecodeField(m, rcKeyLabelCrv, &crv, true); err != nil {
+		return Key{}, err
+	}
+	var x, y, kid []byte
+	if err := rcDecodeBstrField(m, rcKeyLabelX, &x, true); err != nil {
+		return Key{}, err
+	}
+	if err := rcDecodeBstrField(m, rcKeyLabelKid, &kid, false); err != nil {
+		return Key{}, err
+	}
+	var alg int64
+	if err := rcDecodeField(m, rcKeyLabelAlg, &alg, false); err != nil {
+		return Key{}, err
+	}
+	var k Key
+	switch kty {
+	case rcKtyEC2:
+		if err := rcDecodeBstrField(m, rcKeyLabelY, &y, true); err != nil {
+			return Key{}, err
+		}
+		var curve elliptic.Curve
+		for _, ci := range rcEcCurves {
+			if ci.crv == crv {
+				curve = ci.curve
+			}
+		}
+		if curve == nil {
+			return Key{}, fmt.Errorf("%w: unsupported EC2 curve %d", ErrBadKey, crv)
+		}
+		pub, err := ecPublicKey(curve, x, y)
+		if err != nil {
+			return Key{}, err
+		}
+		k.Public = pub
+	case rcKtyOKP:
+		if crv != rcCrvEd25519 {
+			return Key{}, fmt.Errorf("%w: unsupported OKP curve %d", ErrBadKey, crv)
+		}
+		if _, ok := m[rcKeyLabelY]; ok {
+			return Key{}, fmt.Errorf("%w: OKP key with a y coordinate", ErrBadKey)
+		}
+		if len(x) != ed25519.PublicKeySize {
+			return Key{}, fmt.Errorf("%w: Ed25519 key of %d bytes", ErrBadKey, len(x))
+		}
+		k.Public = ed25519.PublicKey(bytes.Clone(x))
+	default:
+		return Key{}, fmt.Errorf("%w: unsupported kty %d", ErrBadKey, kty)
+	}
+	k.Kid = kid
+	k.Alg = gocose.Algorithm(alg)
+	return rcFillKey(k)
+}
+
+// rcDecodeField decodes m[label] (an integer) into v.
+func rcDecodeField(m map[int64]cbor.RawMessage, label int64, v *int64, required bool) error {
+	raw, ok := m[label]
+	if !ok {
+		if required {
+			return fmt.Errorf("%w: COSE_Key without label %d", ErrBadKey, label)
+		}
+		return nil
+	}
+	if len(raw) == 0 || raw[0]>>5 > 1 {
+		return fmt.Errorf("%w: COSE_Key label %d is not an integer", ErrBadKey, label)
+	}
+	if err := decMode.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("%w: COSE_Key label %d: %v", ErrBadKey, label, err)
+	}
+	return nil
+}
+
+func rcDecodeBstrField(m map[int64]cbor.RawMessage, label int64, v *[]byte, required bool) error {
+	raw, ok := m[label]
+	if !ok {
+		if required {
+			return fmt.Errorf("%w: COSE_Key without label %d", ErrBadKey, label)
+		}
+		return nil
+	}
+	b, err := rcDecodeBstr(raw)
+	if err != nil {
+		return fmt.Errorf("%w: COSE_Key label %d: %v", ErrBadKey, label, err)
+	}
+	*v = b
+	return nil
+}
+
+// rcDecodeBstr decodes a CBOR byte string, refusing every other type
+// (including null and text, which fxamacker/cbor would otherwise accept).
+func rcDecodeBstr(raw cbor.RawMessage) ([]byte, error) {
+	if len(raw) == 0 || raw[0]>>5 != 2 {
+		return nil, errors.New("not a byte string")
+	}
+	var b []byte
+	if err := decMode.Unmarshal(raw, &b); err != nil {
+		return nil, err
+	}
+	if b == nil {
+		b = []byte{}
+	}
+	return b, nil
+}
+
+// MarshalKeySet encodes keys as a COSE_KeySet (RFC 9052 §7: an array of
+// COSE_Key).
+func MarshalKeySet(keys []Key) ([]byte, error) {
+	ms := make([]map[int64]any, 0, len(keys))
+	for _, k := range keys {
+		m, err := coseKeyMap(k)
+		if err != nil {
+			return nil, err
+		}
+		ms = append(ms, m)
+	}
+	return encMode.Marshal(ms)
+}
+
+// ParseKeySet decodes a COSE_KeySet of at most 256 public keys. Two entries
+// with the same kid must hold the same key; repeats are dropped.
+func ParseKeySet(b []byte) ([]Key, error) {
+	var ms []map[int64]cbor.RawMessage
+	if err := decMode.Unmarshal(b, &ms); err != nil {
+		return nil, fmt.Errorf("%w: COSE_KeySet: %v", ErrBadKey, err)
+	}
+	if ms == nil {
+		return nil, fmt.Errorf("%w: COSE_KeySet is not an array", ErrBadKey)
+	}
+	keys := make([]Key, 0, len(ms))
+	for i, m := range ms {
+		k, err := coseKeyFromMap(m)
+		if err != nil {
+			return nil, fmt.Errorf("key %d: %w", i, err)
+		}
+		keys = append(keys, k)
+	}
+	return rcDedupKeys(keys)
+}
+
+// rcDedupKeys drops repeated keys and rejects two different keys under one
+// kid (which would make the verdict depend on the order of the set).
+func rcDedupKeys(keys []Key) ([]Key, error) {
+	if len(keys) > maxKeySetSize {
+		return nil, fmt.Errorf("%w: %d keys, at most %d", ErrBadKey, len(keys), maxKeySetSize)
+	}
+	out := keys[:0:0]
+next:
+	for _, k := range keys {
+		for _, o := range out {
+			if bytes.Equal(o.Kid, k.Kid) {
+				if o.Alg != k.Alg || !rcPublicEqual(o.Public, k.Public) {
+					return nil, fmt.Errorf("%w: two different keys with kid %q", ErrBadKey, k.Kid)
+				}
+				continue next
+			}
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+func rcPublicEqual(a, b crypto.PublicKey) bool {
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	ea, ok := a.(equaler)
+	return ok && ea.Equal(b)
+}
+
+// KeySet is the set of service keys a verifier trusts.
+type KeySet []Key
+
+// Lookup returns the key whose kid is kid.
+func (ks KeySet) Lookup(kid []byte) (Key, bool) {
+	for _, k := range ks {
+		if bytes.Equal(k.Kid, kid) {
+			return k, true
+		}
+	}
+	return Key{}, false
+}
+
+// rcJwk is one JSON Web Key (RFC 7517, RFC 7518 §6.2, RFC 8037 §2).
+type rcJwk struct {
+	Kty string `json:"kty"`
+	Crv string `json:"crv"`
+	X   string `json:"x"`
+	Y   string `json:"y,omitempty"`
+	D   string `json:"d,omitempty"`
+	Kid string `json:"kid,omitempty"`
+	Alg string `json:"alg,omitempty"`
+	Use string `json:"use,omitempty"`
+}
+
+// MarshalJWKS encodes keys as a JWK Set: {"keys": [{kty, crv, x, y, kid,
+// alg, use: "sig"}]}, with kid the key's kid as text.
+func MarshalJWKS(keys []Key) ([]byte, error) {
+	set := struct {
+		Keys []rcJwk `json:"keys"`
+	}{Keys: []rcJwk{}}
+	b64 := base64.RawURLEncoding.EncodeToString
+	for _, k := range keys {
+		k, err := rcFillKey(k)
+		if err != nil {
+			return nil, err
+		}
+		j := rcJwk{Kid: string(k.Kid), Alg: k.Alg.String(), Use: "sig"}
+		switch pub := k.Public.(type) {
+		case *ecdsa.PublicKey:
+			ci, _ := curveByCurve(pub.Curve)
+			x, y, err := ecCoordinates(pub)
+			if err != nil {
+				return nil, err
+			}
+			j.Kty, j.Crv, j.X, j.Y = "EC", ci.rcJwk, b64(x), b64(y)
+		case ed25519.PublicKey:
+			j.Kty, j.Crv, j.X = "OKP", "Ed25519", b64(pub)
+		}
+		set.Keys = append(set.Keys, j)
+	}
+	return json.Marshal(set)
+}
+
+// ParseJWKS decodes a JWK Set of public keys. A missing kid is computed with
+// KeyID; a present alg must fit the curve.
+func ParseJWKS(b []byte) ([]Key, error) {
+	var set struct {
+		Keys []rcJwk `json:"keys"`
+	}
+	if err := json.Unmarshal(b, &set); err != nil {
+		return nil, fmt.Errorf("%w: JWKS: %v", ErrBadKey, err)
+	}
+	if set.Keys == nil {
+		return nil, fmt.Errorf("%w: JWKS without \"keys\"", ErrBadKey)
+	}
+	keys := make([]Key, 0, len(set.Keys))
+	for i, j := range set.Keys {
+		k, err := keyFromJWK(j)
+		if err != nil {
+			return nil, fmt.Errorf("JWK %d: %w", i, err)
+		}
+		keys = append(keys, k)
+	}
+	return rcDedupKeys(keys)
+}
+
+func keyFromJWK(j rcJwk) (Key, error) {
+	if j.D != "" {
+		return Key{}, fmt.Errorf("%w: JWK holds a private key", ErrBadKey)
+	}
+	dec := base64.RawURLEncoding.DecodeString
+	x, err := dec(j.X)
+	if err != nil {
+		return Key{}, fmt.Errorf("%w: JWK x: %v", ErrBadKey, err)
+	}
+	var k Key
+	switch j.Kty {
+	case "EC":
+		var curve elliptic.Curve
+		for _, ci := range rcEcCurves {
+			if ci.rcJwk == j.Crv {
+				curve = ci.curve
+			}
+		}
+		if curve == nil {
+			return Key{}, fmt.Errorf("%w: unsupported EC curve %q", ErrBadKey, j.Crv)
+		}
+		y, err := dec(j.Y)
+		if err != nil {
+			return Key{}, fmt.Errorf("%w: JWK y: %v", ErrBadKey, err)
+		}
+		if k.Public, err = ecPublicKey(curve, x, y); err != nil {
+			return Key{}, err
+		}
+	case "OKP":
+		if j.Crv != "Ed25519" || len(x) != ed25519.PublicKeySize || j.Y != "" {
+			return Key{}, fmt.Errorf("%w: unsupported OKP key (crv %q)", ErrBadKey, j.Crv)
+		}
+		k.Public = ed25519.PublicKey(x)
+	default:
+		return Key{}, fmt.Errorf("%w: unsupported kty %q", ErrBadKey, j.Kty)
+	}
+	if j.Alg != "" {
+		alg, ok := rcAlgByName[j.Alg]
+		if !ok {
+			return Key{}, fmt.Errorf("%w: unsupported alg %q", ErrBadKey, j.Alg)
+		}
+		k.Alg = alg
+	}
+	if j.Kid != "" {
+		k.Kid = []byte(j.Kid)
+	}
+	return rcFillKey(k)
+}
+
+var rcAlgByName = map[string]gocose.Algorithm{
+	"ES256": gocose.AlgorithmES256,
+	"ES384": gocose.AlgorithmES384,
+	"ES512": gocose.AlgorithmES512,
+	"EdDSA": gocose.AlgorithmEdDSA,
+}

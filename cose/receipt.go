@@ -1,0 +1,883 @@
+package cose
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/fxamacker/cbor/v2"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	gocose "github.com/veraison/go-cose"
+)
+
+// Receipts (RFC 9942, COSE Receipts).
+//
+// A receipt is a tagged COSE_Sign1 by a transparency service whose detached
+// payload is the root of the service's Merkle tree and whose unprotected
+// header carries proofs against that root:
+//
+//	18([
+//	  protected:   << {1: alg, 4: kid, 395: vds, 15: {1: iss, 2: sub, 6: iat}} >>,
+//	  unprotected: {396: {-1: [+ bstr .cbor inclusion-proof]}}       ; or
+//	               {396: {-2: [+ bstr .cbor consistency-proof]}},
+//	  payload:     nil,
+//	  signature:   bstr over ["Signature1", protected, h'', root],
+//	])
+//
+// Two verifiable data structures (vds, label 395) are understood:
+//
+//   - 1, RFC9162_SHA256: inclusion-proof = [tree_size, leaf_index, [path]],
+//     consistency-proof = [tree_size_1, tree_size_2, [path]], RFC 9162 hashing.
+//     Charter issues these; the leaf is SHA-256(0x00 ‖ entry) with entry the
+//     32-byte digest of the registered statement (Statement.LeafEntry).
+//   - 2, CCF_LEDGER_SHA256: the receipts of the CCF SCITT ledger (ccf.go).
+//
+// Verification is pure: the caller gives the receipt bytes, the 32-byte leaf
+// entry (or the older tree head) and the trusted keys; nothing is fetched.
+// The proof is applied first and the signature is then checked over the
+// recomputed root, with the protected header bytes as received, so a receipt
+// is never re-encoded before it is verified.
+//
+// Key selection. A receipt with a kid (label 4) is verified only with the
+// key of that kid (ErrUnknownKey if the set has none). A receipt without a
+// kid — RFC 9942 makes kid optional, and some services omit it — is verified
+// with the key set's only key when it has exactly one; with more keys it is
+// rejected with ErrUnknownKey rather than tried against each, so the verdict
+// never depends on the order or size of a trust store. Callers holding a
+// single key for a kid-less service pass KeySet{key}.
+
+// Verifiable data structure identifiers (RFC 9942 §5.1, COSE Verifiable Data
+// Structure Algorithms registry).
+const (
+	// RFC 9942 §5.1: "The integer identifier for this Verifiable Data Structure is 1."
+	VDSRFC9162 = 1
+	// CCF_LEDGER_SHA256, the CCF ledger's tree (draft-birkholz-cose-receipts-ccf-profile).
+	VDSCCF = 2
+)
+
+// COSE header labels used by receipts. They are typed so that lookups in
+// header maps keyed by any find the int64 labels the decoder produces.
+const (
+	rcLabelAlg       int64 = 1
+	rcLabelCrit      int64 = 2
+	rcLabelKid       int64 = 4
+	rcLabelCWT       int64 = 15
+	rcLabelReceipts  int64 = 394
+	rcLabelVDS       int64 = 395
+	rcLabelVDP       int64 = 396
+	rcVdpInclusion   int64 = -1
+	rcVdpConsistency int64 = -2
+	rcCwtIss         int64 = 1
+	rcCwtSub         int64 = 2
+	rcCwtIat         int64 = 6
+	rcLabelCCF             = "ccf.v1"
+)
+
+// Bounds on what a receipt may hold. A proof of an RFC 9162 tree of up to
+// 2^64 leaves has at most 64 hashes; more proofs than rcMaxProofs in one
+// receipt are refused to bound the work a receipt can ask for.
+const (
+	rcMaxPathLen = 64
+	rcMaxProofs  = 16
+	rcHashSize   = sha256.Size
+)
+
+// Errors returned by receipt parsing and verification. Each returned error
+// wraps exactly one of these, with a detail that says what was wrong.
+var (
+	// ErrBadReceipt: the bytes are not a well-formed receipt (CBOR, COSE
+	// structure, header types, proof encoding).
+	ErrBadReceipt = errors.New("cose: malformed receipt")
+	// ErrUnsupportedVDS: the protected vds is neither 1 nor 2.
+	ErrUnsupportedVDS = errors.New("cose: unsupported verifiable data structure")
+	// ErrUnknownKey: no trusted key fits the receipt (unknown kid, or no kid
+	// and more than one key).
+	ErrUnknownKey = errors.New("cose: receipt signed by an unknown key")
+	// ErrReceiptSignature: the signature does not verify over the root the
+	// proof leads to — the proof or the signature was tampered with, or the
+	// proof is for another leaf.
+	ErrReceiptSignature = errors.New("cose: receipt signature does not verify")
+	// ErrProof: the proof cannot be applied (wrong length for its tree
+	// size and index, index beyond size, older root not matched, claims
+	// digest not the statement's).
+	ErrProof = errors.New("cose: receipt proof does not hold")
+	// ErrWrongProofType: an inclusion receipt was given where a consistency
+	// receipt was expected, or the other way round.
+	ErrWrongProofType = errors.New("cose: receipt holds another kind of proof")
+)
+
+// ReceiptClaims are the CWT claims (RFC 9597, label 15) of a receipt.
+type ReceiptClaims struct {
+	Issuer   string // iss (1): the service
+	Subject  string // sub (2)
+	IssuedAt int64  // iat (6), seconds since the Unix epoch; 0 when absent
+}
+
+// InclusionProof is an RFC 9162 inclusion proof (RFC 9942 §5.2).
+type InclusionProof struct {
+	TreeSize, LeafIndex uint64
+	Path                [][]byte
+}
+
+// ConsistencyProof is an RFC 9162 consistency proof (RFC 9942 §5.3).
+type ConsistencyProof struct {
+	Size1, Size2 uint64
+	Path         [][]byte
+}
+
+// Receipt is a parsed, not yet verified, receipt.
+type Receipt struct {
+	Raw          []byte // the receipt as received
+	RawProtected []byte // the protected header bytes, as signed
+	Alg          gocose.Algorithm
+	Kid          []byte // nil when the receipt has none
+	VDS          int64
+	Claims       ReceiptClaims
+	// Exactly one of Inclusion, Consistency and CCF is non-empty.
+	Inclusion   []InclusionProof
+	Consistency []ConsistencyProof
+	CCF         []CCFProof
+	// CCFTxID is the "ccf.v1" {"txid"} protected header of CCF receipts:
+	// the transaction that holds the signature, "view.seqno".
+	CCFTxID   string
+	Signature []byte
+}
+
+// VerifiedReceipt is what a verified receipt proves.
+type VerifiedReceipt struct {
+	Root                []byte // the signed tree root
+	TreeSize, LeafIndex uint64 // vds 1 only (for a consistency receipt: TreeSize = size2)
+	Kid                 []byte // the kid of the key that verified it
+	VDS                 int64
+	Claims              ReceiptClaims
+	// TxID is, for CCF receipts, the transaction that registered the entry
+	// (from the commit evidence); SignedTxID the one holding the signature.
+	TxID       string
+	SignedTxID string
+}
+
+// rcSign1 is the COSE_Sign1 array (RFC 9052 §4.2) with each element kept raw,
+// so its bytes can be verified and re-emitted exactly as received.
+type rcSign1 struct {
+	_           struct{} `cbor:",toarray"`
+	Protected   cbor.RawMessage
+	Unprotected cbor.RawMessage
+	Payload     cbor.RawMessage
+	Signature   cbor.RawMessage
+}
+
+// rcParseSign1 decodes a tagged COSE_Sign1 (RFC 9052 §4.2) strictly: tag 18,
+// an array of exactly four, protected a bstr, unprotected a map, payload a
+// bstr or nil, signature a non-empty bstr, nothing after it.
+func rcParseSign1(b []byte) (*rcSign1, []byte, error) {
+	// RFC 9942 §4.3: "Receipts MUST be tagged as COSE_Sign1."
+	if len(b) < 2 || b[0] != 0xd2 {
+		return nil, nil, errors.New("not a tagged COSE_Sign1 (tag 18)")
+	}
+	var m rcSign1
+	if err := decMode.Unmarshal(b[1:], &m); err != nil {
+		return nil, nil, fmt.Errorf("COSE_Sign1: %v", err)
+	}
+	protected, err := rcDecodeBstr(m.Protected)
+	if err != nil {
+		return nil, nil, fmt.Errorf("protected header: %v", err)
+	}
+	if len(m.Unprotected) == 0 || m.Unprotected[0]>>5 != 5 {
+		return nil, nil, errors.New("unprotected header is not a map")
+	}
+	if len(m.Payload) == 0 || (m.Payload[0]>>5 != 2 && m.Payload[0] != 0xf6) {
+		return nil, nil, errors.New("payload is neither a byte string nor nil")
+	}
+	sig, err := rcDecodeBstr(m.Signature)
+	if err != nil || len(sig) == 0 {
+		return nil, nil, errors.New("signature is not a non-empty byte string")
+	}
+	return &m, protected, nil
+}
+
+// rcHeaderMap decodes a COSE header map whose labels are ints or text.
+func rcHeaderMap(b []byte) (map[any]cbor.RawMessage, error) {
+	var m map[any]cbor.RawMessage
+	if err := decMode.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for k := range m {
+		switch k.(type) {
+		case int64, string:
+		default:
+			return nil, fmt.Errorf("header label of type %T", k)
+		}
+	}
+	return m, nil
+}
+
+func rcDecodeInt(raw cbor.RawMessage) (int64, error) {
+	if len(raw) == 0 || raw[0]>>5 > 1 {
+		return 0, errors.New("not an integer")
+	}
+	var v int64
+	err := decMode.Unmarshal(raw, &v)
+	return v, err
+}
+
+func rcDecodeUint(raw cbor.RawMessage) (uint64, error) {
+	if len(raw) == 0 || raw[0]>>5 != 0 {
+		return 0, errors.New("not an unsigned integer")
+	}
+	var v uint64
+	err := decMode.Unmarshal(raw, &v)
+	return v, err
+}
+
+func rcDecodeText(raw cbor.RawMessage) (string, error) {
+	if len(raw) == 0 || raw[0]>>5 != 3 {
+		return "", errors.New("not a text string")
+	}
+	var s string
+	err := decMode.Unmarshal(raw, &s)
+	return s, err
+}
+
+// rcDecodeArray decodes a CBOR array into its raw elements, refusing null.
+func rcDecodeArray(raw cbor.RawMessage) ([]cbor.RawMessage, error) {
+	if len(raw) == 0 || raw[0]>>5 != 4 {
+		return nil, errors.New("not an array")
+	}
+	var a []cbor.RawMessage
+	if err := decMode.Unmarshal(raw, &a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// rcDecodeHashes decodes an array of 32-byte byte strings of at most
+// rcMaxPathLen elements.
+func rcDecodeHashes(raw cbor.RawMessage) ([][]byte, error) {
+	a, err := rcDecodeArray(raw)
+	if err != nil {
+		return nil, fmt.Errorf("path: %v", err)
+	}
+	if len(a) > rcMaxPathLen {
+		return nil, fmt.Errorf("path of %d hashes, at most %d", len(a), rcMaxPathLen)
+	}
+	path := make([][]byte, len(a))
+	for i, e := range a {
+		h, err := rcDecodeBstr(e)
+		if err != nil {
+			return nil, fmt.Errorf("path[%d]: %v", i, err)
+		}
+		if len(h) != rcHashSize {
+			return nil, fmt.Errorf("path[%d] is %d bytes, want %d", i, len(h), rcHashSize)
+		}
+		path[i] = h
+	}
+	return path, nil
+}
+
+func badReceipt(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadReceipt, fmt.Sprintf(format, args...))
+}
+
+// ParseReceipt decodes a receipt strictly: tag 18, an array of four, nil
+// payload, alg and a known vds in the protected header, proofs of one kind
+// in the unprotected header, each well-formed (32-byte hashes, at most 64
+// per path, sizes and indices in range), and no trailing bytes. It does not
+// verify anything.
+func ParseReceipt(b []byte) (*Receipt, error) {
+	m, protected, err := rcParseSign1(b)
+	if err != nil {
+		return nil, badReceipt("%v", err)
+	}
+	// RFC 9942 §4.4: "The payload in such definitions SHOULD be detached.
+	// Detached payloads force verifiers to recompute the root from the proof"
+	// — Charter requires it, for both vds.
+	if m.Payload[0] != 0xf6 {
+		return nil, badReceipt("payload is attached; a receipt's root must be detached")
+	}
+	r := &Receipt{Raw: bytes.Clone(b), RawProtected: protected}
+	r.Signature, _ = rcDecodeBstr(m.Signature)
+
+	ph, err := rcHeaderMap(protected)
+	if err != nil {
+		return nil, badReceipt("protected header: %v", err)
+	}
+	uh, err := rcHeaderMap(m.Unprotected)
+	if err != nil {
+		return nil, badReceipt("unprotected header: %v", err)
+	}
+	// RFC 9052 §3: "The same label MUST NOT occur in both the protected and
+	// unprotected headers".
+	for k := range uh {
+		if _, dup := ph[k]; dup {
+			return nil, badReceipt("header label %v in both buckets", k)
+		}
+	}
+	if err := r.parseProtected(ph); err != nil {
+		return nil, err
+	}
+
+	// RFC 9942 §5.2.1: "vdp (label: TBD_2 (requested assignment 396)):
+	// REQUIRED. Verifiable data structure proofs. Value type: Map."
+	rawVDP, ok := uh[rcLabelVDP]
+	if !ok {
+		return nil, badReceipt("no verifiable data structure proofs (396) in the unprotected header")
+	}
+	if len(rawVDP) == 0 || rawVDP[0]>>5 != 5 {
+		return nil, badReceipt("vdp (396) is not a map")
+	}
+	var vdp map[int64]cbor.RawMessage
+	if err := decMode.Unmarshal(rawVDP, &vdp); err != nil {
+		return nil, badReceipt("vdp (396): %v", err)
+	}
+	// RFC 9942 §4.3: "the verifier MUST confirm that the associated
+	// verifiable data structure and verifiable data structure proofs match
+	// entries present in the registries".
+	if len(vdp) != 1 {
+		return nil, badReceipt("vdp (396) has %d proof types, want exactly one", len(vdp))
+	}
+	for label, raw := range vdp {
+		proofs, err := rcDecodeArray(raw)
+		if err != nil {
+			return nil, badReceipt("vdp %d: %v", label, err)
+		}
+		if len(proofs) == 0 || len(proofs) > rcMaxProofs {
+			return nil, badReceipt("vdp %d holds %d proofs, want 1 to %d", label, len(proofs), rcMaxProofs)
+		}
+		for i, p := range proofs {
+			pb, err := rcDecodeBstr(p)
+			if err != nil {
+				return nil, badReceipt("vdp %d proof %d: %v", label, i, err)
+			}
+			if err := r.addProof(label, pb); err != nil {
+				return nil, fmt.Errorf("%w (vdp %d proof %d)", err, label, i)
+			}
+		}
+	}
+	return r, nil
+}
+
+func (r *Receipt) parseProtected(ph map[any]cbor.RawMessage) error {
+	// RFC 9942 §5.2.1: "alg (label: 1): REQUIRED. Signature algorithm
+	// identifier. Value type: int."
+	raw, ok := ph[int64(rcLabelAlg)]
+	if !ok {
+		return badReceipt("no alg (1) in the protected header")
+	}
+	alg, err := rcDecodeInt(raw)
+	if err != nil {
+		return badReceipt("alg (1): %v", err)
+	}
+	r.Alg = gocose.Algorithm(alg)
+	// RFC 9942 §5.2.1: "vds (label: TBD_1 (requested assignment 395)):
+	// REQUIRED. Verifiable data structure algorithm identifier. Value type: int."
+	// It is read from the protected header only: "The VDS in the protected
+	// header is necessary to understand the inclusion proof structure in the
+	// unprotected header."
+	raw, ok = ph[int64(rcLabelVDS)]
+	if !ok {
+		return badReceipt("no vds (395) in the protected header")
+	}
+	if r.VDS, err = rcDecodeInt(raw); err != nil {
+		return badReceipt("vds (395): %v", err)
+	}
+	if r.VDS != VDSRFC9162 && r.VDS != VDSCCF {
+		return fmt.Errorf("%w: vds %d", ErrUnsupportedVDS, r.VDS)
+	}
+	if raw, ok := ph[int64(rcLabelKid)]; ok {
+		if r.Kid, err = rcDecodeBstr(raw); err != nil {
+			return badReceipt("kid (4): %v", err)
+		}
+		if len(r.Kid) == 0 {
+			return badReceipt("empty kid (4)")
+		}
+	}
+	if raw, ok := ph[int64(rcLabelCWT)]; ok {
+		if r.Claims, err = parseReceiptClaims(raw); err != nil {
+			return badReceipt("CWT claims (15): %v", err)
+		}
+	}
+	if raw, ok := ph[rcLabelCCF]; ok {
+		var ccf map[string]cbor.RawMessage
+		if len(raw) == 0 || raw[0]>>5 != 5 {
+			return badReceipt("%q is not a map", rcLabelCCF)
+		}
+		if err := decMode.Unmarshal(raw, &ccf); err != nil {
+			return badReceipt("%q: %v", rcLabelCCF, err)
+		}
+		if t, ok := ccf["txid"]; ok {
+			if r.CCFTxID, err = rcDecodeText(t); err != nil {
+				return badReceipt("%q txid: %v", rcLabelCCF, err)
+			}
+		}
+	}
+	// RFC 9052 §3.1: crit lists labels the recipient MUST understand.
+	if raw, ok := ph[int64(rcLabelCrit)]; ok {
+		crit, err := rcDecodeArray(raw)
+		if err != nil || len(crit) == 0 {
+			return badReceipt("crit (2) is not a non-empty array")
+		}
+		for _, c := range crit {
+			l, err := rcDecodeInt(c)
+			understood := err == nil && (l == rcLabelCWT || l == rcLabelVDS || l == rcLabelKid)
+			if !understood {
+				var s string
+				if s, err = rcDecodeText(c); err != nil || s != rcLabelCCF {
+					return badReceipt("crit (2) names a header Charter does not process")
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func parseReceiptClaims(raw cbor.RawMessage) (ReceiptClaims, error) {
+	var c ReceiptClaims
+	if len(raw) == 0 || raw[0]>>5 != 5 {
+		return c, errors.New("not a map")
+	}
+	var m map[any]cbor.RawMessage
+	if err := decMode.Unmarshal(raw, &m); err != nil {
+		return c, err
+	}
+	var err error
+	if v, ok := m[int64(rcCwtIss)]; ok {
+		if c.Issuer, err = rcDecodeText(v); err != nil {
+			return c, fmt.Errorf("iss: %v", err)
+		}
+	}
+	if v, ok := m[int64(rcCwtSub)]; ok {
+		if c.Subject, err = rcDecodeText(v); err != nil {
+			return c, fmt.Errorf("sub: %v", err)
+		}
+	}
+	if v, ok := m[int64(rcCwtIat)]; ok {
+		// RFC 8392 §3.1.6: NumericDate, optionally with tag 1.
+		if len(v) > 0 && v[0] == 0xc1 {
+			v = v[1:]
+		}
+		if c.IssuedAt, err = rcDecodeInt(v); err != nil {
+			return c, fmt.Errorf("iat: %v", err)
+		}
+	}
+	return c, nil
+}
+
+func (r *Receipt) addProof(label int64, b []byte) error {
+	switch {
+	case r.VDS == VDSRFC9162 && label == rcVdpInclusion:
+		p, err := parseInclusionProof(b)
+		if err != nil {
+			return err
+		}
+		r.Inclusion = append(r.Inclusion, p)
+	case r.VDS == VDSRFC9162 && label == rcVdpConsistency:
+		p, err := parseConsistencyProof(b)
+		if err != nil {
+			return err
+		}
+		r.Consistency = append(r.Consistency, p)
+	case r.VDS == VDSCCF && label == rcVdpInclusion:
+		p, err := parseCCFProof(b)
+		if err != nil {
+			return err
+		}
+		r.CCF = append(r.CCF, p)
+	default:
+		return badReceipt("vds %d has no proof type %d", r.VDS, label)
+	}
+	return nil
+}
+
+// proofTriple is [uint, uint, [bstr]] (RFC 9942 §5.2 and §5.3).
+type proofTriple struct {
+	_    struct{} `cbor:",toarray"`
+	A, B cbor.RawMessage
+	Path cbor.RawMessage
+}
+
+func parseTriple(b []byte) (a, c uint64, path [][]byte, err error) {
+	var t proofTriple
+	if err := decMode.Unmarshal(b, &t); err != nil {
+		return 0, 0, nil, err
+	}
+	if a, err = rcDecodeUint(t.A); err != nil {
+		return 0, 0, nil, err
+	}
+	if c, err = rcDecodeUint(t.B); err != nil {
+		return 0, 0, nil, err
+	}
+	path, err = rcDecodeHashes(t.Path)
+	return a, c, path, err
+}
+
+// RFC 9942 §5.2:
+//
+//	inclusion-proof = bstr .cbor [ tree-size: uint, leaf-index: uint, inclusion-path: [ + bstr ] ]
+func parseInclusionProof(b []byte) (InclusionProof, error) {
+	size, index, path, err := parseTriple(b)
+	if err != nil {
+		return InclusionProof{}, badReceipt("inclusion proof: %v", err)
+	}
+	// RFC 9942 §5.2, quoting RFC 9162: "If leaf_index is greater than or
+	// equal to tree_size, then fail the proof verification."
+	if index >= size {
+		return InclusionProof{}, badReceipt("inclusion proof: leaf index %d not below tree size %d", index, size)
+	}
+	return InclusionProof{TreeSize: size, LeafIndex: index, Path: path}, nil
+}
+
+// RFC 9942 §5.3:
+//
+//	consistency-proof = bstr .cbor [ tree-size-1: uint, tree-size-2: uint, consistency-path: [ + bstr ] ]
+func parseConsistencyProof(b []byte) (ConsistencyProof, error) {
+	size1, size2, path, err := parseTriple(b)
+	if err != nil {
+		return ConsistencyProof{}, badReceipt("consistency proof: %v", err)
+	}
+	if size1 == 0 || size1 > size2 {
+		return ConsistencyProof{}, badReceipt("consistency proof: sizes %d to %d", size1, size2)
+	}
+	return ConsistencyProof{Size1: size1, Size2: size2, Path: path}, nil
+}
+
+// rcSigStructure is the Sig_structure of a COSE_Sign1 with a detached payload
+// (RFC 9052 §4.4): ["Signature1", body_protected, external_aad, payload].
+func rcSigStructure(protected, payload []byte) ([]byte, error) {
+	return encMode.Marshal([]any{"Signature1", protected, []byte{}, payload})
+}
+
+// SignTreeHead signs a tree root once; the result is reused for every receipt
+// under that root. It returns the protected header
+// {1: alg, 4: kid, 395: 1, 15: {1: iss, 2: sub, 6: iat}} (empty claims
+// omitted) and the signature over ["Signature1", protected, h”, root].
+// Nothing in it depends on a particular leaf.
+func SignTreeHead(rand io.Reader, signer crypto.Signer, alg gocose.Algorithm, kid []byte, claims ReceiptClaims, root []byte) (protected, signature []byte, err error) {
+	if len(root) != rcHashSize {
+		return nil, nil, fmt.Errorf("cose: tree root of %d bytes, want %d", len(root), rcHashSize)
+	}
+	if len(kid) == 0 {
+		return nil, nil, errors.New("cose: SignTreeHead without a kid")
+	}
+	s, err := gocose.NewSigner(alg, signer)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cose: receipt signer: %w", err)
+	}
+	cwt := map[int64]any{}
+	if claims.Issuer != "" {
+		cwt[rcCwtIss] = claims.Issuer
+	}
+	if claims.Subject != "" {
+		cwt[rcCwtSub] = claims.Subject
+	}
+	if claims.IssuedAt != 0 {
+		cwt[rcCwtIat] = claims.IssuedAt
+	}
+	hdr := map[int64]any{
+		rcLabelAlg: int64(alg),
+		rcLabelKid: kid,
+		rcLabelVDS: int64(VDSRFC9162),
+	}
+	if len(cwt) > 0 {
+		hdr[rcLabelCWT] = cwt
+	}
+	if protected, err = encMode.Marshal(hdr); err != nil {
+		return nil, nil, err
+	}
+	tbs, err := rcSigStructure(protected, root)
+	if err != nil {
+		return nil, nil, err
+	}
+	if signature, err = s.Sign(rand, tbs); err != nil {
+		return nil, nil, fmt.Errorf("cose: signing tree head: %w", err)
+	}
+	return protected, signature, nil
+}
+
+// NewInclusionReceipt assembles the receipt for the leaf at leafIndex of a
+// tree of treeSize leaves from a signed tree head (SignTreeHead) and the
+// leaf's RFC 9162 inclusion path.
+func NewInclusionReceipt(protected, signature []byte, treeSize, leafIndex uint64, path [][]byte) ([]byte, error) {
+	if leafIndex >= treeSize {
+		return nil, fmt.Errorf("cose: leaf index %d not below tree size %d", leafIndex, treeSize)
+	}
+	return newReceipt(protected, signature, rcVdpInclusion, treeSize, leafIndex, path)
+}
+
+// NewConsistencyReceipt assembles the receipt proving that the tree of size1
+// leaves is a prefix of the signed tree of size2 leaves.
+func NewConsistencyReceipt(protected, signature []byte, size1, size2 uint64, path [][]byte) ([]byte, error) {
+	if size1 == 0 || size1 > size2 {
+		return nil, fmt.Errorf("cose: consistency from size %d to %d", size1, size2)
+	}
+	return newReceipt(protected, signature, rcVdpConsistency, size1, size2, path)
+}
+
+func newReceipt(protected, signature []byte, kind int64, a, b uint64, path [][]byte) ([]byte, error) {
+	if len(path) > rcMaxPathLen {
+		return nil, fmt.Errorf("cose: path of %d hashes", len(path))
+	}
+	p := make([][]byte, 0, len(path))
+	for _, h := range path {
+		if len(h) != rcHashSize {
+			return nil, fmt.Errorf("cose: path hash of %d bytes", len(h))
+		}
+		p = append(p, h)
+	}
+	ph, err := rcHeaderMap(protected)
+	if err != nil {
+		return nil, fmt.Errorf("cose: receipt protected header: %w", err)
+	}
+	if vds, err := rcDecodeInt(ph[int64(rcLabelVDS)]); err != nil || vds != VDSRFC9162 {
+		return nil, errors.New("cose: receipt protected header is not for vds 1")
+	}
+	if len(signature) == 0 {
+		return nil, errors.New("cose: empty receipt signature")
+	}
+	proofBytes, err := encMode.Marshal([]any{a, b, p})
+	if err != nil {
+		return nil, err
+	}
+	msg := cbor.Tag{Number: 18, Content: []any{
+		protected,
+		map[int64]any{rcLabelVDP: map[int64]any{kind: [][]byte{proofBytes}}},
+		nil,
+		signature,
+	}}
+	return encMode.Marshal(msg)
+}
+
+// rcKeyFor selects the key for r (see "Key selection" above).
+func rcKeyFor(r *Receipt, keys KeySet) (Key, error) {
+	if r.Kid != nil {
+		k, ok := keys.Lookup(r.Kid)
+		if !ok {
+			return Key{}, fmt.Errorf("%w: kid %q", ErrUnknownKey, r.Kid)
+		}
+		return k, nil
+	}
+	if len(keys) != 1 {
+		return Key{}, fmt.Errorf("%w: receipt has no kid and %d keys are trusted; a kid-less receipt needs exactly one", ErrUnknownKey, len(keys))
+	}
+	return keys[0], nil
+}
+
+// rcVerifySignature checks r's signature over root with key.
+func rcVerifySignature(r *Receipt, key Key, root []byte, what string) error {
+	if key.Alg != 0 && key.Alg != r.Alg {
+		return fmt.Errorf("%w: receipt alg %v, key %q is for %v", ErrReceiptSignature, r.Alg, key.Kid, key.Alg)
+	}
+	v, err := gocose.NewVerifier(r.Alg, key.Public)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrReceiptSignature, err)
+	}
+	tbs, err := rcSigStructure(r.RawProtected, root)
+	if err != nil {
+		return err
+	}
+	if err := v.Verify(tbs, r.Signature); err != nil {
+		return fmt.Errorf("%w: %s does not match the signed root", ErrReceiptSignature, what)
+	}
+	return nil
+}
+
+// VerifyInclusion checks that receipt proves leafEntry (the 32-byte entry,
+// e.g. Statement.LeafEntry) under a root signed by a key in keys. For vds 1
+// the leaf is SHA-256(0x00 ‖ leafEntry); for vds 2 (CCF) the proof's claims
+// digest must equal leafEntry. The receipt must hold exactly one proof. Pure:
+// no I/O.
+func VerifyInclusion(receipt []byte, leafEntry []byte, keys KeySet) (*VerifiedReceipt, error) {
+	if len(leafEntry) != rcHashSize {
+		return nil, fmt.Errorf("%w: leaf entry of %d bytes, want %d", ErrProof, len(leafEntry), rcHashSize)
+	}
+	r, err := ParseReceipt(receipt)
+	if err != nil {
+		return nil, err
+	}
+	return r.VerifyInclusion(leafEntry, keys)
+}
+
+// VerifyInclusion is VerifyInclusion for a parsed receipt.
+func (r *Receipt) VerifyInclusion(leafEntry []byte, keys KeySet) (*VerifiedReceipt, error) {
+	if len(leafEntry) != rcHashSize {
+		return nil, fmt.Errorf("%w: leaf entry of %d bytes, want %d", ErrProof, len(leafEntry), rcHashSize)
+	}
+	if len(r.Consistency) > 0 {
+		return nil, fmt.Errorf("%w: consistency receipt, want inclusion", ErrWrongProofType)
+	}
+	if n := len(r.Inclusion) + len(r.CCF); n != 1 {
+		return nil, fmt.Errorf("%w: %d inclusion proofs; Charter verifies receipts holding exactly one", ErrBadReceipt, n)
+	}
+	key, err := rcKeyFor(r, keys)
+	if err != nil {
+		return nil, err
+	}
+	vr := &VerifiedReceipt{Kid: key.Kid, VDS: r.VDS, Claims: r.Claims, SignedTxID: r.CCFTxID}
+	switch r.VDS {
+	case VDSRFC9162:
+		p := r.Inclusion[0]
+		// RFC 9942 §5.2.1: "First the verifier applies the inclusion proof to
+		// a possible entry (set member) bytes. If this process fails, the
+		// inclusion proof may have been tampered with."
+		leaf := rfc6962.DefaultHasher.HashLeaf(leafEntry)
+		root, err := rootFromInclusion(p.LeafIndex, p.TreeSize, leaf, p.Path)
+		if err != nil {
+			return nil, err
+		}
+		vr.Root, vr.TreeSize, vr.LeafIndex = root, p.TreeSize, p.LeafIndex
+	case VDSCCF:
+		p := r.CCF[0]
+		if !bytes.Equal(p.ClaimsDigest, leafEntry) {
+			return nil, fmt.Errorf("%w: CCF claims digest %x is not the entry %x", ErrProof, p.ClaimsDigest, leafEntry)
+		}
+		vr.Root = p.Root()
+		vr.TxID = p.TxID()
+	}
+	// RFC 9942 §5.2.1: "Second the verifier checks the signature of the COSE
+	// Sign1. If the resulting signature verifies, the Receipt has proved
+	// inclusion of the entry in the verifiable data structure."
+	if err := rcVerifySignature(r, key, vr.Root, "inclusion proof"); err != nil {
+		return nil, err
+	}
+	return vr, nil
+}
+
+// VerifyConsistency checks a consistency receipt from (size1, root1) to the
+// signed root of size2, and returns that root.
+func VerifyConsistency(receipt []byte, size1 uint64, root1 []byte, keys KeySet) (*VerifiedReceipt, error) {
+	r, err := ParseReceipt(receipt)
+	if err != nil {
+		return nil, err
+	}
+	if len(r.Consistency) == 0 {
+		return nil, fmt.Errorf("%w: inclusion receipt, want consistency", ErrWrongProofType)
+	}
+	if len(r.Consistency) != 1 {
+		return nil, fmt.Errorf("%w: %d consistency proofs; Charter verifies receipts holding exactly one", ErrBadReceipt, len(r.Consistency))
+	}
+	p := r.Consistency[0]
+	if p.Size1 != size1 {
+		return nil, fmt.Errorf("%w: proof is from size %d, not %d", ErrProof, p.Size1, size1)
+	}
+	key, err := rcKeyFor(r, keys)
+	if err != nil {
+		return nil, err
+	}
+	root2, err := rootFromConsistency(p.Size1, p.Size2, root1, p.Path)
+	if err != nil {
+		return nil, err
+	}
+	// RFC 9942 §5.3.1: "It is recommended that implementations return a
+	// single boolean result for Receipt verification operations": the root
+	// is derived from the proof and the older root, and the signature over
+	// it is the one verdict.
+	if err := rcVerifySignature(r, key, root2, "consistency proof"); err != nil {
+		return nil, err
+	}
+	return &VerifiedReceipt{Root: root2, TreeSize: p.Size2, Kid: key.Kid, VDS: r.VDS, Claims: r.Claims}, nil
+}
+
+// rootFromInclusion returns the root of a tree of size leaves that the
+// inclusion path leads to from leafHash at index (RFC 9162 §2.1.3.2).
+func rootFromInclusion(index, size uint64, leafHash []byte, path [][]byte) ([]byte, error) {
+	if err := rcCheckHashes(leafHash, path); err != nil {
+		return nil, err
+	}
+	root, err := proof.RootFromInclusionProof(rfc6962.DefaultHasher, index, size, leafHash, path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrProof, err)
+	}
+	return root, nil
+}
+
+func rcCheckHashes(h []byte, path [][]byte) error {
+	if len(h) != rcHashSize {
+		return fmt.Errorf("%w: hash of %d bytes", ErrProof, len(h))
+	}
+	if len(path) > rcMaxPathLen {
+		return fmt.Errorf("%w: path of %d hashes", ErrProof, len(path))
+	}
+	for i, p := range path {
+		if len(p) != rcHashSize {
+			return fmt.Errorf("%w: path[%d] of %d bytes", ErrProof, i, len(p))
+		}
+	}
+	return nil
+}
+
+// rootFromConsistency returns the root of the tree of size2 leaves that
+// path proves consistent with root1 of the tree of size1 leaves, following
+// RFC 9162 §2.1.4.2 (which computes both roots, fr and sr). The result is
+// cross-checked with transparency-dev/merkle's verifier.
+func rootFromConsistency(size1, size2 uint64, root1 []byte, path [][]byte) ([]byte, error) {
+	if err := rcCheckHashes(root1, path); err != nil {
+		return nil, err
+	}
+	if size1 == 0 || size1 > size2 {
+		return nil, fmt.Errorf("%w: consistency from size %d to %d", ErrProof, size1, size2)
+	}
+	if size1 == size2 {
+		if len(path) != 0 {
+			return nil, fmt.Errorf("%w: equal sizes with a non-empty path", ErrProof)
+		}
+		return bytes.Clone(root1), nil
+	}
+	// RFC 9162 §2.1.4.2 step 1: "If consistency_path is an empty array,
+	// stop and fail the proof verification."
+	if len(path) == 0 {
+		return nil, fmt.Errorf("%w: empty consistency path", ErrProof)
+	}
+	h := rfc6962.DefaultHasher
+	// Step 2: "If first is an exact power of 2, then prepend first_hash to
+	// the consistency_path array."
+	if size1&(size1-1) == 0 {
+		path = append([][]byte{root1}, path...)
+	}
+	// Steps 3-4.
+	fn, sn := size1-1, size2-1
+	for fn&1 == 1 {
+		fn >>= 1
+		sn >>= 1
+	}
+	// Step 5.
+	fr, sr := path[0], path[0]
+	// Step 6.
+	for _, c := range path[1:] {
+		if sn == 0 {
+			return nil, fmt.Errorf("%w: consistency path too long", ErrProof)
+		}
+		if fn&1 == 1 || fn == sn {
+			fr = h.HashChildren(c, fr)
+			sr = h.HashChildren(c, sr)
+			for fn&1 == 0 && fn != 0 {
+				fn >>= 1
+				sn >>= 1
+			}
+		} else {
+			sr = h.HashChildren(sr, c)
+		}
+		fn >>= 1
+		sn >>= 1
+	}
+	// Step 7: "compare fr against first_hash ... and sn is 0".
+	if sn != 0 {
+		return nil, fmt.Errorf("%w: consistency path too short", ErrProof)
+	}
+	if !bytes.Equal(fr, root1) {
+		return nil, fmt.Errorf("%w: consistency path does not lead to the older root", ErrProof)
+	}
+	if err := proof.VerifyConsistency(h, size1, size2, path[rcBoolInt(size1&(size1-1) == 0):], root1, sr); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrProof, err)
+	}
+	return sr, nil
+}
+
+func rcBoolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
