@@ -395,7 +395,7 @@ func TestMaxSizeOption(t *testing.T) {
 func TestMangle(t *testing.T) {
 	c := newTestChain(t, gocose.AlgorithmEdDSA, leafSpec{cn: "p"})
 	cases := map[string][]byte{
-		"embedded": c.sign(t, SignOptions{ContentType: "application/json"}, []byte(`{"a":1}`)),
+		"embedded":      c.sign(t, SignOptions{ContentType: "application/json"}, []byte(`{"a":1}`)),
 		"hash envelope": c.sign(t, SignOptions{HashEnvelope: true, ContentType: "application/json", PayloadLocation: "https://x"}, []byte(`{"a":1}`)),
 	}
 	opts := VerifyOptions{Now: testTime, Chains: NewChainCache(4)}
