@@ -1,0 +1,204 @@
+package ledger
+
+import (
+	"fmt"
+
+	"github.com/charterlog/charter/internal/store"
+	"github.com/charterlog/charter/log"
+	"github.com/fxamacker/cbor/v2"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Entry is a committed raft entry as the ledger applies it. Data is nil for
+// raft's own entries (empty leader entries, configuration changes), which
+// only advance the applied index.
+type Entry struct {
+	Index, Term uint64
+	Data        []byte
+}
+
+// outcome of one registration proposal, delivered to its waiter after commit.
+type outcome struct {
+	entry [32]byte
+	txid  log.TxID
+}
+
+// Apply applies committed entries in order, deterministically: every node
+// that applies the same entries writes the same records, tree and state.
+//
+// Crash reasoning: all effects of the entries, the ledger state and the
+// applied raft index (plus whatever also writes) go into one atomic batch. A
+// crash before it commits leaves the store as before the call; raft then
+// hands the same entries again on restart, since they are in its synced log.
+// The batch is not synced for the same reason.
+func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	b := l.st.NewBatch()
+	defer b.Close()
+	l.mu.RLock()
+	st := l.state
+	l.mu.RUnlock()
+	startSize := l.tree.Size()
+	var done []outcome
+	inBatch := map[[32]byte]log.TxID{}
+	checkpointed := false
+	for _, e := range entries {
+		if len(e.Data) == 0 {
+			continue
+		}
+		batch, err := log.UnmarshalBatch(e.Data)
+		if err != nil {
+			// The leader encoded this; a decode failure means a bug or a
+			// corrupt log, and applying around it would fork the ledger.
+			l.tree.Rollback(startSize)
+			return fmt.Errorf("ledger: raft entry %d: %w", e.Index, err)
+		}
+		for i := range batch.Proposals {
+			p := &batch.Proposals[i]
+			switch p.Type {
+			case log.TxRegistration:
+				if txid, ok := inBatch[p.Entry]; ok {
+					done = append(done, outcome{p.Entry, txid})
+					continue
+				}
+				if seq, err := l.st.EntrySeqno(p.Entry); err == nil {
+					rec, err := l.Record(seq)
+					if err != nil {
+						l.tree.Rollback(startSize)
+						return err
+					}
+					done = append(done, outcome{p.Entry, rec.TxID()})
+					continue
+				} else if !store.IsNotFound(err) {
+					l.tree.Rollback(startSize)
+					return err
+				}
+				txid, err := l.appendRecord(b, &st, e.Term, p.Type, p.Entry, p.Body)
+				if err != nil {
+					l.tree.Rollback(startSize)
+					return err
+				}
+				b.PutEntry(p.Entry, txid.Seqno)
+				inBatch[p.Entry] = txid
+				st.LastContentSeqno = txid.Seqno
+				done = append(done, outcome{p.Entry, txid})
+			case log.TxCheckpoint:
+				ok, err := l.applyCheckpoint(b, &st, e.Term, p.Body)
+				if err != nil {
+					l.tree.Rollback(startSize)
+					return err
+				}
+				checkpointed = checkpointed || ok
+			case log.TxGenesis:
+				if st.Size != 0 {
+					l.log.Warn("ignoring a second genesis transaction", "raft_index", e.Index)
+					continue
+				}
+				entry := log.ComputeEntry(p.Type, e.Term, 1, p.Body)
+				txid, err := l.appendRecord(b, &st, e.Term, p.Type, entry, p.Body)
+				if err != nil {
+					l.tree.Rollback(startSize)
+					return err
+				}
+				st.LastContentSeqno = txid.Seqno
+			default:
+				l.tree.Rollback(startSize)
+				return fmt.Errorf("ledger: raft entry %d: unknown transaction type %d", e.Index, p.Type)
+			}
+		}
+	}
+	enc, err := cbor.Marshal(&st)
+	if err != nil {
+		l.tree.Rollback(startSize)
+		return err
+	}
+	b.PutLedgerState(enc)
+	b.SetApplied(entries[len(entries)-1].Index)
+	if also != nil {
+		if err := also(b); err != nil {
+			l.tree.Rollback(startSize)
+			return err
+		}
+	}
+	if err := b.Commit(false); err != nil {
+		l.tree.Rollback(startSize)
+		return err
+	}
+	l.tree.Committed()
+	// Published only now: readers never see state that is not in the store.
+	l.mu.Lock()
+	l.state = st
+	for _, o := range done {
+		if w, ok := l.pending[o.entry]; ok {
+			delete(l.pending, o.entry)
+			w.txid = o.txid
+			close(w.done)
+		}
+	}
+	close(l.applied)
+	l.applied = make(chan struct{})
+	if checkpointed {
+		close(l.covered)
+		l.covered = make(chan struct{})
+	}
+	l.mu.Unlock()
+	l.m.applied(st, len(done))
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// appendRecord gives a transaction the next seqno, stores its record and
+// appends its leaf.
+func (l *Ledger) appendRecord(b *store.Batch, st *State, view uint64, t log.TxType, entry [32]byte, body []byte) (log.TxID, error) {
+	rec := &log.Record{Type: t, View: view, Seqno: st.Size + 1, Entry: entry, Body: body}
+	enc, err := log.MarshalRecord(rec)
+	if err != nil {
+		return log.TxID{}, err
+	}
+	idx, err := l.tree.Append(entry, func(i int64, h tlog.Hash) { b.PutHash(i, h) })
+	if err != nil {
+		return log.TxID{}, err
+	}
+	if uint64(idx) != st.Size {
+		return log.TxID{}, fmt.Errorf("ledger: tree has %d leaves but the ledger %d transactions", idx, st.Size)
+	}
+	b.PutRecord(rec.Seqno, enc)
+	st.Size++
+	return rec.TxID(), nil
+}
+
+// applyCheckpoint appends a checkpoint transaction if it is for a new tree
+// size and its root is this node's root at that size. A checkpoint that
+// fails either test was made by a leader that lost its term and is skipped
+// identically on every node; the newer leader makes its own.
+func (l *Ledger) applyCheckpoint(b *store.Batch, st *State, view uint64, body []byte) (bool, error) {
+	cp, err := log.UnmarshalCheckpoint(body)
+	if err != nil {
+		return false, fmt.Errorf("ledger: checkpoint: %w", err)
+	}
+	if cp.TreeSize <= st.LastCheckpointSize || cp.TreeSize > st.Size {
+		l.log.Info("skipping stale checkpoint", "tree_size", cp.TreeSize, "last", st.LastCheckpointSize, "size", st.Size)
+		return false, nil
+	}
+	root, err := l.tree.Root(int64(cp.TreeSize))
+	if err != nil {
+		return false, err
+	}
+	if root != cp.Root {
+		l.log.Error("skipping checkpoint with a root that is not this tree's", "tree_size", cp.TreeSize)
+		return false, nil
+	}
+	entry := log.ComputeEntry(log.TxCheckpoint, view, st.Size+1, body)
+	txid, err := l.appendRecord(b, st, view, log.TxCheckpoint, entry, body)
+	if err != nil {
+		return false, err
+	}
+	b.PutCheckpoint(cp.TreeSize, txid.Seqno)
+	st.LastCheckpointSize, st.LastCheckpointSeqno = cp.TreeSize, txid.Seqno
+	return true, nil
+}

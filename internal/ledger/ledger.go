@@ -1,0 +1,195 @@
+// Package ledger is Charter's replicated state machine: it applies committed
+// raft entries to the store (positions, Merkle tree, checkpoints, indexes),
+// sequences the leader's proposals, makes checkpoints, and answers reads from
+// committed state.
+//
+// # Life of a registration
+//
+//  1. The request's goroutine has verified the statement and computed its leaf
+//     entry. Register checks the committed index for a duplicate, then joins
+//     or creates the pending registration for that entry and queues it.
+//  2. The sequencer (leader only) drains the queue into one batch and proposes
+//     it to raft as one entry. Nothing in that loop waits on a client.
+//  3. Raft persists the entry (one fsync per Ready) and commits it.
+//  4. Apply, for every node, gives each new registration the next seqno,
+//     appends its leaf, and writes record, indexes, stored hashes, ledger state
+//     and the applied raft index in one atomic batch. Then it wakes the waiters.
+//  5. The checkpointer (leader only) sees the tree grew, signs the new root
+//     over committed state and proposes a checkpoint transaction; once that is
+//     applied the registration's receipt is issuable.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/charterlog/charter/internal/store"
+	"github.com/charterlog/charter/log"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Errors callers map to protocol responses (at the HTTP edge, not here).
+var (
+	// ErrNotLeader: this node cannot sequence writes now.
+	ErrNotLeader = errors.New("ledger: this node is not the leader")
+	// ErrOverloaded: the sequencing queue is full; retry later.
+	ErrOverloaded = errors.New("ledger: too many registrations in flight")
+	// ErrDropped: raft refused or lost the proposal; retry.
+	ErrDropped = errors.New("ledger: proposal was not accepted by consensus")
+	// ErrNotFound: no such transaction or entry.
+	ErrNotFound = errors.New("ledger: not found")
+	// ErrNotCovered: the transaction is committed but no checkpoint covers it yet.
+	ErrNotCovered = errors.New("ledger: no checkpoint covers the transaction yet")
+	// ErrStopped: the ledger is shutting down.
+	ErrStopped = errors.New("ledger: stopped")
+)
+
+// Proposer is the consensus layer as the ledger uses it.
+type Proposer interface {
+	// Propose submits data as a raft entry. A nil error means raft accepted
+	// it for replication, not that it will commit: a proposal can still be
+	// lost in a leader change, which the ledger's callers see as a timeout.
+	Propose(ctx context.Context, data []byte) error
+	// Leader reports whether this node leads, and in which term.
+	Leader() (isLeader bool, term uint64)
+}
+
+// TreeHeadSigner signs a checkpoint over a committed tree head with the
+// service's keys. It is called only on the leader.
+type TreeHeadSigner interface {
+	SignTreeHead(size uint64, root [32]byte, issuedAt time.Time) (*log.Checkpoint, error)
+}
+
+// Config holds the ledger's tunables.
+type Config struct {
+	// CheckpointInterval is the longest a committed transaction waits for a
+	// checkpoint. Default 50 ms.
+	CheckpointInterval time.Duration
+	// CheckpointMaxTx makes a checkpoint as soon as this many transactions
+	// are uncovered. Default 5000.
+	CheckpointMaxTx uint64
+	// MaxBatch bounds the proposals in one raft entry. Default 4096.
+	MaxBatch int
+	// MaxBatchBytes bounds a raft entry's size. Default 8 MiB.
+	MaxBatchBytes int
+	// QueueSize bounds the registrations waiting to be sequenced. Default 65536.
+	QueueSize int
+}
+
+func (c *Config) setDefaults() {
+	if c.CheckpointInterval <= 0 {
+		c.CheckpointInterval = 50 * time.Millisecond
+	}
+	if c.CheckpointMaxTx == 0 {
+		c.CheckpointMaxTx = 5000
+	}
+	if c.MaxBatch <= 0 {
+		c.MaxBatch = 4096
+	}
+	if c.MaxBatchBytes <= 0 {
+		c.MaxBatchBytes = 8 << 20
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 1 << 16
+	}
+}
+
+// State is the ledger's durable summary, written with every apply batch.
+type State struct {
+	_ struct{} `cbor:",toarray"`
+	// Size is the number of transactions (and leaves).
+	Size uint64
+	// LastCheckpointSize and LastCheckpointSeqno describe the newest
+	// checkpoint: the tree size it signs and its own position.
+	LastCheckpointSize  uint64
+	LastCheckpointSeqno uint64
+	// LastContentSeqno is the newest transaction that is not a checkpoint;
+	// a checkpoint is due only when it is beyond LastCheckpointSize, so an
+	// idle ledger stays still.
+	LastContentSeqno uint64
+}
+
+// Ledger is one node's replicated state machine.
+type Ledger struct {
+	st   *store.Store
+	tree *log.Tree
+	cfg  Config
+	log  *slog.Logger
+	m    *metrics
+
+	mu    sync.RWMutex
+	state State
+	// covered is closed and replaced whenever a checkpoint is applied.
+	covered chan struct{}
+	// applied is closed and replaced whenever anything is applied.
+	applied chan struct{}
+	// pending registrations by leaf entry, from queueing until applied.
+	pending map[[32]byte]*pendingReg
+
+	queue chan *pendingReg
+	kick  chan struct{}
+}
+
+type pendingReg struct {
+	prop log.Proposal
+	done chan struct{}
+	// Set before done is closed.
+	txid log.TxID
+	err  error
+}
+
+// Open loads the ledger from the store and checks that the stored tree
+// matches the newest checkpoint (startup is recovery: a mismatch means the
+// store is damaged, and the node must not serve or sign from it).
+func Open(st *store.Store, cfg Config, logger *slog.Logger) (*Ledger, error) {
+	cfg.setDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Ledger{
+		st: st, cfg: cfg, log: logger, m: newMetrics(),
+		covered: make(chan struct{}), applied: make(chan struct{}),
+		pending: map[[32]byte]*pendingReg{},
+		queue:   make(chan *pendingReg, cfg.QueueSize),
+		kick:    make(chan struct{}, 1),
+	}
+	raw, err := st.LedgerState()
+	switch {
+	case store.IsNotFound(err):
+	case err != nil:
+		return nil, err
+	default:
+		if err := cbor.Unmarshal(raw, &l.state); err != nil {
+			return nil, fmt.Errorf("ledger: state: %w", err)
+		}
+	}
+	l.tree = log.NewTree(int64(l.state.Size), st)
+	if l.state.LastCheckpointSize > 0 {
+		cp, err := l.checkpointBySeqno(l.state.LastCheckpointSeqno)
+		if err != nil {
+			return nil, fmt.Errorf("ledger: newest checkpoint: %w", err)
+		}
+		root, err := l.tree.Root(int64(cp.TreeSize))
+		if err != nil {
+			return nil, fmt.Errorf("ledger: tree root at the newest checkpoint: %w", err)
+		}
+		if root != cp.Root {
+			return nil, fmt.Errorf("ledger: stored tree root at size %d is %x but the signed checkpoint says %x: the store is damaged", cp.TreeSize, root[:], cp.Root[:])
+		}
+	}
+	return l, nil
+}
+
+// State returns a copy of the applied ledger state.
+func (l *Ledger) State() State {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.state
+}
+
+// Tree exposes the Merkle tree for proofs over applied state.
+func (l *Ledger) Tree() *log.Tree { return l.tree }

@@ -1,0 +1,163 @@
+package ledger_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/replication"
+	"github.com/charterlog/charter/internal/store"
+	"github.com/charterlog/charter/log"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+)
+
+// rootSigner makes checkpoints without COSE signatures: the ledger neither
+// reads nor checks them, and cose has its own tests.
+type rootSigner struct{}
+
+func (rootSigner) SignTreeHead(size uint64, root [32]byte, at time.Time) (*log.Checkpoint, error) {
+	return &log.Checkpoint{TreeSize: size, Root: root, IssuedAt: at.Unix()}, nil
+}
+
+type node struct {
+	st     *store.Store
+	l      *ledger.Ledger
+	r      *replication.Node
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func startNode(t *testing.T, dir string) *node {
+	t.Helper()
+	st, err := store.Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledger.Open(st, ledger.Config{CheckpointInterval: 10 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := replication.Start(replication.Config{ID: 1, Bootstrap: []uint64{1}, TickInterval: 10 * time.Millisecond}, st, l, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &node{st: st, l: l, r: r, cancel: cancel, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { defer wg.Done(); _ = r.Run(ctx) }()
+	go func() { defer wg.Done(); _ = l.RunSequencer(ctx, r) }()
+	go func() { defer wg.Done(); _ = l.RunCheckpointer(ctx, r, rootSigner{}, nil) }()
+	go func() { wg.Wait(); close(n.done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if ok, _ := r.Leader(); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no leader after 5s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return n
+}
+
+func (n *node) stop(t *testing.T) {
+	n.cancel()
+	<-n.done
+	if err := n.st.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func entryFor(i int) [32]byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(i))
+	return sha256.Sum256(b[:])
+}
+
+func TestRegisterCheckpointProveRestart(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	const N = 500
+	ids := make([]log.TxID, N)
+	var wg sync.WaitGroup
+	errs := make(chan error, N)
+	for i := 0; i < N; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			id, err := n.l.Register(ctx, entryFor(i), []byte{byte(i)})
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids[i] = id
+			if err := n.l.WaitCovered(ctx, id.Seqno); err != nil {
+				errs <- err
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := map[uint64]bool{}
+	for i, id := range ids {
+		if seen[id.Seqno] {
+			t.Fatalf("seqno %d assigned twice", id.Seqno)
+		}
+		seen[id.Seqno] = true
+		checkInclusion(t, n.l, id.Seqno, entryFor(i))
+	}
+	// Duplicates return the existing transaction without a new one.
+	size := n.l.State().Size
+	again, err := n.l.Register(ctx, entryFor(7), []byte{7})
+	if err != nil || again != ids[7] {
+		t.Fatalf("duplicate: got %v, %v; want %v", again, err, ids[7])
+	}
+	if n.l.State().Size != size {
+		t.Fatalf("duplicate grew the ledger from %d to %d", size, n.l.State().Size)
+	}
+	st := n.l.State()
+	n.stop(t)
+
+	n = startNode(t, dir)
+	defer n.stop(t)
+	if got := n.l.State(); got.Size < st.Size || got.LastCheckpointSize < st.LastCheckpointSize {
+		t.Fatalf("after restart state %+v, before %+v", got, st)
+	}
+	for i, id := range ids {
+		checkInclusion(t, n.l, id.Seqno, entryFor(i))
+	}
+	// The idle ledger stays still: no checkpoint of checkpoints.
+	before := n.l.State()
+	time.Sleep(100 * time.Millisecond)
+	if after := n.l.State(); after != before {
+		t.Fatalf("idle ledger changed: %+v -> %+v", before, after)
+	}
+}
+
+func checkInclusion(t *testing.T, l *ledger.Ledger, seqno uint64, entry [32]byte) {
+	t.Helper()
+	inc, err := l.Inclusion(seqno)
+	if err != nil {
+		t.Fatalf("inclusion %d: %v", seqno, err)
+	}
+	if inc.Record.Entry != entry {
+		t.Fatalf("seqno %d holds entry %x, want %x", seqno, inc.Record.Entry, entry)
+	}
+	leaf := rfc6962.DefaultHasher.HashLeaf(entry[:])
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, inc.LeafIndex, inc.Checkpoint.TreeSize, leaf, inc.Path, inc.Checkpoint.Root[:]); err != nil {
+		t.Fatalf("inclusion proof for seqno %d: %v", seqno, err)
+	}
+}

@@ -1,0 +1,157 @@
+package ledger
+
+import (
+	"fmt"
+
+	"github.com/charterlog/charter/internal/store"
+	"github.com/charterlog/charter/log"
+)
+
+// Record returns the transaction at seqno.
+func (l *Ledger) Record(seqno uint64) (*log.Record, error) {
+	if seqno == 0 || seqno > l.State().Size {
+		return nil, ErrNotFound
+	}
+	raw, err := l.st.Record(seqno)
+	if store.IsNotFound(err) {
+		return nil, fmt.Errorf("ledger: record %d missing below size %d: %w", seqno, l.State().Size, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return log.UnmarshalRecord(raw)
+}
+
+func (l *Ledger) lookupEntry(entry [32]byte) (log.TxID, error) {
+	seq, err := l.st.EntrySeqno(entry)
+	if store.IsNotFound(err) {
+		return log.TxID{}, ErrNotFound
+	}
+	if err != nil {
+		return log.TxID{}, err
+	}
+	rec, err := l.Record(seq)
+	if err != nil {
+		return log.TxID{}, err
+	}
+	return rec.TxID(), nil
+}
+
+// LookupEntry returns the transaction id of the registration with this leaf
+// entry, or ErrNotFound.
+func (l *Ledger) LookupEntry(entry [32]byte) (log.TxID, error) { return l.lookupEntry(entry) }
+
+// TxStatus is a transaction's state as this node knows it (CCF's names).
+type TxStatus string
+
+const (
+	StatusUnknown   TxStatus = "Unknown"
+	StatusPending   TxStatus = "Pending"
+	StatusCommitted TxStatus = "Committed"
+	StatusInvalid   TxStatus = "Invalid"
+)
+
+// Status reports the status of txid: Committed if the ledger holds it,
+// Invalid if its position holds a transaction from another view (a
+// proposal lost in a leader change), Unknown otherwise.
+func (l *Ledger) Status(txid log.TxID) (TxStatus, error) {
+	if txid.Seqno > l.State().Size {
+		return StatusUnknown, nil
+	}
+	rec, err := l.Record(txid.Seqno)
+	if err != nil {
+		return "", err
+	}
+	if rec.View != txid.View {
+		return StatusInvalid, nil
+	}
+	return StatusCommitted, nil
+}
+
+// Inclusion is everything a receipt needs for one transaction: the first
+// checkpoint that covers it and the audit path up to that checkpoint's root.
+type Inclusion struct {
+	Record     *log.Record
+	Checkpoint *log.Checkpoint
+	LeafIndex  uint64
+	Path       [][]byte
+}
+
+// Inclusion returns the receipt material for seqno, or ErrNotCovered if no
+// checkpoint covers it yet. The first covering checkpoint is used, so a
+// transaction's receipt is the same every time it is asked for.
+func (l *Ledger) Inclusion(seqno uint64) (*Inclusion, error) {
+	rec, err := l.Record(seqno)
+	if err != nil {
+		return nil, err
+	}
+	if l.State().LastCheckpointSize < seqno {
+		return nil, ErrNotCovered
+	}
+	_, cpSeq, err := l.st.CheckpointCovering(seqno)
+	if store.IsNotFound(err) {
+		return nil, ErrNotCovered
+	}
+	if err != nil {
+		return nil, err
+	}
+	cp, err := l.checkpointBySeqno(cpSeq)
+	if err != nil {
+		return nil, err
+	}
+	path, err := l.tree.InclusionProof(int64(cp.TreeSize), int64(seqno-1))
+	if err != nil {
+		return nil, err
+	}
+	return &Inclusion{Record: rec, Checkpoint: cp, LeafIndex: seqno - 1, Path: path}, nil
+}
+
+func (l *Ledger) checkpointBySeqno(seqno uint64) (*log.Checkpoint, error) {
+	raw, err := l.st.Record(seqno)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: checkpoint record %d: %w", seqno, err)
+	}
+	rec, err := log.UnmarshalRecord(raw)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Type != log.TxCheckpoint {
+		return nil, fmt.Errorf("ledger: record %d is a %v, not a checkpoint", seqno, rec.Type)
+	}
+	return log.UnmarshalCheckpoint(rec.Body)
+}
+
+// LatestCheckpoint returns the newest checkpoint, or ErrNotFound.
+func (l *Ledger) LatestCheckpoint() (*log.Checkpoint, error) {
+	st := l.State()
+	if st.LastCheckpointSeqno == 0 {
+		return nil, ErrNotFound
+	}
+	return l.checkpointBySeqno(st.LastCheckpointSeqno)
+}
+
+// CheckpointAt returns the checkpoint of exactly treeSize, or ErrNotFound.
+func (l *Ledger) CheckpointAt(treeSize uint64) (*log.Checkpoint, error) {
+	seq, err := l.st.CheckpointAt(treeSize)
+	if store.IsNotFound(err) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return l.checkpointBySeqno(seq)
+}
+
+// Consistency returns the checkpoint of size2 and the RFC 9162 consistency
+// proof from size1 to it.
+func (l *Ledger) Consistency(size1, size2 uint64) (*log.Checkpoint, [][]byte, error) {
+	cp, err := l.CheckpointAt(size2)
+	if err != nil {
+		return nil, nil, err
+	}
+	path, err := l.tree.ConsistencyProof(int64(size1), int64(size2))
+	if err != nil {
+		return nil, nil, err
+	}
+	return cp, path, nil
+}

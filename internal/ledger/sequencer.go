@@ -1,0 +1,253 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/charterlog/charter/log"
+)
+
+// Register sequences a registration whose statement the caller has verified
+// and returns its transaction id once it is applied. A statement already in
+// the ledger returns the existing id; one already in flight joins that
+// registration. ctx bounds only the wait: the registration stays queued
+// after ctx ends, and a later call for the same entry finds it.
+func (l *Ledger) Register(ctx context.Context, entry [32]byte, statement []byte) (log.TxID, error) {
+	if txid, err := l.lookupEntry(entry); err == nil {
+		return txid, nil
+	} else if err != ErrNotFound {
+		return log.TxID{}, err
+	}
+	l.mu.Lock()
+	w, inFlight := l.pending[entry]
+	if !inFlight {
+		w = &pendingReg{prop: log.Proposal{Type: log.TxRegistration, Entry: entry, Body: statement}, done: make(chan struct{})}
+		select {
+		case l.queue <- w:
+			l.pending[entry] = w
+		default:
+			l.mu.Unlock()
+			l.m.rejected.WithLabelValues("overloaded").Inc()
+			return log.TxID{}, ErrOverloaded
+		}
+	}
+	l.mu.Unlock()
+	select {
+	case <-w.done:
+		return w.txid, w.err
+	case <-ctx.Done():
+		return log.TxID{}, ctx.Err()
+	}
+}
+
+// Pending reports whether a registration for entry is queued or proposed on
+// this node and not yet applied.
+func (l *Ledger) Pending(entry [32]byte) bool {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	_, ok := l.pending[entry]
+	return ok
+}
+
+// ProposeGenesis proposes the transaction that creates the network. It is a
+// no-op on a ledger that already has one.
+func (l *Ledger) ProposeGenesis(ctx context.Context, p Proposer, body []byte) error {
+	if l.State().Size > 0 {
+		return nil
+	}
+	data, err := log.MarshalBatch(&log.Batch{Proposals: []log.Proposal{{Type: log.TxGenesis, Body: body}}})
+	if err != nil {
+		return err
+	}
+	return p.Propose(ctx, data)
+}
+
+// WaitApplied blocks until the ledger holds at least size transactions.
+func (l *Ledger) WaitApplied(ctx context.Context, size uint64) error {
+	for {
+		l.mu.RLock()
+		ok, ch := l.state.Size >= size, l.applied
+		l.mu.RUnlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// WaitCovered blocks until a checkpoint covers seqno.
+func (l *Ledger) WaitCovered(ctx context.Context, seqno uint64) error {
+	for {
+		l.mu.RLock()
+		ok, ch := l.state.LastCheckpointSize >= seqno, l.covered
+		l.mu.RUnlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// RunSequencer drains the registration queue into raft entries while this
+// node leads, until ctx ends. It is the only proposer of registrations.
+func (l *Ledger) RunSequencer(ctx context.Context, p Proposer) error {
+	for {
+		var first *pendingReg
+		select {
+		case first = <-l.queue:
+		case <-ctx.Done():
+			l.failQueued(ErrStopped)
+			return nil
+		}
+		batch := []*pendingReg{first}
+		size := len(first.prop.Body)
+	fill:
+		for len(batch) < l.cfg.MaxBatch && size < l.cfg.MaxBatchBytes {
+			select {
+			case w := <-l.queue:
+				batch = append(batch, w)
+				size += len(w.prop.Body)
+			default:
+				break fill
+			}
+		}
+		l.propose(ctx, p, batch)
+	}
+}
+
+func (l *Ledger) propose(ctx context.Context, p Proposer, batch []*pendingReg) {
+	if leader, _ := p.Leader(); !leader {
+		l.fail(batch, ErrNotLeader)
+		return
+	}
+	props := make([]log.Proposal, len(batch))
+	for i, w := range batch {
+		props[i] = w.prop
+	}
+	data, err := log.MarshalBatch(&log.Batch{Proposals: props})
+	if err != nil {
+		l.fail(batch, err)
+		return
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := p.Propose(pctx, data); err != nil {
+		l.fail(batch, fmt.Errorf("%w: %v", ErrDropped, err))
+		return
+	}
+	l.m.batches.Inc()
+	l.m.batchSize.Observe(float64(len(batch)))
+}
+
+func (l *Ledger) fail(batch []*pendingReg, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, w := range batch {
+		if l.pending[w.prop.Entry] == w {
+			delete(l.pending, w.prop.Entry)
+			w.err = err
+			close(w.done)
+		}
+	}
+}
+
+func (l *Ledger) failQueued(err error) {
+	for {
+		select {
+		case w := <-l.queue:
+			l.fail([]*pendingReg{w}, err)
+		default:
+			return
+		}
+	}
+}
+
+// RunCheckpointer makes checkpoints while this node leads, until ctx ends:
+// when transactions other than checkpoints were applied since the newest
+// checkpoint, and either CheckpointInterval has passed since the previous
+// one or CheckpointMaxTx transactions are uncovered. It signs only applied,
+// hence committed, tree heads.
+func (l *Ledger) RunCheckpointer(ctx context.Context, p Proposer, signer TreeHeadSigner, now func() time.Time) error {
+	if now == nil {
+		now = time.Now
+	}
+	timer := time.NewTimer(l.cfg.CheckpointInterval)
+	defer timer.Stop()
+	var (
+		last        time.Time // when the previous checkpoint was proposed
+		inflight    uint64    // tree size of a proposed, not yet applied checkpoint
+		inflightAge time.Time
+	)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-l.kick:
+		case <-timer.C:
+		}
+		st := l.State()
+		if st.LastContentSeqno <= st.LastCheckpointSize {
+			continue // idle: nothing uncovered
+		}
+		if leader, _ := p.Leader(); !leader {
+			continue
+		}
+		t := now()
+		if inflight > st.LastCheckpointSize && t.Sub(inflightAge) < 2*time.Second {
+			// A checkpoint is on its way; wait for it unless it was lost.
+			resetTimer(timer, l.cfg.CheckpointInterval)
+			continue
+		}
+		if due := last.Add(l.cfg.CheckpointInterval); t.Before(due) && st.Size-st.LastCheckpointSize < l.cfg.CheckpointMaxTx {
+			resetTimer(timer, due.Sub(t))
+			continue
+		}
+		root, err := l.tree.Root(int64(st.Size))
+		if err != nil {
+			return fmt.Errorf("ledger: checkpoint root: %w", err)
+		}
+		cp, err := signer.SignTreeHead(st.Size, root, t)
+		if err != nil {
+			l.log.Error("signing checkpoint failed", "tree_size", st.Size, "err", err)
+			resetTimer(timer, l.cfg.CheckpointInterval)
+			continue
+		}
+		body, err := log.MarshalCheckpoint(cp)
+		if err != nil {
+			return err
+		}
+		data, err := log.MarshalBatch(&log.Batch{Proposals: []log.Proposal{{Type: log.TxCheckpoint, Body: body}}})
+		if err != nil {
+			return err
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = p.Propose(pctx, data)
+		cancel()
+		if err != nil {
+			l.log.Warn("proposing checkpoint failed", "tree_size", st.Size, "err", err)
+			resetTimer(timer, l.cfg.CheckpointInterval)
+			continue
+		}
+		last, inflight, inflightAge = t, st.Size, t
+		l.m.checkpoints.Inc()
+		resetTimer(timer, l.cfg.CheckpointInterval)
+	}
+}
+
+func resetTimer(t *time.Timer, d time.Duration) {
+	t.Stop()
+	select {
+	case <-t.C:
+	default:
+	}
+	t.Reset(d)
+}

@@ -1,0 +1,273 @@
+// Package replication runs etcd raft for one node: the Ready loop that
+// persists, sends, applies and advances, in that order, and the proposal and
+// leadership API the ledger uses.
+package replication
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/store"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// StateMachine applies committed entries. also must be written in the same
+// atomic batch as the entries' effects (it records raft's configuration).
+type StateMachine interface {
+	Apply(entries []ledger.Entry, also func(*store.Batch) error) error
+}
+
+// Transport sends raft messages to peers. Send must not block on the network:
+// raft tolerates lost messages, not a stalled Ready loop.
+type Transport interface {
+	Send(msgs []*pb.Message)
+}
+
+// Config configures a raft node.
+type Config struct {
+	// ID is this node's raft id, never reused (must be > 0).
+	ID uint64
+	// Bootstrap lists the voters of a new network; empty when restarting or
+	// joining. A single-node dev network bootstraps with just ID.
+	Bootstrap []uint64
+	// TickInterval is raft's logical clock. Default 100 ms.
+	TickInterval time.Duration
+	// ElectionTicks and HeartbeatTicks follow raft.Config. Defaults 10 and 1.
+	ElectionTicks, HeartbeatTicks int
+}
+
+// Validate checks the configuration and fills defaults.
+func (c *Config) Validate() error {
+	if c.ID == 0 {
+		return errors.New("replication: Config.ID must be positive")
+	}
+	if c.TickInterval == 0 {
+		c.TickInterval = 100 * time.Millisecond
+	}
+	if c.ElectionTicks == 0 {
+		c.ElectionTicks = 10
+	}
+	if c.HeartbeatTicks == 0 {
+		c.HeartbeatTicks = 1
+	}
+	if c.HeartbeatTicks >= c.ElectionTicks {
+		return fmt.Errorf("replication: HeartbeatTicks (%d) must be below ElectionTicks (%d)", c.HeartbeatTicks, c.ElectionTicks)
+	}
+	return nil
+}
+
+// Node is a running raft node.
+type Node struct {
+	cfg       Config
+	raft      raft.Node
+	rlog      *store.RaftLog
+	sm        StateMachine
+	transport Transport
+	log       *slog.Logger
+
+	mu     sync.RWMutex
+	leader uint64
+	term   uint64
+	conf   *pb.ConfState
+}
+
+// Start starts or restarts the raft node over st. On restart, raft resumes
+// from the store's applied index and replays the committed entries after it.
+func Start(cfg Config, st *store.Store, sm StateMachine, transport Transport, logger *slog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	rlog, err := st.RaftLog()
+	if err != nil {
+		return nil, err
+	}
+	applied, err := st.Applied()
+	if err != nil {
+		return nil, err
+	}
+	if err := rlog.RepairCommit(applied); err != nil {
+		return nil, err
+	}
+	rc := &raft.Config{
+		ID:                        cfg.ID,
+		ElectionTick:              cfg.ElectionTicks,
+		HeartbeatTick:             cfg.HeartbeatTicks,
+		Storage:                   rlog,
+		Applied:                   applied,
+		MaxSizePerMsg:             4 << 20,
+		MaxCommittedSizePerReady:  64 << 20,
+		MaxUncommittedEntriesSize: 256 << 20,
+		MaxInflightMsgs:           256,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		Logger:                    raftLogger{logger.With("component", "raft")},
+	}
+	n := &Node{cfg: cfg, rlog: rlog, sm: sm, transport: transport, log: logger}
+	last, _ := rlog.LastIndex()
+	hs := rlog.HardState()
+	fresh := last == 0 && raft.IsEmptyHardState(hs)
+	if fresh && len(cfg.Bootstrap) > 0 {
+		peers := make([]raft.Peer, len(cfg.Bootstrap))
+		for i, id := range cfg.Bootstrap {
+			peers[i] = raft.Peer{ID: id}
+		}
+		n.raft = raft.StartNode(rc, peers)
+	} else {
+		n.raft = raft.RestartNode(rc)
+	}
+	_, cs, _ := rlog.InitialState()
+	n.conf = cs
+	return n, nil
+}
+
+// Run is the Ready loop (etcd-io/raft doc.go, "Usage"): for each Ready,
+//  1. write HardState and Entries to stable storage, synced if MustSync;
+//  2. send Messages (only after step 1: a vote or an append acknowledgement
+//     must not leave before what it promises is durable);
+//  3. apply CommittedEntries and configuration changes;
+//  4. call Advance.
+//
+// It returns when ctx ends or on a storage error, which is fatal: raft's
+// state and the disk would disagree.
+func (n *Node) Run(ctx context.Context) error {
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	defer n.raft.Stop()
+	if len(n.cfg.Bootstrap) == 1 || n.singleVoter() {
+		// A lone voter need not wait an election timeout to lead.
+		_ = n.raft.Campaign(ctx)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			n.raft.Tick()
+		case rd := <-n.raft.Ready():
+			if err := n.handleReady(rd); err != nil {
+				return err
+			}
+			n.raft.Advance()
+		}
+	}
+}
+
+func (n *Node) singleVoter() bool {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return len(n.conf.GetVoters()) == 1 && n.conf.GetVoters()[0] == n.cfg.ID
+}
+
+func (n *Node) handleReady(rd raft.Ready) error {
+	if rd.SoftState != nil {
+		n.mu.Lock()
+		if n.leader != rd.SoftState.Lead {
+			n.log.Info("raft leader changed", "leader", rd.SoftState.Lead, "state", rd.SoftState.RaftState.String())
+		}
+		n.leader = rd.SoftState.Lead
+		n.mu.Unlock()
+	}
+	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
+		n.mu.Lock()
+		n.term = rd.HardState.GetTerm()
+		n.mu.Unlock()
+	}
+	// Step 1.
+	if err := n.rlog.SaveRaft(rd.HardState, rd.Entries, rd.MustSync); err != nil {
+		return fmt.Errorf("replication: persist: %w", err)
+	}
+	// Step 2.
+	if n.transport != nil && len(rd.Messages) > 0 {
+		n.transport.Send(rd.Messages)
+	}
+	// Step 3.
+	if len(rd.CommittedEntries) == 0 {
+		return nil
+	}
+	entries := make([]ledger.Entry, 0, len(rd.CommittedEntries))
+	var conf *pb.ConfState
+	for _, e := range rd.CommittedEntries {
+		switch e.GetType() {
+		case pb.EntryNormal:
+			entries = append(entries, ledger.Entry{Index: e.GetIndex(), Term: e.GetTerm(), Data: e.GetData()})
+		case pb.EntryConfChange, pb.EntryConfChangeV2:
+			cc, err := decodeConfChange(e)
+			if err != nil {
+				return err
+			}
+			conf = n.raft.ApplyConfChange(cc)
+			entries = append(entries, ledger.Entry{Index: e.GetIndex(), Term: e.GetTerm()})
+		}
+	}
+	var also func(*store.Batch) error
+	if conf != nil {
+		c := conf
+		also = func(b *store.Batch) error { return n.rlog.SetConfState(b, c) }
+	}
+	if err := n.sm.Apply(entries, also); err != nil {
+		return fmt.Errorf("replication: apply: %w", err)
+	}
+	if conf != nil {
+		n.mu.Lock()
+		n.conf = conf
+		n.mu.Unlock()
+	}
+	return nil
+}
+
+func decodeConfChange(e *pb.Entry) (pb.ConfChangeI, error) {
+	if e.GetType() == pb.EntryConfChange {
+		var cc pb.ConfChange
+		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+			return nil, fmt.Errorf("replication: conf change at %d: %w", e.GetIndex(), err)
+		}
+		return &cc, nil
+	}
+	var cc pb.ConfChangeV2
+	if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+		return nil, fmt.Errorf("replication: conf change v2 at %d: %w", e.GetIndex(), err)
+	}
+	return &cc, nil
+}
+
+// Propose implements ledger.Proposer.
+func (n *Node) Propose(ctx context.Context, data []byte) error {
+	return n.raft.Propose(ctx, data)
+}
+
+// Leader implements ledger.Proposer.
+func (n *Node) Leader() (bool, uint64) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.leader == n.cfg.ID, n.term
+}
+
+// Status is a snapshot of raft's view, for /node/consensus.
+func (n *Node) Status() raft.Status { return n.raft.Status() }
+
+type raftLogger struct{ l *slog.Logger }
+
+func (r raftLogger) Debug(v ...any)                 { r.l.Debug(fmt.Sprint(v...)) }
+func (r raftLogger) Debugf(format string, v ...any) { r.l.Debug(fmt.Sprintf(format, v...)) }
+func (r raftLogger) Error(v ...any)                 { r.l.Error(fmt.Sprint(v...)) }
+func (r raftLogger) Errorf(format string, v ...any) { r.l.Error(fmt.Sprintf(format, v...)) }
+func (r raftLogger) Info(v ...any)                  { r.l.Debug(fmt.Sprint(v...)) }
+func (r raftLogger) Infof(format string, v ...any)  { r.l.Debug(fmt.Sprintf(format, v...)) }
+func (r raftLogger) Warning(v ...any)               { r.l.Warn(fmt.Sprint(v...)) }
+func (r raftLogger) Warningf(format string, v ...any) {
+	r.l.Warn(fmt.Sprintf(format, v...))
+}
+func (r raftLogger) Fatal(v ...any)                 { r.l.Error(fmt.Sprint(v...)); panic(fmt.Sprint(v...)) }
+func (r raftLogger) Fatalf(format string, v ...any) { r.Fatal(fmt.Sprintf(format, v...)) }
+func (r raftLogger) Panic(v ...any)                 { r.Fatal(v...) }
+func (r raftLogger) Panicf(format string, v ...any) { r.Fatal(fmt.Sprintf(format, v...)) }

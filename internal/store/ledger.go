@@ -1,0 +1,109 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cockroachdb/pebble/v2"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+var (
+	keyLedgerState  = []byte{famLedger, 'n'}
+	prefixRecord    = []byte{famLedger, 't'}
+	prefixHash      = []byte{famLedger, 'x'}
+	prefixCheckpt   = []byte{famLedger, 'k'}
+	prefixEntryHash = []byte{famLedger, 'd'}
+)
+
+func recordKey(seqno uint64) []byte {
+	return append(append([]byte(nil), prefixRecord...), be64(seqno)...)
+}
+func hashKey(i int64) []byte { return append(append([]byte(nil), prefixHash...), be64(uint64(i))...) }
+func checkpointKey(size uint64) []byte {
+	return append(append([]byte(nil), prefixCheckpt...), be64(size)...)
+}
+func entryHashKey(e [32]byte) []byte { return append(append([]byte(nil), prefixEntryHash...), e[:]...) }
+
+// PutRecord stores the encoded transaction record at seqno.
+func (b *Batch) PutRecord(seqno uint64, rec []byte) { b.Set(recordKey(seqno), rec) }
+
+// PutHash stores Merkle stored hash i.
+func (b *Batch) PutHash(i int64, h tlog.Hash) { b.Set(hashKey(i), h[:]) }
+
+// PutCheckpoint indexes the checkpoint transaction seqno by the tree size it signs.
+func (b *Batch) PutCheckpoint(treeSize, seqno uint64) { b.Set(checkpointKey(treeSize), be64(seqno)) }
+
+// PutEntry indexes a registration's seqno by its leaf entry.
+func (b *Batch) PutEntry(entry [32]byte, seqno uint64) { b.Set(entryHashKey(entry), be64(seqno)) }
+
+// PutLedgerState stores the encoded ledger state.
+func (b *Batch) PutLedgerState(v []byte) { b.Set(keyLedgerState, v) }
+
+// LedgerState returns the encoded ledger state, or ErrNotFound for a new store.
+func (s *Store) LedgerState() ([]byte, error) { return s.Get(keyLedgerState) }
+
+// Record returns the encoded transaction record at seqno, or ErrNotFound.
+func (s *Store) Record(seqno uint64) ([]byte, error) { return s.Get(recordKey(seqno)) }
+
+// EntrySeqno returns the seqno of the registration with this leaf entry.
+func (s *Store) EntrySeqno(entry [32]byte) (uint64, error) {
+	v, err := s.Get(entryHashKey(entry))
+	if err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// CheckpointCovering returns the tree size and seqno of the first checkpoint
+// whose tree size is at least size, or ErrNotFound.
+func (s *Store) CheckpointCovering(size uint64) (treeSize, seqno uint64, err error) {
+	k, v, err := s.SeekGE(prefixCheckpt, checkpointKey(size))
+	if err != nil {
+		return 0, 0, err
+	}
+	return binary.BigEndian.Uint64(k[len(prefixCheckpt):]), binary.BigEndian.Uint64(v), nil
+}
+
+// CheckpointAt returns the seqno of the checkpoint of exactly treeSize.
+func (s *Store) CheckpointAt(treeSize uint64) (uint64, error) {
+	v, err := s.Get(checkpointKey(treeSize))
+	if err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// ReadHashes implements tlog.HashReader over the durable stored hashes, with
+// one iterator for the whole request.
+func (s *Store) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	if len(indexes) == 0 {
+		return out, nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixHash, UpperBound: prefixEnd(prefixHash)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	for i, x := range indexes {
+		k := hashKey(x)
+		if !it.SeekGE(k) || string(it.Key()) != string(k) {
+			if err := it.Error(); err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("store: stored hash %d: %w", x, ErrNotFound)
+		}
+		if len(it.Value()) != tlog.HashSize {
+			return nil, fmt.Errorf("store: stored hash %d has %d bytes", x, len(it.Value()))
+		}
+		copy(out[i][:], it.Value())
+	}
+	return out, nil
+}
+
+var _ tlog.HashReader = (*Store)(nil)
+
+// IsNotFound reports whether err is ErrNotFound.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

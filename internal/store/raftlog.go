@@ -1,0 +1,297 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+var (
+	keyHardState = []byte{famRaft, 'h'}
+	keyConfState = []byte{famRaft, 'c'}
+	keySnapMeta  = []byte{famRaft, 's'}
+	keyApplied   = []byte{famRaft, 'a'}
+)
+
+func entryKey(i uint64) []byte { return append([]byte{famRaft, 'e'}, be64(i)...) }
+
+// RaftLog implements raft.Storage over the store. Raft reads through it; the
+// replication loop writes through SaveRaft, the only writer, so the cached
+// bounds below change only under that loop and are guarded for raft's reads
+// from the same goroutine and the status readers from others.
+//
+// Contract (etcd-io/raft storage.go): entries are contiguous in
+// [FirstIndex, LastIndex]; the entry at FirstIndex-1 is represented only by
+// the snapshot metadata (its index and term).
+type RaftLog struct {
+	s *Store
+
+	mu        sync.RWMutex
+	hard      *pb.HardState
+	conf      *pb.ConfState
+	snap      *pb.SnapshotMetadata // index and term of the entry before first
+	lastIndex uint64
+	lastTerm  uint64
+}
+
+var _ raft.Storage = (*RaftLog)(nil)
+
+// RaftLog loads the raft state from the store.
+func (s *Store) RaftLog() (*RaftLog, error) {
+	l := &RaftLog{s: s, hard: &pb.HardState{}, conf: &pb.ConfState{}, snap: &pb.SnapshotMetadata{ConfState: &pb.ConfState{}}}
+	if err := s.getProto(keyHardState, l.hard); err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if err := s.getProto(keyConfState, l.conf); err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	if err := s.getProto(keySnapMeta, l.snap); err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, err
+	}
+	l.lastIndex, l.lastTerm = l.snap.GetIndex(), l.snap.GetTerm()
+	k, v, err := s.lastInPrefix([]byte{famRaft, 'e'})
+	switch {
+	case errors.Is(err, ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		var e pb.Entry
+		if err := proto.Unmarshal(v, &e); err != nil {
+			return nil, fmt.Errorf("store: raft entry %x: %w", k, err)
+		}
+		l.lastIndex, l.lastTerm = e.GetIndex(), e.GetTerm()
+	}
+	return l, nil
+}
+
+func (s *Store) getProto(key []byte, m proto.Message) error {
+	v, err := s.Get(key)
+	if err != nil {
+		return err
+	}
+	if err := proto.Unmarshal(v, m); err != nil {
+		return fmt.Errorf("store: decode %x: %w", key, err)
+	}
+	return nil
+}
+
+func (s *Store) lastInPrefix(prefix []byte) (k, v []byte, err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer it.Close()
+	if !it.Last() {
+		if err := it.Error(); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, ErrNotFound
+	}
+	return append([]byte(nil), it.Key()...), append([]byte(nil), it.Value()...), nil
+}
+
+// InitialState implements raft.Storage.
+func (l *RaftLog) InitialState() (*pb.HardState, *pb.ConfState, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return proto.Clone(l.hard).(*pb.HardState), proto.Clone(l.conf).(*pb.ConfState), nil
+}
+
+// FirstIndex implements raft.Storage.
+func (l *RaftLog) FirstIndex() (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.snap.GetIndex() + 1, nil
+}
+
+// LastIndex implements raft.Storage.
+func (l *RaftLog) LastIndex() (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return l.lastIndex, nil
+}
+
+// Term implements raft.Storage.
+func (l *RaftLog) Term(i uint64) (uint64, error) {
+	l.mu.RLock()
+	first, last, snap := l.snap.GetIndex()+1, l.lastIndex, l.snap
+	lastTerm := l.lastTerm
+	l.mu.RUnlock()
+	switch {
+	case i == first-1:
+		return snap.GetTerm(), nil
+	case i < first:
+		return 0, raft.ErrCompacted
+	case i > last:
+		return 0, raft.ErrUnavailable
+	case i == last:
+		return lastTerm, nil
+	}
+	var e pb.Entry
+	if err := l.s.getProto(entryKey(i), &e); err != nil {
+		return 0, fmt.Errorf("store: term of %d: %w", i, err)
+	}
+	return e.GetTerm(), nil
+}
+
+// Entries implements raft.Storage. The returned slice is freshly allocated.
+func (l *RaftLog) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
+	l.mu.RLock()
+	first, last := l.snap.GetIndex()+1, l.lastIndex
+	l.mu.RUnlock()
+	if lo < first {
+		return nil, raft.ErrCompacted
+	}
+	if hi > last+1 {
+		return nil, raft.ErrUnavailable
+	}
+	it, err := l.s.db.NewIter(&pebble.IterOptions{LowerBound: entryKey(lo), UpperBound: entryKey(hi)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var out []*pb.Entry
+	var size uint64
+	want := lo
+	for ok := it.First(); ok; ok = it.Next() {
+		e := &pb.Entry{}
+		if err := proto.Unmarshal(it.Value(), e); err != nil {
+			return nil, fmt.Errorf("store: raft entry: %w", err)
+		}
+		if e.GetIndex() != want {
+			return nil, fmt.Errorf("store: raft log gap: want entry %d, found %d", want, e.GetIndex())
+		}
+		size += uint64(len(e.GetData()))
+		if len(out) > 0 && size > maxSize {
+			break
+		}
+		out = append(out, e)
+		want++
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 && lo < hi {
+		return nil, raft.ErrUnavailable
+	}
+	return out, nil
+}
+
+// Snapshot implements raft.Storage. Charter's snapshots carry only metadata
+// here; the state they stand for is the store itself (see the replication
+// package for how a snapshot is sent).
+func (l *RaftLog) Snapshot() (*pb.Snapshot, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return &pb.Snapshot{Metadata: proto.Clone(l.snap).(*pb.SnapshotMetadata)}, nil
+}
+
+// Applied returns the last raft index whose effects are in the store.
+func (s *Store) Applied() (uint64, error) {
+	v, err := s.Get(keyApplied)
+	if errors.Is(err, ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// SetApplied records index as applied, in the same batch as the state it
+// produced.
+func (b *Batch) SetApplied(index uint64) { b.Set(keyApplied, be64(index)) }
+
+// SaveRaft persists a Ready's hard state and entries in one batch, synced when
+// mustSync (raft's MustSync): the entries then survive a crash before raft is
+// told they are stable. Entries that conflict with the new ones (same index,
+// from an older leader) are deleted in the same batch, so the log never holds
+// a suffix from two terms.
+func (l *RaftLog) SaveRaft(hs *pb.HardState, entries []*pb.Entry, mustSync bool) error {
+	if (hs == nil || raft.IsEmptyHardState(hs)) && len(entries) == 0 {
+		return nil
+	}
+	b := l.s.NewBatch()
+	defer b.Close()
+	if hs != nil && !raft.IsEmptyHardState(hs) {
+		v, err := proto.Marshal(hs)
+		if err != nil {
+			return err
+		}
+		b.Set(keyHardState, v)
+	}
+	l.mu.RLock()
+	oldLast := l.lastIndex
+	l.mu.RUnlock()
+	for _, e := range entries {
+		v, err := proto.Marshal(e)
+		if err != nil {
+			return err
+		}
+		b.Set(entryKey(e.GetIndex()), v)
+	}
+	if n := len(entries); n > 0 {
+		newLast := entries[n-1].GetIndex()
+		if newLast < oldLast {
+			b.DeleteRange(entryKey(newLast+1), entryKey(oldLast+1))
+		}
+	}
+	if err := b.Commit(mustSync); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if hs != nil && !raft.IsEmptyHardState(hs) {
+		l.hard = proto.Clone(hs).(*pb.HardState)
+	}
+	if n := len(entries); n > 0 {
+		l.lastIndex, l.lastTerm = entries[n-1].GetIndex(), entries[n-1].GetTerm()
+	}
+	return nil
+}
+
+// SetConfState records the membership after a configuration change is
+// applied. It is written with the apply batch.
+func (l *RaftLog) SetConfState(b *Batch, cs *pb.ConfState) error {
+	v, err := proto.Marshal(cs)
+	if err != nil {
+		return err
+	}
+	b.Set(keyConfState, v)
+	l.mu.Lock()
+	l.conf = proto.Clone(cs).(*pb.ConfState)
+	l.mu.Unlock()
+	return nil
+}
+
+// HardState returns the last persisted hard state.
+func (l *RaftLog) HardState() *pb.HardState {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	return proto.Clone(l.hard).(*pb.HardState)
+}
+
+// RepairCommit raises the persisted commit index to applied when a crash lost
+// an unsynced hard-state update after the entries it committed were applied:
+// anything applied was committed, and raft refuses to start with applied
+// beyond commit.
+func (l *RaftLog) RepairCommit(applied uint64) error {
+	l.mu.RLock()
+	hs := proto.Clone(l.hard).(*pb.HardState)
+	last := l.lastIndex
+	l.mu.RUnlock()
+	if hs.GetCommit() >= applied {
+		return nil
+	}
+	if applied > last {
+		return fmt.Errorf("store: applied index %d is beyond the raft log (last %d): the store is corrupt", applied, last)
+	}
+	hs.Commit = proto.Uint64(applied)
+	return l.SaveRaft(hs, nil, true)
+}

@@ -1,0 +1,206 @@
+// Package store is Charter's one embedded database per node: a Pebble store
+// that holds the raft log and hard state, the ledger (transactions, Merkle tree
+// stored hashes, checkpoints) and the key-value maps.
+//
+// # Key space
+//
+// Every key starts with one byte that names its family, so families never
+// interleave and each can be scanned or dropped as a range:
+//
+//	0x00 "v"                    schema version (uint64, big-endian)
+//	0x01 'e' be64(index)        raft entry (protobuf)
+//	0x01 'h'                    raft HardState (protobuf)
+//	0x01 'c'                    raft ConfState (protobuf)
+//	0x01 's'                    raft snapshot metadata (protobuf)
+//	0x01 'a'                    applied raft index (be64)
+//	0x02 't' be64(seqno)        ledger transaction record (log.Record CBOR)
+//	0x02 'n'                    ledger state (log.State CBOR): size, view, checkpoints
+//	0x02 'x' be64(i)            Merkle tree stored hash i (tlog.StoredHashIndex)
+//	0x02 'k' be64(treeSize)     checkpoint covering treeSize: be64(seqno of its tx)
+//	0x02 'd' entry[32]          seqno of the registration with that leaf entry (be64)
+//	0x03 map 0x00 key           key-value map entry
+//
+// # Durability
+//
+// Writes that raft needs before it may send or acknowledge (entries, hard
+// state) go through SaveRaft, which syncs when raft says MustSync. Ledger
+// application (Apply batches) is not synced: the applied index is written in
+// the same atomic batch as the state it produced, so a crash loses at most a
+// suffix of applications, which replay from the synced raft log on restart.
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// SchemaVersion is the on-disk layout this code reads and writes. Open refuses
+// any other, so an old binary never misreads a newer store.
+const SchemaVersion = 1
+
+// Key families.
+const (
+	famMeta   = 0x00
+	famRaft   = 0x01
+	famLedger = 0x02
+	famKV     = 0x03
+)
+
+var keySchema = []byte{famMeta, 'v'}
+
+// ErrNotFound is returned by Get when a key is absent.
+var ErrNotFound = errors.New("store: not found")
+
+// Store wraps one Pebble database.
+type Store struct {
+	db  *pebble.DB
+	log *slog.Logger
+}
+
+// Open opens or creates the store in dir. A new store gets the current schema
+// version in a synced write before anything else, so a store without a version
+// key is always one that was never used.
+func Open(dir string, logger *slog.Logger) (*Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts := &pebble.Options{
+		Logger: pebbleLogger{logger},
+		// The raft log and the tree are append-mostly with small values; the
+		// default memtable keeps a batch of several thousand statements in memory.
+		MemTableSize: 64 << 20,
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dir, err)
+	}
+	s := &Store{db: db, log: logger}
+	if err := s.ensureVersion(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Store) ensureVersion() error {
+	v, err := s.Get(keySchema)
+	if errors.Is(err, ErrNotFound) {
+		return s.db.Set(keySchema, be64(SchemaVersion), pebble.Sync)
+	}
+	if err != nil {
+		return err
+	}
+	if len(v) != 8 || binary.BigEndian.Uint64(v) != SchemaVersion {
+		return fmt.Errorf("store: schema version %x on disk, this binary reads %d; refusing to open", v, SchemaVersion)
+	}
+	return nil
+}
+
+// Close flushes and closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Get returns a copy of the value of key, or ErrNotFound.
+func (s *Store) Get(key []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: get: %w", err)
+	}
+	out := append([]byte(nil), v...)
+	closer.Close()
+	return out, nil
+}
+
+// SeekGE returns the first key and value at or after key within the key's
+// family prefix (the first len(prefix) bytes must match), or ErrNotFound.
+func (s *Store) SeekGE(prefix, key []byte) (k, v []byte, err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: key, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, nil, fmt.Errorf("store: iter: %w", err)
+	}
+	defer it.Close()
+	if !it.First() {
+		if err := it.Error(); err != nil {
+			return nil, nil, fmt.Errorf("store: seek: %w", err)
+		}
+		return nil, nil, ErrNotFound
+	}
+	return append([]byte(nil), it.Key()...), append([]byte(nil), it.Value()...), nil
+}
+
+// Batch is an atomic group of writes.
+type Batch struct{ b *pebble.Batch }
+
+// NewBatch starts an atomic write batch.
+func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch()} }
+
+// Set adds key=value to the batch. The batch copies both.
+func (b *Batch) Set(key, value []byte) { _ = b.b.Set(key, value, nil) }
+
+// Delete adds a deletion of key to the batch.
+func (b *Batch) Delete(key []byte) { _ = b.b.Delete(key, nil) }
+
+// DeleteRange deletes [start, end).
+func (b *Batch) DeleteRange(start, end []byte) { _ = b.b.DeleteRange(start, end, nil) }
+
+// Len is the batch's encoded size in bytes.
+func (b *Batch) Len() int { return b.b.Len() }
+
+// Commit applies the batch atomically. With sync, it returns only after the
+// write is durable (fsync of Pebble's WAL); without, a process crash may lose
+// it but never tears it.
+func (b *Batch) Commit(sync bool) error {
+	opts := pebble.NoSync
+	if sync {
+		opts = pebble.Sync
+	}
+	if err := b.b.Commit(opts); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return b.b.Close()
+}
+
+// Close releases an uncommitted batch.
+func (b *Batch) Close() { _ = b.b.Close() }
+
+func be64(v uint64) []byte {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], v)
+	return b[:]
+}
+
+// prefixEnd is the smallest key greater than every key with the prefix.
+func prefixEnd(prefix []byte) []byte {
+	end := append([]byte(nil), prefix...)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	// Pebble calls Fatalf on unrecoverable corruption; it expects the call
+	// not to return. Log first so the reason is in the node's log.
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble", "fatal", true)
+	panic(fmt.Sprintf(format, args...))
+}
+
+var _ io.Closer = (*Store)(nil)

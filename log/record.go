@@ -1,0 +1,159 @@
+package log
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// TxType says what a transaction does.
+type TxType uint8
+
+const (
+	// TxGenesis creates the network: service identity and configuration.
+	TxGenesis TxType = 1
+	// TxRegistration registers one signed statement.
+	TxRegistration TxType = 2
+	// TxCheckpoint signs the tree up to a size.
+	TxCheckpoint TxType = 3
+)
+
+func (t TxType) String() string {
+	switch t {
+	case TxGenesis:
+		return "genesis"
+	case TxRegistration:
+		return "registration"
+	case TxCheckpoint:
+		return "checkpoint"
+	}
+	return "type(" + strconv.Itoa(int(t)) + ")"
+}
+
+// Record is a transaction as stored in the ledger, keyed by its seqno.
+type Record struct {
+	_     struct{} `cbor:",toarray"`
+	Type  TxType
+	View  uint64
+	Seqno uint64
+	// Entry is the 32-byte leaf entry (see the package doc).
+	Entry [32]byte
+	// Body is the transaction's write set: the signed statement for a
+	// registration, the CBOR Checkpoint or Genesis for the others.
+	Body []byte
+}
+
+// TxID is the record's transaction id.
+func (r *Record) TxID() TxID { return TxID{View: r.View, Seqno: r.Seqno} }
+
+// ComputeEntry returns the leaf entry of a non-registration transaction:
+// SHA-256 of the canonical CBOR array [type, view, seqno, SHA-256(body)].
+func ComputeEntry(t TxType, view, seqno uint64, body []byte) [32]byte {
+	bodyDigest := sha256.Sum256(body)
+	enc, err := encMode.Marshal([]any{uint8(t), view, seqno, bodyDigest[:]})
+	if err != nil {
+		// Marshalling integers and a byte string cannot fail.
+		panic(err)
+	}
+	return sha256.Sum256(enc)
+}
+
+// MarshalRecord encodes r canonically.
+func MarshalRecord(r *Record) ([]byte, error) { return encMode.Marshal(r) }
+
+// UnmarshalRecord decodes a stored record.
+func UnmarshalRecord(b []byte) (*Record, error) {
+	var r Record
+	if err := decMode.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("log: record: %w", err)
+	}
+	return &r, nil
+}
+
+// TxID identifies a transaction: view.seqno.
+type TxID struct{ View, Seqno uint64 }
+
+func (t TxID) String() string { return strconv.FormatUint(t.View, 10) + "." + strconv.FormatUint(t.Seqno, 10) }
+
+// ErrBadTxID reports a transaction id that is not "view.seqno".
+var ErrBadTxID = errors.New("transaction id must be VIEW.SEQNO with both positive decimal integers")
+
+// ParseTxID parses "view.seqno", rejecting signs, leading zeros and empty parts.
+func ParseTxID(s string) (TxID, error) {
+	v, n, ok := strings.Cut(s, ".")
+	if !ok {
+		return TxID{}, ErrBadTxID
+	}
+	view, err1 := parseCanonicalUint(v)
+	seq, err2 := parseCanonicalUint(n)
+	if err1 != nil || err2 != nil || view == 0 || seq == 0 {
+		return TxID{}, ErrBadTxID
+	}
+	return TxID{View: view, Seqno: seq}, nil
+}
+
+func parseCanonicalUint(s string) (uint64, error) {
+	if s == "" || len(s) > 20 || (len(s) > 1 && s[0] == '0') {
+		return 0, ErrBadTxID
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, ErrBadTxID
+		}
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// Proposal is one transaction as the leader proposes it, before it has a
+// position. Followers apply it without re-running any check.
+type Proposal struct {
+	_    struct{} `cbor:",toarray"`
+	Type TxType
+	// Entry is set for registrations (the statement's leaf entry, computed
+	// by the leader in the request's goroutine); other types derive it on apply.
+	Entry [32]byte
+	Body  []byte
+}
+
+// Batch is the payload of one raft entry: proposals applied in order.
+type Batch struct {
+	_         struct{} `cbor:",toarray"`
+	Proposals []Proposal
+}
+
+// MarshalBatch encodes a batch for a raft entry.
+func MarshalBatch(b *Batch) ([]byte, error) { return encMode.Marshal(b) }
+
+// UnmarshalBatch decodes a raft entry's batch.
+func UnmarshalBatch(data []byte) (*Batch, error) {
+	var b Batch
+	if err := decMode.Unmarshal(data, &b); err != nil {
+		return nil, fmt.Errorf("log: batch: %w", err)
+	}
+	return &b, nil
+}
+
+var encMode = func() cbor.EncMode {
+	m, err := cbor.CoreDetEncOptions().EncMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}()
+
+var decMode = func() cbor.DecMode {
+	m, err := cbor.DecOptions{
+		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
+		IndefLength:      cbor.IndefLengthForbidden,
+		MaxArrayElements: 1 << 20,
+		MaxMapPairs:      1 << 16,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}()

@@ -1,0 +1,172 @@
+package log
+
+import (
+	"fmt"
+	"sync"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Tree appends leaves to the Merkle tree kept as tlog stored hashes (about two
+// per leaf) and reads them back for roots and proofs, each in one batched read
+// of O(log n) hashes at any size.
+//
+// Appending needs the roots of the complete subtrees on the tree's right
+// edge, which were almost always written moments ago; Tree keeps the hashes it
+// wrote recently in memory so appends do not read the store. Older hashes come
+// from the backing reader, which must return every hash the Tree has been told
+// is durable (Committed).
+type Tree struct {
+	backing tlog.HashReader
+
+	mu   sync.RWMutex
+	size int64 // leaves appended, durable or not
+	// cur holds every hash appended since the last rotation, including those
+	// not yet committed; prev the generation before. Rotation happens only at
+	// Committed, so an uncommitted hash is always in cur.
+	cur, prev map[int64]tlog.Hash
+}
+
+// cacheGeneration bounds each cache generation; two generations are kept.
+const cacheGeneration = 1 << 15
+
+// NewTree returns a tree of the given size over backing.
+func NewTree(size int64, backing tlog.HashReader) *Tree {
+	return &Tree{backing: backing, size: size, cur: map[int64]tlog.Hash{}, prev: map[int64]tlog.Hash{}}
+}
+
+// Size is the number of leaves appended.
+func (t *Tree) Size() int64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.size
+}
+
+// Append adds one leaf for entry and calls write with each new stored hash
+// and its index; the caller persists them with the transaction that made the
+// leaf. It returns the new leaf's index.
+func (t *Tree) Append(entry [32]byte, write func(index int64, h tlog.Hash)) (int64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := t.size
+	hashes, err := tlog.StoredHashesForRecordHash(n, tlog.RecordHash(entry[:]), tlog.HashReaderFunc(t.readLocked))
+	if err != nil {
+		return 0, fmt.Errorf("log: append leaf %d: %w", n, err)
+	}
+	base := tlog.StoredHashIndex(0, n)
+	for i, h := range hashes {
+		t.cur[base+int64(i)] = h
+		write(base+int64(i), h)
+	}
+	t.size = n + 1
+	return n, nil
+}
+
+// Rollback forgets leaves beyond size, after the batch that appended them
+// failed to commit.
+func (t *Tree) Rollback(size int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if size >= t.size {
+		return
+	}
+	first := tlog.StoredHashIndex(0, size)
+	for i := range t.cur {
+		if i >= first {
+			delete(t.cur, i)
+		}
+	}
+	t.size = size
+}
+
+// Committed tells the tree that everything appended so far is durable in the
+// backing store, so older cached hashes may be dropped.
+func (t *Tree) Committed() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if len(t.cur) >= cacheGeneration {
+		t.prev, t.cur = t.cur, make(map[int64]tlog.Hash, cacheGeneration)
+	}
+}
+
+// ReadHashes implements tlog.HashReader.
+func (t *Tree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.readLocked(indexes)
+}
+
+func (t *Tree) readLocked(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	var missIdx []int64
+	var missPos []int
+	for i, x := range indexes {
+		if h, ok := t.cur[x]; ok {
+			out[i] = h
+		} else if h, ok := t.prev[x]; ok {
+			out[i] = h
+		} else {
+			missIdx = append(missIdx, x)
+			missPos = append(missPos, i)
+		}
+	}
+	if len(missIdx) == 0 {
+		return out, nil
+	}
+	got, err := t.backing.ReadHashes(missIdx)
+	if err != nil {
+		return nil, err
+	}
+	if len(got) != len(missIdx) {
+		return nil, fmt.Errorf("log: hash reader returned %d hashes for %d indexes", len(got), len(missIdx))
+	}
+	for j, pos := range missPos {
+		out[pos] = got[j]
+	}
+	return out, nil
+}
+
+// Root returns the root of the first n leaves (RFC 9162 MTH(D[0:n])).
+func (t *Tree) Root(n int64) (tlog.Hash, error) {
+	if n <= 0 || n > t.Size() {
+		return tlog.Hash{}, fmt.Errorf("log: no tree of size %d (size is %d)", n, t.Size())
+	}
+	return tlog.TreeHash(n, t)
+}
+
+// InclusionProof returns the RFC 9162 audit path of leaf index in the tree of
+// size treeSize, leaf first.
+func (t *Tree) InclusionProof(treeSize, index int64) ([][]byte, error) {
+	if index < 0 || index >= treeSize || treeSize > t.Size() {
+		return nil, fmt.Errorf("log: no leaf %d in a tree of size %d (size is %d)", index, treeSize, t.Size())
+	}
+	p, err := tlog.ProveRecord(treeSize, index, t)
+	if err != nil {
+		return nil, err
+	}
+	return hashesToBytes(p), nil
+}
+
+// ConsistencyProof returns the RFC 9162 consistency proof from size1 to size2.
+func (t *Tree) ConsistencyProof(size1, size2 int64) ([][]byte, error) {
+	if size1 <= 0 || size1 > size2 || size2 > t.Size() {
+		return nil, fmt.Errorf("log: no consistency proof from %d to %d (size is %d)", size1, size2, t.Size())
+	}
+	if size1 == size2 {
+		return [][]byte{}, nil
+	}
+	p, err := tlog.ProveTree(size2, size1, t)
+	if err != nil {
+		return nil, err
+	}
+	return hashesToBytes(p), nil
+}
+
+func hashesToBytes(hs []tlog.Hash) [][]byte {
+	out := make([][]byte, len(hs))
+	for i := range hs {
+		h := hs[i]
+		out[i] = h[:]
+	}
+	return out
+}
