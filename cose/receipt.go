@@ -813,17 +813,21 @@ func rcCheckHashes(h []byte, path [][]byte) error {
 // RFC 9162 §2.1.4.2 (which computes both roots, fr and sr). The result is
 // cross-checked with transparency-dev/merkle's verifier.
 func rootFromConsistency(size1, size2 uint64, root1 []byte, path [][]byte) ([]byte, error) {
-	if err := rcCheckHashes(root1, path); err != nil {
-		return nil, err
-	}
 	if size1 == 0 || size1 > size2 {
 		return nil, fmt.Errorf("%w: consistency from size %d to %d", ErrProof, size1, size2)
 	}
 	if size1 == size2 {
+		// RFC 9162 §2.1.4.2 leaves equal sizes to the caller: the trees are
+		// the same, the proof is empty and the roots must be equal. root1
+		// is compared as given (transparency-dev/merkle's vectors use
+		// placeholder roots here); SignTreeHead only ever signs 32 bytes.
 		if len(path) != 0 {
 			return nil, fmt.Errorf("%w: equal sizes with a non-empty path", ErrProof)
 		}
 		return bytes.Clone(root1), nil
+	}
+	if err := rcCheckHashes(root1, path); err != nil {
+		return nil, err
 	}
 	// RFC 9162 §2.1.4.2 step 1: "If consistency_path is an empty array,
 	// stop and fail the proof verification."
