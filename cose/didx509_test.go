@@ -12,12 +12,12 @@ import (
 )
 
 func TestDIDX509Policies(t *testing.T) {
-	c := newTestChain(t, gocose.AlgorithmES256, leafSpec{
+	c := newStmtChain(t, gocose.AlgorithmES256, stmtLeafSpec{
 		cn:     "Charter Publisher: build #7",
 		emails: []string{"builds@example.com"},
 		dns:    []string{"builder.example.com"},
 		uris:   []string{"https://example.com/builder"},
-		ekus:   []asn1.ObjectIdentifier{oidCodeSigning, {1, 3, 6, 1, 4, 1, 311, 10, 3, 13}},
+		ekus:   []asn1.ObjectIdentifier{stmtOIDCodeSigning, {1, 3, 6, 1, 4, 1, 311, 10, 3, 13}},
 	})
 	fp := base64.RawURLEncoding.EncodeToString(fingerprint("sha256", c.der[1]))
 	leafFP := base64.RawURLEncoding.EncodeToString(fingerprint("sha256", c.der[0]))
@@ -108,7 +108,7 @@ func TestParseDIDX509Invalid(t *testing.T) {
 }
 
 func TestNewDIDX509(t *testing.T) {
-	c := newTestChain(t, gocose.AlgorithmEdDSA, leafSpec{cn: "charter publisher", ekus: []asn1.ObjectIdentifier{oidCodeSigning}})
+	c := newStmtChain(t, gocose.AlgorithmEdDSA, stmtLeafSpec{cn: "charter publisher", ekus: []asn1.ObjectIdentifier{stmtOIDCodeSigning}})
 	did, err := NewDIDX509(c.certs, 1, "subject:CN:charter publisher")
 	if err != nil {
 		t.Fatal(err)

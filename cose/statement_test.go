@@ -23,17 +23,17 @@ import (
 	gocose "github.com/veraison/go-cose"
 )
 
-// testTime is inside the validity of every certificate newTestChain makes.
-var testTime = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+// stmtTestTime is inside the validity of every certificate newStmtChain makes.
+var stmtTestTime = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 
-type testChain struct {
+type stmtChain struct {
 	key   crypto.Signer // leaf key
 	certs []*x509.Certificate
 	der   [][]byte
 	caKey crypto.Signer
 }
 
-type leafSpec struct {
+type stmtLeafSpec struct {
 	cn     string
 	emails []string
 	dns    []string
@@ -41,9 +41,9 @@ type leafSpec struct {
 	ekus   []asn1.ObjectIdentifier
 }
 
-var oidCodeSigning = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 3}
+var stmtOIDCodeSigning = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 3}
 
-func mustKey(t testing.TB, alg gocose.Algorithm) crypto.Signer {
+func stmtKey(t testing.TB, alg gocose.Algorithm) crypto.Signer {
 	t.Helper()
 	var k crypto.Signer
 	var err error
@@ -67,10 +67,10 @@ func mustKey(t testing.TB, alg gocose.Algorithm) crypto.Signer {
 	return k
 }
 
-// newTestChain makes leaf <- self-signed root, valid 2026-01-01 to 2027-01-01.
-func newTestChain(t testing.TB, leafAlg gocose.Algorithm, spec leafSpec) *testChain {
+// newStmtChain makes leaf <- self-signed root, valid 2026-01-01 to 2027-01-01.
+func newStmtChain(t testing.TB, leafAlg gocose.Algorithm, spec stmtLeafSpec) *stmtChain {
 	t.Helper()
-	caKey := mustKey(t, gocose.AlgorithmES256)
+	caKey := stmtKey(t, gocose.AlgorithmES256)
 	nb, na := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
 	caTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test root"},
@@ -82,7 +82,7 @@ func newTestChain(t testing.TB, leafAlg gocose.Algorithm, spec leafSpec) *testCh
 		t.Fatal(err)
 	}
 	ca, _ := x509.ParseCertificate(caDER)
-	key := mustKey(t, leafAlg)
+	key := stmtKey(t, leafAlg)
 	leafTmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: spec.cn, Organization: []string{"Charter Test"}},
 		NotBefore: nb, NotAfter: na, KeyUsage: x509.KeyUsageDigitalSignature,
@@ -100,10 +100,10 @@ func newTestChain(t testing.TB, leafAlg gocose.Algorithm, spec leafSpec) *testCh
 		t.Fatal(err)
 	}
 	leaf, _ := x509.ParseCertificate(leafDER)
-	return &testChain{key: key, certs: []*x509.Certificate{leaf, ca}, der: [][]byte{leafDER, caDER}, caKey: caKey}
+	return &stmtChain{key: key, certs: []*x509.Certificate{leaf, ca}, der: [][]byte{leafDER, caDER}, caKey: caKey}
 }
 
-func (c *testChain) did(t testing.TB) string {
+func (c *stmtChain) did(t testing.TB) string {
 	t.Helper()
 	d, err := NewDIDX509(c.certs, 1, "subject:CN:"+c.certs[0].Subject.CommonName)
 	if err != nil {
@@ -112,7 +112,7 @@ func (c *testChain) did(t testing.TB) string {
 	return d
 }
 
-func (c *testChain) sign(t testing.TB, opts SignOptions, payload []byte) []byte {
+func (c *stmtChain) sign(t testing.TB, opts SignOptions, payload []byte) []byte {
 	t.Helper()
 	if opts.Issuer == "" {
 		opts.Issuer = c.did(t)
@@ -124,7 +124,7 @@ func (c *testChain) sign(t testing.TB, opts SignOptions, payload []byte) []byte 
 		opts.X5Chain = c.der
 	}
 	if opts.IssuedAt.IsZero() {
-		opts.IssuedAt = testTime
+		opts.IssuedAt = stmtTestTime
 	}
 	b, err := SignStatement(rand.Reader, c.key, opts, payload)
 	if err != nil {
@@ -133,13 +133,13 @@ func (c *testChain) sign(t testing.TB, opts SignOptions, payload []byte) []byte 
 	return b
 }
 
-func verifyOpts() VerifyOptions { return VerifyOptions{Now: testTime} }
+func stmtVerifyOpts() VerifyOptions { return VerifyOptions{Now: stmtTestTime} }
 
 func TestSignParseVerify(t *testing.T) {
 	for _, alg := range []gocose.Algorithm{gocose.AlgorithmES256, gocose.AlgorithmES384, gocose.AlgorithmES512,
 		gocose.AlgorithmPS256, gocose.AlgorithmPS384, gocose.AlgorithmPS512, gocose.AlgorithmEdDSA} {
 		t.Run(alg.String(), func(t *testing.T) {
-			c := newTestChain(t, alg, leafSpec{cn: "publisher one"})
+			c := newStmtChain(t, alg, stmtLeafSpec{cn: "publisher one"})
 			payload := []byte(`{"hello":"world"}`)
 			b := c.sign(t, SignOptions{Alg: alg, ContentType: "application/json"}, payload)
 			s, err := ParseStatement(b, ParseOptions{})
@@ -147,10 +147,10 @@ func TestSignParseVerify(t *testing.T) {
 				t.Fatal(err)
 			}
 			if s.Alg != alg || s.ContentType != "application/json" || s.CWT.Subject != "urn:charter:test" ||
-				s.CWT.IssuedAt == nil || *s.CWT.IssuedAt != testTime.Unix() || len(s.X5Chain) != 2 || s.HashEnvelope != nil {
+				s.CWT.IssuedAt == nil || *s.CWT.IssuedAt != stmtTestTime.Unix() || len(s.X5Chain) != 2 || s.HashEnvelope != nil {
 				t.Fatalf("parsed fields: %+v", s)
 			}
-			iss, err := s.Verify(verifyOpts())
+			iss, err := s.Verify(stmtVerifyOpts())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -172,7 +172,7 @@ func TestSignParseVerify(t *testing.T) {
 			if alg == other {
 				other = gocose.AlgorithmEdDSA
 			}
-			if _, err := s.Verify(VerifyOptions{Now: testTime, AllowedAlgs: []gocose.Algorithm{other}}); !errors.Is(err, ErrAlgorithmNotAllowed) {
+			if _, err := s.Verify(VerifyOptions{Now: stmtTestTime, AllowedAlgs: []gocose.Algorithm{other}}); !errors.Is(err, ErrAlgorithmNotAllowed) {
 				t.Fatalf("Verify with alg not allowed = %v", err)
 			}
 		})
@@ -180,7 +180,7 @@ func TestSignParseVerify(t *testing.T) {
 }
 
 func TestHashEnvelope(t *testing.T) {
-	c := newTestChain(t, gocose.AlgorithmES256, leafSpec{cn: "p"})
+	c := newStmtChain(t, gocose.AlgorithmES256, stmtLeafSpec{cn: "p"})
 	artifact := bytes.Repeat([]byte("artifact "), 1000)
 	for _, ha := range []gocose.Algorithm{0, AlgorithmSHA256, AlgorithmSHA384, AlgorithmSHA512} {
 		b := c.sign(t, SignOptions{HashEnvelope: true, PayloadHashAlg: ha, ContentType: "application/spdx+json", PayloadLocation: "https://example.com/a"}, artifact)
@@ -196,7 +196,7 @@ func TestHashEnvelope(t *testing.T) {
 			s.HashEnvelope.PayloadLocation != "https://example.com/a" || s.ContentType != nil {
 			t.Fatalf("hash envelope fields: %+v %+v", s, s.HashEnvelope)
 		}
-		if _, err := s.Verify(verifyOpts()); err != nil {
+		if _, err := s.Verify(stmtVerifyOpts()); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.VerifyPayload(artifact); err != nil {
@@ -209,7 +209,7 @@ func TestHashEnvelope(t *testing.T) {
 }
 
 func TestKidStatement(t *testing.T) {
-	key := mustKey(t, gocose.AlgorithmES256)
+	key := stmtKey(t, gocose.AlgorithmES256)
 	b, err := SignStatement(rand.Reader, key, SignOptions{Issuer: "did:web:example.com", Subject: "s", Kid: []byte("k1")}, []byte("x"))
 	if err != nil {
 		t.Fatal(err)
@@ -230,11 +230,11 @@ func TestKidStatement(t *testing.T) {
 	if _, err := s.Verify(VerifyOptions{IssuerKey: lookup}); err != nil {
 		t.Fatal(err)
 	}
-	other := mustKey(t, gocose.AlgorithmES256)
+	other := stmtKey(t, gocose.AlgorithmES256)
 	if _, err := s.Verify(VerifyOptions{IssuerKey: func(string, []byte) (crypto.PublicKey, error) { return other.Public(), nil }}); !errors.Is(err, ErrBadSignature) {
 		t.Fatalf("wrong key: %v", err)
 	}
-	p384 := mustKey(t, gocose.AlgorithmES384)
+	p384 := stmtKey(t, gocose.AlgorithmES384)
 	if _, err := s.Verify(VerifyOptions{IssuerKey: func(string, []byte) (crypto.PublicKey, error) { return p384.Public(), nil }}); !errors.Is(err, ErrAlgorithmNotAllowed) {
 		t.Fatalf("ES256 with a P-384 key: %v", err)
 	}
@@ -259,8 +259,8 @@ func encodeStatement(t testing.TB, tag uint64, protected []byte, unprotected any
 	return b
 }
 
-// resign signs protected||payload with key and encodes a tagged statement.
-func resign(t testing.TB, key crypto.Signer, alg gocose.Algorithm, protected, payload []byte) []byte {
+// stmtResign signs protected||payload with key and encodes a tagged statement.
+func stmtResign(t testing.TB, key crypto.Signer, alg gocose.Algorithm, protected, payload []byte) []byte {
 	t.Helper()
 	s, err := gocose.NewSigner(alg, key)
 	if err != nil {
@@ -273,7 +273,7 @@ func resign(t testing.TB, key crypto.Signer, alg gocose.Algorithm, protected, pa
 	return encodeStatement(t, 18, protected, map[any]any{}, payload, sig)
 }
 
-func mustMarshal(t testing.TB, v any) []byte {
+func stmtMarshal(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := encMode.Marshal(v)
 	if err != nil {
@@ -283,7 +283,7 @@ func mustMarshal(t testing.TB, v any) []byte {
 }
 
 func TestBadInputs(t *testing.T) {
-	c := newTestChain(t, gocose.AlgorithmES256, leafSpec{cn: "p"})
+	c := newStmtChain(t, gocose.AlgorithmES256, stmtLeafSpec{cn: "p"})
 	good := c.sign(t, SignOptions{ContentType: "text/plain"}, []byte("payload"))
 	s, err := ParseStatement(good, ParseOptions{})
 	if err != nil {
@@ -300,13 +300,13 @@ func TestBadInputs(t *testing.T) {
 				m[k] = v
 			}
 		}
-		return mustMarshal(t, m)
+		return stmtMarshal(t, m)
 	}
 	// Protected header with label 1 twice, written by hand.
-	dupProt := append([]byte{0xa3, 0x01, 0x26, 0x01, 0x26}, mustMarshal(t, int64(15))...)
-	dupProt = append(dupProt, mustMarshal(t, map[any]any{int64(1): did, int64(2): "sub"})...)
+	dupProt := append([]byte{0xa3, 0x01, 0x26, 0x01, 0x26}, stmtMarshal(t, int64(15))...)
+	dupProt = append(dupProt, stmtMarshal(t, map[any]any{int64(1): did, int64(2): "sub"})...)
 
-	otherChain := newTestChain(t, gocose.AlgorithmES256, leafSpec{cn: "p"})
+	otherChain := newStmtChain(t, gocose.AlgorithmES256, stmtLeafSpec{cn: "p"})
 	// leaf of c with the root of otherChain: the link does not verify.
 	brokenLink := [][]byte{c.der[0], otherChain.der[1]}
 
@@ -316,47 +316,47 @@ func TestBadInputs(t *testing.T) {
 		opts VerifyOptions
 		want error
 	}{
-		{"non-CBOR", []byte("hello, world"), verifyOpts(), ErrNotCOSE},
-		{"empty", nil, verifyOpts(), ErrNotCOSE},
-		{"not an array", mustMarshal(t, cbor.Tag{Number: 18, Content: "x"}), verifyOpts(), ErrNotCOSE},
-		{"array of 3", mustMarshal(t, cbor.Tag{Number: 18, Content: []any{[]byte{}, map[any]any{}, []byte{}}}), verifyOpts(), ErrNotCOSE},
-		{"untagged", encodeStatement(t, 0, s.RawProtected, map[any]any{}, s.Payload, s.Signature), verifyOpts(), ErrUntagged},
-		{"wrong tag 998", encodeStatement(t, 998, s.RawProtected, map[any]any{}, s.Payload, s.Signature), verifyOpts(), ErrUntagged},
-		{"protected is text", encodeStatement(t, 18, nil, map[any]any{}, s.Payload, s.Signature)[:0], verifyOpts(), ErrNotCOSE},
-		{"empty signature", encodeStatement(t, 18, s.RawProtected, map[any]any{}, s.Payload, []byte{}), verifyOpts(), ErrNotCOSE},
-		{"missing CWT", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(15): nil}), []byte("p")), verifyOpts(), ErrMissingCWTClaims},
-		{"missing iss", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(15): map[any]any{int64(2): "sub"}}), []byte("p")), verifyOpts(), ErrMissingCWTClaims},
-		{"iss not text", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(15): map[any]any{int64(1): []byte("x"), int64(2): "sub"}}), []byte("p")), verifyOpts(), ErrMissingCWTClaims},
-		{"missing sub", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(15): map[any]any{int64(1): did}}), []byte("p")), verifyOpts(), ErrMissingCWTClaims},
-		{"alg absent", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(1): nil}), []byte("p")), verifyOpts(), ErrAlgorithmNotAllowed},
-		{"alg unknown", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(1): int64(-999)}), []byte("p")), verifyOpts(), ErrAlgorithmNotAllowed},
-		{"alg text", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(1): "ES256"}), []byte("p")), verifyOpts(), ErrAlgorithmNotAllowed},
-		{"alg not allowed", good, VerifyOptions{Now: testTime, AllowedAlgs: []gocose.Algorithm{gocose.AlgorithmEdDSA}}, ErrAlgorithmNotAllowed},
-		{"alg does not fit key", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(1): int64(gocose.AlgorithmES384)}), []byte("p")), verifyOpts(), ErrAlgorithmNotAllowed},
-		{"no kid or x5chain", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(33): nil}), []byte("p")), verifyOpts(), ErrMissingKey},
-		{"bad signature", encodeStatement(t, 18, s.RawProtected, map[any]any{}, []byte("payloae"), s.Signature), verifyOpts(), ErrBadSignature},
-		{"bad chain: wrong root", good, VerifyOptions{Now: testTime, TrustedCAs: [][32]byte{sha256.Sum256(otherChain.der[1])}}, ErrBadChain},
-		{"bad chain: broken link", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(33): brokenLink}), []byte("p")), verifyOpts(), ErrBadChain},
-		{"bad chain: expired", good, VerifyOptions{Now: testTime.AddDate(2, 0, 0)}, ErrBadChain},
-		{"bad chain: garbage cert", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(33): []byte("not a cert")}), []byte("p")), verifyOpts(), ErrBadChain},
-		{"issuer mismatch", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(15): map[any]any{int64(1): otherChain.did(t), int64(2): "sub"}}), []byte("p")), verifyOpts(), ErrIssuerMismatch},
-		{"issuer not did:x509", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(15): map[any]any{int64(1): "https://example.com", int64(2): "sub"}}), []byte("p")), verifyOpts(), ErrIssuerMismatch},
-		{"oversize", append(bytes.Repeat([]byte{0}, DefaultMaxStatementSize), 0), verifyOpts(), ErrTooLarge},
-		{"truncated", good[:len(good)-1], verifyOpts(), ErrNotCOSE},
-		{"trailing bytes", append(append([]byte{}, good...), 0x00), verifyOpts(), ErrNotCOSE},
-		{"duplicate label in protected", resign(t, c.key, gocose.AlgorithmES256, dupProt, []byte("p")), verifyOpts(), ErrBadHeader},
-		{"protected not a map", resign(t, c.key, gocose.AlgorithmES256, mustMarshal(t, []int{1}), []byte("p")), verifyOpts(), ErrBadHeader},
-		{"bstr label", resign(t, c.key, gocose.AlgorithmES256, append([]byte{0xa1, 0x41, 0x01}, 0x01), []byte("p")), verifyOpts(), ErrBadHeader},
-		{"crit unknown label", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(2): []any{"x-ext"}, "x-ext": int64(1)}), []byte("p")), verifyOpts(), ErrBadHeader},
-		{"crit absent label", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(2): []any{int64(99)}}), []byte("p")), verifyOpts(), ErrBadHeader},
-		{"hash envelope with label 3", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(258): int64(-16), int64(3): "text/plain"}), make([]byte, 32)), verifyOpts(), ErrBadHeader},
-		{"hash envelope wrong digest length", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(258): int64(-16)}), make([]byte, 31)), verifyOpts(), ErrBadHeader},
-		{"hash envelope unknown hash", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(258): int64(-99)}), make([]byte, 32)), verifyOpts(), ErrBadHeader},
-		{"259 without 258", resign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(259): "text/plain"}), []byte("p")), verifyOpts(), ErrBadHeader},
-		{"label in both buckets", encodeStatement(t, 18, s.RawProtected, map[any]any{int64(1): es256}, s.Payload, s.Signature), verifyOpts(), ErrBadHeader},
-		{"detached payload", encodeStatement(t, 18, s.RawProtected, map[any]any{}, nil, s.Signature), verifyOpts(), ErrDetachedPayload},
+		{"non-CBOR", []byte("hello, world"), stmtVerifyOpts(), ErrNotCOSE},
+		{"empty", nil, stmtVerifyOpts(), ErrNotCOSE},
+		{"not an array", stmtMarshal(t, cbor.Tag{Number: 18, Content: "x"}), stmtVerifyOpts(), ErrNotCOSE},
+		{"array of 3", stmtMarshal(t, cbor.Tag{Number: 18, Content: []any{[]byte{}, map[any]any{}, []byte{}}}), stmtVerifyOpts(), ErrNotCOSE},
+		{"untagged", encodeStatement(t, 0, s.RawProtected, map[any]any{}, s.Payload, s.Signature), stmtVerifyOpts(), ErrUntagged},
+		{"wrong tag 998", encodeStatement(t, 998, s.RawProtected, map[any]any{}, s.Payload, s.Signature), stmtVerifyOpts(), ErrUntagged},
+		{"protected is text", encodeStatement(t, 18, nil, map[any]any{}, s.Payload, s.Signature)[:0], stmtVerifyOpts(), ErrNotCOSE},
+		{"empty signature", encodeStatement(t, 18, s.RawProtected, map[any]any{}, s.Payload, []byte{}), stmtVerifyOpts(), ErrNotCOSE},
+		{"missing CWT", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(15): nil}), []byte("p")), stmtVerifyOpts(), ErrMissingCWTClaims},
+		{"missing iss", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(15): map[any]any{int64(2): "sub"}}), []byte("p")), stmtVerifyOpts(), ErrMissingCWTClaims},
+		{"iss not text", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(15): map[any]any{int64(1): []byte("x"), int64(2): "sub"}}), []byte("p")), stmtVerifyOpts(), ErrMissingCWTClaims},
+		{"missing sub", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(15): map[any]any{int64(1): did}}), []byte("p")), stmtVerifyOpts(), ErrMissingCWTClaims},
+		{"alg absent", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(1): nil}), []byte("p")), stmtVerifyOpts(), ErrAlgorithmNotAllowed},
+		{"alg unknown", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(1): int64(-999)}), []byte("p")), stmtVerifyOpts(), ErrAlgorithmNotAllowed},
+		{"alg text", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(1): "ES256"}), []byte("p")), stmtVerifyOpts(), ErrAlgorithmNotAllowed},
+		{"alg not allowed", good, VerifyOptions{Now: stmtTestTime, AllowedAlgs: []gocose.Algorithm{gocose.AlgorithmEdDSA}}, ErrAlgorithmNotAllowed},
+		{"alg does not fit key", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(1): int64(gocose.AlgorithmES384)}), []byte("p")), stmtVerifyOpts(), ErrAlgorithmNotAllowed},
+		{"no kid or x5chain", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(33): nil}), []byte("p")), stmtVerifyOpts(), ErrMissingKey},
+		{"bad signature", encodeStatement(t, 18, s.RawProtected, map[any]any{}, []byte("payloae"), s.Signature), stmtVerifyOpts(), ErrBadSignature},
+		{"bad chain: wrong root", good, VerifyOptions{Now: stmtTestTime, TrustedCAs: [][32]byte{sha256.Sum256(otherChain.der[1])}}, ErrBadChain},
+		{"bad chain: broken link", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(33): brokenLink}), []byte("p")), stmtVerifyOpts(), ErrBadChain},
+		{"bad chain: expired", good, VerifyOptions{Now: stmtTestTime.AddDate(2, 0, 0)}, ErrBadChain},
+		{"bad chain: garbage cert", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(33): []byte("not a cert")}), []byte("p")), stmtVerifyOpts(), ErrBadChain},
+		{"issuer mismatch", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(15): map[any]any{int64(1): otherChain.did(t), int64(2): "sub"}}), []byte("p")), stmtVerifyOpts(), ErrIssuerMismatch},
+		{"issuer not did:x509", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(15): map[any]any{int64(1): "https://example.com", int64(2): "sub"}}), []byte("p")), stmtVerifyOpts(), ErrIssuerMismatch},
+		{"oversize", append(bytes.Repeat([]byte{0}, DefaultMaxStatementSize), 0), stmtVerifyOpts(), ErrTooLarge},
+		{"truncated", good[:len(good)-1], stmtVerifyOpts(), ErrNotCOSE},
+		{"trailing bytes", append(append([]byte{}, good...), 0x00), stmtVerifyOpts(), ErrNotCOSE},
+		{"duplicate label in protected", stmtResign(t, c.key, gocose.AlgorithmES256, dupProt, []byte("p")), stmtVerifyOpts(), ErrBadHeader},
+		{"protected not a map", stmtResign(t, c.key, gocose.AlgorithmES256, stmtMarshal(t, []int{1}), []byte("p")), stmtVerifyOpts(), ErrBadHeader},
+		{"bstr label", stmtResign(t, c.key, gocose.AlgorithmES256, append([]byte{0xa1, 0x41, 0x01}, 0x01), []byte("p")), stmtVerifyOpts(), ErrBadHeader},
+		{"crit unknown label", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(2): []any{"x-ext"}, "x-ext": int64(1)}), []byte("p")), stmtVerifyOpts(), ErrBadHeader},
+		{"crit absent label", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(2): []any{int64(99)}}), []byte("p")), stmtVerifyOpts(), ErrBadHeader},
+		{"hash envelope with label 3", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(258): int64(-16), int64(3): "text/plain"}), make([]byte, 32)), stmtVerifyOpts(), ErrBadHeader},
+		{"hash envelope wrong digest length", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(258): int64(-16)}), make([]byte, 31)), stmtVerifyOpts(), ErrBadHeader},
+		{"hash envelope unknown hash", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(258): int64(-99)}), make([]byte, 32)), stmtVerifyOpts(), ErrBadHeader},
+		{"259 without 258", stmtResign(t, c.key, gocose.AlgorithmES256, hdr(map[any]any{int64(259): "text/plain"}), []byte("p")), stmtVerifyOpts(), ErrBadHeader},
+		{"label in both buckets", encodeStatement(t, 18, s.RawProtected, map[any]any{int64(1): es256}, s.Payload, s.Signature), stmtVerifyOpts(), ErrBadHeader},
+		{"detached payload", encodeStatement(t, 18, s.RawProtected, map[any]any{}, nil, s.Signature), stmtVerifyOpts(), ErrDetachedPayload},
 	}
-	tests[6].in = mustMarshal(t, cbor.Tag{Number: 18, Content: []any{"text", map[any]any{}, []byte{}, []byte{1}}})
+	tests[6].in = stmtMarshal(t, cbor.Tag{Number: 18, Content: []any{"text", map[any]any{}, []byte{}, []byte{1}}})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := ParseStatement(tc.in, ParseOptions{})
@@ -367,7 +367,7 @@ func TestBadInputs(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 			// Each failure maps to exactly one sentinel.
-			for _, other := range allSentinels {
+			for _, other := range stmtSentinels {
 				if other != tc.want && errors.Is(err, other) {
 					t.Fatalf("%v also matches %v", err, other)
 				}
@@ -376,11 +376,11 @@ func TestBadInputs(t *testing.T) {
 	}
 }
 
-var allSentinels = []error{ErrTooLarge, ErrNotCOSE, ErrUntagged, ErrBadHeader, ErrMissingCWTClaims, ErrAlgorithmNotAllowed,
+var stmtSentinels = []error{ErrTooLarge, ErrNotCOSE, ErrUntagged, ErrBadHeader, ErrMissingCWTClaims, ErrAlgorithmNotAllowed,
 	ErrMissingKey, ErrBadChain, ErrIssuerMismatch, ErrUnknownIssuerKey, ErrBadSignature, ErrDetachedPayload, ErrPayloadMismatch}
 
 func TestMaxSizeOption(t *testing.T) {
-	c := newTestChain(t, gocose.AlgorithmEdDSA, leafSpec{cn: "p"})
+	c := newStmtChain(t, gocose.AlgorithmEdDSA, stmtLeafSpec{cn: "p"})
 	b := c.sign(t, SignOptions{}, []byte("p"))
 	if _, err := ParseStatement(b, ParseOptions{MaxSize: len(b) - 1}); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("MaxSize len-1: %v", err)
@@ -393,12 +393,12 @@ func TestMaxSizeOption(t *testing.T) {
 // TestMangle: every one-byte change and every truncation of a valid
 // statement fails ParseStatement or Verify, without panicking.
 func TestMangle(t *testing.T) {
-	c := newTestChain(t, gocose.AlgorithmEdDSA, leafSpec{cn: "p"})
+	c := newStmtChain(t, gocose.AlgorithmEdDSA, stmtLeafSpec{cn: "p"})
 	cases := map[string][]byte{
 		"embedded":      c.sign(t, SignOptions{ContentType: "application/json"}, []byte(`{"a":1}`)),
 		"hash envelope": c.sign(t, SignOptions{HashEnvelope: true, ContentType: "application/json", PayloadLocation: "https://x"}, []byte(`{"a":1}`)),
 	}
-	opts := VerifyOptions{Now: testTime, Chains: NewChainCache(4)}
+	opts := VerifyOptions{Now: stmtTestTime, Chains: NewChainCache(4)}
 	for name, good := range cases {
 		t.Run(name, func(t *testing.T) {
 			s, err := ParseStatement(good, ParseOptions{})
@@ -433,7 +433,7 @@ func TestMangle(t *testing.T) {
 func itoa(i int) string { return big.NewInt(int64(i)).String() }
 
 func TestLeafEntryIgnoresUnprotected(t *testing.T) {
-	c := newTestChain(t, gocose.AlgorithmES256, leafSpec{cn: "p"})
+	c := newStmtChain(t, gocose.AlgorithmES256, stmtLeafSpec{cn: "p"})
 	b := c.sign(t, SignOptions{}, []byte("p"))
 	s, _ := ParseStatement(b, ParseOptions{})
 	withU := encodeStatement(t, 18, s.RawProtected, map[any]any{int64(394): []any{[]byte("receipt")}}, s.Payload, s.Signature)
@@ -444,27 +444,27 @@ func TestLeafEntryIgnoresUnprotected(t *testing.T) {
 	if s.LeafEntry() != s2.LeafEntry() || s.LeafEntry() != sha256.Sum256(b) {
 		t.Fatal("LeafEntry depends on the unprotected header")
 	}
-	if _, err := s2.Verify(verifyOpts()); err != nil {
+	if _, err := s2.Verify(stmtVerifyOpts()); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func TestChainCache(t *testing.T) {
-	c := newTestChain(t, gocose.AlgorithmES256, leafSpec{cn: "p"})
+	c := newStmtChain(t, gocose.AlgorithmES256, stmtLeafSpec{cn: "p"})
 	s, _ := ParseStatement(c.sign(t, SignOptions{}, []byte("p")), ParseOptions{})
 	cache := NewChainCache(1)
-	opts := VerifyOptions{Now: testTime, Chains: cache}
+	opts := VerifyOptions{Now: stmtTestTime, Chains: cache}
 	for i := 0; i < 2; i++ {
 		if _, err := s.Verify(opts); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// Time and trust are still checked on a cache hit.
-	opts.Now = testTime.AddDate(5, 0, 0)
+	opts.Now = stmtTestTime.AddDate(5, 0, 0)
 	if _, err := s.Verify(opts); !errors.Is(err, ErrBadChain) {
 		t.Fatalf("expired chain from cache: %v", err)
 	}
-	opts.Now = testTime
+	opts.Now = stmtTestTime
 	opts.TrustedCAs = [][32]byte{{1}}
 	if _, err := s.Verify(opts); !errors.Is(err, ErrBadChain) {
 		t.Fatalf("untrusted root from cache: %v", err)
@@ -476,7 +476,7 @@ func TestChainCache(t *testing.T) {
 }
 
 func TestSignStatementErrors(t *testing.T) {
-	key := mustKey(t, gocose.AlgorithmES256)
+	key := stmtKey(t, gocose.AlgorithmES256)
 	for name, tc := range map[string]struct {
 		opts SignOptions
 		want error
@@ -504,7 +504,7 @@ func TestErrorsSayWhat(t *testing.T) {
 // without the chain cache, and a kid statement; BenchmarkECDSAVerifyP256 is
 // the floor.
 func BenchmarkParseAndVerifyES256(b *testing.B) {
-	c := newTestChain(b, gocose.AlgorithmES256, leafSpec{cn: "bench"})
+	c := newStmtChain(b, gocose.AlgorithmES256, stmtLeafSpec{cn: "bench"})
 	stmt := c.sign(b, SignOptions{ContentType: "application/json"}, bytes.Repeat([]byte("x"), 256))
 	kidStmt, err := SignStatement(rand.Reader, c.key, SignOptions{Issuer: "did:web:example.com", Subject: "s", Kid: []byte("k1")}, bytes.Repeat([]byte("x"), 1000))
 	if err != nil {
@@ -523,8 +523,8 @@ func BenchmarkParseAndVerifyES256(b *testing.B) {
 			}
 		}
 	}
-	b.Run("x5chain", func(b *testing.B) { run(b, stmt, verifyOpts()) })
-	b.Run("x5chain-cached", func(b *testing.B) { run(b, stmt, VerifyOptions{Now: testTime, Chains: NewChainCache(16)}) })
+	b.Run("x5chain", func(b *testing.B) { run(b, stmt, stmtVerifyOpts()) })
+	b.Run("x5chain-cached", func(b *testing.B) { run(b, stmt, VerifyOptions{Now: stmtTestTime, Chains: NewChainCache(16)}) })
 	b.Run("kid", func(b *testing.B) {
 		pub := c.key.Public()
 		run(b, kidStmt, VerifyOptions{IssuerKey: func(string, []byte) (crypto.PublicKey, error) { return pub, nil }})
