@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/charterlog/charter/internal/ledger"
@@ -72,6 +73,8 @@ type Node struct {
 	transport Transport
 	log       *slog.Logger
 
+	applied atomic.Uint64
+
 	mu     sync.RWMutex
 	leader uint64
 	term   uint64
@@ -127,6 +130,7 @@ func Start(cfg Config, st *store.Store, sm StateMachine, transport Transport, lo
 	}
 	_, cs, _ := rlog.InitialState()
 	n.conf = cs
+	n.applied.Store(applied)
 	return n, nil
 }
 
@@ -143,11 +147,15 @@ func (n *Node) Run(ctx context.Context) error {
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
 	defer n.raft.Stop()
-	if len(n.cfg.Bootstrap) == 1 || n.singleVoter() {
-		// A lone voter need not wait an election timeout to lead.
-		_ = n.raft.Campaign(ctx)
-	}
+	// A lone voter need not wait an election timeout to lead; raft lets it
+	// campaign once its configuration is applied (at once on restart, after
+	// the bootstrap entries on creation).
+	campaigned := false
 	for {
+		if !campaigned && n.singleVoter() {
+			campaigned = true
+			_ = n.raft.Campaign(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -217,6 +225,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if err := n.sm.Apply(entries, also); err != nil {
 		return fmt.Errorf("replication: apply: %w", err)
 	}
+	n.applied.Store(rd.CommittedEntries[len(rd.CommittedEntries)-1].GetIndex())
 	if conf != nil {
 		n.mu.Lock()
 		n.conf = conf
@@ -239,6 +248,12 @@ func decodeConfChange(e *pb.Entry) (pb.ConfChangeI, error) {
 	}
 	return &cc, nil
 }
+
+// Applied is the last raft index applied to the state machine.
+func (n *Node) Applied() uint64 { return n.applied.Load() }
+
+// Committed is the commit index in raft's persisted hard state.
+func (n *Node) Committed() uint64 { return n.rlog.HardState().GetCommit() }
 
 // Propose implements ledger.Proposer.
 func (n *Node) Propose(ctx context.Context, data []byte) error {

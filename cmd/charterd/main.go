@@ -1,0 +1,92 @@
+// Command charterd runs a Charter node.
+//
+//	charterd dev --data DIR --addr 127.0.0.1:8000
+//
+// creates (or reopens) a single-node development network in DIR: virtual
+// attestation, one generated member, TLS with a self-signed service
+// certificate written to DIR/service_cert.pem.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/charterlog/charter/internal/config"
+	"github.com/charterlog/charter/internal/node"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		fmt.Fprintln(stderr, "usage: charterd dev --data DIR --addr HOST:PORT [flags]\n\nRun 'charterd dev -h' for the flags.")
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	switch args[0] {
+	case "dev":
+		return dev(args[1:], stderr)
+	default:
+		fmt.Fprintf(stderr, "charterd: unknown command %q (want: dev)\n", args[0])
+		return 2
+	}
+}
+
+func dev(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("charterd dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg config.Config
+	var algs, cas string
+	fs.StringVar(&cfg.DataDir, "data", "", "data directory (created if missing)")
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8000", "HTTPS listen address; port 0 picks one and writes DIR/node.url")
+	fs.StringVar(&cfg.Issuer, "issuer", "", "service name in receipts and checkpoints, fixed at creation (default charter:ADDR)")
+	fs.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.DurationVar(&cfg.CheckpointInterval, "checkpoint-interval", 0, "longest wait for a checkpoint (default 50ms)")
+	fs.Uint64Var(&cfg.CheckpointMaxTx, "checkpoint-max-tx", 0, "checkpoint after this many uncovered transactions (default 5000)")
+	fs.DurationVar(&cfg.RegistrationWait, "registration-wait", 0, "how long POST /entries waits for the receipt before 303 (default 5s)")
+	fs.IntVar(&cfg.Registration.MaxStatementBytes, "max-statement-bytes", 0, "largest accepted signed statement, at creation (default 1 MiB)")
+	fs.StringVar(&algs, "algorithms", "", "comma-separated accepted algorithms, at creation (default all: ES256,ES384,ES512,PS256,PS384,PS512,EdDSA)")
+	fs.StringVar(&cas, "trusted-ca", "", "comma-separated SHA-256 hex fingerprints of accepted x5chain roots, at creation (default: any chain that verifies)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if algs != "" {
+		cfg.Registration.AllowedAlgs = strings.Split(algs, ",")
+	}
+	if cas != "" {
+		cfg.Registration.TrustedCAs = strings.Split(cas, ",")
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "charterd dev: %v\n", err)
+		return 2
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := node.Open(cfg, logger)
+	if err != nil {
+		logger.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := n.Run(ctx); err != nil {
+		logger.Error("stopped with an error", "err", err)
+		return 1
+	}
+	logger.Info("stopped")
+	return 0
+}

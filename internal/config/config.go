@@ -1,0 +1,151 @@
+// Package config holds a node's configuration: every field with its meaning
+// and default, and one Validate that checks them all and names the field at
+// fault.
+package config
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	gocose "github.com/veraison/go-cose"
+)
+
+// Config configures one charterd node.
+type Config struct {
+	// DataDir holds the node's store and identity files. Required.
+	DataDir string
+	// Addr is the HTTPS listen address, host:port; port 0 picks a free port
+	// (written to DataDir/node.url once listening). Required.
+	Addr string
+	// Issuer names the service in receipts (CWT iss) and is the origin line
+	// of its signed-note checkpoints. Fixed at network creation; default
+	// "charter:" + the listen address at creation.
+	Issuer string
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string
+	// CheckpointInterval is the longest a transaction waits for a
+	// checkpoint. Default 50ms.
+	CheckpointInterval time.Duration
+	// CheckpointMaxTx makes a checkpoint as soon as this many transactions
+	// are uncovered. Default 5000.
+	CheckpointMaxTx uint64
+	// RegistrationWait is how long POST /entries waits for the receipt
+	// before answering 303. Default 5s.
+	RegistrationWait time.Duration
+	// Registration is the registration configuration of a new network. An
+	// existing network keeps the one recorded in its genesis transaction.
+	Registration Registration
+}
+
+// Registration is what the service accepts.
+type Registration struct {
+	// AllowedAlgs are COSE algorithm names; empty means all supported
+	// (ES256, ES384, ES512, PS256, PS384, PS512, EdDSA).
+	AllowedAlgs []string `cbor:"1,keyasint,omitempty" json:"allowed_algorithms,omitempty"`
+	// MaxStatementBytes bounds a signed statement. Default 1 MiB.
+	MaxStatementBytes int `cbor:"2,keyasint" json:"max_statement_bytes"`
+	// TrustedCAs are hex SHA-256 fingerprints of root certificates an
+	// x5chain may end in; empty means any chain that verifies (dev default).
+	TrustedCAs []string `cbor:"3,keyasint,omitempty" json:"trusted_ca_fingerprints,omitempty"`
+}
+
+var algNames = map[string]gocose.Algorithm{
+	"ES256": gocose.AlgorithmES256, "ES384": gocose.AlgorithmES384, "ES512": gocose.AlgorithmES512,
+	"PS256": gocose.AlgorithmPS256, "PS384": gocose.AlgorithmPS384, "PS512": gocose.AlgorithmPS512,
+	"EdDSA": gocose.AlgorithmEdDSA,
+}
+
+// Algorithms returns the allowed algorithms as COSE values.
+func (r Registration) Algorithms() []gocose.Algorithm {
+	out := make([]gocose.Algorithm, 0, len(r.AllowedAlgs))
+	for _, n := range r.AllowedAlgs {
+		out = append(out, algNames[n])
+	}
+	return out
+}
+
+// CAFingerprints returns the trusted CA fingerprints as bytes.
+func (r Registration) CAFingerprints() [][32]byte {
+	out := make([][32]byte, 0, len(r.TrustedCAs))
+	for _, h := range r.TrustedCAs {
+		var f [32]byte
+		b, _ := hex.DecodeString(h)
+		copy(f[:], b)
+		out = append(out, f)
+	}
+	return out
+}
+
+// Validate checks r and fills its defaults.
+func (r *Registration) Validate() error {
+	if r.MaxStatementBytes == 0 {
+		r.MaxStatementBytes = 1 << 20
+	}
+	if r.MaxStatementBytes < 64 || r.MaxStatementBytes > 64<<20 {
+		return fmt.Errorf("config: Registration.MaxStatementBytes %d is outside [64, 64 MiB]", r.MaxStatementBytes)
+	}
+	for _, a := range r.AllowedAlgs {
+		if _, ok := algNames[a]; !ok {
+			return fmt.Errorf("config: Registration.AllowedAlgs: unknown algorithm %q (want ES256, ES384, ES512, PS256, PS384, PS512 or EdDSA)", a)
+		}
+	}
+	for i, h := range r.TrustedCAs {
+		b, err := hex.DecodeString(h)
+		if err != nil || len(b) != 32 || strings.ToLower(h) != h {
+			return fmt.Errorf("config: Registration.TrustedCAs[%d] %q is not 64 lowercase hex digits (a SHA-256 fingerprint)", i, h)
+		}
+	}
+	return nil
+}
+
+// Validate checks c and fills its defaults.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("config: DataDir is required"))
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("config: Addr %q is not host:port: %v", c.Addr, err))
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		errs = append(errs, fmt.Errorf("config: LogLevel %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = 50 * time.Millisecond
+	}
+	if c.CheckpointInterval < time.Millisecond || c.CheckpointInterval > time.Minute {
+		errs = append(errs, fmt.Errorf("config: CheckpointInterval %v is outside [1ms, 1m]", c.CheckpointInterval))
+	}
+	if c.CheckpointMaxTx == 0 {
+		c.CheckpointMaxTx = 5000
+	}
+	if c.RegistrationWait == 0 {
+		c.RegistrationWait = 5 * time.Second
+	}
+	if c.RegistrationWait < 0 || c.RegistrationWait > 5*time.Minute {
+		errs = append(errs, fmt.Errorf("config: RegistrationWait %v is outside [0, 5m]", c.RegistrationWait))
+	}
+	if strings.ContainsAny(c.Issuer, "\n\r") {
+		errs = append(errs, errors.New("config: Issuer must be one line"))
+	}
+	if err := c.Registration.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// SlogLevel returns the configured log level.
+func (c *Config) SlogLevel() slog.Level {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.LogLevel))
+	return lvl
+}

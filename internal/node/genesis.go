@@ -1,0 +1,44 @@
+package node
+
+import (
+	"fmt"
+
+	"github.com/charterlog/charter/internal/config"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// Genesis is the body of the transaction that creates a network (seqno 1).
+// It is public, so any auditor of the ledger learns the service identity and
+// the rules it started with.
+type Genesis struct {
+	// Issuer is the service's name in receipts and checkpoints.
+	Issuer string `cbor:"1,keyasint"`
+	// ServiceCert is the DER service certificate; its key signs receipts.
+	ServiceCert []byte `cbor:"2,keyasint"`
+	// NoteVerifierKey verifies the signed-note checkpoints.
+	NoteVerifierKey string `cbor:"3,keyasint"`
+	// Members are the DER certificates of the initial members.
+	Members [][]byte `cbor:"4,keyasint"`
+	// Registration is the registration configuration.
+	Registration config.Registration `cbor:"5,keyasint"`
+	// CreatedAt is the creation time, Unix seconds.
+	CreatedAt int64 `cbor:"6,keyasint"`
+}
+
+var genesisEnc = func() cbor.EncMode {
+	m, err := cbor.CoreDetEncOptions().EncMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}()
+
+func (g *Genesis) marshal() ([]byte, error) { return genesisEnc.Marshal(g) }
+
+func unmarshalGenesis(b []byte) (*Genesis, error) {
+	var g Genesis
+	if err := cbor.Unmarshal(b, &g); err != nil {
+		return nil, fmt.Errorf("genesis: %w", err)
+	}
+	return &g, nil
+}

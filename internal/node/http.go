@@ -1,0 +1,119 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/log"
+	"github.com/charterlog/charter/registry"
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func (n *Node) routes(svc *registry.Service) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(n.ledger.Collectors()...)
+	requests := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "charter_http_request_duration_seconds",
+		Help:    "HTTP request latency by route, method and status.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	}, []string{"route", "method", "code"})
+	reg.MustRegister(requests)
+
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer)
+	r.Use(func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			start := time.Now()
+			ww := middleware.NewWrapResponseWriter(w, req.ProtoMajor)
+			next.ServeHTTP(ww, req)
+			route := chi.RouteContext(req.Context()).RoutePattern()
+			if route == "" {
+				route = "unmatched"
+			}
+			requests.WithLabelValues(route, req.Method, strconv.Itoa(ww.Status())).Observe(time.Since(start).Seconds())
+			if ww.Status() >= 500 {
+				n.log.Warn("request failed", "method", req.Method, "path", req.URL.Path, "status", ww.Status())
+			}
+		})
+	})
+	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "no endpoint " + req.Method + " " + req.URL.Path})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusMethodNotAllowed, Title: "MethodNotAllowed", Detail: req.Method + " is not allowed on " + req.URL.Path})
+	})
+	svc.Routes(r)
+	r.Get("/node/health", n.getHealth)
+	r.Get("/node/tx", n.getTx)
+	r.Get("/node/network", n.getNetwork)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return r
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func (n *Node) getHealth(w http.ResponseWriter, r *http.Request) {
+	leader, term := n.raft.Leader()
+	st := n.ledger.State()
+	status, code := "ok", http.StatusOK
+	if !leader {
+		status, code = "no leader", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{
+		"status": status, "leader": leader, "view": term,
+		"ledger_size": st.Size, "checkpoint_size": st.LastCheckpointSize,
+	})
+}
+
+// getTx reports a transaction's status (CCF's GET /node/tx).
+func (n *Node) getTx(w http.ResponseWriter, r *http.Request) {
+	raw := r.URL.Query().Get("transaction_id")
+	txid, err := log.ParseTxID(raw)
+	if err != nil {
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidTransactionId", Detail: "transaction_id " + strconv.Quote(raw) + ": " + err.Error()})
+		return
+	}
+	status, err := n.ledger.Status(txid)
+	if err != nil {
+		registry.WriteProblem(w, registry.ProblemFor(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"transaction_id": txid.String(), "status": status})
+}
+
+func (n *Node) getNetwork(w http.ResponseWriter, r *http.Request) {
+	_, term := n.raft.Leader()
+	st := n.ledger.State()
+	cp, err := n.ledger.LatestCheckpoint()
+	var cpSize uint64
+	if err == nil {
+		cpSize = cp.TreeSize
+	} else if !errors.Is(err, ledger.ErrNotFound) {
+		registry.WriteProblem(w, registry.ProblemFor(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"service_certificate": string(n.id.ServiceCertPEM),
+		"service_status":      "Open",
+		"issuer":              n.issuer,
+		"note_verifier_key":   n.id.NoteVerifier,
+		"current_view":        term,
+		"ledger_size":         st.Size,
+		"checkpoint_size":     cpSize,
+	})
+}

@@ -1,0 +1,277 @@
+package node
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Identity is the service's keys as this node holds them.
+//
+// The service key (P-256, ES256) signs receipts and is the CA of the service
+// certificate that clients pin; the note key (Ed25519) signs C2SP
+// checkpoints. In this version the first node creates both and keeps them in
+// its data directory (0600); attested key release to joining nodes arrives
+// with SEV-SNP attestation.
+type Identity struct {
+	ServiceKey     *ecdsa.PrivateKey
+	ServiceCert    *x509.Certificate
+	ServiceCertPEM []byte
+	NoteSigner     note.Signer
+	NoteVerifier   string // the note verifier key, name+hash+key
+}
+
+// Files in the data directory.
+const (
+	fileServiceKey  = "service_key.pem"
+	fileServiceCert = "service_cert.pem"
+	fileNoteKey     = "note_key.txt"
+	fileMemberCert  = "member0_cert.pem"
+	fileMemberKey   = "member0_privk.pem"
+	fileNodeURL     = "node.url"
+)
+
+// loadOrCreateIdentity reads the identity from dir, creating any part that
+// is missing. Creation happens only before genesis (the caller checks), so a
+// crash half-way leaves files that the next start completes, never a second
+// identity for a network that exists.
+func loadOrCreateIdentity(dir, issuer string, create bool) (*Identity, error) {
+	id := &Identity{}
+	keyPEM, err := os.ReadFile(filepath.Join(dir, fileServiceKey))
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && create:
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return nil, err
+		}
+		keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+		if err := writeFileAtomic(dir, fileServiceKey, keyPEM, 0o600); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("service key: %w", err)
+	}
+	k, err := parsePrivateKey(keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fileServiceKey, err)
+	}
+	ek, ok := k.(*ecdsa.PrivateKey)
+	if !ok || ek.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("%s: the service key must be ECDSA P-256", fileServiceKey)
+	}
+	id.ServiceKey = ek
+
+	certPEM, err := os.ReadFile(filepath.Join(dir, fileServiceCert))
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && create:
+		der, err := selfSigned(ek, "Charter Service", true)
+		if err != nil {
+			return nil, err
+		}
+		certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+		if err := writeFileAtomic(dir, fileServiceCert, certPEM, 0o644); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("service certificate: %w", err)
+	}
+	cert, err := parseCertPEM(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fileServiceCert, err)
+	}
+	if !cert.PublicKey.(*ecdsa.PublicKey).Equal(&ek.PublicKey) {
+		return nil, fmt.Errorf("%s does not belong to %s", fileServiceCert, fileServiceKey)
+	}
+	id.ServiceCert, id.ServiceCertPEM = cert, certPEM
+
+	skey, err := os.ReadFile(filepath.Join(dir, fileNoteKey))
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && create:
+		s, v, err := note.GenerateKey(rand.Reader, issuer)
+		if err != nil {
+			return nil, err
+		}
+		skey = []byte(s + "\n" + v + "\n")
+		if err := writeFileAtomic(dir, fileNoteKey, skey, 0o600); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("note key: %w", err)
+	}
+	// The file holds the signer key, then its verifier key.
+	lines := strings.Fields(string(skey))
+	if len(lines) != 2 {
+		return nil, fmt.Errorf("%s: want the signer key and the verifier key on two lines", fileNoteKey)
+	}
+	signer, err := note.NewSigner(lines[0])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fileNoteKey, err)
+	}
+	if _, err := note.NewVerifier(lines[1]); err != nil {
+		return nil, fmt.Errorf("%s: verifier key: %w", fileNoteKey, err)
+	}
+	id.NoteSigner, id.NoteVerifier = signer, lines[1]
+	return id, nil
+}
+
+// createMember writes a member identity (member0) for a new network.
+func createMember(dir string) (*x509.Certificate, error) {
+	if certPEM, err := os.ReadFile(filepath.Join(dir, fileMemberCert)); err == nil {
+		return parseCertPEM(certPEM)
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(dir, fileMemberKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return nil, err
+	}
+	certDER, err := selfSigned(k, "member0", false)
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(dir, fileMemberCert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}), 0o644); err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(certDER)
+}
+
+func selfSigned(k crypto.Signer, cn string, ca bool) ([]byte, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().AddDate(10, 0, 0),
+		BasicConstraintsValid: true,
+		IsCA:                  ca,
+		KeyUsage:              x509.KeyUsageDigitalSignature,
+	}
+	if ca {
+		tmpl.KeyUsage |= x509.KeyUsageCertSign
+	}
+	return x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
+}
+
+// nodeTLSCertificate issues this node's TLS certificate under the service
+// certificate, for the listen host and the loopback names.
+func nodeTLSCertificate(id *Identity, host string) (certDER []byte, key *ecdsa.PrivateKey, err error) {
+	key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "Charter node"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().AddDate(1, 0, 0),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+	} else if host != "" && ip == nil {
+		tmpl.DNSNames = append(tmpl.DNSNames, host)
+	}
+	certDER, err = x509.CreateCertificate(rand.Reader, tmpl, id.ServiceCert, &key.PublicKey, id.ServiceKey)
+	return certDER, key, err
+}
+
+// CertFingerprint is SHA-256 of a certificate's DER: a member's id.
+func CertFingerprint(c *x509.Certificate) [32]byte { return sha256.Sum256(c.Raw) }
+
+func parsePrivateKey(b []byte) (crypto.Signer, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		return nil, errors.New("no PEM block")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		if ek, err2 := x509.ParseECPrivateKey(blk.Bytes); err2 == nil {
+			return ek, nil
+		}
+		return nil, err
+	}
+	s, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("key of type %T cannot sign", k)
+	}
+	return s, nil
+}
+
+func parseCertPEM(b []byte) (*x509.Certificate, error) {
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, errors.New("no CERTIFICATE PEM block")
+	}
+	return x509.ParseCertificate(blk.Bytes)
+}
+
+// writeFileAtomic writes name in dir so that after a crash it is either
+// absent or complete: write a temporary file, fsync it, rename it into
+// place, fsync the directory.
+func writeFileAtomic(dir, name string, data []byte, perm os.FileMode) error {
+	f, err := os.CreateTemp(dir, "."+name+".tmp*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

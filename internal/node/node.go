@@ -1,0 +1,274 @@
+// Package node wires a Charter node together: store, ledger, raft, service
+// identity, and the HTTP API; and it does startup recovery (replay the raft
+// log, check the tree against the newest checkpoint, create the network if
+// there is none).
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/internal/config"
+	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/replication"
+	"github.com/charterlog/charter/internal/store"
+	"github.com/charterlog/charter/registry"
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/sync/errgroup"
+)
+
+// Node is a running charterd.
+type Node struct {
+	cfg      config.Config
+	log      *slog.Logger
+	st       *store.Store
+	ledger   *ledger.Ledger
+	raft     *replication.Node
+	id       *Identity
+	issuer   string
+	listener net.Listener
+	genesis  *Genesis
+}
+
+// Open prepares a node: it validates cfg, listens, opens the store and
+// loads or creates the service identity. Nothing is served until Run.
+func Open(cfg config.Config, logger *slog.Logger) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	n := &Node{cfg: cfg, log: logger, listener: ln}
+	ok := false
+	defer func() {
+		if !ok {
+			n.close()
+		}
+	}()
+	n.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), logger)
+	if err != nil {
+		return nil, err
+	}
+	n.ledger, err = ledger.Open(n.st, ledger.Config{CheckpointInterval: cfg.CheckpointInterval, CheckpointMaxTx: cfg.CheckpointMaxTx}, logger)
+	if err != nil {
+		return nil, err
+	}
+	rlog, err := n.st.RaftLog()
+	if err != nil {
+		return nil, err
+	}
+	last, _ := rlog.LastIndex()
+	fresh := last == 0
+	issuer := cfg.Issuer
+	if issuer == "" {
+		issuer = "charter:" + ln.Addr().String()
+	}
+	// The note key is named after the issuer when the network is created,
+	// so an existing network's issuer is its note key's name.
+	n.id, err = loadOrCreateIdentity(cfg.DataDir, issuer, fresh)
+	if err != nil {
+		return nil, fmt.Errorf("service identity in %s: %w", cfg.DataDir, err)
+	}
+	v, err := note.NewVerifier(n.id.NoteVerifier)
+	if err != nil {
+		return nil, err
+	}
+	n.issuer = v.Name()
+	if fresh {
+		if _, err := createMember(cfg.DataDir); err != nil {
+			return nil, fmt.Errorf("member identity: %w", err)
+		}
+	}
+	n.raft, err = replication.Start(replication.Config{ID: 1, Bootstrap: []uint64{1}}, n.st, n.ledger, nil, logger)
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return n, nil
+}
+
+// Addr is the address the node listens on.
+func (n *Node) Addr() net.Addr { return n.listener.Addr() }
+
+func (n *Node) close() {
+	if n.listener != nil {
+		n.listener.Close()
+	}
+	if n.st != nil {
+		if err := n.st.Close(); err != nil {
+			n.log.Error("closing store", "err", err)
+		}
+	}
+}
+
+// Run recovers, serves until ctx ends, then shuts down in order: HTTP first,
+// then the sequencer and raft, then the store.
+func (n *Node) Run(ctx context.Context) error {
+	defer n.close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return n.raft.Run(gctx) })
+	g.Go(func() error { return n.ledger.RunSequencer(gctx, n.raft) })
+
+	srv, err := n.recover(gctx)
+	if err != nil {
+		cancel()
+		_ = g.Wait()
+		return err
+	}
+	signer, err := newTreeHeadSigner(n.id, n.issuer)
+	if err != nil {
+		cancel()
+		_ = g.Wait()
+		return err
+	}
+	g.Go(func() error { return n.ledger.RunCheckpointer(gctx, n.raft, signer, nil) })
+	g.Go(func() error {
+		err := srv.ServeTLS(n.listener, "", "")
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		return srv.Shutdown(sctx)
+	})
+	url := "https://" + n.listener.Addr().String()
+	if err := writeFileAtomic(n.cfg.DataDir, fileNodeURL, []byte(url+"\n"), 0o644); err != nil {
+		cancel()
+	}
+	st := n.ledger.State()
+	n.log.Info("charterd serving", "url", url, "issuer", n.issuer, "ledger_size", st.Size, "checkpoint_size", st.LastCheckpointSize, "data", n.cfg.DataDir)
+	return g.Wait()
+}
+
+// recover waits until raft has replayed every committed entry, creates the
+// network if the ledger is empty, and returns the HTTP server for the
+// recovered state. The tree was already checked against the newest
+// checkpoint when the ledger opened.
+func (n *Node) recover(ctx context.Context) (*http.Server, error) {
+	commit := n.raft.Committed()
+	for n.raft.Applied() < commit {
+		if err := sleep(ctx, 5*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+	for {
+		if ok, _ := n.raft.Leader(); ok {
+			break
+		}
+		if err := sleep(ctx, 5*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+	if n.ledger.State().Size == 0 {
+		memberPEM, err := os.ReadFile(filepath.Join(n.cfg.DataDir, fileMemberCert))
+		if err != nil {
+			return nil, err
+		}
+		member, err := parseCertPEM(memberPEM)
+		if err != nil {
+			return nil, err
+		}
+		g := &Genesis{
+			Issuer: n.issuer, ServiceCert: n.id.ServiceCert.Raw, NoteVerifierKey: n.id.NoteVerifier,
+			Members: [][]byte{member.Raw}, Registration: n.cfg.Registration, CreatedAt: time.Now().Unix(),
+		}
+		body, err := g.marshal()
+		if err != nil {
+			return nil, err
+		}
+		if err := n.ledger.ProposeGenesis(ctx, n.raft, body); err != nil {
+			return nil, fmt.Errorf("proposing genesis: %w", err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err = n.ledger.WaitApplied(wctx, 1)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("genesis was not applied: %w", err)
+		}
+		n.log.Info("created network", "issuer", n.issuer)
+	}
+	rec, err := n.ledger.Record(1)
+	if err != nil {
+		return nil, fmt.Errorf("reading genesis: %w", err)
+	}
+	g, err := unmarshalGenesis(rec.Body)
+	if err != nil {
+		return nil, err
+	}
+	if string(g.ServiceCert) != string(n.id.ServiceCert.Raw) {
+		return nil, fmt.Errorf("%s is not the service certificate this network was created with", fileServiceCert)
+	}
+	n.genesis = g
+	return n.httpServer()
+}
+
+func (n *Node) httpServer() (*http.Server, error) {
+	host, _, _ := net.SplitHostPort(n.listener.Addr().String())
+	certDER, key, err := nodeTLSCertificate(n.id, host)
+	if err != nil {
+		return nil, err
+	}
+	serviceKey, err := cose.NewKey(&n.id.ServiceKey.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	reg := n.genesis.Registration
+	svc := &registry.Service{
+		Ledger: n.ledger,
+		Policy: registry.Policy{
+			AllowedAlgs: reg.Algorithms(), MaxStatementBytes: reg.MaxStatementBytes, TrustedCAs: reg.CAFingerprints(),
+		},
+		Keys:            cose.KeySet{serviceKey},
+		Issuer:          n.issuer,
+		NoteVerifierKey: n.id.NoteVerifier,
+		Wait:            n.cfg.RegistrationWait,
+		Log:             n.log,
+	}
+	return &http.Server{
+		Handler: n.routes(svc),
+		TLSConfig: &tls.Config{
+			MinVersion: tls.VersionTLS12,
+			Certificates: []tls.Certificate{{
+				Certificate: [][]byte{certDER, n.id.ServiceCert.Raw},
+				PrivateKey:  key,
+			}},
+		},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+	}, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,100 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/internal/ledger"
+	"github.com/fxamacker/cbor/v2"
+)
+
+// ContentTypeProblem is RFC 9290's concise problem details in CBOR.
+const ContentTypeProblem = "application/concise-problem-details+cbor"
+
+// Problem is an error response: RFC 9290 concise problem details,
+// {-1: title, -2: detail}.
+type Problem struct {
+	Status int    `cbor:"-"`
+	Title  string `cbor:"-1,keyasint"`
+	Detail string `cbor:"-2,keyasint,omitempty"`
+	// RetryAfter, in seconds, is sent as the Retry-After header when > 0.
+	RetryAfter int `cbor:"-"`
+}
+
+func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
+
+// problems maps each error the pipeline can return to its response. It is
+// the one place where errors become HTTP: a later SCRAPI draft that changes
+// a status changes this table only.
+var problems = []struct {
+	err    error
+	status int
+	title  string
+	retry  int
+}{
+	{cose.ErrTooLarge, http.StatusRequestEntityTooLarge, "PayloadTooLarge", 0},
+	{cose.ErrUntagged, http.StatusBadRequest, "UntaggedCOSESign1", 0},
+	{cose.ErrNotCOSE, http.StatusBadRequest, "NotCOSESign1", 0},
+	{cose.ErrBadHeader, http.StatusBadRequest, "InvalidProtectedHeader", 0},
+	{cose.ErrMissingCWTClaims, http.StatusBadRequest, "MissingCWTClaims", 0},
+	{cose.ErrAlgorithmNotAllowed, http.StatusBadRequest, "AlgorithmNotAllowed", 0},
+	{cose.ErrMissingKey, http.StatusBadRequest, "MissingIssuerKey", 0},
+	{cose.ErrBadChain, http.StatusBadRequest, "InvalidCertificateChain", 0},
+	{cose.ErrIssuerMismatch, http.StatusBadRequest, "IssuerMismatch", 0},
+	{cose.ErrUnknownIssuerKey, http.StatusBadRequest, "UnknownIssuerKey", 0},
+	{cose.ErrBadSignature, http.StatusBadRequest, "InvalidSignature", 0},
+	{cose.ErrDetachedPayload, http.StatusBadRequest, "DetachedPayload", 0},
+	{ledger.ErrOverloaded, http.StatusServiceUnavailable, "ServiceUnavailable", 1},
+	{ledger.ErrNotLeader, http.StatusServiceUnavailable, "ServiceUnavailable", 1},
+	{ledger.ErrDropped, http.StatusServiceUnavailable, "ServiceUnavailable", 1},
+	{ledger.ErrStopped, http.StatusServiceUnavailable, "ServiceUnavailable", 1},
+	{ledger.ErrNotFound, http.StatusNotFound, "NotFound", 0},
+	{context.Canceled, 499, "ClientClosedRequest", 0},
+}
+
+// ProblemFor maps err to its problem; unknown errors are 500s whose detail
+// does not leak internals.
+func ProblemFor(err error) *Problem {
+	var p *Problem
+	if errors.As(err, &p) {
+		return p
+	}
+	for _, m := range problems {
+		if errors.Is(err, m.err) {
+			return &Problem{Status: m.status, Title: m.title, Detail: err.Error(), RetryAfter: m.retry}
+		}
+	}
+	return &Problem{Status: http.StatusInternalServerError, Title: "InternalError", Detail: "internal error; see the node's log"}
+}
+
+// WriteProblem writes p as the response.
+func WriteProblem(w http.ResponseWriter, p *Problem) {
+	body, err := cbor.Marshal(p)
+	if err != nil {
+		http.Error(w, p.Title, p.Status)
+		return
+	}
+	w.Header().Set("Content-Type", ContentTypeProblem)
+	if p.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(p.RetryAfter))
+	}
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(body)
+}
+
+func badRequest(title, detail string) *Problem {
+	return &Problem{Status: http.StatusBadRequest, Title: title, Detail: detail}
+}
+
+// DecodeProblem parses a problem-details body, for clients.
+func DecodeProblem(status int, body []byte) *Problem {
+	p := &Problem{Status: status}
+	if err := cbor.Unmarshal(body, p); err != nil || p.Title == "" {
+		p.Title = http.StatusText(status)
+		p.Detail = string(body)
+	}
+	return p
+}

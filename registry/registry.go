@@ -1,0 +1,331 @@
+// Package registry is the SCITT registration pipeline and the SCRAPI HTTP
+// handlers (draft-ietf-scitt-scrapi-10): it checks signed statements, hands
+// accepted ones to the ledger, and serves receipts, transparent statements,
+// service keys and checkpoints. Errors become HTTP responses here and only
+// here (problem.go).
+package registry
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/log"
+	"github.com/go-chi/chi/v5"
+	gocose "github.com/veraison/go-cose"
+)
+
+// Media types.
+const (
+	ContentTypeCOSE    = "application/cose"
+	ContentTypeReceipt = "application/scitt-receipt+cose"
+	ContentTypeKeySet  = "application/cose-key-set"
+	ContentTypeKey     = "application/cose-key"
+)
+
+// Ledger is what the handlers need from the ledger.
+type Ledger interface {
+	Register(ctx context.Context, entry [32]byte, statement []byte) (log.TxID, error)
+	Pending(entry [32]byte) bool
+	LookupEntry(entry [32]byte) (log.TxID, error)
+	WaitCovered(ctx context.Context, seqno uint64) error
+	Inclusion(seqno uint64) (*ledger.Inclusion, error)
+	Record(seqno uint64) (*log.Record, error)
+	LatestCheckpoint() (*log.Checkpoint, error)
+	Consistency(size1, size2 uint64) (*log.Checkpoint, [][]byte, error)
+}
+
+// Policy is the registration configuration in force.
+type Policy struct {
+	AllowedAlgs       []gocose.Algorithm
+	MaxStatementBytes int
+	TrustedCAs        [][32]byte
+}
+
+// Service serves the SCITT API.
+type Service struct {
+	Ledger Ledger
+	Policy Policy
+	// Keys are the service's public keys, newest first.
+	Keys cose.KeySet
+	// Issuer is the service's name (receipts' iss, the checkpoint origin).
+	Issuer string
+	// NoteVerifierKey verifies /checkpoint.
+	NoteVerifierKey string
+	// Wait bounds how long POST /entries waits for a receipt.
+	Wait time.Duration
+	Log  *slog.Logger
+
+	chains *cose.ChainCache
+}
+
+// Routes adds the SCRAPI routes to r.
+func (s *Service) Routes(r chi.Router) {
+	if s.Log == nil {
+		s.Log = slog.New(slog.DiscardHandler)
+	}
+	s.chains = cose.NewChainCache(4096)
+	r.Post("/entries", s.postEntry)
+	r.Get("/entries/{id}", s.getEntry)
+	r.Get("/entries/{id}/statement", s.getStatement)
+	r.Get("/.well-known/scitt-keys", s.getKeySet)
+	r.Get("/.well-known/scitt-keys/{kid}", s.getKey)
+	r.Get("/.well-known/transparency-configuration", s.getConfiguration)
+	r.Get("/jwks", s.getJWKS)
+	r.Get("/checkpoint", s.getCheckpoint)
+	r.Get("/checkpoint/key", s.getCheckpointKey)
+	r.Get("/proofs/consistency", s.getConsistency)
+}
+
+// postEntry registers a signed statement.
+//
+// SCRAPI draft-10 §2.1.2 (Register Signed Statement): the service "MUST"
+// answer 201 with the receipt once it is available, or a redirect to the
+// entry's location while registration is running. Charter waits up to Wait
+// for the receipt and answers 303 See Other with Retry-After otherwise.
+func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != ContentTypeCOSE {
+		WriteProblem(w, &Problem{Status: http.StatusUnsupportedMediaType, Title: "UnsupportedMediaType",
+			Detail: fmt.Sprintf("Content-Type must be %s, got %q", ContentTypeCOSE, r.Header.Get("Content-Type"))})
+		return
+	}
+	max := s.Policy.MaxStatementBytes
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(max)))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			WriteProblem(w, ProblemFor(fmt.Errorf("%w: the limit is %d bytes", cose.ErrTooLarge, max)))
+			return
+		}
+		WriteProblem(w, badRequest("InvalidInput", "reading the request body: "+err.Error()))
+		return
+	}
+	stmt, err := cose.ParseStatement(body, cose.ParseOptions{MaxSize: max})
+	if err != nil {
+		WriteProblem(w, ProblemFor(err))
+		return
+	}
+	if _, err := stmt.Verify(cose.VerifyOptions{AllowedAlgs: s.Policy.AllowedAlgs, TrustedCAs: s.Policy.TrustedCAs, Chains: s.chains}); err != nil {
+		WriteProblem(w, ProblemFor(err))
+		return
+	}
+	entry := stmt.LeafEntry()
+	id := hex.EncodeToString(entry[:])
+	ctx, cancel := context.WithTimeout(r.Context(), s.Wait)
+	defer cancel()
+	txid, err := s.Ledger.Register(ctx, entry, body)
+	if err == nil {
+		err = s.Ledger.WaitCovered(ctx, txid.Seqno)
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		w.Header().Set("Location", "/entries/"+id)
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusSeeOther)
+		return
+	case err != nil:
+		WriteProblem(w, ProblemFor(err))
+		return
+	}
+	receipt, err := s.receipt(txid.Seqno)
+	if err != nil {
+		WriteProblem(w, ProblemFor(err))
+		return
+	}
+	w.Header().Set("Location", "/entries/"+id)
+	w.Header().Set("Content-Type", ContentTypeReceipt)
+	w.Header().Set("X-Charter-Transaction-Id", txid.String())
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(receipt)
+}
+
+// resolve turns an entry id (hex leaf entry, or a transaction id) into a
+// seqno. pending reports a registration this node knows is in flight.
+func (s *Service) resolve(id string) (seqno uint64, pending bool, p *Problem) {
+	if len(id) == 64 {
+		b, err := hex.DecodeString(id)
+		if err != nil {
+			return 0, false, badRequest("InvalidEntryId", "entry ids are 64 hex digits or VIEW.SEQNO")
+		}
+		var entry [32]byte
+		copy(entry[:], b)
+		txid, err := s.Ledger.LookupEntry(entry)
+		if errors.Is(err, ledger.ErrNotFound) {
+			if s.Ledger.Pending(entry) {
+				return 0, true, nil
+			}
+			return 0, false, &Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "no entry " + id + "; register the statement again"}
+		}
+		if err != nil {
+			return 0, false, ProblemFor(err)
+		}
+		return txid.Seqno, false, nil
+	}
+	txid, err := log.ParseTxID(id)
+	if err != nil {
+		return 0, false, badRequest("InvalidEntryId", "entry ids are 64 hex digits or VIEW.SEQNO")
+	}
+	rec, err := s.Ledger.Record(txid.Seqno)
+	if errors.Is(err, ledger.ErrNotFound) {
+		return 0, false, &Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "no transaction " + id}
+	}
+	if err != nil {
+		return 0, false, ProblemFor(err)
+	}
+	if rec.View != txid.View || rec.Type != log.TxRegistration {
+		return 0, false, &Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "transaction " + id + " is not a registration"}
+	}
+	return txid.Seqno, false, nil
+}
+
+func (s *Service) receipt(seqno uint64) ([]byte, error) {
+	inc, err := s.Ledger.Inclusion(seqno)
+	if err != nil {
+		return nil, err
+	}
+	return receiptFor(inc)
+}
+
+func receiptFor(inc *ledger.Inclusion) ([]byte, error) {
+	return cose.NewInclusionReceipt(inc.Checkpoint.Protected, inc.Checkpoint.Signature, inc.Checkpoint.TreeSize, inc.LeafIndex, inc.Path)
+}
+
+// entryReady returns the inclusion material of the entry named in the
+// request, or writes the response (302 while pending, a problem otherwise)
+// and returns nil.
+func (s *Service) entryReady(w http.ResponseWriter, r *http.Request) *ledger.Inclusion {
+	id := chi.URLParam(r, "id")
+	seqno, pending, p := s.resolve(id)
+	if p != nil {
+		WriteProblem(w, p)
+		return nil
+	}
+	if !pending {
+		inc, err := s.Ledger.Inclusion(seqno)
+		if err == nil {
+			return inc
+		}
+		if !errors.Is(err, ledger.ErrNotCovered) {
+			WriteProblem(w, ProblemFor(err))
+			return nil
+		}
+	}
+	// SCRAPI draft-10: 302 Found with Location and Retry-After while the
+	// registration is still running.
+	w.Header().Set("Location", "/entries/"+id)
+	w.Header().Set("Retry-After", "1")
+	w.WriteHeader(http.StatusFound)
+	return nil
+}
+
+func (s *Service) getEntry(w http.ResponseWriter, r *http.Request) {
+	inc := s.entryReady(w, r)
+	if inc == nil {
+		return
+	}
+	receipt, err := receiptFor(inc)
+	if err != nil {
+		WriteProblem(w, ProblemFor(err))
+		return
+	}
+	w.Header().Set("Content-Type", ContentTypeReceipt)
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	_, _ = w.Write(receipt)
+}
+
+func (s *Service) getStatement(w http.ResponseWriter, r *http.Request) {
+	inc := s.entryReady(w, r)
+	if inc == nil {
+		return
+	}
+	receipt, err := receiptFor(inc)
+	if err != nil {
+		WriteProblem(w, ProblemFor(err))
+		return
+	}
+	ts, err := cose.AttachReceipts(inc.Record.Body, receipt)
+	if err != nil {
+		WriteProblem(w, ProblemFor(err))
+		return
+	}
+	w.Header().Set("Content-Type", ContentTypeCOSE)
+	_, _ = w.Write(ts)
+}
+
+func (s *Service) getCheckpoint(w http.ResponseWriter, r *http.Request) {
+	cp, err := s.Ledger.LatestCheckpoint()
+	if errors.Is(err, ledger.ErrNotFound) {
+		WriteProblem(w, &Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "no checkpoint yet: the ledger has no transactions"})
+		return
+	}
+	if err != nil {
+		WriteProblem(w, ProblemFor(err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(cp.Note)
+}
+
+func (s *Service) getCheckpointKey(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, s.NoteVerifierKey+"\n")
+}
+
+// getConsistency serves an RFC 9942 consistency receipt (vdp -2) from tree
+// size `from` to the checkpointed size `to` (default: the newest).
+func (s *Service) getConsistency(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	from, err := strconv.ParseUint(q.Get("from"), 10, 64)
+	if err != nil || from == 0 {
+		WriteProblem(w, badRequest("InvalidInput", "from must be a positive tree size"))
+		return
+	}
+	var to uint64
+	if v := q.Get("to"); v != "" {
+		to, err = strconv.ParseUint(v, 10, 64)
+		if err != nil || to == 0 {
+			WriteProblem(w, badRequest("InvalidInput", "to must be a positive tree size"))
+			return
+		}
+	} else {
+		cp, err := s.Ledger.LatestCheckpoint()
+		if err != nil {
+			WriteProblem(w, ProblemFor(err))
+			return
+		}
+		to = cp.TreeSize
+	}
+	if from > to {
+		WriteProblem(w, badRequest("InvalidInput", fmt.Sprintf("from (%d) is beyond to (%d)", from, to)))
+		return
+	}
+	cp, path, err := s.Ledger.Consistency(from, to)
+	if errors.Is(err, ledger.ErrNotFound) {
+		WriteProblem(w, badRequest("InvalidInput", fmt.Sprintf("no checkpoint of tree size %d; to must be the size of a checkpoint", to)))
+		return
+	}
+	if err != nil {
+		WriteProblem(w, ProblemFor(err))
+		return
+	}
+	receipt, err := cose.NewConsistencyReceipt(cp.Protected, cp.Signature, from, to, path)
+	if err != nil {
+		WriteProblem(w, ProblemFor(err))
+		return
+	}
+	w.Header().Set("Content-Type", ContentTypeReceipt)
+	_, _ = w.Write(receipt)
+}
+
+// EntryID is the SCRAPI entry id of a statement: hex of its leaf entry.
+func EntryID(leafEntry [32]byte) string { return hex.EncodeToString(leafEntry[:]) }
