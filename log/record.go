@@ -77,7 +77,9 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 // TxID identifies a transaction: view.seqno.
 type TxID struct{ View, Seqno uint64 }
 
-func (t TxID) String() string { return strconv.FormatUint(t.View, 10) + "." + strconv.FormatUint(t.Seqno, 10) }
+func (t TxID) String() string {
+	return strconv.FormatUint(t.View, 10) + "." + strconv.FormatUint(t.Seqno, 10)
+}
 
 // ErrBadTxID reports a transaction id that is not "view.seqno".
 var ErrBadTxID = errors.New("transaction id must be VIEW.SEQNO with both positive decimal integers")

@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/cose"
-	"github.com/charterlog/charter/log"
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/log"
 )
 
 // ReceiptSubject is the sub claim of every Charter receipt. The protected
