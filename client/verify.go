@@ -107,7 +107,7 @@ func VerifyTransparentStatement(ts []byte, opts VerifyOptions) (*Report, error) 
 		} else {
 			detail := fmt.Sprintf("%d bytes match the statement", len(opts.Payload))
 			if st.HashEnvelope != nil {
-				detail = fmt.Sprintf("%d bytes match the signed %v digest", len(opts.Payload), st.HashEnvelope.PayloadHashAlg)
+				detail = fmt.Sprintf("%d bytes match the signed digest (hash envelope, COSE alg %d)", len(opts.Payload), int64(st.HashEnvelope.PayloadHashAlg))
 			}
 			rep.Checks = append(rep.Checks, Check{Name: "payload", OK: true, Detail: detail})
 		}
