@@ -47,6 +47,11 @@
 // trust anchor (optionally pinned by VerifyOptions.TrustedCAs); every link is
 // checked with the parent's key and CA flag.
 //
+// A ChainCache, passed as ParseOptions.Chains and VerifyOptions.Chains,
+// shares parsed certificates and remembers chains whose signatures verified,
+// so a statement from a known issuer costs one parse of its headers and one
+// signature check.
+//
 // (*Statement).LeafEntry is SHA-256 of 18([protected, {}, payload,
 // signature]): the Merkle leaf entry and the CCF claims digest.
 //

@@ -88,6 +88,9 @@ type ParseOptions struct {
 	// MaxSize is the largest accepted statement in bytes; 0 means
 	// DefaultMaxStatementSize.
 	MaxSize int
+	// Chains, if non-nil, shares parsed x5chain certificates between
+	// statements (see ChainCache).
+	Chains *ChainCache
 }
 
 // supportedAlgs are the signature algorithms this package verifies.
@@ -224,6 +227,11 @@ func parse(b []byte, opts ParseOptions) (*Statement, error) {
 	}
 	if err := s.parseProtected(); err != nil {
 		return nil, err
+	}
+	if s.X5Chain != nil {
+		if err := s.parseChain(opts.Chains); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -398,7 +406,19 @@ func (s *Statement) parseX5Chain(v cbor.RawMessage) error {
 	default:
 		return fmt.Errorf("%w: x5chain (33) must be a bstr or an array of bstr", ErrBadHeader)
 	}
-	// Parse once here so that Verify does not parse again.
+	return nil
+}
+
+// parseChain parses X5Chain once, so that Verify does not parse again.
+func (s *Statement) parseChain(cache *ChainCache) error {
+	var key [32]byte
+	if cache != nil {
+		key = derChainKey(s.X5Chain)
+		if e, ok := cache.get(key); ok {
+			s.Chain = e.certs
+			return nil
+		}
+	}
 	s.Chain = make([]*x509.Certificate, len(s.X5Chain))
 	for i, der := range s.X5Chain {
 		c, err := x509.ParseCertificate(der)
@@ -406,6 +426,9 @@ func (s *Statement) parseX5Chain(v cbor.RawMessage) error {
 			return fmt.Errorf("%w: x5chain certificate %d: %v", ErrBadChain, i, err)
 		}
 		s.Chain[i] = c
+	}
+	if cache != nil {
+		cache.put(key, s.Chain, false)
 	}
 	return nil
 }
@@ -802,7 +825,7 @@ func VerifyChain(chain []*x509.Certificate, opts VerifyOptions) error {
 	var key [32]byte
 	if opts.Chains != nil {
 		key = chainKey(chain)
-		if opts.Chains.has(key) {
+		if e, ok := opts.Chains.get(key); ok && e.verified {
 			return nil
 		}
 	}
@@ -822,56 +845,78 @@ func VerifyChain(chain []*x509.Certificate, opts VerifyOptions) error {
 		return fmt.Errorf("%w: root %q is not self-signed: %v", ErrBadChain, root.Subject, err)
 	}
 	if opts.Chains != nil {
-		opts.Chains.add(key)
+		opts.Chains.put(key, chain, true)
 	}
 	return nil
 }
 
-// ChainCache remembers chains whose signatures verified, keyed by SHA-256 of
-// their DER certificates. Validity times and TrustedCAs are still checked
-// on every use. It is safe for concurrent use; the zero value is not: use
-// NewChainCache.
+// ChainCache remembers x5chains: the certificates parsed from their DER
+// (shared by ParseStatement calls given the cache in ParseOptions.Chains,
+// since parsed certificates are never modified) and whether their
+// signatures verified (used by Verify given it in VerifyOptions.Chains).
+// Entries are keyed by SHA-256 over the DER certificates. Validity times and
+// TrustedCAs are still checked on every use. It is safe for concurrent use.
 type ChainCache struct {
 	mu  sync.Mutex
 	max int
-	m   map[[32]byte]struct{}
+	m   map[[32]byte]*chainEntry
 }
 
-// NewChainCache returns a cache of at most max chains (when full it is
-// emptied, which keeps it bounded without bookkeeping).
+type chainEntry struct {
+	certs    []*x509.Certificate
+	verified bool
+}
+
+// NewChainCache returns a cache of at most max chains (1024 if max <= 0).
+// When full it is emptied, which keeps it bounded without bookkeeping.
 func NewChainCache(max int) *ChainCache {
 	if max <= 0 {
 		max = 1024
 	}
-	return &ChainCache{max: max, m: make(map[[32]byte]struct{})}
+	return &ChainCache{max: max, m: make(map[[32]byte]*chainEntry)}
 }
 
-func (c *ChainCache) has(k [32]byte) bool {
+func (c *ChainCache) get(k [32]byte) (chainEntry, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	_, ok := c.m[k]
-	return ok
+	e, ok := c.m[k]
+	if !ok {
+		return chainEntry{}, false
+	}
+	return *e, true
 }
 
-func (c *ChainCache) add(k [32]byte) {
+func (c *ChainCache) put(k [32]byte, certs []*x509.Certificate, verified bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = make(map[[32]byte]struct{})
+		c.m = make(map[[32]byte]*chainEntry)
+	}
+	if e, ok := c.m[k]; ok {
+		e.verified = e.verified || verified
+		return
 	}
 	if len(c.m) >= c.max {
 		clear(c.m)
 	}
-	c.m[k] = struct{}{}
+	c.m[k] = &chainEntry{certs: certs, verified: verified}
 }
 
 func chainKey(chain []*x509.Certificate) [32]byte {
+	ders := make([][]byte, len(chain))
+	for i, c := range chain {
+		ders[i] = c.Raw
+	}
+	return derChainKey(ders)
+}
+
+func derChainKey(ders [][]byte) [32]byte {
 	h := sha256.New()
 	var n [8]byte
-	for _, c := range chain {
-		binary.BigEndian.PutUint64(n[:], uint64(len(c.Raw)))
+	for _, d := range ders {
+		binary.BigEndian.PutUint64(n[:], uint64(len(d)))
 		h.Write(n[:])
-		h.Write(c.Raw)
+		h.Write(d)
 	}
 	var out [32]byte
 	h.Sum(out[:0])

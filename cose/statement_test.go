@@ -15,6 +15,8 @@ import (
 	"errors"
 	"math/big"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -398,7 +400,11 @@ func TestMangle(t *testing.T) {
 		"embedded":      c.sign(t, SignOptions{ContentType: "application/json"}, []byte(`{"a":1}`)),
 		"hash envelope": c.sign(t, SignOptions{HashEnvelope: true, ContentType: "application/json", PayloadLocation: "https://x"}, []byte(`{"a":1}`)),
 	}
-	opts := VerifyOptions{Now: stmtTestTime, Chains: NewChainCache(4)}
+	// A third-party statement: PS384 with a 3-certificate x5chain.
+	if b, err := os.ReadFile(filepath.Join(stmtInteropDir, "scitt-ccf-ledger", "test", "payloads", "manifest.spdx.json.sha384.digest.cose")); err == nil {
+		cases["interop manifest.spdx"] = b
+	}
+	opts := VerifyOptions{Now: stmtTestTime, Chains: NewChainCache(4), SkipChainTime: true}
 	for name, good := range cases {
 		t.Run(name, func(t *testing.T) {
 			s, err := ParseStatement(good, ParseOptions{})
@@ -451,12 +457,35 @@ func TestLeafEntryIgnoresUnprotected(t *testing.T) {
 
 func TestChainCache(t *testing.T) {
 	c := newStmtChain(t, gocose.AlgorithmES256, stmtLeafSpec{cn: "p"})
-	s, _ := ParseStatement(c.sign(t, SignOptions{}, []byte("p")), ParseOptions{})
 	cache := NewChainCache(1)
+	b := c.sign(t, SignOptions{}, []byte("p"))
+	s, _ := ParseStatement(b, ParseOptions{Chains: cache})
 	opts := VerifyOptions{Now: stmtTestTime, Chains: cache}
 	for i := 0; i < 2; i++ {
 		if _, err := s.Verify(opts); err != nil {
 			t.Fatal(err)
+		}
+	}
+	// A second statement with the same chain shares its parsed certificates.
+	s2, err := ParseStatement(c.sign(t, SignOptions{}, []byte("q")), ParseOptions{Chains: cache})
+	if err != nil || s2.Chain[0] != s.Chain[0] {
+		t.Fatalf("parsed chain not shared: %v", err)
+	}
+	// A cached chain does not make a bad signature verify.
+	bad := encodeStatement(t, 18, s.RawProtected, map[any]any{}, []byte("x"), s.Signature)
+	s3, err := ParseStatement(bad, ParseOptions{Chains: cache})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s3.Verify(opts); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("bad signature with cached chain: %v", err)
+	}
+	// A chain that did not verify is not remembered as verified.
+	other := newStmtChain(t, gocose.AlgorithmES256, stmtLeafSpec{cn: "p"})
+	broken := []*x509.Certificate{c.certs[0], other.certs[1]}
+	for i := 0; i < 2; i++ {
+		if err := VerifyChain(broken, opts); !errors.Is(err, ErrBadChain) {
+			t.Fatalf("broken chain, try %d: %v", i, err)
 		}
 	}
 	// Time and trust are still checked on a cache hit.
@@ -510,11 +539,11 @@ func BenchmarkParseAndVerifyES256(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	run := func(b *testing.B, in []byte, opts VerifyOptions) {
+	runP := func(b *testing.B, in []byte, popts ParseOptions, opts VerifyOptions) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(in)))
 		for b.Loop() {
-			s, err := ParseStatement(in, ParseOptions{})
+			s, err := ParseStatement(in, popts)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -523,8 +552,12 @@ func BenchmarkParseAndVerifyES256(b *testing.B) {
 			}
 		}
 	}
+	run := func(b *testing.B, in []byte, opts VerifyOptions) { runP(b, in, ParseOptions{}, opts) }
 	b.Run("x5chain", func(b *testing.B) { run(b, stmt, stmtVerifyOpts()) })
-	b.Run("x5chain-cached", func(b *testing.B) { run(b, stmt, VerifyOptions{Now: stmtTestTime, Chains: NewChainCache(16)}) })
+	b.Run("x5chain-cached", func(b *testing.B) {
+		cache := NewChainCache(16)
+		runP(b, stmt, ParseOptions{Chains: cache}, VerifyOptions{Now: stmtTestTime, Chains: cache})
+	})
 	b.Run("kid", func(b *testing.B) {
 		pub := c.key.Public()
 		run(b, kidStmt, VerifyOptions{IssuerKey: func(string, []byte) (crypto.PublicKey, error) { return pub, nil }})
