@@ -1,0 +1,364 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// newClient returns the client of one publisher: its own transport holding
+// at most one keep-alive HTTP/1.1 connection, TLS pinned to roots (the
+// service certificate), and redirects left to the caller, which follows
+// them itself to honour Retry-After and to count the whole time.
+func newClient(roots *x509.CertPool) *http.Client {
+	tr := &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		MaxConnsPerHost:     1,
+		MaxIdleConnsPerHost: 1,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		// A non-nil empty map turns HTTP/2 off: one HTTP/1.1 connection per
+		// publisher, as a fleet of independent CI systems would make.
+		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{},
+	}
+	return &http.Client{
+		Transport:     tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// outcome is the result of one registration: success means a 201 receipt,
+// or a 303/302/202 followed until a 200 receipt.
+type outcome struct {
+	ok      bool
+	latency time.Duration // from the start given to register to the receipt or failure
+	polls   int           // GETs of the Location
+	failure string        // for !ok: "STATUS Title", "timeout", "transport: …"
+}
+
+// maxRetryAfter caps one wait on Retry-After so a misbehaving server cannot
+// park a publisher beyond the request deadline anyway.
+const maxRetryAfter = 10 * time.Second
+
+// register POSTs stmt to base/entries and, on a redirect, polls the
+// Location until the receipt is there. The latency counts from start, which
+// is the send time in a closed loop and the scheduled arrival in an open
+// loop. The whole exchange is bounded by ctx.
+func register(ctx context.Context, c *http.Client, base *url.URL, stmt []byte, start time.Time) outcome {
+	fail := func(f string) outcome { return outcome{latency: time.Since(start), failure: f} }
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base.JoinPath("entries").String(), bytes.NewReader(stmt))
+	if err != nil {
+		return fail("request: " + err.Error())
+	}
+	req.Header.Set("Content-Type", "application/cose")
+	req.Header.Set("Accept", "application/scitt-receipt+cose, application/concise-problem-details+cbor")
+	resp, err := c.Do(req)
+	if err != nil {
+		return fail(transportFailure(ctx, err))
+	}
+	body, status, hdr, err := drain(resp)
+	if err != nil {
+		return fail(transportFailure(ctx, err))
+	}
+	polls := 0
+	for {
+		switch status {
+		case http.StatusCreated, http.StatusOK:
+			if len(body) == 0 {
+				o := fail(fmt.Sprintf("%d empty receipt", status))
+				o.polls = polls
+				return o
+			}
+			return outcome{ok: true, latency: time.Since(start), polls: polls}
+		case http.StatusSeeOther, http.StatusFound, http.StatusAccepted:
+			loc := hdr.Get("Location")
+			if loc == "" {
+				o := fail(fmt.Sprintf("%d without Location", status))
+				o.polls = polls
+				return o
+			}
+			next, err := base.Parse(loc)
+			if err != nil {
+				o := fail(fmt.Sprintf("%d bad Location %q", status, loc))
+				o.polls = polls
+				return o
+			}
+			t := time.NewTimer(retryAfter(hdr.Get("Retry-After")))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				o := fail("timeout")
+				o.polls = polls
+				return o
+			case <-t.C:
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, next.String(), nil)
+			if err != nil {
+				return fail("request: " + err.Error())
+			}
+			req.Header.Set("Accept", "application/scitt-receipt+cose, application/concise-problem-details+cbor")
+			polls++
+			resp, err := c.Do(req)
+			if err != nil {
+				o := fail(transportFailure(ctx, err))
+				o.polls = polls
+				return o
+			}
+			if body, status, hdr, err = drain(resp); err != nil {
+				o := fail(transportFailure(ctx, err))
+				o.polls = polls
+				return o
+			}
+		default:
+			o := fail(problemFailure(status, hdr, body))
+			o.polls = polls
+			return o
+		}
+	}
+}
+
+// drain reads and closes the body so the connection is reused.
+func drain(resp *http.Response) ([]byte, int, http.Header, error) {
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	return b, resp.StatusCode, resp.Header, err
+}
+
+// retryAfter reads delay-seconds (RFC 9110 §10.2.3); an absent or
+// unreadable value means 1 s, the value the service sends. HTTP dates are
+// not used by the service and count as 1 s.
+func retryAfter(v string) time.Duration {
+	if v == "" {
+		return time.Second
+	}
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return time.Second
+	}
+	return min(time.Duration(n)*time.Second, maxRetryAfter)
+}
+
+func transportFailure(ctx context.Context, err error) string {
+	if ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+		return "timeout"
+	}
+	return "transport"
+}
+
+// problemFailure names a failure by status and, for concise problem
+// details (RFC 9290), its title (-1), e.g. "503 ServiceUnavailable".
+func problemFailure(status int, hdr http.Header, body []byte) string {
+	s := strconv.Itoa(status)
+	if ct := hdr.Get("Content-Type"); ct == "application/concise-problem-details+cbor" {
+		var p map[int]any
+		if err := cbor.Unmarshal(body, &p); err == nil {
+			if t, ok := p[-1].(string); ok && t != "" {
+				return s + " " + t
+			}
+		}
+		return s + " (unreadable problem details)"
+	}
+	if t := http.StatusText(status); t != "" {
+		return s + " " + t
+	}
+	return s
+}
+
+// result is what a phase measured.
+type result struct {
+	ok        int
+	latencies []time.Duration // of successful registrations
+	failures  map[string]int  // by failure name; never dropped
+	polls     int
+	elapsed   time.Duration // from the phase start until the last response
+	unsent    int           // open loop: arrivals never sent before the drain deadline
+}
+
+func (r *result) add(o outcome) {
+	r.polls += o.polls
+	if o.ok {
+		r.ok++
+		r.latencies = append(r.latencies, o.latency)
+		return
+	}
+	if r.failures == nil {
+		r.failures = map[string]int{}
+	}
+	r.failures[o.failure]++
+}
+
+func (r *result) merge(o *result) {
+	r.ok += o.ok
+	r.latencies = append(r.latencies, o.latencies...)
+	for k, v := range o.failures {
+		if r.failures == nil {
+			r.failures = map[string]int{}
+		}
+		r.failures[k] += v
+	}
+	r.polls += o.polls
+	r.unsent += o.unsent
+}
+
+func (r *result) errors() int {
+	n := r.unsent
+	for _, v := range r.failures {
+		n += v
+	}
+	return n
+}
+
+// rate is successful registrations per second of the phase.
+func (r *result) rate() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.ok) / r.elapsed.Seconds()
+}
+
+// loadConfig is what both loops share.
+type loadConfig struct {
+	base     *url.URL
+	clients  []*http.Client // one per publisher
+	pool     *pool
+	duration time.Duration
+	// maxWait bounds one registration (POST and polls).
+	maxWait time.Duration
+}
+
+// runClosed is the throughput phase: every publisher sends its next
+// statement as soon as the previous one has its receipt, until duration
+// has passed; requests in flight then finish (each bounded by maxWait).
+func runClosed(ctx context.Context, cfg loadConfig) result {
+	start := time.Now()
+	deadline := start.Add(cfg.duration)
+	parts := make([]result, len(cfg.clients))
+	var wg sync.WaitGroup
+	for i, c := range cfg.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &parts[i]
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				stmt, err := cfg.pool.take()
+				if err != nil {
+					r.add(outcome{failure: "sign: " + err.Error()})
+					return
+				}
+				rctx, cancel := context.WithTimeout(ctx, cfg.maxWait)
+				r.add(register(rctx, c, cfg.base, stmt, time.Now()))
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	var total result
+	for i := range parts {
+		total.merge(&parts[i])
+	}
+	total.elapsed = time.Since(start)
+	return total
+}
+
+// runOpen is the latency phase: arrivals at a fixed rate for duration,
+// whatever the server's pace (open loop). The latency of a registration
+// counts from its scheduled arrival, so time spent waiting for a free
+// publisher is included and a slow server cannot hide its queue
+// (no coordinated omission). Arrivals not sent by duration+maxWait are
+// counted as unsent errors.
+func runOpen(ctx context.Context, cfg loadConfig, perSecond float64) result {
+	n := int(math.Floor(perSecond * cfg.duration.Seconds()))
+	arrivals := make(chan time.Time, max(n, 1))
+	start := time.Now()
+	drainBy := start.Add(cfg.duration + cfg.maxWait)
+	interval := time.Duration(float64(time.Second) / perSecond)
+
+	go func() {
+		defer close(arrivals)
+		for i := 0; i < n; {
+			now := time.Now()
+			// Release every arrival that is due; a coarse sleep below
+			// cannot skew the schedule, only batch it by a millisecond.
+			for ; i < n; i++ {
+				at := start.Add(time.Duration(i) * interval)
+				if at.After(now) {
+					break
+				}
+				arrivals <- at
+			}
+			if i < n {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(min(interval, time.Millisecond)):
+				}
+			}
+		}
+	}()
+
+	parts := make([]result, len(cfg.clients))
+	var wg sync.WaitGroup
+	for i, c := range cfg.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &parts[i]
+			for at := range arrivals {
+				if ctx.Err() != nil || time.Now().After(drainBy) {
+					r.unsent++
+					continue
+				}
+				stmt, err := cfg.pool.take()
+				if err != nil {
+					r.add(outcome{failure: "sign: " + err.Error()})
+					continue
+				}
+				rctx, cancel := context.WithDeadline(ctx, minTime(time.Now().Add(cfg.maxWait), drainBy))
+				r.add(register(rctx, c, cfg.base, stmt, at))
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	total := result{}
+	for i := range parts {
+		total.merge(&parts[i])
+	}
+	// Arrivals never dispatched because ctx ended early are unsent too
+	// (errors() already counts the unsent ones the publishers skipped).
+	accounted := total.ok + total.errors()
+	total.unsent += n - accounted
+	total.elapsed = time.Since(start)
+	return total
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// percentile returns the nearest-rank p-th percentile (0 < p ≤ 100) of
+// sorted: the smallest value with at least p% of the values at or below
+// it. It returns 0 for no values.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	rank = max(1, min(rank, len(sorted)))
+	return sorted[rank-1]
+}
