@@ -574,3 +574,31 @@ func BenchmarkECDSAVerifyP256(b *testing.B) {
 		}
 	}
 }
+
+// TestProtectedLabelTypes: RFC 9052 §3 "label = int / tstr"; every other
+// key type in the protected header or the CWT claims is ErrBadHeader.
+func TestProtectedLabelTypes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		prot []byte
+		want error
+	}{
+		{"array key", []byte{0xa1, 0x81, 0x01, 0x01}, ErrBadHeader},
+		{"tagged array key", []byte{0xa1, 0xc1, 0x81, 0x00, 0x01}, ErrBadHeader},
+		{"map key", []byte{0xa1, 0xa0, 0x01}, ErrBadHeader},
+		{"float key", []byte{0xa1, 0xf9, 0x3c, 0x00, 0x01}, ErrBadHeader},
+		{"bool key", []byte{0xa1, 0xf4, 0x01}, ErrBadHeader},
+		{"uint64 key beyond int64", []byte{0xa1, 0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, ErrBadHeader},
+		{"nint key beyond int64", []byte{0xa1, 0x3b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}, ErrBadHeader},
+		{"bignum key", []byte{0xa1, 0xc2, 0x41, 0x01, 0x01}, ErrBadHeader},
+		{"bignum alg", []byte{0xa1, 0x01, 0xc2, 0x41, 0x01}, ErrAlgorithmNotAllowed},
+		{"array key in CWT claims", []byte{0xa1, 0x0f, 0xa1, 0x81, 0x00, 0x01}, ErrBadHeader},
+		{"trailing byte in protected", []byte{0xa0, 0x00}, ErrBadHeader},
+		{"indefinite map", []byte{0xbf, 0xff}, ErrBadHeader},
+	} {
+		b := encodeStatement(t, 18, tc.prot, map[any]any{}, []byte{1}, []byte{1})
+		if _, err := ParseStatement(b, ParseOptions{}); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+}
