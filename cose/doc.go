@@ -23,8 +23,9 @@
 //  5. alg (1) is present in the protected header and is one of ES256,
 //     ES384, ES512, PS256, PS384, PS512, EdDSA (ErrAlgorithmNotAllowed);
 //  6. CWT claims (15) with text iss (1) and sub (2) (ErrMissingCWTClaims);
-//  7. kid (4) or x5chain (33) in the protected header (ErrMissingKey); the
-//     x5chain certificates parse (ErrBadChain);
+//  7. kid (4) or x5chain (33) in the protected header (ErrMissingKey). The
+//     x5chain certificates are parsed once, after the header type checks and
+//     before this step, and an unparsable one is ErrBadChain;
 //  8. crit (2) lists only labels that are present and that this package
 //     understands (ErrBadHeader);
 //  9. hash envelope (RFC 9995 COSE Hash Envelope): when 258 is present,
