@@ -320,8 +320,8 @@ func ParseReceipt(b []byte) (*Receipt, error) {
 		return nil, err
 	}
 
-	// RFC 9942 §5.2.1: "vdp (label: TBD_2 (requested assignment 396)):
-	// REQUIRED. Verifiable data structure proofs. Value type: Map."
+	// RFC 9942 §5.2.1: "vdp (label: …): REQUIRED. Verifiable data
+	// structure proofs. Value type: Map." (label 396)
 	rawVDP, ok := uh[rcLabelVDP]
 	if !ok {
 		return nil, badReceipt("no verifiable data structure proofs (396) in the unprotected header")
@@ -372,8 +372,8 @@ func (r *Receipt) parseProtected(ph map[any]cbor.RawMessage) error {
 		return badReceipt("alg (1): %v", err)
 	}
 	r.Alg = gocose.Algorithm(alg)
-	// RFC 9942 §5.2.1: "vds (label: TBD_1 (requested assignment 395)):
-	// REQUIRED. Verifiable data structure algorithm identifier. Value type: int."
+	// RFC 9942 §5.2.1: "vds (label: …): REQUIRED. Verifiable data
+	// structure algorithm identifier. Value type: int." (label 395)
 	// It is read from the protected header only: "The VDS in the protected
 	// header is necessary to understand the inclusion proof structure in the
 	// unprotected header."
@@ -667,7 +667,15 @@ func rcKeyFor(r *Receipt, keys KeySet) (Key, error) {
 
 // rcVerifySignature checks r's signature over root with key.
 func rcVerifySignature(r *Receipt, key Key, root []byte, what string) error {
-	if key.Alg != 0 && key.Alg != r.Alg {
+	if key.Alg == 0 {
+		// A Key built by hand: its curve decides its one algorithm.
+		alg, err := AlgorithmForKey(key.Public)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrReceiptSignature, err)
+		}
+		key.Alg = alg
+	}
+	if key.Alg != r.Alg {
 		return fmt.Errorf("%w: receipt alg %v, key %q is for %v", ErrReceiptSignature, r.Alg, key.Kid, key.Alg)
 	}
 	v, err := gocose.NewVerifier(r.Alg, key.Public)
@@ -689,6 +697,20 @@ func rcVerifySignature(r *Receipt, key Key, root []byte, what string) error {
 // the leaf is SHA-256(0x00 ‖ leafEntry); for vds 2 (CCF) the proof's claims
 // digest must equal leafEntry. The receipt must hold exactly one proof. Pure:
 // no I/O.
+//
+// Outcomes: nil and what the receipt proves; or an error wrapping
+// ErrBadReceipt (malformed, or not exactly one proof), ErrUnsupportedVDS,
+// ErrWrongProofType (a consistency receipt), ErrUnknownKey (see "Key
+// selection"), ErrProof (path of the wrong length for its size and index,
+// CCF claims digest not leafEntry, leafEntry not 32 bytes) or
+// ErrReceiptSignature (the signature does not verify over the root the
+// proof leads to: a tampered path or signature, a proof for another leaf,
+// or a key whose algorithm is not the receipt's).
+//
+// The signature covers the root only. For vds 1 the tree size in the proof
+// is the sender's claim: a size with the same proof shape for the index
+// leads to the same root, so VerifiedReceipt.TreeSize is trustworthy only
+// as far as the leaf is in the signed tree.
 func VerifyInclusion(receipt []byte, leafEntry []byte, keys KeySet) (*VerifiedReceipt, error) {
 	if len(leafEntry) != rcHashSize {
 		return nil, fmt.Errorf("%w: leaf entry of %d bytes, want %d", ErrProof, len(leafEntry), rcHashSize)
@@ -746,7 +768,10 @@ func (r *Receipt) VerifyInclusion(leafEntry []byte, keys KeySet) (*VerifiedRecei
 }
 
 // VerifyConsistency checks a consistency receipt from (size1, root1) to the
-// signed root of size2, and returns that root.
+// signed root of size2, and returns that root. Errors wrap ErrBadReceipt,
+// ErrUnsupportedVDS, ErrWrongProofType, ErrUnknownKey, ErrProof (path does
+// not lead from root1, or the proof starts at another size) or
+// ErrReceiptSignature, as for VerifyInclusion.
 func VerifyConsistency(receipt []byte, size1 uint64, root1 []byte, keys KeySet) (*VerifiedReceipt, error) {
 	r, err := ParseReceipt(receipt)
 	if err != nil {

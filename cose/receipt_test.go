@@ -389,6 +389,15 @@ func TestVerifyKeySelection(t *testing.T) {
 	if _, err := cose.VerifyInclusion(r, tree.entries[1], cose.KeySet{edKey}); !errors.Is(err, cose.ErrReceiptSignature) {
 		t.Errorf("Ed25519 key for an ES256 receipt: %v", err)
 	}
+	// A hand-built Key without Alg: its curve decides. A P-384 key never
+	// verifies an ES256 receipt; the right P-256 key does.
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if _, err := cose.VerifyInclusion(r, tree.entries[1], cose.KeySet{{Kid: svc.key.Kid, Public: &p384.PublicKey}}); !errors.Is(err, cose.ErrReceiptSignature) {
+		t.Errorf("P-384 key without alg for an ES256 receipt: %v", err)
+	}
+	if _, err := cose.VerifyInclusion(r, tree.entries[1], cose.KeySet{{Kid: svc.key.Kid, Public: &svc.priv.PublicKey}}); err != nil {
+		t.Errorf("P-256 key without alg: %v", err)
+	}
 	if _, err := cose.VerifyInclusion(r, tree.entries[1], nil); !errors.Is(err, cose.ErrUnknownKey) {
 		t.Errorf("no keys: %v", err)
 	}

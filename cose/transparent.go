@@ -11,8 +11,9 @@ import (
 // Transparent statements.
 //
 // RFC 9942 §4.3: "This document registers a new COSE Header Parameter
-// receipts (TBD_0 (requested assignment 394)) to enable Receipts to be
-// conveyed in the protected and unprotected headers of COSE Objects."
+// receipts (…) to enable Receipts to be conveyed in the protected and
+// unprotected headers of COSE Objects." (label 394). Charter reads and
+// writes them in the unprotected header only.
 //
 // A transparent statement is a signed statement with its receipts in the
 // unprotected header, label 394, as an array of receipt byte strings. The
