@@ -59,6 +59,7 @@ func dev(args []string, stderr io.Writer) int {
 	fs.IntVar(&cfg.Registration.MaxStatementBytes, "max-statement-bytes", 0, "largest accepted signed statement, at creation (default 1 MiB)")
 	fs.StringVar(&algs, "algorithms", "", "comma-separated accepted algorithms, at creation (default all: ES256,ES384,ES512,PS256,PS384,PS512,EdDSA)")
 	fs.StringVar(&cas, "trusted-ca", "", "comma-separated SHA-256 hex fingerprints of accepted x5chain roots, at creation (default: any chain that verifies)")
+	debugAddr := fs.String("debug-addr", "", "serve Go's pprof on this loopback address (e.g. 127.0.0.1:0); off by default")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -78,6 +79,12 @@ func dev(args []string, stderr io.Writer) int {
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *debugAddr != "" {
+		if err := serveDebug(*debugAddr, logger); err != nil {
+			logger.Error("cannot serve pprof", "err", err)
+			return 1
+		}
+	}
 	n, err := node.Open(cfg, logger)
 	if err != nil {
 		logger.Error("cannot start", "err", err)
