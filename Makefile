@@ -42,7 +42,8 @@ bench:
 fuzz:
 	@set -e; \
 	for pkg in $$($(GO) list ./...); do \
-		targets=$$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); \
+		list=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "$$list"; exit 1; }; \
+		targets=$$(echo "$$list" | grep '^Fuzz' || true); \
 		for t in $$targets; do \
 			echo "== $$pkg $$t ($(FUZZTIME))"; \
 			$(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) $$pkg; \
