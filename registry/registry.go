@@ -21,6 +21,7 @@ import (
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/log"
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	gocose "github.com/veraison/go-cose"
 )
 
@@ -39,6 +40,7 @@ type Ledger interface {
 	LookupEntry(entry [32]byte) (log.TxID, error)
 	WaitCovered(ctx context.Context, seqno uint64) error
 	Inclusion(seqno uint64) (*ledger.Inclusion, error)
+	Proof(seqno uint64) (*ledger.Inclusion, error)
 	Record(seqno uint64) (*log.Record, error)
 	LatestCheckpoint() (*log.Checkpoint, error)
 	Consistency(size1, size2 uint64) (*log.Checkpoint, [][]byte, error)
@@ -66,7 +68,11 @@ type Service struct {
 	Log  *slog.Logger
 
 	chains *cose.ChainCache
+	stages *prometheus.HistogramVec
 }
+
+// Collectors returns the registration metrics; call after Routes.
+func (s *Service) Collectors() []prometheus.Collector { return []prometheus.Collector{s.stages} }
 
 // Routes adds the SCRAPI routes to r.
 func (s *Service) Routes(r chi.Router) {
@@ -74,6 +80,11 @@ func (s *Service) Routes(r chi.Router) {
 		s.Log = slog.New(slog.DiscardHandler)
 	}
 	s.chains = cose.NewChainCache(4096)
+	s.stages = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "charter_registration_stage_seconds",
+		Help:    "Time a registration spends in each stage: verify (parse and signature checks), sequence (until applied), checkpoint (until a checkpoint covers it).",
+		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+	}, []string{"stage"})
 	r.Post("/entries", s.postEntry)
 	r.Get("/entries/{id}", s.getEntry)
 	r.Get("/entries/{id}/statement", s.getStatement)
@@ -109,7 +120,8 @@ func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, badRequest("InvalidInput", "reading the request body: "+err.Error()))
 		return
 	}
-	stmt, err := cose.ParseStatement(body, cose.ParseOptions{MaxSize: max})
+	start := time.Now()
+	stmt, err := cose.ParseStatement(body, cose.ParseOptions{MaxSize: max, Chains: s.chains})
 	if err != nil {
 		WriteProblem(w, ProblemFor(err))
 		return
@@ -122,9 +134,14 @@ func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
 	id := hex.EncodeToString(entry[:])
 	ctx, cancel := context.WithTimeout(r.Context(), s.Wait)
 	defer cancel()
+	t1 := time.Now()
+	s.stages.WithLabelValues("verify").Observe(t1.Sub(start).Seconds())
 	txid, err := s.Ledger.Register(ctx, entry, body)
 	if err == nil {
+		t2 := time.Now()
+		s.stages.WithLabelValues("sequence").Observe(t2.Sub(t1).Seconds())
 		err = s.Ledger.WaitCovered(ctx, txid.Seqno)
+		s.stages.WithLabelValues("checkpoint").Observe(time.Since(t2).Seconds())
 	}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
@@ -188,7 +205,7 @@ func (s *Service) resolve(id string) (seqno uint64, pending bool, p *Problem) {
 }
 
 func (s *Service) receipt(seqno uint64) ([]byte, error) {
-	inc, err := s.Ledger.Inclusion(seqno)
+	inc, err := s.Ledger.Proof(seqno)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +227,7 @@ func (s *Service) entryReady(w http.ResponseWriter, r *http.Request) *ledger.Inc
 		return nil
 	}
 	if !pending {
-		inc, err := s.Ledger.Inclusion(seqno)
+		inc, err := s.Ledger.Proof(seqno)
 		if err == nil {
 			return inc
 		}
@@ -252,7 +269,12 @@ func (s *Service) getStatement(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, ProblemFor(err))
 		return
 	}
-	ts, err := cose.AttachReceipts(inc.Record.Body, receipt)
+	rec, err := s.Ledger.Record(inc.Seqno)
+	if err != nil {
+		WriteProblem(w, ProblemFor(err))
+		return
+	}
+	ts, err := cose.AttachReceipts(rec.Body, receipt)
 	if err != nil {
 		WriteProblem(w, ProblemFor(err))
 		return

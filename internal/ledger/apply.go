@@ -63,13 +63,8 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 					done = append(done, outcome{p.Entry, txid})
 					continue
 				}
-				if seq, err := l.st.EntrySeqno(p.Entry); err == nil {
-					rec, err := l.Record(seq)
-					if err != nil {
-						l.tree.Rollback(startSize)
-						return err
-					}
-					done = append(done, outcome{p.Entry, rec.TxID()})
+				if view, seq, err := l.st.Entry(p.Entry); err == nil {
+					done = append(done, outcome{p.Entry, log.TxID{View: view, Seqno: seq}})
 					continue
 				} else if !store.IsNotFound(err) {
 					l.tree.Rollback(startSize)
@@ -80,7 +75,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 					l.tree.Rollback(startSize)
 					return err
 				}
-				b.PutEntry(p.Entry, txid.Seqno)
+				b.PutEntry(p.Entry, txid.View, txid.Seqno)
 				inBatch[p.Entry] = txid
 				st.LastContentSeqno = txid.Seqno
 				done = append(done, outcome{p.Entry, txid})

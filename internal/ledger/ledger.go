@@ -132,6 +132,10 @@ type Ledger struct {
 
 	queue chan *pendingReg
 	kick  chan struct{}
+
+	// checkpoints caches decoded checkpoints by seqno: every receipt needs
+	// one, and most receipts are for the newest few.
+	checkpoints checkpointCache
 }
 
 type pendingReg struct {

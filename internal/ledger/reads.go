@@ -23,18 +23,14 @@ func (l *Ledger) Record(seqno uint64) (*log.Record, error) {
 }
 
 func (l *Ledger) lookupEntry(entry [32]byte) (log.TxID, error) {
-	seq, err := l.st.EntrySeqno(entry)
+	view, seq, err := l.st.Entry(entry)
 	if store.IsNotFound(err) {
 		return log.TxID{}, ErrNotFound
 	}
 	if err != nil {
 		return log.TxID{}, err
 	}
-	rec, err := l.Record(seq)
-	if err != nil {
-		return log.TxID{}, err
-	}
-	return rec.TxID(), nil
+	return log.TxID{View: view, Seqno: seq}, nil
 }
 
 // LookupEntry returns the transaction id of the registration with this leaf
@@ -71,6 +67,8 @@ func (l *Ledger) Status(txid log.TxID) (TxStatus, error) {
 // Inclusion is everything a receipt needs for one transaction: the first
 // checkpoint that covers it and the audit path up to that checkpoint's root.
 type Inclusion struct {
+	Seqno uint64
+	// Record is the transaction; nil from Proof.
 	Record     *log.Record
 	Checkpoint *log.Checkpoint
 	LeafIndex  uint64
@@ -84,6 +82,19 @@ func (l *Ledger) Inclusion(seqno uint64) (*Inclusion, error) {
 	rec, err := l.Record(seqno)
 	if err != nil {
 		return nil, err
+	}
+	inc, err := l.Proof(seqno)
+	if err != nil {
+		return nil, err
+	}
+	inc.Record = rec
+	return inc, nil
+}
+
+// Proof is Inclusion without the record, for callers that have it.
+func (l *Ledger) Proof(seqno uint64) (*Inclusion, error) {
+	if seqno == 0 || seqno > l.State().Size {
+		return nil, ErrNotFound
 	}
 	if l.State().LastCheckpointSize < seqno {
 		return nil, ErrNotCovered
@@ -103,10 +114,22 @@ func (l *Ledger) Inclusion(seqno uint64) (*Inclusion, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Inclusion{Record: rec, Checkpoint: cp, LeafIndex: seqno - 1, Path: path}, nil
+	return &Inclusion{Seqno: seqno, Checkpoint: cp, LeafIndex: seqno - 1, Path: path}, nil
 }
 
 func (l *Ledger) checkpointBySeqno(seqno uint64) (*log.Checkpoint, error) {
+	if cp, ok := l.checkpoints.get(seqno); ok {
+		return cp, nil
+	}
+	cp, err := l.readCheckpoint(seqno)
+	if err != nil {
+		return nil, err
+	}
+	l.checkpoints.put(seqno, cp)
+	return cp, nil
+}
+
+func (l *Ledger) readCheckpoint(seqno uint64) (*log.Checkpoint, error) {
 	raw, err := l.st.Record(seqno)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: checkpoint record %d: %w", seqno, err)

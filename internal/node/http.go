@@ -21,6 +21,7 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(n.ledger.Collectors()...)
+	reg.MustRegister(n.raft.Collectors()...)
 	requests := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "charter_http_request_duration_seconds",
 		Help:    "HTTP request latency by route, method and status.",
@@ -52,6 +53,7 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 		registry.WriteProblem(w, &registry.Problem{Status: http.StatusMethodNotAllowed, Title: "MethodNotAllowed", Detail: req.Method + " is not allowed on " + req.URL.Path})
 	})
 	svc.Routes(r)
+	reg.MustRegister(svc.Collectors()...)
 	r.Get("/node/health", n.getHealth)
 	r.Get("/node/tx", n.getTx)
 	r.Get("/node/network", n.getNetwork)

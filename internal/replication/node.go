@@ -74,6 +74,7 @@ type Node struct {
 	log       *slog.Logger
 
 	applied atomic.Uint64
+	metrics metrics
 
 	mu     sync.RWMutex
 	leader uint64
@@ -115,7 +116,7 @@ func Start(cfg Config, st *store.Store, sm StateMachine, transport Transport, lo
 		PreVote:                   true,
 		Logger:                    raftLogger{logger.With("component", "raft")},
 	}
-	n := &Node{cfg: cfg, rlog: rlog, sm: sm, transport: transport, log: logger}
+	n := &Node{cfg: cfg, rlog: rlog, sm: sm, transport: transport, log: logger, metrics: newMetrics()}
 	last, _ := rlog.LastIndex()
 	hs := rlog.HardState()
 	fresh := last == 0 && raft.IsEmptyHardState(hs)
@@ -191,9 +192,11 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		n.mu.Unlock()
 	}
 	// Step 1.
+	start := time.Now()
 	if err := n.rlog.SaveRaft(rd.HardState, rd.Entries, rd.MustSync); err != nil {
 		return fmt.Errorf("replication: persist: %w", err)
 	}
+	n.metrics.persist.Observe(time.Since(start).Seconds())
 	// Step 2.
 	if n.transport != nil && len(rd.Messages) > 0 {
 		n.transport.Send(rd.Messages)
@@ -222,9 +225,11 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		c := conf
 		also = func(b *store.Batch) error { return n.rlog.SetConfState(b, c) }
 	}
+	start = time.Now()
 	if err := n.sm.Apply(entries, also); err != nil {
 		return fmt.Errorf("replication: apply: %w", err)
 	}
+	n.metrics.apply.Observe(time.Since(start).Seconds())
 	n.applied.Store(rd.CommittedEntries[len(rd.CommittedEntries)-1].GetIndex())
 	if conf != nil {
 		n.mu.Lock()

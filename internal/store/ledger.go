@@ -35,8 +35,10 @@ func (b *Batch) PutHash(i int64, h tlog.Hash) { b.Set(hashKey(i), h[:]) }
 // PutCheckpoint indexes the checkpoint transaction seqno by the tree size it signs.
 func (b *Batch) PutCheckpoint(treeSize, seqno uint64) { b.Set(checkpointKey(treeSize), be64(seqno)) }
 
-// PutEntry indexes a registration's seqno by its leaf entry.
-func (b *Batch) PutEntry(entry [32]byte, seqno uint64) { b.Set(entryHashKey(entry), be64(seqno)) }
+// PutEntry indexes a registration's transaction id by its leaf entry.
+func (b *Batch) PutEntry(entry [32]byte, view, seqno uint64) {
+	b.Set(entryHashKey(entry), append(be64(seqno), be64(view)...))
+}
 
 // PutLedgerState stores the encoded ledger state.
 func (b *Batch) PutLedgerState(v []byte) { b.Set(keyLedgerState, v) }
@@ -47,13 +49,17 @@ func (s *Store) LedgerState() ([]byte, error) { return s.Get(keyLedgerState) }
 // Record returns the encoded transaction record at seqno, or ErrNotFound.
 func (s *Store) Record(seqno uint64) ([]byte, error) { return s.Get(recordKey(seqno)) }
 
-// EntrySeqno returns the seqno of the registration with this leaf entry.
-func (s *Store) EntrySeqno(entry [32]byte) (uint64, error) {
+// Entry returns the transaction id (view, seqno) of the registration with
+// this leaf entry, or ErrNotFound.
+func (s *Store) Entry(entry [32]byte) (view, seqno uint64, err error) {
 	v, err := s.Get(entryHashKey(entry))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	return binary.BigEndian.Uint64(v), nil
+	if len(v) != 16 {
+		return 0, 0, fmt.Errorf("store: entry index value of %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v[8:]), binary.BigEndian.Uint64(v[:8]), nil
 }
 
 // CheckpointCovering returns the tree size and seqno of the first checkpoint

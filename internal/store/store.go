@@ -17,7 +17,7 @@
 //	0x02 'n'                    ledger state (log.State CBOR): size, view, checkpoints
 //	0x02 'x' be64(i)            Merkle tree stored hash i (tlog.StoredHashIndex)
 //	0x02 'k' be64(treeSize)     checkpoint covering treeSize: be64(seqno of its tx)
-//	0x02 'd' entry[32]          seqno of the registration with that leaf entry (be64)
+//	0x02 'd' entry[32]          be64(seqno) be64(view) of the registration with that leaf entry
 //	0x03 map 0x00 key           key-value map entry
 //
 // # Durability
@@ -37,6 +37,7 @@ import (
 	"log/slog"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 )
 
 // SchemaVersion is the on-disk layout this code reads and writes. Open refuses
@@ -69,11 +70,21 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	cache := pebble.NewCache(256 << 20)
+	defer cache.Unref()
 	opts := &pebble.Options{
 		Logger: pebbleLogger{logger},
-		// The raft log and the tree are append-mostly with small values; the
-		// default memtable keeps a batch of several thousand statements in memory.
+		// Receipts read recent records, stored hashes and checkpoints; a
+		// block cache that holds the hot part of the tree keeps those off
+		// the disk.
+		Cache:        cache,
 		MemTableSize: 64 << 20,
+	}
+	// Duplicate detection looks up every new statement's leaf entry, and
+	// almost all are absent: bloom filters answer those without reading
+	// table blocks.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
