@@ -68,7 +68,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.charterd, "charterd", "", "path to a charterd binary: start a fresh dev node in a temporary directory and stop it at the end")
 	fs.StringVar(&o.url, "url", "", "base URL of a running node (loopback), instead of --charterd")
 	fs.StringVar(&o.cacert, "cacert", "", "the service certificate (PEM) to pin, with --url")
-	fs.IntVar(&o.publishers, "publishers", 64, "concurrent publishers, each with its own keep-alive HTTPS connection")
+	// Closed-loop throughput is publishers ÷ latency (Little's law), and a
+	// receipt waits for the next checkpoint (50 ms by default), so measuring
+	// capacity rather than the checkpoint cadence takes hundreds of publishers.
+	fs.IntVar(&o.publishers, "publishers", 400, "concurrent publishers, each with its own keep-alive HTTPS connection")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each load phase")
 	fs.IntVar(&o.payloadBytes, "payload-bytes", 1024, "payload size of each statement")
 	fs.IntVar(&o.keys, "keys", 8, "distinct ES256 publisher keys and chains")

@@ -230,11 +230,38 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		return fmt.Errorf("replication: apply: %w", err)
 	}
 	n.metrics.apply.Observe(time.Since(start).Seconds())
-	n.applied.Store(rd.CommittedEntries[len(rd.CommittedEntries)-1].GetIndex())
 	if conf != nil {
 		n.mu.Lock()
 		n.conf = conf
 		n.mu.Unlock()
+	}
+	applied := rd.CommittedEntries[len(rd.CommittedEntries)-1].GetIndex()
+	n.applied.Store(applied)
+	return n.maybeCompact(applied)
+}
+
+// compactEvery is how many applied entries the raft log may hold before it
+// is compacted.
+const compactEvery = 1024
+
+// maybeCompact discards applied raft entries. Their effects are in the
+// ledger, so the raft log only duplicates every statement on disk; cutting
+// it soon after apply means most entries are deleted while still in
+// Pebble's memtable and never written to a table at all.
+//
+// Only a lone voter compacts for now: a follower that needs compacted
+// entries must be sent a snapshot of the ledger, which the multi-node
+// version of this package provides.
+func (n *Node) maybeCompact(applied uint64) error {
+	first, _ := n.rlog.FirstIndex()
+	if applied < first+compactEvery || !n.singleVoter() {
+		return nil
+	}
+	n.mu.RLock()
+	conf := n.conf
+	n.mu.RUnlock()
+	if err := n.rlog.Compact(applied, conf); err != nil {
+		return fmt.Errorf("replication: compact raft log: %w", err)
 	}
 	return nil
 }

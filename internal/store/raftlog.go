@@ -295,3 +295,41 @@ func (l *RaftLog) RepairCommit(applied uint64) error {
 	hs.Commit = proto.Uint64(applied)
 	return l.SaveRaft(hs, nil, true)
 }
+
+// Compact discards the raft log up to and including index, which must be
+// applied: its effects are in the store, which is the state a snapshot at
+// index stands for. The entry's term is kept in the snapshot metadata, as
+// raft needs it to match the next entry. Crash reasoning: the deletion and
+// the new first index are one atomic batch; a crash before it leaves the
+// longer log, which is harmless.
+func (l *RaftLog) Compact(index uint64, conf *pb.ConfState) error {
+	l.mu.RLock()
+	first, last := l.snap.GetIndex()+1, l.lastIndex
+	l.mu.RUnlock()
+	if index < first {
+		return nil
+	}
+	if index > last {
+		return fmt.Errorf("store: compact to %d beyond the last raft entry %d", index, last)
+	}
+	term, err := l.Term(index)
+	if err != nil {
+		return err
+	}
+	meta := &pb.SnapshotMetadata{Index: proto.Uint64(index), Term: proto.Uint64(term), ConfState: proto.Clone(conf).(*pb.ConfState)}
+	v, err := proto.Marshal(meta)
+	if err != nil {
+		return err
+	}
+	b := l.s.NewBatch()
+	defer b.Close()
+	b.DeleteRange(entryKey(first), entryKey(index+1))
+	b.Set(keySnapMeta, v)
+	if err := b.Commit(false); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.snap = meta
+	l.mu.Unlock()
+	return nil
+}
