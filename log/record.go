@@ -51,15 +51,34 @@ type Record struct {
 func (r *Record) TxID() TxID { return TxID{View: r.View, Seqno: r.Seqno} }
 
 // ComputeEntry returns the leaf entry of a non-registration transaction:
-// SHA-256 of the canonical CBOR array [type, view, seqno, SHA-256(body)].
+// SHA-256 of the canonical CBOR array [type, view, seqno, SHA-256(body)]
+// (RFC 8949 §4.2.1 core deterministic encoding: shortest-form heads).
 func ComputeEntry(t TxType, view, seqno uint64, body []byte) [32]byte {
 	bodyDigest := sha256.Sum256(body)
-	enc, err := encMode.Marshal([]any{uint8(t), view, seqno, bodyDigest[:]})
-	if err != nil {
-		// Marshalling integers and a byte string cannot fail.
-		panic(err)
-	}
+	enc := make([]byte, 0, 1+9+9+9+2+32)
+	enc = append(enc, 0x84) // array(4)
+	enc = appendHead(enc, 0, uint64(t))
+	enc = appendHead(enc, 0, view)
+	enc = appendHead(enc, 0, seqno)
+	enc = appendHead(enc, 2, uint64(len(bodyDigest)))
+	enc = append(enc, bodyDigest[:]...)
 	return sha256.Sum256(enc)
+}
+
+// appendHead appends a CBOR head of the given major type in shortest form.
+func appendHead(b []byte, major byte, n uint64) []byte {
+	m := major << 5
+	switch {
+	case n < 24:
+		return append(b, m|byte(n))
+	case n <= 0xff:
+		return append(b, m|24, byte(n))
+	case n <= 0xffff:
+		return append(b, m|25, byte(n>>8), byte(n))
+	case n <= 0xffffffff:
+		return append(b, m|26, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return append(b, m|27, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
 }
 
 // MarshalRecord encodes r canonically.
