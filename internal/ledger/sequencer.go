@@ -65,26 +65,20 @@ func (l *Ledger) ProposeGenesis(ctx context.Context, p Proposer, body []byte) er
 
 // WaitApplied blocks until the ledger holds at least size transactions.
 func (l *Ledger) WaitApplied(ctx context.Context, size uint64) error {
-	for {
-		l.mu.RLock()
-		ok, ch := l.state.Size >= size, l.applied
-		l.mu.RUnlock()
-		if ok {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
+	return l.wait(ctx, func(st *State) bool { return st.Size >= size }, func() chan struct{} { return l.applied })
 }
 
 // WaitCovered blocks until a checkpoint covers seqno.
 func (l *Ledger) WaitCovered(ctx context.Context, seqno uint64) error {
+	return l.wait(ctx, func(st *State) bool { return st.LastCheckpointSize >= seqno }, func() chan struct{} { return l.covered })
+}
+
+// wait blocks until ready holds for the applied state, rechecking each time
+// the broadcast channel that signal returns (read under the lock) closes.
+func (l *Ledger) wait(ctx context.Context, ready func(*State) bool, signal func() chan struct{}) error {
 	for {
 		l.mu.RLock()
-		ok, ch := l.state.LastCheckpointSize >= seqno, l.covered
+		ok, ch := ready(&l.state), signal()
 		l.mu.RUnlock()
 		if ok {
 			return nil
