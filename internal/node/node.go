@@ -256,8 +256,13 @@ func (n *Node) httpServer() (*http.Server, error) {
 				PrivateKey:  key,
 			}},
 		},
+		// Bounds for slow or hostile clients: a statement is at most a few
+		// MiB, and a registration waits at most RegistrationWait.
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		WriteTimeout:      time.Minute + n.cfg.RegistrationWait,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}, nil
 }
