@@ -139,6 +139,7 @@ func TestCheckpointNoteRejects(t *testing.T) {
 // to the signature line's name, hash or signature bits all break the
 // signature or the parse.
 func TestCheckpointNoteMangled(t *testing.T) {
+	t.Parallel()
 	k := newNoteKeys(t, testOrigin)
 	root := sha256.Sum256([]byte("mangle"))
 	good, err := clog.SignCheckpointNote(testOrigin, 300, root, k.signer)
