@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -90,10 +91,38 @@ func dev(args []string, stderr io.Writer) int {
 		logger.Error("cannot start", "err", err)
 		return 1
 	}
+	go func() {
+		select {
+		case <-n.Serving():
+			printWelcome(os.Stdout, n.URL(), cfg.DataDir)
+		case <-ctx.Done():
+		}
+	}()
 	if err := n.Run(ctx); err != nil {
 		logger.Error("stopped with an error", "err", err)
 		return 1
 	}
 	logger.Info("stopped")
 	return 0
+}
+
+// printWelcome tells a newcomer what to do next, on stdout; the structured
+// log stays on stderr.
+func printWelcome(w io.Writer, url, dir string) {
+	cert := filepath.Join(dir, "service_cert.pem")
+	fmt.Fprintf(w, `Charter dev network serving at %[1]s
+  service certificate (pin it): %[2]s
+  member identity:              %[3]s, %[4]s
+
+Register and verify a statement (in another terminal):
+  go build -o bin/ ./cmd/...
+  bin/charter keygen --out publisher
+  echo '{"name":"demo","version":"1.0"}' > sbom.json
+  bin/charter sign --key publisher/key.pem --x5chain publisher/chain.pem --subject pkg:demo@1.0 --content-type application/spdx+json --out sbom.cose sbom.json
+  bin/charter register --url %[1]s --cacert %[2]s --out sbom.ts.cose sbom.cose
+  bin/charter keys --url %[1]s --cacert %[2]s --out service-keys.cbor
+  bin/charter verify --service-keys service-keys.cbor --payload sbom.json sbom.ts.cose
+
+Stop with Ctrl-C; the same command reopens this network.
+`, url, cert, filepath.Join(dir, "member0_cert.pem"), filepath.Join(dir, "member0_privk.pem"))
 }

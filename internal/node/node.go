@@ -37,6 +37,7 @@ type Node struct {
 	issuer   string
 	listener net.Listener
 	genesis  *Genesis
+	serving  chan struct{}
 }
 
 // Open prepares a node: it validates cfg, listens, opens the store and
@@ -55,7 +56,7 @@ func Open(cfg config.Config, logger *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	n := &Node{cfg: cfg, log: logger, listener: ln}
+	n := &Node{cfg: cfg, log: logger, listener: ln, serving: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -107,6 +108,12 @@ func Open(cfg config.Config, logger *slog.Logger) (*Node, error) {
 // Addr is the address the node listens on.
 func (n *Node) Addr() net.Addr { return n.listener.Addr() }
 
+// URL is the node's base URL.
+func (n *Node) URL() string { return "https://" + n.listener.Addr().String() }
+
+// Serving is closed once the node has recovered and serves requests.
+func (n *Node) Serving() <-chan struct{} { return n.serving }
+
 func (n *Node) close() {
 	if n.listener != nil {
 		n.listener.Close()
@@ -154,12 +161,15 @@ func (n *Node) Run(ctx context.Context) error {
 		defer c()
 		return srv.Shutdown(sctx)
 	})
-	url := "https://" + n.listener.Addr().String()
+	url := n.URL()
 	if err := writeFileAtomic(n.cfg.DataDir, fileNodeURL, []byte(url+"\n"), 0o644); err != nil {
+		n.log.Error("writing node.url", "err", err)
 		cancel()
+		return errors.Join(err, g.Wait())
 	}
 	st := n.ledger.State()
 	n.log.Info("charterd serving", "url", url, "issuer", n.issuer, "ledger_size", st.Size, "checkpoint_size", st.LastCheckpointSize, "data", n.cfg.DataDir)
+	close(n.serving)
 	return g.Wait()
 }
 
