@@ -79,6 +79,15 @@ func (t *Tree) Rollback(size int64) {
 	t.size = size
 }
 
+// Reset makes the tree one of size leaves whose hashes are all in the
+// backing reader, after the store was replaced by a snapshot.
+func (t *Tree) Reset(size int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.size = size
+	t.cur, t.prev = map[int64]tlog.Hash{}, map[int64]tlog.Hash{}
+}
+
 // Committed tells the tree that everything appended so far is durable in the
 // backing store, so older cached hashes may be dropped.
 func (t *Tree) Committed() {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 
@@ -17,6 +18,20 @@ import (
 
 // Config configures one charterd node.
 type Config struct {
+	// NodeID is this node's raft id, unique in the network and never reused.
+	// Default 1 (a single-node network).
+	NodeID uint64
+	// Peers are the voters of a new network: raft id to base URL
+	// (https://HOST:PORT), this node included. Empty for a single-node
+	// network and for a node that joins an existing one.
+	Peers map[uint64]string
+	// Join marks a node that joined an existing network (charterd join):
+	// it never bootstraps a network of its own, even with an empty store.
+	Join bool
+	// SnapshotEntries is how many applied raft entries a node keeps for
+	// followers that fall behind; beyond that it sends a snapshot. Default
+	// 10000.
+	SnapshotEntries uint64
 	// DataDir holds the node's store and identity files. Required.
 	DataDir string
 	// Addr is the HTTPS listen address, host:port; port 0 picks a free port
@@ -108,6 +123,22 @@ func (c *Config) Validate() error {
 	var errs []error
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("config: DataDir is required"))
+	}
+	if c.NodeID == 0 {
+		c.NodeID = 1
+	}
+	if len(c.Peers) > 0 {
+		if _, ok := c.Peers[c.NodeID]; !ok {
+			errs = append(errs, fmt.Errorf("config: Peers must include this node (%d)", c.NodeID))
+		}
+		for id, u := range c.Peers {
+			if p, err := url.Parse(u); id == 0 || err != nil || p.Scheme != "https" || p.Host == "" || p.Path != "" {
+				errs = append(errs, fmt.Errorf("config: Peers[%d] = %q: want a positive id and https://HOST:PORT", id, u))
+			}
+		}
+	}
+	if c.SnapshotEntries == 0 {
+		c.SnapshotEntries = 10000
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("config: Addr %q is not host:port: %v", c.Addr, err))

@@ -110,7 +110,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 		return err
 	}
 	b.PutLedgerState(enc)
-	b.SetApplied(entries[len(entries)-1].Index)
+	b.SetApplied(entries[len(entries)-1].Index, entries[len(entries)-1].Term)
 	if also != nil {
 		if err := also(b); err != nil {
 			l.tree.Rollback(startSize)

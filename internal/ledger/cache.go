@@ -32,3 +32,9 @@ func (c *checkpointCache) put(seqno uint64, cp *log.Checkpoint) {
 	}
 	c.m[seqno] = cp
 }
+
+func (c *checkpointCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m = nil
+}

@@ -161,31 +161,75 @@ func Open(st *store.Store, cfg Config, logger *slog.Logger) (*Ledger, error) {
 		queue:   make(chan *pendingReg, cfg.QueueSize),
 		kick:    make(chan struct{}, 1),
 	}
-	raw, err := st.LedgerState()
+	st0, err := l.load()
+	if err != nil {
+		return nil, err
+	}
+	l.state = st0
+	l.tree = log.NewTree(int64(st0.Size), st)
+	if err := l.checkTree(st0); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// load reads the ledger state from the store.
+func (l *Ledger) load() (State, error) {
+	var st State
+	raw, err := l.st.LedgerState()
 	switch {
 	case store.IsNotFound(err):
 	case err != nil:
-		return nil, err
+		return st, err
 	default:
-		if err := cbor.Unmarshal(raw, &l.state); err != nil {
-			return nil, fmt.Errorf("ledger: state: %w", err)
+		if err := cbor.Unmarshal(raw, &st); err != nil {
+			return st, fmt.Errorf("ledger: state: %w", err)
 		}
 	}
-	l.tree = log.NewTree(int64(l.state.Size), st)
-	if l.state.LastCheckpointSize > 0 {
-		cp, err := l.checkpointBySeqno(l.state.LastCheckpointSeqno)
-		if err != nil {
-			return nil, fmt.Errorf("ledger: newest checkpoint: %w", err)
-		}
-		root, err := l.tree.Root(int64(cp.TreeSize))
-		if err != nil {
-			return nil, fmt.Errorf("ledger: tree root at the newest checkpoint: %w", err)
-		}
-		if root != cp.Root {
-			return nil, fmt.Errorf("ledger: stored tree root at size %d is %x but the signed checkpoint says %x: the store is damaged", cp.TreeSize, root[:], cp.Root[:])
-		}
+	return st, nil
+}
+
+// checkTree verifies that the stored tree has the root the newest
+// checkpoint signed.
+func (l *Ledger) checkTree(st State) error {
+	if st.LastCheckpointSize == 0 {
+		return nil
 	}
-	return l, nil
+	cp, err := l.readCheckpoint(st.LastCheckpointSeqno)
+	if err != nil {
+		return fmt.Errorf("ledger: newest checkpoint: %w", err)
+	}
+	root, err := l.tree.Root(int64(cp.TreeSize))
+	if err != nil {
+		return fmt.Errorf("ledger: tree root at the newest checkpoint: %w", err)
+	}
+	if root != cp.Root {
+		return fmt.Errorf("ledger: stored tree root at size %d is %x but the signed checkpoint says %x: the store is damaged", cp.TreeSize, root[:], cp.Root[:])
+	}
+	return nil
+}
+
+// Restore reloads the ledger after its store was replaced by a snapshot
+// image, and checks the image's tree against its newest checkpoint.
+func (l *Ledger) Restore() error {
+	st, err := l.load()
+	if err != nil {
+		return err
+	}
+	l.tree.Reset(int64(st.Size))
+	l.checkpoints.clear()
+	if err := l.checkTree(st); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.state = st
+	close(l.applied)
+	l.applied = make(chan struct{})
+	close(l.covered)
+	l.covered = make(chan struct{})
+	l.mu.Unlock()
+	l.m.applied(st, 0)
+	return nil
 }
 
 // State returns a copy of the applied ledger state.

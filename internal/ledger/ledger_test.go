@@ -42,7 +42,7 @@ func startNode(t *testing.T, dir string) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := replication.Start(replication.Config{ID: 1, Bootstrap: []uint64{1}, TickInterval: 10 * time.Millisecond}, st, l, nil, nil)
+	r, err := replication.Start(replication.Config{ID: 1, Bootstrap: map[uint64]string{1: ""}, TickInterval: 10 * time.Millisecond}, st, l, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

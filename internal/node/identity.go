@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -181,15 +182,16 @@ func selfSigned(k crypto.Signer, cn string, ca bool) ([]byte, error) {
 }
 
 // nodeTLSCertificate issues this node's TLS certificate under the service
-// certificate, for the listen host and the loopback names.
-func nodeTLSCertificate(id *Identity, host string) (certDER []byte, key *ecdsa.PrivateKey, err error) {
-	key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// certificate, for the listen host and the loopback names. It serves
+// clients and authenticates this node to its peers (mutual TLS).
+func nodeTLSCertificate(id *Identity, host string) (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, err
+		return tls.Certificate{}, err
 	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return nil, nil, err
+		return tls.Certificate{}, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
@@ -197,7 +199,7 @@ func nodeTLSCertificate(id *Identity, host string) (certDER []byte, key *ecdsa.P
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().AddDate(1, 0, 0),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		DNSNames:     []string{"localhost"},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 	}
@@ -206,8 +208,11 @@ func nodeTLSCertificate(id *Identity, host string) (certDER []byte, key *ecdsa.P
 	} else if host != "" && ip == nil {
 		tmpl.DNSNames = append(tmpl.DNSNames, host)
 	}
-	certDER, err = x509.CreateCertificate(rand.Reader, tmpl, id.ServiceCert, &key.PublicKey, id.ServiceKey)
-	return certDER, key, err
+	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, id.ServiceCert, &key.PublicKey, id.ServiceKey)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.Certificate{Certificate: [][]byte{certDER, id.ServiceCert.Raw}, PrivateKey: key}, nil
 }
 
 // CertFingerprint is SHA-256 of a certificate's DER: a member's id.

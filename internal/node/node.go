@@ -7,6 +7,7 @@ package node
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -38,6 +39,10 @@ type Node struct {
 	listener net.Listener
 	genesis  *Genesis
 	serving  chan struct{}
+
+	tlsCert    tls.Certificate
+	peerClient *http.Client
+	transport  *replication.HTTPTransport
 }
 
 // Open prepares a node: it validates cfg, listens, opens the store and
@@ -77,14 +82,20 @@ func Open(cfg config.Config, logger *slog.Logger) (*Node, error) {
 	}
 	last, _ := rlog.LastIndex()
 	fresh := last == 0
+	single := len(cfg.Peers) == 0 && !cfg.Join
 	issuer := cfg.Issuer
 	if issuer == "" {
 		issuer = "charter:" + ln.Addr().String()
 	}
-	// The note key is named after the issuer when the network is created,
-	// so an existing network's issuer is its note key's name.
-	n.id, err = loadOrCreateIdentity(cfg.DataDir, issuer, fresh)
+	// A single-node dev network makes its own identity. The nodes of a
+	// larger network share the one its first node made: `charterd cluster`
+	// copies it, and until attested key release arrives an operator copies
+	// it to a node that joins.
+	n.id, err = loadOrCreateIdentity(cfg.DataDir, issuer, fresh && single)
 	if err != nil {
+		if !single {
+			err = fmt.Errorf("%w (a node of a multi-node network needs the network's %s, %s and %s in its data directory)", err, fileServiceKey, fileServiceCert, fileNoteKey)
+		}
 		return nil, fmt.Errorf("service identity in %s: %w", cfg.DataDir, err)
 	}
 	v, err := note.NewVerifier(n.id.NoteVerifier)
@@ -92,12 +103,41 @@ func Open(cfg config.Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.issuer = v.Name()
-	if fresh {
+	if fresh && single {
 		if _, err := createMember(cfg.DataDir); err != nil {
 			return nil, fmt.Errorf("member identity: %w", err)
 		}
 	}
-	n.raft, err = replication.Start(replication.Config{ID: 1, Bootstrap: []uint64{1}}, n.st, n.ledger, nil, logger)
+	host, _, _ := net.SplitHostPort(ln.Addr().String())
+	n.tlsCert, err = nodeTLSCertificate(n.id, host)
+	if err != nil {
+		return nil, err
+	}
+	rcfg := replication.Config{
+		ID: cfg.NodeID, SnapshotEntries: cfg.SnapshotEntries,
+		SnapshotDir: store.SnapshotDir(cfg.DataDir),
+		Peers:       replication.NewPeerTable(nil),
+	}
+	var transport replication.Transport
+	switch {
+	case single:
+		rcfg.Bootstrap = map[uint64]string{cfg.NodeID: ""}
+	case cfg.Join:
+		// Learns the network from the leader's messages.
+	default:
+		rcfg.Bootstrap = cfg.Peers
+		for id, u := range cfg.Peers {
+			if id != cfg.NodeID {
+				rcfg.Peers.Set(id, u)
+			}
+		}
+	}
+	if !single {
+		n.peerClient = n.newPeerClient()
+		n.transport = replication.NewHTTPTransport(cfg.NodeID, rcfg.Peers, n.peerClient, n.st, logger)
+		transport = n.transport
+	}
+	n.raft, err = replication.Start(rcfg, n.st, n.ledger, transport, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +155,9 @@ func (n *Node) URL() string { return "https://" + n.listener.Addr().String() }
 func (n *Node) Serving() <-chan struct{} { return n.serving }
 
 func (n *Node) close() {
+	if n.transport != nil {
+		n.transport.Close()
+	}
 	if n.listener != nil {
 		n.listener.Close()
 	}
@@ -236,11 +279,6 @@ func (n *Node) recover(ctx context.Context) (*http.Server, error) {
 }
 
 func (n *Node) httpServer() (*http.Server, error) {
-	host, _, _ := net.SplitHostPort(n.listener.Addr().String())
-	certDER, key, err := nodeTLSCertificate(n.id, host)
-	if err != nil {
-		return nil, err
-	}
 	serviceKey, err := cose.NewKey(&n.id.ServiceKey.PublicKey)
 	if err != nil {
 		return nil, err
@@ -260,11 +298,11 @@ func (n *Node) httpServer() (*http.Server, error) {
 	return &http.Server{
 		Handler: n.routes(svc),
 		TLSConfig: &tls.Config{
-			MinVersion: tls.VersionTLS12,
-			Certificates: []tls.Certificate{{
-				Certificate: [][]byte{certDER, n.id.ServiceCert.Raw},
-				PrivateKey:  key,
-			}},
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{n.tlsCert},
+			// Peers present their node certificates; clients need none.
+			ClientAuth: tls.VerifyClientCertIfGiven,
+			ClientCAs:  n.servicePool(),
 		},
 		// Bounds for slow or hostile clients: a statement is at most a few
 		// MiB, and a registration waits at most RegistrationWait.
@@ -286,4 +324,23 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+func (n *Node) servicePool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	pool.AddCert(n.id.ServiceCert)
+	return pool
+}
+
+// newPeerClient returns the HTTPS client this node uses to reach its peers:
+// it trusts only the service certificate and presents this node's.
+func (n *Node) newPeerClient() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		RootCAs:      n.servicePool(),
+		Certificates: []tls.Certificate{n.tlsCert},
+	}
+	tr.MaxIdleConnsPerHost = 16
+	return &http.Client{Transport: tr}
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,9 @@ import (
 // atomic batch as the entries' effects (it records raft's configuration).
 type StateMachine interface {
 	Apply(entries []ledger.Entry, also func(*store.Batch) error) error
+	// Restore reloads the state machine after the store was replaced by a
+	// snapshot image.
+	Restore() error
 }
 
 // Transport sends raft messages to peers. Send must not block on the network:
@@ -35,9 +39,19 @@ type Transport interface {
 type Config struct {
 	// ID is this node's raft id, never reused (must be > 0).
 	ID uint64
-	// Bootstrap lists the voters of a new network; empty when restarting or
-	// joining. A single-node dev network bootstraps with just ID.
-	Bootstrap []uint64
+	// Bootstrap lists the voters of a new network and their base URLs; empty
+	// when restarting or joining. A single-node dev network bootstraps with
+	// just its own ID.
+	Bootstrap map[uint64]string
+	// Peers resolves peer ids to URLs; it is kept current as configuration
+	// changes apply. Required with a transport.
+	Peers *PeerTable
+	// SnapshotEntries is how many applied raft entries are kept for
+	// followers before the log is compacted; a follower further behind is
+	// sent a snapshot. Default 10000.
+	SnapshotEntries uint64
+	// SnapshotDir stages incoming snapshots. Required with a transport.
+	SnapshotDir string
 	// TickInterval is raft's logical clock. Default 100 ms.
 	TickInterval time.Duration
 	// ElectionTicks and HeartbeatTicks follow raft.Config. Defaults 10 and 1.
@@ -58,6 +72,12 @@ func (c *Config) Validate() error {
 	if c.HeartbeatTicks == 0 {
 		c.HeartbeatTicks = 1
 	}
+	if c.SnapshotEntries == 0 {
+		c.SnapshotEntries = 10000
+	}
+	if c.Peers == nil {
+		c.Peers = NewPeerTable(nil)
+	}
 	if c.HeartbeatTicks >= c.ElectionTicks {
 		return fmt.Errorf("replication: HeartbeatTicks (%d) must be below ElectionTicks (%d)", c.HeartbeatTicks, c.ElectionTicks)
 	}
@@ -68,6 +88,7 @@ func (c *Config) Validate() error {
 type Node struct {
 	cfg       Config
 	raft      raft.Node
+	st        *store.Store
 	rlog      *store.RaftLog
 	sm        StateMachine
 	transport Transport
@@ -114,17 +135,25 @@ func Start(cfg Config, st *store.Store, sm StateMachine, transport Transport, lo
 		MaxInflightMsgs:           256,
 		CheckQuorum:               true,
 		PreVote:                   true,
+		// Writes reach the leader over HTTP, where they are verified; raft
+		// never carries a proposal from a follower.
+		DisableProposalForwarding: true,
 		Logger:                    raftLogger{logger.With("component", "raft")},
 	}
-	n := &Node{cfg: cfg, rlog: rlog, sm: sm, transport: transport, log: logger, metrics: newMetrics()}
+	n := &Node{cfg: cfg, st: st, rlog: rlog, sm: sm, transport: transport, log: logger, metrics: newMetrics()}
 	last, _ := rlog.LastIndex()
 	hs := rlog.HardState()
 	fresh := last == 0 && raft.IsEmptyHardState(hs)
 	if fresh && len(cfg.Bootstrap) > 0 {
-		peers := make([]raft.Peer, len(cfg.Bootstrap))
-		for i, id := range cfg.Bootstrap {
-			peers[i] = raft.Peer{ID: id}
+		var peers []raft.Peer
+		for id, url := range cfg.Bootstrap {
+			ctx, err := encodePeerContext(url)
+			if err != nil {
+				return nil, err
+			}
+			peers = append(peers, raft.Peer{ID: id, Context: ctx})
 		}
+		sort.Slice(peers, func(i, j int) bool { return peers[i].ID < peers[j].ID })
 		n.raft = raft.StartNode(rc, peers)
 	} else {
 		n.raft = raft.RestartNode(rc)
@@ -132,6 +161,12 @@ func Start(cfg Config, st *store.Store, sm StateMachine, transport Transport, lo
 	_, cs, _ := rlog.InitialState()
 	n.conf = cs
 	n.applied.Store(applied)
+	if err := n.loadPeers(); err != nil {
+		return nil, err
+	}
+	if t, ok := transport.(*HTTPTransport); ok {
+		t.setReporter(n.raft)
+	}
 	return n, nil
 }
 
@@ -153,7 +188,7 @@ func (n *Node) Run(ctx context.Context) error {
 	// the bootstrap entries on creation).
 	campaigned := false
 	for {
-		if !campaigned && n.singleVoter() {
+		if !campaigned && len(n.cfg.Bootstrap) <= 1 && n.singleVoter() {
 			campaigned = true
 			_ = n.raft.Campaign(ctx)
 		}
@@ -191,7 +226,12 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		n.term = rd.HardState.GetTerm()
 		n.mu.Unlock()
 	}
-	// Step 1.
+	// Step 1. A snapshot goes first: entries in the same Ready follow it.
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		if err := n.installSnapshot(rd.Snapshot); err != nil {
+			return err
+		}
+	}
 	start := time.Now()
 	if err := n.rlog.SaveRaft(rd.HardState, rd.Entries, rd.MustSync); err != nil {
 		return fmt.Errorf("replication: persist: %w", err)
@@ -207,6 +247,8 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	}
 	entries := make([]ledger.Entry, 0, len(rd.CommittedEntries))
 	var conf *pb.ConfState
+	var peerChanges []*pb.ConfChangeSingle
+	var peerContext []byte
 	for _, e := range rd.CommittedEntries {
 		switch e.GetType() {
 		case pb.EntryNormal:
@@ -217,13 +259,20 @@ func (n *Node) handleReady(rd raft.Ready) error {
 				return err
 			}
 			conf = n.raft.ApplyConfChange(cc)
+			peerChanges = append(peerChanges, cc.AsV2().GetChanges()...)
+			peerContext = cc.AsV2().GetContext()
 			entries = append(entries, ledger.Entry{Index: e.GetIndex(), Term: e.GetTerm()})
 		}
 	}
 	var also func(*store.Batch) error
 	if conf != nil {
 		c := conf
-		also = func(b *store.Batch) error { return n.rlog.SetConfState(b, c) }
+		also = func(b *store.Batch) error {
+			if err := n.recordPeers(b, peerChanges, peerContext); err != nil {
+				return err
+			}
+			return n.rlog.SetConfState(b, c)
+		}
 	}
 	start = time.Now()
 	if err := n.sm.Apply(entries, also); err != nil {
@@ -240,27 +289,29 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	return n.maybeCompact(applied)
 }
 
-// compactEvery is how many applied entries the raft log may hold before it
-// is compacted.
+// compactEvery is how many applied entries beyond those kept for followers
+// the raft log may hold before it is compacted.
 const compactEvery = 1024
 
 // maybeCompact discards applied raft entries. Their effects are in the
 // ledger, so the raft log only duplicates every statement on disk; cutting
 // it soon after apply means most entries are deleted while still in
-// Pebble's memtable and never written to a table at all.
-//
-// Only a lone voter compacts for now: a follower that needs compacted
-// entries must be sent a snapshot of the ledger, which the multi-node
-// version of this package provides.
+// Pebble's memtable and never written to a table at all. With followers,
+// the newest SnapshotEntries are kept so that a follower that is briefly
+// behind catches up from the log; one further behind is sent a snapshot.
 func (n *Node) maybeCompact(applied uint64) error {
+	keep := n.cfg.SnapshotEntries
+	if n.singleVoter() {
+		keep = 0
+	}
 	first, _ := n.rlog.FirstIndex()
-	if applied < first+compactEvery || !n.singleVoter() {
+	if applied < first+keep+compactEvery {
 		return nil
 	}
 	n.mu.RLock()
 	conf := n.conf
 	n.mu.RUnlock()
-	if err := n.rlog.Compact(applied, conf); err != nil {
+	if err := n.rlog.Compact(applied-keep, conf); err != nil {
 		return fmt.Errorf("replication: compact raft log: %w", err)
 	}
 	return nil

@@ -194,19 +194,32 @@ func (l *RaftLog) Snapshot() (*pb.Snapshot, error) {
 
 // Applied returns the last raft index whose effects are in the store.
 func (s *Store) Applied() (uint64, error) {
-	v, err := s.Get(keyApplied)
-	if errors.Is(err, ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	return binary.BigEndian.Uint64(v), nil
+	index, _, err := s.AppliedPosition()
+	return index, err
 }
 
-// SetApplied records index as applied, in the same batch as the state it
-// produced.
-func (b *Batch) SetApplied(index uint64) { b.Set(keyApplied, be64(index)) }
+// AppliedPosition returns the index and term of the last applied raft entry.
+func (s *Store) AppliedPosition() (index, term uint64, err error) {
+	v, err := s.Get(keyApplied)
+	if errors.Is(err, ErrNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	return decodeApplied(v)
+}
+
+func decodeApplied(v []byte) (index, term uint64, err error) {
+	if len(v) != 16 {
+		return 0, 0, fmt.Errorf("store: applied position of %d bytes", len(v))
+	}
+	return binary.BigEndian.Uint64(v[:8]), binary.BigEndian.Uint64(v[8:]), nil
+}
+
+// SetApplied records the raft entry (index, term) as applied, in the same
+// batch as the state it produced.
+func (b *Batch) SetApplied(index, term uint64) { b.Set(keyApplied, append(be64(index), be64(term)...)) }
 
 // SaveRaft persists a Ready's hard state and entries in one batch, synced when
 // mustSync (raft's MustSync): the entries then survive a crash before raft is

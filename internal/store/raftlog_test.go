@@ -252,7 +252,7 @@ func TestRaftLogPersistence(t *testing.T) {
 	if err := l.SetConfState(b, cs); err != nil {
 		t.Fatal(err)
 	}
-	b.SetApplied(20)
+	b.SetApplied(20, 1)
 	if err := b.Commit(true); err != nil {
 		t.Fatal(err)
 	}

@@ -95,6 +95,10 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if err := s.recoverInstall(); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

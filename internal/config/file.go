@@ -1,0 +1,118 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+// File is a node's configuration file (JSON), as `charterd start --config`
+// reads and `charterd cluster` writes it. Durations are Go duration strings
+// ("50ms"); omitted fields take Config's defaults.
+type File struct {
+	NodeID             uint64            `json:"node_id"`
+	DataDir            string            `json:"data_dir"`
+	Addr               string            `json:"addr"`
+	Issuer             string            `json:"issuer,omitempty"`
+	Peers              map[string]string `json:"peers,omitempty"`
+	Joined             bool              `json:"joined,omitempty"`
+	LogLevel           string            `json:"log_level,omitempty"`
+	CheckpointInterval string            `json:"checkpoint_interval,omitempty"`
+	CheckpointMaxTx    uint64            `json:"checkpoint_max_tx,omitempty"`
+	RegistrationWait   string            `json:"registration_wait,omitempty"`
+	SnapshotEntries    uint64            `json:"snapshot_entries,omitempty"`
+	Registration       Registration      `json:"registration"`
+}
+
+// Load reads, parses and validates a configuration file. Unknown fields
+// are errors, so a misspelt setting is not silently ignored.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, err
+	}
+	var f File
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	c, err := f.Config()
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Config converts the file to a Config (not yet validated).
+func (f *File) Config() (Config, error) {
+	c := Config{
+		NodeID: f.NodeID, DataDir: f.DataDir, Addr: f.Addr, Issuer: f.Issuer, LogLevel: f.LogLevel, Join: f.Joined,
+		CheckpointMaxTx: f.CheckpointMaxTx, SnapshotEntries: f.SnapshotEntries, Registration: f.Registration,
+	}
+	var err error
+	if c.CheckpointInterval, err = parseDuration("checkpoint_interval", f.CheckpointInterval); err != nil {
+		return c, err
+	}
+	if c.RegistrationWait, err = parseDuration("registration_wait", f.RegistrationWait); err != nil {
+		return c, err
+	}
+	if len(f.Peers) > 0 {
+		c.Peers = map[uint64]string{}
+		for k, v := range f.Peers {
+			id, err := strconv.ParseUint(k, 10, 64)
+			if err != nil {
+				return c, fmt.Errorf("peers: key %q is not a node id", k)
+			}
+			c.Peers[id] = v
+		}
+	}
+	return c, nil
+}
+
+// FileFor is the File that Load turns back into c.
+func FileFor(c Config) File {
+	f := File{
+		NodeID: c.NodeID, DataDir: c.DataDir, Addr: c.Addr, Issuer: c.Issuer, LogLevel: c.LogLevel, Joined: c.Join,
+		CheckpointMaxTx: c.CheckpointMaxTx, SnapshotEntries: c.SnapshotEntries, Registration: c.Registration,
+	}
+	if c.CheckpointInterval != 0 {
+		f.CheckpointInterval = c.CheckpointInterval.String()
+	}
+	if c.RegistrationWait != 0 {
+		f.RegistrationWait = c.RegistrationWait.String()
+	}
+	if len(c.Peers) > 0 {
+		f.Peers = map[string]string{}
+		for id, u := range c.Peers {
+			f.Peers[strconv.FormatUint(id, 10)] = u
+		}
+	}
+	return f
+}
+
+// Write writes c to path as a configuration file.
+func Write(path string, c Config) error {
+	b, err := json.MarshalIndent(FileFor(c), "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+func parseDuration(field, s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", field, err)
+	}
+	return d, nil
+}

@@ -1,0 +1,104 @@
+package replication
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/charterlog/charter/internal/store"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// HandleRaft serves PathRaft: a batch of raft messages from a peer. The
+// caller (the node's router) has already checked the peer's certificate.
+func (n *Node) HandleRaft(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
+	if err != nil {
+		http.Error(w, "reading raft messages: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	msgs, err := DecodeMessages(body, n.cfg.ID)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	for _, m := range msgs {
+		if err := n.raft.Step(r.Context(), m); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// HandleSnapshot serves PathSnapshot: a MsgSnap in a header and the image
+// as the body. The image is staged and checked before raft sees the message;
+// raft then installs it through the Ready loop, or ignores it if stale.
+func (n *Node) HandleSnapshot(w http.ResponseWriter, r *http.Request) {
+	m, err := decodeSnapshotHeader(r.Header.Get(headerSnapshotMessage), n.cfg.ID)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	path, err := store.StageSnapshot(n.cfg.SnapshotDir, r.Body)
+	if err != nil {
+		n.log.Warn("refusing snapshot", "from", m.GetFrom(), "err", err)
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	m.Snapshot.Data = []byte(path)
+	if err := n.raft.Step(r.Context(), m); err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func decodeSnapshotHeader(h string, self uint64) (*pb.Message, error) {
+	raw, err := base64.StdEncoding.DecodeString(h)
+	if err != nil || len(raw) == 0 || len(raw) > maxMessageBytes {
+		return nil, fmt.Errorf("%w: missing or malformed %s header", ErrBadMessage, headerSnapshotMessage)
+	}
+	m := &pb.Message{}
+	if err := proto.Unmarshal(raw, m); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadMessage, err)
+	}
+	if m.GetType() != pb.MsgSnap || m.GetSnapshot() == nil || m.GetSnapshot().GetMetadata().GetIndex() == 0 {
+		return nil, fmt.Errorf("%w: not a snapshot message", ErrBadMessage)
+	}
+	if m.GetTo() != self || m.GetFrom() == 0 || m.GetFrom() == self {
+		return nil, fmt.Errorf("%w: snapshot from %d to %d at node %d", ErrBadMessage, m.GetFrom(), m.GetTo(), self)
+	}
+	if len(m.GetSnapshot().GetData()) != 0 {
+		return nil, fmt.Errorf("%w: snapshot data belongs in the body", ErrBadMessage)
+	}
+	return m, nil
+}
+
+// installSnapshot replaces this node's state with a staged image that raft
+// accepted, then reloads the ledger and the peer table from it.
+func (n *Node) installSnapshot(s *pb.Snapshot) error {
+	path := string(s.GetData())
+	if path == "" {
+		return errors.New("replication: snapshot without a staged image")
+	}
+	meta := s.GetMetadata()
+	n.log.Info("installing snapshot", "index", meta.GetIndex(), "term", meta.GetTerm())
+	if err := n.rlog.InstallSnapshot(path, meta); err != nil {
+		return fmt.Errorf("replication: install snapshot: %w", err)
+	}
+	if err := n.sm.Restore(); err != nil {
+		return fmt.Errorf("replication: restore from snapshot: %w", err)
+	}
+	if err := n.loadPeers(); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.conf = proto.Clone(meta.GetConfState()).(*pb.ConfState)
+	n.mu.Unlock()
+	n.applied.Store(meta.GetIndex())
+	return nil
+}

@@ -1,0 +1,285 @@
+package replication
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// Peer endpoints, served by every node over its HTTPS listener with mutual
+// TLS (the caller's certificate must chain to the service certificate).
+const (
+	PathRaft     = "/node/raft"
+	PathSnapshot = "/node/raft/snapshot"
+	// headerSnapshotMessage carries the MsgSnap (without data) of a
+	// snapshot stream, base64 protobuf.
+	headerSnapshotMessage = "Charter-Raft-Message"
+)
+
+// PeerTable maps raft ids to peers' base URLs.
+type PeerTable struct {
+	mu sync.RWMutex
+	m  map[uint64]string
+}
+
+// NewPeerTable returns a table holding peers.
+func NewPeerTable(peers map[uint64]string) *PeerTable {
+	t := &PeerTable{m: map[uint64]string{}}
+	for id, u := range peers {
+		t.m[id] = u
+	}
+	return t
+}
+
+// Set records the URL of id.
+func (t *PeerTable) Set(id uint64, url string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.m[id] = url
+}
+
+// Remove forgets id.
+func (t *PeerTable) Remove(id uint64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.m, id)
+}
+
+// URL returns id's base URL.
+func (t *PeerTable) URL(id uint64) (string, bool) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	u, ok := t.m[id]
+	return u, ok
+}
+
+// All returns the ids in the table, sorted.
+func (t *PeerTable) All() []uint64 {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	ids := make([]uint64, 0, len(t.m))
+	for id := range t.m {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+// SnapshotSource produces a consistent image of this node's applied state.
+type SnapshotSource interface {
+	// OpenSnapshot returns the image's raft position (index, term and
+	// configuration of the last applied entry) and its bytes.
+	OpenSnapshot() (*pb.SnapshotMetadata, io.ReadCloser, error)
+}
+
+// reporter is the part of raft the transport reports delivery failures to.
+type reporter interface {
+	ReportUnreachable(id uint64)
+	ReportSnapshot(id uint64, status raft.SnapshotStatus)
+}
+
+// HTTPTransport sends raft messages to peers over HTTPS, one queue and one
+// sender goroutine per peer, so a slow or dead peer never stalls the Ready
+// loop or the other peers. Messages are dropped when a peer's queue is full:
+// raft retransmits what it needs.
+type HTTPTransport struct {
+	self      uint64
+	peers     *PeerTable
+	client    *http.Client
+	snapshots SnapshotSource
+	log       *slog.Logger
+
+	mu       sync.Mutex
+	reporter reporter
+	queues   map[uint64]chan []*pb.Message
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// NewHTTPTransport returns a transport for node self. client must present
+// this node's certificate and trust the service certificate.
+func NewHTTPTransport(self uint64, peers *PeerTable, client *http.Client, snapshots SnapshotSource, logger *slog.Logger) *HTTPTransport {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &HTTPTransport{self: self, peers: peers, client: client, snapshots: snapshots, log: logger,
+		queues: map[uint64]chan []*pb.Message{}, ctx: ctx, cancel: cancel}
+}
+
+func (t *HTTPTransport) setReporter(r reporter) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.reporter = r
+}
+
+// Close stops the senders and waits for them.
+func (t *HTTPTransport) Close() {
+	t.cancel()
+	t.wg.Wait()
+}
+
+const queueDepth = 256
+
+// Send implements Transport.
+func (t *HTTPTransport) Send(msgs []*pb.Message) {
+	byPeer := map[uint64][]*pb.Message{}
+	for _, m := range msgs {
+		if m.GetType() == pb.MsgSnap {
+			t.wg.Add(1)
+			go func() {
+				defer t.wg.Done()
+				t.sendSnapshot(m)
+			}()
+			continue
+		}
+		byPeer[m.GetTo()] = append(byPeer[m.GetTo()], m)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.ctx.Err() != nil {
+		return
+	}
+	for id, ms := range byPeer {
+		q, ok := t.queues[id]
+		if !ok {
+			q = make(chan []*pb.Message, queueDepth)
+			t.queues[id] = q
+			t.wg.Add(1)
+			go t.run(id, q)
+		}
+		select {
+		case q <- ms:
+		default:
+			t.log.Debug("raft queue full; dropping messages", "peer", id, "messages", len(ms))
+			if t.reporter != nil {
+				go t.reporter.ReportUnreachable(id)
+			}
+		}
+	}
+}
+
+func (t *HTTPTransport) run(id uint64, q chan []*pb.Message) {
+	defer t.wg.Done()
+	for {
+		var batch []*pb.Message
+		select {
+		case <-t.ctx.Done():
+			return
+		case ms := <-q:
+			batch = append(batch, ms...)
+		}
+	more:
+		for len(batch) < maxBatchMessages/2 {
+			select {
+			case ms := <-q:
+				batch = append(batch, ms...)
+			default:
+				break more
+			}
+		}
+		if err := t.post(id, batch); err != nil {
+			t.log.Debug("sending raft messages failed", "peer", id, "err", err)
+			t.mu.Lock()
+			r := t.reporter
+			t.mu.Unlock()
+			if r != nil {
+				r.ReportUnreachable(id)
+			}
+		}
+	}
+}
+
+func (t *HTTPTransport) post(id uint64, batch []*pb.Message) error {
+	url, ok := t.peers.URL(id)
+	if !ok {
+		return fmt.Errorf("no address for node %d", id)
+	}
+	body, err := EncodeMessages(batch)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(t.ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+PathRaft, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := t.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusNoContent {
+		return fmt.Errorf("node %d answered %s", id, resp.Status)
+	}
+	return nil
+}
+
+// sendSnapshot streams this node's applied state to the follower m is for.
+// The image is taken now, so its position is the current applied index, at
+// or beyond the index raft chose; the metadata is rewritten to match it. The
+// leader's raft accepts the follower's acknowledgement of the newer index.
+func (t *HTTPTransport) sendSnapshot(m *pb.Message) {
+	status := raft.SnapshotFailure
+	defer func() {
+		t.mu.Lock()
+		r := t.reporter
+		t.mu.Unlock()
+		if r != nil {
+			r.ReportSnapshot(m.GetTo(), status)
+		}
+	}()
+	meta, rd, err := t.snapshots.OpenSnapshot()
+	if err != nil {
+		t.log.Error("opening a snapshot failed", "peer", m.GetTo(), "err", err)
+		return
+	}
+	defer rd.Close()
+	m = proto.Clone(m).(*pb.Message)
+	m.Snapshot = &pb.Snapshot{Metadata: meta}
+	hdr, err := proto.Marshal(m)
+	if err != nil {
+		return
+	}
+	url, ok := t.peers.URL(m.GetTo())
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(t.ctx, 10*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+PathSnapshot, rd)
+	if err != nil {
+		return
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set(headerSnapshotMessage, base64.StdEncoding.EncodeToString(hdr))
+	start := time.Now()
+	resp, err := t.client.Do(req)
+	if err != nil {
+		t.log.Warn("sending snapshot failed", "peer", m.GetTo(), "err", err)
+		return
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusNoContent {
+		t.log.Warn("peer refused snapshot", "peer", m.GetTo(), "status", resp.Status)
+		return
+	}
+	t.log.Info("sent snapshot", "peer", m.GetTo(), "index", meta.GetIndex(), "took", time.Since(start))
+	status = raft.SnapshotFinish
+}

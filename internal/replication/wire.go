@@ -1,0 +1,93 @@
+package replication
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// Wire format of POST /node/raft: a sequence of raft messages, each a
+// uvarint length followed by that many bytes of protobuf (raftpb.Message).
+// A peer's bytes are untrusted until decoded and checked here: bounded sizes,
+// no local message types, addressed to this node.
+
+// Limits on what a peer may send in one request.
+const (
+	maxMessageBytes  = 16 << 20
+	maxRequestBytes  = 64 << 20
+	maxBatchMessages = 4096
+)
+
+// ErrBadMessage reports raft messages from a peer that do not decode or are
+// not acceptable from the network.
+var ErrBadMessage = errors.New("replication: bad raft message")
+
+// EncodeMessages frames msgs for one request.
+func EncodeMessages(msgs []*pb.Message) ([]byte, error) {
+	var out []byte
+	for _, m := range msgs {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		out = binary.AppendUvarint(out, uint64(len(b)))
+		out = append(out, b...)
+	}
+	return out, nil
+}
+
+// DecodeMessages parses a request body from a peer into messages for node
+// self. It rejects anything raft must only get from itself (local message
+// types, such as MsgHup or storage acknowledgements), messages for another
+// node, and snapshots (those come with their data on their own endpoint).
+func DecodeMessages(b []byte, self uint64) ([]*pb.Message, error) {
+	if len(b) > maxRequestBytes {
+		return nil, fmt.Errorf("%w: request of %d bytes exceeds %d", ErrBadMessage, len(b), maxRequestBytes)
+	}
+	var msgs []*pb.Message
+	for len(b) > 0 {
+		n, k := binary.Uvarint(b)
+		if k <= 0 {
+			return nil, fmt.Errorf("%w: bad length prefix", ErrBadMessage)
+		}
+		b = b[k:]
+		if n > maxMessageBytes || n > uint64(len(b)) {
+			return nil, fmt.Errorf("%w: message of %d bytes with %d left", ErrBadMessage, n, len(b))
+		}
+		if len(msgs) == maxBatchMessages {
+			return nil, fmt.Errorf("%w: more than %d messages", ErrBadMessage, maxBatchMessages)
+		}
+		m := &pb.Message{}
+		if err := (proto.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(b[:n], m); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadMessage, err)
+		}
+		b = b[n:]
+		if err := checkRemote(m, self); err != nil {
+			return nil, err
+		}
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
+}
+
+func checkRemote(m *pb.Message, self uint64) error {
+	switch {
+	case m.GetTo() != self:
+		return fmt.Errorf("%w: addressed to node %d, this is node %d", ErrBadMessage, m.GetTo(), self)
+	case m.GetFrom() == 0 || m.GetFrom() == self:
+		return fmt.Errorf("%w: from node %d", ErrBadMessage, m.GetFrom())
+	case raft.IsLocalMsg(m.GetType()):
+		return fmt.Errorf("%w: %v is a local message type", ErrBadMessage, m.GetType())
+	case m.GetType() == pb.MsgSnap:
+		return fmt.Errorf("%w: snapshots come on the snapshot endpoint, with their data", ErrBadMessage)
+	case m.GetType() == pb.MsgProp:
+		// Followers do not forward proposals (DisableProposalForwarding):
+		// writes reach the leader over HTTP, where they are checked.
+		return fmt.Errorf("%w: proposals are not accepted from peers", ErrBadMessage)
+	}
+	return nil
+}
