@@ -168,7 +168,11 @@ func TestAPI(t *testing.T) {
 	// errors.md: InvalidEntryId when {id} is neither 64 *lowercase* hex
 	// digits nor VIEW.SEQNO.
 	t.Run("upper-case entry id is InvalidEntryId", func(t *testing.T) {
-		wantProblem(t, "upper-case entry id", n.get(t, "/entries/"+strings.Repeat("AB", 32)), http.StatusBadRequest, "InvalidEntryId")
+		wantProblem(t, "upper-case unknown entry id", n.get(t, "/entries/"+strings.Repeat("AB", 32)), http.StatusBadRequest, "InvalidEntryId")
+		if len(regs) > 0 {
+			id := strings.ToUpper(regs[0].ID)
+			wantProblem(t, "upper-case id of a registered entry", n.get(t, "/entries/"+id), http.StatusBadRequest, "InvalidEntryId")
+		}
 	})
 
 	t.Run("keys", func(t *testing.T) {
