@@ -332,10 +332,12 @@ func TestGetEntryIDs(t *testing.T) {
 			t.Errorf("GET /entries/%s/statement: %d, want %d", c.id, s.Code, c.status)
 		}
 	}
-	// Uppercase hex of a known entry is the same entry.
+	// Entry ids are canonical lower-case hex (spec/api.md): the upper-case
+	// spelling of a known entry is refused, not a second URL for it.
 	le := leafEntry(t, stmt)
-	if w := e.get("/entries/" + strings.ToUpper(registry.EntryID(le))); w.Code != 200 {
-		t.Errorf("GET by uppercase entry id: %d", w.Code)
+	w := e.get("/entries/" + strings.ToUpper(registry.EntryID(le)))
+	if title, _ := decodeProblem(t, w); w.Code != 400 || title != "InvalidEntryId" {
+		t.Errorf("GET by uppercase entry id: %d %q, want 400 InvalidEntryId", w.Code, title)
 	}
 }
 
