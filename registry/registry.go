@@ -15,6 +15,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/charterlog/charter/cose"
@@ -169,9 +170,10 @@ func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
 // seqno. pending reports a registration this node knows is in flight.
 func (s *Service) resolve(id string) (seqno uint64, pending bool, p *Problem) {
 	if len(id) == 64 {
+		// Ids are canonical: lower-case hex only, so one entry has one URL.
 		b, err := hex.DecodeString(id)
-		if err != nil {
-			return 0, false, badRequest("InvalidEntryId", "entry ids are 64 hex digits or VIEW.SEQNO")
+		if err != nil || strings.ToLower(id) != id {
+			return 0, false, badRequest("InvalidEntryId", "entry ids are 64 lower-case hex digits or VIEW.SEQNO")
 		}
 		var entry [32]byte
 		copy(entry[:], b)

@@ -57,13 +57,29 @@ func TestAPI(t *testing.T) {
 		if a.LeafIndex != b.LeafIndex {
 			t.Errorf("duplicate: leaf index %d then %d; a duplicate must return the existing entry", a.LeafIndex, b.LeafIndex)
 		}
-		if a.TxID != "" && b.TxID != "" && a.TxID != b.TxID {
+		if a.TxID == "" || b.TxID == "" {
+			t.Fatalf("201 without X-Charter-Transaction-Id: %q, %q", a.TxID, b.TxID)
+		}
+		if a.TxID != b.TxID {
 			t.Errorf("duplicate: transaction id %s then %s", a.TxID, b.TxID)
 		}
 		// A third registration lands right after: the duplicate took no leaf.
 		c := n.mustRegister(t, pub.unique(t))
 		if c.LeafIndex <= a.LeafIndex {
 			t.Errorf("later registration at leaf %d, not after %d", c.LeafIndex, a.LeafIndex)
+		}
+		// Between the first registration and the next one there are only
+		// checkpoints: the duplicate added no registration transaction.
+		va, sa := parseTxID(t, a.TxID)
+		vc, sc := parseTxID(t, c.TxID)
+		if va != vc {
+			t.Fatalf("view changed from %d to %d without a restart", va, vc)
+		}
+		for s := sa + 1; s < sc; s++ {
+			id := fmt.Sprintf("%d.%d", va, s)
+			if r := n.get(t, "/entries/"+id); r.Status != http.StatusNotFound {
+				t.Errorf("transaction %s between the registration and the next is a registration (%d): the duplicate was appended", id, r.Status)
+			}
 		}
 		regs = append(regs, a, c)
 	})
@@ -135,10 +151,7 @@ func TestAPI(t *testing.T) {
 		if cc := r.Header.Get("Cache-Control"); !strings.Contains(cc, "immutable") {
 			t.Errorf("receipt Cache-Control %q", cc)
 		}
-		var view, seqno uint64
-		if _, err := fmt.Sscanf(reg.TxID, "%d.%d", &view, &seqno); err != nil {
-			t.Fatalf("transaction id %q: %v", reg.TxID, err)
-		}
+		view, seqno := parseTxID(t, reg.TxID)
 		wantProblem(t, "tx id of another view", n.get(t, fmt.Sprintf("/entries/%d.%d", view+1, seqno)), http.StatusNotFound, "NotFound")
 
 		txStatus := func(id string) string {
@@ -168,7 +181,11 @@ func TestAPI(t *testing.T) {
 	// errors.md: InvalidEntryId when {id} is neither 64 *lowercase* hex
 	// digits nor VIEW.SEQNO.
 	t.Run("upper-case entry id is InvalidEntryId", func(t *testing.T) {
-		wantProblem(t, "upper-case entry id", n.get(t, "/entries/"+strings.Repeat("AB", 32)), http.StatusBadRequest, "InvalidEntryId")
+		wantProblem(t, "upper-case unknown entry id", n.get(t, "/entries/"+strings.Repeat("AB", 32)), http.StatusBadRequest, "InvalidEntryId")
+		if len(regs) > 0 {
+			id := strings.ToUpper(regs[0].ID)
+			wantProblem(t, "upper-case id of a registered entry", n.get(t, "/entries/"+id), http.StatusBadRequest, "InvalidEntryId")
+		}
 	})
 
 	t.Run("keys", func(t *testing.T) {
@@ -307,4 +324,12 @@ func mustLeafEntry(t testing.TB, stmt []byte) [32]byte {
 		t.Fatal(err)
 	}
 	return s.LeafEntry()
+}
+
+func parseTxID(t testing.TB, id string) (view, seqno uint64) {
+	t.Helper()
+	if _, err := fmt.Sscanf(id, "%d.%d", &view, &seqno); err != nil || id != fmt.Sprintf("%d.%d", view, seqno) {
+		t.Fatalf("transaction id %q is not VIEW.SEQNO", id)
+	}
+	return view, seqno
 }

@@ -422,8 +422,12 @@ func decodeProblem(b []byte) (problem, error) {
 }
 
 func describeProblem(r *response) string {
-	if r.Header.Get("Content-Type") != "application/concise-problem-details+cbor" {
-		return fmt.Sprintf("%q", truncate(r.Body, 200))
+	ct := r.Header.Get("Content-Type")
+	if ct != "application/concise-problem-details+cbor" {
+		if strings.HasPrefix(ct, "text/") || strings.HasPrefix(ct, "application/json") {
+			return fmt.Sprintf("%s %q", ct, truncate(r.Body, 200))
+		}
+		return fmt.Sprintf("%s, %d bytes", ct, len(r.Body))
 	}
 	p, err := decodeProblem(r.Body)
 	if err != nil {
