@@ -2,9 +2,19 @@
 //
 //	charterd dev --data DIR --addr 127.0.0.1:8000
 //
-// creates (or reopens) a single-node development network in DIR: virtual
-// attestation, one generated member, TLS with a self-signed service
-// certificate written to DIR/service_cert.pem.
+// creates (or reopens) a single-node development network in DIR: one
+// generated member, TLS with a self-signed service certificate written to
+// DIR/service_cert.pem.
+//
+//	charterd cluster --nodes 3 --data DIR
+//
+// starts a local multi-node network as child processes, and
+//
+//	charterd start --config FILE
+//	charterd join --config FILE --target URL
+//
+// run one node of a network from its configuration file, or add a new node
+// to a running network.
 package main
 
 import (
@@ -30,7 +40,7 @@ func main() {
 
 func run(args []string, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(stderr, "usage: charterd dev --data DIR --addr HOST:PORT [flags]\n\nRun 'charterd dev -h' for the flags.")
+		fmt.Fprint(stderr, usage)
 		if len(args) == 0 {
 			return 2
 		}
@@ -39,11 +49,26 @@ func run(args []string, stderr io.Writer) int {
 	switch args[0] {
 	case "dev":
 		return dev(args[1:], stderr)
+	case "start":
+		return start(args[1:], stderr)
+	case "join":
+		return join(args[1:], stderr)
+	case "cluster":
+		return cluster(args[1:], stderr)
 	default:
-		fmt.Fprintf(stderr, "charterd: unknown command %q (want: dev)\n", args[0])
+		fmt.Fprintf(stderr, "charterd: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
 }
+
+const usage = `usage:
+  charterd dev --data DIR --addr HOST:PORT [flags]   single-node development network
+  charterd cluster --nodes 3 --data DIR              local multi-node network (child processes)
+  charterd start --config FILE                       one node of a network
+  charterd join --config FILE --target URL           add a new node to a running network
+
+Run 'charterd COMMAND -h' for a command's flags.
+`
 
 func dev(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("charterd dev", flag.ContinueOnError)
@@ -77,11 +102,17 @@ func dev(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "charterd dev: %v\n", err)
 		return 2
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()}))
+	return runNode(cfg, *debugAddr, stderr, func(n *node.Node) { printWelcome(os.Stdout, n.URL(), cfg.DataDir) })
+}
+
+// runNode runs one node until SIGINT or SIGTERM. onServing is called once
+// it serves.
+func runNode(cfg config.Config, debugAddr string, stderr io.Writer, onServing func(*node.Node)) int {
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()})).With("node_id", cfg.NodeID)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if *debugAddr != "" {
-		if err := serveDebug(*debugAddr, logger); err != nil {
+	if debugAddr != "" {
+		if err := serveDebug(debugAddr, logger); err != nil {
 			logger.Error("cannot serve pprof", "err", err)
 			return 1
 		}
@@ -94,7 +125,9 @@ func dev(args []string, stderr io.Writer) int {
 	go func() {
 		select {
 		case <-n.Serving():
-			printWelcome(os.Stdout, n.URL(), cfg.DataDir)
+			if onServing != nil {
+				onServing(n)
+			}
 		case <-ctx.Done():
 		}
 	}()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/log"
 	"github.com/charterlog/charter/registry"
 	"github.com/go-chi/chi/v5"
@@ -52,13 +53,53 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
 		registry.WriteProblem(w, &registry.Problem{Status: http.StatusMethodNotAllowed, Title: "MethodNotAllowed", Detail: req.Method + " is not allowed on " + req.URL.Path})
 	})
-	svc.Routes(r)
-	reg.MustRegister(svc.Collectors()...)
+	// Always served: peers need raft from the first moment, operators need
+	// health and metrics.
 	r.Get("/node/health", n.getHealth)
-	r.Get("/node/tx", n.getTx)
-	r.Get("/node/network", n.getNetwork)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	r.Group(func(r chi.Router) {
+		r.Use(requirePeer)
+		r.Post(replication.PathRaft, n.raft.HandleRaft)
+		r.Post(replication.PathSnapshot, n.raft.HandleSnapshot)
+		r.Post(pathJoin, n.postJoin)
+	})
+	// Served once the node has recovered.
+	r.Group(func(r chi.Router) {
+		r.Use(n.whenReady)
+		r.Use(n.forwardWrites)
+		svc.Routes(r)
+		r.Get("/node/tx", n.getTx)
+		r.Get("/node/network", n.getNetwork)
+		r.Get("/node/network/nodes", n.getNodes)
+		r.Get("/node/consensus", n.getConsensus)
+	})
+	reg.MustRegister(svc.Collectors()...)
 	return r
+}
+
+// whenReady answers 503 until the node has recovered.
+func (n *Node) whenReady(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !n.ready.Load() {
+			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
+				Detail: "the node is starting: replaying its ledger or waiting for the network", RetryAfter: 1})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requirePeer admits only callers that present a certificate issued by the
+// service certificate: the network's own nodes.
+func requirePeer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+			registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden",
+				Detail: "this endpoint is for the network's nodes: present a node certificate issued by the service certificate"})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -69,15 +110,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = enc.Encode(v)
 }
 
+// getHealth answers 200 when this node serves: it has recovered and knows
+// a leader (itself or another). Otherwise 503, with the reason.
 func (n *Node) getHealth(w http.ResponseWriter, r *http.Request) {
 	leader, term := n.raft.Leader()
+	leaderID := n.raft.LeaderID()
 	st := n.ledger.State()
 	status, code := "ok", http.StatusOK
-	if !leader {
+	switch {
+	case !n.ready.Load():
+		status, code = "starting", http.StatusServiceUnavailable
+	case leaderID == 0:
 		status, code = "no leader", http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, map[string]any{
-		"status": status, "leader": leader, "view": term,
+		"status": status, "node_id": n.cfg.NodeID, "leader": leader, "leader_id": leaderID, "view": term,
 		"ledger_size": st.Size, "checkpoint_size": st.LastCheckpointSize,
 	})
 }

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -20,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charterlog/charter/internal/config"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -279,4 +281,61 @@ func writeFileAtomic(dir, name string, data []byte, perm os.FileMode) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// CreateNetworkIdentity makes a new network's service identity and first
+// member in dir, for a launcher that then copies them to each node's data
+// directory (CopyNetworkIdentity). It refuses a dir that already has one.
+func CreateNetworkIdentity(dir, issuer string) error {
+	if _, err := os.Stat(filepath.Join(dir, fileServiceKey)); err == nil {
+		return fmt.Errorf("%s already holds a service identity", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	if _, err := loadOrCreateIdentity(dir, issuer, true); err != nil {
+		return err
+	}
+	_, err := createMember(dir)
+	return err
+}
+
+// CopyNetworkIdentity copies the service identity and the first member's
+// certificate from src to a node's data directory dst.
+func CopyNetworkIdentity(src, dst string) error {
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name string
+		perm os.FileMode
+	}{{fileServiceKey, 0o600}, {fileServiceCert, 0o644}, {fileNoteKey, 0o600}, {fileMemberCert, 0o644}} {
+		b, err := os.ReadFile(filepath.Join(src, f.name))
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(dst, f.name, b, f.perm); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// JoinNetwork asks the network at target to add the node configured by cfg,
+// which must hold the network's identity, and returns its new node id.
+func JoinNetwork(ctx context.Context, cfg config.Config, target string) (uint64, error) {
+	host, port, err := net.SplitHostPort(cfg.Addr)
+	if err != nil || port == "0" || host == "" || net.ParseIP(host).IsUnspecified() {
+		return 0, fmt.Errorf("join: addr %q must be the concrete host:port peers will reach this node at", cfg.Addr)
+	}
+	id, err := loadOrCreateIdentity(cfg.DataDir, "", false)
+	if err != nil {
+		return 0, fmt.Errorf("join: the network's service identity must be in %s: %w", cfg.DataDir, err)
+	}
+	cert, err := nodeTLSCertificate(id, host)
+	if err != nil {
+		return 0, err
+	}
+	n := &Node{id: id, tlsCert: cert}
+	return Join(ctx, n.newPeerClient(), target, "https://"+cfg.Addr)
 }

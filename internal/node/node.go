@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/charterlog/charter/cose"
@@ -40,6 +41,8 @@ type Node struct {
 	genesis  *Genesis
 	serving  chan struct{}
 
+	// ready is set once recovery is done and the service API may serve.
+	ready      atomic.Bool
 	tlsCert    tls.Certificate
 	peerClient *http.Client
 	transport  *replication.HTTPTransport
@@ -168,8 +171,10 @@ func (n *Node) close() {
 	}
 }
 
-// Run recovers, serves until ctx ends, then shuts down in order: HTTP first,
-// then the sequencer and raft, then the store.
+// Run serves until ctx ends: it starts raft and the HTTP listener at once
+// (peers need it to elect a leader and replicate), recovers, and only then
+// opens the service API; until then it answers 503. It shuts down in order:
+// HTTP first, then the sequencer and raft, then the store.
 func (n *Node) Run(ctx context.Context) error {
 	defer n.close()
 	ctx, cancel := context.WithCancel(ctx)
@@ -177,20 +182,11 @@ func (n *Node) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.raft.Run(gctx) })
 	g.Go(func() error { return n.ledger.RunSequencer(gctx, n.raft) })
-
-	srv, err := n.recover(gctx)
+	srv, svc, err := n.httpServer()
 	if err != nil {
 		cancel()
-		_ = g.Wait()
-		return err
+		return errors.Join(err, g.Wait())
 	}
-	signer, err := newTreeHeadSigner(n.id, n.issuer)
-	if err != nil {
-		cancel()
-		_ = g.Wait()
-		return err
-	}
-	g.Go(func() error { return n.ledger.RunCheckpointer(gctx, n.raft, signer, nil) })
 	g.Go(func() error {
 		err := srv.ServeTLS(n.listener, "", "")
 		if errors.Is(err, http.ErrServerClosed) {
@@ -204,11 +200,29 @@ func (n *Node) Run(ctx context.Context) error {
 		defer c()
 		return srv.Shutdown(sctx)
 	})
-	url := n.URL()
-	if err := writeFileAtomic(n.cfg.DataDir, fileNodeURL, []byte(url+"\n"), 0o644); err != nil {
-		n.log.Error("writing node.url", "err", err)
+	fail := func(err error) error {
 		cancel()
 		return errors.Join(err, g.Wait())
+	}
+	if err := n.recover(gctx); err != nil {
+		return fail(err)
+	}
+	reg := n.genesis.Registration
+	svc.Policy = registry.Policy{AllowedAlgs: reg.Algorithms(), MaxStatementBytes: reg.MaxStatementBytes, TrustedCAs: reg.CAFingerprints()}
+	// Everything the handlers read is set before this store, and they load
+	// it before reading (happens-before through the atomic).
+	n.ready.Store(true)
+	signer, err := newTreeHeadSigner(n.id, n.issuer)
+	if err != nil {
+		return fail(err)
+	}
+	g.Go(func() error { return n.ledger.RunCheckpointer(gctx, n.raft, signer, nil) })
+	if n.transport != nil {
+		g.Go(func() error { return n.promoteLearners(gctx) })
+	}
+	url := n.URL()
+	if err := writeFileAtomic(n.cfg.DataDir, fileNodeURL, []byte(url+"\n"), 0o644); err != nil {
+		return fail(fmt.Errorf("writing node.url: %w", err))
 	}
 	st := n.ledger.State()
 	n.log.Info("charterd serving", "url", url, "issuer", n.issuer, "ledger_size", st.Size, "checkpoint_size", st.LastCheckpointSize, "data", n.cfg.DataDir)
@@ -216,79 +230,77 @@ func (n *Node) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
-// recover waits until raft has replayed every committed entry, creates the
-// network if the ledger is empty, and returns the HTTP server for the
-// recovered state. The tree was already checked against the newest
-// checkpoint when the ledger opened.
-func (n *Node) recover(ctx context.Context) (*http.Server, error) {
+// recover waits until raft has replayed every committed entry it has, and
+// until the network exists: the leader of a new network proposes its
+// genesis transaction, every other node waits to receive it. The tree was
+// already checked against the newest checkpoint when the ledger opened.
+func (n *Node) recover(ctx context.Context) error {
 	commit := n.raft.Committed()
 	for n.raft.Applied() < commit {
 		if err := sleep(ctx, 5*time.Millisecond); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	for {
-		if ok, _ := n.raft.Leader(); ok {
-			break
+	var proposed time.Time
+	for n.ledger.State().Size == 0 {
+		if leader, _ := n.raft.Leader(); leader && time.Since(proposed) > 2*time.Second {
+			body, err := n.genesisBody()
+			if err != nil {
+				return err
+			}
+			if err := n.ledger.ProposeGenesis(ctx, n.raft, body); err != nil {
+				n.log.Warn("proposing genesis failed; retrying", "err", err)
+			}
+			proposed = time.Now()
 		}
-		if err := sleep(ctx, 5*time.Millisecond); err != nil {
-			return nil, err
-		}
-	}
-	if n.ledger.State().Size == 0 {
-		memberPEM, err := os.ReadFile(filepath.Join(n.cfg.DataDir, fileMemberCert))
-		if err != nil {
-			return nil, err
-		}
-		member, err := parseCertPEM(memberPEM)
-		if err != nil {
-			return nil, err
-		}
-		g := &Genesis{
-			Issuer: n.issuer, ServiceCert: n.id.ServiceCert.Raw, NoteVerifierKey: n.id.NoteVerifier,
-			Members: [][]byte{member.Raw}, Registration: n.cfg.Registration, CreatedAt: time.Now().Unix(),
-		}
-		body, err := g.marshal()
-		if err != nil {
-			return nil, err
-		}
-		if err := n.ledger.ProposeGenesis(ctx, n.raft, body); err != nil {
-			return nil, fmt.Errorf("proposing genesis: %w", err)
-		}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err = n.ledger.WaitApplied(wctx, 1)
+		wctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		err := n.ledger.WaitApplied(wctx, 1)
 		cancel()
-		if err != nil {
-			return nil, fmt.Errorf("genesis was not applied: %w", err)
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		n.log.Info("created network", "issuer", n.issuer)
+		if err == nil && proposed != (time.Time{}) {
+			n.log.Info("created network", "issuer", n.issuer)
+		}
 	}
 	rec, err := n.ledger.Record(1)
 	if err != nil {
-		return nil, fmt.Errorf("reading genesis: %w", err)
+		return fmt.Errorf("reading genesis: %w", err)
 	}
 	g, err := unmarshalGenesis(rec.Body)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if string(g.ServiceCert) != string(n.id.ServiceCert.Raw) {
-		return nil, fmt.Errorf("%s is not the service certificate this network was created with", fileServiceCert)
+		return fmt.Errorf("%s is not the service certificate this network was created with", fileServiceCert)
 	}
 	n.genesis = g
-	return n.httpServer()
+	return nil
 }
 
-func (n *Node) httpServer() (*http.Server, error) {
-	serviceKey, err := cose.NewKey(&n.id.ServiceKey.PublicKey)
+func (n *Node) genesisBody() ([]byte, error) {
+	memberPEM, err := os.ReadFile(filepath.Join(n.cfg.DataDir, fileMemberCert))
+	if err != nil {
+		return nil, fmt.Errorf("the first member's certificate: %w", err)
+	}
+	member, err := parseCertPEM(memberPEM)
 	if err != nil {
 		return nil, err
 	}
-	reg := n.genesis.Registration
+	g := &Genesis{
+		Issuer: n.issuer, ServiceCert: n.id.ServiceCert.Raw, NoteVerifierKey: n.id.NoteVerifier,
+		Members: [][]byte{member.Raw}, Registration: n.cfg.Registration, CreatedAt: time.Now().Unix(),
+	}
+	return g.marshal()
+}
+
+func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
+	serviceKey, err := cose.NewKey(&n.id.ServiceKey.PublicKey)
+	if err != nil {
+		return nil, nil, err
+	}
 	svc := &registry.Service{
-		Ledger: n.ledger,
-		Policy: registry.Policy{
-			AllowedAlgs: reg.Algorithms(), MaxStatementBytes: reg.MaxStatementBytes, TrustedCAs: reg.CAFingerprints(),
-		},
+		Ledger:          n.ledger,
 		Keys:            cose.KeySet{serviceKey},
 		Issuer:          n.issuer,
 		NoteVerifierKey: n.id.NoteVerifier,
@@ -312,7 +324,7 @@ func (n *Node) httpServer() (*http.Server, error) {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
-	}, nil
+	}, svc, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -247,8 +247,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	}
 	entries := make([]ledger.Entry, 0, len(rd.CommittedEntries))
 	var conf *pb.ConfState
-	var peerChanges []*pb.ConfChangeSingle
-	var peerContext []byte
+	var confChanges []*pb.ConfChangeV2
 	for _, e := range rd.CommittedEntries {
 		switch e.GetType() {
 		case pb.EntryNormal:
@@ -259,8 +258,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 				return err
 			}
 			conf = n.raft.ApplyConfChange(cc)
-			peerChanges = append(peerChanges, cc.AsV2().GetChanges()...)
-			peerContext = cc.AsV2().GetContext()
+			confChanges = append(confChanges, cc.AsV2())
 			entries = append(entries, ledger.Entry{Index: e.GetIndex(), Term: e.GetTerm()})
 		}
 	}
@@ -268,8 +266,10 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if conf != nil {
 		c := conf
 		also = func(b *store.Batch) error {
-			if err := n.recordPeers(b, peerChanges, peerContext); err != nil {
-				return err
+			for _, cc := range confChanges {
+				if err := n.recordPeers(b, cc.GetChanges(), cc.GetContext()); err != nil {
+					return err
+				}
 			}
 			return n.rlog.SetConfState(b, c)
 		}
@@ -369,3 +369,13 @@ func (r raftLogger) Fatal(v ...any)                 { r.l.Error(fmt.Sprint(v...)
 func (r raftLogger) Fatalf(format string, v ...any) { r.Fatal(fmt.Sprintf(format, v...)) }
 func (r raftLogger) Panic(v ...any)                 { r.Fatal(v...) }
 func (r raftLogger) Panicf(format string, v ...any) { r.Fatal(fmt.Sprintf(format, v...)) }
+
+// LeaderID is the id of the leader this node knows of, or 0.
+func (n *Node) LeaderID() uint64 {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.leader
+}
+
+// PeerURL returns the base URL of peer id.
+func (n *Node) PeerURL(id uint64) (string, bool) { return n.cfg.Peers.URL(id) }

@@ -1,0 +1,232 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/charterlog/charter/internal/replication"
+	"github.com/charterlog/charter/registry"
+	"go.etcd.io/raft/v3/tracker"
+)
+
+const pathJoin = "/node/join"
+
+// headerForwarded marks a request a follower forwarded to the leader, so
+// that it is never forwarded twice.
+const headerForwarded = "Charter-Forwarded-By"
+
+// forwardWrites sends registrations that reach a follower to the leader,
+// over the peers' mutual TLS, and relays the answer: a client may write to
+// any node. Reads are served locally from this node's committed state.
+func (n *Node) forwardWrites(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.URL.Path != "/entries" || n.transport == nil {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if leader, _ := n.raft.Leader(); leader {
+			next.ServeHTTP(w, r)
+			return
+		}
+		id := n.raft.LeaderID()
+		u, ok := n.raft.PeerURL(id)
+		if id == 0 || !ok || r.Header.Get(headerForwarded) != "" {
+			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
+				Detail: "no leader is known to this node; retry shortly", RetryAfter: 1})
+			return
+		}
+		target, err := url.Parse(u)
+		if err != nil {
+			registry.WriteProblem(w, registry.ProblemFor(err))
+			return
+		}
+		proxy := &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(target)
+				pr.Out.Header.Set(headerForwarded, fmt.Sprint(n.cfg.NodeID))
+			},
+			Transport: n.peerClient.Transport,
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				n.log.Warn("forwarding to the leader failed", "leader", id, "err", err)
+				registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
+					Detail: "the leader did not answer; retry shortly", RetryAfter: 1})
+			},
+		}
+		proxy.ServeHTTP(w, r)
+	})
+}
+
+// joinRequest asks the leader to add a node.
+type joinRequest struct {
+	URL string `json:"url"`
+}
+
+type joinResponse struct {
+	NodeID uint64 `json:"node_id"`
+}
+
+// postJoin adds a node as a learner and answers its new id. Ids are never
+// reused: the next id is one past the largest ever recorded.
+func (n *Node) postJoin(w http.ResponseWriter, r *http.Request) {
+	var req joinRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidInput", Detail: "join request: " + err.Error()})
+		return
+	}
+	if u, err := url.Parse(req.URL); err != nil || u.Scheme != "https" || u.Host == "" {
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidInput", Detail: "url must be https://HOST:PORT"})
+		return
+	}
+	if leader, _ := n.raft.Leader(); !leader {
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "NotLeader",
+			Detail: fmt.Sprintf("send the join request to the leader (node %d)", n.raft.LeaderID()), RetryAfter: 1})
+		return
+	}
+	nodes, err := n.raft.Nodes()
+	if err != nil {
+		registry.WriteProblem(w, registry.ProblemFor(err))
+		return
+	}
+	next := uint64(1)
+	for _, info := range nodes {
+		if info.URL == req.URL && info.Role != replication.RoleRemoved {
+			// A retried join: answer the id it already has.
+			writeJSON(w, http.StatusOK, joinResponse{NodeID: info.ID})
+			return
+		}
+		next = max(next, info.ID+1)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if err := n.raft.AddLearner(ctx, next, req.URL); err != nil {
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: err.Error(), RetryAfter: 1})
+		return
+	}
+	for {
+		if info, err := n.raft.NodeInfo(next); err == nil && info.URL == req.URL {
+			break
+		}
+		if err := sleep(ctx, 10*time.Millisecond); err != nil {
+			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: "the configuration change did not commit in time; retry", RetryAfter: 1})
+			return
+		}
+	}
+	n.log.Info("added learner", "node_id", next, "url", req.URL)
+	writeJSON(w, http.StatusOK, joinResponse{NodeID: next})
+}
+
+// Join asks the network at target to add this node, and returns the node id
+// the leader assigned. It follows the answer to the leader if target is a
+// follower and retries until ctx ends.
+func Join(ctx context.Context, client *http.Client, target, selfURL string) (uint64, error) {
+	body, _ := json.Marshal(joinRequest{URL: selfURL})
+	var last error
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(target, "/")+pathJoin, strings.NewReader(string(body)))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				var jr joinResponse
+				if err := json.Unmarshal(b, &jr); err != nil || jr.NodeID == 0 {
+					return 0, fmt.Errorf("join: bad answer from %s: %q", target, b)
+				}
+				return jr.NodeID, nil
+			}
+			last = fmt.Errorf("join: %s answered %s: %s", target, resp.Status, registry.DecodeProblem(resp.StatusCode, b).Detail)
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				return 0, last
+			}
+		} else {
+			last = err
+		}
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			return 0, errors.Join(last, err)
+		}
+	}
+}
+
+// promoteLearners makes caught-up learners voters, while this node leads. A
+// learner is caught up when it has everything the leader had committed a
+// moment ago.
+func (n *Node) promoteLearners(ctx context.Context) error {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if leader, _ := n.raft.Leader(); !leader {
+			continue
+		}
+		st := n.raft.Status()
+		for id, pr := range st.Progress {
+			if !pr.IsLearner || pr.State != tracker.StateReplicate || pr.Match+64 < st.GetCommit() {
+				continue
+			}
+			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := n.raft.Promote(pctx, id)
+			cancel()
+			if err != nil {
+				n.log.Warn("promoting learner failed", "node_id", id, "err", err)
+				continue
+			}
+			n.log.Info("promoting caught-up learner to voter", "node_id", id, "match", pr.Match, "commit", st.GetCommit())
+		}
+	}
+}
+
+// getNodes lists the network's nodes with their roles and, on the leader,
+// their replication progress.
+func (n *Node) getNodes(w http.ResponseWriter, r *http.Request) {
+	nodes, err := n.raft.Nodes()
+	if err != nil {
+		registry.WriteProblem(w, registry.ProblemFor(err))
+		return
+	}
+	st := n.raft.Status()
+	type nodeView struct {
+		replication.NodeInfo
+		Leader bool    `json:"leader"`
+		Match  *uint64 `json:"match_index,omitempty"`
+		State  string  `json:"replication_state,omitempty"`
+	}
+	out := []nodeView{}
+	for _, info := range nodes {
+		v := nodeView{NodeInfo: info, Leader: info.ID == st.Lead}
+		if pr, ok := st.Progress[info.ID]; ok {
+			m := pr.Match
+			v.Match, v.State = &m, pr.State.String()
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"nodes": out})
+}
+
+// getConsensus reports this node's raft view.
+func (n *Node) getConsensus(w http.ResponseWriter, r *http.Request) {
+	st := n.raft.Status()
+	progress := map[string]any{}
+	for id, pr := range st.Progress {
+		progress[fmt.Sprint(id)] = map[string]any{"match": pr.Match, "next": pr.Next, "state": pr.State.String(), "learner": pr.IsLearner, "recent_active": pr.RecentActive}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"node_id": n.cfg.NodeID, "leader": st.Lead, "term": st.GetTerm(), "state": st.RaftState.String(),
+		"commit_index": st.GetCommit(), "applied_index": n.raft.Applied(), "progress": progress,
+	})
+}
