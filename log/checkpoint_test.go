@@ -77,7 +77,7 @@ func TestCheckpointNoteRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	other := newNoteKeys(t, testOrigin)       // same name, other key
+	other := newNoteKeys(t, testOrigin)         // same name, other key
 	otherName := newNoteKeys(t, "other.origin") // signs its own origin
 	textSig := func(text string) []byte { return signText(t, k, text) }
 	// A root whose base64 has non-zero padding bits: decodes to the same
