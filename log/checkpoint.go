@@ -58,6 +58,28 @@ func SignCheckpointNote(origin string, size uint64, root [32]byte, signer note.S
 // ErrBadCheckpoint reports a checkpoint note that does not parse or verify.
 var ErrBadCheckpoint = errors.New("bad checkpoint")
 
+// checkCanonicalSignatures refuses signature lines whose base64 is not in
+// canonical form. note.Open decodes leniently (non-zero padding bits are
+// ignored), so without this one signed checkpoint would have several
+// accepted byte forms, and checkpoints compared as bytes (by witnesses,
+// caches, auditors) would disagree about equal tree heads.
+func checkCanonicalSignatures(sigs []byte) error {
+	// After the text comes a blank line, then "— name base64\n" lines.
+	for _, line := range strings.Split(strings.TrimPrefix(string(sigs), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			return fmt.Errorf("%w: malformed signature line", ErrBadCheckpoint)
+		}
+		if _, err := base64.StdEncoding.Strict().DecodeString(line[i+1:]); err != nil {
+			return fmt.Errorf("%w: signature is not canonical base64", ErrBadCheckpoint)
+		}
+	}
+	return nil
+}
+
 // ParsedCheckpoint is a verified checkpoint note.
 type ParsedCheckpoint struct {
 	Origin string
@@ -75,6 +97,9 @@ func OpenCheckpointNote(msg []byte, verifier note.Verifier) (*ParsedCheckpoint, 
 	n, err := note.Open(msg, note.VerifierList(verifier))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadCheckpoint, err)
+	}
+	if err := checkCanonicalSignatures(msg[len(n.Text):]); err != nil {
+		return nil, err
 	}
 	lines := strings.Split(n.Text, "\n")
 	if len(lines) != 4 || lines[3] != "" {

@@ -339,7 +339,6 @@ func newEnv(t testing.TB, edit func(*registry.Service)) *env {
 }
 
 func (e *env) do(method, path, contentType string, body []byte, hdr ...string) *httptest.ResponseRecorder {
-	e.t.Helper()
 	req := httptest.NewRequest(method, path, bytes.NewReader(body))
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
@@ -353,12 +352,10 @@ func (e *env) do(method, path, contentType string, body []byte, hdr ...string) *
 }
 
 func (e *env) post(body []byte) *httptest.ResponseRecorder {
-	e.t.Helper()
 	return e.do(http.MethodPost, "/entries", registry.ContentTypeCOSE, body)
 }
 
 func (e *env) get(path string, hdr ...string) *httptest.ResponseRecorder {
-	e.t.Helper()
 	return e.do(http.MethodGet, path, "", nil, hdr...)
 }
 

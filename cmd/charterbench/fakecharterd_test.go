@@ -196,7 +196,7 @@ func TestOptions(t *testing.T) {
 		}
 	}
 	o, err := parseOptions([]string{"--url", "https://127.0.0.1:8000", "--cacert", "s.pem"}, io.Discard)
-	if err != nil || o.publishers != 64 || o.duration != 10*time.Second || o.payloadBytes != 1024 || o.keys != 8 {
+	if err != nil || o.publishers != 400 || o.duration != 10*time.Second || o.payloadBytes != 1024 || o.keys != 8 {
 		t.Errorf("defaults %+v, %v", o, err)
 	}
 }

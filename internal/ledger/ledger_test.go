@@ -32,7 +32,7 @@ type node struct {
 	done   chan struct{}
 }
 
-func startNode(t *testing.T, dir string) *node {
+func startNode(t testing.TB, dir string) *node {
 	t.Helper()
 	st, err := store.Open(dir, nil)
 	if err != nil {
@@ -67,7 +67,7 @@ func startNode(t *testing.T, dir string) *node {
 	return n
 }
 
-func (n *node) stop(t *testing.T) {
+func (n *node) stop(t testing.TB) {
 	n.cancel()
 	<-n.done
 	if err := n.st.Close(); err != nil {
