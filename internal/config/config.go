@@ -25,6 +25,10 @@ type Config struct {
 	// (https://HOST:PORT), this node included. Empty for a single-node
 	// network and for a node that joins an existing one.
 	Peers map[uint64]string
+	// PeerDial overrides where this node sends to a peer (raft id to base
+	// URL), without changing the peer's recorded address: for a proxy in
+	// front of a peer, as the partition tests use. Optional.
+	PeerDial map[uint64]string
 	// Join marks a node that joined an existing network (charterd join):
 	// it never bootstraps a network of its own, even with an empty store.
 	Join bool

@@ -19,6 +19,7 @@ type File struct {
 	Issuer             string            `json:"issuer,omitempty"`
 	Peers              map[string]string `json:"peers,omitempty"`
 	Joined             bool              `json:"joined,omitempty"`
+	PeerDial           map[string]string `json:"peer_dial,omitempty"`
 	LogLevel           string            `json:"log_level,omitempty"`
 	CheckpointInterval string            `json:"checkpoint_interval,omitempty"`
 	CheckpointMaxTx    uint64            `json:"checkpoint_max_tx,omitempty"`
@@ -63,15 +64,11 @@ func (f *File) Config() (Config, error) {
 	if c.RegistrationWait, err = parseDuration("registration_wait", f.RegistrationWait); err != nil {
 		return c, err
 	}
-	if len(f.Peers) > 0 {
-		c.Peers = map[uint64]string{}
-		for k, v := range f.Peers {
-			id, err := strconv.ParseUint(k, 10, 64)
-			if err != nil {
-				return c, fmt.Errorf("peers: key %q is not a node id", k)
-			}
-			c.Peers[id] = v
-		}
+	if c.Peers, err = idMap("peers", f.Peers); err != nil {
+		return c, err
+	}
+	if c.PeerDial, err = idMap("peer_dial", f.PeerDial); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -88,13 +85,34 @@ func FileFor(c Config) File {
 	if c.RegistrationWait != 0 {
 		f.RegistrationWait = c.RegistrationWait.String()
 	}
-	if len(c.Peers) > 0 {
-		f.Peers = map[string]string{}
-		for id, u := range c.Peers {
-			f.Peers[strconv.FormatUint(id, 10)] = u
-		}
-	}
+	f.Peers, f.PeerDial = stringMap(c.Peers), stringMap(c.PeerDial)
 	return f
+}
+
+func idMap(field string, m map[string]string) (map[uint64]string, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	out := map[uint64]string{}
+	for k, v := range m {
+		id, err := strconv.ParseUint(k, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s: key %q is not a node id", field, k)
+		}
+		out[id] = v
+	}
+	return out, nil
+}
+
+func stringMap(m map[uint64]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := map[string]string{}
+	for id, u := range m {
+		out[strconv.FormatUint(id, 10)] = u
+	}
+	return out
 }
 
 // Write writes c to path as a configuration file.

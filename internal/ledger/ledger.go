@@ -141,6 +141,8 @@ type Ledger struct {
 type pendingReg struct {
 	prop log.Proposal
 	done chan struct{}
+	// term is the raft term in which the leader proposed it; 0 while queued.
+	term uint64
 	// Set before done is closed.
 	txid log.TxID
 	err  error

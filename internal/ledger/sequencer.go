@@ -94,10 +94,15 @@ func (l *Ledger) wait(ctx context.Context, ready func(*State) bool, signal func(
 // RunSequencer drains the registration queue into raft entries while this
 // node leads, until ctx ends. It is the only proposer of registrations.
 func (l *Ledger) RunSequencer(ctx context.Context, p Proposer) error {
+	sweep := time.NewTicker(100 * time.Millisecond)
+	defer sweep.Stop()
 	for {
 		var first *pendingReg
 		select {
 		case first = <-l.queue:
+		case <-sweep.C:
+			l.failOrphans(p)
+			continue
 		case <-ctx.Done():
 			l.failQueued(ErrStopped)
 			return nil
@@ -132,6 +137,12 @@ func (l *Ledger) propose(ctx context.Context, p Proposer, batch []*pendingReg) {
 		l.fail(batch, err)
 		return
 	}
+	_, term := p.Leader()
+	l.mu.Lock()
+	for _, w := range batch {
+		w.term = term
+	}
+	l.mu.Unlock()
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := p.Propose(pctx, data); err != nil {
@@ -151,6 +162,27 @@ func (l *Ledger) fail(batch []*pendingReg, err error) {
 			w.err = err
 			close(w.done)
 		}
+	}
+}
+
+// failOrphans fails registrations proposed in an earlier term, or while
+// this node led if it no longer does: raft may have discarded them in the
+// leader change, and their waiters would otherwise wait forever. If such a
+// proposal commits after all, it is applied as usual, and the client's retry
+// finds it as a duplicate.
+func (l *Ledger) failOrphans(p Proposer) {
+	leader, term := p.Leader()
+	l.mu.Lock()
+	var orphans []*pendingReg
+	for _, w := range l.pending {
+		if w.term != 0 && (!leader || w.term != term) {
+			orphans = append(orphans, w)
+		}
+	}
+	l.mu.Unlock()
+	if len(orphans) > 0 {
+		l.log.Info("failing registrations proposed before a leader change", "count", len(orphans))
+		l.fail(orphans, fmt.Errorf("%w: leadership changed before it committed; retry", ErrDropped))
 	}
 }
 

@@ -135,6 +135,9 @@ func Open(cfg config.Config, logger *slog.Logger) (*Node, error) {
 			}
 		}
 	}
+	for id, u := range cfg.PeerDial {
+		rcfg.Peers.SetDial(id, u)
+	}
 	if !single {
 		n.peerClient = n.newPeerClient()
 		n.transport = replication.NewHTTPTransport(cfg.NodeID, rcfg.Peers, n.peerClient, n.st, logger)

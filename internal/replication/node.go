@@ -377,5 +377,5 @@ func (n *Node) LeaderID() uint64 {
 	return n.leader
 }
 
-// PeerURL returns the base URL of peer id.
-func (n *Node) PeerURL(id uint64) (string, bool) { return n.cfg.Peers.URL(id) }
+// PeerURL returns where to reach peer id (its dial override, else its URL).
+func (n *Node) PeerURL(id uint64) (string, bool) { return n.cfg.Peers.DialURL(id) }

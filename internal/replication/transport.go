@@ -27,10 +27,34 @@ const (
 	headerSnapshotMessage = "Charter-Raft-Message"
 )
 
-// PeerTable maps raft ids to peers' base URLs.
+// PeerTable maps raft ids to peers' base URLs: those recorded in the
+// ledger, and local dial overrides that take precedence for sending (a
+// proxy in front of a peer, as fault-injection tests use).
 type PeerTable struct {
-	mu sync.RWMutex
-	m  map[uint64]string
+	mu   sync.RWMutex
+	m    map[uint64]string
+	dial map[uint64]string
+}
+
+// SetDial makes messages to id go to url instead of its recorded URL.
+func (t *PeerTable) SetDial(id uint64, url string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.dial == nil {
+		t.dial = map[uint64]string{}
+	}
+	t.dial[id] = url
+}
+
+// DialURL is where to send to id: its override, else its recorded URL.
+func (t *PeerTable) DialURL(id uint64) (string, bool) {
+	t.mu.RLock()
+	u, ok := t.dial[id]
+	t.mu.RUnlock()
+	if ok {
+		return u, true
+	}
+	return t.URL(id)
 }
 
 // NewPeerTable returns a table holding peers.
@@ -203,7 +227,7 @@ func (t *HTTPTransport) run(id uint64, q chan []*pb.Message) {
 }
 
 func (t *HTTPTransport) post(id uint64, batch []*pb.Message) error {
-	url, ok := t.peers.URL(id)
+	url, ok := t.peers.DialURL(id)
 	if !ok {
 		return fmt.Errorf("no address for node %d", id)
 	}
@@ -256,7 +280,7 @@ func (t *HTTPTransport) sendSnapshot(m *pb.Message) {
 	if err != nil {
 		return
 	}
-	url, ok := t.peers.URL(m.GetTo())
+	url, ok := t.peers.DialURL(m.GetTo())
 	if !ok {
 		return
 	}
