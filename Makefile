@@ -6,12 +6,13 @@ GO        ?= go
 FUZZTIME  ?= 10s
 BIN       ?= bin
 DATA      ?= ./.charter
+CLUSTER   ?= ./.charter-cluster
 ADDR      ?= 127.0.0.1:8000
 BENCHARGS ?=
 # -race needs cgo and a C compiler; without them go test -race fails outright.
 RACE      ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build run test fuzz bench clean
+.PHONY: all build run cluster test fuzz bench bench-cluster clean
 
 all: build
 
@@ -24,6 +25,12 @@ build:
 run:
 	$(GO) run ./cmd/charterd dev --data $(DATA) --addr $(ADDR)
 
+## cluster: start (or reopen) a local three-node network in $(CLUSTER); its
+## URLs are in $(CLUSTER)/nodes.txt, the certificate to pin in
+## $(CLUSTER)/service_cert.pem
+cluster:
+	$(GO) run ./cmd/charterd cluster --nodes 3 --data $(CLUSTER)
+
 ## test: all tests under the race detector; ends with Go's summary per package
 test:
 	@[ -n "$(RACE)" ] || echo "make: no C compiler for cgo: running tests without the race detector" >&2
@@ -35,6 +42,14 @@ bench:
 	$(GO) build -o $(BIN)/charterd ./cmd/charterd
 	$(GO) build -o $(BIN)/charterbench ./cmd/charterbench
 	$(BIN)/charterbench --charterd $(BIN)/charterd $(BENCHARGS)
+
+## bench-cluster: the same measurement against one node and then a fresh
+## three-node cluster, and the ratio of their registrations/s (aim ≥ 0.70)
+bench-cluster:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/charterd ./cmd/charterd
+	$(GO) build -o $(BIN)/charterbench ./cmd/charterbench
+	$(BIN)/charterbench --charterd $(BIN)/charterd --compare --nodes 3 $(BENCHARGS)
 
 ## fuzz: run every Fuzz target of every package for FUZZTIME each.
 # `go test -fuzz` accepts one target in one package per run, so the targets

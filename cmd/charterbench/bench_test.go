@@ -49,7 +49,7 @@ func fakeNode(t *testing.T, h http.Handler, pub, n int, d time.Duration) loadCon
 	p := &pool{stmts: stmts, late: func() ([]byte, error) {
 		return fmt.Appendf(nil, "late %d", late.Add(1)), nil
 	}}
-	return loadConfig{base: base, clients: clients, pool: p, duration: d, maxWait: 5 * time.Second}
+	return loadConfig{bases: assign([]*url.URL{base}, pub), clients: clients, pool: p, duration: d, maxWait: 5 * time.Second}
 }
 
 func sorted(r result) []time.Duration {

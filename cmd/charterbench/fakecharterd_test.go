@@ -18,7 +18,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -50,6 +52,9 @@ func fakeCharterd(record string, args []string) int {
 			f.Close()
 		}
 	}
+	if len(args) > 0 && args[0] == "cluster" {
+		return fakeCluster(logf, args[1:])
+	}
 	if len(args) == 0 || args[0] != "dev" {
 		logf("bad args %q", args)
 		return 2
@@ -63,9 +68,37 @@ func fakeCharterd(record string, args []string) int {
 		return 2
 	}
 	logf("data %s", *data)
-	if err := os.MkdirAll(*data, 0o700); err != nil {
+	cert, err := fakeIdentity(*data)
+	if err != nil {
 		logf("%v", err)
 		return 1
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		logf("%v", err)
+		return 1
+	}
+	srv := &http.Server{Handler: fakeMux(nil), TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
+	go srv.ServeTLS(ln, "", "")
+	if err := os.WriteFile(filepath.Join(*data, "node.url"), []byte("https://"+ln.Addr().String()+"\n"), 0o644); err != nil {
+		logf("%v", err)
+		return 1
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
+	s := <-sig
+	logf("stopped by %v", s)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	srv.Shutdown(ctx)
+	return 0
+}
+
+// fakeIdentity writes DIR/service_cert.pem (a fresh CA) and returns a node
+// certificate for 127.0.0.1 issued by it.
+func fakeIdentity(dir string) (tls.Certificate, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return tls.Certificate{}, err
 	}
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	nodeKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -79,15 +112,16 @@ func fakeCharterd(record string, args []string) int {
 		NotBefore: now, NotAfter: now.Add(2 * time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
 	nodeDER, _ := x509.CreateCertificate(rand.Reader, nodeT, ca, nodeKey.Public(), caKey)
-	if err := os.WriteFile(filepath.Join(*data, "service_cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
-		logf("%v", err)
-		return 1
+	if err := os.WriteFile(filepath.Join(dir, "service_cert.pem"), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644); err != nil {
+		return tls.Certificate{}, err
 	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		logf("%v", err)
-		return 1
-	}
+	return tls.Certificate{Certificate: [][]byte{nodeDER}, PrivateKey: nodeKey}, nil
+}
+
+// fakeMux answers /node/health and POST /entries, verifying each
+// statement as the service would; it counts accepted POSTs in posts when
+// that is not nil.
+func fakeMux(posts *atomic.Int64) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /node/health", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -103,26 +137,66 @@ func fakeCharterd(record string, args []string) int {
 			w.WriteHeader(http.StatusBadRequest)
 			return
 		}
+		if posts != nil {
+			posts.Add(1)
+		}
 		e := st.LeafEntry()
 		w.Header().Set("Content-Type", "application/scitt-receipt+cose")
 		w.Header().Set("Location", fmt.Sprintf("/entries/%x", e))
 		w.WriteHeader(http.StatusCreated)
 		w.Write([]byte{0xd2, 0x84})
 	})
-	srv := &http.Server{Handler: mux, TLSConfig: &tls.Config{Certificates: []tls.Certificate{{
-		Certificate: [][]byte{nodeDER}, PrivateKey: nodeKey}}}}
-	go srv.ServeTLS(ln, "", "")
-	if err := os.WriteFile(filepath.Join(*data, "node.url"), []byte("https://"+ln.Addr().String()+"\n"), 0o644); err != nil {
+	return mux
+}
+
+// fakeCluster follows the `charterd cluster` contract charterbench relies
+// on: N HTTPS nodes sharing one service certificate in
+// DIR/service_cert.pem, their URLs in DIR/nodes.txt once all listen,
+// stopped by SIGINT. It records how many registrations each node accepted.
+// It writes no nodeN.pid: its nodes are this process.
+func fakeCluster(logf func(string, ...any), args []string) int {
+	fs := flag.NewFlagSet("fake cluster", flag.ContinueOnError)
+	n := fs.Int("nodes", 0, "")
+	data := fs.String("data", "", "")
+	fs.String("log-level", "info", "")
+	if err := fs.Parse(args); err != nil || *data == "" || *n < 2 {
+		logf("bad cluster flags %q", args)
+		return 2
+	}
+	logf("cluster %d data %s", *n, *data)
+	cert, err := fakeIdentity(*data)
+	if err != nil {
+		logf("%v", err)
+		return 1
+	}
+	posts := make([]atomic.Int64, *n)
+	var urls []string
+	var srvs []*http.Server
+	for i := range *n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			logf("%v", err)
+			return 1
+		}
+		srv := &http.Server{Handler: fakeMux(&posts[i]), TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}}}
+		go srv.ServeTLS(ln, "", "")
+		srvs = append(srvs, srv)
+		urls = append(urls, "https://"+ln.Addr().String())
+	}
+	if err := os.WriteFile(filepath.Join(*data, "nodes.txt"), []byte(strings.Join(urls, "\n")+"\n"), 0o644); err != nil {
 		logf("%v", err)
 		return 1
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 	s := <-sig
-	logf("stopped by %v", s)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	srv.Shutdown(ctx)
+	for i, srv := range srvs {
+		srv.Shutdown(ctx)
+		logf("node %d posts %d", i+1, posts[i].Load())
+	}
+	logf("stopped by %v", s)
 	return 0
 }
 
@@ -190,6 +264,14 @@ func TestOptions(t *testing.T) {
 		{"--url", "http://127.0.0.1:1", "--cacert", "c"},
 		{"--charterd", "x", "--publishers", "0"},
 		{"--charterd", "x", "extra"},
+		{"--charterd", "x", "--nodes", "0"},
+		{"--charterd", "x", "--nodes", "10"},
+		{"--url", "https://127.0.0.1:1", "--cacert", "c", "--nodes", "3"},
+		{"--url", "https://127.0.0.1:1", "--cacert", "c", "--compare"},
+		{"--url", "https://127.0.0.1:1,https://example.com:2", "--cacert", "c"},
+		{"--url", "https://127.0.0.1:1,https://127.0.0.1:1/", "--cacert", "c"},
+		{"--url", "https://127.0.0.1:1,", "--cacert", "c"},
+		{"--url", "https://127.0.0.1:1/entries", "--cacert", "c"},
 	} {
 		if _, err := parseOptions(args, io.Discard); err == nil {
 			t.Errorf("parseOptions(%q) accepted", args)
@@ -198,5 +280,93 @@ func TestOptions(t *testing.T) {
 	o, err := parseOptions([]string{"--url", "https://127.0.0.1:8000", "--cacert", "s.pem"}, io.Discard)
 	if err != nil || o.publishers != 400 || o.duration != 10*time.Second || o.payloadBytes != 1024 || o.keys != 8 {
 		t.Errorf("defaults %+v, %v", o, err)
+	}
+	if o.nodes != 1 || o.compare || len(o.urls) != 1 || o.urls[0].String() != "https://127.0.0.1:8000" {
+		t.Errorf("single --url: nodes %d compare %v urls %v", o.nodes, o.compare, o.urls)
+	}
+	if o, err := parseOptions([]string{"--charterd", "x", "--compare"}, io.Discard); err != nil || o.nodes != 3 {
+		t.Errorf("--compare alone: nodes %d, %v; want 3", o.nodes, err)
+	}
+	if o, err := parseOptions([]string{"--charterd", "x", "--compare", "--nodes", "5"}, io.Discard); err != nil || o.nodes != 5 {
+		t.Errorf("--compare --nodes 5: nodes %d, %v", o.nodes, err)
+	}
+}
+
+// A comma-separated --url is a network's nodes, in order; publishers are
+// pinned to them round-robin.
+func TestURLListRoundRobin(t *testing.T) {
+	o, err := parseOptions([]string{"--url", " https://127.0.0.1:8001/, https://localhost:8002,https://[::1]:8003", "--cacert", "s.pem"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, u := range o.urls {
+		got = append(got, u.String())
+	}
+	want := []string{"https://127.0.0.1:8001", "https://localhost:8002", "https://[::1]:8003"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("urls %q, want %q", got, want)
+	}
+	bases := assign(o.urls, 7)
+	for i, b := range bases {
+		if b != o.urls[i%3] {
+			t.Errorf("publisher %d → %s, want %s", i, b, o.urls[i%3])
+		}
+	}
+	// 400 publishers over 3 nodes: 134, 133, 133.
+	count := map[string]int{}
+	for _, b := range assign(o.urls, 400) {
+		count[b.Host]++
+	}
+	if count["127.0.0.1:8001"] != 134 || count["localhost:8002"] != 133 || count["[::1]:8003"] != 133 {
+		t.Errorf("400 publishers spread %v", count)
+	}
+	// A POST to a pinned base goes to that node's /entries.
+	if got := bases[4].JoinPath("entries").String(); got != "https://localhost:8002/entries" {
+		t.Errorf("publisher 4 posts to %s", got)
+	}
+}
+
+// --compare runs one node, then a cluster: the dev node is stopped with
+// SIGTERM before the cluster starts, the cluster with SIGINT, every cluster
+// node receives registrations (publishers are spread round-robin), and
+// both tables and the ratio are printed.
+func TestCompareStartsOneNodeThenCluster(t *testing.T) {
+	record := filepath.Join(t.TempDir(), "record")
+	t.Setenv(fakeEnv, record)
+	var stdout, stderr strings.Builder
+	code := run(context.Background(), []string{
+		"--charterd", os.Args[0], "--compare", "--nodes", "3", "--publishers", "6", "--duration", "300ms",
+		"--keys", "2", "--payload-bytes", "100", "--presign-rate", "2000", "--verify-time", "100ms",
+	}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"== one node", "== 3 nodes", "ratio 3-node ÷ one-node registrations/s (phase 1): "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "1 closed, 6 publishers") != 2 {
+		t.Errorf("want two tables:\n%s", out)
+	}
+	rec, err := os.ReadFile(record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(rec)), "\n")
+	if len(lines) != 7 || !strings.HasPrefix(lines[0], "data ") || lines[1] != "stopped by terminated" ||
+		!strings.HasPrefix(lines[2], "cluster 3 data ") || lines[6] != "stopped by interrupt" {
+		t.Fatalf("fake charterd record:\n%s", rec)
+	}
+	for i, l := range lines[3:6] {
+		var node, posts int
+		if _, err := fmt.Sscanf(l, "node %d posts %d", &node, &posts); err != nil || node != i+1 || posts == 0 {
+			t.Errorf("record line %q: want node %d with registrations", l, i+1)
+		}
+	}
+	if _, err := os.Stat(strings.TrimPrefix(lines[2], "cluster 3 data ")); !os.IsNotExist(err) {
+		t.Errorf("the cluster's directory was not removed: %v", err)
 	}
 }

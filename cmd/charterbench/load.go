@@ -230,7 +230,7 @@ func (r *result) rate() float64 {
 
 // loadConfig is what both loops share.
 type loadConfig struct {
-	base     *url.URL
+	bases    []*url.URL     // the node each publisher sends to, parallel to clients
 	clients  []*http.Client // one per publisher
 	pool     *pool
 	duration time.Duration
@@ -258,7 +258,7 @@ func runClosed(ctx context.Context, cfg loadConfig) result {
 					return
 				}
 				rctx, cancel := context.WithTimeout(ctx, cfg.maxWait)
-				r.add(register(rctx, c, cfg.base, stmt, time.Now()))
+				r.add(register(rctx, c, cfg.bases[i], stmt, time.Now()))
 				cancel()
 			}
 		}()
@@ -326,7 +326,7 @@ func runOpen(ctx context.Context, cfg loadConfig, perSecond float64) result {
 					continue
 				}
 				rctx, cancel := context.WithDeadline(ctx, minTime(time.Now().Add(cfg.maxWait), drainBy))
-				r.add(register(rctx, c, cfg.base, stmt, at))
+				r.add(register(rctx, c, cfg.bases[i], stmt, at))
 				cancel()
 			}
 		}()

@@ -17,6 +17,13 @@
 //	phase 3  one goroutine verifying one ES256 signature for --verify-time
 //
 // Failures are counted by status and problem title and always printed.
+//
+// --nodes N (with --charterd) starts `charterd cluster --nodes N` instead
+// of a dev node, and --url takes a comma-separated list of a network's
+// nodes; either way each publisher is pinned to one node, round-robin, so
+// with three nodes two thirds of the writes are forwarded by a follower to
+// the leader. --compare measures one node and then N nodes (3 by default)
+// in one run and prints the ratio of their phase-1 registrations/s.
 package main
 
 import (
@@ -59,14 +66,19 @@ type options struct {
 	verifyTime   time.Duration
 	startTimeout time.Duration
 	logLevel     string
+	nodes        int
+	compare      bool
+	urls         []*url.URL // --url, split at commas
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("charterbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.charterd, "charterd", "", "path to a charterd binary: start a fresh dev node in a temporary directory and stop it at the end")
-	fs.StringVar(&o.url, "url", "", "base URL of a running node (loopback), instead of --charterd")
+	fs.StringVar(&o.charterd, "charterd", "", "path to a charterd binary: start a fresh dev node (or, with --nodes N > 1, a local N-node cluster) in a temporary directory and stop it at the end")
+	fs.StringVar(&o.url, "url", "", "base URL of a running node (loopback), or a comma-separated list of a network's nodes, instead of --charterd")
+	fs.IntVar(&o.nodes, "nodes", 1, "with --charterd: how many nodes to start (> 1 runs `charterd cluster`); publishers are spread over the nodes round-robin")
+	fs.BoolVar(&o.compare, "compare", false, "with --charterd: measure one node, then --nodes nodes (3 if --nodes is 1), and print the ratio of their phase-1 registrations/s")
 	fs.StringVar(&o.cacert, "cacert", "", "the service certificate (PEM) to pin, with --url")
 	// Closed-loop throughput is publishers ÷ latency (Little's law), and a
 	// receipt waits for the next checkpoint (50 ms by default), so measuring
@@ -96,14 +108,54 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--duration, --verify-time and --max-wait must be positive")
 	case o.presignRate < 0:
 		return o, errors.New("--presign-rate must not be negative")
+	case o.nodes < 1 || o.nodes > 9:
+		return o, fmt.Errorf("--nodes %d: charterd cluster starts 1 to 9 nodes", o.nodes)
+	case o.url != "" && (o.nodes != 1 || o.compare):
+		return o, errors.New("--nodes and --compare start nodes: they need --charterd, not --url")
 	}
 	if o.url != "" {
-		u, err := url.Parse(o.url)
-		if err != nil || u.Scheme != "https" || !isLoopback(u.Hostname()) {
-			return o, fmt.Errorf("--url %q: charterbench loads loopback https URLs only", o.url)
+		urls, err := parseURLs(o.url)
+		if err != nil {
+			return o, err
 		}
+		o.urls = urls
+	}
+	if o.compare && o.nodes == 1 {
+		o.nodes = 3
 	}
 	return o, nil
+}
+
+// parseURLs splits --url at commas: each element must be a loopback https
+// base URL, and none may repeat (a repeat would load one node twice as
+// hard as the others without saying so).
+func parseURLs(list string) ([]*url.URL, error) {
+	var out []*url.URL
+	seen := map[string]bool{}
+	for _, raw := range strings.Split(list, ",") {
+		raw = strings.TrimSuffix(strings.TrimSpace(raw), "/")
+		u, err := url.Parse(raw)
+		if err != nil || u.Scheme != "https" || !isLoopback(u.Hostname()) || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return nil, fmt.Errorf("--url %q: charterbench loads loopback https base URLs only", raw)
+		}
+		if seen[u.Host] {
+			return nil, fmt.Errorf("--url: %s is listed twice", u.Host)
+		}
+		seen[u.Host] = true
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// assign pins publisher i to node i mod len(urls): round-robin, so with
+// three nodes every node serves a third of the publishers and two thirds
+// of the writes reach the leader through a follower.
+func assign(urls []*url.URL, publishers int) []*url.URL {
+	out := make([]*url.URL, publishers)
+	for i := range out {
+		out[i] = urls[i%len(urls)]
+	}
+	return out
 }
 
 func isLoopback(host string) bool {
@@ -128,37 +180,120 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func bench(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
+func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	s, err := newSigner(o.keys, o.payloadBytes)
 	if err != nil {
 		return err
 	}
+	var sizes []int
+	switch {
+	case o.compare:
+		sizes = []int{1, o.nodes}
+	default:
+		sizes = []int{o.nodes}
+	}
+	var runs []measurement
+	for _, n := range sizes {
+		m, err := measure(ctx, o, s, n, stderr)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, m)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Phase 3 runs once, after every node this run started has stopped, so
+	// nothing competes with it for the CPU.
+	fmt.Fprintf(stderr, "phase 3: single-core ES256 verify, %s…\n", o.verifyTime)
+	vps, err := verifyRate(o.verifyTime)
+	if err != nil {
+		return err
+	}
+	for i, m := range runs {
+		if len(runs) > 1 {
+			if i > 0 {
+				fmt.Fprintln(stdout)
+			}
+			fmt.Fprintf(stdout, "== %s", m.label)
+		}
+		report(stdout, m.rows, vps, m.signedLate)
+	}
+	if len(runs) > 1 {
+		compareReport(stdout, runs[0], runs[len(runs)-1])
+	}
+	for _, m := range runs {
+		if m.rows[0].r.ok == 0 {
+			return fmt.Errorf("%s: phase 1 registered nothing; see the errors above", m.label)
+		}
+	}
+	return nil
+}
+
+// measurement is phases 1 and 2 against one network.
+type measurement struct {
+	label      string // "one node", "3 nodes", or the --url list
+	nodes      int
+	rows       []row
+	signedLate int64
+}
+
+// compareReport prints the multi-node phase-1 rate as a share of the
+// single-node one: issue 3 aims for at least 70%.
+func compareReport(w io.Writer, one, many measurement) {
+	a, b := one.rows[0].r.rate(), many.rows[0].r.rate()
+	ratio := 0.0
+	if a > 0 {
+		ratio = b / a
+	}
+	fmt.Fprintf(w, "\nratio %d-node ÷ one-node registrations/s (phase 1): %.2f (%.1f/s ÷ %.1f/s; aim ≥ 0.70)\n", many.nodes, ratio, b, a)
+}
+
+// nodeLabel names a network of n nodes in the report.
+func nodeLabel(n int) string {
+	if n == 1 {
+		return "one node"
+	}
+	return fmt.Sprintf("%d nodes", n)
+}
+
+// measure starts a network of n nodes (with --charterd) or uses --url,
+// runs phases 1 and 2 with the publishers spread over its nodes, and stops
+// what it started before it returns.
+func measure(ctx context.Context, o options, s *signer, n int, stderr io.Writer) (m measurement, err error) {
+	m = measurement{label: nodeLabel(n), nodes: n}
 	n1 := max(int(math.Ceil(float64(o.presignRate)*o.duration.Seconds())), o.publishers)
 	t := time.Now()
 	fmt.Fprintf(stderr, "signing %d statements for phase 1 (%d keys, %d-byte payloads)…\n", n1, o.keys, o.payloadBytes)
 	pool1, err := s.presign(n1)
 	if err != nil {
-		return err
+		return m, err
 	}
 	fmt.Fprintf(stderr, "signed in %s\n", time.Since(t).Round(time.Millisecond))
 
 	var (
-		base  *url.URL
+		urls  []*url.URL
 		roots *x509.CertPool
-		// stopNode stops a node this run started (nil for --url); it is
-		// called before phase 3 so the node does not compete for the CPU,
-		// and by the deferred cleanup if a phase fails first.
-		stopNode func() error
 	)
 	if o.charterd != "" {
-		fmt.Fprintf(stderr, "starting %s dev --addr 127.0.0.1:0…\n", o.charterd)
-		d, b, r, err := startDaemon(ctx, o.charterd, []string{"--log-level", o.logLevel}, o.startTimeout)
-		if err != nil {
-			return err
+		var d *daemon
+		if n == 1 {
+			fmt.Fprintf(stderr, "starting %s dev --addr 127.0.0.1:0…\n", o.charterd)
+			var base *url.URL
+			d, base, roots, err = startDaemon(ctx, o.charterd, []string{"--log-level", o.logLevel}, o.startTimeout)
+			urls = []*url.URL{base}
+		} else {
+			fmt.Fprintf(stderr, "starting %s cluster --nodes %d…\n", o.charterd, n)
+			d, urls, roots, err = startCluster(ctx, o.charterd, n, []string{"--log-level", o.logLevel}, o.startTimeout)
 		}
-		base, roots = b, r
+		if err != nil {
+			return m, err
+		}
+		// The node stops before the next measurement or phase 3, so it
+		// does not compete for the CPU; the deferred stop covers a phase
+		// that fails first.
 		stopped := false
-		stopNode = func() error {
+		stop := func() error {
 			if stopped {
 				return nil
 			}
@@ -166,20 +301,22 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) (err error)
 			return d.stop()
 		}
 		defer func() {
-			if serr := stopNode(); serr != nil && err == nil {
+			if serr := stop(); serr != nil && err == nil {
 				err = serr
 			}
 		}()
-		fmt.Fprintf(stderr, "charterd serving at %s\n", base)
+		fmt.Fprintf(stderr, "charterd serving at %s\n", joinURLs(urls))
 	} else {
-		if base, err = url.Parse(strings.TrimSuffix(o.url, "/")); err != nil {
-			return err
-		}
+		urls = o.urls
+		m.nodes = len(urls)
+		m.label = nodeLabel(len(urls))
 		if roots, err = loadRoots(o.cacert); err != nil {
-			return err
+			return m, err
 		}
-		if err := waitHealthy(ctx, base, roots, 10*time.Second); err != nil {
-			return err
+		for _, u := range urls {
+			if err := waitHealthy(ctx, u, roots, 10*time.Second); err != nil {
+				return m, err
+			}
 		}
 	}
 
@@ -192,58 +329,53 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) (err error)
 			c.CloseIdleConnections()
 		}
 	}()
+	bases := assign(urls, o.publishers)
 	// Connect every publisher before the clock starts: the TLS handshakes
 	// are not what the phases measure.
-	if err := warmUp(ctx, base, clients); err != nil {
-		return err
+	if err := warmUp(ctx, bases, clients); err != nil {
+		return m, err
 	}
 
-	cfg := loadConfig{base: base, clients: clients, pool: pool1, duration: o.duration, maxWait: o.maxWait}
-	fmt.Fprintf(stderr, "phase 1: closed loop, %d publishers, %s…\n", o.publishers, o.duration)
+	cfg := loadConfig{bases: bases, clients: clients, pool: pool1, duration: o.duration, maxWait: o.maxWait}
+	spread := ""
+	if len(urls) > 1 {
+		spread = fmt.Sprintf(" over %d nodes", len(urls))
+	}
+	fmt.Fprintf(stderr, "phase 1: closed loop, %d publishers%s, %s…\n", o.publishers, spread, o.duration)
 	r1 := runClosed(ctx, cfg)
-	late1 := pool1.signed.Load()
-	rows := []row{{name: fmt.Sprintf("1 closed, %d publishers", o.publishers), r: r1}}
+	m.signedLate = pool1.signed.Load()
+	m.rows = []row{{name: fmt.Sprintf("1 closed, %d publishers", o.publishers), r: r1}}
 
-	var late2 int64
 	target := r1.rate() / 2
 	if target*o.duration.Seconds() >= 1 && ctx.Err() == nil {
 		n2 := int(math.Ceil(target*o.duration.Seconds())) + o.publishers
 		fmt.Fprintf(stderr, "signing %d statements for phase 2…\n", n2)
 		pool2, err := s.presign(n2)
 		if err != nil {
-			return err
+			return m, err
 		}
 		cfg.pool = pool2
 		fmt.Fprintf(stderr, "phase 2: open loop at %.1f/s, %s…\n", target, o.duration)
 		r2 := runOpen(ctx, cfg, target)
-		late2 = pool2.signed.Load()
-		rows = append(rows, row{name: fmt.Sprintf("2 open at %.1f/s", target), r: r2})
+		m.signedLate += pool2.signed.Load()
+		m.rows = append(m.rows, row{name: fmt.Sprintf("2 open at %.1f/s", target), r: r2})
 	} else {
 		fmt.Fprintln(stderr, "phase 2 skipped: phase 1 registered too little to pace half of it")
 	}
-
-	if stopNode != nil {
-		if err := stopNode(); err != nil {
-			return err
-		}
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	fmt.Fprintf(stderr, "phase 3: single-core ES256 verify, %s…\n", o.verifyTime)
-	vps, err := verifyRate(o.verifyTime)
-	if err != nil {
-		return err
-	}
-	report(stdout, rows, vps, late1+late2)
-	if r1.ok == 0 {
-		return errors.New("phase 1 registered nothing; see the errors above")
-	}
-	return nil
+	return m, ctx.Err()
 }
 
-// warmUp makes each client open its connection with GET /node/health.
-func warmUp(ctx context.Context, base *url.URL, clients []*http.Client) error {
+func joinURLs(urls []*url.URL) string {
+	s := make([]string, len(urls))
+	for i, u := range urls {
+		s[i] = u.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// warmUp makes each client open its connection to its node with GET
+// /node/health.
+func warmUp(ctx context.Context, bases []*url.URL, clients []*http.Client) error {
 	errs := make([]error, len(clients))
 	var wg sync.WaitGroup
 	for i, c := range clients {
@@ -252,7 +384,7 @@ func warmUp(ctx context.Context, base *url.URL, clients []*http.Client) error {
 			defer wg.Done()
 			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
-			req, _ := http.NewRequestWithContext(rctx, http.MethodGet, base.JoinPath("node", "health").String(), nil)
+			req, _ := http.NewRequestWithContext(rctx, http.MethodGet, bases[i].JoinPath("node", "health").String(), nil)
 			resp, err := c.Do(req)
 			if err != nil {
 				errs[i] = err
