@@ -55,6 +55,8 @@ func run(args []string, stderr io.Writer) int {
 		return join(args[1:], stderr)
 	case "cluster":
 		return cluster(args[1:], stderr)
+	case "remove":
+		return remove(args[1:], stderr)
 	default:
 		fmt.Fprintf(stderr, "charterd: unknown command %q\n\n%s", args[0], usage)
 		return 2
@@ -66,6 +68,7 @@ const usage = `usage:
   charterd cluster --nodes 3 --data DIR              local multi-node network (child processes)
   charterd start --config FILE                       one node of a network
   charterd join --config FILE --target URL           add a new node to a running network
+  charterd remove --config FILE --target URL --node-id N   take a node out of the network
 
 Run 'charterd COMMAND -h' for a command's flags.
 `

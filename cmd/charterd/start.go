@@ -87,3 +87,36 @@ func join(args []string, stderr io.Writer) int {
 	}
 	return runNode(cfg, "", stderr, nil)
 }
+
+// remove takes a node out of the network. It authenticates with the
+// network identity in the data directory of the configuration given.
+func remove(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("charterd remove", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "a configuration file whose data directory holds the network's service identity")
+	target := fs.String("target", "", "base URL of the leader")
+	id := fs.Uint64("node-id", 0, "the node to remove")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if *path == "" || *target == "" || *id == 0 {
+		fmt.Fprintln(stderr, "charterd remove: --config, --target and --node-id are required")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "charterd remove: %v\n", err)
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := node.RemoveNode(ctx, cfg, *target, *id); err != nil {
+		fmt.Fprintf(stderr, "charterd remove: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stderr, "charterd remove: node %d removed; its id will not be reused\n", *id)
+	return 0
+}

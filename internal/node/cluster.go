@@ -12,23 +12,31 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/registry"
 	"go.etcd.io/raft/v3/tracker"
 )
 
-const pathJoin = "/node/join"
+const (
+	pathJoin   = "/node/join"
+	pathRemove = "/node/remove"
+)
 
 // headerForwarded marks a request a follower forwarded to the leader, so
 // that it is never forwarded twice.
 const headerForwarded = "Charter-Forwarded-By"
 
-// forwardWrites sends registrations that reach a follower to the leader,
-// over the peers' mutual TLS, and relays the answer: a client may write to
-// any node. Reads are served locally from this node's committed state.
+// leaderOnly are the writes only the leader can do; a follower forwards them.
+var leaderOnly = map[string]bool{"/entries": true, pathJoin: true, pathRemove: true}
+
+// forwardWrites sends writes that reach a follower (registrations, joins,
+// removals) to the leader, over the peers' mutual TLS, and relays the
+// answer: a client may write to any node. Reads are served locally from
+// this node's committed state.
 func (n *Node) forwardWrites(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || r.URL.Path != "/entries" || n.transport == nil {
+		if r.Method != http.MethodPost || !leaderOnly[r.URL.Path] || n.transport == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -121,6 +129,82 @@ func (n *Node) postJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	n.log.Info("added learner", "node_id", next, "url", req.URL)
 	writeJSON(w, http.StatusOK, joinResponse{NodeID: next})
+}
+
+type removeRequest struct {
+	NodeID uint64 `json:"node_id"`
+}
+
+// postRemove removes a node from the network (on the leader). The node's id
+// stays recorded as removed and is never given out again.
+func (n *Node) postRemove(w http.ResponseWriter, r *http.Request) {
+	var req removeRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil || req.NodeID == 0 {
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidInput", Detail: "want {\"node_id\": N} with N > 0"})
+		return
+	}
+	if leader, _ := n.raft.Leader(); !leader {
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "NotLeader",
+			Detail: fmt.Sprintf("send the request to the leader (node %d)", n.raft.LeaderID()), RetryAfter: 1})
+		return
+	}
+	info, err := n.raft.NodeInfo(req.NodeID)
+	if err != nil || info.Role == replication.RoleRemoved {
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: fmt.Sprintf("node %d is not a member of the network", req.NodeID)})
+		return
+	}
+	if req.NodeID == n.cfg.NodeID {
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusConflict, Title: "Conflict", Detail: "the leader cannot remove itself; stop it so another node leads, then remove it there"})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	if err := n.raft.Remove(ctx, req.NodeID); err != nil {
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: err.Error(), RetryAfter: 1})
+		return
+	}
+	for {
+		if info, err := n.raft.NodeInfo(req.NodeID); err == nil && info.Role == replication.RoleRemoved {
+			break
+		}
+		if err := sleep(ctx, 10*time.Millisecond); err != nil {
+			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: "the configuration change did not commit in time; retry", RetryAfter: 1})
+			return
+		}
+	}
+	n.log.Info("removed node", "node_id", req.NodeID)
+	writeJSON(w, http.StatusOK, removeRequest{NodeID: req.NodeID})
+}
+
+// RemoveNode asks the network at target to remove node id, using the
+// identity in cfg's data directory to authenticate as one of its nodes.
+func RemoveNode(ctx context.Context, cfg config.Config, target string, id uint64) error {
+	ident, err := loadOrCreateIdentity(cfg.DataDir, "", false)
+	if err != nil {
+		return fmt.Errorf("the network's service identity must be in %s: %w", cfg.DataDir, err)
+	}
+	cert, err := nodeTLSCertificate(ident, "127.0.0.1")
+	if err != nil {
+		return err
+	}
+	client := (&Node{id: ident, tlsCert: cert}).newPeerClient()
+	body, _ := json.Marshal(removeRequest{NodeID: id})
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(target, "/")+pathRemove, strings.NewReader(string(body)))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		p := registry.DecodeProblem(resp.StatusCode, b)
+		return fmt.Errorf("%s answered %s: %s: %s", target, resp.Status, p.Title, p.Detail)
+	}
+	return nil
 }
 
 // Join asks the network at target to add this node, and returns the node id

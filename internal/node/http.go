@@ -61,7 +61,8 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 		r.Use(requirePeer)
 		r.Post(replication.PathRaft, n.raft.HandleRaft)
 		r.Post(replication.PathSnapshot, n.raft.HandleSnapshot)
-		r.Post(pathJoin, n.postJoin)
+		r.With(n.whenReady, n.forwardWrites).Post(pathJoin, n.postJoin)
+		r.With(n.whenReady, n.forwardWrites).Post(pathRemove, n.postRemove)
 	})
 	// Served once the node has recovered.
 	r.Group(func(r chi.Router) {

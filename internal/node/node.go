@@ -140,7 +140,7 @@ func Open(cfg config.Config, logger *slog.Logger) (*Node, error) {
 	}
 	if !single {
 		n.peerClient = n.newPeerClient()
-		n.transport = replication.NewHTTPTransport(cfg.NodeID, rcfg.Peers, n.peerClient, n.st, logger)
+		n.transport = replication.NewHTTPTransport(cfg.NodeID, "https://"+ln.Addr().String(), rcfg.Peers, n.peerClient, n.st, logger)
 		transport = n.transport
 	}
 	n.raft, err = replication.Start(rcfg, n.st, n.ledger, transport, logger)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 
 	"github.com/charterlog/charter/internal/store"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -25,6 +26,9 @@ func (n *Node) HandleRaft(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	if len(msgs) > 0 {
+		n.learnPeer(msgs[0].GetFrom(), r.Header.Get(headerPeerURL))
+	}
 	for _, m := range msgs {
 		if err := n.raft.Step(r.Context(), m); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
@@ -43,6 +47,7 @@ func (n *Node) HandleSnapshot(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	n.learnPeer(m.GetFrom(), r.Header.Get(headerPeerURL))
 	path, err := store.StageSnapshot(n.cfg.SnapshotDir, r.Body)
 	if err != nil {
 		n.log.Warn("refusing snapshot", "from", m.GetFrom(), "err", err)
@@ -101,4 +106,16 @@ func (n *Node) installSnapshot(s *pb.Snapshot) error {
 	n.mu.Unlock()
 	n.applied.Store(meta.GetIndex())
 	return nil
+}
+
+// learnPeer records the address a peer says it has, if this node knows
+// none for it yet. The caller is an authenticated node of the network.
+func (n *Node) learnPeer(id uint64, u string) {
+	if u == "" || id == n.cfg.ID {
+		return
+	}
+	if p, err := url.Parse(u); err != nil || p.Scheme != "https" || p.Host == "" {
+		return
+	}
+	n.cfg.Peers.Learn(id, u)
 }

@@ -289,8 +289,9 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	return n.maybeCompact(applied)
 }
 
-// compactEvery is how many applied entries beyond those kept for followers
-// the raft log may hold before it is compacted.
+// compactEvery is how many applied entries a lone voter's raft log may hold
+// before it is compacted; with followers the log holds up to twice
+// SnapshotEntries.
 const compactEvery = 1024
 
 // maybeCompact discards applied raft entries. Their effects are in the
@@ -300,12 +301,12 @@ const compactEvery = 1024
 // the newest SnapshotEntries are kept so that a follower that is briefly
 // behind catches up from the log; one further behind is sent a snapshot.
 func (n *Node) maybeCompact(applied uint64) error {
-	keep := n.cfg.SnapshotEntries
+	keep, slack := n.cfg.SnapshotEntries, n.cfg.SnapshotEntries
 	if n.singleVoter() {
-		keep = 0
+		keep, slack = 0, compactEvery
 	}
 	first, _ := n.rlog.FirstIndex()
-	if applied < first+keep+compactEvery {
+	if applied < first+keep+slack {
 		return nil
 	}
 	n.mu.RLock()

@@ -25,6 +25,9 @@ const (
 	// headerSnapshotMessage carries the MsgSnap (without data) of a
 	// snapshot stream, base64 protobuf.
 	headerSnapshotMessage = "Charter-Raft-Message"
+	// headerPeerURL is the sender's own base URL, so that a node that has
+	// just joined, and knows no addresses yet, can answer the leader.
+	headerPeerURL = "Charter-Peer-URL"
 )
 
 // PeerTable maps raft ids to peers' base URLs: those recorded in the
@@ -34,6 +37,16 @@ type PeerTable struct {
 	mu   sync.RWMutex
 	m    map[uint64]string
 	dial map[uint64]string
+}
+
+// Learn records url for id unless an address is already known: how a
+// joining node, with an empty ledger, learns where to answer the leader.
+func (t *PeerTable) Learn(id uint64, url string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.m[id]; !ok {
+		t.m[id] = url
+	}
 }
 
 // SetDial makes messages to id go to url instead of its recorded URL.
@@ -119,6 +132,7 @@ type reporter interface {
 // raft retransmits what it needs.
 type HTTPTransport struct {
 	self      uint64
+	selfURL   string
 	peers     *PeerTable
 	client    *http.Client
 	snapshots SnapshotSource
@@ -134,12 +148,12 @@ type HTTPTransport struct {
 
 // NewHTTPTransport returns a transport for node self. client must present
 // this node's certificate and trust the service certificate.
-func NewHTTPTransport(self uint64, peers *PeerTable, client *http.Client, snapshots SnapshotSource, logger *slog.Logger) *HTTPTransport {
+func NewHTTPTransport(self uint64, selfURL string, peers *PeerTable, client *http.Client, snapshots SnapshotSource, logger *slog.Logger) *HTTPTransport {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &HTTPTransport{self: self, peers: peers, client: client, snapshots: snapshots, log: logger,
+	return &HTTPTransport{self: self, selfURL: selfURL, peers: peers, client: client, snapshots: snapshots, log: logger,
 		queues: map[uint64]chan []*pb.Message{}, ctx: ctx, cancel: cancel}
 }
 
@@ -242,6 +256,7 @@ func (t *HTTPTransport) post(id uint64, batch []*pb.Message) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set(headerPeerURL, t.selfURL)
 	resp, err := t.client.Do(req)
 	if err != nil {
 		return err
@@ -292,6 +307,7 @@ func (t *HTTPTransport) sendSnapshot(m *pb.Message) {
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	req.Header.Set(headerSnapshotMessage, base64.StdEncoding.EncodeToString(hdr))
+	req.Header.Set(headerPeerURL, t.selfURL)
 	start := time.Now()
 	resp, err := t.client.Do(req)
 	if err != nil {

@@ -1,0 +1,701 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/internal/config"
+	charternode "github.com/charterlog/charter/internal/node"
+)
+
+// clusterOpts shapes a test network.
+type clusterOpts struct {
+	// SnapshotEntries is every node's snapshot_entries (0: the default).
+	SnapshotEntries uint64
+	// Proxies routes every directed link i→j (raft and forwarded writes)
+	// through its own TCP proxy, so that a link can be cut one way.
+	Proxies bool
+	// RegistrationWait is every node's registration_wait (0: the default).
+	RegistrationWait time.Duration
+}
+
+// cluster is a network of charterd processes started by startCluster.
+type cluster struct {
+	t        *testing.T
+	dir      string
+	issuer   string
+	certPath string
+	client   *http.Client
+	members  []*member // members[i] is node i+1
+	// proxies[[2]int{i, j}] carries node i's traffic to node j (1-based).
+	proxies map[[2]int]*proxy
+}
+
+// member is one node of a cluster: its configuration, its current process
+// and an HTTP view (*node, for the single-node helpers' requests).
+type member struct {
+	c       *cluster
+	id      int
+	cfgPath string
+	dataDir string
+	logPath string
+	addr    string
+	*node   // URL and Client are fixed for the member's life
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	done    chan struct{}
+	waitErr error
+}
+
+// startCluster writes the network's identity and n node configurations
+// into a fresh directory, starts `charterd start --config` for each node and
+// waits until every node answers /node/health 200.
+func startCluster(t *testing.T, n int, opts clusterOpts) *cluster {
+	t.Helper()
+	dir := t.TempDir()
+	c := &cluster{t: t, dir: dir, certPath: filepath.Join(dir, "service_cert.pem"), proxies: map[[2]int]*proxy{}}
+	ports := freeLoopbackPorts(t, n)
+	peers := map[uint64]string{}
+	for i, p := range ports {
+		peers[uint64(i+1)] = "https://127.0.0.1:" + strconv.Itoa(p)
+	}
+	issuer := "charter:e2e-cluster:" + strconv.Itoa(ports[0])
+	c.issuer = issuer
+	if err := charternode.CreateNetworkIdentity(dir, issuer); err != nil {
+		t.Fatal(err)
+	}
+	c.client = pinnedClient(t, c.certPath)
+	if opts.Proxies {
+		for i := 1; i <= n; i++ {
+			for j := 1; j <= n; j++ {
+				if i != j {
+					c.proxies[[2]int{i, j}] = newProxy(t, "127.0.0.1:"+strconv.Itoa(ports[j-1]))
+				}
+			}
+		}
+	}
+	for i := 1; i <= n; i++ {
+		nodeDir := filepath.Join(dir, fmt.Sprintf("node%d", i))
+		if err := charternode.CopyNetworkIdentity(dir, nodeDir); err != nil {
+			t.Fatal(err)
+		}
+		cfg := config.Config{
+			NodeID: uint64(i), DataDir: nodeDir, Addr: "127.0.0.1:" + strconv.Itoa(ports[i-1]),
+			Issuer: issuer, Peers: peers, LogLevel: "info", SnapshotEntries: opts.SnapshotEntries,
+			RegistrationWait: opts.RegistrationWait,
+		}
+		if opts.Proxies {
+			cfg.PeerDial = map[uint64]string{}
+			for j := 1; j <= n; j++ {
+				if j != i {
+					cfg.PeerDial[uint64(j)] = "https://" + c.proxies[[2]int{i, j}].Addr()
+				}
+			}
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		cfgPath := filepath.Join(dir, fmt.Sprintf("node%d.json", i))
+		if err := config.Write(cfgPath, cfg); err != nil {
+			t.Fatal(err)
+		}
+		m := &member{
+			c: c, id: i, cfgPath: cfgPath, dataDir: nodeDir, addr: cfg.Addr,
+			logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", i)),
+			node:    &node{t: t, Dir: nodeDir, URL: peers[uint64(i)], CertPath: c.certPath, Client: c.client},
+		}
+		c.members = append(c.members, m)
+	}
+	t.Cleanup(func() {
+		for _, m := range c.members {
+			m.killQuietly()
+			if b, err := os.ReadFile(m.logPath); err == nil && bytes.Contains(b, []byte("WARNING: DATA RACE")) {
+				t.Errorf("node %d reported a data race; see %s", m.id, m.logPath)
+			}
+			if t.Failed() {
+				t.Logf("last lines of node %d's log %s:\n%s", m.id, m.logPath, tailFile(m.logPath, 40))
+			}
+		}
+	})
+	for _, m := range c.members {
+		m.start()
+	}
+	for _, m := range c.members {
+		m.waitHealthy(30 * time.Second)
+	}
+	return c
+}
+
+// freeLoopbackPorts asks the kernel for n free loopback ports; they are
+// released before the nodes bind them (a node that loses a race exits, and
+// the test says so).
+func freeLoopbackPorts(t testing.TB, n int) []int {
+	t.Helper()
+	var ports []int
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// node returns member i (1-based).
+func (c *cluster) node(i int) *member { return c.members[i-1] }
+
+// start runs the member's process with its configuration file.
+func (m *member) start() {
+	t := m.c.t
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.done != nil {
+		select {
+		case <-m.done:
+		default:
+			t.Fatalf("node %d is already running", m.id)
+		}
+	}
+	// A previous run's node.url is not this run's.
+	_ = os.Remove(filepath.Join(m.dataDir, "node.url"))
+	lf, err := os.OpenFile(m.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(lf, "=== e2e: start %s\n", time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(charterd, "start", "--config", m.cfgPath)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	m.cmd, m.done = cmd, done
+	go func() {
+		err := cmd.Wait()
+		lf.Close()
+		m.mu.Lock()
+		m.waitErr = err
+		m.mu.Unlock()
+		close(done)
+	}()
+}
+
+func (m *member) doneCh() chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.done
+}
+
+func (m *member) alive() bool {
+	select {
+	case <-m.doneCh():
+		return false
+	default:
+		return true
+	}
+}
+
+func (m *member) exitErr() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.waitErr
+}
+
+// waitHealthy waits until the member answers /node/health 200.
+func (m *member) waitHealthy(within time.Duration) {
+	t := m.c.t
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var last string
+	for {
+		r, err := m.do(http.MethodGet, "/node/health", "", nil)
+		if err == nil && r.Status == http.StatusOK {
+			return
+		}
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = fmt.Sprintf("%d %s", r.Status, truncate(r.Body, 200))
+		}
+		if !m.alive() {
+			t.Fatalf("node %d exited before becoming healthy: %v", m.id, m.exitErr())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %d not healthy within %v (last: %s)", m.id, within, last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// kill9 kills node i with SIGKILL and waits for it.
+func (c *cluster) kill9(i int) {
+	c.t.Helper()
+	m := c.node(i)
+	m.mu.Lock()
+	cmd, done := m.cmd, m.done
+	m.mu.Unlock()
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		c.t.Fatalf("node %d did not die within 15s of SIGKILL", i)
+	}
+}
+
+// stop sends node i SIGTERM and waits up to 15 s for a clean exit.
+func (c *cluster) stop(i int) {
+	c.t.Helper()
+	m := c.node(i)
+	m.mu.Lock()
+	cmd, done := m.cmd, m.done
+	m.mu.Unlock()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		c.t.Fatalf("node %d: %v", i, err)
+	}
+	select {
+	case <-done:
+		if err := m.exitErr(); err != nil {
+			c.t.Errorf("node %d exited with %v after SIGTERM, want status 0", i, err)
+		}
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		c.t.Fatalf("node %d did not stop within 15s of SIGTERM", i)
+	}
+}
+
+// restart starts node i again with the same configuration and waits until
+// it is healthy.
+func (c *cluster) restart(i int) {
+	c.t.Helper()
+	m := c.node(i)
+	m.start()
+	m.waitHealthy(30 * time.Second)
+}
+
+func (m *member) killQuietly() {
+	m.mu.Lock()
+	cmd, done := m.cmd, m.done
+	m.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	select {
+	case <-done:
+	default:
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// consensus is GET /node/consensus.
+type consensus struct {
+	NodeID      uint64 `json:"node_id"`
+	Leader      uint64 `json:"leader"`
+	Term        uint64 `json:"term"`
+	State       string `json:"state"`
+	CommitIndex uint64 `json:"commit_index"`
+}
+
+func (m *member) consensus() (consensus, error) {
+	var cs consensus
+	r, err := m.do(http.MethodGet, "/node/consensus", "", nil)
+	if err != nil {
+		return cs, err
+	}
+	if r.Status != http.StatusOK {
+		return cs, fmt.Errorf("/node/consensus: %d %s", r.Status, describeProblem(r))
+	}
+	err = json.Unmarshal(r.Body, &cs)
+	return cs, err
+}
+
+// clusterHealth is GET /node/health with the fields a cluster adds.
+type clusterHealth struct {
+	Status         string `json:"status"`
+	NodeID         uint64 `json:"node_id"`
+	Leader         bool   `json:"leader"`
+	LeaderID       uint64 `json:"leader_id"`
+	View           uint64 `json:"view"`
+	LedgerSize     uint64 `json:"ledger_size"`
+	CheckpointSize uint64 `json:"checkpoint_size"`
+}
+
+func (m *member) clusterHealth() (clusterHealth, int, error) {
+	var h clusterHealth
+	r, err := m.do(http.MethodGet, "/node/health", "", nil)
+	if err != nil {
+		return h, 0, err
+	}
+	err = json.Unmarshal(r.Body, &h)
+	return h, r.Status, err
+}
+
+// leader polls /node/consensus on the running members (bounded by 10 s)
+// until one says it leads, and returns its id and term. skip lists ids not
+// to ask (dead or cut off).
+func (c *cluster) leader(skip ...int) (id int, term uint64) {
+	c.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, m := range c.members {
+			if contains(skip, m.id) || !m.alive() {
+				continue
+			}
+			cs, err := m.consensus()
+			if err == nil && cs.State == "StateLeader" && cs.Leader == uint64(m.id) {
+				return m.id, cs.Term
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatal("no node reported leading within 10s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func contains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// keys fetches the receipt-signing keys from the first live member.
+func (c *cluster) keys() cose.KeySet {
+	c.t.Helper()
+	for _, m := range c.members {
+		if m.alive() {
+			return m.node.keys(c.t)
+		}
+	}
+	c.t.Fatal("no live node to fetch keys from")
+	return nil
+}
+
+// waitSettled waits (bounded) until every listed member reports the same
+// ledger and checkpoint size twice in a row 200 ms apart, and returns it.
+func (c *cluster) waitSettled(within time.Duration, ids ...int) clusterHealth {
+	c.t.Helper()
+	if len(ids) == 0 {
+		for _, m := range c.members {
+			ids = append(ids, m.id)
+		}
+	}
+	deadline := time.Now().Add(within)
+	var prev []clusterHealth
+	for {
+		var cur []clusterHealth
+		ok := true
+		for _, id := range ids {
+			h, st, err := c.node(id).clusterHealth()
+			if err != nil || st != http.StatusOK {
+				ok = false
+				break
+			}
+			cur = append(cur, h)
+		}
+		if ok {
+			same := true
+			for _, h := range cur {
+				if h.LedgerSize != cur[0].LedgerSize || h.CheckpointSize != cur[0].CheckpointSize {
+					same = false
+				}
+			}
+			if same && len(prev) == len(cur) && prev[0].LedgerSize == cur[0].LedgerSize && prev[0].CheckpointSize == cur[0].CheckpointSize {
+				return cur[0]
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("nodes %v did not settle on one ledger within %v: %+v", ids, within, cur)
+		}
+		prev = cur
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// attempt is one POST /entries of a registration.
+type attempt struct {
+	Node     int
+	Sent     time.Time
+	Answered time.Time
+	Status   int // 0: transport error
+}
+
+// outcome is what clusterRegister saw for one statement.
+type outcome struct {
+	Statement []byte
+	ID        string
+	Call      time.Time // first POST sent
+	Return    time.Time // receipt in hand
+	Attempts  []attempt
+	Receipt   []byte
+	LeafIndex uint64
+	Node      int // the node that answered the receipt
+	Err       error
+}
+
+// register sends stmt, trying the given nodes in turn, and follows 303,
+// 302, 503, 404-while-polling and transport errors as `charter register`
+// does, for at most `within`. Every POST is recorded.
+func (c *cluster) register(stmt []byte, within time.Duration, targets ...int) *outcome {
+	out := &outcome{Statement: stmt, ID: entryID(stmt), Call: time.Now()}
+	deadline := out.Call.Add(within)
+	for k := 0; time.Now().Before(deadline); k++ {
+		m := c.node(targets[k%len(targets)])
+		a := attempt{Node: m.id, Sent: time.Now()}
+		r, err := m.do(http.MethodPost, "/entries", "application/cose", stmt)
+		a.Answered = time.Now()
+		if err == nil {
+			a.Status = r.Status
+		}
+		out.Attempts = append(out.Attempts, a)
+		switch {
+		case err != nil:
+			time.Sleep(50 * time.Millisecond)
+			continue
+		case r.Status == http.StatusCreated:
+			out.Return, out.Receipt, out.Node = a.Answered, r.Body, m.id
+		case r.Status == http.StatusSeeOther:
+			loc := r.Header.Get("Location")
+			if loc != "/entries/"+out.ID {
+				out.Err = fmt.Errorf("303 from node %d with Location %q", m.id, loc)
+				return out
+			}
+			if !c.poll(m, loc, deadline, out) {
+				continue // lost (404) or the node went away: submit again
+			}
+		case r.Status == http.StatusServiceUnavailable:
+			time.Sleep(100 * time.Millisecond)
+			continue
+		default:
+			out.Err = fmt.Errorf("POST /entries on node %d: %d %s", m.id, r.Status, describeProblem(r))
+			return out
+		}
+		if out.Err == nil && out.Receipt != nil {
+			rc, err := cose.ParseReceipt(out.Receipt)
+			if err != nil || len(rc.Inclusion) != 1 {
+				out.Err = fmt.Errorf("receipt for %s from node %d: %v", out.ID, out.Node, err)
+				return out
+			}
+			out.LeafIndex = rc.Inclusion[0].LeafIndex
+		}
+		return out
+	}
+	out.Err = fmt.Errorf("no receipt for %s within %v after %d attempts", out.ID, within, len(out.Attempts))
+	return out
+}
+
+// poll GETs loc on m until 200 (true, receipt recorded) or 404 / a
+// transport error (false: submit again). 302 and 503 are retried.
+func (c *cluster) poll(m *member, loc string, deadline time.Time, out *outcome) bool {
+	for time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		g, err := m.do(http.MethodGet, loc, "", nil)
+		if err != nil {
+			return false
+		}
+		switch g.Status {
+		case http.StatusOK:
+			out.Return, out.Receipt, out.Node = time.Now(), g.Body, m.id
+			return true
+		case http.StatusFound, http.StatusServiceUnavailable:
+		case http.StatusNotFound:
+			return false
+		default:
+			out.Err = fmt.Errorf("GET %s on node %d: %d %s", loc, m.id, g.Status, describeProblem(g))
+			return true
+		}
+	}
+	return false
+}
+
+// mustRegister registers through the given nodes and fails the test if no
+// receipt comes within 30 s.
+func (c *cluster) mustRegister(stmt []byte, targets ...int) *outcome {
+	c.t.Helper()
+	o := c.register(stmt, 30*time.Second, targets...)
+	if o.Err != nil {
+		c.t.Fatalf("registering: %v", o.Err)
+	}
+	return o
+}
+
+// proxy is a TCP forwarder on a loopback port, for cutting one link.
+type proxy struct {
+	t      testing.TB
+	ln     net.Listener
+	target string
+
+	mu      sync.Mutex
+	blocked bool
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
+}
+
+// newProxy listens on 127.0.0.1:0 and forwards every connection to target.
+func newProxy(t testing.TB, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{t: t, ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.serve()
+	t.Cleanup(p.close)
+	return p
+}
+
+func (p *proxy) Addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	defer p.wg.Done()
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		p.mu.Lock()
+		blocked := p.blocked
+		p.mu.Unlock()
+		if blocked {
+			reset(in)
+			continue
+		}
+		p.wg.Add(1)
+		go p.forward(in)
+	}
+}
+
+func (p *proxy) forward(in net.Conn) {
+	defer p.wg.Done()
+	out, err := net.DialTimeout("tcp", p.target, 2*time.Second)
+	if err != nil {
+		reset(in)
+		return
+	}
+	p.mu.Lock()
+	if p.blocked || p.conns == nil {
+		p.mu.Unlock()
+		reset(in)
+		reset(out)
+		return
+	}
+	p.conns[in], p.conns[out] = struct{}{}, struct{}{}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Add(2)
+	pipe := func(dst, src net.Conn) {
+		defer wg.Done()
+		_, _ = io.Copy(dst, src)
+		// One direction ended: end both, as a plain proxy would.
+		dst.Close()
+		src.Close()
+	}
+	go pipe(out, in)
+	go pipe(in, out)
+	wg.Wait()
+	p.mu.Lock()
+	delete(p.conns, in)
+	delete(p.conns, out)
+	p.mu.Unlock()
+}
+
+// reset closes c with an RST rather than a FIN.
+func reset(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// Block resets every open connection and every new one until Unblock.
+func (p *proxy) Block() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.blocked = true
+	for c := range p.conns {
+		reset(c)
+	}
+}
+
+// Unblock forwards new connections again.
+func (p *proxy) Unblock() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.blocked = false
+}
+
+func (p *proxy) close() {
+	p.ln.Close()
+	p.mu.Lock()
+	for c := range p.conns {
+		reset(c)
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		p.t.Errorf("proxy to %s: connections still open 5s after close", p.target)
+	}
+}
+
+// cut blocks both directions between node a and node b.
+func (c *cluster) cut(a, b int) {
+	c.proxies[[2]int{a, b}].Block()
+	c.proxies[[2]int{b, a}].Block()
+}
+
+// heal unblocks every link.
+func (c *cluster) heal() {
+	for _, p := range c.proxies {
+		p.Unblock()
+	}
+}
+
+// logContains reports whether node i's log holds a JSON line whose msg is msg.
+func (c *cluster) logContains(i int, msg string) bool {
+	b, err := os.ReadFile(c.node(i).logPath)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var rec struct {
+			Msg string `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg {
+			return true
+		}
+	}
+	return false
+}
