@@ -1,0 +1,425 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// load runs publishers that register distinct statements continuously,
+// each statement through the nodes in round-robin order (a retry goes to
+// the next node), until stop is called. Every registration goes into h.
+type load struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func startLoad(t *testing.T, c *cluster, h *history, publishers int, nodes []int) *load {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{cancel: cancel}
+	for w := range publishers {
+		pub := newPublisher(t, fmt.Sprintf("e2e cluster publisher %d", w))
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for k := w; ctx.Err() == nil; k++ {
+				stmt, err := pub.tryUnique()
+				if err != nil {
+					h.add(&outcome{Err: err})
+					return
+				}
+				targets := make([]int, len(nodes))
+				for i := range nodes {
+					targets[i] = nodes[(k+i)%len(nodes)]
+				}
+				h.add(c.register(stmt, 20*time.Second, targets...))
+			}
+		}()
+	}
+	t.Cleanup(l.stop)
+	return l
+}
+
+// stop ends the load and waits for the registrations in flight (each is
+// bounded by its own 20 s).
+func (l *load) stop() {
+	l.cancel()
+	l.wg.Wait()
+}
+
+func failIfFailed(t *testing.T, h *history) {
+	t.Helper()
+	if f := h.failed(); len(f) > 0 {
+		for _, o := range f[:min(5, len(f))] {
+			t.Errorf("registration failed: %v", o.Err)
+		}
+		t.Fatalf("%d of %d registrations failed", len(f), len(h.ops))
+	}
+}
+
+// TestClusterLeaderKill kills the leader with SIGKILL under load from 8
+// publishers writing to all three nodes, measures how long until a
+// registration sent after the kill gets a 201, restarts the node and checks
+// it catches up, and then checks the whole client history: linearizable
+// leaf order, every acknowledged statement once with the same receipt on
+// every node, and no fork among the checkpoints ever served.
+func TestClusterLeaderKill(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	watch := watchCheckpoints(c)
+	h := &history{}
+	ld := startLoad(t, c, h, 8, []int{1, 2, 3})
+
+	time.Sleep(time.Second)
+	old, oldTerm := c.leader()
+	killAt := time.Now()
+	c.kill9(old)
+	t.Logf("killed leader node %d (term %d) with %d registrations acknowledged", old, oldTerm, len(h.acked()))
+
+	// Wait (bounded) for the first 201 to a POST sent after the kill.
+	failover := time.Duration(-1)
+	for deadline := killAt.Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		for _, a := range h.attempts() {
+			if a.Status == http.StatusCreated && a.Sent.After(killAt) {
+				if d := a.Answered.Sub(killAt); failover < 0 || d < failover {
+					failover = d
+				}
+			}
+		}
+		if failover >= 0 {
+			break
+		}
+	}
+	// Attempts still in flight at the loop's end might have been earlier:
+	// recompute once the load has run on.
+	time.Sleep(time.Second)
+	restartAt := time.Now()
+	c.restart(old)
+	time.Sleep(time.Second)
+	ld.stop()
+	for _, a := range h.attempts() {
+		if a.Status == http.StatusCreated && a.Sent.After(killAt) {
+			if d := a.Answered.Sub(killAt); failover < 0 || d < failover {
+				failover = d
+			}
+		}
+	}
+	if failover < 0 {
+		t.Fatal("no registration sent after the kill got a 201 within 10s")
+	}
+	t.Logf("failover: first 201 to a registration sent after the kill came %v after the kill", failover)
+	if failover >= 3*time.Second {
+		t.Errorf("failover took %v, want < 3s", failover)
+	}
+	newLeader, newTerm := c.leader()
+	if newTerm <= oldTerm {
+		t.Errorf("leader after the kill is node %d in term %d, not beyond the killed leader's term %d", newLeader, newTerm, oldTerm)
+	}
+	failIfFailed(t, h)
+
+	// The restarted node catches up with the others within 15 s.
+	settled := c.waitSettled(15*time.Second-time.Since(restartAt)+time.Second, 1, 2, 3)
+	t.Logf("node %d caught up %v after its restart: ledger size %d; %d registrations acknowledged in all", old, time.Since(restartAt), settled.LedgerSize, len(h.acked()))
+
+	acked := h.acked()
+	checkLinearizable(t, acked)
+	checkEntries(t, c, acked, 1, 2, 3)
+	checkSameTree(t, c, 1, 2, 3)
+	watch.check(t, newLeader)
+}
+
+// TestClusterFollowerKillAndQuorumLoss: with one follower killed writes
+// still succeed; with two nodes killed the survivor answers 503
+// ServiceUnavailable within 5 s and never 201; after both restart, writes
+// succeed again and every statement acknowledged before is still there.
+func TestClusterFollowerKillAndQuorumLoss(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	pub := newPublisher(t, "e2e quorum publisher")
+	lead, _ := c.leader()
+	var followers []int
+	for i := 1; i <= 3; i++ {
+		if i != lead {
+			followers = append(followers, i)
+		}
+	}
+	h := &history{}
+	registerAll := func(n int, nodes ...int) {
+		t.Helper()
+		for k := range n {
+			o := c.register(pub.unique(t), 20*time.Second, nodes[k%len(nodes)])
+			h.add(o)
+			if o.Err != nil {
+				t.Fatalf("registering through node %d: %v", nodes[k%len(nodes)], o.Err)
+			}
+		}
+	}
+	registerAll(6, 1, 2, 3)
+
+	c.kill9(followers[0])
+	t.Logf("killed follower node %d; leader is node %d", followers[0], lead)
+	for k := range 6 {
+		via := []int{lead, followers[1]}[k%2]
+		o := c.register(pub.unique(t), 20*time.Second, via)
+		h.add(o)
+		if o.Err != nil {
+			t.Fatalf("with one follower down, registering through node %d: %v", via, o.Err)
+		}
+		for _, a := range o.Attempts {
+			if a.Status != http.StatusCreated {
+				t.Errorf("with one follower down, POST /entries through node %d answered %d, want 201", via, a.Status)
+			}
+		}
+	}
+
+	c.kill9(followers[1])
+	lostAt := time.Now()
+	t.Logf("killed node %d too: node %d is alone", followers[1], lead)
+	var got503 bool
+	statuses := map[int]int{}
+	survivor := c.node(lead)
+	for time.Since(lostAt) < 5*time.Second {
+		r, err := survivor.do(http.MethodPost, "/entries", "application/cose", pub.unique(t))
+		if err != nil {
+			t.Fatalf("POST /entries to the survivor: %v", err)
+		}
+		statuses[r.Status]++
+		if r.Status == http.StatusCreated {
+			t.Errorf("POST /entries answered 201 %v after quorum loss", time.Since(lostAt))
+		}
+		if r.Status == http.StatusServiceUnavailable {
+			p, err := decodeProblem(r.Body)
+			if ct := r.Header.Get("Content-Type"); ct != "application/concise-problem-details+cbor" || err != nil {
+				t.Errorf("503 with Content-Type %q, body %q (%v); want concise problem details", ct, truncate(r.Body, 100), err)
+			} else if p.Title != "ServiceUnavailable" {
+				t.Errorf("503 with title %q (%s), want ServiceUnavailable", p.Title, p.Detail)
+			}
+			got503 = true
+			t.Logf("503 %v after quorum loss: %s", time.Since(lostAt), p.Detail)
+			break
+		}
+	}
+	if !got503 {
+		t.Fatalf("no 503 within 5s of quorum loss; statuses seen: %v", statuses)
+	}
+	// Nothing sent after the loss may succeed while it lasts.
+	for range 3 {
+		r, err := survivor.do(http.MethodPost, "/entries", "application/cose", pub.unique(t))
+		if err != nil {
+			t.Fatalf("POST /entries to the survivor: %v", err)
+		}
+		if r.Status == http.StatusCreated {
+			t.Errorf("POST /entries answered 201 without a quorum")
+		}
+	}
+
+	c.restart(followers[0])
+	c.restart(followers[1])
+	registerAll(6, 1, 2, 3)
+	c.waitSettled(15*time.Second, 1, 2, 3)
+	acked := h.acked()
+	checkLinearizable(t, acked)
+	checkEntries(t, c, acked, 1, 2, 3)
+	checkSameTree(t, c, 1, 2, 3)
+}
+
+// TestChartedCluster runs `charterd cluster` as a user would: its files,
+// registering with the charter CLI against a follower, a node killed and
+// restarted by hand from its configuration file, and a clean Ctrl-C.
+func TestChartedCluster(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "net")
+	logPath := filepath.Join(t.TempDir(), "cluster.log")
+	lf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lf.Close()
+	cmd := exec.Command(charterd, "cluster", "--nodes", "3", "--data", dir)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	exited := false
+	var handStarted *exec.Cmd
+	t.Cleanup(func() {
+		if handStarted != nil {
+			_ = handStarted.Process.Kill()
+			_, _ = handStarted.Process.Wait()
+		}
+		if !exited {
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		for i := 1; i <= 3; i++ { // children the cluster left behind
+			if pid := readPid(filepath.Join(dir, fmt.Sprintf("node%d.pid", i))); pid > 0 && processAlive(pid) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		if t.Failed() {
+			t.Logf("charterd cluster output:\n%s", tailFile(logPath, 30))
+			for i := 1; i <= 3; i++ {
+				p := filepath.Join(dir, fmt.Sprintf("node%d.log", i))
+				t.Logf("last lines of %s:\n%s", p, tailFile(p, 20))
+			}
+		}
+	})
+
+	var urls []string
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if b, err := os.ReadFile(filepath.Join(dir, "nodes.txt")); err == nil && bytes.HasSuffix(b, []byte("\n")) {
+			urls = strings.Fields(string(b))
+			break
+		}
+		select {
+		case err := <-done:
+			exited = true
+			t.Fatalf("charterd cluster exited (%v) before writing nodes.txt", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no nodes.txt within 60s")
+		}
+	}
+	if len(urls) != 3 {
+		t.Fatalf("nodes.txt lists %d URLs, want 3: %q", len(urls), urls)
+	}
+	for _, f := range []string{"service_cert.pem", "member0_cert.pem", "member0_privk.pem",
+		"node1.json", "node2.json", "node3.json", "node1.pid", "node2.pid", "node3.pid"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v (want a non-empty file)", f, err)
+		}
+	}
+	cert := filepath.Join(dir, "service_cert.pem")
+	client := pinnedClient(t, cert)
+	nodes := make([]*node, 3)
+	for i, u := range urls {
+		nodes[i] = &node{t: t, URL: u, CertPath: cert, Client: client}
+		waitHealth(t, nodes[i], 30*time.Second)
+	}
+
+	pub := newPublisher(t, "e2e charterd cluster publisher")
+	work := t.TempDir()
+	registerCLI := func(url, name string) {
+		t.Helper()
+		stmt := filepath.Join(work, name+".cose")
+		if err := os.WriteFile(stmt, pub.unique(t), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := runCLI(t, work, "register", "--url", url, "--cacert", cert, "--timeout", "30s", stmt)
+		if err != nil {
+			t.Fatalf("charter register --url %s: %v\n%s", url, err, out)
+		}
+		if st, err := os.Stat(filepath.Join(work, name+".ts.cose")); err != nil || st.Size() == 0 {
+			t.Fatalf("charter register wrote no transparent statement: %v\n%s", err, out)
+		}
+	}
+	registerCLI(urls[1], "via-node2")
+
+	pid1 := readPid(filepath.Join(dir, "node1.pid"))
+	if pid1 <= 0 {
+		t.Fatal("node1.pid holds no pid")
+	}
+	if err := syscall.Kill(pid1, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill -9 node 1 (pid %d): %v", pid1, err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); processAlive(pid1); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("node 1 (pid %d) still alive 10s after SIGKILL", pid1)
+		}
+	}
+	n1log, err := os.OpenFile(filepath.Join(dir, "node1.log"), os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n1log.Close()
+	handStarted = exec.Command(charterd, "start", "--config", filepath.Join(dir, "node1.json"))
+	handStarted.Stdout, handStarted.Stderr = n1log, n1log
+	handStarted.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	if err := handStarted.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitHealth(t, nodes[0], 30*time.Second)
+	registerCLI(urls[0], "via-restarted-node1")
+
+	// Ctrl-C: the cluster stops its children and exits 0 within 20 s.
+	pid2, pid3 := readPid(filepath.Join(dir, "node2.pid")), readPid(filepath.Join(dir, "node3.pid"))
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		exited = true
+		if err != nil {
+			t.Errorf("charterd cluster exited with %v after SIGINT, want 0", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("charterd cluster did not exit within 20s of SIGINT")
+	}
+	for _, pid := range []int{pid2, pid3} {
+		for deadline := time.Now().Add(5 * time.Second); processAlive(pid); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Errorf("node process %d still running after the cluster exited", pid)
+				break
+			}
+		}
+	}
+	// The hand-started node is ours to stop.
+	_ = handStarted.Process.Signal(syscall.SIGTERM)
+	if _, err := handStarted.Process.Wait(); err != nil {
+		t.Error(err)
+	}
+	handStarted = nil
+}
+
+func waitHealth(t *testing.T, n *node, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r, err := n.do(http.MethodGet, "/node/health", "", nil)
+		if err == nil && r.Status == http.StatusOK {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not healthy within %v (%v)", n.URL, within, errors.Join(err))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func readPid(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// processAlive reports whether pid runs (a zombie counts as gone).
+func processAlive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) STATE ...
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] != 'Z'
+	}
+	return true
+}
