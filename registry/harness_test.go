@@ -449,3 +449,7 @@ func decodeProblem(t testing.TB, w *httptest.ResponseRecorder) (title, detail st
 }
 
 var errSecret = errors.New("pebble: /var/lib/charter/000123.sst: checksum mismatch (secret internals)")
+
+// ReadBarrier implements registry.Ledger: the fake is one replica that is
+// always current.
+func (f *fakeLedger) ReadBarrier(ctx context.Context) error { return ctx.Err() }

@@ -45,6 +45,10 @@ type Ledger interface {
 	Record(seqno uint64) (*log.Record, error)
 	LatestCheckpoint() (*log.Checkpoint, error)
 	Consistency(size1, size2 uint64) (*log.Checkpoint, [][]byte, error)
+	// ReadBarrier returns once this node has applied everything committed
+	// in the network when it was called, so that a miss after it is real
+	// and not a lagging replica's. It fails when that cannot be confirmed.
+	ReadBarrier(ctx context.Context) error
 }
 
 // Policy is the registration configuration in force.
@@ -168,7 +172,7 @@ func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
 
 // resolve turns an entry id (hex leaf entry, or a transaction id) into a
 // seqno. pending reports a registration this node knows is in flight.
-func (s *Service) resolve(id string) (seqno uint64, pending bool, p *Problem) {
+func (s *Service) resolve(ctx context.Context, id string) (seqno uint64, pending bool, p *Problem) {
 	if len(id) == 64 {
 		// Ids are canonical: lower-case hex only, so one entry has one URL.
 		b, err := hex.DecodeString(id)
@@ -182,6 +186,12 @@ func (s *Service) resolve(id string) (seqno uint64, pending bool, p *Problem) {
 			if s.Ledger.Pending(entry) {
 				return 0, true, nil
 			}
+			if p := s.catchUp(ctx); p != nil {
+				return 0, false, p
+			}
+			txid, err = s.Ledger.LookupEntry(entry)
+		}
+		if errors.Is(err, ledger.ErrNotFound) {
 			return 0, false, &Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "no entry " + id + "; register the statement again"}
 		}
 		if err != nil {
@@ -195,6 +205,12 @@ func (s *Service) resolve(id string) (seqno uint64, pending bool, p *Problem) {
 	}
 	rec, err := s.Ledger.Record(txid.Seqno)
 	if errors.Is(err, ledger.ErrNotFound) {
+		if p := s.catchUp(ctx); p != nil {
+			return 0, false, p
+		}
+		rec, err = s.Ledger.Record(txid.Seqno)
+	}
+	if errors.Is(err, ledger.ErrNotFound) {
 		return 0, false, &Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "no transaction " + id}
 	}
 	if err != nil {
@@ -204,6 +220,18 @@ func (s *Service) resolve(id string) (seqno uint64, pending bool, p *Problem) {
 		return 0, false, &Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "transaction " + id + " is not a registration"}
 	}
 	return txid.Seqno, false, nil
+}
+
+// catchUp makes this node current before it answers "not found": a replica
+// that is behind must not deny an entry the network has.
+func (s *Service) catchUp(ctx context.Context) *Problem {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := s.Ledger.ReadBarrier(ctx); err != nil {
+		return &Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
+			Detail: "cannot confirm the entry is unknown: this node cannot reach a quorum; retry", RetryAfter: 1}
+	}
+	return nil
 }
 
 func (s *Service) receipt(seqno uint64) ([]byte, error) {
@@ -223,7 +251,7 @@ func receiptFor(inc *ledger.Inclusion) ([]byte, error) {
 // and returns nil.
 func (s *Service) entryReady(w http.ResponseWriter, r *http.Request) *ledger.Inclusion {
 	id := chi.URLParam(r, "id")
-	seqno, pending, p := s.resolve(id)
+	seqno, pending, p := s.resolve(r.Context(), id)
 	if p != nil {
 		WriteProblem(w, p)
 		return nil

@@ -303,7 +303,7 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 		return nil, nil, err
 	}
 	svc := &registry.Service{
-		Ledger:          n.ledger,
+		Ledger:          replicatedLedger{n.ledger, n.raft},
 		Keys:            cose.KeySet{serviceKey},
 		Issuer:          n.issuer,
 		NoteVerifierKey: n.id.NoteVerifier,

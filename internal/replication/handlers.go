@@ -104,7 +104,7 @@ func (n *Node) installSnapshot(s *pb.Snapshot) error {
 	n.mu.Lock()
 	n.conf = proto.Clone(meta.GetConfState()).(*pb.ConfState)
 	n.mu.Unlock()
-	n.applied.Store(meta.GetIndex())
+	n.setApplied(meta.GetIndex())
 	return nil
 }
 

@@ -5,6 +5,7 @@ package replication
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -97,6 +98,12 @@ type Node struct {
 	applied atomic.Uint64
 	metrics metrics
 
+	// reads holds the waiters of ReadIndex requests by request context.
+	reads sync.Map // string -> chan uint64
+	// appliedCh is closed and replaced whenever the applied index moves.
+	appliedMu sync.Mutex
+	appliedCh chan struct{}
+
 	mu     sync.RWMutex
 	leader uint64
 	term   uint64
@@ -140,7 +147,7 @@ func Start(cfg Config, st *store.Store, sm StateMachine, transport Transport, lo
 		DisableProposalForwarding: true,
 		Logger:                    raftLogger{logger.With("component", "raft")},
 	}
-	n := &Node{cfg: cfg, st: st, rlog: rlog, sm: sm, transport: transport, log: logger, metrics: newMetrics()}
+	n := &Node{appliedCh: make(chan struct{}), cfg: cfg, st: st, rlog: rlog, sm: sm, transport: transport, log: logger, metrics: newMetrics()}
 	last, _ := rlog.LastIndex()
 	hs := rlog.HardState()
 	fresh := last == 0 && raft.IsEmptyHardState(hs)
@@ -241,6 +248,11 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if n.transport != nil && len(rd.Messages) > 0 {
 		n.transport.Send(rd.Messages)
 	}
+	for _, rs := range rd.ReadStates {
+		if ch, ok := n.reads.LoadAndDelete(string(rs.RequestCtx)); ok {
+			ch.(chan uint64) <- rs.Index
+		}
+	}
 	// Step 3.
 	if len(rd.CommittedEntries) == 0 {
 		return nil
@@ -285,8 +297,52 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		n.mu.Unlock()
 	}
 	applied := rd.CommittedEntries[len(rd.CommittedEntries)-1].GetIndex()
-	n.applied.Store(applied)
+	n.setApplied(applied)
 	return n.maybeCompact(applied)
+}
+
+func (n *Node) setApplied(index uint64) {
+	n.applied.Store(index)
+	n.appliedMu.Lock()
+	close(n.appliedCh)
+	n.appliedCh = make(chan struct{})
+	n.appliedMu.Unlock()
+}
+
+// ReadBarrier waits until this node has applied everything the network had
+// committed when it was called (raft's ReadIndex: the leader confirms its
+// leadership with a quorum first). After it, a lookup that misses is a
+// true miss, not a lagging follower's. It fails without a quorum.
+func (n *Node) ReadBarrier(ctx context.Context) error {
+	var rctx [16]byte
+	if _, err := rand.Read(rctx[:]); err != nil {
+		return err
+	}
+	ch := make(chan uint64, 1)
+	n.reads.Store(string(rctx[:]), ch)
+	defer n.reads.Delete(string(rctx[:]))
+	if err := n.raft.ReadIndex(ctx, rctx[:]); err != nil {
+		return err
+	}
+	var index uint64
+	select {
+	case index = <-ch:
+	case <-ctx.Done():
+		return fmt.Errorf("replication: no read index (is there a quorum?): %w", ctx.Err())
+	}
+	for {
+		n.appliedMu.Lock()
+		ch := n.appliedCh
+		n.appliedMu.Unlock()
+		if n.applied.Load() >= index {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 // compactEvery is how many applied entries a lone voter's raft log may hold
