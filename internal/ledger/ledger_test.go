@@ -161,3 +161,62 @@ func checkInclusion(t *testing.T, l *ledger.Ledger, seqno uint64, entry [32]byte
 		t.Fatalf("inclusion proof for seqno %d: %v", seqno, err)
 	}
 }
+
+// A checkpoint whose root is not this tree's at its size, or that is not
+// newer than the last one, is skipped identically on every node: no two
+// roots are ever signed for one size, whatever a deposed leader proposes.
+func TestForeignCheckpointsAreSkipped(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	defer n.stop(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id, err := n.l.Register(ctx, entryFor(1), []byte("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.l.WaitCovered(ctx, id.Seqno); err != nil {
+		t.Fatal(err)
+	}
+	before := n.l.State()
+	propose := func(cp *log.Checkpoint) {
+		body, err := log.MarshalCheckpoint(cp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := log.MarshalBatch(&log.Batch{Proposals: []log.Proposal{{Type: log.TxCheckpoint, Body: body}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.r.Propose(ctx, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Wrong root for a size that has no checkpoint yet.
+	propose(&log.Checkpoint{TreeSize: before.Size, Root: [32]byte{1}})
+	// A size beyond the ledger.
+	propose(&log.Checkpoint{TreeSize: before.Size + 100, Root: [32]byte{2}})
+	// An older size than the newest checkpoint, with the right root.
+	old, err := n.l.Tree().Root(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	propose(&log.Checkpoint{TreeSize: 1, Root: old})
+	// A sentinel registration after them shows they were applied (skipped).
+	id2, err := n.l.Register(ctx, entryFor(2), []byte("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.l.WaitCovered(ctx, id2.Seqno); err != nil {
+		t.Fatal(err)
+	}
+	if got := id2.Seqno; got != before.Size+1 {
+		t.Fatalf("sentinel at seqno %d, want %d: a foreign checkpoint took a position", got, before.Size+1)
+	}
+	cp, err := n.l.LatestCheckpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root, _ := n.l.Tree().Root(int64(cp.TreeSize)); root != cp.Root {
+		t.Fatalf("newest checkpoint signs %x for size %d; the tree's root is %x", cp.Root, cp.TreeSize, root)
+	}
+}
