@@ -31,6 +31,8 @@ type clusterOpts struct {
 	Proxies bool
 	// RegistrationWait is every node's registration_wait (0: the default).
 	RegistrationWait time.Duration
+	// CheckpointInterval is every node's checkpoint_interval (0: the default).
+	CheckpointInterval time.Duration
 }
 
 // cluster is a network of charterd processes started by startCluster.
@@ -97,7 +99,7 @@ func startCluster(t *testing.T, n int, opts clusterOpts) *cluster {
 		cfg := config.Config{
 			NodeID: uint64(i), DataDir: nodeDir, Addr: "127.0.0.1:" + strconv.Itoa(ports[i-1]),
 			Issuer: issuer, Peers: peers, LogLevel: "info", SnapshotEntries: opts.SnapshotEntries,
-			RegistrationWait: opts.RegistrationWait,
+			RegistrationWait: opts.RegistrationWait, CheckpointInterval: opts.CheckpointInterval,
 		}
 		if opts.Proxies {
 			cfg.PeerDial = map[uint64]string{}
@@ -459,6 +461,7 @@ type outcome struct {
 	LeafIndex uint64
 	Node      int // the node that answered the receipt
 	Err       error
+	last      string // the last refusal, for messages
 }
 
 // register sends stmt, trying the given nodes in turn, and follows 303,
@@ -478,6 +481,7 @@ func (c *cluster) register(stmt []byte, within time.Duration, targets ...int) *o
 		out.Attempts = append(out.Attempts, a)
 		switch {
 		case err != nil:
+			out.last = fmt.Sprintf("node %d: %v", m.id, err)
 			time.Sleep(50 * time.Millisecond)
 			continue
 		case r.Status == http.StatusCreated:
@@ -489,9 +493,11 @@ func (c *cluster) register(stmt []byte, within time.Duration, targets ...int) *o
 				return out
 			}
 			if !c.poll(m, loc, deadline, out) {
+				out.last = fmt.Sprintf("node %d: 303, then no receipt there", m.id)
 				continue // lost (404) or the node went away: submit again
 			}
 		case r.Status == http.StatusServiceUnavailable:
+			out.last = fmt.Sprintf("node %d: 503 %s", m.id, describeProblem(r))
 			time.Sleep(100 * time.Millisecond)
 			continue
 		default:
@@ -508,13 +514,22 @@ func (c *cluster) register(stmt []byte, within time.Duration, targets ...int) *o
 		}
 		return out
 	}
-	out.Err = fmt.Errorf("no receipt for %s within %v after %d attempts", out.ID, within, len(out.Attempts))
+	counts := map[string]int{}
+	for _, a := range out.Attempts {
+		counts[fmt.Sprintf("node%d:%d", a.Node, a.Status)]++
+	}
+	out.Err = fmt.Errorf("no receipt for %s within %v after %d POSTs (by node:status %v; last answer: %s)", out.ID, within, len(out.Attempts), counts, out.last)
 	return out
 }
 
 // poll GETs loc on m until 200 (true, receipt recorded) or 404 / a
-// transport error (false: submit again). 302 and 503 are retried.
+// transport error (false: submit again). 302 and 503 are retried for up to
+// 5 s; then the registration is submitted again (to the next node), as a
+// client that knows several endpoints would.
 func (c *cluster) poll(m *member, loc string, deadline time.Time, out *outcome) bool {
+	if d := time.Now().Add(5 * time.Second); d.Before(deadline) {
+		deadline = d
+	}
 	for time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 		g, err := m.do(http.MethodGet, loc, "", nil)
