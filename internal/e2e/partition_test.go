@@ -122,4 +122,3 @@ func TestClusterPartition(t *testing.T) {
 	checkSameTree(t, c, 1, 2, 3)
 	watch.check(t, final)
 }
-
