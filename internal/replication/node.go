@@ -346,29 +346,55 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 }
 
 // compactEvery is how many applied entries a lone voter's raft log may hold
-// before it is compacted; with followers the log holds up to twice
-// SnapshotEntries.
+// before it is compacted, and the most a replica's log grows between two
+// compactions.
 const compactEvery = 1024
 
 // maybeCompact discards applied raft entries. Their effects are in the
 // ledger, so the raft log only duplicates every statement on disk; cutting
 // it soon after apply means most entries are deleted while still in
-// Pebble's memtable and never written to a table at all. With followers,
-// the newest SnapshotEntries are kept so that a follower that is briefly
-// behind catches up from the log; one further behind is sent a snapshot.
+// Pebble's memtable and never written to a table at all.
+//
+// Which entries may go:
+//   - a lone voter needs none of them;
+//   - the leader keeps what its recently active followers have not yet
+//     acknowledged, but never more than SnapshotEntries: a follower further
+//     behind (or down) is sent a snapshot when it returns;
+//   - a follower keeps min(SnapshotEntries, compactEvery), enough for the
+//     others to catch up from its log if it becomes leader.
 func (n *Node) maybeCompact(applied uint64) error {
-	keep, slack := n.cfg.SnapshotEntries, n.cfg.SnapshotEntries
-	if n.singleVoter() {
-		keep, slack = 0, compactEvery
-	}
 	first, _ := n.rlog.FirstIndex()
+	keep := min(n.cfg.SnapshotEntries, compactEvery)
+	slack := keep
+	leader, _ := n.Leader()
+	switch {
+	case n.singleVoter():
+		keep, slack = 0, compactEvery
+	case leader:
+		keep, slack = 0, min(n.cfg.SnapshotEntries, 256)
+	}
 	if applied < first+keep+slack {
 		return nil
+	}
+	target := applied - keep
+	if leader && !n.singleVoter() {
+		st := n.raft.Status()
+		for id, pr := range st.Progress {
+			if id != n.cfg.ID && pr.RecentActive && pr.Match < target {
+				target = pr.Match
+			}
+		}
+		if applied > n.cfg.SnapshotEntries {
+			target = max(target, applied-n.cfg.SnapshotEntries)
+		}
+		if target < first+slack {
+			return nil
+		}
 	}
 	n.mu.RLock()
 	conf := n.conf
 	n.mu.RUnlock()
-	if err := n.rlog.Compact(applied-keep, conf); err != nil {
+	if err := n.rlog.Compact(target, conf); err != nil {
 		return fmt.Errorf("replication: compact raft log: %w", err)
 	}
 	return nil
