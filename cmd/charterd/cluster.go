@@ -62,6 +62,7 @@ func cluster(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	status := 0
 	var (
 		mu    sync.Mutex
 		procs []*exec.Cmd
@@ -71,6 +72,7 @@ func cluster(args []string, stderr io.Writer) int {
 		cmd, err := startClusterNode(self, *dir, i)
 		if err != nil {
 			fmt.Fprintf(stderr, "charterd cluster: node %d: %v\n", i, err)
+			status = 1
 			stop()
 			break
 		}
@@ -90,6 +92,7 @@ func cluster(args []string, stderr io.Writer) int {
 		urls, err := waitForURLs(ctx, *dir, *nodes)
 		if err != nil {
 			fmt.Fprintf(stderr, "charterd cluster: %v\n", err)
+			status = 1
 			stop()
 		} else {
 			fmt.Fprintf(os.Stdout, "Charter cluster of %d nodes serving:\n  %s\nservice certificate: %s\nStop with Ctrl-C.\n",
@@ -114,13 +117,17 @@ func cluster(args []string, stderr io.Writer) int {
 		mu.Unlock()
 		<-done
 	}
-	return 0
+	return status
 }
 
 // prepareCluster creates the network's identity and the nodes'
 // configuration files, unless DIR already holds them (a reopened cluster).
 func prepareCluster(dir string, n int, logLevel string, snapshotEntries uint64) error {
 	if _, err := os.Stat(filepath.Join(dir, "node1.json")); err == nil {
+		existing, _ := filepath.Glob(filepath.Join(dir, "node[0-9].json"))
+		if len(existing) != n {
+			return fmt.Errorf("%s holds a network of %d nodes; reopen it with --nodes %d, or use another --data", dir, len(existing), len(existing))
+		}
 		return nil
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {

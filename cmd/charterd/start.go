@@ -94,7 +94,7 @@ func remove(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("charterd remove", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "a configuration file whose data directory holds the network's service identity")
-	target := fs.String("target", "", "base URL of the leader")
+	target := fs.String("target", "", "base URL of any node of the network (followers forward to the leader)")
 	id := fs.Uint64("node-id", 0, "the node to remove")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -141,6 +141,11 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	for id, u := range c.PeerDial {
+		if p, err := url.Parse(u); id == 0 || err != nil || p.Scheme != "https" || p.Host == "" || p.Path != "" {
+			errs = append(errs, fmt.Errorf("config: PeerDial[%d] = %q: want a positive id and https://HOST:PORT", id, u))
+		}
+	}
 	if c.SnapshotEntries == 0 {
 		c.SnapshotEntries = 10000
 	}

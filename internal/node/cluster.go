@@ -44,11 +44,18 @@ func (n *Node) forwardWrites(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
+		if r.Header.Get(headerForwarded) != "" && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+			// Another node forwarded it here believing this node leads; it
+			// no longer does. Forwarding again could loop.
+			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
+				Detail: "leadership moved while the request was forwarded; retry", RetryAfter: 1})
+			return
+		}
 		id := n.raft.LeaderID()
 		u, ok := n.raft.PeerURL(id)
-		if id == 0 || !ok || r.Header.Get(headerForwarded) != "" {
+		if id == 0 || !ok {
 			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
-				Detail: "no leader is known to this node; retry shortly", RetryAfter: 1})
+				Detail: "no leader is known to this node (no quorum, or an election is under way); retry shortly", RetryAfter: 1})
 			return
 		}
 		target, err := url.Parse(u)

@@ -59,8 +59,8 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	r.Group(func(r chi.Router) {
 		r.Use(requirePeer)
-		r.Post(replication.PathRaft, n.raft.HandleRaft)
-		r.Post(replication.PathSnapshot, n.raft.HandleSnapshot)
+		r.Post(replication.PathRaft, peerHandler(n.raft.ReceiveRaft))
+		r.Post(replication.PathSnapshot, peerHandler(n.raft.ReceiveSnapshot))
 		r.With(n.whenReady, n.forwardWrites).Post(pathJoin, n.postJoin)
 		r.With(n.whenReady, n.forwardWrites).Post(pathRemove, n.postRemove)
 	})
@@ -88,6 +88,22 @@ func (n *Node) whenReady(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// peerHandler answers a peer's raft request: 204, or a problem (400 for a
+// message the peer should not have sent, 503 while stopping).
+func peerHandler(receive func(*http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := receive(r)
+		switch {
+		case err == nil:
+			w.WriteHeader(http.StatusNoContent)
+		case errors.Is(err, replication.ErrBadMessage):
+			registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidRaftMessage", Detail: err.Error()})
+		default:
+			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: err.Error(), RetryAfter: 1})
+		}
+	}
 }
 
 // requirePeer admits only callers that present a certificate issued by the

@@ -13,53 +13,52 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// HandleRaft serves PathRaft: a batch of raft messages from a peer. The
-// caller (the node's router) has already checked the peer's certificate.
-func (n *Node) HandleRaft(w http.ResponseWriter, r *http.Request) {
+// ErrStopping is returned to peers while raft is shutting down.
+var ErrStopping = errors.New("replication: node is stopping")
+
+// ReceiveRaft handles a POST to PathRaft: a batch of raft messages from a
+// peer. The caller (the node's router) has already checked the peer's
+// certificate and maps the error: ErrBadMessage is the peer's fault.
+func (n *Node) ReceiveRaft(r *http.Request) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
 	if err != nil {
-		http.Error(w, "reading raft messages: "+err.Error(), http.StatusBadRequest)
-		return
+		return fmt.Errorf("%w: reading the body: %v", ErrBadMessage, err)
 	}
 	msgs, err := DecodeMessages(body, n.cfg.ID)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return err
 	}
 	if len(msgs) > 0 {
 		n.learnPeer(msgs[0].GetFrom(), r.Header.Get(headerPeerURL))
 	}
 	for _, m := range msgs {
 		if err := n.raft.Step(r.Context(), m); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
+			return fmt.Errorf("%w: %v", ErrStopping, err)
 		}
 	}
-	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-// HandleSnapshot serves PathSnapshot: a MsgSnap in a header and the image
-// as the body. The image is staged and checked before raft sees the message;
-// raft then installs it through the Ready loop, or ignores it if stale.
-func (n *Node) HandleSnapshot(w http.ResponseWriter, r *http.Request) {
+// ReceiveSnapshot handles a POST to PathSnapshot: a MsgSnap in a header and
+// the image as the body. The image is staged and checked before raft sees
+// the message; raft then installs it through the Ready loop, or ignores it
+// if stale.
+func (n *Node) ReceiveSnapshot(r *http.Request) error {
 	m, err := decodeSnapshotHeader(r.Header.Get(headerSnapshotMessage), n.cfg.ID)
 	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return err
 	}
 	n.learnPeer(m.GetFrom(), r.Header.Get(headerPeerURL))
 	path, err := store.StageSnapshot(n.cfg.SnapshotDir, r.Body)
 	if err != nil {
 		n.log.Warn("refusing snapshot", "from", m.GetFrom(), "err", err)
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+		return fmt.Errorf("%w: %v", ErrBadMessage, err)
 	}
 	m.Snapshot.Data = []byte(path)
 	if err := n.raft.Step(r.Context(), m); err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		return
+		return fmt.Errorf("%w: %v", ErrStopping, err)
 	}
-	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 func decodeSnapshotHeader(h string, self uint64) (*pb.Message, error) {
