@@ -714,3 +714,23 @@ func (c *cluster) logContains(i int, msg string) bool {
 	}
 	return false
 }
+
+// becameLeader returns when node i's log first says it became leader after
+// since (zero if it does not).
+func (c *cluster) becameLeader(i int, since time.Time) time.Time {
+	b, err := os.ReadFile(c.node(i).logPath)
+	if err != nil {
+		return time.Time{}
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		var rec struct {
+			Time  time.Time `json:"time"`
+			Msg   string    `json:"msg"`
+			State string    `json:"state"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "raft leader changed" && rec.State == "StateLeader" && rec.Time.After(since) {
+			return rec.Time
+		}
+	}
+	return time.Time{}
+}
