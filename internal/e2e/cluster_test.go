@@ -123,7 +123,7 @@ func TestClusterLeaderKill(t *testing.T) {
 	if at := c.becameLeader(newLeader, killAt); !at.IsZero() {
 		elected = at.Sub(killAt).String()
 	}
-	t.Logf("failover: first 201 to a registration sent after the kill came %v after the kill (node %d logged becoming leader %s after it)", failover, newLeader, elected)
+	t.Logf("failover: first 201 to a registration sent after the kill came %v after the kill (node %d logged becoming leader %s after it, term %d → %d)", failover, newLeader, elected, oldTerm, newTerm)
 	if failover >= 3*time.Second {
 		t.Errorf("failover took %v, want < 3s", failover)
 	}
