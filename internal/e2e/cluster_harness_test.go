@@ -56,7 +56,10 @@ type member struct {
 	dataDir string
 	logPath string
 	addr    string
-	*node   // URL and Client are fixed for the member's life
+	// firstArgs, if set, replace `start --config cfgPath` on the first start
+	// (a node that joins runs `charterd join` once).
+	firstArgs []string
+	*node     // URL and Client are fixed for the member's life
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -187,7 +190,11 @@ func (m *member) start() {
 		t.Fatal(err)
 	}
 	fmt.Fprintf(lf, "=== e2e: start %s\n", time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(charterd, "start", "--config", m.cfgPath)
+	args := []string{"start", "--config", m.cfgPath}
+	if m.firstArgs != nil {
+		args, m.firstArgs = m.firstArgs, nil
+	}
+	cmd := exec.Command(charterd, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
 	if err := cmd.Start(); err != nil {

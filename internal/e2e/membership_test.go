@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/charterlog/charter/internal/config"
+	charternode "github.com/charterlog/charter/internal/node"
+)
+
+type nodeRecord struct {
+	ID   uint64 `json:"node_id"`
+	URL  string `json:"url"`
+	Role string `json:"role"`
+}
+
+func (c *cluster) nodes(via int) map[uint64]nodeRecord {
+	c.t.Helper()
+	r := c.node(via).get(c.t, "/node/network/nodes")
+	if r.Status != 200 {
+		c.t.Fatalf("GET /node/network/nodes: %d %s", r.Status, r.Body)
+	}
+	var out struct{ Nodes []nodeRecord }
+	if err := json.Unmarshal(r.Body, &out); err != nil {
+		c.t.Fatal(err)
+	}
+	m := map[uint64]nodeRecord{}
+	for _, n := range out.Nodes {
+		m[n.ID] = n
+	}
+	return m
+}
+
+// addJoiner prepares a node that joins the cluster through node via: its
+// data directory with the network's identity, a configuration without
+// peers, and `charterd join` as its first command.
+func (c *cluster) addJoiner(via int) *member {
+	t := c.t
+	t.Helper()
+	i := len(c.members) + 1
+	dir := filepath.Join(c.dir, fmt.Sprintf("joiner%d", i))
+	if err := charternode.CopyNetworkIdentity(c.dir, dir); err != nil {
+		t.Fatal(err)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(freeLoopbackPorts(t, 1)[0])
+	cfg := config.Config{DataDir: dir, Addr: addr, LogLevel: "info"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(c.dir, fmt.Sprintf("joiner%d.json", i))
+	if err := config.Write(cfgPath, cfg); err != nil {
+		t.Fatal(err)
+	}
+	m := &member{
+		c: c, id: i, cfgPath: cfgPath, dataDir: dir, addr: addr,
+		logPath:   filepath.Join(c.dir, fmt.Sprintf("joiner%d.log", i)),
+		firstArgs: []string{"join", "--config", cfgPath, "--target", c.node(via).URL},
+		node:      &node{t: t, Dir: dir, URL: "https://" + addr, CertPath: c.certPath, Client: c.client},
+	}
+	c.members = append(c.members, m)
+	return m
+}
+
+// A node joins a running network as a learner, catches up, is promoted
+// to voter and serves; a removed node's id is never given out again.
+func TestClusterJoinAndRemove(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{SnapshotEntries: 20})
+	p := newPublisher(t, "join")
+	var before []*outcome
+	for range 40 {
+		before = append(before, c.mustRegister(p.unique(t), 1))
+	}
+
+	j := c.addJoiner(2)
+	j.start()
+	j.waitHealthy(30 * time.Second)
+	cfg, err := config.Load(j.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NodeID != 4 || !cfg.Join {
+		t.Fatalf("joiner's configuration after join: node_id %d, joined %v; want 4, true", cfg.NodeID, cfg.Join)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for c.nodes(1)[4].Role != "voter" {
+		if time.Now().After(deadline) {
+			t.Fatalf("node 4 not promoted to voter: %+v", c.nodes(1))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// It serves receipts for entries from before it joined, identical to
+	// the others', and takes writes.
+	for _, o := range before {
+		r := j.get(t, "/entries/"+o.ID)
+		if r.Status != 200 || string(r.Body) != string(o.Receipt) {
+			t.Fatalf("joiner's receipt for %s: %d, equal %v", o.ID, r.Status, string(r.Body) == string(o.Receipt))
+		}
+	}
+	c.mustRegister(p.unique(t), 4)
+
+	// Restarting it uses `charterd start` with the id it was given.
+	c.stop(4)
+	c.restart(4)
+	j.waitHealthy(30 * time.Second)
+
+	// Remove it with `charterd remove`, authenticating as a node.
+	out, err := exec.Command(charterd, "remove", "--config", c.node(1).cfgPath, "--target", c.node(3).URL, "--node-id", "4").CombinedOutput()
+	if err != nil {
+		t.Fatalf("charterd remove: %v\n%s", err, out)
+	}
+	if got := c.nodes(1)[4].Role; got != "removed" {
+		t.Fatalf("node 4's role after removal: %q", got)
+	}
+	c.kill9(4)
+	// The network still has its three voters and takes writes.
+	c.mustRegister(p.unique(t), 1, 2, 3)
+	// Removing it again is a clear error.
+	out, err = exec.Command(charterd, "remove", "--config", c.node(1).cfgPath, "--target", c.node(1).URL, "--node-id", "4").CombinedOutput()
+	if err == nil {
+		t.Fatalf("second removal succeeded: %s", out)
+	}
+
+	// The next node to join gets id 5, never 4 again.
+	j2 := c.addJoiner(1)
+	j2.start()
+	j2.waitHealthy(30 * time.Second)
+	if cfg, err := config.Load(j2.cfgPath); err != nil || cfg.NodeID != 5 {
+		t.Fatalf("second joiner got node id %d (%v), want 5", cfg.NodeID, err)
+	}
+}
