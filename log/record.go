@@ -20,6 +20,8 @@ const (
 	TxRegistration TxType = 2
 	// TxCheckpoint signs the tree up to a size.
 	TxCheckpoint TxType = 3
+	// TxWrites applies a write set to key-value maps (governance, apps).
+	TxWrites TxType = 4
 )
 
 func (t TxType) String() string {
@@ -30,6 +32,8 @@ func (t TxType) String() string {
 		return "registration"
 	case TxCheckpoint:
 		return "checkpoint"
+	case TxWrites:
+		return "writes"
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }

@@ -1,7 +1,9 @@
 package ledger
 
 import (
+	"crypto/sha256"
 	"fmt"
+	"strings"
 
 	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/log"
@@ -42,6 +44,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	l.mu.RUnlock()
 	startSize := l.tree.Size()
 	var done []outcome
+	var failed [][32]byte
 	inBatch := map[[32]byte]log.TxID{}
 	checkpointed := false
 	for _, e := range entries {
@@ -86,6 +89,37 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 					return err
 				}
 				checkpointed = checkpointed || ok
+			case log.TxWrites:
+				key := sha256.Sum256(p.Body)
+				ws, err := log.UnmarshalWriteSet(p.Body)
+				if err == nil {
+					err = ws.Validate()
+				}
+				if err == nil && touchesReserved(ws) {
+					err = fmt.Errorf("writes to a map the node maintains")
+				}
+				if err != nil {
+					// The leader validated it; a node that disagrees skips it
+					// (no position) exactly as every other node does.
+					l.log.Error("skipping invalid write set", "raft_index", e.Index, "err", err)
+					failed = append(failed, key)
+					continue
+				}
+				entry := log.ComputeEntry(p.Type, e.Term, st.Size+1, p.Body)
+				txid, err := l.appendRecord(b, &st, e.Term, p.Type, entry, p.Body)
+				if err != nil {
+					l.tree.Rollback(startSize)
+					return err
+				}
+				for _, w := range ws.Writes {
+					if w.Delete {
+						b.DeleteKV(w.Map, w.Key)
+					} else {
+						b.PutKV(w.Map, w.Key, w.Value)
+					}
+				}
+				st.LastContentSeqno = txid.Seqno
+				done = append(done, outcome{key, txid})
 			case log.TxGenesis:
 				if st.Size != 0 {
 					l.log.Warn("ignoring a second genesis transaction", "raft_index", e.Index)
@@ -129,6 +163,13 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 		if w, ok := l.pending[o.entry]; ok {
 			delete(l.pending, o.entry)
 			w.txid = o.txid
+			close(w.done)
+		}
+	}
+	for _, k := range failed {
+		if w, ok := l.pending[k]; ok {
+			delete(l.pending, k)
+			w.err = ErrInvalid
 			close(w.done)
 		}
 	}
@@ -196,4 +237,17 @@ func (l *Ledger) applyCheckpoint(b *store.Batch, st *State, view uint64, body []
 	b.PutCheckpoint(cp.TreeSize, txid.Seqno)
 	st.LastCheckpointSize, st.LastCheckpointSeqno = cp.TreeSize, txid.Seqno
 	return true, nil
+}
+
+// ReservedMapPrefix names the maps the nodes maintain themselves (the
+// network's nodes, for instance); write sets may not touch them.
+const ReservedMapPrefix = "public:charter."
+
+func touchesReserved(ws *log.WriteSet) bool {
+	for _, w := range ws.Writes {
+		if strings.HasPrefix(w.Map, ReservedMapPrefix) {
+			return true
+		}
+	}
+	return false
 }

@@ -46,6 +46,8 @@ var (
 	ErrNotCovered = errors.New("ledger: no checkpoint covers the transaction yet")
 	// ErrStopped: the ledger is shutting down.
 	ErrStopped = errors.New("ledger: stopped")
+	// ErrInvalid: a submitted write set was refused when applied.
+	ErrInvalid = errors.New("ledger: transaction refused when applied")
 )
 
 // Proposer is the consensus layer as the ledger uses it.

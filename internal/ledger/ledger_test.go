@@ -220,3 +220,60 @@ func TestForeignCheckpointsAreSkipped(t *testing.T) {
 		t.Fatalf("newest checkpoint signs %x for size %d; the tree's root is %x", cp.Root, cp.TreeSize, root)
 	}
 }
+
+func TestSubmitWrites(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	defer n.stop(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws := &log.WriteSet{Writes: []log.Write{
+		{Map: "public:test.a", Key: []byte("k1"), Value: []byte("v1")},
+		{Map: "public:test.a", Key: []byte("k2"), Value: []byte("v2")},
+	}, Claims: []byte("who asked")}
+	id, err := n.l.SubmitWrites(ctx, ws)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := n.l.GetKV("public:test.a", []byte("k1")); err != nil || string(v) != "v1" {
+		t.Fatalf("k1 = %q, %v", v, err)
+	}
+	// The transaction is in the ledger, with a receipt over its entry.
+	if err := n.l.WaitCovered(ctx, id.Seqno); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := n.l.Record(id.Seqno)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Type != log.TxWrites || rec.Entry != log.ComputeEntry(log.TxWrites, rec.View, rec.Seqno, rec.Body) {
+		t.Fatalf("record %+v", rec)
+	}
+	checkInclusion(t, n.l, id.Seqno, rec.Entry)
+
+	del := &log.WriteSet{Writes: []log.Write{{Map: "public:test.a", Key: []byte("k1"), Delete: true}}}
+	if _, err := n.l.SubmitWrites(ctx, del); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.l.GetKV("public:test.a", []byte("k1")); err != ledger.ErrNotFound {
+		t.Fatalf("deleted key: %v", err)
+	}
+	var keys []string
+	if err := n.l.ScanKV("public:test.a", func(k, v []byte) error { keys = append(keys, string(k)); return nil }); err != nil || len(keys) != 1 || keys[0] != "k2" {
+		t.Fatalf("scan: %v, %v", keys, err)
+	}
+	size := n.l.State().Size
+	for name, bad := range map[string]*log.WriteSet{
+		"empty":         {},
+		"reserved map":  {Writes: []log.Write{{Map: "public:charter.nodes", Key: []byte("x"), Value: []byte("y")}}},
+		"zero in name":  {Writes: []log.Write{{Map: "a\x00b", Key: []byte("x")}}},
+		"no map name":   {Writes: []log.Write{{Key: []byte("x")}}},
+		"key too large": {Writes: []log.Write{{Map: "m", Key: make([]byte, log.MaxKeyBytes+1)}}},
+	} {
+		if _, err := n.l.SubmitWrites(ctx, bad); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if got := n.l.State().Size; got != size {
+		t.Fatalf("refused write sets changed the ledger size %d → %d", size, got)
+	}
+}

@@ -2,9 +2,11 @@ package ledger
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"time"
 
+	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/log"
 )
 
@@ -40,6 +42,55 @@ func (l *Ledger) Register(ctx context.Context, entry [32]byte, statement []byte)
 		return log.TxID{}, ctx.Err()
 	}
 }
+
+// SubmitWrites proposes a write set and returns its transaction id once it
+// is applied. Identical write sets in flight at the same time are one
+// transaction. The caller (governance, apps) has decided the writes against
+// the applied state and serialises its own read-modify-write cycles.
+func (l *Ledger) SubmitWrites(ctx context.Context, ws *log.WriteSet) (log.TxID, error) {
+	if err := ws.Validate(); err != nil {
+		return log.TxID{}, err
+	}
+	if touchesReserved(ws) {
+		return log.TxID{}, fmt.Errorf("ledger: maps beginning %q are maintained by the nodes", ReservedMapPrefix)
+	}
+	body, err := log.MarshalWriteSet(ws)
+	if err != nil {
+		return log.TxID{}, err
+	}
+	key := sha256.Sum256(body)
+	l.mu.Lock()
+	w, inFlight := l.pending[key]
+	if !inFlight {
+		w = &pendingReg{prop: log.Proposal{Type: log.TxWrites, Entry: key, Body: body}, done: make(chan struct{})}
+		select {
+		case l.queue <- w:
+			l.pending[key] = w
+		default:
+			l.mu.Unlock()
+			return log.TxID{}, ErrOverloaded
+		}
+	}
+	l.mu.Unlock()
+	select {
+	case <-w.done:
+		return w.txid, w.err
+	case <-ctx.Done():
+		return log.TxID{}, ctx.Err()
+	}
+}
+
+// GetKV returns key of map m from the applied state, or ErrNotFound.
+func (l *Ledger) GetKV(m string, key []byte) ([]byte, error) {
+	v, err := l.st.GetKV(m, key)
+	if store.IsNotFound(err) {
+		return nil, ErrNotFound
+	}
+	return v, err
+}
+
+// ScanKV calls fn for every key of map m in the applied state, in order.
+func (l *Ledger) ScanKV(m string, fn func(key, value []byte) error) error { return l.st.ScanKV(m, fn) }
 
 // Pending reports whether a registration for entry is queued or proposed on
 // this node and not yet applied.

@@ -32,3 +32,6 @@ func (s *Store) ScanKV(m string, fn func(key, value []byte) error) error {
 	}
 	return it.Error()
 }
+
+// DeleteKV deletes key from map m.
+func (b *Batch) DeleteKV(m string, key []byte) { b.Delete(kvKey(m, key)) }
