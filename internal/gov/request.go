@@ -287,9 +287,9 @@ func (r *Request) parseProtected(protected []byte) error {
 	raw, ok = hdr[labelProposalID]
 	switch {
 	case ok && !r.Type.needsProposalID():
-		return malformed("protected header: %s on a %s; only ballots and withdrawals name a proposal", labelProposalID, r.Type)
+		return malformed("protected header: %s is not allowed on %s requests; only ballots and withdrawals name a proposal", labelProposalID, r.Type)
 	case !ok && r.Type.needsProposalID():
-		return malformed("protected header: missing %s, required on a %s", labelProposalID, r.Type)
+		return malformed("protected header: missing %s, required on %s requests", labelProposalID, r.Type)
 	case ok:
 		id, err := decodeText(raw)
 		if err != nil {

@@ -142,7 +142,7 @@ func encodeSign1(protected, payload, sig []byte) []byte {
 }
 
 // sigStructure is the Sig_structure of RFC 9052 §4.4 for a COSE_Sign1
-// without external AAD: ["Signature1", body_protected, h'', payload]. It is
+// without external AAD: ["Signature1", body_protected, empty bstr, payload]. It is
 // built from the protected bytes as received, never from a re-encoding.
 func sigStructure(protected, payload []byte) []byte {
 	const context = "Signature1"
