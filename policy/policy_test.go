@@ -66,7 +66,7 @@ export function bytes() { return new Uint8Array([1, 2, 3]); }
 
 func TestModulesAndRelativeImports(t *testing.T) {
 	p := compile(t, map[string]string{
-		"/app/main.js":        `import { check } from "./checks/issuer.js"; import * as util from "../lib/util.js"; export const apply = (x) => check(util.norm(x));`,
+		"/app/main.js":         `import { check } from "./checks/issuer.js"; import * as util from "../lib/util.js"; export const apply = (x) => check(util.norm(x));`,
 		"app/checks/issuer.js": `import { PREFIX } from "../../lib/consts.js"; export function check(s) { return s.startsWith(PREFIX) ? true : "bad issuer " + s; }`,
 		"lib/util.js":          `export function norm(s) { return s.trim().toLowerCase(); } export * from "/lib/consts.js";`,
 		"lib/consts.js":        `export const PREFIX = "did:x509:";`,
