@@ -63,8 +63,13 @@ type TransparencyConfiguration struct {
 }
 
 func (s *Service) getConfiguration(w http.ResponseWriter, r *http.Request) {
-	algs := make([]string, 0, len(s.Policy.AllowedAlgs))
-	for _, a := range s.Policy.AllowedAlgs {
+	pol, err := s.policy()
+	if err != nil {
+		WriteProblem(w, ProblemFor(err))
+		return
+	}
+	algs := make([]string, 0, len(pol.AllowedAlgs))
+	for _, a := range pol.AllowedAlgs {
 		algs = append(algs, a.String())
 	}
 	if len(algs) == 0 {
@@ -73,7 +78,7 @@ func (s *Service) getConfiguration(w http.ResponseWriter, r *http.Request) {
 	c := TransparencyConfiguration{
 		Issuer: s.Issuer, RegistrationEndpoint: "/entries", SupportedAlgorithms: algs,
 		JWKSURI: "/jwks", KeysURI: "/.well-known/scitt-keys", CheckpointURI: "/checkpoint",
-		NoteVerifierKey: s.NoteVerifierKey, MaxStatementBytes: s.Policy.MaxStatementBytes,
+		NoteVerifierKey: s.NoteVerifierKey, MaxStatementBytes: pol.MaxStatementBytes,
 	}
 	if strings.Contains(r.Header.Get("Accept"), "application/json") {
 		w.Header().Set("Content-Type", "application/json")

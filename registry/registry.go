@@ -61,7 +61,11 @@ type Policy struct {
 // Service serves the SCITT API.
 type Service struct {
 	Ledger Ledger
-	Policy Policy
+	// Policy is the registration configuration, unless CurrentPolicy is
+	// set: then it is asked for every registration (governance changes it
+	// while the service runs).
+	Policy        Policy
+	CurrentPolicy func() (Policy, error)
 	// Keys are the service's public keys, newest first.
 	Keys cose.KeySet
 	// Issuer is the service's name (receipts' iss, the checkpoint origin).
@@ -114,7 +118,12 @@ func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
 			Detail: fmt.Sprintf("Content-Type must be %s, got %q", ContentTypeCOSE, r.Header.Get("Content-Type"))})
 		return
 	}
-	max := s.Policy.MaxStatementBytes
+	pol, err := s.policy()
+	if err != nil {
+		WriteProblem(w, ProblemFor(err))
+		return
+	}
+	max := pol.MaxStatementBytes
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(max)))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -131,7 +140,7 @@ func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, ProblemFor(err))
 		return
 	}
-	if _, err := stmt.Verify(cose.VerifyOptions{AllowedAlgs: s.Policy.AllowedAlgs, TrustedCAs: s.Policy.TrustedCAs, Chains: s.chains}); err != nil {
+	if _, err := stmt.Verify(cose.VerifyOptions{AllowedAlgs: pol.AllowedAlgs, TrustedCAs: pol.TrustedCAs, Chains: s.chains}); err != nil {
 		WriteProblem(w, ProblemFor(err))
 		return
 	}
@@ -168,6 +177,14 @@ func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Charter-Transaction-Id", txid.String())
 	w.WriteHeader(http.StatusCreated)
 	_, _ = w.Write(receipt)
+}
+
+// policy is the registration configuration in force now.
+func (s *Service) policy() (Policy, error) {
+	if s.CurrentPolicy != nil {
+		return s.CurrentPolicy()
+	}
+	return s.Policy, nil
 }
 
 // resolve turns an entry id (hex leaf entry, or a transaction id) into a

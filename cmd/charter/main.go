@@ -67,6 +67,23 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseInterspersed parses flags that may come before, between or after
+// positional arguments (`charter gov vote ID --accept`), and returns the
+// positional ones in order.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for rest := args; ; {
+		if err := parseFlags(fs, rest); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+}
+
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: charter COMMAND [flags] [args]")
 	fmt.Fprintln(w, "\ncommands:")

@@ -39,17 +39,10 @@ func runSign(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	hashEnvelope := fs.Bool("hash-envelope", false, "sign the SHA-256 of PAYLOAD instead of PAYLOAD (COSE Hash Envelope)")
 	location := fs.String("payload-location", "", "where PAYLOAD can be fetched (label 260); needs --hash-envelope")
 	out := fs.String("out", "", "file to write the signed statement to")
-	// Flags may follow PAYLOAD: parse again after each positional argument.
-	var pos []string
-	for rest := args; ; {
-		if err := parseFlags(fs, rest); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	// Flags may follow PAYLOAD.
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	var missing []string
 	for _, f := range []struct{ name, val string }{{"--key", *keyPath}, {"--x5chain", *chainPath}, {"--subject", *subject}, {"--content-type", *contentType}, {"--out", *out}} {

@@ -29,6 +29,13 @@ type Config struct {
 	// URL), without changing the peer's recorded address: for a proxy in
 	// front of a peer, as the partition tests use. Optional.
 	PeerDial map[uint64]string
+	// Members are the PEM certificate files of a new network's members; they
+	// start Accepted and become Active by acknowledging the state digest.
+	// Empty: the node's generated member0, active at once (dev networks).
+	Members []string
+	// Constitution is a JS file with a new network's constitution; empty:
+	// the default (a strict majority of active members).
+	Constitution string
 	// Join marks a node that joined an existing network (charterd join):
 	// it never bootstraps a network of its own, even with an empty store.
 	Join bool

@@ -20,6 +20,8 @@ type File struct {
 	Peers              map[string]string `json:"peers,omitempty"`
 	Joined             bool              `json:"joined,omitempty"`
 	PeerDial           map[string]string `json:"peer_dial,omitempty"`
+	Members            []string          `json:"members,omitempty"`
+	Constitution       string            `json:"constitution,omitempty"`
 	LogLevel           string            `json:"log_level,omitempty"`
 	CheckpointInterval string            `json:"checkpoint_interval,omitempty"`
 	CheckpointMaxTx    uint64            `json:"checkpoint_max_tx,omitempty"`
@@ -55,6 +57,7 @@ func Load(path string) (Config, error) {
 func (f *File) Config() (Config, error) {
 	c := Config{
 		NodeID: f.NodeID, DataDir: f.DataDir, Addr: f.Addr, Issuer: f.Issuer, LogLevel: f.LogLevel, Join: f.Joined,
+		Members: f.Members, Constitution: f.Constitution,
 		CheckpointMaxTx: f.CheckpointMaxTx, SnapshotEntries: f.SnapshotEntries, Registration: f.Registration,
 	}
 	var err error
@@ -77,6 +80,7 @@ func (f *File) Config() (Config, error) {
 func FileFor(c Config) File {
 	f := File{
 		NodeID: c.NodeID, DataDir: c.DataDir, Addr: c.Addr, Issuer: c.Issuer, LogLevel: c.LogLevel, Joined: c.Join,
+		Members: c.Members, Constitution: c.Constitution,
 		CheckpointMaxTx: c.CheckpointMaxTx, SnapshotEntries: c.SnapshotEntries, Registration: c.Registration,
 	}
 	if c.CheckpointInterval != 0 {

@@ -27,7 +27,8 @@ const (
 // that it is never forwarded twice.
 const headerForwarded = "Charter-Forwarded-By"
 
-// leaderOnly are the writes only the leader can do; a follower forwards them.
+// leaderOnly are the writes only the leader can do (with every POST under
+// /gov/); a follower forwards them.
 var leaderOnly = map[string]bool{"/entries": true, pathJoin: true, pathRemove: true}
 
 // forwardWrites sends writes that reach a follower (registrations, joins,
@@ -36,7 +37,7 @@ var leaderOnly = map[string]bool{"/entries": true, pathJoin: true, pathRemove: t
 // this node's committed state.
 func (n *Node) forwardWrites(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost || !leaderOnly[r.URL.Path] || n.transport == nil {
+		if r.Method != http.MethodPost || !(leaderOnly[r.URL.Path] || strings.HasPrefix(r.URL.Path, "/gov/")) || n.transport == nil {
 			next.ServeHTTP(w, r)
 			return
 		}

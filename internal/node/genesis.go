@@ -23,6 +23,11 @@ type Genesis struct {
 	Registration config.Registration `cbor:"5,keyasint"`
 	// CreatedAt is the creation time, Unix seconds.
 	CreatedAt int64 `cbor:"6,keyasint"`
+	// Constitution is the network's constitution; empty: the default.
+	Constitution string `cbor:"7,keyasint,omitempty"`
+	// MembersActive makes the initial members active without an
+	// acknowledgement: a dev network whose node generated its own member.
+	MembersActive bool `cbor:"8,keyasint,omitempty"`
 }
 
 var genesisEnc = func() cbor.EncMode {

@@ -69,6 +69,7 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 		r.Use(n.whenReady)
 		r.Use(n.forwardWrites)
 		svc.Routes(r)
+		n.gov.Routes(r)
 		r.Get("/node/tx", n.getTx)
 		r.Get("/node/network", n.getNetwork)
 		r.Get("/node/network/nodes", n.getNodes)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/config"
+	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/internal/store"
@@ -46,6 +47,7 @@ type Node struct {
 	tlsCert    tls.Certificate
 	peerClient *http.Client
 	transport  *replication.HTTPTransport
+	gov        *gov.Service
 }
 
 // Open prepares a node: it validates cfg, listens, opens the store and
@@ -210,8 +212,11 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.recover(gctx); err != nil {
 		return fail(err)
 	}
-	reg := n.genesis.Registration
-	svc.Policy = registry.Policy{AllowedAlgs: reg.Algorithms(), MaxStatementBytes: reg.MaxStatementBytes, TrustedCAs: reg.CAFingerprints()}
+	if err := n.bootstrapGovernance(gctx); err != nil {
+		return fail(err)
+	}
+	pc := &policyCache{l: n.ledger}
+	svc.CurrentPolicy = pc.current
 	// Everything the handlers read is set before this store, and they load
 	// it before reading (happens-before through the atomic).
 	n.ready.Store(true)
@@ -282,17 +287,34 @@ func (n *Node) recover(ctx context.Context) error {
 }
 
 func (n *Node) genesisBody() ([]byte, error) {
-	memberPEM, err := os.ReadFile(filepath.Join(n.cfg.DataDir, fileMemberCert))
-	if err != nil {
-		return nil, fmt.Errorf("the first member's certificate: %w", err)
+	files := n.cfg.Members
+	if len(files) == 0 {
+		files = []string{filepath.Join(n.cfg.DataDir, fileMemberCert)}
 	}
-	member, err := parseCertPEM(memberPEM)
-	if err != nil {
-		return nil, err
+	var members [][]byte
+	for _, f := range files {
+		memberPEM, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("member certificate: %w", err)
+		}
+		member, err := parseCertPEM(memberPEM)
+		if err != nil {
+			return nil, fmt.Errorf("member certificate %s: %w", f, err)
+		}
+		members = append(members, member.Raw)
+	}
+	var constitution string
+	if n.cfg.Constitution != "" {
+		b, err := os.ReadFile(n.cfg.Constitution)
+		if err != nil {
+			return nil, fmt.Errorf("constitution: %w", err)
+		}
+		constitution = string(b)
 	}
 	g := &Genesis{
 		Issuer: n.issuer, ServiceCert: n.id.ServiceCert.Raw, NoteVerifierKey: n.id.NoteVerifier,
-		Members: [][]byte{member.Raw}, Registration: n.cfg.Registration, CreatedAt: time.Now().Unix(),
+		Members: members, Registration: n.cfg.Registration, CreatedAt: time.Now().Unix(),
+		Constitution: constitution, MembersActive: len(n.cfg.Members) == 0,
 	}
 	return g.marshal()
 }
@@ -302,6 +324,7 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	n.gov = gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{}, n.log)
 	svc := &registry.Service{
 		Ledger:          replicatedLedger{n.ledger, n.raft},
 		Keys:            cose.KeySet{serviceKey},

@@ -1,0 +1,399 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/charterlog/charter/internal/gov"
+	"github.com/fxamacker/cbor/v2"
+)
+
+func init() {
+	register(command{name: "gov ack", summary: "activate a member: fetch the state digest and sign it", run: runGovAck})
+	register(command{name: "gov propose", summary: "propose governance actions", run: runGovPropose})
+	register(command{name: "gov vote", summary: "vote on a proposal", run: runGovVote})
+	register(command{name: "gov withdraw", summary: "withdraw one's own open proposal", run: runGovWithdraw})
+	register(command{name: "gov show", summary: "show a proposal (or the service's state)", run: runGovShow})
+	register(command{name: "gov members", summary: "list the members", run: runGovMembers})
+	register(command{name: "gov constitution", summary: "print the constitution", run: runGovConstitution})
+}
+
+// govFlags are the flags every governance command takes.
+type govFlags struct {
+	url, cacert, key, cert string
+}
+
+func (g *govFlags) add(fs *flag.FlagSet, signing bool) {
+	fs.StringVar(&g.url, "url", "", "service base URL")
+	fs.StringVar(&g.cacert, "cacert", "", "service certificate to trust (PEM)")
+	if signing {
+		fs.StringVar(&g.key, "member-key", "", "the member's private key (PEM)")
+		fs.StringVar(&g.cert, "member-cert", "", "the member's certificate (PEM)")
+	}
+}
+
+// govClient sends members' requests to one service.
+type govClient struct {
+	base   string
+	http   *http.Client
+	signer crypto.Signer
+	cert   *x509.Certificate
+	id     string
+}
+
+func (g *govFlags) client(signing bool) (*govClient, error) {
+	if g.url == "" {
+		return nil, usageError("--url is required")
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if g.cacert != "" {
+		b, err := os.ReadFile(g.cacert)
+		if err != nil {
+			return nil, fmt.Errorf("--cacert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--cacert %s holds no PEM certificate", g.cacert)
+		}
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	c := &govClient{base: strings.TrimRight(g.url, "/"), http: &http.Client{Transport: tr, Timeout: time.Minute}}
+	if !signing {
+		return c, nil
+	}
+	if g.key == "" || g.cert == "" {
+		return nil, usageError("--member-key and --member-cert are required")
+	}
+	kb, err := os.ReadFile(g.key)
+	if err != nil {
+		return nil, fmt.Errorf("--member-key: %w", err)
+	}
+	blk, _ := pem.Decode(kb)
+	if blk == nil {
+		return nil, fmt.Errorf("--member-key %s holds no PEM block", g.key)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		if ek, err2 := x509.ParseECPrivateKey(blk.Bytes); err2 == nil {
+			k, err = ek, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--member-key: %w", err)
+	}
+	signer, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("--member-key: a %T cannot sign", k)
+	}
+	cb, err := os.ReadFile(g.cert)
+	if err != nil {
+		return nil, fmt.Errorf("--member-cert: %w", err)
+	}
+	cblk, _ := pem.Decode(cb)
+	if cblk == nil {
+		return nil, fmt.Errorf("--member-cert %s holds no PEM certificate", g.cert)
+	}
+	cert, err := x509.ParseCertificate(cblk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("--member-cert: %w", err)
+	}
+	c.signer, c.cert, c.id = signer, cert, gov.MemberIDOf(cert)
+	return c, nil
+}
+
+// send signs payload as a request of type t and POSTs it to path.
+func (c *govClient) send(ctx context.Context, path string, t gov.MsgType, proposalID string, payload []byte) (map[string]any, error) {
+	body, err := gov.SignRequest(rand.Reader, c.signer, c.cert, t, time.Now(), proposalID, payload)
+	if err != nil {
+		return nil, err
+	}
+	return c.do(ctx, http.MethodPost, path, body)
+}
+
+func (c *govClient) do(ctx context.Context, method, path string, body []byte) (map[string]any, error) {
+	raw, err := c.raw(ctx, method, path, body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{}
+	if len(bytes.TrimSpace(raw)) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return nil, fmt.Errorf("%s %s: answer is not JSON: %w", method, path, err)
+		}
+	}
+	return out, nil
+}
+
+func (c *govClient) raw(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/cose")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode/100 != 2 {
+		var p struct {
+			Title  string `cbor:"-1,keyasint"`
+			Detail string `cbor:"-2,keyasint"`
+		}
+		if cbor.Unmarshal(b, &p) == nil && p.Title != "" {
+			return nil, fmt.Errorf("%s: %s (HTTP %d)", p.Title, p.Detail, resp.StatusCode)
+		}
+		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
+	}
+	return b, nil
+}
+
+func printJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func runGovAck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("gov ack", "--url URL --cacert PEM --member-key KEY --member-cert CERT", stderr)
+	var g govFlags
+	g.add(fs, true)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := g.client(true)
+	if err != nil {
+		return err
+	}
+	upd, err := c.send(ctx, "/gov/members/state-digests/"+c.id+":update", gov.MsgStateDigest, "", []byte("{}"))
+	if err != nil {
+		return fmt.Errorf("asking for the state digest: %w", err)
+	}
+	digest, _ := upd["stateDigest"].(string)
+	payload, _ := json.Marshal(gov.Ack{StateDigest: digest})
+	if _, err := c.send(ctx, "/gov/members/state-digests/"+c.id+":ack", gov.MsgAck, "", payload); err != nil {
+		return fmt.Errorf("acknowledging state digest %s: %w", digest, err)
+	}
+	fmt.Fprintf(stdout, "member %s acknowledged state digest %s and is active\n", c.id, digest)
+	return nil
+}
+
+func runGovPropose(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("gov propose", "--action NAME [--args JSON|@FILE] | --proposal FILE  (and --url --cacert --member-key --member-cert)", stderr)
+	var g govFlags
+	g.add(fs, true)
+	action := fs.String("action", "", "the action's name, e.g. set_scitt_configuration")
+	argsFlag := fs.String("args", "", "the action's arguments as JSON, or @FILE")
+	file := fs.String("proposal", "", "a proposal file {\"actions\": [...]} for several actions")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var payload []byte
+	switch {
+	case *file != "" && *action == "":
+		b, err := os.ReadFile(*file)
+		if err != nil {
+			return err
+		}
+		payload = b
+	case *action != "" && *file == "":
+		a := gov.Action{Name: *action}
+		if *argsFlag != "" {
+			raw := []byte(*argsFlag)
+			if strings.HasPrefix(*argsFlag, "@") {
+				b, err := os.ReadFile((*argsFlag)[1:])
+				if err != nil {
+					return fmt.Errorf("--args: %w", err)
+				}
+				raw = b
+			}
+			if !json.Valid(raw) {
+				return usageError("--args is not valid JSON")
+			}
+			a.Args = raw
+		}
+		b, err := json.Marshal(gov.Proposal{Actions: []gov.Action{a}})
+		if err != nil {
+			return err
+		}
+		payload = b
+	default:
+		return usageError("give --action (with --args) or --proposal, not both")
+	}
+	c, err := g.client(true)
+	if err != nil {
+		return err
+	}
+	out, err := c.send(ctx, "/gov/members/proposals:create", gov.MsgProposal, "", payload)
+	if err != nil {
+		return err
+	}
+	printJSON(stdout, out)
+	return nil
+}
+
+func runGovVote(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("gov vote", "ID --accept|--reject|--ballot FILE.js  (and --url --cacert --member-key --member-cert)", stderr)
+	var g govFlags
+	g.add(fs, true)
+	accept := fs.Bool("accept", false, "vote for")
+	reject := fs.Bool("reject", false, "vote against")
+	ballotFile := fs.String("ballot", "", "a JS ballot module exporting vote(proposal, proposerId)")
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("want exactly one proposal id")
+	}
+	var ballot string
+	switch {
+	case *accept && !*reject && *ballotFile == "":
+		ballot = "export function vote(proposal, proposerId) { return true }"
+	case *reject && !*accept && *ballotFile == "":
+		ballot = "export function vote(proposal, proposerId) { return false }"
+	case *ballotFile != "" && !*accept && !*reject:
+		b, err := os.ReadFile(*ballotFile)
+		if err != nil {
+			return err
+		}
+		ballot = string(b)
+	default:
+		return usageError("give exactly one of --accept, --reject and --ballot")
+	}
+	c, err := g.client(true)
+	if err != nil {
+		return err
+	}
+	id := pos[0]
+	payload, _ := json.Marshal(gov.Ballot{Ballot: ballot})
+	out, err := c.send(ctx, "/gov/members/proposals/"+id+"/ballots/"+c.id+":submit", gov.MsgBallot, id, payload)
+	if err != nil {
+		return err
+	}
+	printJSON(stdout, out)
+	return nil
+}
+
+func runGovWithdraw(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("gov withdraw", "ID  (and --url --cacert --member-key --member-cert)", stderr)
+	var g govFlags
+	g.add(fs, true)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("want exactly one proposal id")
+	}
+	c, err := g.client(true)
+	if err != nil {
+		return err
+	}
+	id := pos[0]
+	out, err := c.send(ctx, "/gov/members/proposals/"+id+":withdraw", gov.MsgWithdrawal, id, []byte("{}"))
+	if err != nil {
+		return err
+	}
+	printJSON(stdout, out)
+	return nil
+}
+
+func runGovShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("gov show", "[ID]  (and --url --cacert)", stderr)
+	var g govFlags
+	g.add(fs, false)
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 1 {
+		return usageError("want at most one proposal id")
+	}
+	c, err := g.client(false)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		out, err := c.do(ctx, http.MethodGet, "/gov/service/info", nil)
+		if err != nil {
+			return err
+		}
+		printJSON(stdout, out)
+		return nil
+	}
+	id := pos[0]
+	info, err := c.do(ctx, http.MethodGet, "/gov/members/proposals/"+id, nil)
+	if err != nil {
+		return err
+	}
+	actions, err := c.do(ctx, http.MethodGet, "/gov/members/proposals/"+id+"/actions", nil)
+	if err != nil {
+		return err
+	}
+	info["actions"] = actions["actions"]
+	printJSON(stdout, info)
+	return nil
+}
+
+func runGovMembers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("gov members", "--url URL --cacert PEM", stderr)
+	var g govFlags
+	g.add(fs, false)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := g.client(false)
+	if err != nil {
+		return err
+	}
+	out, err := c.do(ctx, http.MethodGet, "/gov/service/members", nil)
+	if err != nil {
+		return err
+	}
+	printJSON(stdout, out)
+	return nil
+}
+
+func runGovConstitution(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("gov constitution", "--url URL --cacert PEM", stderr)
+	var g govFlags
+	g.add(fs, false)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	c, err := g.client(false)
+	if err != nil {
+		return err
+	}
+	b, err := c.raw(ctx, http.MethodGet, "/gov/service/constitution", nil)
+	if err != nil {
+		return err
+	}
+	_, err = stdout.Write(b)
+	return err
+}
+

@@ -1,0 +1,86 @@
+package gov
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/charterlog/charter/internal/ledger"
+)
+
+// MemberSpec is an initial member of a new network.
+type MemberSpec struct {
+	CertPEM string
+	// EncryptionKeyPEM is the member's public encryption key for recovery
+	// shares; optional.
+	EncryptionKeyPEM string
+	Data             json.RawMessage
+	// Active skips the acknowledgement (the dev network's own member).
+	Active bool
+}
+
+// Genesis is the governance state of a new network.
+type Genesis struct {
+	Members      []MemberSpec
+	Constitution string // empty: DefaultConstitution
+	// SCITTConfiguration is the initial registration configuration, JSON.
+	SCITTConfiguration json.RawMessage
+	// Open opens the service at once (dev); otherwise members open it with
+	// transition_service_to_open.
+	Open bool
+}
+
+// Bootstrap writes the governance state of a new network, once: it does
+// nothing when a constitution is already in the ledger. The constitution
+// must compile.
+func Bootstrap(ctx context.Context, l Ledger, g Genesis, limits Config) (bool, error) {
+	if _, err := l.GetKV(MapConstitution, []byte(KeyConstitution)); err == nil {
+		return false, nil
+	} else if !errors.Is(err, ledger.ErrNotFound) {
+		return false, err
+	}
+	if len(g.Members) == 0 {
+		return false, errors.New("gov: a network needs at least one member")
+	}
+	src := g.Constitution
+	if src == "" {
+		src = DefaultConstitution
+	}
+	if _, err := CompileConstitution(src, limits.Limits); err != nil {
+		return false, err
+	}
+	o := newOverlay(l)
+	for i, m := range g.Members {
+		cert, err := parseCertPEM(m.CertPEM)
+		if err != nil {
+			return false, fmt.Errorf("gov: member %d: %w", i, err)
+		}
+		id := MemberIDOf(cert)
+		status := MemberAccepted
+		if m.Active {
+			status = MemberActive
+		}
+		o.Set(MapMemberCerts, id, m.CertPEM)
+		if err := setJSON(o, MapMemberInfo, id, MemberInfo{Status: status, MemberData: m.Data}); err != nil {
+			return false, err
+		}
+		if m.EncryptionKeyPEM != "" {
+			o.Set(MapMemberEncKeys, id, m.EncryptionKeyPEM)
+		}
+	}
+	o.Set(MapConstitution, KeyConstitution, src)
+	status := ServiceOpening
+	if g.Open {
+		status = ServiceOpen
+	}
+	if err := setJSON(o, MapServiceInfo, KeyService, ServiceInfo{Status: status}); err != nil {
+		return false, err
+	}
+	if len(g.SCITTConfiguration) > 0 {
+		o.Set(MapSCITTConfig, "configuration", string(g.SCITTConfiguration))
+	}
+	_, err := l.SubmitWrites(ctx, o.writeSet([]byte("genesis")))
+	return err == nil, err
+}
+

@@ -1,0 +1,237 @@
+package gov
+
+import (
+	"context"
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/charterlog/charter/policy"
+)
+
+// DefaultConstitution is the constitution a network starts with unless its
+// creator gives another: a proposal passes when a strict majority of active
+// members vote for it, and the actions of the governance issue are defined
+// in JS. See constitution.js.
+//
+//go:embed constitution.js
+var DefaultConstitution string
+
+// constitution is a compiled constitution module. Its contract (CCF's):
+//
+//	export function validate(input)                     → {valid: bool, description?: string}
+//	export function resolve(proposal, proposerId, votes) → "Open" | "Accepted" | "Rejected"
+//	export function apply(proposal, proposalId)          → writes through charter.kv; throws to fail
+//
+// where input and proposal are the proposal's JSON text and votes is
+// [{member_id, vote}]. During a call the global `charter` is the host API:
+//
+//	charter.kv.get(map, key) → string | undefined   (applied state plus this operation's writes)
+//	charter.kv.set(map, key, value)                 (apply only)
+//	charter.kv.delete(map, key)                     (apply only)
+//	charter.kv.keys(map) → string[]                 (sorted)
+//	charter.memberIdOf(pem) → string                (hex SHA-256 of the certificate's DER; throws if not one)
+type constitution struct {
+	p *policy.Program
+}
+
+// constitution returns the compiled constitution in force in o.
+func (s *Service) constitution(o *overlay) (*constitution, error) {
+	src, ok, err := o.Get(MapConstitution, KeyConstitution)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: the network has no constitution", ErrConstitution)
+	}
+	if s.prog.p != nil && s.prog.source == src {
+		return &constitution{p: s.prog.p}, nil
+	}
+	p, err := CompileConstitution(src, s.cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	s.prog.source, s.prog.p = src, p
+	return &constitution{p: p}, nil
+}
+
+// CompileConstitution compiles a constitution and checks its exports.
+func CompileConstitution(src string, limits policy.Limits) (*policy.Program, error) {
+	p, err := policy.Compile("constitution", map[string]string{"constitution.js": src}, "constitution.js", limits)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConstitution, err)
+	}
+	have := map[string]bool{}
+	for _, e := range p.Exports() {
+		have[e] = true
+	}
+	for _, want := range []string{"validate", "resolve", "apply"} {
+		if !have[want] {
+			return nil, fmt.Errorf("%w: it does not export %s", ErrConstitution, want)
+		}
+	}
+	return p, nil
+}
+
+// host returns the `charter` global for a call over o; writable only for
+// apply.
+func host(o *overlay, writable bool) map[string]any {
+	// Go functions that return an error throw it in JS.
+	kv := map[string]any{
+		"get": func(m, key string) (any, error) {
+			v, ok, err := o.Get(m, key)
+			if err != nil || !ok {
+				return nil, err
+			}
+			return v, nil
+		},
+		"keys": func(m string) ([]any, error) {
+			keys, err := o.Keys(m)
+			out := make([]any, len(keys))
+			for i, k := range keys {
+				out[i] = k
+			}
+			return out, err
+		},
+	}
+	if writable {
+		kv["set"] = func(m, key, value string) { o.Set(m, key, value) }
+		kv["delete"] = func(m, key string) { o.Delete(m, key) }
+	}
+	return map[string]any{"charter": map[string]any{
+		"kv": kv,
+		"memberIdOf": func(pemText string) (string, error) {
+			c, err := parseCertPEM(pemText)
+			if err != nil {
+				return "", fmt.Errorf("memberIdOf: %v", err)
+			}
+			sum := sha256.Sum256(c.Raw)
+			return hex.EncodeToString(sum[:]), nil
+		},
+	}}
+}
+
+func (c *constitution) validate(ctx context.Context, o *overlay, proposal string) error {
+	out, err := c.p.CallWith(ctx, host(o, false), "validate", proposal)
+	if err != nil {
+		return fmt.Errorf("%w: validate: %v", ErrConstitution, err)
+	}
+	m, ok := out.(map[string]any)
+	if !ok {
+		return fmt.Errorf("%w: validate returned %T, want {valid, description}", ErrConstitution, out)
+	}
+	if valid, _ := m["valid"].(bool); !valid {
+		desc, _ := m["description"].(string)
+		return fmt.Errorf("%w: %s", ErrInvalidProposal, desc)
+	}
+	return nil
+}
+
+type vote struct {
+	MemberID string `json:"member_id"`
+	Vote     bool   `json:"vote"`
+}
+
+// resolve evaluates every ballot, asks the constitution for the proposal's
+// state, and applies it if accepted. apply runs on a nested overlay whose
+// writes are kept only if it succeeds; a throwing apply fails the proposal.
+// A proposal that changes the constitution drops every other open one.
+func (s *Service) resolve(ctx context.Context, o *overlay, c *constitution, id, proposal string, info *ProposalInfo) error {
+	members := make([]string, 0, len(info.Ballots))
+	for m := range info.Ballots {
+		members = append(members, m)
+	}
+	sort.Strings(members)
+	votes := []any{}
+	final := map[string]bool{}
+	failures := map[string]string{}
+	for _, m := range members {
+		b, err := policy.Compile("ballot", map[string]string{"ballot.js": info.Ballots[m]}, "ballot.js", s.cfg.Limits)
+		var out any
+		if err == nil {
+			out, err = b.CallWith(ctx, host(o, false), "vote", proposal, info.ProposerID)
+		}
+		v, isBool := out.(bool)
+		if err != nil || !isBool {
+			if err == nil {
+				err = fmt.Errorf("vote returned %T, not a boolean", out)
+			}
+			failures[m] = err.Error()
+			continue
+		}
+		final[m] = v
+		votes = append(votes, map[string]any{"member_id": m, "vote": v})
+	}
+	info.VoteFailures = nil
+	if len(failures) > 0 {
+		info.VoteFailures = failures
+	}
+	out, err := c.p.CallWith(ctx, host(o, false), "resolve", proposal, info.ProposerID, votes)
+	if err != nil {
+		return fmt.Errorf("%w: resolve: %v", ErrConstitution, err)
+	}
+	state, _ := out.(string)
+	switch state {
+	case StateOpen:
+		return nil
+	case StateRejected:
+		info.State, info.FinalVotes = StateRejected, final
+	case StateAccepted:
+		info.FinalVotes = final
+		nested := newOverlay(o)
+		if _, err := c.p.CallWith(ctx, host(nested, true), "apply", proposal, id); err != nil {
+			info.State, info.Failure = StateFailed, &Failure{Reason: err.Error()}
+			s.log.Info("proposal failed in apply", "proposal_id", id, "err", err)
+			break
+		}
+		info.State = StateAccepted
+		for _, w := range nested.order {
+			if w.Delete {
+				o.Delete(w.Map, string(w.Key))
+			} else {
+				o.Set(w.Map, string(w.Key), string(w.Value))
+			}
+		}
+		if nested.changed(MapConstitution) {
+			if err := dropOpen(o, id); err != nil {
+				return err
+			}
+		}
+	default:
+		return fmt.Errorf("%w: resolve returned %v, want Open, Accepted or Rejected", ErrConstitution, out)
+	}
+	return nil
+}
+
+// dropOpen marks every open proposal but except as Dropped: they were
+// made under a constitution that no longer holds.
+func dropOpen(o *overlay, except string) error {
+	ids, err := o.Keys(MapProposalsInfo)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if id == except {
+			continue
+		}
+		raw, _, err := o.Get(MapProposalsInfo, id)
+		if err != nil {
+			return err
+		}
+		var info ProposalInfo
+		if err := json.Unmarshal([]byte(raw), &info); err != nil {
+			return err
+		}
+		if info.State != StateOpen {
+			continue
+		}
+		info.State = StateDropped
+		if err := setJSON(o, MapProposalsInfo, id, info); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,424 @@
+package gov
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/charterlog/charter/log"
+	"github.com/charterlog/charter/policy"
+)
+
+// Errors a governance operation returns; the HTTP layer maps them.
+var (
+	ErrNotActive        = errors.New("gov: the member is not active")
+	ErrInvalidProposal  = errors.New("gov: the constitution refused the proposal")
+	ErrProposalNotFound = errors.New("gov: no such proposal")
+	ErrProposalClosed   = errors.New("gov: the proposal is not open")
+	ErrNotProposer      = errors.New("gov: only the proposer may withdraw a proposal")
+	ErrWrongDigest      = errors.New("gov: the acknowledged state digest is not the one issued")
+	ErrBadBallot        = errors.New("gov: the ballot is not a valid JS module exporting vote")
+	ErrConstitution     = errors.New("gov: the constitution failed")
+	ErrMismatch         = errors.New("gov: the request does not match the URL")
+)
+
+// Ledger is what governance needs from the ledger.
+type Ledger interface {
+	State
+	SubmitWrites(ctx context.Context, ws *log.WriteSet) (log.TxID, error)
+	LatestCheckpoint() (*log.Checkpoint, error)
+}
+
+// Config configures governance.
+type Config struct {
+	// MaxRequestAge bounds how old (or how far in the future) a request's
+	// created_at may be. Default 10 minutes.
+	MaxRequestAge time.Duration
+	// Limits bound each constitution and ballot call.
+	Limits policy.Limits
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Service executes governance requests on the leader. Operations are
+// serialised: each reads the applied state, decides its writes with the
+// constitution, and returns only once its transaction is applied, so the
+// next operation reads it.
+type Service struct {
+	ledger Ledger
+	cfg    Config
+	log    *slog.Logger
+
+	mu   sync.Mutex
+	prog struct {
+		source string
+		p      *policy.Program
+	}
+}
+
+// NewService returns governance over l.
+func NewService(l Ledger, cfg Config, logger *slog.Logger) *Service {
+	if cfg.MaxRequestAge == 0 {
+		cfg.MaxRequestAge = 10 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{ledger: l, cfg: cfg, log: logger}
+}
+
+// Result is the outcome of an operation: its transaction and, for
+// proposal operations, the proposal's record.
+type Result struct {
+	TxID       log.TxID
+	ProposalID string
+	Info       *ProposalInfo
+	// StateDigest is set by UpdateStateDigest.
+	StateDigest string
+}
+
+// op runs fn on an overlay of the applied state under the lock and
+// submits the writes, with the request as the claims.
+func (s *Service) op(ctx context.Context, raw []byte, fn func(o *overlay) error) (log.TxID, error) {
+	o := newOverlay(s.ledger)
+	if err := fn(o); err != nil {
+		return log.TxID{}, err
+	}
+	return s.ledger.SubmitWrites(ctx, o.writeSet(raw))
+}
+
+// authenticate checks a request's signer, signature, freshness and
+// uniqueness, and records it (history and replay window) in o.
+func (s *Service) authenticate(o *overlay, r *Request, want MsgType, needActive bool) (*MemberInfo, error) {
+	if r.Type != want {
+		return nil, fmt.Errorf("%w: a %s request was sent where a %s is expected", ErrWrongType, r.Type, want)
+	}
+	certPEM, ok, err := o.Get(MapMemberCerts, r.MemberID)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownMember, r.MemberID)
+	}
+	cert, err := parseCertPEM(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("gov: stored certificate of member %s: %w", r.MemberID, err)
+	}
+	if err := r.Verify(cert); err != nil {
+		return nil, err
+	}
+	if err := r.CheckFresh(s.cfg.Now(), s.cfg.MaxRequestAge); err != nil {
+		return nil, err
+	}
+	// The replay window is keyed by what was signed, not by the request's
+	// bytes: an ECDSA signature can be re-encoded ((r, n−s)) into other
+	// bytes that still verify, and that must not make a replay new.
+	d := signedContentDigest(r)
+	seen := fmt.Sprintf("%d:%s", r.CreatedAt, hex.EncodeToString(d[:]))
+	if _, dup, err := o.Get(MapRecentRequests, seen); err != nil {
+		return nil, err
+	} else if dup {
+		return nil, fmt.Errorf("%w: this exact request was already processed", ErrReplay)
+	}
+	info, err := memberInfo(o, r.MemberID)
+	if err != nil {
+		return nil, err
+	}
+	if needActive && info.Status != MemberActive {
+		return nil, fmt.Errorf("%w: member %s is %s; it must acknowledge the state digest first", ErrNotActive, r.MemberID, info.Status)
+	}
+	o.Set(MapRecentRequests, seen, string(r.Type))
+	o.Set(MapHistory, r.MemberID, base64.StdEncoding.EncodeToString(r.Raw))
+	return info, nil
+}
+
+// signedContentDigest is SHA-256 of the protected header and the payload:
+// the content a member signed, whatever the signature's encoding.
+func signedContentDigest(r *Request) [32]byte {
+	h := sha256.New()
+	var n [8]byte
+	binary.BigEndian.PutUint64(n[:], uint64(len(r.RawProtected)))
+	h.Write(n[:])
+	h.Write(r.RawProtected)
+	h.Write(r.Payload)
+	var d [32]byte
+	h.Sum(d[:0])
+	return d
+}
+
+func memberInfo(o *overlay, id string) (*MemberInfo, error) {
+	v, ok, err := o.Get(MapMemberInfo, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownMember, id)
+	}
+	var info MemberInfo
+	if err := json.Unmarshal([]byte(v), &info); err != nil {
+		return nil, err
+	}
+	return &info, nil
+}
+
+func parseCertPEM(s string) (*x509.Certificate, error) {
+	b, _ := pem.Decode([]byte(s))
+	if b == nil || b.Type != "CERTIFICATE" {
+		return nil, errors.New("not a PEM certificate")
+	}
+	return x509.ParseCertificate(b.Bytes)
+}
+
+func setJSON(o *overlay, m, key string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	o.Set(m, key, string(b))
+	return nil
+}
+
+// Propose creates a proposal from a signed "proposal" request.
+func (s *Service) Propose(ctx context.Context, raw []byte) (*Result, error) {
+	r, err := ParseRequest(raw)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.Proposal(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res := &Result{}
+	txid, err := s.op(ctx, raw, func(o *overlay) error {
+		if _, err := s.authenticate(o, r, MsgProposal, true); err != nil {
+			return err
+		}
+		c, err := s.constitution(o)
+		if err != nil {
+			return err
+		}
+		if err := c.validate(ctx, o, string(r.Payload)); err != nil {
+			return err
+		}
+		// The id is derived from the request and the ledger position, so a
+		// member cannot choose it.
+		d := signedContentDigest(r)
+		var size [8]byte
+		if cp, err := s.ledger.LatestCheckpoint(); err == nil {
+			binary.BigEndian.PutUint64(size[:], cp.TreeSize)
+		}
+		sum := sha256.Sum256(append(d[:], size[:]...))
+		id := hex.EncodeToString(sum[:])
+		if _, exists, err := o.Get(MapProposals, id); err != nil {
+			return err
+		} else if exists {
+			return fmt.Errorf("%w: proposal %s exists", ErrReplay, id)
+		}
+		o.Set(MapProposals, id, string(r.Payload))
+		info := &ProposalInfo{ProposerID: r.MemberID, State: StateOpen, Ballots: map[string]string{}}
+		if err := s.resolve(ctx, o, c, id, string(r.Payload), info); err != nil {
+			return err
+		}
+		res.ProposalID, res.Info = id, info
+		return setJSON(o, MapProposalsInfo, id, info)
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.TxID = txid
+	return res, nil
+}
+
+// Vote records a member's ballot on an open proposal and resolves it.
+func (s *Service) Vote(ctx context.Context, proposalID, memberID string, raw []byte) (*Result, error) {
+	r, err := ParseRequest(raw)
+	if err != nil {
+		return nil, err
+	}
+	if r.ProposalID != proposalID || r.MemberID != memberID {
+		return nil, fmt.Errorf("%w: the ballot is signed for proposal %s by member %s", ErrMismatch, r.ProposalID, r.MemberID)
+	}
+	b, err := r.Ballot()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := policy.Compile("ballot", map[string]string{"ballot.js": b.Ballot}, "ballot.js", s.cfg.Limits); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadBallot, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res := &Result{ProposalID: proposalID}
+	txid, err := s.op(ctx, raw, func(o *overlay) error {
+		if _, err := s.authenticate(o, r, MsgBallot, true); err != nil {
+			return err
+		}
+		proposal, info, err := openProposal(o, proposalID)
+		if err != nil {
+			return err
+		}
+		info.Ballots[memberID] = b.Ballot
+		c, err := s.constitution(o)
+		if err != nil {
+			return err
+		}
+		if err := s.resolve(ctx, o, c, proposalID, proposal, info); err != nil {
+			return err
+		}
+		res.Info = info
+		return setJSON(o, MapProposalsInfo, proposalID, info)
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.TxID = txid
+	return res, nil
+}
+
+// Withdraw closes an open proposal at its proposer's request.
+func (s *Service) Withdraw(ctx context.Context, proposalID string, raw []byte) (*Result, error) {
+	r, err := ParseRequest(raw)
+	if err != nil {
+		return nil, err
+	}
+	if r.ProposalID != proposalID {
+		return nil, fmt.Errorf("%w: the withdrawal is signed for proposal %s", ErrMismatch, r.ProposalID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res := &Result{ProposalID: proposalID}
+	txid, err := s.op(ctx, raw, func(o *overlay) error {
+		if _, err := s.authenticate(o, r, MsgWithdrawal, true); err != nil {
+			return err
+		}
+		_, info, err := openProposal(o, proposalID)
+		if err != nil {
+			return err
+		}
+		if info.ProposerID != r.MemberID {
+			return fmt.Errorf("%w: %s proposed it", ErrNotProposer, info.ProposerID)
+		}
+		info.State = StateWithdrawn
+		res.Info = info
+		return setJSON(o, MapProposalsInfo, proposalID, info)
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.TxID = txid
+	return res, nil
+}
+
+// UpdateStateDigest issues a member the digest it must sign to become
+// active: the root of the newest checkpoint, which commits to the whole
+// ledger, governance included.
+func (s *Service) UpdateStateDigest(ctx context.Context, memberID string, raw []byte) (*Result, error) {
+	r, err := ParseRequest(raw)
+	if err != nil {
+		return nil, err
+	}
+	if r.MemberID != memberID {
+		return nil, fmt.Errorf("%w: the request is signed by member %s", ErrMismatch, r.MemberID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res := &Result{}
+	txid, err := s.op(ctx, raw, func(o *overlay) error {
+		if _, err := s.authenticate(o, r, MsgStateDigest, false); err != nil {
+			return err
+		}
+		cp, err := s.ledger.LatestCheckpoint()
+		if err != nil {
+			return err
+		}
+		res.StateDigest = hex.EncodeToString(cp.Root[:])
+		return setJSON(o, MapMemberAcks, memberID, AckRecord{StateDigest: res.StateDigest})
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.TxID = txid
+	return res, nil
+}
+
+// Ack activates a member that signed the state digest it was issued.
+func (s *Service) Ack(ctx context.Context, memberID string, raw []byte) (*Result, error) {
+	r, err := ParseRequest(raw)
+	if err != nil {
+		return nil, err
+	}
+	if r.MemberID != memberID {
+		return nil, fmt.Errorf("%w: the request is signed by member %s", ErrMismatch, r.MemberID)
+	}
+	a, err := r.Ack()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	res := &Result{}
+	txid, err := s.op(ctx, raw, func(o *overlay) error {
+		info, err := s.authenticate(o, r, MsgAck, false)
+		if err != nil {
+			return err
+		}
+		v, ok, err := o.Get(MapMemberAcks, memberID)
+		if err != nil {
+			return err
+		}
+		var issued AckRecord
+		if ok {
+			if err := json.Unmarshal([]byte(v), &issued); err != nil {
+				return err
+			}
+		}
+		if !ok || issued.StateDigest != a.StateDigest {
+			return fmt.Errorf("%w: ask for a state digest (update) and sign that one", ErrWrongDigest)
+		}
+		info.Status = MemberActive
+		return setJSON(o, MapMemberInfo, memberID, info)
+	})
+	if err != nil {
+		return nil, err
+	}
+	res.TxID = txid
+	return res, nil
+}
+
+func openProposal(o *overlay, id string) (proposal string, info *ProposalInfo, err error) {
+	proposal, ok, err := o.Get(MapProposals, id)
+	if err != nil {
+		return "", nil, err
+	}
+	raw, ok2, err := o.Get(MapProposalsInfo, id)
+	if err != nil {
+		return "", nil, err
+	}
+	if !ok || !ok2 {
+		return "", nil, fmt.Errorf("%w: %s", ErrProposalNotFound, id)
+	}
+	info = &ProposalInfo{}
+	if err := json.Unmarshal([]byte(raw), info); err != nil {
+		return "", nil, err
+	}
+	if info.Ballots == nil {
+		info.Ballots = map[string]string{}
+	}
+	if info.State != StateOpen {
+		return "", nil, fmt.Errorf("%w: proposal %s is %s", ErrProposalClosed, id, info.State)
+	}
+	return proposal, info, nil
+}
