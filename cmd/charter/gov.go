@@ -396,4 +396,3 @@ func runGovConstitution(ctx context.Context, args []string, stdout, stderr io.Wr
 	_, err = stdout.Write(b)
 	return err
 }
-

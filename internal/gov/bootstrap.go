@@ -83,4 +83,3 @@ func Bootstrap(ctx context.Context, l Ledger, g Genesis, limits Config) (bool, e
 	_, err := l.SubmitWrites(ctx, o.writeSet([]byte("genesis")))
 	return err == nil, err
 }
-

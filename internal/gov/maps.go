@@ -9,22 +9,22 @@ import (
 // audit who proposed and voted what). Keys and values are UTF-8 strings;
 // values are JSON unless noted. Names follow CCF's where CCF has one.
 const (
-	MapMemberCerts    = "public:ccf.gov.members.certs"                  // member id → certificate PEM (not JSON)
-	MapMemberInfo     = "public:ccf.gov.members.info"                   // member id → MemberInfo
-	MapMemberEncKeys  = "public:ccf.gov.members.encryption_public_keys" // member id → public key PEM (not JSON)
-	MapMemberAcks     = "public:ccf.gov.members.acks"                   // member id → Ack
-	MapProposals      = "public:ccf.gov.proposals"                      // proposal id → the proposal JSON as submitted
-	MapProposalsInfo  = "public:ccf.gov.proposals_info"                 // proposal id → ProposalInfo
-	MapConstitution   = "public:ccf.gov.constitution"                   // "constitution" → JS module source (not JSON)
-	MapRecentRequests = "public:ccf.gov.cose_recent_proposals"          // "created_at:digest" → proposal id or message type
-	MapHistory        = "public:ccf.gov.history"                        // member id → the member's last signed request, base64
-	MapServiceInfo    = "public:ccf.gov.service.info"                   // "service" → ServiceInfo
-	MapUserCerts      = "public:ccf.gov.users.certs"                    // user id → certificate PEM
-	MapUserInfo       = "public:ccf.gov.users.info"                     // user id → {"user_data": any}
-	MapNodesInfo      = "public:ccf.gov.nodes.info"                     // node id → {"status": ...}
-	MapSNPMeasurements = "public:ccf.gov.nodes.snp.measurements"        // measurement hex → {}
-	MapSNPHostData    = "public:ccf.gov.nodes.snp.host_data"            // host data hex → {}
-	MapRecovery       = "public:ccf.gov.recovery"                       // "threshold" → number
+	MapMemberCerts     = "public:ccf.gov.members.certs"                  // member id → certificate PEM (not JSON)
+	MapMemberInfo      = "public:ccf.gov.members.info"                   // member id → MemberInfo
+	MapMemberEncKeys   = "public:ccf.gov.members.encryption_public_keys" // member id → public key PEM (not JSON)
+	MapMemberAcks      = "public:ccf.gov.members.acks"                   // member id → Ack
+	MapProposals       = "public:ccf.gov.proposals"                      // proposal id → the proposal JSON as submitted
+	MapProposalsInfo   = "public:ccf.gov.proposals_info"                 // proposal id → ProposalInfo
+	MapConstitution    = "public:ccf.gov.constitution"                   // "constitution" → JS module source (not JSON)
+	MapRecentRequests  = "public:ccf.gov.cose_recent_proposals"          // "created_at:digest" → proposal id or message type
+	MapHistory         = "public:ccf.gov.history"                        // member id → the member's last signed request, base64
+	MapServiceInfo     = "public:ccf.gov.service.info"                   // "service" → ServiceInfo
+	MapUserCerts       = "public:ccf.gov.users.certs"                    // user id → certificate PEM
+	MapUserInfo        = "public:ccf.gov.users.info"                     // user id → {"user_data": any}
+	MapNodesInfo       = "public:ccf.gov.nodes.info"                     // node id → {"status": ...}
+	MapSNPMeasurements = "public:ccf.gov.nodes.snp.measurements"         // measurement hex → {}
+	MapSNPHostData     = "public:ccf.gov.nodes.snp.host_data"            // host data hex → {}
+	MapRecovery        = "public:ccf.gov.recovery"                       // "threshold" → number
 
 	// SCITT's governed configuration.
 	MapSCITTConfig = "public:scitt.configuration" // "configuration" → config.Registration as JSON
