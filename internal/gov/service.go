@@ -127,7 +127,8 @@ func (s *Service) authenticate(o *overlay, r *Request, want MsgType, needActive 
 	// bytes: an ECDSA signature can be re-encoded ((r, n−s)) into other
 	// bytes that still verify, and that must not make a replay new.
 	d := signedContentDigest(r)
-	seen := fmt.Sprintf("%d:%s", r.CreatedAt, hex.EncodeToString(d[:]))
+	// Zero-padded so that keys sort by time, for pruning.
+	seen := fmt.Sprintf("%020d:%s", r.CreatedAt, hex.EncodeToString(d[:]))
 	if _, dup, err := o.Get(MapRecentRequests, seen); err != nil {
 		return nil, err
 	} else if dup {
@@ -140,9 +141,29 @@ func (s *Service) authenticate(o *overlay, r *Request, want MsgType, needActive 
 	if needActive && info.Status != MemberActive {
 		return nil, fmt.Errorf("%w: member %s is %s; it must acknowledge the state digest first", ErrNotActive, r.MemberID, info.Status)
 	}
+	if err := s.pruneRecent(o); err != nil {
+		return nil, err
+	}
 	o.Set(MapRecentRequests, seen, string(r.Type))
 	o.Set(MapHistory, r.MemberID, base64.StdEncoding.EncodeToString(r.Raw))
 	return info, nil
+}
+
+// pruneRecent forgets requests older than the freshness window: CheckFresh
+// refuses them anyway, so the replay window need not remember them.
+func (s *Service) pruneRecent(o *overlay) error {
+	keys, err := o.Keys(MapRecentRequests)
+	if err != nil {
+		return err
+	}
+	cutoff := fmt.Sprintf("%020d", s.cfg.Now().Add(-2*s.cfg.MaxRequestAge).Unix())
+	for _, k := range keys {
+		if k >= cutoff {
+			break
+		}
+		o.Delete(MapRecentRequests, k)
+	}
+	return nil
 }
 
 // signedContentDigest is SHA-256 of the protected header and the payload:

@@ -71,6 +71,8 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 		svc.Routes(r)
 		n.gov.Routes(r)
 		r.Get("/node/tx", n.getTx)
+		r.Get("/node/ledger/tx", n.getLedgerTx)
+		r.Get("/node/receipt", n.getReceipt)
 		r.Get("/node/network", n.getNetwork)
 		r.Get("/node/network/nodes", n.getNodes)
 		r.Get("/node/consensus", n.getConsensus)
