@@ -232,7 +232,7 @@ func TestConcurrentCalls(t *testing.T) {
 	p := compile(t, map[string]string{
 		"main.js": `import { score } from "./lib.js"; export function f(i, s) { return { i, v: score(s), n: s.length }; }`,
 		"lib.js":  `export function score(s) { let h = 0; for (const c of s) { h = (h * 31 + c.charCodeAt(0)) >>> 0; } return h; }`,
-	}, "main.js", policy.Limits{})
+	}, "main.js", policy.Limits{Timeout: 10 * time.Second}) // wall-clock: 8 goroutines under -race on few CPUs wait their turn
 	score := func(s string) int64 {
 		var h uint32
 		for _, c := range s {

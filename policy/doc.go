@@ -1,0 +1,93 @@
+// Package policy is Charter's one JavaScript sandbox. Registration
+// policies, the governance constitution, ballots and (later) JS apps all run
+// here, as ES modules on github.com/grafana/sobek.
+//
+// # Programs
+//
+// Compile takes a bundle (module path → source) and an entry module, and
+// parses, compiles and links every module up front: a syntax error, an
+// import that names no module of the bundle, or an imported name that no
+// module exports is a *SyntaxError (ErrSyntax) naming the module and, where
+// sobek reports it, line and column. Specifiers are relative ("./x.js",
+// "../lib/y.js", against the importer's directory) or bundle-absolute
+// ("/lib/y.js"); bare specifiers, paths above the bundle root, dynamic
+// import() and top-level await on a promise that never settles are refused.
+// Cyclic imports work. Compile also builds one runtime, so top-level code
+// that throws or runs away fails Compile rather than the first call. A
+// Program is immutable and safe for concurrent use; compile once per program
+// version and keep it.
+//
+// # Calls and pooling
+//
+// Call and CallWith run an exported function of the entry module on a
+// pooled runtime: an idle one if there is one (at most GOMAXPROCS are kept),
+// else a new one. Module top-level code runs once per runtime, when it is
+// built, not once per call: module-level state (a `let` counter, a cache)
+// persists across the calls that happen to land on the same runtime and is
+// lost when the runtime is dropped, so policies must not rely on it. A
+// runtime whose call was interrupted (timeout, memory, context), overflowed
+// its stack or panicked is discarded, never reused; one whose call returned
+// or threw an ordinary exception goes back to the pool. Host globals given
+// to CallWith are deleted after the call. Globals a call creates itself and
+// changes it makes to built-ins (e.g. Array.prototype) stay on that runtime.
+//
+// Arguments are copied into fresh JS values: nil → null, bool/string/numbers
+// as such, *big.Int → BigInt, []byte → ArrayBuffer (a copy; CCF passes
+// payloads as ArrayBuffer), slices → Array, map[string]V → plain object,
+// sobek.Value as is (sobek.Undefined() for undefined), Go funcs → JS
+// functions (sobek's conversions; a returned non-nil error throws). Structs
+// are refused (ErrConvert) so JS never reaches Go methods. Results are
+// copied out: undefined/null → nil, numbers → int64 if integral else
+// float64, Array → []any, object → map[string]any, ArrayBuffer and typed
+// arrays → []byte; functions, symbols, cycles are ErrConvert.
+//
+// # What the sandbox offers
+//
+// Only the ECMAScript standard library (JSON, Math, String, Array, Map,
+// Set, RegExp, typed arrays, Promise, Proxy, Reflect, Date for fixed
+// instants, ...). There is no require, no console, no timers, no network,
+// no file system (source-map comments are not followed), and:
+//
+//   - no clock: Date.now(), new Date() and Date() throw TypeError "Date: the
+//     clock is not available in the policy sandbox"; new Date(ms),
+//     Date.UTC and Date.parse work. Local-time methods (getHours, toString)
+//     use the host's time zone: run nodes with TZ=UTC.
+//   - no randomness: Math.random() throws TypeError.
+//   - no code from strings: eval is removed; Function and the generator and
+//     async function constructors (however reached) throw TypeError.
+//
+// # Limits and their precision
+//
+// One watchdog goroutine checks every running call each millisecond
+// (watchdogTick) and interrupts its runtime on the first limit exceeded.
+// sobek honours an interrupt at the next JS instruction; a single native
+// built-in runs to completion first.
+//
+//   - Timeout (default 100 ms): wall-clock, not CPU, time of one call,
+//     including conversion of its result; also applies to module
+//     initialisation. Overshoot is the tick plus the longest native step.
+//     A cancelled or expired ctx stops a call the same way. ErrTimeout.
+//   - MaxCallStack (default 1024): JS call depth, exact (sobek's
+//     SetMaxCallStackSize); cannot be caught by JS. ErrStackOverflow.
+//   - MaxMemoryBytes (default 64 MiB): sobek has no heap accounting, so
+//     this bounds the growth of the process's Go heap objects (runtime
+//     metric /memory/classes/heap/objects:bytes: live plus unswept) since
+//     the call began. It is process-wide, not per call: concurrent calls and
+//     other goroutines count against every running call, and garbage counts
+//     until collected. To avoid charging garbage, going over the limit
+//     triggers one GC and the call is interrupted only if still over after
+//     it; going over twice the limit interrupts at once. Overshoot is what
+//     the call allocates in a tick (about 1 ms) plus one native step.
+//     ErrMemory. Native steps that would allocate in one go are bounded
+//     before they run: String.prototype.repeat/padStart/padEnd,
+//     ArrayBuffer and typed-array constructors throw RangeError past
+//     MaxMemoryBytes, and Array.prototype.fill is reimplemented in JS so it
+//     is interruptible (sobek's native fill on new Array(1e9) would run for
+//     minutes and exhaust memory).
+//
+// Gaps, stated plainly: other native built-ins still run to completion
+// before an interrupt is seen, so a few can take long over huge sparse
+// arrays (e.g. [].join/indexOf on new Array(1e9)); the memory bound is
+// approximate and shared, a safety net against runaway policies rather than
+// an accounting of each call.
+package policy
