@@ -218,7 +218,11 @@ func (s *Service) Propose(ctx context.Context, raw []byte) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := r.Proposal(); err != nil {
+	prop, err := r.Proposal()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.precheck(prop); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -262,6 +266,27 @@ func (s *Service) Propose(ctx context.Context, raw []byte) (*Result, error) {
 	}
 	res.TxID = txid
 	return res, nil
+}
+
+// precheck refuses, at proposal time, JS that could never run: a new
+// constitution must compile and export validate, resolve and apply, or the
+// network could not govern itself any more once it applied.
+func (s *Service) precheck(p *Proposal) error {
+	for i, a := range p.Actions {
+		if a.Name != "set_constitution" {
+			continue
+		}
+		var args struct {
+			Constitution string `json:"constitution"`
+		}
+		if err := json.Unmarshal(a.Args, &args); err != nil {
+			return fmt.Errorf("%w: action %d (set_constitution): %v", ErrInvalidProposal, i, err)
+		}
+		if _, err := CompileConstitution(args.Constitution, s.cfg.Limits); err != nil {
+			return fmt.Errorf("%w: action %d (set_constitution): %v", ErrInvalidProposal, i, err)
+		}
+	}
+	return nil
 }
 
 // Vote records a member's ballot on an open proposal and resolves it.

@@ -303,3 +303,20 @@ func TestRefusals(t *testing.T) {
 		t.Fatalf("after the looping ballot: %+v, %v", r, err)
 	}
 }
+
+// A constitution that does not compile, or lacks an export, is refused at
+// proposal time: applied, it would leave the network unable to govern.
+func TestBrokenConstitutionRefused(t *testing.T) {
+	e := newEnv(t, 1)
+	e.activate(e.m[0])
+	for name, src := range map[string]string{
+		"syntax":          "export function validate( {",
+		"missing resolve": "export function validate() { return {valid: true} }\nexport function apply() {}",
+	} {
+		args, _ := json.Marshal(map[string]string{"constitution": src})
+		_, err := e.s.Propose(e.ctx, e.m[0].sign(t, gov.MsgProposal, "", gov.Proposal{Actions: []gov.Action{{Name: "set_constitution", Args: args}}}))
+		if !errors.Is(err, gov.ErrInvalidProposal) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
