@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"strconv"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/config"
+	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/registry"
 	"go.etcd.io/raft/v3/tracker"
@@ -266,6 +268,7 @@ func (n *Node) promoteLearners(ctx context.Context) error {
 		if leader, _ := n.raft.Leader(); !leader {
 			continue
 		}
+		n.retireNodes(ctx)
 		st := n.raft.Status()
 		for id, pr := range st.Progress {
 			if !pr.IsLearner || pr.State != tracker.StateReplicate || pr.Match+64 < st.GetCommit() {
@@ -320,5 +323,38 @@ func (n *Node) getConsensus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"node_id": n.cfg.NodeID, "leader": st.Lead, "term": st.GetTerm(), "state": st.RaftState.String(),
 		"commit_index": st.GetCommit(), "applied_index": n.raft.Applied(), "progress": progress,
+	})
+}
+
+// retireNodes carries out governance's remove_node: a node that
+// public:ccf.gov.nodes.info marks Retired is taken out of the raft
+// configuration by the leader (never the leader itself: it steps down
+// first, and the next leader removes it).
+func (n *Node) retireNodes(ctx context.Context) {
+	conf := n.raft.Status().Config
+	_ = n.ledger.ScanKV(gov.MapNodesInfo, func(k, v []byte) error {
+		var info struct {
+			Status string `json:"status"`
+		}
+		if json.Unmarshal(v, &info) != nil || info.Status != "Retired" {
+			return nil
+		}
+		id, err := strconv.ParseUint(string(k), 10, 64)
+		if err != nil || id == n.cfg.NodeID {
+			return nil
+		}
+		if _, voter := conf.Voters.IDs()[id]; !voter {
+			if _, learner := conf.Learners[id]; !learner {
+				return nil
+			}
+		}
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := n.raft.Remove(rctx, id); err != nil {
+			n.log.Warn("removing a node retired by governance failed", "node_id", id, "err", err)
+		} else {
+			n.log.Info("removing node retired by governance", "node_id", id)
+		}
+		return nil
 	})
 }
