@@ -19,7 +19,7 @@ import (
 // arguments (a JSON object, or absent).
 type Action struct {
 	Name string          `json:"name"`
-	Args json.RawMessage `json:"args"`
+	Args json.RawMessage `json:"args,omitempty"`
 }
 
 // Proposal is the payload of a proposal: {"actions": [...]}.
