@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +87,13 @@ func TestClusterJoinAndRemove(t *testing.T) {
 	if cfg.NodeID != 4 || !cfg.Join {
 		t.Fatalf("joiner's configuration after join: node_id %d, joined %v; want 4, true", cfg.NodeID, cfg.Join)
 	}
+	// The service is open, so a caught-up learner waits for governance to
+	// trust it before it may vote.
+	time.Sleep(time.Second)
+	if role := c.nodes(1)[4].Role; role != "learner" {
+		t.Fatalf("node 4 is %s before governance trusted it, want learner", role)
+	}
+	c.govAccept("transition_node_to_trusted", `{"node_id":"4"}`)
 	deadline := time.Now().Add(15 * time.Second)
 	for c.nodes(1)[4].Role != "voter" {
 		if time.Now().After(deadline) {
@@ -131,5 +139,38 @@ func TestClusterJoinAndRemove(t *testing.T) {
 	j2.waitHealthy(30 * time.Second)
 	if cfg, err := config.Load(j2.cfgPath); err != nil || cfg.NodeID != 5 {
 		t.Fatalf("second joiner got node id %d (%v), want 5", cfg.NodeID, err)
+	}
+
+	// Governance retires node 5 (remove_node); the leader takes it out.
+	c.govAccept("remove_node", `{"node_id":"5"}`)
+	deadline = time.Now().Add(15 * time.Second)
+	for c.nodes(1)[5].Role != "removed" {
+		if time.Now().After(deadline) {
+			t.Fatalf("node 5 not removed after remove_node: %+v", c.nodes(1))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// govAccept proposes one action as the network's member0 (active from
+// genesis) and votes it through.
+func (c *cluster) govAccept(action, args string) {
+	t := c.t
+	t.Helper()
+	common := []string{"--url", c.node(1).URL, "--cacert", c.certPath,
+		"--member-key", filepath.Join(c.dir, "member0_privk.pem"), "--member-cert", filepath.Join(c.dir, "member0_cert.pem")}
+	out, err := exec.Command(charterCLI, append([]string{"gov", "propose", "--action", action, "--args", args}, common...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("charter gov propose: %v\n%s", err, out)
+	}
+	var p struct {
+		ProposalID string `json:"proposalId"`
+	}
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatalf("charter gov propose printed %s: %v", out, err)
+	}
+	out, err = exec.Command(charterCLI, append([]string{"gov", "vote", p.ProposalID, "--accept"}, common...)...).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"Accepted"`) {
+		t.Fatalf("charter gov vote: %v\n%s", err, out)
 	}
 }

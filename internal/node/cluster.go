@@ -274,6 +274,9 @@ func (n *Node) promoteLearners(ctx context.Context) error {
 			if !pr.IsLearner || pr.State != tracker.StateReplicate || pr.Match+64 < st.GetCommit() {
 				continue
 			}
+			if !n.mayVote(id) {
+				continue
+			}
 			pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			err := n.raft.Promote(pctx, id)
 			cancel()
@@ -324,6 +327,25 @@ func (n *Node) getConsensus(w http.ResponseWriter, r *http.Request) {
 		"node_id": n.cfg.NodeID, "leader": st.Lead, "term": st.GetTerm(), "state": st.RaftState.String(),
 		"commit_index": st.GetCommit(), "applied_index": n.raft.Applied(), "progress": progress,
 	})
+}
+
+// mayVote reports whether a caught-up learner may become a voter: at once
+// while the service is opening, and once governance has trusted it
+// (transition_node_to_trusted) after the service opened. An operator who
+// can start a node cannot by that alone change who votes.
+func (n *Node) mayVote(id uint64) bool {
+	var svc gov.ServiceInfo
+	if raw, err := n.ledger.GetKV(gov.MapServiceInfo, []byte(gov.KeyService)); err != nil || json.Unmarshal(raw, &svc) != nil || svc.Status != gov.ServiceOpen {
+		return true
+	}
+	raw, err := n.ledger.GetKV(gov.MapNodesInfo, []byte(strconv.FormatUint(id, 10)))
+	if err != nil {
+		return false
+	}
+	var info struct {
+		Status string `json:"status"`
+	}
+	return json.Unmarshal(raw, &info) == nil && info.Status == "Trusted"
 }
 
 // retireNodes carries out governance's remove_node: a node that
