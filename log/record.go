@@ -49,6 +49,10 @@ type Record struct {
 	// Body is the transaction's write set: the signed statement for a
 	// registration, the CBOR Checkpoint or Genesis for the others.
 	Body []byte
+	// Policy is, for a registration, SHA-256 of the registration policy
+	// (JS source) that accepted it; zero when no policy was in force. An
+	// auditor finds that policy in the ledger's history and re-runs it.
+	Policy [32]byte
 }
 
 // TxID is the record's transaction id.
@@ -142,6 +146,8 @@ type Proposal struct {
 	// by the leader in the request's goroutine); other types derive it on apply.
 	Entry [32]byte
 	Body  []byte
+	// Policy: see Record.Policy.
+	Policy [32]byte
 }
 
 // Batch is the payload of one raft entry: proposals applied in order.

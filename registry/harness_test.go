@@ -130,7 +130,7 @@ func (f *fakeLedger) calls() int {
 	return f.registerCalls
 }
 
-func (f *fakeLedger) Register(ctx context.Context, entry [32]byte, statement []byte) (clog.TxID, error) {
+func (f *fakeLedger) Register(ctx context.Context, entry [32]byte, statement []byte, _ [32]byte) (clog.TxID, error) {
 	f.mu.Lock()
 	f.registerCalls++
 	f.pending[entry] = true

@@ -7,6 +7,7 @@ package registry
 
 import (
 	"context"
+	"crypto"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -36,7 +37,9 @@ const (
 
 // Ledger is what the handlers need from the ledger.
 type Ledger interface {
-	Register(ctx context.Context, entry [32]byte, statement []byte) (log.TxID, error)
+	// Register sequences a verified statement; policy is SHA-256 of the
+	// registration policy that accepted it (zero: none).
+	Register(ctx context.Context, entry [32]byte, statement []byte, policy [32]byte) (log.TxID, error)
 	Pending(entry [32]byte) bool
 	LookupEntry(entry [32]byte) (log.TxID, error)
 	WaitCovered(ctx context.Context, seqno uint64) error
@@ -66,6 +69,13 @@ type Service struct {
 	// while the service runs).
 	Policy        Policy
 	CurrentPolicy func() (Policy, error)
+	// CurrentRegistrationPolicy returns the JS registration policy in
+	// force, or nil for none. Optional.
+	CurrentRegistrationPolicy func() (*RegistrationPolicy, error)
+	// IssuerKey resolves the key of a kid-only statement from the keys
+	// governance trusts (set_issuer_key). Optional: without it such
+	// statements are refused.
+	IssuerKey func(issuer string, kid []byte) (crypto.PublicKey, error)
 	// Keys are the service's public keys, newest first.
 	Keys cose.KeySet
 	// Issuer is the service's name (receipts' iss, the checkpoint origin).
@@ -140,9 +150,24 @@ func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, ProblemFor(err))
 		return
 	}
-	if _, err := stmt.Verify(cose.VerifyOptions{AllowedAlgs: pol.AllowedAlgs, TrustedCAs: pol.TrustedCAs, Chains: s.chains}); err != nil {
+	if _, err := stmt.Verify(cose.VerifyOptions{AllowedAlgs: pol.AllowedAlgs, TrustedCAs: pol.TrustedCAs, Chains: s.chains, IssuerKey: s.IssuerKey}); err != nil {
 		WriteProblem(w, ProblemFor(err))
 		return
+	}
+	var policyVersion [32]byte
+	if s.CurrentRegistrationPolicy != nil {
+		rp, err := s.CurrentRegistrationPolicy()
+		if err != nil {
+			WriteProblem(w, ProblemFor(err))
+			return
+		}
+		if rp != nil {
+			if p := evaluatePolicy(r.Context(), rp, stmt); p != nil {
+				WriteProblem(w, p)
+				return
+			}
+			policyVersion = rp.Version
+		}
 	}
 	entry := stmt.LeafEntry()
 	id := hex.EncodeToString(entry[:])
@@ -150,7 +175,7 @@ func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	t1 := time.Now()
 	s.stages.WithLabelValues("verify").Observe(t1.Sub(start).Seconds())
-	txid, err := s.Ledger.Register(ctx, entry, body)
+	txid, err := s.Ledger.Register(ctx, entry, body, policyVersion)
 	if err == nil {
 		t2 := time.Now()
 		s.stages.WithLabelValues("sequence").Observe(t2.Sub(t1).Seconds())

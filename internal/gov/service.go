@@ -273,17 +273,28 @@ func (s *Service) Propose(ctx context.Context, raw []byte) (*Result, error) {
 // network could not govern itself any more once it applied.
 func (s *Service) precheck(p *Proposal) error {
 	for i, a := range p.Actions {
-		if a.Name != "set_constitution" {
-			continue
-		}
 		var args struct {
 			Constitution string `json:"constitution"`
+			Policy       string `json:"policy"`
 		}
-		if err := json.Unmarshal(a.Args, &args); err != nil {
-			return fmt.Errorf("%w: action %d (set_constitution): %v", ErrInvalidProposal, i, err)
+		switch a.Name {
+		case "set_constitution", "set_registration_policy":
+			if err := json.Unmarshal(a.Args, &args); err != nil {
+				return fmt.Errorf("%w: action %d (%s): %v", ErrInvalidProposal, i, a.Name, err)
+			}
+		default:
+			continue
 		}
-		if _, err := CompileConstitution(args.Constitution, s.cfg.Limits); err != nil {
-			return fmt.Errorf("%w: action %d (set_constitution): %v", ErrInvalidProposal, i, err)
+		var err error
+		if a.Name == "set_constitution" {
+			_, err = CompileConstitution(args.Constitution, s.cfg.Limits)
+		} else if args.Policy != "" {
+			// A registration policy must compile and export apply; what it
+			// does at run time is reported per registration (PolicyError).
+			_, err = policy.NewRegistrationPolicy(args.Policy, s.cfg.Limits)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: action %d (%s): %v", ErrInvalidProposal, i, a.Name, err)
 		}
 	}
 	return nil

@@ -73,7 +73,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 					l.tree.Rollback(startSize)
 					return err
 				}
-				txid, err := l.appendRecord(b, &st, e.Term, p.Type, p.Entry, p.Body)
+				txid, err := l.appendRecord(b, &st, e.Term, p.Type, p.Entry, p.Body, p.Policy)
 				if err != nil {
 					l.tree.Rollback(startSize)
 					return err
@@ -106,7 +106,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 					continue
 				}
 				entry := log.ComputeEntry(p.Type, e.Term, st.Size+1, p.Body)
-				txid, err := l.appendRecord(b, &st, e.Term, p.Type, entry, p.Body)
+				txid, err := l.appendRecord(b, &st, e.Term, p.Type, entry, p.Body, [32]byte{})
 				if err != nil {
 					l.tree.Rollback(startSize)
 					return err
@@ -126,7 +126,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 					continue
 				}
 				entry := log.ComputeEntry(p.Type, e.Term, 1, p.Body)
-				txid, err := l.appendRecord(b, &st, e.Term, p.Type, entry, p.Body)
+				txid, err := l.appendRecord(b, &st, e.Term, p.Type, entry, p.Body, [32]byte{})
 				if err != nil {
 					l.tree.Rollback(startSize)
 					return err
@@ -190,8 +190,8 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 
 // appendRecord gives a transaction the next seqno, stores its record and
 // appends its leaf.
-func (l *Ledger) appendRecord(b *store.Batch, st *State, view uint64, t log.TxType, entry [32]byte, body []byte) (log.TxID, error) {
-	rec := &log.Record{Type: t, View: view, Seqno: st.Size + 1, Entry: entry, Body: body}
+func (l *Ledger) appendRecord(b *store.Batch, st *State, view uint64, t log.TxType, entry [32]byte, body []byte, policy [32]byte) (log.TxID, error) {
+	rec := &log.Record{Type: t, View: view, Seqno: st.Size + 1, Entry: entry, Body: body, Policy: policy}
 	enc, err := log.MarshalRecord(rec)
 	if err != nil {
 		return log.TxID{}, err
@@ -230,7 +230,7 @@ func (l *Ledger) applyCheckpoint(b *store.Batch, st *State, view uint64, body []
 		return false, nil
 	}
 	entry := log.ComputeEntry(log.TxCheckpoint, view, st.Size+1, body)
-	txid, err := l.appendRecord(b, st, view, log.TxCheckpoint, entry, body)
+	txid, err := l.appendRecord(b, st, view, log.TxCheckpoint, entry, body, [32]byte{})
 	if err != nil {
 		return false, err
 	}

@@ -32,7 +32,7 @@ func BenchmarkRegister(b *testing.B) {
 				if i > int64(b.N) {
 					return
 				}
-				id, err := n.l.Register(ctx, entryFor(int(i)+1<<20), body)
+				id, err := n.l.Register(ctx, entryFor(int(i)+1<<20), body, [32]byte{})
 				if err == nil {
 					err = n.l.WaitCovered(ctx, id.Seqno)
 				}

@@ -95,7 +95,7 @@ func TestRegisterCheckpointProveRestart(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			id, err := n.l.Register(ctx, entryFor(i), []byte{byte(i)})
+			id, err := n.l.Register(ctx, entryFor(i), []byte{byte(i)}, [32]byte{})
 			if err != nil {
 				errs <- err
 				return
@@ -121,7 +121,7 @@ func TestRegisterCheckpointProveRestart(t *testing.T) {
 	}
 	// Duplicates return the existing transaction without a new one.
 	size := n.l.State().Size
-	again, err := n.l.Register(ctx, entryFor(7), []byte{7})
+	again, err := n.l.Register(ctx, entryFor(7), []byte{7}, [32]byte{})
 	if err != nil || again != ids[7] {
 		t.Fatalf("duplicate: got %v, %v; want %v", again, err, ids[7])
 	}
@@ -170,7 +170,7 @@ func TestForeignCheckpointsAreSkipped(t *testing.T) {
 	defer n.stop(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	id, err := n.l.Register(ctx, entryFor(1), []byte("a"))
+	id, err := n.l.Register(ctx, entryFor(1), []byte("a"), [32]byte{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestForeignCheckpointsAreSkipped(t *testing.T) {
 	}
 	propose(&log.Checkpoint{TreeSize: 1, Root: old})
 	// A sentinel registration after them shows they were applied (skipped).
-	id2, err := n.l.Register(ctx, entryFor(2), []byte("b"))
+	id2, err := n.l.Register(ctx, entryFor(2), []byte("b"), [32]byte{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 // the ledger returns the existing id; one already in flight joins that
 // registration. ctx bounds only the wait: the registration stays queued
 // after ctx ends, and a later call for the same entry finds it.
-func (l *Ledger) Register(ctx context.Context, entry [32]byte, statement []byte) (log.TxID, error) {
+func (l *Ledger) Register(ctx context.Context, entry [32]byte, statement []byte, policy [32]byte) (log.TxID, error) {
 	if txid, err := l.lookupEntry(entry); err == nil {
 		return txid, nil
 	} else if err != ErrNotFound {
@@ -24,7 +24,7 @@ func (l *Ledger) Register(ctx context.Context, entry [32]byte, statement []byte)
 	l.mu.Lock()
 	w, inFlight := l.pending[entry]
 	if !inFlight {
-		w = &pendingReg{prop: log.Proposal{Type: log.TxRegistration, Entry: entry, Body: statement}, done: make(chan struct{})}
+		w = &pendingReg{prop: log.Proposal{Type: log.TxRegistration, Entry: entry, Body: statement, Policy: policy}, done: make(chan struct{})}
 		select {
 		case l.queue <- w:
 			l.pending[entry] = w

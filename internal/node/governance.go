@@ -2,6 +2,10 @@ package node
 
 import (
 	"context"
+	"crypto"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -12,6 +16,7 @@ import (
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/policy"
 	"github.com/charterlog/charter/registry"
 )
 
@@ -86,4 +91,52 @@ func (c *policyCache) current() (registry.Policy, error) {
 	c.raw = string(raw)
 	c.pol = registry.Policy{AllowedAlgs: reg.Algorithms(), MaxStatementBytes: reg.MaxStatementBytes, TrustedCAs: reg.CAFingerprints()}
 	return c.pol, nil
+}
+
+// regPolicyCache compiles the governed registration policy once per
+// version (SHA-256 of its source).
+type regPolicyCache struct {
+	l  *ledger.Ledger
+	mu sync.Mutex
+	rp *registry.RegistrationPolicy
+}
+
+func (c *regPolicyCache) current() (*registry.RegistrationPolicy, error) {
+	src, err := c.l.GetKV(gov.MapSCITTPolicy, []byte("policy"))
+	if errors.Is(err, ledger.ErrNotFound) || (err == nil && len(src) == 0) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v := sha256.Sum256(src)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rp != nil && c.rp.Version == v {
+		return c.rp, nil
+	}
+	p, err := policy.NewRegistrationPolicy(string(src), policy.Limits{})
+	if err != nil {
+		return nil, fmt.Errorf("the governed registration policy does not compile: %w", err)
+	}
+	c.rp = &registry.RegistrationPolicy{Policy: p, Version: v}
+	return c.rp, nil
+}
+
+// issuerKey resolves a kid-only statement's key from the issuer keys
+// governance trusts (set_issuer_key: key "ISSUER|KID-HEX", value a PEM
+// public key).
+func (n *Node) issuerKey(issuer string, kid []byte) (crypto.PublicKey, error) {
+	raw, err := n.ledger.GetKV(gov.MapIssuerKeys, []byte(issuer+"|"+hex.EncodeToString(kid)))
+	if errors.Is(err, ledger.ErrNotFound) {
+		return nil, fmt.Errorf("no key trusted for issuer %q and kid %x (governance adds them with set_issuer_key)", issuer, kid)
+	}
+	if err != nil {
+		return nil, err
+	}
+	b, _ := pem.Decode(raw)
+	if b == nil {
+		return nil, errors.New("the trusted issuer key is not PEM")
+	}
+	return x509.ParsePKIXPublicKey(b.Bytes)
 }

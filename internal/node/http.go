@@ -73,6 +73,7 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 		r.Get("/node/tx", n.getTx)
 		r.Get("/node/ledger/tx", n.getLedgerTx)
 		r.Get("/node/receipt", n.getReceipt)
+		r.Get("/node/ledger/range", n.getLedgerRange)
 		r.Get("/node/network", n.getNetwork)
 		r.Get("/node/network/nodes", n.getNodes)
 		r.Get("/node/consensus", n.getConsensus)

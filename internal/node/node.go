@@ -217,6 +217,9 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	pc := &policyCache{l: n.ledger}
 	svc.CurrentPolicy = pc.current
+	rpc := &regPolicyCache{l: n.ledger}
+	svc.CurrentRegistrationPolicy = rpc.current
+	svc.IssuerKey = n.issuerKey
 	// Everything the handlers read is set before this store, and they load
 	// it before reading (happens-before through the atomic).
 	n.ready.Store(true)

@@ -380,10 +380,11 @@ func TestSchemaVersion(t *testing.T) {
 		name  string
 		value []byte
 	}{
-		{"version 2", be64(2)},
+		{"a newer version", be64(SchemaVersion + 1)},
+		{"an older version", be64(SchemaVersion - 1)},
 		{"version 0", be64(0)},
 		{"short value", []byte{1}},
-		{"long value", append(be64(1), 0)},
+		{"long value", append(be64(SchemaVersion), 0)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()

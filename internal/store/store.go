@@ -42,7 +42,7 @@ import (
 
 // SchemaVersion is the on-disk layout this code reads and writes. Open refuses
 // any other, so an old binary never misreads a newer store.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // Key families.
 const (

@@ -1,0 +1,88 @@
+package registry
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/policy"
+)
+
+// RegistrationPolicy is the governed JS registration policy in force, and
+// its version: SHA-256 of its source, recorded with every registration it
+// accepts so that an auditor can re-run it.
+type RegistrationPolicy struct {
+	Policy  *policy.RegistrationPolicy
+	Version [32]byte
+}
+
+// policyInput is what the policy sees of a statement, in the shapes of the
+// CCF SCITT ledger's policies (phdr, uhdr, payload, details).
+func policyInput(st *cose.Statement) policy.PolicyInput {
+	ph := policy.ProtectedHeader{Alg: st.Alg.String()}
+	switch ct := st.ContentType.(type) {
+	case string:
+		ph.Cty = ct
+	case int64:
+		ph.Cty = strconv.FormatInt(ct, 10)
+	}
+	if st.Kid != nil {
+		ph.Kid = hex.EncodeToString(st.Kid)
+	}
+	for _, c := range st.Crit {
+		ph.Crit = append(ph.Crit, fmt.Sprint(c))
+	}
+	for _, der := range st.X5Chain {
+		ph.X5Chain = append(ph.X5Chain, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	}
+	ph.CWT = &policy.CWTClaims{Iss: st.CWT.Issuer, Sub: st.CWT.Subject, Iat: st.CWT.IssuedAt, SVN: st.CWT.SVN}
+	if he := st.HashEnvelope; he != nil {
+		ph.PayloadHashAlg = hashAlgName(int64(he.PayloadHashAlg))
+		switch ct := he.PreimageContentType.(type) {
+		case string:
+			ph.PreimageContentType = ct
+		case int64:
+			ph.PreimageContentType = strconv.FormatInt(ct, 10)
+		}
+		ph.PayloadLocation = he.PayloadLocation
+	}
+	return policy.PolicyInput{Protected: ph, Payload: st.Payload}
+}
+
+// evaluatePolicy runs the policy on a verified statement. A rejection is
+// PolicyFailed with the policy's reason; a policy that throws, returns
+// anything but true or a string, or exceeds its limits is PolicyError.
+func evaluatePolicy(ctx context.Context, rp *RegistrationPolicy, st *cose.Statement) *Problem {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := rp.Policy.Evaluate(ctx, policyInput(st))
+	if err != nil {
+		if errors.Is(err, policy.ErrPolicy) {
+			return &Problem{Status: http.StatusBadRequest, Title: "PolicyError", Detail: err.Error()}
+		}
+		return ProblemFor(err)
+	}
+	if !v.Accepted {
+		return &Problem{Status: http.StatusBadRequest, Title: "PolicyFailed", Detail: v.Reason}
+	}
+	return nil
+}
+
+// hashAlgName names a COSE hash algorithm (IANA COSE Algorithms).
+func hashAlgName(a int64) string {
+	switch a {
+	case -16:
+		return "SHA-256"
+	case -43:
+		return "SHA-384"
+	case -44:
+		return "SHA-512"
+	}
+	return strconv.FormatInt(a, 10)
+}
