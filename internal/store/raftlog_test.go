@@ -380,11 +380,11 @@ func TestSchemaVersion(t *testing.T) {
 		name  string
 		value []byte
 	}{
-		{"a newer version", be64(SchemaVersion + 1)},
-		{"an older version", be64(SchemaVersion - 1)},
+		{"a newer version", be64(store.SchemaVersion + 1)},
+		{"an older version", be64(store.SchemaVersion - 1)},
 		{"version 0", be64(0)},
 		{"short value", []byte{1}},
-		{"long value", append(be64(SchemaVersion), 0)},
+		{"long value", append(be64(store.SchemaVersion), 0)},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
