@@ -22,9 +22,9 @@ type RegistrationPolicy struct {
 	Version [32]byte
 }
 
-// policyInput is what the policy sees of a statement, in the shapes of the
+// PolicyInput is what the policy sees of a statement, in the shapes of the
 // CCF SCITT ledger's policies (phdr, uhdr, payload, details).
-func policyInput(st *cose.Statement) policy.PolicyInput {
+func PolicyInput(st *cose.Statement) policy.PolicyInput {
 	ph := policy.ProtectedHeader{Alg: st.Alg.String()}
 	switch ct := st.ContentType.(type) {
 	case string:
@@ -61,7 +61,7 @@ func policyInput(st *cose.Statement) policy.PolicyInput {
 func evaluatePolicy(ctx context.Context, rp *RegistrationPolicy, st *cose.Statement) *Problem {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	v, err := rp.Policy.Evaluate(ctx, policyInput(st))
+	v, err := rp.Policy.Evaluate(ctx, PolicyInput(st))
 	if err != nil {
 		if errors.Is(err, policy.ErrPolicy) {
 			return &Problem{Status: http.StatusBadRequest, Title: "PolicyError", Detail: err.Error()}
