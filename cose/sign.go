@@ -90,7 +90,7 @@ func SignStatement(rand io.Reader, signer crypto.Signer, opts SignOptions, paylo
 			return nil, err
 		}
 	}
-	if err := checkAlgKey(alg, signer.Public()); err != nil {
+	if err := CheckAlgorithmKey(alg, signer.Public()); err != nil {
 		return nil, err
 	}
 	iat := opts.IssuedAt

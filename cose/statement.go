@@ -100,7 +100,9 @@ var supportedAlgs = []gocose.Algorithm{
 	gocose.AlgorithmEdDSA,
 }
 
-func algSupported(a gocose.Algorithm) bool {
+// AlgorithmSupported reports whether Charter signs and verifies with a:
+// ES256/384/512, PS256/384/512 or EdDSA.
+func AlgorithmSupported(a gocose.Algorithm) bool {
 	for _, s := range supportedAlgs {
 		if s == a {
 			return true
@@ -438,7 +440,7 @@ func (s *Statement) checkProfile() error {
 	if _, ok := s.Protected[labelAlg]; !ok {
 		return fmt.Errorf("%w: alg (1) is absent from the protected header", ErrAlgorithmNotAllowed)
 	}
-	if !algSupported(s.Alg) {
+	if !AlgorithmSupported(s.Alg) {
 		return fmt.Errorf("%w: alg %d is not supported", ErrAlgorithmNotAllowed, int64(s.Alg))
 	}
 	// RFC 9943 §6.1 / RFC 9597: CWT claims with iss and sub in the protected header.
@@ -672,7 +674,7 @@ func (s *Statement) Verify(opts VerifyOptions) (*Issuer, error) {
 	if s == nil {
 		return nil, errors.New("cose: nil statement")
 	}
-	if !algSupported(s.Alg) {
+	if !AlgorithmSupported(s.Alg) {
 		return nil, fmt.Errorf("%w: alg %d is not supported", ErrAlgorithmNotAllowed, int64(s.Alg))
 	}
 	if len(opts.AllowedAlgs) > 0 && !slices.Contains(opts.AllowedAlgs, s.Alg) {
@@ -739,7 +741,7 @@ func (s *Statement) VerifySignature(key crypto.PublicKey) error {
 	if s.Payload == nil {
 		return fmt.Errorf("%w: cannot verify without the payload", ErrDetachedPayload)
 	}
-	if err := checkAlgKey(s.Alg, key); err != nil {
+	if err := CheckAlgorithmKey(s.Alg, key); err != nil {
 		return err
 	}
 	v, err := gocose.NewVerifier(s.Alg, key)
@@ -754,8 +756,11 @@ func (s *Statement) VerifySignature(key crypto.PublicKey) error {
 	return nil
 }
 
-// checkAlgKey requires the key type (and curve) that alg names.
-func checkAlgKey(alg gocose.Algorithm, key crypto.PublicKey) error {
+// CheckAlgorithmKey requires the key type (and curve) that alg names:
+// ES256 with P-256, ES384 with P-384, ES512 with P-521, EdDSA with Ed25519,
+// PS256/384/512 with RSA of at least 2048 bits. Its errors wrap
+// ErrAlgorithmNotAllowed.
+func CheckAlgorithmKey(alg gocose.Algorithm, key crypto.PublicKey) error {
 	var want elliptic.Curve
 	switch alg {
 	case gocose.AlgorithmES256:

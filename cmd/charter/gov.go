@@ -360,26 +360,16 @@ func runGovShow(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func runGovMembers(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("gov members", "--url URL --cacert PEM", stderr)
-	var g govFlags
-	g.add(fs, false)
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	c, err := g.client(false)
-	if err != nil {
-		return err
-	}
-	out, err := c.do(ctx, http.MethodGet, "/gov/service/members", nil)
-	if err != nil {
-		return err
-	}
-	printJSON(stdout, out)
-	return nil
+	return govGet(ctx, "gov members", "/gov/service/members", args, stdout, stderr)
 }
 
 func runGovConstitution(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("gov constitution", "--url URL --cacert PEM", stderr)
+	return govGet(ctx, "gov constitution", "/gov/service/constitution", args, stdout, stderr)
+}
+
+// govGet prints what a read-only governance endpoint answers.
+func govGet(ctx context.Context, name, path string, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet(name, "--url URL --cacert PEM", stderr)
 	var g govFlags
 	g.add(fs, false)
 	if err := parseFlags(fs, args); err != nil {
@@ -389,7 +379,7 @@ func runGovConstitution(ctx context.Context, args []string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	b, err := c.raw(ctx, http.MethodGet, "/gov/service/constitution", nil)
+	b, err := c.raw(ctx, http.MethodGet, path, nil)
 	if err != nil {
 		return err
 	}

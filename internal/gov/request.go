@@ -246,7 +246,7 @@ func (r *Request) parseProtected(protected []byte) error {
 		return malformed("protected header: alg (1): %v", err)
 	}
 	r.Alg = gocose.Algorithm(alg)
-	if !algAllowed(r.Alg) {
+	if !cose.AlgorithmSupported(r.Alg) {
 		return malformed("protected header: alg (1) %d is not ES256, ES384, ES512, EdDSA or PS256/384/512", alg)
 	}
 

@@ -12,61 +12,9 @@ import (
 	"io"
 	"time"
 
+	"github.com/charterlog/charter/cose"
 	gocose "github.com/veraison/go-cose"
 )
-
-// minRSABits is RFC 8230 §6.1's floor for RSA keys used with COSE.
-const minRSABits = 2048
-
-func algAllowed(a gocose.Algorithm) bool {
-	switch a {
-	case gocose.AlgorithmES256, gocose.AlgorithmES384, gocose.AlgorithmES512,
-		gocose.AlgorithmEdDSA,
-		gocose.AlgorithmPS256, gocose.AlgorithmPS384, gocose.AlgorithmPS512:
-		return true
-	}
-	return false
-}
-
-// checkAlgKey reports whether alg may be used with pub: ES256 with P-256,
-// ES384 with P-384, ES512 with P-521, EdDSA with Ed25519, PS256/384/512 with
-// RSA of at least 2048 bits. Anything else is refused, so a member with a
-// P-384 key cannot be checked under ES256 and vice versa.
-func checkAlgKey(alg gocose.Algorithm, pub crypto.PublicKey) error {
-	var want elliptic.Curve
-	switch alg {
-	case gocose.AlgorithmES256:
-		want = elliptic.P256()
-	case gocose.AlgorithmES384:
-		want = elliptic.P384()
-	case gocose.AlgorithmES512:
-		want = elliptic.P521()
-	case gocose.AlgorithmEdDSA:
-		if k, ok := pub.(ed25519.PublicKey); !ok || len(k) != ed25519.PublicKeySize {
-			return fmt.Errorf("%v needs an Ed25519 key, have %T", alg, pub)
-		}
-		return nil
-	case gocose.AlgorithmPS256, gocose.AlgorithmPS384, gocose.AlgorithmPS512:
-		k, ok := pub.(*rsa.PublicKey)
-		if !ok || k == nil || k.N == nil {
-			return fmt.Errorf("%v needs an RSA key, have %T", alg, pub)
-		}
-		if k.N.BitLen() < minRSABits {
-			return fmt.Errorf("%v with a %d-bit RSA key; at least %d bits are required", alg, k.N.BitLen(), minRSABits)
-		}
-		return nil
-	default:
-		return fmt.Errorf("alg %d is not supported", int64(alg))
-	}
-	k, ok := pub.(*ecdsa.PublicKey)
-	if !ok || k == nil || k.Curve == nil {
-		return fmt.Errorf("%v needs an ECDSA key, have %T", alg, pub)
-	}
-	if k.Curve != want {
-		return fmt.Errorf("%v needs curve %s, have %s", alg, want.Params().Name, k.Curve.Params().Name)
-	}
-	return nil
-}
 
 // algForKey picks the algorithm SignRequest uses for a key: the one its
 // curve dictates, EdDSA for Ed25519, PS256 for RSA.
@@ -94,7 +42,7 @@ func algForKey(pub crypto.PublicKey) (gocose.Algorithm, error) {
 	default:
 		return 0, fmt.Errorf("unsupported key type %T", pub)
 	}
-	return alg, checkAlgKey(alg, pub)
+	return alg, cose.CheckAlgorithmKey(alg, pub)
 }
 
 // Verify checks that memberCert's key signed r:
@@ -102,7 +50,7 @@ func algForKey(pub crypto.PublicKey) (gocose.Algorithm, error) {
 //   - the kid must be MemberIDOf(memberCert), else ErrUnknownMember (the
 //     caller looked up the wrong certificate, or the request names another
 //     member than the one it is being checked against);
-//   - alg must fit the certificate's key (see checkAlgKey), else
+//   - alg must fit the certificate's key (see cose.CheckAlgorithmKey), else
 //     ErrBadSignature;
 //   - the signature must verify over the Sig_structure built from
 //     RawProtected and Payload as received (RFC 9052 §4.4), else
@@ -120,7 +68,7 @@ func (r *Request) Verify(memberCert *x509.Certificate) error {
 	if id := MemberIDOf(memberCert); id != r.MemberID {
 		return fmt.Errorf("%w: request is from member %s, certificate is member %s", ErrUnknownMember, r.MemberID, id)
 	}
-	if err := checkAlgKey(r.Alg, memberCert.PublicKey); err != nil {
+	if err := cose.CheckAlgorithmKey(r.Alg, memberCert.PublicKey); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	v, err := gocose.NewVerifier(r.Alg, memberCert.PublicKey)
