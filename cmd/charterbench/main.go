@@ -24,9 +24,18 @@
 // with three nodes two thirds of the writes are forwarded by a follower to
 // the leader. --compare measures one node and then N nodes (3 by default)
 // in one run and prints the ratio of their phase-1 registrations/s.
+//
+// --policy FILE (with --charterd) sets FILE, a JS registration policy, through
+// governance as the started network's member0 once it serves, so every
+// registration runs it. --compare-policy measures the same network without
+// and then with the policy in one run and prints the ratio of their phase-1
+// registrations/s (aim: the policy costs at most 5%). The statements'
+// content type is --content-type: a policy with an allow list must accept
+// it, or the table shows only PolicyFailed.
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -38,6 +47,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -68,6 +78,10 @@ type options struct {
 	logLevel     string
 	nodes        int
 	compare      bool
+	policyFile   string
+	policySrc    string // the contents of policyFile
+	comparePol   bool
+	contentType  string
 	urls         []*url.URL // --url, split at commas
 }
 
@@ -79,6 +93,9 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.url, "url", "", "base URL of a running node (loopback), or a comma-separated list of a network's nodes, instead of --charterd")
 	fs.IntVar(&o.nodes, "nodes", 1, "with --charterd: how many nodes to start (> 1 runs `charterd cluster`); publishers are spread over the nodes round-robin")
 	fs.BoolVar(&o.compare, "compare", false, "with --charterd: measure one node, then --nodes nodes (3 if --nodes is 1), and print the ratio of their phase-1 registrations/s")
+	fs.StringVar(&o.policyFile, "policy", "", "with --charterd: a JS registration policy file that governance sets (as the network's member0) before the load starts")
+	fs.BoolVar(&o.comparePol, "compare-policy", false, "with --charterd and --policy: measure without the policy, then on a fresh network with it, and print the ratio of their phase-1 registrations/s")
+	fs.StringVar(&o.contentType, "content-type", "application/octet-stream", "content type (label 3) of the signed statements")
 	fs.StringVar(&o.cacert, "cacert", "", "the service certificate (PEM) to pin, with --url")
 	// Closed-loop throughput is publishers ÷ latency (Little's law), and a
 	// receipt waits for the next checkpoint (50 ms by default), so measuring
@@ -112,6 +129,22 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("--nodes %d: charterd cluster starts 1 to 9 nodes", o.nodes)
 	case o.url != "" && (o.nodes != 1 || o.compare):
 		return o, errors.New("--nodes and --compare start nodes: they need --charterd, not --url")
+	case o.url != "" && o.policyFile != "":
+		return o, errors.New("--policy is set as the member0 of a network charterbench starts: it needs --charterd, not --url")
+	case o.comparePol && o.policyFile == "":
+		return o, errors.New("--compare-policy needs --policy FILE")
+	case o.comparePol && o.compare:
+		return o, errors.New("give one of --compare and --compare-policy")
+	}
+	if o.policyFile != "" {
+		b, err := os.ReadFile(o.policyFile)
+		if err != nil {
+			return o, fmt.Errorf("--policy: %w", err)
+		}
+		if len(bytes.TrimSpace(b)) == 0 {
+			return o, fmt.Errorf("--policy %s is empty (an empty policy means none)", o.policyFile)
+		}
+		o.policySrc = string(b)
 	}
 	if o.url != "" {
 		urls, err := parseURLs(o.url)
@@ -185,16 +218,19 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var sizes []int
+	s.contentType = o.contentType
+	var variants []variant
 	switch {
 	case o.compare:
-		sizes = []int{1, o.nodes}
+		variants = []variant{{nodes: 1, policy: o.policySrc}, {nodes: o.nodes, policy: o.policySrc}}
+	case o.comparePol:
+		variants = []variant{{nodes: o.nodes}, {nodes: o.nodes, policy: o.policySrc}}
 	default:
-		sizes = []int{o.nodes}
+		variants = []variant{{nodes: o.nodes, policy: o.policySrc}}
 	}
 	var runs []measurement
-	for _, n := range sizes {
-		m, err := measure(ctx, o, s, n, stderr)
+	for _, v := range variants {
+		m, err := measure(ctx, o, s, v, stderr)
 		if err != nil {
 			return err
 		}
@@ -219,7 +255,10 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 		report(stdout, m.rows, vps, m.signedLate)
 	}
-	if len(runs) > 1 {
+	switch {
+	case o.comparePol:
+		comparePolicyReport(stdout, runs[0], runs[1])
+	case len(runs) > 1:
 		compareReport(stdout, runs[0], runs[len(runs)-1])
 	}
 	for _, m := range runs {
@@ -228,6 +267,13 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// variant is one network a run measures: its size and the registration
+// policy governance sets on it ("" for none).
+type variant struct {
+	nodes  int
+	policy string
 }
 
 // measurement is phases 1 and 2 against one network.
@@ -249,6 +295,17 @@ func compareReport(w io.Writer, one, many measurement) {
 	fmt.Fprintf(w, "\nratio %d-node ÷ one-node registrations/s (phase 1): %.2f (%.1f/s ÷ %.1f/s; aim ≥ 0.70)\n", many.nodes, ratio, b, a)
 }
 
+// comparePolicyReport prints the phase-1 rate with the policy as a share of
+// the rate without it: issue 5 aims for at most a 5% loss.
+func comparePolicyReport(w io.Writer, without, with measurement) {
+	a, b := without.rows[0].r.rate(), with.rows[0].r.rate()
+	ratio := 0.0
+	if a > 0 {
+		ratio = b / a
+	}
+	fmt.Fprintf(w, "\nratio with policy ÷ without policy registrations/s (phase 1): %.3f (%.1f/s ÷ %.1f/s; aim ≥ 0.95)\n", ratio, b, a)
+}
+
 // nodeLabel names a network of n nodes in the report.
 func nodeLabel(n int) string {
 	if n == 1 {
@@ -260,8 +317,15 @@ func nodeLabel(n int) string {
 // measure starts a network of n nodes (with --charterd) or uses --url,
 // runs phases 1 and 2 with the publishers spread over its nodes, and stops
 // what it started before it returns.
-func measure(ctx context.Context, o options, s *signer, n int, stderr io.Writer) (m measurement, err error) {
+func measure(ctx context.Context, o options, s *signer, v variant, stderr io.Writer) (m measurement, err error) {
+	n := v.nodes
 	m = measurement{label: nodeLabel(n), nodes: n}
+	switch {
+	case v.policy != "":
+		m.label += ", policy " + filepath.Base(o.policyFile)
+	case o.comparePol:
+		m.label += ", no policy"
+	}
 	n1 := max(int(math.Ceil(float64(o.presignRate)*o.duration.Seconds())), o.publishers)
 	t := time.Now()
 	fmt.Fprintf(stderr, "signing %d statements for phase 1 (%d keys, %d-byte payloads)…\n", n1, o.keys, o.payloadBytes)
@@ -306,6 +370,19 @@ func measure(ctx context.Context, o options, s *signer, n int, stderr io.Writer)
 			}
 		}()
 		fmt.Fprintf(stderr, "charterd serving at %s\n", joinURLs(urls))
+		if v.policy != "" {
+			mem, err := loadMember(filepath.Join(d.dir, "data"))
+			if err != nil {
+				return m, err
+			}
+			c := newClient(roots)
+			ver, err := setPolicy(ctx, c, urls[0], mem, v.policy)
+			c.CloseIdleConnections()
+			if err != nil {
+				return m, fmt.Errorf("setting the registration policy %s: %w", o.policyFile, err)
+			}
+			fmt.Fprintf(stderr, "registration policy %s in force (version %x)\n", o.policyFile, ver)
+		}
 	} else {
 		urls = o.urls
 		m.nodes = len(urls)

@@ -90,6 +90,7 @@ func newPublisher(cn string) (*publisher, error) {
 type signer struct {
 	pubs         []*publisher
 	payloadBytes int
+	contentType  string // label 3; "" is application/octet-stream
 	nonce        [8]byte
 	fill         []byte
 	next         atomic.Uint64
@@ -130,11 +131,15 @@ func (s *signer) sign() ([]byte, error) {
 	copy(payload, s.nonce[:])
 	binary.BigEndian.PutUint64(payload[8:], i)
 	p := s.pubs[i%uint64(len(s.pubs))]
+	ct := s.contentType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
 	return cose.SignStatement(rand.Reader, p.key, cose.SignOptions{
 		Alg:         gocose.AlgorithmES256,
 		Issuer:      p.issuer,
 		Subject:     fmt.Sprintf("pkg:charterbench/item@%d", i),
-		ContentType: "application/octet-stream",
+		ContentType: ct,
 		X5Chain:     p.chain,
 	}, payload)
 }
