@@ -188,3 +188,7 @@ var decMode = func() cbor.DecMode {
 	}
 	return m
 }()
+
+// MarshalRecords encodes records canonically as one CBOR array (ledger
+// exports).
+func MarshalRecords(recs []*Record) ([]byte, error) { return encMode.Marshal(recs) }

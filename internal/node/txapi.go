@@ -9,7 +9,6 @@ import (
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/log"
 	"github.com/charterlog/charter/registry"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // txParam reads ?transaction_id= and the record it names, or writes the
@@ -111,7 +110,7 @@ func (n *Node) getLedgerRange(w http.ResponseWriter, r *http.Request) {
 		}
 		recs = append(recs, rec)
 	}
-	b, err := cbor.Marshal(recs)
+	b, err := log.MarshalRecords(recs)
 	if err != nil {
 		registry.WriteProblem(w, registry.ProblemFor(err))
 		return
