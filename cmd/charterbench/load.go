@@ -46,6 +46,7 @@ type outcome struct {
 	latency time.Duration // from the start given to register to the receipt or failure
 	polls   int           // GETs of the Location
 	failure string        // for !ok: "STATUS Title", "timeout", "transport: …"
+	detail  string        // for a problem: its detail (-2), if any
 }
 
 // maxRetryAfter caps one wait on Retry-After so a misbehaving server cannot
@@ -123,6 +124,7 @@ func register(ctx context.Context, c *http.Client, base *url.URL, stmt []byte, s
 			}
 		default:
 			o := fail(problemFailure(status, hdr, body))
+			o.detail = problemDetail(hdr, body)
 			o.polls = polls
 			return o
 		}
@@ -176,11 +178,25 @@ func problemFailure(status int, hdr http.Header, body []byte) string {
 	return s
 }
 
+// problemDetail is the detail (-2) of concise problem details, or "".
+func problemDetail(hdr http.Header, body []byte) string {
+	if hdr.Get("Content-Type") != "application/concise-problem-details+cbor" {
+		return ""
+	}
+	var p map[int]any
+	if cbor.Unmarshal(body, &p) != nil {
+		return ""
+	}
+	d, _ := p[-2].(string)
+	return d
+}
+
 // result is what a phase measured.
 type result struct {
 	ok        int
-	latencies []time.Duration // of successful registrations
-	failures  map[string]int  // by failure name; never dropped
+	latencies []time.Duration   // of successful registrations
+	failures  map[string]int    // by failure name; never dropped
+	examples  map[string]string // a problem detail seen for each failure name
 	polls     int
 	elapsed   time.Duration // from the phase start until the last response
 	unsent    int           // open loop: arrivals never sent before the drain deadline
@@ -197,6 +213,19 @@ func (r *result) add(o outcome) {
 		r.failures = map[string]int{}
 	}
 	r.failures[o.failure]++
+	r.example(o.failure, o.detail)
+}
+
+// example keeps the first non-empty detail of a failure kind: PolicyError
+// says which limit (time, memory, stack) a policy hit only in its detail.
+func (r *result) example(kind, detail string) {
+	if detail == "" || r.examples[kind] != "" {
+		return
+	}
+	if r.examples == nil {
+		r.examples = map[string]string{}
+	}
+	r.examples[kind] = detail
 }
 
 func (r *result) merge(o *result) {
@@ -207,6 +236,9 @@ func (r *result) merge(o *result) {
 			r.failures = map[string]int{}
 		}
 		r.failures[k] += v
+	}
+	for k, d := range o.examples {
+		r.example(k, d)
 	}
 	r.polls += o.polls
 	r.unsent += o.unsent

@@ -505,6 +505,9 @@ func report(w io.Writer, rows []row, verifiesPerSec float64, signedLate int64) {
 		sort.Strings(kinds)
 		for _, k := range kinds {
 			fmt.Fprintf(w, "  %-40s %d\n", k, x.r.failures[k])
+			if d := x.r.examples[k]; d != "" {
+				fmt.Fprintf(w, "    e.g. %s\n", d)
+			}
 		}
 		if x.r.unsent > 0 {
 			fmt.Fprintf(w, "  %-40s %d\n", "not sent (backlog past the drain deadline)", x.r.unsent)

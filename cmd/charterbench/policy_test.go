@@ -166,3 +166,24 @@ func TestPolicyOptions(t *testing.T) {
 		t.Errorf("--policy --compare-policy: %+v, %v", o, err)
 	}
 }
+
+// A PolicyError says which limit the policy hit only in its detail: the
+// report shows the first detail of each failure kind.
+func TestFailureExampleDetail(t *testing.T) {
+	var r, other result
+	r.add(outcome{failure: "400 PolicyError"})
+	r.add(outcome{failure: "400 PolicyError", detail: "policy: time limit exceeded"})
+	r.add(outcome{failure: "400 PolicyError", detail: "policy: memory limit exceeded"})
+	other.add(outcome{failure: "503 ServiceUnavailable", detail: "not the leader"})
+	r.merge(&other)
+	var out strings.Builder
+	report(&out, []row{{name: "1 closed", r: r}}, 1000, 0)
+	for _, want := range []string{"400 PolicyError                          3\n    e.g. policy: time limit exceeded\n", "e.g. not the leader\n"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "memory limit") {
+		t.Errorf("report shows more than the first detail:\n%s", out.String())
+	}
+}
