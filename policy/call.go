@@ -37,6 +37,8 @@ func (p *Program) CallWith(ctx context.Context, globals map[string]any, fn strin
 	res, reusable, err := p.call(ctx, inst, globals, fn, args)
 	if reusable {
 		p.put(inst)
+	} else {
+		p.discard(inst)
 	}
 	return res, err
 }

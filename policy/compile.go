@@ -56,6 +56,8 @@ type Program struct {
 	pathOf  map[sobek.ModuleRecord]string
 	exports []string
 	pool    chan *instance
+	// slots holds a token for every runtime built and not discarded.
+	slots chan struct{}
 }
 
 // Compile parses every module of the bundle, resolves and links every
@@ -77,6 +79,7 @@ func Compile(name string, modules map[string]string, entry string, limits Limits
 		byPath: make(map[string]*sobek.SourceTextModuleRecord, len(modules)),
 		pathOf: make(map[sobek.ModuleRecord]string, len(modules)),
 		pool:   make(chan *instance, poolSize()),
+		slots:  make(chan struct{}, poolSize()),
 	}
 	// sobek's linker still panics on some inputs (its "TODO return err"s);
 	// a bundle that trips one is a bundle we cannot run.
@@ -142,6 +145,7 @@ func Compile(name string, modules map[string]string, entry string, limits Limits
 	})
 	sort.Strings(p.exports)
 
+	p.slots <- struct{}{}
 	inst, err := p.newInstance(nil)
 	if err != nil {
 		return nil, err

@@ -20,8 +20,11 @@
 // # Calls and pooling
 //
 // Call and CallWith run an exported function of the entry module on a
-// pooled runtime: an idle one if there is one (at most GOMAXPROCS are kept),
-// else a new one. Module top-level code runs once per runtime, when it is
+// pooled runtime: an idle one if there is one, else a new one while fewer
+// than 2×GOMAXPROCS exist, else the call waits (bounded by its context) for
+// one to come back: building a runtime costs far more than a call, and JS
+// runs on the CPU, so more runtimes would only queue. Module top-level code
+// runs once per runtime, when it is
 // built, not once per call: module-level state (a `let` counter, a cache)
 // persists across the calls that happen to land on the same runtime and is
 // lost when the runtime is dropped, so policies must not rely on it. A
@@ -63,9 +66,13 @@
 // sobek honours an interrupt at the next JS instruction; a single native
 // built-in runs to completion first.
 //
-//   - Timeout (default 100 ms): wall-clock, not CPU, time of one call,
-//     including conversion of its result; also applies to module
-//     initialisation. Overshoot is the tick plus the longest native step.
+//   - Timeout (default 100 ms): on Linux, the CPU time of one call (the
+//     goroutine is pinned to its thread for the call and the thread's CPU
+//     clock is read), so a call on a loaded machine is not cut off for
+//     waiting its turn; a wall-clock backstop of 20× Timeout still stops a
+//     call starved of CPU. Elsewhere, wall-clock time. It includes the
+//     conversion of the result and also applies to module initialisation.
+//     Overshoot is the tick plus the longest native step.
 //     A cancelled or expired ctx stops a call the same way. ErrTimeout.
 //   - MaxCallStack (default 1024): JS call depth, exact (sobek's
 //     SetMaxCallStackSize); cannot be caught by JS. ErrStackOverflow.

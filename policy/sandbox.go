@@ -171,27 +171,47 @@ func (p *Program) newInstance(ctx context.Context) (inst *instance, err error) {
 	return inst, nil
 }
 
-// poolSize is how many idle runtimes a Program keeps: enough for every P to
-// run a call without building a runtime.
-func poolSize() int { return runtime.GOMAXPROCS(0) }
+// poolSize is how many runtimes a Program has at most. JS runs on the CPU,
+// so more runtimes than Ps would only queue on the scheduler, with their
+// wall-clock time limits running; callers beyond it wait for a runtime
+// (bounded by their context) instead, and building runtimes — which costs
+// far more than a call — happens at most poolSize times per Program.
+func poolSize() int { return 2 * runtime.GOMAXPROCS(0) }
 
-// get returns an idle runtime, or builds one.
+// get returns an idle runtime, builds one if fewer than poolSize exist, or
+// waits for one to come back.
 func (p *Program) get(ctx context.Context) (*instance, error) {
 	select {
 	case inst := <-p.pool:
 		return inst, nil
 	default:
-		return p.newInstance(ctx)
+	}
+	var done <-chan struct{}
+	if ctx != nil {
+		done = ctx.Done()
+	}
+	select {
+	case inst := <-p.pool:
+		return inst, nil
+	case p.slots <- struct{}{}:
+		inst, err := p.newInstance(ctx)
+		if err != nil {
+			<-p.slots
+		}
+		return inst, err
+	case <-done:
+		return nil, &RunError{Kind: ErrTimeout, Program: p.name, Message: "no runtime became free in time: " + ctx.Err().Error()}
 	}
 }
 
 // put returns a runtime to the pool after a call that ended normally or by a
-// JS exception. Runtimes whose call was interrupted, overflowed or panicked
-// are never put back: their state is whatever the interruption left.
+// JS exception.
 func (p *Program) put(inst *instance) {
 	inst.rt.ClearInterrupt()
-	select {
-	case p.pool <- inst:
-	default:
-	}
+	p.pool <- inst // never blocks: a slot was taken for every runtime
 }
+
+// discard drops a runtime whose call was interrupted, overflowed or
+// panicked (its state is whatever the interruption left) and frees its
+// slot for a fresh one.
+func (p *Program) discard(*instance) { <-p.slots }

@@ -32,7 +32,16 @@ func heapBytes() int64 {
 
 // watch is one call (or module initialisation) under supervision.
 type watch struct {
-	rt        *sobek.Runtime
+	rt *sobek.Runtime
+	// cpu reads the calling thread's CPU time; cpuStart is its value when
+	// the call began. Without one (ok false), deadline alone applies.
+	cpu      func() (int64, bool)
+	cpuStart int64
+	timeout  time.Duration
+	release  func()
+	// deadline is a wall-clock backstop: Timeout without a CPU clock,
+	// wallFactor × Timeout with one (a call starved of CPU that long is
+	// stopped all the same).
 	deadline  time.Time
 	ctx       context.Context // nil: no context
 	heapBase  int64
@@ -63,14 +72,27 @@ var (
 	gcBusy  atomic.Bool
 )
 
+// wallFactor bounds a call's wall-clock time when its CPU time is measured.
+const wallFactor = 20
+
+// newWatch starts supervising a call made by the calling goroutine, which
+// must call wd.stop(w) itself when the call ends (it unpins the thread).
 func (p *Program) newWatch(ctx context.Context, rt *sobek.Runtime) *watch {
-	return &watch{
+	w := &watch{
 		rt:        rt,
+		timeout:   p.limits.Timeout,
 		deadline:  time.Now().Add(p.limits.Timeout),
 		ctx:       ctx,
 		heapBase:  heapBytes(),
 		heapLimit: int64(min(p.limits.MaxMemoryBytes, 1<<62)),
 	}
+	read, release := threadCPUClock()
+	if start, ok := read(); ok {
+		w.cpu, w.cpuStart = read, start
+		w.deadline = time.Now().Add(wallFactor * p.limits.Timeout)
+	}
+	w.release = release
+	return w
 }
 
 func (d *watchdog) start(w *watch) {
@@ -91,6 +113,7 @@ func (d *watchdog) stop(w *watch) error {
 	delete(d.calls, w)
 	fired := w.fired
 	d.mu.Unlock()
+	w.release()
 	return fired
 }
 
@@ -132,6 +155,11 @@ func (d *watchdog) check(w *watch, now time.Time, heap int64) error {
 	}
 	if now.After(w.deadline) {
 		return ErrTimeout
+	}
+	if w.cpu != nil {
+		if t, ok := w.cpu(); ok && time.Duration(t-w.cpuStart) > w.timeout {
+			return ErrTimeout
+		}
 	}
 	grown := heap - w.heapBase
 	switch {
