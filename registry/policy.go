@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/charterlog/charter/cose"
@@ -39,7 +40,7 @@ func PolicyInput(st *cose.Statement) policy.PolicyInput {
 		ph.Crit = append(ph.Crit, fmt.Sprint(c))
 	}
 	for _, der := range st.X5Chain {
-		ph.X5Chain = append(ph.X5Chain, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+		ph.X5Chain = append(ph.X5Chain, certPEM(der))
 	}
 	ph.CWT = &policy.CWTClaims{Iss: st.CWT.Issuer, Sub: st.CWT.Subject, Iat: st.CWT.IssuedAt, SVN: st.CWT.SVN}
 	if he := st.HashEnvelope; he != nil {
@@ -85,4 +86,28 @@ func hashAlgName(a int64) string {
 		return "SHA-512"
 	}
 	return strconv.FormatInt(a, 10)
+}
+
+// pemCache remembers the PEM text of recently seen certificates: most
+// statements come from a few issuers, and encoding a chain on every
+// registration was a fifth of a policy's cost.
+var pemCache = struct {
+	sync.Mutex
+	m map[string]string
+}{m: map[string]string{}}
+
+const pemCacheSize = 1024
+
+func certPEM(der []byte) string {
+	pemCache.Lock()
+	defer pemCache.Unlock()
+	if p, ok := pemCache.m[string(der)]; ok {
+		return p
+	}
+	p := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	if len(pemCache.m) >= pemCacheSize {
+		clear(pemCache.m)
+	}
+	pemCache.m[string(der)] = p
+	return p
 }
