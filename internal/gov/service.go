@@ -90,14 +90,28 @@ type Result struct {
 	StateDigest string
 }
 
-// op runs fn on an overlay of the applied state under the lock and
-// submits the writes, with the request as the claims.
-func (s *Service) op(ctx context.Context, raw []byte, fn func(o *overlay) error) (log.TxID, error) {
+// run executes one governance operation for request r: under the lock,
+// on an overlay of the applied state, it authenticates r as a request of
+// type want (from an active member if needActive), lets fn decide the
+// writes, and submits them with r as the claims. It returns res with the
+// transaction id once applied.
+func (s *Service) run(ctx context.Context, r *Request, want MsgType, needActive bool, res *Result, fn func(o *overlay, member *MemberInfo) error) (*Result, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	o := newOverlay(s.ledger)
-	if err := fn(o); err != nil {
-		return log.TxID{}, err
+	member, err := s.authenticate(o, r, want, needActive)
+	if err != nil {
+		return nil, err
 	}
-	return s.ledger.SubmitWrites(ctx, o.writeSet(raw))
+	if err := fn(o, member); err != nil {
+		return nil, err
+	}
+	txid, err := s.ledger.SubmitWrites(ctx, o.writeSet(r.Raw))
+	if err != nil {
+		return nil, err
+	}
+	res.TxID = txid
+	return res, nil
 }
 
 // authenticate checks a request's signer, signature, freshness and
@@ -225,13 +239,8 @@ func (s *Service) Propose(ctx context.Context, raw []byte) (*Result, error) {
 	if err := s.precheck(prop); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	res := &Result{}
-	txid, err := s.op(ctx, raw, func(o *overlay) error {
-		if _, err := s.authenticate(o, r, MsgProposal, true); err != nil {
-			return err
-		}
+	return s.run(ctx, r, MsgProposal, true, res, func(o *overlay, _ *MemberInfo) error {
 		c, err := s.constitution(o)
 		if err != nil {
 			return err
@@ -261,11 +270,6 @@ func (s *Service) Propose(ctx context.Context, raw []byte) (*Result, error) {
 		res.ProposalID, res.Info = id, info
 		return setJSON(o, MapProposalsInfo, id, info)
 	})
-	if err != nil {
-		return nil, err
-	}
-	res.TxID = txid
-	return res, nil
 }
 
 // precheck refuses, at proposal time, JS that could never run: a new
@@ -316,13 +320,8 @@ func (s *Service) Vote(ctx context.Context, proposalID, memberID string, raw []b
 	if _, err := policy.Compile("ballot", map[string]string{"ballot.js": b.Ballot}, "ballot.js", s.cfg.Limits); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadBallot, err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	res := &Result{ProposalID: proposalID}
-	txid, err := s.op(ctx, raw, func(o *overlay) error {
-		if _, err := s.authenticate(o, r, MsgBallot, true); err != nil {
-			return err
-		}
+	return s.run(ctx, r, MsgBallot, true, res, func(o *overlay, _ *MemberInfo) error {
 		proposal, info, err := openProposal(o, proposalID)
 		if err != nil {
 			return err
@@ -338,11 +337,6 @@ func (s *Service) Vote(ctx context.Context, proposalID, memberID string, raw []b
 		res.Info = info
 		return setJSON(o, MapProposalsInfo, proposalID, info)
 	})
-	if err != nil {
-		return nil, err
-	}
-	res.TxID = txid
-	return res, nil
 }
 
 // Withdraw closes an open proposal at its proposer's request.
@@ -354,13 +348,8 @@ func (s *Service) Withdraw(ctx context.Context, proposalID string, raw []byte) (
 	if r.ProposalID != proposalID {
 		return nil, fmt.Errorf("%w: the withdrawal is signed for proposal %s", ErrMismatch, r.ProposalID)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	res := &Result{ProposalID: proposalID}
-	txid, err := s.op(ctx, raw, func(o *overlay) error {
-		if _, err := s.authenticate(o, r, MsgWithdrawal, true); err != nil {
-			return err
-		}
+	return s.run(ctx, r, MsgWithdrawal, true, res, func(o *overlay, _ *MemberInfo) error {
 		_, info, err := openProposal(o, proposalID)
 		if err != nil {
 			return err
@@ -372,11 +361,6 @@ func (s *Service) Withdraw(ctx context.Context, proposalID string, raw []byte) (
 		res.Info = info
 		return setJSON(o, MapProposalsInfo, proposalID, info)
 	})
-	if err != nil {
-		return nil, err
-	}
-	res.TxID = txid
-	return res, nil
 }
 
 // UpdateStateDigest issues a member the digest it must sign to become
@@ -390,13 +374,8 @@ func (s *Service) UpdateStateDigest(ctx context.Context, memberID string, raw []
 	if r.MemberID != memberID {
 		return nil, fmt.Errorf("%w: the request is signed by member %s", ErrMismatch, r.MemberID)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	res := &Result{}
-	txid, err := s.op(ctx, raw, func(o *overlay) error {
-		if _, err := s.authenticate(o, r, MsgStateDigest, false); err != nil {
-			return err
-		}
+	return s.run(ctx, r, MsgStateDigest, false, res, func(o *overlay, _ *MemberInfo) error {
 		cp, err := s.ledger.LatestCheckpoint()
 		if err != nil {
 			return err
@@ -404,11 +383,6 @@ func (s *Service) UpdateStateDigest(ctx context.Context, memberID string, raw []
 		res.StateDigest = hex.EncodeToString(cp.Root[:])
 		return setJSON(o, MapMemberAcks, memberID, AckRecord{StateDigest: res.StateDigest})
 	})
-	if err != nil {
-		return nil, err
-	}
-	res.TxID = txid
-	return res, nil
 }
 
 // Ack activates a member that signed the state digest it was issued.
@@ -424,14 +398,7 @@ func (s *Service) Ack(ctx context.Context, memberID string, raw []byte) (*Result
 	if err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	res := &Result{}
-	txid, err := s.op(ctx, raw, func(o *overlay) error {
-		info, err := s.authenticate(o, r, MsgAck, false)
-		if err != nil {
-			return err
-		}
+	return s.run(ctx, r, MsgAck, false, &Result{}, func(o *overlay, info *MemberInfo) error {
 		v, ok, err := o.Get(MapMemberAcks, memberID)
 		if err != nil {
 			return err
@@ -448,11 +415,6 @@ func (s *Service) Ack(ctx context.Context, memberID string, raw []byte) (*Result
 		info.Status = MemberActive
 		return setJSON(o, MapMemberInfo, memberID, info)
 	})
-	if err != nil {
-		return nil, err
-	}
-	res.TxID = txid
-	return res, nil
 }
 
 func openProposal(o *overlay, id string) (proposal string, info *ProposalInfo, err error) {
