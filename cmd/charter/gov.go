@@ -194,10 +194,11 @@ func runGovAck(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	digest, _ := upd["stateDigest"].(string)
 	payload, _ := json.Marshal(gov.Ack{StateDigest: digest})
-	if _, err := c.send(ctx, "/gov/members/state-digests/"+c.id+":ack", gov.MsgAck, "", payload); err != nil {
+	ack, err := c.send(ctx, "/gov/members/state-digests/"+c.id+":ack", gov.MsgAck, "", payload)
+	if err != nil {
 		return fmt.Errorf("acknowledging state digest %s: %w", digest, err)
 	}
-	fmt.Fprintf(stdout, "member %s acknowledged state digest %s and is active\n", c.id, digest)
+	fmt.Fprintf(stdout, "member %s acknowledged state digest %s and is active (transactions %v and %v)\n", c.id, digest, upd["transactionId"], ack["transactionId"])
 	return nil
 }
 
