@@ -63,7 +63,7 @@ var (
 			TagsMd:            cbor.TagsForbidden,
 			MaxNestedLevels:   4,
 			MaxArrayElements:  16,
-			MaxMapPairs:       8,
+			MaxMapPairs:       16,
 			UTF8:              cbor.UTF8RejectInvalid,
 			ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
 		}.DecMode()
