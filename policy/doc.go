@@ -21,7 +21,7 @@
 //
 // Call and CallWith run an exported function of the entry module on a
 // pooled runtime: an idle one if there is one, else a new one while fewer
-// than 2×GOMAXPROCS exist, else the call waits (bounded by its context) for
+// than 8×GOMAXPROCS exist, else the call waits (bounded by its context) for
 // one to come back: building a runtime costs far more than a call, and JS
 // runs on the CPU, so more runtimes would only queue. Module top-level code
 // runs once per runtime, when it is

@@ -45,6 +45,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	startSize := l.tree.Size()
 	var done []outcome
 	var failed [][32]byte
+	wrote := false
 	inBatch := map[[32]byte]log.TxID{}
 	checkpointed := false
 	for _, e := range entries {
@@ -120,6 +121,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 				}
 				st.LastContentSeqno = txid.Seqno
 				done = append(done, outcome{key, txid})
+				wrote = true
 			case log.TxGenesis:
 				if st.Size != 0 {
 					l.log.Warn("ignoring a second genesis transaction", "raft_index", e.Index)
@@ -156,6 +158,11 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 		return err
 	}
 	l.tree.Committed()
+	if wrote {
+		// After the commit: a reader that sees the new version reads the
+		// new maps.
+		l.writes.Add(1)
+	}
 	// Published only now: readers never see state that is not in the store.
 	l.mu.Lock()
 	l.state = st

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/charterlog/charter/internal/store"
@@ -138,7 +139,17 @@ type Ledger struct {
 	// checkpoints caches decoded checkpoints by seqno: every receipt needs
 	// one, and most receipts are for the newest few.
 	checkpoints checkpointCache
+
+	// writes counts applied write-set transactions (and restores), so that
+	// state derived from key-value maps is re-read only when it may have
+	// changed.
+	writes atomic.Uint64
 }
+
+// WritesVersion changes whenever key-value maps may have changed: after
+// each applied write-set transaction and each snapshot restore. Callers
+// caching values derived from the maps compare it.
+func (l *Ledger) WritesVersion() uint64 { return l.writes.Load() }
 
 type pendingReg struct {
 	prop log.Proposal
@@ -222,6 +233,7 @@ func (l *Ledger) Restore() error {
 	}
 	l.tree.Reset(int64(st.Size))
 	l.checkpoints.clear()
+	l.writes.Add(1)
 	if err := l.checkTree(st); err != nil {
 		return err
 	}

@@ -63,13 +63,33 @@ func (n *Node) bootstrapGovernance(ctx context.Context) error {
 // policyCache turns the governed registration configuration into the
 // registry's policy, re-parsing only when the stored value changes.
 type policyCache struct {
-	l   *ledger.Ledger
-	mu  sync.Mutex
-	raw string
-	pol registry.Policy
+	l       *ledger.Ledger
+	mu      sync.Mutex
+	raw     string
+	pol     registry.Policy
+	version uint64
+	valid   bool
 }
 
 func (c *policyCache) current() (registry.Policy, error) {
+	v := c.l.WritesVersion()
+	c.mu.Lock()
+	if c.valid && c.version == v {
+		defer c.mu.Unlock()
+		return c.pol, nil
+	}
+	c.mu.Unlock()
+	pol, err := c.load()
+	if err != nil {
+		return registry.Policy{}, err
+	}
+	c.mu.Lock()
+	c.version, c.valid = v, true
+	c.mu.Unlock()
+	return pol, nil
+}
+
+func (c *policyCache) load() (registry.Policy, error) {
 	raw, err := c.l.GetKV(gov.MapSCITTConfig, []byte("configuration"))
 	if errors.Is(err, ledger.ErrNotFound) {
 		raw = []byte("{}")
@@ -96,12 +116,32 @@ func (c *policyCache) current() (registry.Policy, error) {
 // regPolicyCache compiles the governed registration policy once per
 // version (SHA-256 of its source).
 type regPolicyCache struct {
-	l  *ledger.Ledger
-	mu sync.Mutex
-	rp *registry.RegistrationPolicy
+	l       *ledger.Ledger
+	mu      sync.Mutex
+	rp      *registry.RegistrationPolicy
+	version uint64
+	valid   bool
 }
 
 func (c *regPolicyCache) current() (*registry.RegistrationPolicy, error) {
+	v := c.l.WritesVersion()
+	c.mu.Lock()
+	if c.valid && c.version == v {
+		defer c.mu.Unlock()
+		return c.rp, nil
+	}
+	c.mu.Unlock()
+	rp, err := c.load()
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.rp, c.version, c.valid = rp, v, true
+	c.mu.Unlock()
+	return rp, nil
+}
+
+func (c *regPolicyCache) load() (*registry.RegistrationPolicy, error) {
 	src, err := c.l.GetKV(gov.MapSCITTPolicy, []byte("policy"))
 	if errors.Is(err, ledger.ErrNotFound) || (err == nil && len(src) == 0) {
 		return nil, nil
@@ -111,16 +151,16 @@ func (c *regPolicyCache) current() (*registry.RegistrationPolicy, error) {
 	}
 	v := sha256.Sum256(src)
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.rp != nil && c.rp.Version == v {
-		return c.rp, nil
+	old := c.rp
+	c.mu.Unlock()
+	if old != nil && old.Version == v {
+		return old, nil // the maps changed, the policy did not: keep its runtimes
 	}
 	p, err := policy.NewRegistrationPolicy(string(src), policy.Limits{})
 	if err != nil {
 		return nil, fmt.Errorf("the governed registration policy does not compile: %w", err)
 	}
-	c.rp = &registry.RegistrationPolicy{Policy: p, Version: v}
-	return c.rp, nil
+	return &registry.RegistrationPolicy{Policy: p, Version: v}, nil
 }
 
 // issuerKey resolves a kid-only statement's key from the issuer keys
