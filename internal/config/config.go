@@ -36,6 +36,10 @@ type Config struct {
 	// Constitution is a JS file with a new network's constitution; empty:
 	// the default (a strict majority of active members).
 	Constitution string
+	// Platform is where the node attests: "virtual" (default; no hardware
+	// claims, for development and CI) or "sev-snp" (an AMD SEV-SNP
+	// confidential VM, through go-sev-guest).
+	Platform string
 	// Join marks a node that joined an existing network (charterd join):
 	// it never bootstraps a network of its own, even with an empty store.
 	Join bool
@@ -152,6 +156,11 @@ func (c *Config) Validate() error {
 		if p, err := url.Parse(u); id == 0 || err != nil || p.Scheme != "https" || p.Host == "" || p.Path != "" {
 			errs = append(errs, fmt.Errorf("config: PeerDial[%d] = %q: want a positive id and https://HOST:PORT", id, u))
 		}
+	}
+	switch c.Platform {
+	case "", "virtual", "sev-snp":
+	default:
+		errs = append(errs, fmt.Errorf("config: Platform %q: want virtual or sev-snp", c.Platform))
 	}
 	if c.SnapshotEntries == 0 {
 		c.SnapshotEntries = 10000

@@ -22,6 +22,7 @@ type File struct {
 	PeerDial           map[string]string `json:"peer_dial,omitempty"`
 	Members            []string          `json:"members,omitempty"`
 	Constitution       string            `json:"constitution,omitempty"`
+	Platform           string            `json:"platform,omitempty"`
 	LogLevel           string            `json:"log_level,omitempty"`
 	CheckpointInterval string            `json:"checkpoint_interval,omitempty"`
 	CheckpointMaxTx    uint64            `json:"checkpoint_max_tx,omitempty"`
@@ -57,7 +58,7 @@ func Load(path string) (Config, error) {
 func (f *File) Config() (Config, error) {
 	c := Config{
 		NodeID: f.NodeID, DataDir: f.DataDir, Addr: f.Addr, Issuer: f.Issuer, LogLevel: f.LogLevel, Join: f.Joined,
-		Members: f.Members, Constitution: f.Constitution,
+		Members: f.Members, Constitution: f.Constitution, Platform: f.Platform,
 		CheckpointMaxTx: f.CheckpointMaxTx, SnapshotEntries: f.SnapshotEntries, Registration: f.Registration,
 	}
 	var err error
@@ -80,7 +81,7 @@ func (f *File) Config() (Config, error) {
 func FileFor(c Config) File {
 	f := File{
 		NodeID: c.NodeID, DataDir: c.DataDir, Addr: c.Addr, Issuer: c.Issuer, LogLevel: c.LogLevel, Joined: c.Join,
-		Members: c.Members, Constitution: c.Constitution,
+		Members: c.Members, Constitution: c.Constitution, Platform: c.Platform,
 		CheckpointMaxTx: c.CheckpointMaxTx, SnapshotEntries: c.SnapshotEntries, Registration: c.Registration,
 	}
 	if c.CheckpointInterval != 0 {

@@ -2,6 +2,9 @@ package node
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -193,7 +196,11 @@ func RemoveNode(ctx context.Context, cfg config.Config, target string, id uint64
 	if err != nil {
 		return fmt.Errorf("the network's service identity must be in %s: %w", cfg.DataDir, err)
 	}
-	cert, err := nodeTLSCertificate(ident, "127.0.0.1")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return err
+	}
+	cert, err := nodeTLSCertificate(ident, key, "127.0.0.1")
 	if err != nil {
 		return err
 	}

@@ -56,6 +56,7 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 	// Always served: peers need raft from the first moment, operators need
 	// health and metrics.
 	r.Get("/node/health", n.getHealth)
+	r.Get("/node/quotes/self", n.getQuoteSelf)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	r.Group(func(r chi.Router) {
 		r.Use(requirePeer)

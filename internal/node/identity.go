@@ -186,11 +186,7 @@ func selfSigned(k crypto.Signer, cn string, ca bool) ([]byte, error) {
 // nodeTLSCertificate issues this node's TLS certificate under the service
 // certificate, for the listen host and the loopback names. It serves
 // clients and authenticates this node to its peers (mutual TLS).
-func nodeTLSCertificate(id *Identity, host string) (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
+func nodeTLSCertificate(id *Identity, key *ecdsa.PrivateKey, host string) (tls.Certificate, error) {
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
 		return tls.Certificate{}, err
@@ -332,10 +328,50 @@ func JoinNetwork(ctx context.Context, cfg config.Config, target string) (uint64,
 	if err != nil {
 		return 0, fmt.Errorf("join: the network's service identity must be in %s: %w", cfg.DataDir, err)
 	}
-	cert, err := nodeTLSCertificate(id, host)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return 0, err
+	}
+	cert, err := nodeTLSCertificate(id, key, host)
 	if err != nil {
 		return 0, err
 	}
 	n := &Node{id: id, tlsCert: cert}
 	return Join(ctx, n.newPeerClient(), target, "https://"+cfg.Addr)
+}
+
+// fileNodeKey is the node's own identity key (P-256): its TLS key, the key
+// its attestation report binds (report_data = SHA-256 of its public key),
+// and the key secrets are released to. It never leaves the node.
+const fileNodeKey = "node_key.pem"
+
+// loadOrCreateNodeKey reads the node key from dir, creating it on first use.
+func loadOrCreateNodeKey(dir string) (*ecdsa.PrivateKey, error) {
+	b, err := os.ReadFile(filepath.Join(dir, fileNodeKey))
+	if errors.Is(err, fs.ErrNotExist) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		der, err := x509.MarshalPKCS8PrivateKey(k)
+		if err != nil {
+			return nil, err
+		}
+		if err := writeFileAtomic(dir, fileNodeKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+			return nil, err
+		}
+		return k, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	k, err := parsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fileNodeKey, err)
+	}
+	ek, ok := k.(*ecdsa.PrivateKey)
+	if !ok || ek.Curve != elliptic.P256() {
+		return nil, fmt.Errorf("%s: the node key must be ECDSA P-256", fileNodeKey)
+	}
+	return ek, nil
 }

@@ -6,6 +6,7 @@ package node
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/internal/attest"
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/ledger"
@@ -45,6 +47,8 @@ type Node struct {
 	// ready is set once recovery is done and the service API may serve.
 	ready      atomic.Bool
 	tlsCert    tls.Certificate
+	nodeKey    *ecdsa.PrivateKey
+	evidence   *attest.Evidence
 	peerClient *http.Client
 	transport  *replication.HTTPTransport
 	gov        *gov.Service
@@ -114,9 +118,16 @@ func Open(cfg config.Config, logger *slog.Logger) (*Node, error) {
 		}
 	}
 	host, _, _ := net.SplitHostPort(ln.Addr().String())
-	n.tlsCert, err = nodeTLSCertificate(n.id, host)
+	n.nodeKey, err = loadOrCreateNodeKey(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("node key: %w", err)
+	}
+	n.tlsCert, err = nodeTLSCertificate(n.id, n.nodeKey, host)
 	if err != nil {
 		return nil, err
+	}
+	if n.evidence, err = nodeEvidence(context.Background(), cfg.Platform, n); err != nil {
+		return nil, fmt.Errorf("attestation: %w", err)
 	}
 	rcfg := replication.Config{
 		ID: cfg.NodeID, SnapshotEntries: cfg.SnapshotEntries,
