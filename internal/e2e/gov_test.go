@@ -15,7 +15,6 @@ import (
 	"math/big"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -111,65 +110,11 @@ func startMembersNode(t *testing.T, dir string, members []*govMember) *node {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "charterd.log")
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(charterd, "start", "--config", cfgPath)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
-	if err := cmd.Start(); err != nil {
-		lf.Close()
-		t.Fatal(err)
-	}
-	n := &node{t: t, Dir: dataDir, CertPath: filepath.Join(dataDir, "service_cert.pem"), Cmd: cmd, done: make(chan struct{}), logFile: lf}
-	go func() {
-		n.waitErr = cmd.Wait()
-		close(n.done)
-	}()
-	t.Cleanup(func() {
-		if n.running() {
-			_ = n.Cmd.Process.Kill()
-			<-n.done
-		}
-		if b, err := os.ReadFile(logPath); err == nil && bytes.Contains(b, []byte("WARNING: DATA RACE")) {
-			t.Errorf("charterd reported a data race; see %s", logPath)
-		}
-		if t.Failed() {
-			t.Logf("last lines of %s:\n%s", logPath, tailFile(logPath, 40))
-		}
-		n.logFile.Close()
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(dataDir, "node.url"))
-		if err == nil && len(bytes.TrimSpace(b)) > 0 {
-			n.URL = strings.TrimSpace(string(b))
-			break
-		}
-		if !n.running() {
-			t.Fatalf("charterd exited before serving: %v\n%s", n.waitErr, tailFile(logPath, 20))
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("charterd wrote no node.url within 20s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	n.Client = pinnedClient(t, n.CertPath)
-	for {
+	n := runCharterd(t, dataDir, filepath.Join(dir, "charterd.log"), "start", "--config", cfgPath)
+	n.waitFor(t, "serving governance", func() bool {
 		r, err := n.do(http.MethodGet, "/gov/service/members", "", nil)
-		if err == nil && r.Status == http.StatusOK && bytes.Contains(r.Body, []byte(members[0].ID)) {
-			break
-		}
-		if !n.running() {
-			t.Fatalf("charterd exited before serving governance: %v", n.waitErr)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no governance state within 20s (last: %v %v)", r, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err == nil && r.Status == http.StatusOK && bytes.Contains(r.Body, []byte(members[0].ID))
+	})
 	return n
 }
 

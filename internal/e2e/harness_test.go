@@ -130,17 +130,36 @@ func startNode(t testing.TB, dir string, extraArgs ...string) *node {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	args := append([]string{"dev", "--data", dir, "--addr", "127.0.0.1:0", "--log-level", "debug"}, extraArgs...)
+	n := runCharterd(t, dir, filepath.Join(dir, "charterd.log"), args...)
+	// Serving is not yet leading: wait for /node/health to say 200.
+	n.waitFor(t, "healthy", func() bool {
+		resp, err := n.Client.Get(n.URL + "/node/health")
+		if err != nil {
+			return false
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	return n
+}
+
+// runCharterd starts charterd with args for the data directory dataDir,
+// logging to logPath, and waits until it writes dataDir/node.url. The
+// process is killed at the end of the test, and its log is checked for
+// data races and shown if the test failed.
+func runCharterd(t testing.TB, dataDir, logPath string, args ...string) *node {
+	t.Helper()
 	// A previous run's node.url would make us connect to a dead port.
-	if err := os.Remove(filepath.Join(dir, "node.url")); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(filepath.Join(dataDir, "node.url")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "charterd.log")
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fmt.Fprintf(lf, "=== e2e: start %s\n", time.Now().Format(time.RFC3339Nano))
-	args := append([]string{"dev", "--data", dir, "--addr", "127.0.0.1:0", "--log-level", "debug"}, extraArgs...)
 	cmd := exec.Command(charterd, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	// No 1 s race-detector pause at exit; a race still exits 66 and is
@@ -150,7 +169,7 @@ func startNode(t testing.TB, dir string, extraArgs ...string) *node {
 		lf.Close()
 		t.Fatal(err)
 	}
-	n := &node{t: t, Dir: dir, CertPath: filepath.Join(dir, "service_cert.pem"), Cmd: cmd, done: make(chan struct{}), logFile: lf}
+	n := &node{t: t, Dir: dataDir, CertPath: filepath.Join(dataDir, "service_cert.pem"), Cmd: cmd, done: make(chan struct{}), logFile: lf}
 	go func() {
 		n.waitErr = cmd.Wait()
 		close(n.done)
@@ -168,42 +187,32 @@ func startNode(t testing.TB, dir string, extraArgs ...string) *node {
 		}
 		n.logFile.Close()
 	})
-
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "node.url"))
-		if err == nil && len(bytes.TrimSpace(b)) > 0 {
-			n.URL = strings.TrimSpace(string(b))
-			break
+	n.waitFor(t, "serving (node.url)", func() bool {
+		b, err := os.ReadFile(filepath.Join(dataDir, "node.url"))
+		if err != nil || len(bytes.TrimSpace(b)) == 0 {
+			return false
 		}
-		if !n.running() {
-			t.Fatalf("charterd exited before serving: %v", n.waitErr)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("charterd wrote no %s/node.url within 20s", dir)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		n.URL = strings.TrimSpace(string(b))
+		return true
+	})
 	n.Client = pinnedClient(t, n.CertPath)
-	// Serving is not yet leading: wait for /node/health to say 200.
-	for {
-		resp, err := n.Client.Get(n.URL + "/node/health")
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
+	return n
+}
+
+// waitFor polls ready for up to 20 s, failing the test if the process
+// exits first or the time runs out.
+func (n *node) waitFor(t testing.TB, what string, ready func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !ready() {
 		if !n.running() {
-			t.Fatalf("charterd exited before becoming healthy: %v", n.waitErr)
+			t.Fatalf("charterd exited before %s: %v", what, n.waitErr)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("charterd at %s not healthy within 20s (last error %v)", n.URL, err)
+			t.Fatalf("charterd in %s not %s within 20s", n.Dir, what)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return n
 }
 
 func (n *node) running() bool {
