@@ -56,31 +56,9 @@ const (
 // identity for a network that exists.
 func loadOrCreateIdentity(dir, issuer string, create bool) (*Identity, error) {
 	id := &Identity{}
-	keyPEM, err := os.ReadFile(filepath.Join(dir, fileServiceKey))
-	switch {
-	case errors.Is(err, fs.ErrNotExist) && create:
-		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			return nil, err
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			return nil, err
-		}
-		keyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-		if err := writeFileAtomic(dir, fileServiceKey, keyPEM, 0o600); err != nil {
-			return nil, err
-		}
-	case err != nil:
-		return nil, fmt.Errorf("service key: %w", err)
-	}
-	k, err := parsePrivateKey(keyPEM)
+	ek, err := loadOrCreateP256Key(dir, fileServiceKey, create)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fileServiceKey, err)
-	}
-	ek, ok := k.(*ecdsa.PrivateKey)
-	if !ok || ek.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("%s: the service key must be ECDSA P-256", fileServiceKey)
+		return nil, err
 	}
 	id.ServiceKey = ek
 
@@ -347,8 +325,16 @@ const fileNodeKey = "node_key.pem"
 
 // loadOrCreateNodeKey reads the node key from dir, creating it on first use.
 func loadOrCreateNodeKey(dir string) (*ecdsa.PrivateKey, error) {
-	b, err := os.ReadFile(filepath.Join(dir, fileNodeKey))
-	if errors.Is(err, fs.ErrNotExist) {
+	return loadOrCreateP256Key(dir, fileNodeKey, true)
+}
+
+// loadOrCreateP256Key reads the ECDSA P-256 key in dir/name (PKCS#8 PEM);
+// if it is absent and create is set, it generates one and writes it
+// atomically (0600) first.
+func loadOrCreateP256Key(dir, name string, create bool) (*ecdsa.PrivateKey, error) {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && create:
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 		if err != nil {
 			return nil, err
@@ -357,21 +343,20 @@ func loadOrCreateNodeKey(dir string) (*ecdsa.PrivateKey, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(dir, fileNodeKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		if err := writeFileAtomic(dir, name, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 			return nil, err
 		}
 		return k, nil
-	}
-	if err != nil {
-		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	k, err := parsePrivateKey(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fileNodeKey, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	ek, ok := k.(*ecdsa.PrivateKey)
 	if !ok || ek.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("%s: the node key must be ECDSA P-256", fileNodeKey)
+		return nil, fmt.Errorf("%s: the key must be ECDSA P-256", name)
 	}
 	return ek, nil
 }
