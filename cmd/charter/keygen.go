@@ -8,17 +8,15 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/internal/devpki"
 )
 
 func init() {
@@ -70,14 +68,13 @@ func runKeygen(_ context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	chain, err := makeChain(*subject, leafKey, caKey, time.Now())
+	// The CA lasts ten years, the leaf two, both from an hour ago.
+	const year = 365 * 24 * time.Hour
+	pub, err := devpki.New(*subject, leafKey, caKey, time.Now().Add(-time.Hour), 10*year, 2*year)
 	if err != nil {
 		return err
 	}
-	did, err := cose.NewDIDX509(chain, 1, "subject:CN:"+cose.PctEncode(*subject))
-	if err != nil {
-		return fmt.Errorf("computing the did:x509 issuer: %w", err)
-	}
+	chain, did := pub.Certs, pub.Issuer
 	pkcs8, err := x509.MarshalPKCS8PrivateKey(leafKey)
 	if err != nil {
 		return fmt.Errorf("encoding the key: %w", err)
@@ -111,57 +108,6 @@ var keygenAlgs = map[string]func() (crypto.Signer, error){
 		_, k, err := ed25519.GenerateKey(rand.Reader)
 		return k, err
 	},
-}
-
-// makeChain returns [leaf, CA]: a self-signed CA valid for ten years and a
-// leaf for cn with EKU codeSigning valid for two, both from an hour ago.
-func makeChain(cn string, leafKey, caKey crypto.Signer, now time.Time) ([]*x509.Certificate, error) {
-	serial := func() (*big.Int, error) { return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127)) }
-	nb := now.Add(-time.Hour).UTC()
-	caSerial, err := serial()
-	if err != nil {
-		return nil, err
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          caSerial,
-		Subject:               pkix.Name{CommonName: cn + " CA"},
-		NotBefore:             nb,
-		NotAfter:              nb.AddDate(10, 0, 0),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		MaxPathLenZero:        true,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
-	if err != nil {
-		return nil, fmt.Errorf("making the CA certificate: %w", err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, err
-	}
-	leafSerial, err := serial()
-	if err != nil {
-		return nil, err
-	}
-	leafTmpl := &x509.Certificate{
-		SerialNumber:          leafSerial,
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             nb,
-		NotAfter:              nb.AddDate(2, 0, 0),
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, leafKey.Public(), caKey)
-	if err != nil {
-		return nil, fmt.Errorf("making the leaf certificate: %w", err)
-	}
-	leaf, err := x509.ParseCertificate(leafDER)
-	if err != nil {
-		return nil, err
-	}
-	return []*x509.Certificate{leaf, ca}, nil
 }
 
 func writeFileExcl(path string, data []byte, perm os.FileMode) error {

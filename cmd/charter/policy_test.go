@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/charterlog/charter/internal/devpki"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,14 +54,11 @@ func newTestIssuer(t *testing.T, alg gocose.Algorithm, cn string) *testIssuer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	chain, err := makeChain(cn, key, caKey, time.Now())
+	pub, err := devpki.New(cn, key, caKey, time.Now().Add(-time.Hour), 24*time.Hour, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	did, err := cose.NewDIDX509(chain, 1, "subject:CN:"+cose.PctEncode(cn))
-	if err != nil {
-		t.Fatal(err)
-	}
+	chain, did := pub.Certs, pub.Issuer
 	fp := sha256.Sum256(chain[1].Raw)
 	return &testIssuer{alg: alg, key: key, chain: chain, did: did, caFP: base64.RawURLEncoding.EncodeToString(fp[:])}
 }

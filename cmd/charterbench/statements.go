@@ -5,17 +5,15 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
 	"fmt"
-	"math/big"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/internal/devpki"
 	gocose "github.com/veraison/go-cose"
 )
 
@@ -39,47 +37,11 @@ func newPublisher(cn string) (*publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	nb := time.Now().Add(-time.Hour).UTC()
-	ca := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: cn + " CA"},
-		NotBefore:             nb,
-		NotAfter:              nb.Add(25 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		MaxPathLenZero:        true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, caKey.Public(), caKey)
-	if err != nil {
-		return nil, fmt.Errorf("CA certificate: %w", err)
-	}
-	caCert, err := x509.ParseCertificate(caDER)
+	c, err := devpki.New(cn, leafKey, caKey, time.Now().Add(-time.Hour), 25*time.Hour, 25*time.Hour)
 	if err != nil {
 		return nil, err
 	}
-	leaf := &x509.Certificate{
-		SerialNumber:          big.NewInt(2),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             nb,
-		NotAfter:              nb.Add(25 * time.Hour),
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, leafKey.Public(), caKey)
-	if err != nil {
-		return nil, fmt.Errorf("leaf certificate: %w", err)
-	}
-	leafCert, err := x509.ParseCertificate(leafDER)
-	if err != nil {
-		return nil, err
-	}
-	did, err := cose.NewDIDX509([]*x509.Certificate{leafCert, caCert}, 1, "subject:CN:"+cose.PctEncode(cn))
-	if err != nil {
-		return nil, err
-	}
-	return &publisher{key: leafKey, chain: [][]byte{leafDER, caDER}, issuer: did}, nil
+	return &publisher{key: leafKey, chain: c.DER(), issuer: c.Issuer}, nil
 }
 
 // signer makes unique signed statements: payload i is payloadBytes long and

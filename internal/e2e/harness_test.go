@@ -10,14 +10,13 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/charterlog/charter/internal/devpki"
 	"io"
-	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
@@ -594,49 +593,13 @@ func makePublisher(cn string, curve elliptic.Curve) (*publisher, error) {
 	if err != nil {
 		return nil, err
 	}
-	nb := time.Now().Add(-time.Hour).UTC()
-	ca := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: cn + " CA"},
-		NotBefore:             nb,
-		NotAfter:              nb.Add(25 * time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		MaxPathLenZero:        true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, caKey.Public(), caKey)
-	if err != nil {
-		return nil, err
-	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, err
-	}
-	leaf := &x509.Certificate{
-		SerialNumber:          big.NewInt(2),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             nb,
-		NotAfter:              nb.Add(25 * time.Hour),
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
-	}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leaf, caCert, leafKey.Public(), caKey)
-	if err != nil {
-		return nil, err
-	}
-	leafCert, err := x509.ParseCertificate(leafDER)
-	if err != nil {
-		return nil, err
-	}
-	did, err := cose.NewDIDX509([]*x509.Certificate{leafCert, caCert}, 1, "subject:CN:"+cose.PctEncode(cn))
+	c, err := devpki.New(cn, leafKey, caKey, time.Now().Add(-time.Hour), 25*time.Hour, 25*time.Hour)
 	if err != nil {
 		return nil, err
 	}
 	var nonce [8]byte
 	rand.Read(nonce[:])
-	return &publisher{key: leafKey, caKey: caKey, chain: [][]byte{leafDER, caDER}, issuer: did, nonce: hex.EncodeToString(nonce[:])}, nil
+	return &publisher{key: leafKey, caKey: caKey, chain: c.DER(), issuer: c.Issuer, nonce: hex.EncodeToString(nonce[:])}, nil
 }
 
 // sign signs payload with the default options; extra adjusts them.
