@@ -157,3 +157,16 @@ func parseCertTable(b []byte) (*abi.CertTable, error) {
 	}
 	return t, nil
 }
+
+// Measurement is the launch measurement the report declares, unverified:
+// for a node to name its own code, never to decide trust (Verify does that).
+func (e *Evidence) Measurement() ([]byte, error) {
+	if err := e.checkShape(); err != nil {
+		return nil, err
+	}
+	r, err := abi.ReportToProto(e.Report)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	return r.GetMeasurement(), nil
+}

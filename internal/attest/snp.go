@@ -42,6 +42,11 @@ func NewSNPProvider() (Provider, error) {
 	return newSNPProvider(qp), nil
 }
 
+// NewSNPProviderFrom is NewSNPProvider over a given go-sev-guest quote
+// provider: tests pass go-sev-guest's fake one (its test signer and fake
+// device), so the real report path runs.
+func NewSNPProviderFrom(qp client.QuoteProvider) Provider { return newSNPProvider(qp) }
+
 func newSNPProvider(qp client.QuoteProvider) *snpProvider {
 	return &snpProvider{qp: qp, cache: map[[64]byte]*Evidence{}}
 }
