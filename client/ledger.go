@@ -94,3 +94,12 @@ func (c *Client) FetchLedger(ctx context.Context, from, to uint64, progress func
 
 // maxRangePage is the page the service serves (internal/node maxRangeRecords).
 const maxRangePage = 1000
+
+// TransactionReceipt fetches the receipt of a committed transaction (GET
+// /node/receipt), for VerifyTransaction.
+func (c *Client) TransactionReceipt(ctx context.Context, txid log.TxID) ([]byte, error) {
+	return c.get(ctx, "/node/receipt?transaction_id="+txid.String())
+}
+
+// Quotes fetches every node's recorded evidence (GET /node/quotes, JSON).
+func (c *Client) Quotes(ctx context.Context) ([]byte, error) { return c.get(ctx, "/node/quotes") }

@@ -40,6 +40,10 @@ type Config struct {
 	// claims, for development and CI) or "sev-snp" (an AMD SEV-SNP
 	// confidential VM, through go-sev-guest).
 	Platform string
+	// Attestation is how this node verifies the evidence of nodes that join
+	// while it leads. Which measurements and host data are accepted is not
+	// here: governance decides that (public:ccf.gov.nodes.*).
+	Attestation Attestation
 	// Join marks a node that joined an existing network (charterd join):
 	// it never bootstraps a network of its own, even with an empty store.
 	Join bool
@@ -70,6 +74,26 @@ type Config struct {
 	// Registration is the registration configuration of a new network. An
 	// existing network keeps the one recorded in its genesis transaction.
 	Registration Registration
+}
+
+// Attestation holds the operator's settings for verifying SEV-SNP evidence.
+type Attestation struct {
+	// AMDRootsFile replaces AMD's embedded root certificates with the ASK
+	// and ARK in this file (PEM, ASK first: the format of AMD KDS's
+	// cert_chain). Optional; for test networks and new product lines.
+	AMDRootsFile string `json:"amd_roots_file,omitempty"`
+	// AMDProductLine is the product line of AMDRootsFile (Milan, Genoa,
+	// Turin). Required with AMDRootsFile.
+	AMDProductLine string `json:"amd_product_line,omitempty"`
+	// CertCacheDir holds VCEK/VLEK certificates for reports whose
+	// certificate table lacks them. Optional.
+	CertCacheDir string `json:"cert_cache_dir,omitempty"`
+	// AllowNetwork lets verification fetch missing certificates and
+	// revocation lists from AMD's KDS. Default off: nothing leaves the node.
+	AllowNetwork bool `json:"allow_network,omitempty"`
+	// MinTCB is the minimum reported TCB (go-sev-guest's kds.TCBVersion as
+	// a uint64). Default 0: no minimum.
+	MinTCB uint64 `json:"min_tcb,omitempty"`
 }
 
 // Registration is what the service accepts.
@@ -161,6 +185,9 @@ func (c *Config) Validate() error {
 	case "", "virtual", "sev-snp":
 	default:
 		errs = append(errs, fmt.Errorf("config: Platform %q: want virtual or sev-snp", c.Platform))
+	}
+	if (c.Attestation.AMDRootsFile == "") != (c.Attestation.AMDProductLine == "") {
+		errs = append(errs, errors.New("config: Attestation.AMDRootsFile and AMDProductLine go together"))
 	}
 	if c.SnapshotEntries == 0 {
 		c.SnapshotEntries = 10000

@@ -23,6 +23,7 @@ type File struct {
 	Members            []string          `json:"members,omitempty"`
 	Constitution       string            `json:"constitution,omitempty"`
 	Platform           string            `json:"platform,omitempty"`
+	Attestation        Attestation       `json:"attestation,omitzero"`
 	LogLevel           string            `json:"log_level,omitempty"`
 	CheckpointInterval string            `json:"checkpoint_interval,omitempty"`
 	CheckpointMaxTx    uint64            `json:"checkpoint_max_tx,omitempty"`
@@ -58,7 +59,7 @@ func Load(path string) (Config, error) {
 func (f *File) Config() (Config, error) {
 	c := Config{
 		NodeID: f.NodeID, DataDir: f.DataDir, Addr: f.Addr, Issuer: f.Issuer, LogLevel: f.LogLevel, Join: f.Joined,
-		Members: f.Members, Constitution: f.Constitution, Platform: f.Platform,
+		Members: f.Members, Constitution: f.Constitution, Platform: f.Platform, Attestation: f.Attestation,
 		CheckpointMaxTx: f.CheckpointMaxTx, SnapshotEntries: f.SnapshotEntries, Registration: f.Registration,
 	}
 	var err error
@@ -81,7 +82,7 @@ func (f *File) Config() (Config, error) {
 func FileFor(c Config) File {
 	f := File{
 		NodeID: c.NodeID, DataDir: c.DataDir, Addr: c.Addr, Issuer: c.Issuer, LogLevel: c.LogLevel, Joined: c.Join,
-		Members: c.Members, Constitution: c.Constitution, Platform: c.Platform,
+		Members: c.Members, Constitution: c.Constitution, Platform: c.Platform, Attestation: c.Attestation,
 		CheckpointMaxTx: c.CheckpointMaxTx, SnapshotEntries: c.SnapshotEntries, Registration: c.Registration,
 	}
 	if c.CheckpointInterval != 0 {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/log"
 )
 
 // MemberSpec is an initial member of a new network.
@@ -29,6 +30,9 @@ type Genesis struct {
 	// Open opens the service at once (dev); otherwise members open it with
 	// transition_service_to_open.
 	Open bool
+	// Also are further writes of the genesis transaction: the node that
+	// creates the network approves its own measurement there.
+	Also []log.Write
 }
 
 // Bootstrap writes the governance state of a new network, once: it does
@@ -79,6 +83,9 @@ func Bootstrap(ctx context.Context, l Ledger, g Genesis, limits Config) (bool, e
 	}
 	if len(g.SCITTConfiguration) > 0 {
 		o.Set(MapSCITTConfig, "configuration", string(g.SCITTConfiguration))
+	}
+	for _, w := range g.Also {
+		o.Set(w.Map, string(w.Key), string(w.Value))
 	}
 	_, err := l.SubmitWrites(ctx, o.writeSet([]byte("genesis")))
 	return err == nil, err

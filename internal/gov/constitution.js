@@ -15,6 +15,7 @@ const M = {
   nodesInfo: "public:ccf.gov.nodes.info",
   snpMeasurements: "public:ccf.gov.nodes.snp.measurements",
   snpHostData: "public:ccf.gov.nodes.snp.host_data",
+  virtualMeasurements: "public:ccf.gov.nodes.virtual.measurements",
   recovery: "public:ccf.gov.recovery",
   scittConfig: "public:scitt.configuration",
   scittPolicy: "public:scitt.policy",
@@ -158,13 +159,23 @@ const actions = {
     validate(a) { onlyFields(a, ["host_data"]); hex(a, "host_data", 32); },
     apply(a) { charter.kv.delete(M.snpHostData, a.host_data); },
   },
+  add_virtual_measurement: {
+    validate(a) { onlyFields(a, ["measurement"]); hex(a, "measurement", 48); },
+    apply(a) { put(M.virtualMeasurements, a.measurement, {}); },
+  },
+  remove_virtual_measurement: {
+    validate(a) { onlyFields(a, ["measurement"]); hex(a, "measurement", 48); },
+    apply(a) { charter.kv.delete(M.virtualMeasurements, a.measurement); },
+  },
+  // The node's record keeps what the node presented when it joined (its key
+  // and evidence); governance changes only its status.
   transition_node_to_trusted: {
     validate(a) { onlyFields(a, ["node_id"]); need(a, "node_id", "string"); },
-    apply(a) { put(M.nodesInfo, a.node_id, { status: "Trusted" }); },
+    apply(a) { put(M.nodesInfo, a.node_id, Object.assign(get(M.nodesInfo, a.node_id) || {}, { status: "Trusted" })); },
   },
   remove_node: {
     validate(a) { onlyFields(a, ["node_id"]); need(a, "node_id", "string"); },
-    apply(a) { put(M.nodesInfo, a.node_id, { status: "Retired" }); },
+    apply(a) { put(M.nodesInfo, a.node_id, Object.assign(get(M.nodesInfo, a.node_id) || {}, { status: "Retired" })); },
   },
   set_recovery_threshold: {
     validate(a) {

@@ -6,7 +6,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -85,65 +84,6 @@ func (n *Node) forwardWrites(next http.Handler) http.Handler {
 	})
 }
 
-// joinRequest asks the leader to add a node.
-type joinRequest struct {
-	URL string `json:"url"`
-}
-
-type joinResponse struct {
-	NodeID uint64 `json:"node_id"`
-}
-
-// postJoin adds a node as a learner and answers its new id. Ids are never
-// reused: the next id is one past the largest ever recorded.
-func (n *Node) postJoin(w http.ResponseWriter, r *http.Request) {
-	var req joinRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidInput", Detail: "join request: " + err.Error()})
-		return
-	}
-	if u, err := url.Parse(req.URL); err != nil || u.Scheme != "https" || u.Host == "" {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidInput", Detail: "url must be https://HOST:PORT"})
-		return
-	}
-	if leader, _ := n.raft.Leader(); !leader {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "NotLeader",
-			Detail: fmt.Sprintf("send the join request to the leader (node %d)", n.raft.LeaderID()), RetryAfter: 1})
-		return
-	}
-	nodes, err := n.raft.Nodes()
-	if err != nil {
-		registry.WriteProblem(w, registry.ProblemFor(err))
-		return
-	}
-	next := uint64(1)
-	for _, info := range nodes {
-		if info.URL == req.URL && info.Role != replication.RoleRemoved {
-			// A retried join: answer the id it already has.
-			writeJSON(w, http.StatusOK, joinResponse{NodeID: info.ID})
-			return
-		}
-		next = max(next, info.ID+1)
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	if err := n.raft.AddLearner(ctx, next, req.URL); err != nil {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: err.Error(), RetryAfter: 1})
-		return
-	}
-	for {
-		if info, err := n.raft.NodeInfo(next); err == nil && info.URL == req.URL {
-			break
-		}
-		if err := sleep(ctx, 10*time.Millisecond); err != nil {
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: "the configuration change did not commit in time; retry", RetryAfter: 1})
-			return
-		}
-	}
-	n.log.Info("added learner", "node_id", next, "url", req.URL)
-	writeJSON(w, http.StatusOK, joinResponse{NodeID: next})
-}
-
 type removeRequest struct {
 	NodeID uint64 `json:"node_id"`
 }
@@ -194,13 +134,13 @@ func (n *Node) postRemove(w http.ResponseWriter, r *http.Request) {
 func RemoveNode(ctx context.Context, cfg config.Config, target string, id uint64) error {
 	ident, err := loadOrCreateIdentity(cfg.DataDir, "", false)
 	if err != nil {
-		return fmt.Errorf("the network's service identity must be in %s: %w", cfg.DataDir, err)
+		return fmt.Errorf("the network's service identity (with the service key: only a node the network trusts holds it) must be in %s: %w", cfg.DataDir, err)
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return err
 	}
-	cert, err := nodeTLSCertificate(ident, key, "127.0.0.1")
+	cert, err := nodeTLSCertificate(ident, key, "127.0.0.1", "")
 	if err != nil {
 		return err
 	}
@@ -224,48 +164,13 @@ func RemoveNode(ctx context.Context, cfg config.Config, target string, id uint64
 	return nil
 }
 
-// Join asks the network at target to add this node, and returns the node id
-// the leader assigned. It follows the answer to the leader if target is a
-// follower and retries until ctx ends.
-func Join(ctx context.Context, client *http.Client, target, selfURL string) (uint64, error) {
-	body, _ := json.Marshal(joinRequest{URL: selfURL})
-	var last error
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(target, "/")+pathJoin, strings.NewReader(string(body)))
-		if err != nil {
-			return 0, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err == nil {
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				var jr joinResponse
-				if err := json.Unmarshal(b, &jr); err != nil || jr.NodeID == 0 {
-					return 0, fmt.Errorf("join: bad answer from %s: %q", target, b)
-				}
-				return jr.NodeID, nil
-			}
-			last = fmt.Errorf("join: %s answered %s: %s", target, resp.Status, registry.DecodeProblem(resp.StatusCode, b).Detail)
-			if resp.StatusCode != http.StatusServiceUnavailable {
-				return 0, last
-			}
-		} else {
-			last = err
-		}
-		if err := sleep(ctx, 500*time.Millisecond); err != nil {
-			return 0, errors.Join(last, err)
-		}
-	}
-}
-
 // promoteLearners makes caught-up learners voters, while this node leads. A
 // learner is caught up when it has everything the leader had committed a
 // moment ago.
 func (n *Node) promoteLearners(ctx context.Context) error {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
+	evidenceTried := map[uint64]time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -276,6 +181,7 @@ func (n *Node) promoteLearners(ctx context.Context) error {
 			continue
 		}
 		n.retireNodes(ctx)
+		n.recordPeerEvidence(ctx, evidenceTried)
 		st := n.raft.Status()
 		for id, pr := range st.Progress {
 			if !pr.IsLearner || pr.State != tracker.StateReplicate || pr.Match+64 < st.GetCommit() {
@@ -336,23 +242,22 @@ func (n *Node) getConsensus(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// mayVote reports whether a caught-up learner may become a voter: at once
-// while the service is opening, and once governance has trusted it
-// (transition_node_to_trusted) after the service opened. An operator who
-// can start a node cannot by that alone change who votes.
+// mayVote reports whether a caught-up learner may become a voter. A node
+// that joined by attestation votes only once the ledger records that it was
+// given the service's secrets (so that, as leader, it can sign
+// checkpoints). Otherwise: at once while the service is opening, and once
+// governance has trusted it (transition_node_to_trusted) after the service
+// opened. An operator who can start a node cannot by that alone change who
+// votes.
 func (n *Node) mayVote(id uint64) bool {
-	var svc gov.ServiceInfo
-	if raw, err := n.ledger.GetKV(gov.MapServiceInfo, []byte(gov.KeyService)); err != nil || json.Unmarshal(raw, &svc) != nil || svc.Status != gov.ServiceOpen {
+	rec, ok := n.nodeRecord(id)
+	if ok && rec.Joined {
+		return rec.Status == NodeTrusted && rec.SecretsReleased
+	}
+	if !n.serviceOpen() {
 		return true
 	}
-	raw, err := n.ledger.GetKV(gov.MapNodesInfo, []byte(strconv.FormatUint(id, 10)))
-	if err != nil {
-		return false
-	}
-	var info struct {
-		Status string `json:"status"`
-	}
-	return json.Unmarshal(raw, &info) == nil && info.Status == "Trusted"
+	return ok && rec.Status == NodeTrusted
 }
 
 // retireNodes carries out governance's remove_node: a node that

@@ -16,6 +16,7 @@ import (
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/log"
 	"github.com/charterlog/charter/policy"
 	"github.com/charterlog/charter/registry"
 )
@@ -29,7 +30,11 @@ func (n *Node) bootstrapGovernance(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	spec := gov.Genesis{Constitution: g.Constitution, SCITTConfiguration: reg, Open: true}
+	approve, err := n.ownMeasurementWrite()
+	if err != nil {
+		return err
+	}
+	spec := gov.Genesis{Constitution: g.Constitution, SCITTConfiguration: reg, Open: true, Also: []log.Write{approve}}
 	for _, der := range g.Members {
 		spec.Members = append(spec.Members, gov.MemberSpec{
 			CertPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),

@@ -3,6 +3,7 @@ package node
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -62,9 +63,11 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 		r.Use(requirePeer)
 		r.Post(replication.PathRaft, peerHandler(n.raft.ReceiveRaft))
 		r.Post(replication.PathSnapshot, peerHandler(n.raft.ReceiveSnapshot))
-		r.With(n.whenReady, n.forwardWrites).Post(pathJoin, n.postJoin)
-		r.With(n.whenReady, n.forwardWrites).Post(pathRemove, n.postRemove)
+		r.With(n.whenReady, n.refusePending, n.forwardWrites).Post(pathRemove, n.postRemove)
 	})
+	// A joining node has no certificate yet: its evidence and the signature
+	// by the key it binds are its credentials.
+	r.With(n.whenReady, n.forwardWrites).Post(pathJoin, n.postJoin)
 	// Served once the node has recovered.
 	r.Group(func(r chi.Router) {
 		r.Use(n.whenReady)
@@ -76,6 +79,7 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 		r.Get("/node/receipt", n.getReceipt)
 		r.Get("/node/ledger/range", n.getLedgerRange)
 		r.Get("/node/network", n.getNetwork)
+		r.Get(pathQuotes, n.getQuotes)
 		r.Get("/node/network/nodes", n.getNodes)
 		r.Get("/node/consensus", n.getConsensus)
 	})
@@ -119,6 +123,32 @@ func requirePeer(next http.Handler) http.Handler {
 			registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden",
 				Detail: "this endpoint is for the network's nodes: present a node certificate issued by the service certificate"})
 			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// refusePending refuses nodes the network has not trusted: they hold a node
+// certificate from joining, which passes requirePeer, but must not change
+// the network's membership.
+func (n *Node) refusePending(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The direct caller: at the leader, a forwarded request's caller is
+		// the node that forwarded it, which checked its own caller.
+		if key, ok := publicKeyOf(r.TLS.PeerCertificates[0]); ok {
+			recs, err := n.nodeRecords()
+			if err != nil {
+				registry.WriteProblem(w, registry.ProblemFor(err))
+				return
+			}
+			pemKey := publicKeyPEM(key)
+			for id, rec := range recs {
+				if rec.PublicKey == pemKey && !(rec.Status == NodeTrusted && (!rec.Joined || rec.SecretsReleased)) {
+					registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden",
+						Detail: fmt.Sprintf("node %d is not trusted by the network", id)})
+					return
+				}
+			}
 		}
 		next.ServeHTTP(w, r)
 	})

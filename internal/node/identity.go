@@ -1,7 +1,6 @@
 package node
 
 import (
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -21,7 +20,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charterlog/charter/internal/config"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -29,25 +27,40 @@ import (
 //
 // The service key (P-256, ES256) signs receipts and is the CA of the service
 // certificate that clients pin; the note key (Ed25519) signs C2SP
-// checkpoints. In this version the first node creates both and keeps them in
-// its data directory (0600); attested key release to joining nodes arrives
-// with SEV-SNP attestation.
+// checkpoints; the ledger secret (32 bytes) encrypts the private maps. The
+// first node creates them and keeps them in its data directory (0600); a
+// node that joins receives them only once its attestation is verified and
+// it is trusted (join.go). Until then it holds the public parts only:
+// ServiceKey and NoteSigner are nil and it never signs a checkpoint.
 type Identity struct {
-	ServiceKey     *ecdsa.PrivateKey
+	ServiceKey     *ecdsa.PrivateKey // nil until the secrets are released to this node
 	ServiceCert    *x509.Certificate
 	ServiceCertPEM []byte
-	NoteSigner     note.Signer
-	NoteVerifier   string // the note verifier key, name+hash+key
+	NoteSigner     note.Signer // nil with ServiceKey
+	NoteVerifier   string      // the note verifier key, name+hash+key
+	LedgerSecret   []byte      // nil with ServiceKey
+
+	noteSignerKey string // the note signer key, to release to trusted nodes
 }
+
+// HasSecrets reports whether this node holds the service's secrets.
+func (id *Identity) HasSecrets() bool { return id.ServiceKey != nil }
 
 // Files in the data directory.
 const (
 	fileServiceKey  = "service_key.pem"
 	fileServiceCert = "service_cert.pem"
 	fileNoteKey     = "note_key.txt"
-	fileMemberCert  = "member0_cert.pem"
-	fileMemberKey   = "member0_privk.pem"
-	fileNodeURL     = "node.url"
+	// fileNoteVerifier holds the note verifier key alone, for a node that
+	// joined and does not hold the signer yet.
+	fileNoteVerifier = "note_verifier.txt"
+	fileLedgerSecret = "ledger_secret"
+	// fileNodeCert is the TLS certificate the network issued to a joined
+	// node; a node that holds the service key issues its own.
+	fileNodeCert   = "node_cert.pem"
+	fileMemberCert = "member0_cert.pem"
+	fileMemberKey  = "member0_privk.pem"
+	fileNodeURL    = "node.url"
 )
 
 // loadOrCreateIdentity reads the identity from dir, creating any part that
@@ -111,8 +124,63 @@ func loadOrCreateIdentity(dir, issuer string, create bool) (*Identity, error) {
 	if _, err := note.NewVerifier(lines[1]); err != nil {
 		return nil, fmt.Errorf("%s: verifier key: %w", fileNoteKey, err)
 	}
-	id.NoteSigner, id.NoteVerifier = signer, lines[1]
+	id.NoteSigner, id.NoteVerifier, id.noteSignerKey = signer, lines[1], lines[0]
+
+	secret, err := os.ReadFile(filepath.Join(dir, fileLedgerSecret))
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && create:
+		secret = make([]byte, ledgerSecretSize)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, err
+		}
+		if err := writeFileAtomic(dir, fileLedgerSecret, secret, 0o600); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, fmt.Errorf("ledger secret: %w", err)
+	}
+	if len(secret) != ledgerSecretSize {
+		return nil, fmt.Errorf("%s: %d bytes, want %d", fileLedgerSecret, len(secret), ledgerSecretSize)
+	}
+	id.LedgerSecret = secret
 	return id, nil
+}
+
+const ledgerSecretSize = 32
+
+// loadPublicIdentity reads the public half of the service identity: the
+// service certificate and the note verifier key, from a data directory of
+// a joined node that has not received the secrets yet.
+func loadPublicIdentity(dir string) (*Identity, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, fileServiceCert))
+	if err != nil {
+		return nil, fmt.Errorf("service certificate: %w", err)
+	}
+	cert, err := parseCertPEM(certPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", fileServiceCert, err)
+	}
+	if _, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok {
+		return nil, fmt.Errorf("%s: the service key must be ECDSA", fileServiceCert)
+	}
+	v, err := os.ReadFile(filepath.Join(dir, fileNoteVerifier))
+	if err != nil {
+		return nil, fmt.Errorf("note verifier key: %w", err)
+	}
+	vk := strings.TrimSpace(string(v))
+	if _, err := note.NewVerifier(vk); err != nil {
+		return nil, fmt.Errorf("%s: %w", fileNoteVerifier, err)
+	}
+	return &Identity{ServiceCert: cert, ServiceCertPEM: certPEM, NoteVerifier: vk}, nil
+}
+
+// loadIdentity reads the whole identity if this node holds the secrets, and
+// the public half otherwise.
+func loadIdentity(dir string) (*Identity, error) {
+	if _, err := os.Stat(filepath.Join(dir, fileServiceKey)); err == nil {
+		return loadOrCreateIdentity(dir, "", false)
+	}
+	return loadPublicIdentity(dir)
 }
 
 // createMember writes a member identity (member0) for a new network.
@@ -161,13 +229,17 @@ func selfSigned(k crypto.Signer, cn string, ca bool) ([]byte, error) {
 	return x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
 }
 
-// nodeTLSCertificate issues this node's TLS certificate under the service
-// certificate, for the listen host and the loopback names. It serves
-// clients and authenticates this node to its peers (mutual TLS).
-func nodeTLSCertificate(id *Identity, key *ecdsa.PrivateKey, host string) (tls.Certificate, error) {
+// issueNodeCert issues a node's TLS certificate under the service
+// certificate, for the node's public key, the host it listens on and the
+// loopback names. It serves clients and authenticates the node to its
+// peers (mutual TLS).
+func issueNodeCert(id *Identity, pub *ecdsa.PublicKey, host string) ([]byte, error) {
+	if !id.HasSecrets() {
+		return nil, errors.New("only a node that holds the service key issues node certificates")
+	}
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return tls.Certificate{}, err
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
@@ -184,9 +256,33 @@ func nodeTLSCertificate(id *Identity, key *ecdsa.PrivateKey, host string) (tls.C
 	} else if host != "" && ip == nil {
 		tmpl.DNSNames = append(tmpl.DNSNames, host)
 	}
-	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, id.ServiceCert, &key.PublicKey, id.ServiceKey)
-	if err != nil {
-		return tls.Certificate{}, err
+	return x509.CreateCertificate(rand.Reader, tmpl, id.ServiceCert, pub, id.ServiceKey)
+}
+
+// nodeTLSCertificate is this node's TLS certificate: issued by itself when
+// it holds the service key, else the one the network issued when it joined
+// (fileNodeCert).
+func nodeTLSCertificate(id *Identity, key *ecdsa.PrivateKey, host, dir string) (tls.Certificate, error) {
+	var certDER []byte
+	if id.HasSecrets() {
+		der, err := issueNodeCert(id, &key.PublicKey, host)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		certDER = der
+	} else {
+		b, err := os.ReadFile(filepath.Join(dir, fileNodeCert))
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("node certificate from joining: %w", err)
+		}
+		c, err := parseCertPEM(b)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("%s: %w", fileNodeCert, err)
+		}
+		if pub, ok := c.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
+			return tls.Certificate{}, fmt.Errorf("%s is not for this node's key", fileNodeCert)
+		}
+		certDER = c.Raw
 	}
 	return tls.Certificate{Certificate: [][]byte{certDER, id.ServiceCert.Raw}, PrivateKey: key}, nil
 }
@@ -283,7 +379,7 @@ func CopyNetworkIdentity(src, dst string) error {
 	for _, f := range []struct {
 		name string
 		perm os.FileMode
-	}{{fileServiceKey, 0o600}, {fileServiceCert, 0o644}, {fileNoteKey, 0o600}, {fileMemberCert, 0o644}} {
+	}{{fileServiceKey, 0o600}, {fileServiceCert, 0o644}, {fileNoteKey, 0o600}, {fileLedgerSecret, 0o600}, {fileMemberCert, 0o644}} {
 		b, err := os.ReadFile(filepath.Join(src, f.name))
 		if err != nil {
 			return err
@@ -293,29 +389,6 @@ func CopyNetworkIdentity(src, dst string) error {
 		}
 	}
 	return nil
-}
-
-// JoinNetwork asks the network at target to add the node configured by cfg,
-// which must hold the network's identity, and returns its new node id.
-func JoinNetwork(ctx context.Context, cfg config.Config, target string) (uint64, error) {
-	host, port, err := net.SplitHostPort(cfg.Addr)
-	if err != nil || port == "0" || host == "" || net.ParseIP(host).IsUnspecified() {
-		return 0, fmt.Errorf("join: addr %q must be the concrete host:port peers will reach this node at", cfg.Addr)
-	}
-	id, err := loadOrCreateIdentity(cfg.DataDir, "", false)
-	if err != nil {
-		return 0, fmt.Errorf("join: the network's service identity must be in %s: %w", cfg.DataDir, err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return 0, err
-	}
-	cert, err := nodeTLSCertificate(id, key, host)
-	if err != nil {
-		return 0, err
-	}
-	n := &Node{id: id, tlsCert: cert}
-	return Join(ctx, n.newPeerClient(), target, "https://"+cfg.Addr)
 }
 
 // fileNodeKey is the node's own identity key (P-256): its TLS key, the key

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/registry"
+	"github.com/google/go-sev-guest/verify/trust"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/sync/errgroup"
 )
@@ -52,6 +54,12 @@ type Node struct {
 	peerClient *http.Client
 	transport  *replication.HTTPTransport
 	gov        *gov.Service
+
+	// amdRoots replace AMD's embedded roots (Config.Attestation); nil: the
+	// embedded ones.
+	amdRoots map[string][]*trust.AMDRootCerts
+	// joinMu serialises joins on the leader (next id, record, learner).
+	joinMu sync.Mutex
 }
 
 // Open prepares a node: it validates cfg, listens, opens the store and
@@ -96,14 +104,18 @@ func Open(cfg config.Config, logger *slog.Logger) (*Node, error) {
 	if issuer == "" {
 		issuer = "charter:" + ln.Addr().String()
 	}
-	// A single-node dev network makes its own identity. The nodes of a
-	// larger network share the one its first node made: `charterd cluster`
-	// copies it, and until attested key release arrives an operator copies
-	// it to a node that joins.
-	n.id, err = loadOrCreateIdentity(cfg.DataDir, issuer, fresh && single)
+	// A single-node dev network makes its own identity. The initial nodes of
+	// a larger network share the one its creator made (`charterd cluster`
+	// copies it); a node that joins holds only the public half until the
+	// network trusts it and releases the rest to its attested key (join.go).
+	if cfg.Join {
+		n.id, err = loadIdentity(cfg.DataDir)
+	} else {
+		n.id, err = loadOrCreateIdentity(cfg.DataDir, issuer, fresh && single)
+	}
 	if err != nil {
-		if !single {
-			err = fmt.Errorf("%w (a node of a multi-node network needs the network's %s, %s and %s in its data directory)", err, fileServiceKey, fileServiceCert, fileNoteKey)
+		if !single && !cfg.Join {
+			err = fmt.Errorf("%w (an initial node of a multi-node network needs the network's %s, %s, %s and %s in its data directory)", err, fileServiceKey, fileServiceCert, fileNoteKey, fileLedgerSecret)
 		}
 		return nil, fmt.Errorf("service identity in %s: %w", cfg.DataDir, err)
 	}
@@ -122,12 +134,21 @@ func Open(cfg config.Config, logger *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node key: %w", err)
 	}
-	n.tlsCert, err = nodeTLSCertificate(n.id, n.nodeKey, host)
+	n.tlsCert, err = nodeTLSCertificate(n.id, n.nodeKey, host, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
-	if n.evidence, err = nodeEvidence(context.Background(), cfg.Platform, n); err != nil {
+	if n.evidence, err = nodeEvidence(context.Background(), cfg.Platform, n.nodeKey); err != nil {
 		return nil, fmt.Errorf("attestation: %w", err)
+	}
+	if a := cfg.Attestation; a.AMDRootsFile != "" {
+		chain, err := os.ReadFile(a.AMDRootsFile)
+		if err != nil {
+			return nil, fmt.Errorf("attestation: AMD roots: %w", err)
+		}
+		if n.amdRoots, err = attest.RootsFromKDSChain(a.AMDProductLine, chain); err != nil {
+			return nil, err
+		}
 	}
 	rcfg := replication.Config{
 		ID: cfg.NodeID, SnapshotEntries: cfg.SnapshotEntries,
@@ -234,11 +255,22 @@ func (n *Node) Run(ctx context.Context) error {
 	// Everything the handlers read is set before this store, and they load
 	// it before reading (happens-before through the atomic).
 	n.ready.Store(true)
-	signer, err := newTreeHeadSigner(n.id, n.issuer)
-	if err != nil {
-		return fail(err)
-	}
-	g.Go(func() error { return n.ledger.RunCheckpointer(gctx, n.raft, signer, nil) })
+	// Only a node that holds the service key signs checkpoints; a joined
+	// node gets it once the network trusts it.
+	g.Go(func() error {
+		id, err := n.awaitSecrets(gctx)
+		if err != nil {
+			if gctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		signer, err := newTreeHeadSigner(id, n.issuer)
+		if err != nil {
+			return err
+		}
+		return n.ledger.RunCheckpointer(gctx, n.raft, signer, nil)
+	})
 	if n.transport != nil {
 		g.Go(func() error { return n.promoteLearners(gctx) })
 	}
@@ -334,7 +366,7 @@ func (n *Node) genesisBody() ([]byte, error) {
 }
 
 func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
-	serviceKey, err := cose.NewKey(&n.id.ServiceKey.PublicKey)
+	serviceKey, err := cose.NewKey(n.id.ServiceCert.PublicKey)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,13 +1,16 @@
 package node
 
 import (
+	"cmp"
 	"context"
+	"crypto/ecdsa"
 	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/charterlog/charter/internal/attest"
@@ -25,7 +28,7 @@ const (
 // SHA-384 of the running charterd binary: it names the code without any
 // hardware claim, so a consortium can still compare it with the build it
 // approved.
-func nodeEvidence(ctx context.Context, platform string, n *Node) (*attest.Evidence, error) {
+func nodeEvidence(ctx context.Context, platform string, nodeKey *ecdsa.PrivateKey) (*attest.Evidence, error) {
 	var p attest.Provider
 	switch platform {
 	case "", PlatformVirtual:
@@ -44,7 +47,7 @@ func nodeEvidence(ctx context.Context, platform string, n *Node) (*attest.Eviden
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return p.Evidence(ctx, &n.nodeKey.PublicKey)
+	return p.Evidence(ctx, &nodeKey.PublicKey)
 }
 
 func executableDigest() ([]byte, error) {
@@ -63,6 +66,11 @@ func executableDigest() ([]byte, error) {
 	}
 	return h.Sum(nil), nil
 }
+
+const (
+	pathQuoteSelf = "/node/quotes/self"
+	pathQuotes    = "/node/quotes"
+)
 
 // getQuoteSelf serves this node's evidence: the platform, the raw evidence
 // (canonical CBOR, base64) and what it declares, so that anyone can check
@@ -84,4 +92,37 @@ func (n *Node) getQuoteSelf(w http.ResponseWriter, r *http.Request) {
 		"evidence":    b,
 		"report_data": hex.EncodeToString(rd[:]),
 	})
+}
+
+// quoteView is one node's recorded evidence as GET /node/quotes serves it.
+type quoteView struct {
+	NodeID      uint64 `json:"node_id"`
+	Status      string `json:"status"`
+	Platform    string `json:"platform"`
+	Evidence    []byte `json:"evidence"`
+	PublicKey   string `json:"public_key"`
+	Measurement string `json:"measurement"`
+	HostData    string `json:"host_data"`
+	URL         string `json:"url,omitempty"`
+}
+
+// getQuotes serves every node's evidence as recorded in the ledger
+// (public:ccf.gov.nodes.info), verified when it was recorded; `charter node
+// verify-quotes` verifies it again, offline.
+func (n *Node) getQuotes(w http.ResponseWriter, r *http.Request) {
+	recs, err := n.nodeRecords()
+	if err != nil {
+		registry.WriteProblem(w, registry.ProblemFor(err))
+		return
+	}
+	out := []quoteView{}
+	for id, rec := range recs {
+		if rec.QuoteInfo == nil {
+			continue
+		}
+		out = append(out, quoteView{NodeID: id, Status: rec.Status, Platform: rec.QuoteInfo.Format, Evidence: rec.QuoteInfo.Evidence,
+			PublicKey: rec.PublicKey, Measurement: rec.Measurement, HostData: rec.HostData, URL: rec.URL})
+	}
+	slices.SortFunc(out, func(a, b quoteView) int { return cmp.Compare(a.NodeID, b.NodeID) })
+	writeJSON(w, http.StatusOK, map[string]any{"quotes": out})
 }

@@ -1,0 +1,762 @@
+package node
+
+// The join protocol: a node proves its code by attestation before it holds
+// any of the service's secrets (spec/operations.md, "Joining a node").
+//
+//  1. The joining node makes its node key and evidence binding it
+//     (report_data = SHA-256 of the key), and sends POST /node/join
+//     {url, node_key, evidence, signature} over TLS, pinning the service
+//     certificate. The signature, by the node key, proves it holds the key
+//     the evidence binds.
+//  2. The leader verifies the evidence against what governance approved
+//     (public:ccf.gov.nodes.{snp,virtual}.measurements, snp.host_data) and
+//     its operator's verification settings. A refusal is 403 with the
+//     reason, and nothing is written.
+//  3. A first join records the node in public:ccf.gov.nodes.info (Pending,
+//     or Trusted while the service is still opening; with its key and its
+//     evidence, so auditors can re-verify it) in one ledger transaction,
+//     then adds it to raft as a learner: it follows the ledger. The answer
+//     carries its id, its status and a TLS certificate issued by the
+//     service key for its key.
+//  4. Once the node is Trusted (transition_node_to_trusted), the answer also
+//     carries the service key, the note key and the ledger secret sealed to
+//     its node key (HPKE, attest.SealSecrets), and the leader records the
+//     release. Only then may the node vote, and so lead and sign
+//     checkpoints.
+//
+// The joining node repeats the request, with the same key, until it holds
+// the secrets; every repetition is verified again.
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/charterlog/charter/internal/attest"
+	"github.com/charterlog/charter/internal/config"
+	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/replication"
+	"github.com/charterlog/charter/log"
+	"github.com/charterlog/charter/registry"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// MapVirtualMeasurements are the virtual platform's approved measurements
+// (SHA-384 of the charterd binary): measurement hex → {}. The virtual
+// platform is accepted only while it holds at least one.
+const MapVirtualMeasurements = "public:ccf.gov.nodes.virtual.measurements"
+
+// joinRequest is what a joining node sends.
+type joinRequest struct {
+	URL       string `json:"url"`
+	NodeKey   []byte `json:"node_key"`  // PKIX DER of the node's P-256 key
+	Evidence  []byte `json:"evidence"`  // attest.MarshalEvidence
+	Signature []byte `json:"signature"` // ASN.1 ECDSA by the node key over joinDigest
+}
+
+// joinDigest is what a join request's signature covers: every field, each
+// length-prefixed, under a label no other Charter signature uses.
+func joinDigest(u string, key, evidence []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte("charter join v1\x00"))
+	for _, f := range [][]byte{[]byte(u), key, evidence} {
+		var l [8]byte
+		binary.BigEndian.PutUint64(l[:], uint64(len(f)))
+		h.Write(l[:])
+		h.Write(f)
+	}
+	return h.Sum(nil)
+}
+
+type joinResponse struct {
+	NodeID       uint64 `json:"node_id"`
+	Status       string `json:"status"`
+	NodeCert     string `json:"node_certificate"`
+	NoteVerifier string `json:"note_verifier_key"`
+	Sealed       []byte `json:"sealed_secrets,omitempty"`
+}
+
+// Node states in public:ccf.gov.nodes.info (CCF's).
+const (
+	NodePending = "Pending"
+	NodeTrusted = "Trusted"
+	NodeRetired = "Retired"
+)
+
+// NodeRecord is a node's entry in public:ccf.gov.nodes.info. Governance
+// writes Status (transition_node_to_trusted, remove_node) and keeps the
+// other fields; the leader writes the rest when the node joins.
+type NodeRecord struct {
+	Status          string     `json:"status"`
+	URL             string     `json:"url,omitempty"`
+	PublicKey       string     `json:"public_key,omitempty"` // PEM
+	QuoteInfo       *QuoteInfo `json:"quote_info,omitempty"`
+	Measurement     string     `json:"measurement,omitempty"` // hex
+	HostData        string     `json:"host_data,omitempty"`   // hex
+	Joined          bool       `json:"joined,omitempty"`
+	SecretsReleased bool       `json:"secrets_released,omitempty"`
+}
+
+// QuoteInfo is a node's evidence as recorded (CCF's field name).
+type QuoteInfo struct {
+	Format   string `json:"format"`   // attest.Platform
+	Evidence []byte `json:"evidence"` // attest.MarshalEvidence, base64 in JSON
+}
+
+// releasedSecrets is the plaintext sealed to a trusted node.
+type releasedSecrets struct {
+	ServiceKey   []byte `json:"service_key"` // PKCS#8 DER
+	NoteKey      string `json:"note_key"`    // the note signer key
+	LedgerSecret []byte `json:"ledger_secret"`
+}
+
+const maxJoinRequest = 256 << 10
+
+func joinProblem(status int, title, detail string) *registry.Problem {
+	return &registry.Problem{Status: status, Title: title, Detail: detail}
+}
+
+// parseJoinRequest checks a join request's shape and signature, and returns
+// the node key and evidence it carries.
+func parseJoinRequest(body []byte) (*joinRequest, *ecdsa.PublicKey, *attest.Evidence, *registry.Problem) {
+	var req joinRequest
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return nil, nil, nil, joinProblem(http.StatusBadRequest, "InvalidInput", "join request: "+err.Error())
+	}
+	if u, err := url.Parse(req.URL); err != nil || u.Scheme != "https" || u.Host == "" || u.Path != "" {
+		return nil, nil, nil, joinProblem(http.StatusBadRequest, "InvalidInput", "url must be https://HOST:PORT, where the network's nodes reach the joining node")
+	}
+	k, err := x509.ParsePKIXPublicKey(req.NodeKey)
+	key, ok := k.(*ecdsa.PublicKey)
+	if err != nil || !ok || key.Curve != elliptic.P256() {
+		return nil, nil, nil, joinProblem(http.StatusBadRequest, "InvalidInput", "node_key must be a P-256 public key (PKIX DER, base64)")
+	}
+	if !ecdsa.VerifyASN1(key, joinDigest(req.URL, req.NodeKey, req.Evidence), req.Signature) {
+		return nil, nil, nil, joinProblem(http.StatusBadRequest, "InvalidSignature", "the join request's signature does not verify with node_key: the node must sign with the key its evidence binds")
+	}
+	ev, err := attest.UnmarshalEvidence(req.Evidence)
+	if err != nil {
+		return nil, nil, nil, joinProblem(http.StatusBadRequest, "InvalidEvidence", err.Error())
+	}
+	return &req, key, ev, nil
+}
+
+// attestationPolicy is what the network accepts now: the governed maps for
+// the evidence's platform, and this node's verification settings.
+func (n *Node) attestationPolicy(platform attest.Platform) (attest.Policy, error) {
+	p := attest.Policy{Roots: n.amdRoots, CertCacheDir: n.cfg.Attestation.CertCacheDir,
+		AllowNetwork: n.cfg.Attestation.AllowNetwork, MinTCB: n.cfg.Attestation.MinTCB}
+	hexKeys := func(m string, size int) ([][]byte, error) {
+		var out [][]byte
+		err := n.ledger.ScanKV(m, func(k, _ []byte) error {
+			if b, err := hex.DecodeString(string(k)); err == nil && len(b) == size {
+				out = append(out, b)
+			}
+			return nil
+		})
+		return out, err
+	}
+	var err error
+	switch platform {
+	case attest.PlatformVirtual:
+		p.Measurements, err = hexKeys(MapVirtualMeasurements, attest.MeasurementSize)
+		p.AllowVirtual = len(p.Measurements) > 0
+	default:
+		p.Measurements, err = hexKeys(gov.MapSNPMeasurements, attest.MeasurementSize)
+		if err == nil {
+			p.HostData, err = hexKeys(gov.MapSNPHostData, attest.HostDataSize)
+		}
+	}
+	return p, err
+}
+
+// verifyEvidence checks a node's evidence against what the network accepts.
+func (n *Node) verifyEvidence(ctx context.Context, ev *attest.Evidence, key *ecdsa.PublicKey) (*attest.Verified, error) {
+	p, err := n.attestationPolicy(ev.Platform)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return attest.Verify(ctx, ev, key, p)
+}
+
+func attestationProblem(err error) *registry.Problem {
+	detail := err.Error()
+	switch {
+	case errors.Is(err, attest.ErrMeasurement):
+		detail += "; members approve a measurement with add_snp_measurement (add_virtual_measurement for the virtual platform)"
+	case errors.Is(err, attest.ErrHostData):
+		detail += "; members approve host data with add_snp_host_data"
+	case errors.Is(err, attest.ErrVirtualNotAllowed):
+		detail += "; this network accepts virtual nodes only while governance approves a virtual measurement (add_virtual_measurement)"
+	case errors.Is(err, attest.ErrSignature):
+		detail += "; the report must be signed by a VCEK or VLEK chained to the AMD root this network trusts"
+	case errors.Is(err, attest.ErrMalformed), errors.Is(err, attest.ErrPlatform), errors.Is(err, attest.ErrReportData),
+		errors.Is(err, attest.ErrDebug), errors.Is(err, attest.ErrGuestPolicy), errors.Is(err, attest.ErrVMPL), errors.Is(err, attest.ErrTCB):
+	default:
+		return registry.ProblemFor(err)
+	}
+	return joinProblem(http.StatusForbidden, "AttestationFailed", detail)
+}
+
+// nodeRecords reads public:ccf.gov.nodes.info.
+func (n *Node) nodeRecords() (map[uint64]NodeRecord, error) {
+	out := map[uint64]NodeRecord{}
+	err := n.ledger.ScanKV(gov.MapNodesInfo, func(k, v []byte) error {
+		id, err := strconv.ParseUint(string(k), 10, 64)
+		if err != nil {
+			return nil
+		}
+		var r NodeRecord
+		if json.Unmarshal(v, &r) == nil {
+			out[id] = r
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (n *Node) nodeRecord(id uint64) (NodeRecord, bool) {
+	raw, err := n.ledger.GetKV(gov.MapNodesInfo, []byte(strconv.FormatUint(id, 10)))
+	var r NodeRecord
+	if err != nil || json.Unmarshal(raw, &r) != nil {
+		return r, false
+	}
+	return r, true
+}
+
+func (n *Node) writeNodeRecord(ctx context.Context, id uint64, r NodeRecord, claims []byte) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err = n.ledger.SubmitWrites(ctx, &log.WriteSet{
+		Writes: []log.Write{{Map: gov.MapNodesInfo, Key: []byte(strconv.FormatUint(id, 10)), Value: v}},
+		Claims: claims,
+	})
+	return err
+}
+
+func (n *Node) serviceOpen() bool {
+	var svc gov.ServiceInfo
+	raw, err := n.ledger.GetKV(gov.MapServiceInfo, []byte(gov.KeyService))
+	return err == nil && json.Unmarshal(raw, &svc) == nil && svc.Status == gov.ServiceOpen
+}
+
+func publicKeyPEM(k *ecdsa.PublicKey) string {
+	der, _ := x509.MarshalPKIXPublicKey(k)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+// newNodeRecord is the record of a node whose evidence verified.
+func newNodeRecord(status, u string, key *ecdsa.PublicKey, ev *attest.Evidence, raw []byte, v *attest.Verified) NodeRecord {
+	return NodeRecord{
+		Status: status, URL: u, PublicKey: publicKeyPEM(key),
+		QuoteInfo:   &QuoteInfo{Format: string(ev.Platform), Evidence: raw},
+		Measurement: hex.EncodeToString(v.Measurement), HostData: hex.EncodeToString(v.HostData),
+	}
+}
+
+// postJoin is the leader's side of the protocol (steps 2–4).
+func (n *Node) postJoin(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxJoinRequest+1))
+	if err != nil {
+		registry.WriteProblem(w, joinProblem(http.StatusBadRequest, "InvalidInput", "reading the join request: "+err.Error()))
+		return
+	}
+	if len(body) > maxJoinRequest {
+		registry.WriteProblem(w, joinProblem(http.StatusRequestEntityTooLarge, "PayloadTooLarge", fmt.Sprintf("a join request is at most %d bytes", maxJoinRequest)))
+		return
+	}
+	req, key, ev, p := parseJoinRequest(body)
+	if p != nil {
+		registry.WriteProblem(w, p)
+		return
+	}
+	if leader, _ := n.raft.Leader(); !leader {
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "NotLeader",
+			Detail: fmt.Sprintf("send the join request to the leader (node %d)", n.raft.LeaderID()), RetryAfter: 1})
+		return
+	}
+	verified, err := n.verifyEvidence(r.Context(), ev, key)
+	if err != nil {
+		n.log.Warn("refused a joining node's evidence", "url", req.URL, "platform", ev.Platform, "err", err)
+		registry.WriteProblem(w, attestationProblem(err))
+		return
+	}
+	// One join at a time: the next id and the record are a read-modify-write.
+	n.joinMu.Lock()
+	defer n.joinMu.Unlock()
+	id, rec, p := n.admit(r.Context(), req, key, ev, verified, body)
+	if p != nil {
+		registry.WriteProblem(w, p)
+		return
+	}
+	host, _, _ := net.SplitHostPort(strings.TrimPrefix(req.URL, "https://"))
+	certDER, err := issueNodeCert(n.id, key, host)
+	if err != nil {
+		registry.WriteProblem(w, registry.ProblemFor(err))
+		return
+	}
+	resp := joinResponse{NodeID: id, Status: rec.Status, NoteVerifier: n.id.NoteVerifier,
+		NodeCert: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}))}
+	if rec.Status == NodeTrusted {
+		sealed, err := n.sealSecrets(key, id, sha256.Sum256(req.Evidence))
+		if err != nil {
+			registry.WriteProblem(w, registry.ProblemFor(err))
+			return
+		}
+		if !rec.SecretsReleased {
+			// Recorded before the answer: a node may vote only once the
+			// ledger says it was given the keys to lead with.
+			rec.SecretsReleased = true
+			if err := n.writeNodeRecord(r.Context(), id, rec, nil); err != nil {
+				registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: err.Error(), RetryAfter: 1})
+				return
+			}
+			n.log.Info("released the service's secrets to a trusted node", "node_id", id)
+		}
+		resp.Sealed = sealed
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// admit records a verified joining node, or finds it if it joined before
+// (same node key), and makes sure raft has it as a learner.
+func (n *Node) admit(ctx context.Context, req *joinRequest, key *ecdsa.PublicKey, ev *attest.Evidence, v *attest.Verified, body []byte) (uint64, NodeRecord, *registry.Problem) {
+	recs, err := n.nodeRecords()
+	if err != nil {
+		return 0, NodeRecord{}, registry.ProblemFor(err)
+	}
+	nodes, err := n.raft.Nodes()
+	if err != nil {
+		return 0, NodeRecord{}, registry.ProblemFor(err)
+	}
+	keyPEM := publicKeyPEM(key)
+	var id uint64
+	var rec NodeRecord
+	next := uint64(1)
+	for rid, r := range recs {
+		next = max(next, rid+1)
+		if r.PublicKey == keyPEM {
+			id, rec = rid, r
+		}
+	}
+	for _, info := range nodes {
+		next = max(next, info.ID+1)
+	}
+	switch {
+	case id != 0 && rec.Status == NodeRetired:
+		return 0, rec, joinProblem(http.StatusForbidden, "NodeRetired", fmt.Sprintf("node %d, which has this key, was removed from the network; start a new node with a new data directory", id))
+	case id != 0 && rec.URL != req.URL:
+		return 0, rec, joinProblem(http.StatusConflict, "Conflict", fmt.Sprintf("node %d has this key at %s; a node keeps its address", id, rec.URL))
+	case id == 0:
+		id = next
+		status := NodePending
+		if !n.serviceOpen() {
+			status = NodeTrusted
+		}
+		rec = newNodeRecord(status, req.URL, key, ev, req.Evidence, v)
+		rec.Joined = true
+		// The claims are the join request itself: the ledger shows what the
+		// node presented.
+		if err := n.writeNodeRecord(ctx, id, rec, body); err != nil {
+			return 0, rec, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: err.Error(), RetryAfter: 1}
+		}
+		n.log.Info("recorded a joining node", "node_id", id, "url", req.URL, "platform", ev.Platform, "measurement", rec.Measurement, "status", status)
+	}
+	if info, err := n.raft.NodeInfo(id); err == nil && info.Role != replication.RoleRemoved {
+		return id, rec, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := n.raft.AddLearner(ctx, id, req.URL); err != nil {
+		return 0, rec, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: err.Error(), RetryAfter: 1}
+	}
+	for {
+		if info, err := n.raft.NodeInfo(id); err == nil && info.URL == req.URL {
+			break
+		}
+		if err := sleep(ctx, 10*time.Millisecond); err != nil {
+			return 0, rec, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: "the configuration change did not commit in time; retry", RetryAfter: 1}
+		}
+	}
+	n.log.Info("added learner", "node_id", id, "url", req.URL)
+	return id, rec, nil
+}
+
+func (n *Node) sealSecrets(key *ecdsa.PublicKey, id uint64, evidenceDigest [32]byte) ([]byte, error) {
+	if !n.id.HasSecrets() {
+		return nil, errors.New("this node does not hold the service's secrets to release")
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(n.id.ServiceKey)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := json.Marshal(releasedSecrets{ServiceKey: der, NoteKey: n.id.noteSignerKey, LedgerSecret: n.id.LedgerSecret})
+	if err != nil {
+		return nil, err
+	}
+	return attest.SealSecrets(key, id, evidenceDigest, plain)
+}
+
+// joiner is the joining node's side: its key, evidence and request.
+type joiner struct {
+	url      string
+	key      *ecdsa.PrivateKey
+	body     []byte
+	evidence []byte
+	dir      string
+}
+
+func newJoiner(dir, selfURL string, key *ecdsa.PrivateKey, ev *attest.Evidence) (*joiner, error) {
+	raw, err := attest.MarshalEvidence(ev)
+	if err != nil {
+		return nil, err
+	}
+	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := ecdsa.SignASN1(rand.Reader, key, joinDigest(selfURL, pub, raw))
+	if err != nil {
+		return nil, err
+	}
+	body, err := json.Marshal(joinRequest{URL: selfURL, NodeKey: pub, Evidence: raw, Signature: sig})
+	if err != nil {
+		return nil, err
+	}
+	return &joiner{url: selfURL, key: key, body: body, evidence: raw, dir: dir}, nil
+}
+
+// errRefused marks an answer that retrying will not change.
+var errRefused = errors.New("join refused")
+
+// ask sends the join request once and keeps what the answer gives: the node
+// certificate and note verifier key, and the secrets once released.
+func (j *joiner) ask(ctx context.Context, client *http.Client, target string) (*joinResponse, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(target, "/")+pathJoin, bytes.NewReader(j.body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		p := registry.DecodeProblem(resp.StatusCode, b)
+		err := fmt.Errorf("%s answered %s: %s: %s", target, resp.Status, p.Title, p.Detail)
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			err = fmt.Errorf("%w: %w", errRefused, err)
+		}
+		return nil, err
+	}
+	var jr joinResponse
+	if err := json.Unmarshal(b, &jr); err != nil || jr.NodeID == 0 {
+		return nil, fmt.Errorf("join: bad answer from %s: %q", target, b)
+	}
+	if _, err := note.NewVerifier(jr.NoteVerifier); err != nil {
+		return nil, fmt.Errorf("join: %s sent a bad note verifier key: %v", target, err)
+	}
+	cert, err := parseCertPEM([]byte(jr.NodeCert))
+	if pub, ok := publicKeyOf(cert); err != nil || !ok || !pub.Equal(&j.key.PublicKey) {
+		return nil, fmt.Errorf("join: %s sent a node certificate that is not for this node's key", target)
+	}
+	if err := writeFileAtomic(j.dir, fileNodeCert, []byte(jr.NodeCert), 0o644); err != nil {
+		return nil, err
+	}
+	if err := writeFileAtomic(j.dir, fileNoteVerifier, []byte(jr.NoteVerifier+"\n"), 0o644); err != nil {
+		return nil, err
+	}
+	if len(jr.Sealed) > 0 {
+		if err := j.keepSecrets(jr.NodeID, jr.Sealed, jr.NoteVerifier); err != nil {
+			return nil, err
+		}
+	}
+	return &jr, nil
+}
+
+func publicKeyOf(c *x509.Certificate) (*ecdsa.PublicKey, bool) {
+	if c == nil {
+		return nil, false
+	}
+	k, ok := c.PublicKey.(*ecdsa.PublicKey)
+	return k, ok
+}
+
+// keepSecrets opens the sealed secrets and writes them to the data
+// directory, the service key last: its presence is what tells a restarting
+// node it holds the secrets (loadIdentity), so a crash part-way leaves a
+// node that asks again.
+func (j *joiner) keepSecrets(id uint64, sealed []byte, noteVerifier string) error {
+	plain, err := attest.OpenSecrets(j.key, id, sha256.Sum256(j.evidence), sealed)
+	if err != nil {
+		return fmt.Errorf("join: %w", err)
+	}
+	var s releasedSecrets
+	if err := json.Unmarshal(plain, &s); err != nil {
+		return fmt.Errorf("join: released secrets: %w", err)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(s.ServiceKey)
+	if err != nil {
+		return fmt.Errorf("join: released service key: %w", err)
+	}
+	sk, ok := k.(*ecdsa.PrivateKey)
+	certPEM, err := os.ReadFile(filepath.Join(j.dir, fileServiceCert))
+	if err != nil {
+		return err
+	}
+	cert, err := parseCertPEM(certPEM)
+	if pub, okc := publicKeyOf(cert); !ok || err != nil || !okc || !pub.Equal(&sk.PublicKey) {
+		return errors.New("join: the released service key does not match the service certificate")
+	}
+	if len(s.LedgerSecret) != ledgerSecretSize {
+		return errors.New("join: the released ledger secret has the wrong size")
+	}
+	if err := writeFileAtomic(j.dir, fileNoteKey, []byte(s.NoteKey+"\n"+noteVerifier+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(j.dir, fileLedgerSecret, s.LedgerSecret, 0o600); err != nil {
+		return err
+	}
+	return writeFileAtomic(j.dir, fileServiceKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: s.ServiceKey}), 0o600)
+}
+
+// JoinNetwork asks the network at target to admit the node configured by
+// cfg, and returns the node id it was given. The data directory must hold
+// the network's service certificate (public: GET /node/network on any
+// node), which the request pins; nothing secret is copied by hand. The
+// node's evidence comes from cfg.Platform. It retries while the network
+// answers 503, until ctx ends.
+func JoinNetwork(ctx context.Context, cfg config.Config, target string) (uint64, error) {
+	host, port, err := net.SplitHostPort(cfg.Addr)
+	if err != nil || port == "0" || host == "" || net.ParseIP(host).IsUnspecified() {
+		return 0, fmt.Errorf("join: addr %q must be the concrete host:port peers will reach this node at", cfg.Addr)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return 0, err
+	}
+	certPEM, err := os.ReadFile(filepath.Join(cfg.DataDir, fileServiceCert))
+	if err != nil {
+		return 0, fmt.Errorf("join: put the network's service certificate (GET /node/network, service_certificate) in %s: %w", filepath.Join(cfg.DataDir, fileServiceCert), err)
+	}
+	cert, err := parseCertPEM(certPEM)
+	if err != nil {
+		return 0, fmt.Errorf("join: %s: %w", fileServiceCert, err)
+	}
+	key, err := loadOrCreateNodeKey(cfg.DataDir)
+	if err != nil {
+		return 0, fmt.Errorf("join: node key: %w", err)
+	}
+	ev, err := nodeEvidence(ctx, cfg.Platform, key)
+	if err != nil {
+		return 0, fmt.Errorf("join: attestation: %w", err)
+	}
+	j, err := newJoiner(cfg.DataDir, "https://"+cfg.Addr, key, ev)
+	if err != nil {
+		return 0, err
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool}
+	client := &http.Client{Transport: tr, Timeout: time.Minute}
+	for {
+		jr, err := j.ask(ctx, client, target)
+		if err == nil {
+			return jr.NodeID, nil
+		}
+		if errors.Is(err, errRefused) {
+			return 0, err
+		}
+		if serr := sleep(ctx, 500*time.Millisecond); serr != nil {
+			return 0, errors.Join(err, serr)
+		}
+	}
+}
+
+// awaitSecrets returns the full identity: at once if this node holds the
+// secrets, else once the network releases them (the node is Trusted). It
+// asks the leader every half second; the node follows the ledger meanwhile.
+func (n *Node) awaitSecrets(ctx context.Context) (*Identity, error) {
+	if n.id.HasSecrets() {
+		return n.id, nil
+	}
+	j, err := newJoiner(n.cfg.DataDir, n.URL(), n.nodeKey, n.evidence)
+	if err != nil {
+		return nil, err
+	}
+	logged := time.Time{}
+	for {
+		if err := sleep(ctx, 500*time.Millisecond); err != nil {
+			return nil, err
+		}
+		u, ok := n.raft.PeerURL(n.raft.LeaderID())
+		if !ok {
+			continue
+		}
+		jr, err := j.ask(ctx, n.peerClient, u)
+		switch {
+		case err != nil:
+			if time.Since(logged) > 10*time.Second {
+				n.log.Warn("asking the leader for the service's secrets", "err", err)
+				logged = time.Now()
+			}
+		case len(jr.Sealed) > 0:
+			id, err := loadOrCreateIdentity(n.cfg.DataDir, "", false)
+			if err != nil {
+				return nil, err
+			}
+			n.log.Info("received the service's secrets: this node is trusted")
+			return id, nil
+		case time.Since(logged) > 10*time.Second:
+			n.log.Info("waiting for governance to trust this node (transition_node_to_trusted)", "node_id", jr.NodeID, "status", jr.Status)
+			logged = time.Now()
+		}
+	}
+}
+
+// recordPeerEvidence records, on the leader, the evidence of nodes that
+// did not join through the protocol (a network's initial nodes, this one
+// included): it fetches each one's /node/quotes/self over mutual TLS, checks
+// that the evidence binds the key the node's TLS certificate carries, and
+// verifies it as a join would. A node whose evidence does not verify is
+// logged and tried again later.
+func (n *Node) recordPeerEvidence(ctx context.Context, tried map[uint64]time.Time) {
+	nodes, err := n.raft.Nodes()
+	if err != nil {
+		return
+	}
+	for _, info := range nodes {
+		if info.Role == replication.RoleRemoved || time.Since(tried[info.ID]) < 30*time.Second {
+			continue
+		}
+		if rec, ok := n.nodeRecord(info.ID); ok && rec.QuoteInfo != nil {
+			continue
+		}
+		tried[info.ID] = time.Now()
+		var key *ecdsa.PublicKey
+		var ev *attest.Evidence
+		var raw []byte
+		u := info.URL
+		if info.ID == n.cfg.NodeID {
+			key, ev, u = &n.nodeKey.PublicKey, n.evidence, n.URL()
+			if raw, err = attest.MarshalEvidence(ev); err != nil {
+				continue
+			}
+		} else {
+			if u == "" {
+				u, _ = n.raft.PeerURL(info.ID)
+			}
+			if key, ev, raw, err = n.fetchPeerEvidence(ctx, info.ID); err != nil {
+				n.log.Warn("fetching a node's evidence", "node_id", info.ID, "err", err)
+				continue
+			}
+		}
+		v, err := n.verifyEvidence(ctx, ev, key)
+		if err != nil {
+			n.log.Warn("a node's evidence does not verify; it is not recorded", "node_id", info.ID, "err", err)
+			continue
+		}
+		rec, _ := n.nodeRecord(info.ID)
+		status := rec.Status
+		if status == "" {
+			status = NodeTrusted // an initial node, started by the network's creator
+		}
+		nr := newNodeRecord(status, u, key, ev, raw, v)
+		nr.Joined, nr.SecretsReleased = rec.Joined, rec.SecretsReleased
+		if err := n.writeNodeRecord(ctx, info.ID, nr, nil); err != nil {
+			n.log.Warn("recording a node's evidence", "node_id", info.ID, "err", err)
+			continue
+		}
+		n.log.Info("recorded a node's evidence", "node_id", info.ID, "platform", ev.Platform, "measurement", nr.Measurement)
+	}
+}
+
+func (n *Node) fetchPeerEvidence(ctx context.Context, id uint64) (*ecdsa.PublicKey, *attest.Evidence, []byte, error) {
+	u, ok := n.raft.PeerURL(id)
+	if !ok {
+		return nil, nil, nil, errors.New("no address known")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+pathQuoteSelf, nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	resp, err := n.peerClient.Do(req)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 {
+		return nil, nil, nil, fmt.Errorf("GET %s: %s", pathQuoteSelf, resp.Status)
+	}
+	key, ok := publicKeyOf(resp.TLS.PeerCertificates[0])
+	if !ok {
+		return nil, nil, nil, errors.New("the node's TLS key is not ECDSA")
+	}
+	var q struct {
+		NodeID   uint64 `json:"node_id"`
+		Evidence []byte `json:"evidence"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&q); err != nil {
+		return nil, nil, nil, err
+	}
+	if q.NodeID != id {
+		return nil, nil, nil, fmt.Errorf("the node at that address is node %d", q.NodeID)
+	}
+	ev, err := attest.UnmarshalEvidence(q.Evidence)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return key, ev, q.Evidence, nil
+}
+
+// ownMeasurementWrite approves this node's own measurement in a new
+// network's genesis (as CCF does for the node that starts a network), so
+// that nodes running the same code can join it.
+func (n *Node) ownMeasurementWrite() (log.Write, error) {
+	m, err := n.evidence.Measurement()
+	if err != nil {
+		return log.Write{}, err
+	}
+	v, err := attest.Verify(context.Background(), n.evidence, &n.nodeKey.PublicKey, attest.Policy{AllowVirtual: true, Roots: n.amdRoots,
+		CertCacheDir: n.cfg.Attestation.CertCacheDir, AllowNetwork: n.cfg.Attestation.AllowNetwork, Measurements: [][]byte{m}})
+	if err != nil {
+		return log.Write{}, fmt.Errorf("this node's own evidence does not verify: %w", err)
+	}
+	approved := gov.MapSNPMeasurements
+	if v.Platform == attest.PlatformVirtual {
+		approved = MapVirtualMeasurements
+	}
+	return log.Write{Map: approved, Key: []byte(hex.EncodeToString(v.Measurement)), Value: []byte("{}")}, nil
+}
