@@ -33,6 +33,8 @@ type clusterOpts struct {
 	RegistrationWait time.Duration
 	// CheckpointInterval is every node's checkpoint_interval (0: the default).
 	CheckpointInterval time.Duration
+	// Attestation is every node's attestation settings.
+	Attestation config.Attestation
 }
 
 // cluster is a network of charterd processes started by startCluster.
@@ -103,6 +105,7 @@ func startCluster(t *testing.T, n int, opts clusterOpts) *cluster {
 			NodeID: uint64(i), DataDir: nodeDir, Addr: "127.0.0.1:" + strconv.Itoa(ports[i-1]),
 			Issuer: issuer, Peers: peers, LogLevel: "info", SnapshotEntries: opts.SnapshotEntries,
 			RegistrationWait: opts.RegistrationWait, CheckpointInterval: opts.CheckpointInterval,
+			Attestation: opts.Attestation,
 		}
 		if opts.Proxies {
 			cfg.PeerDial = map[uint64]string{}

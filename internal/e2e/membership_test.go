@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -11,7 +13,6 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/config"
-	charternode "github.com/charterlog/charter/internal/node"
 )
 
 type nodeRecord struct {
@@ -38,14 +39,18 @@ func (c *cluster) nodes(via int) map[uint64]nodeRecord {
 }
 
 // addJoiner prepares a node that joins the cluster through node via: its
-// data directory with the network's identity, a configuration without
-// peers, and `charterd join` as its first command.
+// data directory with only the network's public service certificate (the
+// secrets come by attested release), a configuration without peers, and
+// `charterd join` as its first command.
 func (c *cluster) addJoiner(via int) *member {
 	t := c.t
 	t.Helper()
 	i := len(c.members) + 1
 	dir := filepath.Join(c.dir, fmt.Sprintf("joiner%d", i))
-	if err := charternode.CopyNetworkIdentity(c.dir, dir); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "service_cert.pem"), mustRead(t, c.certPath), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(freeLoopbackPorts(t, 1)[0])
@@ -93,6 +98,12 @@ func TestClusterJoinAndRemove(t *testing.T) {
 	if role := c.nodes(1)[4].Role; role != "learner" {
 		t.Fatalf("node 4 is %s before governance trusted it, want learner", role)
 	}
+	// It joined by attestation: it holds none of the service's secrets yet.
+	for _, f := range []string{"service_key.pem", "note_key.txt", "ledger_secret"} {
+		if _, err := os.Stat(filepath.Join(j.dataDir, f)); err == nil {
+			t.Fatalf("the untrusted joiner holds %s", f)
+		}
+	}
 	c.govAccept("transition_node_to_trusted", `{"node_id":"4"}`)
 	deadline := time.Now().Add(15 * time.Second)
 	for c.nodes(1)[4].Role != "voter" {
@@ -100,6 +111,12 @@ func TestClusterJoinAndRemove(t *testing.T) {
 			t.Fatalf("node 4 not promoted to voter: %+v", c.nodes(1))
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// Trusted, it received the secrets sealed to its attested key.
+	for _, f := range []string{"service_key.pem", "note_key.txt", "ledger_secret"} {
+		if !bytes.Equal(mustRead(t, filepath.Join(j.dataDir, f)), mustRead(t, filepath.Join(c.dir, f))) {
+			t.Fatalf("the trusted joiner's %s is not the network's", f)
+		}
 	}
 	// It serves receipts for entries from before it joined, identical to
 	// the others', and takes writes.
@@ -173,4 +190,13 @@ func (c *cluster) govAccept(action, args string) {
 	if err != nil || !strings.Contains(string(out), `"Accepted"`) {
 		t.Fatalf("charter gov vote: %v\n%s", err, out)
 	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
