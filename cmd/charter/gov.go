@@ -39,6 +39,7 @@ type govFlags struct {
 func (g *govFlags) add(fs *flag.FlagSet, signing bool) {
 	fs.StringVar(&g.url, "url", "", "service base URL")
 	fs.StringVar(&g.cacert, "cacert", "", "service certificate to trust (PEM)")
+	fs.StringVar(&g.cacert, "service-cert", "", "the same as --cacert")
 	if signing {
 		fs.StringVar(&g.key, "member-key", "", "the member's private key (PEM)")
 		fs.StringVar(&g.cert, "member-cert", "", "the member's certificate (PEM)")
@@ -58,17 +59,9 @@ func (g *govFlags) client(signing bool) (*govClient, error) {
 	if g.url == "" {
 		return nil, usageError("--url is required")
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	if g.cacert != "" {
-		b, err := os.ReadFile(g.cacert)
-		if err != nil {
-			return nil, fmt.Errorf("--cacert: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("--cacert %s holds no PEM certificate", g.cacert)
-		}
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	tr, err := serviceTransport(g.cacert, nil)
+	if err != nil {
+		return nil, err
 	}
 	c := &govClient{base: strings.TrimRight(g.url, "/"), http: &http.Client{Transport: tr, Timeout: time.Minute}}
 	if !signing {
@@ -77,13 +70,48 @@ func (g *govFlags) client(signing bool) (*govClient, error) {
 	if g.key == "" || g.cert == "" {
 		return nil, usageError("--member-key and --member-cert are required")
 	}
-	kb, err := os.ReadFile(g.key)
+	signer, cert, err := loadKeyPair(g.key, g.cert, "member")
 	if err != nil {
-		return nil, fmt.Errorf("--member-key: %w", err)
+		return nil, err
+	}
+	c.signer, c.cert, c.id = signer, cert, gov.MemberIDOf(cert)
+	return c, nil
+}
+
+// serviceTransport is an HTTP transport that trusts the service
+// certificate in the PEM file cacert (system roots if ""), and presents
+// clientCert if not nil.
+func serviceTransport(cacert string, clientCert *tls.Certificate) (*http.Transport, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cacert != "" {
+		b, err := os.ReadFile(cacert)
+		if err != nil {
+			return nil, fmt.Errorf("--cacert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--cacert %s holds no PEM certificate", cacert)
+		}
+		cfg.RootCAs = pool
+	}
+	if clientCert != nil {
+		cfg.Certificates = []tls.Certificate{*clientCert}
+	}
+	tr.TLSClientConfig = cfg
+	return tr, nil
+}
+
+// loadKeyPair reads a private key (PKCS #8 or SEC 1 PEM) and its
+// certificate (PEM); who ("member", "user") names the flags in errors.
+func loadKeyPair(keyFile, certFile, who string) (crypto.Signer, *x509.Certificate, error) {
+	kb, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--%s-key: %w", who, err)
 	}
 	blk, _ := pem.Decode(kb)
 	if blk == nil {
-		return nil, fmt.Errorf("--member-key %s holds no PEM block", g.key)
+		return nil, nil, fmt.Errorf("--%s-key %s holds no PEM block", who, keyFile)
 	}
 	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
 	if err != nil {
@@ -92,26 +120,35 @@ func (g *govFlags) client(signing bool) (*govClient, error) {
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("--member-key: %w", err)
+		return nil, nil, fmt.Errorf("--%s-key: %w", who, err)
 	}
 	signer, ok := k.(crypto.Signer)
 	if !ok {
-		return nil, fmt.Errorf("--member-key: a %T cannot sign", k)
+		return nil, nil, fmt.Errorf("--%s-key: a %T cannot sign", who, k)
 	}
-	cb, err := os.ReadFile(g.cert)
+	cert, err := readCertFile(certFile, "--"+who+"-cert")
 	if err != nil {
-		return nil, fmt.Errorf("--member-cert: %w", err)
+		return nil, nil, err
+	}
+	return signer, cert, nil
+}
+
+// readCertFile reads the first PEM certificate of file; flagName names it
+// in errors.
+func readCertFile(file, flagName string) (*x509.Certificate, error) {
+	cb, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flagName, err)
 	}
 	cblk, _ := pem.Decode(cb)
-	if cblk == nil {
-		return nil, fmt.Errorf("--member-cert %s holds no PEM certificate", g.cert)
+	if cblk == nil || cblk.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s %s holds no PEM certificate", flagName, file)
 	}
 	cert, err := x509.ParseCertificate(cblk.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("--member-cert: %w", err)
+		return nil, fmt.Errorf("%s: %w", flagName, err)
 	}
-	c.signer, c.cert, c.id = signer, cert, gov.MemberIDOf(cert)
-	return c, nil
+	return cert, nil
 }
 
 // send signs payload as a request of type t and POSTs it to path.

@@ -142,7 +142,7 @@ type quoteResult struct {
 // evidence changed against the approvals in force after its transaction.
 func replayQuotes(ctx context.Context, recs []*log.Record, base attest.Policy) ([]quoteResult, error) {
 	approved := map[string]map[string]bool{
-		gov.MapSNPMeasurements: {}, gov.MapSNPHostData: {}, charternode.MapVirtualMeasurements: {},
+		gov.MapSNPMeasurements: {}, gov.MapSNPHostData: {}, gov.MapVirtualMeasurements: {},
 	}
 	seen := map[uint64][]byte{}
 	var out []quoteResult
@@ -209,7 +209,7 @@ func verifyRecordedQuote(ctx context.Context, nr charternode.NodeRecord, approve
 		return out
 	}
 	if ev.Platform == attest.PlatformVirtual {
-		p.Measurements = hexes(charternode.MapVirtualMeasurements)
+		p.Measurements = hexes(gov.MapVirtualMeasurements)
 		p.AllowVirtual = len(p.Measurements) > 0
 	} else {
 		p.Measurements, p.HostData = hexes(gov.MapSNPMeasurements), hexes(gov.MapSNPHostData)

@@ -34,8 +34,13 @@ var DefaultConstitution string
 //	charter.kv.delete(map, key)                     (apply only)
 //	charter.kv.keys(map) → string[]                 (sorted)
 //	charter.memberIdOf(pem) → string                (hex SHA-256 of the certificate's DER; throws if not one)
+//	charter.validateAppBundle(bundle)               (bundle: object or JSON text; throws the node's
+//	                                                 app validator's message if it refuses the
+//	                                                 bundle; does nothing when the node has none)
 type constitution struct {
 	p *policy.Program
+	// validateApp is Config.ValidateApp, behind charter.validateAppBundle.
+	validateApp func(bundleJSON []byte) error
 }
 
 // constitution returns the compiled constitution in force in o.
@@ -48,14 +53,14 @@ func (s *Service) constitution(o *overlay) (*constitution, error) {
 		return nil, fmt.Errorf("%w: the network has no constitution", ErrConstitution)
 	}
 	if s.prog.p != nil && s.prog.source == src {
-		return &constitution{p: s.prog.p}, nil
+		return &constitution{p: s.prog.p, validateApp: s.cfg.ValidateApp}, nil
 	}
 	p, err := CompileConstitution(src, s.cfg.Limits)
 	if err != nil {
 		return nil, err
 	}
 	s.prog.source, s.prog.p = src, p
-	return &constitution{p: p}, nil
+	return &constitution{p: p, validateApp: s.cfg.ValidateApp}, nil
 }
 
 // CompileConstitution compiles a constitution and checks its exports.
@@ -77,8 +82,9 @@ func CompileConstitution(src string, limits policy.Limits) (*policy.Program, err
 }
 
 // host returns the `charter` global for a call over o; writable only for
-// apply.
-func host(o *overlay, writable bool) map[string]any {
+// apply. validateApp may be nil: charter.validateAppBundle then accepts
+// every bundle (the constitution's own shape checks still apply).
+func host(o *overlay, writable bool, validateApp func([]byte) error) map[string]any {
 	// Go functions that return an error throw it in JS.
 	kv := map[string]any{
 		"get": func(m, key string) (any, error) {
@@ -111,11 +117,34 @@ func host(o *overlay, writable bool) map[string]any {
 			sum := sha256.Sum256(c.Raw)
 			return hex.EncodeToString(sum[:]), nil
 		},
+		"validateAppBundle": func(bundle any) error {
+			if validateApp == nil {
+				return nil
+			}
+			var raw []byte
+			if s, ok := bundle.(string); ok {
+				raw = []byte(s)
+			} else {
+				b, err := json.Marshal(bundle)
+				if err != nil {
+					return fmt.Errorf("the bundle is not JSON: %v", err)
+				}
+				raw = b
+			}
+			// The validator is trusted Go code, not the constitution: it
+			// runs on its own goroutine, so its CPU time (parsing and
+			// compiling every module of the bundle) is not charged to the
+			// calling JS, whose thread the sandbox's CPU clock measures.
+			// The sandbox's wall-clock backstop still bounds the wait.
+			done := make(chan error, 1)
+			go func() { done <- validateApp(raw) }()
+			return <-done
+		},
 	}}
 }
 
 func (c *constitution) validate(ctx context.Context, o *overlay, proposal string) error {
-	out, err := c.p.CallWith(ctx, host(o, false), "validate", proposal)
+	out, err := c.p.CallWith(ctx, host(o, false, c.validateApp), "validate", proposal)
 	if err != nil {
 		return fmt.Errorf("%w: validate: %v", ErrConstitution, err)
 	}
@@ -152,7 +181,7 @@ func (s *Service) resolve(ctx context.Context, o *overlay, c *constitution, id, 
 		b, err := policy.Compile("ballot", map[string]string{"ballot.js": info.Ballots[m]}, "ballot.js", s.cfg.Limits)
 		var out any
 		if err == nil {
-			out, err = b.CallWith(ctx, host(o, false), "vote", proposal, info.ProposerID)
+			out, err = b.CallWith(ctx, host(o, false, nil), "vote", proposal, info.ProposerID)
 		}
 		v, isBool := out.(bool)
 		if err != nil || !isBool {
@@ -169,7 +198,7 @@ func (s *Service) resolve(ctx context.Context, o *overlay, c *constitution, id, 
 	if len(failures) > 0 {
 		info.VoteFailures = failures
 	}
-	out, err := c.p.CallWith(ctx, host(o, false), "resolve", proposal, info.ProposerID, votes)
+	out, err := c.p.CallWith(ctx, host(o, false, c.validateApp), "resolve", proposal, info.ProposerID, votes)
 	if err != nil {
 		return fmt.Errorf("%w: resolve: %v", ErrConstitution, err)
 	}
@@ -182,7 +211,7 @@ func (s *Service) resolve(ctx context.Context, o *overlay, c *constitution, id, 
 	case StateAccepted:
 		info.FinalVotes = final
 		nested := newOverlay(o)
-		if _, err := c.p.CallWith(ctx, host(nested, true), "apply", proposal, id); err != nil {
+		if _, err := c.p.CallWith(ctx, host(nested, true, c.validateApp), "apply", proposal, id); err != nil {
 			info.State, info.Failure = StateFailed, &Failure{Reason: err.Error()}
 			s.log.Info("proposal failed in apply", "proposal_id", id, "err", err)
 			break

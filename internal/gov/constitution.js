@@ -16,6 +16,11 @@ const M = {
   snpMeasurements: "public:ccf.gov.nodes.snp.measurements",
   snpHostData: "public:ccf.gov.nodes.snp.host_data",
   virtualMeasurements: "public:ccf.gov.nodes.virtual.measurements",
+  appBundle: "public:ccf.gov.app.bundle",
+  jsRuntimeOptions: "public:ccf.gov.js_runtime_options",
+  jwtIssuers: "public:ccf.gov.jwt.issuers",
+  jwtKeys: "public:ccf.gov.jwt.public_signing_keys_metadata",
+  caCertBundles: "public:ccf.gov.tls.ca_cert_bundles",
   recovery: "public:ccf.gov.recovery",
   scittConfig: "public:scitt.configuration",
   scittPolicy: "public:scitt.policy",
@@ -49,9 +54,143 @@ function hex(args, field, bytes) {
   }
   return v;
 }
+function oneOf(v, field, values) {
+  if (!values.includes(v)) fail(`${field} must be one of ${values.join(", ")}, not ${JSON.stringify(v)}`);
+}
+// uint checks an integer in [min, max].
+function uint(args, field, min, max, optionalField) {
+  if (optionalField && args[field] === undefined) return undefined;
+  const v = args[field];
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+    fail(`argument ${field} must be an integer in [${min}, ${max}]`);
+  }
+  return v;
+}
+// certBundle checks that text is one or more PEM certificates.
+function certBundle(text, field) {
+  const parts = text.split("-----END CERTIFICATE-----");
+  const certs = parts.slice(0, -1);
+  if (certs.length === 0 || parts[parts.length - 1].trim() !== "") fail(`argument ${field} must be PEM certificates`);
+  for (const [i, c] of certs.entries()) {
+    try {
+      charter.memberIdOf(c + "-----END CERTIFICATE-----\n");
+    } catch (e) {
+      fail(`argument ${field}: certificate ${i} is not a certificate`);
+    }
+  }
+}
+
+// The JS app bundle, as CCF's default constitution checks it
+// (samples/constitutions/default/actions.js, set_js_app).
+const MODES = ["readwrite", "readonly", "historical"];
+const FORWARDING = ["sometimes", "always", "never"];
+const REDIRECTION = ["none", "to_primary", "to_backup"];
+const POLICIES = ["user_cert", "member_cert", "any_cert", "jwt", "user_cose_sign1", "no_auth"];
+const METHODS = ["get", "put", "post", "patch", "delete", "head", "options"];
+function checkBundle(bundle) {
+  if (!isObject(bundle)) fail("argument bundle must be an object");
+  if (!Array.isArray(bundle.modules)) fail("bundle.modules must be an array");
+  const names = new Set();
+  for (const [i, m] of bundle.modules.entries()) {
+    if (!isObject(m) || typeof m.name !== "string" || typeof m.module !== "string") {
+      fail(`bundle.modules[${i}] must be {name: string, module: string}`);
+    }
+    if (names.has(m.name)) fail(`bundle.modules[${i}]: module ${m.name} appears twice`);
+    names.add(m.name);
+  }
+  if (!isObject(bundle.metadata) || !isObject(bundle.metadata.endpoints)) fail("bundle.metadata.endpoints must be an object");
+  for (const [url, methods] of Object.entries(bundle.metadata.endpoints)) {
+    if (!isObject(methods)) fail(`endpoint ${url} must map methods to endpoint info`);
+    for (const [method, info] of Object.entries(methods)) {
+      const at = `endpoint ${method.toUpperCase()} ${url}`;
+      if (!METHODS.includes(method)) fail(`${at}: method must be one of ${METHODS.join(", ")} (lower case)`);
+      if (!isObject(info)) fail(`${at} must be an object`);
+      if (typeof info.js_module !== "string") fail(`${at}: js_module must be a string`);
+      if (typeof info.js_function !== "string") fail(`${at}: js_function must be a string`);
+      oneOf(info.mode, `${at}: mode`, MODES);
+      oneOf(info.forwarding_required, `${at}: forwarding_required`, FORWARDING);
+      if (info.redirection_strategy !== undefined) oneOf(info.redirection_strategy, `${at}: redirection_strategy`, REDIRECTION);
+      if (info.openapi !== undefined && !isObject(info.openapi)) fail(`${at}: openapi must be an object`);
+      if (info.openapi_hidden !== undefined && typeof info.openapi_hidden !== "boolean") fail(`${at}: openapi_hidden must be a boolean`);
+      if (!Array.isArray(info.authn_policies)) fail(`${at}: authn_policies must be an array`);
+      for (const p of info.authn_policies) {
+        if (typeof p === "string") {
+          oneOf(p, `${at}: authn policy`, POLICIES);
+        } else if (isObject(p) && Object.keys(p).length === 1 && Array.isArray(p.all_of) && p.all_of.length > 0) {
+          for (const q of p.all_of) oneOf(q, `${at}: all_of policy`, POLICIES);
+        } else {
+          fail(`${at}: an authn policy is a name or {"all_of": [names]}`);
+        }
+      }
+      if (!names.has(info.js_module)) fail(`${at}: module ${info.js_module} is not in the bundle`);
+    }
+  }
+}
+
+// A JWK as set_jwt_public_signing_keys takes it: a kid, and either an
+// x5c chain (its first certificate holds the key, as CCF requires) or the
+// key itself (RSA n/e, EC crv/x/y).
+const B64URL = /^[A-Za-z0-9_-]+$/;
+function checkJWK(k, i) {
+  const at = `jwks.keys[${i}]`;
+  if (!isObject(k)) fail(`${at} must be an object`);
+  if (typeof k.kid !== "string" || k.kid === "") fail(`${at}: kid must be a non-empty string`);
+  if (typeof k.kty !== "string") fail(`${at}: kty must be a string`);
+  if (k.issuer !== undefined && typeof k.issuer !== "string") fail(`${at}: issuer must be a string`);
+  if (k.x5c !== undefined) {
+    if (!Array.isArray(k.x5c) || k.x5c.length === 0 || typeof k.x5c[0] !== "string") fail(`${at}: x5c must be a non-empty array of base64 certificates`);
+    try {
+      charter.memberIdOf("-----BEGIN CERTIFICATE-----\n" + k.x5c[0] + "\n-----END CERTIFICATE-----\n");
+    } catch (e) {
+      fail(`${at}: x5c[0] is not a base64 DER certificate`);
+    }
+    return;
+  }
+  if (k.kty === "RSA") {
+    for (const f of ["n", "e"]) if (typeof k[f] !== "string" || !B64URL.test(k[f])) fail(`${at}: RSA key needs ${f} (base64url)`);
+  } else if (k.kty === "EC") {
+    oneOf(k.crv, `${at}: crv`, ["P-256", "P-384", "P-521"]);
+    for (const f of ["x", "y"]) if (typeof k[f] !== "string" || !B64URL.test(k[f])) fail(`${at}: EC key needs ${f} (base64url)`);
+  } else {
+    fail(`${at}: kty must be RSA or EC when there is no x5c`);
+  }
+}
+function checkJWKS(jwks) {
+  if (!isObject(jwks) || !Array.isArray(jwks.keys) || jwks.keys.length === 0) fail("argument jwks must be {keys: [at least one JWK]}");
+  jwks.keys.forEach(checkJWK);
+}
+function issuerURL(issuer) {
+  const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]+)([^?#]*)(\?[^#]*)?(#.*)?$/i.exec(issuer);
+  if (!m) fail("issuer must be a URL if auto_refresh is true");
+  if (m[1].toLowerCase() !== "https") fail("issuer must be a URL starting with https:// if auto_refresh is true");
+  if (m[4] !== undefined || m[5] !== undefined) fail("issuer must be a URL without query or fragment if auto_refresh is true");
+}
+// setJWTKeys replaces the keys of issuer with those of jwks (apply).
+function setJWTKeys(issuer, jwks) {
+  for (const kid of charter.kv.keys(M.jwtKeys)) {
+    const kept = get(M.jwtKeys, kid).filter((e) => e.issuer !== issuer);
+    if (kept.length === 0) charter.kv.delete(M.jwtKeys, kid); else put(M.jwtKeys, kid, kept);
+  }
+  for (const k of jwks.keys) {
+    const entry = { issuer };
+    if (k.x5c !== undefined) {
+      entry.cert = k.x5c[0];
+    } else {
+      entry.jwk = k.kty === "RSA" ? { kty: "RSA", kid: k.kid, n: k.n, e: k.e } : { kty: "EC", kid: k.kid, crv: k.crv, x: k.x, y: k.y };
+    }
+    if (k.issuer !== undefined) entry.constraint = k.issuer;
+    const others = (get(M.jwtKeys, k.kid) || []).filter((e) => e.issuer !== issuer);
+    put(M.jwtKeys, k.kid, others.concat([entry]));
+  }
+}
+
 function get(map, key) {
   const v = charter.kv.get(map, key);
   return v === undefined || v === null ? undefined : JSON.parse(v);
+}
+function has(map, key) {
+  const v = charter.kv.get(map, key);
+  return v !== undefined && v !== null;
 }
 function put(map, key, value) { charter.kv.set(map, key, JSON.stringify(value)); }
 function activeMembers() {
@@ -94,17 +233,129 @@ const actions = {
       put(M.memberInfo, a.member_id, info);
     },
   },
+  // As CCF: users.info holds {user_data} only when user_data is given
+  // (null or absent deletes it).
   set_user: {
     validate(a) { onlyFields(a, ["cert", "user_data"]); charter.memberIdOf(need(a, "cert", "string")); },
     apply(a) {
       const id = charter.memberIdOf(a.cert);
       charter.kv.set(M.userCerts, id, a.cert);
-      put(M.userInfo, id, { user_data: a.user_data });
+      if (a.user_data === undefined || a.user_data === null) charter.kv.delete(M.userInfo, id);
+      else put(M.userInfo, id, { user_data: a.user_data });
     },
   },
   remove_user: {
     validate(a) { onlyFields(a, ["user_id"]); hex(a, "user_id", 32); },
     apply(a) { charter.kv.delete(M.userCerts, a.user_id); charter.kv.delete(M.userInfo, a.user_id); },
+  },
+  set_user_data: {
+    validate(a) { onlyFields(a, ["user_id", "user_data"]); hex(a, "user_id", 32); },
+    apply(a) {
+      // CCF writes the info of any id; Charter refuses an unknown user,
+      // whose data no request could ever see.
+      if (!has(M.userCerts, a.user_id)) fail(`no user ${a.user_id}`);
+      if (a.user_data === undefined || a.user_data === null) charter.kv.delete(M.userInfo, a.user_id);
+      else put(M.userInfo, a.user_id, { user_data: a.user_data });
+    },
+  },
+  set_js_app: {
+    validate(a) {
+      onlyFields(a, ["bundle", "disable_bytecode_cache"]);
+      checkBundle(a.bundle);
+      optional(a, "disable_bytecode_cache", "boolean");
+      // What JSON cannot show (modules that do not parse, a js_function
+      // that is not exported) the node's app loader checks, if it has one.
+      charter.validateAppBundle(JSON.stringify(a.bundle));
+    },
+    apply(a) {
+      put(M.appBundle, "bundle", a.bundle);
+      put(M.appBundle, "disable_bytecode_cache", a.disable_bytecode_cache === true);
+    },
+  },
+  remove_js_app: {
+    validate(a) { onlyFields(a, []); },
+    apply() {
+      charter.kv.delete(M.appBundle, "bundle");
+      charter.kv.delete(M.appBundle, "disable_bytecode_cache");
+    },
+  },
+  set_js_runtime_options: {
+    validate(a) {
+      onlyFields(a, ["max_heap_bytes", "max_stack_bytes", "max_execution_time_ms", "log_exception_details", "return_exception_details", "max_cached_interpreters"]);
+      uint(a, "max_heap_bytes", 1, 4 * 1024 * 1024 * 1024);
+      uint(a, "max_stack_bytes", 1, 256 * 1024 * 1024);
+      uint(a, "max_execution_time_ms", 1, 10 * 60 * 1000);
+      optional(a, "log_exception_details", "boolean");
+      optional(a, "return_exception_details", "boolean");
+      uint(a, "max_cached_interpreters", 0, 1024, true);
+    },
+    apply(a) {
+      put(M.jsRuntimeOptions, "options", {
+        max_heap_bytes: a.max_heap_bytes,
+        max_stack_bytes: a.max_stack_bytes,
+        max_execution_time_ms: a.max_execution_time_ms,
+        log_exception_details: a.log_exception_details === true,
+        return_exception_details: a.return_exception_details === true,
+        max_cached_interpreters: a.max_cached_interpreters === undefined ? 10 : a.max_cached_interpreters,
+      });
+    },
+  },
+  set_ca_cert_bundle: {
+    validate(a) {
+      onlyFields(a, ["name", "cert_bundle"]);
+      if (need(a, "name", "string") === "") fail("argument name must not be empty");
+      certBundle(need(a, "cert_bundle", "string"), "cert_bundle");
+    },
+    apply(a) { charter.kv.set(M.caCertBundles, a.name, a.cert_bundle); },
+  },
+  remove_ca_cert_bundle: {
+    validate(a) { onlyFields(a, ["name"]); need(a, "name", "string"); },
+    apply(a) { charter.kv.delete(M.caCertBundles, a.name); },
+  },
+  set_jwt_issuer: {
+    validate(a) {
+      onlyFields(a, ["issuer", "auto_refresh", "ca_cert_bundle_name", "jwks", "key_filter"]);
+      if (need(a, "issuer", "string") === "") fail("argument issuer must not be empty");
+      optional(a, "auto_refresh", "boolean");
+      optional(a, "ca_cert_bundle_name", "string");
+      // CCF <= 5 filters keys by SGX attestation; Charter has no SGX.
+      if (a.key_filter !== undefined) oneOf(a.key_filter, "key_filter", ["all"]);
+      if (a.jwks !== undefined) checkJWKS(a.jwks);
+      if (a.auto_refresh) {
+        if (!a.ca_cert_bundle_name) fail("ca_cert_bundle_name is missing but required if auto_refresh is true");
+        issuerURL(a.issuer);
+      }
+    },
+    apply(a) {
+      if (a.auto_refresh && !has(M.caCertBundles, a.ca_cert_bundle_name)) {
+        fail(`no CA cert bundle named ${a.ca_cert_bundle_name}`);
+      }
+      const meta = {};
+      if (a.auto_refresh !== undefined) meta.auto_refresh = a.auto_refresh;
+      if (a.ca_cert_bundle_name !== undefined) meta.ca_cert_bundle_name = a.ca_cert_bundle_name;
+      if (a.key_filter !== undefined) meta.key_filter = a.key_filter;
+      put(M.jwtIssuers, a.issuer, meta);
+      if (a.jwks !== undefined) setJWTKeys(a.issuer, a.jwks);
+    },
+  },
+  remove_jwt_issuer: {
+    validate(a) { onlyFields(a, ["issuer"]); need(a, "issuer", "string"); },
+    apply(a) {
+      if (!has(M.jwtIssuers, a.issuer)) fail(`no JWT issuer ${a.issuer}`);
+      charter.kv.delete(M.jwtIssuers, a.issuer);
+      setJWTKeys(a.issuer, { keys: [] });
+    },
+  },
+  set_jwt_public_signing_keys: {
+    validate(a) {
+      onlyFields(a, ["issuer", "jwks"]);
+      need(a, "issuer", "string");
+      checkJWKS(a.jwks);
+    },
+    apply(a) {
+      if (!has(M.jwtIssuers, a.issuer)) fail(`${a.issuer} is not a registered JWT issuer (set_jwt_issuer first)`);
+      setJWTKeys(a.issuer, a.jwks);
+    },
   },
   set_constitution: {
     validate(a) {

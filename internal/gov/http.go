@@ -105,6 +105,7 @@ func (s *Service) Routes(r chi.Router) {
 	r.Get("/gov/service/info", s.getServiceInfo)
 	r.Get("/gov/service/members", s.getMembers)
 	r.Get("/gov/service/constitution", s.getConstitution)
+	s.classicRoutes(r)
 }
 
 var errNoRoute = errors.New("no such governance endpoint")
@@ -114,18 +115,12 @@ const maxBody = MaxRequestBytes
 
 func (s *Service) post(fn func(ctx context.Context, r *http.Request, body []byte) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/cose" {
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusUnsupportedMediaType, Title: "UnsupportedMediaType",
-				Detail: "governance requests are COSE_Sign1 signed by a member: Content-Type application/cose"})
+		body, p := readRequest(w, r)
+		if p != nil {
+			registry.WriteProblem(w, p)
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
-		if err != nil {
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusRequestEntityTooLarge, Title: "PayloadTooLarge",
-				Detail: fmt.Sprintf("governance requests are at most %d bytes", maxBody)})
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(r.Context(), opTimeout)
 		defer cancel()
 		out, err := fn(ctx, r, body)
 		if errors.Is(err, errNoRoute) {
@@ -133,15 +128,38 @@ func (s *Service) post(fn func(ctx context.Context, r *http.Request, body []byte
 			return
 		}
 		if err != nil {
-			p := problemFor(err)
-			if p.Status >= 500 {
-				s.log.Warn("governance request failed", "path", r.URL.Path, "err", err)
-			}
-			registry.WriteProblem(w, p)
+			registry.WriteProblem(w, s.problem(r, err))
 			return
 		}
 		writeJSON(w, http.StatusOK, out)
 	}
+}
+
+// opTimeout bounds one governance operation.
+const opTimeout = 30 * time.Second
+
+// readRequest reads a governance request's body: a COSE_Sign1 of at most
+// maxBody bytes.
+func readRequest(w http.ResponseWriter, r *http.Request) ([]byte, *registry.Problem) {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/cose" {
+		return nil, &registry.Problem{Status: http.StatusUnsupportedMediaType, Title: "UnsupportedMediaType",
+			Detail: "governance requests are COSE_Sign1 signed by a member: Content-Type application/cose"}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		return nil, &registry.Problem{Status: http.StatusRequestEntityTooLarge, Title: "PayloadTooLarge",
+			Detail: fmt.Sprintf("governance requests are at most %d bytes", maxBody)}
+	}
+	return body, nil
+}
+
+// problem maps err, logging server-side failures.
+func (s *Service) problem(r *http.Request, err error) *registry.Problem {
+	p := problemFor(err)
+	if p.Status >= 500 {
+		s.log.Warn("governance request failed", "path", r.URL.Path, "err", err)
+	}
+	return p
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -215,20 +233,8 @@ func (s *Service) getMembers(w http.ResponseWriter, r *http.Request) {
 		EncKey      string          `json:"publicEncryptionKey,omitempty"`
 	}
 	out := []member{}
-	err := s.ledger.ScanKV(MapMemberInfo, func(k, v []byte) error {
-		var info MemberInfo
-		if err := json.Unmarshal(v, &info); err != nil {
-			return err
-		}
-		m := member{MemberID: string(k), Status: info.Status, MemberData: info.MemberData}
-		if c, err := s.ledger.GetKV(MapMemberCerts, k); err == nil {
-			m.Certificate = string(c)
-		}
-		if e, err := s.ledger.GetKV(MapMemberEncKeys, k); err == nil {
-			m.EncKey = string(e)
-		}
-		out = append(out, m)
-		return nil
+	err := s.eachMember(func(id string, info MemberInfo, cert, encKey string) {
+		out = append(out, member{MemberID: id, Status: info.Status, MemberData: info.MemberData, Certificate: cert, EncKey: encKey})
 	})
 	if err != nil {
 		registry.WriteProblem(w, registry.ProblemFor(err))

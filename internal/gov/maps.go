@@ -26,6 +26,30 @@ const (
 	MapSNPHostData     = "public:ccf.gov.nodes.snp.host_data"            // host data hex → {}
 	MapRecovery        = "public:ccf.gov.recovery"                       // "threshold" → number
 
+	// MapVirtualMeasurements are the measurements a node on the virtual
+	// platform may report (internal/attest), as CCF's map of that name.
+	MapVirtualMeasurements = "public:ccf.gov.nodes.virtual.measurements" // measurement hex (48 bytes) → {}
+
+	// MapAppBundle holds the JS application (set_js_app). CCF splits a
+	// bundle over public:ccf.gov.modules (one key per module) and
+	// public:ccf.gov.endpoints (one key per "METHOD url"); Charter keeps
+	// the bundle whole under KeyAppBundle, as submitted (re-serialised by
+	// the constitution), so the app runtime reads one value, in one
+	// transaction, and validates it with the same parser that checked
+	// it at proposal time: no half-written app can be observed.
+	MapAppBundle = "public:ccf.gov.app.bundle" // "bundle" → {"metadata", "modules"}; "disable_bytecode_cache" → bool
+	// MapJSRuntimeOptions bounds the app's interpreter (set_js_runtime_options).
+	MapJSRuntimeOptions = "public:ccf.gov.js_runtime_options" // "options" → JSRuntimeOptions
+
+	// JWT authentication of app requests, CCF's maps and shapes.
+	MapJWTIssuers = "public:ccf.gov.jwt.issuers" // issuer → JWTIssuer
+	// MapJWTKeys maps a JWK's kid to the keys registered under it, one
+	// per issuer (CCF's public_signing_keys_metadata, the newest layout).
+	MapJWTKeys = "public:ccf.gov.jwt.public_signing_keys_metadata" // kid → [JWTKey]
+	// MapCACertBundles are named PEM bundles (set_ca_cert_bundle), which
+	// JWT issuers with auto_refresh name to fetch their keys over TLS.
+	MapCACertBundles = "public:ccf.gov.tls.ca_cert_bundles" // name → PEM certificates (not JSON)
+
 	// SCITT's governed configuration.
 	MapSCITTConfig = "public:scitt.configuration" // "configuration" → config.Registration as JSON
 	MapSCITTPolicy = "public:scitt.policy"        // "policy" → registration policy JS (not JSON)
@@ -34,9 +58,47 @@ const (
 
 // Keys of single-entry maps.
 const (
-	KeyConstitution = "constitution"
-	KeyService      = "service"
+	KeyConstitution         = "constitution"
+	KeyService              = "service"
+	KeyAppBundle            = "bundle"
+	KeyDisableBytecodeCache = "disable_bytecode_cache"
+	KeyJSRuntimeOptions     = "options"
 )
+
+// JSRuntimeOptions bound the JS app's interpreter. The default
+// constitution fills every field, with CCF's defaults for the optional
+// ones. Charter's runtime is not QuickJS: how max_stack_bytes maps onto
+// it is the app runtime's to document.
+type JSRuntimeOptions struct {
+	MaxHeapBytes           uint64 `json:"max_heap_bytes"`
+	MaxStackBytes          uint64 `json:"max_stack_bytes"`
+	MaxExecutionTimeMS     uint64 `json:"max_execution_time_ms"`
+	LogExceptionDetails    bool   `json:"log_exception_details"`
+	ReturnExceptionDetails bool   `json:"return_exception_details"`
+	MaxCachedInterpreters  uint64 `json:"max_cached_interpreters"`
+}
+
+// JWTIssuer is a registered JWT issuer (CCF's JwtIssuerMetadata).
+// AutoRefresh is recorded but not acted on yet: Charter does not fetch
+// JWKS from issuers.
+type JWTIssuer struct {
+	AutoRefresh      bool   `json:"auto_refresh,omitempty"`
+	CACertBundleName string `json:"ca_cert_bundle_name,omitempty"`
+	KeyFilter        string `json:"key_filter,omitempty"`
+}
+
+// JWTKey is one signing key of an issuer under a kid. Exactly one of
+// Cert and JWK is set: Cert is the base64 DER certificate of a JWK that
+// carries x5c (as CCF stores it); JWK is the public key itself (kty RSA
+// with n and e, or EC with crv, x and y) for one that does not.
+type JWTKey struct {
+	Cert   string          `json:"cert,omitempty"`
+	JWK    json.RawMessage `json:"jwk,omitempty"`
+	Issuer string          `json:"issuer"`
+	// Constraint, if set, is what the token's iss claim must equal
+	// (the JWK's own "issuer" member, as Entra publishes it).
+	Constraint string `json:"constraint,omitempty"`
+}
 
 // Member states (CCF's).
 const (

@@ -48,6 +48,16 @@ type Config struct {
 	Limits policy.Limits
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// ValidateApp, if set, checks a JS app bundle (CCF's bundle.json,
+	// {"metadata", "modules"}) beyond its JSON shape: every js_module
+	// exists, every js_function is exported, the modules parse. The
+	// constitution reaches it as charter.validateAppBundle, and the
+	// default one calls it when validating set_js_app, so a bundle that
+	// could never run is refused at proposal time (ProposalInvalid, with
+	// the error's message) instead of failing on the first request. Nil:
+	// only the constitution's JSON-shape checks apply. It must be safe for
+	// concurrent use and must not call back into governance.
+	ValidateApp func(bundleJSON []byte) error
 }
 
 // Service executes governance requests on the leader. Operations are

@@ -118,8 +118,17 @@ type env struct {
 
 func newEnv(t *testing.T, n int) *env {
 	t.Helper()
+	return newEnvConfig(t, n, gov.Config{})
+}
+
+// newEnvConfig is newEnv with cfg (its Limits default to a 200 ms timeout).
+func newEnvConfig(t *testing.T, n int, cfg gov.Config) *env {
+	t.Helper()
+	if cfg.Limits == (policy.Limits{}) {
+		cfg.Limits = policy.Limits{Timeout: 200 * time.Millisecond}
+	}
 	l := startLedger(t)
-	e := &env{t: t, ctx: context.Background(), l: l, s: gov.NewService(l, gov.Config{Limits: policy.Limits{Timeout: 200 * time.Millisecond}}, nil)}
+	e := &env{t: t, ctx: context.Background(), l: l, s: gov.NewService(l, cfg, nil)}
 	var specs []gov.MemberSpec
 	for i := 0; i < n; i++ {
 		m := newTestMember(t, "member")

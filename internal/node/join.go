@@ -61,10 +61,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// MapVirtualMeasurements are the virtual platform's approved measurements
-// (SHA-384 of the charterd binary): measurement hex → {}. The virtual
-// platform is accepted only while it holds at least one.
-const MapVirtualMeasurements = "public:ccf.gov.nodes.virtual.measurements"
 
 // joinRequest is what a joining node sends.
 type joinRequest struct {
@@ -181,7 +177,7 @@ func (n *Node) attestationPolicy(platform attest.Platform) (attest.Policy, error
 	var err error
 	switch platform {
 	case attest.PlatformVirtual:
-		p.Measurements, err = hexKeys(MapVirtualMeasurements, attest.MeasurementSize)
+		p.Measurements, err = hexKeys(gov.MapVirtualMeasurements, attest.MeasurementSize)
 		p.AllowVirtual = len(p.Measurements) > 0
 	default:
 		p.Measurements, err = hexKeys(gov.MapSNPMeasurements, attest.MeasurementSize)
@@ -756,7 +752,7 @@ func (n *Node) ownMeasurementWrite() (log.Write, error) {
 	}
 	approved := gov.MapSNPMeasurements
 	if v.Platform == attest.PlatformVirtual {
-		approved = MapVirtualMeasurements
+		approved = gov.MapVirtualMeasurements
 	}
 	return log.Write{Map: approved, Key: []byte(hex.EncodeToString(v.Measurement)), Value: []byte("{}")}, nil
 }
