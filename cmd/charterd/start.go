@@ -46,7 +46,7 @@ func start(args []string, stderr io.Writer) int {
 func join(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("charterd join", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "", "the new node's configuration file (JSON); its data directory must hold the network's service identity")
+	path := fs.String("config", "", "the new node's configuration file (JSON); its data directory must hold the network's service certificate (service_cert.pem); the secrets arrive by attested release once the network trusts the node")
 	target := fs.String("target", "", "base URL of any node of the network")
 	timeout := fs.Duration("timeout", time.Minute, "how long to keep asking the network")
 	if err := fs.Parse(args); err != nil {
