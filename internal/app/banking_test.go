@@ -179,4 +179,3 @@ export function write(request) { ccf.kv["user_accounts:x"].set(ccf.strToBuf("a")
 		t.Fatal("a readonly endpoint wrote")
 	}
 }
-

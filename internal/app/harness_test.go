@@ -3,8 +3,8 @@ package app_test
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"crypto/sha256"
+	"encoding/hex"
 	"sort"
 	"sync"
 	"testing"
