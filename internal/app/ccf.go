@@ -1,0 +1,553 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/grafana/sobek"
+
+	"github.com/charterlog/charter/internal/ledger"
+)
+
+var errNotFound = ledger.ErrNotFound
+
+// permissionsURL is where CCF's permission errors send the reader.
+const permissionsURL = "https://microsoft.github.io/CCF/main/audit/read_write_restrictions.html"
+
+// call is the host side of one request: the Tx, the request and what JS
+// asked of the host (apply writes, claims digest). Its methods are the
+// bodies of the ccf global's functions.
+type call struct {
+	app      *App
+	ep       *Endpoint
+	req      *Request
+	tx       *Tx
+	readonly bool
+	log      *slog.Logger
+
+	applyWrites  bool
+	claimsDigest []byte
+
+	rt *sobek.Runtime
+	// Captured before any app code runs, so an app that replaces
+	// JSON.stringify or Error cannot change how the host behaves.
+	stringify, parse       sobek.Callable
+	errorCtor, rangeCtor   *sobek.Object
+	syntaxCtor             *sobek.Object
+	kvHandles, histHandles map[string]*sobek.Object
+}
+
+func (c *call) throwType(format string, args ...any) {
+	panic(c.rt.NewTypeError(fmt.Sprintf(format, args...)))
+}
+
+func (c *call) throw(ctor *sobek.Object, format string, args ...any) {
+	o, err := c.rt.New(ctor, c.rt.ToValue(fmt.Sprintf(format, args...)))
+	if err != nil {
+		panic(err)
+	}
+	panic(o)
+}
+
+func (c *call) throwError(format string, args ...any) { c.throw(c.errorCtor, format, args...) }
+
+// argc enforces CCF's exact argument counts.
+func (c *call) argc(fc sobek.FunctionCall, n int) {
+	if len(fc.Arguments) != n {
+		c.throwType("Passed %d arguments, but expected %d", len(fc.Arguments), n)
+	}
+}
+
+// bytesOf returns the bytes of an ArrayBuffer or a typed-array view
+// (aliasing the JS memory: copy before keeping them).
+func (c *call) bytesOf(v sobek.Value) ([]byte, bool) {
+	o, ok := v.(*sobek.Object)
+	if !ok {
+		return nil, false
+	}
+	switch x := o.Export().(type) {
+	case sobek.ArrayBuffer:
+		return x.Bytes(), true
+	case []any, nil:
+		return nil, false
+	default:
+		if t := reflect.TypeOf(x); t.Kind() != reflect.Slice || t.Elem().Kind() == reflect.Interface {
+			return nil, false
+		}
+		var b []byte
+		if err := c.rt.ExportTo(o, &b); err != nil {
+			return nil, false
+		}
+		return b, true
+	}
+}
+
+func (c *call) buffer(b []byte) sobek.Value {
+	return c.rt.ToValue(c.rt.NewArrayBuffer(b))
+}
+
+func (c *call) fn(f func(sobek.FunctionCall) sobek.Value) sobek.Value { return c.rt.ToValue(f) }
+
+// setup installs the host globals on a fresh runtime, before any module
+// code runs.
+func (c *call) setup(rt *sobek.Runtime) error {
+	c.rt = rt
+	c.kvHandles = map[string]*sobek.Object{}
+	c.histHandles = map[string]*sobek.Object{}
+	json := rt.Get("JSON").ToObject(rt)
+	c.stringify, _ = sobek.AssertFunction(json.Get("stringify"))
+	c.parse, _ = sobek.AssertFunction(json.Get("parse"))
+	c.errorCtor = rt.Get("Error").ToObject(rt)
+	c.rangeCtor = rt.Get("RangeError").ToObject(rt)
+	c.syntaxCtor = rt.Get("SyntaxError").ToObject(rt)
+
+	ccf := rt.NewObject()
+	set := func(o *sobek.Object, name string, f func(sobek.FunctionCall) sobek.Value) {
+		if err := o.Set(name, c.fn(f)); err != nil {
+			panic(err)
+		}
+	}
+	set(ccf, "strToBuf", c.strToBuf)
+	set(ccf, "bufToStr", c.bufToStr)
+	set(ccf, "jsonCompatibleToBuf", c.jsonCompatibleToBuf)
+	set(ccf, "bufToJsonCompatible", c.bufToJsonCompatible)
+	set(ccf, "pemToId", c.pemToID)
+	ccf.Set("kv", rt.NewDynamicObject(&kvMaps{c: c, hist: nil}))
+
+	crypto := c.cryptoObject()
+	ccf.Set("crypto", crypto)
+	// CCF keeps these deprecated aliases on ccf itself.
+	for _, n := range []string{"generateAesKey", "generateRsaKeyPair", "generateEcdsaKeyPair", "wrapKey", "digest", "isValidX509CertBundle", "isValidX509CertChain"} {
+		ccf.Set(n, crypto.Get(n))
+	}
+
+	rpc := rt.NewObject()
+	set(rpc, "setApplyWrites", c.setApplyWrites)
+	set(rpc, "setClaimsDigest", c.setClaimsDigest)
+	ccf.Set("rpc", rpc)
+
+	cons := rt.NewObject()
+	set(cons, "getLastCommittedTxId", c.getLastCommittedTxID)
+	set(cons, "getStatusForTxId", c.getStatusForTxID)
+	set(cons, "getViewForSeqno", c.getViewForSeqno)
+	ccf.Set("consensus", cons)
+
+	hist := rt.NewObject()
+	set(hist, "getStateRange", c.getStateRange)
+	set(hist, "dropCachedStates", c.dropCachedStates)
+	ccf.Set("historical", hist)
+	if c.req != nil && c.req.HistoricalState != nil {
+		ccf.Set("historicalState", c.historicalState(c.req.HistoricalState))
+	}
+
+	if err := rt.GlobalObject().Set("ccf", ccf); err != nil {
+		return err
+	}
+	console := rt.NewObject()
+	for name, level := range map[string]slog.Level{"log": slog.LevelInfo, "info": slog.LevelInfo,
+		"debug": slog.LevelDebug, "warn": slog.LevelWarn, "error": slog.LevelError} {
+		set(console, name, c.console(level))
+	}
+	return rt.GlobalObject().Set("console", console)
+}
+
+// ---- converters (CCF src/js/extensions/ccf/converters.cpp)
+
+func (c *call) strToBuf(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 1)
+	s, ok := fc.Argument(0).Export().(string)
+	if !ok {
+		c.throwType("Argument must be a string")
+	}
+	return c.buffer([]byte(s))
+}
+
+func (c *call) bufToStr(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 1)
+	b, ok := c.bytesOf(fc.Argument(0))
+	if !ok {
+		c.throwType("Argument must be an ArrayBuffer")
+	}
+	return c.rt.ToValue(string(b))
+}
+
+func (c *call) jsonCompatibleToBuf(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 1)
+	s, err := c.stringify(sobek.Undefined(), fc.Argument(0))
+	if err != nil {
+		panic(err)
+	}
+	str, ok := s.Export().(string)
+	if !ok {
+		c.throwType("Argument must be a string")
+	}
+	return c.buffer([]byte(str))
+}
+
+func (c *call) bufToJsonCompatible(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 1)
+	b, ok := c.bytesOf(fc.Argument(0))
+	if !ok {
+		c.throwType("Argument must be an ArrayBuffer")
+	}
+	v, err := c.parse(sobek.Undefined(), c.rt.ToValue(string(b)))
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// pemToId returns the hex SHA-256 of a PEM certificate's DER: a CCF user or
+// member id.
+func (c *call) pemToID(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 1)
+	blk, _ := pem.Decode([]byte(fc.Argument(0).String()))
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		c.throwError("Failed to parse PEM: no certificate")
+	}
+	if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+		c.throwError("Failed to parse PEM: %v", err)
+	}
+	sum := sha256.Sum256(blk.Bytes)
+	return c.rt.ToValue(hex.EncodeToString(sum[:]))
+}
+
+// ---- ccf.rpc
+
+func (c *call) setApplyWrites(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 1)
+	b, ok := fc.Argument(0).Export().(bool)
+	if !ok {
+		c.throwType("First argument must be a boolean")
+	}
+	c.applyWrites = b
+	return sobek.Undefined()
+}
+
+func (c *call) setClaimsDigest(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 1)
+	b, ok := c.bytesOf(fc.Argument(0))
+	if !ok {
+		c.throwType("Argument must be an ArrayBuffer")
+	}
+	if len(b) != sha256.Size {
+		c.throwType("Argument must be an ArrayBuffer of the right size: %d != %d", len(b), sha256.Size)
+	}
+	c.claimsDigest = append([]byte(nil), b...)
+	return sobek.Undefined()
+}
+
+// ---- ccf.consensus
+
+func (c *call) consensus() Consensus {
+	if c.app.opts.Consensus == nil {
+		c.throwError("consensus information is not available on this node")
+	}
+	return c.app.opts.Consensus
+}
+
+// seqnoArg reads a non-negative integer argument.
+func (c *call) uintArg(fc sobek.FunctionCall, i int, what string) uint64 {
+	f := fc.Argument(i).ToFloat()
+	if math.IsNaN(f) || f < 0 || f != math.Trunc(f) || f > 1<<53 {
+		c.throwType("%s must be a non-negative integer", what)
+	}
+	return uint64(f)
+}
+
+func (c *call) getLastCommittedTxID(fc sobek.FunctionCall) sobek.Value {
+	view, seqno := c.consensus().LastCommitted()
+	o := c.rt.NewObject()
+	o.Set("view", view)
+	o.Set("seqno", seqno)
+	return o
+}
+
+func (c *call) getStatusForTxID(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 2)
+	view, seqno := c.uintArg(fc, 0, "view"), c.uintArg(fc, 1, "seqno")
+	return c.rt.ToValue(c.consensus().Status(view, seqno))
+}
+
+func (c *call) getViewForSeqno(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 1)
+	view, ok := c.consensus().ViewOf(c.uintArg(fc, 0, "seqno"))
+	if !ok {
+		return sobek.Null()
+	}
+	return c.rt.ToValue(view)
+}
+
+// ---- ccf.historical
+
+func (c *call) historical() Historical {
+	if c.app.opts.Historical == nil {
+		c.throwError("historical state is not available on this node")
+	}
+	return c.app.opts.Historical
+}
+
+// maxHistoricalRange bounds one getStateRange, as CCF bounds its cache
+// requests.
+const maxHistoricalRange = 1000
+
+func (c *call) getStateRange(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 4)
+	handle := c.uintArg(fc, 0, "handle")
+	from, to := c.uintArg(fc, 1, "startSeqno"), c.uintArg(fc, 2, "endSeqno")
+	expiry := c.uintArg(fc, 3, "secondsUntilExpiry")
+	if from == 0 || to < from {
+		c.throwType("Invalid range: %d to %d", from, to)
+	}
+	if to-from >= maxHistoricalRange {
+		c.throwType("Invalid range: %d to %d is longer than %d", from, to, maxHistoricalRange)
+	}
+	states, ready, err := c.historical().StateRange(handle, from, to, time.Duration(min(expiry, 1<<30))*time.Second)
+	if err != nil {
+		c.throwError("Failed to get historical state range: %v", err)
+	}
+	if !ready {
+		return sobek.Null()
+	}
+	items := make([]any, len(states))
+	for i := range states {
+		items[i] = c.historicalState(&states[i])
+	}
+	return c.rt.NewArray(items...)
+}
+
+func (c *call) dropCachedStates(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 1)
+	ok, err := c.historical().DropCachedStates(c.uintArg(fc, 0, "handle"))
+	if err != nil {
+		c.throwError("Failed to drop cached states: %v", err)
+	}
+	return c.rt.ToValue(ok)
+}
+
+// historicalState builds CCF's HistoricalState object.
+func (c *call) historicalState(h *HistoricalState) *sobek.Object {
+	rt := c.rt
+	o := rt.NewObject()
+	o.Set("transactionId", h.TxID)
+	r := rt.NewObject()
+	r.Set("signature", h.Receipt.Signature)
+	r.Set("cert", h.Receipt.Cert)
+	r.Set("node_id", h.Receipt.NodeID)
+	proof := make([]any, len(h.Receipt.Proof))
+	for i, p := range h.Receipt.Proof {
+		e := rt.NewObject()
+		if p.Left != "" {
+			e.Set("left", p.Left)
+		}
+		if p.Right != "" {
+			e.Set("right", p.Right)
+		}
+		proof[i] = e
+	}
+	r.Set("proof", rt.NewArray(proof...))
+	lc := rt.NewObject()
+	lc.Set("write_set_digest", h.Receipt.LeafComponents.WriteSetDigest)
+	if h.Receipt.LeafComponents.CommitEvidence != "" {
+		lc.Set("commit_evidence", h.Receipt.LeafComponents.CommitEvidence)
+	}
+	if h.Receipt.LeafComponents.ClaimsDigest != "" {
+		lc.Set("claims_digest", h.Receipt.LeafComponents.ClaimsDigest)
+	}
+	r.Set("leaf_components", lc)
+	o.Set("receipt", r)
+	o.Set("kv", rt.NewDynamicObject(&kvMaps{c: c, hist: h.KV}))
+	return o
+}
+
+// ---- console
+
+func (c *call) console(level slog.Level) func(sobek.FunctionCall) sobek.Value {
+	return func(fc sobek.FunctionCall) sobek.Value {
+		parts := make([]string, len(fc.Arguments))
+		for i, a := range fc.Arguments {
+			parts[i] = a.String()
+		}
+		c.log.Log(context.Background(), level, strings.Join(parts, " "), "endpoint", c.ep.Name())
+		return sobek.Undefined()
+	}
+}
+
+// ---- ccf.kv
+
+// kvMaps is ccf.kv (hist nil) or a historical state's kv: any property
+// name is a map.
+type kvMaps struct {
+	c    *call
+	hist State // nil: the request's Tx
+}
+
+func (m *kvMaps) Get(name string) sobek.Value {
+	cache := m.c.kvHandles
+	if m.hist != nil {
+		cache = m.c.histHandles
+	}
+	if h := cache[name]; h != nil {
+		return h
+	}
+	h := m.c.kvHandle(name, m.hist)
+	cache[name] = h
+	return h
+}
+func (m *kvMaps) Set(string, sobek.Value) bool { return false }
+func (m *kvMaps) Has(string) bool              { return true }
+func (m *kvMaps) Delete(string) bool           { return false }
+func (m *kvMaps) Keys() []string               { return nil }
+
+// kvHandle builds the map object with CCF's methods; those the map's
+// access does not allow throw CCF's TypeError.
+func (c *call) kvHandle(name string, hist State) *sobek.Object {
+	rt := c.rt
+	readonly := c.readonly || hist != nil
+	access := MapAccess(name, readonly)
+	execCtx := "application"
+	if readonly {
+		execCtx = "read-only application"
+	}
+	denied := func(method string) func(sobek.FunctionCall) sobek.Value {
+		return func(sobek.FunctionCall) sobek.Value {
+			c.throwType("Cannot call .%s() on %s table named %s in %s execution context. See %s for more detail.",
+				method, access, name, execCtx, permissionsURL)
+			return nil
+		}
+	}
+	get := func(key []byte) ([]byte, bool) {
+		if hist != nil {
+			v, err := hist.GetKV(name, key)
+			if errors.Is(err, errNotFound) {
+				return nil, false
+			}
+			if err != nil {
+				c.throwError("Failed to read historical map %s: %v", name, err)
+			}
+			return v, true
+		}
+		v, ok, err := c.tx.get(name, key)
+		if err != nil {
+			c.abort(err)
+		}
+		return v, ok
+	}
+	entries := func() []kvEntry {
+		if hist != nil {
+			var out []kvEntry
+			err := hist.ScanKV(name, func(k, v []byte) error {
+				out = append(out, kvEntry{append([]byte(nil), k...), append([]byte(nil), v...)})
+				return nil
+			})
+			if err != nil {
+				c.throwError("Failed to read historical map %s: %v", name, err)
+			}
+			return out
+		}
+		es, err := c.tx.entries(name)
+		if err != nil {
+			c.abort(err)
+		}
+		return es
+	}
+	key := func(fc sobek.FunctionCall) []byte {
+		c.argc(fc, 1)
+		k, ok := c.bytesOf(fc.Argument(0))
+		if !ok {
+			c.throwType("Argument must be an ArrayBuffer")
+		}
+		return k
+	}
+
+	o := rt.NewObject()
+	var has, getFn, forEach, size, set, del, clear func(sobek.FunctionCall) sobek.Value
+	if access == AccessIllegal {
+		has, getFn, forEach, size = denied("has"), denied("get"), denied("forEach"), denied("size")
+	} else {
+		has = func(fc sobek.FunctionCall) sobek.Value {
+			_, ok := get(key(fc))
+			return rt.ToValue(ok)
+		}
+		getFn = func(fc sobek.FunctionCall) sobek.Value {
+			v, ok := get(key(fc))
+			if !ok {
+				return sobek.Undefined()
+			}
+			return c.buffer(append([]byte(nil), v...))
+		}
+		forEach = func(fc sobek.FunctionCall) sobek.Value {
+			c.argc(fc, 1)
+			cb, ok := sobek.AssertFunction(fc.Argument(0))
+			if !ok {
+				c.throwType("Argument must be a function")
+			}
+			for _, e := range entries() {
+				if _, err := cb(sobek.Undefined(), c.buffer(e.value), c.buffer(e.key), o); err != nil {
+					panic(err)
+				}
+			}
+			return sobek.Undefined()
+		}
+		size = func(fc sobek.FunctionCall) sobek.Value {
+			return rt.ToValue(len(entries()))
+		}
+	}
+	if access != AccessReadWrite {
+		set, del, clear = denied("set"), denied("delete"), denied("clear")
+	} else {
+		set = func(fc sobek.FunctionCall) sobek.Value {
+			c.argc(fc, 2)
+			k, ok1 := c.bytesOf(fc.Argument(0))
+			v, ok2 := c.bytesOf(fc.Argument(1))
+			if !ok1 || !ok2 {
+				c.throwType("Arguments must be ArrayBuffers")
+			}
+			if err := c.tx.put(name, k, v, false); err != nil {
+				c.throw(c.rangeCtor, "%v", err)
+			}
+			return o
+		}
+		del = func(fc sobek.FunctionCall) sobek.Value {
+			if err := c.tx.put(name, key(fc), nil, true); err != nil {
+				c.throw(c.rangeCtor, "%v", err)
+			}
+			return sobek.Undefined()
+		}
+		clear = func(fc sobek.FunctionCall) sobek.Value {
+			c.argc(fc, 0)
+			if err := c.tx.clear(name); err != nil {
+				if c.tx.fatal != nil {
+					c.abort(err)
+				}
+				c.throw(c.rangeCtor, "%v", err)
+			}
+			return sobek.Undefined()
+		}
+	}
+	o.Set("has", c.fn(has))
+	o.Set("get", c.fn(getFn))
+	o.Set("set", c.fn(set))
+	o.Set("delete", c.fn(del))
+	o.Set("clear", c.fn(clear))
+	o.Set("forEach", c.fn(forEach))
+	o.DefineAccessorProperty("size", c.fn(size), nil, sobek.FLAG_TRUE, sobek.FLAG_TRUE)
+	return o
+}
+
+// abort stops the call after a State failure: the runtime is interrupted
+// (JS cannot catch that) and the Tx keeps the error, which Call returns.
+func (c *call) abort(err error) {
+	c.rt.Interrupt(err)
+	panic(c.rt.NewGoError(err))
+}

@@ -1,0 +1,770 @@
+package app
+
+import (
+	"crypto"
+	"crypto/aes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"hash"
+	"math/big"
+
+	"github.com/grafana/sobek"
+)
+
+// ccf.crypto, after CCF's src/js/extensions/ccf/crypto.cpp and the
+// signatures of @microsoft/ccf-app's global.d.ts. Randomness reaches apps
+// only through the key generators here (crypto/rand); Math.random still
+// throws. Keys are PEM: private keys PKCS#8 ("PRIVATE KEY"), public keys
+// SubjectPublicKeyInfo ("PUBLIC KEY"), as OpenSSL writes them for CCF.
+
+func (c *call) cryptoObject() *sobek.Object {
+	o := c.rt.NewObject()
+	for name, f := range map[string]func(sobek.FunctionCall) sobek.Value{
+		"digest":                c.digest,
+		"sign":                  c.sign,
+		"verifySignature":       c.verifySignature,
+		"generateAesKey":        c.generateAesKey,
+		"generateRsaKeyPair":    c.generateRsaKeyPair,
+		"generateEcdsaKeyPair":  c.generateEcdsaKeyPair,
+		"generateEddsaKeyPair":  c.generateEddsaKeyPair,
+		"wrapKey":               c.wrapKey,
+		"unwrapKey":             c.unwrapKey,
+		"isValidX509CertBundle": c.isValidX509CertBundle,
+		"isValidX509CertChain":  c.isValidX509CertChain,
+		"pubPemToJwk":           c.jwkFromPEM(false, "EC"),
+		"pemToJwk":              c.jwkFromPEM(true, "EC"),
+		"pubRsaPemToJwk":        c.jwkFromPEM(false, "RSA"),
+		"rsaPemToJwk":           c.jwkFromPEM(true, "RSA"),
+		"pubEddsaPemToJwk":      c.jwkFromPEM(false, "OKP"),
+		"eddsaPemToJwk":         c.jwkFromPEM(true, "OKP"),
+		"pubJwkToPem":           c.pemFromJWK(false, "EC"),
+		"jwkToPem":              c.pemFromJWK(true, "EC"),
+		"pubRsaJwkToPem":        c.pemFromJWK(false, "RSA"),
+		"rsaJwkToPem":           c.pemFromJWK(true, "RSA"),
+		"pubEddsaJwkToPem":      c.pemFromJWK(false, "OKP"),
+		"eddsaJwkToPem":         c.pemFromJWK(true, "OKP"),
+	} {
+		o.Set(name, c.fn(f))
+	}
+	return o
+}
+
+func (c *call) bufArg(fc sobek.FunctionCall, i int) []byte {
+	b, ok := c.bytesOf(fc.Argument(i))
+	if !ok {
+		c.throwType("Argument %d must be an ArrayBuffer", i+1)
+	}
+	return b
+}
+
+func (c *call) strProp(v sobek.Value, name string) (string, bool) {
+	o, ok := v.(*sobek.Object)
+	if !ok {
+		c.throwType("Argument must be an object")
+	}
+	p := o.Get(name)
+	if p == nil || sobek.IsUndefined(p) || sobek.IsNull(p) {
+		return "", false
+	}
+	return p.String(), true
+}
+
+func hashFor(name string) (crypto.Hash, func() hash.Hash, bool) {
+	switch name {
+	case "SHA-256":
+		return crypto.SHA256, sha256.New, true
+	case "SHA-384":
+		return crypto.SHA384, sha512.New384, true
+	case "SHA-512":
+		return crypto.SHA512, sha512.New, true
+	}
+	return 0, nil, false
+}
+
+func (c *call) digest(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 2)
+	_, h, ok := hashFor(fc.Argument(0).String())
+	if !ok {
+		c.throw(c.rangeCtor, "unsupported algorithm, supported: SHA-256, SHA-384, SHA-512")
+	}
+	d := h()
+	d.Write(c.bufArg(fc, 1))
+	return c.buffer(d.Sum(nil))
+}
+
+func (c *call) generateAesKey(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 1)
+	bits := fc.Argument(0).ToInteger()
+	if bits != 128 && bits != 192 && bits != 256 {
+		c.throw(c.rangeCtor, "invalid key size (not one of 128, 192, 256)")
+	}
+	k := make([]byte, bits/8)
+	rand.Read(k)
+	return c.buffer(k)
+}
+
+func (c *call) keyPair(priv crypto.Signer) sobek.Value {
+	p8, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		c.throwError("Failed to generate key pair: %v", err)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(priv.Public())
+	if err != nil {
+		c.throwError("Failed to generate key pair: %v", err)
+	}
+	o := c.rt.NewObject()
+	o.Set("privateKey", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8})))
+	o.Set("publicKey", string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki})))
+	return o
+}
+
+func (c *call) generateRsaKeyPair(fc sobek.FunctionCall) sobek.Value {
+	if n := len(fc.Arguments); n != 1 && n != 2 {
+		c.throwType("Passed %d arguments, but expected 1 or 2", n)
+	}
+	bits := fc.Argument(0).ToInteger()
+	if bits < 2048 || bits > 4096 {
+		c.throw(c.rangeCtor, "RSA key size must be from 2048 to 4096 bits")
+	}
+	if len(fc.Arguments) == 2 && fc.Argument(1).ToInteger() != 65537 {
+		c.throw(c.rangeCtor, "only the public exponent 65537 is supported")
+	}
+	k, err := rsa.GenerateKey(rand.Reader, int(bits))
+	if err != nil {
+		c.throwError("Failed to generate RSA key pair: %v", err)
+	}
+	return c.keyPair(k)
+}
+
+func curveFor(name string) elliptic.Curve {
+	switch name {
+	case "secp256r1", "P-256":
+		return elliptic.P256()
+	case "secp384r1", "P-384":
+		return elliptic.P384()
+	case "secp521r1", "P-521":
+		return elliptic.P521()
+	}
+	return nil
+}
+
+func (c *call) generateEcdsaKeyPair(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 1)
+	curve := curveFor(fc.Argument(0).String())
+	if curve == nil || fc.Argument(0).String()[0] == 'P' {
+		c.throw(c.rangeCtor, "Unsupported curve id, supported: secp256r1, secp384r1")
+	}
+	k, err := ecdsa.GenerateKey(curve, rand.Reader)
+	if err != nil {
+		c.throwError("Failed to generate ECDSA key pair: %v", err)
+	}
+	return c.keyPair(k)
+}
+
+func (c *call) generateEddsaKeyPair(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 1)
+	if fc.Argument(0).String() != "curve25519" {
+		c.throw(c.rangeCtor, "Unsupported curve id, supported: curve25519")
+	}
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		c.throwError("Failed to generate EdDSA key pair: %v", err)
+	}
+	return c.keyPair(k)
+}
+
+// parsePrivate accepts PKCS#8, SEC 1 and PKCS#1 PEM.
+func parsePrivate(s string) (crypto.Signer, error) {
+	blk, _ := pem.Decode([]byte(s))
+	if blk == nil {
+		return nil, errors.New("not PEM")
+	}
+	switch blk.Type {
+	case "EC PRIVATE KEY":
+		return x509.ParseECPrivateKey(blk.Bytes)
+	case "RSA PRIVATE KEY":
+		return x509.ParsePKCS1PrivateKey(blk.Bytes)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, err
+	}
+	s2, ok := k.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("unsupported private key %T", k)
+	}
+	return s2, nil
+}
+
+// parsePublic accepts a SubjectPublicKeyInfo, PKCS#1 RSA public key or
+// certificate PEM.
+func parsePublic(s string) (crypto.PublicKey, error) {
+	blk, _ := pem.Decode([]byte(s))
+	if blk == nil {
+		return nil, errors.New("not PEM")
+	}
+	switch blk.Type {
+	case "CERTIFICATE":
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		return cert.PublicKey, nil
+	case "RSA PUBLIC KEY":
+		return x509.ParsePKCS1PublicKey(blk.Bytes)
+	}
+	return x509.ParsePKIXPublicKey(blk.Bytes)
+}
+
+func (c *call) sign(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 3)
+	alg, _ := c.strProp(fc.Argument(0), "name")
+	keyPEM := fc.Argument(1).String()
+	data := c.bufArg(fc, 2)
+	if alg == "EdDSA" {
+		k, err := parsePrivate(keyPEM)
+		ek, ok := k.(ed25519.PrivateKey)
+		if err != nil || !ok {
+			c.throwError("Failed to sign with EdDSA pair: not an Ed25519 private key")
+		}
+		return c.buffer(ed25519.Sign(ek, data))
+	}
+	hname, _ := c.strProp(fc.Argument(0), "hash")
+	h, newHash, ok := hashFor(hname)
+	if !ok {
+		c.throw(c.rangeCtor, "Unsupported hash algorithm, supported: SHA-256, SHA-384, SHA-512")
+	}
+	if alg == "HMAC" {
+		m := hmac.New(newHash, []byte(keyPEM))
+		m.Write(data)
+		return c.buffer(m.Sum(nil))
+	}
+	d := newHash()
+	d.Write(data)
+	sum := d.Sum(nil)
+	k, err := parsePrivate(keyPEM)
+	if err != nil {
+		c.throwError("Failed to sign: %v", err)
+	}
+	switch alg {
+	case "ECDSA":
+		ek, ok := k.(*ecdsa.PrivateKey)
+		if !ok {
+			c.throwError("Failed to sign: not an EC private key")
+		}
+		r, s, err := ecdsa.Sign(rand.Reader, ek, sum)
+		if err != nil {
+			c.throwError("Failed to sign: %v", err)
+		}
+		n := (ek.Curve.Params().BitSize + 7) / 8
+		sig := make([]byte, 2*n) // IEEE P1363: r ‖ s, as CCF returns
+		r.FillBytes(sig[:n])
+		s.FillBytes(sig[n:])
+		return c.buffer(sig)
+	case "RSA-PSS":
+		rk, ok := k.(*rsa.PrivateKey)
+		if !ok {
+			c.throwError("Failed to sign: not an RSA private key")
+		}
+		salt := int(c.intProp(fc.Argument(0), "saltLength"))
+		if salt <= 0 {
+			c.throw(c.rangeCtor, "RSA-PSS saltLength must be positive")
+		}
+		sig, err := rsa.SignPSS(rand.Reader, rk, h, sum, &rsa.PSSOptions{SaltLength: salt})
+		if err != nil {
+			c.throwError("Failed to sign: %v", err)
+		}
+		return c.buffer(sig)
+	}
+	c.throw(c.rangeCtor, "Unsupported signing algorithm, supported: RSA-PSS, ECDSA, EdDSA, HMAC")
+	return nil
+}
+
+func (c *call) intProp(v sobek.Value, name string) int64 {
+	o, ok := v.(*sobek.Object)
+	if !ok {
+		return 0
+	}
+	p := o.Get(name)
+	if p == nil {
+		return 0
+	}
+	return p.ToInteger()
+}
+
+func (c *call) verifySignature(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 4)
+	sig := c.bufArg(fc, 2)
+	data := c.bufArg(fc, 3)
+	alg, _ := c.strProp(fc.Argument(0), "name")
+	pub, err := parsePublic(fc.Argument(1).String())
+	if alg == "EdDSA" {
+		ek, ok := pub.(ed25519.PublicKey)
+		if err != nil || !ok {
+			c.throw(c.rangeCtor, "Failed to verify EdDSA signature: not an Ed25519 public key")
+		}
+		return c.rt.ToValue(ed25519.Verify(ek, data, sig))
+	}
+	hname, _ := c.strProp(fc.Argument(0), "hash")
+	if hname != "SHA-256" {
+		c.throw(c.rangeCtor, "Unsupported hash algorithm, supported: SHA-256")
+	}
+	if alg != "RSA-PSS" && alg != "ECDSA" {
+		c.throw(c.rangeCtor, "Unsupported signing algorithm, supported: RSA-PSS, ECDSA, EdDSA")
+	}
+	if err != nil {
+		c.throwError("Failed to verify signature: %v", err)
+	}
+	sum := sha256.Sum256(data)
+	switch k := pub.(type) {
+	case *ecdsa.PublicKey:
+		if alg != "ECDSA" {
+			break
+		}
+		n := (k.Curve.Params().BitSize + 7) / 8
+		if len(sig) != 2*n {
+			return c.rt.ToValue(false)
+		}
+		r, s := new(big.Int).SetBytes(sig[:n]), new(big.Int).SetBytes(sig[n:])
+		return c.rt.ToValue(ecdsa.Verify(k, sum[:], r, s))
+	case *rsa.PublicKey:
+		if alg != "RSA-PSS" {
+			break
+		}
+		salt := int(c.intProp(fc.Argument(0), "saltLength"))
+		if salt <= 0 {
+			salt = rsa.PSSSaltLengthAuto
+		}
+		return c.rt.ToValue(rsa.VerifyPSS(k, crypto.SHA256, sum[:], sig, &rsa.PSSOptions{SaltLength: salt}) == nil)
+	}
+	c.throwError("Failed to verify signature: key does not match algorithm %s", alg)
+	return nil
+}
+
+func (c *call) isValidX509CertBundle(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 1)
+	_, err := parseCerts(fc.Argument(0).String())
+	return c.rt.ToValue(err == nil)
+}
+
+func (c *call) isValidX509CertChain(fc sobek.FunctionCall) sobek.Value {
+	c.argc(fc, 2)
+	chain, err := parseCerts(fc.Argument(0).String())
+	if err != nil {
+		return c.rt.ToValue(false)
+	}
+	trusted, err := parseCerts(fc.Argument(1).String())
+	if err != nil {
+		return c.rt.ToValue(false)
+	}
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	for _, t := range trusted {
+		roots.AddCert(t)
+	}
+	for _, i := range chain[1:] {
+		inter.AddCert(i)
+	}
+	// No clock in the sandbox: validity periods are not checked (the
+	// verification time is the leaf's own NotBefore).
+	_, err = chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter,
+		CurrentTime: chain[0].NotBefore, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	return c.rt.ToValue(err == nil)
+}
+
+func parseCerts(s string) ([]*x509.Certificate, error) {
+	var out []*x509.Certificate
+	rest := []byte(s)
+	for {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			return nil, errors.New("not a certificate")
+		}
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, cert)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no certificate")
+	}
+	return out, nil
+}
+
+// ---- key wrapping
+
+func (c *call) wrapKey(fc sobek.FunctionCall) sobek.Value   { return c.wrapOrUnwrap(fc, true) }
+func (c *call) unwrapKey(fc sobek.FunctionCall) sobek.Value { return c.wrapOrUnwrap(fc, false) }
+
+func (c *call) wrapOrUnwrap(fc sobek.FunctionCall, wrap bool) sobek.Value {
+	c.argc(fc, 3)
+	key := append([]byte(nil), c.bufArg(fc, 0)...)
+	wk := append([]byte(nil), c.bufArg(fc, 1)...)
+	alg, _ := c.strProp(fc.Argument(2), "name")
+	var label []byte
+	if o, ok := fc.Argument(2).(*sobek.Object); ok {
+		if l := o.Get("label"); l != nil {
+			label, _ = c.bytesOf(l)
+		}
+	}
+	verb := "unwrap"
+	if wrap {
+		verb = "wrap"
+	}
+	var out []byte
+	var err error
+	switch alg {
+	case "AES-KWP":
+		if wrap {
+			out, err = aesKWPWrap(wk, key)
+		} else {
+			out, err = aesKWPUnwrap(wk, key)
+		}
+	case "RSA-OAEP":
+		if wrap {
+			out, err = rsaOAEPWrap(string(wk), key, label)
+		} else {
+			out, err = rsaOAEPUnwrap(string(wk), key, label)
+		}
+	case "RSA-OAEP-AES-KWP":
+		if wrap {
+			out, err = rsaAESWrap(int(c.intProp(fc.Argument(2), "aesKeySize")), string(wk), key, label)
+		} else {
+			out, err = rsaAESUnwrap(string(wk), key, label)
+		}
+	default:
+		c.throw(c.rangeCtor, "unsupported key %sping algorithm, supported: RSA-OAEP, AES-KWP, RSA-OAEP-AES-KWP", verb)
+	}
+	if err != nil {
+		c.throwError("Failed to %s key: %v", verb, err)
+	}
+	return c.buffer(out)
+}
+
+// RSA-OAEP uses SHA-256 for the hash and MGF1, as CCF's
+// ckm_rsa_pkcs_oaep_wrap does.
+func rsaOAEPWrap(pemKey string, key, label []byte) ([]byte, error) {
+	pub, err := parsePublic(pemKey)
+	if err != nil {
+		return nil, err
+	}
+	rk, ok := pub.(*rsa.PublicKey)
+	if !ok {
+		return nil, errors.New("wrapping key is not an RSA public key")
+	}
+	return rsa.EncryptOAEP(sha256.New(), rand.Reader, rk, key, label)
+}
+
+func rsaOAEPUnwrap(pemKey string, wrapped, label []byte) ([]byte, error) {
+	k, err := parsePrivate(pemKey)
+	if err != nil {
+		return nil, err
+	}
+	rk, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, errors.New("unwrapping key is not an RSA private key")
+	}
+	return rsa.DecryptOAEP(sha256.New(), nil, rk, wrapped, label)
+}
+
+// rsaAESWrap is PKCS#11 CKM_RSA_AES_KEY_WRAP: a fresh AES key wrapped with
+// RSA-OAEP, followed by the key wrapped with AES-KWP under it.
+func rsaAESWrap(aesBits int, pemKey string, key, label []byte) ([]byte, error) {
+	if aesBits != 128 && aesBits != 192 && aesBits != 256 {
+		return nil, errors.New("aesKeySize must be 128, 192 or 256")
+	}
+	tmp := make([]byte, aesBits/8)
+	rand.Read(tmp)
+	w1, err := rsaOAEPWrap(pemKey, tmp, label)
+	if err != nil {
+		return nil, err
+	}
+	w2, err := aesKWPWrap(tmp, key)
+	if err != nil {
+		return nil, err
+	}
+	return append(w1, w2...), nil
+}
+
+func rsaAESUnwrap(pemKey string, wrapped, label []byte) ([]byte, error) {
+	k, err := parsePrivate(pemKey)
+	if err != nil {
+		return nil, err
+	}
+	rk, ok := k.(*rsa.PrivateKey)
+	if !ok {
+		return nil, errors.New("unwrapping key is not an RSA private key")
+	}
+	n := rk.Size()
+	if len(wrapped) <= n {
+		return nil, errors.New("wrapped key too short")
+	}
+	tmp, err := rsa.DecryptOAEP(sha256.New(), nil, rk, wrapped[:n], label)
+	if err != nil {
+		return nil, err
+	}
+	return aesKWPUnwrap(tmp, wrapped[n:])
+}
+
+// aesKWPWrap is AES Key Wrap with Padding, RFC 5649.
+func aesKWPWrap(kek, key []byte) ([]byte, error) {
+	b, err := aes.NewCipher(kek)
+	if err != nil {
+		return nil, err
+	}
+	if len(key) == 0 {
+		return nil, errors.New("empty key")
+	}
+	// RFC 5649 §3: AIV = A65959A6 ‖ 32-bit MLI.
+	var aiv [8]byte
+	binary.BigEndian.PutUint32(aiv[:4], 0xA65959A6)
+	binary.BigEndian.PutUint32(aiv[4:], uint32(len(key)))
+	p := make([]byte, (len(key)+7)/8*8)
+	copy(p, key)
+	if len(p) == 8 {
+		// §4.1: one block: C = ENC(K, AIV ‖ P).
+		out := make([]byte, 16)
+		copy(out, aiv[:])
+		copy(out[8:], p)
+		b.Encrypt(out, out)
+		return out, nil
+	}
+	n := len(p) / 8
+	a := aiv
+	r := make([]byte, len(p))
+	copy(r, p)
+	var buf [16]byte
+	for j := 0; j < 6; j++ {
+		for i := 0; i < n; i++ {
+			copy(buf[:8], a[:])
+			copy(buf[8:], r[i*8:i*8+8])
+			b.Encrypt(buf[:], buf[:])
+			t := uint64(n*j + i + 1)
+			binary.BigEndian.PutUint64(a[:], binary.BigEndian.Uint64(buf[:8])^t)
+			copy(r[i*8:], buf[8:])
+		}
+	}
+	return append(a[:], r...), nil
+}
+
+func aesKWPUnwrap(kek, c []byte) ([]byte, error) {
+	b, err := aes.NewCipher(kek)
+	if err != nil {
+		return nil, err
+	}
+	if len(c) < 16 || len(c)%8 != 0 {
+		return nil, errors.New("wrapped key has a bad length")
+	}
+	var a [8]byte
+	var p []byte
+	if len(c) == 16 {
+		var buf [16]byte
+		b.Decrypt(buf[:], c)
+		copy(a[:], buf[:8])
+		p = append([]byte(nil), buf[8:]...)
+	} else {
+		n := len(c)/8 - 1
+		copy(a[:], c[:8])
+		r := append([]byte(nil), c[8:]...)
+		var buf [16]byte
+		for j := 5; j >= 0; j-- {
+			for i := n - 1; i >= 0; i-- {
+				t := uint64(n*j + i + 1)
+				binary.BigEndian.PutUint64(buf[:8], binary.BigEndian.Uint64(a[:])^t)
+				copy(buf[8:], r[i*8:i*8+8])
+				b.Decrypt(buf[:], buf[:])
+				copy(a[:], buf[:8])
+				copy(r[i*8:], buf[8:])
+			}
+		}
+		p = r
+	}
+	if binary.BigEndian.Uint32(a[:4]) != 0xA65959A6 {
+		return nil, errors.New("integrity check failed")
+	}
+	mli := int(binary.BigEndian.Uint32(a[4:]))
+	if mli > len(p) || mli <= len(p)-8 {
+		return nil, errors.New("integrity check failed")
+	}
+	for _, x := range p[mli:] {
+		if x != 0 {
+			return nil, errors.New("integrity check failed")
+		}
+	}
+	return p[:mli], nil
+}
+
+// ---- JWK conversion
+
+var b64u = base64.RawURLEncoding
+
+func (c *call) jwkFromPEM(private bool, kty string) func(sobek.FunctionCall) sobek.Value {
+	return func(fc sobek.FunctionCall) sobek.Value {
+		if n := len(fc.Arguments); n != 1 && n != 2 {
+			c.throwType("Passed %d arguments, but expected 1 or 2", n)
+		}
+		s := fc.Argument(0).String()
+		var key any
+		var err error
+		if private {
+			key, err = parsePrivate(s)
+		} else {
+			key, err = parsePublic(s)
+		}
+		if err != nil {
+			c.throwError("Failed to parse PEM: %v", err)
+		}
+		j := map[string]any{"kty": kty}
+		switch k := key.(type) {
+		case *ecdsa.PrivateKey:
+			fillECJWK(j, &k.PublicKey)
+			j["d"] = b64u.EncodeToString(k.D.FillBytes(make([]byte, (k.Curve.Params().BitSize+7)/8)))
+		case *ecdsa.PublicKey:
+			fillECJWK(j, k)
+		case *rsa.PrivateKey:
+			k.Precompute()
+			fillRSAJWK(j, &k.PublicKey)
+			j["d"] = b64u.EncodeToString(k.D.Bytes())
+			j["p"] = b64u.EncodeToString(k.Primes[0].Bytes())
+			j["q"] = b64u.EncodeToString(k.Primes[1].Bytes())
+			j["dp"] = b64u.EncodeToString(k.Precomputed.Dp.Bytes())
+			j["dq"] = b64u.EncodeToString(k.Precomputed.Dq.Bytes())
+			j["qi"] = b64u.EncodeToString(k.Precomputed.Qinv.Bytes())
+		case *rsa.PublicKey:
+			fillRSAJWK(j, k)
+		case ed25519.PrivateKey:
+			j["crv"] = "Ed25519"
+			j["x"] = b64u.EncodeToString(k.Public().(ed25519.PublicKey))
+			j["d"] = b64u.EncodeToString(k.Seed())
+		case ed25519.PublicKey:
+			j["crv"] = "Ed25519"
+			j["x"] = b64u.EncodeToString(k)
+		}
+		var got string
+		switch key.(type) {
+		case *ecdsa.PrivateKey, *ecdsa.PublicKey:
+			got = "EC"
+		case *rsa.PrivateKey, *rsa.PublicKey:
+			got = "RSA"
+		case ed25519.PrivateKey, ed25519.PublicKey:
+			got = "OKP"
+		}
+		if got != kty {
+			c.throwError("Failed to parse PEM: not a %s key", kty)
+		}
+		if len(fc.Arguments) == 2 && !sobek.IsUndefined(fc.Argument(1)) {
+			j["kid"] = fc.Argument(1).String()
+		}
+		o := c.rt.NewObject()
+		for _, k := range sortedKeys(j) {
+			o.Set(k, j[k])
+		}
+		return o
+	}
+}
+
+func fillECJWK(j map[string]any, k *ecdsa.PublicKey) {
+	n := (k.Curve.Params().BitSize + 7) / 8
+	j["crv"] = k.Curve.Params().Name
+	j["x"] = b64u.EncodeToString(k.X.FillBytes(make([]byte, n)))
+	j["y"] = b64u.EncodeToString(k.Y.FillBytes(make([]byte, n)))
+}
+
+func fillRSAJWK(j map[string]any, k *rsa.PublicKey) {
+	j["n"] = b64u.EncodeToString(k.N.Bytes())
+	j["e"] = b64u.EncodeToString(big.NewInt(int64(k.E)).Bytes())
+}
+
+func (c *call) pemFromJWK(private bool, kty string) func(sobek.FunctionCall) sobek.Value {
+	return func(fc sobek.FunctionCall) sobek.Value {
+		c.argc(fc, 1)
+		get := func(name string) []byte {
+			s, ok := c.strProp(fc.Argument(0), name)
+			if !ok {
+				c.throwError("Failed to convert jwk to pem: missing %q", name)
+			}
+			b, err := b64u.DecodeString(s)
+			if err != nil {
+				c.throwError("Failed to convert jwk to pem: %q: %v", name, err)
+			}
+			return b
+		}
+		if got, _ := c.strProp(fc.Argument(0), "kty"); got != kty {
+			c.throwError("Failed to convert jwk to pem: kty is %q, want %q", got, kty)
+		}
+		var key any
+		switch kty {
+		case "EC":
+			crv, _ := c.strProp(fc.Argument(0), "crv")
+			curve := curveFor(crv)
+			if curve == nil {
+				c.throwError("Failed to convert jwk to pem: unsupported curve %q", crv)
+			}
+			pub := &ecdsa.PublicKey{Curve: curve, X: new(big.Int).SetBytes(get("x")), Y: new(big.Int).SetBytes(get("y"))}
+			if !curve.IsOnCurve(pub.X, pub.Y) {
+				c.throwError("Failed to convert jwk to pem: point not on curve")
+			}
+			key = pub
+			if private {
+				key = &ecdsa.PrivateKey{PublicKey: *pub, D: new(big.Int).SetBytes(get("d"))}
+			}
+		case "RSA":
+			pub := &rsa.PublicKey{N: new(big.Int).SetBytes(get("n")), E: int(new(big.Int).SetBytes(get("e")).Int64())}
+			key = pub
+			if private {
+				k := &rsa.PrivateKey{PublicKey: *pub, D: new(big.Int).SetBytes(get("d")),
+					Primes: []*big.Int{new(big.Int).SetBytes(get("p")), new(big.Int).SetBytes(get("q"))}}
+				if err := k.Validate(); err != nil {
+					c.throwError("Failed to convert jwk to pem: %v", err)
+				}
+				k.Precompute()
+				key = k
+			}
+		case "OKP":
+			if crv, _ := c.strProp(fc.Argument(0), "crv"); crv != "Ed25519" {
+				c.throwError("Failed to convert jwk to pem: unsupported curve %q", crv)
+			}
+			x := get("x")
+			if len(x) != ed25519.PublicKeySize {
+				c.throwError("Failed to convert jwk to pem: bad x")
+			}
+			key = ed25519.PublicKey(x)
+			if private {
+				d := get("d")
+				if len(d) != ed25519.SeedSize {
+					c.throwError("Failed to convert jwk to pem: bad d")
+				}
+				key = ed25519.NewKeyFromSeed(d)
+			}
+		}
+		var der []byte
+		var err error
+		typ := "PUBLIC KEY"
+		if private {
+			typ = "PRIVATE KEY"
+			der, err = x509.MarshalPKCS8PrivateKey(key)
+		} else {
+			der, err = x509.MarshalPKIXPublicKey(key)
+		}
+		if err != nil {
+			c.throwError("Failed to convert jwk to pem: %v", err)
+		}
+		return c.rt.ToValue(string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der})))
+	}
+}
