@@ -5,13 +5,14 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/charterlog/charter/internal/app"
 )
 
 func init() {
@@ -19,10 +20,8 @@ func init() {
 	register(command{name: "app call", summary: "call an app endpoint: METHOD PATH under /app", run: runAppCall})
 }
 
-// errBundleDir is what a folder gets until bundles are built here.
-var errBundleDir = errors.New("building bundles from a folder arrives with internal/app; pass bundle.json")
-
-// readBundle reads a built bundle: CCF's bundle.json {"metadata",
+// readBundle reads a bundle: a folder with app.json and src/ (built here,
+// as CCF's build_bundle.js would), CCF's bundle.json {"metadata",
 // "modules"}, or the samples' set_js_app.json {"actions": [{"name":
 // "set_js_app", "args": {"bundle": …}}]}. It returns set_js_app's args.
 func readBundle(file string) (json.RawMessage, error) {
@@ -31,7 +30,15 @@ func readBundle(file string) (json.RawMessage, error) {
 		return nil, fmt.Errorf("--bundle: %w", err)
 	}
 	if st.IsDir() {
-		return nil, fmt.Errorf("--bundle %s is a folder: %w", file, errBundleDir)
+		b, err := app.BuildBundle(file)
+		if err != nil {
+			return nil, fmt.Errorf("--bundle %s: %w", file, err)
+		}
+		raw, err := json.Marshal(b)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(map[string]json.RawMessage{"bundle": raw})
 	}
 	raw, err := os.ReadFile(file)
 	if err != nil {

@@ -198,7 +198,7 @@ func TestAppCLIErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"app", "deploy", "--url", "https://x"}, 2, "--bundle is required"},
-		{[]string{"app", "deploy", "--bundle", dir, "--url", "https://x"}, 1, "building bundles from a folder arrives with internal/app; pass bundle.json"},
+		{[]string{"app", "deploy", "--bundle", dir, "--url", "https://x"}, 1, "no app.json (looked at the root and in src/endpoints)"},
 		{[]string{"app", "deploy", "--bundle", notBundle}, 1, `is neither a bundle {"metadata", "modules"} nor a set_js_app proposal`},
 		{[]string{"app", "deploy", "--bundle", twoActions}, 1, "is a proposal, but not one set_js_app action with args"},
 		{[]string{"app", "deploy", "--bundle", filepath.Join(dir, "missing.json")}, 1, "no such file or directory"},
@@ -269,5 +269,26 @@ func TestAppCall(t *testing.T) {
 	os.WriteFile(cacert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: other.Raw}), 0o644)
 	if code, _, errs := charter("app", "call", "GET", "/x", "--url", srv.URL, "--cacert", cacert); code != 1 || !strings.Contains(errs, "certificate") {
 		t.Fatalf("unpinned service: %d %s", code, errs)
+	}
+}
+
+// A folder with app.json and src/ is built into the bundle CCF's
+// build_bundle.js would make.
+func TestReadBundleBuildsAFolder(t *testing.T) {
+	args, err := readBundle(filepath.Join("..", "..", "samples", "banking"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a struct {
+		Bundle struct {
+			Metadata struct{ Endpoints map[string]any }
+			Modules  []struct{ Name, Module string }
+		}
+	}
+	if err := json.Unmarshal(args, &a); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Bundle.Modules) == 0 || a.Bundle.Modules[0].Name != "endpoints/banking.js" || a.Bundle.Metadata.Endpoints["/transfer/{account_name}"] == nil {
+		t.Fatalf("built bundle: %d modules, endpoints %v", len(a.Bundle.Modules), a.Bundle.Metadata.Endpoints)
 	}
 }

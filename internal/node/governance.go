@@ -10,9 +10,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/charterlog/charter/internal/app"
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/ledger"
@@ -184,4 +186,16 @@ func (n *Node) issuerKey(issuer string, kid []byte) (crypto.PublicKey, error) {
 		return nil, errors.New("the trusted issuer key is not PEM")
 	}
 	return x509.ParsePKIXPublicKey(b.Bytes)
+}
+
+// validateAppBundle is what set_js_app checks at proposal time beyond the
+// bundle's JSON shape: the bundle is well-formed, every module compiles and
+// links, and every endpoint's module exports its function.
+func validateAppBundle(raw []byte) error {
+	b, err := app.ParseBundle(raw)
+	if err != nil {
+		return err
+	}
+	_, err = app.Load(b, app.Options{Logger: slog.New(slog.DiscardHandler)})
+	return err
 }

@@ -370,7 +370,7 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	n.gov = gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{}, n.log)
+	n.gov = gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle}, n.log)
 	svc := &registry.Service{
 		Ledger:          replicatedLedger{n.ledger, n.raft},
 		Keys:            cose.KeySet{serviceKey},
