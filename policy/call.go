@@ -112,8 +112,8 @@ func (p *Program) call(ctx context.Context, inst *instance, globals map[string]a
 	// Everything that can run JS — the function, getters reached while
 	// converting its result, toString of a thrown value — happens under the
 	// watchdog.
-	w := p.newWatch(ctx, rt)
-	wd.start(w)
+	w := &inst.watch
+	p.startWatch(w, ctx, rt)
 	var jsErr error
 	func() {
 		defer func() { fired = wd.stop(w) }()
