@@ -32,6 +32,12 @@
 // registrations/s (aim: the policy costs at most 5%). The statements'
 // content type is --content-type: a policy with an allow list must accept
 // it, or the table shows only PolicyFailed.
+//
+// --rounds N repeats --compare or --compare-policy N times and prints each
+// round and the median ratio, since one pair of runs on a shared machine
+// moves by more than the 5% being judged. With --compare-policy and N > 1
+// one node is started once and loaded 2N times (phase 1 only), without
+// and with the policy, the order alternating per round; see rounds.go.
 package main
 
 import (
@@ -81,6 +87,7 @@ type options struct {
 	policyFile   string
 	policySrc    string // the contents of policyFile
 	comparePol   bool
+	rounds       int
 	contentType  string
 	urls         []*url.URL // --url, split at commas
 }
@@ -95,6 +102,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.compare, "compare", false, "with --charterd: measure one node, then --nodes nodes (3 if --nodes is 1), and print the ratio of their phase-1 registrations/s")
 	fs.StringVar(&o.policyFile, "policy", "", "with --charterd: a JS registration policy file that governance sets (as the network's member0) before the load starts")
 	fs.BoolVar(&o.comparePol, "compare-policy", false, "with --charterd and --policy: measure without the policy, then on a fresh network with it, and print the ratio of their phase-1 registrations/s")
+	fs.IntVar(&o.rounds, "rounds", 1, "with --compare or --compare-policy: repeat the comparison N times and report each round and the median ratio; with --compare-policy and N > 1, one node is loaded in every round, phase 1 only, without and with the policy in alternating order")
 	fs.StringVar(&o.contentType, "content-type", "application/octet-stream", "content type (label 3) of the signed statements")
 	fs.StringVar(&o.cacert, "cacert", "", "the service certificate (PEM) to pin, with --url")
 	// Closed-loop throughput is publishers ÷ latency (Little's law), and a
@@ -135,6 +143,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--compare-policy needs --policy FILE")
 	case o.comparePol && o.compare:
 		return o, errors.New("give one of --compare and --compare-policy")
+	case o.rounds < 1:
+		return o, fmt.Errorf("--rounds %d: need at least one", o.rounds)
+	case o.rounds > 1 && !o.compare && !o.comparePol:
+		return o, errors.New("--rounds repeats a comparison: it needs --compare or --compare-policy")
 	}
 	if o.policyFile != "" {
 		b, err := os.ReadFile(o.policyFile)
@@ -219,22 +231,43 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		return err
 	}
 	s.contentType = o.contentType
-	var variants []variant
+	var (
+		runs   []measurement // in the order they ran
+		rounds []round
+	)
 	switch {
-	case o.compare:
-		variants = []variant{{nodes: 1, policy: o.policySrc}, {nodes: o.nodes, policy: o.policySrc}}
-	case o.comparePol:
-		variants = []variant{{nodes: o.nodes}, {nodes: o.nodes, policy: o.policySrc}}
-	default:
-		variants = []variant{{nodes: o.nodes, policy: o.policySrc}}
-	}
-	var runs []measurement
-	for _, v := range variants {
-		m, err := measure(ctx, o, s, v, stderr)
-		if err != nil {
-			return err
+	case o.comparePol && o.rounds > 1:
+		rounds, err = measurePolicyRounds(ctx, o, s, stderr)
+		for _, rd := range rounds {
+			first, second := rd.base, rd.other
+			if second.order < first.order {
+				first, second = second, first
+			}
+			runs = append(runs, first, second)
 		}
+	case o.compare || o.comparePol:
+		base, other := variant{nodes: 1, policy: o.policySrc}, variant{nodes: o.nodes, policy: o.policySrc}
+		if o.comparePol {
+			base, other = variant{nodes: o.nodes}, variant{nodes: o.nodes, policy: o.policySrc}
+		}
+		for r := 0; r < o.rounds && err == nil; r++ {
+			var rd round
+			if rd.base, err = measure(ctx, o, s, base, stderr); err == nil {
+				rd.other, err = measure(ctx, o, s, other, stderr)
+			}
+			rd.base.order, rd.other.order = 2*r, 2*r+1
+			runs = append(runs, rd.base, rd.other)
+			if err == nil {
+				rounds = append(rounds, rd)
+			}
+		}
+	default:
+		var m measurement
+		m, err = measure(ctx, o, s, variant{nodes: o.nodes, policy: o.policySrc}, stderr)
 		runs = append(runs, m)
+	}
+	if err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -251,15 +284,23 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			if i > 0 {
 				fmt.Fprintln(stdout)
 			}
-			fmt.Fprintf(stdout, "== %s", m.label)
+			label := m.label
+			if o.rounds > 1 {
+				label = fmt.Sprintf("round %d, %s", m.order/2+1, m.label)
+			}
+			fmt.Fprintf(stdout, "== %s", label)
 		}
 		report(stdout, m.rows, vps, m.signedLate)
 	}
 	switch {
+	case o.rounds > 1 && o.comparePol:
+		roundsReport(stdout, rounds, "with policy ÷ without policy registrations/s", 0.95)
+	case o.rounds > 1:
+		roundsReport(stdout, rounds, fmt.Sprintf("%d-node ÷ one-node registrations/s", o.nodes), 0.70)
 	case o.comparePol:
-		comparePolicyReport(stdout, runs[0], runs[1])
-	case len(runs) > 1:
-		compareReport(stdout, runs[0], runs[len(runs)-1])
+		comparePolicyReport(stdout, rounds[0].base, rounds[0].other)
+	case o.compare:
+		compareReport(stdout, rounds[0].base, rounds[0].other)
 	}
 	for _, m := range runs {
 		if m.rows[0].r.ok == 0 {
@@ -280,6 +321,7 @@ type variant struct {
 type measurement struct {
 	label      string // "one node", "3 nodes", or the --url list
 	nodes      int
+	order      int // 0 for the first measurement of a run, 1 for the next, ...
 	rows       []row
 	signedLate int64
 }
