@@ -321,7 +321,8 @@ type variant struct {
 type measurement struct {
 	label      string // "one node", "3 nodes", or the --url list
 	nodes      int
-	order      int // 0 for the first measurement of a run, 1 for the next, ...
+	order      int           // 0 for the first measurement of a run, 1 for the next, ...
+	cpu        time.Duration // CPU time charterd used during phase 1; 0 if unknown
 	rows       []row
 	signedLate int64
 }

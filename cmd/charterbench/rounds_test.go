@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -124,5 +125,41 @@ func TestCompareRounds(t *testing.T) {
 	}
 	if starts := strings.Count(string(rec), "cluster 2 data "); starts != 2 {
 		t.Errorf("clusters started: %d, want 2\n%s", starts, rec)
+	}
+}
+
+func TestParseProcStatCPU(t *testing.T) {
+	// Fields 14 (utime) and 15 (stime) are 250 and 50 ticks; the command
+	// name holds a space and a parenthesis.
+	stat := "4242 (charterd (x) dev) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 50 0 0 20 0 12 0 100 0 0"
+	if d, ok := parseProcStatCPU(stat); !ok || d != 3*time.Second {
+		t.Fatalf("parseProcStatCPU = %v, %v; want 3s", d, ok)
+	}
+	for _, bad := range []string{"", "4242 charterd S 1", "4242 (charterd) S 1 2 3", "4242 (c) S 1 2 3 4 5 6 7 8 9 10 x 0"} {
+		if _, ok := parseProcStatCPU(bad); ok {
+			t.Errorf("parseProcStatCPU(%q) succeeded", bad)
+		}
+	}
+	if _, ok := processCPU(os.Getpid()); !ok && runtime.GOOS == "linux" {
+		t.Error("processCPU of this process failed")
+	}
+}
+
+func TestRoundsReportCPU(t *testing.T) {
+	base, other := phase1("no policy", 0, 1000), phase1("policy", 1, 1000)
+	base.cpu, other.cpu = 80*time.Millisecond, 84*time.Millisecond
+	var b strings.Builder
+	roundsReport(&b, []round{{base: base, other: other}}, "with policy ÷ without policy registrations/s", 0.95)
+	out := b.String()
+	for _, want := range []string{"80.0µs", "84.0µs", "median ratio of charterd CPU per registration, no policy ÷ policy: 0.952"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	b.Reset()
+	other.cpu = 0
+	roundsReport(&b, []round{{base: base, other: other}}, "x", 0.95)
+	if strings.Contains(b.String(), "CPU") {
+		t.Errorf("CPU reported without a measurement:\n%s", b.String())
 	}
 }
