@@ -10,6 +10,7 @@ CLUSTER   ?= ./.charter-cluster
 ADDR      ?= 127.0.0.1:8000
 BENCHARGS ?=
 POLICY    ?= spec/policies/realistic-five-checks.js
+ROUNDS    ?= 3
 # -race needs cgo and a C compiler; without them go test -race fails outright.
 RACE      ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
@@ -52,14 +53,15 @@ bench-cluster:
 	$(GO) build -o $(BIN)/charterbench ./cmd/charterbench
 	$(BIN)/charterbench --charterd $(BIN)/charterd --compare --nodes 3 $(BENCHARGS)
 
-## bench-policy: the same measurement on a fresh dev node without and then
-## with the registration policy POLICY (set by governance), and the ratio of
-## their registrations/s (aim ≥ 0.95); statements are application/spdx+json
+## bench-policy: phase 1 on one dev node without and with the registration
+## policy POLICY (set and removed by governance), ROUNDS times in alternating
+## order, and the median ratio of their registrations/s (aim ≥ 0.95);
+## statements are application/spdx+json
 bench-policy:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/charterd ./cmd/charterd
 	$(GO) build -o $(BIN)/charterbench ./cmd/charterbench
-	$(BIN)/charterbench --charterd $(BIN)/charterd --policy $(POLICY) --compare-policy --content-type application/spdx+json $(BENCHARGS)
+	$(BIN)/charterbench --charterd $(BIN)/charterd --policy $(POLICY) --compare-policy --rounds $(ROUNDS) --content-type application/spdx+json $(BENCHARGS)
 
 ## fuzz: run every Fuzz target of every package for FUZZTIME each.
 # `go test -fuzz` accepts one target in one package per run, so the targets

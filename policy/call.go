@@ -24,6 +24,29 @@ func (p *Program) Call(ctx context.Context, fn string, args ...any) (any, error)
 // already a global (a built-in or a global the modules created) is refused
 // with ErrConvert rather than shadowed.
 func (p *Program) CallWith(ctx context.Context, globals map[string]any, fn string, args ...any) (any, error) {
+	return p.callBuilt(ctx, globals, fn, func(rt *sobek.Runtime) ([]sobek.Value, error) {
+		jsArgs := make([]sobek.Value, len(args))
+		for i, a := range args {
+			v, err := toJS(rt, a, 0)
+			if err != nil {
+				return nil, fmt.Errorf("argument %d: %w", i, err)
+			}
+			jsArgs[i] = v
+		}
+		return jsArgs, nil
+	})
+}
+
+// argsBuilder makes the arguments of one call as fresh values of rt, the
+// runtime the call runs on. An error is reported as ErrConvert.
+type argsBuilder func(rt *sobek.Runtime) ([]sobek.Value, error)
+
+// callBuilt is CallWith for callers in this package that make the JS
+// arguments themselves: RegistrationPolicy builds phdr directly as JS
+// objects rather than through a Go map and toJS, which costs a quarter of a
+// policy call. args must return values no earlier call could have seen
+// (objects are mutable by JS and the runtime is pooled).
+func (p *Program) callBuilt(ctx context.Context, globals map[string]any, fn string, args argsBuilder) (any, error) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
@@ -43,7 +66,7 @@ func (p *Program) CallWith(ctx context.Context, globals map[string]any, fn strin
 	return res, err
 }
 
-func (p *Program) call(ctx context.Context, inst *instance, globals map[string]any, fn string, args []any) (res any, reusable bool, err error) {
+func (p *Program) call(ctx context.Context, inst *instance, globals map[string]any, fn string, args argsBuilder) (res any, reusable bool, err error) {
 	rt := inst.rt
 	var fired error // the limit the watchdog enforced, if any
 	defer func() {
@@ -59,13 +82,9 @@ func (p *Program) call(ctx context.Context, inst *instance, globals map[string]a
 	if !ok {
 		return nil, true, &RunError{Kind: ErrNoExport, Program: p.name, Fn: fn, Message: "the entry module has no exported function of that name"}
 	}
-	jsArgs := make([]sobek.Value, len(args))
-	for i, a := range args {
-		v, err := toJS(rt, a, 0)
-		if err != nil {
-			return nil, true, &RunError{Kind: ErrConvert, Program: p.name, Fn: fn, Message: fmt.Sprintf("argument %d: %v", i, err)}
-		}
-		jsArgs[i] = v
+	jsArgs, err := args(rt)
+	if err != nil {
+		return nil, true, &RunError{Kind: ErrConvert, Program: p.name, Fn: fn, Message: err.Error()}
 	}
 	global := rt.GlobalObject()
 	set := make([]string, 0, len(globals))
@@ -93,8 +112,8 @@ func (p *Program) call(ctx context.Context, inst *instance, globals map[string]a
 	// Everything that can run JS — the function, getters reached while
 	// converting its result, toString of a thrown value — happens under the
 	// watchdog.
-	w := p.newWatch(ctx, rt)
-	wd.start(w)
+	w := &inst.watch
+	p.startWatch(w, ctx, rt)
 	var jsErr error
 	func() {
 		defer func() { fired = wd.stop(w) }()

@@ -64,7 +64,10 @@
 // One watchdog goroutine checks every running call each millisecond
 // (watchdogTick) and interrupts its runtime on the first limit exceeded.
 // sobek honours an interrupt at the next JS instruction; a single native
-// built-in runs to completion first.
+// built-in runs to completion first. A call reads no clock or heap metric
+// itself: the watchdog takes a call's CPU-time and heap baselines the first
+// time it sees it, within a tick of its start, so what a call does before
+// then (at most a tick's worth) is not charged.
 //
 //   - Timeout (default 100 ms): on Linux, the CPU time of one call (the
 //     goroutine is pinned to its thread for the call and the thread's CPU
@@ -72,19 +75,20 @@
 //     waiting its turn; a wall-clock backstop of 20× Timeout still stops a
 //     call starved of CPU. Elsewhere, wall-clock time. It includes the
 //     conversion of the result and also applies to module initialisation.
-//     Overshoot is the tick plus the longest native step.
+//     Overshoot is two ticks (one uncharged before the baseline, one
+//     between checks) plus the longest native step.
 //     A cancelled or expired ctx stops a call the same way. ErrTimeout.
 //   - MaxCallStack (default 1024): JS call depth, exact (sobek's
 //     SetMaxCallStackSize); cannot be caught by JS. ErrStackOverflow.
 //   - MaxMemoryBytes (default 64 MiB): sobek has no heap accounting, so
 //     this bounds the growth of the process's Go heap objects (runtime
 //     metric /memory/classes/heap/objects:bytes: live plus unswept) since
-//     the call began. It is process-wide, not per call: concurrent calls and
-//     other goroutines count against every running call, and garbage counts
-//     until collected. To avoid charging garbage, going over the limit
+//     the watchdog first saw the call. It is process-wide, not per call:
+//     concurrent calls and other goroutines count against every running
+//     call, and garbage counts until collected. To avoid charging garbage, going over the limit
 //     triggers one GC and the call is interrupted only if still over after
 //     it; going over twice the limit interrupts at once. Overshoot is what
-//     the call allocates in a tick (about 1 ms) plus one native step.
+//     the call allocates in two ticks (about 2 ms) plus one native step.
 //     ErrMemory. Native steps that would allocate in one go are bounded
 //     before they run: String.prototype.repeat/padStart/padEnd,
 //     ArrayBuffer and typed-array constructors throw RangeError past

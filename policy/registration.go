@@ -97,61 +97,95 @@ type PolicyInput struct {
 	Details map[string]any
 }
 
-func (in *PolicyInput) phdr() map[string]any {
+// phdrJS makes phdr as a fresh JS object of rt, with the properties in the
+// order toJS would give the equivalent map[string]any (sorted keys), so
+// Object.keys and JSON.stringify see the same object as before: alg, crit,
+// cty, cwt (iat, iss, sub, svn), kid, payload_hash_alg, payload_location,
+// preimage_content_type, x5chain. Building it directly skips a Go map, key
+// sorting and the generic conversion, a quarter of a policy call's cost.
+func (in *PolicyInput) phdrJS(rt *sobek.Runtime) (*sobek.Object, error) {
 	h := &in.Protected
-	m := map[string]any{}
-	put := func(k, v string) {
+	o := rt.NewObject()
+	var err error
+	set := func(o *sobek.Object, k string, v sobek.Value) {
+		if err == nil {
+			err = o.Set(k, v)
+		}
+	}
+	str := func(o *sobek.Object, k, v string) {
 		if v != "" {
-			m[k] = v
+			set(o, k, rt.ToValue(v))
 		}
 	}
-	put("alg", h.Alg)
-	put("cty", h.Cty)
-	put("kid", h.Kid)
+	str(o, "alg", h.Alg)
 	if h.Crit != nil {
-		m["crit"] = h.Crit
+		set(o, "crit", stringArray(rt, h.Crit))
 	}
-	if h.X5Chain != nil {
-		m["x5chain"] = h.X5Chain
-	}
+	str(o, "cty", h.Cty)
 	if c := h.CWT; c != nil {
-		cwt := map[string]any{}
-		if c.Iss != "" {
-			cwt["iss"] = c.Iss
-		}
-		if c.Sub != "" {
-			cwt["sub"] = c.Sub
-		}
+		cwt := rt.NewObject()
 		if c.Iat != nil {
-			cwt["iat"] = *c.Iat
+			set(cwt, "iat", rt.ToValue(*c.Iat))
 		}
+		str(cwt, "iss", c.Iss)
+		str(cwt, "sub", c.Sub)
 		if c.SVN != nil {
-			cwt["svn"] = *c.SVN
+			set(cwt, "svn", rt.ToValue(*c.SVN))
 		}
-		m["cwt"] = cwt
+		set(o, "cwt", cwt)
 	}
-	put("payload_hash_alg", h.PayloadHashAlg)
-	put("preimage_content_type", h.PreimageContentType)
-	put("payload_location", h.PayloadLocation)
-	return m
+	str(o, "kid", h.Kid)
+	str(o, "payload_hash_alg", h.PayloadHashAlg)
+	str(o, "payload_location", h.PayloadLocation)
+	str(o, "preimage_content_type", h.PreimageContentType)
+	if h.X5Chain != nil {
+		set(o, "x5chain", stringArray(rt, h.X5Chain))
+	}
+	return o, err
+}
+
+// stringArray is toJS of a []string without boxing each string twice.
+func stringArray(rt *sobek.Runtime, ss []string) *sobek.Object {
+	items := make([]any, len(ss))
+	for i, s := range ss {
+		items[i] = rt.ToValue(s)
+	}
+	return rt.NewArray(items...)
+}
+
+// args makes apply's arguments (phdr, uhdr, payload, details) as fresh JS
+// values of rt.
+func (in *PolicyInput) args(rt *sobek.Runtime) ([]sobek.Value, error) {
+	phdr, err := in.phdrJS(rt)
+	if err != nil {
+		return nil, fmt.Errorf("phdr: %w", err)
+	}
+	obj := func(m map[string]any) (sobek.Value, error) {
+		if m == nil {
+			return rt.NewObject(), nil
+		}
+		return toJS(rt, m, 0)
+	}
+	uhdr, err := obj(in.Unprotected)
+	if err != nil {
+		return nil, fmt.Errorf("uhdr: %w", err)
+	}
+	details, err := obj(in.Details)
+	if err != nil {
+		return nil, fmt.Errorf("details: %w", err)
+	}
+	payload := sobek.Undefined()
+	if in.Payload != nil {
+		payload = rt.ToValue(rt.NewArrayBuffer(append([]byte(nil), in.Payload...)))
+	}
+	return []sobek.Value{phdr, uhdr, payload, details}, nil
 }
 
 // Evaluate runs apply on in. `true` accepts; a string rejects with that
 // reason; anything else returned, an exception, or a limit gives an error
 // wrapping ErrPolicy (a *PolicyError).
 func (rp *RegistrationPolicy) Evaluate(ctx context.Context, in PolicyInput) (Verdict, error) {
-	uhdr, details := in.Unprotected, in.Details
-	if uhdr == nil {
-		uhdr = map[string]any{}
-	}
-	if details == nil {
-		details = map[string]any{}
-	}
-	var payload any = sobek.Undefined()
-	if in.Payload != nil {
-		payload = in.Payload
-	}
-	res, err := rp.prog.Call(ctx, "apply", in.phdr(), uhdr, payload, details)
+	res, err := rp.prog.callBuilt(ctx, nil, "apply", in.args)
 	if err != nil {
 		return Verdict{}, &PolicyError{Msg: "apply failed", Err: err}
 	}

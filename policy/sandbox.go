@@ -12,8 +12,9 @@ import (
 // instance is one initialised runtime: sandboxed globals installed and the
 // bundle's modules evaluated. It is used by one call at a time.
 type instance struct {
-	rt *sobek.Runtime
-	ns *sobek.Object // the entry module's namespace object
+	rt    *sobek.Runtime
+	ns    *sobek.Object // the entry module's namespace object
+	watch watch         // supervises the instance's current call
 }
 
 // Messages of the TypeErrors the sandbox throws; tests and policy authors
@@ -142,8 +143,8 @@ func (p *Program) newInstance(ctx context.Context) (inst *instance, err error) {
 		return nil, fmt.Errorf("policy: sandbox lockdown failed: %w", err)
 	}
 
-	w := p.newWatch(ctx, rt)
-	wd.start(w)
+	w := new(watch)
+	p.startWatch(w, ctx, rt)
 	var runErr error
 	func() {
 		defer func() {

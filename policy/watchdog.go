@@ -30,26 +30,27 @@ func heapBytes() int64 {
 	return int64(s[0].Value.Uint64())
 }
 
-// watch is one call (or module initialisation) under supervision.
+// watch is one call (or module initialisation) under supervision. A
+// pooled instance keeps one and reuses it for each of its calls, so
+// supervising a call allocates nothing.
 type watch struct {
-	rt *sobek.Runtime
-	// cpu reads the calling thread's CPU time; cpuStart is its value when
-	// the call began. Without one (ok false), deadline alone applies.
-	cpu      func() (int64, bool)
-	cpuStart int64
-	timeout  time.Duration
-	release  func()
-	// deadline is a wall-clock backstop: Timeout without a CPU clock,
-	// wallFactor × Timeout with one (a call starved of CPU that long is
-	// stopped all the same).
-	deadline  time.Time
+	rt        *sobek.Runtime
 	ctx       context.Context // nil: no context
-	heapBase  int64
+	timeout   time.Duration
 	heapLimit int64
+	start     time.Time // when the call began
+	tid       int       // the thread the call is pinned to; 0 if none
 
-	// Guarded by watchdog.mu.
-	fired    error  // the limit that interrupted rt, if any
-	gcEpoch  uint64 // gcCount when this call first went over heapLimit; 0 = not yet
+	// Guarded by watchdog.mu. The call itself reads neither the heap
+	// metric nor a CPU clock (both cost a syscall or a process-wide lock
+	// per call): the watchdog takes the baselines the first time it sees
+	// the call, within a tick of start.
+	seen     bool
+	cpuStart int64 // the thread's CPU time when first seen
+	cpuOK    bool  // the thread's CPU clock is readable: the limit is CPU time
+	heapBase int64 // heapBytes when first seen
+	fired    error // the limit that interrupted rt, if any
+	gcEpoch  uint64
 	overSoft bool
 }
 
@@ -75,24 +76,20 @@ var (
 // wallFactor bounds a call's wall-clock time when its CPU time is measured.
 const wallFactor = 20
 
-// newWatch starts supervising a call made by the calling goroutine, which
-// must call wd.stop(w) itself when the call ends (it unpins the thread).
-func (p *Program) newWatch(ctx context.Context, rt *sobek.Runtime) *watch {
-	w := &watch{
+// startWatch starts supervising a call made by the calling goroutine on
+// rt, with w as its record (w must not be under supervision). It pins the
+// goroutine to its thread; the caller must call wd.stop(w) itself when the
+// call ends, which unpins it.
+func (p *Program) startWatch(w *watch, ctx context.Context, rt *sobek.Runtime) {
+	*w = watch{
 		rt:        rt,
-		timeout:   p.limits.Timeout,
-		deadline:  time.Now().Add(p.limits.Timeout),
 		ctx:       ctx,
-		heapBase:  heapBytes(),
+		timeout:   p.limits.Timeout,
 		heapLimit: int64(min(p.limits.MaxMemoryBytes, 1<<62)),
+		start:     time.Now(),
+		tid:       pinThread(),
 	}
-	read, release := threadCPUClock()
-	if start, ok := read(); ok {
-		w.cpu, w.cpuStart = read, start
-		w.deadline = time.Now().Add(wallFactor * p.limits.Timeout)
-	}
-	w.release = release
-	return w
+	wd.start(w)
 }
 
 func (d *watchdog) start(w *watch) {
@@ -106,14 +103,14 @@ func (d *watchdog) start(w *watch) {
 }
 
 // stop ends supervision and returns the limit that fired, if any. After
-// stop returns, the watchdog never touches w.rt again; if fired is non-nil
-// the runtime may carry a pending interrupt and must be discarded.
+// stop returns, the watchdog never touches w or w.rt again; if fired is
+// non-nil the runtime may carry a pending interrupt and must be discarded.
 func (d *watchdog) stop(w *watch) error {
 	d.mu.Lock()
 	delete(d.calls, w)
 	fired := w.fired
 	d.mu.Unlock()
-	w.release()
+	unpinThread()
 	return fired
 }
 
@@ -147,17 +144,32 @@ func (d *watchdog) loop() {
 // a garbage collection (so garbage does not count against the call) and
 // interrupts only if the heap is still over after it; past 2×heapLimit it
 // interrupts at once.
+//
+// The first time it sees a call, check takes its baselines: the heap and
+// the pinned thread's CPU time now. The call is charged from then on, not
+// for what it did in the (at most one tick) before. The wall-clock limit
+// runs from the call's start: Timeout without a CPU clock, wallFactor ×
+// Timeout with one, as a backstop for a call starved of CPU.
 func (d *watchdog) check(w *watch, now time.Time, heap int64) error {
+	if !w.seen {
+		w.seen = true
+		w.heapBase = heap
+		w.cpuStart, w.cpuOK = threadCPUTime(w.tid)
+	}
 	if w.ctx != nil {
 		if err := w.ctx.Err(); err != nil {
 			return fmt.Errorf("%w: %v", ErrTimeout, err)
 		}
 	}
-	if now.After(w.deadline) {
+	wall := w.timeout
+	if w.cpuOK {
+		wall *= wallFactor
+	}
+	if now.Sub(w.start) > wall {
 		return ErrTimeout
 	}
-	if w.cpu != nil {
-		if t, ok := w.cpu(); ok && time.Duration(t-w.cpuStart) > w.timeout {
+	if w.cpuOK {
+		if t, ok := threadCPUTime(w.tid); ok && time.Duration(t-w.cpuStart) > w.timeout {
 			return ErrTimeout
 		}
 	}

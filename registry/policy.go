@@ -39,8 +39,11 @@ func PolicyInput(st *cose.Statement) policy.PolicyInput {
 	for _, c := range st.Crit {
 		ph.Crit = append(ph.Crit, fmt.Sprint(c))
 	}
-	for _, der := range st.X5Chain {
-		ph.X5Chain = append(ph.X5Chain, certPEM(der))
+	if len(st.X5Chain) > 0 {
+		ph.X5Chain = make([]string, len(st.X5Chain))
+		for i, der := range st.X5Chain {
+			ph.X5Chain[i] = certPEM(der)
+		}
 	}
 	ph.CWT = &policy.CWTClaims{Iss: st.CWT.Issuer, Sub: st.CWT.Subject, Iat: st.CWT.IssuedAt, SVN: st.CWT.SVN}
 	if he := st.HashEnvelope; he != nil {

@@ -32,6 +32,12 @@
 // registrations/s (aim: the policy costs at most 5%). The statements'
 // content type is --content-type: a policy with an allow list must accept
 // it, or the table shows only PolicyFailed.
+//
+// --rounds N repeats --compare or --compare-policy N times and prints each
+// round and the median ratio, since one pair of runs on a shared machine
+// moves by more than the 5% being judged. With --compare-policy and N > 1
+// one node is started once and loaded 2N times (phase 1 only), without
+// and with the policy, the order alternating per round; see rounds.go.
 package main
 
 import (
@@ -81,6 +87,7 @@ type options struct {
 	policyFile   string
 	policySrc    string // the contents of policyFile
 	comparePol   bool
+	rounds       int
 	contentType  string
 	urls         []*url.URL // --url, split at commas
 }
@@ -95,6 +102,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.compare, "compare", false, "with --charterd: measure one node, then --nodes nodes (3 if --nodes is 1), and print the ratio of their phase-1 registrations/s")
 	fs.StringVar(&o.policyFile, "policy", "", "with --charterd: a JS registration policy file that governance sets (as the network's member0) before the load starts")
 	fs.BoolVar(&o.comparePol, "compare-policy", false, "with --charterd and --policy: measure without the policy, then on a fresh network with it, and print the ratio of their phase-1 registrations/s")
+	fs.IntVar(&o.rounds, "rounds", 1, "with --compare or --compare-policy: repeat the comparison N times and report each round and the median ratio; with --compare-policy and N > 1, one node is loaded in every round, phase 1 only, without and with the policy in alternating order")
 	fs.StringVar(&o.contentType, "content-type", "application/octet-stream", "content type (label 3) of the signed statements")
 	fs.StringVar(&o.cacert, "cacert", "", "the service certificate (PEM) to pin, with --url")
 	// Closed-loop throughput is publishers ÷ latency (Little's law), and a
@@ -135,6 +143,10 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--compare-policy needs --policy FILE")
 	case o.comparePol && o.compare:
 		return o, errors.New("give one of --compare and --compare-policy")
+	case o.rounds < 1:
+		return o, fmt.Errorf("--rounds %d: need at least one", o.rounds)
+	case o.rounds > 1 && !o.compare && !o.comparePol:
+		return o, errors.New("--rounds repeats a comparison: it needs --compare or --compare-policy")
 	}
 	if o.policyFile != "" {
 		b, err := os.ReadFile(o.policyFile)
@@ -219,22 +231,43 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 		return err
 	}
 	s.contentType = o.contentType
-	var variants []variant
+	var (
+		runs   []measurement // in the order they ran
+		rounds []round
+	)
 	switch {
-	case o.compare:
-		variants = []variant{{nodes: 1, policy: o.policySrc}, {nodes: o.nodes, policy: o.policySrc}}
-	case o.comparePol:
-		variants = []variant{{nodes: o.nodes}, {nodes: o.nodes, policy: o.policySrc}}
-	default:
-		variants = []variant{{nodes: o.nodes, policy: o.policySrc}}
-	}
-	var runs []measurement
-	for _, v := range variants {
-		m, err := measure(ctx, o, s, v, stderr)
-		if err != nil {
-			return err
+	case o.comparePol && o.rounds > 1:
+		rounds, err = measurePolicyRounds(ctx, o, s, stderr)
+		for _, rd := range rounds {
+			first, second := rd.base, rd.other
+			if second.order < first.order {
+				first, second = second, first
+			}
+			runs = append(runs, first, second)
 		}
+	case o.compare || o.comparePol:
+		base, other := variant{nodes: 1, policy: o.policySrc}, variant{nodes: o.nodes, policy: o.policySrc}
+		if o.comparePol {
+			base, other = variant{nodes: o.nodes}, variant{nodes: o.nodes, policy: o.policySrc}
+		}
+		for r := 0; r < o.rounds && err == nil; r++ {
+			var rd round
+			if rd.base, err = measure(ctx, o, s, base, stderr); err == nil {
+				rd.other, err = measure(ctx, o, s, other, stderr)
+			}
+			rd.base.order, rd.other.order = 2*r, 2*r+1
+			runs = append(runs, rd.base, rd.other)
+			if err == nil {
+				rounds = append(rounds, rd)
+			}
+		}
+	default:
+		var m measurement
+		m, err = measure(ctx, o, s, variant{nodes: o.nodes, policy: o.policySrc}, stderr)
 		runs = append(runs, m)
+	}
+	if err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -251,15 +284,23 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			if i > 0 {
 				fmt.Fprintln(stdout)
 			}
-			fmt.Fprintf(stdout, "== %s", m.label)
+			label := m.label
+			if o.rounds > 1 {
+				label = fmt.Sprintf("round %d, %s", m.order/2+1, m.label)
+			}
+			fmt.Fprintf(stdout, "== %s", label)
 		}
 		report(stdout, m.rows, vps, m.signedLate)
 	}
 	switch {
+	case o.rounds > 1 && o.comparePol:
+		roundsReport(stdout, rounds, "with policy ÷ without policy registrations/s", 0.95)
+	case o.rounds > 1:
+		roundsReport(stdout, rounds, fmt.Sprintf("%d-node ÷ one-node registrations/s", o.nodes), 0.70)
 	case o.comparePol:
-		comparePolicyReport(stdout, runs[0], runs[1])
-	case len(runs) > 1:
-		compareReport(stdout, runs[0], runs[len(runs)-1])
+		comparePolicyReport(stdout, rounds[0].base, rounds[0].other)
+	case o.compare:
+		compareReport(stdout, rounds[0].base, rounds[0].other)
 	}
 	for _, m := range runs {
 		if m.rows[0].r.ok == 0 {
@@ -280,6 +321,8 @@ type variant struct {
 type measurement struct {
 	label      string // "one node", "3 nodes", or the --url list
 	nodes      int
+	order      int           // 0 for the first measurement of a run, 1 for the next, ...
+	cpu        time.Duration // CPU time charterd used during phase 1; 0 if unknown
 	rows       []row
 	signedLate int64
 }
@@ -326,100 +369,38 @@ func measure(ctx context.Context, o options, s *signer, v variant, stderr io.Wri
 	case o.comparePol:
 		m.label += ", no policy"
 	}
-	n1 := max(int(math.Ceil(float64(o.presignRate)*o.duration.Seconds())), o.publishers)
-	t := time.Now()
-	fmt.Fprintf(stderr, "signing %d statements for phase 1 (%d keys, %d-byte payloads)…\n", n1, o.keys, o.payloadBytes)
-	pool1, err := s.presign(n1)
+	pool1, err := presignPhase1(o, s, stderr)
 	if err != nil {
 		return m, err
 	}
-	fmt.Fprintf(stderr, "signed in %s\n", time.Since(t).Round(time.Millisecond))
-
-	var (
-		urls  []*url.URL
-		roots *x509.CertPool
-	)
-	if o.charterd != "" {
-		var d *daemon
-		if n == 1 {
-			fmt.Fprintf(stderr, "starting %s dev --addr 127.0.0.1:0…\n", o.charterd)
-			var base *url.URL
-			d, base, roots, err = startDaemon(ctx, o.charterd, []string{"--log-level", o.logLevel}, o.startTimeout)
-			urls = []*url.URL{base}
-		} else {
-			fmt.Fprintf(stderr, "starting %s cluster --nodes %d…\n", o.charterd, n)
-			d, urls, roots, err = startCluster(ctx, o.charterd, n, []string{"--log-level", o.logLevel}, o.startTimeout)
-		}
-		if err != nil {
-			return m, err
-		}
-		// The node stops before the next measurement or phase 3, so it
-		// does not compete for the CPU; the deferred stop covers a phase
-		// that fails first.
-		stopped := false
-		stop := func() error {
-			if stopped {
-				return nil
-			}
-			stopped = true
-			return d.stop()
-		}
-		defer func() {
-			if serr := stop(); serr != nil && err == nil {
-				err = serr
-			}
-		}()
-		fmt.Fprintf(stderr, "charterd serving at %s\n", joinURLs(urls))
-		if v.policy != "" {
-			mem, err := loadMember(filepath.Join(d.dir, "data"))
-			if err != nil {
-				return m, err
-			}
-			c := newClient(roots)
-			ver, err := setPolicy(ctx, c, urls[0], mem, v.policy)
-			c.CloseIdleConnections()
-			if err != nil {
-				return m, fmt.Errorf("setting the registration policy %s: %w", o.policyFile, err)
-			}
-			fmt.Fprintf(stderr, "registration policy %s in force (version %x)\n", o.policyFile, ver)
-		}
-	} else {
-		urls = o.urls
-		m.nodes = len(urls)
-		m.label = nodeLabel(len(urls))
-		if roots, err = loadRoots(o.cacert); err != nil {
-			return m, err
-		}
-		for _, u := range urls {
-			if err := waitHealthy(ctx, u, roots, 10*time.Second); err != nil {
-				return m, err
-			}
-		}
-	}
-
-	clients := make([]*http.Client, o.publishers)
-	for i := range clients {
-		clients[i] = newClient(roots)
-	}
-	defer func() {
-		for _, c := range clients {
-			c.CloseIdleConnections()
-		}
-	}()
-	bases := assign(urls, o.publishers)
-	// Connect every publisher before the clock starts: the TLS handshakes
-	// are not what the phases measure.
-	if err := warmUp(ctx, bases, clients); err != nil {
+	nw, err := startNetwork(ctx, o, n, stderr)
+	if err != nil {
 		return m, err
 	}
-
-	cfg := loadConfig{bases: bases, clients: clients, pool: pool1, duration: o.duration, maxWait: o.maxWait}
-	spread := ""
-	if len(urls) > 1 {
-		spread = fmt.Sprintf(" over %d nodes", len(urls))
+	// The network stops before the next measurement or phase 3, so it does
+	// not compete for the CPU; the deferred stop covers a phase that fails
+	// first.
+	defer func() {
+		if serr := nw.stop(); serr != nil && err == nil {
+			err = serr
+		}
+	}()
+	if o.url != "" {
+		m.nodes = len(nw.urls)
+		m.label = nodeLabel(len(nw.urls))
 	}
-	fmt.Fprintf(stderr, "phase 1: closed loop, %d publishers%s, %s…\n", o.publishers, spread, o.duration)
-	r1 := runClosed(ctx, cfg)
+	if v.policy != "" {
+		if err := nw.setPolicy(ctx, o, v.policy, stderr); err != nil {
+			return m, err
+		}
+	}
+	pubs, err := connect(ctx, o, nw)
+	if err != nil {
+		return m, err
+	}
+	defer pubs.close()
+
+	r1 := runPhase1(ctx, o, pubs, pool1, stderr)
 	m.signedLate = pool1.signed.Load()
 	m.rows = []row{{name: fmt.Sprintf("1 closed, %d publishers", o.publishers), r: r1}}
 
@@ -431,7 +412,7 @@ func measure(ctx context.Context, o options, s *signer, v variant, stderr io.Wri
 		if err != nil {
 			return m, err
 		}
-		cfg.pool = pool2
+		cfg := pubs.config(o, pool2)
 		fmt.Fprintf(stderr, "phase 2: open loop at %.1f/s, %s…\n", target, o.duration)
 		r2 := runOpen(ctx, cfg, target)
 		m.signedLate += pool2.signed.Load()
@@ -440,6 +421,137 @@ func measure(ctx context.Context, o options, s *signer, v variant, stderr io.Wri
 		fmt.Fprintln(stderr, "phase 2 skipped: phase 1 registered too little to pace half of it")
 	}
 	return m, ctx.Err()
+}
+
+// presignPhase1 signs the statements of one phase 1: --presign-rate per
+// second of --duration, and at least one per publisher.
+func presignPhase1(o options, s *signer, stderr io.Writer) (*pool, error) {
+	n1 := max(int(math.Ceil(float64(o.presignRate)*o.duration.Seconds())), o.publishers)
+	t := time.Now()
+	fmt.Fprintf(stderr, "signing %d statements for phase 1 (%d keys, %d-byte payloads)…\n", n1, o.keys, o.payloadBytes)
+	p, err := s.presign(n1)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "signed in %s\n", time.Since(t).Round(time.Millisecond))
+	return p, nil
+}
+
+// network is the nodes a measurement loads: started by this run (d set)
+// or given by --url.
+type network struct {
+	urls    []*url.URL
+	roots   *x509.CertPool
+	d       *daemon // nil for --url
+	stopped bool
+}
+
+// startNetwork starts a dev node (n = 1) or a cluster of n nodes with
+// --charterd, or checks that every --url node is healthy.
+func startNetwork(ctx context.Context, o options, n int, stderr io.Writer) (*network, error) {
+	nw := &network{}
+	if o.charterd == "" {
+		nw.urls = o.urls
+		roots, err := loadRoots(o.cacert)
+		if err != nil {
+			return nil, err
+		}
+		nw.roots = roots
+		for _, u := range nw.urls {
+			if err := waitHealthy(ctx, u, roots, 10*time.Second); err != nil {
+				return nil, err
+			}
+		}
+		return nw, nil
+	}
+	var err error
+	if n == 1 {
+		fmt.Fprintf(stderr, "starting %s dev --addr 127.0.0.1:0…\n", o.charterd)
+		var base *url.URL
+		nw.d, base, nw.roots, err = startDaemon(ctx, o.charterd, []string{"--log-level", o.logLevel}, o.startTimeout)
+		nw.urls = []*url.URL{base}
+	} else {
+		fmt.Fprintf(stderr, "starting %s cluster --nodes %d…\n", o.charterd, n)
+		nw.d, nw.urls, nw.roots, err = startCluster(ctx, o.charterd, n, []string{"--log-level", o.logLevel}, o.startTimeout)
+	}
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stderr, "charterd serving at %s\n", joinURLs(nw.urls))
+	return nw, nil
+}
+
+// stop stops what startNetwork started, once.
+func (nw *network) stop() error {
+	if nw.d == nil || nw.stopped {
+		return nil
+	}
+	nw.stopped = true
+	return nw.d.stop()
+}
+
+// setPolicy sets src as the registration policy through governance, as the
+// started network's member0; "" removes the policy.
+func (nw *network) setPolicy(ctx context.Context, o options, src string, stderr io.Writer) error {
+	mem, err := loadMember(filepath.Join(nw.d.dir, "data"))
+	if err != nil {
+		return err
+	}
+	c := newClient(nw.roots)
+	ver, err := setPolicy(ctx, c, nw.urls[0], mem, src)
+	c.CloseIdleConnections()
+	switch {
+	case err != nil && src == "":
+		return fmt.Errorf("removing the registration policy: %w", err)
+	case err != nil:
+		return fmt.Errorf("setting the registration policy %s: %w", o.policyFile, err)
+	case src == "":
+		fmt.Fprintln(stderr, "registration policy removed")
+	default:
+		fmt.Fprintf(stderr, "registration policy %s in force (version %x)\n", o.policyFile, ver)
+	}
+	return nil
+}
+
+// publishers are the --publishers clients, each pinned to one node of a
+// network (round-robin) with its connection open.
+type publishers struct {
+	bases   []*url.URL
+	clients []*http.Client
+	spread  string // " over N nodes", or ""
+}
+
+// connect makes the publishers' clients and opens their connections before
+// any clock starts: the TLS handshakes are not what the phases measure.
+func connect(ctx context.Context, o options, nw *network) (*publishers, error) {
+	p := &publishers{bases: assign(nw.urls, o.publishers), clients: make([]*http.Client, o.publishers)}
+	for i := range p.clients {
+		p.clients[i] = newClient(nw.roots)
+	}
+	if len(nw.urls) > 1 {
+		p.spread = fmt.Sprintf(" over %d nodes", len(nw.urls))
+	}
+	if err := warmUp(ctx, p.bases, p.clients); err != nil {
+		p.close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *publishers) close() {
+	for _, c := range p.clients {
+		c.CloseIdleConnections()
+	}
+}
+
+func (p *publishers) config(o options, statements *pool) loadConfig {
+	return loadConfig{bases: p.bases, clients: p.clients, pool: statements, duration: o.duration, maxWait: o.maxWait}
+}
+
+// runPhase1 is the closed loop over statements.
+func runPhase1(ctx context.Context, o options, p *publishers, statements *pool, stderr io.Writer) result {
+	fmt.Fprintf(stderr, "phase 1: closed loop, %d publishers%s, %s…\n", o.publishers, p.spread, o.duration)
+	return runClosed(ctx, p.config(o, statements))
 }
 
 func joinURLs(urls []*url.URL) string {
