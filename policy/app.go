@@ -202,8 +202,8 @@ func (m *Modules) run(ctx context.Context, inv Invocation, evalOnly bool) (fns [
 	}
 
 	var fired error
-	w := p.newWatch(ctx, rt)
-	wd.start(w)
+	w := &watch{}
+	p.startWatch(w, ctx, rt)
 	func() {
 		defer func() { fired = wd.stop(w) }()
 		defer func() {
