@@ -5,7 +5,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/charterlog/charter/policy"
 )
@@ -173,11 +172,7 @@ export function g() { throw { toString() { for (;;) {} } }; }`), "main.js", poli
 		t.Fatalf("after a throw the runtime is still good: %v, %v", got, err)
 	}
 	// A thrown value whose toString never returns is stopped too.
-	start := time.Now()
 	if _, err := call(t, p, "g"); !errors.Is(err, policy.ErrTimeout) {
 		t.Fatalf("hostile toString: %v, want ErrTimeout", err)
-	}
-	if d := time.Since(start); d > 3*policy.DefaultTimeout {
-		t.Errorf("took %v", d)
 	}
 }
