@@ -20,8 +20,11 @@ const (
 	TxRegistration TxType = 2
 	// TxCheckpoint signs the tree up to a size.
 	TxCheckpoint TxType = 3
-	// TxWrites applies a write set to key-value maps (governance, apps).
+	// TxWrites applies a write set to key-value maps (governance, nodes).
 	TxWrites TxType = 4
+	// TxApp is one request to a JS app: its writes, applied only if what
+	// it read is unchanged (AppTx).
+	TxApp TxType = 5
 )
 
 func (t TxType) String() string {
@@ -34,6 +37,8 @@ func (t TxType) String() string {
 		return "checkpoint"
 	case TxWrites:
 		return "writes"
+	case TxApp:
+		return "app"
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }

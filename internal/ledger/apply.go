@@ -44,7 +44,8 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	l.mu.RUnlock()
 	startSize := l.tree.Size()
 	var done []outcome
-	var failed [][32]byte
+	failed := map[[32]byte]error{}
+	view := newBatchView(l.st)
 	wrote := false
 	inBatch := map[[32]byte]log.TxID{}
 	checkpointed := false
@@ -103,7 +104,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 					// The leader validated it; a node that disagrees skips it
 					// (no position) exactly as every other node does.
 					l.log.Error("skipping invalid write set", "raft_index", e.Index, "err", err)
-					failed = append(failed, key)
+					failed[key] = ErrInvalid
 					continue
 				}
 				entry := log.ComputeEntry(p.Type, e.Term, st.Size+1, p.Body)
@@ -112,13 +113,39 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 					l.tree.Rollback(startSize)
 					return err
 				}
-				for _, w := range ws.Writes {
-					if w.Delete {
-						b.DeleteKV(w.Map, w.Key)
-					} else {
-						b.PutKV(w.Map, w.Key, w.Value)
-					}
+				applyWrites(b, view, ws.Writes)
+				st.LastContentSeqno = txid.Seqno
+				done = append(done, outcome{key, txid})
+				wrote = true
+			case log.TxApp:
+				key := sha256.Sum256(p.Body)
+				t, err := log.UnmarshalAppTx(p.Body)
+				if err == nil {
+					err = checkAppTx(t)
 				}
+				if err != nil {
+					l.log.Error("skipping invalid app transaction", "raft_index", e.Index, "err", err)
+					failed[key] = ErrInvalid
+					continue
+				}
+				// Deterministic on every node: the same entries in the
+				// same order see the same state.
+				hold, err := view.readsHold(t)
+				if err != nil {
+					l.tree.Rollback(startSize)
+					return err
+				}
+				if !hold {
+					failed[key] = ErrConflict
+					continue
+				}
+				entry := log.ComputeEntry(p.Type, e.Term, st.Size+1, p.Body)
+				txid, err := l.appendRecord(b, &st, e.Term, p.Type, entry, p.Body, [32]byte{})
+				if err != nil {
+					l.tree.Rollback(startSize)
+					return err
+				}
+				applyWrites(b, view, t.Writes)
 				st.LastContentSeqno = txid.Seqno
 				done = append(done, outcome{key, txid})
 				wrote = true
@@ -173,10 +200,10 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 			close(w.done)
 		}
 	}
-	for _, k := range failed {
+	for k, err := range failed {
 		if w, ok := l.pending[k]; ok {
 			delete(l.pending, k)
-			w.err = ErrInvalid
+			w.err = err
 			close(w.done)
 		}
 	}
@@ -244,6 +271,18 @@ func (l *Ledger) applyCheckpoint(b *store.Batch, st *State, view uint64, body []
 	b.PutCheckpoint(cp.TreeSize, txid.Seqno)
 	st.LastCheckpointSize, st.LastCheckpointSeqno = cp.TreeSize, txid.Seqno
 	return true, nil
+}
+
+// applyWrites puts writes into the batch and into the view of the batch.
+func applyWrites(b *store.Batch, view *batchView, writes []log.Write) {
+	for _, w := range writes {
+		if w.Delete {
+			b.DeleteKV(w.Map, w.Key)
+		} else {
+			b.PutKV(w.Map, w.Key, w.Value)
+		}
+		view.record(w)
+	}
 }
 
 // ReservedMapPrefix names the maps the nodes maintain themselves (the

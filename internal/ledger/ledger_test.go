@@ -1,6 +1,7 @@
 package ledger_test
 
 import (
+	"errors"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -275,5 +276,58 @@ func TestSubmitWrites(t *testing.T) {
 	}
 	if got := n.l.State().Size; got != size {
 		t.Fatalf("refused write sets changed the ledger size %d → %d", size, got)
+	}
+}
+
+// App transactions apply only if what they read still holds: of two
+// transactions that read the same balance, the second is refused with
+// ErrConflict and writes nothing; one that re-reads the new balance
+// applies. Identical requests are distinct transactions.
+func TestSubmitAppConflicts(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	defer n.stop(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const m = "private:accounts"
+	read := func(v []byte, present bool) []log.Read {
+		return []log.Read{{Map: m, Key: []byte("alice"), Digest: log.ValueDigest(v, present)}}
+	}
+	set := func(v string) []log.Write { return []log.Write{{Map: m, Key: []byte("alice"), Value: []byte(v)}} }
+
+	if _, err := n.l.SubmitApp(ctx, &log.AppTx{Writes: set("100"), Reads: read(nil, false)}); err != nil {
+		t.Fatal(err)
+	}
+	// Both read 100; the first to apply wins.
+	if _, err := n.l.SubmitApp(ctx, &log.AppTx{Writes: set("60"), Reads: read([]byte("100"), true)}); err != nil {
+		t.Fatal(err)
+	}
+	size := n.l.State().Size
+	if _, err := n.l.SubmitApp(ctx, &log.AppTx{Writes: set("140"), Reads: read([]byte("100"), true)}); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("stale read: %v, want ErrConflict", err)
+	}
+	if v, _ := n.l.GetKV(m, []byte("alice")); string(v) != "60" || n.l.State().Size != size {
+		t.Fatalf("after the conflict: alice = %q, size %d → %d", v, size, n.l.State().Size)
+	}
+	// A whole-map read conflicts with any change to the map.
+	var d log.MapDigester
+	d.Add([]byte("alice"), []byte("60"))
+	if _, err := n.l.SubmitApp(ctx, &log.AppTx{Writes: set("61"), Reads: []log.Read{{Map: m, Scan: true, Digest: d.Sum()}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.l.SubmitApp(ctx, &log.AppTx{Writes: set("62"), Reads: []log.Read{{Map: m, Scan: true, Digest: d.Sum()}}}); !errors.Is(err, ledger.ErrConflict) {
+		t.Fatalf("stale scan: %v, want ErrConflict", err)
+	}
+	// Two identical requests are two transactions.
+	same := func() *log.AppTx {
+		return &log.AppTx{Writes: []log.Write{{Map: "private:log", Key: []byte("x"), Value: []byte("y")}}}
+	}
+	a, err1 := n.l.SubmitApp(ctx, same())
+	b, err2 := n.l.SubmitApp(ctx, same())
+	if err1 != nil || err2 != nil || a == b {
+		t.Fatalf("identical requests: %v %v, %v %v", a, err1, b, err2)
+	}
+	// Apps never write governance state.
+	if _, err := n.l.SubmitApp(ctx, &log.AppTx{Writes: []log.Write{{Map: "public:ccf.gov.users.certs", Key: []byte("x"), Value: []byte("y")}}}); err == nil {
+		t.Fatal("an app transaction wrote a governance map")
 	}
 }

@@ -58,11 +58,18 @@ func (l *Ledger) SubmitWrites(ctx context.Context, ws *log.WriteSet) (log.TxID, 
 	if err != nil {
 		return log.TxID{}, err
 	}
+	return l.submit(ctx, log.TxWrites, body)
+}
+
+// submit queues a transaction body for the sequencer and waits until it is
+// applied (or refused when applied). Identical bodies in flight at once
+// are one transaction.
+func (l *Ledger) submit(ctx context.Context, t log.TxType, body []byte) (log.TxID, error) {
 	key := sha256.Sum256(body)
 	l.mu.Lock()
 	w, inFlight := l.pending[key]
 	if !inFlight {
-		w = &pendingReg{prop: log.Proposal{Type: log.TxWrites, Entry: key, Body: body}, done: make(chan struct{})}
+		w = &pendingReg{prop: log.Proposal{Type: t, Entry: key, Body: body}, done: make(chan struct{})}
 		select {
 		case l.queue <- w:
 			l.pending[key] = w

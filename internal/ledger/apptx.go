@@ -1,0 +1,158 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/charterlog/charter/internal/store"
+	"github.com/charterlog/charter/log"
+)
+
+// ErrConflict: an app transaction's reads no longer held when it was
+// applied (another transaction changed what it read first). Nothing was
+// written; run the request again.
+var ErrConflict = errors.New("ledger: the transaction's reads changed before it applied")
+
+// appWritable reports whether an app transaction may write map m: not the
+// governance maps, not CCF's internal ones, not the nodes' own. The app
+// runtime enforces the same rule on the leader; applying enforces it
+// again so that no leader can write governance state through an app.
+func appWritable(m string) bool {
+	for _, p := range []string{"public:ccf.gov.", "public:ccf.internal.", "ccf.gov.", "ccf.internal.", ReservedMapPrefix} {
+		if strings.HasPrefix(m, p) {
+			return false
+		}
+	}
+	return true
+}
+
+func checkAppTx(t *log.AppTx) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	for _, w := range t.Writes {
+		if !appWritable(w.Map) {
+			return fmt.Errorf("ledger: an app transaction may not write map %q", w.Map)
+		}
+	}
+	return nil
+}
+
+// SubmitApp proposes an app transaction and returns its transaction id
+// once it is applied, or ErrConflict if its reads no longer held then.
+func (l *Ledger) SubmitApp(ctx context.Context, t *log.AppTx) (log.TxID, error) {
+	if err := checkAppTx(t); err != nil {
+		return log.TxID{}, err
+	}
+	if len(t.Nonce) == 0 {
+		t.Nonce = make([]byte, 16)
+		if _, err := rand.Read(t.Nonce); err != nil {
+			return log.TxID{}, err
+		}
+	}
+	body, err := log.MarshalAppTx(t)
+	if err != nil {
+		return log.TxID{}, err
+	}
+	return l.submit(ctx, log.TxApp, body)
+}
+
+// batchView is the key-value state as the Apply call in progress has
+// changed it so far: an app transaction's reads are checked against the
+// transactions applied before it in the same batch too.
+type batchView struct {
+	st     *store.Store
+	writes map[string]map[string]*[]byte // map → key → value (nil: deleted)
+}
+
+func newBatchView(st *store.Store) *batchView {
+	return &batchView{st: st, writes: map[string]map[string]*[]byte{}}
+}
+
+func (v *batchView) record(w log.Write) {
+	m := v.writes[w.Map]
+	if m == nil {
+		m = map[string]*[]byte{}
+		v.writes[w.Map] = m
+	}
+	if w.Delete {
+		m[string(w.Key)] = nil
+	} else {
+		val := w.Value
+		m[string(w.Key)] = &val
+	}
+}
+
+func (v *batchView) get(m string, key []byte) ([]byte, bool, error) {
+	if mw, ok := v.writes[m]; ok {
+		if val, ok := mw[string(key)]; ok {
+			if val == nil {
+				return nil, false, nil
+			}
+			return *val, true, nil
+		}
+	}
+	val, err := v.st.GetKV(m, key)
+	if store.IsNotFound(err) {
+		return nil, false, nil
+	}
+	return val, err == nil, err
+}
+
+func (v *batchView) mapDigest(m string) ([32]byte, error) {
+	var d log.MapDigester
+	mw := v.writes[m]
+	if len(mw) == 0 {
+		err := v.st.ScanKV(m, func(k, val []byte) error { d.Add(k, val); return nil })
+		return d.Sum(), err
+	}
+	merged := map[string][]byte{}
+	if err := v.st.ScanKV(m, func(k, val []byte) error { merged[string(k)] = bytes.Clone(val); return nil }); err != nil {
+		return [32]byte{}, err
+	}
+	for k, val := range mw {
+		if val == nil {
+			delete(merged, k)
+		} else {
+			merged[k] = *val
+		}
+	}
+	keys := make([]string, 0, len(merged))
+	for k := range merged {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		d.Add([]byte(k), merged[k])
+	}
+	return d.Sum(), nil
+}
+
+// readsHold reports whether every read of t still holds in v.
+func (v *batchView) readsHold(t *log.AppTx) (bool, error) {
+	for _, r := range t.Reads {
+		var got [32]byte
+		if r.Scan {
+			d, err := v.mapDigest(r.Map)
+			if err != nil {
+				return false, err
+			}
+			got = d
+		} else {
+			val, ok, err := v.get(r.Map, r.Key)
+			if err != nil {
+				return false, err
+			}
+			got = log.ValueDigest(val, ok)
+		}
+		if got != r.Digest {
+			return false, nil
+		}
+	}
+	return true, nil
+}
