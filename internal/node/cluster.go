@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/x509"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -49,39 +50,63 @@ func (n *Node) forwardWrites(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if r.Header.Get(headerForwarded) != "" && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		if r.Header.Get(headerForwarded) != "" && n.peerVerified(r) {
 			// Another node forwarded it here believing this node leads; it
 			// no longer does. Forwarding again could loop.
 			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
 				Detail: "leadership moved while the request was forwarded; retry", RetryAfter: 1})
 			return
 		}
-		id := n.raft.LeaderID()
-		u, ok := n.raft.PeerURL(id)
-		if id == 0 || !ok {
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
-				Detail: "no leader is known to this node (no quorum, or an election is under way); retry shortly", RetryAfter: 1})
-			return
-		}
-		target, err := url.Parse(u)
-		if err != nil {
-			registry.WriteProblem(w, registry.ProblemFor(err))
-			return
-		}
-		proxy := &httputil.ReverseProxy{
-			Rewrite: func(pr *httputil.ProxyRequest) {
-				pr.SetURL(target)
-				pr.Out.Header.Set(headerForwarded, fmt.Sprint(n.cfg.NodeID))
-			},
-			Transport: n.peerClient.Transport,
-			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-				n.log.Warn("forwarding to the leader failed", "leader", id, "err", err)
-				registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
-					Detail: "the leader did not answer; retry shortly", RetryAfter: 1})
-			},
-		}
-		proxy.ServeHTTP(w, r)
+		n.proxyToLeader(w, r)
 	})
+}
+
+// proxyToLeader relays r to the leader over the peers' mutual TLS and
+// relays the answer.
+func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
+	id := n.raft.LeaderID()
+	u, ok := n.raft.PeerURL(id)
+	if id == 0 || !ok {
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
+			Detail: "no leader is known to this node (no quorum, or an election is under way); retry shortly", RetryAfter: 1})
+		return
+	}
+	target, err := url.Parse(u)
+	if err != nil {
+		registry.WriteProblem(w, registry.ProblemFor(err))
+		return
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Header.Set(headerForwarded, fmt.Sprint(n.cfg.NodeID))
+		},
+		Transport: n.peerClient.Transport,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			n.log.Warn("forwarding to the leader failed", "leader", id, "err", err)
+			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
+				Detail: "the leader did not answer; retry shortly", RetryAfter: 1})
+		},
+	}
+	proxy.ServeHTTP(w, r)
+}
+
+// peerVerified reports whether the TLS client is one of the network's
+// nodes: its certificate is issued by the service certificate. (The server
+// requests client certificates without verifying them, since app users and
+// members present their own.)
+func (n *Node) peerVerified(r *http.Request) bool {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return false
+	}
+	inter := x509.NewCertPool()
+	for _, c := range r.TLS.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := r.TLS.PeerCertificates[0].Verify(x509.VerifyOptions{
+		Roots: n.servicePool(), Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	return err == nil
 }
 
 type removeRequest struct {

@@ -60,7 +60,7 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 	r.Get("/node/quotes/self", n.getQuoteSelf)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	r.Group(func(r chi.Router) {
-		r.Use(requirePeer)
+		r.Use(n.requirePeer)
 		r.Post(replication.PathRaft, peerHandler(n.raft.ReceiveRaft))
 		r.Post(replication.PathSnapshot, peerHandler(n.raft.ReceiveSnapshot))
 		r.With(n.whenReady, n.refusePending, n.forwardWrites).Post(pathRemove, n.postRemove)
@@ -80,6 +80,8 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 		r.Get("/node/ledger/range", n.getLedgerRange)
 		r.Get("/node/network", n.getNetwork)
 		r.Get(pathQuotes, n.getQuotes)
+		r.Get("/app/commit", n.getAppCommit)
+		r.HandleFunc("/app/*", n.serveApp)
 		r.Get("/node/network/nodes", n.getNodes)
 		r.Get("/node/consensus", n.getConsensus)
 	})
@@ -117,9 +119,9 @@ func peerHandler(receive func(*http.Request) error) http.HandlerFunc {
 
 // requirePeer admits only callers that present a certificate issued by the
 // service certificate: the network's own nodes.
-func requirePeer(next http.Handler) http.Handler {
+func (n *Node) requirePeer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		if !n.peerVerified(r) {
 			registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden",
 				Detail: "this endpoint is for the network's nodes: present a node certificate issued by the service certificate"})
 			return

@@ -60,6 +60,12 @@ type Node struct {
 	amdRoots map[string][]*trust.AMDRootCerts
 	// joinMu serialises joins on the leader (next id, record, learner).
 	joinMu sync.Mutex
+
+	// full is the identity with the service's secrets, once this node holds
+	// them (at start, or when the network releases them to it).
+	full   atomic.Pointer[Identity]
+	cipher atomic.Pointer[ledgerCipher]
+	apps   *appHost
 }
 
 // Open prepares a node: it validates cfg, listens, opens the store and
@@ -265,6 +271,7 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 			return err
 		}
+		n.full.Store(id)
 		signer, err := newTreeHeadSigner(id, n.issuer)
 		if err != nil {
 			return err
@@ -370,6 +377,7 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	n.apps = &appHost{n: n}
 	n.gov = gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle}, n.log)
 	svc := &registry.Service{
 		Ledger:          replicatedLedger{n.ledger, n.raft},
@@ -384,9 +392,10 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 		TLSConfig: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: []tls.Certificate{n.tlsCert},
-			// Peers present their node certificates; clients need none.
-			ClientAuth: tls.VerifyClientCertIfGiven,
-			ClientCAs:  n.servicePool(),
+			// Peers present their node certificates (checked by
+			// peerVerified); app users and members may present theirs
+			// (checked by appauth against governance's maps); others none.
+			ClientAuth: tls.RequestClientCert,
 		},
 		// Bounds for slow or hostile clients: a statement is at most a few
 		// MiB, and a registration waits at most RegistrationWait.
