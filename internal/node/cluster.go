@@ -1,11 +1,11 @@
 package node
 
 import (
-	"crypto/x509"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"

@@ -61,7 +61,6 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-
 // joinRequest is what a joining node sends.
 type joinRequest struct {
 	URL       string `json:"url"`
