@@ -13,6 +13,9 @@ type TxReport struct {
 	Receipt *cose.VerifiedReceipt
 	// WriteSet is the decoded body of a write-set transaction (governance).
 	WriteSet *log.WriteSet
+	// App is the decoded body of an app transaction: its writes (private
+	// maps encrypted) and the claims digest the app bound into the leaf.
+	App *log.AppTx
 }
 
 // VerifyTransaction checks, offline, that a ledger transaction record is in
@@ -51,8 +54,13 @@ func VerifyTransaction(record, receipt []byte, keys cose.KeySet) (*TxReport, err
 		return nil, fmt.Errorf("the receipt proves leaf %d, but transaction %s is leaf %d", vr.LeafIndex, rec.TxID(), rec.Seqno-1)
 	}
 	rep := &TxReport{Record: rec, Receipt: vr}
-	if rec.Type == log.TxWrites {
+	switch rec.Type {
+	case log.TxWrites:
 		if rep.WriteSet, err = log.UnmarshalWriteSet(rec.Body); err != nil {
+			return nil, err
+		}
+	case log.TxApp:
+		if rep.App, err = log.UnmarshalAppTx(rec.Body); err != nil {
 			return nil, err
 		}
 	}

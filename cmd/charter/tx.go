@@ -91,6 +91,18 @@ func runTxVerify(_ context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "ok   transaction %s (%s) is leaf %d of the tree of size %d signed by %s\n",
 		rep.Record.TxID(), rep.Record.Type, rep.Receipt.LeafIndex, rep.Receipt.TreeSize, rep.Receipt.Claims.Issuer)
+	if a := rep.App; a != nil {
+		if len(a.ClaimsDigest) > 0 {
+			fmt.Fprintf(stdout, "     claims digest %x (SHA-256 of the app's claim, bound into the leaf)\n", a.ClaimsDigest)
+		}
+		for _, w := range a.Writes {
+			what := "set   "
+			if w.Delete {
+				what = "delete"
+			}
+			fmt.Fprintf(stdout, "     %s %s (%d-byte key, %d-byte value; private maps are encrypted)\n", what, w.Map, len(w.Key), len(w.Value))
+		}
+	}
 	if ws := rep.WriteSet; ws != nil {
 		if r, err := gov.ParseRequest(ws.Claims); err == nil {
 			fmt.Fprintf(stdout, "     signed %s request by member %s\n", r.Type, r.MemberID)

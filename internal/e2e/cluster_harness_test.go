@@ -35,6 +35,9 @@ type clusterOpts struct {
 	CheckpointInterval time.Duration
 	// Attestation is every node's attestation settings.
 	Attestation config.Attestation
+	// Members are the member certificate files of the new network (they
+	// start Accepted); empty: the generated member0, active at once.
+	Members []string
 }
 
 // cluster is a network of charterd processes started by startCluster.
@@ -105,7 +108,7 @@ func startCluster(t *testing.T, n int, opts clusterOpts) *cluster {
 			NodeID: uint64(i), DataDir: nodeDir, Addr: "127.0.0.1:" + strconv.Itoa(ports[i-1]),
 			Issuer: issuer, Peers: peers, LogLevel: "info", SnapshotEntries: opts.SnapshotEntries,
 			RegistrationWait: opts.RegistrationWait, CheckpointInterval: opts.CheckpointInterval,
-			Attestation: opts.Attestation,
+			Attestation: opts.Attestation, Members: opts.Members,
 		}
 		if opts.Proxies {
 			cfg.PeerDial = map[uint64]string{}
