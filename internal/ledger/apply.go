@@ -107,14 +107,11 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 					failed[key] = ErrInvalid
 					continue
 				}
-				entry := log.ComputeEntry(p.Type, e.Term, st.Size+1, p.Body)
-				txid, err := l.appendRecord(b, &st, e.Term, p.Type, entry, p.Body, [32]byte{})
+				txid, err := l.appendWrites(b, view, &st, e.Term, p, ws.Writes)
 				if err != nil {
 					l.tree.Rollback(startSize)
 					return err
 				}
-				applyWrites(b, view, ws.Writes)
-				st.LastContentSeqno = txid.Seqno
 				done = append(done, outcome{key, txid})
 				wrote = true
 			case log.TxApp:
@@ -139,14 +136,11 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 					failed[key] = ErrConflict
 					continue
 				}
-				entry := log.ComputeEntry(p.Type, e.Term, st.Size+1, p.Body)
-				txid, err := l.appendRecord(b, &st, e.Term, p.Type, entry, p.Body, [32]byte{})
+				txid, err := l.appendWrites(b, view, &st, e.Term, p, t.Writes)
 				if err != nil {
 					l.tree.Rollback(startSize)
 					return err
 				}
-				applyWrites(b, view, t.Writes)
-				st.LastContentSeqno = txid.Seqno
 				done = append(done, outcome{key, txid})
 				wrote = true
 			case log.TxGenesis:
@@ -273,8 +267,14 @@ func (l *Ledger) applyCheckpoint(b *store.Batch, st *State, view uint64, body []
 	return true, nil
 }
 
-// applyWrites puts writes into the batch and into the view of the batch.
-func applyWrites(b *store.Batch, view *batchView, writes []log.Write) {
+// appendWrites gives a key-value transaction (TxWrites, TxApp) the next
+// position and applies its writes.
+func (l *Ledger) appendWrites(b *store.Batch, view *batchView, st *State, term uint64, p *log.Proposal, writes []log.Write) (log.TxID, error) {
+	entry := log.ComputeEntry(p.Type, term, st.Size+1, p.Body)
+	txid, err := l.appendRecord(b, st, term, p.Type, entry, p.Body, [32]byte{})
+	if err != nil {
+		return txid, err
+	}
 	for _, w := range writes {
 		if w.Delete {
 			b.DeleteKV(w.Map, w.Key)
@@ -283,6 +283,8 @@ func applyWrites(b *store.Batch, view *batchView, writes []log.Write) {
 		}
 		view.record(w)
 	}
+	st.LastContentSeqno = txid.Seqno
+	return txid, nil
 }
 
 // ReservedMapPrefix names the maps the nodes maintain themselves (the
