@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/charterlog/charter/internal/appauth"
 	"io"
 	"path"
 	"sort"
@@ -142,70 +143,10 @@ const (
 	RedirectToBackup  = "to_backup"
 )
 
-// Authentication policy names.
-const (
-	AuthUserCert      = "user_cert"
-	AuthMemberCert    = "member_cert"
-	AuthAnyCert       = "any_cert"
-	AuthJWT           = "jwt"
-	AuthUserCOSESign1 = "user_cose_sign1"
-	AuthNone          = "no_auth"
-)
-
-var authNames = map[string]bool{AuthUserCert: true, AuthMemberCert: true, AuthAnyCert: true,
-	AuthJWT: true, AuthUserCOSESign1: true, AuthNone: true}
-
 // AuthnPolicy is one element of authn_policies: a single policy name, or
-// (AllOf non-empty) `{"all_of": [names]}`, which passes only when every
-// named policy passes. Policies are tried in order; the first that passes
-// supplies request.caller.
-type AuthnPolicy struct {
-	Name  string   // set for a plain policy
-	AllOf []string // set for an all_of policy
-}
-
-func (a AuthnPolicy) String() string {
-	if a.AllOf != nil {
-		return "all_of(" + strings.Join(a.AllOf, ",") + ")"
-	}
-	return a.Name
-}
-
-// MarshalJSON writes the form it was parsed from.
-func (a AuthnPolicy) MarshalJSON() ([]byte, error) {
-	if a.AllOf != nil {
-		return json.Marshal(map[string][]string{"all_of": a.AllOf})
-	}
-	return json.Marshal(a.Name)
-}
-
-// UnmarshalJSON accepts a known policy name or {"all_of": [known names]}.
-func (a *AuthnPolicy) UnmarshalJSON(b []byte) error {
-	var name string
-	if err := json.Unmarshal(b, &name); err == nil {
-		if !authNames[name] {
-			return fmt.Errorf("unknown authentication policy %q", name)
-		}
-		*a = AuthnPolicy{Name: name}
-		return nil
-	}
-	var obj struct {
-		AllOf []string `json:"all_of"`
-	}
-	if err := strictUnmarshal(b, &obj); err != nil {
-		return fmt.Errorf("authentication policy must be a string or {\"all_of\": [...]}: %v", err)
-	}
-	if len(obj.AllOf) == 0 {
-		return errors.New("all_of must list at least one policy")
-	}
-	for _, n := range obj.AllOf {
-		if !authNames[n] {
-			return fmt.Errorf("all_of: unknown authentication policy %q", n)
-		}
-	}
-	*a = AuthnPolicy{AllOf: obj.AllOf}
-	return nil
-}
+// {"all_of": [names]}. It is appauth's type, so the policies a bundle
+// declares are exactly the ones the node can check.
+type AuthnPolicy = appauth.Policy
 
 // knownMethods are the lower-case methods an endpoint may declare.
 var knownMethods = map[string]bool{"get": true, "put": true, "post": true, "delete": true,

@@ -49,7 +49,7 @@ func TestParseBundleErrors(t *testing.T) {
 		"forwarding":      {`"forwarding_required":"sometimes"`, `forwarding_required "maybe"`},
 		"redirection":     {`"redirection_strategy":"to_primary"`, `redirection_strategy "sideways"`},
 		"policy":          {`["user_cert",`, `unknown authentication policy "root"`},
-		"all_of":          {`{"all_of":["user_cert","jwt"]}`, `all_of must list at least one policy`},
+		"all_of":          {`{"all_of":["user_cert","jwt"]}`, `want a policy name or {"all_of": [names]}`},
 		"missing module":  {`"js_module":"endpoints/x.js"`, `js_module "endpoints/y.js" is not a module of the bundle`},
 		"dotdot":          {`"name":"endpoints/x.js"`, `modules[0] "../x.js"`},
 		"absolute":        {`"name":"endpoints/x.js"`, `no leading /`},

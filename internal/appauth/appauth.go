@@ -70,33 +70,49 @@ func (p Policy) String() string {
 	return p.Name
 }
 
+// MarshalJSON writes the form it was parsed from.
+func (p Policy) MarshalJSON() ([]byte, error) {
+	if p.AllOf != nil {
+		return json.Marshal(map[string][]string{"all_of": p.AllOf})
+	}
+	return json.Marshal(p.Name)
+}
+
+// UnmarshalJSON accepts a known policy name or {"all_of": [known names]}.
+func (p *Policy) UnmarshalJSON(r []byte) error {
+	var name string
+	if err := json.Unmarshal(r, &name); err == nil {
+		if err := checkName(name); err != nil {
+			return err
+		}
+		*p = Policy{Name: name}
+		return nil
+	}
+	var all struct {
+		AllOf []string `json:"all_of"`
+	}
+	dec := json.NewDecoder(strings.NewReader(string(r)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&all); err != nil || len(all.AllOf) == 0 {
+		return fmt.Errorf(`want a policy name or {"all_of": [names]}, got %s`, r)
+	}
+	for _, n := range all.AllOf {
+		if err := checkName(n); err != nil {
+			return fmt.Errorf("all_of: %w", err)
+		}
+	}
+	*p = Policy{AllOf: all.AllOf}
+	return nil
+}
+
 // ParsePolicies parses an endpoint's authn_policies. Unknown names, an
 // empty all_of, and any other JSON are errors.
 func ParsePolicies(raw []json.RawMessage) ([]Policy, error) {
-	out := make([]Policy, 0, len(raw))
+	out := make([]Policy, len(raw))
 	for i, r := range raw {
-		var name string
-		if err := json.Unmarshal(r, &name); err == nil {
-			if err := checkName(name); err != nil {
-				return nil, fmt.Errorf("authn_policies[%d]: %w", i, err)
-			}
-			out = append(out, Policy{Name: name})
-			continue
+		if err := out[i].UnmarshalJSON(r); err != nil {
+			return nil, fmt.Errorf("authn_policies[%d]: %w", i, err)
 		}
-		var all struct {
-			AllOf []string `json:"all_of"`
-		}
-		dec := json.NewDecoder(strings.NewReader(string(r)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&all); err != nil || len(all.AllOf) == 0 {
-			return nil, fmt.Errorf(`authn_policies[%d]: want a policy name or {"all_of": [names]}, got %s`, i, r)
-		}
-		for _, n := range all.AllOf {
-			if err := checkName(n); err != nil {
-				return nil, fmt.Errorf("authn_policies[%d].all_of: %w", i, err)
-			}
-		}
-		out = append(out, Policy{AllOf: all.AllOf})
 	}
 	return out, nil
 }

@@ -193,11 +193,7 @@ func (n *Node) serveApp(w http.ResponseWriter, r *http.Request) {
 		authReq = r.Clone(r.Context())
 		authReq.TLS = &tls.ConnectionState{}
 	}
-	policies := make([]appauth.Policy, len(ep.Info.AuthnPolicies))
-	for i, p := range ep.Info.AuthnPolicies {
-		policies[i] = appauth.Policy{Name: p.Name, AllOf: p.AllOf}
-	}
-	caller, err := (&appauth.Authenticator{State: n.ledger}).Authenticate(authReq, body, policies)
+	caller, err := (&appauth.Authenticator{State: n.ledger}).Authenticate(authReq, body, ep.Info.AuthnPolicies)
 	if err != nil {
 		var ae *appauth.Error
 		if errors.As(err, &ae) {
