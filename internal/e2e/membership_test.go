@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/elliptic"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -199,4 +200,60 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// Before a consortium opens its service, a node that joins is trusted on
+// its attestation alone: it receives the secrets and votes without a
+// proposal. Once the members open the service, the next one waits for
+// transition_node_to_trusted.
+func TestJoinWhileOpening(t *testing.T) {
+	dir := t.TempDir()
+	m0 := newGovMember(t, dir, "m0", elliptic.P256())
+	c := startCluster(t, 1, clusterOpts{Members: []string{m0.CertPath}})
+	network := func() string {
+		var nw struct {
+			Status string `json:"service_status"`
+		}
+		if err := json.Unmarshal(c.node(1).get(t, "/node/network").Body, &nw); err != nil {
+			t.Fatal(err)
+		}
+		return nw.Status
+	}
+	if s := network(); s != "Opening" {
+		t.Fatalf("a consortium's new network is %q, want Opening", s)
+	}
+	j := c.addJoiner(1)
+	j.start()
+	j.waitHealthy(30 * time.Second)
+	deadline := time.Now().Add(15 * time.Second)
+	for c.nodes(1)[2].Role != "voter" {
+		if time.Now().After(deadline) {
+			t.Fatalf("a node that joined while the service was opening was not promoted: %+v", c.nodes(1))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if _, err := os.Stat(filepath.Join(j.dataDir, "service_key.pem")); err != nil {
+		t.Fatalf("the node trusted while opening has no service key: %v", err)
+	}
+
+	if out, err := govCLI(t, c.node(1).node, m0, "ack"); err != nil {
+		t.Fatalf("ack: %v\n%s", err, out)
+	}
+	p := govJSON(t, c.node(1).node, m0, "propose", "--action", "transition_service_to_open", "--args", "{}")
+	if v := govJSON(t, c.node(1).node, m0, "vote", p.ProposalID, "--accept"); v.State != "Accepted" {
+		t.Fatalf("opening the service: %+v", v)
+	}
+	if s := network(); s != "Open" {
+		t.Fatalf("after transition_service_to_open the network is %q", s)
+	}
+	j2 := c.addJoiner(1)
+	j2.start()
+	j2.waitHealthy(30 * time.Second)
+	time.Sleep(time.Second)
+	if role := c.nodes(1)[3].Role; role != "learner" {
+		t.Fatalf("a node that joined the open service is %s before governance trusted it", role)
+	}
+	if _, err := os.Stat(filepath.Join(j2.dataDir, "service_key.pem")); err == nil {
+		t.Fatal("a node that joined the open service holds the service key untrusted")
+	}
 }

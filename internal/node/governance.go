@@ -36,7 +36,11 @@ func (n *Node) bootstrapGovernance(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	spec := gov.Genesis{Constitution: g.Constitution, SCITTConfiguration: reg, Open: true, Also: []log.Write{approve}}
+	// A development network (its own generated member) opens at once; a
+	// consortium's network opens when its members vote
+	// transition_service_to_open, and nodes that join before then are
+	// trusted on their attestation alone (CCF's rule).
+	spec := gov.Genesis{Constitution: g.Constitution, SCITTConfiguration: reg, Open: g.MembersActive, Also: []log.Write{approve}}
 	for _, der := range g.Members {
 		spec.Members = append(spec.Members, gov.MemberSpec{
 			CertPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/charterlog/charter/internal/gov"
 	"net/http"
 	"strconv"
 	"time"
@@ -212,11 +213,19 @@ func (n *Node) getNetwork(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"service_certificate": string(n.id.ServiceCertPEM),
-		"service_status":      "Open",
+		"service_status":      n.serviceStatus(),
 		"issuer":              n.issuer,
 		"note_verifier_key":   n.id.NoteVerifier,
 		"current_view":        term,
 		"ledger_size":         st.Size,
 		"checkpoint_size":     cpSize,
 	})
+}
+
+// serviceStatus is the governed service state (Opening or Open).
+func (n *Node) serviceStatus() string {
+	if n.serviceOpen() {
+		return gov.ServiceOpen
+	}
+	return gov.ServiceOpening
 }
