@@ -35,7 +35,7 @@ type call struct {
 	readonly bool
 	log      *slog.Logger
 
-	applyWrites  bool
+	applyWrites  *bool // set by ccf.rpc.setApplyWrites; nil: CCF's default (2xx only)
 	claimsDigest []byte
 
 	rt *sobek.Runtime
@@ -230,7 +230,7 @@ func (c *call) setApplyWrites(fc sobek.FunctionCall) sobek.Value {
 	if !ok {
 		c.throwType("First argument must be a boolean")
 	}
-	c.applyWrites = b
+	c.applyWrites = &b
 	return sobek.Undefined()
 }
 

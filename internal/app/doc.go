@@ -36,8 +36,9 @@
 // request's own writes; the writes come out as a *log.WriteSet (last value
 // per key, in order of first write); everything read from State is kept in
 // a ReadSet (each key's observed value or absence, and a digest of every
-// map scanned whole by forEach, size or clear) for the caller's optimistic
-// conflict check (ReadSet.Check) before it commits. MapAccess holds CCF's
+// map scanned whole by forEach, size or clear) for a caller's optimistic
+// conflict check (ReadSet.Check; the node instead records reads as stored
+// and checks them when the transaction applies, internal/node/appstate.go). MapAccess holds CCF's
 // rules: public:ccf.gov.* and public:ccf.internal.* are read-only, private
 // ccf.gov.* and ccf.internal.* and Charter's own maps
 // (ledger.ReservedMapPrefix) are inaccessible, and readonly or historical

@@ -46,7 +46,8 @@ type Result struct {
 	Headers map[string]string
 	Body    []byte // nil: no body
 	// WriteSet holds the writes to commit, or nil if the handler wrote
-	// nothing or called ccf.rpc.setApplyWrites(false).
+	// nothing, answered a non-2xx status without ccf.rpc.setApplyWrites(true),
+	// or called ccf.rpc.setApplyWrites(false).
 	WriteSet *log.WriteSet
 	// ReadSet is what the handler observed of the committed state; check
 	// it (ReadSet.Check) against the state the writes apply to.
@@ -73,7 +74,7 @@ var ErrException = errors.New("app: exception thrown while executing")
 // failed (the call is void whatever JS did); ctx's error if it ended first
 // (wrapped in a *policy.RunError of kind ErrTimeout).
 func (a *App) Call(ctx context.Context, ep *Endpoint, req *Request, tx *Tx) (*Result, error) {
-	c := &call{app: a, ep: ep, req: req, tx: tx, readonly: ep.ReadOnly(), applyWrites: true,
+	c := &call{app: a, ep: ep, req: req, tx: tx, readonly: ep.ReadOnly(),
 		log: a.opts.Logger}
 	res := &Result{ReadOnly: c.readonly}
 	err := a.mods.Run(ctx, policy.Invocation{
@@ -99,7 +100,13 @@ func (a *App) Call(ctx context.Context, ep *Endpoint, req *Request, tx *Tx) (*Re
 		return nil, fmt.Errorf("%w: %w", ErrException, err)
 	}
 	res.ReadSet = tx.ReadSet()
-	if c.applyWrites {
+	// CCF's should_apply_writes: the handler's explicit choice, else
+	// commit only a successful (2xx) response's writes.
+	apply := res.StatusCode >= 200 && res.StatusCode < 300
+	if c.applyWrites != nil {
+		apply = *c.applyWrites
+	}
+	if apply {
 		res.WriteSet = tx.WriteSet()
 	}
 	res.ClaimsDigest = c.claimsDigest
