@@ -41,7 +41,7 @@ test:
 
 ## bench: start a fresh dev node and measure registrations/s and latency
 ## (BENCHARGS), then the banking app's transfers/s on one node and on
-## three (bench-app, APPBENCHARGS); about two minutes in all
+## three (bench-app, APPBENCHARGS); about a minute in all
 bench:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/charterd ./cmd/charterd
