@@ -99,9 +99,9 @@ func (l *nodeList) Set(v string) error {
 // bankingAccount is the one account each bench user holds.
 const bankingAccount = "current_account"
 
-// maxUsersPerProposal bounds one set_user proposal (a certificate is about
-// 600 bytes of PEM; governance requests are at most 1 MiB).
-const maxUsersPerProposal = 256
+// maxUsersPerProposal is how many set_user actions one proposal carries:
+// governance takes at most 64 actions per proposal.
+const maxUsersPerProposal = 64
 
 // checkAppOptions checks the flags of an --app run; the flags of the
 // registration bench that it does not use are refused rather than ignored.
