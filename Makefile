@@ -51,7 +51,7 @@ bench:
 
 ## bench-app: deploy samples/banking on a fresh dev node and then a fresh
 ## three-node cluster, and measure transfers/s, p50/p99 and errors of 128
-## clients acting as 64 users for 10s each; checks money is conserved
+## clients, each acting as its own user, for 10s each; checks money is conserved
 ## (aim: ≥ 5,000 transfers/s on one node). Options go in APPBENCHARGS,
 ## e.g. APPBENCHARGS="--users 256 --clients 256 --duration 20s"
 bench-app:

@@ -29,7 +29,7 @@ const bankingBundle = "../../samples/banking"
 // with --app; the registration bench's own flags are refused, not ignored.
 func TestAppOptions(t *testing.T) {
 	o, err := parseOptions([]string{"--charterd", "x", "--app", "banking", "--bundle", bankingBundle}, io.Discard)
-	if err != nil || !slices.Equal(o.nodeList, []int{1, 3}) || o.users != 64 || o.clients != 128 || o.deposit != 1_000_000 {
+	if err != nil || !slices.Equal(o.nodeList, []int{1, 3}) || o.users != 128 || o.clients != 128 || o.deposit != 1_000_000 {
 		t.Errorf("defaults: nodes %v users %d clients %d deposit %d, %v", o.nodeList, o.users, o.clients, o.deposit, err)
 	}
 	o, err = parseOptions([]string{"--charterd", "x", "--app", "banking", "--bundle", bankingBundle, "--nodes", "3, 1,5", "--users", "2", "--clients", "1", "--duration", "1s"}, io.Discard)
@@ -147,6 +147,7 @@ func TestBankingReport(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"transfers of 1 between 4 users, 8 clients",
+		"more clients than users",
 		"one node           50.0    50.00ms    99.00ms       100        1        10000µs",
 		"3 nodes             1.0     1.00ms     1.00ms         1        0              -",
 		"machine busy 0.75 of 2, charterd 0.50, charterbench 0.05, other processes 0.20",

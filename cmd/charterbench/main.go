@@ -109,8 +109,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	nodes := nodeList{1}
 	fs.Var(&nodes, "nodes", "with --charterd: how many nodes to start (> 1 runs `charterd cluster`); publishers are spread over the nodes round-robin. With --app, a comma-separated list of network sizes measured one after the other (default 1,3)")
 	fs.StringVar(&o.app, "app", "", "measure a JS app instead of registrations: banking (transfers of the samples/banking app between --users users, --clients clients in a closed loop)")
-	fs.IntVar(&o.users, "users", 64, "with --app banking: users, each with one funded account")
-	fs.IntVar(&o.clients, "clients", 128, "with --app banking: concurrent clients, client i acting as user i mod --users with that user's TLS client certificate")
+	fs.IntVar(&o.users, "users", 128, "with --app banking: users, each with one funded account")
+	fs.IntVar(&o.clients, "clients", 128, "with --app banking: concurrent clients, client i acting as user i mod --users with that user's TLS client certificate; more clients than users makes a user's clients conflict with each other (the node re-runs a conflicting transfer, which costs CPU)")
 	fs.StringVar(&o.bundleDir, "bundle", "samples/banking", "with --app banking: the app's folder (app.json and src/), deployed by governance")
 	fs.UintVar(&o.deposit, "deposit", 1_000_000, "with --app banking: each account's opening balance")
 	fs.StringVar(&o.debugAddr, "charterd-debug-addr", "", "with --charterd: --debug-addr (pprof) for a started dev node; clusters do not take it")
