@@ -9,12 +9,13 @@ DATA      ?= ./.charter
 CLUSTER   ?= ./.charter-cluster
 ADDR      ?= 127.0.0.1:8000
 BENCHARGS ?=
+APPBENCHARGS ?=
 POLICY    ?= spec/policies/realistic-five-checks.js
 ROUNDS    ?= 3
 # -race needs cgo and a C compiler; without them go test -race fails outright.
 RACE      ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build run cluster test fuzz bench bench-cluster bench-policy clean
+.PHONY: all build run cluster test fuzz bench bench-app bench-cluster bench-policy clean
 
 all: build
 
@@ -39,11 +40,25 @@ test:
 	$(GO) test $(RACE) -count=1 -timeout 14m ./...
 
 ## bench: start a fresh dev node and measure registrations/s and latency
+## (BENCHARGS), then the banking app's transfers/s on one node and on
+## three (bench-app, APPBENCHARGS); about a minute in all
 bench:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/charterd ./cmd/charterd
 	$(GO) build -o $(BIN)/charterbench ./cmd/charterbench
 	$(BIN)/charterbench --charterd $(BIN)/charterd $(BENCHARGS)
+	$(BIN)/charterbench --charterd $(BIN)/charterd --app banking --nodes 1,3 $(APPBENCHARGS)
+
+## bench-app: deploy samples/banking on a fresh dev node and then a fresh
+## three-node cluster, and measure transfers/s, p50/p99 and errors of 128
+## clients, each acting as its own user, for 10s each; checks money is conserved
+## (aim: ≥ 5,000 transfers/s on one node). Options go in APPBENCHARGS,
+## e.g. APPBENCHARGS="--users 256 --clients 256 --duration 20s"
+bench-app:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/charterd ./cmd/charterd
+	$(GO) build -o $(BIN)/charterbench ./cmd/charterbench
+	$(BIN)/charterbench --charterd $(BIN)/charterd --app banking --nodes 1,3 $(APPBENCHARGS)
 
 ## bench-cluster: the same measurement against one node and then a fresh
 ## three-node cluster, and the ratio of their registrations/s (aim ≥ 0.70)

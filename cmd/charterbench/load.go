@@ -47,6 +47,7 @@ type outcome struct {
 	polls   int           // GETs of the Location
 	failure string        // for !ok: "STATUS Title", "timeout", "transport: …"
 	detail  string        // for a problem: its detail (-2), if any
+	fatal   bool          // the worker cannot go on (closedLoop stops it)
 }
 
 // maxRetryAfter caps one wait on Retry-After so a misbehaving server cannot
@@ -274,24 +275,37 @@ type loadConfig struct {
 // statement as soon as the previous one has its receipt, until duration
 // has passed; requests in flight then finish (each bounded by maxWait).
 func runClosed(ctx context.Context, cfg loadConfig) result {
+	return closedLoop(ctx, len(cfg.clients), cfg.duration, cfg.maxWait, func(ctx context.Context, i int) outcome {
+		stmt, err := cfg.pool.take()
+		if err != nil {
+			return outcome{failure: "sign: " + err.Error(), fatal: true}
+		}
+		return register(ctx, cfg.clients[i], cfg.bases[i], stmt, time.Now())
+	})
+}
+
+// closedLoop runs op for workers 0..n-1, each calling it again as soon as
+// the previous call returned, until duration has passed; calls in flight
+// then finish (each bounded by maxWait). An outcome marked fatal stops its
+// worker.
+func closedLoop(ctx context.Context, n int, duration, maxWait time.Duration, op func(ctx context.Context, i int) outcome) result {
 	start := time.Now()
-	deadline := start.Add(cfg.duration)
-	parts := make([]result, len(cfg.clients))
+	deadline := start.Add(duration)
+	parts := make([]result, n)
 	var wg sync.WaitGroup
-	for i, c := range cfg.clients {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := &parts[i]
 			for ctx.Err() == nil && time.Now().Before(deadline) {
-				stmt, err := cfg.pool.take()
-				if err != nil {
-					r.add(outcome{failure: "sign: " + err.Error()})
+				rctx, cancel := context.WithTimeout(ctx, maxWait)
+				o := op(rctx, i)
+				cancel()
+				r.add(o)
+				if o.fatal {
 					return
 				}
-				rctx, cancel := context.WithTimeout(ctx, cfg.maxWait)
-				r.add(register(rctx, c, cfg.bases[i], stmt, time.Now()))
-				cancel()
 			}
 		}()
 	}

@@ -90,6 +90,14 @@ type options struct {
 	rounds       int
 	contentType  string
 	urls         []*url.URL // --url, split at commas
+	// --app banking (see banking.go)
+	app       string
+	nodeList  []int // --nodes: the networks to measure, in order; [nodes] without --app
+	users     int
+	clients   int
+	bundleDir string
+	deposit   uint
+	debugAddr string
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -98,7 +106,14 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.charterd, "charterd", "", "path to a charterd binary: start a fresh dev node (or, with --nodes N > 1, a local N-node cluster) in a temporary directory and stop it at the end")
 	fs.StringVar(&o.url, "url", "", "base URL of a running node (loopback), or a comma-separated list of a network's nodes, instead of --charterd")
-	fs.IntVar(&o.nodes, "nodes", 1, "with --charterd: how many nodes to start (> 1 runs `charterd cluster`); publishers are spread over the nodes round-robin")
+	nodes := nodeList{1}
+	fs.Var(&nodes, "nodes", "with --charterd: how many nodes to start (> 1 runs `charterd cluster`); publishers are spread over the nodes round-robin. With --app, a comma-separated list of network sizes measured one after the other (default 1,3)")
+	fs.StringVar(&o.app, "app", "", "measure a JS app instead of registrations: banking (transfers of the samples/banking app between --users users, --clients clients in a closed loop)")
+	fs.IntVar(&o.users, "users", 128, "with --app banking: users, each with one funded account")
+	fs.IntVar(&o.clients, "clients", 128, "with --app banking: concurrent clients, client i acting as user i mod --users with that user's TLS client certificate; more clients than users makes a user's clients conflict with each other (the node re-runs a conflicting transfer, which costs CPU)")
+	fs.StringVar(&o.bundleDir, "bundle", "samples/banking", "with --app banking: the app's folder (app.json and src/), deployed by governance")
+	fs.UintVar(&o.deposit, "deposit", 1_000_000, "with --app banking: each account's opening balance")
+	fs.StringVar(&o.debugAddr, "charterd-debug-addr", "", "with --charterd: --debug-addr (pprof) for a started dev node; clusters do not take it")
 	fs.BoolVar(&o.compare, "compare", false, "with --charterd: measure one node, then --nodes nodes (3 if --nodes is 1), and print the ratio of their phase-1 registrations/s")
 	fs.StringVar(&o.policyFile, "policy", "", "with --charterd: a JS registration policy file that governance sets (as the network's member0) before the load starts")
 	fs.BoolVar(&o.comparePol, "compare-policy", false, "with --charterd and --policy: measure without the policy, then on a fresh network with it, and print the ratio of their phase-1 registrations/s")
@@ -120,7 +135,18 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	nodesSet := false
+	fs.Visit(func(f *flag.Flag) { nodesSet = nodesSet || f.Name == "nodes" })
+	o.nodes, o.nodeList = nodes[0], nodes
+	if o.app != "" {
+		if !nodesSet {
+			o.nodeList = nodeList{1, 3}
+		}
+		return o, checkAppOptions(o, fs)
+	}
 	switch {
+	case len(nodes) > 1:
+		return o, errors.New("--nodes takes a list with --app only; --compare measures one node and then --nodes N")
 	case fs.NArg() > 0:
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	case (o.charterd == "") == (o.url == ""):
@@ -226,6 +252,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
+	if o.app != "" {
+		return benchApp(ctx, o, stdout, stderr)
+	}
 	s, err := newSigner(o.keys, o.payloadBytes)
 	if err != nil {
 		return err
@@ -468,7 +497,11 @@ func startNetwork(ctx context.Context, o options, n int, stderr io.Writer) (*net
 	if n == 1 {
 		fmt.Fprintf(stderr, "starting %s dev --addr 127.0.0.1:0…\n", o.charterd)
 		var base *url.URL
-		nw.d, base, nw.roots, err = startDaemon(ctx, o.charterd, []string{"--log-level", o.logLevel}, o.startTimeout)
+		extra := []string{"--log-level", o.logLevel}
+		if o.debugAddr != "" {
+			extra = append(extra, "--debug-addr", o.debugAddr)
+		}
+		nw.d, base, nw.roots, err = startDaemon(ctx, o.charterd, extra, o.startTimeout)
 		nw.urls = []*url.URL{base}
 	} else {
 		fmt.Fprintf(stderr, "starting %s cluster --nodes %d…\n", o.charterd, n)

@@ -79,28 +79,38 @@ func setPolicy(ctx context.Context, c *http.Client, base *url.URL, m *member, sr
 	if err != nil {
 		return [32]byte{}, err
 	}
-	payload, err := json.Marshal(gov.Proposal{Actions: []gov.Action{{Name: "set_registration_policy", Args: args}}})
-	if err != nil {
+	if err := propose(ctx, c, base, m, "the policy", gov.Action{Name: "set_registration_policy", Args: args}); err != nil {
 		return [32]byte{}, err
+	}
+	return sha256.Sum256([]byte(src)), nil
+}
+
+// propose proposes actions as m at base and votes for them; with one
+// Active member (a network this run started) that accepts them. It fails
+// unless governance says Accepted; what names the proposal in errors.
+func propose(ctx context.Context, c *http.Client, base *url.URL, m *member, what string, actions ...gov.Action) error {
+	payload, err := json.Marshal(gov.Proposal{Actions: actions})
+	if err != nil {
+		return err
 	}
 	p, err := govSend(ctx, c, base.JoinPath("gov", "members", "proposals:create"), m, gov.MsgProposal, "", payload)
 	if err != nil {
-		return [32]byte{}, fmt.Errorf("proposing the policy: %w", err)
+		return fmt.Errorf("proposing %s: %w", what, err)
 	}
 	if p.ProposalID == "" {
-		return [32]byte{}, fmt.Errorf("proposing the policy: the answer names no proposal (state %q)", p.State)
+		return fmt.Errorf("proposing %s: the answer names no proposal (state %q)", what, p.State)
 	}
 	if p.State != "Accepted" {
 		ballot, _ := json.Marshal(gov.Ballot{Ballot: acceptBallot})
 		p, err = govSend(ctx, c, base.JoinPath("gov", "members", "proposals", p.ProposalID, "ballots", m.id+":submit"), m, gov.MsgBallot, p.ProposalID, ballot)
 		if err != nil {
-			return [32]byte{}, fmt.Errorf("voting for the policy: %w", err)
+			return fmt.Errorf("voting for %s: %w", what, err)
 		}
 	}
 	if p.State != "Accepted" {
-		return [32]byte{}, fmt.Errorf("the policy proposal %s is %q after member0's vote, not Accepted", p.ProposalID, p.State)
+		return fmt.Errorf("the proposal of %s (%s) is %q after member0's vote, not Accepted", what, p.ProposalID, p.State)
 	}
-	return sha256.Sum256([]byte(src)), nil
+	return nil
 }
 
 // proposalState is the part of governance's proposal answer the bench reads.
