@@ -80,9 +80,9 @@ func lockdown(rt *sobek.Runtime, maxBytes uint64) (err error) {
 	for _, name := range [...]string{"repeat", "padStart", "padEnd"} {
 		gd.guardStringMethod(strProto, name)
 	}
-	gd.guardConstructor(g, "ArrayBuffer", 0)
+	gd.guardConstructor(g, "ArrayBuffer", g.Get("ArrayBuffer").(*sobek.Object), 0)
 	for _, ta := range typedArrays {
-		gd.guardConstructor(g, ta.name, ta.size)
+		gd.guardLazily(g, ta.name, ta.size)
 	}
 	return nil
 }
@@ -222,9 +222,8 @@ var arrayBufferType = reflect.TypeFor[sobek.ArrayBuffer]()
 // argument (a view), elemSize × ToLength(arg.length) for any other object
 // (array-like, iterable, typed array, function), elemSize × ToLength(arg)
 // otherwise.
-func (g *guards) guardConstructor(holder *sobek.Object, name string, elemSize float64) {
+func (g *guards) guardConstructor(holder *sobek.Object, name string, orig *sobek.Object, elemSize float64) *sobek.Object {
 	rt := g.rt
-	orig := holder.Get(name).(*sobek.Object)
 	construct, _ := sobek.AssertConstructor(orig)
 	proto := orig.Get("prototype").(*sobek.Object)
 	notNew := "Constructor " + name + " requires 'new'"
@@ -278,4 +277,26 @@ func (g *guards) guardConstructor(holder *sobek.Object, name string, elemSize fl
 	}
 	must(proto.DefineDataProperty("constructor", guarded, sobek.FLAG_FALSE, sobek.FLAG_FALSE, sobek.FLAG_FALSE))
 	must(holder.DefineDataProperty(name, guarded, sobek.FLAG_FALSE, sobek.FLAG_FALSE, sobek.FLAG_FALSE))
+	return guarded
+}
+
+// guardLazily defers guardConstructor for a typed array constructor to the
+// first read of holder[name]: most apps never use typed arrays, and
+// guarding all eleven costs more than the rest of the lockdown. Until
+// then holder[name] is a configurable accessor whose getter installs the
+// guard (a non-writable, non-configurable data property, as when eager)
+// and returns it. The original constructor is unreachable from JS in the
+// meantime too: typed arrays, their prototypes and %TypedArray% can only
+// be reached from one of these constructors, as sobek creates no typed
+// array natively, and %TypedArray% has no link down to them.
+func (g *guards) guardLazily(holder *sobek.Object, name string, elemSize float64) {
+	orig := holder.Get(name).(*sobek.Object)
+	var guarded *sobek.Object
+	get := g.rt.ToValue(func(sobek.FunctionCall) sobek.Value {
+		if guarded == nil { // the getter may be saved and called again
+			guarded = g.guardConstructor(holder, name, orig, elemSize)
+		}
+		return guarded
+	})
+	must(holder.DefineAccessorProperty(name, get, nil, sobek.FLAG_TRUE, sobek.FLAG_FALSE))
 }
