@@ -45,6 +45,8 @@ type call struct {
 	errorCtor, rangeCtor   *sobek.Object
 	syntaxCtor             *sobek.Object
 	kvHandles, histHandles map[string]*sobek.Object
+	kvProto                *sobek.Object // prototype of map handles, built on first use
+	kvByObj                map[*sobek.Object]*kvHandle
 }
 
 func (c *call) throwType(format string, args ...any) {
@@ -97,6 +99,21 @@ func (c *call) buffer(b []byte) sobek.Value {
 }
 
 func (c *call) fn(f func(sobek.FunctionCall) sobek.Value) sobek.Value { return c.rt.ToValue(f) }
+
+// method sets o[name] to a host function named name, with the given
+// length, as a built-in method (writable, configurable, not enumerable).
+func (c *call) method(o *sobek.Object, name string, length int, f func(sobek.FunctionCall) sobek.Value) {
+	fo := c.fn(f).(*sobek.Object)
+	nameFn(c.rt, fo, name, length)
+	o.DefineDataProperty(name, fo, sobek.FLAG_TRUE, sobek.FLAG_TRUE, sobek.FLAG_FALSE)
+}
+
+// nameFn gives a host function its JS name and length (sobek names it
+// after the Go function).
+func nameFn(rt *sobek.Runtime, f *sobek.Object, name string, length int) {
+	f.DefineDataProperty("name", rt.ToValue(name), sobek.FLAG_FALSE, sobek.FLAG_TRUE, sobek.FLAG_FALSE)
+	f.DefineDataProperty("length", rt.ToValue(length), sobek.FLAG_FALSE, sobek.FLAG_TRUE, sobek.FLAG_FALSE)
+}
 
 // setup installs the host globals on a fresh runtime, before any module
 // code runs.
@@ -409,140 +426,165 @@ func (m *kvMaps) Has(string) bool              { return true }
 func (m *kvMaps) Delete(string) bool           { return false }
 func (m *kvMaps) Keys() []string               { return nil }
 
-// kvHandle builds the map object with CCF's methods; those the map's
-// access does not allow throw CCF's TypeError.
-func (c *call) kvHandle(name string, hist State) *sobek.Object {
-	rt := c.rt
-	readonly := c.readonly || hist != nil
-	access := MapAccess(name, readonly)
-	execCtx := "application"
-	if readonly {
-		execCtx = "read-only application"
-	}
-	denied := func(method string) func(sobek.FunctionCall) sobek.Value {
-		return func(sobek.FunctionCall) sobek.Value {
-			c.throwType("Cannot call .%s() on %s table named %s in %s execution context. See %s for more detail.",
-				method, access, name, execCtx, permissionsURL)
-			return nil
-		}
-	}
-	get := func(key []byte) ([]byte, bool) {
-		if hist != nil {
-			v, err := hist.GetKV(name, key)
-			if errors.Is(err, errNotFound) {
-				return nil, false
-			}
-			if err != nil {
-				c.throwError("Failed to read historical map %s: %v", name, err)
-			}
-			return v, true
-		}
-		v, ok, err := c.tx.get(name, key)
-		if err != nil {
-			c.abort(err)
-		}
-		return v, ok
-	}
-	entries := func() []kvEntry {
-		if hist != nil {
-			var out []kvEntry
-			err := hist.ScanKV(name, func(k, v []byte) error {
-				out = append(out, kvEntry{append([]byte(nil), k...), append([]byte(nil), v...)})
-				return nil
-			})
-			if err != nil {
-				c.throwError("Failed to read historical map %s: %v", name, err)
-			}
-			return out
-		}
-		es, err := c.tx.entries(name)
-		if err != nil {
-			c.abort(err)
-		}
-		return es
-	}
-	key := func(fc sobek.FunctionCall) []byte {
-		c.argc(fc, 1)
-		k, ok := c.bytesOf(fc.Argument(0))
-		if !ok {
-			c.throwType("Argument must be an ArrayBuffer")
-		}
-		return k
-	}
+// kvHandle is the host side of one map handle object.
+type kvHandle struct {
+	name    string
+	hist    State // nil: the request's Tx
+	access  Access
+	execCtx string
+}
 
-	o := rt.NewObject()
-	var has, getFn, forEach, size, set, del, clear func(sobek.FunctionCall) sobek.Value
-	if access == AccessIllegal {
-		has, getFn, forEach, size = denied("has"), denied("get"), denied("forEach"), denied("size")
-	} else {
-		has = func(fc sobek.FunctionCall) sobek.Value {
-			_, ok := get(key(fc))
-			return rt.ToValue(ok)
-		}
-		getFn = func(fc sobek.FunctionCall) sobek.Value {
-			v, ok := get(key(fc))
-			if !ok {
-				return sobek.Undefined()
-			}
-			return c.buffer(append([]byte(nil), v...))
-		}
-		forEach = func(fc sobek.FunctionCall) sobek.Value {
-			c.argc(fc, 1)
-			cb, ok := sobek.AssertFunction(fc.Argument(0))
-			if !ok {
-				c.throwType("Argument must be a function")
-			}
-			for _, e := range entries() {
-				if _, err := cb(sobek.Undefined(), c.buffer(e.value), c.buffer(e.key), o); err != nil {
-					panic(err)
-				}
-			}
-			return sobek.Undefined()
-		}
-		size = func(fc sobek.FunctionCall) sobek.Value {
-			return rt.ToValue(len(entries()))
-		}
+// kvHandle builds a map handle object. As in CCF (whose handles are
+// instances of one class), the methods live on a prototype shared by all
+// the call's handles, built on first use, so a handle costs one object,
+// not seven functions; they throw CCF's TypeError where the map's access
+// does not allow them, and a TypeError if `this` is not a handle.
+func (c *call) kvHandle(name string, hist State) *sobek.Object {
+	readonly := c.readonly || hist != nil
+	h := &kvHandle{name: name, hist: hist, access: MapAccess(name, readonly), execCtx: "application"}
+	if readonly {
+		h.execCtx = "read-only application"
 	}
-	if access != AccessReadWrite {
-		set, del, clear = denied("set"), denied("delete"), denied("clear")
-	} else {
-		set = func(fc sobek.FunctionCall) sobek.Value {
-			c.argc(fc, 2)
-			k, ok1 := c.bytesOf(fc.Argument(0))
-			v, ok2 := c.bytesOf(fc.Argument(1))
-			if !ok1 || !ok2 {
-				c.throwType("Arguments must be ArrayBuffers")
-			}
-			if err := c.tx.put(name, k, v, false); err != nil {
-				c.throw(c.rangeCtor, "%v", err)
-			}
-			return o
-		}
-		del = func(fc sobek.FunctionCall) sobek.Value {
-			if err := c.tx.put(name, key(fc), nil, true); err != nil {
-				c.throw(c.rangeCtor, "%v", err)
-			}
-			return sobek.Undefined()
-		}
-		clear = func(fc sobek.FunctionCall) sobek.Value {
-			c.argc(fc, 0)
-			if err := c.tx.clear(name); err != nil {
-				if c.tx.fatal != nil {
-					c.abort(err)
-				}
-				c.throw(c.rangeCtor, "%v", err)
-			}
-			return sobek.Undefined()
-		}
+	if c.kvProto == nil {
+		c.kvProto = c.newKVProto()
+		c.kvByObj = make(map[*sobek.Object]*kvHandle, 4)
 	}
-	o.Set("has", c.fn(has))
-	o.Set("get", c.fn(getFn))
-	o.Set("set", c.fn(set))
-	o.Set("delete", c.fn(del))
-	o.Set("clear", c.fn(clear))
-	o.Set("forEach", c.fn(forEach))
-	o.DefineAccessorProperty("size", c.fn(size), nil, sobek.FLAG_TRUE, sobek.FLAG_TRUE)
+	o := c.rt.CreateObject(c.kvProto)
+	c.kvByObj[o] = h
 	return o
+}
+
+// kvThis returns the handle a map method was called on, after checking
+// that the map's access allows the method (write: set, delete, clear).
+func (c *call) kvThis(fc sobek.FunctionCall, method string, write bool) (*kvHandle, *sobek.Object) {
+	o, _ := fc.This.(*sobek.Object)
+	h := c.kvByObj[o]
+	if h == nil {
+		c.throwType("%s called on an object that is not a KV map handle", method)
+	}
+	if h.access == AccessIllegal || (write && h.access != AccessReadWrite) {
+		c.throwType("Cannot call .%s() on %s table named %s in %s execution context. See %s for more detail.",
+			method, h.access, h.name, h.execCtx, permissionsURL)
+	}
+	return h, o
+}
+
+func (c *call) kvGet(h *kvHandle, key []byte) ([]byte, bool) {
+	if h.hist != nil {
+		v, err := h.hist.GetKV(h.name, key)
+		if errors.Is(err, errNotFound) {
+			return nil, false
+		}
+		if err != nil {
+			c.throwError("Failed to read historical map %s: %v", h.name, err)
+		}
+		return v, true
+	}
+	v, ok, err := c.tx.get(h.name, key)
+	if err != nil {
+		c.abort(err)
+	}
+	return v, ok
+}
+
+func (c *call) kvEntries(h *kvHandle) []kvEntry {
+	if h.hist != nil {
+		var out []kvEntry
+		err := h.hist.ScanKV(h.name, func(k, v []byte) error {
+			out = append(out, kvEntry{append([]byte(nil), k...), append([]byte(nil), v...)})
+			return nil
+		})
+		if err != nil {
+			c.throwError("Failed to read historical map %s: %v", h.name, err)
+		}
+		return out
+	}
+	es, err := c.tx.entries(h.name)
+	if err != nil {
+		c.abort(err)
+	}
+	return es
+}
+
+func (c *call) kvKey(fc sobek.FunctionCall) []byte {
+	c.argc(fc, 1)
+	k, ok := c.bytesOf(fc.Argument(0))
+	if !ok {
+		c.throwType("Argument must be an ArrayBuffer")
+	}
+	return k
+}
+
+// newKVProto builds the map handles' prototype: CCF's has, get, set,
+// delete, clear, forEach and the size getter.
+func (c *call) newKVProto() *sobek.Object {
+	rt := c.rt
+	p := rt.NewObject()
+	c.method(p, "has", 1, func(fc sobek.FunctionCall) sobek.Value {
+		h, _ := c.kvThis(fc, "has", false)
+		_, ok := c.kvGet(h, c.kvKey(fc))
+		return rt.ToValue(ok)
+	})
+	c.method(p, "get", 1, func(fc sobek.FunctionCall) sobek.Value {
+		h, _ := c.kvThis(fc, "get", false)
+		v, ok := c.kvGet(h, c.kvKey(fc))
+		if !ok {
+			return sobek.Undefined()
+		}
+		return c.buffer(append([]byte(nil), v...))
+	})
+	c.method(p, "set", 2, func(fc sobek.FunctionCall) sobek.Value {
+		h, o := c.kvThis(fc, "set", true)
+		c.argc(fc, 2)
+		k, ok1 := c.bytesOf(fc.Argument(0))
+		v, ok2 := c.bytesOf(fc.Argument(1))
+		if !ok1 || !ok2 {
+			c.throwType("Arguments must be ArrayBuffers")
+		}
+		if err := c.tx.put(h.name, k, v, false); err != nil {
+			c.throw(c.rangeCtor, "%v", err)
+		}
+		return o
+	})
+	c.method(p, "delete", 1, func(fc sobek.FunctionCall) sobek.Value {
+		h, _ := c.kvThis(fc, "delete", true)
+		if err := c.tx.put(h.name, c.kvKey(fc), nil, true); err != nil {
+			c.throw(c.rangeCtor, "%v", err)
+		}
+		return sobek.Undefined()
+	})
+	c.method(p, "clear", 0, func(fc sobek.FunctionCall) sobek.Value {
+		h, _ := c.kvThis(fc, "clear", true)
+		c.argc(fc, 0)
+		if err := c.tx.clear(h.name); err != nil {
+			if c.tx.fatal != nil {
+				c.abort(err)
+			}
+			c.throw(c.rangeCtor, "%v", err)
+		}
+		return sobek.Undefined()
+	})
+	c.method(p, "forEach", 1, func(fc sobek.FunctionCall) sobek.Value {
+		h, o := c.kvThis(fc, "forEach", false)
+		c.argc(fc, 1)
+		cb, ok := sobek.AssertFunction(fc.Argument(0))
+		if !ok {
+			c.throwType("Argument must be a function")
+		}
+		for _, e := range c.kvEntries(h) {
+			if _, err := cb(sobek.Undefined(), c.buffer(e.value), c.buffer(e.key), o); err != nil {
+				panic(err)
+			}
+		}
+		return sobek.Undefined()
+	})
+	size := c.fn(func(fc sobek.FunctionCall) sobek.Value {
+		h, _ := c.kvThis(fc, "size", false)
+		return rt.ToValue(len(c.kvEntries(h)))
+	}).(*sobek.Object)
+	nameFn(rt, size, "get size", 0)
+	p.DefineAccessorProperty("size", size, nil, sobek.FLAG_TRUE, sobek.FLAG_TRUE)
+	return p
 }
 
 // abort stops the call after a State failure: the runtime is interrupted
