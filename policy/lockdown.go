@@ -149,8 +149,8 @@ func setNameLength(rt *sobek.Runtime, f *sobek.Object, name string, length int) 
 // guards installs the memory guards of one runtime.
 type guards struct {
 	rt         *sobek.Runtime
-	max        float64       // bytes one native step may allocate
-	rangeError *sobek.Object // captured before any app code runs
+	max        float64        // bytes one native step may allocate
+	rangeError *sobek.Object  // captured before any app code runs
 	wrap       sobek.Callable // lockdownJS's guarded
 }
 
