@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,6 +47,7 @@ type call struct {
 	syntaxCtor             *sobek.Object
 	kvHandles, histHandles map[string]*sobek.Object
 	kvProto                *sobek.Object // prototype of map handles, built on first use
+	crypto                 *sobek.Object // ccf.crypto, built on first use
 	kvByObj                map[*sobek.Object]*kvHandle
 }
 
@@ -128,54 +130,114 @@ func (c *call) setup(rt *sobek.Runtime) error {
 	c.rangeCtor = rt.Get("RangeError").ToObject(rt)
 	c.syntaxCtor = rt.Get("SyntaxError").ToObject(rt)
 
-	ccf := rt.NewObject()
-	set := func(o *sobek.Object, name string, f func(sobek.FunctionCall) sobek.Value) {
-		if err := o.Set(name, c.fn(f)); err != nil {
-			panic(err)
-		}
-	}
-	set(ccf, "strToBuf", c.strToBuf)
-	set(ccf, "bufToStr", c.bufToStr)
-	set(ccf, "jsonCompatibleToBuf", c.jsonCompatibleToBuf)
-	set(ccf, "bufToJsonCompatible", c.bufToJsonCompatible)
-	set(ccf, "pemToId", c.pemToID)
+	// ccf's functions and sub-objects are built on first read (an app uses
+	// a few of some fifty): ccf's prototype is a lazyProps, so they read,
+	// enumerate (for-in) and can be overridden like own properties, but
+	// Object.keys(ccf) lists only kv (and historicalState).
+	ccf := rt.CreateObject(rt.NewDynamicObject(&lazyProps{names: ccfNames, make: c.ccfMember}))
 	ccf.Set("kv", rt.NewDynamicObject(&kvMaps{c: c, hist: nil}))
-
-	crypto := c.cryptoObject()
-	ccf.Set("crypto", crypto)
-	// CCF keeps these deprecated aliases on ccf itself.
-	for _, n := range []string{"generateAesKey", "generateRsaKeyPair", "generateEcdsaKeyPair", "wrapKey", "digest", "isValidX509CertBundle", "isValidX509CertChain"} {
-		ccf.Set(n, crypto.Get(n))
-	}
-
-	rpc := rt.NewObject()
-	set(rpc, "setApplyWrites", c.setApplyWrites)
-	set(rpc, "setClaimsDigest", c.setClaimsDigest)
-	ccf.Set("rpc", rpc)
-
-	cons := rt.NewObject()
-	set(cons, "getLastCommittedTxId", c.getLastCommittedTxID)
-	set(cons, "getStatusForTxId", c.getStatusForTxID)
-	set(cons, "getViewForSeqno", c.getViewForSeqno)
-	ccf.Set("consensus", cons)
-
-	hist := rt.NewObject()
-	set(hist, "getStateRange", c.getStateRange)
-	set(hist, "dropCachedStates", c.dropCachedStates)
-	ccf.Set("historical", hist)
 	if c.req != nil && c.req.HistoricalState != nil {
 		ccf.Set("historicalState", c.historicalState(c.req.HistoricalState))
 	}
-
 	if err := rt.GlobalObject().Set("ccf", ccf); err != nil {
 		return err
 	}
-	console := rt.NewObject()
-	for name, level := range map[string]slog.Level{"log": slog.LevelInfo, "info": slog.LevelInfo,
-		"debug": slog.LevelDebug, "warn": slog.LevelWarn, "error": slog.LevelError} {
-		set(console, name, c.console(level))
-	}
+	console := rt.CreateObject(rt.NewDynamicObject(&lazyProps{names: consoleNames, make: c.consoleMember}))
 	return rt.GlobalObject().Set("console", console)
+}
+
+// lazyProps is a DynamicObject meant as the prototype of a host object:
+// each of its properties is built by make on first read and kept.
+type lazyProps struct {
+	names []string
+	make  func(name string) sobek.Value
+	vals  []sobek.Value // by index in names
+}
+
+func (l *lazyProps) Get(name string) sobek.Value {
+	for i, n := range l.names {
+		if n == name {
+			if l.vals == nil {
+				l.vals = make([]sobek.Value, len(l.names))
+			}
+			if l.vals[i] == nil {
+				l.vals[i] = l.make(name)
+			}
+			return l.vals[i]
+		}
+	}
+	return nil
+}
+func (l *lazyProps) Has(name string) bool         { return slices.Contains(l.names, name) }
+func (l *lazyProps) Set(string, sobek.Value) bool { return false }
+func (l *lazyProps) Delete(string) bool           { return false }
+func (l *lazyProps) Keys() []string               { return l.names }
+
+// cryptoAliases are the ccf.crypto functions CCF keeps on ccf itself
+// (deprecated).
+var cryptoAliases = []string{"generateAesKey", "generateRsaKeyPair", "generateEcdsaKeyPair", "wrapKey", "digest", "isValidX509CertBundle", "isValidX509CertChain"}
+
+var ccfNames = append([]string{"strToBuf", "bufToStr", "jsonCompatibleToBuf", "bufToJsonCompatible", "pemToId",
+	"crypto", "rpc", "consensus", "historical"}, cryptoAliases...)
+
+// ccfMember builds ccf[name].
+func (c *call) ccfMember(name string) sobek.Value {
+	rt := c.rt
+	fn := func(f func(sobek.FunctionCall) sobek.Value, length int) sobek.Value {
+		o := c.fn(f).(*sobek.Object)
+		nameFn(rt, o, name, length)
+		return o
+	}
+	switch name {
+	case "strToBuf":
+		return fn(c.strToBuf, 1)
+	case "bufToStr":
+		return fn(c.bufToStr, 1)
+	case "jsonCompatibleToBuf":
+		return fn(c.jsonCompatibleToBuf, 1)
+	case "bufToJsonCompatible":
+		return fn(c.bufToJsonCompatible, 1)
+	case "pemToId":
+		return fn(c.pemToID, 1)
+	case "crypto":
+		return c.cryptoObject()
+	case "rpc":
+		o := rt.NewObject()
+		c.method(o, "setApplyWrites", 1, c.setApplyWrites)
+		c.method(o, "setClaimsDigest", 1, c.setClaimsDigest)
+		return o
+	case "consensus":
+		o := rt.NewObject()
+		c.method(o, "getLastCommittedTxId", 0, c.getLastCommittedTxID)
+		c.method(o, "getStatusForTxId", 2, c.getStatusForTxID)
+		c.method(o, "getViewForSeqno", 1, c.getViewForSeqno)
+		return o
+	case "historical":
+		o := rt.NewObject()
+		c.method(o, "getStateRange", 4, c.getStateRange)
+		c.method(o, "dropCachedStates", 1, c.dropCachedStates)
+		return o
+	}
+	// A deprecated alias: the same function as ccf.crypto's, whatever
+	// the app has done to ccf.crypto since.
+	return c.cryptoObject().Get(name)
+}
+
+var consoleNames = []string{"log", "info", "debug", "warn", "error"}
+
+func (c *call) consoleMember(name string) sobek.Value {
+	level := slog.LevelInfo
+	switch name {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	o := c.fn(c.console(level)).(*sobek.Object)
+	nameFn(c.rt, o, name, 0)
+	return o
 }
 
 // ---- converters (CCF src/js/extensions/ccf/converters.cpp)
