@@ -65,7 +65,7 @@ func lockdown(rt *sobek.Runtime, maxBytes uint64) (err error) {
 	js := v.(*sobek.Object)
 	fill := js.Get("0")
 	wrapGuard, _ := sobek.AssertFunction(js.Get("3"))
-	genProto, asyncProto := js.Get("1").(*sobek.Object), js.Get("2").(*sobek.Object)
+	genProto, asyncProto := js.Get("1").(*sobek.Object).Prototype(), js.Get("2").(*sobek.Object).Prototype()
 
 	fnProto := g.Get("Function").(*sobek.Object).Get("prototype").(*sobek.Object)
 	must(g.DefineDataProperty("Function", noCompileConstructor(rt, fnProto, "Function"), sobek.FLAG_FALSE, sobek.FLAG_FALSE, sobek.FLAG_FALSE))
@@ -81,6 +81,12 @@ func lockdown(rt *sobek.Runtime, maxBytes uint64) (err error) {
 		gd.guardStringMethod(strProto, name)
 	}
 	gd.guardConstructor(g, "ArrayBuffer", g.Get("ArrayBuffer").(*sobek.Object), 0)
+	// sobek ignores a write to an accessor without a setter even in strict
+	// code, where writing a read-only property throws: this setter throws
+	// as that write would (all code here is module code, hence strict).
+	gd.readOnly = rt.ToValue(func(sobek.FunctionCall) sobek.Value {
+		panic(rt.NewTypeError("Cannot assign to read only property of the global object"))
+	})
 	for _, ta := range typedArrays {
 		gd.guardLazily(g, ta.name, ta.size)
 	}
@@ -104,21 +110,26 @@ var typedArrays = [...]struct {
 }
 
 // lockdownJS returns what is simpler or only possible in JS: the
-// interruptible Array.prototype.fill, and the prototypes of generator and
-// async functions (reachable only through such a function). fill captures
-// the built-ins it uses, so an app replacing Math.trunc cannot change it.
+// interruptible Array.prototype.fill, a generator and an async function
+// (whose prototypes are reachable only through such functions) and the
+// new.target shim of the constructor guards. fill uses no
+// global an app could replace, and touches none of sobek's lazily built
+// ones (Math, Number) so as not to build them.
 var lockdownJS = sobek.MustCompile("policy-lockdown.js", `(function () {
 "use strict";
-const trunc = Math.trunc, min = Math.min, max = Math.max, toNumber = Number, toObject = Object,
-	getPrototypeOf = Object.getPrototypeOf, MAX_SAFE = Number.MAX_SAFE_INTEGER;
-function toLength(v) { v = trunc(toNumber(v)); return v > 0 ? min(v, MAX_SAFE) : 0; }
+const toObject = Object;
+function toInteger(v) { // ToIntegerOrInfinity, NaN as 0
+	v = +v;
+	return v !== v ? 0 : (v === Infinity || v === -Infinity ? v : v - v % 1);
+}
 function relIndex(v, len) {
-	v = trunc(toNumber(v));
-	if (v !== v) { v = 0; }
-	return v < 0 ? max(len + v, 0) : min(v, len);
+	v = toInteger(v);
+	return v < 0 ? (len + v > 0 ? len + v : 0) : (v < len ? v : len);
 }
 function fill(value, start, end) {
-	const o = toObject(this), len = toLength(o.length);
+	const o = toObject(this);
+	let len = toInteger(o.length);
+	len = len > 0 ? (len < 9007199254740991 ? len : 9007199254740991) : 0;
 	let k = relIndex(start, len);
 	const fin = end === undefined ? len : relIndex(end, len);
 	for (; k < fin; k++) { o[k] = value; }
@@ -127,7 +138,7 @@ function fill(value, start, end) {
 // guarded wraps a constructor guard (Go) in a function that tells it
 // new.target: Go-made constructors cannot tell new X() from X().
 function guarded(guard) { return function (a, b, c) { return guard(new.target, a, b, c); }; }
-return [fill, getPrototypeOf(function* () {}), getPrototypeOf(async function () {}), guarded];
+return [fill, function* () {}, async function () {}, guarded];
 })()`, true)
 
 // noCompileConstructor makes a function that throws msgNoCompile however it
@@ -152,6 +163,7 @@ type guards struct {
 	max        float64        // bytes one native step may allocate
 	rangeError *sobek.Object  // captured before any app code runs
 	wrap       sobek.Callable // lockdownJS's guarded
+	readOnly   sobek.Value    // setter of the lazily guarded globals
 }
 
 // tooBig throws the RangeError of an allocation of n bytes refused.
@@ -298,5 +310,5 @@ func (g *guards) guardLazily(holder *sobek.Object, name string, elemSize float64
 		}
 		return guarded
 	})
-	must(holder.DefineAccessorProperty(name, get, nil, sobek.FLAG_TRUE, sobek.FLAG_FALSE))
+	must(holder.DefineAccessorProperty(name, get, g.readOnly, sobek.FLAG_TRUE, sobek.FLAG_FALSE))
 }

@@ -14,6 +14,10 @@ import (
 func TestLockdownGuardsAreTransparentAndComplete(t *testing.T) {
 	const limit = 32 << 20
 	p := compile(t, one(`
+// Module top-level code runs on a fresh runtime: Float32Array is still
+// unguarded (lazily guarded) here.
+let assignBeforeRead;
+try { Float32Array = 1; assignBeforeRead = "assigned"; } catch (e) { assignBeforeRead = e.name; }
 function r(f) { try { return "ok: " + String(f()); } catch (e) { return (e instanceof RangeError ? "RangeError" : String(e)); } }
 export const PROBES = {
 	// refused: more than the limit in one native step
@@ -51,8 +55,11 @@ export const PROBES = {
 	subclass: () => { class T extends Uint8Array { sum() { return this.reduce((a, b) => a + b, 0); } } const x = new T([1, 2, 3]); return x instanceof T && x instanceof Uint8Array ? x.sum() : "bad"; },
 	callWithoutNew: () => Uint8Array(2),
 	bufferWithoutNew: () => ArrayBuffer(2),
+	assignBeforeRead: () => assignBeforeRead + " " + Float32Array.name,
 	frozenGlobals: () => { "use strict"; try { Uint8Array = 1; return "assigned"; } catch (e) { return e.name; } },
 	fill: () => new Array(5).fill(7, 1, -1).join(",") + "|" + Array.prototype.fill.name,
+	fillEdges: () => [[1, 2, 3, 4].fill(0, -Infinity, Infinity), [1, 2, 3].fill(9, NaN, 2), [1, 2, 3, 4].fill(5, 1.7, -1.2),
+		[1, 2, 3].fill(8, "1"), Array.from(Array.prototype.fill.call({ length: "2" }, 6))].map((a) => a.join("")).join(","),
 };
 export function probe(code) { return r(PROBES[code]); }
 `), "main.js", policy.Limits{Timeout: 5 * time.Second, MaxMemoryBytes: limit})
@@ -73,7 +80,9 @@ export function probe(code) { return r(PROBES[code]); }
 		"callWithoutNew":   "TypeError: Constructor Uint8Array requires 'new'",
 		"bufferWithoutNew": "TypeError: Constructor ArrayBuffer requires 'new'",
 		"frozenGlobals":    "ok: TypeError",
+		"assignBeforeRead": "ok: TypeError Float32Array",
 		"fill":             "ok: ,7,7,7,|fill",
+		"fillEdges":        "ok: 0000,993,1554,188,66",
 	} {
 		got, err := call(t, p, "probe", code)
 		if err != nil {
