@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	"github.com/grafana/sobek"
 	"github.com/grafana/sobek/ast"
@@ -285,22 +284,4 @@ func isJSFailure(err error) bool {
 		ex   *sobek.Exception
 	)
 	return errors.As(err, &ex) || errors.As(err, &intr) || errors.As(err, &so)
-}
-
-// newSandboxRuntime builds a runtime with the sandbox's lockdown applied and
-// nothing evaluated: the first half of newInstance.
-func (p *Program) newSandboxRuntime() (*sobek.Runtime, error) {
-	rt := sobek.New()
-	rt.SetMaxCallStackSize(p.limits.MaxCallStack)
-	rt.SetTimeSource(func() time.Time { panic(rt.NewTypeError(msgNoClock)) })
-	rt.SetRandSource(func() float64 { panic(rt.NewTypeError(msgNoRandom)) })
-	f, err := rt.RunProgram(lockdown)
-	if err != nil {
-		return nil, fmt.Errorf("policy: sandbox lockdown failed: %w", err)
-	}
-	fn, _ := sobek.AssertFunction(f)
-	if _, err := fn(sobek.Undefined(), rt.ToValue(p.limits.MaxMemoryBytes)); err != nil {
-		return nil, fmt.Errorf("policy: sandbox lockdown failed: %w", err)
-	}
-	return rt, nil
 }

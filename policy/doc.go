@@ -94,7 +94,13 @@
 //     ArrayBuffer and typed-array constructors throw RangeError past
 //     MaxMemoryBytes, and Array.prototype.fill is reimplemented in JS so it
 //     is interruptible (sobek's native fill on new Array(1e9) would run for
-//     minutes and exhaust memory).
+//     minutes and exhaust memory). The guards are Go wrappers around the
+//     originals, which no JS value reaches; a typed-array argument's size
+//     is taken from its real type and length, not from instanceof (which JS
+//     can fool). A typed-array constructor's guard is installed the first
+//     time its global is read (until then the global is an accessor, so
+//     Object.getOwnPropertyDescriptor shows get/set): most code never uses
+//     them, and the lockdown of each runtime is cheaper for it.
 //
 // Gaps, stated plainly: other native built-ins still run to completion
 // before an interrupt is seen, so a few can take long over huge sparse

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"syscall"
 	"testing"
 
 	"github.com/charterlog/charter/internal/app"
@@ -41,16 +42,42 @@ func BenchmarkBankingTransfer(b *testing.B) {
 	}
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
+		cpu := startCPU()
 		for b.Loop() {
 			run()
 		}
+		cpu.report(b)
 	})
 	b.Run("parallel", func(b *testing.B) {
 		b.ReportAllocs()
+		cpu := startCPU()
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				run()
 			}
 		})
+		cpu.report(b)
 	})
+}
+
+// cpuMeter measures the process's CPU time (user+system, every thread: GC,
+// the watchdog and any background work included), which is what a loaded
+// node pays per request, unlike ns/op on an idle core.
+type cpuMeter int64
+
+func processCPU() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+func startCPU() cpuMeter { return cpuMeter(processCPU()) }
+
+// report adds cpu-µs/op: process CPU time since startCPU per iteration.
+func (m cpuMeter) report(b *testing.B) {
+	if b.N > 0 {
+		b.ReportMetric(float64(processCPU()-int64(m))/1e3/float64(b.N), "cpu-µs/op")
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +46,9 @@ type call struct {
 	errorCtor, rangeCtor   *sobek.Object
 	syntaxCtor             *sobek.Object
 	kvHandles, histHandles map[string]*sobek.Object
+	kvProto                *sobek.Object // prototype of map handles, built on first use
+	crypto                 *sobek.Object // ccf.crypto, built on first use
+	kvByObj                map[*sobek.Object]*kvHandle
 }
 
 func (c *call) throwType(format string, args ...any) {
@@ -98,6 +102,21 @@ func (c *call) buffer(b []byte) sobek.Value {
 
 func (c *call) fn(f func(sobek.FunctionCall) sobek.Value) sobek.Value { return c.rt.ToValue(f) }
 
+// method sets o[name] to a host function named name, with the given
+// length, as a built-in method (writable, configurable, not enumerable).
+func (c *call) method(o *sobek.Object, name string, length int, f func(sobek.FunctionCall) sobek.Value) {
+	fo := c.fn(f).(*sobek.Object)
+	nameFn(c.rt, fo, name, length)
+	o.DefineDataProperty(name, fo, sobek.FLAG_TRUE, sobek.FLAG_TRUE, sobek.FLAG_FALSE)
+}
+
+// nameFn gives a host function its JS name and length (sobek names it
+// after the Go function).
+func nameFn(rt *sobek.Runtime, f *sobek.Object, name string, length int) {
+	f.DefineDataProperty("name", rt.ToValue(name), sobek.FLAG_FALSE, sobek.FLAG_TRUE, sobek.FLAG_FALSE)
+	f.DefineDataProperty("length", rt.ToValue(length), sobek.FLAG_FALSE, sobek.FLAG_TRUE, sobek.FLAG_FALSE)
+}
+
 // setup installs the host globals on a fresh runtime, before any module
 // code runs.
 func (c *call) setup(rt *sobek.Runtime) error {
@@ -111,54 +130,114 @@ func (c *call) setup(rt *sobek.Runtime) error {
 	c.rangeCtor = rt.Get("RangeError").ToObject(rt)
 	c.syntaxCtor = rt.Get("SyntaxError").ToObject(rt)
 
-	ccf := rt.NewObject()
-	set := func(o *sobek.Object, name string, f func(sobek.FunctionCall) sobek.Value) {
-		if err := o.Set(name, c.fn(f)); err != nil {
-			panic(err)
-		}
-	}
-	set(ccf, "strToBuf", c.strToBuf)
-	set(ccf, "bufToStr", c.bufToStr)
-	set(ccf, "jsonCompatibleToBuf", c.jsonCompatibleToBuf)
-	set(ccf, "bufToJsonCompatible", c.bufToJsonCompatible)
-	set(ccf, "pemToId", c.pemToID)
+	// ccf's functions and sub-objects are built on first read (an app uses
+	// a few of some fifty): ccf's prototype is a lazyProps, so they read,
+	// enumerate (for-in) and can be overridden like own properties, but
+	// Object.keys(ccf) lists only kv (and historicalState).
+	ccf := rt.CreateObject(rt.NewDynamicObject(&lazyProps{names: ccfNames, make: c.ccfMember}))
 	ccf.Set("kv", rt.NewDynamicObject(&kvMaps{c: c, hist: nil}))
-
-	crypto := c.cryptoObject()
-	ccf.Set("crypto", crypto)
-	// CCF keeps these deprecated aliases on ccf itself.
-	for _, n := range []string{"generateAesKey", "generateRsaKeyPair", "generateEcdsaKeyPair", "wrapKey", "digest", "isValidX509CertBundle", "isValidX509CertChain"} {
-		ccf.Set(n, crypto.Get(n))
-	}
-
-	rpc := rt.NewObject()
-	set(rpc, "setApplyWrites", c.setApplyWrites)
-	set(rpc, "setClaimsDigest", c.setClaimsDigest)
-	ccf.Set("rpc", rpc)
-
-	cons := rt.NewObject()
-	set(cons, "getLastCommittedTxId", c.getLastCommittedTxID)
-	set(cons, "getStatusForTxId", c.getStatusForTxID)
-	set(cons, "getViewForSeqno", c.getViewForSeqno)
-	ccf.Set("consensus", cons)
-
-	hist := rt.NewObject()
-	set(hist, "getStateRange", c.getStateRange)
-	set(hist, "dropCachedStates", c.dropCachedStates)
-	ccf.Set("historical", hist)
 	if c.req != nil && c.req.HistoricalState != nil {
 		ccf.Set("historicalState", c.historicalState(c.req.HistoricalState))
 	}
-
 	if err := rt.GlobalObject().Set("ccf", ccf); err != nil {
 		return err
 	}
-	console := rt.NewObject()
-	for name, level := range map[string]slog.Level{"log": slog.LevelInfo, "info": slog.LevelInfo,
-		"debug": slog.LevelDebug, "warn": slog.LevelWarn, "error": slog.LevelError} {
-		set(console, name, c.console(level))
-	}
+	console := rt.CreateObject(rt.NewDynamicObject(&lazyProps{names: consoleNames, make: c.consoleMember}))
 	return rt.GlobalObject().Set("console", console)
+}
+
+// lazyProps is a DynamicObject meant as the prototype of a host object:
+// each of its properties is built by make on first read and kept.
+type lazyProps struct {
+	names []string
+	make  func(name string) sobek.Value
+	vals  []sobek.Value // by index in names
+}
+
+func (l *lazyProps) Get(name string) sobek.Value {
+	for i, n := range l.names {
+		if n == name {
+			if l.vals == nil {
+				l.vals = make([]sobek.Value, len(l.names))
+			}
+			if l.vals[i] == nil {
+				l.vals[i] = l.make(name)
+			}
+			return l.vals[i]
+		}
+	}
+	return nil
+}
+func (l *lazyProps) Has(name string) bool         { return slices.Contains(l.names, name) }
+func (l *lazyProps) Set(string, sobek.Value) bool { return false }
+func (l *lazyProps) Delete(string) bool           { return false }
+func (l *lazyProps) Keys() []string               { return l.names }
+
+// cryptoAliases are the ccf.crypto functions CCF keeps on ccf itself
+// (deprecated).
+var cryptoAliases = []string{"generateAesKey", "generateRsaKeyPair", "generateEcdsaKeyPair", "wrapKey", "digest", "isValidX509CertBundle", "isValidX509CertChain"}
+
+var ccfNames = append([]string{"strToBuf", "bufToStr", "jsonCompatibleToBuf", "bufToJsonCompatible", "pemToId",
+	"crypto", "rpc", "consensus", "historical"}, cryptoAliases...)
+
+// ccfMember builds ccf[name].
+func (c *call) ccfMember(name string) sobek.Value {
+	rt := c.rt
+	fn := func(f func(sobek.FunctionCall) sobek.Value, length int) sobek.Value {
+		o := c.fn(f).(*sobek.Object)
+		nameFn(rt, o, name, length)
+		return o
+	}
+	switch name {
+	case "strToBuf":
+		return fn(c.strToBuf, 1)
+	case "bufToStr":
+		return fn(c.bufToStr, 1)
+	case "jsonCompatibleToBuf":
+		return fn(c.jsonCompatibleToBuf, 1)
+	case "bufToJsonCompatible":
+		return fn(c.bufToJsonCompatible, 1)
+	case "pemToId":
+		return fn(c.pemToID, 1)
+	case "crypto":
+		return c.cryptoObject()
+	case "rpc":
+		o := rt.NewObject()
+		c.method(o, "setApplyWrites", 1, c.setApplyWrites)
+		c.method(o, "setClaimsDigest", 1, c.setClaimsDigest)
+		return o
+	case "consensus":
+		o := rt.NewObject()
+		c.method(o, "getLastCommittedTxId", 0, c.getLastCommittedTxID)
+		c.method(o, "getStatusForTxId", 2, c.getStatusForTxID)
+		c.method(o, "getViewForSeqno", 1, c.getViewForSeqno)
+		return o
+	case "historical":
+		o := rt.NewObject()
+		c.method(o, "getStateRange", 4, c.getStateRange)
+		c.method(o, "dropCachedStates", 1, c.dropCachedStates)
+		return o
+	}
+	// A deprecated alias: the same function as ccf.crypto's, whatever
+	// the app has done to ccf.crypto since.
+	return c.cryptoObject().Get(name)
+}
+
+var consoleNames = []string{"log", "info", "debug", "warn", "error"}
+
+func (c *call) consoleMember(name string) sobek.Value {
+	level := slog.LevelInfo
+	switch name {
+	case "debug":
+		level = slog.LevelDebug
+	case "warn":
+		level = slog.LevelWarn
+	case "error":
+		level = slog.LevelError
+	}
+	o := c.fn(c.console(level)).(*sobek.Object)
+	nameFn(c.rt, o, name, 0)
+	return o
 }
 
 // ---- converters (CCF src/js/extensions/ccf/converters.cpp)
@@ -409,140 +488,165 @@ func (m *kvMaps) Has(string) bool              { return true }
 func (m *kvMaps) Delete(string) bool           { return false }
 func (m *kvMaps) Keys() []string               { return nil }
 
-// kvHandle builds the map object with CCF's methods; those the map's
-// access does not allow throw CCF's TypeError.
-func (c *call) kvHandle(name string, hist State) *sobek.Object {
-	rt := c.rt
-	readonly := c.readonly || hist != nil
-	access := MapAccess(name, readonly)
-	execCtx := "application"
-	if readonly {
-		execCtx = "read-only application"
-	}
-	denied := func(method string) func(sobek.FunctionCall) sobek.Value {
-		return func(sobek.FunctionCall) sobek.Value {
-			c.throwType("Cannot call .%s() on %s table named %s in %s execution context. See %s for more detail.",
-				method, access, name, execCtx, permissionsURL)
-			return nil
-		}
-	}
-	get := func(key []byte) ([]byte, bool) {
-		if hist != nil {
-			v, err := hist.GetKV(name, key)
-			if errors.Is(err, errNotFound) {
-				return nil, false
-			}
-			if err != nil {
-				c.throwError("Failed to read historical map %s: %v", name, err)
-			}
-			return v, true
-		}
-		v, ok, err := c.tx.get(name, key)
-		if err != nil {
-			c.abort(err)
-		}
-		return v, ok
-	}
-	entries := func() []kvEntry {
-		if hist != nil {
-			var out []kvEntry
-			err := hist.ScanKV(name, func(k, v []byte) error {
-				out = append(out, kvEntry{append([]byte(nil), k...), append([]byte(nil), v...)})
-				return nil
-			})
-			if err != nil {
-				c.throwError("Failed to read historical map %s: %v", name, err)
-			}
-			return out
-		}
-		es, err := c.tx.entries(name)
-		if err != nil {
-			c.abort(err)
-		}
-		return es
-	}
-	key := func(fc sobek.FunctionCall) []byte {
-		c.argc(fc, 1)
-		k, ok := c.bytesOf(fc.Argument(0))
-		if !ok {
-			c.throwType("Argument must be an ArrayBuffer")
-		}
-		return k
-	}
+// kvHandle is the host side of one map handle object.
+type kvHandle struct {
+	name    string
+	hist    State // nil: the request's Tx
+	access  Access
+	execCtx string
+}
 
-	o := rt.NewObject()
-	var has, getFn, forEach, size, set, del, clear func(sobek.FunctionCall) sobek.Value
-	if access == AccessIllegal {
-		has, getFn, forEach, size = denied("has"), denied("get"), denied("forEach"), denied("size")
-	} else {
-		has = func(fc sobek.FunctionCall) sobek.Value {
-			_, ok := get(key(fc))
-			return rt.ToValue(ok)
-		}
-		getFn = func(fc sobek.FunctionCall) sobek.Value {
-			v, ok := get(key(fc))
-			if !ok {
-				return sobek.Undefined()
-			}
-			return c.buffer(append([]byte(nil), v...))
-		}
-		forEach = func(fc sobek.FunctionCall) sobek.Value {
-			c.argc(fc, 1)
-			cb, ok := sobek.AssertFunction(fc.Argument(0))
-			if !ok {
-				c.throwType("Argument must be a function")
-			}
-			for _, e := range entries() {
-				if _, err := cb(sobek.Undefined(), c.buffer(e.value), c.buffer(e.key), o); err != nil {
-					panic(err)
-				}
-			}
-			return sobek.Undefined()
-		}
-		size = func(fc sobek.FunctionCall) sobek.Value {
-			return rt.ToValue(len(entries()))
-		}
+// kvHandle builds a map handle object. As in CCF (whose handles are
+// instances of one class), the methods live on a prototype shared by all
+// the call's handles, built on first use, so a handle costs one object,
+// not seven functions; they throw CCF's TypeError where the map's access
+// does not allow them, and a TypeError if `this` is not a handle.
+func (c *call) kvHandle(name string, hist State) *sobek.Object {
+	readonly := c.readonly || hist != nil
+	h := &kvHandle{name: name, hist: hist, access: MapAccess(name, readonly), execCtx: "application"}
+	if readonly {
+		h.execCtx = "read-only application"
 	}
-	if access != AccessReadWrite {
-		set, del, clear = denied("set"), denied("delete"), denied("clear")
-	} else {
-		set = func(fc sobek.FunctionCall) sobek.Value {
-			c.argc(fc, 2)
-			k, ok1 := c.bytesOf(fc.Argument(0))
-			v, ok2 := c.bytesOf(fc.Argument(1))
-			if !ok1 || !ok2 {
-				c.throwType("Arguments must be ArrayBuffers")
-			}
-			if err := c.tx.put(name, k, v, false); err != nil {
-				c.throw(c.rangeCtor, "%v", err)
-			}
-			return o
-		}
-		del = func(fc sobek.FunctionCall) sobek.Value {
-			if err := c.tx.put(name, key(fc), nil, true); err != nil {
-				c.throw(c.rangeCtor, "%v", err)
-			}
-			return sobek.Undefined()
-		}
-		clear = func(fc sobek.FunctionCall) sobek.Value {
-			c.argc(fc, 0)
-			if err := c.tx.clear(name); err != nil {
-				if c.tx.fatal != nil {
-					c.abort(err)
-				}
-				c.throw(c.rangeCtor, "%v", err)
-			}
-			return sobek.Undefined()
-		}
+	if c.kvProto == nil {
+		c.kvProto = c.newKVProto()
+		c.kvByObj = make(map[*sobek.Object]*kvHandle, 4)
 	}
-	o.Set("has", c.fn(has))
-	o.Set("get", c.fn(getFn))
-	o.Set("set", c.fn(set))
-	o.Set("delete", c.fn(del))
-	o.Set("clear", c.fn(clear))
-	o.Set("forEach", c.fn(forEach))
-	o.DefineAccessorProperty("size", c.fn(size), nil, sobek.FLAG_TRUE, sobek.FLAG_TRUE)
+	o := c.rt.CreateObject(c.kvProto)
+	c.kvByObj[o] = h
 	return o
+}
+
+// kvThis returns the handle a map method was called on, after checking
+// that the map's access allows the method (write: set, delete, clear).
+func (c *call) kvThis(fc sobek.FunctionCall, method string, write bool) (*kvHandle, *sobek.Object) {
+	o, _ := fc.This.(*sobek.Object)
+	h := c.kvByObj[o]
+	if h == nil {
+		c.throwType("%s called on an object that is not a KV map handle", method)
+	}
+	if h.access == AccessIllegal || (write && h.access != AccessReadWrite) {
+		c.throwType("Cannot call .%s() on %s table named %s in %s execution context. See %s for more detail.",
+			method, h.access, h.name, h.execCtx, permissionsURL)
+	}
+	return h, o
+}
+
+func (c *call) kvGet(h *kvHandle, key []byte) ([]byte, bool) {
+	if h.hist != nil {
+		v, err := h.hist.GetKV(h.name, key)
+		if errors.Is(err, errNotFound) {
+			return nil, false
+		}
+		if err != nil {
+			c.throwError("Failed to read historical map %s: %v", h.name, err)
+		}
+		return v, true
+	}
+	v, ok, err := c.tx.get(h.name, key)
+	if err != nil {
+		c.abort(err)
+	}
+	return v, ok
+}
+
+func (c *call) kvEntries(h *kvHandle) []kvEntry {
+	if h.hist != nil {
+		var out []kvEntry
+		err := h.hist.ScanKV(h.name, func(k, v []byte) error {
+			out = append(out, kvEntry{append([]byte(nil), k...), append([]byte(nil), v...)})
+			return nil
+		})
+		if err != nil {
+			c.throwError("Failed to read historical map %s: %v", h.name, err)
+		}
+		return out
+	}
+	es, err := c.tx.entries(h.name)
+	if err != nil {
+		c.abort(err)
+	}
+	return es
+}
+
+func (c *call) kvKey(fc sobek.FunctionCall) []byte {
+	c.argc(fc, 1)
+	k, ok := c.bytesOf(fc.Argument(0))
+	if !ok {
+		c.throwType("Argument must be an ArrayBuffer")
+	}
+	return k
+}
+
+// newKVProto builds the map handles' prototype: CCF's has, get, set,
+// delete, clear, forEach and the size getter.
+func (c *call) newKVProto() *sobek.Object {
+	rt := c.rt
+	p := rt.NewObject()
+	c.method(p, "has", 1, func(fc sobek.FunctionCall) sobek.Value {
+		h, _ := c.kvThis(fc, "has", false)
+		_, ok := c.kvGet(h, c.kvKey(fc))
+		return rt.ToValue(ok)
+	})
+	c.method(p, "get", 1, func(fc sobek.FunctionCall) sobek.Value {
+		h, _ := c.kvThis(fc, "get", false)
+		v, ok := c.kvGet(h, c.kvKey(fc))
+		if !ok {
+			return sobek.Undefined()
+		}
+		return c.buffer(append([]byte(nil), v...))
+	})
+	c.method(p, "set", 2, func(fc sobek.FunctionCall) sobek.Value {
+		h, o := c.kvThis(fc, "set", true)
+		c.argc(fc, 2)
+		k, ok1 := c.bytesOf(fc.Argument(0))
+		v, ok2 := c.bytesOf(fc.Argument(1))
+		if !ok1 || !ok2 {
+			c.throwType("Arguments must be ArrayBuffers")
+		}
+		if err := c.tx.put(h.name, k, v, false); err != nil {
+			c.throw(c.rangeCtor, "%v", err)
+		}
+		return o
+	})
+	c.method(p, "delete", 1, func(fc sobek.FunctionCall) sobek.Value {
+		h, _ := c.kvThis(fc, "delete", true)
+		if err := c.tx.put(h.name, c.kvKey(fc), nil, true); err != nil {
+			c.throw(c.rangeCtor, "%v", err)
+		}
+		return sobek.Undefined()
+	})
+	c.method(p, "clear", 0, func(fc sobek.FunctionCall) sobek.Value {
+		h, _ := c.kvThis(fc, "clear", true)
+		c.argc(fc, 0)
+		if err := c.tx.clear(h.name); err != nil {
+			if c.tx.fatal != nil {
+				c.abort(err)
+			}
+			c.throw(c.rangeCtor, "%v", err)
+		}
+		return sobek.Undefined()
+	})
+	c.method(p, "forEach", 1, func(fc sobek.FunctionCall) sobek.Value {
+		h, o := c.kvThis(fc, "forEach", false)
+		c.argc(fc, 1)
+		cb, ok := sobek.AssertFunction(fc.Argument(0))
+		if !ok {
+			c.throwType("Argument must be a function")
+		}
+		for _, e := range c.kvEntries(h) {
+			if _, err := cb(sobek.Undefined(), c.buffer(e.value), c.buffer(e.key), o); err != nil {
+				panic(err)
+			}
+		}
+		return sobek.Undefined()
+	})
+	size := c.fn(func(fc sobek.FunctionCall) sobek.Value {
+		h, _ := c.kvThis(fc, "size", false)
+		return rt.ToValue(len(c.kvEntries(h)))
+	}).(*sobek.Object)
+	nameFn(rt, size, "get size", 0)
+	p.DefineAccessorProperty("size", size, nil, sobek.FLAG_TRUE, sobek.FLAG_TRUE)
+	return p
 }
 
 // abort stops the call after a State failure: the runtime is interrupted

@@ -29,36 +29,80 @@ import (
 // throws. Keys are PEM: private keys PKCS#8 ("PRIVATE KEY"), public keys
 // SubjectPublicKeyInfo ("PUBLIC KEY"), as OpenSSL writes them for CCF.
 
+// cryptoObject returns ccf.crypto, built on first use (ccf.crypto and the
+// deprecated aliases on ccf share it).
 func (c *call) cryptoObject() *sobek.Object {
-	o := c.rt.NewObject()
-	for name, f := range map[string]func(sobek.FunctionCall) sobek.Value{
-		"digest":                c.digest,
-		"sign":                  c.sign,
-		"verifySignature":       c.verifySignature,
-		"generateAesKey":        c.generateAesKey,
-		"generateRsaKeyPair":    c.generateRsaKeyPair,
-		"generateEcdsaKeyPair":  c.generateEcdsaKeyPair,
-		"generateEddsaKeyPair":  c.generateEddsaKeyPair,
-		"wrapKey":               c.wrapKey,
-		"unwrapKey":             c.unwrapKey,
-		"isValidX509CertBundle": c.isValidX509CertBundle,
-		"isValidX509CertChain":  c.isValidX509CertChain,
-		"pubPemToJwk":           c.jwkFromPEM(false, "EC"),
-		"pemToJwk":              c.jwkFromPEM(true, "EC"),
-		"pubRsaPemToJwk":        c.jwkFromPEM(false, "RSA"),
-		"rsaPemToJwk":           c.jwkFromPEM(true, "RSA"),
-		"pubEddsaPemToJwk":      c.jwkFromPEM(false, "OKP"),
-		"eddsaPemToJwk":         c.jwkFromPEM(true, "OKP"),
-		"pubJwkToPem":           c.pemFromJWK(false, "EC"),
-		"jwkToPem":              c.pemFromJWK(true, "EC"),
-		"pubRsaJwkToPem":        c.pemFromJWK(false, "RSA"),
-		"rsaJwkToPem":           c.pemFromJWK(true, "RSA"),
-		"pubEddsaJwkToPem":      c.pemFromJWK(false, "OKP"),
-		"eddsaJwkToPem":         c.pemFromJWK(true, "OKP"),
-	} {
-		o.Set(name, c.fn(f))
+	if c.crypto == nil {
+		c.crypto = c.rt.CreateObject(c.rt.NewDynamicObject(&lazyProps{names: cryptoNames, make: c.cryptoMember}))
 	}
+	return c.crypto
+}
+
+func (c *call) cryptoMember(name string) sobek.Value {
+	f := c.cryptoFunc(name)
+	if f == nil {
+		return nil
+	}
+	o := c.fn(f).(*sobek.Object)
+	nameFn(c.rt, o, name, 0)
 	return o
+}
+
+var cryptoNames = []string{"digest", "sign", "verifySignature", "generateAesKey", "generateRsaKeyPair",
+	"generateEcdsaKeyPair", "generateEddsaKeyPair", "wrapKey", "unwrapKey", "isValidX509CertBundle",
+	"isValidX509CertChain", "pubPemToJwk", "pemToJwk", "pubRsaPemToJwk", "rsaPemToJwk", "pubEddsaPemToJwk",
+	"eddsaPemToJwk", "pubJwkToPem", "jwkToPem", "pubRsaJwkToPem", "rsaJwkToPem", "pubEddsaJwkToPem", "eddsaJwkToPem"}
+
+func (c *call) cryptoFunc(name string) func(sobek.FunctionCall) sobek.Value {
+	switch name {
+	case "digest":
+		return c.digest
+	case "sign":
+		return c.sign
+	case "verifySignature":
+		return c.verifySignature
+	case "generateAesKey":
+		return c.generateAesKey
+	case "generateRsaKeyPair":
+		return c.generateRsaKeyPair
+	case "generateEcdsaKeyPair":
+		return c.generateEcdsaKeyPair
+	case "generateEddsaKeyPair":
+		return c.generateEddsaKeyPair
+	case "wrapKey":
+		return c.wrapKey
+	case "unwrapKey":
+		return c.unwrapKey
+	case "isValidX509CertBundle":
+		return c.isValidX509CertBundle
+	case "isValidX509CertChain":
+		return c.isValidX509CertChain
+	case "pubPemToJwk":
+		return c.jwkFromPEM(false, "EC")
+	case "pemToJwk":
+		return c.jwkFromPEM(true, "EC")
+	case "pubRsaPemToJwk":
+		return c.jwkFromPEM(false, "RSA")
+	case "rsaPemToJwk":
+		return c.jwkFromPEM(true, "RSA")
+	case "pubEddsaPemToJwk":
+		return c.jwkFromPEM(false, "OKP")
+	case "eddsaPemToJwk":
+		return c.jwkFromPEM(true, "OKP")
+	case "pubJwkToPem":
+		return c.pemFromJWK(false, "EC")
+	case "jwkToPem":
+		return c.pemFromJWK(true, "EC")
+	case "pubRsaJwkToPem":
+		return c.pemFromJWK(false, "RSA")
+	case "rsaJwkToPem":
+		return c.pemFromJWK(true, "RSA")
+	case "pubEddsaJwkToPem":
+		return c.pemFromJWK(false, "OKP")
+	case "eddsaJwkToPem":
+		return c.pemFromJWK(true, "OKP")
+	}
+	return nil
 }
 
 func (c *call) bufArg(fc sobek.FunctionCall, i int) []byte {

@@ -138,18 +138,28 @@ func (c *call) request() (sobek.Value, error) {
 	o.Set("hostname", req.Hostname)
 	o.Set("route", req.Route)
 	o.Set("url", req.URL)
-	body := rt.NewObject()
-	body.Set("text", c.fn(func(sobek.FunctionCall) sobek.Value { return rt.ToValue(string(req.Body)) }))
-	body.Set("json", c.fn(func(sobek.FunctionCall) sobek.Value {
-		v, err := c.parse(sobek.Undefined(), rt.ToValue(string(req.Body)))
-		if err != nil {
-			panic(err)
+	// CCF's body is an object with text(), json() and arrayBuffer(),
+	// built on first read.
+	body := rt.CreateObject(rt.NewDynamicObject(&lazyProps{names: bodyNames, make: func(name string) sobek.Value {
+		var f func(sobek.FunctionCall) sobek.Value
+		switch name {
+		case "text":
+			f = func(sobek.FunctionCall) sobek.Value { return rt.ToValue(string(req.Body)) }
+		case "json":
+			f = func(sobek.FunctionCall) sobek.Value {
+				v, err := c.parse(sobek.Undefined(), rt.ToValue(string(req.Body)))
+				if err != nil {
+					panic(err)
+				}
+				return v
+			}
+		default: // arrayBuffer
+			f = func(sobek.FunctionCall) sobek.Value { return c.buffer(append([]byte(nil), req.Body...)) }
 		}
-		return v
-	}))
-	body.Set("arrayBuffer", c.fn(func(sobek.FunctionCall) sobek.Value {
-		return c.buffer(append([]byte(nil), req.Body...))
-	}))
+		fo := c.fn(f).(*sobek.Object)
+		nameFn(rt, fo, name, 0)
+		return fo
+	}}))
 	o.Set("body", body)
 	caller, err := c.toJS(req.Caller, 0)
 	if err != nil {
@@ -158,6 +168,8 @@ func (c *call) request() (sobek.Value, error) {
 	o.Set("caller", caller)
 	return o, nil
 }
+
+var bodyNames = []string{"text", "json", "arrayBuffer"}
 
 // toJS copies a JSON-like Go value into JS.
 func (c *call) toJS(v any, depth int) (sobek.Value, error) {
