@@ -144,7 +144,13 @@ func (n *Node) serveApp(w http.ResponseWriter, r *http.Request) {
 		writeAppError(w, http.StatusNotFound, "ResourceNotFound", "Unknown path: "+r.URL.Path)
 		return
 	}
+	// Only a trusted node's word on its client's certificate is believed.
 	fromPeer := n.peerVerified(r)
+	if fromPeer {
+		if _, untrusted, err := n.untrustedPeer(r); err != nil || untrusted {
+			fromPeer = false
+		}
+	}
 	if !fromPeer {
 		r.Header.Del(headerForwardedClientCert)
 	}

@@ -138,23 +138,42 @@ func (n *Node) refusePending(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// The direct caller: at the leader, a forwarded request's caller is
 		// the node that forwarded it, which checked its own caller.
-		if key, ok := publicKeyOf(r.TLS.PeerCertificates[0]); ok {
-			recs, err := n.nodeRecords()
-			if err != nil {
-				registry.WriteProblem(w, registry.ProblemFor(err))
-				return
-			}
-			pemKey := publicKeyPEM(key)
-			for id, rec := range recs {
-				if rec.PublicKey == pemKey && !(rec.Status == NodeTrusted && (!rec.Joined || rec.SecretsReleased)) {
-					registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden",
-						Detail: fmt.Sprintf("node %d is not trusted by the network", id)})
-					return
-				}
-			}
+		id, untrusted, err := n.untrustedPeer(r)
+		if err != nil {
+			registry.WriteProblem(w, registry.ProblemFor(err))
+			return
+		}
+		if untrusted {
+			registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden",
+				Detail: fmt.Sprintf("node %d is not trusted by the network", id)})
+			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// untrustedPeer reports whether the TLS client's key is that of a node the
+// network has not trusted (or not yet given the secrets to): such a node
+// holds a node certificate from joining, but must not act for the network.
+func (n *Node) untrustedPeer(r *http.Request) (uint64, bool, error) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return 0, false, nil
+	}
+	key, ok := publicKeyOf(r.TLS.PeerCertificates[0])
+	if !ok {
+		return 0, false, nil
+	}
+	recs, err := n.nodeRecords()
+	if err != nil {
+		return 0, false, err
+	}
+	pemKey := publicKeyPEM(key)
+	for id, rec := range recs {
+		if rec.PublicKey == pemKey && !(rec.Status == NodeTrusted && (!rec.Joined || rec.SecretsReleased)) {
+			return id, true, nil
+		}
+	}
+	return 0, false, nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
