@@ -6,6 +6,7 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/grafana/sobek"
@@ -55,7 +56,13 @@ type Program struct {
 	byPath  map[string]*sobek.SourceTextModuleRecord
 	pathOf  map[sobek.ModuleRecord]string
 	exports []string
-	pool    chan *instance
+	// idle holds the runtimes not in use, most recently returned last:
+	// handing out the warmest one keeps a call's memory in cache. avail
+	// holds a token per idle runtime, so waiting for one is a channel
+	// receive.
+	idleMu sync.Mutex
+	idle   []*instance
+	avail  chan struct{}
 	// slots holds a token for every runtime built and not discarded.
 	slots chan struct{}
 }
@@ -78,7 +85,7 @@ func Compile(name string, modules map[string]string, entry string, limits Limits
 		limits: limits.withDefaults(),
 		byPath: make(map[string]*sobek.SourceTextModuleRecord, len(modules)),
 		pathOf: make(map[sobek.ModuleRecord]string, len(modules)),
-		pool:   make(chan *instance, poolSize()),
+		avail:  make(chan struct{}, poolSize()),
 		slots:  make(chan struct{}, poolSize()),
 	}
 	// sobek's linker still panics on some inputs (its "TODO return err"s);
