@@ -55,6 +55,8 @@ type Program struct {
 	byPath  map[string]*sobek.SourceTextModuleRecord
 	pathOf  map[sobek.ModuleRecord]string
 	exports []string
+	// generators: some module has a generator function (usesGenerators).
+	generators bool
 	pool    chan *instance
 	// slots holds a token for every runtime built and not discarded.
 	slots chan struct{}
@@ -108,6 +110,7 @@ func Compile(name string, modules map[string]string, entry string, limits Limits
 			return nil, err
 		}
 		bodies[mp] = body
+		p.generators = p.generators || usesGenerators(body)
 		p.byPath[mp] = rec
 		p.pathOf[rec] = mp
 	}
