@@ -57,7 +57,7 @@ type Program struct {
 	exports []string
 	// generators: some module has a generator function (usesGenerators).
 	generators bool
-	pool    chan *instance
+	pool       chan *instance
 	// slots holds a token for every runtime built and not discarded.
 	slots chan struct{}
 }
