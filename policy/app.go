@@ -62,6 +62,7 @@ func CompileModules(name string, modules map[string]string, limits Limits) (m *M
 			return nil, err
 		}
 		bodies[mp] = body
+		p.generators = p.generators || usesGenerators(body)
 		p.byPath[mp] = rec
 		p.pathOf[rec] = mp
 		paths = append(paths, mp)

@@ -56,6 +56,8 @@ type Program struct {
 	byPath  map[string]*sobek.SourceTextModuleRecord
 	pathOf  map[sobek.ModuleRecord]string
 	exports []string
+	// generators: some module has a generator function (usesGenerators).
+	generators bool
 	// idle holds the runtimes not in use, most recently returned last:
 	// handing out the warmest one keeps a call's memory in cache. avail
 	// holds a token per idle runtime, so waiting for one is a channel
@@ -115,6 +117,7 @@ func Compile(name string, modules map[string]string, entry string, limits Limits
 			return nil, err
 		}
 		bodies[mp] = body
+		p.generators = p.generators || usesGenerators(body)
 		p.byPath[mp] = rec
 		p.pathOf[rec] = mp
 	}

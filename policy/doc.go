@@ -57,7 +57,9 @@
 //     use the host's time zone: run nodes with TZ=UTC.
 //   - no randomness: Math.random() throws TypeError.
 //   - no code from strings: eval is removed; Function and the generator and
-//     async function constructors (however reached) throw TypeError.
+//     async function constructors (however reached) throw TypeError. (The
+//     generator one is replaced only in bundles that have a generator
+//     function: without one, JS cannot reach it.)
 //
 // # Limits and their precision
 //

@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/grafana/sobek"
+	"github.com/grafana/sobek/ast"
 )
 
 // newSandboxRuntime builds a runtime with the sandbox's lockdown applied
@@ -20,7 +21,7 @@ func (p *Program) newSandboxRuntime() (*sobek.Runtime, error) {
 	// those calls throw a catchable TypeError.
 	rt.SetTimeSource(func() time.Time { panic(rt.NewTypeError(msgNoClock)) })
 	rt.SetRandSource(func() float64 { panic(rt.NewTypeError(msgNoRandom)) })
-	if err := lockdown(rt, p.limits.MaxMemoryBytes); err != nil {
+	if err := lockdown(rt, p.limits.MaxMemoryBytes, p.generators); err != nil {
 		return nil, fmt.Errorf("policy: sandbox lockdown failed: %w", err)
 	}
 	return rt, nil
@@ -42,6 +43,9 @@ func (p *Program) newSandboxRuntime() (*sobek.Runtime, error) {
 //     array constructors refuse results larger than the memory limit before
 //     allocating them in one native step.
 //
+// The GeneratorFunction constructor is replaced only if the bundle has a
+// generator function (generators): see usesGenerators.
+//
 // The guarded constructors share the originals' prototype objects (whose
 // constructor property now names the guard), so instanceof holds for
 // buffers and arrays sobek creates natively, and inherit from the same
@@ -49,7 +53,7 @@ func (p *Program) newSandboxRuntime() (*sobek.Runtime, error) {
 // originals'. The originals are held only by Go closures: no JS value
 // leads to them. (A Proxy would be simpler, but sobek's instanceof rejects
 // a Proxy on its right-hand side.)
-func lockdown(rt *sobek.Runtime, maxBytes uint64) (err error) {
+func lockdown(rt *sobek.Runtime, maxBytes uint64, generators bool) (err error) {
 	defer func() {
 		if x := recover(); x != nil {
 			err = fmt.Errorf("%v", x)
@@ -64,13 +68,22 @@ func lockdown(rt *sobek.Runtime, maxBytes uint64) (err error) {
 	}
 	js := v.(*sobek.Object)
 	fill := js.Get("0")
-	wrapGuard, _ := sobek.AssertFunction(js.Get("3"))
-	genProto, asyncProto := js.Get("1").(*sobek.Object).Prototype(), js.Get("2").(*sobek.Object).Prototype()
+	wrapGuard, _ := sobek.AssertFunction(js.Get("2"))
+	asyncProto := js.Get("1").(*sobek.Object).Prototype()
 
 	fnProto := g.Get("Function").(*sobek.Object).Get("prototype").(*sobek.Object)
 	must(g.DefineDataProperty("Function", noCompileConstructor(rt, fnProto, "Function"), sobek.FLAG_FALSE, sobek.FLAG_FALSE, sobek.FLAG_FALSE))
-	noCompileConstructor(rt, genProto, "GeneratorFunction")
+	// Every module body runs as an async function, so sobek builds
+	// %AsyncFunction.prototype% for any app anyway: always replace its
+	// constructor.
 	noCompileConstructor(rt, asyncProto, "AsyncFunction")
+	if generators {
+		gen, err := rt.RunProgram(lockdownGenJS)
+		if err != nil {
+			return err
+		}
+		noCompileConstructor(rt, gen.(*sobek.Object).Prototype(), "GeneratorFunction")
+	}
 
 	arrayProto := g.Get("Array").(*sobek.Object).Get("prototype").(*sobek.Object)
 	must(arrayProto.DefineDataProperty("fill", fill, sobek.FLAG_TRUE, sobek.FLAG_TRUE, sobek.FLAG_FALSE))
@@ -110,8 +123,8 @@ var typedArrays = [...]struct {
 }
 
 // lockdownJS returns what is simpler or only possible in JS: the
-// interruptible Array.prototype.fill, a generator and an async function
-// (whose prototypes are reachable only through such functions) and the
+// interruptible Array.prototype.fill, an async function (whose prototype
+// is reachable only through such functions) and the
 // new.target shim of the constructor guards. fill uses no
 // global an app could replace, and touches none of sobek's lazily built
 // ones (Math, Number) so as not to build them.
@@ -138,8 +151,68 @@ function fill(value, start, end) {
 // guarded wraps a constructor guard (Go) in a function that tells it
 // new.target: Go-made constructors cannot tell new X() from X().
 function guarded(guard) { return function (a, b, c) { return guard(new.target, a, b, c); }; }
-return [fill, function* () {}, async function () {}, guarded];
+return [fill, async function () {}, guarded];
 })()`, true)
+
+// lockdownGenJS returns a generator function, whose prototype is
+// %GeneratorFunction.prototype%, for bundles that have generators. Building
+// that prototype (and %GeneratorPrototype%) is most of what a generator
+// costs sobek, hence a separate program run only when needed.
+var lockdownGenJS = sobek.MustCompile("policy-lockdown-gen.js", `(function* () {})`, true)
+
+// usesGenerators reports whether a module's syntax tree has a generator
+// function or method (function*, *m() {} in a class or object literal).
+// The GeneratorFunction constructor compiles code from strings, so
+// lockdown must replace it whenever JS can reach it; JS can reach it only
+// from a generator function object (through its prototype, or
+// %GeneratorPrototype%.constructor, reached the same way), and sobek makes
+// one only when compiled code evaluates such a function literal: no
+// built-in is or returns a generator function, and eval and Function,
+// the only ways to compile code at run time, are gone before any module
+// code runs. A bundle with none, the common case, is spared building
+// %GeneratorFunction% and its prototypes on every runtime. The walk
+// covers every field of every node of the ast package (by reflection, so
+// node types sobek adds later are covered too).
+func usesGenerators(n any) bool {
+	return walkAST(reflect.ValueOf(n), map[uintptr]bool{})
+}
+
+var astPkg = reflect.TypeFor[ast.Program]().PkgPath()
+
+func walkAST(v reflect.Value, seen map[uintptr]bool) bool {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() || !v.CanInterface() || v.Type().Elem().PkgPath() != astPkg || seen[v.Pointer()] {
+			return false
+		}
+		seen[v.Pointer()] = true
+		if f, ok := v.Interface().(*ast.FunctionLiteral); ok && f.Generator {
+			return true
+		}
+		return walkAST(v.Elem(), seen)
+	case reflect.Interface:
+		return !v.IsNil() && walkAST(v.Elem(), seen)
+	case reflect.Slice:
+		for i := range v.Len() {
+			if walkAST(v.Index(i), seen) {
+				return true
+			}
+		}
+	case reflect.Struct:
+		if v.Type().PkgPath() != astPkg || !v.CanInterface() {
+			return false
+		}
+		if f, ok := v.Interface().(ast.FunctionLiteral); ok && f.Generator {
+			return true
+		}
+		for i := range v.NumField() {
+			if walkAST(v.Field(i), seen) {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 // noCompileConstructor makes a function that throws msgNoCompile however it
 // is called, installs it as proto.constructor and returns it.
