@@ -6,7 +6,6 @@ import (
 	"path"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/grafana/sobek"
@@ -58,13 +57,7 @@ type Program struct {
 	exports []string
 	// generators: some module has a generator function (usesGenerators).
 	generators bool
-	// idle holds the runtimes not in use, most recently returned last:
-	// handing out the warmest one keeps a call's memory in cache. avail
-	// holds a token per idle runtime, so waiting for one is a channel
-	// receive.
-	idleMu sync.Mutex
-	idle   []*instance
-	avail  chan struct{}
+	pool       chan *instance
 	// slots holds a token for every runtime built and not discarded.
 	slots chan struct{}
 }
@@ -87,7 +80,7 @@ func Compile(name string, modules map[string]string, entry string, limits Limits
 		limits: limits.withDefaults(),
 		byPath: make(map[string]*sobek.SourceTextModuleRecord, len(modules)),
 		pathOf: make(map[sobek.ModuleRecord]string, len(modules)),
-		avail:  make(chan struct{}, poolSize()),
+		pool:   make(chan *instance, poolSize()),
 		slots:  make(chan struct{}, poolSize()),
 	}
 	// sobek's linker still panics on some inputs (its "TODO return err"s);

@@ -75,8 +75,8 @@ func poolSize() int { return 8 * runtime.GOMAXPROCS(0) }
 // waits for one to come back.
 func (p *Program) get(ctx context.Context) (*instance, error) {
 	select {
-	case <-p.avail:
-		return p.takeIdle(), nil
+	case inst := <-p.pool:
+		return inst, nil
 	default:
 	}
 	var done <-chan struct{}
@@ -84,8 +84,8 @@ func (p *Program) get(ctx context.Context) (*instance, error) {
 		done = ctx.Done()
 	}
 	select {
-	case <-p.avail:
-		return p.takeIdle(), nil
+	case inst := <-p.pool:
+		return inst, nil
 	case p.slots <- struct{}{}:
 		inst, err := p.newInstance(ctx)
 		if err != nil {
@@ -101,21 +101,7 @@ func (p *Program) get(ctx context.Context) (*instance, error) {
 // JS exception.
 func (p *Program) put(inst *instance) {
 	inst.rt.ClearInterrupt()
-	p.idleMu.Lock()
-	p.idle = append(p.idle, inst)
-	p.idleMu.Unlock()
-	p.avail <- struct{}{} // never blocks: a slot was taken for every runtime
-}
-
-// takeIdle pops the most recently returned runtime; the caller holds the
-// avail token that guarantees there is one.
-func (p *Program) takeIdle() *instance {
-	p.idleMu.Lock()
-	defer p.idleMu.Unlock()
-	inst := p.idle[len(p.idle)-1]
-	p.idle[len(p.idle)-1] = nil
-	p.idle = p.idle[:len(p.idle)-1]
-	return inst
+	p.pool <- inst // never blocks: a slot was taken for every runtime
 }
 
 // discard drops a runtime whose call was interrupted, overflowed or
