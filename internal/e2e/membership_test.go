@@ -1,8 +1,8 @@
 package e2e
 
 import (
-	"crypto/elliptic"
 	"bytes"
+	"crypto/elliptic"
 	"encoding/json"
 	"fmt"
 	"os"
