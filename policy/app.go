@@ -7,7 +7,6 @@ import (
 	"sort"
 
 	"github.com/grafana/sobek"
-	"github.com/grafana/sobek/ast"
 )
 
 // Modules is a bundle of ES modules compiled and linked once, with no fixed
@@ -42,48 +41,16 @@ func CompileModules(name string, modules map[string]string, limits Limits) (m *M
 			m, err = nil, &SyntaxError{Module: name, Msg: fmt.Sprintf("module linking failed: %v", x)}
 		}
 	}()
-	keys := make([]string, 0, len(modules))
-	for k := range modules {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	paths := make([]string, 0, len(keys))
-	bodies := make(map[string]*ast.Program, len(keys))
-	for _, k := range keys {
-		mp, err := cleanModulePath(k)
-		if err != nil {
-			return nil, err
-		}
-		if _, dup := p.byPath[mp]; dup {
-			return nil, &SyntaxError{Module: k, Msg: fmt.Sprintf("two modules have the path %q", mp)}
-		}
-		body, rec, err := parseModule(mp, modules[k], p.resolve)
-		if err != nil {
-			return nil, err
-		}
-		bodies[mp] = body
-		p.generators = p.generators || usesGenerators(body)
-		p.byPath[mp] = rec
-		p.pathOf[rec] = mp
-		paths = append(paths, mp)
+	paths, err := p.loadModules(modules)
+	if err != nil {
+		return nil, err
 	}
 	for _, mp := range paths {
-		if err := p.byPath[mp].Link(); err != nil {
-			return nil, linkError(mp, err)
-		}
-	}
-	for _, mp := range paths {
-		rec := p.byPath[mp]
 		// Compile every module now (sobek does it lazily, once, on first
 		// instantiation) so that no call pays for it and compile errors
 		// surface here.
-		if err := rec.InitializeEnvironment(); err != nil {
+		if err := p.byPath[mp].InitializeEnvironment(); err != nil {
 			return nil, linkError(mp, err)
-		}
-	}
-	for _, mp := range paths {
-		if err := p.checkBindings(mp, bodies[mp]); err != nil {
-			return nil, err
 		}
 	}
 	return &Modules{p: p}, nil

@@ -91,28 +91,8 @@ func Compile(name string, modules map[string]string, entry string, limits Limits
 		}
 	}()
 
-	keys := make([]string, 0, len(modules))
-	for k := range modules {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys) // deterministic: the first error reported is always the same one
-	bodies := make(map[string]*ast.Program, len(keys))
-	for _, k := range keys {
-		mp, err := cleanModulePath(k)
-		if err != nil {
-			return nil, err
-		}
-		if _, dup := p.byPath[mp]; dup {
-			return nil, &SyntaxError{Module: k, Msg: fmt.Sprintf("two modules have the path %q", mp)}
-		}
-		body, rec, err := parseModule(mp, modules[k], p.resolve)
-		if err != nil {
-			return nil, err
-		}
-		bodies[mp] = body
-		p.generators = p.generators || usesGenerators(body)
-		p.byPath[mp] = rec
-		p.pathOf[rec] = mp
+	if _, err := p.loadModules(modules); err != nil {
+		return nil, err
 	}
 	ep, err := cleanModulePath(entry)
 	if err != nil {
@@ -120,22 +100,6 @@ func Compile(name string, modules map[string]string, entry string, limits Limits
 	}
 	if p.entry = p.byPath[ep]; p.entry == nil {
 		return nil, &SyntaxError{Module: entry, Msg: "entry module is not in the bundle"}
-	}
-	// Link every module, not only those the entry reaches, so a broken
-	// module is reported now and not when some later version imports it.
-	for _, k := range keys {
-		mp, _ := cleanModulePath(k)
-		if err := p.byPath[mp].Link(); err != nil {
-			return nil, linkError(mp, err)
-		}
-	}
-	// sobek reports an import of a name the target does not export only
-	// when the module is instantiated; check every binding now.
-	for _, k := range keys {
-		mp, _ := cleanModulePath(k)
-		if err := p.checkBindings(mp, bodies[mp]); err != nil {
-			return nil, err
-		}
 	}
 	p.entry.GetExportedNames(func(names []string) {
 		seen := make(map[string]bool, len(names))
@@ -155,6 +119,52 @@ func Compile(name string, modules map[string]string, entry string, limits Limits
 	}
 	p.put(inst)
 	return p, nil
+}
+
+// loadModules parses every module of the bundle into p, in path order (so
+// the first error reported is always the same one), then links every
+// module and checks every import binding — all of them, not only those an
+// entry reaches, so a broken module is reported now and not when some later
+// version imports it. It returns the module paths in that order.
+func (p *Program) loadModules(modules map[string]string) ([]string, error) {
+	keys := make([]string, 0, len(modules))
+	for k := range modules {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	paths := make([]string, 0, len(keys))
+	bodies := make(map[string]*ast.Program, len(keys))
+	for _, k := range keys {
+		mp, err := cleanModulePath(k)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := p.byPath[mp]; dup {
+			return nil, &SyntaxError{Module: k, Msg: fmt.Sprintf("two modules have the path %q", mp)}
+		}
+		body, rec, err := parseModule(mp, modules[k], p.resolve)
+		if err != nil {
+			return nil, err
+		}
+		bodies[mp] = body
+		p.generators = p.generators || usesGenerators(body)
+		p.byPath[mp] = rec
+		p.pathOf[rec] = mp
+		paths = append(paths, mp)
+	}
+	for _, mp := range paths {
+		if err := p.byPath[mp].Link(); err != nil {
+			return nil, linkError(mp, err)
+		}
+	}
+	// sobek reports an import of a name the target does not export only
+	// when the module is instantiated; check every binding now.
+	for _, mp := range paths {
+		if err := p.checkBindings(mp, bodies[mp]); err != nil {
+			return nil, err
+		}
+	}
+	return paths, nil
 }
 
 // Name returns the name given to Compile.
