@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -261,7 +262,15 @@ func TestJWT(t *testing.T) {
 	}
 
 	good := signJWT(t, rsaKey, map[string]any{"alg": "RS256", "kid": "rsa1"}, claims(nil))
-	tampered := good[:len(good)-2] + "AA"
+	// Flip one bit of the signature itself (rewriting its last characters
+	// could leave it unchanged).
+	dot := strings.LastIndexByte(good, '.')
+	sig, err := base64.RawURLEncoding.DecodeString(good[dot+1:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig[0] ^= 1
+	tampered := good[:dot+1] + base64.RawURLEncoding.EncodeToString(sig)
 	for _, c := range []struct {
 		name, header, want string
 	}{
