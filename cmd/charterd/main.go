@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -112,6 +113,9 @@ func dev(args []string, stderr io.Writer) int {
 // it serves.
 func runNode(cfg config.Config, debugAddr string, stderr io.Writer, onServing func(*node.Node)) int {
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()})).With("node_id", cfg.NodeID)
+	if os.Getenv("GOGC") == "" && cfg.GCPercent != 0 { // 0 only if cfg was never validated
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if debugAddr != "" {

@@ -71,6 +71,13 @@ type Config struct {
 	// RegistrationWait is how long POST /entries waits for the receipt
 	// before answering 303. Default 5s.
 	RegistrationWait time.Duration
+	// GCPercent is the Go garbage collector's target (GOGC) for the node
+	// process: 0 means DefaultGCPercent, negative turns the collector off
+	// (then set GOMEMLIMIT). The GOGC environment variable, if set, wins.
+	// A node allocates a lot per request (JS interpreters, CBOR, TLS)
+	// and keeps little, so collecting less often trades a little memory
+	// for much CPU: see spec/operations.md.
+	GCPercent int
 	// Registration is the registration configuration of a new network. An
 	// existing network keeps the one recorded in its genesis transaction.
 	Registration Registration
@@ -95,6 +102,11 @@ type Attestation struct {
 	// a uint64). Default 0: no minimum.
 	MinTCB uint64 `json:"min_tcb,omitempty"`
 }
+
+// DefaultGCPercent is GCPercent's default. Measured with make bench-app on
+// one node: GOGC 100 → 1,928 transfers/s at 179 MB RSS, 400 → 2,734/s at
+// 254 MB.
+const DefaultGCPercent = 400
 
 // Registration is what the service accepts.
 type Registration struct {
@@ -188,6 +200,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.Attestation.AMDRootsFile == "") != (c.Attestation.AMDProductLine == "") {
 		errs = append(errs, errors.New("config: Attestation.AMDRootsFile and AMDProductLine go together"))
+	}
+	if c.GCPercent == 0 {
+		c.GCPercent = DefaultGCPercent
 	}
 	if c.SnapshotEntries == 0 {
 		c.SnapshotEntries = 10000

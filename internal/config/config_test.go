@@ -33,6 +33,9 @@ func TestValidateDefaults(t *testing.T) {
 	if c.LogLevel != "info" {
 		t.Errorf("LogLevel default = %q", c.LogLevel)
 	}
+	if c.GCPercent != config.DefaultGCPercent {
+		t.Errorf("GCPercent default = %d", c.GCPercent)
+	}
 	if c.SlogLevel().String() != "INFO" {
 		t.Errorf("SlogLevel = %v", c.SlogLevel())
 	}

@@ -29,6 +29,7 @@ type File struct {
 	CheckpointMaxTx    uint64            `json:"checkpoint_max_tx,omitempty"`
 	RegistrationWait   string            `json:"registration_wait,omitempty"`
 	SnapshotEntries    uint64            `json:"snapshot_entries,omitempty"`
+	GCPercent          int               `json:"gc_percent,omitempty"`
 	Registration       Registration      `json:"registration"`
 }
 
@@ -60,7 +61,7 @@ func (f *File) Config() (Config, error) {
 	c := Config{
 		NodeID: f.NodeID, DataDir: f.DataDir, Addr: f.Addr, Issuer: f.Issuer, LogLevel: f.LogLevel, Join: f.Joined,
 		Members: f.Members, Constitution: f.Constitution, Platform: f.Platform, Attestation: f.Attestation,
-		CheckpointMaxTx: f.CheckpointMaxTx, SnapshotEntries: f.SnapshotEntries, Registration: f.Registration,
+		CheckpointMaxTx: f.CheckpointMaxTx, SnapshotEntries: f.SnapshotEntries, Registration: f.Registration, GCPercent: f.GCPercent,
 	}
 	var err error
 	if c.CheckpointInterval, err = parseDuration("checkpoint_interval", f.CheckpointInterval); err != nil {
@@ -83,7 +84,7 @@ func FileFor(c Config) File {
 	f := File{
 		NodeID: c.NodeID, DataDir: c.DataDir, Addr: c.Addr, Issuer: c.Issuer, LogLevel: c.LogLevel, Joined: c.Join,
 		Members: c.Members, Constitution: c.Constitution, Platform: c.Platform, Attestation: c.Attestation,
-		CheckpointMaxTx: c.CheckpointMaxTx, SnapshotEntries: c.SnapshotEntries, Registration: c.Registration,
+		CheckpointMaxTx: c.CheckpointMaxTx, SnapshotEntries: c.SnapshotEntries, Registration: c.Registration, GCPercent: c.GCPercent,
 	}
 	if c.CheckpointInterval != 0 {
 		f.CheckpointInterval = c.CheckpointInterval.String()
