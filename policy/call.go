@@ -78,7 +78,15 @@ func (p *Program) call(ctx context.Context, inst *instance, globals map[string]a
 		}
 	}()
 
-	f, ok := sobek.AssertFunction(inst.ns.Get(fn))
+	f, ok := inst.fns[fn]
+	if !ok {
+		if f, ok = sobek.AssertFunction(inst.ns.Get(fn)); ok {
+			if inst.fns == nil {
+				inst.fns = map[string]sobek.Callable{}
+			}
+			inst.fns[fn] = f
+		}
+	}
 	if !ok {
 		return nil, true, &RunError{Kind: ErrNoExport, Program: p.name, Fn: fn, Message: "the entry module has no exported function of that name"}
 	}

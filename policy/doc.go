@@ -27,7 +27,9 @@
 // runs once per runtime, when it is
 // built, not once per call: module-level state (a `let` counter, a cache)
 // persists across the calls that happen to land on the same runtime and is
-// lost when the runtime is dropped, so policies must not rely on it. A
+// lost when the runtime is dropped, so policies must not rely on it.
+// The function an export names is looked up once per runtime: a module that
+// reassigns its own exported function at run time keeps the first one. A
 // runtime whose call was interrupted (timeout, memory, context), overflowed
 // its stack or panicked is discarded, never reused; one whose call returned
 // or threw an ordinary exception goes back to the pool. Host globals given

@@ -13,6 +13,9 @@ import (
 type instance struct {
 	rt    *sobek.Runtime
 	ns    *sobek.Object // the entry module's namespace object
+	// fns caches the exported functions looked up in ns: a namespace
+	// lookup resolves the export each time and allocates.
+	fns map[string]sobek.Callable
 	watch watch         // supervises the instance's current call
 }
 

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/policy"
@@ -62,9 +61,12 @@ func PolicyInput(st *cose.Statement) policy.PolicyInput {
 // evaluatePolicy runs the policy on a verified statement. A rejection is
 // PolicyFailed with the policy's reason; a policy that throws, returns
 // anything but true or a string, or exceeds its limits is PolicyError.
+//
+// No deadline of its own: a call is bounded by the sandbox's limits (CPU
+// time, and a wall-clock backstop), so waiting for a pooled runtime is
+// bounded by how long the calls ahead of it may run; a client that goes
+// away cancels ctx.
 func evaluatePolicy(ctx context.Context, rp *RegistrationPolicy, st *cose.Statement) *Problem {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
 	v, err := rp.Policy.Evaluate(ctx, PolicyInput(st))
 	if err != nil {
 		if errors.Is(err, policy.ErrPolicy) {
