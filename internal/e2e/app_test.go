@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"crypto/elliptic"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -102,5 +103,51 @@ export function deep() { return deep() + 1; }
 	}
 	if r := c.node(1).get(t, "/node/health"); r.Status != 200 {
 		t.Fatalf("health after the bad app: %d", r.Status)
+	}
+}
+
+// The decentralized RBAC sample through a node, as its test.sh runs it:
+// roles and user assignments by an active member, authorization checks by
+// users; an unknown user or the wrong action is 400 {"allowed":false}.
+func TestRBACSample(t *testing.T) {
+	c := startCluster(t, 1, clusterOpts{})
+	dir := t.TempDir()
+	member0 := &govMember{Name: "member0", KeyPath: filepath.Join(c.dir, "member0_privk.pem"), CertPath: filepath.Join(c.dir, "member0_cert.pem")}
+	flags := []string{"--url", c.node(1).URL, "--cacert", c.certPath, "--member-key", member0.KeyPath, "--member-cert", member0.CertPath}
+	run := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(charterCLI, append(args, flags...)...).CombinedOutput(); err != nil || !strings.Contains(string(out), "Accepted") {
+			t.Fatalf("charter %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	run("app", "deploy", "--bundle", filepath.Join(repoRoot, "samples", "decentralized-rbac"))
+	user0, user1 := newGovMember(t, dir, "user0", elliptic.P256()), newGovMember(t, dir, "user1", elliptic.P256())
+	run("user", "add", "--cert", user0.CertPath)
+	run("user", "add", "--cert", user1.CertPath)
+
+	for _, step := range []struct {
+		who          *govMember
+		method, path string
+		status       int
+		body         string
+	}{
+		{member0, "PUT", "/user_admin/roles/manage_users", 200, "Ok"},
+		{member0, "PUT", "/" + user0.ID + "/users/user_admin", 200, "Ok"},
+		{user0, "GET", "/" + user0.ID + "/action/manage_users", 200, `{"allowed":true}`},
+		{member0, "PUT", "/contributor/roles/readwrite", 200, "Ok"},
+		{member0, "PUT", "/" + user1.ID + "/users/contributor", 200, "Ok"},
+		{user1, "GET", "/" + user1.ID + "/action/readwrite", 200, `{"allowed":true}`},
+		{user1, "GET", "/" + strings.Repeat("4", 64) + "/action/readwrite", 400, `{"allowed":false}`},
+		{user1, "GET", "/" + user1.ID + "/action/reader", 400, `{"allowed":false}`},
+		{user0, "PUT", "/intruder/roles/everything", 401, ""},
+	} {
+		s, tx, b := appCall(t, c, 1, step.who, step.method, step.path, "")
+		if s != step.status || (step.body != "" && b != step.body) {
+			t.Fatalf("%s %s as %s: %d %q, want %d %q", step.method, step.path, step.who.Name, s, b, step.status, step.body)
+		}
+		// Refused before it ran (401), a request has no transaction.
+		if (tx == "") != (step.status == 401) {
+			t.Errorf("%s %s: x-ms-ccf-transaction-id %q", step.method, step.path, tx)
+		}
 	}
 }
