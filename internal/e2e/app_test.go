@@ -1,13 +1,20 @@
 package e2e
 
 import (
+	"crypto"
 	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Governance deploys a JS app by proposal: `charter app deploy` builds the
@@ -148,6 +155,78 @@ func TestRBACSample(t *testing.T) {
 		// Refused before it ran (401), a request has no transaction.
 		if (tx == "") != (step.status == 401) {
 			t.Errorf("%s %s: x-ms-ccf-transaction-id %q", step.method, step.path, tx)
+		}
+	}
+}
+
+// jwtFor signs an RS256 token for the data-reconciliation test.
+func jwtFor(t *testing.T, k *rsa.PrivateKey, kid string, claims map[string]any) string {
+	t.Helper()
+	enc := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	head := enc(map[string]any{"alg": "RS256", "typ": "JWT", "kid": kid}) + "." + enc(claims)
+	sum := sha256.Sum256([]byte(head))
+	sig, err := rsa.SignPKCS1v15(rand.Reader, k, crypto.SHA256, sum[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return head + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// The data-reconciliation sample through a node with JWT callers:
+// governance registers an issuer and its signing key, a token's holder
+// ingests records and reads its report; an expired token or one signed by
+// another key is 401.
+func TestDataReconciliationJWT(t *testing.T) {
+	c := startCluster(t, 1, clusterOpts{})
+	flags := []string{"--url", c.node(1).URL, "--cacert", c.certPath,
+		"--member-key", filepath.Join(c.dir, "member0_privk.pem"), "--member-cert", filepath.Join(c.dir, "member0_cert.pem")}
+	accept := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command(charterCLI, append(args, flags...)...).CombinedOutput(); err != nil || !strings.Contains(string(out), "Accepted") {
+			t.Fatalf("charter %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	accept("app", "deploy", "--bundle", filepath.Join(repoRoot, "samples", "data-reconciliation"))
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const issuer = "https://demo"
+	jwks := map[string]any{"keys": []map[string]any{{"kty": "RSA", "kid": "k1",
+		"n": base64.RawURLEncoding.EncodeToString(key.N.Bytes()),
+		"e": base64.RawURLEncoding.EncodeToString(big.NewInt(int64(key.E)).Bytes())}}}
+	jb, _ := json.Marshal(map[string]any{"issuer": issuer, "jwks": jwks})
+	c.govAccept("set_jwt_issuer", `{"issuer":"`+issuer+`"}`)
+	c.govAccept("set_jwt_public_signing_keys", string(jb))
+
+	now := time.Now().Unix()
+	token := jwtFor(t, key, "k1", map[string]any{"iss": issuer, "sub": "alice", "nbf": now - 60, "exp": now + 600})
+	call := func(method, path, bearer, data string) (int, string) {
+		args := []string{"app", "call", method, path, "--url", c.node(1).URL, "--cacert", c.certPath, "--header", "Authorization: Bearer " + bearer}
+		if data != "" {
+			args = append(args, "--data", data)
+		}
+		out, _ := exec.Command(charterCLI, args...).Output()
+		s, _, b := parseAppCall(t, string(out))
+		return s, b
+	}
+	s, b := call("POST", "/ingest", token, `[{"lei":"984500F5BD5BE5767C51","nace":"C.18.13"}]`)
+	if s != 200 || !strings.Contains(b, "data has ingested successfully") {
+		t.Fatalf("ingest with a JWT: %d %s", s, b)
+	}
+	s, b = call("GET", "/report/984500F5BD5BE5767C51", token, "")
+	if s != 200 || !strings.Contains(b, `"NOT_ENOUGH_DATA"`) || !strings.Contains(b, "C.18.13") {
+		t.Fatalf("report with a JWT: %d %s", s, b)
+	}
+	expired := jwtFor(t, key, "k1", map[string]any{"iss": issuer, "sub": "alice", "nbf": now - 600, "exp": now - 60})
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	forged := jwtFor(t, other, "k1", map[string]any{"iss": issuer, "sub": "alice", "nbf": now - 60, "exp": now + 600})
+	for name, tok := range map[string]string{"expired": expired, "forged": forged} {
+		if s, b := call("GET", "/report", tok, ""); s != 401 {
+			t.Errorf("%s token: %d %s, want 401", name, s, b)
 		}
 	}
 }
