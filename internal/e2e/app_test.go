@@ -2,16 +2,20 @@ package e2e
 
 import (
 	"crypto"
+	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	gocose "github.com/veraison/go-cose"
 	"math/big"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -228,5 +232,57 @@ func TestDataReconciliationJWT(t *testing.T) {
 		if s, b := call("GET", "/report", tok, ""); s != 401 {
 			t.Errorf("%s token: %d %s, want 401", name, s, b)
 		}
+	}
+}
+
+// user_cose_sign1 through a node: a user signs the request body as a
+// COSE_Sign1 with its key and its id as kid; the handler sees the payload
+// as caller.cose.content. Another key under the same kid is 401.
+func TestAppUserCOSESign1(t *testing.T) {
+	c := startCluster(t, 1, clusterOpts{})
+	dir := t.TempDir()
+	user := newGovMember(t, dir, "user0", elliptic.P256())
+	c.govAccept("set_user", `{"cert":`+strconv.Quote(string(mustRead(t, user.CertPath)))+`}`)
+	mod := `export function echo(request) {
+  return { body: { id: request.caller.id, policy: request.caller.policy, content: ccf.bufToStr(request.caller.cose.content) } };
+}`
+	eps := map[string]any{"/echo": map[string]any{"post": map[string]any{
+		"js_module": "endpoints/m.js", "js_function": "echo", "authn_policies": []string{"user_cose_sign1"},
+		"forwarding_required": "always", "mode": "readonly"}}}
+	b, _ := json.Marshal(map[string]any{"metadata": map[string]any{"endpoints": eps},
+		"modules": []map[string]string{{"name": "endpoints/m.js", "module": mod}}})
+	bundle := filepath.Join(dir, "bundle.json")
+	if err := os.WriteFile(bundle, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(charterCLI, "app", "deploy", "--bundle", bundle, "--url", c.node(1).URL, "--cacert", c.certPath,
+		"--member-key", filepath.Join(c.dir, "member0_privk.pem"), "--member-cert", filepath.Join(c.dir, "member0_cert.pem")).CombinedOutput(); err != nil {
+		t.Fatalf("deploy: %v\n%s", err, out)
+	}
+	sign := func(key crypto.Signer) []byte {
+		msg := gocose.NewSign1Message()
+		msg.Headers.Protected.SetAlgorithm(gocose.AlgorithmES256)
+		msg.Headers.Protected[gocose.HeaderLabelKeyID] = []byte(user.ID)
+		msg.Payload = []byte("hello from user0")
+		s, err := gocose.NewSigner(gocose.AlgorithmES256, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := msg.Sign(rand.Reader, nil, s); err != nil {
+			t.Fatal(err)
+		}
+		out, err := msg.MarshalCBOR()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	r, err := c.node(1).do(http.MethodPost, "/app/echo", "application/cose", sign(user.Signer))
+	if err != nil || r.Status != 200 || !strings.Contains(string(r.Body), `"content":"hello from user0"`) || !strings.Contains(string(r.Body), user.ID) {
+		t.Fatalf("a COSE-signed request: %v %d %s", err, r.Status, r.Body)
+	}
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if r, err := c.node(1).do(http.MethodPost, "/app/echo", "application/cose", sign(other)); err != nil || r.Status != 401 {
+		t.Fatalf("signed by another key: %v %d %s", err, r.Status, r.Body)
 	}
 }
