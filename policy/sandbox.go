@@ -11,12 +11,12 @@ import (
 // instance is one initialised runtime: sandboxed globals installed and the
 // bundle's modules evaluated. It is used by one call at a time.
 type instance struct {
-	rt    *sobek.Runtime
-	ns    *sobek.Object // the entry module's namespace object
+	rt *sobek.Runtime
+	ns *sobek.Object // the entry module's namespace object
 	// fns caches the exported functions looked up in ns: a namespace
 	// lookup resolves the export each time and allocates.
-	fns map[string]sobek.Callable
-	watch watch         // supervises the instance's current call
+	fns   map[string]sobek.Callable
+	watch watch // supervises the instance's current call
 }
 
 // Messages of the TypeErrors the sandbox throws; tests and policy authors
