@@ -99,14 +99,25 @@ func (n *Node) peerVerified(r *http.Request) bool {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return false
 	}
+	leaf := r.TLS.PeerCertificates[0]
+	// Peers' certificates are few and reused on every forwarded request;
+	// verifying one costs a signature check. Only successes are kept, so
+	// the cache holds nothing but the network's own node certificates.
+	if until, ok := n.verifiedPeers.Load(string(leaf.Raw)); ok && time.Now().Before(until.(time.Time)) {
+		return true
+	}
 	inter := x509.NewCertPool()
 	for _, c := range r.TLS.PeerCertificates[1:] {
 		inter.AddCert(c)
 	}
-	_, err := r.TLS.PeerCertificates[0].Verify(x509.VerifyOptions{
+	_, err := leaf.Verify(x509.VerifyOptions{
 		Roots: n.servicePool(), Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	})
-	return err == nil
+	if err != nil {
+		return false
+	}
+	n.verifiedPeers.Store(string(leaf.Raw), leaf.NotAfter)
+	return true
 }
 
 type removeRequest struct {

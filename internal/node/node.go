@@ -66,6 +66,8 @@ type Node struct {
 	full   atomic.Pointer[Identity]
 	cipher atomic.Pointer[ledgerCipher]
 	apps   *appHost
+	// verifiedPeers caches node certificates that verified (DER → NotAfter).
+	verifiedPeers sync.Map
 }
 
 // Open prepares a node: it validates cfg, listens, opens the store and
