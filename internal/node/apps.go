@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"strings"
 	"sync"
@@ -43,8 +44,10 @@ const headerForwardedClientCert = "Charter-Forwarded-Client-Cert"
 const maxAppBody = 8 << 20
 
 // maxConflictRetries is how often a request that lost a race to another
-// transaction is run again before the client is told to retry.
-const maxConflictRetries = 16
+// transaction is run again before the client is told to retry. After the
+// first few, each re-run waits a moment at random, so that requests racing
+// for the same keys stop meeting in lockstep.
+const maxConflictRetries = 64
 
 // appHost keeps the deployed app compiled, and reloads it when governance
 // changes the bundle or the runtime options.
@@ -270,6 +273,11 @@ func (n *Node) runApp(w http.ResponseWriter, ctx context.Context, a *app.App, ep
 			txid, err = n.ledger.SubmitApp(sctx, &log.AppTx{Writes: writes, Reads: st.Reads(), ClaimsDigest: res.ClaimsDigest})
 			cancel()
 			if errors.Is(err, ledger.ErrConflict) && attempt < maxConflictRetries {
+				if attempt >= 4 {
+					if sleep(ctx, time.Duration(rand.Int64N(int64(2*time.Millisecond)))) != nil {
+						return
+					}
+				}
 				continue
 			}
 			if err != nil {
