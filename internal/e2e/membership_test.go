@@ -257,3 +257,62 @@ func TestJoinWhileOpening(t *testing.T) {
 		t.Fatal("a node that joined the open service holds the service key untrusted")
 	}
 }
+
+// A node joins a development network (`charterd dev`, a single node):
+// the dev node records its own evidence, the joiner is Pending until
+// member0 trusts it, then receives the secrets, votes and takes writes.
+func TestJoinDevNetwork(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	n.waitFor(t, "the dev node's own evidence in /node/quotes", func() bool { return quoteCount(t, n) == 1 })
+
+	jdir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(jdir, "service_cert.pem"), mustRead(t, n.CertPath), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Config{DataDir: jdir, Addr: "127.0.0.1:" + strconv.Itoa(freeLoopbackPorts(t, 1)[0]), LogLevel: "info"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(jdir, "node.json")
+	if err := config.Write(cfgPath, cfg); err != nil {
+		t.Fatal(err)
+	}
+	j := runCharterd(t, jdir, filepath.Join(jdir, "charterd.log"), "join", "--config", cfgPath, "--target", n.URL)
+	nodes := func() map[uint64]nodeRecord {
+		var out struct{ Nodes []nodeRecord }
+		if err := json.Unmarshal(n.get(t, "/node/network/nodes").Body, &out); err != nil {
+			t.Fatal(err)
+		}
+		m := map[uint64]nodeRecord{}
+		for _, x := range out.Nodes {
+			m[x.ID] = x
+		}
+		return m
+	}
+	n.waitFor(t, "the joiner's evidence recorded", func() bool { return quoteCount(t, n) == 2 })
+	if role := nodes()[2].Role; role != "learner" {
+		t.Fatalf("the joiner is %q before member0 trusts it", role)
+	}
+	member := []string{"--url", n.URL, "--cacert", n.CertPath,
+		"--member-key", filepath.Join(n.Dir, "member0_privk.pem"), "--member-cert", filepath.Join(n.Dir, "member0_cert.pem")}
+	out, err := exec.Command(charterCLI, append([]string{"gov", "propose", "--action", "transition_node_to_trusted", "--args", `{"node_id":"2"}`}, member...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("propose: %v\n%s", err, out)
+	}
+	var p struct {
+		ProposalID string `json:"proposalId"`
+	}
+	if err := json.Unmarshal(out, &p); err != nil {
+		t.Fatalf("propose printed %s", out)
+	}
+	if out, err := exec.Command(charterCLI, append([]string{"gov", "vote", p.ProposalID, "--accept"}, member...)...).CombinedOutput(); err != nil || !strings.Contains(string(out), `"Accepted"`) {
+		t.Fatalf("vote: %v\n%s", err, out)
+	}
+	n.waitFor(t, "the trusted joiner promoted", func() bool { return nodes()[2].Role == "voter" })
+	if _, err := os.Stat(filepath.Join(jdir, "service_key.pem")); err != nil {
+		t.Fatalf("the trusted joiner has no service key: %v", err)
+	}
+	pub := newPublisher(t, "dev join")
+	j.Client = pinnedClient(t, n.CertPath)
+	j.mustRegister(t, pub.unique(t))
+}

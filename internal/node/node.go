@@ -180,11 +180,11 @@ func Open(cfg config.Config, logger *slog.Logger) (*Node, error) {
 	for id, u := range cfg.PeerDial {
 		rcfg.Peers.SetDial(id, u)
 	}
-	if !single {
-		n.peerClient = n.newPeerClient()
-		n.transport = replication.NewHTTPTransport(cfg.NodeID, "https://"+ln.Addr().String(), rcfg.Peers, n.peerClient, n.st, logger)
-		transport = n.transport
-	}
+	// Every node can reach peers, a single-node network included: nodes
+	// may join it later.
+	n.peerClient = n.newPeerClient()
+	n.transport = replication.NewHTTPTransport(cfg.NodeID, "https://"+ln.Addr().String(), rcfg.Peers, n.peerClient, n.st, logger)
+	transport = n.transport
 	n.raft, err = replication.Start(rcfg, n.st, n.ledger, transport, logger)
 	if err != nil {
 		return nil, err
