@@ -113,7 +113,18 @@ func TestClusterJoinAndRemove(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	// Trusted, it received the secrets sealed to its attested key.
+	// Trusted, it received the secrets sealed to its attested key (the
+	// service key is written last).
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(j.dataDir, "service_key.pem")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the trusted joiner never wrote the service key")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	for _, f := range []string{"service_key.pem", "note_key.txt", "ledger_secret"} {
 		if !bytes.Equal(mustRead(t, filepath.Join(j.dataDir, f)), mustRead(t, filepath.Join(c.dir, f))) {
 			t.Fatalf("the trusted joiner's %s is not the network's", f)
@@ -232,9 +243,10 @@ func TestJoinWhileOpening(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if _, err := os.Stat(filepath.Join(j.dataDir, "service_key.pem")); err != nil {
-		t.Fatalf("the node trusted while opening has no service key: %v", err)
-	}
+	c.node(1).waitFor(t, "the key of the node trusted while opening", func() bool {
+		_, err := os.Stat(filepath.Join(j.dataDir, "service_key.pem"))
+		return err == nil
+	})
 
 	if out, err := govCLI(t, c.node(1).node, m0, "ack"); err != nil {
 		t.Fatalf("ack: %v\n%s", err, out)
@@ -309,9 +321,12 @@ func TestJoinDevNetwork(t *testing.T) {
 		t.Fatalf("vote: %v\n%s", err, out)
 	}
 	n.waitFor(t, "the trusted joiner promoted", func() bool { return nodes()[2].Role == "voter" })
-	if _, err := os.Stat(filepath.Join(jdir, "service_key.pem")); err != nil {
-		t.Fatalf("the trusted joiner has no service key: %v", err)
-	}
+	// The leader records the release before it answers; the joiner writes
+	// the files when the answer arrives.
+	n.waitFor(t, "the trusted joiner's service key", func() bool {
+		_, err := os.Stat(filepath.Join(jdir, "service_key.pem"))
+		return err == nil
+	})
 	pub := newPublisher(t, "dev join")
 	j.Client = pinnedClient(t, n.CertPath)
 	j.mustRegister(t, pub.unique(t))
