@@ -25,6 +25,11 @@ const maxDepth = 64
 //	[]string, []any, other slices Array
 //	map[string]V                 plain Object, keys in sorted order
 //	func(...)                    a JS function wrapping it (sobek's rules)
+// ToJS copies a Go value into fresh JS values of rt by the rules above: the
+// conversion Call applies to its arguments, for hosts (JS apps) that build
+// their own arguments.
+func ToJS(rt *sobek.Runtime, v any) (sobek.Value, error) { return toJS(rt, v, 0) }
+
 func toJS(rt *sobek.Runtime, v any, depth int) (sobek.Value, error) {
 	if depth > maxDepth {
 		return nil, errors.New("value nested too deeply")

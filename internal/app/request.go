@@ -27,9 +27,9 @@ type Request struct {
 	Body     []byte
 	// Caller is nil (JS sees null) or the identity the HTTP layer
 	// authenticated, shaped as CCF's (e.g. {"policy": "user_cert", "id":
-	// hex, "data": ..., "cert": PEM}). It is copied into JS: nil, bool,
-	// string, numbers, []byte (an ArrayBuffer, e.g. cose.content), []any,
-	// []string and map[string]any nest; other types are an error.
+	// hex, "data": ..., "cert": PEM}). It is copied into JS by
+	// policy.ToJS: nil, bool, string, numbers, []byte (an ArrayBuffer, e.g.
+	// cose.content), slices and string-keyed maps nest.
 	Caller any
 	// HistoricalState is ccf.historicalState, for endpoints of mode
 	// historical (the HTTP layer resolves the x-ms-ccf-transaction-id
@@ -161,7 +161,7 @@ func (c *call) request() (sobek.Value, error) {
 		return fo
 	}}))
 	o.Set("body", body)
-	caller, err := c.toJS(req.Caller, 0)
+	caller, err := policy.ToJS(c.rt, req.Caller)
 	if err != nil {
 		return nil, fmt.Errorf("app: request caller: %w", err)
 	}
@@ -171,48 +171,6 @@ func (c *call) request() (sobek.Value, error) {
 
 var bodyNames = []string{"text", "json", "arrayBuffer"}
 
-// toJS copies a JSON-like Go value into JS.
-func (c *call) toJS(v any, depth int) (sobek.Value, error) {
-	if depth > 32 {
-		return nil, errors.New("value nested too deeply")
-	}
-	rt := c.rt
-	switch x := v.(type) {
-	case nil:
-		return sobek.Null(), nil
-	case bool, string, int, int64, uint64, int32, uint32, float64:
-		return rt.ToValue(x), nil
-	case []byte:
-		return c.buffer(append([]byte(nil), x...)), nil
-	case []string:
-		items := make([]any, len(x))
-		for i, s := range x {
-			items[i] = s
-		}
-		return rt.NewArray(items...), nil
-	case []any:
-		items := make([]any, len(x))
-		for i, e := range x {
-			jv, err := c.toJS(e, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			items[i] = jv
-		}
-		return rt.NewArray(items...), nil
-	case map[string]any:
-		o := rt.NewObject()
-		for _, k := range sortedKeys(x) {
-			jv, err := c.toJS(x[k], depth+1)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", k, err)
-			}
-			o.Set(k, jv)
-		}
-		return o, nil
-	}
-	return nil, fmt.Errorf("unsupported type %T", v)
-}
 
 // response converts the handler's return value as CCF's registry.cpp does.
 // It runs under the watchdog: getters and toJSON run.
