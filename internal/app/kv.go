@@ -92,7 +92,7 @@ type KeyRead struct {
 }
 
 // ScanRead records that a transaction observed a whole map (forEach, size,
-// clear): Digest is SHA-256 over the map's entries in key order, each as
+// clear): Digest is log.MapDigester's over the map's entries in key order, each as
 // 8-byte big-endian key length, key, 8-byte value length, value.
 type ScanRead struct {
 	Map    string
@@ -140,21 +140,12 @@ func (r *ReadSet) Check(s State) error {
 	return nil
 }
 
+// scanDigest is the digest of map m's entries: log.MapDigester's, the one
+// the ledger checks scans with.
 func scanDigest(s State, m string) ([32]byte, error) {
-	h := sha256.New()
-	var n [8]byte
-	err := s.ScanKV(m, func(k, v []byte) error {
-		binary.BigEndian.PutUint64(n[:], uint64(len(k)))
-		h.Write(n[:])
-		h.Write(k)
-		binary.BigEndian.PutUint64(n[:], uint64(len(v)))
-		h.Write(n[:])
-		h.Write(v)
-		return nil
-	})
-	var d [32]byte
-	copy(d[:], h.Sum(nil))
-	return d, err
+	var d log.MapDigester
+	err := s.ScanKV(m, func(k, v []byte) error { d.Add(k, v); return nil })
+	return d.Sum(), err
 }
 
 // Tx is one request's transaction: its writes overlaid on State (reads see
