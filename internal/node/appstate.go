@@ -2,6 +2,7 @@ package node
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"slices"
 	"strings"
@@ -49,22 +50,9 @@ func (s *appState) Reads() []log.Read {
 		out = append(out, r)
 	}
 	slices.SortFunc(out, func(a, b log.Read) int {
-		if a.Map != b.Map {
-			return compareStrings(a.Map, b.Map)
-		}
-		return bytes.Compare(a.Key, b.Key)
+		return cmp.Or(strings.Compare(a.Map, b.Map), bytes.Compare(a.Key, b.Key))
 	})
 	return out
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // GetKV implements app.State.
