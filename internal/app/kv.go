@@ -2,8 +2,6 @@ package app
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sort"
@@ -292,15 +290,9 @@ func (t *Tx) entries(name string) ([]kvEntry, error) {
 	m := t.mapFor(name)
 	var out []kvEntry
 	if !m.cleared {
-		h := sha256.New()
-		var n [8]byte
+		var d log.MapDigester
 		err := t.state.ScanKV(name, func(k, v []byte) error {
-			binary.BigEndian.PutUint64(n[:], uint64(len(k)))
-			h.Write(n[:])
-			h.Write(k)
-			binary.BigEndian.PutUint64(n[:], uint64(len(v)))
-			h.Write(n[:])
-			h.Write(v)
+			d.Add(k, v)
 			if _, over := m.writes[string(k)]; !over {
 				out = append(out, kvEntry{bytes.Clone(k), bytes.Clone(v)})
 			}
@@ -311,9 +303,7 @@ func (t *Tx) entries(name string) ([]kvEntry, error) {
 		}
 		if !m.scanned {
 			m.scanned = true
-			var d [32]byte
-			copy(d[:], h.Sum(nil))
-			t.reads.Scans = append(t.reads.Scans, ScanRead{Map: name, Digest: d})
+			t.reads.Scans = append(t.reads.Scans, ScanRead{Map: name, Digest: d.Sum()})
 		}
 	}
 	for _, k := range m.order {
