@@ -159,21 +159,39 @@ func (n *Node) untrustedPeer(r *http.Request) (uint64, bool, error) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return 0, false, nil
 	}
-	key, ok := publicKeyOf(r.TLS.PeerCertificates[0])
+	leaf := r.TLS.PeerCertificates[0]
+	key, ok := publicKeyOf(leaf)
 	if !ok {
 		return 0, false, nil
+	}
+	// Forwarded app requests ask this on every request; the answer changes
+	// only with a write set, so it is kept per certificate and version.
+	version := n.ledger.WritesVersion()
+	if c, ok := n.peerTrust.Load(string(leaf.Raw)); ok && c.(peerTrust).version == version {
+		return c.(peerTrust).id, c.(peerTrust).untrusted, nil
 	}
 	recs, err := n.nodeRecords()
 	if err != nil {
 		return 0, false, err
 	}
 	pemKey := publicKeyPEM(key)
+	t := peerTrust{version: version}
 	for id, rec := range recs {
 		if rec.PublicKey == pemKey && !(rec.Status == NodeTrusted && (!rec.Joined || rec.SecretsReleased)) {
-			return id, true, nil
+			t.id, t.untrusted = id, true
+			break
 		}
 	}
-	return 0, false, nil
+	n.peerTrust.Store(string(leaf.Raw), t)
+	return t.id, t.untrusted, nil
+}
+
+// peerTrust is untrustedPeer's answer for one certificate at one version of
+// the key-value state.
+type peerTrust struct {
+	version   uint64
+	id        uint64
+	untrusted bool
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -68,6 +68,9 @@ type Node struct {
 	apps   *appHost
 	// verifiedPeers caches node certificates that verified (DER → NotAfter).
 	verifiedPeers sync.Map
+	// peerTrust caches untrustedPeer's answers (DER → peerTrust); only
+	// peers' certificates reach it.
+	peerTrust sync.Map
 }
 
 // Open prepares a node: it validates cfg, listens, opens the store and
