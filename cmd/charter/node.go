@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strconv"
 
 	"github.com/charterlog/charter/client"
@@ -197,22 +196,14 @@ func verifyRecordedQuote(ctx context.Context, nr charternode.NodeRecord, approve
 	if err != nil {
 		return "", fmt.Errorf("recorded node key: %w", err)
 	}
-	p := base
-	hexes := func(m string) [][]byte {
-		var out [][]byte
+	p, err := charternode.ApprovedPolicy(base, ev.Platform, func(m string, keep func(string)) error {
 		for k := range approved[m] {
-			if b, err := hex.DecodeString(k); err == nil {
-				out = append(out, b)
-			}
+			keep(k)
 		}
-		slices.SortFunc(out, bytes.Compare)
-		return out
-	}
-	if ev.Platform == attest.PlatformVirtual {
-		p.Measurements = hexes(gov.MapVirtualMeasurements)
-		p.AllowVirtual = len(p.Measurements) > 0
-	} else {
-		p.Measurements, p.HostData = hexes(gov.MapSNPMeasurements), hexes(gov.MapSNPHostData)
+		return nil
+	})
+	if err != nil {
+		return "", err
 	}
 	v, err := attest.Verify(ctx, ev, key, p)
 	if err != nil {

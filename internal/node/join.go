@@ -161,27 +161,40 @@ func parseJoinRequest(body []byte) (*joinRequest, *ecdsa.PublicKey, *attest.Evid
 // attestationPolicy is what the network accepts now: the governed maps for
 // the evidence's platform, and this node's verification settings.
 func (n *Node) attestationPolicy(platform attest.Platform) (attest.Policy, error) {
-	p := attest.Policy{Roots: n.amdRoots, CertCacheDir: n.cfg.Attestation.CertCacheDir,
+	base := attest.Policy{Roots: n.amdRoots, CertCacheDir: n.cfg.Attestation.CertCacheDir,
 		AllowNetwork: n.cfg.Attestation.AllowNetwork, MinTCB: n.cfg.Attestation.MinTCB}
-	hexKeys := func(m string, size int) ([][]byte, error) {
+	return ApprovedPolicy(base, platform, func(m string, keep func(hexKey string)) error {
+		return n.ledger.ScanKV(m, func(k, _ []byte) error { keep(string(k)); return nil })
+	})
+}
+
+// ApprovedPolicy is what the network accepts for evidence of platform:
+// base (the verifier's own settings) with the approvals governance keeps
+// for that platform — virtual measurements for the virtual platform (which
+// is accepted only while there is one), SNP measurements and host data
+// otherwise. scan calls keep with every key (hex) of a governed map; keys
+// of the wrong size are ignored. The node uses it on its state, and
+// `charter node verify-quotes` on the state an audited ledger replays to.
+func ApprovedPolicy(base attest.Policy, platform attest.Platform, scan func(m string, keep func(hexKey string)) error) (attest.Policy, error) {
+	approved := func(m string, size int) ([][]byte, error) {
 		var out [][]byte
-		err := n.ledger.ScanKV(m, func(k, _ []byte) error {
-			if b, err := hex.DecodeString(string(k)); err == nil && len(b) == size {
+		err := scan(m, func(k string) {
+			if b, err := hex.DecodeString(k); err == nil && len(b) == size {
 				out = append(out, b)
 			}
-			return nil
 		})
 		return out, err
 	}
+	p := base
 	var err error
 	switch platform {
 	case attest.PlatformVirtual:
-		p.Measurements, err = hexKeys(gov.MapVirtualMeasurements, attest.MeasurementSize)
+		p.Measurements, err = approved(gov.MapVirtualMeasurements, attest.MeasurementSize)
 		p.AllowVirtual = len(p.Measurements) > 0
 	default:
-		p.Measurements, err = hexKeys(gov.MapSNPMeasurements, attest.MeasurementSize)
+		p.Measurements, err = approved(gov.MapSNPMeasurements, attest.MeasurementSize)
 		if err == nil {
-			p.HostData, err = hexKeys(gov.MapSNPHostData, attest.HostDataSize)
+			p.HostData, err = approved(gov.MapSNPHostData, attest.HostDataSize)
 		}
 	}
 	return p, err
