@@ -112,6 +112,25 @@ export function deep() { return deep() + 1; }
 			t.Fatalf("after /app/%s the node does not serve: %d %s", f, s, b)
 		}
 	}
+	// Routing and size errors, in CCF's error shape.
+	for _, tc := range []struct {
+		method, path string
+		body         []byte
+		status       int
+		code         string
+	}{
+		{http.MethodGet, "/app/nope", nil, 404, "ResourceNotFound"},
+		{http.MethodPost, "/app/ok", nil, 405, "UnsupportedHttpVerb"},
+		{http.MethodGet, "/app/ok", make([]byte, 8<<20+1), 413, "RequestBodyTooLarge"},
+	} {
+		r, err := c.node(1).do(tc.method, tc.path, "application/json", tc.body)
+		if err != nil {
+			t.Fatalf("%s %s: %v", tc.method, tc.path, err)
+		}
+		if r.Status != tc.status || !strings.Contains(string(r.Body), `"code":"`+tc.code+`"`) {
+			t.Errorf("%s %s: %d %s, want %d %s", tc.method, tc.path, r.Status, truncate(r.Body, 200), tc.status, tc.code)
+		}
+	}
 	if r := c.node(1).get(t, "/node/health"); r.Status != 200 {
 		t.Fatalf("health after the bad app: %d", r.Status)
 	}
