@@ -25,6 +25,7 @@ const maxDepth = 64
 //	[]string, []any, other slices Array
 //	map[string]V                 plain Object, keys in sorted order
 //	func(...)                    a JS function wrapping it (sobek's rules)
+//
 // ToJS copies a Go value into fresh JS values of rt by the rules above: the
 // conversion Call applies to its arguments, for hosts (JS apps) that build
 // their own arguments.

@@ -171,7 +171,6 @@ func (c *call) request() (sobek.Value, error) {
 
 var bodyNames = []string{"text", "json", "arrayBuffer"}
 
-
 // response converts the handler's return value as CCF's registry.cpp does.
 // It runs under the watchdog: getters and toJSON run.
 func (c *call) response(v sobek.Value, res *Result) error {
