@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 
 	"github.com/grafana/sobek"
 )
@@ -24,7 +25,21 @@ import (
 // A Modules is immutable and safe for concurrent use.
 type Modules struct {
 	p *Program
+	// realms are idle hardened runtimes (see realm); slots holds a token
+	// for every realm built and not dropped.
+	realms chan *realm
+	slots  chan struct{}
+	// rescued counts calls that failed in a realm and then succeeded on a
+	// fresh runtime; at rescuesToFresh the bundle evidently needs mutable
+	// built-ins and every later call gets a fresh runtime.
+	rescued atomic.Int32
 }
+
+// rescuesToFresh is how many rescued calls make a Modules stop using
+// realms. More than one, because a rescue can also come from the state
+// changing between the two attempts (a KV value, a key generated at
+// random).
+const rescuesToFresh = 3
 
 // CompileModules parses, compiles and links every module of the bundle, as
 // Compile does, and checks every import and export binding, but runs no
@@ -53,8 +68,14 @@ func CompileModules(name string, modules map[string]string, limits Limits) (m *M
 			return nil, linkError(mp, err)
 		}
 	}
-	return &Modules{p: p}, nil
+	n := poolSize()
+	return &Modules{p: p, realms: make(chan *realm, n), slots: make(chan struct{}, n)}, nil
 }
+
+// Fresh reports whether every call gets a fresh runtime: realms are
+// unusable with this sobek, or the bundle needed mutable built-ins (see
+// Run).
+func (m *Modules) Fresh() bool { return !moduleFieldsOK || m.rescued.Load() >= rescuesToFresh }
 
 // Name returns the name given to CompileModules.
 func (m *Modules) Name() string { return m.p.name }
@@ -113,25 +134,74 @@ type Invocation struct {
 	// JS exception it returns (or panics with, as sobek does) is
 	// classified like one thrown by the function.
 	Result func(rt *sobek.Runtime, v sobek.Value) error
+	// Discard, if set, lets Run make the call in a reused realm: if the
+	// call fails there, Run calls Discard and makes the call again on a
+	// fresh runtime, so Discard must forget everything Setup, Args,
+	// Result and the host functions recorded for the first attempt (its
+	// reads and writes, its log lines). Without Discard every call gets a
+	// fresh runtime.
+	Discard func()
 }
 
-// Run builds a fresh sandboxed runtime, runs inv.Setup, evaluates
-// inv.Module (and what it imports), calls inv.Func and hands its result to
-// inv.Result. Module evaluation, the call and Result all run under one
-// watchdog, so the limits bound them together.
+// Run runs inv.Setup on a sandboxed runtime, evaluates inv.Module (and
+// what it imports), calls inv.Func and hands its result to inv.Result.
+// Module evaluation, the call and Result all run under one watchdog, so
+// the limits bound them together.
+//
+// The runtime is fresh, or, when inv.Discard is set, a realm: a runtime
+// reused under rules that let no call see what an earlier one did (see
+// realm), at a fraction of a fresh runtime's cost. A realm's built-ins are
+// frozen, which a fresh runtime's are not; so a call that fails in a realm
+// for any reason but a limit is made again on a fresh runtime after
+// inv.Discard, and its outcome there is the call's. An app that does
+// patch built-ins thus behaves as on CCF, at twice the cost, until
+// rescuesToFresh such calls switch its Modules to fresh runtimes only.
 //
 // Errors: a *RunError (ErrThrown, ErrTimeout, ErrMemory, ErrStackOverflow,
 // ErrNoExport, ErrPanic) for what the JS code did; an error returned by
 // Setup, Args or Result that is not a JS exception or interruption is
-// returned as it is. The runtime is dropped afterwards in every case.
+// returned as it is.
 //
 // A host function that must abort the call (e.g. its storage failed) can
 // call rt.Interrupt with its error: Run then returns a *RunError of kind
 // ErrTimeout whose message is that error; the host should keep its own
 // record of the failure and prefer it.
 func (m *Modules) Run(ctx context.Context, inv Invocation) error {
-	_, err := m.run(ctx, inv, false)
+	if inv.Discard == nil || m.Fresh() {
+		_, err := m.run(ctx, inv, false)
+		return err
+	}
+	rec, err := m.record(ctx, inv)
+	if err != nil {
+		return err
+	}
+	r, err := m.getRealm(ctx)
+	if err != nil {
+		return err
+	}
+	r.prepare()
+	_, err = m.runIn(ctx, r.rt, rec, inv, false)
+	m.putRealm(r, err == nil)
+	if err == nil || !worthRetrying(err) {
+		return err
+	}
+	inv.Discard()
+	if _, err = m.run(ctx, inv, false); err == nil {
+		m.rescued.Add(1)
+	}
 	return err
+}
+
+// worthRetrying reports whether a call that failed with err in a realm
+// might succeed on a fresh runtime: not when it hit a limit, which binds
+// the same way there (and a second attempt would double the time a
+// runaway call takes), nor when the caller gave up.
+func worthRetrying(err error) bool {
+	var re *RunError
+	if errors.As(err, &re) {
+		return re.Kind != ErrTimeout && re.Kind != ErrMemory && re.Kind != ErrStackOverflow
+	}
+	return true
 }
 
 // Evaluate runs module path's top-level code on a fresh runtime (after
@@ -142,13 +212,13 @@ func (m *Modules) Evaluate(ctx context.Context, path string, setup func(rt *sobe
 	return m.run(ctx, Invocation{Module: path, Setup: setup}, true)
 }
 
-func (m *Modules) run(ctx context.Context, inv Invocation, evalOnly bool) (fns []string, err error) {
+// record returns the module inv names, or why it cannot be run.
+func (m *Modules) record(ctx context.Context, inv Invocation) (*sobek.SourceTextModuleRecord, error) {
 	p := m.p
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, &RunError{Kind: ErrTimeout, Program: p.name, Fn: inv.Func, Message: err.Error()}
+	if ctx != nil {
+		if err := ctx.Err(); err != nil {
+			return nil, &RunError{Kind: ErrTimeout, Program: p.name, Fn: inv.Func, Message: err.Error()}
+		}
 	}
 	mp, err := cleanModulePath(inv.Module)
 	if err != nil {
@@ -158,10 +228,29 @@ func (m *Modules) run(ctx context.Context, inv Invocation, evalOnly bool) (fns [
 	if rec == nil {
 		return nil, &RunError{Kind: ErrNoExport, Program: p.name, Fn: inv.Func, Message: fmt.Sprintf("no module %q in the bundle", mp)}
 	}
-	rt, err := p.newSandboxRuntime()
+	return rec, nil
+}
+
+// run makes the call on a fresh runtime.
+func (m *Modules) run(ctx context.Context, inv Invocation, evalOnly bool) ([]string, error) {
+	rec, err := m.record(ctx, inv)
 	if err != nil {
 		return nil, err
 	}
+	rt, err := m.p.newSandboxRuntime()
+	if err != nil {
+		return nil, err
+	}
+	return m.runIn(ctx, rt, rec, inv, evalOnly)
+}
+
+// runIn makes the call on rt.
+func (m *Modules) runIn(ctx context.Context, rt *sobek.Runtime, rec *sobek.SourceTextModuleRecord, inv Invocation, evalOnly bool) (fns []string, err error) {
+	p := m.p
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	mp := p.pathOf[rec]
 	if inv.Setup != nil {
 		if err := inv.Setup(rt); err != nil {
 			return nil, err

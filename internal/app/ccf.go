@@ -49,6 +49,8 @@ type call struct {
 	kvProto                *sobek.Object // prototype of map handles, built on first use
 	crypto                 *sobek.Object // ccf.crypto, built on first use
 	kvByObj                map[*sobek.Object]*kvHandle
+
+	logs []logLine // console lines held back until the call ends
 }
 
 func (c *call) throwType(format string, args ...any) {
@@ -457,9 +459,38 @@ func (c *call) console(level slog.Level) func(sobek.FunctionCall) sobek.Value {
 		for i, a := range fc.Arguments {
 			parts[i] = a.String()
 		}
-		c.log.Log(context.Background(), level, strings.Join(parts, " "), "endpoint", c.ep.Name())
+		c.logLine(level, strings.Join(parts, " "))
 		return sobek.Undefined()
 	}
+}
+
+// maxHeldLogLines bounds the console lines a call holds back.
+const maxHeldLogLines = 256
+
+// logLine holds back a console line until the call ends, so that the lines
+// of an attempt that is discarded (see policy.Invocation.Discard) are
+// never logged. A call that logs more than maxHeldLogLines has them
+// logged as they come instead.
+func (c *call) logLine(level slog.Level, msg string) {
+	if len(c.logs) >= maxHeldLogLines {
+		c.flushLogs()
+		c.log.Log(context.Background(), level, msg, "endpoint", c.ep.Name())
+		return
+	}
+	c.logs = append(c.logs, logLine{level, msg})
+}
+
+// flushLogs logs the lines held back.
+func (c *call) flushLogs() {
+	for _, l := range c.logs {
+		c.log.Log(context.Background(), l.level, l.msg, "endpoint", c.ep.Name())
+	}
+	c.logs = c.logs[:0]
+}
+
+type logLine struct {
+	level slog.Level
+	msg   string
 }
 
 // ---- ccf.kv

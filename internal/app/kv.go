@@ -180,6 +180,12 @@ func NewTx(s State) *Tx {
 	return &Tx{state: s, maps: make(map[string]*txMap)}
 }
 
+// discard forgets every read and write, keeping only a State failure
+// (which dooms the call whatever happens next).
+func (t *Tx) discard() {
+	*t = Tx{state: t.state, maps: make(map[string]*txMap), fatal: t.fatal}
+}
+
 // Err returns the State failure that aborted a call on this Tx, if any.
 func (t *Tx) Err() error { return t.fatal }
 

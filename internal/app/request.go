@@ -76,6 +76,7 @@ var ErrException = errors.New("app: exception thrown while executing")
 func (a *App) Call(ctx context.Context, ep *Endpoint, req *Request, tx *Tx) (*Result, error) {
 	c := &call{app: a, ep: ep, req: req, tx: tx, readonly: ep.ReadOnly(),
 		log: a.opts.Logger}
+	defer c.flushLogs()
 	res := &Result{ReadOnly: c.readonly}
 	err := a.mods.Run(ctx, policy.Invocation{
 		Module: ep.Info.JSModule,
@@ -87,6 +88,13 @@ func (a *App) Call(ctx context.Context, ep *Endpoint, req *Request, tx *Tx) (*Re
 		},
 		Result: func(rt *sobek.Runtime, v sobek.Value) error {
 			return c.response(v, res)
+		},
+		// The call is made again on a fresh runtime: forget the first
+		// attempt's reads, writes, response and log lines.
+		Discard: func() {
+			*c = call{app: a, ep: ep, req: req, tx: tx, readonly: c.readonly, log: c.log}
+			tx.discard()
+			*res = Result{ReadOnly: c.readonly}
 		},
 	})
 	if tx.fatal != nil {
