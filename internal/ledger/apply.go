@@ -45,7 +45,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	startSize := l.tree.Size()
 	var done []outcome
 	failed := map[[32]byte]error{}
-	view := newBatchView(l.st)
+	view := newBatchView(l.st, l.kv)
 	wrote := false
 	inBatch := map[[32]byte]log.TxID{}
 	checkpointed := false
@@ -179,6 +179,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 		return err
 	}
 	l.tree.Committed()
+	l.kv.written(view)
 	if wrote {
 		// After the commit: a reader that sees the new version reads the
 		// new maps.

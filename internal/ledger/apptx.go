@@ -67,11 +67,12 @@ func (l *Ledger) SubmitApp(ctx context.Context, t *log.AppTx) (log.TxID, error) 
 // transactions applied before it in the same batch too.
 type batchView struct {
 	st     *store.Store
+	cache  *kvCache
 	writes map[string]map[string]*[]byte // map → key → value (nil: deleted)
 }
 
-func newBatchView(st *store.Store) *batchView {
-	return &batchView{st: st, writes: map[string]map[string]*[]byte{}}
+func newBatchView(st *store.Store, cache *kvCache) *batchView {
+	return &batchView{st: st, cache: cache, writes: map[string]map[string]*[]byte{}}
 }
 
 func (v *batchView) record(w log.Write) {
@@ -97,7 +98,7 @@ func (v *batchView) get(m string, key []byte) ([]byte, bool, error) {
 			return *val, true, nil
 		}
 	}
-	val, err := v.st.GetKV(m, key)
+	val, err := v.cache.get(v.st, m, key)
 	if store.IsNotFound(err) {
 		return nil, false, nil
 	}

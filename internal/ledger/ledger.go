@@ -144,6 +144,8 @@ type Ledger struct {
 	// state derived from key-value maps is re-read only when it may have
 	// changed.
 	writes atomic.Uint64
+	// kv caches reads of the applied key-value state.
+	kv *kvCache
 }
 
 // WritesVersion changes whenever key-value maps may have changed: after
@@ -175,6 +177,7 @@ func Open(st *store.Store, cfg Config, logger *slog.Logger) (*Ledger, error) {
 		pending: map[[32]byte]*pendingReg{},
 		queue:   make(chan *pendingReg, cfg.QueueSize),
 		kick:    make(chan struct{}, 1),
+		kv:      newKVCache(),
 	}
 	st0, err := l.load()
 	if err != nil {
@@ -233,6 +236,7 @@ func (l *Ledger) Restore() error {
 	}
 	l.tree.Reset(int64(st.Size))
 	l.checkpoints.clear()
+	l.kv.reset()
 	l.writes.Add(1)
 	if err := l.checkTree(st); err != nil {
 		return err

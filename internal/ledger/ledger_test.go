@@ -333,3 +333,73 @@ func TestSubmitAppConflicts(t *testing.T) {
 		t.Fatal("an app transaction wrote a governance map")
 	}
 }
+
+// TestGetKVFollowsApplies reads a key while it is written over and over:
+// every read returns a value at least as new as the last applied before
+// the read began (the read cache never goes back), and the last read
+// agrees with the store.
+func TestGetKVFollowsApplies(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	defer n.stop(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const m, writes = "private:counter", 200
+	key := []byte("k")
+	val := func(i uint64) []byte { return binary.BigEndian.AppendUint64(nil, i) }
+	var mu sync.Mutex
+	lastApplied := uint64(0)
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	var wg sync.WaitGroup
+	for r := 0; r < 3; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				mu.Lock()
+				floor := lastApplied
+				mu.Unlock()
+				v, err := n.l.GetKV(m, key)
+				if errors.Is(err, ledger.ErrNotFound) {
+					if floor > 0 {
+						errs <- errors.New("key absent after it was written")
+						return
+					}
+					continue
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				if got := binary.BigEndian.Uint64(v); got < floor {
+					errs <- errors.New("read went back to an older value")
+					return
+				}
+			}
+		}()
+	}
+	for i := uint64(1); i <= writes; i++ {
+		if _, err := n.l.SubmitApp(ctx, &log.AppTx{Writes: []log.Write{{Map: m, Key: key, Value: val(i)}}}); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		lastApplied = i
+		mu.Unlock()
+	}
+	close(stop)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	v, err := n.l.GetKV(m, key)
+	fromStore, err2 := n.st.GetKV(m, key)
+	if err != nil || err2 != nil || binary.BigEndian.Uint64(v) != writes || string(v) != string(fromStore) {
+		t.Fatalf("final read %x (%v), store %x (%v); want %d", v, err, fromStore, err2, writes)
+	}
+}

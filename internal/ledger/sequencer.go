@@ -89,7 +89,7 @@ func (l *Ledger) submit(ctx context.Context, t log.TxType, body []byte) (log.TxI
 
 // GetKV returns key of map m from the applied state, or ErrNotFound.
 func (l *Ledger) GetKV(m string, key []byte) ([]byte, error) {
-	v, err := l.st.GetKV(m, key)
+	v, err := l.kv.get(l.st, m, key)
 	if store.IsNotFound(err) {
 		return nil, ErrNotFound
 	}
