@@ -134,6 +134,10 @@ type Invocation struct {
 	// JS exception it returns (or panics with, as sobek does) is
 	// classified like one thrown by the function.
 	Result func(rt *sobek.Runtime, v sobek.Value) error
+	// Globals are the names of the globals Setup assigns. In a realm
+	// they are the only writable properties of the global object, which
+	// can have no others (see realm).
+	Globals []string
 	// Discard, if set, lets Run make the call in a reused realm: if the
 	// call fails there, Run calls Discard and makes the call again on a
 	// fresh runtime, so Discard must forget everything Setup, Args,
@@ -175,7 +179,7 @@ func (m *Modules) Run(ctx context.Context, inv Invocation) error {
 	if err != nil {
 		return err
 	}
-	r, err := m.getRealm(ctx)
+	r, err := m.getRealm(ctx, inv.Globals)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/grafana/sobek"
 )
@@ -17,8 +18,7 @@ import (
 //
 //   - Every built-in reachable from the global object, and the hidden ones
 //     (iterator prototypes, %TypedArray%, %AsyncFunction.prototype%,
-//     %ThrowTypeError%), is frozen before any app code runs, and so are the
-//     global object's own properties (the global itself stays extensible).
+//     %ThrowTypeError%), is frozen before any app code runs.
 //   - Properties apps commonly assign on their own objects and instances
 //     (constructor, name, message, toString, valueOf, toLocaleString) are
 //     accessors on the frozen prototypes, whose setter defines the
@@ -27,24 +27,21 @@ import (
 //     assignment refuses to shadow a read-only inherited property.
 //   - Module instances are forgotten before each call (forgetModules), so
 //     every module's top-level code runs again and its state is new.
-//   - After a call, every global the call added is deleted. A call that
-//     made that impossible (a non-configurable global, a non-extensible or
-//     re-parented global object), or that ended in anything but success,
-//     retires the realm.
+//   - The global object is not extensible, and its properties are
+//     read-only but for the host's globals (Invocation.Globals), which
+//     each call's Setup assigns anew.
+//   - A call that ends in anything but success retires the realm.
 //
 // What an app can still observe is the freezing itself: a write to a
-// built-in throws a TypeError, and Object.isFrozen(Array.prototype) is
-// true. Modules.Run therefore re-runs a call that failed in a realm on a
+// built-in, or a new global, throws a TypeError, and
+// Object.isFrozen(Array.prototype) is true. Modules.Run therefore re-runs a call that failed in a realm on a
 // fresh runtime, where built-ins are as CCF's are; see there.
 type realm struct {
 	rt *sobek.Runtime
-	// clean deletes the globals a call added and reports whether the
-	// global object is as the realm was built.
-	clean sobek.Callable
-	// globals are the names of the global object's own properties as
-	// built.
-	globals map[string]bool
-	calls   int
+	// hostGlobals are the globals Setup may assign (Invocation.Globals),
+	// joined: the only writable properties of the global object.
+	hostGlobals string
+	calls       int
 }
 
 // realmMaxCalls retires a realm after this many calls, bounding what
@@ -52,8 +49,9 @@ type realm struct {
 // registry).
 const realmMaxCalls = 10000
 
-// newRealm builds a hardened runtime for m's modules.
-func (m *Modules) newRealm() (*realm, error) {
+// newRealm builds a hardened runtime for m's modules, whose global object
+// has writable properties hostGlobals and can have no others.
+func (m *Modules) newRealm(hostGlobals []string) (*realm, error) {
 	p := m.p
 	rt, err := p.newSandboxRuntime()
 	if err != nil {
@@ -80,19 +78,10 @@ func (m *Modules) newRealm() (*realm, error) {
 		return nil, fmt.Errorf("policy: realm: %w", err)
 	}
 	harden, _ := sobek.AssertFunction(v)
-	cv, err := harden(sobek.Undefined(), rt.ToValue(extras))
-	if err != nil {
+	if _, err := harden(sobek.Undefined(), rt.ToValue(extras), rt.ToValue(hostGlobals)); err != nil {
 		return nil, fmt.Errorf("policy: realm: hardening failed: %w", err)
 	}
-	clean, ok := sobek.AssertFunction(cv)
-	if !ok {
-		return nil, fmt.Errorf("policy: realm: hardening returned %v", cv)
-	}
-	r := &realm{rt: rt, clean: clean, globals: make(map[string]bool)}
-	for _, k := range g.GetOwnPropertyNames() {
-		r.globals[k] = true
-	}
-	return r, nil
+	return &realm{rt: rt, hostGlobals: strings.Join(hostGlobals, "\x00")}, nil
 }
 
 // prepare readies r for a call: the interrupt of the last one cleared and
@@ -103,30 +92,20 @@ func (r *realm) prepare() {
 	r.calls++
 }
 
-// reusable cleans up after a call that succeeded and reports whether r can
-// serve another.
-func (r *realm) reusable() bool {
-	if r.calls >= realmMaxCalls {
-		return false
-	}
-	g := r.rt.GlobalObject()
-	if names := g.GetOwnPropertyNames(); len(names) > len(r.globals) {
-		for _, k := range names {
-			if !r.globals[k] && g.Delete(k) != nil {
-				return false
-			}
-		}
-	}
-	ok, err := r.clean(sobek.Undefined())
-	return err == nil && ok.ToBoolean()
-}
+// reusable reports whether r can serve another call after one that
+// succeeded.
+func (r *realm) reusable() bool { return r.calls < realmMaxCalls }
 
 // getRealm returns an idle realm, builds one if fewer than poolSize
 // exist, or waits for one to come back (bounded by ctx).
-func (m *Modules) getRealm(ctx context.Context) (*realm, error) {
+func (m *Modules) getRealm(ctx context.Context, hostGlobals []string) (*realm, error) {
+	key := strings.Join(hostGlobals, "\x00")
 	select {
 	case r := <-m.realms:
-		return r, nil
+		if r.hostGlobals == key {
+			return r, nil
+		}
+		<-m.slots // built for other host globals: replace it
 	default:
 	}
 	var done <-chan struct{}
@@ -135,9 +114,16 @@ func (m *Modules) getRealm(ctx context.Context) (*realm, error) {
 	}
 	select {
 	case r := <-m.realms:
-		return r, nil
+		if r.hostGlobals == key {
+			return r, nil
+		}
+		r, err := m.newRealm(hostGlobals) // reusing r's slot
+		if err != nil {
+			<-m.slots
+		}
+		return r, err
 	case m.slots <- struct{}{}:
-		r, err := m.newRealm()
+		r, err := m.newRealm(hostGlobals)
 		if err != nil {
 			<-m.slots
 		}
@@ -158,16 +144,14 @@ func (m *Modules) putRealm(r *realm, ok bool) {
 }
 
 // hardenJS returns the function that hardens a realm (see realm). It runs
-// before any app code, so the built-ins it calls are the originals. It
-// returns the function that cleans up after each call.
+// before any app code, so the built-ins it calls are the originals.
 var hardenJS = sobek.MustCompile("policy-harden.js", `(function () {
 "use strict";
 const g = globalThis;
 const ownKeys = Reflect.ownKeys, getDesc = Reflect.getOwnPropertyDescriptor;
 const define = Reflect.defineProperty, getProto = Reflect.getPrototypeOf;
-const isExtensible = Reflect.isExtensible, deleteProp = Reflect.deleteProperty;
+const preventExtensions = Reflect.preventExtensions;
 const freeze = Object.freeze, TypeErr = TypeError, str = String;
-const gProto = getProto(g);
 const overridable = ["constructor", "name", "message", "toString", "valueOf", "toLocaleString"];
 
 function tame(o, key) {
@@ -190,7 +174,7 @@ function tame(o, key) {
 	define(o, key, { get: get, set: set, enumerable: d.enumerable, configurable: false });
 }
 
-return function (extras) {
+return function (extras, hostGlobals) {
 	const seen = new Set([g]);
 	const objects = [];
 	const stack = [];
@@ -219,25 +203,18 @@ return function (extras) {
 		}
 	}
 	for (const o of objects) freeze(o);
-	const builtin = new Set();
+	// The global object keeps its properties and gets no others: the
+	// host's globals writable (assigned by each call's Setup), the rest
+	// read-only.
+	const host = new Set(hostGlobals);
 	for (const k of ownKeys(g)) {
-		builtin.add(k);
+		if (host.has(k)) continue;
 		const d = getDesc(g, k);
 		define(g, k, "value" in d ? { writable: false, configurable: false } : { configurable: false });
 	}
-	const symbols = Object.getOwnPropertySymbols;
-	const nSymbols = symbols(g).length;
-	// clean: delete the symbol-keyed globals a call added, and check the
-	// global object is as built (the string-keyed globals are cleaned in
-	// Go, which costs less). The built-in ones cannot have gone, being
-	// non-configurable.
-	return function () {
-		if (!isExtensible(g) || getProto(g) !== gProto) return false;
-		const keys = symbols(g);
-		for (let i = 0; keys.length > nSymbols && i < keys.length; i++) {
-			if (!builtin.has(keys[i]) && !deleteProp(g, keys[i])) return false;
-		}
-		return true;
-	};
+	for (const k of hostGlobals) {
+		define(g, k, { value: undefined, writable: true, enumerable: true, configurable: false });
+	}
+	preventExtensions(g);
 };
 })()`, true)

@@ -119,8 +119,10 @@ func nameFn(rt *sobek.Runtime, f *sobek.Object, name string, length int) {
 	f.DefineDataProperty("length", rt.ToValue(length), sobek.FLAG_FALSE, sobek.FLAG_TRUE, sobek.FLAG_FALSE)
 }
 
-// setup installs the host globals on a fresh runtime, before any module
-// code runs.
+// hostGlobals are the globals setup assigns.
+var hostGlobals = []string{"ccf", "console"}
+
+// setup installs the host globals, before any module code runs.
 func (c *call) setup(rt *sobek.Runtime) error {
 	c.rt = rt
 	c.kvHandles = map[string]*sobek.Object{}

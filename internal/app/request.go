@@ -81,7 +81,8 @@ func (a *App) Call(ctx context.Context, ep *Endpoint, req *Request, tx *Tx) (*Re
 	err := a.mods.Run(ctx, policy.Invocation{
 		Module: ep.Info.JSModule,
 		Func:   ep.Info.JSFunction,
-		Setup:  c.setup,
+		Setup:   c.setup,
+		Globals: hostGlobals,
 		Args: func(rt *sobek.Runtime) ([]sobek.Value, error) {
 			r, err := c.request()
 			return []sobek.Value{r}, err
