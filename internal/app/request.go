@@ -79,8 +79,8 @@ func (a *App) Call(ctx context.Context, ep *Endpoint, req *Request, tx *Tx) (*Re
 	defer c.flushLogs()
 	res := &Result{ReadOnly: c.readonly}
 	err := a.mods.Run(ctx, policy.Invocation{
-		Module: ep.Info.JSModule,
-		Func:   ep.Info.JSFunction,
+		Module:  ep.Info.JSModule,
+		Func:    ep.Info.JSFunction,
 		Setup:   c.setup,
 		Globals: hostGlobals,
 		Args: func(rt *sobek.Runtime) ([]sobek.Value, error) {
