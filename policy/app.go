@@ -25,10 +25,8 @@ import (
 // A Modules is immutable and safe for concurrent use.
 type Modules struct {
 	p *Program
-	// realms are idle hardened runtimes (see realm); slots holds a token
-	// for every realm built and not dropped.
-	realms chan *realm
-	slots  chan struct{}
+	// realms are the hardened runtimes kept between calls (see realm).
+	realms *pool[*realm]
 	// rescued counts calls that failed in a realm and then succeeded on a
 	// fresh runtime; at rescuesToFresh the bundle evidently needs mutable
 	// built-ins and every later call gets a fresh runtime.
@@ -68,8 +66,7 @@ func CompileModules(name string, modules map[string]string, limits Limits) (m *M
 			return nil, linkError(mp, err)
 		}
 	}
-	n := poolSize()
-	return &Modules{p: p, realms: make(chan *realm, n), slots: make(chan struct{}, n)}, nil
+	return &Modules{p: p, realms: newPool[*realm](poolSize())}, nil
 }
 
 // Fresh reports whether every call gets a fresh runtime: realms are

@@ -57,9 +57,7 @@ type Program struct {
 	exports []string
 	// generators: some module has a generator function (usesGenerators).
 	generators bool
-	pool       chan *instance
-	// slots holds a token for every runtime built and not discarded.
-	slots chan struct{}
+	pool       *pool[*instance]
 }
 
 // Compile parses every module of the bundle, resolves and links every
@@ -80,8 +78,7 @@ func Compile(name string, modules map[string]string, entry string, limits Limits
 		limits: limits.withDefaults(),
 		byPath: make(map[string]*sobek.SourceTextModuleRecord, len(modules)),
 		pathOf: make(map[sobek.ModuleRecord]string, len(modules)),
-		pool:   make(chan *instance, poolSize()),
-		slots:  make(chan struct{}, poolSize()),
+		pool:   newPool[*instance](poolSize()),
 	}
 	// sobek's linker still panics on some inputs (its "TODO return err"s);
 	// a bundle that trips one is a bundle we cannot run.
@@ -112,12 +109,11 @@ func Compile(name string, modules map[string]string, entry string, limits Limits
 	})
 	sort.Strings(p.exports)
 
-	p.slots <- struct{}{}
 	inst, err := p.newInstance(nil)
 	if err != nil {
 		return nil, err
 	}
-	p.put(inst)
+	p.pool.add(inst)
 	return p, nil
 }
 

@@ -96,51 +96,25 @@ func (r *realm) prepare() {
 // succeeded.
 func (r *realm) reusable() bool { return r.calls < realmMaxCalls }
 
-// getRealm returns an idle realm, builds one if fewer than poolSize
-// exist, or waits for one to come back (bounded by ctx).
+// getRealm returns an idle realm for hostGlobals, builds one if fewer
+// than poolSize exist, or waits for one to come back (bounded by ctx).
 func (m *Modules) getRealm(ctx context.Context, hostGlobals []string) (*realm, error) {
 	key := strings.Join(hostGlobals, "\x00")
-	select {
-	case r := <-m.realms:
-		if r.hostGlobals == key {
-			return r, nil
-		}
-		<-m.slots // built for other host globals: replace it
-	default:
-	}
-	var done <-chan struct{}
-	if ctx != nil {
-		done = ctx.Done()
-	}
-	select {
-	case r := <-m.realms:
-		if r.hostGlobals == key {
-			return r, nil
-		}
-		r, err := m.newRealm(hostGlobals) // reusing r's slot
-		if err != nil {
-			<-m.slots
-		}
-		return r, err
-	case m.slots <- struct{}{}:
-		r, err := m.newRealm(hostGlobals)
-		if err != nil {
-			<-m.slots
-		}
-		return r, err
-	case <-done:
-		return nil, &RunError{Kind: ErrTimeout, Program: m.p.name, Message: "no interpreter became free in time: " + ctx.Err().Error()}
-	}
+	return m.realms.get(ctx, func(r *realm) bool { return r.hostGlobals == key },
+		func() (*realm, error) { return m.newRealm(hostGlobals) },
+		func(err error) error {
+			return &RunError{Kind: ErrTimeout, Program: m.p.name, Message: "no interpreter became free in time: " + err.Error()}
+		})
 }
 
 // putRealm takes back a realm after a call: into the pool if the call
-// left it reusable, else it is dropped and its slot freed.
+// left it reusable, else it is dropped.
 func (m *Modules) putRealm(r *realm, ok bool) {
 	if ok && r.reusable() {
-		m.realms <- r // never blocks: a slot was taken for every realm
+		m.realms.put(r)
 		return
 	}
-	<-m.slots
+	m.realms.drop()
 }
 
 // hardenJS returns the function that hardens a realm (see realm). It runs

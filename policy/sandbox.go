@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"fmt"
-	"runtime"
 
 	"github.com/grafana/sobek"
 )
@@ -66,48 +65,24 @@ func (p *Program) newInstance(ctx context.Context) (inst *instance, err error) {
 	return inst, nil
 }
 
-// poolSize is how many runtimes a Program has at most; callers beyond it
-// wait for one (bounded by their context), and building runtimes — which
-// costs far more than a call — happens at most poolSize times per Program.
-// With only 2×GOMAXPROCS, a goroutine preempted while holding a runtime
-// made hundreds of concurrent registrations queue behind it (+30 ms p50 at
-// 5k/s); 8×GOMAXPROCS keeps that queue short at a few MiB of memory.
-func poolSize() int { return 8 * runtime.GOMAXPROCS(0) }
-
 // get returns an idle runtime, builds one if fewer than poolSize exist, or
 // waits for one to come back.
 func (p *Program) get(ctx context.Context) (*instance, error) {
-	select {
-	case inst := <-p.pool:
-		return inst, nil
-	default:
-	}
-	var done <-chan struct{}
-	if ctx != nil {
-		done = ctx.Done()
-	}
-	select {
-	case inst := <-p.pool:
-		return inst, nil
-	case p.slots <- struct{}{}:
-		inst, err := p.newInstance(ctx)
-		if err != nil {
-			<-p.slots
-		}
-		return inst, err
-	case <-done:
-		return nil, &RunError{Kind: ErrTimeout, Program: p.name, Message: "no runtime became free in time: " + ctx.Err().Error()}
-	}
+	return p.pool.get(ctx, func(*instance) bool { return true },
+		func() (*instance, error) { return p.newInstance(ctx) },
+		func(err error) error {
+			return &RunError{Kind: ErrTimeout, Program: p.name, Message: "no runtime became free in time: " + err.Error()}
+		})
 }
 
 // put returns a runtime to the pool after a call that ended normally or by a
 // JS exception.
 func (p *Program) put(inst *instance) {
 	inst.rt.ClearInterrupt()
-	p.pool <- inst // never blocks: a slot was taken for every runtime
+	p.pool.put(inst)
 }
 
 // discard drops a runtime whose call was interrupted, overflowed or
 // panicked (its state is whatever the interruption left) and frees its
 // slot for a fresh one.
-func (p *Program) discard(*instance) { <-p.slots }
+func (p *Program) discard(*instance) { p.pool.drop() }
