@@ -34,8 +34,9 @@ import (
 //
 // What an app can still observe is the freezing itself: a write to a
 // built-in, or a new global, throws a TypeError, and
-// Object.isFrozen(Array.prototype) is true. Modules.Run therefore re-runs a call that failed in a realm on a
-// fresh runtime, where built-ins are as CCF's are; see there.
+// Object.isFrozen(Array.prototype) is true. Modules.Run therefore re-runs
+// a call that failed in a realm on a fresh runtime, where built-ins are as
+// CCF's are; see there.
 type realm struct {
 	rt *sobek.Runtime
 	// hostGlobals are the globals Setup may assign (Invocation.Globals),
