@@ -26,6 +26,16 @@ type State interface {
 	ScanKV(m string, fn func(key, value []byte) error) error
 }
 
+// ReadRecorder is a State that keeps its own record of what a call read
+// (the node's does, to put the reads in the ledger). When a call's first
+// attempt is discarded and the call is made again (policy.Invocation.
+// Discard), the Tx calls ForgetReads, so that only the attempt whose
+// outcome counts is checked when the transaction applies.
+type ReadRecorder interface {
+	State
+	ForgetReads()
+}
+
 // ErrConflict is returned by ReadSet.Check when the state has changed
 // under a transaction's reads.
 var ErrConflict = errors.New("app: read set conflicts with the current state")
@@ -184,6 +194,9 @@ func NewTx(s State) *Tx {
 // (which dooms the call whatever happens next).
 func (t *Tx) discard() {
 	*t = Tx{state: t.state, maps: make(map[string]*txMap), fatal: t.fatal}
+	if r, ok := t.state.(ReadRecorder); ok {
+		r.ForgetReads()
+	}
 }
 
 // Err returns the State failure that aborted a call on this Tx, if any.

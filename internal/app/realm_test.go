@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
@@ -57,9 +58,24 @@ export function plain(request) {
 	if n := strings.Count(logs.String(), "msg=attempt"); n != 1 {
 		t.Fatalf("%d console lines; want the second attempt's one:\n%s", n, logs.String())
 	}
+	// A State that records reads itself (the node's) forgets the first
+	// attempt's.
+	rec := &forgettingState{memState: s}
+	ep, params, _ := a.Match("POST", "/patch")
+	if _, err := a.Call(context.Background(), ep, &app.Request{Method: "POST", Path: "/patch", Params: params}, app.NewTx(rec)); err != nil || rec.forgot != 1 {
+		t.Fatalf("the State's own record of reads was forgotten %d times (%v); want once, for the discarded attempt", rec.forgot, err)
+	}
 	// The patch stayed in its runtime.
 	r = do(t, a, s, "POST", "/plain", "", nil, nil)
 	if r.err != nil || !strings.Contains(string(r.res.Body), `"patched":"undefined"`) {
 		t.Fatalf("next call: %s, %v", r.res.Body, r.err)
 	}
 }
+
+// forgettingState is a State that records reads itself, as the node's does.
+type forgettingState struct {
+	*memState
+	forgot int
+}
+
+func (s *forgettingState) ForgetReads() { s.forgot++ }

@@ -74,8 +74,11 @@ var ErrException = errors.New("app: exception thrown while executing")
 // failed (the call is void whatever JS did); ctx's error if it ended first
 // (wrapped in a *policy.RunError of kind ErrTimeout).
 func (a *App) Call(ctx context.Context, ep *Endpoint, req *Request, tx *Tx) (*Result, error) {
-	c := &call{app: a, ep: ep, req: req, tx: tx, readonly: ep.ReadOnly(),
-		log: a.opts.Logger}
+	newCall := func() call {
+		return call{app: a, ep: ep, req: req, tx: tx, readonly: ep.ReadOnly(), log: a.opts.Logger}
+	}
+	c := new(call)
+	*c = newCall()
 	defer c.flushLogs()
 	res := &Result{ReadOnly: c.readonly}
 	err := a.mods.Run(ctx, policy.Invocation{
@@ -93,7 +96,7 @@ func (a *App) Call(ctx context.Context, ep *Endpoint, req *Request, tx *Tx) (*Re
 		// The call is made again on a fresh runtime: forget the first
 		// attempt's reads, writes, response and log lines.
 		Discard: func() {
-			*c = call{app: a, ep: ep, req: req, tx: tx, readonly: c.readonly, log: c.log}
+			*c = newCall()
 			tx.discard()
 			*res = Result{ReadOnly: c.readonly}
 		},

@@ -41,6 +41,13 @@ func (s *appState) record(r log.Read) {
 	}
 }
 
+// ForgetReads implements app.ReadRecorder.
+func (s *appState) ForgetReads() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.reads)
+}
+
 // Reads is what the request read, in a deterministic order.
 func (s *appState) Reads() []log.Read {
 	s.mu.Lock()
