@@ -39,6 +39,9 @@ func (e *PolicyError) Unwrap() []error {
 // CCF-based SCITT ledger, so its policies port unchanged.
 type RegistrationPolicy struct {
 	prog *Program
+	// observed[i]: apply can observe its argument i (namedParams); the
+	// others are passed as undefined rather than built.
+	observed []bool
 }
 
 // NewRegistrationPolicy compiles source as module "policy.js" and requires
@@ -51,7 +54,7 @@ func NewRegistrationPolicy(source string, limits Limits) (*RegistrationPolicy, e
 	if err := p.RequireExports("apply"); err != nil {
 		return nil, err
 	}
-	return &RegistrationPolicy{prog: p}, nil
+	return &RegistrationPolicy{prog: p, observed: namedParams(source, "apply", 4)}, nil
 }
 
 // Verdict is a policy's decision on a statement it ran to completion on.
@@ -154,11 +157,16 @@ func stringArray(rt *sobek.Runtime, ss []string) *sobek.Object {
 }
 
 // args makes apply's arguments (phdr, uhdr, payload, details) as fresh JS
-// values of rt.
-func (in *PolicyInput) args(rt *sobek.Runtime) ([]sobek.Value, error) {
-	phdr, err := in.phdrJS(rt)
-	if err != nil {
-		return nil, fmt.Errorf("phdr: %w", err)
+// values of rt; an argument apply cannot observe (observed[i] false) is
+// left undefined.
+func (in *PolicyInput) args(rt *sobek.Runtime, observed []bool) ([]sobek.Value, error) {
+	args := []sobek.Value{sobek.Undefined(), sobek.Undefined(), sobek.Undefined(), sobek.Undefined()}
+	if observed[0] {
+		phdr, err := in.phdrJS(rt)
+		if err != nil {
+			return nil, fmt.Errorf("phdr: %w", err)
+		}
+		args[0] = phdr
 	}
 	obj := func(m map[string]any) (sobek.Value, error) {
 		if m == nil {
@@ -166,26 +174,30 @@ func (in *PolicyInput) args(rt *sobek.Runtime) ([]sobek.Value, error) {
 		}
 		return toJS(rt, m, 0)
 	}
-	uhdr, err := obj(in.Unprotected)
-	if err != nil {
-		return nil, fmt.Errorf("uhdr: %w", err)
+	var err error
+	if observed[1] {
+		if args[1], err = obj(in.Unprotected); err != nil {
+			return nil, fmt.Errorf("uhdr: %w", err)
+		}
 	}
-	details, err := obj(in.Details)
-	if err != nil {
-		return nil, fmt.Errorf("details: %w", err)
+	if observed[2] && in.Payload != nil {
+		args[2] = rt.ToValue(rt.NewArrayBuffer(append([]byte(nil), in.Payload...)))
 	}
-	payload := sobek.Undefined()
-	if in.Payload != nil {
-		payload = rt.ToValue(rt.NewArrayBuffer(append([]byte(nil), in.Payload...)))
+	if observed[3] {
+		if args[3], err = obj(in.Details); err != nil {
+			return nil, fmt.Errorf("details: %w", err)
+		}
 	}
-	return []sobek.Value{phdr, uhdr, payload, details}, nil
+	return args, nil
 }
 
 // Evaluate runs apply on in. `true` accepts; a string rejects with that
 // reason; anything else returned, an exception, or a limit gives an error
 // wrapping ErrPolicy (a *PolicyError).
 func (rp *RegistrationPolicy) Evaluate(ctx context.Context, in PolicyInput) (Verdict, error) {
-	res, err := rp.prog.callBuilt(ctx, nil, "apply", in.args)
+	res, err := rp.prog.callBuilt(ctx, nil, "apply", func(rt *sobek.Runtime) ([]sobek.Value, error) {
+		return in.args(rt, rp.observed)
+	})
 	if err != nil {
 		return Verdict{}, &PolicyError{Msg: "apply failed", Err: err}
 	}
