@@ -53,7 +53,11 @@ func namedParams(src, fn string, n int) []bool {
 		return all
 	}
 	base := prog.File.Base()
-	body := src[int(f.Body.LeftBrace)-base : int(f.Body.RightBrace)-base+1]
+	from, to := int(f.Body.LeftBrace)-base, int(f.Body.RightBrace)-base+1
+	if from < 0 || to > len(src) || from >= to || src[from] != '{' || src[to-1] != '}' {
+		return all
+	}
+	body := src[from:to]
 	if wordCount(body, "arguments", false) > 0 {
 		return all
 	}

@@ -72,3 +72,28 @@ func TestUnobservedArgumentsAreNotBuilt(t *testing.T) {
 		}
 	}
 }
+
+// FuzzNamedParams: any source, valid or not, gets an answer of the right
+// length without a panic, and a source that mentions `arguments` in apply
+// is never judged to hide an argument.
+func FuzzNamedParams(f *testing.F) {
+	for _, s := range []string{
+		`export function apply(phdr, uhdr, payload, details) { return phdr.alg === "ES256" || "no"; }`,
+		`export function apply() { return arguments.length === 4; }`,
+		"export function apply(a) {\n\t// ✓ ünïcode\n\treturn a.x === \"é\"; }",
+		`export function apply(phdr) { return true; } apply = null;`,
+		`export function apply(`,
+		"\ufeffexport function apply(phdr) { return !!phdr; }",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		got := namedParams(src, "apply", 4)
+		if len(got) != 4 {
+			t.Fatalf("%d answers", len(got))
+		}
+		if wordCount(src, "arguments", false) > 0 && slices.Contains(got, false) {
+			t.Fatalf("%q: an argument judged unobservable although arguments occurs: %v", src, got)
+		}
+	})
+}
