@@ -48,7 +48,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	view := newBatchView(l.st, l.kv)
 	wrote := false
 	inBatch := map[[32]byte]log.TxID{}
-	checkpointed := false
+	var checkpointed []checkpointPos
 	for _, e := range entries {
 		if len(e.Data) == 0 {
 			continue
@@ -90,7 +90,9 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 					l.tree.Rollback(startSize)
 					return err
 				}
-				checkpointed = checkpointed || ok
+				if ok {
+					checkpointed = append(checkpointed, checkpointPos{st.LastCheckpointSize, st.LastCheckpointSeqno})
+				}
 			case log.TxWrites:
 				key := sha256.Sum256(p.Body)
 				ws, err := log.UnmarshalWriteSet(p.Body)
@@ -180,6 +182,9 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	}
 	l.tree.Committed()
 	l.kv.written(view)
+	for _, cp := range checkpointed {
+		l.covering.add(cp.treeSize, cp.seqno)
+	}
 	if wrote {
 		// After the commit: a reader that sees the new version reads the
 		// new maps.
@@ -204,7 +209,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	}
 	close(l.applied)
 	l.applied = make(chan struct{})
-	if checkpointed {
+	if len(checkpointed) > 0 {
 		close(l.covered)
 		l.covered = make(chan struct{})
 	}

@@ -139,6 +139,9 @@ type Ledger struct {
 	// checkpoints caches decoded checkpoints by seqno: every receipt needs
 	// one, and most receipts are for the newest few.
 	checkpoints checkpointCache
+	// covering finds the checkpoint covering a recent entry without a
+	// store seek.
+	covering coveringIndex
 
 	// writes counts applied write-set transactions (and restores), so that
 	// state derived from key-value maps is re-read only when it may have
@@ -184,6 +187,7 @@ func Open(st *store.Store, cfg Config, logger *slog.Logger) (*Ledger, error) {
 		return nil, err
 	}
 	l.state = st0
+	l.covering.reset(st0.LastCheckpointSize)
 	l.tree = log.NewTree(int64(st0.Size), st)
 	if err := l.checkTree(st0); err != nil {
 		return nil, err
@@ -236,6 +240,7 @@ func (l *Ledger) Restore() error {
 	}
 	l.tree.Reset(int64(st.Size))
 	l.checkpoints.clear()
+	l.covering.reset(st.LastCheckpointSize)
 	l.kv.reset()
 	l.writes.Add(1)
 	if err := l.checkTree(st); err != nil {

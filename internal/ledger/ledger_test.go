@@ -119,6 +119,7 @@ func TestRegisterCheckpointProveRestart(t *testing.T) {
 		}
 		seen[id.Seqno] = true
 		checkInclusion(t, n.l, id.Seqno, entryFor(i))
+		checkFirstCovering(t, n, id.Seqno)
 	}
 	// Duplicates return the existing transaction without a new one
 	// (checkpoints may land meanwhile).
@@ -140,6 +141,7 @@ func TestRegisterCheckpointProveRestart(t *testing.T) {
 	}
 	for i, id := range ids {
 		checkInclusion(t, n.l, id.Seqno, entryFor(i))
+		checkFirstCovering(t, n, id.Seqno)
 	}
 	// The idle ledger stays still: no checkpoint of checkpoints.
 	before := n.l.State()
@@ -161,6 +163,25 @@ func checkInclusion(t *testing.T, l *ledger.Ledger, seqno uint64, entry [32]byte
 	leaf := rfc6962.DefaultHasher.HashLeaf(entry[:])
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, inc.LeafIndex, inc.Checkpoint.TreeSize, leaf, inc.Path, inc.Checkpoint.Root[:]); err != nil {
 		t.Fatalf("inclusion proof for seqno %d: %v", seqno, err)
+	}
+}
+
+// checkFirstCovering checks that a receipt for seqno is made against the
+// first checkpoint covering it, as the store's index says, so that every
+// fetch of a receipt gives the same one (whether the ledger answered from
+// memory or from the store).
+func checkFirstCovering(t *testing.T, n *node, seqno uint64) {
+	t.Helper()
+	inc, err := n.l.Inclusion(seqno)
+	if err != nil {
+		t.Fatalf("inclusion %d: %v", seqno, err)
+	}
+	size, cpSeq, err := n.st.CheckpointCovering(seqno)
+	if err != nil {
+		t.Fatalf("store: checkpoint covering %d: %v", seqno, err)
+	}
+	if inc.Checkpoint.TreeSize != size {
+		t.Fatalf("seqno %d proved against the checkpoint of size %d, but the first covering it is %d (seqno %d)", seqno, inc.Checkpoint.TreeSize, size, cpSeq)
 	}
 }
 

@@ -99,12 +99,16 @@ func (l *Ledger) Proof(seqno uint64) (*Inclusion, error) {
 	if l.State().LastCheckpointSize < seqno {
 		return nil, ErrNotCovered
 	}
-	_, cpSeq, err := l.st.CheckpointCovering(seqno)
-	if store.IsNotFound(err) {
-		return nil, ErrNotCovered
-	}
-	if err != nil {
-		return nil, err
+	_, cpSeq, ok := l.covering.find(seqno)
+	if !ok {
+		var err error
+		_, cpSeq, err = l.st.CheckpointCovering(seqno)
+		if store.IsNotFound(err) {
+			return nil, ErrNotCovered
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 	cp, err := l.checkpointBySeqno(cpSeq)
 	if err != nil {
