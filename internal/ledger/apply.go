@@ -49,6 +49,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	wrote := false
 	inBatch := map[[32]byte]log.TxID{}
 	var checkpointed []checkpointPos
+	var indexed [][32]byte // registrations' entries this batch adds to the index
 	for _, e := range entries {
 		if len(e.Data) == 0 {
 			continue
@@ -68,10 +69,10 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 					done = append(done, outcome{p.Entry, txid})
 					continue
 				}
-				if view, seq, err := l.st.Entry(p.Entry); err == nil {
-					done = append(done, outcome{p.Entry, log.TxID{View: view, Seqno: seq}})
+				if txid, err := l.lookupEntry(p.Entry); err == nil {
+					done = append(done, outcome{p.Entry, txid})
 					continue
-				} else if !store.IsNotFound(err) {
+				} else if err != ErrNotFound {
 					l.tree.Rollback(startSize)
 					return err
 				}
@@ -81,6 +82,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 					return err
 				}
 				b.PutEntry(p.Entry, txid.View, txid.Seqno)
+				indexed = append(indexed, p.Entry)
 				inBatch[p.Entry] = txid
 				st.LastContentSeqno = txid.Seqno
 				done = append(done, outcome{p.Entry, txid})
@@ -184,6 +186,9 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	l.kv.written(view)
 	for _, cp := range checkpointed {
 		l.covering.add(cp.treeSize, cp.seqno)
+	}
+	for _, e := range indexed {
+		l.filter.added(e)
 	}
 	if wrote {
 		// After the commit: a reader that sees the new version reads the

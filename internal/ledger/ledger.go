@@ -142,6 +142,9 @@ type Ledger struct {
 	// covering finds the checkpoint covering a recent entry without a
 	// store seek.
 	covering coveringIndex
+	// filter answers most duplicate checks of new entries without the
+	// store.
+	filter *entryFilter
 
 	// writes counts applied write-set transactions (and restores), so that
 	// state derived from key-value maps is re-read only when it may have
@@ -181,6 +184,7 @@ func Open(st *store.Store, cfg Config, logger *slog.Logger) (*Ledger, error) {
 		queue:   make(chan *pendingReg, cfg.QueueSize),
 		kick:    make(chan struct{}, 1),
 		kv:      newKVCache(),
+		filter:  newEntryFilter(),
 	}
 	st0, err := l.load()
 	if err != nil {
@@ -241,6 +245,7 @@ func (l *Ledger) Restore() error {
 	l.tree.Reset(int64(st.Size))
 	l.checkpoints.clear()
 	l.covering.reset(st.LastCheckpointSize)
+	l.filter.reset()
 	l.kv.reset()
 	l.writes.Add(1)
 	if err := l.checkTree(st); err != nil {

@@ -23,6 +23,11 @@ func (l *Ledger) Record(seqno uint64) (*log.Record, error) {
 }
 
 func (l *Ledger) lookupEntry(entry [32]byte) (log.TxID, error) {
+	if !l.filter.mayContain(entry) {
+		l.m.checkedByFilter.Inc()
+		return log.TxID{}, ErrNotFound
+	}
+	l.m.checkedByStore.Inc()
 	view, seq, err := l.st.Entry(entry)
 	if store.IsNotFound(err) {
 		return log.TxID{}, ErrNotFound

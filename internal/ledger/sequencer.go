@@ -154,6 +154,12 @@ func (l *Ledger) wait(ctx context.Context, ready func(*State) bool, signal func(
 func (l *Ledger) RunSequencer(ctx context.Context, p Proposer) error {
 	sweep := time.NewTicker(100 * time.Millisecond)
 	defer sweep.Stop()
+	// The entry filter is built and rebuilt beside the sequencer, which
+	// every node runs, and stops with it (before the store closes).
+	fctx, stopFilter := context.WithCancel(ctx)
+	filterDone := make(chan struct{})
+	go func() { defer close(filterDone); l.maintainFilter(fctx) }()
+	defer func() { stopFilter(); <-filterDone }()
 	for {
 		var first *pendingReg
 		select {

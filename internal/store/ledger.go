@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -60,6 +61,31 @@ func (s *Store) Entry(entry [32]byte) (view, seqno uint64, err error) {
 		return 0, 0, fmt.Errorf("store: entry index value of %d bytes", len(v))
 	}
 	return binary.BigEndian.Uint64(v[8:]), binary.BigEndian.Uint64(v[:8]), nil
+}
+
+// ScanEntries calls fn with the leaf entry of every registration in the
+// store, as of one consistent snapshot taken when it starts. It stops with
+// ctx's error when ctx ends.
+func (s *Store) ScanEntries(ctx context.Context, fn func(entry [32]byte)) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixEntryHash, UpperBound: prefixEnd(prefixEntryHash)})
+	if err != nil {
+		return fmt.Errorf("store: iter: %w", err)
+	}
+	defer it.Close()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		if n++; n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		k := it.Key()
+		if len(k) != len(prefixEntryHash)+32 {
+			return fmt.Errorf("store: entry index key of %d bytes", len(k))
+		}
+		fn([32]byte(k[len(prefixEntryHash):]))
+	}
+	return it.Error()
 }
 
 // CheckpointCovering returns the tree size and seqno of the first checkpoint
