@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/transparency-dev/merkle/proof"
@@ -627,27 +628,72 @@ func newReceipt(protected, signature []byte, kind int64, a, b uint64, path [][]b
 		}
 		p = append(p, h)
 	}
-	ph, err := rcHeaderMap(protected)
-	if err != nil {
-		return nil, fmt.Errorf("cose: receipt protected header: %w", err)
-	}
-	if vds, err := rcDecodeInt(ph[int64(rcLabelVDS)]); err != nil || vds != VDSRFC9162 {
-		return nil, errors.New("cose: receipt protected header is not for vds 1")
+	if err := checkedVDS1.check(protected); err != nil {
+		return nil, err
 	}
 	if len(signature) == 0 {
 		return nil, errors.New("cose: empty receipt signature")
 	}
-	proofBytes, err := encMode.Marshal([]any{a, b, p})
+	proofBytes, err := encMode.Marshal(rcProof{A: a, B: b, Path: p})
 	if err != nil {
 		return nil, err
 	}
-	msg := cbor.Tag{Number: 18, Content: []any{
-		protected,
-		map[int64]any{rcLabelVDP: map[int64]any{kind: [][]byte{proofBytes}}},
-		nil,
-		signature,
-	}}
-	return encMode.Marshal(msg)
+	return encMode.Marshal(cbor.Tag{Number: 18, Content: rcMessage{
+		Protected:   protected,
+		Unprotected: map[int64]map[int64][][]byte{rcLabelVDP: {kind: {proofBytes}}},
+		Signature:   signature,
+	}})
+}
+
+// rcProof is an inclusion proof [tree_size, leaf_index, path] or a
+// consistency proof [tree_size_1, tree_size_2, path] (RFC 9162 vds 1).
+type rcProof struct {
+	_    struct{} `cbor:",toarray"`
+	A, B uint64
+	Path [][]byte
+}
+
+// rcMessage is a COSE_Sign1 with a detached payload (nil).
+type rcMessage struct {
+	_           struct{} `cbor:",toarray"`
+	Protected   []byte
+	Unprotected map[int64]map[int64][][]byte
+	Payload     []byte // nil: encoded as CBOR null
+	Signature   []byte
+}
+
+// checkedVDS1 remembers the last few protected headers found to be for
+// vds 1: every receipt of a checkpoint carries that checkpoint's header,
+// and decoding it for each one cost a third of assembling a receipt.
+var checkedVDS1 headerMemo
+
+type headerMemo struct {
+	mu   sync.Mutex
+	seen [4][]byte
+	next int
+}
+
+func (m *headerMemo) check(protected []byte) error {
+	m.mu.Lock()
+	for _, h := range m.seen {
+		if h != nil && bytes.Equal(h, protected) {
+			m.mu.Unlock()
+			return nil
+		}
+	}
+	m.mu.Unlock()
+	ph, err := rcHeaderMap(protected)
+	if err != nil {
+		return fmt.Errorf("cose: receipt protected header: %w", err)
+	}
+	if vds, err := rcDecodeInt(ph[int64(rcLabelVDS)]); err != nil || vds != VDSRFC9162 {
+		return errors.New("cose: receipt protected header is not for vds 1")
+	}
+	m.mu.Lock()
+	m.seen[m.next] = bytes.Clone(protected)
+	m.next = (m.next + 1) % len(m.seen)
+	m.mu.Unlock()
+	return nil
 }
 
 // rcKeyFor selects the key for r (see "Key selection" above).
