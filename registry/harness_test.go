@@ -280,6 +280,26 @@ func (f *fakeLedger) Record(seqno uint64) (*clog.Record, error) {
 	return r, nil
 }
 
+func (f *fakeLedger) ReadTile(t tlog.Tile) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tree.ReadTile(t)
+}
+
+func (f *fakeLedger) LeafEntries(start uint64, n int) ([][32]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([][32]byte, n)
+	for i := range out {
+		r, ok := f.records[start+uint64(i)+1]
+		if !ok {
+			return nil, fmt.Errorf("fake: no record %d", start+uint64(i)+1)
+		}
+		out[i] = r.Entry
+	}
+	return out, nil
+}
+
 func (f *fakeLedger) LatestCheckpoint() (*clog.Checkpoint, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -24,6 +24,7 @@ import (
 	"github.com/charterlog/charter/log"
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/tlog"
 	gocose "github.com/veraison/go-cose"
 )
 
@@ -48,6 +49,11 @@ type Ledger interface {
 	Record(seqno uint64) (*log.Record, error)
 	LatestCheckpoint() (*log.Checkpoint, error)
 	Consistency(size1, size2 uint64) (*log.Checkpoint, [][]byte, error)
+	// ReadTile returns a C2SP tile of the Merkle tree (log.Tree.ReadTile).
+	ReadTile(t tlog.Tile) ([]byte, error)
+	// LeafEntries returns the leaf entries of the n leaves from leaf index
+	// start.
+	LeafEntries(start uint64, n int) ([][32]byte, error)
 	// ReadBarrier returns once this node has applied everything committed
 	// in the network when it was called, so that a miss after it is real
 	// and not a lagging replica's. It fails when that cannot be confirmed.
@@ -114,6 +120,7 @@ func (s *Service) Routes(r chi.Router) {
 	r.Get("/checkpoint", s.getCheckpoint)
 	r.Get("/checkpoint/key", s.getCheckpointKey)
 	r.Get("/proofs/consistency", s.getConsistency)
+	r.Get("/tile/*", s.getTile)
 }
 
 // postEntry registers a signed statement.

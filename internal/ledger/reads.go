@@ -5,6 +5,7 @@ import (
 
 	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/log"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Record returns the transaction at seqno.
@@ -187,3 +188,23 @@ func (l *Ledger) Consistency(size1, size2 uint64) (*log.Checkpoint, [][]byte, er
 	}
 	return cp, path, nil
 }
+
+// LeafEntries returns the leaf entries of the n leaves from leaf index
+// start (seqnos start+1 to start+n), which must all be applied.
+func (l *Ledger) LeafEntries(start uint64, n int) ([][32]byte, error) {
+	if n < 0 || start+uint64(n) > l.State().Size {
+		return nil, fmt.Errorf("ledger: leaves %d to %d are not all applied", start, start+uint64(n))
+	}
+	out := make([][32]byte, n)
+	for i := range out {
+		rec, err := l.Record(start + uint64(i) + 1)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = rec.Entry
+	}
+	return out, nil
+}
+
+// ReadTile returns a C2SP tile of the Merkle tree (log.Tree.ReadTile).
+func (l *Ledger) ReadTile(t tlog.Tile) ([]byte, error) { return l.tree.ReadTile(t) }
