@@ -195,6 +195,11 @@ func (c *Client) ServiceKeys(ctx context.Context) ([]byte, cose.KeySet, error) {
 // Checkpoint fetches the newest signed-note checkpoint.
 func (c *Client) Checkpoint(ctx context.Context) ([]byte, error) { return c.get(ctx, "/checkpoint") }
 
+// CheckpointKey fetches the checkpoint note verifier key (one line).
+func (c *Client) CheckpointKey(ctx context.Context) ([]byte, error) {
+	return c.get(ctx, "/checkpoint/key")
+}
+
 // ConsistencyProof fetches a consistency receipt from size1 to the
 // checkpoint of size2 (0: the newest).
 func (c *Client) ConsistencyProof(ctx context.Context, size1, size2 uint64) ([]byte, error) {

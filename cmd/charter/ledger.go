@@ -9,18 +9,22 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/charterlog/charter/client"
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/log"
 	"github.com/charterlog/charter/policy"
 	"github.com/charterlog/charter/registry"
 	"github.com/fxamacker/cbor/v2"
+	"golang.org/x/mod/sumdb/note"
 )
 
 func init() {
 	register(command{name: "ledger export", summary: "download ledger records (a CBOR array of transaction records)", run: runLedgerExport})
 	register(command{name: "ledger replay-policy", summary: "re-run the recorded registration policies over an exported ledger", run: runLedgerReplayPolicy})
+	register(command{name: "ledger audit", summary: "check the log through its tiles: the checkpoint's signature and root, growth since an earlier checkpoint, every entry", run: runLedgerAudit})
 }
 
 func runLedgerExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -292,4 +296,71 @@ func shortOrNone(d [32]byte) string {
 		return "(none)"
 	}
 	return short(d)
+}
+
+func runLedgerAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ledger audit", "--url URL --cacert PEM [--note-key KEY] [--since CHECKPOINT] [--save CHECKPOINT] [--entries]", stderr)
+	var sf serviceFlags
+	fs.StringVar(&sf.url, "url", "", "service base URL")
+	fs.StringVar(&sf.cacert, "cacert", "", "service certificate to trust (PEM); default: system roots")
+	noteKey := fs.String("note-key", "", "the log's checkpoint note verifier key (name+hash+key, as /checkpoint/key serves it); default: the one the service sends, trusted on first use")
+	since := fs.String("since", "", "a checkpoint saved by an earlier audit (--save): the newest must extend it")
+	save := fs.String("save", "", "where to write the newest checkpoint once it has passed, for the next --since")
+	entries := fs.Bool("entries", false, "also download every entry bundle and check each entry against its leaf (the whole log)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usageError("want no arguments")
+	}
+	c, err := sf.client()
+	if err != nil {
+		return err
+	}
+	var previous []byte
+	if *since != "" {
+		if previous, err = os.ReadFile(*since); err != nil {
+			return fmt.Errorf("--since: %w", err)
+		}
+	}
+	key := strings.TrimSpace(*noteKey)
+	if key == "" {
+		b, err := c.CheckpointKey(ctx)
+		if err != nil {
+			return fmt.Errorf("fetching /checkpoint/key: %w", err)
+		}
+		key = strings.TrimSpace(string(b))
+		fmt.Fprintf(stderr, "trusting the note key the service sent: %s\n(pin it with --note-key to detect a swapped key)\n", key)
+	}
+	verifier, err := note.NewVerifier(key)
+	if err != nil {
+		return fmt.Errorf("the note key %q: %w", key, err)
+	}
+	opts := client.AuditOptions{Previous: previous, Entries: *entries}
+	if *entries {
+		opts.Progress = func(done, total uint64) { fmt.Fprintf(stderr, "\rchecked %d of %d entries", done, total) }
+	}
+	a, err := c.AuditTiles(ctx, verifier, opts)
+	if *entries {
+		fmt.Fprintln(stderr)
+	}
+	if err != nil {
+		return err
+	}
+	cp := a.Checkpoint
+	fmt.Fprintf(stdout, "checkpoint %s, size %d, root %s: signed by %s\n", cp.Origin, cp.Size, hex.EncodeToString(cp.Root[:]), verifier.Name())
+	fmt.Fprintf(stdout, "root rebuilt from the tiles: ok\n")
+	if previous != nil {
+		fmt.Fprintf(stdout, "extends the checkpoint of size %d in %s: ok\n", a.PreviousSize, *since)
+	}
+	if *entries {
+		fmt.Fprintf(stdout, "%d entries hash to their leaves: ok\n", a.EntriesChecked)
+	}
+	if *save != "" {
+		if err := writeFileAtomic(*save, a.Note); err != nil {
+			return fmt.Errorf("--save: %w", err)
+		}
+		fmt.Fprintf(stdout, "saved the checkpoint to %s\n", *save)
+	}
+	return nil
 }

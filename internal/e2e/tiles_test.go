@@ -4,6 +4,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -140,5 +142,66 @@ func TestTiles(t *testing.T) {
 		} else if ct := r.Header.Get("Content-Type"); ct != "application/concise-problem-details+cbor" {
 			t.Errorf("GET %s: %d with Content-Type %q, want problem details", path, r.Status, ct)
 		}
+	}
+}
+
+// TestLedgerAuditCLI runs `charter ledger audit` as an auditor would: a
+// first full audit that saves the checkpoint, a later one that proves the
+// log only grew since, and refusals of a wrong key and of another log's
+// checkpoint.
+func TestLedgerAuditCLI(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir())
+	pub := newPublisher(t, "e2e audit publisher")
+	for range 3 {
+		n.mustRegister(t, pub.unique(t))
+	}
+	dir := t.TempDir()
+	svc := []string{"ledger", "audit", "--url", n.URL, "--cacert", n.CertPath}
+	out, err := runCLI(t, dir, append(svc, "--entries", "--save", "first.cp")...)
+	if err != nil {
+		t.Fatalf("first audit: %v\n%s", err, out)
+	}
+	for _, want := range []string{"trusting the note key the service sent", "root rebuilt from the tiles: ok", "entries hash to their leaves: ok", "saved the checkpoint to first.cp"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("first audit output lacks %q:\n%s", want, out)
+		}
+	}
+
+	for range 3 {
+		n.mustRegister(t, pub.unique(t))
+	}
+	key := strings.TrimSpace(string(n.get(t, "/checkpoint/key").Body))
+	out, err = runCLI(t, dir, append(svc, "--note-key", key, "--since", "first.cp", "--save", "second.cp")...)
+	if err != nil {
+		t.Fatalf("second audit: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "extends the checkpoint of size") || strings.Contains(out, "trusting the note key") {
+		t.Errorf("second audit output:\n%s", out)
+	}
+
+	// A key that is not the log's, and a checkpoint of another log.
+	otherSigner, otherKey, err := note.GenerateKey(nil, "other.example/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCLI(t, dir, append(svc, "--note-key", otherKey)...)
+	if err == nil || !strings.Contains(out, "the newest checkpoint") {
+		t.Errorf("audit with another log's key: %v\n%s", err, out)
+	}
+	signer, err := note.NewSigner(otherSigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := clog.SignCheckpointNote("other.example/log", 1, [32]byte{}, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "foreign.cp"), foreign, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runCLI(t, dir, append(svc, "--note-key", key, "--since", "foreign.cp")...)
+	if err == nil || !strings.Contains(out, "the previous checkpoint") {
+		t.Errorf("audit since another log's checkpoint: %v\n%s", err, out)
 	}
 }

@@ -132,7 +132,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	}
 	// The walkthrough still covers the whole flow: a README that lost a
 	// step would otherwise pass by running less.
-	for _, want := range []string{"build", "keygen", "sign", "register", "keys", "verify", "receipt", "checkpoint", "health"} {
+	for _, want := range []string{"build", "keygen", "sign", "register", "keys", "verify", "receipt", "checkpoint", "ledger", "health"} {
 		if !seen[want] {
 			t.Errorf("the README walkthrough has no %q step", want)
 		}
