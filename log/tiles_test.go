@@ -194,3 +194,20 @@ func FuzzParseTilePath(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseEntryBundle: any bytes give entries that re-encode to the
+// same bytes, or an error; never a panic.
+func FuzzParseEntryBundle(f *testing.F) {
+	f.Add(clog.EntryBundle([][32]byte{entryOf(0), entryOf(1)}))
+	f.Add([]byte{0, 32})
+	f.Add([]byte{0, 31, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		entries, err := clog.ParseEntryBundle(b)
+		if err != nil {
+			return
+		}
+		if again := clog.EntryBundle(entries); !bytes.Equal(again, b) {
+			t.Fatalf("%x parsed into %d entries that encode as %x", b, len(entries), again)
+		}
+	})
+}
