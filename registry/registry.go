@@ -362,14 +362,24 @@ func (s *Service) getStatement(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(ts)
 }
 
-func (s *Service) getCheckpoint(w http.ResponseWriter, r *http.Request) {
+// latestCheckpoint returns the newest checkpoint, or writes the problem
+// (404 while the ledger is empty) and returns nil.
+func (s *Service) latestCheckpoint(w http.ResponseWriter) *log.Checkpoint {
 	cp, err := s.Ledger.LatestCheckpoint()
 	if errors.Is(err, ledger.ErrNotFound) {
 		WriteProblem(w, &Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "no checkpoint yet: the ledger has no transactions"})
-		return
+		return nil
 	}
 	if err != nil {
 		WriteProblem(w, ProblemFor(err))
+		return nil
+	}
+	return cp
+}
+
+func (s *Service) getCheckpoint(w http.ResponseWriter, r *http.Request) {
+	cp := s.latestCheckpoint(w)
+	if cp == nil {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -399,9 +409,8 @@ func (s *Service) getConsistency(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	} else {
-		cp, err := s.Ledger.LatestCheckpoint()
-		if err != nil {
-			WriteProblem(w, ProblemFor(err))
+		cp := s.latestCheckpoint(w)
+		if cp == nil {
 			return
 		}
 		to = cp.TreeSize

@@ -1,12 +1,10 @@
 package registry
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
-	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/log"
 )
 
@@ -22,13 +20,8 @@ func (s *Service) getTile(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, badRequest("InvalidInput", fmt.Sprintf("%q is not a tile path: want tile/<L>/<N>[.p/<W>] or tile/entries/<N>[.p/<W>] (c2sp.org/tlog-tiles)", path)))
 		return
 	}
-	cp, err := s.Ledger.LatestCheckpoint()
-	if errors.Is(err, ledger.ErrNotFound) {
-		WriteProblem(w, &Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "no checkpoint yet: the ledger has no transactions"})
-		return
-	}
-	if err != nil {
-		WriteProblem(w, ProblemFor(err))
+	cp := s.latestCheckpoint(w)
+	if cp == nil {
 		return
 	}
 	if !log.TileWithin(t, int64(cp.TreeSize)) {

@@ -29,9 +29,7 @@ func init() {
 
 func runLedgerExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("ledger export", "--url URL --cacert PEM --out LEDGER.cbor [--from N] [--to M]", stderr)
-	var sf serviceFlags
-	fs.StringVar(&sf.url, "url", "", "service base URL")
-	fs.StringVar(&sf.cacert, "cacert", "", "service certificate to trust (PEM); default: system roots")
+	sf := bindServiceFlags(fs)
 	out := fs.String("out", "", "where to write the records (one CBOR array)")
 	from := fs.Uint64("from", 1, "first seqno")
 	to := fs.Uint64("to", 0, "last seqno (default: the ledger's size when the export starts)")
@@ -300,9 +298,7 @@ func shortOrNone(d [32]byte) string {
 
 func runLedgerAudit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("ledger audit", "--url URL --cacert PEM [--note-key KEY] [--since CHECKPOINT] [--save CHECKPOINT] [--entries]", stderr)
-	var sf serviceFlags
-	fs.StringVar(&sf.url, "url", "", "service base URL")
-	fs.StringVar(&sf.cacert, "cacert", "", "service certificate to trust (PEM); default: system roots")
+	sf := bindServiceFlags(fs)
 	noteKey := fs.String("note-key", "", "the log's checkpoint note verifier key (name+hash+key, as /checkpoint/key serves it); default: the one the service sends, trusted on first use")
 	since := fs.String("since", "", "a checkpoint saved by an earlier audit (--save): the newest must extend it")
 	save := fs.String("save", "", "where to write the newest checkpoint once it has passed, for the next --since")

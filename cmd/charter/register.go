@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,6 +20,15 @@ func init() {
 
 // serviceFlags are the flags every command that talks to a service shares.
 type serviceFlags struct{ url, cacert string }
+
+// bindServiceFlags adds --url and --cacert, which every command that talks
+// to a service takes.
+func bindServiceFlags(fs *flag.FlagSet) *serviceFlags {
+	var sf serviceFlags
+	fs.StringVar(&sf.url, "url", "", "service base URL")
+	fs.StringVar(&sf.cacert, "cacert", "", "service certificate to trust (PEM); default: system roots")
+	return &sf
+}
 
 func (f *serviceFlags) client() (*client.Client, error) {
 	if f.url == "" {
@@ -41,9 +51,7 @@ func (f *serviceFlags) client() (*client.Client, error) {
 
 func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("register", "--url URL --cacert SERVICE.pem [--out TS.cose] S.cose", stderr)
-	var sf serviceFlags
-	fs.StringVar(&sf.url, "url", "", "service base URL")
-	fs.StringVar(&sf.cacert, "cacert", "", "service certificate to trust (PEM); default: system roots")
+	sf := bindServiceFlags(fs)
 	out := fs.String("out", "", "where to write the transparent statement (default: S.cose with .ts.cose)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "give up waiting for the receipt after this long")
 	if err := parseFlags(fs, args); err != nil {
@@ -92,9 +100,7 @@ func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("keys", "--url URL --cacert SERVICE.pem --out KEYS.cbor", stderr)
-	var sf serviceFlags
-	fs.StringVar(&sf.url, "url", "", "service base URL")
-	fs.StringVar(&sf.cacert, "cacert", "", "service certificate to trust (PEM); default: system roots")
+	sf := bindServiceFlags(fs)
 	out := fs.String("out", "", "where to write the COSE_KeySet (required)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
