@@ -195,15 +195,19 @@ func (l *Ledger) LeafEntries(start uint64, n int) ([][32]byte, error) {
 	if n < 0 || start+uint64(n) > l.State().Size {
 		return nil, fmt.Errorf("ledger: leaves %d to %d are not all applied", start, start+uint64(n))
 	}
-	out := make([][32]byte, n)
-	for i := range out {
-		rec, err := l.Record(start + uint64(i) + 1)
-		if err != nil {
-			return nil, err
-		}
-		out[i] = rec.Entry
+	out := make([][32]byte, 0, n)
+	if n == 0 {
+		return out, nil
 	}
-	return out, nil
+	err := l.st.ScanRecords(start+1, start+uint64(n), func(_ uint64, raw []byte) error {
+		rec, err := log.UnmarshalRecord(raw)
+		if err != nil {
+			return err
+		}
+		out = append(out, rec.Entry)
+		return nil
+	})
+	return out, err
 }
 
 // ReadTile returns a C2SP tile of the Merkle tree (log.Tree.ReadTile).

@@ -50,6 +50,35 @@ func (s *Store) LedgerState() ([]byte, error) { return s.Get(keyLedgerState) }
 // Record returns the encoded transaction record at seqno, or ErrNotFound.
 func (s *Store) Record(seqno uint64) ([]byte, error) { return s.Get(recordKey(seqno)) }
 
+// ScanRecords calls fn with each record from seqno from to to, in order,
+// through one iterator; raw is valid only during the call. A seqno missing
+// in the range is an error.
+func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) error) error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: recordKey(from), UpperBound: recordKey(to + 1)})
+	if err != nil {
+		return fmt.Errorf("store: iter: %w", err)
+	}
+	defer it.Close()
+	next := from
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) != len(prefixRecord)+8 || binary.BigEndian.Uint64(k[len(prefixRecord):]) != next {
+			return fmt.Errorf("store: record %d missing", next)
+		}
+		if err := fn(next, it.Value()); err != nil {
+			return err
+		}
+		next++
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	if next != to+1 {
+		return fmt.Errorf("store: record %d missing", next)
+	}
+	return nil
+}
+
 // Entry returns the transaction id (view, seqno) of the registration with
 // this leaf entry, or ErrNotFound.
 func (s *Store) Entry(entry [32]byte) (view, seqno uint64, err error) {

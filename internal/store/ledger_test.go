@@ -147,3 +147,38 @@ func TestLedgerStateFresh(t *testing.T) {
 		t.Fatalf("LedgerState of a new store: %v, want ErrNotFound", err)
 	}
 }
+
+func TestScanRecords(t *testing.T) {
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	b := s.NewBatch()
+	for i := uint64(1); i <= 9; i++ {
+		if i != 7 {
+			b.PutRecord(i, []byte{byte(i)})
+		}
+	}
+	b.PutHash(0, hashOf(0)) // a neighbouring family
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	var got []byte
+	collect := func(seqno uint64, raw []byte) error {
+		if uint64(raw[0]) != seqno {
+			t.Fatalf("record %d holds %x", seqno, raw)
+		}
+		got = append(got, raw[0])
+		return nil
+	}
+	if err := s.ScanRecords(2, 5, collect); err != nil || string(got) != "\x02\x03\x04\x05" {
+		t.Fatalf("ScanRecords(2, 5): %x, %v", got, err)
+	}
+	for _, r := range [][2]uint64{{6, 8}, {7, 7}, {9, 10}, {10, 12}} {
+		if err := s.ScanRecords(r[0], r[1], func(uint64, []byte) error { return nil }); err == nil {
+			t.Errorf("ScanRecords(%d, %d) over a missing record succeeded", r[0], r[1])
+		}
+	}
+	stop := errors.New("stop")
+	if err := s.ScanRecords(1, 9, func(uint64, []byte) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("an error from fn came back as %v", err)
+	}
+}
