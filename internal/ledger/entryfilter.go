@@ -154,11 +154,16 @@ func (f *entryFilter) build(ctx context.Context, entries uint64, scan func(conte
 	if f.gen != gen {
 		return nil // reset meanwhile: wanted has a token for the next build
 	}
-	f.building.Store(nil)
 	if err != nil {
+		f.building.Store(nil)
 		return err
 	}
+	// current before building: added loads building, then current, so
+	// an entry committed after the scan's snapshot reaches b through one
+	// or the other whenever its add runs. The other order leaves a moment
+	// in which it would reach neither.
 	f.current.Store(b)
+	f.building.Store(nil)
 	return nil
 }
 

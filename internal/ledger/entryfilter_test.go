@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -153,4 +155,76 @@ func TestEntryFilterGrowsAndSurvivesFailedBuild(t *testing.T) {
 			t.Fatalf("entry %d lost in growth", i)
 		}
 	}
+}
+
+// TestEntryFilterUnderConcurrentCommits builds filters again and again
+// while entries are committed and added, as apply and maintainFilter run:
+// after every build, each entry whose add has returned is reported
+// present. The store is a slice; a scan reads a snapshot of it taken when
+// the scan starts, as a Pebble iterator does.
+func TestEntryFilterUnderConcurrentCommits(t *testing.T) {
+	f := newEntryFilter()
+	f.minCapacity = 1 << 16
+	var (
+		mu        sync.Mutex
+		store     [][32]byte
+		doneAdds  atomic.Int64 // entries 0..doneAdds-1 have been added
+		stop      = make(chan struct{})
+		committed sync.WaitGroup
+	)
+	const n = 20000
+	committed.Add(1)
+	go func() {
+		defer committed.Done()
+		for i := range n {
+			e := testEntry(i)
+			mu.Lock()
+			store = append(store, e) // the commit
+			mu.Unlock()
+			f.added(e)
+			doneAdds.Store(int64(i + 1))
+		}
+		close(stop)
+	}()
+	scan := func(_ context.Context, fn func([32]byte)) error {
+		mu.Lock()
+		snap := slices.Clone(store)
+		mu.Unlock()
+		for _, e := range snap {
+			fn(e)
+		}
+		return nil
+	}
+	builds := 0
+	for done := false; !done; builds++ {
+		select {
+		case <-stop:
+			done = true
+		default:
+		}
+		if builds%3 == 0 {
+			f.reset()
+		}
+		<-f.wanted
+		f.want()
+		upTo := doneAdds.Load()
+		if err := f.build(context.Background(), uint64(upTo), scan); err != nil {
+			t.Fatal(err)
+		}
+		if f.current.Load() == nil {
+			continue
+		}
+		for i := range upTo {
+			if !f.mayContain(testEntry(int(i))) {
+				t.Fatalf("after build %d, entry %d (added before it began) is reported absent", builds, i)
+			}
+		}
+	}
+	committed.Wait()
+	for i := range n {
+		if !f.mayContain(testEntry(i)) {
+			t.Fatalf("entry %d reported absent at the end", i)
+		}
+	}
+	t.Logf("%d builds while %d entries were committed", builds, n)
 }
