@@ -18,9 +18,10 @@ type TileAudit struct {
 	// PreviousSize is the tree size of the earlier checkpoint proved to be
 	// a prefix of the newest one (0: none was given).
 	PreviousSize uint64
-	// EntriesChecked counts the leaves whose entries were fetched and
-	// found to hash to their leaves (0 unless asked for).
-	EntriesChecked uint64
+	// EntriesFrom and EntriesChecked: the leaves from index EntriesFrom
+	// whose entries were fetched and found to hash to their leaves (none
+	// unless asked for).
+	EntriesFrom, EntriesChecked uint64
 }
 
 // AuditOptions say what AuditTiles checks beyond the newest checkpoint's
@@ -29,8 +30,9 @@ type AuditOptions struct {
 	// Previous is an earlier checkpoint note of the same log (one saved
 	// from an earlier audit); the newest must extend it.
 	Previous []byte
-	// Entries fetches every entry bundle and checks each entry against its
-	// leaf hash: the whole log is downloaded.
+	// Entries fetches entry bundles and checks each entry against its leaf
+	// hash: every bundle, or with Previous only those from the previous
+	// checkpoint's size on (an earlier audit checked the rest).
 	Entries bool
 	// Progress, if set, is called after each entry bundle.
 	Progress func(done, total uint64)
@@ -84,7 +86,9 @@ func (c *Client) AuditTiles(ctx context.Context, verifier note.Verifier, opts Au
 	}
 
 	if opts.Entries {
-		for start := int64(0); start < size; start += 1 << log.TileHeight {
+		first := int64(out.PreviousSize) >> log.TileHeight << log.TileHeight // the bundle holding the first new leaf
+		out.EntriesFrom = uint64(first)
+		for start := first; start < size; start += 1 << log.TileHeight {
 			w := int(min(1<<log.TileHeight, size-start))
 			bundle := tlog.Tile{H: log.TileHeight, L: -1, N: start >> log.TileHeight, W: w}
 			b, err := c.get(ctx, "/"+log.TilePath(bundle))
@@ -113,7 +117,7 @@ func (c *Client) AuditTiles(ctx context.Context, verifier note.Verifier, opts Au
 			}
 			out.EntriesChecked += uint64(w)
 			if opts.Progress != nil {
-				opts.Progress(out.EntriesChecked, cp.Size)
+				opts.Progress(out.EntriesChecked, cp.Size-out.EntriesFrom)
 			}
 		}
 	}

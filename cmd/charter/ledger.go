@@ -302,7 +302,7 @@ func runLedgerAudit(ctx context.Context, args []string, stdout, stderr io.Writer
 	noteKey := fs.String("note-key", "", "the log's checkpoint note verifier key (name+hash+key, as /checkpoint/key serves it); default: the one the service sends, trusted on first use")
 	since := fs.String("since", "", "a checkpoint saved by an earlier audit (--save): the newest must extend it")
 	save := fs.String("save", "", "where to write the newest checkpoint once it has passed, for the next --since")
-	entries := fs.Bool("entries", false, "also download every entry bundle and check each entry against its leaf (the whole log)")
+	entries := fs.Bool("entries", false, "also download the entry bundles and check each entry against its leaf: the whole log, or with --since what was added after that checkpoint")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -350,7 +350,7 @@ func runLedgerAudit(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stdout, "extends the checkpoint of size %d in %s: ok\n", a.PreviousSize, *since)
 	}
 	if *entries {
-		fmt.Fprintf(stdout, "%d entries hash to their leaves: ok\n", a.EntriesChecked)
+		fmt.Fprintf(stdout, "%d entries (leaves %d to %d) hash to their leaves: ok\n", a.EntriesChecked, a.EntriesFrom, a.EntriesFrom+a.EntriesChecked-1)
 	}
 	if *save != "" {
 		if err := writeFileAtomic(*save, a.Note); err != nil {
