@@ -50,6 +50,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	inBatch := map[[32]byte]log.TxID{}
 	var checkpointed []checkpointPos
 	var indexed [][32]byte // registrations' entries this batch adds to the index
+	conflicts := 0         // app transactions refused because their reads changed
 	for _, e := range entries {
 		if len(e.Data) == 0 {
 			continue
@@ -138,6 +139,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 				}
 				if !hold {
 					failed[key] = ErrConflict
+					conflicts++
 					continue
 				}
 				txid, err := l.appendWrites(b, view, &st, e.Term, p, t.Writes)
@@ -190,6 +192,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	for _, e := range indexed {
 		l.filter.added(e)
 	}
+	l.m.appConflicts.Add(float64(conflicts))
 	if wrote {
 		// After the commit: a reader that sees the new version reads the
 		// new maps.

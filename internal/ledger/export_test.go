@@ -1,5 +1,16 @@
 package ledger
 
+import dto "github.com/prometheus/client_model/go"
+
+// AppConflicts is charter_ledger_app_conflicts_total.
+func (l *Ledger) AppConflicts() float64 {
+	var m dto.Metric
+	if err := l.m.appConflicts.Write(&m); err != nil {
+		return -1
+	}
+	return m.GetCounter().GetValue()
+}
+
 // EntryFilterBuilt reports whether duplicate checks are answered by the
 // entry filter (rather than all by the store).
 func (l *Ledger) EntryFilterBuilt() bool { return l.filter.current.Load() != nil }

@@ -341,6 +341,9 @@ func TestSubmitAppConflicts(t *testing.T) {
 	if _, err := n.l.SubmitApp(ctx, &log.AppTx{Writes: set("62"), Reads: []log.Read{{Map: m, Scan: true, Digest: d.Sum()}}}); !errors.Is(err, ledger.ErrConflict) {
 		t.Fatalf("stale scan: %v, want ErrConflict", err)
 	}
+	if got := n.l.AppConflicts(); got != 2 {
+		t.Errorf("charter_ledger_app_conflicts_total = %v after two conflicts", got)
+	}
 	// Two identical requests are two transactions.
 	same := func() *log.AppTx {
 		return &log.AppTx{Writes: []log.Write{{Map: "private:log", Key: []byte("x"), Value: []byte("y")}}}
