@@ -269,9 +269,22 @@ func (n *Node) runApp(w http.ResponseWriter, ctx context.Context, a *app.App, ep
 				writeAppError(w, http.StatusInternalServerError, "InternalError", err.Error())
 				return
 			}
+			reads := st.Reads()
+			if wait := n.inflight.busy(reads); wait != nil && attempt < maxConflictRetries {
+				// A transaction ahead of this one writes what it read:
+				// run again once that has applied (inflightWrites).
+				select {
+				case <-wait:
+				case <-ctx.Done():
+					return
+				}
+				continue
+			}
+			release := n.inflight.hold(writes)
 			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			txid, err = n.ledger.SubmitApp(sctx, &log.AppTx{Writes: writes, Reads: st.Reads(), ClaimsDigest: res.ClaimsDigest})
+			txid, err = n.ledger.SubmitApp(sctx, &log.AppTx{Writes: writes, Reads: reads, ClaimsDigest: res.ClaimsDigest})
 			cancel()
+			release()
 			if errors.Is(err, ledger.ErrConflict) && attempt < maxConflictRetries {
 				if attempt >= 4 {
 					if sleep(ctx, time.Duration(rand.Int64N(int64(2*time.Millisecond)))) != nil {

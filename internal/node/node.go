@@ -54,6 +54,8 @@ type Node struct {
 	peerClient *http.Client
 	transport  *replication.HTTPTransport
 	gov        *gov.Service
+	// inflight: keys the app transactions this node submitted will write.
+	inflight inflightWrites
 
 	// amdRoots replace AMD's embedded roots (Config.Attestation); nil: the
 	// embedded ones.
