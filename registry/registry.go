@@ -24,8 +24,8 @@ import (
 	"github.com/charterlog/charter/log"
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/mod/sumdb/tlog"
 	gocose "github.com/veraison/go-cose"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Media types.
