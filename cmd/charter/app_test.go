@@ -19,23 +19,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/ledger"
-	"github.com/charterlog/charter/internal/replication"
-	"github.com/charterlog/charter/internal/store"
+	"github.com/charterlog/charter/internal/ledgertest"
 	"github.com/charterlog/charter/log"
 	"github.com/go-chi/chi/v5"
 )
-
-type checkpointer struct{}
-
-func (checkpointer) SignTreeHead(size uint64, root [32]byte, at time.Time) (*log.Checkpoint, error) {
-	return &log.Checkpoint{TreeSize: size, Root: root, IssuedAt: at.Unix()}, nil
-}
 
 // keyFiles writes a fresh P-256 key and self-signed certificate to dir
 // and returns their paths and the certificate.
@@ -74,28 +66,8 @@ type govNet struct {
 
 func startGov(t *testing.T) *govNet {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Open(st, ledger.Config{CheckpointInterval: 5 * time.Millisecond}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := replication.Start(replication.Config{ID: 1, Bootstrap: map[uint64]string{1: ""}, TickInterval: 10 * time.Millisecond}, st, l, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); _ = r.Run(ctx) }()
-	go func() { defer wg.Done(); _ = l.RunSequencer(ctx, r) }()
-	go func() { defer wg.Done(); _ = l.RunCheckpointer(ctx, r, checkpointer{}, nil) }()
-	t.Cleanup(func() { cancel(); wg.Wait(); st.Close() })
-	for ok, _ := r.Leader(); !ok; ok, _ = r.Leader() {
-		time.Sleep(5 * time.Millisecond)
-	}
+	l := ledgertest.Start(t, t.TempDir(), ledger.Config{CheckpointInterval: 5 * time.Millisecond}).Ledger
+	ctx := context.Background()
 	if _, err := l.SubmitWrites(ctx, &log.WriteSet{Writes: []log.Write{{Map: "public:test.genesis", Key: []byte("g"), Value: []byte("g")}}}); err != nil {
 		t.Fatal(err)
 	}

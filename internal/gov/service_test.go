@@ -12,55 +12,27 @@ import (
 	"errors"
 	"math/big"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/ledger"
-	"github.com/charterlog/charter/internal/replication"
-	"github.com/charterlog/charter/internal/store"
+	"github.com/charterlog/charter/internal/ledgertest"
 	"github.com/charterlog/charter/log"
 	"github.com/charterlog/charter/policy"
 )
 
-type rootSigner struct{}
-
-func (rootSigner) SignTreeHead(size uint64, root [32]byte, at time.Time) (*log.Checkpoint, error) {
-	return &log.Checkpoint{TreeSize: size, Root: root, IssuedAt: at.Unix()}, nil
-}
-
 // startLedger runs a one-node ledger for governance to write to.
 func startLedger(t *testing.T) *ledger.Ledger {
 	t.Helper()
-	st, err := store.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Open(st, ledger.Config{CheckpointInterval: 5 * time.Millisecond}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := replication.Start(replication.Config{ID: 1, Bootstrap: map[uint64]string{1: ""}, TickInterval: 10 * time.Millisecond}, st, l, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); _ = r.Run(ctx) }()
-	go func() { defer wg.Done(); _ = l.RunSequencer(ctx, r) }()
-	go func() { defer wg.Done(); _ = l.RunCheckpointer(ctx, r, rootSigner{}, nil) }()
-	t.Cleanup(func() { cancel(); wg.Wait(); st.Close() })
-	for ok, _ := r.Leader(); !ok; ok, _ = r.Leader() {
-		time.Sleep(5 * time.Millisecond)
-	}
+	l := ledgertest.Start(t, t.TempDir(), ledger.Config{CheckpointInterval: 5 * time.Millisecond}).Ledger
+	ctx := context.Background()
 	// A first transaction so that a checkpoint (the state digest) exists.
 	body := []byte("genesis")
 	if _, err := l.SubmitWrites(ctx, &log.WriteSet{Writes: []log.Write{{Map: "public:test.genesis", Key: []byte("g"), Value: body}}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.WaitCovered(ctx, l.State().Size-0); err != nil {
+	if err := l.WaitCovered(ctx, l.State().Size); err != nil {
 		t.Fatal(err)
 	}
 	return l

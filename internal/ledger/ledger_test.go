@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/ledgertest"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/log"
@@ -18,64 +19,21 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 )
 
-// rootSigner makes checkpoints without COSE signatures: the ledger neither
-// reads nor checks them, and cose has its own tests.
-type rootSigner struct{}
-
-func (rootSigner) SignTreeHead(size uint64, root [32]byte, at time.Time) (*log.Checkpoint, error) {
-	return &log.Checkpoint{TreeSize: size, Root: root, IssuedAt: at.Unix()}, nil
-}
-
+// node is a running one-node ledger, under the short names the tests use.
 type node struct {
-	st     *store.Store
-	l      *ledger.Ledger
-	r      *replication.Node
-	cancel context.CancelFunc
-	done   chan struct{}
+	*ledgertest.Node
+	st *store.Store
+	l  *ledger.Ledger
+	r  *replication.Node
 }
 
 func startNode(t testing.TB, dir string) *node {
 	t.Helper()
-	st, err := store.Open(dir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := ledger.Open(st, ledger.Config{CheckpointInterval: 10 * time.Millisecond}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := replication.Start(replication.Config{ID: 1, Bootstrap: map[uint64]string{1: ""}, TickInterval: 10 * time.Millisecond}, st, l, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &node{st: st, l: l, r: r, cancel: cancel, done: make(chan struct{})}
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); _ = r.Run(ctx) }()
-	go func() { defer wg.Done(); _ = l.RunSequencer(ctx, r) }()
-	go func() { defer wg.Done(); _ = l.RunCheckpointer(ctx, r, rootSigner{}, nil) }()
-	go func() { wg.Wait(); close(n.done) }()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if ok, _ := r.Leader(); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no leader after 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return n
+	n := ledgertest.Start(t, dir, ledger.Config{CheckpointInterval: 10 * time.Millisecond})
+	return &node{Node: n, st: n.Store, l: n.Ledger, r: n.Raft}
 }
 
-func (n *node) stop(t testing.TB) {
-	n.cancel()
-	<-n.done
-	if err := n.st.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
+func (n *node) stop(t testing.TB) { n.Stop(t) }
 
 func entryFor(i int) [32]byte {
 	var b [8]byte
