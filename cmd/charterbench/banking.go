@@ -58,7 +58,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -663,17 +662,7 @@ func bankingReport(w io.Writer, o options, results []bankingResult) {
 		}
 		if res.r.errors() > 0 {
 			fmt.Fprintln(w, "  errors:")
-			kinds := make([]string, 0, len(res.r.failures))
-			for k := range res.r.failures {
-				kinds = append(kinds, k)
-			}
-			sort.Strings(kinds)
-			for _, k := range kinds {
-				fmt.Fprintf(w, "    %-40s %d\n", k, res.r.failures[k])
-				if d := res.r.examples[k]; d != "" {
-					fmt.Fprintf(w, "      e.g. %s\n", d)
-				}
-			}
+			res.r.writeFailures(w, "    ")
 		}
 		switch {
 		case res.checkErr != "":

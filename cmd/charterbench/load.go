@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -243,6 +244,22 @@ func (r *result) merge(o *result) {
 	}
 	r.polls += o.polls
 	r.unsent += o.unsent
+}
+
+// writeFailures lists the failures by kind, sorted, each with its example
+// detail, every line indented by indent.
+func (r *result) writeFailures(w io.Writer, indent string) {
+	kinds := make([]string, 0, len(r.failures))
+	for k := range r.failures {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		fmt.Fprintf(w, "%s%-40s %d\n", indent, k, r.failures[k])
+		if d := r.examples[k]; d != "" {
+			fmt.Fprintf(w, "%s  e.g. %s\n", indent, d)
+		}
+	}
 }
 
 func (r *result) errors() int {

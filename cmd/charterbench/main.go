@@ -55,7 +55,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -643,17 +642,7 @@ func report(w io.Writer, rows []row, verifiesPerSec float64, signedLate int64) {
 			continue
 		}
 		fmt.Fprintf(w, "errors in phase %s:\n", x.name)
-		kinds := make([]string, 0, len(x.r.failures))
-		for k := range x.r.failures {
-			kinds = append(kinds, k)
-		}
-		sort.Strings(kinds)
-		for _, k := range kinds {
-			fmt.Fprintf(w, "  %-40s %d\n", k, x.r.failures[k])
-			if d := x.r.examples[k]; d != "" {
-				fmt.Fprintf(w, "    e.g. %s\n", d)
-			}
-		}
+		x.r.writeFailures(w, "  ")
 		if x.r.unsent > 0 {
 			fmt.Fprintf(w, "  %-40s %d\n", "not sent (backlog past the drain deadline)", x.r.unsent)
 		}
