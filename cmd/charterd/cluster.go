@@ -18,11 +18,15 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/config"
-	"github.com/charterlog/charter/internal/node"
 )
 
-// cluster starts (or reopens) a local network of N nodes as child
-// processes, and stays in the foreground until Ctrl-C, when it stops them.
+// cluster starts (or reopens) a local development network of N nodes as
+// child processes, and stays in the foreground until Ctrl-C, when it stops
+// them. Node 1 creates the network (`charterd create`); every other node
+// joins it by attestation (`charterd join`), as a node of any network does,
+// so no data directory is copied from another. The network is created
+// Opening, so that the joining nodes are trusted on their attestation;
+// member0 then opens it (transition_service_to_open).
 //
 // Files in DIR, which scripts and tests rely on:
 //
@@ -68,28 +72,38 @@ func cluster(args []string, stderr io.Writer) int {
 		procs []*exec.Cmd
 		wg    sync.WaitGroup
 	)
-	for i := 1; i <= *nodes; i++ {
-		cmd, err := startClusterNode(self, *dir, i)
+	// Nodes start one after another: each joiner needs the first node up.
+	urls := make([]string, *nodes)
+	for i := 1; i <= *nodes && ctx.Err() == nil; i++ {
+		cmd, err := startClusterNode(self, *dir, i, urls[0])
+		if err == nil {
+			mu.Lock()
+			procs = append(procs, cmd)
+			mu.Unlock()
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				err := cmd.Wait()
+				if ctx.Err() == nil {
+					fmt.Fprintf(stderr, "charterd cluster: node %d exited (%v); restart it with: charterd start --config %s\n", i, err, filepath.Join(*dir, fmt.Sprintf("node%d.json", i)))
+				}
+			}(i)
+			urls[i-1], err = waitForURL(ctx, *dir, i)
+		}
+		if err == nil && i == 1 {
+			err = publishNetworkFiles(*dir)
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "charterd cluster: node %d: %v\n", i, err)
 			status = 1
 			stop()
-			break
 		}
-		mu.Lock()
-		procs = append(procs, cmd)
-		mu.Unlock()
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			err := cmd.Wait()
-			if ctx.Err() == nil {
-				fmt.Fprintf(stderr, "charterd cluster: node %d exited (%v); restart it with: charterd start --config %s\n", i, err, filepath.Join(*dir, fmt.Sprintf("node%d.json", i)))
-			}
-		}(i)
 	}
 	if ctx.Err() == nil {
-		urls, err := waitForURLs(ctx, *dir, *nodes)
+		err := openCluster(ctx, *dir, urls[0])
+		if err == nil {
+			err = os.WriteFile(filepath.Join(*dir, "nodes.txt"), []byte(strings.Join(urls, "\n")+"\n"), 0o644)
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "charterd cluster: %v\n", err)
 			status = 1
@@ -120,8 +134,10 @@ func cluster(args []string, stderr io.Writer) int {
 	return status
 }
 
-// prepareCluster creates the network's identity and the nodes'
-// configuration files, unless DIR already holds them (a reopened cluster).
+// prepareCluster writes the nodes' configuration files, unless DIR
+// already holds them (a reopened cluster). Node 1's creates a development
+// network that opens by vote; the others' have no node id yet: `charterd
+// join` records the one the network gives.
 func prepareCluster(dir string, n int, logLevel string, snapshotEntries uint64) error {
 	if _, err := os.Stat(filepath.Join(dir, "node1.json")); err == nil {
 		existing, _ := filepath.Glob(filepath.Join(dir, "node[0-9].json"))
@@ -137,31 +153,41 @@ func prepareCluster(dir string, n int, logLevel string, snapshotEntries uint64) 
 	if err != nil {
 		return err
 	}
-	peers := map[uint64]string{}
-	for i, p := range ports {
-		peers[uint64(i+1)] = "https://127.0.0.1:" + strconv.Itoa(p)
-	}
-	issuer := "charter:cluster:" + strings.TrimPrefix(peers[1], "https://")
-	if err := node.CreateNetworkIdentity(dir, issuer); err != nil {
-		return err
-	}
+	issuer := "charter:cluster:127.0.0.1:" + strconv.Itoa(ports[0])
 	for i := 1; i <= n; i++ {
-		nodeDir := filepath.Join(dir, fmt.Sprintf("node%d", i))
-		if err := node.CopyNetworkIdentity(dir, nodeDir); err != nil {
-			return err
-		}
-		abs, err := filepath.Abs(nodeDir)
+		abs, err := filepath.Abs(filepath.Join(dir, fmt.Sprintf("node%d", i)))
 		if err != nil {
 			return err
 		}
 		cfg := config.Config{
-			NodeID: uint64(i), DataDir: abs, Addr: "127.0.0.1:" + strconv.Itoa(ports[i-1]),
-			Issuer: issuer, Peers: peers, LogLevel: logLevel, SnapshotEntries: snapshotEntries,
+			DataDir: abs, Addr: "127.0.0.1:" + strconv.Itoa(ports[i-1]),
+			LogLevel: logLevel, SnapshotEntries: snapshotEntries,
+		}
+		if i == 1 {
+			cfg.NodeID, cfg.Issuer, cfg.Development, cfg.OpenByVote = 1, issuer, true, true
 		}
 		if err := cfg.Validate(); err != nil {
 			return err
 		}
 		if err := config.Write(filepath.Join(dir, fmt.Sprintf("node%d.json", i)), cfg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publishNetworkFiles copies what node 1 created and others need into DIR:
+// the service certificate (public) and member0's identity.
+func publishNetworkFiles(dir string) error {
+	for _, f := range []struct {
+		name string
+		perm os.FileMode
+	}{{"service_cert.pem", 0o644}, {"member0_cert.pem", 0o644}, {"member0_privk.pem", 0o600}} {
+		b, err := os.ReadFile(filepath.Join(dir, "node1", f.name))
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, f.name), b, f.perm); err != nil {
 			return err
 		}
 	}
@@ -190,15 +216,42 @@ func freePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-func startClusterNode(self, dir string, i int) (*exec.Cmd, error) {
+// startClusterNode starts node i: node 1 creates the network the first
+// time; a node that has not joined yet joins through node 1 (at first);
+// any other reopens.
+func startClusterNode(self, dir string, i int, first string) (*exec.Cmd, error) {
+	cfgPath := filepath.Join(dir, fmt.Sprintf("node%d.json", i))
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"start", "--config", cfgPath}
+	switch {
+	case i == 1:
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, "store")); err != nil {
+			args[0] = "create"
+		}
+	case !cfg.Join:
+		// The joiner pins the network's certificate, which is public.
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, err
+		}
+		b, err := os.ReadFile(filepath.Join(dir, "service_cert.pem"))
+		if err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(cfg.DataDir, "service_cert.pem"), b, 0o644); err != nil {
+			return nil, err
+		}
+		args = []string{"join", "--config", cfgPath, "--target", first}
+	}
 	logf, err := os.OpenFile(filepath.Join(dir, fmt.Sprintf("node%d.log", i)), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close()
-	nodeDir := filepath.Join(dir, fmt.Sprintf("node%d", i))
-	_ = os.Remove(filepath.Join(nodeDir, "node.url"))
-	cmd := exec.Command(self, "start", "--config", filepath.Join(dir, fmt.Sprintf("node%d.json", i)))
+	_ = os.Remove(filepath.Join(cfg.DataDir, "node.url"))
+	cmd := exec.Command(self, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -210,26 +263,23 @@ func startClusterNode(self, dir string, i int) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
-// waitForURLs waits until every node serves (writes its node.url) and
-// writes DIR/nodes.txt.
-func waitForURLs(ctx context.Context, dir string, n int) ([]string, error) {
+// waitForURL waits until node i serves (writes its node.url).
+func waitForURL(ctx context.Context, dir string, i int) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	urls := make([]string, n)
-	for i := 1; i <= n; i++ {
-		for {
-			b, err := os.ReadFile(filepath.Join(dir, fmt.Sprintf("node%d", i), "node.url"))
-			if err == nil {
-				urls[i-1] = strings.TrimSpace(string(b))
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return nil, fmt.Errorf("node %d did not start serving in time; see %s", i, filepath.Join(dir, fmt.Sprintf("node%d.log", i)))
-			case <-time.After(50 * time.Millisecond):
-			}
+	cfg, err := config.Load(filepath.Join(dir, fmt.Sprintf("node%d.json", i)))
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(cfg.DataDir, "node.url"))
+		if err == nil {
+			return strings.TrimSpace(string(b)), nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("did not start serving in time; see %s", filepath.Join(dir, fmt.Sprintf("node%d.log", i)))
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	err := os.WriteFile(filepath.Join(dir, "nodes.txt"), []byte(strings.Join(urls, "\n")+"\n"), 0o644)
-	return urls, err
 }

@@ -8,13 +8,17 @@
 //
 //	charterd cluster --nodes 3 --data DIR
 //
-// starts a local multi-node network as child processes, and
+// starts a local multi-node development network as child processes: the
+// first node creates it, the others join it by attestation.
 //
+//	charterd create --config FILE
 //	charterd start --config FILE
 //	charterd join --config FILE --target URL
 //
-// run one node of a network from its configuration file, or add a new node
-// to a running network.
+// create a network (its first node) in an empty data directory, reopen a
+// node from its configuration file, or add a new node to a running network.
+// Only create makes a network: start refuses a data directory that holds
+// none, so a mistyped path cannot fork a network under the same name.
 package main
 
 import (
@@ -50,14 +54,14 @@ func run(args []string, stderr io.Writer) int {
 	switch args[0] {
 	case "dev":
 		return dev(args[1:], stderr)
+	case "create":
+		return create(args[1:], stderr)
 	case "start":
 		return start(args[1:], stderr)
 	case "join":
 		return join(args[1:], stderr)
 	case "cluster":
 		return cluster(args[1:], stderr)
-	case "remove":
-		return remove(args[1:], stderr)
 	default:
 		fmt.Fprintf(stderr, "charterd: unknown command %q\n\n%s", args[0], usage)
 		return 2
@@ -65,11 +69,13 @@ func run(args []string, stderr io.Writer) int {
 }
 
 const usage = `usage:
-  charterd dev --data DIR --addr HOST:PORT [flags]   single-node development network
-  charterd cluster --nodes 3 --data DIR              local multi-node network (child processes)
-  charterd start --config FILE                       one node of a network
+  charterd dev --data DIR --addr HOST:PORT [flags]   single-node development network (created or reopened)
+  charterd cluster --nodes 3 --data DIR              local multi-node development network (child processes)
+  charterd create --config FILE                      create a network: its first node, in an empty data directory
+  charterd start --config FILE                       reopen a node of an existing network
   charterd join --config FILE --target URL           add a new node to a running network
-  charterd remove --config FILE --target URL --node-id N   take a node out of the network
+
+Nodes are taken out of a network by governance (the remove_node proposal).
 
 Run 'charterd COMMAND -h' for a command's flags.
 `
@@ -106,12 +112,14 @@ func dev(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "charterd dev: %v\n", err)
 		return 2
 	}
-	return runNode(cfg, *debugAddr, stderr, func(n *node.Node) { printWelcome(os.Stdout, n.URL(), cfg.DataDir) })
+	// A development network: the node's virtual platform is approved.
+	cfg.Development = true
+	return runNode(cfg, node.CreateOrReopen, *debugAddr, stderr, func(n *node.Node) { printWelcome(os.Stdout, n.URL(), cfg.DataDir) })
 }
 
 // runNode runs one node until SIGINT or SIGTERM. onServing is called once
 // it serves.
-func runNode(cfg config.Config, debugAddr string, stderr io.Writer, onServing func(*node.Node)) int {
+func runNode(cfg config.Config, mode node.Mode, debugAddr string, stderr io.Writer, onServing func(*node.Node)) int {
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()})).With("node_id", cfg.NodeID)
 	if os.Getenv("GOGC") == "" && cfg.GCPercent != 0 { // 0 only if cfg was never validated
 		debug.SetGCPercent(cfg.GCPercent)
@@ -124,7 +132,7 @@ func runNode(cfg config.Config, debugAddr string, stderr io.Writer, onServing fu
 			return 1
 		}
 	}
-	n, err := node.Open(cfg, logger)
+	n, err := node.Open(cfg, mode, logger)
 	if err != nil {
 		logger.Error("cannot start", "err", err)
 		return 1

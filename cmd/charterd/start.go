@@ -15,9 +15,20 @@ import (
 	"github.com/charterlog/charter/internal/node"
 )
 
-// start runs one node of a network from its configuration file.
+// create creates a network: its service identity and genesis, on its first
+// node, in a data directory that holds no network; then runs that node.
+func create(args []string, stderr io.Writer) int {
+	return runFromConfig("create", node.Create, args, stderr)
+}
+
+// start reopens one node of an existing network from its configuration
+// file; it refuses a data directory that holds no network.
 func start(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("charterd start", flag.ContinueOnError)
+	return runFromConfig("start", node.Reopen, args, stderr)
+}
+
+func runFromConfig(name string, mode node.Mode, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("charterd "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "the node's configuration file (JSON; see spec/operations.md)")
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof on this loopback address; off by default")
@@ -28,15 +39,15 @@ func start(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if *path == "" {
-		fmt.Fprintln(stderr, "charterd start: --config is required")
+		fmt.Fprintf(stderr, "charterd %s: --config is required\n", name)
 		return 2
 	}
 	cfg, err := config.Load(*path)
 	if err != nil {
-		fmt.Fprintf(stderr, "charterd start: %v\n", err)
+		fmt.Fprintf(stderr, "charterd %s: %v\n", name, err)
 		return 2
 	}
-	return runNode(cfg, *debugAddr, stderr, nil)
+	return runNode(cfg, mode, *debugAddr, stderr, nil)
 }
 
 // join adds a new node to a running network: it asks the network at
@@ -65,10 +76,6 @@ func join(args []string, stderr io.Writer) int {
 		return 2
 	}
 	if !cfg.Join {
-		if len(cfg.Peers) > 0 {
-			fmt.Fprintln(stderr, "charterd join: the configuration lists bootstrap peers; a joining node must have none")
-			return 2
-		}
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
 		id, err := node.JoinNetwork(ctx, cfg, *target)
@@ -85,38 +92,5 @@ func join(args []string, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "charterd join: joined as node %d; restart with: charterd start --config %s\n", id, *path)
 	}
-	return runNode(cfg, "", stderr, nil)
-}
-
-// remove takes a node out of the network. It authenticates with the
-// network identity in the data directory of the configuration given.
-func remove(args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("charterd remove", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "a configuration file whose data directory holds the network's service identity")
-	target := fs.String("target", "", "base URL of any node of the network (followers forward to the leader)")
-	id := fs.Uint64("node-id", 0, "the node to remove")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if *path == "" || *target == "" || *id == 0 {
-		fmt.Fprintln(stderr, "charterd remove: --config, --target and --node-id are required")
-		return 2
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintf(stderr, "charterd remove: %v\n", err)
-		return 2
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := node.RemoveNode(ctx, cfg, *target, *id); err != nil {
-		fmt.Fprintf(stderr, "charterd remove: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(stderr, "charterd remove: node %d removed; its id will not be reused\n", *id)
-	return 0
+	return runNode(cfg, node.Reopen, "", stderr, nil)
 }

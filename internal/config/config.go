@@ -21,14 +21,24 @@ type Config struct {
 	// NodeID is this node's raft id, unique in the network and never reused.
 	// Default 1 (a single-node network).
 	NodeID uint64
-	// Peers are the voters of a new network: raft id to base URL
-	// (https://HOST:PORT), this node included. Empty for a single-node
-	// network and for a node that joins an existing one.
-	Peers map[uint64]string
 	// PeerDial overrides where this node sends to a peer (raft id to base
 	// URL), without changing the peer's recorded address: for a proxy in
 	// front of a peer, as the partition tests use. Optional.
 	PeerDial map[uint64]string
+	// Development marks a new network (charterd create) as a development
+	// network: its nodes' virtual platform is approved at creation, so
+	// nodes on it may join without hardware attestation. /node/network and
+	// the genesis transaction say so. `charterd dev` and `charterd cluster`
+	// create development networks; on any other network virtual evidence
+	// is refused unless members approve it (add_virtual_measurement).
+	// Creation only.
+	Development bool
+	// OpenByVote keeps a new network whose node generated its own member
+	// (no Members) Opening until the member votes
+	// transition_service_to_open, as a consortium's network is: nodes that
+	// join before then are trusted on their attestation. `charterd
+	// cluster` uses it to join its nodes first. Creation only.
+	OpenByVote bool
 	// Members are the PEM certificate files of a new network's members; they
 	// start Accepted and become Active by acknowledging the state digest.
 	// Empty: the node's generated member0, active at once (dev networks).
@@ -177,16 +187,6 @@ func (c *Config) Validate() error {
 	}
 	if c.NodeID == 0 {
 		c.NodeID = 1
-	}
-	if len(c.Peers) > 0 {
-		if _, ok := c.Peers[c.NodeID]; !ok {
-			errs = append(errs, fmt.Errorf("config: Peers must include this node (%d)", c.NodeID))
-		}
-		for id, u := range c.Peers {
-			if p, err := url.Parse(u); id == 0 || err != nil || p.Scheme != "https" || p.Host == "" || p.Path != "" {
-				errs = append(errs, fmt.Errorf("config: Peers[%d] = %q: want a positive id and https://HOST:PORT", id, u))
-			}
-		}
 	}
 	for id, u := range c.PeerDial {
 		if p, err := url.Parse(u); id == 0 || err != nil || p.Scheme != "https" || p.Host == "" || p.Path != "" {

@@ -17,7 +17,8 @@ type File struct {
 	DataDir            string            `json:"data_dir"`
 	Addr               string            `json:"addr"`
 	Issuer             string            `json:"issuer,omitempty"`
-	Peers              map[string]string `json:"peers,omitempty"`
+	Development        bool              `json:"development,omitempty"`
+	OpenByVote         bool              `json:"open_by_vote,omitempty"`
 	Joined             bool              `json:"joined,omitempty"`
 	PeerDial           map[string]string `json:"peer_dial,omitempty"`
 	Members            []string          `json:"members,omitempty"`
@@ -61,16 +62,13 @@ func (f *File) Config() (Config, error) {
 	c := Config{
 		NodeID: f.NodeID, DataDir: f.DataDir, Addr: f.Addr, Issuer: f.Issuer, LogLevel: f.LogLevel, Join: f.Joined,
 		Members: f.Members, Constitution: f.Constitution, Platform: f.Platform, Attestation: f.Attestation,
-		CheckpointMaxTx: f.CheckpointMaxTx, SnapshotEntries: f.SnapshotEntries, Registration: f.Registration, GCPercent: f.GCPercent,
+		Development: f.Development, OpenByVote: f.OpenByVote, CheckpointMaxTx: f.CheckpointMaxTx, SnapshotEntries: f.SnapshotEntries, Registration: f.Registration, GCPercent: f.GCPercent,
 	}
 	var err error
 	if c.CheckpointInterval, err = parseDuration("checkpoint_interval", f.CheckpointInterval); err != nil {
 		return c, err
 	}
 	if c.RegistrationWait, err = parseDuration("registration_wait", f.RegistrationWait); err != nil {
-		return c, err
-	}
-	if c.Peers, err = idMap("peers", f.Peers); err != nil {
 		return c, err
 	}
 	if c.PeerDial, err = idMap("peer_dial", f.PeerDial); err != nil {
@@ -84,7 +82,7 @@ func FileFor(c Config) File {
 	f := File{
 		NodeID: c.NodeID, DataDir: c.DataDir, Addr: c.Addr, Issuer: c.Issuer, LogLevel: c.LogLevel, Joined: c.Join,
 		Members: c.Members, Constitution: c.Constitution, Platform: c.Platform, Attestation: c.Attestation,
-		CheckpointMaxTx: c.CheckpointMaxTx, SnapshotEntries: c.SnapshotEntries, Registration: c.Registration, GCPercent: c.GCPercent,
+		Development: c.Development, OpenByVote: c.OpenByVote, CheckpointMaxTx: c.CheckpointMaxTx, SnapshotEntries: c.SnapshotEntries, Registration: c.Registration, GCPercent: c.GCPercent,
 	}
 	if c.CheckpointInterval != 0 {
 		f.CheckpointInterval = c.CheckpointInterval.String()
@@ -92,7 +90,7 @@ func FileFor(c Config) File {
 	if c.RegistrationWait != 0 {
 		f.RegistrationWait = c.RegistrationWait.String()
 	}
-	f.Peers, f.PeerDial = stringMap(c.Peers), stringMap(c.PeerDial)
+	f.PeerDial = stringMap(c.PeerDial)
 	return f
 }
 

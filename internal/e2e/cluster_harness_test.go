@@ -19,7 +19,6 @@ import (
 
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/config"
-	charternode "github.com/charterlog/charter/internal/node"
 )
 
 // clusterOpts shapes a test network.
@@ -72,24 +71,24 @@ type member struct {
 	waitErr error
 }
 
-// startCluster writes the network's identity and n node configurations
-// into a fresh directory, starts `charterd start --config` for each node and
-// waits until every node answers /node/health 200.
+// startCluster creates a network as an operator does: node 1 creates it
+// (`charterd create`), every other node joins it by attestation (`charterd
+// join`) in turn, so node i has id i. A network with the generated member0
+// is created Opening (open_by_vote), its nodes join while it opens, and
+// member0 then opens it; a consortium's (opts.Members) stays Opening. It
+// waits until every node answers /node/health 200. The network's public
+// files (service_cert.pem, member0's identity) are copied into the cluster's
+// directory; no node's data directory holds another's files.
 func startCluster(t *testing.T, n int, opts clusterOpts) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	c := &cluster{t: t, dir: dir, certPath: filepath.Join(dir, "service_cert.pem"), proxies: map[[2]int]*proxy{}}
 	ports := freeLoopbackPorts(t, n)
-	peers := map[uint64]string{}
+	urls := map[uint64]string{}
 	for i, p := range ports {
-		peers[uint64(i+1)] = "https://127.0.0.1:" + strconv.Itoa(p)
+		urls[uint64(i+1)] = "https://127.0.0.1:" + strconv.Itoa(p)
 	}
-	issuer := "charter:e2e-cluster:" + strconv.Itoa(ports[0])
-	c.issuer = issuer
-	if err := charternode.CreateNetworkIdentity(dir, issuer); err != nil {
-		t.Fatal(err)
-	}
-	c.client = pinnedClient(t, c.certPath)
+	c.issuer = "charter:e2e-cluster:" + strconv.Itoa(ports[0])
 	if opts.Proxies {
 		for i := 1; i <= n; i++ {
 			for j := 1; j <= n; j++ {
@@ -101,14 +100,15 @@ func startCluster(t *testing.T, n int, opts clusterOpts) *cluster {
 	}
 	for i := 1; i <= n; i++ {
 		nodeDir := filepath.Join(dir, fmt.Sprintf("node%d", i))
-		if err := charternode.CopyNetworkIdentity(dir, nodeDir); err != nil {
-			t.Fatal(err)
-		}
 		cfg := config.Config{
 			NodeID: uint64(i), DataDir: nodeDir, Addr: "127.0.0.1:" + strconv.Itoa(ports[i-1]),
-			Issuer: issuer, Peers: peers, LogLevel: "info", SnapshotEntries: opts.SnapshotEntries,
+			LogLevel: "info", SnapshotEntries: opts.SnapshotEntries,
 			RegistrationWait: opts.RegistrationWait, CheckpointInterval: opts.CheckpointInterval,
-			Attestation: opts.Attestation, Members: opts.Members,
+			Attestation: opts.Attestation,
+		}
+		if i == 1 {
+			cfg.Issuer, cfg.Members, cfg.Development = c.issuer, opts.Members, true
+			cfg.OpenByVote = len(opts.Members) == 0 && n > 1
 		}
 		if opts.Proxies {
 			cfg.PeerDial = map[uint64]string{}
@@ -128,7 +128,12 @@ func startCluster(t *testing.T, n int, opts clusterOpts) *cluster {
 		m := &member{
 			c: c, id: i, cfgPath: cfgPath, dataDir: nodeDir, addr: cfg.Addr,
 			logPath: filepath.Join(dir, fmt.Sprintf("node%d.log", i)),
-			node:    &node{t: t, Dir: nodeDir, URL: peers[uint64(i)], CertPath: c.certPath, Client: c.client},
+			node:    &node{t: t, Dir: nodeDir, URL: urls[uint64(i)], CertPath: c.certPath},
+		}
+		if i == 1 {
+			m.firstArgs = []string{"create", "--config", cfgPath}
+		} else {
+			m.firstArgs = []string{"join", "--config", cfgPath, "--target", urls[1]}
 		}
 		c.members = append(c.members, m)
 	}
@@ -143,8 +148,42 @@ func startCluster(t *testing.T, n int, opts clusterOpts) *cluster {
 			}
 		}
 	})
+	first := c.members[0]
+	first.start()
+	first.node.waitFor(t, "node 1 to create the network", func() bool {
+		_, err := os.Stat(filepath.Join(first.dataDir, "node.url"))
+		if !first.alive() {
+			t.Fatalf("node 1 exited while creating the network: %v", first.exitErr())
+		}
+		return err == nil
+	})
+	publish := []string{"service_cert.pem"}
+	if len(opts.Members) == 0 {
+		publish = append(publish, "member0_cert.pem", "member0_privk.pem")
+	}
+	for _, f := range publish {
+		if err := os.WriteFile(filepath.Join(dir, f), mustRead(t, filepath.Join(first.dataDir, f)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.client = pinnedClient(t, c.certPath)
 	for _, m := range c.members {
+		m.node.Client = c.client
+	}
+	first.waitHealthy(30 * time.Second)
+	for _, m := range c.members[1:] {
+		// A joiner pins the network's certificate, which is public.
+		if err := os.MkdirAll(m.dataDir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(m.dataDir, "service_cert.pem"), mustRead(t, c.certPath), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		m.start()
+		m.waitHealthy(30 * time.Second)
+	}
+	if len(opts.Members) == 0 && n > 1 {
+		c.govAccept("transition_service_to_open", "{}")
 	}
 	for _, m := range c.members {
 		m.waitHealthy(30 * time.Second)

@@ -92,7 +92,7 @@ func (m *govMember) sign(t *testing.T, typ gov.MsgType, proposalID string, paylo
 }
 
 // startMembersNode writes a single-node configuration naming members and
-// runs `charterd start --config` on it; like startNode otherwise.
+// runs `charterd create --config` on it; like startNode otherwise.
 func startMembersNode(t *testing.T, dir string, members []*govMember) *node {
 	t.Helper()
 	dataDir := filepath.Join(dir, "data")
@@ -110,7 +110,7 @@ func startMembersNode(t *testing.T, dir string, members []*govMember) *node {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	n := runCharterd(t, dataDir, filepath.Join(dir, "charterd.log"), "start", "--config", cfgPath)
+	n := runCharterd(t, dataDir, filepath.Join(dir, "charterd.log"), "create", "--config", cfgPath)
 	n.waitFor(t, "serving governance", func() bool {
 		r, err := n.do(http.MethodGet, "/gov/service/members", "", nil)
 		return err == nil && r.Status == http.StatusOK && bytes.Contains(r.Body, []byte(members[0].ID))

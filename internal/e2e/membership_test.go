@@ -85,11 +85,16 @@ func TestClusterJoinAndRemove(t *testing.T) {
 
 	j := c.addJoiner(2)
 	j.start()
-	j.waitHealthy(30 * time.Second)
-	cfg, err := config.Load(j.cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Untrusted, it serves no client (its certificate is client-only):
+	// the leader's view says it joined.
+	c.waitRole(4, "learner")
+	// `charterd join` records the id it was given before it runs the node.
+	var cfg config.Config
+	c.node(1).node.waitFor(t, "the joiner's configuration to record its id", func() bool {
+		var err error
+		cfg, err = config.Load(j.cfgPath)
+		return err == nil && cfg.Join
+	})
 	if cfg.NodeID != 4 || !cfg.Join {
 		t.Fatalf("joiner's configuration after join: node_id %d, joined %v; want 4, true", cfg.NodeID, cfg.Join)
 	}
@@ -125,8 +130,9 @@ func TestClusterJoinAndRemove(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	j.waitHealthy(30 * time.Second)
 	for _, f := range []string{"service_key.pem", "note_key.txt", "ledger_secret"} {
-		if !bytes.Equal(mustRead(t, filepath.Join(j.dataDir, f)), mustRead(t, filepath.Join(c.dir, f))) {
+		if !bytes.Equal(mustRead(t, filepath.Join(j.dataDir, f)), mustRead(t, filepath.Join(c.node(1).dataDir, f))) {
 			t.Fatalf("the trusted joiner's %s is not the network's", f)
 		}
 	}
@@ -145,39 +151,35 @@ func TestClusterJoinAndRemove(t *testing.T) {
 	c.restart(4)
 	j.waitHealthy(30 * time.Second)
 
-	// Remove it with `charterd remove`, authenticating as a node.
-	out, err := exec.Command(charterd, "remove", "--config", c.node(1).cfgPath, "--target", c.node(3).URL, "--node-id", "4").CombinedOutput()
-	if err != nil {
-		t.Fatalf("charterd remove: %v\n%s", err, out)
-	}
-	if got := c.nodes(1)[4].Role; got != "removed" {
-		t.Fatalf("node 4's role after removal: %q", got)
-	}
+	// Governance retires it (remove_node); the leader takes it out of raft.
+	c.govAccept("remove_node", `{"node_id":"4"}`)
+	c.waitRole(4, "removed")
 	c.kill9(4)
 	// The network still has its three voters and takes writes.
 	c.mustRegister(p.unique(t), 1, 2, 3)
-	// Removing it again is a clear error.
-	out, err = exec.Command(charterd, "remove", "--config", c.node(1).cfgPath, "--target", c.node(1).URL, "--node-id", "4").CombinedOutput()
-	if err == nil {
-		t.Fatalf("second removal succeeded: %s", out)
-	}
 
 	// The next node to join gets id 5, never 4 again.
 	j2 := c.addJoiner(1)
 	j2.start()
-	j2.waitHealthy(30 * time.Second)
+	c.waitRole(5, "learner")
 	if cfg, err := config.Load(j2.cfgPath); err != nil || cfg.NodeID != 5 {
 		t.Fatalf("second joiner got node id %d (%v), want 5", cfg.NodeID, err)
 	}
 
 	// Governance retires node 5 (remove_node); the leader takes it out.
 	c.govAccept("remove_node", `{"node_id":"5"}`)
-	deadline = time.Now().Add(15 * time.Second)
-	for c.nodes(1)[5].Role != "removed" {
+	c.waitRole(5, "removed")
+}
+
+// waitRole waits until node 1 sees node id in role.
+func (c *cluster) waitRole(id uint64, role string) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for c.nodes(1)[id].Role != role {
 		if time.Now().After(deadline) {
-			t.Fatalf("node 5 not removed after remove_node: %+v", c.nodes(1))
+			c.t.Fatalf("node %d is not %s within 30s: %+v", id, role, c.nodes(1))
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -260,7 +262,7 @@ func TestJoinWhileOpening(t *testing.T) {
 	}
 	j2 := c.addJoiner(1)
 	j2.start()
-	j2.waitHealthy(30 * time.Second)
+	c.waitRole(3, "learner")
 	time.Sleep(time.Second)
 	if role := c.nodes(1)[3].Role; role != "learner" {
 		t.Fatalf("a node that joined the open service is %s before governance trusted it", role)

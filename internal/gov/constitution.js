@@ -16,6 +16,7 @@ const M = {
   snpMeasurements: "public:ccf.gov.nodes.snp.measurements",
   snpHostData: "public:ccf.gov.nodes.snp.host_data",
   virtualMeasurements: "public:ccf.gov.nodes.virtual.measurements",
+  nodeJoinLimits: "public:ccf.gov.nodes.join_limits",
   appBundle: "public:ccf.gov.app.bundle",
   jsRuntimeOptions: "public:ccf.gov.js_runtime_options",
   jwtIssuers: "public:ccf.gov.jwt.issuers",
@@ -423,6 +424,12 @@ const actions = {
   transition_node_to_trusted: {
     validate(a) { onlyFields(a, ["node_id"]); need(a, "node_id", "string"); },
     apply(a) { put(M.nodesInfo, a.node_id, Object.assign(get(M.nodesInfo, a.node_id) || {}, { status: "Trusted" })); },
+  },
+  // Bounds on joins that the network has not trusted yet: how many may be
+  // pending (joined, not yet trusted or promoted) at once.
+  set_node_join_limits: {
+    validate(a) { onlyFields(a, ["max_pending_nodes"]); uint(a, "max_pending_nodes", 1, 64); },
+    apply(a) { put(M.nodeJoinLimits, "limits", { max_pending_nodes: a.max_pending_nodes }); },
   },
   remove_node: {
     validate(a) { onlyFields(a, ["node_id"]); need(a, "node_id", "string"); },

@@ -29,6 +29,8 @@ const (
 	// MapVirtualMeasurements are the measurements a node on the virtual
 	// platform may report (internal/attest), as CCF's map of that name.
 	MapVirtualMeasurements = "public:ccf.gov.nodes.virtual.measurements" // measurement hex (48 bytes) → {}
+	// MapNodeJoinLimits bounds joins (set_node_join_limits).
+	MapNodeJoinLimits = "public:ccf.gov.nodes.join_limits" // "limits" → {"max_pending_nodes": N}
 
 	// MapAppBundle holds the JS application (set_js_app). CCF splits a
 	// bundle over public:ccf.gov.modules (one key per module) and

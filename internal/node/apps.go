@@ -148,12 +148,7 @@ func (n *Node) serveApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Only a trusted node's word on its client's certificate is believed.
-	fromPeer := n.peerVerified(r)
-	if fromPeer {
-		if _, untrusted, err := n.untrustedPeer(r); err != nil || untrusted {
-			fromPeer = false
-		}
-	}
+	fromPeer := n.trustedPeer(r)
 	if !fromPeer {
 		r.Header.Del(headerForwardedClientCert)
 	}

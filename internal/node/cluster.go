@@ -2,13 +2,8 @@ package node
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -16,17 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/registry"
 	"go.etcd.io/raft/v3/tracker"
 )
 
-const (
-	pathJoin   = "/node/join"
-	pathRemove = "/node/remove"
-)
+const pathJoin = "/node/join"
 
 // headerForwarded marks a request a follower forwarded to the leader, so
 // that it is never forwarded twice.
@@ -34,10 +25,10 @@ const headerForwarded = "Charter-Forwarded-By"
 
 // leaderOnly are the writes only the leader can do (with every POST under
 // /gov/); a follower forwards them.
-var leaderOnly = map[string]bool{"/entries": true, pathJoin: true, pathRemove: true}
+var leaderOnly = map[string]bool{"/entries": true, pathJoin: true}
 
 // forwardWrites sends writes that reach a follower (registrations, joins,
-// removals) to the leader, over the peers' mutual TLS, and relays the
+// governance) to the leader, over the peers' mutual TLS, and relays the
 // answer: a client may write to any node. Reads are served locally from
 // this node's committed state.
 func (n *Node) forwardWrites(next http.Handler) http.Handler {
@@ -50,7 +41,7 @@ func (n *Node) forwardWrites(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if r.Header.Get(headerForwarded) != "" && n.peerVerified(r) {
+		if r.Header.Get(headerForwarded) != "" && n.trustedPeer(r) {
 			// Another node forwarded it here believing this node leads; it
 			// no longer does. Forwarding again could loop.
 			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
@@ -81,7 +72,7 @@ func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 			pr.SetURL(target)
 			pr.Out.Header.Set(headerForwarded, fmt.Sprint(n.cfg.NodeID))
 		},
-		Transport: n.peerClient.Transport,
+		Transport: n.peerClientFor(id).Transport,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			n.log.Warn("forwarding to the leader failed", "leader", id, "err", err)
 			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
@@ -89,115 +80,6 @@ func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	proxy.ServeHTTP(w, r)
-}
-
-// peerVerified reports whether the TLS client is one of the network's
-// nodes: its certificate is issued by the service certificate. (The server
-// requests client certificates without verifying them, since app users and
-// members present their own.)
-func (n *Node) peerVerified(r *http.Request) bool {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return false
-	}
-	leaf := r.TLS.PeerCertificates[0]
-	// Peers' certificates are few and reused on every forwarded request;
-	// verifying one costs a signature check. Only successes are kept, so
-	// the cache holds nothing but the network's own node certificates.
-	if until, ok := n.verifiedPeers.Load(string(leaf.Raw)); ok && time.Now().Before(until.(time.Time)) {
-		return true
-	}
-	inter := x509.NewCertPool()
-	for _, c := range r.TLS.PeerCertificates[1:] {
-		inter.AddCert(c)
-	}
-	_, err := leaf.Verify(x509.VerifyOptions{
-		Roots: n.servicePool(), Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	})
-	if err != nil {
-		return false
-	}
-	n.verifiedPeers.Store(string(leaf.Raw), leaf.NotAfter)
-	return true
-}
-
-type removeRequest struct {
-	NodeID uint64 `json:"node_id"`
-}
-
-// postRemove removes a node from the network (on the leader). The node's id
-// stays recorded as removed and is never given out again.
-func (n *Node) postRemove(w http.ResponseWriter, r *http.Request) {
-	var req removeRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil || req.NodeID == 0 {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidInput", Detail: "want {\"node_id\": N} with N > 0"})
-		return
-	}
-	if leader, _ := n.raft.Leader(); !leader {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "NotLeader",
-			Detail: fmt.Sprintf("send the request to the leader (node %d)", n.raft.LeaderID()), RetryAfter: 1})
-		return
-	}
-	info, err := n.raft.NodeInfo(req.NodeID)
-	if err != nil || info.Role == replication.RoleRemoved {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: fmt.Sprintf("node %d is not a member of the network", req.NodeID)})
-		return
-	}
-	if req.NodeID == n.cfg.NodeID {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusConflict, Title: "Conflict", Detail: "the leader cannot remove itself; stop it so another node leads, then remove it there"})
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	if err := n.raft.Remove(ctx, req.NodeID); err != nil {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: err.Error(), RetryAfter: 1})
-		return
-	}
-	for {
-		if info, err := n.raft.NodeInfo(req.NodeID); err == nil && info.Role == replication.RoleRemoved {
-			break
-		}
-		if err := sleep(ctx, 10*time.Millisecond); err != nil {
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: "the configuration change did not commit in time; retry", RetryAfter: 1})
-			return
-		}
-	}
-	n.log.Info("removed node", "node_id", req.NodeID)
-	writeJSON(w, http.StatusOK, removeRequest{NodeID: req.NodeID})
-}
-
-// RemoveNode asks the network at target to remove node id, using the
-// identity in cfg's data directory to authenticate as one of its nodes.
-func RemoveNode(ctx context.Context, cfg config.Config, target string, id uint64) error {
-	ident, err := loadOrCreateIdentity(cfg.DataDir, "", false)
-	if err != nil {
-		return fmt.Errorf("the network's service identity (with the service key: only a node the network trusts holds it) must be in %s: %w", cfg.DataDir, err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return err
-	}
-	cert, err := nodeTLSCertificate(ident, key, "127.0.0.1", "")
-	if err != nil {
-		return err
-	}
-	client := (&Node{id: ident, tlsCert: cert}).newPeerClient()
-	body, _ := json.Marshal(removeRequest{NodeID: id})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(target, "/")+pathRemove, strings.NewReader(string(body)))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode != http.StatusOK {
-		p := registry.DecodeProblem(resp.StatusCode, b)
-		return fmt.Errorf("%s answered %s: %s: %s", target, resp.Status, p.Title, p.Detail)
-	}
-	return nil
 }
 
 // promoteLearners makes caught-up learners voters, while this node leads. A

@@ -28,6 +28,20 @@ type Genesis struct {
 	// MembersActive makes the initial members active without an
 	// acknowledgement: a dev network whose node generated its own member.
 	MembersActive bool `cbor:"8,keyasint,omitempty"`
+	// Development marks a development network: the virtual platform of its
+	// first node is approved at creation (config.Config.Development).
+	Development bool `cbor:"9,keyasint,omitempty"`
+	// OpenByVote keeps a network with active members Opening until they
+	// vote transition_service_to_open (config.Config.OpenByVote).
+	OpenByVote bool `cbor:"10,keyasint,omitempty"`
+}
+
+// NetworkKind is what /node/network reports of a network's kind.
+func (g *Genesis) NetworkKind() string {
+	if g.Development {
+		return "development"
+	}
+	return "production"
 }
 
 var genesisEnc = func() cbor.EncMode {

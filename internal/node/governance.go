@@ -18,7 +18,6 @@ import (
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/ledger"
-	"github.com/charterlog/charter/log"
 	"github.com/charterlog/charter/policy"
 	"github.com/charterlog/charter/registry"
 )
@@ -32,15 +31,15 @@ func (n *Node) bootstrapGovernance(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	approve, err := n.ownMeasurementWrite()
+	self, err := n.genesisNodeWrites(g.Development)
 	if err != nil {
 		return err
 	}
-	// A development network (its own generated member) opens at once; a
-	// consortium's network opens when its members vote
-	// transition_service_to_open, and nodes that join before then are
-	// trusted on their attestation alone (CCF's rule).
-	spec := gov.Genesis{Constitution: g.Constitution, SCITTConfiguration: reg, Open: g.MembersActive, Also: []log.Write{approve}}
+	// A development network (its own generated member) opens at once,
+	// unless it was created to open by vote; a consortium's network opens
+	// when its members vote transition_service_to_open, and nodes that join
+	// before then are trusted on their attestation alone (CCF's rule).
+	spec := gov.Genesis{Constitution: g.Constitution, SCITTConfiguration: reg, Open: g.MembersActive && !g.OpenByVote, Also: self}
 	for _, der := range g.Members {
 		spec.Members = append(spec.Members, gov.MemberSpec{
 			CertPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),

@@ -3,7 +3,6 @@ package node
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"github.com/charterlog/charter/internal/gov"
 	"net/http"
 	"strconv"
@@ -60,11 +59,11 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 	r.Get("/node/health", n.getHealth)
 	r.Get("/node/quotes/self", n.getQuoteSelf)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// Peers only, each in its role (peers.go).
 	r.Group(func(r chi.Router) {
 		r.Use(n.requirePeer)
-		r.Post(replication.PathRaft, peerHandler(n.raft.ReceiveRaft))
-		r.Post(replication.PathSnapshot, peerHandler(n.raft.ReceiveSnapshot))
-		r.With(n.whenReady, n.refusePending, n.forwardWrites).Post(pathRemove, n.postRemove)
+		r.Post(replication.PathRaft, n.peerHandler(n.raft.ReceiveRaft))
+		r.Post(replication.PathSnapshot, n.peerHandler(n.raft.ReceiveSnapshot))
 	})
 	// A joining node has no certificate yet: its evidence and the signature
 	// by the key it binds are its credentials.
@@ -100,98 +99,6 @@ func (n *Node) whenReady(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// peerHandler answers a peer's raft request: 204, or a problem (400 for a
-// message the peer should not have sent, 503 while stopping).
-func peerHandler(receive func(*http.Request) error) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		err := receive(r)
-		switch {
-		case err == nil:
-			w.WriteHeader(http.StatusNoContent)
-		case errors.Is(err, replication.ErrBadMessage):
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidRaftMessage", Detail: err.Error()})
-		default:
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: err.Error(), RetryAfter: 1})
-		}
-	}
-}
-
-// requirePeer admits only callers that present a certificate issued by the
-// service certificate: the network's own nodes.
-func (n *Node) requirePeer(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !n.peerVerified(r) {
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden",
-				Detail: "this endpoint is for the network's nodes: present a node certificate issued by the service certificate"})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// refusePending refuses nodes the network has not trusted: they hold a node
-// certificate from joining, which passes requirePeer, but must not change
-// the network's membership.
-func (n *Node) refusePending(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// The direct caller: at the leader, a forwarded request's caller is
-		// the node that forwarded it, which checked its own caller.
-		id, untrusted, err := n.untrustedPeer(r)
-		if err != nil {
-			registry.WriteProblem(w, registry.ProblemFor(err))
-			return
-		}
-		if untrusted {
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden",
-				Detail: fmt.Sprintf("node %d is not trusted by the network", id)})
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// untrustedPeer reports whether the TLS client's key is that of a node the
-// network has not trusted (or not yet given the secrets to): such a node
-// holds a node certificate from joining, but must not act for the network.
-func (n *Node) untrustedPeer(r *http.Request) (uint64, bool, error) {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return 0, false, nil
-	}
-	leaf := r.TLS.PeerCertificates[0]
-	key, ok := publicKeyOf(leaf)
-	if !ok {
-		return 0, false, nil
-	}
-	// Forwarded app requests ask this on every request; the answer changes
-	// only with a write set, so it is kept per certificate and version.
-	version := n.ledger.WritesVersion()
-	if c, ok := n.peerTrust.Load(string(leaf.Raw)); ok && c.(peerTrust).version == version {
-		return c.(peerTrust).id, c.(peerTrust).untrusted, nil
-	}
-	recs, err := n.nodeRecords()
-	if err != nil {
-		return 0, false, err
-	}
-	pemKey := publicKeyPEM(key)
-	t := peerTrust{version: version}
-	for id, rec := range recs {
-		if rec.PublicKey == pemKey && !(rec.Status == NodeTrusted && (!rec.Joined || rec.SecretsReleased)) {
-			t.id, t.untrusted = id, true
-			break
-		}
-	}
-	n.peerTrust.Store(string(leaf.Raw), t)
-	return t.id, t.untrusted, nil
-}
-
-// peerTrust is untrustedPeer's answer for one certificate at one version of
-// the key-value state.
-type peerTrust struct {
-	version   uint64
-	id        uint64
-	untrusted bool
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -253,6 +160,7 @@ func (n *Node) getNetwork(w http.ResponseWriter, r *http.Request) {
 		"service_status":      n.serviceStatus(),
 		"issuer":              n.issuer,
 		"note_verifier_key":   n.id.NoteVerifier,
+		"network_kind":        n.genesis.NetworkKind(),
 		"current_view":        term,
 		"ledger_size":         st.Size,
 		"checkpoint_size":     cpSize,

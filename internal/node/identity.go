@@ -15,8 +15,10 @@ import (
 	"io/fs"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -229,11 +231,17 @@ func selfSigned(k crypto.Signer, cn string, ca bool) ([]byte, error) {
 	return x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
 }
 
-// issueNodeCert issues a node's TLS certificate under the service
-// certificate, for the node's public key, the host it listens on and the
-// loopback names. It serves clients and authenticates the node to its
-// peers (mutual TLS).
-func issueNodeCert(id *Identity, pub *ecdsa.PublicKey, host string) ([]byte, error) {
+// issueNodeCert issues node nodeID's TLS certificate under the service
+// certificate, for the node's public key. The certificate names the node
+// (nodeIDURI), so a peer is the node its certificate says.
+//
+// A trusted node's certificate (server) serves clients, who pin the service
+// certificate, and authenticates the node to its peers: server and client
+// authentication, for the host it listens on and the loopback names. A node
+// the network has not trusted gets a client-only certificate that names no
+// host: it can reach its peers (which look its key up in the ledger), but no
+// client that pins the service certificate accepts it as the service.
+func issueNodeCert(id *Identity, pub *ecdsa.PublicKey, nodeID uint64, host string, server bool) ([]byte, error) {
 	if !id.HasSecrets() {
 		return nil, errors.New("only a node that holds the service key issues node certificates")
 	}
@@ -243,29 +251,55 @@ func issueNodeCert(id *Identity, pub *ecdsa.PublicKey, host string) ([]byte, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "Charter node"},
+		Subject:      pkix.Name{CommonName: fmt.Sprintf("Charter node %d", nodeID)},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().AddDate(1, 0, 0),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		URIs:         []*url.URL{nodeIDURI(nodeID)},
 	}
-	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
-		tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-	} else if host != "" && ip == nil {
-		tmpl.DNSNames = append(tmpl.DNSNames, host)
+	if server {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
+		tmpl.DNSNames = []string{"localhost"}
+		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if host != "" && ip == nil {
+			tmpl.DNSNames = append(tmpl.DNSNames, host)
+		}
 	}
 	return x509.CreateCertificate(rand.Reader, tmpl, id.ServiceCert, pub, id.ServiceKey)
 }
 
-// nodeTLSCertificate is this node's TLS certificate: issued by itself when
-// it holds the service key, else the one the network issued when it joined
-// (fileNodeCert).
-func nodeTLSCertificate(id *Identity, key *ecdsa.PrivateKey, host, dir string) (tls.Certificate, error) {
+// nodeIDURI is the URI SAN that names a node in its certificate.
+func nodeIDURI(nodeID uint64) *url.URL {
+	return &url.URL{Scheme: "urn", Opaque: "charter:node:" + strconv.FormatUint(nodeID, 10)}
+}
+
+// certNodeID is the node id a certificate names, if it names exactly one.
+func certNodeID(c *x509.Certificate) (uint64, bool) {
+	var id uint64
+	for _, u := range c.URIs {
+		rest, ok := strings.CutPrefix(u.Opaque, "charter:node:")
+		if u.Scheme != "urn" || !ok {
+			continue
+		}
+		v, err := strconv.ParseUint(rest, 10, 64)
+		if err != nil || v == 0 || id != 0 {
+			return 0, false
+		}
+		id = v
+	}
+	return id, id != 0
+}
+
+// nodeTLSCertificate is this node's TLS certificate: a server certificate
+// it issues itself when it holds the service key (it is trusted), else the
+// client-only one the network issued when it joined (fileNodeCert).
+func nodeTLSCertificate(id *Identity, key *ecdsa.PrivateKey, nodeID uint64, host, dir string) (tls.Certificate, error) {
 	var certDER []byte
 	if id.HasSecrets() {
-		der, err := issueNodeCert(id, &key.PublicKey, host)
+		der, err := issueNodeCert(id, &key.PublicKey, nodeID, host, true)
 		if err != nil {
 			return tls.Certificate{}, err
 		}
@@ -281,6 +315,9 @@ func nodeTLSCertificate(id *Identity, key *ecdsa.PrivateKey, host, dir string) (
 		}
 		if pub, ok := c.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
 			return tls.Certificate{}, fmt.Errorf("%s is not for this node's key", fileNodeCert)
+		}
+		if got, ok := certNodeID(c); !ok || got != nodeID {
+			return tls.Certificate{}, fmt.Errorf("%s names node %d, not this node (%d)", fileNodeCert, got, nodeID)
 		}
 		certDER = c.Raw
 	}
@@ -351,44 +388,6 @@ func writeFileAtomic(dir, name string, data []byte, perm os.FileMode) error {
 	}
 	defer d.Close()
 	return d.Sync()
-}
-
-// CreateNetworkIdentity makes a new network's service identity and first
-// member in dir, for a launcher that then copies them to each node's data
-// directory (CopyNetworkIdentity). It refuses a dir that already has one.
-func CreateNetworkIdentity(dir, issuer string) error {
-	if _, err := os.Stat(filepath.Join(dir, fileServiceKey)); err == nil {
-		return fmt.Errorf("%s already holds a service identity", dir)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	if _, err := loadOrCreateIdentity(dir, issuer, true); err != nil {
-		return err
-	}
-	_, err := createMember(dir)
-	return err
-}
-
-// CopyNetworkIdentity copies the service identity and the first member's
-// certificate from src to a node's data directory dst.
-func CopyNetworkIdentity(src, dst string) error {
-	if err := os.MkdirAll(dst, 0o700); err != nil {
-		return err
-	}
-	for _, f := range []struct {
-		name string
-		perm os.FileMode
-	}{{fileServiceKey, 0o600}, {fileServiceCert, 0o644}, {fileNoteKey, 0o600}, {fileLedgerSecret, 0o600}, {fileMemberCert, 0o644}} {
-		b, err := os.ReadFile(filepath.Join(src, f.name))
-		if err != nil {
-			return err
-		}
-		if err := writeFileAtomic(dst, f.name, b, f.perm); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // fileNodeKey is the node's own identity key (P-256): its TLS key, the key

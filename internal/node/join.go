@@ -311,6 +311,21 @@ func (n *Node) postJoin(w http.ResponseWriter, r *http.Request) {
 			Detail: fmt.Sprintf("send the join request to the leader (node %d)", n.raft.LeaderID()), RetryAfter: 1})
 		return
 	}
+	// Joins cost the joiner, not the network: a key the network does not
+	// know yet is admitted at a bounded rate, checked before its evidence
+	// costs a verification; a known key (a node asking again for its
+	// secrets) is not counted.
+	byKey, _, err := n.peerIndex()
+	if err != nil {
+		registry.WriteProblem(w, registry.ProblemFor(err))
+		return
+	}
+	_, known := byKey[publicKeyPEM(key)]
+	if !known && !n.joinRate.Allow() {
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusTooManyRequests, Title: "TooManyRequests",
+			Detail: fmt.Sprintf("joins of new nodes are limited to %v per second (burst %d); retry later", float64(n.joinRate.Limit()), n.joinRate.Burst()), RetryAfter: 1})
+		return
+	}
 	verified, err := n.verifyEvidence(r.Context(), ev, key)
 	if err != nil {
 		n.log.Warn("refused a joining node's evidence", "url", req.URL, "platform", ev.Platform, "err", err)
@@ -320,13 +335,26 @@ func (n *Node) postJoin(w http.ResponseWriter, r *http.Request) {
 	// One join at a time: the next id and the record are a read-modify-write.
 	n.joinMu.Lock()
 	defer n.joinMu.Unlock()
+	if !known {
+		pending, limit, err := n.pendingJoins()
+		if err != nil {
+			registry.WriteProblem(w, registry.ProblemFor(err))
+			return
+		}
+		if pending >= limit {
+			registry.WriteProblem(w, &registry.Problem{Status: http.StatusTooManyRequests, Title: "TooManyPendingNodes",
+				Detail: fmt.Sprintf("%d nodes have joined and are not yet trusted voters, the most this network allows (set_node_join_limits); retry once governance trusts or removes one", pending), RetryAfter: 5})
+			return
+		}
+	}
 	id, rec, p := n.admit(r.Context(), req, key, ev, verified, body)
 	if p != nil {
 		registry.WriteProblem(w, p)
 		return
 	}
-	host, _, _ := net.SplitHostPort(strings.TrimPrefix(req.URL, "https://"))
-	certDER, err := issueNodeCert(n.id, key, host)
+	// Client-only until trusted: the node issues its own server
+	// certificate once it holds the service key.
+	certDER, err := issueNodeCert(n.secrets(), key, id, "", false)
 	if err != nil {
 		registry.WriteProblem(w, registry.ProblemFor(err))
 		return
@@ -352,6 +380,41 @@ func (n *Node) postJoin(w http.ResponseWriter, r *http.Request) {
 		resp.Sealed = sealed
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// DefaultMaxPendingNodes is how many joined nodes may wait to become
+// trusted voters at once, unless governance says otherwise
+// (set_node_join_limits).
+const DefaultMaxPendingNodes = 4
+
+// pendingJoins counts the nodes that joined and are not yet voters (nor
+// retired or removed), and returns the governed bound on them.
+func (n *Node) pendingJoins() (int, int, error) {
+	limit := DefaultMaxPendingNodes
+	if raw, err := n.ledger.GetKV(gov.MapNodeJoinLimits, []byte("limits")); err == nil {
+		var l struct {
+			MaxPendingNodes int `json:"max_pending_nodes"`
+		}
+		if json.Unmarshal(raw, &l) == nil && l.MaxPendingNodes > 0 {
+			limit = l.MaxPendingNodes
+		}
+	}
+	recs, err := n.nodeRecords()
+	if err != nil {
+		return 0, 0, err
+	}
+	pending := 0
+	for id, rec := range recs {
+		if rec.Status == NodeRetired {
+			continue
+		}
+		info, err := n.raft.NodeInfo(id)
+		if err == nil && (info.Role == replication.RoleVoter || info.Role == replication.RoleRemoved) {
+			continue
+		}
+		pending++
+	}
+	return pending, limit, nil
 }
 
 // admit records a verified joining node, or finds it if it joined before
@@ -419,18 +482,29 @@ func (n *Node) admit(ctx context.Context, req *joinRequest, key *ecdsa.PublicKey
 }
 
 func (n *Node) sealSecrets(key *ecdsa.PublicKey, id uint64, evidenceDigest [32]byte) ([]byte, error) {
-	if !n.id.HasSecrets() {
+	full := n.secrets()
+	if !full.HasSecrets() {
 		return nil, errors.New("this node does not hold the service's secrets to release")
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(n.id.ServiceKey)
+	der, err := x509.MarshalPKCS8PrivateKey(full.ServiceKey)
 	if err != nil {
 		return nil, err
 	}
-	plain, err := json.Marshal(releasedSecrets{ServiceKey: der, NoteKey: n.id.noteSignerKey, LedgerSecret: n.id.LedgerSecret})
+	plain, err := json.Marshal(releasedSecrets{ServiceKey: der, NoteKey: full.noteSignerKey, LedgerSecret: full.LedgerSecret})
 	if err != nil {
 		return nil, err
 	}
 	return attest.SealSecrets(key, id, evidenceDigest, plain)
+}
+
+// secrets is the identity with the service's secrets if this node holds
+// them (at start, or since the network released them), else the public
+// one.
+func (n *Node) secrets() *Identity {
+	if f := n.full.Load(); f != nil {
+		return f
+	}
+	return n.id
 }
 
 // joiner is the joining node's side: its key, evidence and request.
@@ -443,6 +517,20 @@ type joiner struct {
 }
 
 func newJoiner(dir, selfURL string, key *ecdsa.PrivateKey, ev *attest.Evidence) (*joiner, error) {
+	body, err := JoinRequestBody(selfURL, key, ev)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := attest.MarshalEvidence(ev)
+	if err != nil {
+		return nil, err
+	}
+	return &joiner{url: selfURL, key: key, body: body, evidence: raw, dir: dir}, nil
+}
+
+// JoinRequestBody is the body of POST /node/join for a node at selfURL
+// with key and the evidence that binds it, signed by key.
+func JoinRequestBody(selfURL string, key *ecdsa.PrivateKey, ev *attest.Evidence) ([]byte, error) {
 	raw, err := attest.MarshalEvidence(ev)
 	if err != nil {
 		return nil, err
@@ -455,11 +543,7 @@ func newJoiner(dir, selfURL string, key *ecdsa.PrivateKey, ev *attest.Evidence) 
 	if err != nil {
 		return nil, err
 	}
-	body, err := json.Marshal(joinRequest{URL: selfURL, NodeKey: pub, Evidence: raw, Signature: sig})
-	if err != nil {
-		return nil, err
-	}
-	return &joiner{url: selfURL, key: key, body: body, evidence: raw, dir: dir}, nil
+	return json.Marshal(joinRequest{URL: selfURL, NodeKey: pub, Evidence: raw, Signature: sig})
 }
 
 // errRefused marks an answer that retrying will not change.
@@ -482,7 +566,8 @@ func (j *joiner) ask(ctx context.Context, client *http.Client, target string) (*
 	if resp.StatusCode != http.StatusOK {
 		p := registry.DecodeProblem(resp.StatusCode, b)
 		err := fmt.Errorf("%s answered %s: %s: %s", target, resp.Status, p.Title, p.Detail)
-		if resp.StatusCode != http.StatusServiceUnavailable {
+		// 503 (no leader yet) and 429 (joins are rate-limited) pass.
+		if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests {
 			err = fmt.Errorf("%w: %w", errRefused, err)
 		}
 		return nil, err
@@ -631,7 +716,7 @@ func (n *Node) awaitSecrets(ctx context.Context) (*Identity, error) {
 		if !ok {
 			continue
 		}
-		jr, err := j.ask(ctx, n.peerClient, u)
+		jr, err := j.ask(ctx, n.peerClientFor(n.raft.LeaderID()), u)
 		switch {
 		case err != nil:
 			if time.Since(logged) > 10*time.Second {
@@ -720,7 +805,7 @@ func (n *Node) fetchPeerEvidence(ctx context.Context, id uint64) (*ecdsa.PublicK
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	resp, err := n.peerClient.Do(req)
+	resp, err := n.peerClientFor(id).Do(req)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -749,22 +834,38 @@ func (n *Node) fetchPeerEvidence(ctx context.Context, id uint64) (*ecdsa.PublicK
 	return key, ev, q.Evidence, nil
 }
 
-// ownMeasurementWrite approves this node's own measurement in a new
-// network's genesis (as CCF does for the node that starts a network), so
-// that nodes running the same code can join it.
-func (n *Node) ownMeasurementWrite() (log.Write, error) {
+// genesisNodeWrites are the first node's part of a new network's
+// governance state: its own record (Trusted, with its key and evidence, so
+// peers know it by its key from the start and auditors can re-verify it),
+// and, as CCF does for the node that starts a network, the approval of its
+// own measurement so that nodes running the same code can join. A virtual
+// measurement is approved only on a development network: elsewhere virtual
+// evidence, which anyone can make, admits a node only by an explicit vote
+// (add_virtual_measurement).
+func (n *Node) genesisNodeWrites(development bool) ([]log.Write, error) {
 	m, err := n.evidence.Measurement()
 	if err != nil {
-		return log.Write{}, err
+		return nil, err
 	}
 	v, err := attest.Verify(context.Background(), n.evidence, &n.nodeKey.PublicKey, attest.Policy{AllowVirtual: true, Roots: n.amdRoots,
 		CertCacheDir: n.cfg.Attestation.CertCacheDir, AllowNetwork: n.cfg.Attestation.AllowNetwork, Measurements: [][]byte{m}})
 	if err != nil {
-		return log.Write{}, fmt.Errorf("this node's own evidence does not verify: %w", err)
+		return nil, fmt.Errorf("this node's own evidence does not verify: %w", err)
 	}
-	approved := gov.MapSNPMeasurements
-	if v.Platform == attest.PlatformVirtual {
-		approved = gov.MapVirtualMeasurements
+	raw, err := attest.MarshalEvidence(n.evidence)
+	if err != nil {
+		return nil, err
 	}
-	return log.Write{Map: approved, Key: []byte(hex.EncodeToString(v.Measurement)), Value: []byte("{}")}, nil
+	rec, err := json.Marshal(newNodeRecord(NodeTrusted, n.URL(), &n.nodeKey.PublicKey, n.evidence, raw, v))
+	if err != nil {
+		return nil, err
+	}
+	writes := []log.Write{{Map: gov.MapNodesInfo, Key: []byte(strconv.FormatUint(n.cfg.NodeID, 10)), Value: rec}}
+	switch {
+	case v.Platform != attest.PlatformVirtual:
+		writes = append(writes, log.Write{Map: gov.MapSNPMeasurements, Key: []byte(hex.EncodeToString(v.Measurement)), Value: []byte("{}")})
+	case development:
+		writes = append(writes, log.Write{Map: gov.MapVirtualMeasurements, Key: []byte(hex.EncodeToString(v.Measurement)), Value: []byte("{}")})
+	}
+	return writes, nil
 }

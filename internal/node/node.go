@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,8 +30,10 @@ import (
 	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/registry"
 	"github.com/google/go-sev-guest/verify/trust"
+	"go.etcd.io/raft/v3"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 )
 
 // Node is a running charterd.
@@ -47,13 +50,15 @@ type Node struct {
 	serving  chan struct{}
 
 	// ready is set once recovery is done and the service API may serve.
-	ready      atomic.Bool
-	tlsCert    tls.Certificate
-	nodeKey    *ecdsa.PrivateKey
-	evidence   *attest.Evidence
-	peerClient *http.Client
-	transport  *replication.HTTPTransport
-	gov        *gov.Service
+	ready atomic.Bool
+	// tlsCert is the node's current certificate: client-only from joining
+	// until the node is trusted, then a server certificate it issues itself.
+	tlsCert   atomic.Pointer[tls.Certificate]
+	host      string // the host the node listens on, for its certificate
+	nodeKey   *ecdsa.PrivateKey
+	evidence  *attest.Evidence
+	transport *replication.HTTPTransport
+	gov       *gov.Service
 	// inflight: keys the app transactions this node submitted will write.
 	inflight inflightWrites
 
@@ -62,27 +67,66 @@ type Node struct {
 	amdRoots map[string][]*trust.AMDRootCerts
 	// joinMu serialises joins on the leader (next id, record, learner).
 	joinMu sync.Mutex
+	// joinRate bounds how fast new nodes may join (postJoin).
+	joinRate *rate.Limiter
 
 	// full is the identity with the service's secrets, once this node holds
 	// them (at start, or when the network releases them to it).
 	full   atomic.Pointer[Identity]
 	cipher atomic.Pointer[ledgerCipher]
 	apps   *appHost
-	// verifiedPeers caches node certificates that verified (DER → NotAfter).
-	verifiedPeers sync.Map
-	// peerTrust caches untrustedPeer's answers (DER → peerTrust); only
-	// peers' certificates reach it.
-	peerTrust sync.Map
+	// peerDir indexes the nodes' records by key (peers.go).
+	peerDir peerDirectory
+	// peerClients holds the client that reaches each peer (node id →
+	// *http.Client), each accepting only that peer's key.
+	peerClients sync.Map
 }
 
-// Open prepares a node: it validates cfg, listens, opens the store and
-// loads or creates the service identity. Nothing is served until Run.
-func Open(cfg config.Config, logger *slog.Logger) (*Node, error) {
+// New nodes may join at joinsPerSecond, joinBurst at once: enough for an
+// operator adding nodes, and a flood of joins costs the network little.
+const (
+	joinsPerSecond = 2
+	joinBurst      = 4
+)
+
+// Mode says what Open may do with the data directory.
+type Mode int
+
+const (
+	// Reopen runs a node whose data directory holds a network's store (or
+	// a node that joined one, cfg.Join), and refuses one that does not: a
+	// mistyped path must never create a second network under the same name.
+	Reopen Mode = iota
+	// Create creates a new network (its service identity and genesis) in a
+	// data directory that holds none, and refuses one that does. Only the
+	// network's first node is created; every other node joins.
+	Create
+	// CreateOrReopen is `charterd dev`'s: reopen the development network in
+	// the data directory, or create one there.
+	CreateOrReopen
+)
+
+// ErrNoNetwork is Open's error in Reopen mode for a data directory that
+// holds no network.
+var ErrNoNetwork = errors.New("no network in this data directory")
+
+// ErrNetworkExists is Open's error in Create mode for a data directory
+// that already holds one.
+var ErrNetworkExists = errors.New("this data directory already holds a network")
+
+// Open prepares a node: it validates cfg, checks the data directory against
+// mode, listens, opens the store and loads or creates the service identity.
+// Nothing is served until Run.
+func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
+	}
+	storeDir := filepath.Join(cfg.DataDir, "store")
+	if _, err := os.Stat(storeDir); errors.Is(err, fs.ErrNotExist) && mode == Reopen && !cfg.Join {
+		return nil, fmt.Errorf("%w: %s has no store (%s); create a network with `charterd create`, or add a node with `charterd join`", ErrNoNetwork, cfg.DataDir, storeDir)
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, err
@@ -91,18 +135,15 @@ func Open(cfg config.Config, logger *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	n := &Node{cfg: cfg, log: logger, listener: ln, serving: make(chan struct{})}
+	n := &Node{cfg: cfg, log: logger, listener: ln, serving: make(chan struct{}),
+		joinRate: rate.NewLimiter(joinsPerSecond, joinBurst)}
 	ok := false
 	defer func() {
 		if !ok {
 			n.close()
 		}
 	}()
-	n.st, err = store.Open(filepath.Join(cfg.DataDir, "store"), logger)
-	if err != nil {
-		return nil, err
-	}
-	n.ledger, err = ledger.Open(n.st, ledger.Config{CheckpointInterval: cfg.CheckpointInterval, CheckpointMaxTx: cfg.CheckpointMaxTx}, logger)
+	n.st, err = store.Open(storeDir, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -111,25 +152,39 @@ func Open(cfg config.Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	last, _ := rlog.LastIndex()
-	fresh := last == 0
-	single := len(cfg.Peers) == 0 && !cfg.Join
+	// A store with no raft state is a creation that crashed before its
+	// first entry was durable: Create may complete it, Reopen refuses it.
+	exists := last > 0 || !raft.IsEmptyHardState(rlog.HardState())
+	create := false
+	switch {
+	case cfg.Join:
+		if mode == Create {
+			return nil, fmt.Errorf("%w: %s belongs to a node that joined a network", ErrNetworkExists, cfg.DataDir)
+		}
+	case mode == Reopen && !exists:
+		return nil, fmt.Errorf("%w: the store in %s is empty; create a network with `charterd create`, or add a node with `charterd join`", ErrNoNetwork, cfg.DataDir)
+	case mode == Create && exists:
+		return nil, fmt.Errorf("%w: %s; run it with `charterd start`, or create the new network in an empty directory", ErrNetworkExists, cfg.DataDir)
+	case mode != Reopen && !exists:
+		create = true
+	}
+	n.ledger, err = ledger.Open(n.st, ledger.Config{CheckpointInterval: cfg.CheckpointInterval, CheckpointMaxTx: cfg.CheckpointMaxTx}, logger)
+	if err != nil {
+		return nil, err
+	}
 	issuer := cfg.Issuer
 	if issuer == "" {
 		issuer = "charter:" + ln.Addr().String()
 	}
-	// A single-node dev network makes its own identity. The initial nodes of
-	// a larger network share the one its creator made (`charterd cluster`
-	// copies it); a node that joins holds only the public half until the
-	// network trusts it and releases the rest to its attested key (join.go).
+	// The network's first node makes its identity; a node that joins holds
+	// only the public half until the network trusts it and releases the
+	// rest to its attested key (join.go).
 	if cfg.Join {
 		n.id, err = loadIdentity(cfg.DataDir)
 	} else {
-		n.id, err = loadOrCreateIdentity(cfg.DataDir, issuer, fresh && single)
+		n.id, err = loadOrCreateIdentity(cfg.DataDir, issuer, create)
 	}
 	if err != nil {
-		if !single && !cfg.Join {
-			err = fmt.Errorf("%w (an initial node of a multi-node network needs the network's %s, %s, %s and %s in its data directory)", err, fileServiceKey, fileServiceCert, fileNoteKey, fileLedgerSecret)
-		}
 		return nil, fmt.Errorf("service identity in %s: %w", cfg.DataDir, err)
 	}
 	v, err := note.NewVerifier(n.id.NoteVerifier)
@@ -137,20 +192,22 @@ func Open(cfg config.Config, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.issuer = v.Name()
-	if fresh && single {
+	if create && len(cfg.Members) == 0 {
 		if _, err := createMember(cfg.DataDir); err != nil {
 			return nil, fmt.Errorf("member identity: %w", err)
 		}
 	}
 	host, _, _ := net.SplitHostPort(ln.Addr().String())
+	n.host = host
 	n.nodeKey, err = loadOrCreateNodeKey(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("node key: %w", err)
 	}
-	n.tlsCert, err = nodeTLSCertificate(n.id, n.nodeKey, host, cfg.DataDir)
+	cert, err := nodeTLSCertificate(n.id, n.nodeKey, cfg.NodeID, host, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
+	n.tlsCert.Store(&cert)
 	if n.evidence, err = nodeEvidence(context.Background(), cfg.Platform, n.nodeKey); err != nil {
 		return nil, fmt.Errorf("attestation: %w", err)
 	}
@@ -168,29 +225,18 @@ func Open(cfg config.Config, logger *slog.Logger) (*Node, error) {
 		SnapshotDir: store.SnapshotDir(cfg.DataDir),
 		Peers:       replication.NewPeerTable(nil),
 	}
-	var transport replication.Transport
-	switch {
-	case single:
+	if create {
+		// Genesis has one node; the others join (join.go). A node that
+		// joined learns the network from the leader's messages.
 		rcfg.Bootstrap = map[uint64]string{cfg.NodeID: ""}
-	case cfg.Join:
-		// Learns the network from the leader's messages.
-	default:
-		rcfg.Bootstrap = cfg.Peers
-		for id, u := range cfg.Peers {
-			if id != cfg.NodeID {
-				rcfg.Peers.Set(id, u)
-			}
-		}
 	}
 	for id, u := range cfg.PeerDial {
 		rcfg.Peers.SetDial(id, u)
 	}
 	// Every node can reach peers, a single-node network included: nodes
 	// may join it later.
-	n.peerClient = n.newPeerClient()
-	n.transport = replication.NewHTTPTransport(cfg.NodeID, "https://"+ln.Addr().String(), rcfg.Peers, n.peerClient, n.st, logger)
-	transport = n.transport
-	n.raft, err = replication.Start(rcfg, n.st, n.ledger, transport, logger)
+	n.transport = replication.NewHTTPTransport(cfg.NodeID, "https://"+ln.Addr().String(), rcfg.Peers, n.peerClientFor, n.st, logger)
+	n.raft, err = replication.Start(rcfg, n.st, n.ledger, n.transport, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -279,6 +325,16 @@ func (n *Node) Run(ctx context.Context) error {
 			return err
 		}
 		n.full.Store(id)
+		if !n.id.HasSecrets() {
+			// Trusted now: serve as the service, with a server
+			// certificate this node issues itself.
+			cert, err := nodeTLSCertificate(id, n.nodeKey, n.cfg.NodeID, n.host, "")
+			if err != nil {
+				return err
+			}
+			n.tlsCert.Store(&cert)
+			n.log.Info("serving with this node's server certificate: it is trusted")
+		}
 		signer, err := newTreeHeadSigner(id, n.issuer)
 		if err != nil {
 			return err
@@ -375,6 +431,7 @@ func (n *Node) genesisBody() ([]byte, error) {
 		Issuer: n.issuer, ServiceCert: n.id.ServiceCert.Raw, NoteVerifierKey: n.id.NoteVerifier,
 		Members: members, Registration: n.cfg.Registration, CreatedAt: time.Now().Unix(),
 		Constitution: constitution, MembersActive: len(n.cfg.Members) == 0,
+		Development: n.cfg.Development, OpenByVote: n.cfg.OpenByVote,
 	}
 	return g.marshal()
 }
@@ -398,9 +455,12 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 		Handler: n.routes(svc),
 		TLSConfig: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{n.tlsCert},
+			CipherSuites: tls12CipherSuites,
+			// The certificate changes once: when a joined node is trusted,
+			// it replaces the client-only one with a server certificate.
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return n.tlsCert.Load(), nil },
 			// Peers present their node certificates (checked by
-			// peerVerified); app users and members may present theirs
+			// identifyPeer); app users and members may present theirs
 			// (checked by appauth against governance's maps); others none.
 			ClientAuth: tls.RequestClientCert,
 		},
@@ -430,17 +490,4 @@ func (n *Node) servicePool() *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AddCert(n.id.ServiceCert)
 	return pool
-}
-
-// newPeerClient returns the HTTPS client this node uses to reach its peers:
-// it trusts only the service certificate and presents this node's.
-func (n *Node) newPeerClient() *http.Client {
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.TLSClientConfig = &tls.Config{
-		MinVersion:   tls.VersionTLS12,
-		RootCAs:      n.servicePool(),
-		Certificates: []tls.Certificate{n.tlsCert},
-	}
-	tr.MaxIdleConnsPerHost = 16
-	return &http.Client{Transport: tr}
 }

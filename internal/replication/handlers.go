@@ -16,16 +16,21 @@ import (
 // ErrStopping is returned to peers while raft is shutting down.
 var ErrStopping = errors.New("replication: node is stopping")
 
-// ReceiveRaft handles a POST to PathRaft: a batch of raft messages from a
-// peer. The caller (the node's router) has already checked the peer's
-// certificate and maps the error: ErrBadMessage is the peer's fault.
-func (n *Node) ReceiveRaft(r *http.Request) error {
+// ReceiveRaft handles a POST to PathRaft: a batch of raft messages from the
+// peer from, which the caller (the node's peer authorization) identified by
+// its TLS key. It maps the errors: ErrBadMessage is a malformed batch,
+// ErrForbidden a message from's role may not send; nothing of a refused
+// batch reaches raft.
+func (n *Node) ReceiveRaft(r *http.Request, from Sender) error {
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
 	if err != nil {
 		return fmt.Errorf("%w: reading the body: %v", ErrBadMessage, err)
 	}
 	msgs, err := DecodeMessages(body, n.cfg.ID)
 	if err != nil {
+		return err
+	}
+	if err := authorize(msgs, from); err != nil {
 		return err
 	}
 	if len(msgs) > 0 {
@@ -42,10 +47,14 @@ func (n *Node) ReceiveRaft(r *http.Request) error {
 // ReceiveSnapshot handles a POST to PathSnapshot: a MsgSnap in a header and
 // the image as the body. The image is staged and checked before raft sees
 // the message; raft then installs it through the Ready loop, or ignores it
-// if stale.
-func (n *Node) ReceiveSnapshot(r *http.Request) error {
+// if stale. Only the leader (see authorizeSnapshot) may send one: the
+// sender is checked before a byte of the image is read.
+func (n *Node) ReceiveSnapshot(r *http.Request, from Sender) error {
 	m, err := decodeSnapshotHeader(r.Header.Get(headerSnapshotMessage), n.cfg.ID)
 	if err != nil {
+		return err
+	}
+	if err := n.authorizeSnapshot(m, from); err != nil {
 		return err
 	}
 	n.learnPeer(m.GetFrom(), r.Header.Get(headerPeerURL))

@@ -134,7 +134,7 @@ type HTTPTransport struct {
 	self      uint64
 	selfURL   string
 	peers     *PeerTable
-	client    *http.Client
+	clientFor func(id uint64) *http.Client
 	snapshots SnapshotSource
 	log       *slog.Logger
 
@@ -146,14 +146,16 @@ type HTTPTransport struct {
 	wg       sync.WaitGroup
 }
 
-// NewHTTPTransport returns a transport for node self. client must present
-// this node's certificate and trust the service certificate.
-func NewHTTPTransport(self uint64, selfURL string, peers *PeerTable, client *http.Client, snapshots SnapshotSource, logger *slog.Logger) *HTTPTransport {
+// NewHTTPTransport returns a transport for node self. clientFor(id) is the
+// client that reaches node id: it must present this node's certificate and
+// accept only id's own (a peer is the node its key says, not any holder of
+// a certificate).
+func NewHTTPTransport(self uint64, selfURL string, peers *PeerTable, clientFor func(id uint64) *http.Client, snapshots SnapshotSource, logger *slog.Logger) *HTTPTransport {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &HTTPTransport{self: self, selfURL: selfURL, peers: peers, client: client, snapshots: snapshots, log: logger,
+	return &HTTPTransport{self: self, selfURL: selfURL, peers: peers, clientFor: clientFor, snapshots: snapshots, log: logger,
 		queues: map[uint64]chan []*pb.Message{}, ctx: ctx, cancel: cancel}
 }
 
@@ -257,7 +259,7 @@ func (t *HTTPTransport) post(id uint64, batch []*pb.Message) error {
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	req.Header.Set(headerPeerURL, t.selfURL)
-	resp, err := t.client.Do(req)
+	resp, err := t.clientFor(id).Do(req)
 	if err != nil {
 		return err
 	}
@@ -309,7 +311,7 @@ func (t *HTTPTransport) sendSnapshot(m *pb.Message) {
 	req.Header.Set(headerSnapshotMessage, base64.StdEncoding.EncodeToString(hdr))
 	req.Header.Set(headerPeerURL, t.selfURL)
 	start := time.Now()
-	resp, err := t.client.Do(req)
+	resp, err := t.clientFor(m.GetTo()).Do(req)
 	if err != nil {
 		t.log.Warn("sending snapshot failed", "peer", m.GetTo(), "err", err)
 		return
