@@ -59,12 +59,3 @@ func TestParseJoinRequest(t *testing.T) {
 		}
 	}
 }
-
-// Join requests come from anyone: parsing never panics.
-func FuzzParseJoinRequest(f *testing.F) {
-	f.Add(validJoinBody(f))
-	f.Add([]byte(`{"url":"https://a:1","node_key":"","evidence":"","signature":""}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _, _, _ = parseJoinRequest(b)
-	})
-}

@@ -18,13 +18,11 @@ package node
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -274,8 +272,3 @@ var tls12CipherSuites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 	tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
 }
-
-// nodeIDString is a node id as the ledger's maps key it.
-func nodeIDString(id uint64) string { return strconv.FormatUint(id, 10) }
-
-var _ = (*ecdsa.PublicKey)(nil)
