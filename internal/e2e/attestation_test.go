@@ -86,11 +86,22 @@ type joinAnswer struct {
 	Sealed   []byte `json:"sealed_secrets"`
 }
 
+// postJoin sends a join request, waiting out the network's rate limit on
+// new keys (429 with Retry-After) as charterd join does.
 func postJoin(t *testing.T, n *node, body []byte) (*response, *joinAnswer) {
 	t.Helper()
-	r, err := n.do(http.MethodPost, "/node/join", "application/json", body)
-	if err != nil {
-		t.Fatal(err)
+	var r *response
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		var err error
+		r, err = n.do(http.MethodPost, "/node/join", "application/json", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != http.StatusTooManyRequests || time.Now().After(deadline) {
+			break
+		}
+		wait, _ := strconv.Atoi(r.Header.Get("Retry-After"))
+		time.Sleep(time.Duration(max(wait, 1)) * time.Second)
 	}
 	if r.Status != 200 {
 		return r, nil

@@ -162,6 +162,10 @@ func TestClusterJoinAndRemove(t *testing.T) {
 	j2 := c.addJoiner(1)
 	j2.start()
 	c.waitRole(5, "learner")
+	c.node(1).node.waitFor(t, "the second joiner's configuration to record its id", func() bool {
+		cfg, err := config.Load(j2.cfgPath)
+		return err == nil && cfg.Join
+	})
 	if cfg, err := config.Load(j2.cfgPath); err != nil || cfg.NodeID != 5 {
 		t.Fatalf("second joiner got node id %d (%v), want 5", cfg.NodeID, err)
 	}
