@@ -51,6 +51,8 @@ func TestDecodeMessagesRejects(t *testing.T) {
 		"local storage append": enc(msg(pb.MsgStorageAppend, 1, 2)),
 		"proposal from a peer": enc(msg(pb.MsgProp, 1, 2)),
 		"snapshot inline":      enc(msg(pb.MsgSnap, 1, 2)),
+		"negative type":        enc(msg(pb.MessageType(-1912866833), 1, 2)),
+		"unknown type":         enc(msg(pb.MessageType(1000), 1, 2)),
 		"truncated":            good[:len(good)-1],
 		"bad length prefix":    {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01},
 		"length beyond body":   append([]byte{0x7f}, good[1:]...),
