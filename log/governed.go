@@ -1,10 +1,13 @@
 package log
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Governed maps: the one list of the key-value maps that belong to the
 // service rather than to an application. Every rule about who may touch a
-// map by its name is decided here, by GovernedPrefixes:
+// map by its name is decided here, by the list governedPrefixes:
 //
 //   - an app transaction (TxApp) may write no governed map: the JS runtime
 //     (internal/app) throws when an app tries, and every node refuses, when
@@ -24,7 +27,7 @@ import "strings"
 // namespace without "public:" (a private map named "ccf.gov.x" or
 // "scitt.x") is governed too, and inaccessible to apps, as CCF makes
 // private ccf.gov.* and ccf.internal.* maps illegal in an app context.
-var GovernedPrefixes = []GovernedPrefix{
+var governedPrefixes = [...]GovernedPrefix{
 	// CCF's governance maps: members, users, proposals, the constitution,
 	// the JS app bundle and runtime options, trusted node code, JWT
 	// issuers, recovery (internal/gov/maps.go).
@@ -40,6 +43,10 @@ var GovernedPrefixes = []GovernedPrefix{
 	// Maps the nodes maintain themselves: public:charter.nodes.
 	{Prefix: "public:charter.", Writer: WrittenByNodes},
 }
+
+// GovernedPrefixes returns the list of governed map families, in the
+// order they are matched (a copy: the list is fixed at build time).
+func GovernedPrefixes() []GovernedPrefix { return slices.Clone(governedPrefixes[:]) }
 
 // GovernedPrefix is one family of governed maps: every map whose name
 // begins with Prefix, or with Prefix less "public:".
@@ -67,7 +74,7 @@ const (
 // is an application's map.
 func Governed(m string) (g GovernedPrefix, public bool) {
 	public = strings.HasPrefix(m, "public:")
-	for _, p := range GovernedPrefixes {
+	for _, p := range governedPrefixes {
 		if strings.HasPrefix(m, p.Prefix) {
 			return p, public
 		}

@@ -43,7 +43,13 @@ func TestGoverned(t *testing.T) {
 			t.Errorf("IsNodeMaintained(%q) wrong", tc.name)
 		}
 	}
-	for _, p := range log.GovernedPrefixes {
+	// The list is the callers' to read, not to change.
+	ps := log.GovernedPrefixes()
+	ps[0].Writer = log.NotGoverned
+	if !log.IsGoverned(ps[0].Prefix + "x") {
+		t.Error("changing the returned list changed the rules")
+	}
+	for _, p := range log.GovernedPrefixes() {
 		if len(p.Prefix) < len("public:x.") || p.Prefix[:len("public:")] != "public:" || p.Prefix[len(p.Prefix)-1] != '.' {
 			t.Errorf("prefix %q: want public:<namespace>.", p.Prefix)
 		}
