@@ -47,10 +47,13 @@
 // map scanned whole by forEach, size or clear) for a caller's optimistic
 // conflict check (ReadSet.Check; the node instead records reads as stored
 // and checks them when the transaction applies, internal/node/appstate.go). MapAccess holds CCF's
-// rules: public:ccf.gov.* and public:ccf.internal.* are read-only, private
-// ccf.gov.* and ccf.internal.* and Charter's own maps
-// (ledger.ReservedMapPrefix) are inaccessible, and readonly or historical
-// endpoints may write nothing. A State error aborts the call: Call returns
+// rules over Charter's one list of governed maps (log.GovernedPrefixes):
+// the public maps governance writes (public:ccf.gov.*, public:ccf.internal.*,
+// public:scitt.*) are read-only, so a write throws CCF's TypeError "Cannot
+// call .set() on read-only table named public:scitt.policy in application
+// execution context"; the maps the nodes maintain (public:charter.*) and
+// the private forms of governed namespaces (ccf.gov.*, scitt.*, ...) are
+// inaccessible; and readonly or historical endpoints may write nothing. A State error aborts the call: Call returns
 // it whatever the JS did with the exception it saw.
 //
 // # Concurrency

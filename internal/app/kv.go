@@ -46,12 +46,15 @@ type Access int
 const (
 	// AccessReadWrite: an app map in a readwrite endpoint.
 	AccessReadWrite Access = iota
-	// AccessReadOnly: public:ccf.gov.* and public:ccf.internal.* maps,
-	// and every app map in a readonly or historical endpoint.
+	// AccessReadOnly: the public maps governance writes
+	// (log.WrittenByGovernance: public:ccf.gov.*, public:ccf.internal.*,
+	// public:scitt.*), and every app map in a readonly or historical
+	// endpoint.
 	AccessReadOnly
-	// AccessIllegal: private ccf.gov.* and ccf.internal.* maps, Charter's
-	// own maps (ledger.ReservedMapPrefix), and names that are not valid map
-	// names (empty, too long, containing a zero byte).
+	// AccessIllegal: the private forms of governed namespaces (ccf.gov.*,
+	// scitt.*, ...), the maps the nodes maintain (log.WrittenByNodes:
+	// public:charter.*), and names that are not valid map names (empty,
+	// too long, containing a zero byte).
 	AccessIllegal
 )
 
@@ -68,20 +71,18 @@ func (a Access) String() string {
 
 // MapAccess returns what an app may do with map name in an endpoint that
 // is (readonly) or is not allowed to write. It follows CCF's
-// check_kv_map_access (src/js/permissions_checks.h) for app contexts, and
-// adds Charter's reserved maps.
+// check_kv_map_access (src/js/permissions_checks.h) for app contexts, with
+// Charter's governed maps (log.GovernedPrefixes) in place of CCF's two
+// namespaces: no app writes a governed map, and the same list is enforced
+// again when every node applies the transaction (internal/ledger).
 func MapAccess(name string, readonly bool) Access {
 	if name == "" || len(name) > log.MaxMapNameBytes || strings.IndexByte(name, 0) >= 0 {
 		return AccessIllegal
 	}
-	if strings.HasPrefix(name, ledger.ReservedMapPrefix) {
-		return AccessIllegal
-	}
-	rest, public := strings.CutPrefix(name, "public:")
-	if strings.HasPrefix(rest, "ccf.gov.") || strings.HasPrefix(rest, "ccf.internal.") {
-		if public {
-			return AccessReadOnly
-		}
+	switch g, public := log.Governed(name); {
+	case g.Writer == log.WrittenByGovernance && public:
+		return AccessReadOnly
+	case g.Writer != log.NotGoverned:
 		return AccessIllegal
 	}
 	if readonly {

@@ -3,7 +3,6 @@ package ledger
 import (
 	"crypto/sha256"
 	"fmt"
-	"strings"
 
 	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/log"
@@ -102,8 +101,10 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 				if err == nil {
 					err = ws.Validate()
 				}
-				if err == nil && touchesReserved(ws) {
-					err = fmt.Errorf("writes to a map the node maintains")
+				if err == nil {
+					if m := touchesReserved(ws); m != "" {
+						err = fmt.Errorf("writes map %q, which the nodes maintain", m)
+					}
 				}
 				if err != nil {
 					// The leader validated it; a node that disagrees skips it
@@ -301,15 +302,14 @@ func (l *Ledger) appendWrites(b *store.Batch, view *batchView, st *State, term u
 	return txid, nil
 }
 
-// ReservedMapPrefix names the maps the nodes maintain themselves (the
-// network's nodes, for instance); write sets may not touch them.
-const ReservedMapPrefix = "public:charter."
-
-func touchesReserved(ws *log.WriteSet) bool {
+// touchesReserved returns the first map of a write set that the nodes
+// maintain themselves (log.WrittenByNodes: public:charter.*), which no
+// write set may write, or "".
+func touchesReserved(ws *log.WriteSet) string {
 	for _, w := range ws.Writes {
-		if strings.HasPrefix(w.Map, ReservedMapPrefix) {
-			return true
+		if log.IsNodeMaintained(w.Map) {
+			return w.Map
 		}
 	}
-	return false
+	return ""
 }

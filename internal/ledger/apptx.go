@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/log"
@@ -18,26 +17,23 @@ import (
 // written; run the request again.
 var ErrConflict = errors.New("ledger: the transaction's reads changed before it applied")
 
-// appWritable reports whether an app transaction may write map m: not the
-// governance maps, not CCF's internal ones, not the nodes' own. The app
-// runtime enforces the same rule on the leader; applying enforces it
-// again so that no leader can write governance state through an app.
-func appWritable(m string) bool {
-	for _, p := range []string{"public:ccf.gov.", "public:ccf.internal.", "ccf.gov.", "ccf.internal.", ReservedMapPrefix} {
-		if strings.HasPrefix(m, p) {
-			return false
-		}
-	}
-	return true
-}
+// ErrGovernedMap: an app transaction wrote a governed map
+// (log.GovernedPrefixes), which only governance and the nodes write.
+// Nothing of the transaction was written.
+var ErrGovernedMap = errors.New("ledger: an app transaction may not write a governed map")
 
+// checkAppTx validates an app transaction's shape and refuses one that
+// writes a governed map. The app runtime enforces the same list on the
+// leader (internal/app MapAccess); every node enforces it again when it
+// applies the transaction, so that no app host or leader can write
+// governance state through an app.
 func checkAppTx(t *log.AppTx) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
 	for _, w := range t.Writes {
-		if !appWritable(w.Map) {
-			return fmt.Errorf("ledger: an app transaction may not write map %q", w.Map)
+		if log.IsGoverned(w.Map) {
+			return fmt.Errorf("%w: %q", ErrGovernedMap, w.Map)
 		}
 	}
 	return nil

@@ -51,8 +51,8 @@ func (l *Ledger) SubmitWrites(ctx context.Context, ws *log.WriteSet) (log.TxID, 
 	if err := ws.Validate(); err != nil {
 		return log.TxID{}, err
 	}
-	if touchesReserved(ws) {
-		return log.TxID{}, fmt.Errorf("ledger: maps beginning %q are maintained by the nodes", ReservedMapPrefix)
+	if m := touchesReserved(ws); m != "" {
+		return log.TxID{}, fmt.Errorf("ledger: map %q is maintained by the nodes; no write set may write it", m)
 	}
 	body, err := log.MarshalWriteSet(ws)
 	if err != nil {

@@ -80,6 +80,10 @@ func checkRemote(m *pb.Message, self uint64) error {
 		return fmt.Errorf("%w: addressed to node %d, this is node %d", ErrBadMessage, m.GetTo(), self)
 	case m.GetFrom() == 0 || m.GetFrom() == self:
 		return fmt.Errorf("%w: from node %d", ErrBadMessage, m.GetFrom())
+	case pb.MessageType_name[int32(m.GetType())] == "":
+		// Protobuf decodes any int32 into the enum; raft.IsLocalMsg and
+		// raft's Step index arrays by it, and panic on a negative one.
+		return fmt.Errorf("%w: unknown message type %d", ErrBadMessage, int32(m.GetType()))
 	case raft.IsLocalMsg(m.GetType()):
 		return fmt.Errorf("%w: %v is a local message type", ErrBadMessage, m.GetType())
 	case m.GetType() == pb.MsgSnap:
