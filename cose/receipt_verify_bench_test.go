@@ -87,6 +87,6 @@ func BenchmarkParseReceipt(b *testing.B) {
 	}
 }
 
-func benchClaims(uint64) ReceiptClaims {
-	return ReceiptClaims{Issuer: "charter:dev", Subject: "charter.checkpoint", IssuedAt: 1700000000}
+func benchClaims(size uint64) ReceiptClaims {
+	return ReceiptClaims{Issuer: "charter:dev", Subject: "charter.checkpoint", IssuedAt: 1700000000, TreeSize: size}
 }
