@@ -501,7 +501,7 @@ func parseReceiptClaims(raw cbor.RawMessage) (ReceiptClaims, error) {
 		}
 	}
 	if v, ok := m[rcCwtTreeSize]; ok {
-		// spec/formats.md: "tree-size: uint .gt 0"; a signed size of 0
+		// spec/formats.md: "tree_size = uint .gt 0"; a signed size of 0
 		// would bind no inclusion proof, and 0 means "absent" here.
 		if c.TreeSize, err = rcDecodeUint(v); err != nil || c.TreeSize == 0 {
 			return c, fmt.Errorf("tree size (%d) is not a positive integer", rcCwtTreeSize)
