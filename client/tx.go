@@ -23,7 +23,10 @@ type TxReport struct {
 // registration, the statement's leaf entry; for any other transaction,
 // SHA-256 of [type, view, seqno, SHA-256(body)]) rather than trusting the
 // record's Entry field, and verifies the receipt proves that entry at leaf
-// seqno−1 under a root signed by one of keys.
+// seqno−1 under a root signed by one of keys. The leaf index is a signed
+// fact only if Receipt.SizeBound (Charter receipts since the signed tree
+// size); for older receipts, a non-registration entry still binds its
+// seqno through the entry itself, a registration's does not.
 func VerifyTransaction(record, receipt []byte, keys cose.KeySet) (*TxReport, error) {
 	rec, err := log.UnmarshalRecord(record)
 	if err != nil {

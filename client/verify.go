@@ -32,6 +32,10 @@ type Check struct {
 	Name   string // "statement signature", "receipt 1", "payload", …
 	OK     bool
 	Detail string // what was verified, or why it failed
+	// Receipt is what a receipt check verified (nil for other checks and
+	// for failed ones). Its SizeBound says whether the tree size and leaf
+	// index are signed by the service or only the sender's word.
+	Receipt *cose.VerifiedReceipt
 }
 
 // Report lists the checks VerifyTransparentStatement made, in order.
@@ -98,7 +102,7 @@ func VerifyTransparentStatement(ts []byte, opts VerifyOptions) (*Report, error) 
 			fail(name, err)
 			continue
 		}
-		rep.Checks = append(rep.Checks, Check{Name: name, OK: true, Detail: DescribeReceipt(vr)})
+		rep.Checks = append(rep.Checks, Check{Name: name, OK: true, Detail: DescribeReceipt(vr), Receipt: vr})
 	}
 
 	if opts.Payload != nil {
@@ -116,8 +120,12 @@ func VerifyTransparentStatement(ts []byte, opts VerifyOptions) (*Report, error) 
 }
 
 // DescribeReceipt says what a verified receipt proves, for people:
-// "kid …, issuer …, tree size N, index I" (vds 1) or, for CCF receipts,
-// "kid …, issuer …, registered at V.S, signed at V.S (time)".
+// "kid …, issuer …, leaf index I of N" (vds 1) or, for CCF receipts,
+// "kid …, issuer …, registered at V.S, signed at V.S (time)". When the
+// receipt does not bind its tree size (vr.SizeBound false: other services'
+// receipts, Charter's before the signed size), the index and size are
+// followed by "(not signed by the service)": the entry is proven to be in
+// the signed tree, but where is only what the sender wrote.
 func DescribeReceipt(vr *cose.VerifiedReceipt) string {
 	parts := []string{"kid " + string(vr.Kid)}
 	if vr.Claims.Issuer != "" {
@@ -132,7 +140,11 @@ func DescribeReceipt(vr *cose.VerifiedReceipt) string {
 			parts = append(parts, "signed at "+vr.SignedTxID)
 		}
 	default:
-		parts = append(parts, fmt.Sprintf("tree size %d", vr.TreeSize), fmt.Sprintf("index %d", vr.LeafIndex))
+		pos := fmt.Sprintf("leaf index %d of %d", vr.LeafIndex, vr.TreeSize)
+		if !vr.SizeBound {
+			pos += " " + NotSignedByService
+		}
+		parts = append(parts, pos)
 	}
 	s := strings.Join(parts, ", ")
 	if vr.Claims.IssuedAt != 0 {
@@ -140,6 +152,10 @@ func DescribeReceipt(vr *cose.VerifiedReceipt) string {
 	}
 	return s
 }
+
+// NotSignedByService marks, in DescribeReceipt, a tree size and leaf index
+// that the receipt's signature does not cover.
+const NotSignedByService = "(not signed by the service)"
 
 // trimPkg drops the "cose: " prefix of error texts for report lines.
 func trimPkg(err error) string {

@@ -25,7 +25,9 @@ import (
 
 var interopDir = filepath.Join("..", "..", "shared", "testdata", "interop")
 
-// fixture is a statement registered at index 3 of a 6-leaf log.
+// fixture is a statement registered at index 3 of a 6-leaf log. receipt
+// binds the tree size, as charterd's do; unbound is the same proof under a
+// head that does not (other services, Charter before the signed size).
 type fixture struct {
 	statement []byte
 	payload   []byte
@@ -33,6 +35,7 @@ type fixture struct {
 	svcPriv   *ecdsa.PrivateKey
 	svcKey    cose.Key
 	receipt   []byte
+	unbound   []byte
 }
 
 type hashes []tlog.Hash
@@ -86,16 +89,59 @@ func newFixture(t *testing.T) *fixture {
 	}
 	svc, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	svcKey, _ := cose.NewKey(&svc.PublicKey)
-	protected, sig, err := cose.SignTreeHead(rand.Reader, svc, gocose.AlgorithmES256, svcKey.Kid,
-		cose.ReceiptClaims{Issuer: "charter.test", Subject: "charter.checkpoint.v1", IssuedAt: 1766437888}, root[:])
+	claims := cose.ReceiptClaims{Issuer: "charter.test", Subject: "charter.checkpoint.v1", IssuedAt: 1766437888}
+	receipt := func(claims cose.ReceiptClaims) []byte {
+		protected, sig, err := cose.SignTreeHead(rand.Reader, svc, gocose.AlgorithmES256, svcKey.Kid, claims, root[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := cose.NewInclusionReceipt(protected, sig, n, index, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	unbound := receipt(claims)
+	claims.TreeSize = n
+	return &fixture{statement: st, payload: payload, issuerPub: &issuer.PublicKey, svcPriv: svc, svcKey: svcKey, receipt: receipt(claims), unbound: unbound}
+}
+
+// rewriteProof returns receipt with its inclusion proof's tree size and
+// leaf index replaced, the rest (header, path, signature) kept: the
+// unprotected header is not signed, so anyone can do this.
+func rewriteProof(t *testing.T, receipt []byte, size, index uint64) []byte {
+	t.Helper()
+	var msg struct {
+		_           struct{} `cbor:",toarray"`
+		Protected   []byte
+		Unprotected map[int64]map[int64][][]byte
+		Payload     []byte
+		Signature   []byte
+	}
+	if len(receipt) == 0 || receipt[0] != 0xd2 {
+		t.Fatal("not a tagged COSE_Sign1")
+	}
+	if err := cose.Unmarshal(receipt[1:], &msg); err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		_           struct{} `cbor:",toarray"`
+		Size, Index uint64
+		Path        [][]byte
+	}
+	if err := cose.Unmarshal(msg.Unprotected[396][-1][0], &p); err != nil {
+		t.Fatal(err)
+	}
+	p.Size, p.Index = size, index
+	var err error
+	if msg.Unprotected[396][-1][0], err = cose.Marshal(p); err != nil {
+		t.Fatal(err)
+	}
+	b, err := cose.Marshal(msg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := cose.NewInclusionReceipt(protected, sig, n, index, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{statement: st, payload: payload, issuerPub: &issuer.PublicKey, svcPriv: svc, svcKey: svcKey, receipt: r}
+	return append([]byte{0xd2}, b...)
 }
 
 func (f *fixture) opts() client.VerifyOptions {
@@ -140,9 +186,38 @@ func TestVerifyTransparentStatement(t *testing.T) {
 	if rep.Issuer != "did:example:publisher" || rep.Subject != "pkg:example/widget@1.0" {
 		t.Errorf("issuer %q subject %q", rep.Issuer, rep.Subject)
 	}
-	if d := rep.Checks[1].Detail; !strings.Contains(d, "tree size 6, index 3") || !strings.Contains(d, "issuer charter.test") ||
-		!strings.Contains(d, string(f.svcKey.Kid)) || !strings.Contains(d, "2025-12-22T21:11:28Z") {
+	if d := rep.Checks[1].Detail; !strings.Contains(d, "leaf index 3 of 6 (2025-12-22T21:11:28Z)") || !strings.Contains(d, "issuer charter.test") ||
+		!strings.Contains(d, string(f.svcKey.Kid)) || strings.Contains(d, client.NotSignedByService) {
 		t.Errorf("receipt detail %q", d)
+	}
+	if vr := rep.Checks[1].Receipt; vr == nil || !vr.SizeBound || vr.TreeSize != 6 || vr.LeafIndex != 3 {
+		t.Errorf("receipt check: %+v", vr)
+	}
+
+	// A receipt that does not bind its size verifies, and says its index
+	// and size are the sender's word.
+	unboundTS, _ := cose.AttachReceipts(f.statement, f.unbound)
+	rep, err = client.VerifyTransparentStatement(unboundTS, opts)
+	if err != nil {
+		t.Fatalf("unbound receipt: %v (%s)", err, checkNames(rep))
+	}
+	if d := rep.Checks[1].Detail; !strings.Contains(d, "leaf index 3 of 6 "+client.NotSignedByService) {
+		t.Errorf("unbound receipt detail %q", d)
+	}
+	if vr := rep.Checks[1].Receipt; vr == nil || vr.SizeBound {
+		t.Errorf("unbound receipt check: %+v", vr)
+	}
+	// Index 3 has the same proof shape in trees of 5 and 6 leaves: the
+	// rewritten unbound receipt verifies (as 3 of 5, unsigned); the bound
+	// one is refused, naming both sizes.
+	rep, err = client.VerifyTransparentStatement(must(cose.AttachReceipts(f.statement, rewriteProof(t, f.unbound, 5, 3))), opts)
+	if err != nil || !strings.Contains(rep.Checks[1].Detail, "leaf index 3 of 5 "+client.NotSignedByService) {
+		t.Errorf("rewritten unbound receipt: %v (%+v)", err, rep.Checks)
+	}
+	rep, err = client.VerifyTransparentStatement(must(cose.AttachReceipts(f.statement, rewriteProof(t, f.receipt, 5, 3))), opts)
+	if !errors.Is(err, cose.ErrTreeSizeNotSigned) || checkNames(rep) != "ok statement signature; FAIL receipt 1; ok payload" ||
+		!strings.Contains(rep.Checks[1].Detail, "tree size 5, but the service signed tree size 6") || rep.Checks[1].Receipt != nil {
+		t.Errorf("rewritten bound receipt: %v (%+v)", err, rep.Checks)
 	}
 
 	// Each failure is reported under its own check, and the error names it.
@@ -243,6 +318,13 @@ func TestVerifyCCFInterop(t *testing.T) {
 	if err == nil || checkNames(rep) != "FAIL statement signature; ok receipt 1" {
 		t.Errorf("expired chain: %v (%s)", err, checkNames(rep))
 	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 func TestParseServiceKeys(t *testing.T) {

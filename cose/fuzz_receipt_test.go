@@ -19,6 +19,8 @@ import (
 type fuzzSeed struct {
 	receipt, entry []byte
 	keys           KeySet
+	// bound: the head signs tree size 3, and the proof is for leaf 2.
+	bound bool
 }
 
 // fuzzSeeds returns the interop receipts that verify and a generated one.
@@ -44,7 +46,7 @@ func fuzzSeeds(f *testing.F) []fuzzSeed {
 		f.Fatal(err)
 	}
 	e := sha256.Sum256(st)
-	seeds = append(seeds, fuzzSeed{rs[0], e[:], ccfTrustStore(f, readInterop(f, "scitt-ccf-ledger", "test", "transparent_statements", "esrp-cts-db.json"))})
+	seeds = append(seeds, fuzzSeed{rs[0], e[:], ccfTrustStore(f, readInterop(f, "scitt-ccf-ledger", "test", "transparent_statements", "esrp-cts-db.json")), false})
 
 	// A generated receipt: leaf 2 of a 3-leaf tree. The key is fresh each
 	// run, so saved corpus entries of this seed only exercise rejection.
@@ -61,15 +63,18 @@ func fuzzSeeds(f *testing.F) []fuzzSeed {
 		leaves = append(leaves, h.HashLeaf(s[:]))
 	}
 	root := h.HashChildren(h.HashChildren(leaves[0], leaves[1]), leaves[2])
-	protected, sig, err := SignTreeHead(rand.Reader, priv, gocose.AlgorithmES256, k.Kid, ReceiptClaims{Issuer: "fuzz"}, root)
-	if err != nil {
-		f.Fatal(err)
+	// Once without and once with the signed tree size.
+	for _, claims := range []ReceiptClaims{{Issuer: "fuzz"}, {Issuer: "fuzz", TreeSize: 3}} {
+		protected, sig, err := SignTreeHead(rand.Reader, priv, gocose.AlgorithmES256, k.Kid, claims, root)
+		if err != nil {
+			f.Fatal(err)
+		}
+		r, err := NewInclusionReceipt(protected, sig, 3, 2, [][]byte{h.HashChildren(leaves[0], leaves[1])})
+		if err != nil {
+			f.Fatal(err)
+		}
+		seeds = append(seeds, fuzzSeed{r, entries[2], KeySet{k}, claims.TreeSize != 0})
 	}
-	r, err := NewInclusionReceipt(protected, sig, 3, 2, [][]byte{h.HashChildren(leaves[0], leaves[1])})
-	if err != nil {
-		f.Fatal(err)
-	}
-	seeds = append(seeds, fuzzSeed{r, entries[2], KeySet{k}})
 
 	for _, s := range seeds {
 		if _, err := VerifyInclusion(s.receipt, s.entry, s.keys); err != nil {
@@ -129,8 +134,9 @@ func FuzzParseReceipt(f *testing.F) {
 	})
 }
 
-// FuzzVerifyInclusion: VerifyInclusion never panics, and a mutated receipt
-// never verifies for an entry other than the one its seed proves.
+// FuzzVerifyInclusion: VerifyInclusion never panics, a mutated receipt
+// never verifies for an entry other than the one its seed proves, and one
+// whose seed binds its tree size never verifies for another position.
 func FuzzVerifyInclusion(f *testing.F) {
 	seeds := fuzzSeeds(f)
 	for i, s := range seeds {
@@ -155,6 +161,12 @@ func FuzzVerifyInclusion(f *testing.F) {
 		}
 		if vr.Root == nil || vr.Kid == nil {
 			t.Fatalf("verified without root or kid: %+v", vr)
+		}
+		if s.bound && (!vr.SizeBound || vr.TreeSize != 3 || vr.LeafIndex != 2) {
+			t.Fatalf("receipt %x of leaf 2 of a signed tree of 3 verified as %+v", b, vr)
+		}
+		if vr.SizeBound && vr.TreeSize != vr.Claims.TreeSize {
+			t.Fatalf("bound receipt verified with proof size %d, signed %d", vr.TreeSize, vr.Claims.TreeSize)
 		}
 	})
 }

@@ -22,7 +22,7 @@ import (
 // header carries proofs against that root:
 //
 //	18([
-//	  protected:   << {1: alg, 4: kid, 395: vds, 15: {1: iss, 2: sub, 6: iat}} >>,
+//	  protected:   << {1: alg, 4: kid, 395: vds, 15: {1: iss, 2: sub, 6: iat, ? -69162: size}} >>,
 //	  unprotected: {396: {-1: [+ bstr .cbor inclusion-proof]}}       ; or
 //	               {396: {-2: [+ bstr .cbor consistency-proof]}},
 //	  payload:     nil,
@@ -42,6 +42,22 @@ import (
 // The proof is applied first and the signature is then checked over the
 // recomputed root, with the protected header bytes as received, so a receipt
 // is never re-encoded before it is verified.
+//
+// What the signature covers. RFC 9942 signs the protected header and the
+// root, not the proof: the tree_size and leaf_index of an inclusion proof
+// sit in the unprotected header. A receipt rewritten to another (size,
+// index) with the same proof shape (index 0 of sizes 3 and 4, say) leads to
+// the same root and verifies. Charter therefore binds the size: its tree
+// heads carry the signed tree size as the private-use CWT claim -69162
+// (ReceiptClaims.TreeSize, spec/formats.md "Signed tree size"). When a vds-1
+// receipt carries it, the proof's tree_size (an inclusion proof) or
+// tree_size_2 (a consistency proof) MUST equal it, or verification fails
+// with ErrTreeSizeNotSigned. For a fixed tree size an inclusion path
+// determines the leaf index (the left/right turns of the path differ
+// between indices), so binding the size binds the index too. Receipts
+// without the claim — other services' receipts, and Charter's before the
+// claim existed — still verify, with VerifiedReceipt.SizeBound false: the
+// leaf is in the signed tree, but the size and index are the sender's word.
 //
 // Key selection. A receipt with a kid (label 4) is verified only with the
 // key of that kid (ErrUnknownKey if the set has none). A receipt without a
@@ -75,7 +91,11 @@ const (
 	rcCwtIss         int64 = 1
 	rcCwtSub         int64 = 2
 	rcCwtIat         int64 = 6
-	rcLabelCCF             = "ccf.v1"
+	// rcCwtTreeSize is Charter's signed tree size, a CWT claim key in the
+	// private-use range (RFC 8392 §9.1: "Integer values less than -65536
+	// are marked as Private Use"); 9162 after RFC 9162.
+	rcCwtTreeSize int64 = -69162
+	rcLabelCCF          = "ccf.v1"
 )
 
 // Bounds on what a receipt may hold. A proof of an RFC 9162 tree of up to
@@ -109,6 +129,10 @@ var (
 	// ErrWrongProofType: an inclusion receipt was given where a consistency
 	// receipt was expected, or the other way round.
 	ErrWrongProofType = errors.New("cose: receipt holds another kind of proof")
+	// ErrTreeSizeNotSigned: the receipt's protected header binds a tree size
+	// (CWT claim -69162) and the proof is for another one — the unprotected
+	// tree_size (and with it the leaf index) was rewritten.
+	ErrTreeSizeNotSigned = errors.New("cose: receipt proof is not for the signed tree size")
 )
 
 // ReceiptClaims are the CWT claims (RFC 9597, label 15) of a receipt.
@@ -116,6 +140,9 @@ type ReceiptClaims struct {
 	Issuer   string // iss (1): the service
 	Subject  string // sub (2)
 	IssuedAt int64  // iat (6), seconds since the Unix epoch; 0 when absent
+	// TreeSize (-69162, Charter's private-use claim) is the size of the
+	// signed tree; 0 when absent. Only vds 1 receipts may carry it.
+	TreeSize uint64
 }
 
 // InclusionProof is an RFC 9162 inclusion proof (RFC 9942 §5.2).
@@ -152,9 +179,15 @@ type Receipt struct {
 type VerifiedReceipt struct {
 	Root                []byte // the signed tree root
 	TreeSize, LeafIndex uint64 // vds 1 only (for a consistency receipt: TreeSize = size2)
-	Kid                 []byte // the kid of the key that verified it
-	VDS                 int64
-	Claims              ReceiptClaims
+	// SizeBound reports whether TreeSize (and so LeafIndex) is covered by
+	// the signature: the receipt binds its tree size (CWT claim -69162)
+	// and the proof is for that size. When false, the entry is proven to
+	// be in the signed tree, but TreeSize and LeafIndex are only what the
+	// sender wrote in the unprotected header; say so when showing them.
+	SizeBound bool
+	Kid       []byte // the kid of the key that verified it
+	VDS       int64
+	Claims    ReceiptClaims
 	// TxID is, for CCF receipts, the transaction that registered the entry
 	// (from the commit evidence); SignedTxID the one holding the signature.
 	TxID       string
@@ -400,6 +433,9 @@ func (r *Receipt) parseProtected(ph map[any]cbor.RawMessage) error {
 		if r.Claims, err = parseReceiptClaims(raw); err != nil {
 			return badReceipt("CWT claims (15): %v", err)
 		}
+		if r.Claims.TreeSize != 0 && r.VDS != VDSRFC9162 {
+			return badReceipt("CWT claims (15): tree size (%d) in a vds %d receipt", rcCwtTreeSize, r.VDS)
+		}
 	}
 	if raw, ok := ph[rcLabelCCF]; ok {
 		var ccf map[string]cbor.RawMessage
@@ -462,6 +498,13 @@ func parseReceiptClaims(raw cbor.RawMessage) (ReceiptClaims, error) {
 		}
 		if c.IssuedAt, err = rcDecodeInt(v); err != nil {
 			return c, fmt.Errorf("iat: %v", err)
+		}
+	}
+	if v, ok := m[rcCwtTreeSize]; ok {
+		// spec/formats.md: "tree_size = uint .gt 0"; a signed size of 0
+		// would bind no inclusion proof, and 0 means "absent" here.
+		if c.TreeSize, err = rcDecodeUint(v); err != nil || c.TreeSize == 0 {
+			return c, fmt.Errorf("tree size (%d) is not a positive integer", rcCwtTreeSize)
 		}
 	}
 	return c, nil
@@ -553,9 +596,14 @@ func rcSigStructure(protected, payload []byte) ([]byte, error) {
 
 // SignTreeHead signs a tree root once; the result is reused for every receipt
 // under that root. It returns the protected header
-// {1: alg, 4: kid, 395: 1, 15: {1: iss, 2: sub, 6: iat}} (empty claims
-// omitted) and the signature over ["Signature1", protected, h”, root].
-// Nothing in it depends on a particular leaf.
+// {1: alg, 4: kid, 395: 1, 15: {1: iss, 2: sub, 6: iat, -69162: size}}
+// (empty claims omitted) and the signature over
+// ["Signature1", protected, h”, root]. Nothing in it depends on a
+// particular leaf. A service should set claims.TreeSize to the size of the
+// tree whose root it signs: then every receipt under the head binds its
+// tree size and leaf index (see "What the signature covers"), and
+// NewInclusionReceipt and NewConsistencyReceipt refuse proofs for other
+// sizes.
 func SignTreeHead(rand io.Reader, signer crypto.Signer, alg gocose.Algorithm, kid []byte, claims ReceiptClaims, root []byte) (protected, signature []byte, err error) {
 	if len(root) != rcHashSize {
 		return nil, nil, fmt.Errorf("cose: tree root of %d bytes, want %d", len(root), rcHashSize)
@@ -576,6 +624,9 @@ func SignTreeHead(rand io.Reader, signer crypto.Signer, alg gocose.Algorithm, ki
 	}
 	if claims.IssuedAt != 0 {
 		cwt[rcCwtIat] = claims.IssuedAt
+	}
+	if claims.TreeSize != 0 {
+		cwt[rcCwtTreeSize] = claims.TreeSize
 	}
 	hdr := map[int64]any{
 		rcLabelAlg: int64(alg),
@@ -600,7 +651,8 @@ func SignTreeHead(rand io.Reader, signer crypto.Signer, alg gocose.Algorithm, ki
 
 // NewInclusionReceipt assembles the receipt for the leaf at leafIndex of a
 // tree of treeSize leaves from a signed tree head (SignTreeHead) and the
-// leaf's RFC 9162 inclusion path.
+// leaf's RFC 9162 inclusion path. If the head binds a tree size, treeSize
+// must be it.
 func NewInclusionReceipt(protected, signature []byte, treeSize, leafIndex uint64, path [][]byte) ([]byte, error) {
 	if leafIndex >= treeSize {
 		return nil, fmt.Errorf("cose: leaf index %d not below tree size %d", leafIndex, treeSize)
@@ -609,7 +661,8 @@ func NewInclusionReceipt(protected, signature []byte, treeSize, leafIndex uint64
 }
 
 // NewConsistencyReceipt assembles the receipt proving that the tree of size1
-// leaves is a prefix of the signed tree of size2 leaves.
+// leaves is a prefix of the signed tree of size2 leaves. If the head binds
+// a tree size, size2 must be it: the signed size is the newer tree's.
 func NewConsistencyReceipt(protected, signature []byte, size1, size2 uint64, path [][]byte) ([]byte, error) {
 	if size1 == 0 || size1 > size2 {
 		return nil, fmt.Errorf("cose: consistency from size %d to %d", size1, size2)
@@ -628,8 +681,18 @@ func newReceipt(protected, signature []byte, kind int64, a, b uint64, path [][]b
 		}
 		p = append(p, h)
 	}
-	if err := checkedVDS1.check(protected); err != nil {
+	bound, err := checkedVDS1.check(protected)
+	if err != nil {
 		return nil, err
+	}
+	// The signed size is the tree the proof leads to: tree_size of an
+	// inclusion proof (a), tree_size_2 of a consistency proof (b).
+	size := b
+	if kind == rcVdpInclusion {
+		size = a
+	}
+	if bound != 0 && size != bound {
+		return nil, fmt.Errorf("cose: proof for tree size %d under a tree head signed for size %d", size, bound)
 	}
 	if len(signature) == 0 {
 		return nil, errors.New("cose: empty receipt signature")
@@ -663,37 +726,65 @@ type rcMessage struct {
 }
 
 // checkedVDS1 remembers the last few protected headers found to be for
-// vds 1: every receipt of a checkpoint carries that checkpoint's header,
-// and decoding it for each one cost a third of assembling a receipt.
+// vds 1, with the tree size each binds: every receipt of a checkpoint
+// carries that checkpoint's header, and decoding it for each one cost a
+// third of assembling a receipt.
 var checkedVDS1 headerMemo
 
 type headerMemo struct {
 	mu   sync.Mutex
-	seen [4][]byte
+	seen [4]memoHeader
 	next int
 }
 
-func (m *headerMemo) check(protected []byte) error {
+type memoHeader struct {
+	protected []byte
+	treeSize  uint64 // the signed tree size; 0 if the header binds none
+}
+
+// check returns the tree size protected binds (0 for none), or an error if
+// it is not a well-formed vds 1 receipt header.
+func (m *headerMemo) check(protected []byte) (uint64, error) {
 	m.mu.Lock()
 	for _, h := range m.seen {
-		if h != nil && bytes.Equal(h, protected) {
+		if h.protected != nil && bytes.Equal(h.protected, protected) {
 			m.mu.Unlock()
-			return nil
+			return h.treeSize, nil
 		}
 	}
 	m.mu.Unlock()
 	ph, err := rcHeaderMap(protected)
 	if err != nil {
-		return fmt.Errorf("cose: receipt protected header: %w", err)
+		return 0, fmt.Errorf("cose: receipt protected header: %w", err)
 	}
 	if vds, err := rcDecodeInt(ph[int64(rcLabelVDS)]); err != nil || vds != VDSRFC9162 {
-		return errors.New("cose: receipt protected header is not for vds 1")
+		return 0, errors.New("cose: receipt protected header is not for vds 1")
+	}
+	var claims ReceiptClaims
+	if raw, ok := ph[int64(rcLabelCWT)]; ok {
+		if claims, err = parseReceiptClaims(raw); err != nil {
+			return 0, fmt.Errorf("cose: receipt protected header: CWT claims (15): %v", err)
+		}
 	}
 	m.mu.Lock()
-	m.seen[m.next] = bytes.Clone(protected)
+	m.seen[m.next] = memoHeader{protected: bytes.Clone(protected), treeSize: claims.TreeSize}
 	m.next = (m.next + 1) % len(m.seen)
 	m.mu.Unlock()
-	return nil
+	return claims.TreeSize, nil
+}
+
+// checkSignedSize enforces the signed tree size (see "What the signature
+// covers"): if r binds one, size — the size of the tree the proof leads
+// to — must be it. It reports whether the size is bound.
+func (r *Receipt) checkSignedSize(size uint64, what string) (bool, error) {
+	signed := r.Claims.TreeSize
+	if signed == 0 {
+		return false, nil
+	}
+	if size != signed {
+		return false, fmt.Errorf("%w: the %s is for tree size %d, but the service signed tree size %d", ErrTreeSizeNotSigned, what, size, signed)
+	}
+	return true, nil
 }
 
 // rcKeyFor selects the key for r (see "Key selection" above).
@@ -748,15 +839,19 @@ func rcVerifySignature(r *Receipt, key Key, root []byte, what string) error {
 // ErrBadReceipt (malformed, or not exactly one proof), ErrUnsupportedVDS,
 // ErrWrongProofType (a consistency receipt), ErrUnknownKey (see "Key
 // selection"), ErrProof (path of the wrong length for its size and index,
-// CCF claims digest not leafEntry, leafEntry not 32 bytes) or
+// CCF claims digest not leafEntry, leafEntry not 32 bytes),
+// ErrTreeSizeNotSigned (the proof's tree_size is not the signed one) or
 // ErrReceiptSignature (the signature does not verify over the root the
 // proof leads to: a tampered path or signature, a proof for another leaf,
 // or a key whose algorithm is not the receipt's).
 //
-// The signature covers the root only. For vds 1 the tree size in the proof
-// is the sender's claim: a size with the same proof shape for the index
-// leads to the same root, so VerifiedReceipt.TreeSize is trustworthy only
-// as far as the leaf is in the signed tree.
+// The signature covers the root and the protected header, not the proof.
+// When the header binds a tree size (vds 1, CWT claim -69162), the proof's
+// tree_size must equal it, else the error wraps ErrTreeSizeNotSigned and
+// names both sizes; VerifiedReceipt.SizeBound is then true and TreeSize
+// and LeafIndex are signed facts. Without the claim they are the sender's
+// word (SizeBound false): a size with the same proof shape for the index
+// leads to the same root.
 func VerifyInclusion(receipt []byte, leafEntry []byte, keys KeySet) (*VerifiedReceipt, error) {
 	if len(leafEntry) != rcHashSize {
 		return nil, fmt.Errorf("%w: leaf entry of %d bytes, want %d", ErrProof, len(leafEntry), rcHashSize)
@@ -787,6 +882,11 @@ func (r *Receipt) VerifyInclusion(leafEntry []byte, keys KeySet) (*VerifiedRecei
 	switch r.VDS {
 	case VDSRFC9162:
 		p := r.Inclusion[0]
+		// Before the proof, so that a rewritten size is named as such even
+		// when the path does not fit it.
+		if vr.SizeBound, err = r.checkSignedSize(p.TreeSize, "inclusion proof"); err != nil {
+			return nil, err
+		}
 		// RFC 9942 §5.2.1: "First the verifier applies the inclusion proof to
 		// a possible entry (set member) bytes. If this process fails, the
 		// inclusion proof may have been tampered with."
@@ -816,8 +916,12 @@ func (r *Receipt) VerifyInclusion(leafEntry []byte, keys KeySet) (*VerifiedRecei
 // VerifyConsistency checks a consistency receipt from (size1, root1) to the
 // signed root of size2, and returns that root. Errors wrap ErrBadReceipt,
 // ErrUnsupportedVDS, ErrWrongProofType, ErrUnknownKey, ErrProof (path does
-// not lead from root1, or the proof starts at another size) or
-// ErrReceiptSignature, as for VerifyInclusion.
+// not lead from root1, or the proof starts at another size),
+// ErrTreeSizeNotSigned (the head binds a tree size and size2 is not it) or
+// ErrReceiptSignature, as for VerifyInclusion. The signed tree size, when
+// present, is the newer tree's (size2): size1 and root1 are the caller's
+// own, checked against the proof. VerifiedReceipt.SizeBound says whether
+// TreeSize (size2) is signed.
 func VerifyConsistency(receipt []byte, size1 uint64, root1 []byte, keys KeySet) (*VerifiedReceipt, error) {
 	r, err := ParseReceipt(receipt)
 	if err != nil {
@@ -832,6 +936,10 @@ func VerifyConsistency(receipt []byte, size1 uint64, root1 []byte, keys KeySet) 
 	p := r.Consistency[0]
 	if p.Size1 != size1 {
 		return nil, fmt.Errorf("%w: proof is from size %d, not %d", ErrProof, p.Size1, size1)
+	}
+	bound, err := r.checkSignedSize(p.Size2, "consistency proof")
+	if err != nil {
+		return nil, err
 	}
 	key, err := rcKeyFor(r, keys)
 	if err != nil {
@@ -848,7 +956,7 @@ func VerifyConsistency(receipt []byte, size1 uint64, root1 []byte, keys KeySet) 
 	if err := rcVerifySignature(r, key, root2, "consistency proof"); err != nil {
 		return nil, err
 	}
-	return &VerifiedReceipt{Root: root2, TreeSize: p.Size2, Kid: key.Kid, VDS: r.VDS, Claims: r.Claims}, nil
+	return &VerifiedReceipt{Root: root2, TreeSize: p.Size2, SizeBound: bound, Kid: key.Kid, VDS: r.VDS, Claims: r.Claims}, nil
 }
 
 // rootFromInclusion returns the root of a tree of size leaves that the

@@ -13,7 +13,7 @@ import (
 func BenchmarkNewInclusionReceipt(b *testing.B) {
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	var root [32]byte
-	protected, sig, err := SignTreeHead(rand.Reader, k, gocose.AlgorithmES256, []byte("kid-1"), ReceiptClaims{Issuer: "charter:dev", IssuedAt: 1700000000}, root[:])
+	protected, sig, err := SignTreeHead(rand.Reader, k, gocose.AlgorithmES256, []byte("kid-1"), ReceiptClaims{Issuer: "charter:dev", IssuedAt: 1700000000, TreeSize: 1 << 20}, root[:])
 	if err != nil {
 		b.Fatal(err)
 	}

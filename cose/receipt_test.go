@@ -166,14 +166,27 @@ func TestReceiptRoundTrip(t *testing.T) {
 // TestReceiptMangle follows golang.org/x/mod/sumdb/tlog TestTree and
 // sumdb/note TestNewVerifier: every bit flip of every proof hash, every
 // one-byte change and every truncation of a receipt is rejected, without a
-// panic.
+// panic. Under a head that binds its tree size (charterd's) there is no
+// exception; under one that does not, a changed tree size with the same
+// proof shape verifies and is reported unbound.
 func TestReceiptMangle(t *testing.T) {
+	t.Run("bound", func(t *testing.T) { testReceiptMangle(t, true) })
+	t.Run("unbound", func(t *testing.T) { testReceiptMangle(t, false) })
+}
+
+func testReceiptMangle(t *testing.T, bind bool) {
 	svc := newRTService(t)
 	keys := cose.KeySet{svc.key}
 	tree := newRTTree(t, 13)
+	signHead := func(root []byte, n int) ([]byte, []byte) {
+		if bind {
+			return svc.signBound(t, root, uint64(n))
+		}
+		return svc.sign(t, root)
+	}
 	for _, n := range []int{1, 2, 5, 8, 13} {
 		root := tree.root(t, n)
-		protected, sig := svc.sign(t, root)
+		protected, sig := signHead(root, n)
 		for i := range n {
 			path := tree.inclusion(t, n, i)
 			for j := range path {
@@ -201,18 +214,22 @@ func TestReceiptMangle(t *testing.T) {
 				if c.size == uint64(n) && c.index == uint64(i) && len(c.path) == len(path) {
 					continue
 				}
-				r, err := cose.NewInclusionReceipt(protected, sig, c.size, c.index, c.path)
+				r, err := cose.NewInclusionReceipt(protected, sig, uint64(n), uint64(i), c.path)
 				if err != nil {
 					continue
 				}
+				// The numbers are rewritten in the bytes: a bound head
+				// would not assemble them.
+				r = rewriteProof(t, r, c.size, c.index)
 				vr, err := cose.VerifyInclusion(r, tree.entries[i], keys)
-				if err == nil && c.size != uint64(n) && c.index == uint64(i) && len(c.path) == len(path) && bytes.Equal(vr.Root, root) {
-					// RFC 9942 signs only the root: tree_size is not
-					// covered by the signature. A size whose proof shape
-					// is the same (e.g. index 0 in sizes 5 and 6) leads
-					// to the same signed root, so the leaf is still proven
-					// to be in the signed tree; only the reported size is
-					// the sender's claim.
+				if !bind && err == nil && c.size != uint64(n) && c.index == uint64(i) && len(c.path) == len(path) && bytes.Equal(vr.Root, root) && !vr.SizeBound {
+					// RFC 9942 signs only the root and the protected
+					// header: without a signed tree size, a size whose
+					// proof shape is the same (e.g. index 0 in sizes 5
+					// and 6) leads to the same signed root, so the leaf is
+					// still proven to be in the signed tree; only the
+					// reported size is the sender's claim, and SizeBound
+					// says so.
 					continue
 				}
 				if err == nil {
@@ -244,7 +261,7 @@ func TestReceiptMangle(t *testing.T) {
 	// Every byte change and truncation of whole receipts.
 	n, i := 13, 6
 	root := tree.root(t, n)
-	protected, sig := svc.sign(t, root)
+	protected, sig := signHead(root, n)
 	incl, _ := cose.NewInclusionReceipt(protected, sig, uint64(n), uint64(i), tree.inclusion(t, n, i))
 	cons, _ := cose.NewConsistencyReceipt(protected, sig, 5, uint64(n), tree.consistency(t, 5, n))
 	verifyIncl := func(b []byte) error { _, err := cose.VerifyInclusion(b, tree.entries[i], keys); return err }
@@ -260,7 +277,7 @@ func TestReceiptMangle(t *testing.T) {
 			for _, delta := range []byte{1, 0x80, 0xff} {
 				b := bytes.Clone(c.b)
 				b[k] += delta
-				if err := c.verify(b); err == nil && !onlyTreeSizeChanged(t, c.b, b) {
+				if err := c.verify(b); err == nil && (bind || !onlyTreeSizeChanged(t, c.b, b)) {
 					t.Fatalf("%s: byte %d + %#x accepted", name, k, delta)
 				}
 			}
@@ -296,6 +313,14 @@ func TestReceiptParse(t *testing.T) {
 	p, err := cose.ParseReceipt(r)
 	if err != nil {
 		t.Fatal(err)
+	}
+	bp, bs := svc.signBound(t, root, 5)
+	br, err := cose.NewInclusionReceipt(bp, bs, 5, 3, tree.inclusion(t, 5, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := cose.ParseReceipt(br); err != nil || b.Claims.TreeSize != 5 || b.Claims.Issuer != rtClaims.Issuer {
+		t.Fatalf("bound head: parsed claims %+v, %v", b.Claims, err)
 	}
 	if p.Alg != gocose.AlgorithmES256 || !bytes.Equal(p.Kid, svc.key.Kid) || p.VDS != 1 || p.Claims != rtClaims ||
 		len(p.Inclusion) != 1 || p.Inclusion[0].TreeSize != 5 || p.Inclusion[0].LeafIndex != 3 ||
@@ -346,6 +371,11 @@ func TestReceiptParse(t *testing.T) {
 		{"consistency 0", build(hdr(goodHdr), vdp(-2, proof([]any{0, 5, [][]byte{}})), nil, sig), cose.ErrBadReceipt},
 		{"consistency backwards", build(hdr(goodHdr), vdp(-2, proof([]any{5, 3, [][]byte{}})), nil, sig), cose.ErrBadReceipt},
 		{"unknown crit", build(hdr(map[any]any{1: -7, 395: 1, 2: []any{99}}), vdp(-1, okProof), nil, sig), cose.ErrBadReceipt},
+		{"signed tree size", build(hdr(map[any]any{1: -7, 395: 1, 15: map[any]any{-69162: 5}}), vdp(-1, okProof), nil, sig), nil},
+		{"signed tree size 0", build(hdr(map[any]any{1: -7, 395: 1, 15: map[any]any{-69162: 0}}), vdp(-1, okProof), nil, sig), cose.ErrBadReceipt},
+		{"negative signed tree size", build(hdr(map[any]any{1: -7, 395: 1, 15: map[any]any{-69162: -5}}), vdp(-1, okProof), nil, sig), cose.ErrBadReceipt},
+		{"text signed tree size", build(hdr(map[any]any{1: -7, 395: 1, 15: map[any]any{-69162: "5"}}), vdp(-1, okProof), nil, sig), cose.ErrBadReceipt},
+		{"signed tree size in vds 2", build(hdr(map[any]any{1: -7, 395: 2, 15: map[any]any{-69162: 5}}), vdp(-1, okProof), nil, sig), cose.ErrBadReceipt},
 	} {
 		_, err := cose.ParseReceipt(c.b)
 		if (c.want == nil) != (err == nil) || (c.want != nil && !errors.Is(err, c.want)) {
@@ -456,8 +486,9 @@ func TestVerifyEd25519(t *testing.T) {
 func cborTag18(v any) cbor.Tag { return cbor.Tag{Number: 18, Content: v} }
 
 // onlyTreeSizeChanged reports whether mangled differs from orig only in the
-// proof's tree_size (inclusion) or tree_size_2 (consistency). RFC 9942 signs the root alone, so the size is
-// the sender's claim: a size with the same proof shape for the index (13 and
+// proof's tree_size (inclusion) or tree_size_2 (consistency). RFC 9942
+// signs the root and the protected header, so without a signed tree size
+// (CWT claim -69162) the size is the sender's claim: a size with the same proof shape for the index (13 and
 // 14 for index 6) leads to the same signed root and verifies. Nothing else
 // in a receipt may change undetected.
 func onlyTreeSizeChanged(t *testing.T, orig, mangled []byte) bool {

@@ -24,7 +24,10 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-const vectorsDir = "v1"
+// versions are the checked-in vector sets. v1 receipts do not bind their
+// tree size (Charter before the signed size; they must keep verifying,
+// unbound); v2 receipts do.
+var versions = []string{"v1", "v2"}
 
 type expected struct {
 	ID                     string          `json:"id"`
@@ -37,6 +40,7 @@ type expected struct {
 	ReceiptLeafEntry       string          `json:"receipt_leaf_entry"`
 	LeafIndex              uint64          `json:"leaf_index"`
 	TreeSize               uint64          `json:"tree_size"`
+	ProofTreeSize          uint64          `json:"proof_tree_size"`
 	Path                   []string        `json:"path"`
 	Root                   string          `json:"root"`
 	TreeEntries            []string        `json:"tree_entries"`
@@ -51,6 +55,8 @@ type expected struct {
 		Issuer  string `json:"iss"`
 		Subject string `json:"sub"`
 		IAT     int64  `json:"iat"`
+		// SignedTreeSize is CWT claim -69162, v2 on.
+		SignedTreeSize uint64 `json:"signed_tree_size"`
 	} `json:"receipt"`
 	Checkpoint struct {
 		Origin   string `json:"origin"`
@@ -67,6 +73,7 @@ type expected struct {
 }
 
 type manifest struct {
+	Version string `json:"version"`
 	Vectors []struct {
 		ID          string   `json:"id"`
 		Verdict     string   `json:"verdict"`
@@ -88,6 +95,22 @@ var wantCases = map[string]error{
 	"fail-wrong-leaf":              cose.ErrReceiptSignature,
 	"fail-bad-statement-signature": cose.ErrBadSignature,
 	"fail-payload-mismatch":        cose.ErrPayloadMismatch,
+	"fail-rewritten-tree-size":     cose.ErrTreeSizeNotSigned,
+}
+
+// sinceV2 are the cases v1 does not have.
+var sinceV2 = map[string]bool{"fail-rewritten-tree-size": true}
+
+// casesOf returns the cases version must hold.
+func casesOf(version string) map[string]error {
+	out := map[string]error{}
+	for id, err := range wantCases {
+		if version == "v1" && sinceV2[id] {
+			continue
+		}
+		out[id] = err
+	}
+	return out
 }
 
 var failureCodes = map[string]string{
@@ -96,6 +119,7 @@ var failureCodes = map[string]string{
 	"fail-wrong-leaf":              "WRONG_LEAF",
 	"fail-bad-statement-signature": "BAD_STATEMENT_SIGNATURE",
 	"fail-payload-mismatch":        "PAYLOAD_MISMATCH",
+	"fail-rewritten-tree-size":     "REWRITTEN_TREE_SIZE",
 }
 
 // checkNames maps client.Report check names to expected.json check names.
@@ -163,13 +187,18 @@ func readManifest(t *testing.T, root string) manifest {
 	return m
 }
 
-// checkVectors checks every case of a vectors directory and its checksums.
-func checkVectors(t *testing.T, root string) {
+// checkVectors checks every case of a vectors directory of the given
+// version and its checksums.
+func checkVectors(t *testing.T, root, version string) {
 	m := readManifest(t, root)
+	if m.Version != version {
+		t.Errorf("%s: manifest version %q, want %q", root, m.Version, version)
+	}
+	cases := casesOf(version)
 	var ids []string
 	for _, v := range m.Vectors {
 		ids = append(ids, v.ID)
-		want, known := wantCases[v.ID]
+		want, known := cases[v.ID]
 		if !known {
 			t.Errorf("manifest lists unknown case %q", v.ID)
 			continue
@@ -182,9 +211,9 @@ func checkVectors(t *testing.T, root string) {
 				t.Errorf("%s: manifest does not list %s", v.ID, f)
 			}
 		}
-		t.Run(v.ID, func(t *testing.T) { checkCase(t, filepath.Join(root, v.ID), v.ID) })
+		t.Run(v.ID, func(t *testing.T) { checkCase(t, filepath.Join(root, v.ID), v.ID, version) })
 	}
-	for id := range wantCases {
+	for id := range cases {
 		if !slices.Contains(ids, id) {
 			t.Errorf("case %s is missing from manifest.json", id)
 		}
@@ -238,7 +267,7 @@ func checkSums(t *testing.T, root string) {
 	}
 }
 
-func checkCase(t *testing.T, dir, id string) {
+func checkCase(t *testing.T, dir, id, version string) {
 	var ex expected
 	if err := json.Unmarshal(read(t, dir, "expected.json"), &ex); err != nil {
 		t.Fatal(err)
@@ -340,19 +369,31 @@ func checkCase(t *testing.T, dir, id string) {
 	}
 	if r.VDS != ex.Receipt.VDS || r.VDS != cose.VDSRFC9162 || r.Alg != -7 || ex.Receipt.Alg != "ES256" ||
 		string(r.Kid) != ex.Receipt.Kid || r.Claims.Issuer != ex.Receipt.Issuer || r.Claims.Subject != ex.Receipt.Subject ||
-		r.Claims.IssuedAt != ex.Receipt.IAT {
+		r.Claims.IssuedAt != ex.Receipt.IAT || r.Claims.TreeSize != ex.Receipt.SignedTreeSize {
 		t.Errorf("receipt header vds %d alg %v kid %s claims %+v, expected.json %+v", r.VDS, r.Alg, r.Kid, r.Claims, ex.Receipt)
 	}
 	if r.Claims.Subject != "charter.checkpoint" {
 		t.Errorf("receipt sub %q, charterd uses charter.checkpoint", r.Claims.Subject)
+	}
+	// v1 receipts do not bind the tree size; from v2 on, the tree's.
+	if bound := version != "v1"; bound != (r.Claims.TreeSize != 0) || (bound && r.Claims.TreeSize != ex.TreeSize) {
+		t.Errorf("%s: signed tree size %d, tree size %d", version, r.Claims.TreeSize, ex.TreeSize)
+	}
+	// The proof's tree_size is the tree's, except where the case rewrote it.
+	proofSize := ex.TreeSize
+	if ex.ProofTreeSize != 0 {
+		proofSize = ex.ProofTreeSize
+	}
+	if (ex.ProofTreeSize != 0) != (id == "fail-rewritten-tree-size") || ex.ProofTreeSize == ex.TreeSize {
+		t.Errorf("proof_tree_size %d in %s", ex.ProofTreeSize, id)
 	}
 	if len(r.Inclusion) != 1 || len(r.Consistency) != 0 {
 		t.Fatalf("receipt holds %d inclusion and %d consistency proofs", len(r.Inclusion), len(r.Consistency))
 	}
 	p := r.Inclusion[0]
 	path := unhexList(t, ex.Path)
-	if p.TreeSize != ex.TreeSize || p.LeafIndex != ex.LeafIndex || !slices.EqualFunc(p.Path, path, bytes.Equal) {
-		t.Errorf("receipt proof (%d, %d, %x), expected.json (%d, %d, %s)", p.TreeSize, p.LeafIndex, p.Path, ex.TreeSize, ex.LeafIndex, ex.Path)
+	if p.TreeSize != proofSize || p.LeafIndex != ex.LeafIndex || !slices.EqualFunc(p.Path, path, bytes.Equal) {
+		t.Errorf("receipt proof (%d, %d, %x), expected.json (%d, %d, %s)", p.TreeSize, p.LeafIndex, p.Path, proofSize, ex.LeafIndex, ex.Path)
 	}
 
 	// Recompute the tree and the proof with transparency-dev/merkle.
@@ -372,7 +413,9 @@ func checkCase(t *testing.T, dir, id string) {
 	if tampered := id == "fail-tampered-path"; tampered == (inclErr == nil) {
 		t.Errorf("merkle proof.VerifyInclusion of the receipt's path to root: %v", inclErr)
 	}
-	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, p.LeafIndex, p.TreeSize, rfc6962.DefaultHasher.HashLeaf(entry[:]), p.Path, root); (err == nil) != (wantErr == nil || id == "fail-bad-statement-signature" || id == "fail-payload-mismatch" || id == "fail-wrong-service-key") {
+	// The rewritten tree size is invisible to the Merkle proof alone: only
+	// the signed tree size refuses it.
+	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, p.LeafIndex, p.TreeSize, rfc6962.DefaultHasher.HashLeaf(entry[:]), p.Path, root); (err == nil) != (wantErr == nil || id == "fail-bad-statement-signature" || id == "fail-payload-mismatch" || id == "fail-wrong-service-key" || id == "fail-rewritten-tree-size") {
 		t.Errorf("merkle proof.VerifyInclusion of the statement's entry: %v", err)
 	}
 
@@ -390,12 +433,22 @@ func checkCase(t *testing.T, dir, id string) {
 		if _, trusted := keys.Lookup(r.Kid); trusted {
 			t.Error("the rogue kid is in service-keys.cbor")
 		}
+	case "fail-rewritten-tree-size":
+		if !errors.Is(rerr, cose.ErrTreeSizeNotSigned) {
+			t.Errorf("receipt with a rewritten tree size: %v", rerr)
+		}
+		// The rewrite is one the Merkle proof alone cannot see: from the
+		// rewritten size the path still leads to the signed root.
+		got, err := proof.RootFromInclusionProof(rfc6962.DefaultHasher, p.LeafIndex, p.TreeSize, rfc6962.DefaultHasher.HashLeaf(receiptEntry), p.Path)
+		if err != nil || !bytes.Equal(got, root) {
+			t.Errorf("the rewritten proof does not lead to the signed root (%v): not a same-shape rewrite", err)
+		}
 	default:
 		if rerr != nil {
 			t.Fatalf("receipt for receipt_leaf_entry: %v", rerr)
 		}
-		if !bytes.Equal(vr.Root, root) || vr.TreeSize != ex.TreeSize || vr.LeafIndex != ex.LeafIndex {
-			t.Errorf("verified root %x size %d index %d, expected.json %s %d %d", vr.Root, vr.TreeSize, vr.LeafIndex, ex.Root, ex.TreeSize, ex.LeafIndex)
+		if !bytes.Equal(vr.Root, root) || vr.TreeSize != ex.TreeSize || vr.LeafIndex != ex.LeafIndex || vr.SizeBound != (version != "v1") {
+			t.Errorf("verified root %x size %d index %d bound %v, expected.json %s %d %d", vr.Root, vr.TreeSize, vr.LeafIndex, vr.SizeBound, ex.Root, ex.TreeSize, ex.LeafIndex)
 		}
 	}
 
@@ -408,9 +461,9 @@ func checkCase(t *testing.T, dir, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cp.Origin != r.Claims.Issuer || cp.Origin != ex.Checkpoint.Origin || cp.Size != p.TreeSize || cp.Size != ex.Checkpoint.TreeSize ||
+	if cp.Origin != r.Claims.Issuer || cp.Origin != ex.Checkpoint.Origin || cp.Size != ex.TreeSize || cp.Size != ex.Checkpoint.TreeSize ||
 		!bytes.Equal(cp.Root[:], root) || ex.Checkpoint.Root != ex.Root {
-		t.Errorf("checkpoint %s %d %x, receipt iss %s size %d root %s", cp.Origin, cp.Size, cp.Root, r.Claims.Issuer, p.TreeSize, ex.Root)
+		t.Errorf("checkpoint %s %d %x, receipt iss %s size %d root %s", cp.Origin, cp.Size, cp.Root, r.Claims.Issuer, ex.TreeSize, ex.Root)
 	}
 	if id != "fail-tampered-path" {
 		got, err := proof.RootFromInclusionProof(rfc6962.DefaultHasher, p.LeafIndex, p.TreeSize, rfc6962.DefaultHasher.HashLeaf(receiptEntry), p.Path)
@@ -436,6 +489,9 @@ func checkCase(t *testing.T, dir, id string) {
 	if err != nil {
 		t.Fatalf("consistency receipt: %v", err)
 	}
+	if cvr.SizeBound != (version != "v1") || cvr.TreeSize != c.TreeSize2 {
+		t.Errorf("consistency receipt: size %d bound %v", cvr.TreeSize, cvr.SizeBound)
+	}
 	if !bytes.Equal(cvr.Root, root2) {
 		t.Errorf("consistency receipt root %x, expected.json %s", cvr.Root, c.Root2)
 	}
@@ -458,7 +514,9 @@ func checkCase(t *testing.T, dir, id string) {
 }
 
 func TestVectors(t *testing.T) {
-	checkVectors(t, vectorsDir)
+	for _, v := range versions {
+		t.Run(v, func(t *testing.T) { checkVectors(t, v, v) })
+	}
 }
 
 func goTool(t *testing.T) string {
@@ -477,12 +535,18 @@ func goTool(t *testing.T) string {
 // cannot rot: the new output must pass the same checks, and everything
 // derived from fixed seeds must equal the checked-in vectors.
 func TestGeneratorReproducesStructure(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "v1")
-	cmd := exec.Command(goTool(t), "run", "./gen", "-out", out)
+	for _, v := range versions {
+		t.Run(v, func(t *testing.T) { testGeneratorReproduces(t, v) })
+	}
+}
+
+func testGeneratorReproduces(t *testing.T, vectorsDir string) {
+	out := filepath.Join(t.TempDir(), vectorsDir)
+	cmd := exec.Command(goTool(t), "run", "./gen", "-version", vectorsDir, "-out", out)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("generator: %v\n%s", err, b)
 	}
-	checkVectors(t, out)
+	checkVectors(t, out, vectorsDir)
 
 	oldM, newM := readManifest(t, vectorsDir), readManifest(t, out)
 	if len(oldM.Vectors) != len(newM.Vectors) {

@@ -136,6 +136,15 @@ func printReceipt(w io.Writer, name string, r *cose.Receipt) {
 	if r.Claims.IssuedAt != 0 {
 		field(w, "issued at", rfc3339(r.Claims.IssuedAt))
 	}
+	if r.VDS == cose.VDSRFC9162 {
+		// The proofs' sizes below are unprotected; only this one is signed
+		// (spec/formats.md, "Signed tree size").
+		if r.Claims.TreeSize != 0 {
+			field(w, "signed size", r.Claims.TreeSize)
+		} else {
+			field(w, "signed size", "none: the tree sizes and leaf indices below are not signed")
+		}
+	}
 	if r.CCFTxID != "" {
 		field(w, "ccf txid", r.CCFTxID+" (signature transaction)")
 	}

@@ -41,13 +41,56 @@ func (h verifierHashes) ReadHashes(idx []int64) ([]tlog.Hash, error) {
 // verifierFixture signs a statement with `charter keygen` and `charter sign`,
 // registers it at index 4 of a 7-leaf tree with a service key, and writes
 // the transparent statement, a bare receipt, and the service keys in each
-// format to a temporary directory.
+// format to a temporary directory. The receipt binds its tree size, as
+// charterd's do; unboundTS carries the same proof under a head that does
+// not (other services, Charter before the signed size), and rewrittenTS
+// the bound receipt with its size changed to 8 (index 4 has the same proof
+// shape in trees of 7 and 8 leaves).
 type verifierFixture struct {
 	dir                            string
 	ts, receipt, payload           string
+	unboundTS, rewrittenTS         string
 	keySet, jwks, pemKeys, otherKS string
 	did                            string
 	receiptBytes, statementBytes   []byte
+}
+
+// rewriteInclusion returns receipt with its inclusion proof's tree size
+// and leaf index replaced, the rest kept: the unprotected header is not
+// signed, so anyone holding a receipt can do this.
+func rewriteInclusion(t *testing.T, receipt []byte, size, index uint64) []byte {
+	t.Helper()
+	var msg struct {
+		_           struct{} `cbor:",toarray"`
+		Protected   []byte
+		Unprotected map[int64]map[int64][][]byte
+		Payload     []byte
+		Signature   []byte
+	}
+	if len(receipt) == 0 || receipt[0] != 0xd2 {
+		t.Fatal("not a tagged COSE_Sign1")
+	}
+	if err := cose.Unmarshal(receipt[1:], &msg); err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		_           struct{} `cbor:",toarray"`
+		Size, Index uint64
+		Path        [][]byte
+	}
+	if err := cose.Unmarshal(msg.Unprotected[396][-1][0], &p); err != nil {
+		t.Fatal(err)
+	}
+	p.Size, p.Index = size, index
+	var err error
+	if msg.Unprotected[396][-1][0], err = cose.Marshal(p); err != nil {
+		t.Fatal(err)
+	}
+	b, err := cose.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte{0xd2}, b...)
 }
 
 func newVerifierFixture(t *testing.T) *verifierFixture {
@@ -101,26 +144,37 @@ func newVerifierFixture(t *testing.T) *verifierFixture {
 	}
 	svc, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	key, _ := cose.NewKey(&svc.PublicKey)
-	protected, sig, err := cose.SignTreeHead(rand.Reader, svc, gocose.AlgorithmES256, key.Kid,
-		cose.ReceiptClaims{Issuer: "charter.test", Subject: "charter.checkpoint.v1", IssuedAt: 1766437888}, root[:])
-	if err != nil {
-		t.Fatal(err)
+	claims := cose.ReceiptClaims{Issuer: "charter.test", Subject: "charter.checkpoint.v1", IssuedAt: 1766437888}
+	receipt := func(claims cose.ReceiptClaims) []byte {
+		protected, sig, err := cose.SignTreeHead(rand.Reader, svc, gocose.AlgorithmES256, key.Kid, claims, root[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := cose.NewInclusionReceipt(protected, sig, n, index, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
 	}
-	f.receiptBytes, err = cose.NewInclusionReceipt(protected, sig, n, index, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := cose.AttachReceipts(st, f.receiptBytes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	unbound := receipt(claims)
+	claims.TreeSize = n
+	f.receiptBytes = receipt(claims)
 	write := func(name string, b []byte) string {
 		if err := os.WriteFile(path(name), b, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return path(name)
 	}
-	f.ts = write("ts.cose", ts)
+	attach := func(name string, r []byte) string {
+		ts, err := cose.AttachReceipts(st, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return write(name, ts)
+	}
+	f.ts = attach("ts.cose", f.receiptBytes)
+	f.unboundTS = attach("unbound.cose", unbound)
+	f.rewrittenTS = attach("rewritten.cose", rewriteInclusion(t, f.receiptBytes, 8, 4))
 	f.receipt = write("receipt.cose", f.receiptBytes)
 	ks, _ := cose.MarshalKeySet([]cose.Key{key})
 	f.keySet = write("keys.cbor", ks)
@@ -145,7 +199,7 @@ func TestVerifyCommand(t *testing.T) {
 		lines := strings.Split(strings.TrimSuffix(stdout, "\n"), "\n")
 		if len(lines) != 3 ||
 			lines[0] != "ok   statement signature (issuer "+f.did+")" ||
-			!strings.HasPrefix(lines[1], "ok   receipt 1 (kid ") || !strings.Contains(lines[1], "issuer charter.test, tree size 7, index 4 (2025-12-22T21:11:28Z)") ||
+			!strings.HasPrefix(lines[1], "ok   receipt 1 (kid ") || !strings.HasSuffix(lines[1], "issuer charter.test, leaf index 4 of 7 (2025-12-22T21:11:28Z))") ||
 			!strings.HasPrefix(lines[2], "ok   payload (") {
 			t.Fatalf("%s: output\n%s", keys, stdout)
 		}
@@ -177,6 +231,10 @@ func TestVerifyCommand(t *testing.T) {
 			[]string{"ok   statement signature", "FAIL receipt 1: receipt signed by an unknown key"}, "receipt 1 failed"},
 		{"tampered receipt", []string{"--service-keys", f.keySet, tamperedPath}, 1,
 			[]string{"FAIL receipt 1: receipt signature does not verify: inclusion proof does not match the signed root"}, "receipt 1 failed"},
+		{"rewritten tree size", []string{"--service-keys", f.keySet, f.rewrittenTS}, 1,
+			[]string{"ok   statement signature", "FAIL receipt 1: receipt proof is not for the signed tree size: the inclusion proof is for tree size 8, but the service signed tree size 7"}, "receipt 1 failed"},
+		{"unbound receipt", []string{"--service-keys", f.keySet, f.unboundTS}, 0,
+			[]string{"ok   statement signature", "issuer charter.test, leaf index 4 of 7 (not signed by the service) (2025-12-22T21:11:28Z))"}, ""},
 		{"no receipts", []string{"--service-keys", f.keySet, stPath}, 1,
 			[]string{"ok   statement signature", "FAIL receipts: "}, "receipts failed"},
 		{"chain time checked", []string{"--service-keys", f.keySet, "--check-chain-time", f.ts}, 0,
@@ -230,11 +288,16 @@ func TestReceiptShow(t *testing.T) {
 		"  subject          pkg:example/widget@1\n", "  content type     application/json\n",
 		"  payload          18 bytes\n", "receipt 1\n", "  vds              1 (RFC9162_SHA256)\n",
 		"  issuer           charter.test\n", "  subject          charter.checkpoint.v1\n",
-		"  issued at        2025-12-22T21:11:28Z\n", "  inclusion 1      tree size 7, leaf index 4\n", "    path[2] ",
+		"  issued at        2025-12-22T21:11:28Z\n", "  signed size      7\n", "  inclusion 1      tree size 7, leaf index 4\n", "    path[2] ",
 	} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("receipt show lacks %q:\n%s", want, stdout)
 		}
+	}
+	// A receipt whose head does not bind the size says so.
+	code, stdout, _ = runVerifierCLI("receipt", "show", f.unboundTS)
+	if code != 0 || !strings.Contains(stdout, "  signed size      none: the tree sizes and leaf indices below are not signed\n") {
+		t.Errorf("unbound receipt: exit %d\n%s", code, stdout)
 	}
 	// A bare receipt.
 	code, stdout, _ = runVerifierCLI("receipt", "show", f.receipt)
@@ -253,6 +316,9 @@ func TestReceiptShow(t *testing.T) {
 		"    root             9a9b439497b18eed7d5a1f3177c3206cb221e12e46e6f66bac935c62053b0466\n",
 		"    path[4] left  ",
 	} {
+		if strings.Contains(stdout, "signed size") {
+			t.Errorf("uvm: a CCF receipt has no signed size line:\n%s", stdout)
+		}
 		if code != 0 || !strings.Contains(stdout, want) {
 			t.Errorf("uvm: exit %d, lacks %q:\n%s", code, want, stdout)
 		}

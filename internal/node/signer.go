@@ -32,8 +32,12 @@ func newTreeHeadSigner(id *Identity, issuer string) (*treeHeadSigner, error) {
 	return &treeHeadSigner{id: id, key: k, issuer: issuer}, nil
 }
 
+// SignTreeHead signs the tree head once for every receipt under it. The
+// tree size is a signed claim (cose.ReceiptClaims.TreeSize), so a receipt's
+// tree size and leaf index cannot be rewritten without failing
+// verification (spec/formats.md, "Signed tree size").
 func (s *treeHeadSigner) SignTreeHead(size uint64, root [32]byte, at time.Time) (*log.Checkpoint, error) {
-	claims := cose.ReceiptClaims{Issuer: s.issuer, Subject: ReceiptSubject, IssuedAt: at.Unix()}
+	claims := cose.ReceiptClaims{Issuer: s.issuer, Subject: ReceiptSubject, IssuedAt: at.Unix(), TreeSize: size}
 	prot, sig, err := cose.SignTreeHead(rand.Reader, s.id.ServiceKey, s.key.Alg, s.key.Kid, claims, root[:])
 	if err != nil {
 		return nil, err

@@ -4,7 +4,13 @@
 // log.SignCheckpointNote, …), so that other SCITT implementations can check
 // themselves against Charter's receipts.
 //
-//	go run ./testvectors/gen -out testvectors/v1
+//	go run ./testvectors/gen -version v2 -out testvectors/v2
+//
+// Versions differ only in the receipts' tree heads: v1 receipts do not
+// bind the tree size (as Charter issued them before the signed tree size),
+// v2 receipts carry it as the signed CWT claim -69162 (as charterd does
+// now) and add the case fail-rewritten-tree-size. Both use the same seeds,
+// so their keys are the same.
 //
 // Every key and certificate comes from a fixed seed, so issuers, key ids,
 // service keys, note keys and EdDSA signatures are the same on every run.
@@ -72,9 +78,20 @@ var (
 	ekuCodeSign  = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 3, 3}
 )
 
+// version is the vectors version being generated, "v1" or "v2".
+var version = "v2"
+
+// signedSize reports whether receipts bind their tree size (v2 on).
+func signedSize() bool { return version != "v1" }
+
 func main() {
-	out := flag.String("out", "testvectors/v1", "directory to write the vectors into (created; existing case folders are replaced)")
+	out := flag.String("out", "testvectors/v2", "directory to write the vectors into (created; existing case folders are replaced)")
+	flag.StringVar(&version, "version", version, "vectors version: v1 (receipts without the signed tree size) or v2")
 	flag.Parse()
+	if version != "v1" && version != "v2" {
+		fmt.Fprintln(os.Stderr, "gen: -version must be v1 or v2")
+		os.Exit(2)
+	}
 	if err := generate(*out); err != nil {
 		fmt.Fprintln(os.Stderr, "gen:", err)
 		os.Exit(1)
@@ -196,10 +213,12 @@ type caseSpec struct {
 	HashEnv     bool
 	Consistency bool
 	// Mutation: "" (valid), "tampered-path", "wrong-service-key",
-	// "wrong-leaf", "bad-statement-signature", "payload-mismatch".
+	// "wrong-leaf", "bad-statement-signature", "payload-mismatch",
+	// "rewritten-tree-size".
 	Mutation    string
 	FailureCode string
 	FailedCheck string // statement_signature, receipt or payload
+	SinceV2     bool   // only in v2 and later
 }
 
 var cases = []caseSpec{
@@ -217,6 +236,8 @@ var cases = []caseSpec{
 		Description: "The first byte of the statement signature is flipped; the receipt was minted over that tampered statement's leaf entry and verifies, the statement signature does not."},
 	{ID: "fail-payload-mismatch", Alg: "ES256", Mutation: "payload-mismatch", FailureCode: "PAYLOAD_MISMATCH", FailedCheck: "payload",
 		Description: "payload.bin differs from the payload embedded and signed in the statement; both signatures verify, the payload check fails."},
+	{ID: "fail-rewritten-tree-size", Alg: "EdDSA", Mutation: "rewritten-tree-size", FailureCode: "REWRITTEN_TREE_SIZE", FailedCheck: "receipt", SinceV2: true,
+		Description: "An honest receipt (signed tree size 8, CWT claim -69162) whose unprotected inclusion proof was rewritten to tree_size 7: index 2 has the same proof shape in trees of 7 and 8 leaves, so the path still leads to the signed root, but the proof's tree_size is not the signed one."},
 }
 
 // keys holds everything with a fixed seed, shared by all cases.
@@ -303,7 +324,7 @@ func signStatement(k *keys, c caseSpec, subject string, payload []byte) ([]byte,
 	if c.HashEnv {
 		opts.HashEnvelope = true
 		opts.PayloadHashAlg = cose.AlgorithmSHA256
-		opts.PayloadLocation = "https://charter.example/testvectors/v1/" + c.ID + "/payload.bin"
+		opts.PayloadLocation = "https://charter.example/testvectors/" + version + "/" + c.ID + "/payload.bin"
 	}
 	b, err := cose.SignStatement(rand.Reader, p.signer, opts, payload)
 	return b, p, err
@@ -330,13 +351,16 @@ type Expected struct {
 	StatementIAT           int64  `json:"statement_iat"`
 	StatementDeterministic bool   `json:"statement_deterministic"`
 
-	LeafEntry        string   `json:"leaf_entry"`
-	ReceiptLeafEntry string   `json:"receipt_leaf_entry"`
-	LeafIndex        uint64   `json:"leaf_index"`
-	TreeSize         uint64   `json:"tree_size"`
-	Path             []string `json:"path"`
-	Root             string   `json:"root"`
-	TreeEntries      []string `json:"tree_entries"`
+	LeafEntry        string `json:"leaf_entry"`
+	ReceiptLeafEntry string `json:"receipt_leaf_entry"`
+	LeafIndex        uint64 `json:"leaf_index"`
+	TreeSize         uint64 `json:"tree_size"`
+	// ProofTreeSize is the tree_size written in receipt.cose's proof when
+	// it is not the tree's (fail-rewritten-tree-size only).
+	ProofTreeSize uint64   `json:"proof_tree_size,omitempty"`
+	Path          []string `json:"path"`
+	Root          string   `json:"root"`
+	TreeEntries   []string `json:"tree_entries"`
 
 	Receipt struct {
 		Alg     string `json:"alg"`
@@ -345,6 +369,8 @@ type Expected struct {
 		Issuer  string `json:"iss"`
 		Subject string `json:"sub"`
 		IAT     int64  `json:"iat"`
+		// SignedTreeSize is the CWT claim -69162 (v2 on); absent in v1.
+		SignedTreeSize uint64 `json:"signed_tree_size,omitempty"`
 	} `json:"receipt"`
 
 	Checkpoint struct {
@@ -429,6 +455,10 @@ func buildCase(k *keys, c caseSpec) (files, error) {
 		return nil
 	}
 	claims := cose.ReceiptClaims{Issuer: serviceIssuer, Subject: receiptSubject, IssuedAt: receiptIAT}
+	cpClaims := cose.ReceiptClaims{Issuer: serviceIssuer, Subject: receiptSubject, IssuedAt: receiptIAT - 60}
+	if signedSize() {
+		claims.TreeSize, cpClaims.TreeSize = treeSize, checkpointSize
+	}
 	var root3 tlog.Hash
 	for i := 0; i < treeSize; i++ {
 		var e [32]byte
@@ -439,8 +469,7 @@ func buildCase(k *keys, c caseSpec) (files, error) {
 			if root3, err = tree.Root(checkpointSize); err != nil {
 				return nil, err
 			}
-			prot, sig, err := cose.SignTreeHead(rand.Reader, k.service, gocose.AlgorithmES256, k.serviceKid,
-				cose.ReceiptClaims{Issuer: serviceIssuer, Subject: receiptSubject, IssuedAt: receiptIAT - 60}, root3[:])
+			prot, sig, err := cose.SignTreeHead(rand.Reader, k.service, gocose.AlgorithmES256, k.serviceKid, cpClaims, root3[:])
 			if err != nil {
 				return nil, err
 			}
@@ -485,6 +514,13 @@ func buildCase(k *keys, c caseSpec) (files, error) {
 	if err != nil {
 		return nil, err
 	}
+	proofSize := uint64(treeSize)
+	if c.Mutation == "rewritten-tree-size" {
+		proofSize = rewrittenTreeSize
+		if receipt, err = rewriteTreeSize(receipt, proofSize); err != nil {
+			return nil, err
+		}
+	}
 	ts, err := cose.AttachReceipts(statement, receipt)
 	if err != nil {
 		return nil, err
@@ -518,11 +554,15 @@ func buildCase(k *keys, c caseSpec) (files, error) {
 	ex.LeafEntry = hex.EncodeToString(entry[:])
 	ex.ReceiptLeafEntry = hex.EncodeToString(receiptEntry[:])
 	ex.LeafIndex, ex.TreeSize = statementIndex, treeSize
+	if proofSize != treeSize {
+		ex.ProofTreeSize = proofSize
+	}
 	ex.Path = hexList(path)
 	ex.Root = hex.EncodeToString(root[:])
 	ex.TreeEntries = hexList(entries)
 	ex.Receipt.Alg, ex.Receipt.Kid, ex.Receipt.VDS = "ES256", string(kid), cose.VDSRFC9162
 	ex.Receipt.Issuer, ex.Receipt.Subject, ex.Receipt.IAT = claims.Issuer, claims.Subject, claims.IssuedAt
+	ex.Receipt.SignedTreeSize = claims.TreeSize
 	ex.Checkpoint.Origin, ex.Checkpoint.TreeSize, ex.Checkpoint.Root = serviceIssuer, treeSize, ex.Root
 
 	if c.Consistency {
@@ -588,8 +628,8 @@ func generate(outDir string) error {
 	}
 	man := Manifest{
 		Name:      "charter-testvectors",
-		Version:   "v1",
-		Generator: "go run ./testvectors/gen -out testvectors/v1 (github.com/charterlog/charter)",
+		Version:   version,
+		Generator: "go run ./testvectors/gen -version " + version + " -out testvectors/" + version + " (github.com/charterlog/charter)",
 		License:   "CC0-1.0",
 		VDS:       cose.VDSRFC9162,
 		LeafEntry: "SHA-256 of the statement re-encoded as 18([protected, {}, payload, signature]) (statement.cose has an empty unprotected header, so this is SHA-256 of statement.cose)",
@@ -597,6 +637,9 @@ func generate(outDir string) error {
 	}
 	var sums []string
 	for _, c := range cases {
+		if c.SinceV2 && !signedSize() {
+			continue
+		}
 		fs, err := buildCase(k, c)
 		if err != nil {
 			return fmt.Errorf("%s: %w", c.ID, err)
@@ -637,4 +680,50 @@ func generate(outDir string) error {
 		return errors.New("no vectors")
 	}
 	return os.WriteFile(filepath.Join(outDir, "SHA256SUMS"), []byte(strings.Join(sums, "\n")+"\n"), 0o644)
+}
+
+// rewrittenTreeSize is the tree_size fail-rewritten-tree-size claims:
+// statement index 2 has the same inclusion-proof shape in trees of 7 and
+// 8 leaves, so only the signed tree size tells them apart.
+const rewrittenTreeSize = 7
+
+// rewriteTreeSize returns receipt with its inclusion proof's tree_size
+// replaced, everything else as it was: what anyone can do to the
+// unprotected header.
+func rewriteTreeSize(receipt []byte, size uint64) ([]byte, error) {
+	var msg struct {
+		_           struct{} `cbor:",toarray"`
+		Protected   []byte
+		Unprotected map[int64]map[int64][][]byte
+		Payload     []byte
+		Signature   []byte
+	}
+	if len(receipt) == 0 || receipt[0] != 0xd2 {
+		return nil, errors.New("receipt is not a tagged COSE_Sign1")
+	}
+	if err := cose.Unmarshal(receipt[1:], &msg); err != nil {
+		return nil, err
+	}
+	proofs := msg.Unprotected[396][-1]
+	if len(proofs) != 1 {
+		return nil, errors.New("receipt does not hold one inclusion proof")
+	}
+	var p struct {
+		_           struct{} `cbor:",toarray"`
+		Size, Index uint64
+		Path        [][]byte
+	}
+	if err := cose.Unmarshal(proofs[0], &p); err != nil {
+		return nil, err
+	}
+	p.Size = size
+	var err error
+	if proofs[0], err = cose.Marshal(p); err != nil {
+		return nil, err
+	}
+	b, err := cose.Marshal(msg)
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte{0xd2}, b...), nil
 }
