@@ -136,8 +136,9 @@ func cluster(args []string, stderr io.Writer) int {
 
 // prepareCluster writes the nodes' configuration files, unless DIR
 // already holds them (a reopened cluster). Node 1's creates a development
-// network that opens by vote; the others' have no node id yet: `charterd
-// join` records the one the network gives.
+// network that opens by vote; the others' node id (the default, 1, until
+// then) is replaced by the one the network gives when `charterd join`
+// records it.
 func prepareCluster(dir string, n int, logLevel string, snapshotEntries uint64) error {
 	if _, err := os.Stat(filepath.Join(dir, "node1.json")); err == nil {
 		existing, _ := filepath.Glob(filepath.Join(dir, "node[0-9].json"))

@@ -648,7 +648,7 @@ func (j *joiner) keepSecrets(id uint64, sealed []byte, noteVerifier string) erro
 // the network's service certificate (public: GET /node/network on any
 // node), which the request pins; nothing secret is copied by hand. The
 // node's evidence comes from cfg.Platform. It retries while the network
-// answers 503, until ctx ends.
+// answers 503 (no leader) or 429 (joins rate-limited), until ctx ends.
 func JoinNetwork(ctx context.Context, cfg config.Config, target string) (uint64, error) {
 	host, port, err := net.SplitHostPort(cfg.Addr)
 	if err != nil || port == "0" || host == "" || net.ParseIP(host).IsUnspecified() {
