@@ -450,3 +450,30 @@ func TestCreateIsDeliberate(t *testing.T) {
 		t.Fatalf("charterd create over an existing network: %v\n%s", err, out)
 	}
 }
+
+// Governance retires the leader: every other node refuses its key at once,
+// so it loses its quorum; the others elect a leader among themselves, which
+// takes the retired node out of raft, and the network keeps registering.
+func TestRetireLeader(t *testing.T) {
+	c := startCluster(t, 3, clusterOpts{})
+	lead, term := c.leader()
+	c.govAccept("remove_node", fmt.Sprintf(`{"node_id":"%d"}`, lead))
+	var others []int
+	for i := 1; i <= 3; i++ {
+		if i != lead {
+			others = append(others, i)
+		}
+	}
+	next, nextTerm := c.leader(lead)
+	if next == lead || nextTerm <= term {
+		t.Fatalf("after retiring leader %d (term %d): leader %d in term %d", lead, term, next, nextTerm)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for c.nodes(next)[uint64(lead)].Role != "removed" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the retired leader %d was not removed from raft: %+v", lead, c.nodes(next))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.mustRegister(newPublisher(t, "after retiring the leader").unique(t), others...)
+}
