@@ -182,6 +182,15 @@ func StageSnapshot(dir string, r io.Reader) (string, error) {
 	if err := f.Close(); err != nil {
 		return "", err
 	}
+	// The install's marker names this file: its directory entry must be
+	// durable before the marker is.
+	if d, err := os.Open(dir); err == nil {
+		err = d.Sync()
+		d.Close()
+		if err != nil {
+			return "", err
+		}
+	}
 	ok = true
 	return path, nil
 }
@@ -264,27 +273,87 @@ func snapshotKeyAllowed(k []byte) bool {
 // InstallSnapshot replaces the applied state with a staged image and makes
 // the raft log start after it.
 //
-// Crash reasoning: a marker key is written (synced) first. The old state is
-// deleted and the image written in batches that are not atomic together; the
-// last batch sets the raft snapshot metadata and applied position and
-// deletes the marker, synced. A crash in between leaves the marker, and Open
-// then wipes the half-installed state (see recoverInstall) so that the node
-// starts empty and is sent a snapshot again; it never serves a mixture.
+// Crash reasoning: a marker naming the staged image and its metadata is
+// written (synced) first; until then nothing changed. The old state is then
+// deleted and the image written in batches that are not atomic together;
+// the last batch sets the raft snapshot metadata and applied position and
+// deletes the marker, synced; only after it is the staged image removed.
+// A crash in between leaves the marker and the image, and Open completes
+// the install from them (recoverInstall), so a restarted node has either
+// its previous state and log (crash before the marker) or the complete new
+// state (any crash after it). It never comes back with less than it
+// acknowledged: raft's leader may count on what this node had, and a node
+// that lost it panics on the leader's next heartbeat.
 func (l *RaftLog) InstallSnapshot(path string, meta *pb.SnapshotMetadata) error {
 	s := l.s
-	metaBytes, err := proto.Marshal(meta)
+	marker, err := installMarker(path, meta)
 	if err != nil {
 		return err
 	}
-	if err := s.db.Set(keyInstalling, metaBytes, pebble.Sync); err != nil {
+	if err := s.db.Set(keyInstalling, marker, pebble.Sync); err != nil {
 		return err
 	}
-	if err := s.wipeState(); err != nil {
+	hs, err := s.installImage(path, meta)
+	if err != nil {
 		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.snap = proto.Clone(meta).(*pb.SnapshotMetadata)
+	l.hard = hs
+	l.conf = proto.Clone(meta.GetConfState()).(*pb.ConfState)
+	l.lastIndex, l.lastTerm = meta.GetIndex(), meta.GetTerm()
+	return nil
+}
+
+// installMarkerVersion starts a marker that names the staged image. An
+// older marker held the metadata alone.
+const installMarkerVersion = 'P'
+
+// installMarker is keyInstalling's value: the version, the staged image's
+// path (uvarint length, bytes) and the snapshot metadata (protobuf).
+func installMarker(path string, meta *pb.SnapshotMetadata) ([]byte, error) {
+	metaBytes, err := proto.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	m := []byte{installMarkerVersion}
+	m = binary.AppendUvarint(m, uint64(len(path)))
+	m = append(m, path...)
+	return append(m, metaBytes...), nil
+}
+
+func parseInstallMarker(b []byte) (string, *pb.SnapshotMetadata, bool) {
+	if len(b) == 0 || b[0] != installMarkerVersion {
+		return "", nil, false
+	}
+	n, k := binary.Uvarint(b[1:])
+	if k <= 0 || n > uint64(len(b)-1-k) {
+		return "", nil, false
+	}
+	path := string(b[1+k : 1+k+int(n)])
+	meta := &pb.SnapshotMetadata{}
+	if err := proto.Unmarshal(b[1+k+int(n):], meta); err != nil || meta.GetIndex() == 0 {
+		return "", nil, false
+	}
+	return path, meta, true
+}
+
+// installImage does the install that the marker announces: wipe, write
+// the image, then the final synced batch (position, metadata, marker
+// deleted), then remove the staged image. It returns the hard state it
+// wrote.
+func (s *Store) installImage(path string, meta *pb.SnapshotMetadata) (*pb.HardState, error) {
+	metaBytes, err := proto.Marshal(meta)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.wipeState(); err != nil {
+		return nil, err
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	b := s.NewBatch()
@@ -300,21 +369,25 @@ func (l *RaftLog) InstallSnapshot(path string, meta *pb.SnapshotMetadata) error 
 	})
 	if err != nil {
 		b.Close()
-		return err
+		return nil, err
 	}
-	hs := l.HardState()
+	hs := &pb.HardState{}
+	if err := s.getProto(keyHardState, hs); err != nil && !errors.Is(err, ErrNotFound) {
+		b.Close()
+		return nil, err
+	}
 	if hs.GetCommit() < meta.GetIndex() {
 		hs.Commit = proto.Uint64(meta.GetIndex())
 	}
 	hsBytes, err := proto.Marshal(hs)
 	if err != nil {
 		b.Close()
-		return err
+		return nil, err
 	}
 	csBytes, err := proto.Marshal(meta.GetConfState())
 	if err != nil {
 		b.Close()
-		return err
+		return nil, err
 	}
 	b.Set(keySnapMeta, metaBytes)
 	b.Set(keyHardState, hsBytes)
@@ -322,16 +395,10 @@ func (l *RaftLog) InstallSnapshot(path string, meta *pb.SnapshotMetadata) error 
 	b.SetApplied(meta.GetIndex(), meta.GetTerm())
 	b.Delete(keyInstalling)
 	if err := b.Commit(true); err != nil {
-		return err
+		return nil, err
 	}
 	_ = os.Remove(path)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.snap = proto.Clone(meta).(*pb.SnapshotMetadata)
-	l.hard = hs
-	l.conf = proto.Clone(meta.GetConfState()).(*pb.ConfState)
-	l.lastIndex, l.lastTerm = meta.GetIndex(), meta.GetTerm()
-	return nil
+	return hs, nil
 }
 
 // wipeState deletes the ledger, the key-value maps and the raft entries.
@@ -346,15 +413,31 @@ func (s *Store) wipeState() error {
 }
 
 // recoverInstall finishes what an interrupted InstallSnapshot left: it
-// wipes the half-written state and the raft position, keeping the hard
-// state's term and vote (raft's promises) with commit reset to zero.
+// completes the install from the staged image the marker names. Only if
+// that cannot be done (a marker of the older format, or the image is gone
+// or damaged) does it fall back to wiping the half-written state and the
+// raft position, keeping the hard state's term and vote with commit reset
+// to zero, so that the node is sent a snapshot again; a leader that had
+// counted on this node's log then fails to replicate to it until it does
+// (and an etcd raft follower may refuse its heartbeat), which is why the
+// image is kept until the install is complete.
 func (s *Store) recoverInstall() error {
-	if _, err := s.Get(keyInstalling); errors.Is(err, ErrNotFound) {
+	marker, err := s.Get(keyInstalling)
+	if errors.Is(err, ErrNotFound) {
 		return nil
 	} else if err != nil {
 		return err
 	}
-	s.log.Warn("an interrupted snapshot install left partial state; wiping it so the node is sent a snapshot again")
+	if path, meta, ok := parseInstallMarker(marker); ok {
+		s.log.Warn("completing a snapshot install that a crash interrupted", "index", meta.GetIndex(), "image", path)
+		_, err := s.installImage(path, meta)
+		if err == nil {
+			return nil
+		}
+		s.log.Error("cannot complete the interrupted snapshot install; wiping its partial state", "err", err)
+	} else {
+		s.log.Warn("an interrupted snapshot install left partial state; wiping it so the node is sent a snapshot again")
+	}
 	if err := s.wipeState(); err != nil {
 		return err
 	}

@@ -138,8 +138,9 @@ func TestStageSnapshotRejectsMangled(t *testing.T) {
 	}
 }
 
-// An install interrupted after its marker leaves a store that Open wipes
-// back to empty (the node is then sent a snapshot again), never a mixture.
+// An install interrupted after a marker of the older format (no staged
+// image named) leaves a store that Open wipes back to empty (the node is
+// then sent a snapshot again), never a mixture.
 func TestInterruptedInstallIsWiped(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir, nil)
@@ -170,6 +171,88 @@ func TestInterruptedInstallIsWiped(t *testing.T) {
 	}
 	if _, err := s.Get(keyInstalling); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("marker survived: %v", err)
+	}
+}
+
+// An install interrupted after its marker is completed by Open from the
+// staged image, at every step of the install: the node comes back with
+// the whole new state, never less than it had (raft's leader may count on
+// it) and never a mixture.
+func TestInterruptedInstallCompletes(t *testing.T) {
+	src := filledStore(t)
+	meta, img := image(t, src)
+	for _, step := range []string{"marker", "wiped", "half written"} {
+		t.Run(step, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := s.NewBatch()
+			b.PutRecord(999, []byte("old state"))
+			b.SetApplied(5, 1)
+			if err := b.Commit(true); err != nil {
+				t.Fatal(err)
+			}
+			path, err := StageSnapshot(t.TempDir(), bytes.NewReader(img))
+			if err != nil {
+				t.Fatal(err)
+			}
+			marker, err := installMarker(path, meta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.db.Set(keyInstalling, marker, pebble.Sync); err != nil {
+				t.Fatal(err)
+			}
+			if step != "marker" {
+				if err := s.wipeState(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if step == "half written" {
+				b := s.NewBatch()
+				for i := uint64(1); i <= 20; i++ {
+					b.PutRecord(i, bytes.Repeat([]byte{byte(i)}, 100))
+				}
+				if err := b.Commit(false); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.Close() // the crash: nothing after this step ran
+			s, err = Open(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for i := uint64(1); i <= 50; i++ {
+				if v, err := s.Record(i); err != nil || !bytes.Equal(v, bytes.Repeat([]byte{byte(i)}, 100)) {
+					t.Fatalf("record %d after recovery: %x, %v", i, v, err)
+				}
+			}
+			if _, err := s.Record(999); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("the old state survived: %v", err)
+			}
+			if idx, term, err := s.AppliedPosition(); idx != 42 || term != 3 || err != nil {
+				t.Fatalf("applied %d/%d, %v; want the snapshot's 42/3", idx, term, err)
+			}
+			rl, err := s.RaftLog()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first, _ := rl.FirstIndex(); first != 43 {
+				t.Fatalf("first index %d, want 43", first)
+			}
+			if hs := rl.HardState(); hs.GetCommit() < 42 {
+				t.Fatalf("commit %d below the snapshot", hs.GetCommit())
+			}
+			if _, err := s.Get(keyInstalling); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("marker survived: %v", err)
+			}
+			if _, err := os.Stat(path); !os.IsNotExist(err) {
+				t.Fatalf("staged image not removed: %v", err)
+			}
+		})
 	}
 }
 
