@@ -125,6 +125,13 @@ func Start(cfg Config, st *store.Store, sm StateMachine, transport Transport, lo
 	if err != nil {
 		return nil, err
 	}
+	if cfg.SnapshotDir != "" {
+		// The store completed any install it had begun; other staged
+		// images will never be installed.
+		if err := store.RemoveStaged(cfg.SnapshotDir); err != nil {
+			return nil, err
+		}
+	}
 	applied, err := st.Applied()
 	if err != nil {
 		return nil, err

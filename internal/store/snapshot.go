@@ -457,5 +457,21 @@ func (s *Store) recoverInstall() error {
 	return b.Commit(true)
 }
 
+// RemoveStaged deletes the images staged in dir: those that raft never
+// installed (a stale snapshot it ignored, a transfer cut by a crash).
+// Call it after Open, which has completed any install a marker names.
+func RemoveStaged(dir string) error {
+	staged, err := filepath.Glob(filepath.Join(dir, "incoming-*.snap"))
+	if err != nil {
+		return err
+	}
+	for _, p := range staged {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 // SnapshotDir is where a store's incoming snapshots are staged.
 func SnapshotDir(dataDir string) string { return filepath.Join(dataDir, "snapshots") }

@@ -296,3 +296,25 @@ func FuzzStageSnapshot(f *testing.F) {
 		}
 	})
 }
+
+func TestRemoveStaged(t *testing.T) {
+	dir := t.TempDir()
+	_, img := image(t, filledStore(t))
+	path, err := StageSnapshot(dir, bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "keep.txt")
+	if err := os.WriteFile(other, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := RemoveStaged(dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("staged image kept: %v", err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Fatalf("a file that is not a staged image was removed: %v", err)
+	}
+}
