@@ -63,7 +63,9 @@ type member struct {
 	// firstArgs, if set, replace `start --config cfgPath` on the first start
 	// (a node that joins runs `charterd join` once).
 	firstArgs []string
-	*node     // URL and Client are fixed for the member's life
+	// nextEnv, if set, is added to the environment of the next start only.
+	nextEnv []string
+	*node   // URL and Client are fixed for the member's life
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -242,6 +244,7 @@ func (m *member) start() {
 	cmd := exec.Command(charterd, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	cmd.Env, m.nextEnv = append(cmd.Env, m.nextEnv...), nil
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/charterlog/charter/internal/fault"
 	"github.com/charterlog/charter/internal/store"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -63,6 +64,7 @@ func (n *Node) ReceiveSnapshot(r *http.Request, from Sender) error {
 		n.log.Warn("refusing snapshot", "from", m.GetFrom(), "err", err)
 		return fmt.Errorf("%w: %v", ErrBadMessage, err)
 	}
+	fault.Point(fault.SnapshotStaged)
 	m.Snapshot.Data = []byte(path)
 	if err := n.raft.Step(r.Context(), m); err != nil {
 		return fmt.Errorf("%w: %v", ErrStopping, err)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/charterlog/charter/internal/fault"
 	"github.com/cockroachdb/pebble/v2"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -293,6 +294,7 @@ func (l *RaftLog) InstallSnapshot(path string, meta *pb.SnapshotMetadata) error 
 	if err := s.db.Set(keyInstalling, marker, pebble.Sync); err != nil {
 		return err
 	}
+	fault.Point(fault.SnapshotMarked)
 	hs, err := s.installImage(path, meta)
 	if err != nil {
 		return err
@@ -357,8 +359,15 @@ func (s *Store) installImage(path string, meta *pb.SnapshotMetadata) (*pb.HardSt
 	}
 	defer f.Close()
 	b := s.NewBatch()
+	items := 0
 	err = readImage(bufio.NewReaderSize(f, 1<<20), func(k, v []byte) error {
 		b.Set(k, v)
+		if items++; items == 100 && fault.Armed(fault.SnapshotHalfWritten) {
+			if err := b.Commit(false); err != nil {
+				return err
+			}
+			fault.Point(fault.SnapshotHalfWritten)
+		}
 		if b.Len() >= 32<<20 {
 			if err := b.Commit(false); err != nil {
 				return err
@@ -397,6 +406,7 @@ func (s *Store) installImage(path string, meta *pb.SnapshotMetadata) (*pb.HardSt
 	if err := b.Commit(true); err != nil {
 		return nil, err
 	}
+	fault.Point(fault.SnapshotInstalled)
 	_ = os.Remove(path)
 	return hs, nil
 }

@@ -1,0 +1,50 @@
+// Package fault owns Charter's crash points: named places in the node's
+// write paths where a test can have the process die at once, as kill -9
+// would, to check what a crash there leaves (the crash reasoning at each
+// write). Nothing happens unless the CHARTER_CRASH_AT environment variable
+// names the point when the process starts; production never sets it.
+//
+// A point is reached at most once per process: the first time, the process
+// sends itself SIGKILL, so nothing after the point runs (no deferred code,
+// no flushed buffers), exactly as a crash.
+package fault
+
+import (
+	"os"
+	"syscall"
+)
+
+// EnvCrashAt names the crash point, read once at start.
+const EnvCrashAt = "CHARTER_CRASH_AT"
+
+// The crash points.
+const (
+	// SnapshotStaged: an incoming snapshot image is staged and verified,
+	// before raft sees it.
+	SnapshotStaged = "snapshot-staged"
+	// SnapshotMarked: the install's marker is durable; nothing else
+	// changed yet.
+	SnapshotMarked = "snapshot-marked"
+	// SnapshotHalfWritten: the old state is wiped and part of the image
+	// written.
+	SnapshotHalfWritten = "snapshot-half-written"
+	// SnapshotInstalled: the install's final batch is durable; the ledger
+	// has not reloaded from it yet.
+	SnapshotInstalled = "snapshot-installed"
+)
+
+var crashAt = os.Getenv(EnvCrashAt)
+
+// Armed reports whether name is the configured crash point, for a write
+// path that must shape itself so the point falls where it says (between two
+// batches, say).
+func Armed(name string) bool { return crashAt != "" && crashAt == name }
+
+// Point crashes the process if it is the configured crash point.
+func Point(name string) {
+	if crashAt == "" || crashAt != name {
+		return
+	}
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {} // SIGKILL is not delivered synchronously; never return
+}
