@@ -31,7 +31,16 @@ const (
 	// SnapshotInstalled: the install's final batch is durable; the ledger
 	// has not reloaded from it yet.
 	SnapshotInstalled = "snapshot-installed"
+	// StorageWriteError is not a crash: armed, the store's file system
+	// fails every write after the first StorageWritesBeforeError (a disk
+	// that goes bad under load), and the node must stop rather than go on
+	// with raft and the disk disagreeing.
+	StorageWriteError = "storage-write-error"
 )
+
+// StorageWritesBeforeError is how many file writes succeed before an armed
+// StorageWriteError fails them all.
+const StorageWritesBeforeError = 500
 
 var crashAt = os.Getenv(EnvCrashAt)
 

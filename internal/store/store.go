@@ -35,9 +35,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 
+	"github.com/charterlog/charter/internal/fault"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 )
 
 // SchemaVersion is the on-disk layout this code reads and writes. Open refuses
@@ -85,6 +89,9 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	// table blocks.
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	if fault.Armed(fault.StorageWriteError) {
+		opts.FS = failingWrites(fault.StorageWritesBeforeError)
 	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
@@ -219,3 +226,15 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 }
 
 var _ io.Closer = (*Store)(nil)
+
+// failingWrites is the default file system with every write after the
+// first n failing (fault.StorageWriteError).
+func failingWrites(n int64) vfs.FS {
+	var writes atomic.Int64
+	return errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if op.Kind.ReadOrWrite() == errorfs.OpIsWrite && writes.Add(1) > n {
+			return errorfs.ErrInjected
+		}
+		return nil
+	}))
+}
