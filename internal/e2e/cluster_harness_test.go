@@ -754,6 +754,24 @@ func (c *cluster) heal() {
 }
 
 // logContains reports whether node i's log holds a JSON line whose msg is msg.
+// logCount counts node i's log records whose message is msg.
+func (c *cluster) logCount(i int, msg string) int {
+	b, err := os.ReadFile(c.node(i).logPath)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		var rec struct {
+			Msg string `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg {
+			n++
+		}
+	}
+	return n
+}
+
 func (c *cluster) logContains(i int, msg string) bool {
 	b, err := os.ReadFile(c.node(i).logPath)
 	if err != nil {
