@@ -260,7 +260,14 @@ func tailFile(path string, lines int) string {
 	if err != nil {
 		return err.Error()
 	}
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	var all []string
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		// A node answering 5xx under load logs each answer; they would
+		// hide the lines that say why.
+		if !strings.Contains(l, `"msg":"request failed"`) {
+			all = append(all, l)
+		}
+	}
 	if len(all) > lines {
 		all = all[len(all)-lines:]
 	}
