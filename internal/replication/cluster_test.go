@@ -50,6 +50,8 @@ func (m *recordSM) Restore() error { return nil }
 type events struct {
 	mu sync.Mutex
 	n  map[string]int
+	// snapshotBytes sums the bytes attribute of "sent snapshot".
+	snapshotBytes int64
 }
 
 func (e *events) count(msg string) int {
@@ -67,6 +69,14 @@ func (h eventHandler) Enabled(ctx context.Context, l slog.Level) bool { return l
 func (h eventHandler) Handle(ctx context.Context, r slog.Record) error {
 	h.ev.mu.Lock()
 	h.ev.n[r.Message]++
+	if r.Message == "sent snapshot" {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "bytes" {
+				h.ev.snapshotBytes += a.Value.Int64()
+			}
+			return true
+		})
+	}
 	h.ev.mu.Unlock()
 	if h.next != nil && h.next.Enabled(ctx, r.Level) {
 		return h.next.Handle(ctx, r)
