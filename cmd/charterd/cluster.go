@@ -44,7 +44,7 @@ func cluster(args []string, stderr io.Writer) int {
 	nodes := fs.Int("nodes", 3, "how many nodes")
 	dir := fs.String("data", "", "directory for the network's files and the nodes' data")
 	logLevel := fs.String("log-level", "info", "the nodes' log level")
-	snapshotEntries := fs.Uint64("snapshot-entries", 0, "raft entries kept for lagging followers before a snapshot is needed (default 10000)")
+	snapshotEntries := fs.Uint64("snapshot-entries", 0, "if set, a follower more raft entries behind than this is sent a snapshot (default 0: bounded only by raft_log_retention and raft_log_retention_bytes)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0

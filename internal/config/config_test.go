@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -36,6 +37,9 @@ func TestValidateDefaults(t *testing.T) {
 	if c.GCPercent != config.DefaultGCPercent {
 		t.Errorf("GCPercent default = %d", c.GCPercent)
 	}
+	if c.RaftLogRetentionBytes != config.DefaultRaftLogRetentionBytes || c.RaftLogRetention != config.DefaultRaftLogRetention || c.SnapshotEntries != 0 {
+		t.Errorf("raft log retention defaults = %d bytes, %v, %d entries", c.RaftLogRetentionBytes, c.RaftLogRetention, c.SnapshotEntries)
+	}
 	if c.SlogLevel().String() != "INFO" {
 		t.Errorf("SlogLevel = %v", c.SlogLevel())
 	}
@@ -52,6 +56,8 @@ func TestValidateKeepsSetValues(t *testing.T) {
 	c.CheckpointInterval = 2 * time.Second
 	c.CheckpointMaxTx = 7
 	c.RegistrationWait = time.Minute
+	c.RaftLogRetention = time.Hour
+	c.RaftLogRetentionBytes = 4 << 30
 	c.Issuer = "charter:example"
 	c.Registration = config.Registration{
 		AllowedAlgs:       []string{"ES256", "EdDSA"},
@@ -62,7 +68,8 @@ func TestValidateKeepsSetValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.LogLevel != "debug" || c.CheckpointInterval != 2*time.Second || c.CheckpointMaxTx != 7 ||
-		c.RegistrationWait != time.Minute || c.Registration.MaxStatementBytes != 4096 {
+		c.RegistrationWait != time.Minute || c.Registration.MaxStatementBytes != 4096 ||
+		c.RaftLogRetention != time.Hour || c.RaftLogRetentionBytes != 4<<30 {
 		t.Errorf("Validate changed set values: %+v", c)
 	}
 	if algs := c.Registration.Algorithms(); len(algs) != 2 || algs[0] != gocose.AlgorithmES256 || algs[1] != gocose.AlgorithmEdDSA {
@@ -89,6 +96,10 @@ func TestValidateRejects(t *testing.T) {
 		{"negative CheckpointInterval", "CheckpointInterval", func(c *config.Config) { c.CheckpointInterval = -time.Second }},
 		{"negative RegistrationWait", "RegistrationWait", func(c *config.Config) { c.RegistrationWait = -time.Second }},
 		{"RegistrationWait 1h", "RegistrationWait", func(c *config.Config) { c.RegistrationWait = time.Hour }},
+		{"RaftLogRetention 1ms", "RaftLogRetention", func(c *config.Config) { c.RaftLogRetention = time.Millisecond }},
+		{"negative RaftLogRetention", "RaftLogRetention", func(c *config.Config) { c.RaftLogRetention = -time.Minute }},
+		{"RaftLogRetention 2 days", "RaftLogRetention", func(c *config.Config) { c.RaftLogRetention = 48 * time.Hour }},
+		{"RaftLogRetentionBytes 4 KiB", "RaftLogRetentionBytes", func(c *config.Config) { c.RaftLogRetentionBytes = 4096 }},
 		{"multi-line Issuer", "Issuer", func(c *config.Config) { c.Issuer = "charter:a\ncharter:b" }},
 		{"Issuer with CR", "Issuer", func(c *config.Config) { c.Issuer = "charter:a\r" }},
 		{"unknown algorithm", "AllowedAlgs", func(c *config.Config) { c.Registration.AllowedAlgs = []string{"ES256", "RS256"} }},
@@ -127,5 +138,31 @@ func TestValidateReportsAll(t *testing.T) {
 		if !strings.Contains(err.Error(), f) {
 			t.Errorf("error %q does not name %s", err, f)
 		}
+	}
+}
+
+// TestFileRaftLogRetention: the retention settings survive Write and Load
+// under their file names.
+func TestFileRaftLogRetention(t *testing.T) {
+	c := valid()
+	c.RaftLogRetention = 90 * time.Second
+	c.RaftLogRetentionBytes = 256 << 20
+	path := t.TempDir() + "/node.json"
+	if err := config.Write(path, c); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"raft_log_retention": "1m30s"`) || !strings.Contains(string(b), `"raft_log_retention_bytes": 268435456`) {
+		t.Errorf("file lacks the retention settings:\n%s", b)
+	}
+	got, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.RaftLogRetention != c.RaftLogRetention || got.RaftLogRetentionBytes != c.RaftLogRetentionBytes {
+		t.Errorf("loaded %v, %d; wrote %v, %d", got.RaftLogRetention, got.RaftLogRetentionBytes, c.RaftLogRetention, c.RaftLogRetentionBytes)
 	}
 }

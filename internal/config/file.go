@@ -13,25 +13,27 @@ import (
 // reads and `charterd cluster` writes it. Durations are Go duration strings
 // ("50ms"); omitted fields take Config's defaults.
 type File struct {
-	NodeID             uint64            `json:"node_id"`
-	DataDir            string            `json:"data_dir"`
-	Addr               string            `json:"addr"`
-	Issuer             string            `json:"issuer,omitempty"`
-	Development        bool              `json:"development,omitempty"`
-	OpenByVote         bool              `json:"open_by_vote,omitempty"`
-	Joined             bool              `json:"joined,omitempty"`
-	PeerDial           map[string]string `json:"peer_dial,omitempty"`
-	Members            []string          `json:"members,omitempty"`
-	Constitution       string            `json:"constitution,omitempty"`
-	Platform           string            `json:"platform,omitempty"`
-	Attestation        Attestation       `json:"attestation,omitzero"`
-	LogLevel           string            `json:"log_level,omitempty"`
-	CheckpointInterval string            `json:"checkpoint_interval,omitempty"`
-	CheckpointMaxTx    uint64            `json:"checkpoint_max_tx,omitempty"`
-	RegistrationWait   string            `json:"registration_wait,omitempty"`
-	SnapshotEntries    uint64            `json:"snapshot_entries,omitempty"`
-	GCPercent          int               `json:"gc_percent,omitempty"`
-	Registration       Registration      `json:"registration"`
+	NodeID                uint64            `json:"node_id"`
+	DataDir               string            `json:"data_dir"`
+	Addr                  string            `json:"addr"`
+	Issuer                string            `json:"issuer,omitempty"`
+	Development           bool              `json:"development,omitempty"`
+	OpenByVote            bool              `json:"open_by_vote,omitempty"`
+	Joined                bool              `json:"joined,omitempty"`
+	PeerDial              map[string]string `json:"peer_dial,omitempty"`
+	Members               []string          `json:"members,omitempty"`
+	Constitution          string            `json:"constitution,omitempty"`
+	Platform              string            `json:"platform,omitempty"`
+	Attestation           Attestation       `json:"attestation,omitzero"`
+	LogLevel              string            `json:"log_level,omitempty"`
+	CheckpointInterval    string            `json:"checkpoint_interval,omitempty"`
+	CheckpointMaxTx       uint64            `json:"checkpoint_max_tx,omitempty"`
+	RegistrationWait      string            `json:"registration_wait,omitempty"`
+	SnapshotEntries       uint64            `json:"snapshot_entries,omitempty"`
+	RaftLogRetention      string            `json:"raft_log_retention,omitempty"`
+	RaftLogRetentionBytes uint64            `json:"raft_log_retention_bytes,omitempty"`
+	GCPercent             int               `json:"gc_percent,omitempty"`
+	Registration          Registration      `json:"registration"`
 }
 
 // Load reads, parses and validates a configuration file. Unknown fields
@@ -62,13 +64,16 @@ func (f *File) Config() (Config, error) {
 	c := Config{
 		NodeID: f.NodeID, DataDir: f.DataDir, Addr: f.Addr, Issuer: f.Issuer, LogLevel: f.LogLevel, Join: f.Joined,
 		Members: f.Members, Constitution: f.Constitution, Platform: f.Platform, Attestation: f.Attestation,
-		Development: f.Development, OpenByVote: f.OpenByVote, CheckpointMaxTx: f.CheckpointMaxTx, SnapshotEntries: f.SnapshotEntries, Registration: f.Registration, GCPercent: f.GCPercent,
+		Development: f.Development, OpenByVote: f.OpenByVote, CheckpointMaxTx: f.CheckpointMaxTx, SnapshotEntries: f.SnapshotEntries, RaftLogRetentionBytes: f.RaftLogRetentionBytes, Registration: f.Registration, GCPercent: f.GCPercent,
 	}
 	var err error
 	if c.CheckpointInterval, err = parseDuration("checkpoint_interval", f.CheckpointInterval); err != nil {
 		return c, err
 	}
 	if c.RegistrationWait, err = parseDuration("registration_wait", f.RegistrationWait); err != nil {
+		return c, err
+	}
+	if c.RaftLogRetention, err = parseDuration("raft_log_retention", f.RaftLogRetention); err != nil {
 		return c, err
 	}
 	if c.PeerDial, err = idMap("peer_dial", f.PeerDial); err != nil {
@@ -82,13 +87,16 @@ func FileFor(c Config) File {
 	f := File{
 		NodeID: c.NodeID, DataDir: c.DataDir, Addr: c.Addr, Issuer: c.Issuer, LogLevel: c.LogLevel, Joined: c.Join,
 		Members: c.Members, Constitution: c.Constitution, Platform: c.Platform, Attestation: c.Attestation,
-		Development: c.Development, OpenByVote: c.OpenByVote, CheckpointMaxTx: c.CheckpointMaxTx, SnapshotEntries: c.SnapshotEntries, Registration: c.Registration, GCPercent: c.GCPercent,
+		Development: c.Development, OpenByVote: c.OpenByVote, CheckpointMaxTx: c.CheckpointMaxTx, SnapshotEntries: c.SnapshotEntries, RaftLogRetentionBytes: c.RaftLogRetentionBytes, Registration: c.Registration, GCPercent: c.GCPercent,
 	}
 	if c.CheckpointInterval != 0 {
 		f.CheckpointInterval = c.CheckpointInterval.String()
 	}
 	if c.RegistrationWait != 0 {
 		f.RegistrationWait = c.RegistrationWait.String()
+	}
+	if c.RaftLogRetention != 0 {
+		f.RaftLogRetention = c.RaftLogRetention.String()
 	}
 	f.PeerDial = stringMap(c.PeerDial)
 	return f

@@ -222,6 +222,7 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	}
 	rcfg := replication.Config{
 		ID: cfg.NodeID, SnapshotEntries: cfg.SnapshotEntries,
+		LogRetentionBytes: cfg.RaftLogRetentionBytes, LogRetention: cfg.RaftLogRetention,
 		SnapshotDir: store.SnapshotDir(cfg.DataDir),
 		Peers:       replication.NewPeerTable(nil),
 	}

@@ -114,6 +114,9 @@ func (n *Node) installSnapshot(s *pb.Snapshot) error {
 	n.mu.Lock()
 	n.conf = proto.Clone(meta.GetConfState()).(*pb.ConfState)
 	n.mu.Unlock()
+	n.ret.reset(meta.GetIndex()+1, meta.GetIndex(), 0, n.cfg.now())
+	n.metrics.logBytes.Set(0)
+	n.metrics.snapshotsInstalled.Inc()
 	n.setApplied(meta.GetIndex())
 	return nil
 }

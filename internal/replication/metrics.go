@@ -3,8 +3,11 @@ package replication
 import "github.com/prometheus/client_golang/prometheus"
 
 type metrics struct {
-	persist prometheus.Histogram
-	apply   prometheus.Histogram
+	persist            prometheus.Histogram
+	apply              prometheus.Histogram
+	snapshotsSent      prometheus.Counter
+	snapshotsInstalled prometheus.Counter
+	logBytes           prometheus.Gauge
 }
 
 var loopBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25}
@@ -13,10 +16,16 @@ func newMetrics() metrics {
 	return metrics{
 		persist: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "charter_raft_persist_seconds", Help: "Time to persist one Ready's hard state and entries (including fsync).", Buckets: loopBuckets}),
 		apply:   prometheus.NewHistogram(prometheus.HistogramOpts{Name: "charter_raft_apply_seconds", Help: "Time to apply one Ready's committed entries to the ledger.", Buckets: loopBuckets}),
+		snapshotsSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "charter_raft_snapshots_sent_total",
+			Help: "Snapshots this node sent to a follower and the follower accepted (each a full image of the ledger)."}),
+		snapshotsInstalled: prometheus.NewCounter(prometheus.CounterOpts{Name: "charter_raft_snapshots_installed_total",
+			Help: "Snapshots this node installed, replacing its state."}),
+		logBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "charter_raft_log_bytes",
+			Help: "Approximate payload bytes of the raft log this node holds (retention accounting)."}),
 	}
 }
 
 // Collectors returns the replication metrics for the node's registry.
 func (n *Node) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{n.metrics.persist, n.metrics.apply}
+	return []prometheus.Collector{n.metrics.persist, n.metrics.apply, n.metrics.snapshotsSent, n.metrics.snapshotsInstalled, n.metrics.logBytes}
 }

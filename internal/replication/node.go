@@ -47,9 +47,20 @@ type Config struct {
 	// Peers resolves peer ids to URLs; it is kept current as configuration
 	// changes apply. Required with a transport.
 	Peers *PeerTable
-	// SnapshotEntries is how many applied raft entries are kept for
-	// followers before the log is compacted; a follower further behind is
-	// sent a snapshot. Default 10000.
+	// LogRetentionBytes bounds the raft log the leader keeps for followers
+	// that lag or are down (payload bytes of its entries): past it, the
+	// oldest entries go even if a follower still needs them, and that
+	// follower is sent a snapshot when it returns. Default 1 GiB.
+	LogRetentionBytes uint64
+	// LogRetention bounds the same log by age: entries persisted longer ago
+	// than this go even if a follower still needs them. Default 10 min: a
+	// follower down for less, and within LogRetentionBytes, catches up from
+	// the log.
+	LogRetention time.Duration
+	// SnapshotEntries, if set, also bounds that log by count: a follower
+	// more than this many entries behind the leader's applied index is sent
+	// a snapshot. 0 (the default) is no bound by count. Tests set it low to
+	// force snapshots.
 	SnapshotEntries uint64
 	// SnapshotDir stages incoming snapshots. Required with a transport.
 	SnapshotDir string
@@ -59,7 +70,17 @@ type Config struct {
 	TickInterval time.Duration
 	// ElectionTicks and HeartbeatTicks follow raft.Config. Defaults 10 and 1.
 	ElectionTicks, HeartbeatTicks int
+
+	// now is the clock retention ages are measured by (tests); default
+	// time.Now.
+	now func() time.Time
 }
+
+// Retention defaults.
+const (
+	DefaultLogRetentionBytes = 1 << 30
+	DefaultLogRetention      = 10 * time.Minute
+)
 
 // Validate checks the configuration and fills defaults.
 func (c *Config) Validate() error {
@@ -75,8 +96,17 @@ func (c *Config) Validate() error {
 	if c.HeartbeatTicks == 0 {
 		c.HeartbeatTicks = 1
 	}
-	if c.SnapshotEntries == 0 {
-		c.SnapshotEntries = 10000
+	if c.LogRetentionBytes == 0 {
+		c.LogRetentionBytes = DefaultLogRetentionBytes
+	}
+	if c.LogRetention == 0 {
+		c.LogRetention = DefaultLogRetention
+	}
+	if c.LogRetention < 0 {
+		return fmt.Errorf("replication: LogRetention %v is negative", c.LogRetention)
+	}
+	if c.now == nil {
+		c.now = time.Now
 	}
 	if c.Peers == nil {
 		c.Peers = NewPeerTable(nil)
@@ -110,6 +140,36 @@ type Node struct {
 	leader uint64
 	term   uint64
 	conf   *pb.ConfState
+
+	// ret accounts for the raft log's age and size; Ready loop only.
+	ret retention
+	// snapMu guards snaps: the snapshots this leader has sent, or is
+	// sending, by follower, which hold back compaction (see maybeCompact).
+	snapMu sync.Mutex
+	snaps  map[uint64]*snapshotPin
+}
+
+// snapshotPin holds the raft log for a follower that is being sent a
+// snapshot, so that the snapshot is not followed by another one:
+//
+//   - while the transfer runs, from the index raft chose for it: after the
+//     transfer raft resumes the follower by probing at that index (the
+//     image itself is newer, see sendSnapshot), and if the leader had
+//     compacted past it meanwhile, raft would send a second snapshot;
+//   - after the transfer, from the follower's Match, until the follower has
+//     replicated up to the leader's last index at the end of the transfer:
+//     everything written while the image was in flight is sent from the
+//     log, even if it exceeds the retention bounds.
+//
+// A pin ends there, when the transfer fails (raft sends a new snapshot,
+// pinned afresh), when the follower leaves the configuration, or
+// LogRetention after a transfer the follower never acknowledged.
+type snapshotPin struct {
+	index uint64
+	// done is when the transfer ended (zero while it runs), until the
+	// leader's last index then.
+	done  time.Time
+	until uint64
 }
 
 // Start starts or restarts the raft node over st. On restart, raft resumes
@@ -156,8 +216,16 @@ func Start(cfg Config, st *store.Store, sm StateMachine, transport Transport, lo
 		DisableProposalForwarding: true,
 		Logger:                    raftLogger{logger.With("component", "raft")},
 	}
-	n := &Node{appliedCh: make(chan struct{}), cfg: cfg, st: st, rlog: rlog, sm: sm, transport: transport, log: logger, metrics: newMetrics()}
+	n := &Node{appliedCh: make(chan struct{}), cfg: cfg, st: st, rlog: rlog, sm: sm, transport: transport, log: logger, metrics: newMetrics(),
+		snaps: map[uint64]*snapshotPin{}}
 	last, _ := rlog.LastIndex()
+	first, _ := rlog.FirstIndex()
+	size, err := rlog.EntriesDiskUsage()
+	if err != nil {
+		return nil, err
+	}
+	n.ret.reset(first, last, size, cfg.now())
+	n.metrics.logBytes.Set(float64(n.ret.bytes()))
 	hs := rlog.HardState()
 	fresh := last == 0 && raft.IsEmptyHardState(hs)
 	if fresh && len(cfg.Bootstrap) > 0 {
@@ -181,7 +249,7 @@ func Start(cfg Config, st *store.Store, sm StateMachine, transport Transport, lo
 		return nil, err
 	}
 	if t, ok := transport.(*HTTPTransport); ok {
-		t.setReporter(n.raft)
+		t.setReporter(n)
 	}
 	return n, nil
 }
@@ -236,6 +304,12 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		}
 		n.leader = rd.SoftState.Lead
 		n.mu.Unlock()
+		if rd.SoftState.Lead != n.cfg.ID {
+			// Pins are a leader's; a later term starts afresh.
+			n.snapMu.Lock()
+			clear(n.snaps)
+			n.snapMu.Unlock()
+		}
 	}
 	if rd.HardState != nil && !raft.IsEmptyHardState(rd.HardState) {
 		n.mu.Lock()
@@ -253,8 +327,17 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		return fmt.Errorf("replication: persist: %w", err)
 	}
 	n.metrics.persist.Observe(time.Since(start).Seconds())
+	if k := len(rd.Entries); k > 0 {
+		var size uint64
+		for _, e := range rd.Entries {
+			size += uint64(len(e.GetData())) + entryOverhead
+		}
+		n.ret.appended(rd.Entries[0].GetIndex(), rd.Entries[k-1].GetIndex(), size, n.cfg.now())
+		n.metrics.logBytes.Set(float64(n.ret.bytes()))
+	}
 	// Step 2.
 	if n.transport != nil && len(rd.Messages) > 0 {
+		n.pinSnapshots(rd.Messages)
 		n.transport.Send(rd.Messages)
 	}
 	for _, rs := range rd.ReadStates {
@@ -355,50 +438,65 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 }
 
 // compactEvery is how many applied entries a lone voter's raft log may hold
-// before it is compacted, and the most a replica's log grows between two
+// before it is compacted, and the most a follower's log grows between two
 // compactions.
 const compactEvery = 1024
 
-// maybeCompact discards applied raft entries. Their effects are in the
-// ledger, so the raft log only duplicates every statement on disk; cutting
-// it soon after apply means most entries are deleted while still in
-// Pebble's memtable and never written to a table at all.
+// leaderSlack is how many entries a leader's compaction point must have
+// moved before it compacts: one DeleteRange per that many entries, not per
+// Ready.
+const leaderSlack = 256
+
+// entryOverhead approximates a raft entry's bytes beyond its payload (key,
+// term, index, encoding) in the retention accounting.
+const entryOverhead = 24
+
+// maybeCompact discards applied raft entries that no follower needs. Their
+// effects are in the ledger, so the raft log only duplicates every
+// statement on disk; cutting it soon after apply means most entries are
+// deleted while still in Pebble's memtable and never written to a table.
 //
 // Which entries may go:
 //   - a lone voter needs none of them;
-//   - the leader keeps what its recently active followers have not yet
-//     acknowledged, but never more than SnapshotEntries: a follower further
-//     behind (or down) is sent a snapshot when it returns;
-//   - a follower keeps min(SnapshotEntries, compactEvery), enough for the
-//     others to catch up from its log if it becomes leader.
+//   - the leader keeps every entry above the Match of each follower in the
+//     configuration, down or not (raft stops counting a follower as
+//     RecentActive an election timeout after it goes silent; a follower
+//     restarting after a second must still find its next entry here), but
+//     not beyond the retention bounds (LogRetentionBytes, LogRetention and,
+//     if set, SnapshotEntries): a follower further behind is sent a
+//     snapshot. A snapshot holds the log from its index, bounds or not,
+//     until the follower has caught up with what was written while it was
+//     in flight (see snapshotPin);
+//   - a follower keeps min(SnapshotEntries, compactEvery) entries, enough
+//     for the others to resume from its log if it becomes leader soon after
+//     they fell behind.
+//
+// Crash safety is RaftLog.Compact's: one batch deletes the entries
+// (DeleteRange) and records the new first index.
 func (n *Node) maybeCompact(applied uint64) error {
 	first, _ := n.rlog.FirstIndex()
-	keep := min(n.cfg.SnapshotEntries, compactEvery)
-	slack := keep
 	leader, _ := n.Leader()
+	var target, slack uint64
 	switch {
 	case n.singleVoter():
-		keep, slack = 0, compactEvery
+		target, slack = applied, compactEvery
 	case leader:
-		keep, slack = 0, min(n.cfg.SnapshotEntries, 256)
-	}
-	if applied < first+keep+slack {
-		return nil
-	}
-	target := applied - keep
-	if leader && !n.singleVoter() {
-		st := n.raft.Status()
-		for id, pr := range st.Progress {
-			if id != n.cfg.ID && pr.RecentActive && pr.Match < target {
-				target = pr.Match
-			}
+		target, slack = n.leaderCompactTarget(applied), leaderSlack
+		if se := n.cfg.SnapshotEntries; se > 0 {
+			slack = min(slack, se)
 		}
-		if applied > n.cfg.SnapshotEntries {
-			target = max(target, applied-n.cfg.SnapshotEntries)
+	default:
+		keep := uint64(compactEvery)
+		if se := n.cfg.SnapshotEntries; se > 0 {
+			keep = min(keep, se)
 		}
-		if target < first+slack {
+		if applied < keep {
 			return nil
 		}
+		target, slack = applied-keep, keep
+	}
+	if target < first+slack {
+		return nil
 	}
 	n.mu.RLock()
 	conf := n.conf
@@ -406,7 +504,81 @@ func (n *Node) maybeCompact(applied uint64) error {
 	if err := n.rlog.Compact(target, conf); err != nil {
 		return fmt.Errorf("replication: compact raft log: %w", err)
 	}
+	n.ret.compacted(target)
+	n.metrics.logBytes.Set(float64(n.ret.bytes()))
 	return nil
+}
+
+// leaderCompactTarget is the highest applied index a leader may compact
+// to: the lowest of what each follower still needs, where what a follower
+// needs is cut off at the retention bounds, and of the snapshots in flight.
+func (n *Node) leaderCompactTarget(applied uint64) uint64 {
+	now := n.cfg.now()
+	bound := n.ret.beyond(now, n.cfg.LogRetentionBytes, n.cfg.LogRetention)
+	if se := n.cfg.SnapshotEntries; se > 0 && applied > se {
+		bound = max(bound, applied-se)
+	}
+	target := applied
+	st := n.raft.Status()
+	for id, pr := range st.Progress {
+		if id != n.cfg.ID {
+			target = min(target, max(pr.Match, bound))
+		}
+	}
+	n.snapMu.Lock()
+	defer n.snapMu.Unlock()
+	for id, p := range n.snaps {
+		pr, ok := st.Progress[id]
+		switch {
+		case !ok:
+			delete(n.snaps, id)
+		case p.done.IsZero():
+			target = min(target, p.index)
+		case pr.Match >= p.until || now.Sub(p.done) > n.cfg.LogRetention:
+			// Caught up with what was written during the transfer, or
+			// never acknowledged the image (it died installing it).
+			delete(n.snaps, id)
+		default:
+			target = min(target, max(p.index, pr.Match))
+		}
+	}
+	return target
+}
+
+// pinSnapshots records the snapshots among msgs, about to be sent, so that
+// compaction keeps the log from their index (see snapshotPin).
+func (n *Node) pinSnapshots(msgs []*pb.Message) {
+	for _, m := range msgs {
+		if m.GetType() != pb.MsgSnap {
+			continue
+		}
+		n.snapMu.Lock()
+		n.snaps[m.GetTo()] = &snapshotPin{index: m.GetSnapshot().GetMetadata().GetIndex()}
+		n.snapMu.Unlock()
+	}
+}
+
+// ReportUnreachable passes the transport's report to raft.
+func (n *Node) ReportUnreachable(id uint64) { n.raft.ReportUnreachable(id) }
+
+// ReportSnapshot passes the outcome of a snapshot transfer to raft and
+// updates the transfer's pin: a failed transfer releases it, a delivered
+// one holds the log until the follower has caught up (see snapshotPin).
+func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
+	n.snapMu.Lock()
+	if p, ok := n.snaps[id]; ok {
+		if status == raft.SnapshotFinish {
+			p.done = n.cfg.now()
+			p.until, _ = n.rlog.LastIndex()
+		} else {
+			delete(n.snaps, id)
+		}
+	}
+	n.snapMu.Unlock()
+	if status == raft.SnapshotFinish {
+		n.metrics.snapshotsSent.Inc()
+	}
+	n.raft.ReportSnapshot(id, status)
 }
 
 func decodeConfChange(e *pb.Entry) (pb.ConfChangeI, error) {

@@ -275,6 +275,9 @@ func (t *HTTPTransport) post(id uint64, batch []*pb.Message) error {
 // The image is taken now, so its position is the current applied index, at
 // or beyond the index raft chose; the metadata is rewritten to match it. The
 // leader's raft accepts the follower's acknowledgement of the newer index.
+// After the transfer raft resumes the follower at the index it chose, so
+// the leader's log must still hold that index: the Node pins it from the
+// moment the MsgSnap leaves the Ready loop (see snapshotPin).
 func (t *HTTPTransport) sendSnapshot(m *pb.Message) {
 	status := raft.SnapshotFailure
 	defer func() {
@@ -291,6 +294,8 @@ func (t *HTTPTransport) sendSnapshot(m *pb.Message) {
 		return
 	}
 	defer rd.Close()
+	body := &countingReader{r: rd}
+	chosen := m.GetSnapshot().GetMetadata().GetIndex()
 	m = proto.Clone(m).(*pb.Message)
 	m.Snapshot = &pb.Snapshot{Metadata: meta}
 	hdr, err := proto.Marshal(m)
@@ -303,7 +308,7 @@ func (t *HTTPTransport) sendSnapshot(m *pb.Message) {
 	}
 	ctx, cancel := context.WithTimeout(t.ctx, 10*time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+PathSnapshot, rd)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url+PathSnapshot, body)
 	if err != nil {
 		return
 	}
@@ -322,6 +327,19 @@ func (t *HTTPTransport) sendSnapshot(m *pb.Message) {
 		t.log.Warn("peer refused snapshot", "peer", m.GetTo(), "status", resp.Status)
 		return
 	}
-	t.log.Info("sent snapshot", "peer", m.GetTo(), "index", meta.GetIndex(), "took", time.Since(start))
+	t.log.Info("sent snapshot", "peer", m.GetTo(), "index", meta.GetIndex(), "raft_index", chosen,
+		"bytes", body.n, "took", time.Since(start))
 	status = raft.SnapshotFinish
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	c.n += int64(k)
+	return k, err
 }

@@ -346,3 +346,18 @@ func (l *RaftLog) Compact(index uint64, conf *pb.ConfState) error {
 	l.mu.Unlock()
 	return nil
 }
+
+// EntriesDiskUsage estimates the bytes the raft entries [FirstIndex,
+// LastIndex] take on disk, for the retention accounting of a node that
+// restarts with a log already written. It is Pebble's estimate: flushed
+// tables only (entries still in the memtable and WAL are not counted) and
+// compressed sizes, so it is low by up to a memtable's worth.
+func (l *RaftLog) EntriesDiskUsage() (uint64, error) {
+	l.mu.RLock()
+	first, last := l.snap.GetIndex()+1, l.lastIndex
+	l.mu.RUnlock()
+	if last < first {
+		return 0, nil
+	}
+	return l.s.db.EstimateDiskUsage(entryKey(first), entryKey(last+1))
+}

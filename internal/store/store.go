@@ -186,11 +186,21 @@ func (b *Batch) Commit(sync bool) error {
 	if err := b.b.Commit(opts); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
-	return b.b.Close()
+	// Closing returns the batch to Pebble's pool, where another goroutine
+	// may take it at once: this Batch must not touch it again, so a
+	// deferred Close after Commit is a no-op.
+	pb := b.b
+	b.b = nil
+	return pb.Close()
 }
 
-// Close releases an uncommitted batch.
-func (b *Batch) Close() { _ = b.b.Close() }
+// Close releases an uncommitted batch; after Commit it does nothing.
+func (b *Batch) Close() {
+	if b.b != nil {
+		_ = b.b.Close()
+		b.b = nil
+	}
+}
 
 func be64(v uint64) []byte {
 	var b [8]byte

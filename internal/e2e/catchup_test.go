@@ -1,0 +1,106 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// logCount is how many JSON lines of node i's log have msg as their msg.
+func (c *cluster) logCount(i int, msg string) int {
+	b, err := os.ReadFile(c.node(i).logPath)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		var rec struct {
+			Msg string `json:"msg"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg {
+			n++
+		}
+	}
+	return n
+}
+
+// TestClusterRestartCatchesUpFromLog kills a follower with SIGKILL, keeps
+// registering through the leader until its raft log has grown by far more
+// than a follower keeps (and long after the leader stopped counting the
+// follower as active), restarts it, and checks that it catches up from the
+// leader's log: no snapshot is sent or installed, with the default
+// retention settings.
+func TestClusterRestartCatchesUpFromLog(t *testing.T) {
+	const grow = 2500 // raft entries written while the follower is down
+	c := startCluster(t, 3, clusterOpts{CheckpointInterval: 10 * time.Millisecond})
+	pub := newPublisher(t, "e2e catch-up publisher")
+	for k := range 6 {
+		c.mustRegister(pub.unique(t), k%3+1)
+	}
+	lead, _ := c.leader()
+	down := lead%3 + 1
+	c.waitSettled(15*time.Second, 1, 2, 3)
+	sent := 0
+	for i := 1; i <= 3; i++ {
+		sent += c.logCount(i, "sent snapshot")
+	}
+	installed := c.logCount(down, "installing snapshot")
+
+	c.kill9(down)
+	cs, err := c.node(lead).consensus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := cs.CommitIndex
+	killedAt := time.Now()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	registered := 0
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if o := c.register(pub.unique(t), 20*time.Second, lead); o.Err != nil {
+					t.Errorf("registering through node %d: %v", lead, o.Err)
+					return
+				}
+				mu.Lock()
+				registered++
+				mu.Unlock()
+			}
+		}()
+	}
+	c.node(lead).node.waitFor(t, "the leader's raft log to grow", func() bool {
+		cs, err := c.node(lead).consensus()
+		return err == nil && cs.CommitIndex >= from+grow
+	})
+	close(stop)
+	wg.Wait()
+	t.Logf("node %d down: %d statements registered, raft commit index %d -> %d+, in %v", down, registered, from, from+grow, time.Since(killedAt))
+
+	restartAt := time.Now()
+	c.restart(down)
+	settled := c.waitSettled(30*time.Second, 1, 2, 3)
+	t.Logf("node %d caught up to ledger size %d %v after its restart", down, settled.LedgerSize, time.Since(restartAt))
+	after := 0
+	for i := 1; i <= 3; i++ {
+		after += c.logCount(i, "sent snapshot")
+	}
+	if after != sent {
+		t.Errorf("%d snapshots sent while node %d caught up; want none", after-sent, down)
+	}
+	if got := c.logCount(down, "installing snapshot"); got != installed {
+		t.Errorf("node %d installed %d snapshots to catch up; want none", down, got-installed)
+	}
+	checkSameTree(t, c, 1, 2, 3)
+}
