@@ -1,31 +1,10 @@
 package e2e
 
 import (
-	"encoding/json"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 )
-
-// logCount is how many JSON lines of node i's log have msg as their msg.
-func (c *cluster) logCount(i int, msg string) int {
-	b, err := os.ReadFile(c.node(i).logPath)
-	if err != nil {
-		return 0
-	}
-	n := 0
-	for _, line := range strings.Split(string(b), "\n") {
-		var rec struct {
-			Msg string `json:"msg"`
-		}
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg {
-			n++
-		}
-	}
-	return n
-}
 
 // TestClusterRestartCatchesUpFromLog kills a follower with SIGKILL, keeps
 // registering through the leader until its raft log has grown by far more

@@ -772,21 +772,7 @@ func (c *cluster) logCount(i int, msg string) int {
 	return n
 }
 
-func (c *cluster) logContains(i int, msg string) bool {
-	b, err := os.ReadFile(c.node(i).logPath)
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		var rec struct {
-			Msg string `json:"msg"`
-		}
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg {
-			return true
-		}
-	}
-	return false
-}
+func (c *cluster) logContains(i int, msg string) bool { return c.logCount(i, msg) > 0 }
 
 // becameLeader returns when node i's log first says it became leader after
 // since (zero if it does not).
