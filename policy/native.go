@@ -34,9 +34,13 @@ import (
 //   - Array and typed-array iterators (for spread, Array.from, new Set,
 //     destructuring, which iterate natively) iterate over a view; string
 //     iterators over long strings are JS iterators.
-//   - RegExp's Symbol.split/replace/match on a long string run on a clone
+//   - RegExp's Symbol.split/replace/match on a string longer than the
+//     pieces bound (a match costs about what a piece does) run on a clone
 //     of the regexp whose exec is JS, so sobek takes its generic path and
-//     calls JS per match; the original's lastIndex ends as it would.
+//     calls JS per match; the original's lastIndex ends as it would. That
+//     path is several times slower than sobek's own loop, and each exec
+//     of it may copy the string (so costs O(length), bounded by the
+//     memory limit), but it can be interrupted between matches.
 //   - String.prototype.split and replaceAll with a string pattern, and
 //     Function.prototype.apply, Reflect.apply and Reflect.construct, whose
 //     cost is the number of pieces or arguments, throw a RangeError
@@ -64,8 +68,8 @@ const (
 // step, by the cost class of the unit.
 type nativeBounds struct {
 	elems  float64 // array and typed-array elements visited
-	pieces float64 // strings made by split/replaceAll, arguments spread by apply
-	steps  float64 // native iteration steps, regexp matches, array-like elements copied
+	pieces float64 // strings made by split/replaceAll, arguments spread by apply, string length for regexps
+	steps  float64 // native iteration steps, array-like elements copied
 }
 
 // boundsFor is a variable so that tests can make the bounds small, to
@@ -135,10 +139,12 @@ function toInteger(v) { // ToIntegerOrInfinity
 	v = +v;
 	return v !== v ? 0 : (v === Infinity || v === -Infinity ? v : v - v % 1);
 }
-// typed(m, bound) makes the chunked fallbacks of %TypedArray%.prototype
-// methods m (the originals): each native call covers at most bound
-// elements, and the JS loop between calls is where an interrupt is seen.
-function typed(m, bound) {
+// typed(m, bound, joinBound) makes the chunked fallbacks of
+// %TypedArray%.prototype methods m (the originals): each native call covers
+// at most bound elements (joinBound for join and toLocaleString, which
+// make a string per element), and the JS loop between calls is where an
+// interrupt is seen.
+function typed(m, bound, joinBound) {
 	function chunk(ta, k, n) { return apply(m.subarray, ta, [k, k + n]); }
 	function start(from, len, dflt) {
 		if (from === undefined) { return dflt; }
@@ -174,12 +180,12 @@ function typed(m, bound) {
 		},
 		join(sep) {
 			const len = this.length, s = sep === undefined ? "," : str(sep), parts = [];
-			for (let k = 0; k < len; k += bound) { apply(push, parts, [apply(m.join, chunk(this, k, bound), [s])]); }
+			for (let k = 0; k < len; k += joinBound) { apply(push, parts, [apply(m.join, chunk(this, k, joinBound), [s])]); }
 			return apply(arrayJoin, parts, [s]);
 		},
 		toLocaleString() {
 			const len = this.length, parts = [];
-			for (let k = 0; k < len; k += bound) { apply(push, parts, [apply(m.toLocaleString, chunk(this, k, bound), [])]); }
+			for (let k = 0; k < len; k += joinBound) { apply(push, parts, [apply(m.toLocaleString, chunk(this, k, joinBound), [])]); }
 			return apply(arrayJoin, parts, [","]);
 		},
 		sort(cmp) { return apply(m.sort, this, [cmp === undefined ? numericOrder : cmp]); },
@@ -540,7 +546,7 @@ func (n *natives) regexpMethod(split bool) func(sobek.Callable) func(sobek.Funct
 			}
 			s := fc.Argument(0).ToString()
 			args := append([]sobek.Value{s}, fc.Arguments[1:]...)
-			if float64(jsLength(s)) <= n.b.steps {
+			if float64(jsLength(s)) <= n.b.pieces {
 				return n.call(orig, rx, args...)
 			}
 			flags := rx.Get("flags").String()
@@ -593,7 +599,7 @@ func (n *natives) boundTyped(proto *sobek.Object) {
 	for _, name := range append(typedMethods[:], "subarray") {
 		must(m.Set(name, proto.Get(name)))
 	}
-	fallbacks := n.call(n.typed, sobek.Undefined(), m, n.rt.ToValue(n.b.elems)).(*sobek.Object)
+	fallbacks := n.call(n.typed, sobek.Undefined(), m, n.rt.ToValue(n.b.elems), n.rt.ToValue(n.b.pieces)).(*sobek.Object)
 	for _, name := range typedMethods {
 		slow, _ := sobek.AssertFunction(fallbacks.Get(name))
 		n.replace(proto, name, func(orig sobek.Callable) func(sobek.FunctionCall) sobek.Value {
