@@ -105,10 +105,26 @@
 //     time its global is read (until then the global is an accessor, so
 //     Object.getOwnPropertyDescriptor shows get/set): most code never uses
 //     them, and the lockdown of each runtime is cheaper for it.
+//   - Native built-ins are bounded by the time limit (native.go): each
+//     built-in that loops over a length JS chooses for free (Array.prototype
+//     methods and iterators, Array.from, typed-array search/join/sort and
+//     iterators, string iteration, RegExp split/replace/match) does at most
+//     a quarter of Timeout's worth of work natively and then runs
+//     interruptibly (over a Proxy view with Go traps, in typed-array chunks,
+//     with JS comparators or a JS exec), computing the same result; where
+//     the cost is a count known up front (split/replaceAll pieces, apply
+//     arguments) it throws a RangeError instead. JSON.parse refuses text
+//     nested deeper than MaxJSONDepth with a SyntaxError, before parsing.
 //
-// Gaps, stated plainly: other native built-ins still run to completion
-// before an interrupt is seen, so a few can take long over huge sparse
-// arrays (e.g. [].join/indexOf on new Array(1e9)); the memory bound is
-// approximate and shared, a safety net against runaway policies rather than
-// an accounting of each call.
+// Gaps, stated plainly: the bounds cover the built-ins that were found to
+// loop long (a benchmark of each over new Array(1e7), a 10 MB typed array
+// and a 10 MB string), not every native path: JSON.stringify of a deeply
+// nested object built by JS (its cycle check is quadratic in depth),
+// Map and Set iterators (their size is bounded by the memory limit only),
+// and copies at memmove speed (typed-array fill, set, slice, reverse,
+// copyWithin; up to MaxMemoryBytes each) still run to completion. Past the
+// bounds, a callback of forEach/map/etc. receives the view, not the array,
+// as its third argument, and a length getter of an array-like runs twice.
+// The memory bound is approximate and shared, a safety net against runaway
+// policies rather than an accounting of each call.
 package policy

@@ -21,7 +21,7 @@ func (p *Program) newSandboxRuntime() (*sobek.Runtime, error) {
 	// those calls throw a catchable TypeError.
 	rt.SetTimeSource(func() time.Time { panic(rt.NewTypeError(msgNoClock)) })
 	rt.SetRandSource(func() float64 { panic(rt.NewTypeError(msgNoRandom)) })
-	if err := lockdown(rt, p.limits.MaxMemoryBytes, p.generators); err != nil {
+	if err := lockdown(rt, p.limits, p.generators); err != nil {
 		return nil, fmt.Errorf("policy: sandbox lockdown failed: %w", err)
 	}
 	return rt, nil
@@ -53,7 +53,7 @@ func (p *Program) newSandboxRuntime() (*sobek.Runtime, error) {
 // originals'. The originals are held only by Go closures: no JS value
 // leads to them. (A Proxy would be simpler, but sobek's instanceof rejects
 // a Proxy on its right-hand side.)
-func lockdown(rt *sobek.Runtime, maxBytes uint64, generators bool) (err error) {
+func lockdown(rt *sobek.Runtime, limits Limits, generators bool) (err error) {
 	defer func() {
 		if x := recover(); x != nil {
 			err = fmt.Errorf("%v", x)
@@ -88,7 +88,8 @@ func lockdown(rt *sobek.Runtime, maxBytes uint64, generators bool) (err error) {
 	arrayProto := g.Get("Array").(*sobek.Object).Get("prototype").(*sobek.Object)
 	must(arrayProto.DefineDataProperty("fill", fill, sobek.FLAG_TRUE, sobek.FLAG_TRUE, sobek.FLAG_FALSE))
 
-	gd := &guards{rt: rt, max: float64(maxBytes), rangeError: g.Get("RangeError").(*sobek.Object), wrap: wrapGuard}
+	gd := &guards{rt: rt, max: float64(limits.MaxMemoryBytes), rangeError: g.Get("RangeError").(*sobek.Object), wrap: wrapGuard}
+	gd.natives = boundNatives(rt, limits, g)
 	strProto := g.Get("String").(*sobek.Object).Get("prototype").(*sobek.Object)
 	for _, name := range [...]string{"repeat", "padStart", "padEnd"} {
 		gd.guardStringMethod(strProto, name)
@@ -237,6 +238,7 @@ type guards struct {
 	rangeError *sobek.Object  // captured before any app code runs
 	wrap       sobek.Callable // lockdownJS's guarded
 	readOnly   sobek.Value    // setter of the lazily guarded globals
+	natives    *natives       // bounds %TypedArray%.prototype once reachable
 }
 
 // tooBig throws the RangeError of an allocation of n bytes refused.
@@ -380,6 +382,7 @@ func (g *guards) guardLazily(holder *sobek.Object, name string, elemSize float64
 	get := g.rt.ToValue(func(sobek.FunctionCall) sobek.Value {
 		if guarded == nil { // the getter may be saved and called again
 			guarded = g.guardConstructor(holder, name, orig, elemSize)
+			g.natives.boundTyped(orig.Prototype().Get("prototype").(*sobek.Object))
 		}
 		return guarded
 	})
