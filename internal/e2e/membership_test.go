@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -190,24 +188,9 @@ func (c *cluster) waitRole(id uint64, role string) {
 // govAccept proposes one action as the network's member0 (active from
 // genesis) and votes it through.
 func (c *cluster) govAccept(action, args string) {
-	t := c.t
-	t.Helper()
-	common := []string{"--url", c.node(1).URL, "--cacert", c.certPath,
-		"--member-key", filepath.Join(c.dir, "member0_privk.pem"), "--member-cert", filepath.Join(c.dir, "member0_cert.pem")}
-	out, err := exec.Command(charterCLI, append([]string{"gov", "propose", "--action", action, "--args", args}, common...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("charter gov propose: %v\n%s", err, out)
-	}
-	var p struct {
-		ProposalID string `json:"proposalId"`
-	}
-	if err := json.Unmarshal(out, &p); err != nil {
-		t.Fatalf("charter gov propose printed %s: %v", out, err)
-	}
-	out, err = exec.Command(charterCLI, append([]string{"gov", "vote", p.ProposalID, "--accept"}, common...)...).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), `"Accepted"`) {
-		t.Fatalf("charter gov vote: %v\n%s", err, out)
-	}
+	c.t.Helper()
+	m0 := &govMember{Name: "member0", KeyPath: filepath.Join(c.dir, "member0_privk.pem"), CertPath: filepath.Join(c.dir, "member0_cert.pem")}
+	govPass(c.t, c.node(1).node, m0, action, args)
 }
 
 func mustRead(t *testing.T, path string) []byte {
@@ -311,21 +294,7 @@ func TestJoinDevNetwork(t *testing.T) {
 	if role := nodes()[2].Role; role != "learner" {
 		t.Fatalf("the joiner is %q before member0 trusts it", role)
 	}
-	member := []string{"--url", n.URL, "--cacert", n.CertPath,
-		"--member-key", filepath.Join(n.Dir, "member0_privk.pem"), "--member-cert", filepath.Join(n.Dir, "member0_cert.pem")}
-	out, err := exec.Command(charterCLI, append([]string{"gov", "propose", "--action", "transition_node_to_trusted", "--args", `{"node_id":"2"}`}, member...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("propose: %v\n%s", err, out)
-	}
-	var p struct {
-		ProposalID string `json:"proposalId"`
-	}
-	if err := json.Unmarshal(out, &p); err != nil {
-		t.Fatalf("propose printed %s", out)
-	}
-	if out, err := exec.Command(charterCLI, append([]string{"gov", "vote", p.ProposalID, "--accept"}, member...)...).CombinedOutput(); err != nil || !strings.Contains(string(out), `"Accepted"`) {
-		t.Fatalf("vote: %v\n%s", err, out)
-	}
+	govPass(t, n, devMember0(n), "transition_node_to_trusted", `{"node_id":"2"}`)
 	n.waitFor(t, "the trusted joiner promoted", func() bool { return nodes()[2].Role == "voter" })
 	// The leader records the release before it answers; the joiner writes
 	// the files when the answer arrives.

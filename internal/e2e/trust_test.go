@@ -316,21 +316,7 @@ func TestTrustBoundary(t *testing.T) {
 		if pending.id == 0 {
 			t.Skip("the pending node did not join")
 		}
-		member := []string{"--url", n.URL, "--cacert", n.CertPath,
-			"--member-key", filepath.Join(n.Dir, "member0_privk.pem"), "--member-cert", filepath.Join(n.Dir, "member0_cert.pem")}
-		out, err := exec.Command(charterCLI, append([]string{"gov", "propose", "--action", "remove_node", "--args", fmt.Sprintf(`{"node_id":"%d"}`, pending.id)}, member...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("propose remove_node: %v\n%s", err, out)
-		}
-		var p struct {
-			ProposalID string `json:"proposalId"`
-		}
-		if err := json.Unmarshal(out, &p); err != nil {
-			t.Fatalf("propose printed %s", out)
-		}
-		if out, err := exec.Command(charterCLI, append([]string{"gov", "vote", p.ProposalID, "--accept"}, member...)...).CombinedOutput(); err != nil || !strings.Contains(string(out), `"Accepted"`) {
-			t.Fatalf("vote: %v\n%s", err, out)
-		}
+		govPass(t, n, devMember0(n), "remove_node", fmt.Sprintf(`{"node_id":"%d"}`, pending.id))
 		ack := appResp(pending.id, before.Term)
 		n.waitFor(t, "the retired node's key refused", func() bool {
 			code, _ := pending.raft(n, ack)
