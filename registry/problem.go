@@ -34,25 +34,29 @@ var problems = []struct {
 	status int
 	title  string
 	retry  int
+	// hint, if set, is appended to the error's text in the detail.
+	hint string
 }{
-	{cose.ErrTooLarge, http.StatusRequestEntityTooLarge, "PayloadTooLarge", 0},
-	{cose.ErrUntagged, http.StatusBadRequest, "UntaggedCOSESign1", 0},
-	{cose.ErrNotCOSE, http.StatusBadRequest, "NotCOSESign1", 0},
-	{cose.ErrBadHeader, http.StatusBadRequest, "InvalidProtectedHeader", 0},
-	{cose.ErrMissingCWTClaims, http.StatusBadRequest, "MissingCWTClaims", 0},
-	{cose.ErrAlgorithmNotAllowed, http.StatusBadRequest, "AlgorithmNotAllowed", 0},
-	{cose.ErrMissingKey, http.StatusBadRequest, "MissingIssuerKey", 0},
-	{cose.ErrBadChain, http.StatusBadRequest, "InvalidCertificateChain", 0},
-	{cose.ErrIssuerMismatch, http.StatusBadRequest, "IssuerMismatch", 0},
-	{cose.ErrUnknownIssuerKey, http.StatusBadRequest, "UnknownIssuerKey", 0},
-	{cose.ErrBadSignature, http.StatusBadRequest, "InvalidSignature", 0},
-	{cose.ErrDetachedPayload, http.StatusBadRequest, "DetachedPayload", 0},
-	{ledger.ErrOverloaded, http.StatusServiceUnavailable, "ServiceUnavailable", 1},
-	{ledger.ErrNotLeader, http.StatusServiceUnavailable, "ServiceUnavailable", 1},
-	{ledger.ErrDropped, http.StatusServiceUnavailable, "ServiceUnavailable", 1},
-	{ledger.ErrStopped, http.StatusServiceUnavailable, "ServiceUnavailable", 1},
-	{ledger.ErrNotFound, http.StatusNotFound, "NotFound", 0},
-	{context.Canceled, 499, "ClientClosedRequest", 0},
+	{cose.ErrTooLarge, http.StatusRequestEntityTooLarge, "PayloadTooLarge", 0, ""},
+	{cose.ErrUntagged, http.StatusBadRequest, "UntaggedCOSESign1", 0, ""},
+	{cose.ErrNotCOSE, http.StatusBadRequest, "NotCOSESign1", 0, ""},
+	{cose.ErrBadHeader, http.StatusBadRequest, "InvalidProtectedHeader", 0, ""},
+	{cose.ErrMissingCWTClaims, http.StatusBadRequest, "MissingCWTClaims", 0, ""},
+	{cose.ErrAlgorithmNotAllowed, http.StatusBadRequest, "AlgorithmNotAllowed", 0, ""},
+	{cose.ErrMissingKey, http.StatusBadRequest, "MissingIssuerKey", 0, ""},
+	{cose.ErrBadChain, http.StatusBadRequest, "InvalidCertificateChain", 0, ""},
+	{cose.ErrIssuerMismatch, http.StatusBadRequest, "IssuerMismatch", 0, ""},
+	{cose.ErrUnknownIssuerKey, http.StatusBadRequest, "UnknownIssuerKey", 0, ""},
+	{cose.ErrBadSignature, http.StatusBadRequest, "InvalidSignature", 0, ""},
+	{cose.ErrDetachedPayload, http.StatusBadRequest, "DetachedPayload", 0, ""},
+	{ledger.ErrOverloaded, http.StatusServiceUnavailable, "ServiceUnavailable", 1, ""},
+	{ledger.ErrNotLeader, http.StatusServiceUnavailable, "ServiceUnavailable", 1, ""},
+	{ledger.ErrDropped, http.StatusServiceUnavailable, "ServiceUnavailable", 1, ""},
+	{ledger.ErrOutcomeUnknown, http.StatusServiceUnavailable, "ServiceUnavailable", 1,
+		"a retry is safe: a registration that committed is answered as a duplicate, with the same entry id"},
+	{ledger.ErrStopped, http.StatusServiceUnavailable, "ServiceUnavailable", 1, ""},
+	{ledger.ErrNotFound, http.StatusNotFound, "NotFound", 0, ""},
+	{context.Canceled, 499, "ClientClosedRequest", 0, ""},
 }
 
 // ProblemFor maps err to its problem; unknown errors are 500s whose detail
@@ -64,7 +68,11 @@ func ProblemFor(err error) *Problem {
 	}
 	for _, m := range problems {
 		if errors.Is(err, m.err) {
-			return &Problem{Status: m.status, Title: m.title, Detail: err.Error(), RetryAfter: m.retry}
+			detail := err.Error()
+			if m.hint != "" {
+				detail += "; " + m.hint
+			}
+			return &Problem{Status: m.status, Title: m.title, Detail: detail, RetryAfter: m.retry}
 		}
 	}
 	return &Problem{Status: http.StatusInternalServerError, Title: "InternalError", Detail: "internal error; see the node's log"}

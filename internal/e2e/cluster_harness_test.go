@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -627,6 +626,12 @@ type proxy struct {
 	blocked bool
 	conns   map[net.Conn]struct{}
 	wg      sync.WaitGroup
+	// stalled, while closed-over by Stall, makes the connections open then
+	// (and any accepted meanwhile) carry nothing, ever: packets dropped
+	// rather than refused, and connections that stay dead after the link
+	// returns, as TCP's retransmission backoff leaves them.
+	stall chan struct{}
+	dead  map[net.Conn]bool
 }
 
 // newProxy listens on 127.0.0.1:0 and forwards every connection to target.
@@ -682,20 +687,64 @@ func (p *proxy) forward(in net.Conn) {
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	pipe := func(dst, src net.Conn) {
-		defer wg.Done()
-		_, _ = io.Copy(dst, src)
-		// One direction ended: end both, as a plain proxy would.
-		dst.Close()
-		src.Close()
-	}
-	go pipe(out, in)
-	go pipe(in, out)
+	go p.pipe(&wg, out, in)
+	go p.pipe(&wg, in, out)
 	wg.Wait()
 	p.mu.Lock()
 	delete(p.conns, in)
 	delete(p.conns, out)
 	p.mu.Unlock()
+}
+
+// pipe copies src to dst until either ends, dropping what a stalled
+// connection carries.
+func (p *proxy) pipe(wg *sync.WaitGroup, dst, src net.Conn) {
+	defer wg.Done()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.isDead(src) {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	// One direction ended: end both, as a plain proxy would.
+	dst.Close()
+	src.Close()
+}
+
+func (p *proxy) isDead(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stall != nil {
+		p.dead[c] = true
+	}
+	return p.dead[c]
+}
+
+// Stall drops everything the link carries, without closing a connection,
+// until Unstall; the connections it touched stay dead after.
+func (p *proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stall = make(chan struct{})
+	if p.dead == nil {
+		p.dead = map[net.Conn]bool{}
+	}
+	for c := range p.conns {
+		p.dead[c] = true
+	}
+}
+
+// Unstall carries new connections again.
+func (p *proxy) Unstall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.stall = nil
 }
 
 // reset closes c with an RST rather than a FIN.
@@ -750,6 +799,7 @@ func (c *cluster) cut(a, b int) {
 func (c *cluster) heal() {
 	for _, p := range c.proxies {
 		p.Unblock()
+		p.Unstall()
 	}
 }
 

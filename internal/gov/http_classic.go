@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/registry"
@@ -27,6 +28,16 @@ import (
 // Writes answer with the header x-ms-ccf-transaction-id, as CCF does, and
 // errors are CCF's {"error": {"code", "message"}} JSON, with the same
 // codes and statuses as the rest of the governance API.
+// ClassicPath reports whether path is a classic governance route (above),
+// which answers errors in CCF's JSON shape.
+func ClassicPath(path string) bool {
+	switch path {
+	case "/gov/proposals", "/gov/ack", "/gov/ack/update_state_digest", "/gov/members":
+		return true
+	}
+	return strings.HasPrefix(path, "/gov/proposals/") && strings.HasSuffix(path, "/ballots")
+}
+
 func (s *Service) classicRoutes(r chi.Router) {
 	r.Post("/gov/proposals", s.classic(func(ctx context.Context, _ *http.Request, _ *Request, body []byte) (*Result, any, error) {
 		res, err := s.Propose(ctx, body)

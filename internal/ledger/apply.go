@@ -202,6 +202,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	// Published only now: readers never see state that is not in the store.
 	l.mu.Lock()
 	l.state = st
+	l.appliedTerm = max(l.appliedTerm, entries[len(entries)-1].Term)
 	for _, o := range done {
 		if w, ok := l.pending[o.entry]; ok {
 			delete(l.pending, o.entry)

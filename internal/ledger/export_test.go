@@ -1,6 +1,10 @@
 package ledger
 
-import dto "github.com/prometheus/client_model/go"
+import (
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+)
 
 // AppConflicts is charter_ledger_app_conflicts_total.
 func (l *Ledger) AppConflicts() float64 {
@@ -14,3 +18,11 @@ func (l *Ledger) AppConflicts() float64 {
 // EntryFilterBuilt reports whether duplicate checks are answered by the
 // entry filter (rather than all by the store).
 func (l *Ledger) EntryFilterBuilt() bool { return l.filter.current.Load() != nil }
+
+// SetOrphanGrace sets how long an orphaned proposal waits before it is
+// answered ErrOutcomeUnknown.
+func (l *Ledger) SetOrphanGrace(d time.Duration) {
+	l.mu.Lock()
+	l.orphanGrace = d
+	l.mu.Unlock()
+}

@@ -39,8 +39,15 @@ var (
 	ErrNotLeader = errors.New("ledger: this node is not the leader")
 	// ErrOverloaded: the sequencing queue is full; retry later.
 	ErrOverloaded = errors.New("ledger: too many registrations in flight")
-	// ErrDropped: raft refused or lost the proposal; retry.
+	// ErrDropped: the proposal is known not to commit: raft refused it, or
+	// a leader of a later term committed entries without it. Retry.
 	ErrDropped = errors.New("ledger: proposal was not accepted by consensus")
+	// ErrOutcomeUnknown: the proposal was handed to raft, but leadership
+	// changed (or the proposal timed out) before this node saw it commit,
+	// and it cannot tell yet whether it will: it may still commit under the
+	// next leader. A registration is safe to retry (its entry id is its
+	// content, so a committed one is answered as a duplicate).
+	ErrOutcomeUnknown = errors.New("ledger: the outcome is unknown")
 	// ErrNotFound: no such transaction or entry.
 	ErrNotFound = errors.New("ledger: not found")
 	// ErrNotCovered: the transaction is committed but no checkpoint covers it yet.
@@ -55,7 +62,10 @@ var (
 type Proposer interface {
 	// Propose submits data as a raft entry. A nil error means raft accepted
 	// it for replication, not that it will commit: a proposal can still be
-	// lost in a leader change, which the ledger's callers see as a timeout.
+	// lost in a leader change (the sequencer's failOrphans settles those).
+	// An error wrapping ErrDropped means raft refused it (it is in no log);
+	// any other error (a timeout, leadership lost while it waited) leaves
+	// open whether raft took it.
 	Propose(ctx context.Context, data []byte) error
 	// Leader reports whether this node leads, and in which term.
 	Leader() (isLeader bool, term uint64)
@@ -132,6 +142,13 @@ type Ledger struct {
 	applied chan struct{}
 	// pending registrations by leaf entry, from queueing until applied.
 	pending map[[32]byte]*pendingReg
+	// appliedTerm is the raft term of the newest applied entry. Once an
+	// entry of a term later than a proposal's is applied, the proposal
+	// either was applied before it or will never commit (failOrphans).
+	appliedTerm uint64
+	// orphanGrace is how long a proposal orphaned by a leader change waits
+	// for that proof before it is answered ErrOutcomeUnknown.
+	orphanGrace time.Duration
 
 	queue chan *pendingReg
 	kick  chan struct{}
@@ -164,6 +181,11 @@ type pendingReg struct {
 	done chan struct{}
 	// term is the raft term in which the leader proposed it; 0 while queued.
 	term uint64
+	// uncertain: Propose returned without saying whether raft took it (it
+	// timed out, or leadership was lost while it waited).
+	uncertain bool
+	// orphaned is when failOrphans first found its leadership gone.
+	orphaned time.Time
 	// Set before done is closed.
 	txid log.TxID
 	err  error
@@ -180,11 +202,12 @@ func Open(st *store.Store, cfg Config, logger *slog.Logger) (*Ledger, error) {
 	l := &Ledger{
 		st: st, cfg: cfg, log: logger, m: newMetrics(),
 		covered: make(chan struct{}), applied: make(chan struct{}),
-		pending: map[[32]byte]*pendingReg{},
-		queue:   make(chan *pendingReg, cfg.QueueSize),
-		kick:    make(chan struct{}, 1),
-		kv:      newKVCache(),
-		filter:  newEntryFilter(),
+		pending:     map[[32]byte]*pendingReg{},
+		queue:       make(chan *pendingReg, cfg.QueueSize),
+		kick:        make(chan struct{}, 1),
+		kv:          newKVCache(),
+		filter:      newEntryFilter(),
+		orphanGrace: defaultOrphanGrace,
 	}
 	st0, err := l.load()
 	if err != nil {

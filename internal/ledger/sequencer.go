@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"time"
 
@@ -210,7 +211,19 @@ func (l *Ledger) propose(ctx context.Context, p Proposer, batch []*pendingReg) {
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := p.Propose(pctx, data); err != nil {
-		l.fail(batch, fmt.Errorf("%w: %v", ErrDropped, err))
+		if errors.Is(err, ErrDropped) {
+			// Raft refused it: it is in no log, and will never commit.
+			l.fail(batch, err)
+			return
+		}
+		// Raft may have taken it before the wait ended: its fate is
+		// decided like that of a proposal orphaned by a leader change.
+		l.log.Info("proposal outcome unknown; waiting to learn it", "registrations", len(batch), "err", err)
+		l.mu.Lock()
+		for _, w := range batch {
+			w.uncertain = true
+		}
+		l.mu.Unlock()
 		return
 	}
 	l.m.batches.Inc()
@@ -229,24 +242,55 @@ func (l *Ledger) fail(batch []*pendingReg, err error) {
 	}
 }
 
-// failOrphans fails registrations proposed in an earlier term, or while
-// this node led if it no longer does: raft may have discarded them in the
-// leader change, and their waiters would otherwise wait forever. If such a
-// proposal commits after all, it is applied as usual, and the client's retry
-// finds it as a duplicate.
+// defaultOrphanGrace is how long an orphaned proposal waits for a later
+// leader's entries before it is answered ErrOutcomeUnknown: long enough
+// for a connected node to see the next leader's first entry (an election
+// takes one to two election timeouts, 0.5–1 s by default), short enough
+// that a client of a node cut off from the quorum hears soon.
+const defaultOrphanGrace = time.Second
+
+// failOrphans settles registrations whose proposal may have been lost: those
+// proposed in an earlier term, or while this node led if it no longer does,
+// and those whose Propose ended without an answer. Their waiters would
+// otherwise wait forever. Raft's log matching decides most of them: once
+// this node applies an entry of a term later than the proposal's, every
+// entry of the proposal's term that will ever commit precedes it in the
+// log, so the proposal was applied already (and answered) or never commits:
+// ErrDropped, truthfully. Until then it may still commit under the next
+// leader, and after orphanGrace it is answered ErrOutcomeUnknown; if it
+// commits after all, it is applied as usual and the client's retry finds
+// it as a duplicate.
+//
+// The term recorded at proposal time is read from the Ready loop's view and
+// can lag raft's by one Ready: only if this node lost and regained
+// leadership within that instant could the entry's term be later, and then
+// the later-term entry that settles it would be its own or one after it.
 func (l *Ledger) failOrphans(p Proposer) {
 	leader, term := p.Leader()
+	now := time.Now()
 	l.mu.Lock()
-	var orphans []*pendingReg
+	var dropped, unknown []*pendingReg
 	for _, w := range l.pending {
-		if w.term != 0 && (!leader || w.term != term) {
-			orphans = append(orphans, w)
+		if w.term == 0 || (leader && w.term == term && !w.uncertain) {
+			continue
+		}
+		switch {
+		case l.appliedTerm > w.term:
+			dropped = append(dropped, w)
+		case w.orphaned.IsZero():
+			w.orphaned = now
+		case now.Sub(w.orphaned) >= l.orphanGrace:
+			unknown = append(unknown, w)
 		}
 	}
 	l.mu.Unlock()
-	if len(orphans) > 0 {
-		l.log.Info("failing registrations proposed before a leader change", "count", len(orphans))
-		l.fail(orphans, fmt.Errorf("%w: leadership changed before it committed; retry", ErrDropped))
+	if len(dropped) > 0 {
+		l.log.Info("failing registrations a later leader did not commit", "count", len(dropped))
+		l.fail(dropped, fmt.Errorf("%w: leadership changed before it committed, and the new leader's log does not have it", ErrDropped))
+	}
+	if len(unknown) > 0 {
+		l.log.Info("registrations proposed before a leader change: outcome unknown", "count", len(unknown))
+		l.fail(unknown, fmt.Errorf("%w: leadership changed after it was proposed, and this node has not learned whether it committed", ErrOutcomeUnknown))
 	}
 }
 

@@ -154,6 +154,7 @@ func (n *Node) serveApp(w http.ResponseWriter, r *http.Request) {
 	}
 	if leader, _ := n.raft.Leader(); !leader && n.transport != nil && mustForward(ep) {
 		if r.Header.Get(headerForwarded) != "" && fromPeer {
+			w.Header().Set("Retry-After", "1")
 			writeAppError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "leadership moved while the request was forwarded; retry")
 			return
 		}
@@ -294,6 +295,10 @@ func (n *Node) runApp(w http.ResponseWriter, ctx context.Context, a *app.App, ep
 					code = "TransactionConflict"
 				}
 				w.Header().Set("Retry-After", "1")
+				if errors.Is(err, ledger.ErrOutcomeUnknown) {
+					writeAppError(w, status, code, "the transaction's outcome is unknown: "+err.Error()+"; it may have been applied: check before retrying")
+					return
+				}
 				writeAppError(w, status, code, "the transaction did not commit: "+err.Error()+"; retry")
 				return
 			}

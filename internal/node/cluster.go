@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httputil"
 	"net/url"
 	"strconv"
 	"strings"
@@ -44,7 +43,7 @@ func (n *Node) forwardWrites(next http.Handler) http.Handler {
 		if r.Header.Get(headerForwarded) != "" && n.trustedPeer(r) {
 			// Another node forwarded it here believing this node leads; it
 			// no longer does. Forwarding again could loop.
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
+			writeRelayProblem(w, r.URL.Path, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
 				Detail: "leadership moved while the request was forwarded; retry", RetryAfter: 1})
 			return
 		}
@@ -53,33 +52,21 @@ func (n *Node) forwardWrites(next http.Handler) http.Handler {
 }
 
 // proxyToLeader relays r to the leader over the peers' mutual TLS and
-// relays the answer.
+// relays the answer (relay.go).
 func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 	id := n.raft.LeaderID()
 	u, ok := n.raft.PeerURL(id)
 	if id == 0 || !ok {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
+		writeRelayProblem(w, r.URL.Path, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
 			Detail: "no leader is known to this node (no quorum, or an election is under way); retry shortly", RetryAfter: 1})
 		return
 	}
 	target, err := url.Parse(u)
 	if err != nil {
-		registry.WriteProblem(w, registry.ProblemFor(err))
+		writeRelayProblem(w, r.URL.Path, registry.ProblemFor(err))
 		return
 	}
-	proxy := &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.Out.Header.Set(headerForwarded, fmt.Sprint(n.cfg.NodeID))
-		},
-		Transport: n.peerClientFor(id).Transport,
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			n.log.Warn("forwarding to the leader failed", "leader", id, "err", err)
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
-				Detail: "the leader did not answer; retry shortly", RetryAfter: 1})
-		},
-	}
-	proxy.ServeHTTP(w, r)
+	relay(w, r, target, n.peerClientFor(id).Transport, id, n.cfg.NodeID, n.log)
 }
 
 // promoteLearners makes caught-up learners voters, while this node leads. A

@@ -22,6 +22,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -256,6 +257,18 @@ func (n *Node) peerClientFor(id uint64) *http.Client {
 	}
 	tr.MaxIdleConnsPerHost = 16
 	tr.IdleConnTimeout = 90 * time.Second
+	// A peer's connection can die without a word: a partition drops
+	// packets, and TCP's retransmission backoff keeps the connection
+	// silent long after the network returns. HTTP/2 keeps a connection
+	// whose requests time out, so every raft message to that peer would
+	// wait out the transport's timeout on it, for good: after a partition
+	// a node stayed cut off from a healed majority for 30 s and more. Ping
+	// a connection silent for a second, and close it when the ping is not
+	// answered within another, so the next message dials afresh; and give
+	// a dial or handshake 2 s, not 30.
+	tr.HTTP2 = &http.HTTP2Config{SendPingTimeout: time.Second, PingTimeout: time.Second}
+	tr.DialContext = (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 15 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = 2 * time.Second
 	c, _ := n.peerClients.LoadOrStore(id, &http.Client{Transport: tr})
 	return c.(*http.Client)
 }

@@ -147,6 +147,9 @@ type Node struct {
 	// sending, by follower, which hold back compaction (see maybeCompact).
 	snapMu sync.Mutex
 	snaps  map[uint64]*snapshotPin
+	// leadLost is closed when this node stops leading; nil while it does
+	// not lead.
+	leadLost chan struct{}
 }
 
 // snapshotPin holds the raft log for a follower that is being sent a
@@ -303,6 +306,13 @@ func (n *Node) handleReady(rd raft.Ready) error {
 			n.log.Info("raft leader changed", "leader", rd.SoftState.Lead, "state", rd.SoftState.RaftState.String())
 		}
 		n.leader = rd.SoftState.Lead
+		switch leads := rd.SoftState.RaftState == raft.StateLeader; {
+		case leads && n.leadLost == nil:
+			n.leadLost = make(chan struct{})
+		case !leads && n.leadLost != nil:
+			close(n.leadLost)
+			n.leadLost = nil
+		}
 		n.mu.Unlock()
 		if rd.SoftState.Lead != n.cfg.ID {
 			// Pins are a leader's; a later term starts afresh.
@@ -602,9 +612,44 @@ func (n *Node) Applied() uint64 { return n.applied.Load() }
 // Committed is the commit index in raft's persisted hard state.
 func (n *Node) Committed() uint64 { return n.rlog.HardState().GetCommit() }
 
-// Propose implements ledger.Proposer.
+// errLeadershipLost ends a Propose whose node stopped leading while it
+// waited.
+var errLeadershipLost = errors.New("replication: leadership lost while proposing")
+
+// Propose implements ledger.Proposer. It does not wait for a leader: raft's
+// Propose blocks while its node knows none (a leader that lost its quorum
+// steps down to that state), so a proposal made as the node stops leading
+// is ended when the Ready loop sees it stop, and one made on a node that
+// does not lead is refused at once. A refusal wraps ledger.ErrDropped: the
+// entry is in no log. A proposal ended while it waited may or may not have
+// been taken by raft, and says so by wrapping ledger.ErrOutcomeUnknown.
 func (n *Node) Propose(ctx context.Context, data []byte) error {
-	return n.raft.Propose(ctx, data)
+	n.mu.RLock()
+	lost := n.leadLost
+	n.mu.RUnlock()
+	if lost == nil {
+		return fmt.Errorf("%w: %v", ledger.ErrDropped, raft.ErrProposalDropped)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	go func() {
+		select {
+		case <-lost:
+			cancel(errLeadershipLost)
+		case <-ctx.Done():
+		}
+	}()
+	err := n.raft.Propose(ctx, data)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrProposalDropped):
+		return fmt.Errorf("%w: %v", ledger.ErrDropped, err)
+	case errors.Is(context.Cause(ctx), errLeadershipLost):
+		return fmt.Errorf("%w: %v", ledger.ErrOutcomeUnknown, errLeadershipLost)
+	default:
+		return fmt.Errorf("%w: %v", ledger.ErrOutcomeUnknown, err)
+	}
 }
 
 // Leader implements ledger.Proposer.

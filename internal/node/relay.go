@@ -1,0 +1,99 @@
+package node
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptrace"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+
+	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/registry"
+)
+
+// maxRelayedResponse bounds the leader's answer a follower holds before it
+// relays it. Answers to writes are small (a receipt, problem details, a
+// proposal's state, an app's reply); a larger one is streamed, and only its
+// tail can then fail as a dropped connection.
+const maxRelayedResponse = 16 << 20
+
+// relay sends r to the leader at target through transport and relays the
+// answer. Every failure is answered, never a dropped connection: 503 with
+// Retry-After, in the shape of the route (relayProblem). The leader's
+// answer is read whole before any of it is relayed, because
+// httputil.ReverseProxy, once it has written the status line, can only
+// abort (panic(http.ErrAbortHandler), which chi's Recoverer re-panics and
+// net/http turns into an EOF or an HTTP/2 RST_STREAM) when the leader dies
+// before the body is complete.
+func relay(w http.ResponseWriter, r *http.Request, target *url.URL, transport http.RoundTripper, leader uint64, self uint64, logger *slog.Logger) {
+	// sent is set once the request's headers reached the wire: from then
+	// on the leader may have acted on it.
+	var sent atomic.Bool
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Header.Set(headerForwarded, fmt.Sprint(self))
+			pr.Out = pr.Out.WithContext(httptrace.WithClientTrace(pr.Out.Context(), &httptrace.ClientTrace{
+				WroteHeaders: func() { sent.Store(true) },
+			}))
+		},
+		Transport: transport,
+		ModifyResponse: func(resp *http.Response) error {
+			body, err := io.ReadAll(io.LimitReader(resp.Body, maxRelayedResponse))
+			if err != nil {
+				resp.Body.Close()
+				return fmt.Errorf("reading the leader's answer: %w", err)
+			}
+			if len(body) < maxRelayedResponse {
+				resp.Body.Close()
+				resp.Body = io.NopCloser(bytes.NewReader(body))
+				resp.ContentLength = int64(len(body))
+				return nil
+			}
+			resp.Body = struct {
+				io.Reader
+				io.Closer
+			}{io.MultiReader(bytes.NewReader(body), resp.Body), resp.Body}
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			logger.Warn("forwarding to the leader failed", "leader", leader, "path", r.URL.Path, "sent", sent.Load(), "err", err)
+			writeRelayFailure(w, r.URL.Path, sent.Load())
+		},
+	}
+	proxy.ServeHTTP(w, r)
+}
+
+// writeRelayFailure answers a request the leader did not answer. sent says
+// whether the request may have reached the leader: then whether it took
+// effect is unknown.
+func writeRelayFailure(w http.ResponseWriter, path string, sent bool) {
+	p := &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", RetryAfter: 1,
+		Detail: "the leader could not be reached, and the request was not delivered to it; retry shortly"}
+	if sent {
+		p.Detail = "the leader did not answer (it failed or leadership moved): the outcome is unknown; retry shortly"
+		if path == "/entries" {
+			p.Detail += ". A retry is safe: a registration that committed is answered as a duplicate, with the same entry id"
+		}
+	}
+	writeRelayProblem(w, path, p)
+}
+
+// writeRelayProblem writes p in the error shape of the route path: CCF's
+// JSON error on /app/… and on the classic governance routes (gov's
+// http_classic.go), concise problem details (CBOR) elsewhere.
+func writeRelayProblem(w http.ResponseWriter, path string, p *registry.Problem) {
+	if !strings.HasPrefix(path, "/app/") && !gov.ClassicPath(path) {
+		registry.WriteProblem(w, p)
+		return
+	}
+	if p.RetryAfter > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(p.RetryAfter))
+	}
+	writeAppError(w, p.Status, p.Title, p.Detail)
+}
