@@ -16,7 +16,8 @@ import (
 // switch: CHARTER_CHAOS=1 (`make chaos`). Under 32 publishers writing to
 // all three nodes it runs CHARTER_CHAOS_ROUNDS (default 50) faults, each
 // drawn from: kill -9 the leader, kill -9 a follower, kill -9 two nodes at
-// once (quorum lost), each restarted after a random pause of up to 3 s.
+// once (quorum lost), each restarted after a random pause of up to 3 s;
+// then a follower stays down for 30 s and must catch up without a snapshot.
 // Then it checks the whole history (every acknowledged statement once,
 // with the same receipt on every node; linearizable leaf order; one tree;
 // no fork among the checkpoints served) and reports: acknowledged, lost,
@@ -63,6 +64,30 @@ func TestChaos(t *testing.T) {
 		}
 		t.Logf("round %d/%d: killed %v (leader %d); %d acknowledged so far", r+1, rounds, victims, lead, len(h.acked()))
 	}
+	// A follower down for 30 s under load catches up from the leader's
+	// log: no snapshot is sent for it.
+	lead, _ := c.leader()
+	down := lead%3 + 1
+	sentBefore := 0
+	for i := 1; i <= 3; i++ {
+		sentBefore += c.logCount(i, "sent snapshot")
+	}
+	c.kill9(down)
+	behindFrom := len(h.acked())
+	time.Sleep(30 * time.Second)
+	behind := len(h.acked()) - behindFrom
+	restartAt := time.Now()
+	c.restart(down)
+	c.waitSettled(60*time.Second, 1, 2, 3)
+	caughtUp := time.Since(restartAt)
+	sentAfter := 0
+	for i := 1; i <= 3; i++ {
+		sentAfter += c.logCount(i, "sent snapshot")
+	}
+	t.Logf("follower %d down 30 s under load (%d registrations behind) caught up %v after its restart, with %d snapshots sent", down, behind, caughtUp.Round(time.Millisecond), sentAfter-sentBefore)
+	if sentAfter != sentBefore {
+		t.Errorf("a follower down for 30 s was sent %d snapshots; it should catch up from the log", sentAfter-sentBefore)
+	}
 	time.Sleep(time.Second)
 	ld.stop()
 	elapsed := time.Since(start)
@@ -72,7 +97,7 @@ func TestChaos(t *testing.T) {
 	checkRealTimeOrder(t, acked)
 	checkEntries(t, c, acked, 1, 2, 3) // fails the test for any acknowledged statement lost
 	checkSameTree(t, c, 1, 2, 3)
-	lead, _ := c.leader()
+	lead, _ = c.leader()
 	watch.check(t, lead) // fails the test for a fork
 
 	// Unavailability: the longest stretch with no 201 answered, and the
