@@ -89,8 +89,14 @@ func runTxVerify(_ context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return fmt.Errorf("FAIL: %w", err)
 	}
-	fmt.Fprintf(stdout, "ok   transaction %s (%s) is leaf %d of the tree of size %d signed by %s\n",
-		rep.Record.TxID(), rep.Record.Type, rep.Receipt.LeafIndex, rep.Receipt.TreeSize, rep.Receipt.Claims.Issuer)
+	position := ""
+	if !rep.Receipt.SizeBound {
+		// The receipt does not sign its tree size, so the leaf index is
+		// the proof's word, not the service's.
+		position = " " + client.NotSignedByService
+	}
+	fmt.Fprintf(stdout, "ok   transaction %s (%s) is leaf %d of the tree of size %d%s, signed by %s\n",
+		rep.Record.TxID(), rep.Record.Type, rep.Receipt.LeafIndex, rep.Receipt.TreeSize, position, rep.Receipt.Claims.Issuer)
 	if a := rep.App; a != nil {
 		if len(a.ClaimsDigest) > 0 {
 			fmt.Fprintf(stdout, "     claims digest %x (SHA-256 of the app's claim, bound into the leaf)\n", a.ClaimsDigest)

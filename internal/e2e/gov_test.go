@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charterlog/charter/client"
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/gov"
@@ -352,6 +353,10 @@ func TestGovSeedFlow(t *testing.T) {
 		}
 		if want := fmt.Sprintf("ok   transaction %s (writes)", tx.id); !strings.Contains(out, want) {
 			t.Errorf("charter tx verify %s: no %q in\n%s", tx.id, want, out)
+		}
+		// Charter's receipts sign the tree size, so the leaf is a fact.
+		if strings.Contains(out, client.NotSignedByService) {
+			t.Errorf("charter tx verify %s: the leaf is marked unsigned in\n%s", tx.id, out)
 		}
 		if want := fmt.Sprintf("signed %s request by member %s", tx.typ, tx.member); !strings.Contains(out, want) {
 			t.Errorf("charter tx verify %s: no %q in\n%s", tx.id, want, out)
