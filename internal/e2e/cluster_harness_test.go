@@ -183,6 +183,12 @@ func startCluster(t *testing.T, n int, opts clusterOpts) *cluster {
 		m.start()
 		m.waitHealthy(30 * time.Second)
 	}
+	// Healthy is not enough: a joiner serves as a learner before the
+	// leader promotes it, and a test that cuts links at once would find a
+	// two-voter network.
+	for i := 2; i <= n; i++ {
+		c.waitRole(uint64(i), "voter")
+	}
 	if len(opts.Members) == 0 && n > 1 {
 		c.govAccept("transition_service_to_open", "{}")
 	}
