@@ -20,6 +20,7 @@ import (
 
 	"github.com/charterlog/charter/client"
 	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/cose/cosetest"
 	gocose "github.com/veraison/go-cose"
 )
 
@@ -106,42 +107,15 @@ func newFixture(t *testing.T) *fixture {
 	return &fixture{statement: st, payload: payload, issuerPub: &issuer.PublicKey, svcPriv: svc, svcKey: svcKey, receipt: receipt(claims), unbound: unbound}
 }
 
-// rewriteProof returns receipt with its inclusion proof's tree size and
-// leaf index replaced, the rest (header, path, signature) kept: the
-// unprotected header is not signed, so anyone can do this.
+// rewriteProof replaces the inclusion proof's tree size and leaf index, as
+// anyone holding the receipt can (cosetest.RewriteProof).
 func rewriteProof(t *testing.T, receipt []byte, size, index uint64) []byte {
 	t.Helper()
-	var msg struct {
-		_           struct{} `cbor:",toarray"`
-		Protected   []byte
-		Unprotected map[int64]map[int64][][]byte
-		Payload     []byte
-		Signature   []byte
-	}
-	if len(receipt) == 0 || receipt[0] != 0xd2 {
-		t.Fatal("not a tagged COSE_Sign1")
-	}
-	if err := cose.Unmarshal(receipt[1:], &msg); err != nil {
-		t.Fatal(err)
-	}
-	var p struct {
-		_           struct{} `cbor:",toarray"`
-		Size, Index uint64
-		Path        [][]byte
-	}
-	if err := cose.Unmarshal(msg.Unprotected[396][-1][0], &p); err != nil {
-		t.Fatal(err)
-	}
-	p.Size, p.Index = size, index
-	var err error
-	if msg.Unprotected[396][-1][0], err = cose.Marshal(p); err != nil {
-		t.Fatal(err)
-	}
-	b, err := cose.Marshal(msg)
+	r, err := cosetest.RewriteProof(receipt, cosetest.SetProof(size, index))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append([]byte{0xd2}, b...)
+	return r
 }
 
 func (f *fixture) opts() client.VerifyOptions {

@@ -8,11 +8,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fxamacker/cbor/v2"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/cose/cosetest"
 	gocose "github.com/veraison/go-cose"
 )
 
@@ -29,51 +29,15 @@ func (s rtService) signBound(tb testing.TB, root []byte, size uint64) (protected
 	return p, sg
 }
 
-// rewriteProof returns receipt with its one proof's two numbers replaced
-// by a and b, everything else (protected header, path, signature) kept:
-// what anyone holding a receipt can do, since the unprotected header is
-// not signed. It does not go through NewInclusionReceipt, which refuses
-// sizes other than the signed one.
+// rewriteProof replaces the two numbers of the receipt's proof by a and b,
+// as anyone holding it can (cosetest.RewriteProof).
 func rewriteProof(tb testing.TB, receipt []byte, a, b uint64) []byte {
 	tb.Helper()
-	var tag cbor.Tag
-	if err := cose.Unmarshal(receipt, &tag); err != nil || tag.Number != 18 {
-		tb.Fatalf("not a tagged COSE_Sign1: %v", err)
-	}
-	var msg struct {
-		_           struct{} `cbor:",toarray"`
-		Protected   []byte
-		Unprotected map[int64]map[int64][][]byte
-		Payload     []byte
-		Signature   []byte
-	}
-	raw, err := cose.Marshal(tag.Content)
+	r, err := cosetest.RewriteProof(receipt, cosetest.SetProof(a, b))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := cose.Unmarshal(raw, &msg); err != nil {
-		tb.Fatal(err)
-	}
-	for kind, proofs := range msg.Unprotected[396] {
-		var p struct {
-			_    struct{} `cbor:",toarray"`
-			A, B uint64
-			Path [][]byte
-		}
-		if err := cose.Unmarshal(proofs[0], &p); err != nil {
-			tb.Fatal(err)
-		}
-		p.A, p.B = a, b
-		if proofs[0], err = cose.Marshal(p); err != nil {
-			tb.Fatal(err)
-		}
-		msg.Unprotected[396][kind] = proofs
-	}
-	out, err := cose.Marshal(cbor.Tag{Number: 18, Content: msg})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return out
+	return r
 }
 
 // sameRootPairs lists every (size, index) other than (n, i), with size up

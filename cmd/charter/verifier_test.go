@@ -17,6 +17,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/cose/cosetest"
 	gocose "github.com/veraison/go-cose"
 )
 
@@ -55,42 +56,15 @@ type verifierFixture struct {
 	receiptBytes, statementBytes   []byte
 }
 
-// rewriteInclusion returns receipt with its inclusion proof's tree size
-// and leaf index replaced, the rest kept: the unprotected header is not
-// signed, so anyone holding a receipt can do this.
+// rewriteInclusion replaces the inclusion proof's tree size and leaf
+// index, as anyone holding the receipt can (cosetest.RewriteProof).
 func rewriteInclusion(t *testing.T, receipt []byte, size, index uint64) []byte {
 	t.Helper()
-	var msg struct {
-		_           struct{} `cbor:",toarray"`
-		Protected   []byte
-		Unprotected map[int64]map[int64][][]byte
-		Payload     []byte
-		Signature   []byte
-	}
-	if len(receipt) == 0 || receipt[0] != 0xd2 {
-		t.Fatal("not a tagged COSE_Sign1")
-	}
-	if err := cose.Unmarshal(receipt[1:], &msg); err != nil {
-		t.Fatal(err)
-	}
-	var p struct {
-		_           struct{} `cbor:",toarray"`
-		Size, Index uint64
-		Path        [][]byte
-	}
-	if err := cose.Unmarshal(msg.Unprotected[396][-1][0], &p); err != nil {
-		t.Fatal(err)
-	}
-	p.Size, p.Index = size, index
-	var err error
-	if msg.Unprotected[396][-1][0], err = cose.Marshal(p); err != nil {
-		t.Fatal(err)
-	}
-	b, err := cose.Marshal(msg)
+	r, err := cosetest.RewriteProof(receipt, cosetest.SetProof(size, index))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append([]byte{0xd2}, b...)
+	return r
 }
 
 func newVerifierFixture(t *testing.T) *verifierFixture {

@@ -14,6 +14,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 
 	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/cose/cosetest"
 )
 
 // TestReceiptBindSignedTreeSize is issue 14's attack against a real node
@@ -141,45 +142,13 @@ func sameShapeRewrite(t *testing.T, stmt []byte, p cose.InclusionProof) ([2]uint
 	return [2]uint64{}, false
 }
 
-// rewriteReceiptProof returns receipt with its inclusion proof's tree_size
-// and leaf_index replaced and everything else (protected header, path,
-// signature) kept: the unprotected header is not signed, so anyone
-// holding a receipt can do this.
+// rewriteReceiptProof replaces the inclusion proof's tree_size and
+// leaf_index, as anyone holding the receipt can (cosetest.RewriteProof).
 func rewriteReceiptProof(t *testing.T, receipt []byte, size, index uint64) []byte {
 	t.Helper()
-	var msg struct {
-		_           struct{} `cbor:",toarray"`
-		Protected   []byte
-		Unprotected map[int64]map[int64][][]byte
-		Payload     []byte
-		Signature   []byte
-	}
-	if len(receipt) == 0 || receipt[0] != 0xd2 {
-		t.Fatal("receipt is not a tagged COSE_Sign1")
-	}
-	if err := cose.Unmarshal(receipt[1:], &msg); err != nil {
-		t.Fatal(err)
-	}
-	proofs := msg.Unprotected[396][-1]
-	if len(proofs) != 1 {
-		t.Fatalf("receipt holds %d inclusion proofs", len(proofs))
-	}
-	var p struct {
-		_           struct{} `cbor:",toarray"`
-		Size, Index uint64
-		Path        [][]byte
-	}
-	if err := cose.Unmarshal(proofs[0], &p); err != nil {
-		t.Fatal(err)
-	}
-	p.Size, p.Index = size, index
-	var err error
-	if proofs[0], err = cose.Marshal(p); err != nil {
-		t.Fatal(err)
-	}
-	b, err := cose.Marshal(msg)
+	r, err := cosetest.RewriteProof(receipt, cosetest.SetProof(size, index))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return append([]byte{0xd2}, b...)
+	return r
 }

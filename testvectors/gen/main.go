@@ -45,6 +45,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/cose/cosetest"
 	clog "github.com/charterlog/charter/log"
 	gocose "github.com/veraison/go-cose"
 	"golang.org/x/mod/sumdb/note"
@@ -691,39 +692,5 @@ const rewrittenTreeSize = 7
 // replaced, everything else as it was: what anyone can do to the
 // unprotected header.
 func rewriteTreeSize(receipt []byte, size uint64) ([]byte, error) {
-	var msg struct {
-		_           struct{} `cbor:",toarray"`
-		Protected   []byte
-		Unprotected map[int64]map[int64][][]byte
-		Payload     []byte
-		Signature   []byte
-	}
-	if len(receipt) == 0 || receipt[0] != 0xd2 {
-		return nil, errors.New("receipt is not a tagged COSE_Sign1")
-	}
-	if err := cose.Unmarshal(receipt[1:], &msg); err != nil {
-		return nil, err
-	}
-	proofs := msg.Unprotected[396][-1]
-	if len(proofs) != 1 {
-		return nil, errors.New("receipt does not hold one inclusion proof")
-	}
-	var p struct {
-		_           struct{} `cbor:",toarray"`
-		Size, Index uint64
-		Path        [][]byte
-	}
-	if err := cose.Unmarshal(proofs[0], &p); err != nil {
-		return nil, err
-	}
-	p.Size = size
-	var err error
-	if proofs[0], err = cose.Marshal(p); err != nil {
-		return nil, err
-	}
-	b, err := cose.Marshal(msg)
-	if err != nil {
-		return nil, err
-	}
-	return append([]byte{0xd2}, b...), nil
+	return cosetest.RewriteProof(receipt, func(_, index uint64) (uint64, uint64) { return size, index })
 }
