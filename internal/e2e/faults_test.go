@@ -270,24 +270,7 @@ func TestClusterElectionAfterQuorumReturns(t *testing.T) {
 			c.cut(a, b)
 		}
 	}
-	waitUntil(t, 10*time.Second, "every node loses its leader", func() bool {
-		for _, m := range c.members {
-			if h, _, err := m.clusterHealth(); err != nil || h.LeaderID != 0 {
-				return false
-			}
-		}
-		return true
-	})
-	// Let the isolated nodes campaign for a while, as in a long outage.
-	time.Sleep(3 * time.Second)
-	c.heal()
-	healAt := time.Now()
-	elected := c.waitLeader(healAt, 10*time.Second)
-	o := c.mustRegister(pub.unique(t), 1, 2, 3)
-	t.Logf("isolated nodes healed: leader elected %v after healing, first receipt %v after", elected, o.Return.Sub(healAt))
-	if elected > 5*time.Second {
-		t.Errorf("electing a leader took %v after the quorum returned", elected)
-	}
+	c.outageThenHeal(pub, "isolated nodes", 10*time.Second)
 
 	// Again with both followers killed under load from publishers that
 	// keep writing to every node, as in the operator's chaos run.
@@ -312,7 +295,7 @@ func TestClusterElectionAfterQuorumReturns(t *testing.T) {
 		c.node(f).waitHealthy(30 * time.Second)
 	}
 	t.Logf("followers %v restarted; healthy %v after they were started", fs, time.Since(startAt))
-	elected = c.waitLeader(startAt, 30*time.Second)
+	elected := c.waitLeader(startAt, 30*time.Second)
 	t.Logf("killed followers restarted under load: leader elected %v after they were started", elected)
 	if elected > 5*time.Second {
 		t.Errorf("electing a leader took %v after the killed followers were started", elected)
@@ -359,6 +342,15 @@ func TestClusterElectionAfterStalledLinks(t *testing.T) {
 	for _, p := range c.proxies {
 		p.Stall()
 	}
+	c.outageThenHeal(pub, "stalled links", 30*time.Second)
+}
+
+// outageThenHeal waits until no node knows a leader, lets them campaign
+// for 3 s as in a long outage, heals every link and checks that a leader
+// is elected (within 5 s; waiting up to within) and takes a registration.
+func (c *cluster) outageThenHeal(pub *publisher, what string, within time.Duration) {
+	t := c.t
+	t.Helper()
 	waitUntil(t, 10*time.Second, "every node loses its leader", func() bool {
 		for _, m := range c.members {
 			if h, _, err := m.clusterHealth(); err != nil || h.LeaderID != 0 {
@@ -367,13 +359,14 @@ func TestClusterElectionAfterStalledLinks(t *testing.T) {
 		}
 		return true
 	})
+	// The outage itself: a fixed time, not a wait for a condition.
 	time.Sleep(3 * time.Second)
 	c.heal()
 	healAt := time.Now()
-	elected := c.waitLeader(healAt, 30*time.Second)
+	elected := c.waitLeader(healAt, within)
 	o := c.mustRegister(pub.unique(t), 1, 2, 3)
-	t.Logf("stalled links healed: leader elected %v after healing, first receipt %v after", elected, o.Return.Sub(healAt))
+	t.Logf("%s healed: leader elected %v after healing, first receipt %v after", what, elected, o.Return.Sub(healAt))
 	if elected > 5*time.Second {
-		t.Errorf("electing a leader took %v after the links returned", elected)
+		t.Errorf("%s: electing a leader took %v after the links returned", what, elected)
 	}
 }

@@ -17,16 +17,7 @@ func TestClusterFarBehindSnapshot(t *testing.T) {
 	watch := watchCheckpoints(c)
 	pub := newPublisher(t, "e2e snapshot publisher")
 	h := &history{}
-	reg := func(n int, via ...int) {
-		t.Helper()
-		for k := range n {
-			o := c.register(pub.unique(t), 20*time.Second, via[k%len(via)])
-			h.add(o)
-			if o.Err != nil {
-				t.Fatalf("registering through node %d: %v", via[k%len(via)], o.Err)
-			}
-		}
-	}
+	reg := oneByOne(t, c, pub, h)
 	reg(10, 1, 2, 3)
 	before := len(h.acked())
 	c.stop(3)
@@ -68,4 +59,20 @@ func TestClusterFarBehindSnapshot(t *testing.T) {
 	// Node 3 proves every checkpoint ever seen (most were made while it
 	// was down) consistent with its own newest tree.
 	watch.check(t, 3)
+}
+
+// oneByOne returns reg(n, via...): n registrations one after another, each
+// its own raft entry, through the nodes via in turn, each recorded in h and
+// fatal if it fails.
+func oneByOne(t *testing.T, c *cluster, pub *publisher, h *history) func(n int, via ...int) {
+	return func(n int, via ...int) {
+		t.Helper()
+		for k := range n {
+			o := c.register(pub.unique(t), 20*time.Second, via[k%len(via)])
+			h.add(o)
+			if o.Err != nil {
+				t.Fatalf("registering through node %d: %v", via[k%len(via)], o.Err)
+			}
+		}
+	}
 }

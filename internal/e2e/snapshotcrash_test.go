@@ -22,16 +22,7 @@ func TestSnapshotInstallCrash(t *testing.T) {
 	c := startCluster(t, 3, clusterOpts{SnapshotEntries: 20, CheckpointInterval: 10 * time.Millisecond})
 	pub := newPublisher(t, "e2e snapshot crash publisher")
 	h := &history{}
-	reg := func(n int, via ...int) {
-		t.Helper()
-		for k := range n {
-			o := c.register(pub.unique(t), 20*time.Second, via[k%len(via)])
-			h.add(o)
-			if o.Err != nil {
-				t.Fatalf("registering through node %d: %v", via[k%len(via)], o.Err)
-			}
-		}
-	}
+	reg := oneByOne(t, c, pub, h)
 	reg(10, 1, 2, 3)
 	follower := 3
 	if lead, _ := c.leader(); lead == 3 {
