@@ -108,8 +108,8 @@ export function f() { try { ` + b.src + `; return "finished"; } catch (e) { retu
 			// process's CPU time overcounts it by the collector's
 			// work on other threads, wall time by waiting for a CPU
 			// on a loaded machine: each bounds it from above.
-			if min(used, wall) > 2*timeout {
-				t.Errorf("ran for %v of CPU and %v of wall time, over twice the %v limit", used, wall, timeout)
+			if min(used, wall) > limitSlack*timeout {
+				t.Errorf("ran for %v of CPU and %v of wall time, over %d× the %v limit", used, wall, limitSlack, timeout)
 			}
 		})
 	}

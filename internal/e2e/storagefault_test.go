@@ -99,8 +99,23 @@ func TestStorageWriteError(t *testing.T) {
 	}
 	stop = make(chan struct{})
 	wg = load(stop, 1, 2, 3)
-	lead, _ := c.leader()
-	waitExit("every node", lead)
+	// Whichever two disks fail first stop the network: the third node then
+	// writes too little to reach its own failure.
+	down := 0
+	for deadline := time.Now().Add(90 * time.Second); down < 2; time.Sleep(20 * time.Millisecond) {
+		down = 0
+		for i := 1; i <= 3; i++ {
+			if !c.node(i).alive() {
+				if c.node(i).exitErr() == nil {
+					t.Fatalf("every node: node %d exited cleanly on a failing disk", i)
+				}
+				down++
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("every node: only %d of 3 nodes stopped on their failing disks within 90s", down)
+		}
+	}
 	close(stop)
 	wg.Wait()
 	for i := 1; i <= 3; i++ {
