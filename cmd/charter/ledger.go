@@ -8,11 +8,11 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/charterlog/charter/client"
 	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/internal/durable"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/log"
 	"github.com/charterlog/charter/policy"
@@ -58,7 +58,7 @@ func runLedgerExport(ctx context.Context, args []string, stdout, stderr io.Write
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(*out, b); err != nil {
+	if err := durable.WriteFile(*out, b, 0o644); err != nil {
 		return fmt.Errorf("--out: %w", err)
 	}
 	fmt.Fprintf(stdout, "wrote %s: %d transactions, seqnos %d to %d\n", *out, len(recs), recs[0].Seqno, recs[len(recs)-1].Seqno)
@@ -108,22 +108,6 @@ func readLedger(path string) ([]*log.Record, error) {
 		}
 	}
 	return recs, nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // policyVersion is one registration policy source found in the ledger.
@@ -353,7 +337,7 @@ func runLedgerAudit(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stdout, "%d entries (leaves %d to %d) hash to their leaves: ok\n", a.EntriesChecked, a.EntriesFrom, a.EntriesFrom+a.EntriesChecked-1)
 	}
 	if *save != "" {
-		if err := writeFileAtomic(*save, a.Note); err != nil {
+		if err := durable.WriteFile(*save, a.Note, 0o644); err != nil {
 			return fmt.Errorf("--save: %w", err)
 		}
 		fmt.Fprintf(stdout, "saved the checkpoint to %s\n", *save)

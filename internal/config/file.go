@@ -7,6 +7,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/charterlog/charter/internal/durable"
 )
 
 // File is a node's configuration file (JSON), as `charterd start --config`
@@ -134,7 +136,9 @@ func Write(path string, c Config) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(path, append(b, '\n'), 0o644)
+	// `charterd join` rewrites the file with the node's id: a crash must
+	// leave the old file or the new one, not a torn one.
+	return durable.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 func parseDuration(field, s string) (time.Duration, error) {

@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charterlog/charter/internal/durable"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -85,7 +86,7 @@ func loadOrCreateIdentity(dir, issuer string, create bool) (*Identity, error) {
 			return nil, err
 		}
 		certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-		if err := writeFileAtomic(dir, fileServiceCert, certPEM, 0o644); err != nil {
+		if err := durable.WriteFile(filepath.Join(dir, fileServiceCert), certPEM, 0o644); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -108,7 +109,7 @@ func loadOrCreateIdentity(dir, issuer string, create bool) (*Identity, error) {
 			return nil, err
 		}
 		skey = []byte(s + "\n" + v + "\n")
-		if err := writeFileAtomic(dir, fileNoteKey, skey, 0o600); err != nil {
+		if err := durable.WriteFile(filepath.Join(dir, fileNoteKey), skey, 0o600); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -135,7 +136,7 @@ func loadOrCreateIdentity(dir, issuer string, create bool) (*Identity, error) {
 		if _, err := rand.Read(secret); err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(dir, fileLedgerSecret, secret, 0o600); err != nil {
+		if err := durable.WriteFile(filepath.Join(dir, fileLedgerSecret), secret, 0o600); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -198,14 +199,14 @@ func createMember(dir string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(dir, fileMemberKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, fileMemberKey), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return nil, err
 	}
 	certDER, err := selfSigned(k, "member0", false)
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(dir, fileMemberCert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}), 0o644); err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, fileMemberCert), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}), 0o644); err != nil {
 		return nil, err
 	}
 	return x509.ParseCertificate(certDER)
@@ -354,42 +355,6 @@ func parseCertPEM(b []byte) (*x509.Certificate, error) {
 	return x509.ParseCertificate(blk.Bytes)
 }
 
-// writeFileAtomic writes name in dir so that after a crash it is either
-// absent or complete: write a temporary file, fsync it, rename it into
-// place, fsync the directory.
-func writeFileAtomic(dir, name string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(dir, "."+name+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(perm); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // fileNodeKey is the node's own identity key (P-256): its TLS key, the key
 // its attestation report binds (report_data = SHA-256 of its public key),
 // and the key secrets are released to. It never leaves the node.
@@ -415,7 +380,7 @@ func loadOrCreateP256Key(dir, name string, create bool) (*ecdsa.PrivateKey, erro
 		if err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(dir, name, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		if err := durable.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 			return nil, err
 		}
 		return k, nil

@@ -54,6 +54,7 @@ import (
 
 	"github.com/charterlog/charter/internal/attest"
 	"github.com/charterlog/charter/internal/config"
+	"github.com/charterlog/charter/internal/durable"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/log"
@@ -583,10 +584,10 @@ func (j *joiner) ask(ctx context.Context, client *http.Client, target string) (*
 	if pub, ok := publicKeyOf(cert); err != nil || !ok || !pub.Equal(&j.key.PublicKey) {
 		return nil, fmt.Errorf("join: %s sent a node certificate that is not for this node's key", target)
 	}
-	if err := writeFileAtomic(j.dir, fileNodeCert, []byte(jr.NodeCert), 0o644); err != nil {
+	if err := durable.WriteFile(filepath.Join(j.dir, fileNodeCert), []byte(jr.NodeCert), 0o644); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(j.dir, fileNoteVerifier, []byte(jr.NoteVerifier+"\n"), 0o644); err != nil {
+	if err := durable.WriteFile(filepath.Join(j.dir, fileNoteVerifier), []byte(jr.NoteVerifier+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	if len(jr.Sealed) > 0 {
@@ -634,13 +635,13 @@ func (j *joiner) keepSecrets(id uint64, sealed []byte, noteVerifier string) erro
 	if len(s.LedgerSecret) != ledgerSecretSize {
 		return errors.New("join: the released ledger secret has the wrong size")
 	}
-	if err := writeFileAtomic(j.dir, fileNoteKey, []byte(s.NoteKey+"\n"+noteVerifier+"\n"), 0o600); err != nil {
+	if err := durable.WriteFile(filepath.Join(j.dir, fileNoteKey), []byte(s.NoteKey+"\n"+noteVerifier+"\n"), 0o600); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(j.dir, fileLedgerSecret, s.LedgerSecret, 0o600); err != nil {
+	if err := durable.WriteFile(filepath.Join(j.dir, fileLedgerSecret), s.LedgerSecret, 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(j.dir, fileServiceKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: s.ServiceKey}), 0o600)
+	return durable.WriteFile(filepath.Join(j.dir, fileServiceKey), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: s.ServiceKey}), 0o600)
 }
 
 // JoinNetwork asks the network at target to admit the node configured by

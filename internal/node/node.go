@@ -24,6 +24,7 @@ import (
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/attest"
 	"github.com/charterlog/charter/internal/config"
+	"github.com/charterlog/charter/internal/durable"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/replication"
@@ -346,7 +347,7 @@ func (n *Node) Run(ctx context.Context) error {
 		g.Go(func() error { return n.promoteLearners(gctx) })
 	}
 	url := n.URL()
-	if err := writeFileAtomic(n.cfg.DataDir, fileNodeURL, []byte(url+"\n"), 0o644); err != nil {
+	if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, fileNodeURL), []byte(url+"\n"), 0o644); err != nil {
 		return fail(fmt.Errorf("writing node.url: %w", err))
 	}
 	st := n.ledger.State()
