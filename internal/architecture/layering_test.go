@@ -1,0 +1,263 @@
+package architecture
+
+import (
+	"bufio"
+	"bytes"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/charterlog/charter"
+
+// rule forbids a set of packages from importing another set, directly or
+// through any of the module's own packages (transitive), or directly only.
+type rule struct {
+	why        string
+	from       []string // module-relative package patterns: "x" or "x/..."
+	never      []string // module-relative patterns, or import paths outside the module
+	transitive bool
+}
+
+var rules = []rule{
+	{
+		why:        "cose, log and policy are pure formats and the sandbox: another Go program imports them without Charter's node",
+		from:       []string{"cose", "log", "policy"},
+		never:      []string{"internal/...", "registry", "client", "cmd/...", "ext:net/http", "ext:github.com/go-chi/chi/v5"},
+		transitive: true,
+	},
+	{
+		why:        "client is importable by third parties: it may use only the public formats",
+		from:       []string{"client"},
+		never:      []string{"internal/...", "registry", "policy", "cmd/..."},
+		transitive: true,
+	},
+	{
+		why:        "leaves: durable and fault are used by everything and use nothing of Charter's",
+		from:       []string{"internal/durable", "internal/fault"},
+		never:      []string{"..."},
+		transitive: true,
+	},
+	{
+		why:        "the core below the edge returns errors; only the edge turns them into HTTP",
+		from:       []string{"internal/store", "internal/ledger", "internal/replication", "internal/attest", "internal/config"},
+		never:      []string{"registry", "internal/gov", "internal/app", "internal/appauth", "internal/node", "ext:github.com/go-chi/chi/v5"},
+		transitive: true,
+	},
+	{
+		why:   "storage and the state machine do no networking",
+		from:  []string{"internal/store", "internal/ledger", "internal/config", "internal/attest"},
+		never: []string{"ext:net/http"},
+	},
+	{
+		why:        "only the mains wire a node; nothing but them and the end-to-end tests reaches into internal/node",
+		from:       []string{"...", "!cmd/charterd", "!cmd/charter", "!internal/node", "!internal/e2e"},
+		never:      []string{"internal/node", "cmd/..."},
+		transitive: true,
+	},
+	{
+		why:        "the CLI talks to nodes over HTTP; it links no node internals (Pebble, raft)",
+		from:       []string{"cmd/charter"},
+		never:      []string{"internal/node", "internal/replication", "internal/store", "ext:github.com/cockroachdb/pebble/v2", "ext:go.etcd.io/raft/v3"},
+		transitive: true,
+	},
+	{
+		why:        "the replication core does not know the edge or governance",
+		from:       []string{"internal/replication"},
+		never:      []string{"registry", "internal/gov", "internal/app", "internal/node"},
+		transitive: true,
+	},
+}
+
+// debts are arrows that break a rule today, each a step of issue 16's
+// re-layout. The test fails if one of them goes away, so that this list
+// (and ARCHITECTURE.md) stays true: remove it here when the step lands.
+var debts = []string{
+	"internal/gov -> registry",                     // errors become problem details in gov's own handlers
+	"internal/gov -> ext:github.com/go-chi/chi/v5", // gov serves its own routes
+	"internal/appauth -> internal/gov",             // for the member and user maps' names
+	"internal/app -> internal/appauth",             // one type alias drags the edge in
+	"cmd/charter -> internal/node",                 // the CLI links the node for the join request and CertFingerprint
+	"internal/replication -> ext:net/http",         // the peer transport lives with the Ready loop
+}
+
+type pkg struct {
+	path    string
+	imports []string // direct
+	deps    []string // transitive, the module's own and others
+}
+
+func listPackages(t *testing.T) map[string]*pkg {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-deps=false", "-f", "{{.ImportPath}}\t{{join .Imports \" \"}}\t{{join .Deps \" \"}}", module+"/...")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.Bytes())
+	}
+	pkgs := map[string]*pkg{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(nil, 1<<22)
+	for sc.Scan() {
+		f := strings.Split(sc.Text(), "\t")
+		if len(f) != 3 {
+			t.Fatalf("go list line %q", sc.Text())
+		}
+		pkgs[rel(f[0])] = &pkg{path: rel(f[0]), imports: rels(strings.Fields(f[1])), deps: rels(strings.Fields(f[2]))}
+	}
+	return pkgs
+}
+
+// rel names a package as the rules do: module-relative for the module's
+// own, "ext:" and the import path for anything else (so the standard
+// library's internal/... is not the module's).
+func rel(p string) string {
+	if p == module {
+		return "."
+	}
+	if r, ok := strings.CutPrefix(p, module+"/"); ok {
+		return r
+	}
+	return "ext:" + p
+}
+
+func rels(ps []string) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = rel(p)
+	}
+	return out
+}
+
+// match reports whether p matches pattern ("x", "x/...", or "..." for
+// every package of the module).
+func match(pattern, p string) bool {
+	switch {
+	case pattern == "...":
+		return isModulePackage(p)
+	case strings.HasPrefix(pattern, "ext:") != strings.HasPrefix(p, "ext:"):
+		return false
+	case strings.HasSuffix(pattern, "/..."):
+		base := strings.TrimSuffix(pattern, "/...")
+		return p == base || strings.HasPrefix(p, base+"/")
+	}
+	return p == pattern
+}
+
+var modulePackages map[string]bool
+
+func isModulePackage(p string) bool { return modulePackages[p] }
+
+func matchesFrom(from []string, p string) bool {
+	in := false
+	for _, f := range from {
+		if neg, ok := strings.CutPrefix(f, "!"); ok {
+			if match(neg, p) {
+				return false
+			}
+			continue
+		}
+		in = in || match(f, p)
+	}
+	return in
+}
+
+// violations lists every "from -> to" arrow that breaks a rule.
+func violations(pkgs map[string]*pkg) map[string]string {
+	out := map[string]string{}
+	for _, r := range rules {
+		for _, p := range pkgs {
+			if !matchesFrom(r.from, p.path) || strings.HasSuffix(p.path, "test") {
+				continue
+			}
+			targets := p.imports
+			if r.transitive {
+				targets = p.deps
+			}
+			for _, to := range targets {
+				if to == p.path {
+					continue
+				}
+				for _, n := range r.never {
+					if match(n, to) {
+						out[p.path+" -> "+to] = r.why
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// TestLayering: no import arrow breaks a rule, but for the debts listed,
+// and each debt is still there.
+func TestLayering(t *testing.T) {
+	pkgs := listPackages(t)
+	modulePackages = map[string]bool{}
+	for p := range pkgs {
+		modulePackages[p] = true
+	}
+	found := violations(pkgs)
+	// A debt is an arrow; everything it drags in transitively is the same
+	// debt.
+	covered := func(v string) bool {
+		from, to, _ := strings.Cut(v, " -> ")
+		for _, d := range debts {
+			df, dt, _ := strings.Cut(d, " -> ")
+			if df == from && dt == to {
+				return true
+			}
+			// from reaches to through a debt's arrow: from is (or
+			// depends on) the debt's importer, and to is (or is a
+			// dependency of) what it imports.
+			if from != df && !slices.Contains(pkgs[from].deps, df) {
+				continue
+			}
+			if to == dt {
+				return true
+			}
+			if dp, ok := pkgs[dt]; ok && slices.Contains(dp.deps, to) {
+				return true
+			}
+		}
+		return false
+	}
+	var bad []string
+	for v, why := range found {
+		if !covered(v) {
+			bad = append(bad, v+": "+why)
+		}
+	}
+	slices.Sort(bad)
+	for _, b := range bad {
+		t.Errorf("import arrow the wrong way: %s", b)
+	}
+	for _, d := range debts {
+		from, to, _ := strings.Cut(d, " -> ")
+		p, ok := pkgs[from]
+		if !ok || !slices.Contains(p.imports, to) {
+			t.Errorf("the debt %q is paid: remove it from debts and from ARCHITECTURE.md", d)
+		}
+	}
+}
+
+// TestLayeringCatchesAWrongArrow: the rules do fail on an arrow added the
+// wrong way (the store importing the edge), so the test above can fail.
+func TestLayeringCatchesAWrongArrow(t *testing.T) {
+	pkgs := listPackages(t)
+	modulePackages = map[string]bool{}
+	for p := range pkgs {
+		modulePackages[p] = true
+	}
+	st := pkgs["internal/store"]
+	st.imports = append(st.imports, "registry", "ext:net/http")
+	st.deps = append(st.deps, "registry", "ext:net/http")
+	found := violations(pkgs)
+	for _, want := range []string{"internal/store -> registry", "internal/store -> ext:net/http"} {
+		if _, ok := found[want]; !ok {
+			t.Errorf("the rules let %q through", want)
+		}
+	}
+}
