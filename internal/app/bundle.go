@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/charterlog/charter/internal/appauth"
 	"io"
 	"path"
 	"sort"
@@ -142,11 +141,6 @@ const (
 	RedirectToPrimary = "to_primary"
 	RedirectToBackup  = "to_backup"
 )
-
-// AuthnPolicy is one element of authn_policies: a single policy name, or
-// {"all_of": [names]}. It is appauth's type, so the policies a bundle
-// declares are exactly the ones the node can check.
-type AuthnPolicy = appauth.Policy
 
 // knownMethods are the lower-case methods an endpoint may declare.
 var knownMethods = map[string]bool{"get": true, "put": true, "post": true, "delete": true,

@@ -40,91 +40,27 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charterlog/charter/internal/app"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/ledger"
 )
 
-// Policy names, CCF's.
+// Policy names, CCF's. The app bundle's metadata declares them
+// (app.AuthnPolicy); this package checks them.
 const (
-	UserCert      = "user_cert"
-	MemberCert    = "member_cert"
-	AnyCert       = "any_cert"
-	JWT           = "jwt"
-	UserCOSESign1 = "user_cose_sign1"
-	NoAuth        = "no_auth"
+	UserCert      = app.PolicyUserCert
+	MemberCert    = app.PolicyMemberCert
+	AnyCert       = app.PolicyAnyCert
+	JWT           = app.PolicyJWT
+	UserCOSESign1 = app.PolicyUserCOSESign1
+	NoAuth        = app.PolicyNoAuth
 )
 
-var known = []string{UserCert, MemberCert, AnyCert, JWT, UserCOSESign1, NoAuth}
+// Policy is one entry of an endpoint's authn_policies (app.AuthnPolicy).
+type Policy = app.AuthnPolicy
 
-// Policy is one entry of an endpoint's authn_policies: a single policy
-// (Name), or all_of (AllOf, every one of which must pass).
-type Policy struct {
-	Name  string
-	AllOf []string
-}
-
-func (p Policy) String() string {
-	if p.AllOf != nil {
-		return "all_of[" + strings.Join(p.AllOf, ",") + "]"
-	}
-	return p.Name
-}
-
-// MarshalJSON writes the form it was parsed from.
-func (p Policy) MarshalJSON() ([]byte, error) {
-	if p.AllOf != nil {
-		return json.Marshal(map[string][]string{"all_of": p.AllOf})
-	}
-	return json.Marshal(p.Name)
-}
-
-// UnmarshalJSON accepts a known policy name or {"all_of": [known names]}.
-func (p *Policy) UnmarshalJSON(r []byte) error {
-	var name string
-	if err := json.Unmarshal(r, &name); err == nil {
-		if err := checkName(name); err != nil {
-			return err
-		}
-		*p = Policy{Name: name}
-		return nil
-	}
-	var all struct {
-		AllOf []string `json:"all_of"`
-	}
-	dec := json.NewDecoder(strings.NewReader(string(r)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&all); err != nil || len(all.AllOf) == 0 {
-		return fmt.Errorf(`want a policy name or {"all_of": [names]}, got %s`, r)
-	}
-	for _, n := range all.AllOf {
-		if err := checkName(n); err != nil {
-			return fmt.Errorf("all_of: %w", err)
-		}
-	}
-	*p = Policy{AllOf: all.AllOf}
-	return nil
-}
-
-// ParsePolicies parses an endpoint's authn_policies. Unknown names, an
-// empty all_of, and any other JSON are errors.
-func ParsePolicies(raw []json.RawMessage) ([]Policy, error) {
-	out := make([]Policy, len(raw))
-	for i, r := range raw {
-		if err := out[i].UnmarshalJSON(r); err != nil {
-			return nil, fmt.Errorf("authn_policies[%d]: %w", i, err)
-		}
-	}
-	return out, nil
-}
-
-func checkName(n string) error {
-	for _, k := range known {
-		if n == k {
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown authentication policy %q (want one of %s)", n, strings.Join(known, ", "))
-}
+// ParsePolicies parses an endpoint's authn_policies (app.ParseAuthnPolicies).
+func ParsePolicies(raw []json.RawMessage) ([]Policy, error) { return app.ParseAuthnPolicies(raw) }
 
 // Error is an authentication failure: CCF answers it 401
 // InvalidAuthenticationInfo.
