@@ -154,8 +154,7 @@ func (n *Node) serveApp(w http.ResponseWriter, r *http.Request) {
 	}
 	if leader, _ := n.raft.Leader(); !leader && n.transport != nil && mustForward(ep) {
 		if r.Header.Get(headerForwarded) != "" && fromPeer {
-			w.Header().Set("Retry-After", "1")
-			writeAppError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "leadership moved while the request was forwarded; retry")
+			writeRelayProblem(w, r.URL.Path, errForwardedTwice)
 			return
 		}
 		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && !fromPeer {

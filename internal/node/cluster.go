@@ -26,6 +26,11 @@ const headerForwarded = "Charter-Forwarded-By"
 // /gov/); a follower forwards them.
 var leaderOnly = map[string]bool{"/entries": true, pathJoin: true}
 
+// errForwardedTwice answers a request another node forwarded here believing
+// this node leads, when it no longer does: forwarding it again could loop.
+var errForwardedTwice = &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
+	Detail: "leadership moved while the request was forwarded; retry", RetryAfter: 1}
+
 // forwardWrites sends writes that reach a follower (registrations, joins,
 // governance) to the leader, over the peers' mutual TLS, and relays the
 // answer: a client may write to any node. Reads are served locally from
@@ -43,8 +48,7 @@ func (n *Node) forwardWrites(next http.Handler) http.Handler {
 		if r.Header.Get(headerForwarded) != "" && n.trustedPeer(r) {
 			// Another node forwarded it here believing this node leads; it
 			// no longer does. Forwarding again could loop.
-			writeRelayProblem(w, r.URL.Path, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
-				Detail: "leadership moved while the request was forwarded; retry", RetryAfter: 1})
+			writeRelayProblem(w, r.URL.Path, errForwardedTwice)
 			return
 		}
 		n.proxyToLeader(w, r)
@@ -75,7 +79,6 @@ func (n *Node) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 func (n *Node) promoteLearners(ctx context.Context) error {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
-	evidenceTried := map[uint64]time.Time{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -86,7 +89,6 @@ func (n *Node) promoteLearners(ctx context.Context) error {
 			continue
 		}
 		n.retireNodes(ctx)
-		n.recordPeerEvidence(ctx, evidenceTried)
 		st := n.raft.Status()
 		for id, pr := range st.Progress {
 			if !pr.IsLearner || pr.State != tracker.StateReplicate || pr.Match+64 < st.GetCommit() {

@@ -57,7 +57,7 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 	// Always served: peers need raft from the first moment, operators need
 	// health and metrics.
 	r.Get("/node/health", n.getHealth)
-	r.Get("/node/quotes/self", n.getQuoteSelf)
+	r.Get(pathQuoteSelf, n.getQuoteSelf)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	// Peers only, each in its role (peers.go).
 	r.Group(func(r chi.Router) {

@@ -400,7 +400,7 @@ func (n *Node) pendingJoins() (int, int, error) {
 			limit = l.MaxPendingNodes
 		}
 	}
-	recs, err := n.nodeRecords()
+	_, recs, err := n.peerIndex()
 	if err != nil {
 		return 0, 0, err
 	}
@@ -518,11 +518,11 @@ type joiner struct {
 }
 
 func newJoiner(dir, selfURL string, key *ecdsa.PrivateKey, ev *attest.Evidence) (*joiner, error) {
-	body, err := JoinRequestBody(selfURL, key, ev)
+	raw, err := attest.MarshalEvidence(ev)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := attest.MarshalEvidence(ev)
+	body, err := joinRequestBody(selfURL, key, raw)
 	if err != nil {
 		return nil, err
 	}
@@ -536,6 +536,10 @@ func JoinRequestBody(selfURL string, key *ecdsa.PrivateKey, ev *attest.Evidence)
 	if err != nil {
 		return nil, err
 	}
+	return joinRequestBody(selfURL, key, raw)
+}
+
+func joinRequestBody(selfURL string, key *ecdsa.PrivateKey, raw []byte) ([]byte, error) {
 	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
 	if err != nil {
 		return nil, err
@@ -736,103 +740,6 @@ func (n *Node) awaitSecrets(ctx context.Context) (*Identity, error) {
 			logged = time.Now()
 		}
 	}
-}
-
-// recordPeerEvidence records, on the leader, the evidence of nodes that
-// did not join through the protocol (a network's initial nodes, this one
-// included): it fetches each one's /node/quotes/self over mutual TLS, checks
-// that the evidence binds the key the node's TLS certificate carries, and
-// verifies it as a join would. A node whose evidence does not verify is
-// logged and tried again later.
-func (n *Node) recordPeerEvidence(ctx context.Context, tried map[uint64]time.Time) {
-	nodes, err := n.raft.Nodes()
-	if err != nil {
-		return
-	}
-	for _, info := range nodes {
-		if info.Role == replication.RoleRemoved || time.Since(tried[info.ID]) < 30*time.Second {
-			continue
-		}
-		if rec, ok := n.nodeRecord(info.ID); ok && rec.QuoteInfo != nil {
-			continue
-		}
-		tried[info.ID] = time.Now()
-		var key *ecdsa.PublicKey
-		var ev *attest.Evidence
-		var raw []byte
-		u := info.URL
-		if info.ID == n.cfg.NodeID {
-			key, ev, u = &n.nodeKey.PublicKey, n.evidence, n.URL()
-			if raw, err = attest.MarshalEvidence(ev); err != nil {
-				continue
-			}
-		} else {
-			if u == "" {
-				u, _ = n.raft.PeerURL(info.ID)
-			}
-			if key, ev, raw, err = n.fetchPeerEvidence(ctx, info.ID); err != nil {
-				n.log.Warn("fetching a node's evidence", "node_id", info.ID, "err", err)
-				continue
-			}
-		}
-		v, err := n.verifyEvidence(ctx, ev, key)
-		if err != nil {
-			n.log.Warn("a node's evidence does not verify; it is not recorded", "node_id", info.ID, "err", err)
-			continue
-		}
-		rec, _ := n.nodeRecord(info.ID)
-		status := rec.Status
-		if status == "" {
-			status = NodeTrusted // an initial node, started by the network's creator
-		}
-		nr := newNodeRecord(status, u, key, ev, raw, v)
-		nr.Joined, nr.SecretsReleased = rec.Joined, rec.SecretsReleased
-		if err := n.writeNodeRecord(ctx, info.ID, nr, nil); err != nil {
-			n.log.Warn("recording a node's evidence", "node_id", info.ID, "err", err)
-			continue
-		}
-		n.log.Info("recorded a node's evidence", "node_id", info.ID, "platform", ev.Platform, "measurement", nr.Measurement)
-	}
-}
-
-func (n *Node) fetchPeerEvidence(ctx context.Context, id uint64) (*ecdsa.PublicKey, *attest.Evidence, []byte, error) {
-	u, ok := n.raft.PeerURL(id)
-	if !ok {
-		return nil, nil, nil, errors.New("no address known")
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u+pathQuoteSelf, nil)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	resp, err := n.peerClientFor(id).Do(req)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || resp.TLS == nil || len(resp.TLS.PeerCertificates) == 0 {
-		return nil, nil, nil, fmt.Errorf("GET %s: %s", pathQuoteSelf, resp.Status)
-	}
-	key, ok := publicKeyOf(resp.TLS.PeerCertificates[0])
-	if !ok {
-		return nil, nil, nil, errors.New("the node's TLS key is not ECDSA")
-	}
-	var q struct {
-		NodeID   uint64 `json:"node_id"`
-		Evidence []byte `json:"evidence"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&q); err != nil {
-		return nil, nil, nil, err
-	}
-	if q.NodeID != id {
-		return nil, nil, nil, fmt.Errorf("the node at that address is node %d", q.NodeID)
-	}
-	ev, err := attest.UnmarshalEvidence(q.Evidence)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return key, ev, q.Evidence, nil
 }
 
 // genesisNodeWrites are the first node's part of a new network's

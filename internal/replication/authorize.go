@@ -57,11 +57,9 @@ func authorize(msgs []*pb.Message, from Sender) error {
 // follow). Anyone else's image would be written to disk for nothing, or
 // worse, installed.
 func (n *Node) authorizeSnapshot(m *pb.Message, from Sender) error {
-	if m.GetFrom() != from.ID {
-		return fmt.Errorf("%w: node %d sent a snapshot as node %d", ErrForbidden, from.ID, m.GetFrom())
-	}
-	if !from.Voter {
-		return fmt.Errorf("%w: node %d is not a voter and may not send a snapshot", ErrForbidden, from.ID)
+	// Its own, and a voter's (MsgSnap is not an answer a non-voter may send).
+	if err := authorize([]*pb.Message{m}, from); err != nil {
+		return err
 	}
 	n.mu.RLock()
 	leader, term := n.leader, n.term
