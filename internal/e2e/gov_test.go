@@ -129,21 +129,6 @@ func govCLI(t *testing.T, n *node, m *govMember, sub string, args ...string) (st
 	return runCLI(t, t.TempDir(), append(full, args...)...)
 }
 
-// devMember0 is the member a dev node generated in its data directory.
-func devMember0(n *node) *govMember {
-	return &govMember{Name: "member0", KeyPath: filepath.Join(n.Dir, "member0_privk.pem"), CertPath: filepath.Join(n.Dir, "member0_cert.pem")}
-}
-
-// govPass has m propose one action and vote for it, and fails the test
-// unless the proposal is then Accepted.
-func govPass(t *testing.T, n *node, m *govMember, action, args string) {
-	t.Helper()
-	p := govJSON(t, n, m, "propose", "--action", action, "--args", args)
-	if v := govJSON(t, n, m, "vote", p.ProposalID, "--accept"); v.State != "Accepted" {
-		t.Fatalf("%s %s: the proposal is %s after %s's vote", action, args, v.State, m.Name)
-	}
-}
-
 // proposalOut is the JSON the proposal commands print.
 type proposalOut struct {
 	ProposalID    string            `json:"proposalId"`

@@ -190,7 +190,7 @@ func (c *cluster) waitRole(id uint64, role string) {
 func (c *cluster) govAccept(action, args string) {
 	c.t.Helper()
 	m0 := &govMember{Name: "member0", KeyPath: filepath.Join(c.dir, "member0_privk.pem"), CertPath: filepath.Join(c.dir, "member0_cert.pem")}
-	govPass(c.t, c.node(1).node, m0, action, args)
+	govAcceptAs(c.t, c.node(1).node, m0, action, json.RawMessage(args))
 }
 
 func mustRead(t *testing.T, path string) []byte {
@@ -294,7 +294,7 @@ func TestJoinDevNetwork(t *testing.T) {
 	if role := nodes()[2].Role; role != "learner" {
 		t.Fatalf("the joiner is %q before member0 trusts it", role)
 	}
-	govPass(t, n, devMember0(n), "transition_node_to_trusted", `{"node_id":"2"}`)
+	devGovAccept(t, n, "transition_node_to_trusted", map[string]string{"node_id": "2"})
 	n.waitFor(t, "the trusted joiner promoted", func() bool { return nodes()[2].Role == "voter" })
 	// The leader records the release before it answers; the joiner writes
 	// the files when the answer arrives.

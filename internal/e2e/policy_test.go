@@ -61,11 +61,18 @@ func devMember(n *node) *govMember {
 // through; it fails the test unless the proposal is Accepted.
 func devGovAccept(t *testing.T, n *node, action string, args any) {
 	t.Helper()
+	govAcceptAs(t, n, devMember(n), action, args)
+}
+
+// govAcceptAs proposes one action (args: anything that marshals to its
+// JSON arguments) as member m, the network's only active member, and votes
+// it through; it fails the test unless the proposal is Accepted.
+func govAcceptAs(t *testing.T, n *node, m *govMember, action string, args any) {
+	t.Helper()
 	a, err := json.Marshal(args)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := devMember(n)
 	p := govJSON(t, n, m, "propose", "--action", action, "--args", string(a))
 	wantState(t, action+" proposed", p, "Open")
 	v := govJSON(t, n, m, "vote", p.ProposalID, "--accept")

@@ -316,7 +316,7 @@ func TestTrustBoundary(t *testing.T) {
 		if pending.id == 0 {
 			t.Skip("the pending node did not join")
 		}
-		govPass(t, n, devMember0(n), "remove_node", fmt.Sprintf(`{"node_id":"%d"}`, pending.id))
+		devGovAccept(t, n, "remove_node", map[string]string{"node_id": strconv.FormatUint(pending.id, 10)})
 		ack := appResp(pending.id, before.Term)
 		n.waitFor(t, "the retired node's key refused", func() bool {
 			code, _ := pending.raft(n, ack)
@@ -462,4 +462,30 @@ func TestRetireLeader(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	c.mustRegister(newPublisher(t, "after retiring the leader").unique(t), others...)
+}
+
+// Governance bounds the joins waiting to be trusted (set_node_join_limits):
+// beyond the bound a new key is refused with 429 TooManyPendingNodes
+// before anything is written, and a bound out of range is refused.
+func TestJoinLimits(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	m := devMember(n)
+	for _, bad := range []string{`{"max_pending_nodes":0}`, `{"max_pending_nodes":65}`, `{"max_pending_nodes":"2"}`, `{"max_pending":2}`} {
+		out, err := govCLI(t, n, m, "propose", "--action", "set_node_join_limits", "--args", bad)
+		if err == nil || !strings.Contains(out, "max_pending") {
+			t.Errorf("set_node_join_limits %s: %v\n%s; want a refusal naming the argument", bad, err, out)
+		}
+	}
+	devGovAccept(t, n, "set_node_join_limits", map[string]int{"max_pending_nodes": 1})
+	if r := newAttacker(t).join(n); r.Status != http.StatusOK {
+		t.Fatalf("the first join under a bound of 1: %d %s", r.Status, describeProblem(r))
+	}
+	before := len(n.get(t, "/node/network/nodes").Body)
+	r := newAttacker(t).join(n)
+	if r.Status != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" || !strings.Contains(describeProblem(r), "TooManyPendingNodes") {
+		t.Fatalf("a second join under a bound of 1: %d %s (Retry-After %q), want 429 TooManyPendingNodes", r.Status, describeProblem(r), r.Header.Get("Retry-After"))
+	}
+	if after := len(n.get(t, "/node/network/nodes").Body); after != before {
+		t.Errorf("a refused join changed /node/network/nodes")
+	}
 }
