@@ -36,6 +36,7 @@ import (
 	"syscall"
 
 	"github.com/charterlog/charter/internal/config"
+	"github.com/charterlog/charter/internal/fault"
 	"github.com/charterlog/charter/internal/node"
 )
 
@@ -131,6 +132,10 @@ func runNode(cfg config.Config, mode node.Mode, debugAddr string, stderr io.Writ
 			logger.Error("cannot serve pprof", "err", err)
 			return 1
 		}
+	}
+	if err := fault.Check(); err != nil {
+		logger.Error("cannot start", "err", err)
+		return 1
 	}
 	n, err := node.Open(cfg, mode, logger)
 	if err != nil {

@@ -10,7 +10,10 @@
 package fault
 
 import (
+	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"syscall"
 )
 
@@ -43,6 +46,19 @@ const (
 const StorageWritesBeforeError = 500
 
 var crashAt = os.Getenv(EnvCrashAt)
+
+// points are every crash point a node has.
+var points = []string{SnapshotStaged, SnapshotMarked, SnapshotHalfWritten, SnapshotInstalled, StorageWriteError}
+
+// Check returns an error if the environment names a crash point that does
+// not exist: a misspelt point would otherwise arm nothing, and the test
+// that set it would pass without its crash.
+func Check() error {
+	if crashAt == "" || slices.Contains(points, crashAt) {
+		return nil
+	}
+	return fmt.Errorf("%s=%q names no crash point (want one of %s)", EnvCrashAt, crashAt, strings.Join(points, ", "))
+}
 
 // Armed reports whether name is the configured crash point, for a write
 // path that must shape itself so the point falls where it says (between two
