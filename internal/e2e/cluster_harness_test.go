@@ -811,21 +811,22 @@ func (c *cluster) heal() {
 
 // logContains reports whether node i's log holds a JSON line whose msg is msg.
 // logCount counts node i's log records whose message is msg.
-func (c *cluster) logCount(i int, msg string) int {
+func (c *cluster) logCount(i int, msg string) int { return len(c.logRecords(i, msg)) }
+
+// logRecords returns node i's JSON log records whose message is msg.
+func (c *cluster) logRecords(i int, msg string) []map[string]any {
 	b, err := os.ReadFile(c.node(i).logPath)
 	if err != nil {
-		return 0
+		return nil
 	}
-	n := 0
+	var out []map[string]any
 	for _, line := range strings.Split(string(b), "\n") {
-		var rec struct {
-			Msg string `json:"msg"`
-		}
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == msg {
-			n++
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == msg {
+			out = append(out, rec)
 		}
 	}
-	return n
+	return out
 }
 
 func (c *cluster) logContains(i int, msg string) bool { return c.logCount(i, msg) > 0 }

@@ -64,6 +64,7 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 		r.Use(n.requirePeer)
 		r.Post(replication.PathRaft, n.peerHandler(n.raft.ReceiveRaft))
 		r.Post(replication.PathSnapshot, n.peerHandler(n.raft.ReceiveSnapshot))
+		r.Get(replication.PathSnapshotBase, n.peerQuery(n.raft.SnapshotBase))
 	})
 	// A joining node has no certificate yet: its evidence and the signature
 	// by the key it binds are its credentials.

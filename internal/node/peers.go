@@ -189,23 +189,53 @@ func (n *Node) trustedPeer(r *http.Request) bool {
 // stopping).
 func (n *Node) peerHandler(receive func(*http.Request, replication.Sender) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := r.Context().Value(peerContextKey{}).(peer)
+		p, ok := n.peerOf(w, r)
 		if !ok {
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: "this endpoint is for the network's nodes"})
 			return
 		}
-		err := receive(r, p.sender())
-		switch {
-		case err == nil:
-			w.WriteHeader(http.StatusNoContent)
-		case errors.Is(err, replication.ErrForbidden):
-			n.log.Warn("refused raft messages from a peer", "peer", p.ID, "err", err)
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: err.Error()})
-		case errors.Is(err, replication.ErrBadMessage):
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidRaftMessage", Detail: err.Error()})
-		default:
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: err.Error(), RetryAfter: 1})
+		if err := receive(r, p.sender()); err != nil {
+			n.writePeerError(w, p, err)
+			return
 		}
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// peerQuery serves a peer's GET with what answer returns for it.
+func (n *Node) peerQuery(answer func(replication.Sender) ([]byte, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, ok := n.peerOf(w, r)
+		if !ok {
+			return
+		}
+		body, err := answer(p.sender())
+		if err != nil {
+			n.writePeerError(w, p, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = w.Write(body)
+	}
+}
+
+// peerOf returns the peer requirePeer established, or refuses the request.
+func (n *Node) peerOf(w http.ResponseWriter, r *http.Request) (peer, bool) {
+	p, ok := r.Context().Value(peerContextKey{}).(peer)
+	if !ok {
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: "this endpoint is for the network's nodes"})
+	}
+	return p, ok
+}
+
+func (n *Node) writePeerError(w http.ResponseWriter, p peer, err error) {
+	switch {
+	case errors.Is(err, replication.ErrForbidden):
+		n.log.Warn("refused a peer's request", "peer", p.ID, "err", err)
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: err.Error()})
+	case errors.Is(err, replication.ErrBadMessage):
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidRaftMessage", Detail: err.Error()})
+	default:
+		registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: err.Error(), RetryAfter: 1})
 	}
 }
 

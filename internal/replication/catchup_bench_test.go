@@ -9,19 +9,22 @@ import (
 // entries (about 220 B each) of a ledger of `ledger` entries takes to
 // catch up after a restart: from the leader's log (the default retention),
 // and through a snapshot (forced by SnapshotEntries, as every restart was
-// before the leader kept the log for followers that are down). A snapshot
-// costs the whole ledger, the log only what was missed. Setup is not
-// timed. Run with -benchtime=1x.
+// before the leader kept the log for followers that are down), relative
+// to the ledger the follower holds or (whole) as before deltas. A whole
+// snapshot costs the whole ledger; the log and a delta only what was
+// missed. Setup is not timed. Run with -benchtime=1x.
 func BenchmarkCatchUp(b *testing.B) {
 	for _, c := range []struct {
 		name            string
 		ledger, behind  int
 		snapshotEntries uint64
+		whole           bool
 	}{
-		{"missed=100k/log", 100_000, 100_000, 0},
-		{"missed=100k/snapshot", 100_000, 100_000, 1000},
-		{"ledger=100k/missed=5k/log", 100_000, 5_000, 0},
-		{"ledger=100k/missed=5k/snapshot", 100_000, 5_000, 1000},
+		{"missed=100k/log", 100_000, 100_000, 0, false},
+		{"missed=100k/snapshot", 100_000, 100_000, 1000, false},
+		{"ledger=100k/missed=5k/log", 100_000, 5_000, 0, false},
+		{"ledger=100k/missed=5k/snapshot", 100_000, 5_000, 1000, false},
+		{"ledger=100k/missed=5k/snapshot-whole", 100_000, 5_000, 1000, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			for range b.N {
@@ -29,6 +32,7 @@ func BenchmarkCatchUp(b *testing.B) {
 				cfg := fastTicks
 				cfg.SnapshotEntries = c.snapshotEntries
 				tn := newTestNet(b, 3, cfg)
+				tn.wholeSnapshots.Store(c.whole)
 				lead := tn.leader()
 				down := tn.follower(lead)
 				if k := c.ledger - c.behind; k > 0 {

@@ -2,11 +2,13 @@ package replication
 
 import (
 	"bytes"
+	"io"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/charterlog/charter/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -165,4 +167,50 @@ func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
 		t.Fatal(err)
 	}
 	return m.GetGauge().GetValue()
+}
+
+// TestSnapshotIsDelta: a follower that returns too far behind for the log
+// is sent a snapshot relative to the ledger it still holds, whose size is
+// what it missed, not the ledger's history; it ends with the same records.
+func TestSnapshotIsDelta(t *testing.T) {
+	cfg := fastTicks
+	cfg.SnapshotEntries = 50
+	tn := newTestNet(t, 3, cfg)
+	lead := tn.leader()
+	tn.propose(2000, 200)
+	tn.waitLedger(20*time.Second, 2000)
+	down := tn.follower(lead)
+	tn.stop(down)
+	last := tn.propose(500, 200)
+	tn.waitLedger(20*time.Second, 2500)
+	tn.ev.mu.Lock()
+	sent0, bytes0, from0 := tn.ev.n["sent snapshot"], tn.ev.snapshotBytes, len(tn.ev.snapshotFrom)
+	tn.ev.mu.Unlock()
+
+	tn.start(down, false)
+	tn.waitLedger(30*time.Second, 2500)
+	checkSameRecords(t, tn, last)
+
+	tn.ev.mu.Lock()
+	sent, bytes, from := tn.ev.n["sent snapshot"]-sent0, tn.ev.snapshotBytes-bytes0, tn.ev.snapshotFrom[from0:]
+	tn.ev.mu.Unlock()
+	if sent != 1 || len(from) != 1 {
+		t.Fatalf("%d snapshots sent, want 1", sent)
+	}
+	if from[0] != 2000 {
+		t.Errorf("snapshot relative to ledger size %d; the follower held 2000", from[0])
+	}
+	_, _, r, err := tn.nodes[lead].st.OpenSnapshot(store.Base{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := io.Copy(io.Discard, r)
+	r.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("delta of %d bytes for a follower 500 of 2500 transactions behind; the whole image is %d bytes", bytes, whole)
+	if bytes*3 > whole {
+		t.Errorf("delta of %d bytes for 500 of 2500 transactions; the whole image is %d", bytes, whole)
+	}
 }

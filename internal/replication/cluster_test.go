@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/store"
+	"github.com/charterlog/charter/log"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // This file is a harness for raft networks of real Nodes in one process:
@@ -22,17 +25,55 @@ import (
 // state machine that stores each entry as a ledger record (so snapshot
 // images carry the whole history, as the ledger's do).
 
-// recordSM applies each normal entry as the ledger record at its raft
-// index, with the applied position, in one batch.
-type recordSM struct{ st *store.Store }
+// recordSM appends each normal entry to a ledger as the ledger package
+// does (a record at the next seqno, its stored hashes, its entry in the
+// index), with the applied position, in one batch: snapshot images are
+// then the ledger's, whole or relative to a follower's prefix.
+type recordSM struct {
+	st   *store.Store
+	size int64
+}
 
 func (m *recordSM) Apply(entries []ledger.Entry, also func(*store.Batch) error) error {
 	b := m.st.NewBatch()
 	defer b.Close()
-	for _, e := range entries {
-		if len(e.Data) > 0 {
-			b.PutRecord(e.Index, e.Data)
+	pending := map[int64]tlog.Hash{}
+	read := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(ix))
+		for i, x := range ix {
+			h, ok := pending[x]
+			if !ok {
+				hs, err := m.st.ReadHashes([]int64{x})
+				if err != nil {
+					return nil, err
+				}
+				h = hs[0]
+			}
+			out[i] = h
 		}
+		return out, nil
+	})
+	size := m.size
+	for _, e := range entries {
+		if len(e.Data) == 0 {
+			continue
+		}
+		rec := &log.Record{Type: log.TxRegistration, View: e.Term, Seqno: uint64(size + 1), Entry: sha256.Sum256(e.Data), Body: e.Data}
+		enc, err := log.MarshalRecord(rec)
+		if err != nil {
+			return err
+		}
+		hs, err := tlog.StoredHashesForRecordHash(size, tlog.RecordHash(rec.Entry[:]), read)
+		if err != nil {
+			return err
+		}
+		for i, h := range hs {
+			pending[tlog.StoredHashIndex(0, size)+int64(i)] = h
+			b.PutHash(tlog.StoredHashIndex(0, size)+int64(i), h)
+		}
+		b.PutRecord(rec.Seqno, enc)
+		b.PutEntry(rec.Entry, rec.View, rec.Seqno)
+		size++
 	}
 	if also != nil {
 		if err := also(b); err != nil {
@@ -41,17 +82,27 @@ func (m *recordSM) Apply(entries []ledger.Entry, also func(*store.Batch) error) 
 	}
 	last := entries[len(entries)-1]
 	b.SetApplied(last.Index, last.Term)
-	return b.Commit(false)
+	if err := b.Commit(false); err != nil {
+		return err
+	}
+	m.size = size
+	return nil
 }
 
-func (m *recordSM) Restore() error { return nil }
+func (m *recordSM) Restore() error {
+	base, err := m.st.LedgerBase()
+	m.size = int64(base.Size)
+	return err
+}
 
 // events counts log messages by text across a network's nodes.
 type events struct {
 	mu sync.Mutex
 	n  map[string]int
-	// snapshotBytes sums the bytes attribute of "sent snapshot".
+	// snapshotBytes sums the bytes attribute of "sent snapshot";
+	// snapshotFrom lists their ledger_from.
 	snapshotBytes int64
+	snapshotFrom  []uint64
 }
 
 func (e *events) count(msg string) int {
@@ -71,8 +122,11 @@ func (h eventHandler) Handle(ctx context.Context, r slog.Record) error {
 	h.ev.n[r.Message]++
 	if r.Message == "sent snapshot" {
 		r.Attrs(func(a slog.Attr) bool {
-			if a.Key == "bytes" {
+			switch a.Key {
+			case "bytes":
 				h.ev.snapshotBytes += a.Value.Int64()
+			case "ledger_from":
+				h.ev.snapshotFrom = append(h.ev.snapshotFrom, a.Value.Uint64())
 			}
 			return true
 		})
@@ -110,6 +164,9 @@ type testNet struct {
 	// beforeSnapshot, if set, runs when a snapshot reaches node id's
 	// server, before the node reads it.
 	beforeSnapshot atomic.Pointer[func(to uint64)]
+	// wholeSnapshots makes followers refuse to say what ledger prefix
+	// they hold, so leaders send whole images (as before deltas).
+	wholeSnapshots atomic.Bool
 }
 
 type testNode struct {
@@ -158,6 +215,18 @@ func newTestNet(t testing.TB, n int, cfg Config) *testNet {
 			switch r.URL.Path {
 			case PathRaft:
 				err = node.ReceiveRaft(r, Sender{ID: from, Voter: true})
+			case PathSnapshotBase:
+				if tn.wholeSnapshots.Load() {
+					http.NotFound(w, r) // as a node before delta snapshots
+					return
+				}
+				body, err := node.SnapshotBase(Sender{ID: from, Voter: true})
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusServiceUnavailable)
+					return
+				}
+				_, _ = w.Write(body)
+				return
 			case PathSnapshot:
 				if f := tn.beforeSnapshot.Load(); f != nil {
 					(*f)(id)
@@ -210,7 +279,11 @@ func (tn *testNet) start(id uint64, bootstrap bool) {
 		return &http.Client{Transport: fromTransport{base: c.Transport, from: id}}
 	}
 	tr := NewHTTPTransport(id, tn.urls[id], cfg.Peers, clientFor, st, tn.logger)
-	n, err := Start(cfg, st, &recordSM{st: st}, tr, tn.logger)
+	sm := &recordSM{st: st}
+	if err := sm.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Start(cfg, st, sm, tr, tn.logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,6 +308,21 @@ func (tn *testNet) stop(id uint64) {
 		tn.t.Errorf("node %d: closing its store: %v", id, err)
 	}
 	delete(tn.nodes, id)
+}
+
+// waitLedger waits until every running node's ledger holds size
+// transactions. (propose's raft index is a lower bound: a proposal may
+// not be in the leader's log yet when it returns.)
+func (tn *testNet) waitLedger(within time.Duration, size uint64) {
+	tn.t.Helper()
+	tn.waitFor(within, fmt.Sprintf("every running node's ledger to reach %d", size), func() bool {
+		for _, tnode := range tn.nodes {
+			if b, err := tnode.st.LedgerBase(); err != nil || b.Size < size {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // waitFor polls cond until it holds or within passes.

@@ -9,7 +9,6 @@ import (
 	"net/url"
 
 	"github.com/charterlog/charter/internal/fault"
-	"github.com/charterlog/charter/internal/store"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 )
@@ -59,7 +58,7 @@ func (n *Node) ReceiveSnapshot(r *http.Request, from Sender) error {
 		return err
 	}
 	n.learnPeer(m.GetFrom(), r.Header.Get(headerPeerURL))
-	path, err := store.StageSnapshot(n.cfg.SnapshotDir, r.Body)
+	path, err := n.st.StageSnapshot(n.cfg.SnapshotDir, r.Body)
 	if err != nil {
 		n.log.Warn("refusing snapshot", "from", m.GetFrom(), "err", err)
 		return fmt.Errorf("%w: %v", ErrBadMessage, err)
@@ -70,6 +69,21 @@ func (n *Node) ReceiveSnapshot(r *http.Request, from Sender) error {
 		return fmt.Errorf("%w: %v", ErrStopping, err)
 	}
 	return nil
+}
+
+// SnapshotBase answers a GET of PathSnapshotBase: the ledger prefix this
+// node holds (a store.Base in binary), so that a leader about to send it a
+// snapshot sends only what lies beyond. Only a voter, which may lead and so
+// send snapshots, is told.
+func (n *Node) SnapshotBase(from Sender) ([]byte, error) {
+	if !from.Voter {
+		return nil, fmt.Errorf("%w: node %d is not a voter and sends no snapshots", ErrForbidden, from.ID)
+	}
+	base, err := n.st.LedgerBase()
+	if err != nil {
+		return nil, err
+	}
+	return base.MarshalBinary()
 }
 
 func decodeSnapshotHeader(h string, self uint64) (*pb.Message, error) {

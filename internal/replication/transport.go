@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/charterlog/charter/internal/store"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -22,6 +23,9 @@ import (
 const (
 	PathRaft     = "/node/raft"
 	PathSnapshot = "/node/raft/snapshot"
+	// PathSnapshotBase is where a leader asks a follower which ledger
+	// prefix it holds, before sending it a snapshot relative to it.
+	PathSnapshotBase = "/node/raft/snapshot/base"
 	// headerSnapshotMessage carries the MsgSnap (without data) of a
 	// snapshot stream, base64 protobuf.
 	headerSnapshotMessage = "Charter-Raft-Message"
@@ -116,8 +120,10 @@ func (t *PeerTable) All() []uint64 {
 // SnapshotSource produces a consistent image of this node's applied state.
 type SnapshotSource interface {
 	// OpenSnapshot returns the image's raft position (index, term and
-	// configuration of the last applied entry) and its bytes.
-	OpenSnapshot() (*pb.SnapshotMetadata, io.ReadCloser, error)
+	// configuration of the last applied entry), the base it is relative to
+	// (the follower's, if this node holds the same ledger prefix; else
+	// none) and its bytes.
+	OpenSnapshot(follower store.Base) (*pb.SnapshotMetadata, store.Base, io.ReadCloser, error)
 }
 
 // reporter is the part of raft the transport reports delivery failures to.
@@ -288,7 +294,7 @@ func (t *HTTPTransport) sendSnapshot(m *pb.Message) {
 			r.ReportSnapshot(m.GetTo(), status)
 		}
 	}()
-	meta, rd, err := t.snapshots.OpenSnapshot()
+	meta, base, rd, err := t.snapshots.OpenSnapshot(t.followerBase(m.GetTo()))
 	if err != nil {
 		t.log.Error("opening a snapshot failed", "peer", m.GetTo(), "err", err)
 		return
@@ -328,8 +334,42 @@ func (t *HTTPTransport) sendSnapshot(m *pb.Message) {
 		return
 	}
 	t.log.Info("sent snapshot", "peer", m.GetTo(), "index", meta.GetIndex(), "raft_index", chosen,
-		"bytes", body.n, "took", time.Since(start))
+		"ledger_from", base.Size, "bytes", body.n, "took", time.Since(start))
 	status = raft.SnapshotFinish
+}
+
+// followerBase asks node id which ledger prefix it holds. Any failure
+// means none: the snapshot is then sent whole, which is always correct.
+func (t *HTTPTransport) followerBase(id uint64) store.Base {
+	url, ok := t.peers.DialURL(id)
+	if !ok {
+		return store.Base{}
+	}
+	ctx, cancel := context.WithTimeout(t.ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+PathSnapshotBase, nil)
+	if err != nil {
+		return store.Base{}
+	}
+	req.Header.Set(headerPeerURL, t.selfURL)
+	resp, err := t.clientFor(id).Do(req)
+	if err != nil {
+		t.log.Debug("asking a follower for its ledger base failed", "peer", id, "err", err)
+		return store.Base{}
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	var base store.Base
+	if err == nil && resp.StatusCode == http.StatusOK {
+		err = base.UnmarshalBinary(body)
+	} else if err == nil {
+		err = fmt.Errorf("answered %s", resp.Status)
+	}
+	if err != nil {
+		t.log.Debug("asking a follower for its ledger base failed", "peer", id, "err", err)
+		return store.Base{}
+	}
+	return base
 }
 
 // countingReader counts the bytes read through it.

@@ -38,8 +38,10 @@ func (b *Batch) PutCheckpoint(treeSize, seqno uint64) { b.Set(checkpointKey(tree
 
 // PutEntry indexes a registration's transaction id by its leaf entry.
 func (b *Batch) PutEntry(entry [32]byte, view, seqno uint64) {
-	b.Set(entryHashKey(entry), append(be64(seqno), be64(view)...))
+	b.Set(entryHashKey(entry), entryValue(seqno, view))
 }
+
+func entryValue(seqno, view uint64) []byte { return append(be64(seqno), be64(view)...) }
 
 // PutLedgerState stores the encoded ledger state.
 func (b *Batch) PutLedgerState(v []byte) { b.Set(keyLedgerState, v) }
@@ -139,11 +141,18 @@ func (s *Store) CheckpointAt(treeSize uint64) (uint64, error) {
 // ReadHashes implements tlog.HashReader over the durable stored hashes, with
 // one iterator for the whole request.
 func (s *Store) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	return hashReader{s.db}.ReadHashes(indexes)
+}
+
+// hashReader reads stored hashes from a database or one of its snapshots.
+type hashReader struct{ r pebble.Reader }
+
+func (h hashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
 	if len(indexes) == 0 {
 		return out, nil
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefixHash, UpperBound: prefixEnd(prefixHash)})
+	it, err := h.r.NewIter(&pebble.IterOptions{LowerBound: prefixHash, UpperBound: prefixEnd(prefixHash)})
 	if err != nil {
 		return nil, err
 	}

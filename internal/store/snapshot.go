@@ -9,29 +9,49 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 
 	"github.com/charterlog/charter/internal/fault"
+	"github.com/charterlog/charter/log"
 	"github.com/cockroachdb/pebble/v2"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/proto"
 )
 
 // A snapshot image is this node's applied state, to bring a far-behind
 // follower up to date without the raft entries that made it:
 //
-//	"CHARTER-SNAPSHOT-1\n"
-//	( uvarint(len(key)) key uvarint(len(value)) value )*   every key of the ledger
-//	                                                       and KV families, plus the
-//	                                                       applied position and ConfState
+//	"CHARTER-SNAPSHOT-2\n"
+//	uvarint(base) root                  the ledger prefix the follower holds
+//	                                    (its size and 32-byte tree hash; 0 and
+//	                                    zeros for none)
+//	( uvarint(len(key)) key uvarint(len(value)) value )*
 //	uvarint(0)
 //	SHA-256 of all the bytes above
 //
-// The receiver stages the whole image to a file and checks the digest before
-// raft is told about it, so a torn or altered transfer is never installed.
+// The items are the applied position and ConfState, every key of the
+// key-value maps, the ledger state, and the ledger beyond base: records
+// after seqno base, stored hashes from tlog.StoredHashCount(base),
+// checkpoints of trees larger than base, and the entry index of the
+// registrations among those records. With base 0 that is the whole ledger.
+//
+// A ledger only grows and its committed prefix is the same on every node,
+// so a follower that holds the prefix of size base with the same tree hash
+// holds exactly the leader's first base transactions: the image need not
+// repeat them, and what it costs grows with what the follower missed, not
+// with the ledger's history. The follower asks for it by telling the leader
+// its base (LedgerBase); the leader uses it only if its own tree has the
+// same hash at that size, and the follower installs the image only if it
+// still holds that prefix.
+//
+// The receiver stages the whole image to a file and checks the digest and
+// the base before raft is told about it, so a torn or altered transfer, or
+// one relative to a prefix the node does not hold, is never installed.
 
-const snapshotMagic = "CHARTER-SNAPSHOT-1\n"
+const snapshotMagic = "CHARTER-SNAPSHOT-2\n"
 
 // maxSnapshotKey and maxSnapshotValue bound what a staged image may hold
 // per item; a statement is at most a few MiB.
@@ -44,12 +64,107 @@ const (
 // digest does not match.
 var ErrBadSnapshot = errors.New("store: bad snapshot image")
 
+// ErrSnapshotBase reports an image relative to a ledger prefix this store
+// does not hold.
+var ErrSnapshotBase = errors.New("store: snapshot image is relative to a ledger prefix this node does not hold")
+
 var keyInstalling = []byte{famMeta, 'i'}
 
-// OpenSnapshot returns a consistent image of the applied state: a Pebble
-// snapshot read as one stream. The metadata is the applied position it holds.
-func (s *Store) OpenSnapshot() (*pb.SnapshotMetadata, io.ReadCloser, error) {
+// A Base is the ledger prefix a node holds: its first Size transactions,
+// whose Merkle tree hash is Root.
+type Base struct {
+	Size uint64
+	Root tlog.Hash
+}
+
+// baseBytes is the length of a Base on the wire.
+const baseBytes = 8 + tlog.HashSize
+
+// MarshalBinary encodes b as its size (8 bytes, big-endian) and root.
+func (b Base) MarshalBinary() ([]byte, error) {
+	return append(be64(b.Size), b.Root[:]...), nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary encodes.
+func (b *Base) UnmarshalBinary(p []byte) error {
+	if len(p) != baseBytes {
+		return fmt.Errorf("store: a ledger base is %d bytes, not %d", baseBytes, len(p))
+	}
+	b.Size = binary.BigEndian.Uint64(p[:8])
+	copy(b.Root[:], p[8:])
+	return nil
+}
+
+// LedgerBase returns the ledger prefix this store holds: all of its
+// transactions. A delta image from a leader is relative to it.
+func (s *Store) LedgerBase() (Base, error) { return ledgerBase(s.db) }
+
+func ledgerBase(r pebble.Reader) (Base, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefixRecord, UpperBound: prefixEnd(prefixRecord)})
+	if err != nil {
+		return Base{}, err
+	}
+	var size uint64
+	if it.Last() {
+		size = binary.BigEndian.Uint64(it.Key()[len(prefixRecord):])
+	}
+	err = it.Error()
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || size == 0 {
+		return Base{}, err
+	}
+	root, err := tlog.TreeHash(int64(size), hashReader{r})
+	if err != nil {
+		return Base{}, fmt.Errorf("store: tree hash at %d: %w", size, err)
+	}
+	return Base{Size: size, Root: root}, nil
+}
+
+// holds reports whether r holds the ledger prefix b: at least b.Size
+// transactions, with tree hash b.Root at that size.
+func holds(r pebble.Reader, b Base) (bool, error) {
+	if b.Size == 0 {
+		return true, nil
+	}
+	_, c, err := r.Get(recordKey(b.Size))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	c.Close()
+	root, err := tlog.TreeHash(int64(b.Size), hashReader{r})
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return root == b.Root, nil
+}
+
+// checkBase returns ErrSnapshotBase unless this store holds base.
+func (s *Store) checkBase(base Base) error {
+	ok, err := holds(s.db, base)
+	if err == nil && !ok {
+		err = fmt.Errorf("%w (size %d)", ErrSnapshotBase, base.Size)
+	}
+	return err
+}
+
+// OpenSnapshot returns a consistent image of the applied state (a Pebble
+// snapshot read as one stream), relative to the follower's base if this
+// store holds the same prefix, and else whole. It returns the image's
+// metadata (the applied position it holds) and the base it is relative to.
+func (s *Store) OpenSnapshot(follower Base) (*pb.SnapshotMetadata, Base, io.ReadCloser, error) {
 	snap := s.db.NewSnapshot()
+	fail := func(err error) (*pb.SnapshotMetadata, Base, io.ReadCloser, error) {
+		snap.Close()
+		return nil, Base{}, nil, err
+	}
 	get := func(k []byte) ([]byte, error) {
 		v, c, err := snap.Get(k)
 		if errors.Is(err, pebble.ErrNotFound) {
@@ -63,40 +178,46 @@ func (s *Store) OpenSnapshot() (*pb.SnapshotMetadata, io.ReadCloser, error) {
 	}
 	av, err := get(keyApplied)
 	if err != nil {
-		snap.Close()
-		return nil, nil, fmt.Errorf("store: snapshot: applied position: %w", err)
+		return fail(fmt.Errorf("store: snapshot: applied position: %w", err))
 	}
 	index, term, err := decodeApplied(av)
 	if err != nil {
-		snap.Close()
-		return nil, nil, err
+		return fail(err)
 	}
 	cs := &pb.ConfState{}
 	if cv, err := get(keyConfState); err == nil {
 		if err := proto.Unmarshal(cv, cs); err != nil {
-			snap.Close()
-			return nil, nil, err
+			return fail(err)
 		}
 	} else if !errors.Is(err, ErrNotFound) {
-		snap.Close()
-		return nil, nil, err
+		return fail(err)
+	}
+	base := follower
+	if ok, err := holds(snap, base); err != nil {
+		return fail(err)
+	} else if !ok {
+		base = Base{}
 	}
 	meta := &pb.SnapshotMetadata{Index: proto.Uint64(index), Term: proto.Uint64(term), ConfState: cs}
 	pr, pw := io.Pipe()
 	go func() {
 		defer snap.Close()
-		pw.CloseWithError(writeImage(pw, snap))
+		pw.CloseWithError(writeImage(pw, snap, base))
 	}()
-	return meta, pr, nil
+	return meta, base, pr, nil
 }
 
-func writeImage(w io.Writer, snap *pebble.Snapshot) error {
+func writeImage(w io.Writer, snap *pebble.Snapshot, base Base) error {
 	h := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 1<<20)
 	if _, err := bw.WriteString(snapshotMagic); err != nil {
 		return err
 	}
-	var buf []byte
+	buf := binary.AppendUvarint(nil, base.Size)
+	buf = append(buf, base.Root[:]...)
+	if _, err := bw.Write(buf); err != nil {
+		return err
+	}
 	put := func(k, v []byte) error {
 		buf = binary.AppendUvarint(buf[:0], uint64(len(k)))
 		buf = append(buf, k...)
@@ -107,7 +228,7 @@ func writeImage(w io.Writer, snap *pebble.Snapshot) error {
 		}
 		return err
 	}
-	for _, k := range [][]byte{keyApplied, keyConfState} {
+	for _, k := range [][]byte{keyApplied, keyConfState, keyLedgerState} {
 		v, c, err := snap.Get(k)
 		if errors.Is(err, pebble.ErrNotFound) {
 			continue
@@ -121,13 +242,13 @@ func writeImage(w io.Writer, snap *pebble.Snapshot) error {
 			return err
 		}
 	}
-	for _, fam := range []byte{famLedger, famKV} {
-		it, err := snap.NewIter(&pebble.IterOptions{LowerBound: []byte{fam}, UpperBound: []byte{fam + 1}})
+	each := func(lower, upper []byte, fn func(k, v []byte) error) error {
+		it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 		if err != nil {
 			return err
 		}
 		for ok := it.First(); ok; ok = it.Next() {
-			if err := put(it.Key(), it.Value()); err != nil {
+			if err := fn(it.Key(), it.Value()); err != nil {
 				it.Close()
 				return err
 			}
@@ -136,7 +257,43 @@ func writeImage(w io.Writer, snap *pebble.Snapshot) error {
 		if cerr := it.Close(); err == nil {
 			err = cerr
 		}
-		if err != nil {
+		return err
+	}
+	ranges := [][2][]byte{{[]byte{famKV}, []byte{famKV + 1}}}
+	if base.Size == 0 {
+		ranges = append(ranges, [2][]byte{[]byte{famLedger}, []byte{famLedger + 1}})
+	} else {
+		ranges = append(ranges,
+			[2][]byte{hashKey(tlog.StoredHashCount(int64(base.Size))), prefixEnd(prefixHash)},
+			[2][]byte{checkpointKey(base.Size + 1), prefixEnd(prefixCheckpt)})
+	}
+	for _, r := range ranges {
+		if err := each(r[0], r[1], func(k, v []byte) error {
+			if bytes.Equal(k, keyLedgerState) {
+				return nil // written above
+			}
+			return put(k, v)
+		}); err != nil {
+			return err
+		}
+	}
+	if base.Size > 0 {
+		// The records after base, each followed by its entry index item if
+		// it is a registration (the index is keyed by entry, so its part
+		// beyond base is found through the records).
+		if err := each(recordKey(base.Size+1), prefixEnd(prefixRecord), func(k, v []byte) error {
+			if err := put(k, v); err != nil {
+				return err
+			}
+			rec, err := log.UnmarshalRecord(v)
+			if err != nil {
+				return fmt.Errorf("store: snapshot: record %x: %w", k, err)
+			}
+			if rec.Type != log.TxRegistration {
+				return nil
+			}
+			return put(entryHashKey(rec.Entry), entryValue(rec.Seqno, rec.View))
+		}); err != nil {
 			return err
 		}
 	}
@@ -151,8 +308,9 @@ func writeImage(w io.Writer, snap *pebble.Snapshot) error {
 }
 
 // StageSnapshot writes an incoming image to a file under dir and checks
-// it, returning the file's path. Nothing in the store changes.
-func StageSnapshot(dir string, r io.Reader) (string, error) {
+// it (its digest, and that this store holds the ledger prefix it is
+// relative to), returning the file's path. Nothing in the store changes.
+func (s *Store) StageSnapshot(dir string, r io.Reader) (string, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
@@ -177,7 +335,11 @@ func StageSnapshot(dir string, r io.Reader) (string, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
-	if err := readImage(bufio.NewReaderSize(f, 1<<20), func(k, v []byte) error { return nil }); err != nil {
+	base, err := readImage(bufio.NewReaderSize(f, 1<<20), func(k, v []byte) error { return nil })
+	if err != nil {
+		return "", err
+	}
+	if err := s.checkBase(base); err != nil {
 		return "", err
 	}
 	if err := f.Close(); err != nil {
@@ -216,55 +378,65 @@ func (hr *hashingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readImage parses an image, calling fn for each item, and checks the digest.
-func readImage(r *bufio.Reader, fn func(k, v []byte) error) error {
+// readImage parses an image, calling fn for each item, and checks the
+// digest. It returns the base the image is relative to.
+func readImage(r *bufio.Reader, fn func(k, v []byte) error) (Base, error) {
+	var base Base
 	hr := &hashingReader{r: r, h: sha256.New()}
 	magic := make([]byte, len(snapshotMagic))
 	if _, err := io.ReadFull(hr, magic); err != nil || string(magic) != snapshotMagic {
-		return fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
+		return base, fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
 	}
+	size, err := binary.ReadUvarint(hr)
+	if err == nil {
+		_, err = io.ReadFull(hr, base.Root[:])
+	}
+	if err != nil || size > math.MaxInt64 {
+		return base, fmt.Errorf("%w: no ledger base", ErrBadSnapshot)
+	}
+	base.Size = size
 	for {
 		kl, err := binary.ReadUvarint(hr)
 		if err != nil {
-			return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+			return base, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 		}
 		if kl == 0 {
 			break
 		}
 		if kl > maxSnapshotKey {
-			return fmt.Errorf("%w: key of %d bytes", ErrBadSnapshot, kl)
+			return base, fmt.Errorf("%w: key of %d bytes", ErrBadSnapshot, kl)
 		}
 		k := make([]byte, kl)
 		if _, err := io.ReadFull(hr, k); err != nil {
-			return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+			return base, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 		}
 		vl, err := binary.ReadUvarint(hr)
 		if err != nil || vl > maxSnapshotValue {
-			return fmt.Errorf("%w: bad value length", ErrBadSnapshot)
+			return base, fmt.Errorf("%w: bad value length", ErrBadSnapshot)
 		}
 		v := make([]byte, vl)
 		if _, err := io.ReadFull(hr, v); err != nil {
-			return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+			return base, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 		}
 		if !snapshotKeyAllowed(k) {
-			return fmt.Errorf("%w: key %x outside the snapshot's key families", ErrBadSnapshot, k)
+			return base, fmt.Errorf("%w: key %x outside the snapshot's key families", ErrBadSnapshot, k)
 		}
 		if err := fn(k, v); err != nil {
-			return err
+			return base, err
 		}
 	}
 	want := hr.h.Sum(nil)
 	got := make([]byte, sha256.Size)
 	if _, err := io.ReadFull(r, got); err != nil {
-		return fmt.Errorf("%w: missing digest", ErrBadSnapshot)
+		return base, fmt.Errorf("%w: missing digest", ErrBadSnapshot)
 	}
 	if !bytes.Equal(got, want) {
-		return fmt.Errorf("%w: digest mismatch", ErrBadSnapshot)
+		return base, fmt.Errorf("%w: digest mismatch", ErrBadSnapshot)
 	}
 	if _, err := r.ReadByte(); err != io.EOF {
-		return fmt.Errorf("%w: bytes after the digest", ErrBadSnapshot)
+		return base, fmt.Errorf("%w: bytes after the digest", ErrBadSnapshot)
 	}
-	return nil
+	return base, nil
 }
 
 func snapshotKeyAllowed(k []byte) bool {
@@ -287,6 +459,11 @@ func snapshotKeyAllowed(k []byte) bool {
 // that lost it panics on the leader's next heartbeat.
 func (l *RaftLog) InstallSnapshot(path string, meta *pb.SnapshotMetadata) error {
 	s := l.s
+	// Refused before the marker, a delta this node cannot take leaves it
+	// with its previous state and log (raft sends a snapshot again).
+	if err := s.checkStagedBase(path); err != nil {
+		return err
+	}
 	marker, err := installMarker(path, meta)
 	if err != nil {
 		return err
@@ -306,6 +483,21 @@ func (l *RaftLog) InstallSnapshot(path string, meta *pb.SnapshotMetadata) error 
 	l.conf = proto.Clone(meta.GetConfState()).(*pb.ConfState)
 	l.lastIndex, l.lastTerm = meta.GetIndex(), meta.GetTerm()
 	return nil
+}
+
+// checkStagedBase checks that this store holds the ledger prefix the
+// staged image at path is relative to.
+func (s *Store) checkStagedBase(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	base, err := peekBase(bufio.NewReaderSize(f, 4096))
+	if err != nil {
+		return err
+	}
+	return s.checkBase(base)
 }
 
 // installMarkerVersion starts a marker that names the staged image. An
@@ -350,17 +542,29 @@ func (s *Store) installImage(path string, meta *pb.SnapshotMetadata) (*pb.HardSt
 	if err != nil {
 		return nil, err
 	}
-	if err := s.wipeState(); err != nil {
-		return nil, err
-	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<20)
+	base, err := peekBase(br)
+	if err != nil {
+		return nil, err
+	}
+	// A delta keeps the ledger prefix it is relative to. Checked again here
+	// (as at staging and before the marker) because an install completed
+	// after a crash runs on whatever the store then holds; an install that
+	// had begun only overwrote that prefix with the same bytes.
+	if err := s.checkBase(base); err != nil {
+		return nil, err
+	}
+	if err := s.wipeState(base.Size == 0); err != nil {
+		return nil, err
+	}
 	b := s.NewBatch()
 	items := 0
-	err = readImage(bufio.NewReaderSize(f, 1<<20), func(k, v []byte) error {
+	_, err = readImage(br, func(k, v []byte) error {
 		b.Set(k, v)
 		if items++; items == 100 && fault.Armed(fault.SnapshotHalfWritten) {
 			if err := b.Commit(false); err != nil {
@@ -411,11 +615,34 @@ func (s *Store) installImage(path string, meta *pb.SnapshotMetadata) (*pb.HardSt
 	return hs, nil
 }
 
-// wipeState deletes the ledger, the key-value maps and the raft entries.
-func (s *Store) wipeState() error {
+// peekBase reads the base from an image's header, leaving r where it was.
+func peekBase(r *bufio.Reader) (Base, error) {
+	var base Base
+	head, err := r.Peek(len(snapshotMagic) + binary.MaxVarintLen64 + tlog.HashSize)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return base, err
+	}
+	if !bytes.HasPrefix(head, []byte(snapshotMagic)) {
+		return base, fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
+	}
+	head = head[len(snapshotMagic):]
+	size, n := binary.Uvarint(head)
+	if n <= 0 || len(head) < n+tlog.HashSize {
+		return base, fmt.Errorf("%w: no ledger base", ErrBadSnapshot)
+	}
+	base.Size = size
+	copy(base.Root[:], head[n:])
+	return base, nil
+}
+
+// wipeState deletes the key-value maps, the raft entries and the applied
+// position, and the ledger too if withLedger.
+func (s *Store) wipeState(withLedger bool) error {
 	b := s.NewBatch()
 	defer b.Close()
-	b.DeleteRange([]byte{famLedger}, []byte{famLedger + 1})
+	if withLedger {
+		b.DeleteRange([]byte{famLedger}, []byte{famLedger + 1})
+	}
 	b.DeleteRange([]byte{famKV}, []byte{famKV + 1})
 	b.DeleteRange([]byte{famRaft, 'e'}, []byte{famRaft, 'e' + 1})
 	b.Delete(keyApplied)
@@ -448,7 +675,7 @@ func (s *Store) recoverInstall() error {
 	} else {
 		s.log.Warn("an interrupted snapshot install left partial state; wiping it so the node is sent a snapshot again")
 	}
-	if err := s.wipeState(); err != nil {
+	if err := s.wipeState(true); err != nil {
 		return err
 	}
 	b := s.NewBatch()

@@ -41,13 +41,26 @@ func filledStore(t *testing.T) *Store {
 	return s
 }
 
+func emptyStore(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func image(t *testing.T, s *Store) (*pb.SnapshotMetadata, []byte) {
 	t.Helper()
-	meta, r, err := s.OpenSnapshot()
+	meta, base, r, err := s.OpenSnapshot(Base{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
+	if base != (Base{}) {
+		t.Fatalf("a whole image is relative to %+v", base)
+	}
 	b, err := io.ReadAll(r)
 	if err != nil {
 		t.Fatal(err)
@@ -73,7 +86,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	path, err := StageSnapshot(dir, bytes.NewReader(img))
+	path, err := dst.StageSnapshot(dir, bytes.NewReader(img))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,20 +130,21 @@ func TestSnapshotRoundTrip(t *testing.T) {
 // staging, before raft or the store sees it.
 func TestStageSnapshotRejectsMangled(t *testing.T) {
 	_, img := image(t, filledStore(t))
+	dst := emptyStore(t)
 	dir := t.TempDir()
 	for i := 0; i < len(img); i += max(1, len(img)/200) {
 		bad := append([]byte(nil), img...)
 		bad[i] ^= 0x01
-		if _, err := StageSnapshot(dir, bytes.NewReader(bad)); err == nil {
+		if _, err := dst.StageSnapshot(dir, bytes.NewReader(bad)); err == nil {
 			t.Fatalf("flipped byte %d staged", i)
 		}
 	}
 	for _, n := range []int{0, 1, len(img) / 2, len(img) - 1} {
-		if _, err := StageSnapshot(dir, bytes.NewReader(img[:n])); !errors.Is(err, ErrBadSnapshot) {
+		if _, err := dst.StageSnapshot(dir, bytes.NewReader(img[:n])); !errors.Is(err, ErrBadSnapshot) {
 			t.Fatalf("truncation to %d: %v", n, err)
 		}
 	}
-	if _, err := StageSnapshot(dir, bytes.NewReader(append(img, 0))); !errors.Is(err, ErrBadSnapshot) {
+	if _, err := dst.StageSnapshot(dir, bytes.NewReader(append(img, 0))); !errors.Is(err, ErrBadSnapshot) {
 		t.Fatalf("trailing byte: %v", err)
 	}
 	if left, _ := filepath.Glob(filepath.Join(dir, "*")); len(left) != 0 {
@@ -194,7 +208,7 @@ func TestInterruptedInstallCompletes(t *testing.T) {
 			if err := b.Commit(true); err != nil {
 				t.Fatal(err)
 			}
-			path, err := StageSnapshot(t.TempDir(), bytes.NewReader(img))
+			path, err := s.StageSnapshot(t.TempDir(), bytes.NewReader(img))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -206,7 +220,7 @@ func TestInterruptedInstallCompletes(t *testing.T) {
 				t.Fatal(err)
 			}
 			if step != "marker" {
-				if err := s.wipeState(); err != nil {
+				if err := s.wipeState(true); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -269,18 +283,18 @@ func FuzzStageSnapshot(f *testing.F) {
 	if err := b.Commit(true); err != nil {
 		f.Fatal(err)
 	}
-	_, r, err := s.OpenSnapshot()
+	_, _, r, err := s.OpenSnapshot(Base{})
 	if err != nil {
 		f.Fatal(err)
 	}
 	img, _ := io.ReadAll(r)
 	r.Close()
-	s.Close()
+	f.Cleanup(func() { s.Close() })
 	f.Add(img)
 	f.Add([]byte(snapshotMagic))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, b []byte) {
-		path, err := StageSnapshot(dir, bytes.NewReader(b))
+		path, err := s.StageSnapshot(dir, bytes.NewReader(b))
 		if err != nil {
 			return
 		}
@@ -300,7 +314,7 @@ func FuzzStageSnapshot(f *testing.F) {
 func TestRemoveStaged(t *testing.T) {
 	dir := t.TempDir()
 	_, img := image(t, filledStore(t))
-	path, err := StageSnapshot(dir, bytes.NewReader(img))
+	path, err := emptyStore(t).StageSnapshot(dir, bytes.NewReader(img))
 	if err != nil {
 		t.Fatal(err)
 	}
