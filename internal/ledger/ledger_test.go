@@ -458,25 +458,25 @@ func TestRestoreRebuildsEntryFilter(t *testing.T) {
 		}
 		ids[i] = id
 	}
-	meta, image, err := src.st.OpenSnapshot()
+	meta, _, image, err := src.st.OpenSnapshot(store.Base{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The destination runs the filter maintenance as a node does, on an
+	// empty store, and has a filter built (of nothing) before the install.
 	dstDir := t.TempDir()
-	path, err := store.StageSnapshot(store.SnapshotDir(dstDir), image)
+	st, err := store.Open(dstDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	path, err := st.StageSnapshot(store.SnapshotDir(dstDir), image)
 	image.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
 	src.stop(t)
 
-	// The destination runs the filter maintenance as a node does, on an
-	// empty store, and has a filter built (of nothing) before the install.
-	st, err := store.Open(dstDir, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
 	l, err := ledger.Open(st, ledger.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
