@@ -20,6 +20,7 @@ ROUNDS    ?= 4
 RACE      ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
 CHAOSROUNDS ?= 50
+CHAOSSNAPSHOTS ?=
 
 .PHONY: all build run cluster test chaos fuzz bench bench-app bench-cluster bench-policy clean
 
@@ -49,8 +50,10 @@ test:
 ## default 50: kill -9 of the leader, of a follower, of two nodes at once,
 ## under 32 publishers), then the whole history checked; prints
 ## acknowledged, lost, forks, unavailability and snapshots sent. Minutes.
+## CHAOSSNAPSHOTS=N sets snapshot_entries to N, so that most restarts are
+## caught up by a (delta) snapshot instead of the log.
 chaos:
-	CHARTER_CHAOS=1 CHARTER_CHAOS_ROUNDS=$(CHAOSROUNDS) $(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./internal/e2e/
+	CHARTER_CHAOS=1 CHARTER_CHAOS_ROUNDS=$(CHAOSROUNDS) CHARTER_CHAOS_SNAPSHOT_ENTRIES=$(CHAOSSNAPSHOTS) $(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./internal/e2e/
 
 ## bench: start a fresh dev node and measure registrations/s and latency
 ## (BENCHARGS), then the banking app's transfers/s on one node and on
