@@ -353,11 +353,15 @@ func (tn *testNet) leader() uint64 {
 	return id
 }
 
-// propose proposes k entries of about size bytes through the leader, and
-// returns the leader's last raft index after the proposals.
+// propose proposes k entries of about size bytes through the leader, waits
+// until the leader has applied them, and returns its applied index.
 func (tn *testNet) propose(k, size int) uint64 {
 	tn.t.Helper()
 	lead := tn.nodes[tn.leader()]
+	before, err := lead.st.LedgerBase()
+	if err != nil {
+		tn.t.Fatal(err)
+	}
 	pad := make([]byte, size)
 	for i := range k {
 		data := fmt.Appendf(nil, "entry %d ", i)
@@ -369,8 +373,14 @@ func (tn *testNet) propose(k, size int) uint64 {
 			tn.t.Fatalf("proposing: %v", err)
 		}
 	}
-	last, _ := lead.n.rlog.LastIndex()
-	return last
+	// Propose returns once raft has the entry, before the leader has even
+	// persisted it: wait until the leader has applied all k, so that the
+	// index returned covers them.
+	tn.waitFor(30*time.Second, fmt.Sprintf("the leader to apply %d proposals", k), func() bool {
+		b, err := lead.st.LedgerBase()
+		return err == nil && b.Size >= before.Size+uint64(k)
+	})
+	return lead.n.Applied()
 }
 
 // waitApplied waits until every running node has applied index.

@@ -34,9 +34,9 @@ import (
 //
 // The items are the applied position and ConfState, every key of the
 // key-value maps, the ledger state, and the ledger beyond base: records
-// after seqno base, stored hashes from tlog.StoredHashCount(base),
-// checkpoints of trees larger than base, and the entry index of the
-// registrations among those records. With base 0 that is the whole ledger.
+// after seqno base, stored hashes from tlog.StoredHashCount(base), and the
+// index items those records added (the registrations' entries, the
+// checkpoints' tree sizes). With base 0 that is the whole ledger.
 //
 // A ledger only grows and its committed prefix is the same on every node,
 // so a follower that holds the prefix of size base with the same tree hash
@@ -264,8 +264,7 @@ func writeImage(w io.Writer, snap *pebble.Snapshot, base Base) error {
 		ranges = append(ranges, [2][]byte{[]byte{famLedger}, []byte{famLedger + 1}})
 	} else {
 		ranges = append(ranges,
-			[2][]byte{hashKey(tlog.StoredHashCount(int64(base.Size))), prefixEnd(prefixHash)},
-			[2][]byte{checkpointKey(base.Size + 1), prefixEnd(prefixCheckpt)})
+			[2][]byte{hashKey(tlog.StoredHashCount(int64(base.Size))), prefixEnd(prefixHash)})
 	}
 	for _, r := range ranges {
 		if err := each(r[0], r[1], func(k, v []byte) error {
@@ -278,9 +277,11 @@ func writeImage(w io.Writer, snap *pebble.Snapshot, base Base) error {
 		}
 	}
 	if base.Size > 0 {
-		// The records after base, each followed by its entry index item if
-		// it is a registration (the index is keyed by entry, so its part
-		// beyond base is found through the records).
+		// The records after base, each followed by the index item it
+		// added: a registration's entry, a checkpoint's tree size. Both
+		// indexes are keyed by something other than the seqno (a
+		// checkpoint after base may sign a tree no larger than base), so
+		// their part beyond base is found through the records.
 		if err := each(recordKey(base.Size+1), prefixEnd(prefixRecord), func(k, v []byte) error {
 			if err := put(k, v); err != nil {
 				return err
@@ -289,10 +290,17 @@ func writeImage(w io.Writer, snap *pebble.Snapshot, base Base) error {
 			if err != nil {
 				return fmt.Errorf("store: snapshot: record %x: %w", k, err)
 			}
-			if rec.Type != log.TxRegistration {
-				return nil
+			switch rec.Type {
+			case log.TxRegistration:
+				return put(entryHashKey(rec.Entry), entryValue(rec.Seqno, rec.View))
+			case log.TxCheckpoint:
+				cp, err := log.UnmarshalCheckpoint(rec.Body)
+				if err != nil {
+					return fmt.Errorf("store: snapshot: checkpoint record %d: %w", rec.Seqno, err)
+				}
+				return put(checkpointKey(cp.TreeSize), be64(rec.Seqno))
 			}
-			return put(entryHashKey(rec.Entry), entryValue(rec.Seqno, rec.View))
+			return nil
 		}); err != nil {
 			return err
 		}

@@ -15,8 +15,8 @@ import (
 )
 
 // history is a ledger of n transactions as the ledger package writes it:
-// records (every third one not a registration), their stored hashes, a
-// checkpoint index every 25 transactions and the registrations' entries.
+// records (every third one a checkpoint), their stored hashes, and the
+// checkpoints' and registrations' index items.
 type history struct {
 	recs   [][]byte
 	recOf  []*log.Record
@@ -38,8 +38,14 @@ func newHistory(t *testing.T, n int, salt string) *history {
 		body := []byte(fmt.Sprintf("%s statement %d", salt, seqno))
 		rec := &log.Record{Type: log.TxRegistration, View: 2, Seqno: seqno, Entry: sha256.Sum256(body), Body: body}
 		if seqno%3 == 0 {
-			rec.Type = log.TxCheckpoint
-			rec.Entry = log.ComputeEntry(log.TxCheckpoint, 2, seqno, body)
+			// A checkpoint signs a tree smaller than its own seqno, as in
+			// the ledger: the one at base+2 signs a tree within the base.
+			cp, err := log.MarshalCheckpoint(&log.Checkpoint{TreeSize: seqno - 2})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.Type, rec.Body = log.TxCheckpoint, cp
+			rec.Entry = log.ComputeEntry(log.TxCheckpoint, 2, seqno, cp)
 		}
 		enc, err := log.MarshalRecord(rec)
 		if err != nil {
@@ -69,8 +75,8 @@ func (h *history) write(t *testing.T, s *Store, n int, applied uint64) {
 		if rec.Type == log.TxRegistration {
 			b.PutEntry(rec.Entry, rec.View, rec.Seqno)
 		}
-		if rec.Seqno%25 == 0 {
-			b.PutCheckpoint(rec.Seqno, rec.Seqno)
+		if rec.Type == log.TxCheckpoint {
+			b.PutCheckpoint(rec.Seqno-2, rec.Seqno)
 		}
 	}
 	for x := int64(0); x < tlog.StoredHashCount(int64(n)); x++ {
