@@ -1,0 +1,299 @@
+// Package ledgerfiles owns the ledger as files: every committed transaction
+// record, in order, in chunk files that a node writes to its data
+// directory, so that copying that directory (or downloading the chunks)
+// is a backup from which a lost service is recovered.
+//
+// Chunks are named as CCF names its ledger files:
+//
+//	ledger_<first>-<last>.committed   complete, immutable, synced
+//	ledger_<first>                    the one being written
+//
+// A chunk is
+//
+//	"CHARTER-LEDGER-1\n"
+//	( uvarint(len(record)) record )*     the records' stored bytes (log.Record,
+//	                                     canonical CBOR), seqnos first..last
+//	uvarint(0) uvarint(count) digest     complete chunks only: digest is
+//	                                     SHA-256 of every byte before it
+//
+// The files are derived from the store, which stays the node's truth: they
+// are written after the records commit, and a crash loses at most the
+// unsynced tail of the open chunk, which the writer rewrites from the store
+// when it resumes (Next says from where).
+package ledgerfiles
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/charterlog/charter/log"
+)
+
+const magic = "CHARTER-LEDGER-1\n"
+
+// maxRecord bounds one record in a chunk: a statement is at most a few
+// MiB, and a reader must not allocate what a damaged length says.
+const maxRecord = 64 << 20
+
+// Errors of reading chunks; each names what is wrong with which file.
+var (
+	ErrDamaged   = errors.New("ledgerfiles: damaged chunk")
+	ErrTruncated = errors.New("ledgerfiles: truncated chunk")
+	ErrGap       = errors.New("ledgerfiles: transactions missing")
+	ErrNoLedger  = errors.New("ledgerfiles: no ledger chunks")
+)
+
+// A Chunk is one file of the ledger.
+type Chunk struct {
+	Path        string
+	First, Last uint64 // Last is 0 for an open chunk until it is read
+	Committed   bool
+}
+
+// List returns the chunks in dir in order of their first seqno, checking
+// that committed chunks follow each other without gap or overlap and that
+// at most one open chunk follows them.
+func List(dir string) ([]Chunk, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []Chunk
+	for _, e := range ents {
+		c, ok := parseName(e.Name())
+		if !ok || e.IsDir() {
+			continue
+		}
+		c.Path = filepath.Join(dir, e.Name())
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].First < out[j].First })
+	for i, c := range out {
+		if i > 0 && c.First != out[i-1].Last+1 {
+			prev := out[i-1]
+			if !prev.Committed {
+				return nil, fmt.Errorf("%w: %s is open but is followed by %s", ErrDamaged, filepath.Base(prev.Path), filepath.Base(c.Path))
+			}
+			return nil, fmt.Errorf("%w: %d to %d (between %s and %s)", ErrGap, prev.Last+1, c.First-1, filepath.Base(prev.Path), filepath.Base(c.Path))
+		}
+	}
+	return out, nil
+}
+
+// parseName parses a chunk file name.
+func parseName(name string) (Chunk, bool) {
+	rest, ok := strings.CutPrefix(name, "ledger_")
+	if !ok {
+		return Chunk{}, false
+	}
+	if span, ok := strings.CutSuffix(rest, ".committed"); ok {
+		a, b, ok := strings.Cut(span, "-")
+		first, err1 := strconv.ParseUint(a, 10, 64)
+		last, err2 := strconv.ParseUint(b, 10, 64)
+		if !ok || err1 != nil || err2 != nil || first == 0 || last < first {
+			return Chunk{}, false
+		}
+		return Chunk{First: first, Last: last, Committed: true}, true
+	}
+	first, err := strconv.ParseUint(rest, 10, 64)
+	if err != nil || first == 0 {
+		return Chunk{}, false
+	}
+	return Chunk{First: first, Last: first - 1}, true
+}
+
+func committedName(first, last uint64) string {
+	return fmt.Sprintf("ledger_%d-%d.committed", first, last)
+}
+
+func openName(first uint64) string { return fmt.Sprintf("ledger_%d", first) }
+
+// chunkReader reads one chunk's frames, hashing what it reads.
+type chunkReader struct {
+	name string
+	r    *bufio.Reader
+	h    hash.Hash
+	off  int64
+}
+
+func (cr *chunkReader) ReadByte() (byte, error) {
+	b, err := cr.r.ReadByte()
+	if err == nil {
+		cr.h.Write([]byte{b})
+		cr.off++
+	}
+	return b, err
+}
+
+func (cr *chunkReader) readFull(p []byte) error {
+	n, err := io.ReadFull(cr.r, p)
+	cr.h.Write(p[:n])
+	cr.off += int64(n)
+	return err
+}
+
+// readChunk reads the chunk at c.Path, calling fn with each record and its
+// seqno (checked: first, first+1, ...). For a committed chunk it checks the
+// digest before any record reaches fn, then the count and that the records
+// are exactly first..last; for an open one it stops at the first
+// incomplete frame and returns the offset after the last complete one.
+// raw is valid only during the call.
+func readChunk(c Chunk, fn func(seqno uint64, raw []byte) error) (last uint64, good int64, err error) {
+	if c.Committed {
+		// The digest first: no record of a damaged chunk reaches fn. A
+		// mismatch is then told apart as truncation or damage by parsing.
+		ok, err := digestMatches(c.Path)
+		if err != nil {
+			return 0, 0, err
+		}
+		if !ok {
+			if _, _, err := parseChunk(c, func(uint64, []byte) error { return nil }); err != nil {
+				return 0, 0, err
+			}
+			return 0, 0, fmt.Errorf("%w: %s does not match its digest (a byte was changed)", ErrDamaged, filepath.Base(c.Path))
+		}
+	}
+	return parseChunk(c, fn)
+}
+
+// digestMatches reports whether the file's last 32 bytes are SHA-256 of
+// the bytes before them.
+func digestMatches(path string) (bool, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	if fi.Size() < int64(len(magic))+sha256.Size {
+		return false, nil
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(h, f, fi.Size()-sha256.Size); err != nil {
+		return false, err
+	}
+	got := make([]byte, sha256.Size)
+	if _, err := io.ReadFull(f, got); err != nil {
+		return false, err
+	}
+	return bytes.Equal(got, h.Sum(nil)), nil
+}
+
+func parseChunk(c Chunk, fn func(seqno uint64, raw []byte) error) (last uint64, good int64, err error) {
+	f, err := os.Open(c.Path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	name := filepath.Base(c.Path)
+	cr := &chunkReader{name: name, r: bufio.NewReaderSize(f, 1<<20), h: sha256.New()}
+	head := make([]byte, len(magic))
+	if err := cr.readFull(head); err != nil || string(head) != magic {
+		if !c.Committed && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
+			return c.First - 1, 0, nil // torn before the header: empty
+		}
+		return 0, 0, fmt.Errorf("%w: %s has no chunk header", ErrDamaged, name)
+	}
+	good = cr.off
+	seqno := c.First
+	var buf []byte
+	for {
+		n, err := binary.ReadUvarint(cr)
+		if err != nil {
+			if c.Committed {
+				return 0, 0, fmt.Errorf("%w: %s ends after transaction %d, before its trailer", ErrTruncated, name, seqno-1)
+			}
+			return seqno - 1, good, nil
+		}
+		if n == 0 {
+			break // the trailer
+		}
+		if n > maxRecord {
+			return 0, 0, fmt.Errorf("%w: %s: transaction %d claims %d bytes", ErrDamaged, name, seqno, n)
+		}
+		if uint64(cap(buf)) < n {
+			buf = make([]byte, n)
+		}
+		buf = buf[:n]
+		if err := cr.readFull(buf); err != nil {
+			if c.Committed {
+				return 0, 0, fmt.Errorf("%w: %s ends inside transaction %d", ErrTruncated, name, seqno)
+			}
+			return seqno - 1, good, nil
+		}
+		rec, err := log.UnmarshalRecord(buf)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%w: %s: transaction %d does not decode: %v", ErrDamaged, name, seqno, err)
+		}
+		if rec.Seqno != seqno {
+			return 0, 0, fmt.Errorf("%w: %s holds transaction %d where %d belongs", ErrGap, name, rec.Seqno, seqno)
+		}
+		if err := fn(seqno, buf); err != nil {
+			return 0, 0, err
+		}
+		seqno++
+		good = cr.off
+	}
+	if !c.Committed {
+		// A trailer in an open chunk: the writer crashed between writing
+		// it and renaming the file. The chunk is complete up to it.
+		return seqno - 1, good, nil
+	}
+	count, err := binary.ReadUvarint(cr)
+	want := cr.h.Sum(nil)
+	got := make([]byte, sha256.Size)
+	if err == nil {
+		_, err = io.ReadFull(cr.r, got)
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: %s's trailer is cut short", ErrTruncated, name)
+	}
+	if !bytes.Equal(got, want) {
+		return 0, 0, fmt.Errorf("%w: %s does not match its digest (a byte was changed)", ErrDamaged, name)
+	}
+	if count != seqno-c.First || seqno-1 != c.Last {
+		return 0, 0, fmt.Errorf("%w: %s holds transactions %d to %d, its name says %d to %d", ErrGap, name, c.First, seqno-1, c.First, c.Last)
+	}
+	if _, err := cr.r.ReadByte(); err != io.EOF {
+		return 0, 0, fmt.Errorf("%w: %s has bytes after its trailer", ErrDamaged, name)
+	}
+	return c.Last, 0, nil
+}
+
+// Scan reads every record of the ledger in dir in order, checking each
+// chunk (see readChunk) and that they join up from seqno 1. It returns the
+// last seqno read. An open chunk's torn tail is not an error: it was never
+// a backup's promise.
+func Scan(dir string, fn func(seqno uint64, raw []byte) error) (uint64, error) {
+	chunks, err := List(dir)
+	if err != nil {
+		return 0, err
+	}
+	if len(chunks) == 0 {
+		return 0, fmt.Errorf("%w in %s", ErrNoLedger, dir)
+	}
+	if chunks[0].First != 1 {
+		return 0, fmt.Errorf("%w: 1 to %d (the first chunk is %s)", ErrGap, chunks[0].First-1, filepath.Base(chunks[0].Path))
+	}
+	var last uint64
+	for _, c := range chunks {
+		if last, _, err = readChunk(c, fn); err != nil {
+			return 0, err
+		}
+	}
+	return last, nil
+}

@@ -1,0 +1,239 @@
+package ledgerfiles
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Chunk bounds: a chunk is completed at whichever comes first.
+const (
+	DefaultChunkBytes = 64 << 20
+	DefaultChunkTxs   = 100_000
+)
+
+// A Writer appends committed records to the chunks in one directory. It is
+// not safe for concurrent use: one goroutine follows the store with it.
+type Writer struct {
+	dir         string
+	maxBytes    int64
+	maxTxs      uint64
+	f           *os.File
+	h           hash.Hash
+	first, next uint64
+	size        int64
+	unsynced    bool
+}
+
+// OpenWriter resumes the ledger files in dir (created if missing): it
+// checks the committed chunks join up, completes a chunk whose trailer was
+// written but not yet renamed, and cuts an open chunk's torn tail. Next
+// then says which seqno it wants.
+func OpenWriter(dir string, maxBytes int64, maxTxs uint64) (*Writer, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultChunkBytes
+	}
+	if maxTxs == 0 {
+		maxTxs = DefaultChunkTxs
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	w := &Writer{dir: dir, maxBytes: maxBytes, maxTxs: maxTxs, next: 1}
+	chunks, err := List(dir)
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range chunks {
+		if c.Committed {
+			w.next = c.Last + 1
+			continue
+		}
+		if i != len(chunks)-1 {
+			return nil, fmt.Errorf("%w: open chunk %s is not the last", ErrDamaged, filepath.Base(c.Path))
+		}
+		if err := w.resume(c); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// resume reopens the open chunk c: a complete one (trailer written, crash
+// before the rename) is renamed; otherwise its torn tail is cut and
+// appending continues after its last complete record.
+func (w *Writer) resume(c Chunk) error {
+	last, good, err := readChunk(c, func(uint64, []byte) error { return nil })
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(c.Path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if good > 0 && good < fi.Size() && last >= c.First {
+		// Bytes after the last record: a trailer (complete chunk) or a
+		// torn frame. Recheck as a committed chunk to tell them apart.
+		full := Chunk{Path: c.Path, First: c.First, Last: last, Committed: true}
+		if _, _, err := readChunk(full, func(uint64, []byte) error { return nil }); err == nil {
+			f.Close()
+			w.next = last + 1
+			return w.rename(c.Path, committedName(c.First, last))
+		}
+	}
+	// Keep what is complete; rehash it so the trailer covers it.
+	if err := f.Truncate(good); err != nil {
+		f.Close()
+		return err
+	}
+	w.h = sha256.New()
+	if good == 0 {
+		if _, err := f.Write([]byte(magic)); err != nil {
+			f.Close()
+			return err
+		}
+		w.h.Write([]byte(magic))
+		good = int64(len(magic))
+	} else {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			f.Close()
+			return err
+		}
+		if _, err := io.CopyN(w.h, f, good); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
+		f.Close()
+		return err
+	}
+	w.f, w.first, w.next, w.size = f, c.First, last+1, good
+	return nil
+}
+
+// Next is the seqno the writer wants next.
+func (w *Writer) Next() uint64 { return w.next }
+
+// Append adds the record at seqno, which must be Next. It is buffered
+// until Sync; a chunk that reaches its bounds is completed (synced and
+// renamed) here.
+func (w *Writer) Append(seqno uint64, raw []byte) error {
+	if seqno != w.next {
+		return fmt.Errorf("ledgerfiles: appending transaction %d, want %d", seqno, w.next)
+	}
+	if len(raw) == 0 || len(raw) > maxRecord {
+		return fmt.Errorf("ledgerfiles: transaction %d of %d bytes", seqno, len(raw))
+	}
+	if w.f == nil {
+		if err := w.start(seqno); err != nil {
+			return err
+		}
+	}
+	frame := binary.AppendUvarint(nil, uint64(len(raw)))
+	frame = append(frame, raw...)
+	if _, err := w.f.Write(frame); err != nil {
+		return err
+	}
+	w.h.Write(frame)
+	w.size += int64(len(frame))
+	w.next++
+	w.unsynced = true
+	if w.size >= w.maxBytes || w.next-w.first >= w.maxTxs {
+		return w.complete()
+	}
+	return nil
+}
+
+func (w *Writer) start(first uint64) error {
+	f, err := os.OpenFile(filepath.Join(w.dir, openName(first)), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write([]byte(magic)); err != nil {
+		f.Close()
+		return err
+	}
+	w.f, w.first, w.size, w.h = f, first, int64(len(magic)), sha256.New()
+	w.h.Write([]byte(magic))
+	return syncDir(w.dir) // the open chunk's name must outlive a crash
+}
+
+// complete writes the trailer, syncs and renames the open chunk.
+//
+// Crash reasoning: a crash before the sync leaves an open chunk whose tail
+// may be torn (cut on resume); after the sync and before the rename, an
+// open chunk with a valid trailer (renamed on resume); after the rename,
+// the directory sync makes the committed name durable.
+func (w *Writer) complete() error {
+	trailer := binary.AppendUvarint(nil, 0)
+	trailer = binary.AppendUvarint(trailer, w.next-w.first)
+	w.h.Write(trailer)
+	trailer = append(trailer, w.h.Sum(nil)...)
+	if _, err := w.f.Write(trailer); err != nil {
+		return err
+	}
+	if err := w.f.Sync(); err != nil {
+		return err
+	}
+	if err := w.f.Close(); err != nil {
+		return err
+	}
+	path := filepath.Join(w.dir, openName(w.first))
+	w.f, w.unsynced = nil, false
+	return w.rename(path, committedName(w.first, w.next-1))
+}
+
+func (w *Writer) rename(from, to string) error {
+	if err := os.Rename(from, filepath.Join(w.dir, to)); err != nil {
+		return err
+	}
+	return syncDir(w.dir)
+}
+
+// Sync makes what was appended durable.
+func (w *Writer) Sync() error {
+	if w.f == nil || !w.unsynced {
+		return nil
+	}
+	w.unsynced = false
+	return w.f.Sync()
+}
+
+// Close syncs and closes the open chunk (it stays open on disk).
+func (w *Writer) Close() error {
+	if w.f == nil {
+		return nil
+	}
+	err := w.Sync()
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	w.f = nil
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, os.ErrInvalid) {
+		return nil
+	}
+	return err
+}
