@@ -2,12 +2,14 @@ package ledgerfiles
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/charterlog/charter/log"
 )
@@ -244,4 +246,89 @@ func BenchmarkScan(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "tx/s")
+}
+
+// memSource is a ledger in memory that grows when the test says.
+type memSource struct {
+	t    testing.TB
+	mu   chan struct{} // a one-slot lock
+	size uint64
+	grew chan struct{}
+}
+
+func newMemSource(t testing.TB) *memSource {
+	return &memSource{t: t, mu: make(chan struct{}, 1), grew: make(chan struct{})}
+}
+
+func (m *memSource) grow(n uint64) {
+	m.mu <- struct{}{}
+	m.size += n
+	close(m.grew)
+	m.grew = make(chan struct{})
+	<-m.mu
+}
+
+func (m *memSource) Size() uint64 {
+	m.mu <- struct{}{}
+	defer func() { <-m.mu }()
+	return m.size
+}
+
+func (m *memSource) WaitApplied(ctx context.Context, size uint64) error {
+	for {
+		m.mu <- struct{}{}
+		ok, ch := m.size >= size, m.grew
+		<-m.mu
+		if ok {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (m *memSource) ScanRecords(from, to uint64, fn func(uint64, []byte) error) error {
+	for s := from; s <= to; s++ {
+		if err := fn(s, record(m.t, s)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestFollow(t *testing.T) {
+	dir := t.TempDir()
+	w, err := OpenWriter(dir, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := newMemSource(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Follow(ctx, w, src) }()
+	src.grow(150)
+	src.grow(60)
+	// Follow owns w while it runs; the files show its progress.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		last, err := Scan(dir, func(uint64, []byte) error { return nil })
+		if err == nil && last == 210 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("files hold %d transactions (%v), want 210", last, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	if last, err := scanAll(t, dir); err != nil || last != 210 {
+		t.Fatalf("scan: %d, %v", last, err)
+	}
 }

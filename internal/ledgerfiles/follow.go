@@ -1,0 +1,50 @@
+package ledgerfiles
+
+import (
+	"context"
+	"time"
+)
+
+// A Source is the committed ledger the files follow: the node's ledger
+// (WaitApplied, Size) over its store (ScanRecords).
+type Source interface {
+	// WaitApplied blocks until the ledger holds at least size transactions.
+	WaitApplied(ctx context.Context, size uint64) error
+	// Size is how many transactions the ledger holds.
+	Size() uint64
+	// ScanRecords calls fn with the stored record of each seqno from from
+	// to to, in order.
+	ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) error) error
+}
+
+// syncEvery bounds how long appended records wait for an fsync while the
+// ledger keeps growing: the files trail the store by at most about this.
+const syncEvery = 200 * time.Millisecond
+
+// Follow appends each transaction the source commits to w, in order, until
+// ctx ends. The files trail the store: a crash loses only what the store
+// still has, and the next Follow writes it again from w.Next().
+func Follow(ctx context.Context, w *Writer, src Source) error {
+	lastSync := time.Now()
+	for {
+		if err := src.WaitApplied(ctx, w.Next()); err != nil {
+			if ctx.Err() != nil {
+				return w.Sync()
+			}
+			return err
+		}
+		to := src.Size()
+		if to < w.Next() {
+			continue
+		}
+		if err := src.ScanRecords(w.Next(), to, w.Append); err != nil {
+			return err
+		}
+		if time.Since(lastSync) >= syncEvery || src.Size() == to {
+			if err := w.Sync(); err != nil {
+				return err
+			}
+			lastSync = time.Now()
+		}
+	}
+}
