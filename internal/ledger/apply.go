@@ -36,20 +36,8 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	b := l.st.NewBatch()
-	defer b.Close()
-	l.mu.RLock()
-	st := l.state
-	l.mu.RUnlock()
-	startSize := l.tree.Size()
-	var done []outcome
-	failed := map[[32]byte]error{}
-	view := newBatchView(l.st, l.kv)
-	wrote := false
-	inBatch := map[[32]byte]log.TxID{}
-	var checkpointed []checkpointPos
-	var indexed [][32]byte // registrations' entries this batch adds to the index
-	conflicts := 0         // app transactions refused because their reads changed
+	a := l.startApply()
+	defer a.close()
 	for _, e := range entries {
 		if len(e.Data) == 0 {
 			continue
@@ -58,159 +46,308 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 		if err != nil {
 			// The leader encoded this; a decode failure means a bug or a
 			// corrupt log, and applying around it would fork the ledger.
-			l.tree.Rollback(startSize)
 			return fmt.Errorf("ledger: raft entry %d: %w", e.Index, err)
 		}
 		for i := range batch.Proposals {
-			p := &batch.Proposals[i]
-			switch p.Type {
-			case log.TxRegistration:
-				if txid, ok := inBatch[p.Entry]; ok {
-					done = append(done, outcome{p.Entry, txid})
-					continue
-				}
-				if txid, err := l.lookupEntry(p.Entry); err == nil {
-					done = append(done, outcome{p.Entry, txid})
-					continue
-				} else if err != ErrNotFound {
-					l.tree.Rollback(startSize)
-					return err
-				}
-				txid, err := l.appendRecord(b, &st, e.Term, p.Type, p.Entry, p.Body, p.Policy)
-				if err != nil {
-					l.tree.Rollback(startSize)
-					return err
-				}
-				b.PutEntry(p.Entry, txid.View, txid.Seqno)
-				indexed = append(indexed, p.Entry)
-				inBatch[p.Entry] = txid
-				st.LastContentSeqno = txid.Seqno
-				done = append(done, outcome{p.Entry, txid})
-			case log.TxCheckpoint:
-				ok, err := l.applyCheckpoint(b, &st, e.Term, p.Body)
-				if err != nil {
-					l.tree.Rollback(startSize)
-					return err
-				}
-				if ok {
-					checkpointed = append(checkpointed, checkpointPos{st.LastCheckpointSize, st.LastCheckpointSeqno})
-				}
-			case log.TxWrites:
-				key := sha256.Sum256(p.Body)
-				ws, err := log.UnmarshalWriteSet(p.Body)
-				if err == nil {
-					err = ws.Validate()
-				}
-				if err == nil {
-					if m := touchesReserved(ws); m != "" {
-						err = fmt.Errorf("writes map %q, which the nodes maintain", m)
-					}
-				}
-				if err != nil {
-					// The leader validated it; a node that disagrees skips it
-					// (no position) exactly as every other node does.
-					l.log.Error("skipping invalid write set", "raft_index", e.Index, "err", err)
-					failed[key] = ErrInvalid
-					continue
-				}
-				txid, err := l.appendWrites(b, view, &st, e.Term, p, ws.Writes)
-				if err != nil {
-					l.tree.Rollback(startSize)
-					return err
-				}
-				done = append(done, outcome{key, txid})
-				wrote = true
-			case log.TxApp:
-				key := sha256.Sum256(p.Body)
-				t, err := log.UnmarshalAppTx(p.Body)
-				if err == nil {
-					err = checkAppTx(t)
-				}
-				if err != nil {
-					l.log.Error("skipping invalid app transaction", "raft_index", e.Index, "err", err)
-					failed[key] = ErrInvalid
-					continue
-				}
-				// Deterministic on every node: the same entries in the
-				// same order see the same state.
-				hold, err := view.readsHold(t)
-				if err != nil {
-					l.tree.Rollback(startSize)
-					return err
-				}
-				if !hold {
-					failed[key] = ErrConflict
-					conflicts++
-					continue
-				}
-				txid, err := l.appendWrites(b, view, &st, e.Term, p, t.Writes)
-				if err != nil {
-					l.tree.Rollback(startSize)
-					return err
-				}
-				done = append(done, outcome{key, txid})
-				wrote = true
-			case log.TxGenesis:
-				if st.Size != 0 {
-					l.log.Warn("ignoring a second genesis transaction", "raft_index", e.Index)
-					continue
-				}
-				entry := log.ComputeEntry(p.Type, e.Term, 1, p.Body)
-				txid, err := l.appendRecord(b, &st, e.Term, p.Type, entry, p.Body, [32]byte{})
-				if err != nil {
-					l.tree.Rollback(startSize)
-					return err
-				}
-				st.LastContentSeqno = txid.Seqno
-			default:
-				l.tree.Rollback(startSize)
-				return fmt.Errorf("ledger: raft entry %d: unknown transaction type %d", e.Index, p.Type)
+			if err := a.proposal(e, &batch.Proposals[i]); err != nil {
+				return err
 			}
 		}
 	}
-	enc, err := cbor.Marshal(&st)
-	if err != nil {
-		l.tree.Rollback(startSize)
+	last := entries[len(entries)-1]
+	if err := a.commit(last, also); err != nil {
 		return err
 	}
-	b.PutLedgerState(enc)
-	b.SetApplied(entries[len(entries)-1].Index, entries[len(entries)-1].Term)
+	a.publish(last)
+	return nil
+}
+
+// applying is one Apply call in progress: the batch that takes all its
+// effects, the ledger state as they advance it, and what to publish once
+// the batch commits (nothing of it is seen before).
+type applying struct {
+	l *Ledger
+	b *store.Batch
+	// st is the ledger state after the proposals applied so far.
+	st State
+	// startSize is the tree's size before the call: the tree goes back to
+	// it unless the batch commits.
+	startSize int64
+	committed bool
+	// view is the key-value state as this call has changed it, for app
+	// transactions' reads.
+	view *batchView
+	// inBatch holds the registrations this call appended: a duplicate in
+	// the same call is not in the store's index yet.
+	inBatch map[[32]byte]log.TxID
+	// done and failed are the waiters' answers, by entry (registrations)
+	// or body hash (write sets, app transactions).
+	done         []outcome
+	failed       map[[32]byte]error
+	checkpointed []checkpointPos
+	indexed      [][32]byte // registrations' entries this batch adds to the index
+	conflicts    int        // app transactions refused because their reads changed
+	wrote        bool       // a transaction changed the key-value maps
+}
+
+func (l *Ledger) startApply() *applying {
+	b := l.st.NewBatch()
+	l.mu.RLock()
+	st := l.state
+	l.mu.RUnlock()
+	return &applying{
+		l: l, b: b, st: st, startSize: l.tree.Size(),
+		view:    newBatchView(l.st, l.kv),
+		inBatch: map[[32]byte]log.TxID{},
+		failed:  map[[32]byte]error{},
+	}
+}
+
+// close ends the call. Unless the batch committed, the in-memory tree
+// forgets the leaves the call appended: their hashes are in no store, and
+// raft hands the same entries again.
+func (a *applying) close() {
+	if !a.committed {
+		a.l.tree.Rollback(a.startSize)
+	}
+	a.b.Close()
+}
+
+// proposal applies one transaction of raft entry e.
+func (a *applying) proposal(e Entry, p *log.Proposal) error {
+	switch p.Type {
+	case log.TxRegistration:
+		return a.registration(e, p)
+	case log.TxCheckpoint:
+		return a.checkpoint(e, p)
+	case log.TxWrites:
+		return a.writeSet(e, p)
+	case log.TxApp:
+		return a.appTx(e, p)
+	case log.TxGenesis:
+		return a.genesis(e, p)
+	default:
+		return fmt.Errorf("ledger: raft entry %d: unknown transaction type %d", e.Index, p.Type)
+	}
+}
+
+// registration appends a registration, or answers it with the position of
+// the same entry registered before (in this call or an earlier one).
+func (a *applying) registration(e Entry, p *log.Proposal) error {
+	if txid, ok := a.inBatch[p.Entry]; ok {
+		a.done = append(a.done, outcome{p.Entry, txid})
+		return nil
+	}
+	if txid, err := a.l.lookupEntry(p.Entry); err == nil {
+		a.done = append(a.done, outcome{p.Entry, txid})
+		return nil
+	} else if err != ErrNotFound {
+		return err
+	}
+	txid, err := a.appendRecord(e.Term, p.Type, p.Entry, p.Body, p.Policy)
+	if err != nil {
+		return err
+	}
+	a.b.PutEntry(p.Entry, txid.View, txid.Seqno)
+	a.indexed = append(a.indexed, p.Entry)
+	a.inBatch[p.Entry] = txid
+	a.st.LastContentSeqno = txid.Seqno
+	a.done = append(a.done, outcome{p.Entry, txid})
+	return nil
+}
+
+// checkpoint appends a checkpoint transaction if it is for a new tree
+// size and its root is this node's root at that size. A checkpoint that
+// fails either test was made by a leader that lost its term and is skipped
+// identically on every node; the newer leader makes its own.
+func (a *applying) checkpoint(e Entry, p *log.Proposal) error {
+	cp, err := log.UnmarshalCheckpoint(p.Body)
+	if err != nil {
+		return fmt.Errorf("ledger: checkpoint: %w", err)
+	}
+	if cp.TreeSize <= a.st.LastCheckpointSize || cp.TreeSize > a.st.Size {
+		a.l.log.Info("skipping stale checkpoint", "tree_size", cp.TreeSize, "last", a.st.LastCheckpointSize, "size", a.st.Size)
+		return nil
+	}
+	root, err := a.l.tree.Root(int64(cp.TreeSize))
+	if err != nil {
+		return err
+	}
+	if root != cp.Root {
+		a.l.log.Error("skipping checkpoint with a root that is not this tree's", "tree_size", cp.TreeSize)
+		return nil
+	}
+	entry := log.ComputeEntry(log.TxCheckpoint, e.Term, a.st.Size+1, p.Body)
+	txid, err := a.appendRecord(e.Term, log.TxCheckpoint, entry, p.Body, [32]byte{})
+	if err != nil {
+		return err
+	}
+	a.b.PutCheckpoint(cp.TreeSize, txid.Seqno)
+	a.st.LastCheckpointSize, a.st.LastCheckpointSeqno = cp.TreeSize, txid.Seqno
+	a.checkpointed = append(a.checkpointed, checkpointPos{a.st.LastCheckpointSize, a.st.LastCheckpointSeqno})
+	return nil
+}
+
+// writeSet appends a write set and applies its writes, unless it is
+// invalid or writes a map the nodes maintain.
+func (a *applying) writeSet(e Entry, p *log.Proposal) error {
+	key := sha256.Sum256(p.Body)
+	ws, err := log.UnmarshalWriteSet(p.Body)
+	if err == nil {
+		err = ws.Validate()
+	}
+	if err == nil {
+		if m := touchesReserved(ws); m != "" {
+			err = fmt.Errorf("writes map %q, which the nodes maintain", m)
+		}
+	}
+	if err != nil {
+		// The leader validated it; a node that disagrees skips it (no
+		// position) exactly as every other node does.
+		a.l.log.Error("skipping invalid write set", "raft_index", e.Index, "err", err)
+		a.failed[key] = ErrInvalid
+		return nil
+	}
+	return a.appendWrites(e.Term, p, key, ws.Writes)
+}
+
+// appTx appends an app transaction and applies its writes if what it read
+// still holds; otherwise it is refused with ErrConflict.
+func (a *applying) appTx(e Entry, p *log.Proposal) error {
+	key := sha256.Sum256(p.Body)
+	t, err := log.UnmarshalAppTx(p.Body)
+	if err == nil {
+		err = checkAppTx(t)
+	}
+	if err != nil {
+		a.l.log.Error("skipping invalid app transaction", "raft_index", e.Index, "err", err)
+		a.failed[key] = ErrInvalid
+		return nil
+	}
+	// Deterministic on every node: the same entries in the same order see
+	// the same state.
+	hold, err := a.view.readsHold(t)
+	if err != nil {
+		return err
+	}
+	if !hold {
+		a.failed[key] = ErrConflict
+		a.conflicts++
+		return nil
+	}
+	return a.appendWrites(e.Term, p, key, t.Writes)
+}
+
+// genesis appends the transaction that creates the network, if the ledger
+// is empty.
+func (a *applying) genesis(e Entry, p *log.Proposal) error {
+	if a.st.Size != 0 {
+		a.l.log.Warn("ignoring a second genesis transaction", "raft_index", e.Index)
+		return nil
+	}
+	entry := log.ComputeEntry(p.Type, e.Term, 1, p.Body)
+	txid, err := a.appendRecord(e.Term, p.Type, entry, p.Body, [32]byte{})
+	if err != nil {
+		return err
+	}
+	a.st.LastContentSeqno = txid.Seqno
+	return nil
+}
+
+// appendRecord gives a transaction the next seqno, stores its record and
+// appends its leaf.
+func (a *applying) appendRecord(view uint64, t log.TxType, entry [32]byte, body []byte, policy [32]byte) (log.TxID, error) {
+	rec := &log.Record{Type: t, View: view, Seqno: a.st.Size + 1, Entry: entry, Body: body, Policy: policy}
+	enc, err := log.MarshalRecord(rec)
+	if err != nil {
+		return log.TxID{}, err
+	}
+	idx, err := a.l.tree.Append(entry, func(i int64, h tlog.Hash) { a.b.PutHash(i, h) })
+	if err != nil {
+		return log.TxID{}, err
+	}
+	if uint64(idx) != a.st.Size {
+		return log.TxID{}, fmt.Errorf("ledger: tree has %d leaves but the ledger %d transactions", idx, a.st.Size)
+	}
+	a.b.PutRecord(rec.Seqno, enc)
+	a.st.Size++
+	return rec.TxID(), nil
+}
+
+// appendWrites gives a key-value transaction (TxWrites, TxApp) the next
+// position and applies its writes; key is its waiter's.
+func (a *applying) appendWrites(term uint64, p *log.Proposal, key [32]byte, writes []log.Write) error {
+	entry := log.ComputeEntry(p.Type, term, a.st.Size+1, p.Body)
+	txid, err := a.appendRecord(term, p.Type, entry, p.Body, [32]byte{})
+	if err != nil {
+		return err
+	}
+	for _, w := range writes {
+		if w.Delete {
+			a.b.DeleteKV(w.Map, w.Key)
+		} else {
+			a.b.PutKV(w.Map, w.Key, w.Value)
+		}
+		a.view.record(w)
+	}
+	a.st.LastContentSeqno = txid.Seqno
+	a.done = append(a.done, outcome{key, txid})
+	a.wrote = true
+	return nil
+}
+
+// commit puts the ledger state and the applied raft index (and whatever
+// also writes) into the batch and commits it: the call's one write to the
+// store (Apply says what a crash around it leaves).
+func (a *applying) commit(last Entry, also func(*store.Batch) error) error {
+	enc, err := cbor.Marshal(&a.st)
+	if err != nil {
+		return err
+	}
+	a.b.PutLedgerState(enc)
+	a.b.SetApplied(last.Index, last.Term)
 	if also != nil {
-		if err := also(b); err != nil {
-			l.tree.Rollback(startSize)
+		if err := also(a.b); err != nil {
 			return err
 		}
 	}
-	if err := b.Commit(false); err != nil {
-		l.tree.Rollback(startSize)
+	if err := a.b.Commit(false); err != nil {
 		return err
 	}
+	a.committed = true
+	return nil
+}
+
+// publish makes the committed batch visible: caches, indexes, metrics,
+// the state readers see, and the waiters' answers.
+func (a *applying) publish(last Entry) {
+	l := a.l
 	l.tree.Committed()
-	l.kv.written(view)
-	for _, cp := range checkpointed {
+	l.kv.written(a.view)
+	for _, cp := range a.checkpointed {
 		l.covering.add(cp.treeSize, cp.seqno)
 	}
-	for _, e := range indexed {
+	for _, e := range a.indexed {
 		l.filter.added(e)
 	}
-	l.m.appConflicts.Add(float64(conflicts))
-	if wrote {
+	l.m.appConflicts.Add(float64(a.conflicts))
+	if a.wrote {
 		// After the commit: a reader that sees the new version reads the
 		// new maps.
 		l.writes.Add(1)
 	}
 	// Published only now: readers never see state that is not in the store.
 	l.mu.Lock()
-	l.state = st
-	l.appliedTerm = max(l.appliedTerm, entries[len(entries)-1].Term)
-	for _, o := range done {
+	l.state = a.st
+	l.appliedTerm = max(l.appliedTerm, last.Term)
+	for _, o := range a.done {
 		if w, ok := l.pending[o.entry]; ok {
 			delete(l.pending, o.entry)
 			w.txid = o.txid
 			close(w.done)
 		}
 	}
-	for k, err := range failed {
+	for k, err := range a.failed {
 		if w, ok := l.pending[k]; ok {
 			delete(l.pending, k)
 			w.err = err
@@ -219,88 +356,16 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	}
 	close(l.applied)
 	l.applied = make(chan struct{})
-	if len(checkpointed) > 0 {
+	if len(a.checkpointed) > 0 {
 		close(l.covered)
 		l.covered = make(chan struct{})
 	}
 	l.mu.Unlock()
-	l.m.applied(st, len(done))
+	l.m.applied(a.st, len(a.done))
 	select {
 	case l.kick <- struct{}{}:
 	default:
 	}
-	return nil
-}
-
-// appendRecord gives a transaction the next seqno, stores its record and
-// appends its leaf.
-func (l *Ledger) appendRecord(b *store.Batch, st *State, view uint64, t log.TxType, entry [32]byte, body []byte, policy [32]byte) (log.TxID, error) {
-	rec := &log.Record{Type: t, View: view, Seqno: st.Size + 1, Entry: entry, Body: body, Policy: policy}
-	enc, err := log.MarshalRecord(rec)
-	if err != nil {
-		return log.TxID{}, err
-	}
-	idx, err := l.tree.Append(entry, func(i int64, h tlog.Hash) { b.PutHash(i, h) })
-	if err != nil {
-		return log.TxID{}, err
-	}
-	if uint64(idx) != st.Size {
-		return log.TxID{}, fmt.Errorf("ledger: tree has %d leaves but the ledger %d transactions", idx, st.Size)
-	}
-	b.PutRecord(rec.Seqno, enc)
-	st.Size++
-	return rec.TxID(), nil
-}
-
-// applyCheckpoint appends a checkpoint transaction if it is for a new tree
-// size and its root is this node's root at that size. A checkpoint that
-// fails either test was made by a leader that lost its term and is skipped
-// identically on every node; the newer leader makes its own.
-func (l *Ledger) applyCheckpoint(b *store.Batch, st *State, view uint64, body []byte) (bool, error) {
-	cp, err := log.UnmarshalCheckpoint(body)
-	if err != nil {
-		return false, fmt.Errorf("ledger: checkpoint: %w", err)
-	}
-	if cp.TreeSize <= st.LastCheckpointSize || cp.TreeSize > st.Size {
-		l.log.Info("skipping stale checkpoint", "tree_size", cp.TreeSize, "last", st.LastCheckpointSize, "size", st.Size)
-		return false, nil
-	}
-	root, err := l.tree.Root(int64(cp.TreeSize))
-	if err != nil {
-		return false, err
-	}
-	if root != cp.Root {
-		l.log.Error("skipping checkpoint with a root that is not this tree's", "tree_size", cp.TreeSize)
-		return false, nil
-	}
-	entry := log.ComputeEntry(log.TxCheckpoint, view, st.Size+1, body)
-	txid, err := l.appendRecord(b, st, view, log.TxCheckpoint, entry, body, [32]byte{})
-	if err != nil {
-		return false, err
-	}
-	b.PutCheckpoint(cp.TreeSize, txid.Seqno)
-	st.LastCheckpointSize, st.LastCheckpointSeqno = cp.TreeSize, txid.Seqno
-	return true, nil
-}
-
-// appendWrites gives a key-value transaction (TxWrites, TxApp) the next
-// position and applies its writes.
-func (l *Ledger) appendWrites(b *store.Batch, view *batchView, st *State, term uint64, p *log.Proposal, writes []log.Write) (log.TxID, error) {
-	entry := log.ComputeEntry(p.Type, term, st.Size+1, p.Body)
-	txid, err := l.appendRecord(b, st, term, p.Type, entry, p.Body, [32]byte{})
-	if err != nil {
-		return txid, err
-	}
-	for _, w := range writes {
-		if w.Delete {
-			b.DeleteKV(w.Map, w.Key)
-		} else {
-			b.PutKV(w.Map, w.Key, w.Value)
-		}
-		view.record(w)
-	}
-	st.LastContentSeqno = txid.Seqno
-	return txid, nil
 }
 
 // touchesReserved returns the first map of a write set that the nodes
