@@ -87,6 +87,7 @@ type applying struct {
 	checkpointed []checkpointPos
 	indexed      [][32]byte // registrations' entries this batch adds to the index
 	conflicts    int        // app transactions refused because their reads changed
+	registered   int        // registrations answered, duplicates included
 	wrote        bool       // a transaction changed the key-value maps
 }
 
@@ -134,6 +135,7 @@ func (a *applying) proposal(e Entry, p *log.Proposal) error {
 // registration appends a registration, or answers it with the position of
 // the same entry registered before (in this call or an earlier one).
 func (a *applying) registration(e Entry, p *log.Proposal) error {
+	a.registered++
 	if txid, ok := a.inBatch[p.Entry]; ok {
 		a.done = append(a.done, outcome{p.Entry, txid})
 		return nil
@@ -361,7 +363,7 @@ func (a *applying) publish(last Entry) {
 		l.covered = make(chan struct{})
 	}
 	l.mu.Unlock()
-	l.m.applied(a.st, len(a.done))
+	l.m.applied(a.st, a.registered)
 	select {
 	case l.kick <- struct{}{}:
 	default:
