@@ -74,6 +74,12 @@ type Config struct {
 	// now is the clock retention ages are measured by (tests); default
 	// time.Now.
 	now func() time.Time
+	// tick, if set, is raft's clock instead of a TickInterval ticker: each
+	// value received is one Tick (tests advance time tick by tick).
+	tick <-chan time.Time
+	// startRaft, if set, replaces startNode (tests drive a raft.RawNode
+	// one Ready at a time).
+	startRaft func(rc *raft.Config, peers []raft.Peer) raft.Node
 }
 
 // Retention defaults.
@@ -231,8 +237,8 @@ func Start(cfg Config, st *store.Store, sm StateMachine, transport Transport, lo
 	n.metrics.logBytes.Set(float64(n.ret.bytes()))
 	hs := rlog.HardState()
 	fresh := last == 0 && raft.IsEmptyHardState(hs)
+	var peers []raft.Peer
 	if fresh && len(cfg.Bootstrap) > 0 {
-		var peers []raft.Peer
 		for id, url := range cfg.Bootstrap {
 			ctx, err := encodePeerContext(url)
 			if err != nil {
@@ -241,10 +247,12 @@ func Start(cfg Config, st *store.Store, sm StateMachine, transport Transport, lo
 			peers = append(peers, raft.Peer{ID: id, Context: ctx})
 		}
 		sort.Slice(peers, func(i, j int) bool { return peers[i].ID < peers[j].ID })
-		n.raft = raft.StartNode(rc, peers)
-	} else {
-		n.raft = raft.RestartNode(rc)
 	}
+	startRaft := startNode
+	if cfg.startRaft != nil {
+		startRaft = cfg.startRaft
+	}
+	n.raft = startRaft(rc, peers)
 	_, cs, _ := rlog.InitialState()
 	n.conf = cs
 	n.applied.Store(applied)
@@ -257,6 +265,15 @@ func Start(cfg Config, st *store.Store, sm StateMachine, transport Transport, lo
 	return n, nil
 }
 
+// startNode starts raft: a new network's first node with its peers (the
+// bootstrap voters), else over what the storage holds.
+func startNode(rc *raft.Config, peers []raft.Peer) raft.Node {
+	if len(peers) > 0 {
+		return raft.StartNode(rc, peers)
+	}
+	return raft.RestartNode(rc)
+}
+
 // Run is the Ready loop (etcd-io/raft doc.go, "Usage"): for each Ready,
 //  1. write HardState and Entries to stable storage, synced if MustSync;
 //  2. send Messages (only after step 1: a vote or an append acknowledgement
@@ -267,8 +284,12 @@ func Start(cfg Config, st *store.Store, sm StateMachine, transport Transport, lo
 // It returns when ctx ends or on a storage error, which is fatal: raft's
 // state and the disk would disagree.
 func (n *Node) Run(ctx context.Context) error {
-	ticker := time.NewTicker(n.cfg.TickInterval)
-	defer ticker.Stop()
+	tick := n.cfg.tick
+	if tick == nil {
+		ticker := time.NewTicker(n.cfg.TickInterval)
+		defer ticker.Stop()
+		tick = ticker.C
+	}
 	defer n.raft.Stop()
 	// A lone voter need not wait an election timeout to lead; raft lets it
 	// campaign once its configuration is applied (at once on restart, after
@@ -282,7 +303,7 @@ func (n *Node) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-ticker.C:
+		case <-tick:
 			n.raft.Tick()
 		case rd := <-n.raft.Ready():
 			if err := n.handleReady(rd); err != nil {
