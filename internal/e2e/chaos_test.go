@@ -51,6 +51,7 @@ func TestChaos(t *testing.T) {
 	start := time.Now()
 	kinds := map[string]int{}
 	for r := range rounds {
+		// Pacing: the load runs a random while between rounds.
 		time.Sleep(time.Duration(500+rand.IntN(1500)) * time.Millisecond)
 		lead, _ := c.leader()
 		var victims []int
@@ -68,6 +69,7 @@ func TestChaos(t *testing.T) {
 		for _, v := range victims {
 			c.kill9(v)
 		}
+		// The outage itself, of a random length: not a wait.
 		time.Sleep(time.Duration(rand.IntN(3000)) * time.Millisecond)
 		for _, v := range victims {
 			c.restart(v)
@@ -84,7 +86,7 @@ func TestChaos(t *testing.T) {
 	}
 	c.kill9(down)
 	behindFrom := len(h.acked())
-	time.Sleep(30 * time.Second)
+	time.Sleep(30 * time.Second) // the outage under test: 30 s down, not a wait
 	behind := len(h.acked()) - behindFrom
 	leaderNow, _ := c.leader(down)
 	target, _, err := c.node(leaderNow).clusterHealth()
@@ -95,14 +97,10 @@ func TestChaos(t *testing.T) {
 	c.restart(down)
 	// Under load the ledger never stands still: caught up is having what
 	// the leader had at the restart.
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if h, _, err := c.node(down).clusterHealth(); err == nil && h.LedgerSize >= target.LedgerSize {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("follower %d did not reach ledger size %d within 60s of its restart", down, target.LedgerSize)
-		}
-	}
+	waitUntil(t, 60*time.Second, fmt.Sprintf("follower %d reaches ledger size %d after its restart", down, target.LedgerSize), func() bool {
+		h, _, err := c.node(down).clusterHealth()
+		return err == nil && h.LedgerSize >= target.LedgerSize
+	})
 	caughtUp := time.Since(restartAt)
 	sentAfter := 0
 	for i := 1; i <= 3; i++ {
@@ -112,7 +110,7 @@ func TestChaos(t *testing.T) {
 	if sentAfter != sentBefore && snapshotEntries == 0 {
 		t.Errorf("a follower down for 30 s was sent %d snapshots; it should catch up from the log", sentAfter-sentBefore)
 	}
-	time.Sleep(time.Second)
+	ld.waitRound(t, 60*time.Second) // the load runs on against the caught-up follower
 	ld.stop()
 	elapsed := time.Since(start)
 	c.waitSettled(60*time.Second, 1, 2, 3)

@@ -291,26 +291,19 @@ func (m *member) exitErr() error {
 func (m *member) waitHealthy(within time.Duration) {
 	t := m.c.t
 	t.Helper()
-	deadline := time.Now().Add(within)
-	var last string
-	for {
+	eventually(t, within, fmt.Sprintf("node %d healthy", m.id), func() error {
 		r, err := m.do(http.MethodGet, "/node/health", "", nil)
 		if err == nil && r.Status == http.StatusOK {
-			return
-		}
-		if err != nil {
-			last = err.Error()
-		} else {
-			last = fmt.Sprintf("%d %s", r.Status, truncate(r.Body, 200))
+			return nil
 		}
 		if !m.alive() {
 			t.Fatalf("node %d exited before becoming healthy: %v", m.id, m.exitErr())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node %d not healthy within %v (last: %s)", m.id, within, last)
+		if err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Errorf("%d %s", r.Status, truncate(r.Body, 200))
+	})
 }
 
 // kill9 kills node i with SIGKILL and waits for it.
@@ -422,22 +415,20 @@ func (m *member) clusterHealth() (clusterHealth, int, error) {
 // to ask (dead or cut off).
 func (c *cluster) leader(skip ...int) (id int, term uint64) {
 	c.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitUntil(c.t, 10*time.Second, "a node reports leading", func() bool {
 		for _, m := range c.members {
 			if contains(skip, m.id) || !m.alive() {
 				continue
 			}
 			cs, err := m.consensus()
 			if err == nil && cs.State == "StateLeader" && cs.Leader == uint64(m.id) {
-				return m.id, cs.Term
+				id, term = m.id, cs.Term
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatal("no node reported leading within 10s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false
+	})
+	return id, term
 }
 
 func contains(s []int, v int) bool {
@@ -498,6 +489,8 @@ func (c *cluster) waitSettled(within time.Duration, ids ...int) clusterHealth {
 			c.t.Fatalf("nodes %v did not settle on one ledger within %v: %+v", ids, within, cur)
 		}
 		prev = cur
+		// Settled is two reads this far apart agreeing: the interval is
+		// the condition's definition.
 		time.Sleep(200 * time.Millisecond)
 	}
 }
@@ -542,7 +535,7 @@ func (c *cluster) register(stmt []byte, within time.Duration, targets ...int) *o
 		switch {
 		case err != nil:
 			out.last = fmt.Sprintf("node %d: %v", m.id, err)
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(50 * time.Millisecond) // a client's back-off before it retries, not a wait
 			continue
 		case r.Status == http.StatusCreated:
 			out.Return, out.Receipt, out.Node = a.Answered, r.Body, m.id
@@ -558,7 +551,7 @@ func (c *cluster) register(stmt []byte, within time.Duration, targets ...int) *o
 			}
 		case r.Status == http.StatusServiceUnavailable:
 			out.last = fmt.Sprintf("node %d: 503 %s", m.id, describeProblem(r))
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // a client's back-off before it retries, not a wait
 			continue
 		default:
 			out.Err = fmt.Errorf("POST /entries on node %d: %d %s", m.id, r.Status, describeProblem(r))
@@ -591,7 +584,7 @@ func (c *cluster) poll(m *member, loc string, deadline time.Time, out *outcome) 
 		deadline = d
 	}
 	for time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // a client's poll interval; the GET is the condition
 		g, err := m.do(http.MethodGet, loc, "", nil)
 		if err != nil {
 			return false

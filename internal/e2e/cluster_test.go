@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -23,12 +23,14 @@ import (
 type load struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// done counts each publisher's finished registrations.
+	done []atomic.Int64
 }
 
 func startLoad(t *testing.T, c *cluster, h *history, publishers int, nodes []int) *load {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &load{cancel: cancel}
+	l := &load{cancel: cancel, done: make([]atomic.Int64, publishers)}
 	for w := range publishers {
 		pub := newPublisher(t, fmt.Sprintf("e2e cluster publisher %d", w))
 		l.wg.Add(1)
@@ -45,11 +47,32 @@ func startLoad(t *testing.T, c *cluster, h *history, publishers int, nodes []int
 					targets[i] = nodes[(k+i)%len(nodes)]
 				}
 				h.add(c.register(stmt, 20*time.Second, targets...))
+				l.done[w].Add(1)
 			}
 		}()
 	}
 	t.Cleanup(l.stop)
 	return l
+}
+
+// waitRound waits until every publisher has finished the registration it
+// had in flight when called and then one more, begun after the call: every
+// registration begun before is in the history, and the load has run on
+// against the network as it now is.
+func (l *load) waitRound(t *testing.T, within time.Duration) {
+	t.Helper()
+	from := make([]int64, len(l.done))
+	for i := range l.done {
+		from[i] = l.done[i].Load()
+	}
+	waitUntil(t, within, "every publisher finishes a registration begun after now", func() bool {
+		for i := range l.done {
+			if l.done[i].Load() < from[i]+2 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // stop ends the load and waits for the registrations in flight (each is
@@ -81,15 +104,15 @@ func TestClusterLeaderKill(t *testing.T) {
 	h := &history{}
 	ld := startLoad(t, c, h, 8, []int{1, 2, 3})
 
-	time.Sleep(time.Second)
+	ld.waitRound(t, 60*time.Second)
 	old, oldTerm := c.leader()
 	killAt := time.Now()
 	c.kill9(old)
 	t.Logf("killed leader node %d (term %d) with %d registrations acknowledged", old, oldTerm, len(h.acked()))
 
-	// Wait (bounded) for the first 201 to a POST sent after the kill.
+	// The first 201 to a POST sent after the kill.
 	failover := time.Duration(-1)
-	for deadline := killAt.Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	firstAfterKill := func() bool {
 		for _, a := range h.attempts() {
 			if a.Status == http.StatusCreated && a.Sent.After(killAt) {
 				if d := a.Answered.Sub(killAt); failover < 0 || d < failover {
@@ -97,27 +120,17 @@ func TestClusterLeaderKill(t *testing.T) {
 				}
 			}
 		}
-		if failover >= 0 {
-			break
-		}
+		return failover >= 0
 	}
-	// Attempts still in flight at the loop's end might have been earlier:
-	// recompute once the load has run on.
-	time.Sleep(time.Second)
+	waitUntil(t, time.Until(killAt.Add(10*time.Second)), "a registration sent after the kill gets a 201", firstAfterKill)
+	// Registrations still in flight when that one was seen may have had an
+	// earlier 201: recompute once they are all in the history.
+	ld.waitRound(t, 60*time.Second)
 	restartAt := time.Now()
 	c.restart(old)
-	time.Sleep(time.Second)
+	ld.waitRound(t, 60*time.Second) // the load runs on against the restarted node
 	ld.stop()
-	for _, a := range h.attempts() {
-		if a.Status == http.StatusCreated && a.Sent.After(killAt) {
-			if d := a.Answered.Sub(killAt); failover < 0 || d < failover {
-				failover = d
-			}
-		}
-	}
-	if failover < 0 {
-		t.Fatal("no registration sent after the kill got a 201 within 10s")
-	}
+	firstAfterKill() // again, with every registration in the history
 	newLeader, newTerm := c.leader()
 	elected := "unknown"
 	if at := c.becameLeader(newLeader, killAt); !at.IsZero() {
@@ -282,10 +295,10 @@ func TestChartedCluster(t *testing.T) {
 	})
 
 	var urls []string
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	waitUntil(t, 60*time.Second, "charterd cluster writes nodes.txt", func() bool {
 		if b, err := os.ReadFile(filepath.Join(dir, "nodes.txt")); err == nil && bytes.HasSuffix(b, []byte("\n")) {
 			urls = strings.Fields(string(b))
-			break
+			return true
 		}
 		select {
 		case err := <-done:
@@ -293,10 +306,8 @@ func TestChartedCluster(t *testing.T) {
 			t.Fatalf("charterd cluster exited (%v) before writing nodes.txt", err)
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no nodes.txt within 60s")
-		}
-	}
+		return false
+	})
 	if len(urls) != 3 {
 		t.Fatalf("nodes.txt lists %d URLs, want 3: %q", len(urls), urls)
 	}
@@ -339,11 +350,7 @@ func TestChartedCluster(t *testing.T) {
 	if err := syscall.Kill(pid1, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill -9 node 1 (pid %d): %v", pid1, err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); processAlive(pid1); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("node 1 (pid %d) still alive 10s after SIGKILL", pid1)
-		}
-	}
+	waitUntil(t, 10*time.Second, fmt.Sprintf("node 1 (pid %d) exits after SIGKILL", pid1), func() bool { return !processAlive(pid1) })
 	n1log, err := os.OpenFile(filepath.Join(dir, "node1.log"), os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -373,12 +380,7 @@ func TestChartedCluster(t *testing.T) {
 		t.Fatal("charterd cluster did not exit within 20s of SIGINT")
 	}
 	for _, pid := range []int{pid2, pid3} {
-		for deadline := time.Now().Add(5 * time.Second); processAlive(pid); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Errorf("node process %d still running after the cluster exited", pid)
-				break
-			}
-		}
+		waitUntil(t, 5*time.Second, fmt.Sprintf("node process %d exits with the cluster", pid), func() bool { return !processAlive(pid) })
 	}
 	// The hand-started node is ours to stop.
 	_ = handStarted.Process.Signal(syscall.SIGTERM)
@@ -390,17 +392,13 @@ func TestChartedCluster(t *testing.T) {
 
 func waitHealth(t *testing.T, n *node, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	eventually(t, within, n.URL+" healthy", func() error {
 		r, err := n.do(http.MethodGet, "/node/health", "", nil)
-		if err == nil && r.Status == http.StatusOK {
-			return
+		if err == nil && r.Status != http.StatusOK {
+			err = fmt.Errorf("status %d", r.Status)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not healthy within %v (%v)", n.URL, within, errors.Join(err))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err
+	})
 }
 
 func readPid(path string) int {

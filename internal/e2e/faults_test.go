@@ -73,19 +73,6 @@ func others(c *cluster, skip int) []int {
 	return ids
 }
 
-// waitUntil polls cond every 20 ms for up to within, failing the test if it
-// never holds.
-func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestClusterRelayLeaderKilled: registrations a follower is relaying to the
 // leader when the leader is killed are answered 503 with Retry-After, never
 // with a dropped connection; they had committed (the leader had applied
@@ -276,7 +263,7 @@ func TestClusterElectionAfterQuorumReturns(t *testing.T) {
 	// keep writing to every node, as in the operator's chaos run.
 	h := &history{}
 	ld := startLoad(t, c, h, 8, []int{1, 2, 3})
-	time.Sleep(time.Second)
+	ld.waitRound(t, 60*time.Second)
 	lead, _ := c.leader()
 	fs := others(c, lead)
 	for _, f := range fs {
@@ -286,6 +273,8 @@ func TestClusterElectionAfterQuorumReturns(t *testing.T) {
 		h, _, err := c.node(lead).clusterHealth()
 		return err == nil && h.LeaderID == 0
 	})
+	// The outage itself, under load: a fixed time, not a wait for a
+	// condition.
 	time.Sleep(3 * time.Second)
 	for _, f := range fs {
 		c.node(f).start()
@@ -307,8 +296,8 @@ func TestClusterElectionAfterQuorumReturns(t *testing.T) {
 // after since that leader's log says it became leader.
 func (c *cluster) waitLeader(since time.Time, within time.Duration) time.Duration {
 	c.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	var took time.Duration
+	eventually(c.t, within, "a leader followed by all nodes", func() error {
 		leaders := map[uint64]int{}
 		for _, m := range c.members {
 			if h, st, err := m.clusterHealth(); err == nil && st == http.StatusOK {
@@ -317,17 +306,16 @@ func (c *cluster) waitLeader(since time.Time, within time.Duration) time.Duratio
 		}
 		for id, k := range leaders {
 			if id != 0 && k == len(c.members) {
+				took = time.Since(since)
 				if at := c.becameLeader(int(id), since); !at.IsZero() {
-					return at.Sub(since)
+					took = at.Sub(since)
 				}
-				return time.Since(since)
+				return nil
 			}
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("no leader followed by all nodes within %v: %v", within, leaders)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("leaders by node count: %v", leaders)
+	})
+	return took
 }
 
 // TestClusterElectionAfterStalledLinks: links that drop packets instead of

@@ -198,20 +198,56 @@ func runCharterd(t testing.TB, dataDir, logPath string, args ...string) *node {
 	return n
 }
 
+// pollEvery is how often eventually checks its condition.
+const pollEvery = 20 * time.Millisecond
+
+// eventually polls cond until it returns nil, failing the test with what and
+// cond's last error if within passes first. It is how these tests wait for
+// something to happen; a time.Sleep elsewhere is part of a scenario (pacing
+// a load, holding an outage, letting time pass to show that something does
+// not happen) or a client's back-off or poll interval, and says so.
+func eventually(t testing.TB, within time.Duration, what string, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v: %v", what, within, err)
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+// errNotYet is what a condition without more to say fails with.
+var errNotYet = errors.New("not yet")
+
+// waitUntil is eventually for a condition that holds or not.
+func waitUntil(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	eventually(t, within, what, func() error {
+		if cond() {
+			return nil
+		}
+		return errNotYet
+	})
+}
+
 // waitFor polls ready for up to 20 s, failing the test if the process
 // exits first or the time runs out.
 func (n *node) waitFor(t testing.TB, what string, ready func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !ready() {
+	waitUntil(t, 20*time.Second, fmt.Sprintf("charterd in %s %s", n.Dir, what), func() bool {
+		if ready() {
+			return true
+		}
 		if !n.running() {
 			t.Fatalf("charterd exited before %s: %v", what, n.waitErr)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("charterd in %s not %s within 20s", n.Dir, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
 }
 
 func (n *node) running() bool {
@@ -370,6 +406,8 @@ func (n *node) register(stmt []byte) (*registration, error) {
 	case http.StatusSeeOther:
 		deadline := time.Now().Add(20 * time.Second)
 		for {
+			// A client's poll interval (charter register's), not a wait:
+			// the GET below is the condition.
 			time.Sleep(50 * time.Millisecond)
 			g, err := n.do(http.MethodGet, reg.Location, "", nil)
 			if err != nil {
@@ -497,6 +535,8 @@ func (n *node) waitIdle(t testing.TB) health {
 	deadline := time.Now().Add(10 * time.Second)
 	prev := n.health(t)
 	for {
+		// Still is two reads this far apart agreeing: the interval is the
+		// condition's definition.
 		time.Sleep(200 * time.Millisecond)
 		h := n.health(t)
 		if h == prev {

@@ -97,7 +97,8 @@ func TestClusterJoinAndRemove(t *testing.T) {
 		t.Fatalf("joiner's configuration after join: node_id %d, joined %v; want 4, true", cfg.NodeID, cfg.Join)
 	}
 	// The service is open, so a caught-up learner waits for governance to
-	// trust it before it may vote.
+	// trust it before it may vote: a second passes to show it is not
+	// promoted (not a wait).
 	time.Sleep(time.Second)
 	if role := c.nodes(1)[4].Role; role != "learner" {
 		t.Fatalf("node 4 is %s before governance trusted it, want learner", role)
@@ -109,25 +110,13 @@ func TestClusterJoinAndRemove(t *testing.T) {
 		}
 	}
 	c.govAccept("transition_node_to_trusted", `{"node_id":"4"}`)
-	deadline := time.Now().Add(15 * time.Second)
-	for c.nodes(1)[4].Role != "voter" {
-		if time.Now().After(deadline) {
-			t.Fatalf("node 4 not promoted to voter: %+v", c.nodes(1))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	c.waitRoleWithin(15*time.Second, 4, "voter")
 	// Trusted, it received the secrets sealed to its attested key (the
 	// service key is written last).
-	deadline = time.Now().Add(15 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(j.dataDir, "service_key.pem")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the trusted joiner never wrote the service key")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitUntil(t, 15*time.Second, "the trusted joiner writes the service key", func() bool {
+		_, err := os.Stat(filepath.Join(j.dataDir, "service_key.pem"))
+		return err == nil
+	})
 	j.waitHealthy(30 * time.Second)
 	for _, f := range []string{"service_key.pem", "note_key.txt", "ledger_secret"} {
 		if !bytes.Equal(mustRead(t, filepath.Join(j.dataDir, f)), mustRead(t, filepath.Join(c.node(1).dataDir, f))) {
@@ -173,16 +162,21 @@ func TestClusterJoinAndRemove(t *testing.T) {
 	c.waitRole(5, "removed")
 }
 
-// waitRole waits until node 1 sees node id in role.
+// waitRole waits (≤30 s) until node 1 sees node id in role.
 func (c *cluster) waitRole(id uint64, role string) {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for c.nodes(1)[id].Role != role {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("node %d is not %s within 30s: %+v", id, role, c.nodes(1))
+	c.waitRoleWithin(30*time.Second, id, role)
+}
+
+// waitRoleWithin waits until node 1 sees node id in role.
+func (c *cluster) waitRoleWithin(within time.Duration, id uint64, role string) {
+	c.t.Helper()
+	eventually(c.t, within, fmt.Sprintf("node %d is %s", id, role), func() error {
+		if nodes := c.nodes(1); nodes[id].Role != role {
+			return fmt.Errorf("%+v", nodes)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // govAccept proposes one action as the network's member0 (active from
@@ -225,13 +219,7 @@ func TestJoinWhileOpening(t *testing.T) {
 	j := c.addJoiner(1)
 	j.start()
 	j.waitHealthy(30 * time.Second)
-	deadline := time.Now().Add(15 * time.Second)
-	for c.nodes(1)[2].Role != "voter" {
-		if time.Now().After(deadline) {
-			t.Fatalf("a node that joined while the service was opening was not promoted: %+v", c.nodes(1))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	c.waitRoleWithin(15*time.Second, 2, "voter") // joined while the service was opening
 	c.node(1).waitFor(t, "the key of the node trusted while opening", func() bool {
 		_, err := os.Stat(filepath.Join(j.dataDir, "service_key.pem"))
 		return err == nil
@@ -250,7 +238,7 @@ func TestJoinWhileOpening(t *testing.T) {
 	j2 := c.addJoiner(1)
 	j2.start()
 	c.waitRole(3, "learner")
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // a second passes to show it is not promoted: not a wait
 	if role := c.nodes(1)[3].Role; role != "learner" {
 		t.Fatalf("a node that joined the open service is %s before governance trusted it", role)
 	}

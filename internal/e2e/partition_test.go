@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -19,7 +20,7 @@ func TestClusterPartition(t *testing.T) {
 	h := &history{}
 	ld := startLoad(t, c, h, 6, []int{1, 2, 3})
 
-	time.Sleep(time.Second)
+	ld.waitRound(t, 60*time.Second)
 	old, oldTerm := c.leader()
 	var majority []int
 	for i := 1; i <= 3; i++ {
@@ -42,7 +43,7 @@ func TestClusterPartition(t *testing.T) {
 		stmt := pub.unique(t)
 		go func() {
 			defer wg.Done()
-			time.Sleep(time.Duration(k) * 300 * time.Millisecond)
+			time.Sleep(time.Duration(k) * 300 * time.Millisecond) // spreads the POSTs over the cut: pacing, not a wait
 			r, err := c.node(old).do(http.MethodPost, "/entries", "application/cose", stmt)
 			mu.Lock()
 			defer mu.Unlock()
@@ -60,16 +61,14 @@ func TestClusterPartition(t *testing.T) {
 	// The majority elects a new leader within 5 s.
 	var newLeader int
 	var newTerm uint64
-	for deadline := cutAt.Add(5 * time.Second); newLeader == 0; time.Sleep(50 * time.Millisecond) {
+	waitUntil(t, time.Until(cutAt.Add(5*time.Second)), fmt.Sprintf("a node of the majority %v leads in a term beyond %d", majority, oldTerm), func() bool {
 		for _, i := range majority {
 			if cs, err := c.node(i).consensus(); err == nil && cs.State == "StateLeader" && cs.Term > oldTerm {
 				newLeader, newTerm = i, cs.Term
 			}
 		}
-		if newLeader == 0 && time.Now().After(deadline) {
-			t.Fatalf("no node of the majority %v leads in a term beyond %d within 5s of the cut", majority, oldTerm)
-		}
-	}
+		return newLeader != 0
+	})
 	t.Logf("node %d leads in term %d, %v after the cut", newLeader, newTerm, time.Since(cutAt))
 
 	// Registrations through the majority succeed.
@@ -83,8 +82,8 @@ func TestClusterPartition(t *testing.T) {
 	}
 	wg.Wait()
 	t.Logf("the cut-off old leader answered %v", oldAnswers)
-	// Let the load run against the partitioned network for a while.
-	time.Sleep(time.Second)
+	// The load runs on against the partitioned network.
+	ld.waitRound(t, 60*time.Second)
 	afterCut := 0
 	for _, o := range h.acked() {
 		if o.Call.After(cutAt) {
@@ -98,17 +97,18 @@ func TestClusterPartition(t *testing.T) {
 	c.heal()
 	healAt := time.Now()
 	// The old leader rejoins as a follower of the new one.
-	for deadline := healAt.Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	eventually(t, 10*time.Second, fmt.Sprintf("old leader node %d follows another after healing", old), func() error {
 		cs, err := c.node(old).consensus()
-		if err == nil && cs.State == "StateFollower" && cs.Leader != 0 && cs.Leader != uint64(old) {
-			t.Logf("old leader node %d follows node %d in term %d, %v after healing", old, cs.Leader, cs.Term, time.Since(healAt))
-			break
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("old leader node %d not a follower 10s after healing: %+v %v", old, cs, err)
+		if cs.State != "StateFollower" || cs.Leader == 0 || cs.Leader == uint64(old) {
+			return fmt.Errorf("%+v", cs)
 		}
-	}
-	time.Sleep(time.Second)
+		t.Logf("old leader node %d follows node %d in term %d, %v after healing", old, cs.Leader, cs.Term, time.Since(healAt))
+		return nil
+	})
+	ld.waitRound(t, 60*time.Second) // the load runs on against the healed network
 	ld.stop()
 	failIfFailed(t, h)
 	settled := c.waitSettled(15*time.Second, 1, 2, 3)
