@@ -130,7 +130,7 @@ func TestBadInputWritesNothing(t *testing.T) {
 		t.Fatalf("only %d distinct titles expected; the case table is wrong", len(titles))
 	}
 
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(200 * time.Millisecond) // time for a write to show if there were one: not a wait
 	for n, b := range before {
 		a := snap(n)
 		if a.h.LedgerSize != b.h.LedgerSize || a.h.CheckpointSize != b.h.CheckpointSize {

@@ -134,17 +134,13 @@ func TestBankingWalkthroughCluster(t *testing.T) {
 	// The transfer's receipt verifies offline, and its record carries the
 	// digest of the claim the app made.
 	recPath, rcptPath, keysPath := filepath.Join(dir, "transfer.cbor"), filepath.Join(dir, "transfer.receipt"), filepath.Join(dir, "keys.cbor")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually(t, 10*time.Second, "charter tx get "+tx, func() error {
 		out, err := exec.Command(charterCLI, "tx", "get", tx, "--out-record", recPath, "--out-receipt", rcptPath, "--url", n1.URL, "--cacert", c.certPath).CombinedOutput()
-		if err == nil {
-			break
+		if err != nil {
+			return fmt.Errorf("%v\n%s", err, out)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("charter tx get %s: %v\n%s", tx, err, out)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 	if out, err := exec.Command(charterCLI, "keys", "--url", n1.URL, "--cacert", c.certPath, "--out", keysPath).CombinedOutput(); err != nil {
 		t.Fatalf("charter keys: %v\n%s", err, out)
 	}
@@ -155,14 +151,13 @@ func TestBankingWalkthroughCluster(t *testing.T) {
 		t.Fatalf("charter tx verify of the transfer (want the claims digest %x of %q): %v\n%s", digest, claim, err, out)
 	}
 	// The app's own receipt endpoint (ccf.historical) answers for its owner.
-	deadline = time.Now().Add(10 * time.Second)
-	for {
+	eventually(t, 10*time.Second, "GET /app/receipt", func() error {
 		s, _, b = appCall(t, c, 1, user0, "GET", "/receipt?transaction_id="+tx, "")
-		if s == 200 || time.Now().After(deadline) {
-			break
+		if s != 200 {
+			return fmt.Errorf("%d %s", s, b)
 		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return nil
+	})
 	var rcpt struct {
 		LeafComponents struct{ Claim string } `json:"leaf_components"`
 	}
@@ -214,10 +209,17 @@ func TestBankingWalkthroughCluster(t *testing.T) {
 			}
 		}(w + 1)
 	}
-	time.Sleep(500 * time.Millisecond)
+	succeeded := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return ok
+	}
+	waitUntil(t, 30*time.Second, "a transfer succeeds before the kill", func() bool { return succeeded() > 0 })
 	leader, _ := c.leader()
 	c.kill9(leader)
-	time.Sleep(2 * time.Second)
+	// The transfers go on until they succeed again: through a new leader.
+	atKill := succeeded()
+	waitUntil(t, 30*time.Second, "a transfer succeeds after the kill", func() bool { return succeeded() > atKill })
 	close(stop)
 	wg.Wait()
 	c.restart(leader)

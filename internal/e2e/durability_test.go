@@ -100,7 +100,7 @@ func TestKill9DuringRegistrations(t *testing.T) {
 				}
 				last = &cp
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // pacing the watch until the kill: not a wait
 		}
 		n.Kill9()
 		wg.Wait()

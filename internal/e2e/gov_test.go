@@ -321,17 +321,16 @@ func TestGovSeedFlow(t *testing.T) {
 	}
 	for i, tx := range txs {
 		rec, rcpt := filepath.Join(dir, fmt.Sprintf("tx%d.cbor", i)), filepath.Join(dir, fmt.Sprintf("tx%d.cose", i))
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		eventually(t, 10*time.Second, "charter tx get "+tx.id, func() error {
 			out, err := runCLI(t, dir, "tx", "get", "--url", n.URL, "--cacert", n.CertPath, "--out-record", rec, "--out-receipt", rcpt, tx.id)
-			if err == nil {
-				break
-			}
-			if !strings.Contains(out, "NotYetCovered") || time.Now().After(deadline) {
+			if err != nil && !strings.Contains(out, "NotYetCovered") {
 				t.Fatalf("charter tx get %s: %v\n%s", tx.id, err, out)
 			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			if err != nil {
+				return fmt.Errorf("%v\n%s", err, out)
+			}
+			return nil
+		})
 		out, err := runCLI(t, dir, "tx", "verify", "--service-keys", keysPath, "--record", rec, "--receipt", rcpt)
 		if err != nil {
 			t.Fatalf("charter tx verify %s: %v\n%s", tx.id, err, out)
@@ -407,7 +406,7 @@ func (n *node) mark(t *testing.T, proposalID string) ledgerMark {
 // earlier transaction) and that the proposal's record is unchanged.
 func (n *node) nothingWritten(t *testing.T, what string, m ledgerMark, proposalID string) {
 	t.Helper()
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // time for a write to show if there were one: not a wait
 	h := n.health(t)
 	for s := m.size + 1; s <= h.LedgerSize; s++ {
 		r := n.get(t, fmt.Sprintf("/node/ledger/tx?transaction_id=%d.%d", h.View, s))

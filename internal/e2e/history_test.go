@@ -266,7 +266,7 @@ func fetchReceipt(m *member, id string, within time.Duration) ([]byte, error) {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("GET /entries/%s: no 200 within %v (last %s)", id, within, last)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // a client's poll interval; the GET is the condition
 	}
 }
 

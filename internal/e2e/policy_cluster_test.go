@@ -31,14 +31,12 @@ func recordPolicyEventually(t *testing.T, n *node, txid string) [32]byte {
 	if txid == "" {
 		t.Fatal("the registration returned no X-Charter-Transaction-Id (it answered 303, not 201)")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := n.get(t, "/node/ledger/tx?transaction_id="+txid)
-		if r.Status == http.StatusOK || time.Now().After(deadline) {
-			break
+	eventually(t, 10*time.Second, "node has transaction "+txid, func() error {
+		if r := n.get(t, "/node/ledger/tx?transaction_id="+txid); r.Status != http.StatusOK {
+			return fmt.Errorf("%d %s", r.Status, describeProblem(r))
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	return recordPolicy(t, n, txid)
 }
 

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -231,13 +232,15 @@ func TestPolicyLimits(t *testing.T) {
 			stop := make(chan struct{})
 			var (
 				wg        sync.WaitGroup
-				healthN   int
+				healthN   atomic.Int64
 				healthMax time.Duration
 				healthErr error
 			)
+			checking := make(chan struct{}) // closed when the health checks end
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer close(checking)
 				for i := 0; i < 1000; i++ { // bounded: stop ends it long before
 					select {
 					case <-stop:
@@ -254,9 +257,9 @@ func TestPolicyLimits(t *testing.T) {
 						healthErr = err
 						return
 					}
-					healthN++
+					healthN.Add(1)
 					healthMax = max(healthMax, d)
-					time.Sleep(5 * time.Millisecond)
+					time.Sleep(5 * time.Millisecond) // pacing the health checks: not a wait
 				}
 			}()
 			type answer struct {
@@ -278,7 +281,17 @@ func TestPolicyLimits(t *testing.T) {
 				}()
 			}
 			regs.Wait()
-			time.Sleep(50 * time.Millisecond) // a health check after the last answer too
+			// A health check after the last answer too: one begun after it
+			// has completed once two more have.
+			after := healthN.Load() + 2
+			waitUntil(t, 10*time.Second, "a health check after the last answer", func() bool {
+				select {
+				case <-checking:
+					return true
+				default:
+					return healthN.Load() >= after
+				}
+			})
 			close(stop)
 			wg.Wait()
 			for i, a := range answers {
@@ -296,10 +309,10 @@ func TestPolicyLimits(t *testing.T) {
 			if healthErr != nil {
 				t.Errorf("/node/health while the policy ran: %v", healthErr)
 			}
-			if healthN == 0 || healthMax > time.Second {
-				t.Errorf("/node/health answered %d times, slowest %v; want it to keep answering within 1s", healthN, healthMax)
+			if healthN.Load() == 0 || healthMax > time.Second {
+				t.Errorf("/node/health answered %d times, slowest %v; want it to keep answering within 1s", healthN.Load(), healthMax)
 			}
-			t.Logf("%s: answers in %v, %v, %v; /node/health %d×, slowest %v", tc.name, answers[0].d, answers[1].d, answers[2].d, healthN, healthMax)
+			t.Logf("%s: answers in %v, %v, %v; /node/health %d×, slowest %v", tc.name, answers[0].d, answers[1].d, answers[2].d, healthN.Load(), healthMax)
 		})
 	}
 	setPolicy(t, n, acceptAllPolicy)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -101,9 +102,8 @@ func TestStorageWriteError(t *testing.T) {
 	wg = load(stop, 1, 2, 3)
 	// Whichever two disks fail first stop the network: the third node then
 	// writes too little to reach its own failure.
-	down := 0
-	for deadline := time.Now().Add(90 * time.Second); down < 2; time.Sleep(20 * time.Millisecond) {
-		down = 0
+	eventually(t, 90*time.Second, "every node: two of 3 nodes stop on their failing disks", func() error {
+		down := 0
 		for i := 1; i <= 3; i++ {
 			if !c.node(i).alive() {
 				if c.node(i).exitErr() == nil {
@@ -112,10 +112,11 @@ func TestStorageWriteError(t *testing.T) {
 				down++
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("every node: only %d of 3 nodes stopped on their failing disks within 90s", down)
+		if down < 2 {
+			return fmt.Errorf("%d down", down)
 		}
-	}
+		return nil
+	})
 	close(stop)
 	wg.Wait()
 	for i := 1; i <= 3; i++ {

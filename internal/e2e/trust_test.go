@@ -454,13 +454,12 @@ func TestRetireLeader(t *testing.T) {
 	if next == lead || nextTerm <= term {
 		t.Fatalf("after retiring leader %d (term %d): leader %d in term %d", lead, term, next, nextTerm)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for c.nodes(next)[uint64(lead)].Role != "removed" {
-		if time.Now().After(deadline) {
-			t.Fatalf("the retired leader %d was not removed from raft: %+v", lead, c.nodes(next))
+	eventually(t, 30*time.Second, fmt.Sprintf("node %d removes the retired leader %d from raft", next, lead), func() error {
+		if nodes := c.nodes(next); nodes[uint64(lead)].Role != "removed" {
+			return fmt.Errorf("%+v", nodes)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	c.mustRegister(newPublisher(t, "after retiring the leader").unique(t), others...)
 }
 
