@@ -33,7 +33,8 @@ import (
 //   - the transport (memTransport) only queues messages; the test delivers
 //     them, in the order they were sent, or drops them across a partition.
 //
-// Nothing waits on the wall clock and nothing runs unless the test says, so
+// Nothing waits on the wall clock (the retention clock, Config.now, stands
+// still) and nothing runs unless the test says, so
 // a script's outcome does not depend on scheduling. The one randomness left
 // is raft's randomized election timeout, which scripts make irrelevant by
 // ticking only the node that is to campaign.
@@ -242,6 +243,8 @@ func (net *memNet) start(id uint64, boot map[uint64]string) {
 	cfg.Peers = NewPeerTable(boot)
 	cfg.SnapshotDir = filepath.Join(dir, "snapshots")
 	cfg.tick = nd.tick
+	// Retention ages stand still: only ticks move time here.
+	cfg.now = func() time.Time { return time.Unix(0, 0) }
 	cfg.startRaft = func(rc *raft.Config, peers []raft.Peer) raft.Node {
 		nd.raft, err = newStepRaft(rc, peers)
 		if err != nil {
