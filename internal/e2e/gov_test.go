@@ -566,10 +566,10 @@ func TestGovRefusals(t *testing.T) {
 // TestGovProposeWithoutArgs proposes an action that takes no arguments the
 // way the CLI's usage suggests, without --args.
 //
-// It fails today: gov.Action.Args has no omitempty, so the CLI sends
-// {"name": "transition_service_to_open", "args": null}, which the server's
-// strict proposal parsing refuses (400 InvalidGovernanceRequest: "args is not
-// a JSON object"). Omitting args, or sending {}, is accepted.
+// It guards a fixed defect: without omitempty on gov.Action.Args the CLI
+// sent {"name": "transition_service_to_open", "args": null}, which the
+// server's strict proposal parsing refuses (400 InvalidGovernanceRequest:
+// "args is not a JSON object"). Omitting args, or sending {}, is accepted.
 func TestGovProposeWithoutArgs(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
