@@ -22,8 +22,8 @@ type rule struct {
 
 var rules = []rule{
 	{
-		why:        "cose, log and policy are pure formats and the sandbox: another Go program imports them without Charter's node",
-		from:       []string{"cose", "log", "policy"},
+		why:        "cbor, cose, log and policy are pure formats and the sandbox: another Go program imports them without Charter's node",
+		from:       []string{"cbor", "cose", "log", "policy"},
 		never:      []string{"internal/...", "registry", "client", "cmd/...", "ext:net/http", "ext:github.com/go-chi/chi/v5"},
 		transitive: true,
 	},
