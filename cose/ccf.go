@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"regexp"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/cbor"
 )
 
 // CCF receipts (vds 2, CCF_LEDGER_SHA256), as issued by the CCF SCITT ledger

@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/cbor"
 	gocose "github.com/veraison/go-cose"
 )
 

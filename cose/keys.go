@@ -14,7 +14,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/cbor"
 	gocose "github.com/veraison/go-cose"
 )
 
@@ -199,7 +199,7 @@ func MarshalCOSEKey(k Key) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return encMode.Marshal(m)
+	return cbor.Marshal(m)
 }
 
 func rcFillKey(k Key) (Key, error) {
@@ -382,7 +382,7 @@ func MarshalKeySet(keys []Key) ([]byte, error) {
 		}
 		ms = append(ms, m)
 	}
-	return encMode.Marshal(ms)
+	return cbor.Marshal(ms)
 }
 
 // ParseKeySet decodes a COSE_KeySet of at most 256 public keys. Two entries

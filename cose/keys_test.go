@@ -149,6 +149,8 @@ func TestParseCOSEKeyRejects(t *testing.T) {
 		{"text x", enc(map[int]any{1: 2, -1: 1, -2: "x", -3: y})},
 		{"OKP X25519", enc(map[int]any{1: 1, -1: 4, -2: make([]byte, 32)})},
 		{"not a map", enc(nil)},
+		// map(5) of which two pairs have label kty (1).
+		{"duplicate kty", append(append([]byte{0xa5}, enc(map[int]any{1: 2, -1: 1, -2: x, -3: y})[1:]...), 0x01, 0x02)},
 	} {
 		if _, err := cose.ParseCOSEKey(c.b); !errors.Is(err, cose.ErrBadKey) {
 			t.Errorf("%s: %v", c.name, err)

@@ -9,7 +9,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/cbor"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	gocose "github.com/veraison/go-cose"
@@ -591,7 +591,7 @@ func parseConsistencyProof(b []byte) (ConsistencyProof, error) {
 // rcSigStructure is the Sig_structure of a COSE_Sign1 with a detached payload
 // (RFC 9052 §4.4): ["Signature1", body_protected, external_aad, payload].
 func rcSigStructure(protected, payload []byte) ([]byte, error) {
-	return encMode.Marshal([]any{"Signature1", protected, []byte{}, payload})
+	return cbor.Marshal([]any{"Signature1", protected, []byte{}, payload})
 }
 
 // SignTreeHead signs a tree root once; the result is reused for every receipt
@@ -636,7 +636,7 @@ func SignTreeHead(rand io.Reader, signer crypto.Signer, alg gocose.Algorithm, ki
 	if len(cwt) > 0 {
 		hdr[rcLabelCWT] = cwt
 	}
-	if protected, err = encMode.Marshal(hdr); err != nil {
+	if protected, err = cbor.Marshal(hdr); err != nil {
 		return nil, nil, err
 	}
 	tbs, err := rcSigStructure(protected, root)
@@ -697,11 +697,11 @@ func newReceipt(protected, signature []byte, kind int64, a, b uint64, path [][]b
 	if len(signature) == 0 {
 		return nil, errors.New("cose: empty receipt signature")
 	}
-	proofBytes, err := encMode.Marshal(rcProof{A: a, B: b, Path: p})
+	proofBytes, err := cbor.Marshal(rcProof{A: a, B: b, Path: p})
 	if err != nil {
 		return nil, err
 	}
-	return encMode.Marshal(cbor.Tag{Number: 18, Content: rcMessage{
+	return cbor.Marshal(cbor.Tag{Number: 18, Content: rcMessage{
 		Protected:   protected,
 		Unprotected: map[int64]map[int64][][]byte{rcLabelVDP: {kind: {proofBytes}}},
 		Signature:   signature,

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/cbor"
 	gocose "github.com/veraison/go-cose"
 )
 

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/cbor"
 )
 
 // Transparent statements.
@@ -70,7 +70,7 @@ func splitReceipts(b []byte) (*rcSign1, map[any]cbor.RawMessage, [][]byte, error
 // rcAssemble writes 18([protected, unprotected, payload, signature]) with the
 // raw elements of m and the given unprotected header.
 func rcAssemble(m *rcSign1, uh map[any]cbor.RawMessage) ([]byte, error) {
-	uhBytes, err := encMode.Marshal(uh)
+	uhBytes, err := cbor.Marshal(uh)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +107,7 @@ func AttachReceipts(statement []byte, receipts ...[]byte) ([]byte, error) {
 	if len(all) > rcMaxReceipts {
 		return nil, badTS("%d receipts, at most %d", len(all), rcMaxReceipts)
 	}
-	enc, err := encMode.Marshal(all)
+	enc, err := cbor.Marshal(all)
 	if err != nil {
 		return nil, err
 	}
