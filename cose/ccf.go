@@ -65,34 +65,34 @@ func parseCCFProof(b []byte) (CCFProof, error) {
 	if len(m) != 2 || m[ccfLabelLeaf] == nil || m[ccfLabelPath] == nil {
 		return p, badReceipt("CCF proof map must hold exactly labels 1 (leaf) and 2 (path)")
 	}
-	leaf, err := rcDecodeArray(m[ccfLabelLeaf])
+	leaf, err := decodeArray(m[ccfLabelLeaf])
 	if err != nil || len(leaf) != 3 {
 		return p, badReceipt("CCF leaf is not [write_set_digest, commit_evidence, claims_digest]")
 	}
-	if p.WriteSetDigest, err = rcDecodeBstr(leaf[0]); err != nil || len(p.WriteSetDigest) != rcHashSize {
+	if p.WriteSetDigest, err = decodeBytes(leaf[0]); err != nil || len(p.WriteSetDigest) != hashSize {
 		return p, badReceipt("CCF write set digest is not 32 bytes")
 	}
-	if p.CommitEvidence, err = rcDecodeText(leaf[1]); err != nil || len(p.CommitEvidence) > maxCommitEvidence {
+	if p.CommitEvidence, err = decodeText(leaf[1]); err != nil || len(p.CommitEvidence) > maxCommitEvidence {
 		return p, badReceipt("CCF commit evidence is not a short text string")
 	}
-	if p.ClaimsDigest, err = rcDecodeBstr(leaf[2]); err != nil || len(p.ClaimsDigest) != rcHashSize {
+	if p.ClaimsDigest, err = decodeBytes(leaf[2]); err != nil || len(p.ClaimsDigest) != hashSize {
 		return p, badReceipt("CCF claims digest is not 32 bytes")
 	}
-	path, err := rcDecodeArray(m[ccfLabelPath])
+	path, err := decodeArray(m[ccfLabelPath])
 	if err != nil {
 		return p, badReceipt("CCF path: %v", err)
 	}
-	if len(path) > rcMaxPathLen {
-		return p, badReceipt("CCF path of %d elements, at most %d", len(path), rcMaxPathLen)
+	if len(path) > maxPathLen {
+		return p, badReceipt("CCF path of %d elements, at most %d", len(path), maxPathLen)
 	}
 	p.Path = make([]CCFPathElement, len(path))
 	for i, raw := range path {
-		e, err := rcDecodeArray(raw)
+		e, err := decodeArray(raw)
 		if err != nil || len(e) != 2 || len(e[0]) != 1 || (e[0][0] != 0xf4 && e[0][0] != 0xf5) {
 			return p, badReceipt("CCF path[%d] is not [bool, bstr]", i)
 		}
-		h, err := rcDecodeBstr(e[1])
-		if err != nil || len(h) != rcHashSize {
+		h, err := decodeBytes(e[1])
+		if err != nil || len(h) != hashSize {
 			return p, badReceipt("CCF path[%d] hash is not 32 bytes", i)
 		}
 		p.Path[i] = CCFPathElement{Left: e[0][0] == 0xf5, Hash: h}

@@ -172,58 +172,34 @@ func parse(b []byte, opts ParseOptions) (*Statement, error) {
 		if majorType(t.Content) != cborArray {
 			return nil, fmt.Errorf("%w: tag %d does not enclose an array", ErrNotCOSE, t.Number)
 		}
-		// RFC 9052 §4.2: COSE_Sign1_Tagged = #6.18(COSE_Sign1).
+		// RFC 9052 §4.2: COSE_Sign1_Tagged = #6.18(COSE_Sign1). Unlike
+		// receipts and governance requests (DecodeSign1), a statement may
+		// encode the tag's head in more bytes than it needs: RFC 8949
+		// allows it, statements have always been accepted so, and one
+		// registered so must still parse.
 		if t.Number != 18 {
 			return nil, fmt.Errorf("%w: tag %d, want 18", ErrUntagged, t.Number)
 		}
 		content = t.Content
 	case cborArray:
-		content = b
+		// An untagged array of four is a COSE_Sign1 without its tag: say
+		// so (ErrUntagged) rather than "not COSE".
+		var arr []cbor.RawMessage
+		if err := decMode.Unmarshal(b, &arr); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrNotCOSE, err)
+		}
+		if len(arr) != 4 {
+			return nil, fmt.Errorf("%w: array of %d elements, want 4", ErrNotCOSE, len(arr))
+		}
+		return nil, fmt.Errorf("%w: SCITT signed statements must be tagged", ErrUntagged)
 	default:
 		return nil, fmt.Errorf("%w: top-level item is not a tagged array", ErrNotCOSE)
 	}
-	var arr []cbor.RawMessage
-	if err := decMode.Unmarshal(content, &arr); err != nil {
+	m, err := decodeSign1Array(content, Sign1Options{})
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotCOSE, err)
 	}
-	if len(arr) != 4 {
-		return nil, fmt.Errorf("%w: array of %d elements, want 4", ErrNotCOSE, len(arr))
-	}
-	if majorType(b) == cborArray {
-		return nil, fmt.Errorf("%w: SCITT signed statements must be tagged", ErrUntagged)
-	}
-	s := &Statement{Raw: b}
-	var err error
-	// RFC 9052 §4.2: protected is "empty_or_serialized_map", a bstr.
-	if majorType(arr[0]) != cborBytes {
-		return nil, fmt.Errorf("%w: protected header is not a byte string", ErrNotCOSE)
-	}
-	if s.RawProtected, err = decodeBytes(arr[0]); err != nil {
-		return nil, fmt.Errorf("%w: protected header: %v", ErrNotCOSE, err)
-	}
-	if majorType(arr[1]) != cborMap {
-		return nil, fmt.Errorf("%w: unprotected header is not a map", ErrNotCOSE)
-	}
-	s.RawUnprotected = arr[1]
-	switch {
-	case len(arr[2]) == 1 && arr[2][0] == cborNil:
-		s.Payload = nil
-	case majorType(arr[2]) == cborBytes:
-		if s.Payload, err = decodeBytes(arr[2]); err != nil {
-			return nil, fmt.Errorf("%w: payload: %v", ErrNotCOSE, err)
-		}
-	default:
-		return nil, fmt.Errorf("%w: payload is neither a byte string nor nil", ErrNotCOSE)
-	}
-	if majorType(arr[3]) != cborBytes {
-		return nil, fmt.Errorf("%w: signature is not a byte string", ErrNotCOSE)
-	}
-	if s.Signature, err = decodeBytes(arr[3]); err != nil {
-		return nil, fmt.Errorf("%w: signature: %v", ErrNotCOSE, err)
-	}
-	if len(s.Signature) == 0 {
-		return nil, fmt.Errorf("%w: empty signature", ErrNotCOSE)
-	}
+	s := &Statement{Raw: b, RawProtected: m.Protected, RawUnprotected: m.Unprotected, Payload: m.Payload, Signature: m.Signature}
 	if err := s.parseUnprotected(); err != nil {
 		return nil, err
 	}
@@ -507,25 +483,6 @@ func sigStructure(protected, payload []byte) []byte {
 	return out
 }
 
-// CBOR major types, shifted into the high bits of the initial byte.
-const (
-	cborUint  byte = 0 << 5
-	cborNint  byte = 1 << 5
-	cborBytes byte = 2 << 5
-	cborText  byte = 3 << 5
-	cborArray byte = 4 << 5
-	cborMap   byte = 5 << 5
-	cborTag   byte = 6 << 5
-	cborNil   byte = 0xf6
-)
-
-func majorType(b []byte) byte {
-	if len(b) == 0 {
-		return 0xff
-	}
-	return b[0] & 0xe0
-}
-
 func appendHead(b []byte, major byte, n uint64) []byte {
 	switch {
 	case n < 24:
@@ -539,28 +496,6 @@ func appendHead(b []byte, major byte, n uint64) []byte {
 	default:
 		return binary.BigEndian.AppendUint64(append(b, major|27), n)
 	}
-}
-
-func decodeBytes(raw []byte) ([]byte, error) {
-	var out []byte
-	if err := decMode.Unmarshal(raw, &out); err != nil {
-		return nil, err
-	}
-	if out == nil {
-		out = []byte{}
-	}
-	return out, nil
-}
-
-func decodeInt(raw []byte) (int64, error) {
-	if mt := majorType(raw); mt != cborUint && mt != cborNint {
-		return 0, errors.New("not an integer")
-	}
-	var n int64
-	if err := decMode.Unmarshal(raw, &n); err != nil {
-		return 0, err
-	}
-	return n, nil
 }
 
 func decodeNumericDate(raw []byte) (int64, error) {
@@ -605,33 +540,6 @@ func decodeContentType(raw []byte) (any, error) {
 		return s, nil
 	}
 	return nil, errors.New("must be text or an unsigned integer")
-}
-
-// decodeHeaderMap decodes a header map (or CWT claims map) whose labels are
-// ints or text. Duplicate labels are rejected by decMode.
-func decodeHeaderMap(raw []byte) (map[any]cbor.RawMessage, error) {
-	if majorType(raw) != cborMap {
-		return nil, errors.New("not a map")
-	}
-	var m map[any]cbor.RawMessage
-	if err := decMode.Unmarshal(raw, &m); err != nil {
-		return nil, err
-	}
-	out := make(map[any]cbor.RawMessage, len(m))
-	for k, v := range m {
-		switch l := k.(type) {
-		case int64:
-			out[l] = v
-		case uint64:
-			// Only for labels above MaxInt64, which no registry assigns.
-			return nil, fmt.Errorf("label %d out of range", l)
-		case string:
-			out[l] = v
-		default:
-			return nil, fmt.Errorf("label of type %T; labels are int or text", k)
-		}
-	}
-	return out, nil
 }
 
 // VerifyOptions configures (*Statement).Verify.

@@ -117,16 +117,6 @@ type Request struct {
 	Signature []byte
 }
 
-// sign1 is the COSE_Sign1 array (RFC 9052 §4.2) with each element raw, so
-// that element types can be checked one by one with a precise error.
-type sign1 struct {
-	_           struct{} `cbor:",toarray"`
-	Protected   cbor.RawMessage
-	Unprotected cbor.RawMessage
-	Payload     cbor.RawMessage
-	Signature   cbor.RawMessage
-}
-
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
@@ -157,38 +147,18 @@ func ParseRequest(b []byte) (*Request, error) {
 	if len(b) == 0 {
 		return nil, malformed("empty request")
 	}
-	// RFC 9052 §4.2: COSE_Sign1_Tagged = #6.18(COSE_Sign1). CCF sends the tag.
-	if b[0] != cborTagSign1 {
-		return nil, malformed("not a tagged COSE_Sign1 (tag 18)")
-	}
-	var m sign1
-	if err := cose.Unmarshal(b[1:], &m); err != nil {
-		return nil, malformed("COSE_Sign1: %v", err)
-	}
-	protected, err := decodeBstr(m.Protected)
+	// RFC 9052 §4.2: COSE_Sign1_Tagged = #6.18(COSE_Sign1). CCF sends the
+	// tag. The unprotected header is not signed: CCF's tools leave it
+	// empty, and anything in it would be unauthenticated and would change
+	// Raw (and Digest) without touching the signature.
+	m, err := cose.DecodeSign1(b, cose.Sign1Options{EmptyUnprotected: true})
 	if err != nil {
-		return nil, malformed("protected header: %v", err)
+		return nil, malformed("%v", err)
 	}
-	// The unprotected header is not signed. CCF's tools leave it empty;
-	// anything in it would be unauthenticated and would change Raw (and
-	// Digest) without touching the signature.
-	if len(m.Unprotected) != 1 || m.Unprotected[0] != 0xa0 {
-		return nil, malformed("unprotected header is not an empty map")
-	}
-	if len(m.Payload) > 0 && m.Payload[0] == 0xf6 {
+	if m.Payload == nil {
 		return nil, malformed("payload is detached (nil); governance requests carry it")
 	}
-	payload, err := decodeBstr(m.Payload)
-	if err != nil {
-		return nil, malformed("payload: %v", err)
-	}
-	sig, err := decodeBstr(m.Signature)
-	if err != nil {
-		return nil, malformed("signature: %v", err)
-	}
-	if len(sig) == 0 {
-		return nil, malformed("empty signature")
-	}
+	protected, payload, sig := m.Protected, m.Payload, m.Signature
 	if canon := encodeSign1(protected, payload, sig); string(canon) != string(b) {
 		return nil, malformed("COSE_Sign1 envelope is not canonically encoded")
 	}
