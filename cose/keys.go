@@ -8,7 +8,6 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -175,10 +174,13 @@ func ecCoordinates(k *ecdsa.PublicKey) (x, y []byte, err error) {
 	return point[1 : 1+n], point[1+n:], nil
 }
 
+// ecPublicKey makes the public key of the point (x, y), each coordinate the
+// curve's full size, checking the point is on the curve. Its errors wrap no
+// sentinel: COSE_Key and JWK decoding wrap them in their own.
 func ecPublicKey(curve elliptic.Curve, x, y []byte) (*ecdsa.PublicKey, error) {
 	n := (curve.Params().BitSize + 7) / 8
 	if len(x) != n || len(y) != n {
-		return nil, fmt.Errorf("%w: EC coordinates of %d and %d bytes, want %d", ErrBadKey, len(x), len(y), n)
+		return nil, fmt.Errorf("EC coordinates of %d and %d bytes, want %d", len(x), len(y), n)
 	}
 	point := make([]byte, 0, 1+2*n)
 	point = append(point, 4)
@@ -186,7 +188,7 @@ func ecPublicKey(curve elliptic.Curve, x, y []byte) (*ecdsa.PublicKey, error) {
 	point = append(point, y...)
 	pub, err := ecdsa.ParseUncompressedPublicKey(curve, point)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+		return nil, err
 	}
 	return pub, nil
 }
@@ -299,7 +301,7 @@ func coseKeyFromMap(m map[int64]cbor.RawMessage) (Key, error) {
 		}
 		pub, err := ecPublicKey(curve, x, y)
 		if err != nil {
-			return Key{}, err
+			return Key{}, fmt.Errorf("%w: %v", ErrBadKey, err)
 		}
 		k.Public = pub
 	case ktyOKP:
@@ -431,42 +433,22 @@ func (ks KeySet) Lookup(kid []byte) (Key, bool) {
 	return Key{}, false
 }
 
-// jwk is one JSON Web Key (RFC 7517, RFC 7518 §6.2, RFC 8037 §2).
-type jwk struct {
-	Kty string `json:"kty"`
-	Crv string `json:"crv"`
-	X   string `json:"x"`
-	Y   string `json:"y,omitempty"`
-	D   string `json:"d,omitempty"`
-	Kid string `json:"kid,omitempty"`
-	Alg string `json:"alg,omitempty"`
-	Use string `json:"use,omitempty"`
-}
-
 // MarshalJWKS encodes keys as a JWK Set: {"keys": [{kty, crv, x, y, kid,
 // alg, use: "sig"}]}, with kid the key's kid as text.
 func MarshalJWKS(keys []Key) ([]byte, error) {
 	set := struct {
-		Keys []jwk `json:"keys"`
-	}{Keys: []jwk{}}
-	b64 := base64.RawURLEncoding.EncodeToString
+		Keys []JWK `json:"keys"`
+	}{Keys: []JWK{}}
 	for _, k := range keys {
 		k, err := fillKey(k)
 		if err != nil {
 			return nil, err
 		}
-		j := jwk{Kid: string(k.Kid), Alg: k.Alg.String(), Use: "sig"}
-		switch pub := k.Public.(type) {
-		case *ecdsa.PublicKey:
-			ci, _ := curveByCurve(pub.Curve)
-			x, y, err := ecCoordinates(pub)
-			if err != nil {
-				return nil, err
-			}
-			j.Kty, j.Crv, j.X, j.Y = "EC", ci.jwk, b64(x), b64(y)
-		case ed25519.PublicKey:
-			j.Kty, j.Crv, j.X = "OKP", "Ed25519", b64(pub)
+		j, err := JWKFromKey(k.Public)
+		if err != nil {
+			return nil, err
 		}
+		j.Kid, j.Alg, j.Use = string(k.Kid), k.Alg.String(), "sig"
 		set.Keys = append(set.Keys, j)
 	}
 	return json.Marshal(set)
@@ -476,7 +458,7 @@ func MarshalJWKS(keys []Key) ([]byte, error) {
 // KeyID; a present alg must fit the curve.
 func ParseJWKS(b []byte) ([]Key, error) {
 	var set struct {
-		Keys []jwk `json:"keys"`
+		Keys []JWK `json:"keys"`
 	}
 	if err := json.Unmarshal(b, &set); err != nil {
 		return nil, fmt.Errorf("%w: JWKS: %v", ErrBadKey, err)
@@ -495,42 +477,23 @@ func ParseJWKS(b []byte) ([]Key, error) {
 	return dedupKeys(keys)
 }
 
-func keyFromJWK(j jwk) (Key, error) {
+// keyFromJWK is a key set's key: public, EC or Ed25519 only (what Key
+// supports), with nothing of another key type in it.
+func keyFromJWK(j JWK) (Key, error) {
 	if j.D != "" {
 		return Key{}, fmt.Errorf("%w: JWK holds a private key", ErrBadKey)
 	}
-	dec := base64.RawURLEncoding.DecodeString
-	x, err := dec(j.X)
-	if err != nil {
-		return Key{}, fmt.Errorf("%w: JWK x: %v", ErrBadKey, err)
-	}
-	var k Key
-	switch j.Kty {
-	case "EC":
-		var curve elliptic.Curve
-		for _, ci := range ecCurves {
-			if ci.jwk == j.Crv {
-				curve = ci.curve
-			}
-		}
-		if curve == nil {
-			return Key{}, fmt.Errorf("%w: unsupported EC curve %q", ErrBadKey, j.Crv)
-		}
-		y, err := dec(j.Y)
-		if err != nil {
-			return Key{}, fmt.Errorf("%w: JWK y: %v", ErrBadKey, err)
-		}
-		if k.Public, err = ecPublicKey(curve, x, y); err != nil {
-			return Key{}, err
-		}
-	case "OKP":
-		if j.Crv != "Ed25519" || len(x) != ed25519.PublicKeySize || j.Y != "" {
-			return Key{}, fmt.Errorf("%w: unsupported OKP key (crv %q)", ErrBadKey, j.Crv)
-		}
-		k.Public = ed25519.PublicKey(x)
-	default:
+	switch {
+	case j.Kty != "EC" && j.Kty != "OKP":
 		return Key{}, fmt.Errorf("%w: unsupported kty %q", ErrBadKey, j.Kty)
+	case j.Kty == "OKP" && j.Y != "":
+		return Key{}, fmt.Errorf("%w: unsupported OKP key (crv %q)", ErrBadKey, j.Crv)
 	}
+	pub, err := j.PublicKey()
+	if err != nil {
+		return Key{}, fmt.Errorf("%w: %w", ErrBadKey, err)
+	}
+	k := Key{Public: pub}
 	if j.Alg != "" {
 		alg, ok := algByName[j.Alg]
 		if !ok {
