@@ -7,8 +7,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/charterlog/charter/cbor"
 	"github.com/charterlog/charter/cose"
-	"github.com/fxamacker/cbor/v2"
 	gocose "github.com/veraison/go-cose"
 )
 

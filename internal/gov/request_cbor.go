@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/charterlog/charter/cbor"
 	"github.com/charterlog/charter/cose"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // CBOR major types (RFC 8949 §3.1), as the top three bits of a head byte.
