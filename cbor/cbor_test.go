@@ -104,3 +104,35 @@ func TestMarshalDeterministic(t *testing.T) {
 		t.Errorf("got %x, want %x", b, want)
 	}
 }
+
+// TestTypedDecoders: each accepts its one major type and refuses the
+// conversions the library would make.
+func TestTypedDecoders(t *testing.T) {
+	if b, err := cbor.DecodeBytes([]byte{0x40}); err != nil || b == nil || len(b) != 0 {
+		t.Errorf("empty bstr: %v, %v", b, err)
+	}
+	for name, c := range map[string]struct {
+		raw []byte
+		dec func([]byte) error
+	}{
+		"text as bytes":     {[]byte{0x61, 'a'}, func(b []byte) error { _, err := cbor.DecodeBytes(b); return err }},
+		"nil as bytes":      {[]byte{0xf6}, func(b []byte) error { _, err := cbor.DecodeBytes(b); return err }},
+		"bytes as text":     {[]byte{0x41, 'a'}, func(b []byte) error { _, err := cbor.DecodeText(b); return err }},
+		"float as int":      {[]byte{0xf9, 0x3c, 0x00}, func(b []byte) error { _, err := cbor.DecodeInt(b); return err }},
+		"negative as uint":  {[]byte{0x20}, func(b []byte) error { _, err := cbor.DecodeUint(b); return err }},
+		"epoch tag as uint": {[]byte{0xc1, 0x01}, func(b []byte) error { _, err := cbor.DecodeUint(b); return err }},
+		"uint beyond int64": {[]byte{0x1b, 0x80, 0, 0, 0, 0, 0, 0, 0}, func(b []byte) error { _, err := cbor.DecodeInt(b); return err }},
+		"nil as array":      {[]byte{0xf6}, func(b []byte) error { _, err := cbor.DecodeArray(b); return err }},
+		"empty input":       {nil, func(b []byte) error { _, err := cbor.DecodeInt(b); return err }},
+	} {
+		if err := c.dec(c.raw); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if n, err := cbor.DecodeInt([]byte{0x38, 0x18}); err != nil || n != -25 {
+		t.Errorf("-25: %d, %v", n, err)
+	}
+	if a, err := cbor.DecodeArray([]byte{0x82, 0x01, 0x41, 0x00}); err != nil || len(a) != 2 {
+		t.Errorf("array: %v, %v", a, err)
+	}
+}

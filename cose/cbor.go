@@ -24,60 +24,13 @@ func Unmarshal(data []byte, v any) error { return decMode.Unmarshal(data, v) }
 // and the same hash.
 func Marshal(v any) ([]byte, error) { return cbor.Marshal(v) }
 
-// Typed decoders for the elements of COSE structures. Each checks the
-// major type first: the library would otherwise convert (a text string into
-// []byte, nil into an empty value), and a COSE field has one type.
-
-// CBOR major types, shifted into the high bits of the initial byte.
-const (
-	cborUint  byte = 0 << 5
-	cborNint  byte = 1 << 5
-	cborBytes byte = 2 << 5
-	cborText  byte = 3 << 5
-	cborArray byte = 4 << 5
-	cborMap   byte = 5 << 5
-	cborTag   byte = 6 << 5
-	cborNil   byte = 0xf6
-)
-
-func majorType(b []byte) byte {
-	if len(b) == 0 {
-		return 0xff
-	}
-	return b[0] & 0xe0
-}
-
-// decodeBytes decodes a byte string, refusing every other type (a tstr, a
-// tagged bstr, nil). An empty bstr is an empty slice, not nil.
-func decodeBytes(raw []byte) ([]byte, error) {
-	if majorType(raw) != cborBytes {
-		return nil, errors.New("not a byte string")
-	}
-	var out []byte
-	if err := decMode.Unmarshal(raw, &out); err != nil {
-		return nil, err
-	}
-	if out == nil {
-		out = []byte{}
-	}
-	return out, nil
-}
-
-func decodeInt(raw []byte) (int64, error) {
-	if mt := majorType(raw); mt != cborUint && mt != cborNint {
-		return 0, errors.New("not an integer")
-	}
-	var n int64
-	if err := decMode.Unmarshal(raw, &n); err != nil {
-		return 0, err
-	}
-	return n, nil
-}
+// cborNil is CBOR's null (RFC 8949 §3.3), a COSE_Sign1's detached payload.
+const cborNil byte = 0xf6
 
 // decodeHeaderMap decodes a header map (or CWT claims map) whose labels are
 // ints or text. Duplicate labels are rejected by decMode.
 func decodeHeaderMap(raw []byte) (map[any]cbor.RawMessage, error) {
-	if majorType(raw) != cborMap {
+	if cbor.Major(raw) != cbor.MajorMap {
 		return nil, errors.New("not a map")
 	}
 	var m map[any]cbor.RawMessage
@@ -99,34 +52,4 @@ func decodeHeaderMap(raw []byte) (map[any]cbor.RawMessage, error) {
 		}
 	}
 	return out, nil
-}
-
-func decodeUint(raw cbor.RawMessage) (uint64, error) {
-	if majorType(raw) != cborUint {
-		return 0, errors.New("not an unsigned integer")
-	}
-	var v uint64
-	err := decMode.Unmarshal(raw, &v)
-	return v, err
-}
-
-func decodeText(raw cbor.RawMessage) (string, error) {
-	if majorType(raw) != cborText {
-		return "", errors.New("not a text string")
-	}
-	var s string
-	err := decMode.Unmarshal(raw, &s)
-	return s, err
-}
-
-// decodeArray decodes a CBOR array into its raw elements, refusing null.
-func decodeArray(raw cbor.RawMessage) ([]cbor.RawMessage, error) {
-	if majorType(raw) != cborArray {
-		return nil, errors.New("not an array")
-	}
-	var a []cbor.RawMessage
-	if err := decMode.Unmarshal(raw, &a); err != nil {
-		return nil, err
-	}
-	return a, nil
 }

@@ -65,20 +65,20 @@ func parseCCFProof(b []byte) (CCFProof, error) {
 	if len(m) != 2 || m[ccfLabelLeaf] == nil || m[ccfLabelPath] == nil {
 		return p, badReceipt("CCF proof map must hold exactly labels 1 (leaf) and 2 (path)")
 	}
-	leaf, err := decodeArray(m[ccfLabelLeaf])
+	leaf, err := cbor.DecodeArray(m[ccfLabelLeaf])
 	if err != nil || len(leaf) != 3 {
 		return p, badReceipt("CCF leaf is not [write_set_digest, commit_evidence, claims_digest]")
 	}
-	if p.WriteSetDigest, err = decodeBytes(leaf[0]); err != nil || len(p.WriteSetDigest) != hashSize {
+	if p.WriteSetDigest, err = cbor.DecodeBytes(leaf[0]); err != nil || len(p.WriteSetDigest) != hashSize {
 		return p, badReceipt("CCF write set digest is not 32 bytes")
 	}
-	if p.CommitEvidence, err = decodeText(leaf[1]); err != nil || len(p.CommitEvidence) > maxCommitEvidence {
+	if p.CommitEvidence, err = cbor.DecodeText(leaf[1]); err != nil || len(p.CommitEvidence) > maxCommitEvidence {
 		return p, badReceipt("CCF commit evidence is not a short text string")
 	}
-	if p.ClaimsDigest, err = decodeBytes(leaf[2]); err != nil || len(p.ClaimsDigest) != hashSize {
+	if p.ClaimsDigest, err = cbor.DecodeBytes(leaf[2]); err != nil || len(p.ClaimsDigest) != hashSize {
 		return p, badReceipt("CCF claims digest is not 32 bytes")
 	}
-	path, err := decodeArray(m[ccfLabelPath])
+	path, err := cbor.DecodeArray(m[ccfLabelPath])
 	if err != nil {
 		return p, badReceipt("CCF path: %v", err)
 	}
@@ -87,11 +87,11 @@ func parseCCFProof(b []byte) (CCFProof, error) {
 	}
 	p.Path = make([]CCFPathElement, len(path))
 	for i, raw := range path {
-		e, err := decodeArray(raw)
+		e, err := cbor.DecodeArray(raw)
 		if err != nil || len(e) != 2 || len(e[0]) != 1 || (e[0][0] != 0xf4 && e[0][0] != 0xf5) {
 			return p, badReceipt("CCF path[%d] is not [bool, bstr]", i)
 		}
-		h, err := decodeBytes(e[1])
+		h, err := cbor.DecodeBytes(e[1])
 		if err != nil || len(h) != hashSize {
 			return p, badReceipt("CCF path[%d] hash is not 32 bytes", i)
 		}

@@ -349,7 +349,7 @@ func decodeBytesField(m map[int64]cbor.RawMessage, label int64, v *[]byte, requi
 		}
 		return nil
 	}
-	b, err := decodeBytes(raw)
+	b, err := cbor.DecodeBytes(raw)
 	if err != nil {
 		return fmt.Errorf("%w: COSE_Key label %d: %v", ErrBadKey, label, err)
 	}

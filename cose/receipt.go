@@ -192,7 +192,7 @@ type VerifiedReceipt struct {
 // decodeHashes decodes an array of 32-byte byte strings of at most
 // maxPathLen elements.
 func decodeHashes(raw cbor.RawMessage) ([][]byte, error) {
-	a, err := decodeArray(raw)
+	a, err := cbor.DecodeArray(raw)
 	if err != nil {
 		return nil, fmt.Errorf("path: %v", err)
 	}
@@ -201,7 +201,7 @@ func decodeHashes(raw cbor.RawMessage) ([][]byte, error) {
 	}
 	path := make([][]byte, len(a))
 	for i, e := range a {
-		h, err := decodeBytes(e)
+		h, err := cbor.DecodeBytes(e)
 		if err != nil {
 			return nil, fmt.Errorf("path[%d]: %v", i, err)
 		}
@@ -274,7 +274,7 @@ func ParseReceipt(b []byte) (*Receipt, error) {
 		return nil, badReceipt("vdp (396) has %d proof types, want exactly one", len(vdp))
 	}
 	for label, raw := range vdp {
-		proofs, err := decodeArray(raw)
+		proofs, err := cbor.DecodeArray(raw)
 		if err != nil {
 			return nil, badReceipt("vdp %d: %v", label, err)
 		}
@@ -282,7 +282,7 @@ func ParseReceipt(b []byte) (*Receipt, error) {
 			return nil, badReceipt("vdp %d holds %d proofs, want 1 to %d", label, len(proofs), maxProofs)
 		}
 		for i, p := range proofs {
-			pb, err := decodeBytes(p)
+			pb, err := cbor.DecodeBytes(p)
 			if err != nil {
 				return nil, badReceipt("vdp %d proof %d: %v", label, i, err)
 			}
@@ -301,7 +301,7 @@ func (r *Receipt) parseProtected(ph map[any]cbor.RawMessage) error {
 	if !ok {
 		return badReceipt("no alg (1) in the protected header")
 	}
-	alg, err := decodeInt(raw)
+	alg, err := cbor.DecodeInt(raw)
 	if err != nil {
 		return badReceipt("alg (1): %v", err)
 	}
@@ -315,14 +315,14 @@ func (r *Receipt) parseProtected(ph map[any]cbor.RawMessage) error {
 	if !ok {
 		return badReceipt("no vds (395) in the protected header")
 	}
-	if r.VDS, err = decodeInt(raw); err != nil {
+	if r.VDS, err = cbor.DecodeInt(raw); err != nil {
 		return badReceipt("vds (395): %v", err)
 	}
 	if r.VDS != VDSRFC9162 && r.VDS != VDSCCF {
 		return fmt.Errorf("%w: vds %d", ErrUnsupportedVDS, r.VDS)
 	}
 	if raw, ok := ph[int64(labelKid)]; ok {
-		if r.Kid, err = decodeBytes(raw); err != nil {
+		if r.Kid, err = cbor.DecodeBytes(raw); err != nil {
 			return badReceipt("kid (4): %v", err)
 		}
 		if len(r.Kid) == 0 {
@@ -346,23 +346,23 @@ func (r *Receipt) parseProtected(ph map[any]cbor.RawMessage) error {
 			return badReceipt("%q: %v", labelCCF, err)
 		}
 		if t, ok := ccf["txid"]; ok {
-			if r.CCFTxID, err = decodeText(t); err != nil {
+			if r.CCFTxID, err = cbor.DecodeText(t); err != nil {
 				return badReceipt("%q txid: %v", labelCCF, err)
 			}
 		}
 	}
 	// RFC 9052 §3.1: crit lists labels the recipient MUST understand.
 	if raw, ok := ph[int64(labelCrit)]; ok {
-		crit, err := decodeArray(raw)
+		crit, err := cbor.DecodeArray(raw)
 		if err != nil || len(crit) == 0 {
 			return badReceipt("crit (2) is not a non-empty array")
 		}
 		for _, c := range crit {
-			l, err := decodeInt(c)
+			l, err := cbor.DecodeInt(c)
 			understood := err == nil && (l == labelCWTClaims || l == labelVDS || l == labelKid)
 			if !understood {
 				var s string
-				if s, err = decodeText(c); err != nil || s != labelCCF {
+				if s, err = cbor.DecodeText(c); err != nil || s != labelCCF {
 					return badReceipt("crit (2) names a header Charter does not process")
 				}
 			}
@@ -382,12 +382,12 @@ func parseReceiptClaims(raw cbor.RawMessage) (ReceiptClaims, error) {
 	}
 	var err error
 	if v, ok := m[int64(claimIss)]; ok {
-		if c.Issuer, err = decodeText(v); err != nil {
+		if c.Issuer, err = cbor.DecodeText(v); err != nil {
 			return c, fmt.Errorf("iss: %v", err)
 		}
 	}
 	if v, ok := m[int64(claimSub)]; ok {
-		if c.Subject, err = decodeText(v); err != nil {
+		if c.Subject, err = cbor.DecodeText(v); err != nil {
 			return c, fmt.Errorf("sub: %v", err)
 		}
 	}
@@ -396,14 +396,14 @@ func parseReceiptClaims(raw cbor.RawMessage) (ReceiptClaims, error) {
 		if len(v) > 0 && v[0] == 0xc1 {
 			v = v[1:]
 		}
-		if c.IssuedAt, err = decodeInt(v); err != nil {
+		if c.IssuedAt, err = cbor.DecodeInt(v); err != nil {
 			return c, fmt.Errorf("iat: %v", err)
 		}
 	}
 	if v, ok := m[claimTreeSize]; ok {
 		// spec/formats.md: "tree_size = uint .gt 0"; a signed size of 0
 		// would bind no inclusion proof, and 0 means "absent" here.
-		if c.TreeSize, err = decodeUint(v); err != nil || c.TreeSize == 0 {
+		if c.TreeSize, err = cbor.DecodeUint(v); err != nil || c.TreeSize == 0 {
 			return c, fmt.Errorf("tree size (%d) is not a positive integer", claimTreeSize)
 		}
 	}
@@ -448,10 +448,10 @@ func parseTriple(b []byte) (a, c uint64, path [][]byte, err error) {
 	if err := decMode.Unmarshal(b, &t); err != nil {
 		return 0, 0, nil, err
 	}
-	if a, err = decodeUint(t.A); err != nil {
+	if a, err = cbor.DecodeUint(t.A); err != nil {
 		return 0, 0, nil, err
 	}
-	if c, err = decodeUint(t.B); err != nil {
+	if c, err = cbor.DecodeUint(t.B); err != nil {
 		return 0, 0, nil, err
 	}
 	path, err = decodeHashes(t.Path)
@@ -647,7 +647,7 @@ func (m *headerMemo) check(protected []byte) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("cose: receipt protected header: %w", err)
 	}
-	if vds, err := decodeInt(ph[int64(labelVDS)]); err != nil || vds != VDSRFC9162 {
+	if vds, err := cbor.DecodeInt(ph[int64(labelVDS)]); err != nil || vds != VDSRFC9162 {
 		return 0, errors.New("cose: receipt protected header is not for vds 1")
 	}
 	var claims ReceiptClaims

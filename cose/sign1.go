@@ -75,22 +75,22 @@ func decodeSign1Array(b []byte, opts Sign1Options) (*Sign1, error) {
 	}
 	var err error
 	// RFC 9052 §4.2: protected is "empty_or_serialized_map", a bstr.
-	if m.Protected, err = decodeBytes(a.Protected); err != nil {
+	if m.Protected, err = cbor.DecodeBytes(a.Protected); err != nil {
 		return nil, fmt.Errorf("protected header: %v", err)
 	}
 	switch {
 	case opts.EmptyUnprotected && (len(a.Unprotected) != 1 || a.Unprotected[0] != 0xa0):
 		return nil, errors.New("unprotected header is not an empty map")
-	case majorType(a.Unprotected) != cborMap:
+	case cbor.Major(a.Unprotected) != cbor.MajorMap:
 		return nil, errors.New("unprotected header is not a map")
 	}
 	// RFC 9052 §4.2: "payload : bstr / nil".
 	if len(a.Payload) != 1 || a.Payload[0] != cborNil {
-		if m.Payload, err = decodeBytes(a.Payload); err != nil {
+		if m.Payload, err = cbor.DecodeBytes(a.Payload); err != nil {
 			return nil, fmt.Errorf("payload: %v (nor nil)", err)
 		}
 	}
-	if m.Signature, err = decodeBytes(a.Signature); err != nil {
+	if m.Signature, err = cbor.DecodeBytes(a.Signature); err != nil {
 		return nil, fmt.Errorf("signature: %v", err)
 	}
 	if len(m.Signature) == 0 {

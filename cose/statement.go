@@ -163,13 +163,13 @@ func parse(b []byte, opts ParseOptions) (*Statement, error) {
 		return nil, fmt.Errorf("%w: %v", ErrNotCOSE, err)
 	}
 	var content []byte
-	switch majorType(b) {
-	case cborTag:
+	switch cbor.Major(b) {
+	case cbor.MajorTag:
 		var t cbor.RawTag
 		if err := decMode.Unmarshal(b, &t); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrNotCOSE, err)
 		}
-		if majorType(t.Content) != cborArray {
+		if cbor.Major(t.Content) != cbor.MajorArray {
 			return nil, fmt.Errorf("%w: tag %d does not enclose an array", ErrNotCOSE, t.Number)
 		}
 		// RFC 9052 §4.2: COSE_Sign1_Tagged = #6.18(COSE_Sign1). Unlike
@@ -181,7 +181,7 @@ func parse(b []byte, opts ParseOptions) (*Statement, error) {
 			return nil, fmt.Errorf("%w: tag %d, want 18", ErrUntagged, t.Number)
 		}
 		content = t.Content
-	case cborArray:
+	case cbor.MajorArray:
 		// An untagged array of four is a COSE_Sign1 without its tag: say
 		// so (ErrUntagged) rather than "not COSE".
 		var arr []cbor.RawMessage
@@ -235,7 +235,7 @@ func (s *Statement) parseProtected() error {
 	if err := decMode.Wellformed(s.RawProtected); err != nil {
 		return fmt.Errorf("%w: protected: %v", ErrBadHeader, err)
 	}
-	if majorType(s.RawProtected) != cborMap {
+	if cbor.Major(s.RawProtected) != cbor.MajorMap {
 		return fmt.Errorf("%w: protected header is not a map", ErrBadHeader)
 	}
 	m, err := decodeHeaderMap(s.RawProtected)
@@ -251,7 +251,7 @@ func (s *Statement) parseProtected() error {
 		}
 	}
 	if v, ok := m[labelAlg]; ok {
-		a, err := decodeInt(v)
+		a, err := cbor.DecodeInt(v)
 		if err != nil {
 			return fmt.Errorf("%w: alg (1) must be an integer: %v", ErrAlgorithmNotAllowed, err)
 		}
@@ -260,7 +260,7 @@ func (s *Statement) parseProtected() error {
 	if v, ok := m[labelCrit]; ok {
 		// RFC 9052 §3.1: crit is "[+ label]", and each label must be present.
 		var crit []cbor.RawMessage
-		if majorType(v) != cborArray || decMode.Unmarshal(v, &crit) != nil || len(crit) == 0 {
+		if cbor.Major(v) != cbor.MajorArray || decMode.Unmarshal(v, &crit) != nil || len(crit) == 0 {
 			return fmt.Errorf("%w: crit (2) must be a non-empty array of labels", ErrBadHeader)
 		}
 		for _, c := range crit {
@@ -280,10 +280,10 @@ func (s *Statement) parseProtected() error {
 		}
 	}
 	if v, ok := m[labelKid]; ok {
-		if majorType(v) != cborBytes {
+		if cbor.Major(v) != cbor.MajorBytes {
 			return fmt.Errorf("%w: kid (4) must be a byte string", ErrBadHeader)
 		}
-		if s.Kid, err = decodeBytes(v); err != nil {
+		if s.Kid, err = cbor.DecodeBytes(v); err != nil {
 			return fmt.Errorf("%w: kid (4): %v", ErrBadHeader, err)
 		}
 	}
@@ -300,7 +300,7 @@ func (s *Statement) parseProtected() error {
 	if v, ok := m[labelX5T]; ok {
 		// RFC 9360 §2: COSE_CertHash = [hashAlg: int / tstr, hashValue: bstr].
 		var x5t []cbor.RawMessage
-		if majorType(v) != cborArray || decMode.Unmarshal(v, &x5t) != nil || len(x5t) != 2 || majorType(x5t[1]) != cborBytes {
+		if cbor.Major(v) != cbor.MajorArray || decMode.Unmarshal(v, &x5t) != nil || len(x5t) != 2 || cbor.Major(x5t[1]) != cbor.MajorBytes {
 			return fmt.Errorf("%w: x5t (34) must be [alg, bstr]", ErrBadHeader)
 		}
 	}
@@ -308,7 +308,7 @@ func (s *Statement) parseProtected() error {
 }
 
 func (s *Statement) parseCWT(v cbor.RawMessage) error {
-	if majorType(v) != cborMap {
+	if cbor.Major(v) != cbor.MajorMap {
 		return fmt.Errorf("%w: label 15 is not a map", ErrMissingCWTClaims)
 	}
 	claims, err := decodeHeaderMap(v)
@@ -320,7 +320,7 @@ func (s *Statement) parseCWT(v cbor.RawMessage) error {
 		if !ok {
 			return nil
 		}
-		if majorType(c) != cborText || decMode.Unmarshal(c, dst) != nil {
+		if cbor.Major(c) != cbor.MajorText || decMode.Unmarshal(c, dst) != nil {
 			return fmt.Errorf("%w: %s (%d) is not text", ErrMissingCWTClaims, name, k)
 		}
 		return nil
@@ -348,7 +348,7 @@ func (s *Statement) parseCWT(v cbor.RawMessage) error {
 		*c.dst = &t
 	}
 	if raw, ok := claims["svn"]; ok {
-		n, err := decodeInt(raw)
+		n, err := cbor.DecodeInt(raw)
 		if err != nil || n < 0 {
 			return fmt.Errorf("%w: CWT svn must be an unsigned integer", ErrBadHeader)
 		}
@@ -359,23 +359,23 @@ func (s *Statement) parseCWT(v cbor.RawMessage) error {
 
 func (s *Statement) parseX5Chain(v cbor.RawMessage) error {
 	// RFC 9360 §2: COSE_X509 = bstr / [2*certs: bstr].
-	switch majorType(v) {
-	case cborBytes:
-		der, err := decodeBytes(v)
+	switch cbor.Major(v) {
+	case cbor.MajorBytes:
+		der, err := cbor.DecodeBytes(v)
 		if err != nil {
 			return fmt.Errorf("%w: x5chain (33): %v", ErrBadHeader, err)
 		}
 		s.X5Chain = [][]byte{der}
-	case cborArray:
+	case cbor.MajorArray:
 		var certs []cbor.RawMessage
 		if err := decMode.Unmarshal(v, &certs); err != nil || len(certs) == 0 {
 			return fmt.Errorf("%w: x5chain (33) must be a bstr or a non-empty array of bstr", ErrBadHeader)
 		}
 		for _, c := range certs {
-			if majorType(c) != cborBytes {
+			if cbor.Major(c) != cbor.MajorBytes {
 				return fmt.Errorf("%w: x5chain (33) element is not a byte string", ErrBadHeader)
 			}
-			der, err := decodeBytes(c)
+			der, err := cbor.DecodeBytes(c)
 			if err != nil {
 				return fmt.Errorf("%w: x5chain (33): %v", ErrBadHeader, err)
 			}
@@ -451,16 +451,16 @@ func (s *Statement) LeafEntry() [32]byte {
 	h := sha256.New()
 	var buf [9]byte
 	h.Write([]byte{0xd2, 0x84}) // tag 18, array(4)
-	h.Write(appendHead(buf[:0], cborBytes, uint64(len(s.RawProtected))))
+	h.Write(appendHead(buf[:0], cbor.MajorBytes, uint64(len(s.RawProtected))))
 	h.Write(s.RawProtected)
 	h.Write([]byte{0xa0}) // {}
 	if s.Payload == nil {
 		h.Write([]byte{cborNil})
 	} else {
-		h.Write(appendHead(buf[:0], cborBytes, uint64(len(s.Payload))))
+		h.Write(appendHead(buf[:0], cbor.MajorBytes, uint64(len(s.Payload))))
 		h.Write(s.Payload)
 	}
-	h.Write(appendHead(buf[:0], cborBytes, uint64(len(s.Signature))))
+	h.Write(appendHead(buf[:0], cbor.MajorBytes, uint64(len(s.Signature))))
 	h.Write(s.Signature)
 	var out [32]byte
 	h.Sum(out[:0])
@@ -475,10 +475,10 @@ func sigStructure(protected, payload []byte) []byte {
 	out := make([]byte, 0, 32+len(protected)+len(payload))
 	out = append(out, 0x84, 0x6a)
 	out = append(out, "Signature1"...)
-	out = appendHead(out, cborBytes, uint64(len(protected)))
+	out = appendHead(out, cbor.MajorBytes, uint64(len(protected)))
 	out = append(out, protected...)
 	out = append(out, 0x40)
-	out = appendHead(out, cborBytes, uint64(len(payload)))
+	out = appendHead(out, cbor.MajorBytes, uint64(len(payload)))
 	out = append(out, payload...)
 	return out
 }
@@ -499,7 +499,7 @@ func appendHead(b []byte, major byte, n uint64) []byte {
 }
 
 func decodeNumericDate(raw []byte) (int64, error) {
-	if majorType(raw) == cborTag {
+	if cbor.Major(raw) == cbor.MajorTag {
 		var t cbor.RawTag
 		if err := decMode.Unmarshal(raw, &t); err != nil {
 			return 0, err
@@ -509,15 +509,15 @@ func decodeNumericDate(raw []byte) (int64, error) {
 		}
 		raw = t.Content
 	}
-	return decodeInt(raw)
+	return cbor.DecodeInt(raw)
 }
 
 // decodeLabel decodes a header label: RFC 9052 §3, "label = int / tstr".
 func decodeLabel(raw []byte) (any, error) {
-	switch majorType(raw) {
-	case cborUint, cborNint:
-		return decodeInt(raw)
-	case cborText:
+	switch cbor.Major(raw) {
+	case cbor.MajorUint, cbor.MajorNint:
+		return cbor.DecodeInt(raw)
+	case cbor.MajorText:
 		var s string
 		if err := decMode.Unmarshal(raw, &s); err != nil {
 			return nil, err
@@ -529,10 +529,10 @@ func decodeLabel(raw []byte) (any, error) {
 
 func decodeContentType(raw []byte) (any, error) {
 	// RFC 9052 §3.1: content type is "tstr / uint".
-	switch majorType(raw) {
-	case cborUint:
-		return decodeInt(raw)
-	case cborText:
+	switch cbor.Major(raw) {
+	case cbor.MajorUint:
+		return cbor.DecodeInt(raw)
+	case cbor.MajorText:
 		var s string
 		if err := decMode.Unmarshal(raw, &s); err != nil {
 			return nil, err

@@ -51,7 +51,7 @@ func splitReceipts(b []byte) (*Sign1, map[any]cbor.RawMessage, [][]byte, error) 
 	}
 	delete(uh, int64(labelReceipts))
 	// RFC 9942 §4.3: "&(receipts: 394) => [+ bstr .cbor Receipt]"
-	arr, err := decodeArray(raw)
+	arr, err := cbor.DecodeArray(raw)
 	if err != nil {
 		return nil, nil, nil, badTS("receipts (394): %v", err)
 	}
@@ -60,7 +60,7 @@ func splitReceipts(b []byte) (*Sign1, map[any]cbor.RawMessage, [][]byte, error) 
 	}
 	receipts := make([][]byte, len(arr))
 	for i, e := range arr {
-		if receipts[i], err = decodeBytes(e); err != nil {
+		if receipts[i], err = cbor.DecodeBytes(e); err != nil {
 			return nil, nil, nil, badTS("receipt %d: %v", i+1, err)
 		}
 	}

@@ -211,7 +211,7 @@ func (r *Request) parseProtected(protected []byte) error {
 	if !ok {
 		return malformed("protected header: missing alg (1)")
 	}
-	alg, err := decodeInt(raw)
+	alg, err := cbor.DecodeInt(raw)
 	if err != nil {
 		return malformed("protected header: alg (1): %v", err)
 	}
@@ -232,7 +232,7 @@ func (r *Request) parseProtected(protected []byte) error {
 	if !ok {
 		return malformed("protected header: missing %s", labelMsgType)
 	}
-	t, err := decodeText(raw)
+	t, err := cbor.DecodeText(raw)
 	if err != nil {
 		return malformed("protected header: %s: %v", labelMsgType, err)
 	}
@@ -245,7 +245,7 @@ func (r *Request) parseProtected(protected []byte) error {
 	if !ok {
 		return malformed("protected header: missing %s", labelCreatedAt)
 	}
-	created, err := decodeUint(raw)
+	created, err := cbor.DecodeUint(raw)
 	if err != nil {
 		return malformed("protected header: %s: %v", labelCreatedAt, err)
 	}
@@ -261,7 +261,7 @@ func (r *Request) parseProtected(protected []byte) error {
 	case !ok && r.Type.needsProposalID():
 		return malformed("protected header: missing %s, required on %s requests", labelProposalID, r.Type)
 	case ok:
-		id, err := decodeText(raw)
+		id, err := cbor.DecodeText(raw)
 		if err != nil {
 			return malformed("protected header: %s: %v", labelProposalID, err)
 		}
