@@ -27,63 +27,46 @@ func Major(raw []byte) byte {
 // has one type (a text string into []byte, nil into a zero value, a tagged
 // value into its content), then decodes under the policy.
 
+// decodeAs decodes raw into a T if it is of major type want.
+func decodeAs[T any](raw []byte, want byte, what string) (T, error) {
+	var v T
+	if Major(raw) != want {
+		return v, errors.New("not " + what)
+	}
+	err := decMode.Unmarshal(raw, &v)
+	return v, err
+}
+
 // DecodeBytes decodes a byte string. An empty one is an empty slice, not
 // nil.
 func DecodeBytes(raw []byte) ([]byte, error) {
-	if Major(raw) != MajorBytes {
-		return nil, errors.New("not a byte string")
-	}
-	var b []byte
-	if err := decMode.Unmarshal(raw, &b); err != nil {
-		return nil, err
-	}
-	if b == nil {
+	b, err := decodeAs[[]byte](raw, MajorBytes, "a byte string")
+	if err == nil && b == nil {
 		b = []byte{}
 	}
-	return b, nil
+	return b, err
 }
 
 // DecodeText decodes a text string.
 func DecodeText(raw []byte) (string, error) {
-	if Major(raw) != MajorText {
-		return "", errors.New("not a text string")
-	}
-	var s string
-	err := decMode.Unmarshal(raw, &s)
-	return s, err
+	return decodeAs[string](raw, MajorText, "a text string")
 }
 
 // DecodeInt decodes an integer that fits int64, negative or not.
 func DecodeInt(raw []byte) (int64, error) {
-	if m := Major(raw); m != MajorUint && m != MajorNint {
-		return 0, errors.New("not an integer")
+	if Major(raw) == MajorNint {
+		return decodeAs[int64](raw, MajorNint, "an integer")
 	}
-	var n int64
-	if err := decMode.Unmarshal(raw, &n); err != nil {
-		return 0, err
-	}
-	return n, nil
+	return decodeAs[int64](raw, MajorUint, "an integer")
 }
 
 // DecodeUint decodes an unsigned integer: no negative number, no float, no
 // epoch-time tag.
 func DecodeUint(raw []byte) (uint64, error) {
-	if Major(raw) != MajorUint {
-		return 0, errors.New("not an unsigned integer")
-	}
-	var n uint64
-	err := decMode.Unmarshal(raw, &n)
-	return n, err
+	return decodeAs[uint64](raw, MajorUint, "an unsigned integer")
 }
 
 // DecodeArray decodes an array into its elements, each raw.
 func DecodeArray(raw []byte) ([]RawMessage, error) {
-	if Major(raw) != MajorArray {
-		return nil, errors.New("not an array")
-	}
-	var a []RawMessage
-	if err := decMode.Unmarshal(raw, &a); err != nil {
-		return nil, err
-	}
-	return a, nil
+	return decodeAs[[]RawMessage](raw, MajorArray, "an array")
 }

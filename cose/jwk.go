@@ -114,16 +114,23 @@ func JWKFromKey(key any) (JWK, error) {
 	return JWK{}, fmt.Errorf("%w: cannot express a %T as a JWK", ErrBadJWK, key)
 }
 
-// member decodes a base64url member, which must be present.
-func (j JWK) member(name, v string) ([]byte, error) {
-	if v == "" {
-		return nil, fmt.Errorf("%w: JWK without %q", ErrBadJWK, name)
+// decode decodes the named base64url members, each of which must be
+// present.
+func (j JWK) decode(names ...string) ([][]byte, error) {
+	m := j.Members()
+	out := make([][]byte, len(names))
+	for i, name := range names {
+		v, ok := m[name]
+		if !ok {
+			return nil, fmt.Errorf("%w: JWK without %q", ErrBadJWK, name)
+		}
+		b, err := jwkB64.DecodeString(v)
+		if err != nil {
+			return nil, fmt.Errorf("%w: JWK %s: %v", ErrBadJWK, name, err)
+		}
+		out[i] = b
 	}
-	b, err := jwkB64.DecodeString(v)
-	if err != nil {
-		return nil, fmt.Errorf("%w: JWK %s: %v", ErrBadJWK, name, err)
-	}
-	return b, nil
+	return out, nil
 }
 
 // PublicKey returns the public key j holds, ignoring any private members:
@@ -142,28 +149,21 @@ func (j JWK) PublicKey() (crypto.PublicKey, error) {
 		if curve == nil {
 			return nil, fmt.Errorf("%w: unsupported EC curve %q", ErrBadJWK, j.Crv)
 		}
-		x, err := j.member("x", j.X)
+		xy, err := j.decode("x", "y")
 		if err != nil {
 			return nil, err
 		}
-		y, err := j.member("y", j.Y)
-		if err != nil {
-			return nil, err
-		}
-		pub, err := ecPublicKey(curve, x, y)
+		pub, err := ecPublicKey(curve, xy[0], xy[1])
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBadJWK, err)
 		}
 		return pub, nil
 	case "RSA":
-		n, err := j.member("n", j.N)
+		ne, err := j.decode("n", "e")
 		if err != nil {
 			return nil, err
 		}
-		e, err := j.member("e", j.E)
-		if err != nil {
-			return nil, err
-		}
+		n, e := ne[0], ne[1]
 		if len(e) > 4 {
 			return nil, fmt.Errorf("%w: RSA exponent of %d bytes", ErrBadJWK, len(e))
 		}
@@ -172,14 +172,14 @@ func (j JWK) PublicKey() (crypto.PublicKey, error) {
 		if j.Crv != "Ed25519" {
 			return nil, fmt.Errorf("%w: unsupported OKP key (crv %q)", ErrBadJWK, j.Crv)
 		}
-		x, err := j.member("x", j.X)
+		x, err := j.decode("x")
 		if err != nil {
 			return nil, err
 		}
-		if len(x) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("%w: Ed25519 x of %d bytes", ErrBadJWK, len(x))
+		if len(x[0]) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("%w: Ed25519 x of %d bytes", ErrBadJWK, len(x[0]))
 		}
-		return ed25519.PublicKey(x), nil
+		return ed25519.PublicKey(x[0]), nil
 	}
 	return nil, fmt.Errorf("%w: unsupported kty %q", ErrBadJWK, j.Kty)
 }
@@ -193,24 +193,21 @@ func (j JWK) PrivateKey() (crypto.Signer, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := j.member("d", j.D)
+	dm, err := j.decode("d")
 	if err != nil {
 		return nil, err
 	}
+	d := dm[0]
 	switch pub := pub.(type) {
 	case *ecdsa.PublicKey:
 		return &ecdsa.PrivateKey{PublicKey: *pub, D: new(big.Int).SetBytes(d)}, nil
 	case *rsa.PublicKey:
-		p, err := j.member("p", j.P)
-		if err != nil {
-			return nil, err
-		}
-		q, err := j.member("q", j.Q)
+		pq, err := j.decode("p", "q")
 		if err != nil {
 			return nil, err
 		}
 		k := &rsa.PrivateKey{PublicKey: *pub, D: new(big.Int).SetBytes(d),
-			Primes: []*big.Int{new(big.Int).SetBytes(p), new(big.Int).SetBytes(q)}}
+			Primes: []*big.Int{new(big.Int).SetBytes(pq[0]), new(big.Int).SetBytes(pq[1])}}
 		if err := k.Validate(); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrBadJWK, err)
 		}
