@@ -223,6 +223,7 @@ func badReceipt(format string, args ...any) error {
 // per path, sizes and indices in range), and no trailing bytes. It does not
 // verify anything.
 func ParseReceipt(b []byte) (*Receipt, error) {
+	// RFC 9942 §4.3: "Receipts MUST be tagged as COSE_Sign1."
 	m, err := DecodeSign1(b, Sign1Options{})
 	if err != nil {
 		return nil, badReceipt("%v", err)
