@@ -15,8 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charterlog/charter/cbor"
 	"github.com/charterlog/charter/cose"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // Client talks to one Charter service over HTTPS.

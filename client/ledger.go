@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/charterlog/charter/cbor"
 	"github.com/charterlog/charter/log"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // LedgerRange fetches the committed transaction records with seqnos from
@@ -33,7 +33,7 @@ func (c *Client) LedgerRange(ctx context.Context, from, to uint64) (recs []*log.
 		return nil, 0, fmt.Errorf("ledger range %d..%d: the answer has no valid Charter-Ledger-Size header", from, to)
 	}
 	var raws []cbor.RawMessage
-	if err := cbor.Unmarshal(body, &raws); err != nil {
+	if err := ledgerDec.Unmarshal(body, &raws); err != nil {
 		return nil, 0, fmt.Errorf("ledger range %d..%d: the answer is not a CBOR array: %w", from, to, err)
 	}
 	if uint64(len(raws)) > to-from+1 {
@@ -103,3 +103,8 @@ func (c *Client) TransactionReceipt(ctx context.Context, txid log.TxID) ([]byte,
 
 // Quotes fetches every node's recorded evidence (GET /node/quotes, JSON).
 func (c *Client) Quotes(ctx context.Context) ([]byte, error) { return c.get(ctx, "/node/quotes") }
+
+// ledgerDec reads a page of records under the CBOR policy with the ledger's
+// bounds: a page may hold more records than the policy allows elements in
+// one message from outside.
+var ledgerDec = cbor.NewDecMode(cbor.LedgerOptions())

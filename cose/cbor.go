@@ -1,53 +1,55 @@
 package cose
 
 import (
+	"errors"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/cbor"
 )
 
-// Decoder policy for every byte string that arrives from outside (statements,
-// receipts, key sets). It is strict in the same ways as go-cose's own decoder:
-// duplicate map keys and indefinite-length items are errors, nesting and
-// collection sizes are bounded, and nothing the sender chose is trusted to be
-// canonical — callers keep the received bytes and verify over those.
-var decMode = mustDecMode(cbor.DecOptions{
-	DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-	IndefLength:       cbor.IndefLengthForbidden,
-	MaxNestedLevels:   16,
-	MaxArrayElements:  4096,
-	MaxMapPairs:       1024,
-	IntDec:            cbor.IntDecConvertSigned,
-	UTF8:              cbor.UTF8RejectInvalid,
-	DefaultMapType:    nil,
-	ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-})
+// decMode decodes every byte string that arrives from outside (statements,
+// receipts, key sets) under Charter's CBOR policy (package cbor: duplicate
+// map keys and indefinite lengths refused, nesting and sizes bounded), and
+// also refuses map keys a struct does not name: a COSE structure this
+// package decodes into a struct is fully understood or not accepted.
+// Nothing the sender chose is trusted to be canonical — callers keep the
+// received bytes and verify over those.
+var decMode = cbor.NewDecMode(cbor.Options{RefuseUnknownFields: true})
 
-// encMode produces Core Deterministic Encoding (RFC 8949 §4.2.1) for
-// everything Charter itself writes, so the same value always has the same
-// bytes and the same hash.
-var encMode = mustEncMode(cbor.CoreDetEncOptions())
-
-func mustDecMode(o cbor.DecOptions) cbor.DecMode {
-	m, err := o.DecMode()
-	if err != nil {
-		// The options are constants; an error here is a programming error
-		// caught by any test that imports the package.
-		panic(fmt.Sprintf("cose: decoder options: %v", err))
-	}
-	return m
-}
-
-func mustEncMode(o cbor.EncOptions) cbor.EncMode {
-	m, err := o.EncMode()
-	if err != nil {
-		panic(fmt.Sprintf("cose: encoder options: %v", err))
-	}
-	return m
-}
-
-// Unmarshal decodes data under Charter's strict decoder policy.
+// Unmarshal decodes data under cose's decoder policy (decMode).
 func Unmarshal(data []byte, v any) error { return decMode.Unmarshal(data, v) }
 
-// Marshal encodes v with Core Deterministic Encoding.
-func Marshal(v any) ([]byte, error) { return encMode.Marshal(v) }
+// Marshal encodes v with Core Deterministic Encoding (RFC 8949 §4.2.1), as
+// everything Charter writes, so the same value always has the same bytes
+// and the same hash.
+func Marshal(v any) ([]byte, error) { return cbor.Marshal(v) }
+
+// cborNil is CBOR's null (RFC 8949 §3.3), a COSE_Sign1's detached payload.
+const cborNil byte = 0xf6
+
+// decodeHeaderMap decodes a header map (or CWT claims map) whose labels are
+// ints or text. Duplicate labels are rejected by decMode.
+func decodeHeaderMap(raw []byte) (map[any]cbor.RawMessage, error) {
+	if cbor.Major(raw) != cbor.MajorMap {
+		return nil, errors.New("not a map")
+	}
+	var m map[any]cbor.RawMessage
+	if err := decMode.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	out := make(map[any]cbor.RawMessage, len(m))
+	for k, v := range m {
+		switch l := k.(type) {
+		case int64:
+			out[l] = v
+		case uint64:
+			// Only for labels above MaxInt64, which no registry assigns.
+			return nil, fmt.Errorf("label %d out of range", l)
+		case string:
+			out[l] = v
+		default:
+			return nil, fmt.Errorf("label of type %T; labels are int or text", k)
+		}
+	}
+	return out, nil
+}

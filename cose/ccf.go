@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"regexp"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/cbor"
 )
 
 // CCF receipts (vds 2, CCF_LEDGER_SHA256), as issued by the CCF SCITT ledger
@@ -65,34 +65,34 @@ func parseCCFProof(b []byte) (CCFProof, error) {
 	if len(m) != 2 || m[ccfLabelLeaf] == nil || m[ccfLabelPath] == nil {
 		return p, badReceipt("CCF proof map must hold exactly labels 1 (leaf) and 2 (path)")
 	}
-	leaf, err := rcDecodeArray(m[ccfLabelLeaf])
+	leaf, err := cbor.DecodeArray(m[ccfLabelLeaf])
 	if err != nil || len(leaf) != 3 {
 		return p, badReceipt("CCF leaf is not [write_set_digest, commit_evidence, claims_digest]")
 	}
-	if p.WriteSetDigest, err = rcDecodeBstr(leaf[0]); err != nil || len(p.WriteSetDigest) != rcHashSize {
+	if p.WriteSetDigest, err = cbor.DecodeBytes(leaf[0]); err != nil || len(p.WriteSetDigest) != hashSize {
 		return p, badReceipt("CCF write set digest is not 32 bytes")
 	}
-	if p.CommitEvidence, err = rcDecodeText(leaf[1]); err != nil || len(p.CommitEvidence) > maxCommitEvidence {
+	if p.CommitEvidence, err = cbor.DecodeText(leaf[1]); err != nil || len(p.CommitEvidence) > maxCommitEvidence {
 		return p, badReceipt("CCF commit evidence is not a short text string")
 	}
-	if p.ClaimsDigest, err = rcDecodeBstr(leaf[2]); err != nil || len(p.ClaimsDigest) != rcHashSize {
+	if p.ClaimsDigest, err = cbor.DecodeBytes(leaf[2]); err != nil || len(p.ClaimsDigest) != hashSize {
 		return p, badReceipt("CCF claims digest is not 32 bytes")
 	}
-	path, err := rcDecodeArray(m[ccfLabelPath])
+	path, err := cbor.DecodeArray(m[ccfLabelPath])
 	if err != nil {
 		return p, badReceipt("CCF path: %v", err)
 	}
-	if len(path) > rcMaxPathLen {
-		return p, badReceipt("CCF path of %d elements, at most %d", len(path), rcMaxPathLen)
+	if len(path) > maxPathLen {
+		return p, badReceipt("CCF path of %d elements, at most %d", len(path), maxPathLen)
 	}
 	p.Path = make([]CCFPathElement, len(path))
 	for i, raw := range path {
-		e, err := rcDecodeArray(raw)
+		e, err := cbor.DecodeArray(raw)
 		if err != nil || len(e) != 2 || len(e[0]) != 1 || (e[0][0] != 0xf4 && e[0][0] != 0xf5) {
 			return p, badReceipt("CCF path[%d] is not [bool, bstr]", i)
 		}
-		h, err := rcDecodeBstr(e[1])
-		if err != nil || len(h) != rcHashSize {
+		h, err := cbor.DecodeBytes(e[1])
+		if err != nil || len(h) != hashSize {
 			return p, badReceipt("CCF path[%d] hash is not 32 bytes", i)
 		}
 		p.Path[i] = CCFPathElement{Left: e[0][0] == 0xf5, Hash: h}

@@ -112,11 +112,11 @@ func FuzzParseReceipt(f *testing.F) {
 			t.Fatalf("accepted a receipt with %d proof kinds", kinds)
 		}
 		for _, p := range r.Inclusion {
-			if p.LeafIndex >= p.TreeSize || len(p.Path) > rcMaxPathLen {
+			if p.LeafIndex >= p.TreeSize || len(p.Path) > maxPathLen {
 				t.Fatalf("accepted inclusion proof %+v", p)
 			}
 			for _, h := range p.Path {
-				if len(h) != rcHashSize {
+				if len(h) != hashSize {
 					t.Fatalf("accepted a %d-byte hash", len(h))
 				}
 			}
@@ -127,7 +127,7 @@ func FuzzParseReceipt(f *testing.F) {
 			}
 		}
 		for _, p := range r.CCF {
-			if len(p.ClaimsDigest) != rcHashSize || len(p.WriteSetDigest) != rcHashSize {
+			if len(p.ClaimsDigest) != hashSize || len(p.WriteSetDigest) != hashSize {
 				t.Fatalf("accepted CCF proof %v", p)
 			}
 		}

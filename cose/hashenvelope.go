@@ -8,7 +8,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/cbor"
 	gocose "github.com/veraison/go-cose"
 )
 
@@ -55,7 +55,7 @@ func (s *Statement) parseHashEnvelope(m map[any]cbor.RawMessage) error {
 		}
 		return nil
 	}
-	a, err := decodeInt(v)
+	a, err := cbor.DecodeInt(v)
 	if err != nil {
 		return fmt.Errorf("%w: payload hash alg (258) must be an integer", ErrBadHeader)
 	}
@@ -78,7 +78,7 @@ func (s *Statement) parseHashEnvelope(m map[any]cbor.RawMessage) error {
 		}
 	}
 	if v, ok := m[labelPayloadLocation]; ok {
-		if majorType(v) != cborText || decMode.Unmarshal(v, &he.PayloadLocation) != nil {
+		if cbor.Major(v) != cbor.MajorText || decMode.Unmarshal(v, &he.PayloadLocation) != nil {
 			return fmt.Errorf("%w: payload location (260) must be text", ErrBadHeader)
 		}
 	}

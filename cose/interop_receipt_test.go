@@ -85,7 +85,7 @@ func ccfTrustStore(t testing.TB, b []byte) KeySet {
 		}
 		keys = append(keys, k)
 	}
-	keys, err := rcDedupKeys(keys)
+	keys, err := dedupKeys(keys)
 	if err != nil {
 		t.Fatal(err)
 	}

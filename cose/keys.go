@@ -8,13 +8,12 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/cbor"
 	gocose "github.com/veraison/go-cose"
 )
 
@@ -123,43 +122,43 @@ func (k Key) check() error {
 
 // COSE_Key labels, RFC 9052 §7.1 and RFC 9053 §7.1.1, §7.2.
 const (
-	rcKeyLabelKty = 1
-	rcKeyLabelKid = 2
-	rcKeyLabelAlg = 3
-	rcKeyLabelCrv = -1
-	rcKeyLabelX   = -2
-	rcKeyLabelY   = -3
-	rcKeyLabelD   = -4
+	keyLabelKty = 1
+	keyLabelKid = 2
+	keyLabelAlg = 3
+	keyLabelCrv = -1
+	keyLabelX   = -2
+	keyLabelY   = -3
+	keyLabelD   = -4
 
-	rcKtyOKP = 1
-	rcKtyEC2 = 2
+	ktyOKP = 1
+	ktyEC2 = 2
 
-	rcCrvP256    = 1
-	rcCrvP384    = 2
-	rcCrvP521    = 3
-	rcCrvEd25519 = 6
+	crvP256    = 1
+	crvP384    = 2
+	crvP521    = 3
+	crvEd25519 = 6
 )
 
-type rcCurveInfo struct {
+type curveInfo struct {
 	crv   int64
 	curve elliptic.Curve
 	alg   gocose.Algorithm
-	rcJwk string
+	jwk   string
 }
 
-var rcEcCurves = []rcCurveInfo{
-	{rcCrvP256, elliptic.P256(), gocose.AlgorithmES256, "P-256"},
-	{rcCrvP384, elliptic.P384(), gocose.AlgorithmES384, "P-384"},
-	{rcCrvP521, elliptic.P521(), gocose.AlgorithmES512, "P-521"},
+var ecCurves = []curveInfo{
+	{crvP256, elliptic.P256(), gocose.AlgorithmES256, "P-256"},
+	{crvP384, elliptic.P384(), gocose.AlgorithmES384, "P-384"},
+	{crvP521, elliptic.P521(), gocose.AlgorithmES512, "P-521"},
 }
 
-func curveByCurve(c elliptic.Curve) (rcCurveInfo, bool) {
-	for _, ci := range rcEcCurves {
+func curveByCurve(c elliptic.Curve) (curveInfo, bool) {
+	for _, ci := range ecCurves {
 		if ci.curve == c {
 			return ci, true
 		}
 	}
-	return rcCurveInfo{}, false
+	return curveInfo{}, false
 }
 
 // ecCoordinates returns x and y of k, each left-padded to the field size.
@@ -175,10 +174,13 @@ func ecCoordinates(k *ecdsa.PublicKey) (x, y []byte, err error) {
 	return point[1 : 1+n], point[1+n:], nil
 }
 
+// ecPublicKey makes the public key of the point (x, y), each coordinate the
+// curve's full size, checking the point is on the curve. Its errors wrap no
+// sentinel: COSE_Key and JWK decoding wrap them in their own.
 func ecPublicKey(curve elliptic.Curve, x, y []byte) (*ecdsa.PublicKey, error) {
 	n := (curve.Params().BitSize + 7) / 8
 	if len(x) != n || len(y) != n {
-		return nil, fmt.Errorf("%w: EC coordinates of %d and %d bytes, want %d", ErrBadKey, len(x), len(y), n)
+		return nil, fmt.Errorf("EC coordinates of %d and %d bytes, want %d", len(x), len(y), n)
 	}
 	point := make([]byte, 0, 1+2*n)
 	point = append(point, 4)
@@ -186,7 +188,7 @@ func ecPublicKey(curve elliptic.Curve, x, y []byte) (*ecdsa.PublicKey, error) {
 	point = append(point, y...)
 	pub, err := ecdsa.ParseUncompressedPublicKey(curve, point)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+		return nil, err
 	}
 	return pub, nil
 }
@@ -199,10 +201,10 @@ func MarshalCOSEKey(k Key) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return encMode.Marshal(m)
+	return cbor.Marshal(m)
 }
 
-func rcFillKey(k Key) (Key, error) {
+func fillKey(k Key) (Key, error) {
 	if k.Alg == 0 {
 		alg, err := AlgorithmForKey(k.Public)
 		if err != nil {
@@ -221,13 +223,13 @@ func rcFillKey(k Key) (Key, error) {
 }
 
 func coseKeyMap(k Key) (map[int64]any, error) {
-	k, err := rcFillKey(k)
+	k, err := fillKey(k)
 	if err != nil {
 		return nil, err
 	}
 	m := map[int64]any{
-		rcKeyLabelKid: k.Kid,
-		rcKeyLabelAlg: int64(k.Alg),
+		keyLabelKid: k.Kid,
+		keyLabelAlg: int64(k.Alg),
 	}
 	switch pub := k.Public.(type) {
 	case *ecdsa.PublicKey:
@@ -236,14 +238,14 @@ func coseKeyMap(k Key) (map[int64]any, error) {
 		if err != nil {
 			return nil, err
 		}
-		m[rcKeyLabelKty] = int64(rcKtyEC2)
-		m[rcKeyLabelCrv] = ci.crv
-		m[rcKeyLabelX] = x
-		m[rcKeyLabelY] = y
+		m[keyLabelKty] = int64(ktyEC2)
+		m[keyLabelCrv] = ci.crv
+		m[keyLabelX] = x
+		m[keyLabelY] = y
 	case ed25519.PublicKey:
-		m[rcKeyLabelKty] = int64(rcKtyOKP)
-		m[rcKeyLabelCrv] = int64(rcCrvEd25519)
-		m[rcKeyLabelX] = []byte(pub)
+		m[keyLabelKty] = int64(ktyOKP)
+		m[keyLabelCrv] = int64(crvEd25519)
+		m[keyLabelX] = []byte(pub)
 	}
 	return m, nil
 }
@@ -261,35 +263,35 @@ func ParseCOSEKey(b []byte) (Key, error) {
 }
 
 func coseKeyFromMap(m map[int64]cbor.RawMessage) (Key, error) {
-	if _, ok := m[rcKeyLabelD]; ok {
+	if _, ok := m[keyLabelD]; ok {
 		return Key{}, fmt.Errorf("%w: COSE_Key holds a private key (label -4)", ErrBadKey)
 	}
 	var kty, crv int64
-	if err := rcDecodeField(m, rcKeyLabelKty, &kty, true); err != nil {
+	if err := decodeIntField(m, keyLabelKty, &kty, true); err != nil {
 		return Key{}, err
 	}
-	if err := rcDecodeField(m, rcKeyLabelCrv, &crv, true); err != nil {
+	if err := decodeIntField(m, keyLabelCrv, &crv, true); err != nil {
 		return Key{}, err
 	}
 	var x, y, kid []byte
-	if err := rcDecodeBstrField(m, rcKeyLabelX, &x, true); err != nil {
+	if err := decodeBytesField(m, keyLabelX, &x, true); err != nil {
 		return Key{}, err
 	}
-	if err := rcDecodeBstrField(m, rcKeyLabelKid, &kid, false); err != nil {
+	if err := decodeBytesField(m, keyLabelKid, &kid, false); err != nil {
 		return Key{}, err
 	}
 	var alg int64
-	if err := rcDecodeField(m, rcKeyLabelAlg, &alg, false); err != nil {
+	if err := decodeIntField(m, keyLabelAlg, &alg, false); err != nil {
 		return Key{}, err
 	}
 	var k Key
 	switch kty {
-	case rcKtyEC2:
-		if err := rcDecodeBstrField(m, rcKeyLabelY, &y, true); err != nil {
+	case ktyEC2:
+		if err := decodeBytesField(m, keyLabelY, &y, true); err != nil {
 			return Key{}, err
 		}
 		var curve elliptic.Curve
-		for _, ci := range rcEcCurves {
+		for _, ci := range ecCurves {
 			if ci.crv == crv {
 				curve = ci.curve
 			}
@@ -299,14 +301,14 @@ func coseKeyFromMap(m map[int64]cbor.RawMessage) (Key, error) {
 		}
 		pub, err := ecPublicKey(curve, x, y)
 		if err != nil {
-			return Key{}, err
+			return Key{}, fmt.Errorf("%w: %v", ErrBadKey, err)
 		}
 		k.Public = pub
-	case rcKtyOKP:
-		if crv != rcCrvEd25519 {
+	case ktyOKP:
+		if crv != crvEd25519 {
 			return Key{}, fmt.Errorf("%w: unsupported OKP curve %d", ErrBadKey, crv)
 		}
-		if _, ok := m[rcKeyLabelY]; ok {
+		if _, ok := m[keyLabelY]; ok {
 			return Key{}, fmt.Errorf("%w: OKP key with a y coordinate", ErrBadKey)
 		}
 		if len(x) != ed25519.PublicKeySize {
@@ -318,11 +320,11 @@ func coseKeyFromMap(m map[int64]cbor.RawMessage) (Key, error) {
 	}
 	k.Kid = kid
 	k.Alg = gocose.Algorithm(alg)
-	return rcFillKey(k)
+	return fillKey(k)
 }
 
-// rcDecodeField decodes m[label] (an integer) into v.
-func rcDecodeField(m map[int64]cbor.RawMessage, label int64, v *int64, required bool) error {
+// decodeIntField decodes m[label] (an integer) into v.
+func decodeIntField(m map[int64]cbor.RawMessage, label int64, v *int64, required bool) error {
 	raw, ok := m[label]
 	if !ok {
 		if required {
@@ -339,7 +341,7 @@ func rcDecodeField(m map[int64]cbor.RawMessage, label int64, v *int64, required 
 	return nil
 }
 
-func rcDecodeBstrField(m map[int64]cbor.RawMessage, label int64, v *[]byte, required bool) error {
+func decodeBytesField(m map[int64]cbor.RawMessage, label int64, v *[]byte, required bool) error {
 	raw, ok := m[label]
 	if !ok {
 		if required {
@@ -347,28 +349,12 @@ func rcDecodeBstrField(m map[int64]cbor.RawMessage, label int64, v *[]byte, requ
 		}
 		return nil
 	}
-	b, err := rcDecodeBstr(raw)
+	b, err := cbor.DecodeBytes(raw)
 	if err != nil {
 		return fmt.Errorf("%w: COSE_Key label %d: %v", ErrBadKey, label, err)
 	}
 	*v = b
 	return nil
-}
-
-// rcDecodeBstr decodes a CBOR byte string, refusing every other type
-// (including null and text, which fxamacker/cbor would otherwise accept).
-func rcDecodeBstr(raw cbor.RawMessage) ([]byte, error) {
-	if len(raw) == 0 || raw[0]>>5 != 2 {
-		return nil, errors.New("not a byte string")
-	}
-	var b []byte
-	if err := decMode.Unmarshal(raw, &b); err != nil {
-		return nil, err
-	}
-	if b == nil {
-		b = []byte{}
-	}
-	return b, nil
 }
 
 // MarshalKeySet encodes keys as a COSE_KeySet (RFC 9052 §7: an array of
@@ -382,7 +368,7 @@ func MarshalKeySet(keys []Key) ([]byte, error) {
 		}
 		ms = append(ms, m)
 	}
-	return encMode.Marshal(ms)
+	return cbor.Marshal(ms)
 }
 
 // ParseKeySet decodes a COSE_KeySet of at most 256 public keys. Two entries
@@ -403,12 +389,12 @@ func ParseKeySet(b []byte) ([]Key, error) {
 		}
 		keys = append(keys, k)
 	}
-	return rcDedupKeys(keys)
+	return dedupKeys(keys)
 }
 
-// rcDedupKeys drops repeated keys and rejects two different keys under one
+// dedupKeys drops repeated keys and rejects two different keys under one
 // kid (which would make the verdict depend on the order of the set).
-func rcDedupKeys(keys []Key) ([]Key, error) {
+func dedupKeys(keys []Key) ([]Key, error) {
 	if len(keys) > maxKeySetSize {
 		return nil, fmt.Errorf("%w: %d keys, at most %d", ErrBadKey, len(keys), maxKeySetSize)
 	}
@@ -417,7 +403,7 @@ next:
 	for _, k := range keys {
 		for _, o := range out {
 			if bytes.Equal(o.Kid, k.Kid) {
-				if o.Alg != k.Alg || !rcPublicEqual(o.Public, k.Public) {
+				if o.Alg != k.Alg || !publicEqual(o.Public, k.Public) {
 					return nil, fmt.Errorf("%w: two different keys with kid %q", ErrBadKey, k.Kid)
 				}
 				continue next
@@ -428,7 +414,7 @@ next:
 	return out, nil
 }
 
-func rcPublicEqual(a, b crypto.PublicKey) bool {
+func publicEqual(a, b crypto.PublicKey) bool {
 	type equaler interface{ Equal(crypto.PublicKey) bool }
 	ea, ok := a.(equaler)
 	return ok && ea.Equal(b)
@@ -447,42 +433,22 @@ func (ks KeySet) Lookup(kid []byte) (Key, bool) {
 	return Key{}, false
 }
 
-// rcJwk is one JSON Web Key (RFC 7517, RFC 7518 §6.2, RFC 8037 §2).
-type rcJwk struct {
-	Kty string `json:"kty"`
-	Crv string `json:"crv"`
-	X   string `json:"x"`
-	Y   string `json:"y,omitempty"`
-	D   string `json:"d,omitempty"`
-	Kid string `json:"kid,omitempty"`
-	Alg string `json:"alg,omitempty"`
-	Use string `json:"use,omitempty"`
-}
-
 // MarshalJWKS encodes keys as a JWK Set: {"keys": [{kty, crv, x, y, kid,
 // alg, use: "sig"}]}, with kid the key's kid as text.
 func MarshalJWKS(keys []Key) ([]byte, error) {
 	set := struct {
-		Keys []rcJwk `json:"keys"`
-	}{Keys: []rcJwk{}}
-	b64 := base64.RawURLEncoding.EncodeToString
+		Keys []JWK `json:"keys"`
+	}{Keys: []JWK{}}
 	for _, k := range keys {
-		k, err := rcFillKey(k)
+		k, err := fillKey(k)
 		if err != nil {
 			return nil, err
 		}
-		j := rcJwk{Kid: string(k.Kid), Alg: k.Alg.String(), Use: "sig"}
-		switch pub := k.Public.(type) {
-		case *ecdsa.PublicKey:
-			ci, _ := curveByCurve(pub.Curve)
-			x, y, err := ecCoordinates(pub)
-			if err != nil {
-				return nil, err
-			}
-			j.Kty, j.Crv, j.X, j.Y = "EC", ci.rcJwk, b64(x), b64(y)
-		case ed25519.PublicKey:
-			j.Kty, j.Crv, j.X = "OKP", "Ed25519", b64(pub)
+		j, err := JWKFromKey(k.Public)
+		if err != nil {
+			return nil, err
 		}
+		j.Kid, j.Alg, j.Use = string(k.Kid), k.Alg.String(), "sig"
 		set.Keys = append(set.Keys, j)
 	}
 	return json.Marshal(set)
@@ -492,7 +458,7 @@ func MarshalJWKS(keys []Key) ([]byte, error) {
 // KeyID; a present alg must fit the curve.
 func ParseJWKS(b []byte) ([]Key, error) {
 	var set struct {
-		Keys []rcJwk `json:"keys"`
+		Keys []JWK `json:"keys"`
 	}
 	if err := json.Unmarshal(b, &set); err != nil {
 		return nil, fmt.Errorf("%w: JWKS: %v", ErrBadKey, err)
@@ -508,47 +474,28 @@ func ParseJWKS(b []byte) ([]Key, error) {
 		}
 		keys = append(keys, k)
 	}
-	return rcDedupKeys(keys)
+	return dedupKeys(keys)
 }
 
-func keyFromJWK(j rcJwk) (Key, error) {
+// keyFromJWK is a key set's key: public, EC or Ed25519 only (what Key
+// supports), with nothing of another key type in it.
+func keyFromJWK(j JWK) (Key, error) {
 	if j.D != "" {
 		return Key{}, fmt.Errorf("%w: JWK holds a private key", ErrBadKey)
 	}
-	dec := base64.RawURLEncoding.DecodeString
-	x, err := dec(j.X)
-	if err != nil {
-		return Key{}, fmt.Errorf("%w: JWK x: %v", ErrBadKey, err)
-	}
-	var k Key
-	switch j.Kty {
-	case "EC":
-		var curve elliptic.Curve
-		for _, ci := range rcEcCurves {
-			if ci.rcJwk == j.Crv {
-				curve = ci.curve
-			}
-		}
-		if curve == nil {
-			return Key{}, fmt.Errorf("%w: unsupported EC curve %q", ErrBadKey, j.Crv)
-		}
-		y, err := dec(j.Y)
-		if err != nil {
-			return Key{}, fmt.Errorf("%w: JWK y: %v", ErrBadKey, err)
-		}
-		if k.Public, err = ecPublicKey(curve, x, y); err != nil {
-			return Key{}, err
-		}
-	case "OKP":
-		if j.Crv != "Ed25519" || len(x) != ed25519.PublicKeySize || j.Y != "" {
-			return Key{}, fmt.Errorf("%w: unsupported OKP key (crv %q)", ErrBadKey, j.Crv)
-		}
-		k.Public = ed25519.PublicKey(x)
-	default:
+	switch {
+	case j.Kty != "EC" && j.Kty != "OKP":
 		return Key{}, fmt.Errorf("%w: unsupported kty %q", ErrBadKey, j.Kty)
+	case j.Kty == "OKP" && j.Y != "":
+		return Key{}, fmt.Errorf("%w: unsupported OKP key (crv %q)", ErrBadKey, j.Crv)
 	}
+	pub, err := j.PublicKey()
+	if err != nil {
+		return Key{}, fmt.Errorf("%w: %w", ErrBadKey, err)
+	}
+	k := Key{Public: pub}
 	if j.Alg != "" {
-		alg, ok := rcAlgByName[j.Alg]
+		alg, ok := algByName[j.Alg]
 		if !ok {
 			return Key{}, fmt.Errorf("%w: unsupported alg %q", ErrBadKey, j.Alg)
 		}
@@ -557,10 +504,10 @@ func keyFromJWK(j rcJwk) (Key, error) {
 	if j.Kid != "" {
 		k.Kid = []byte(j.Kid)
 	}
-	return rcFillKey(k)
+	return fillKey(k)
 }
 
-var rcAlgByName = map[string]gocose.Algorithm{
+var algByName = map[string]gocose.Algorithm{
 	"ES256": gocose.AlgorithmES256,
 	"ES384": gocose.AlgorithmES384,
 	"ES512": gocose.AlgorithmES512,

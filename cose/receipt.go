@@ -9,7 +9,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/cbor"
 	"github.com/transparency-dev/merkle/proof"
 	"github.com/transparency-dev/merkle/rfc6962"
 	gocose "github.com/veraison/go-cose"
@@ -76,35 +76,30 @@ const (
 	VDSCCF = 2
 )
 
-// COSE header labels used by receipts. They are typed so that lookups in
-// header maps keyed by any find the int64 labels the decoder produces.
+// COSE header labels used by receipts, beyond those statements share
+// (labelAlg, labelCrit, labelKid, labelCWTClaims, and the claims claimIss,
+// claimSub, claimIat). They are typed so that lookups in header maps keyed
+// by any find the int64 labels the decoder produces.
 const (
-	rcLabelAlg       int64 = 1
-	rcLabelCrit      int64 = 2
-	rcLabelKid       int64 = 4
-	rcLabelCWT       int64 = 15
-	rcLabelReceipts  int64 = 394
-	rcLabelVDS       int64 = 395
-	rcLabelVDP       int64 = 396
-	rcVdpInclusion   int64 = -1
-	rcVdpConsistency int64 = -2
-	rcCwtIss         int64 = 1
-	rcCwtSub         int64 = 2
-	rcCwtIat         int64 = 6
-	// rcCwtTreeSize is Charter's signed tree size, a CWT claim key in the
+	labelReceipts  int64 = 394
+	labelVDS       int64 = 395
+	labelVDP       int64 = 396
+	vdpInclusion   int64 = -1
+	vdpConsistency int64 = -2
+	// claimTreeSize is Charter's signed tree size, a CWT claim key in the
 	// private-use range (RFC 8392 §9.1: "Integer values less than -65536
 	// are marked as Private Use"); 9162 after RFC 9162.
-	rcCwtTreeSize int64 = -69162
-	rcLabelCCF          = "ccf.v1"
+	claimTreeSize int64 = -69162
+	labelCCF            = "ccf.v1"
 )
 
 // Bounds on what a receipt may hold. A proof of an RFC 9162 tree of up to
-// 2^64 leaves has at most 64 hashes; more proofs than rcMaxProofs in one
+// 2^64 leaves has at most 64 hashes; more proofs than maxProofs in one
 // receipt are refused to bound the work a receipt can ask for.
 const (
-	rcMaxPathLen = 64
-	rcMaxProofs  = 16
-	rcHashSize   = sha256.Size
+	maxPathLen = 64
+	maxProofs  = 16
+	hashSize   = sha256.Size
 )
 
 // Errors returned by receipt parsing and verification. Each returned error
@@ -194,118 +189,24 @@ type VerifiedReceipt struct {
 	SignedTxID string
 }
 
-// rcSign1 is the COSE_Sign1 array (RFC 9052 §4.2) with each element kept raw,
-// so its bytes can be verified and re-emitted exactly as received.
-type rcSign1 struct {
-	_           struct{} `cbor:",toarray"`
-	Protected   cbor.RawMessage
-	Unprotected cbor.RawMessage
-	Payload     cbor.RawMessage
-	Signature   cbor.RawMessage
-}
-
-// rcParseSign1 decodes a tagged COSE_Sign1 (RFC 9052 §4.2) strictly: tag 18,
-// an array of exactly four, protected a bstr, unprotected a map, payload a
-// bstr or nil, signature a non-empty bstr, nothing after it.
-func rcParseSign1(b []byte) (*rcSign1, []byte, error) {
-	// RFC 9942 §4.3: "Receipts MUST be tagged as COSE_Sign1."
-	if len(b) < 2 || b[0] != 0xd2 {
-		return nil, nil, errors.New("not a tagged COSE_Sign1 (tag 18)")
-	}
-	var m rcSign1
-	if err := decMode.Unmarshal(b[1:], &m); err != nil {
-		return nil, nil, fmt.Errorf("COSE_Sign1: %v", err)
-	}
-	protected, err := rcDecodeBstr(m.Protected)
-	if err != nil {
-		return nil, nil, fmt.Errorf("protected header: %v", err)
-	}
-	if len(m.Unprotected) == 0 || m.Unprotected[0]>>5 != 5 {
-		return nil, nil, errors.New("unprotected header is not a map")
-	}
-	if len(m.Payload) == 0 || (m.Payload[0]>>5 != 2 && m.Payload[0] != 0xf6) {
-		return nil, nil, errors.New("payload is neither a byte string nor nil")
-	}
-	sig, err := rcDecodeBstr(m.Signature)
-	if err != nil || len(sig) == 0 {
-		return nil, nil, errors.New("signature is not a non-empty byte string")
-	}
-	return &m, protected, nil
-}
-
-// rcHeaderMap decodes a COSE header map whose labels are ints or text.
-func rcHeaderMap(b []byte) (map[any]cbor.RawMessage, error) {
-	var m map[any]cbor.RawMessage
-	if err := decMode.Unmarshal(b, &m); err != nil {
-		return nil, err
-	}
-	for k := range m {
-		switch k.(type) {
-		case int64, string:
-		default:
-			return nil, fmt.Errorf("header label of type %T", k)
-		}
-	}
-	return m, nil
-}
-
-func rcDecodeInt(raw cbor.RawMessage) (int64, error) {
-	if len(raw) == 0 || raw[0]>>5 > 1 {
-		return 0, errors.New("not an integer")
-	}
-	var v int64
-	err := decMode.Unmarshal(raw, &v)
-	return v, err
-}
-
-func rcDecodeUint(raw cbor.RawMessage) (uint64, error) {
-	if len(raw) == 0 || raw[0]>>5 != 0 {
-		return 0, errors.New("not an unsigned integer")
-	}
-	var v uint64
-	err := decMode.Unmarshal(raw, &v)
-	return v, err
-}
-
-func rcDecodeText(raw cbor.RawMessage) (string, error) {
-	if len(raw) == 0 || raw[0]>>5 != 3 {
-		return "", errors.New("not a text string")
-	}
-	var s string
-	err := decMode.Unmarshal(raw, &s)
-	return s, err
-}
-
-// rcDecodeArray decodes a CBOR array into its raw elements, refusing null.
-func rcDecodeArray(raw cbor.RawMessage) ([]cbor.RawMessage, error) {
-	if len(raw) == 0 || raw[0]>>5 != 4 {
-		return nil, errors.New("not an array")
-	}
-	var a []cbor.RawMessage
-	if err := decMode.Unmarshal(raw, &a); err != nil {
-		return nil, err
-	}
-	return a, nil
-}
-
-// rcDecodeHashes decodes an array of 32-byte byte strings of at most
-// rcMaxPathLen elements.
-func rcDecodeHashes(raw cbor.RawMessage) ([][]byte, error) {
-	a, err := rcDecodeArray(raw)
+// decodeHashes decodes an array of 32-byte byte strings of at most
+// maxPathLen elements.
+func decodeHashes(raw cbor.RawMessage) ([][]byte, error) {
+	a, err := cbor.DecodeArray(raw)
 	if err != nil {
 		return nil, fmt.Errorf("path: %v", err)
 	}
-	if len(a) > rcMaxPathLen {
-		return nil, fmt.Errorf("path of %d hashes, at most %d", len(a), rcMaxPathLen)
+	if len(a) > maxPathLen {
+		return nil, fmt.Errorf("path of %d hashes, at most %d", len(a), maxPathLen)
 	}
 	path := make([][]byte, len(a))
 	for i, e := range a {
-		h, err := rcDecodeBstr(e)
+		h, err := cbor.DecodeBytes(e)
 		if err != nil {
 			return nil, fmt.Errorf("path[%d]: %v", i, err)
 		}
-		if len(h) != rcHashSize {
-			return nil, fmt.Errorf("path[%d] is %d bytes, want %d", i, len(h), rcHashSize)
+		if len(h) != hashSize {
+			return nil, fmt.Errorf("path[%d] is %d bytes, want %d", i, len(h), hashSize)
 		}
 		path[i] = h
 	}
@@ -322,24 +223,24 @@ func badReceipt(format string, args ...any) error {
 // per path, sizes and indices in range), and no trailing bytes. It does not
 // verify anything.
 func ParseReceipt(b []byte) (*Receipt, error) {
-	m, protected, err := rcParseSign1(b)
+	// RFC 9942 §4.3: "Receipts MUST be tagged as COSE_Sign1."
+	m, err := DecodeSign1(b, Sign1Options{})
 	if err != nil {
 		return nil, badReceipt("%v", err)
 	}
 	// RFC 9942 §4.4: "The payload in such definitions SHOULD be detached.
 	// Detached payloads force verifiers to recompute the root from the proof"
 	// — Charter requires it, for both vds.
-	if m.Payload[0] != 0xf6 {
+	if m.Payload != nil {
 		return nil, badReceipt("payload is attached; a receipt's root must be detached")
 	}
-	r := &Receipt{Raw: bytes.Clone(b), RawProtected: protected}
-	r.Signature, _ = rcDecodeBstr(m.Signature)
+	r := &Receipt{Raw: bytes.Clone(b), RawProtected: m.Protected, Signature: m.Signature}
 
-	ph, err := rcHeaderMap(protected)
+	ph, err := decodeHeaderMap(m.Protected)
 	if err != nil {
 		return nil, badReceipt("protected header: %v", err)
 	}
-	uh, err := rcHeaderMap(m.Unprotected)
+	uh, err := decodeHeaderMap(m.Unprotected)
 	if err != nil {
 		return nil, badReceipt("unprotected header: %v", err)
 	}
@@ -356,7 +257,7 @@ func ParseReceipt(b []byte) (*Receipt, error) {
 
 	// RFC 9942 §5.2.1: "vdp (label: …): REQUIRED. Verifiable data
 	// structure proofs. Value type: Map." (label 396)
-	rawVDP, ok := uh[rcLabelVDP]
+	rawVDP, ok := uh[labelVDP]
 	if !ok {
 		return nil, badReceipt("no verifiable data structure proofs (396) in the unprotected header")
 	}
@@ -374,15 +275,15 @@ func ParseReceipt(b []byte) (*Receipt, error) {
 		return nil, badReceipt("vdp (396) has %d proof types, want exactly one", len(vdp))
 	}
 	for label, raw := range vdp {
-		proofs, err := rcDecodeArray(raw)
+		proofs, err := cbor.DecodeArray(raw)
 		if err != nil {
 			return nil, badReceipt("vdp %d: %v", label, err)
 		}
-		if len(proofs) == 0 || len(proofs) > rcMaxProofs {
-			return nil, badReceipt("vdp %d holds %d proofs, want 1 to %d", label, len(proofs), rcMaxProofs)
+		if len(proofs) == 0 || len(proofs) > maxProofs {
+			return nil, badReceipt("vdp %d holds %d proofs, want 1 to %d", label, len(proofs), maxProofs)
 		}
 		for i, p := range proofs {
-			pb, err := rcDecodeBstr(p)
+			pb, err := cbor.DecodeBytes(p)
 			if err != nil {
 				return nil, badReceipt("vdp %d proof %d: %v", label, i, err)
 			}
@@ -397,11 +298,11 @@ func ParseReceipt(b []byte) (*Receipt, error) {
 func (r *Receipt) parseProtected(ph map[any]cbor.RawMessage) error {
 	// RFC 9942 §5.2.1: "alg (label: 1): REQUIRED. Signature algorithm
 	// identifier. Value type: int."
-	raw, ok := ph[int64(rcLabelAlg)]
+	raw, ok := ph[int64(labelAlg)]
 	if !ok {
 		return badReceipt("no alg (1) in the protected header")
 	}
-	alg, err := rcDecodeInt(raw)
+	alg, err := cbor.DecodeInt(raw)
 	if err != nil {
 		return badReceipt("alg (1): %v", err)
 	}
@@ -411,58 +312,58 @@ func (r *Receipt) parseProtected(ph map[any]cbor.RawMessage) error {
 	// It is read from the protected header only: "The VDS in the protected
 	// header is necessary to understand the inclusion proof structure in the
 	// unprotected header."
-	raw, ok = ph[int64(rcLabelVDS)]
+	raw, ok = ph[int64(labelVDS)]
 	if !ok {
 		return badReceipt("no vds (395) in the protected header")
 	}
-	if r.VDS, err = rcDecodeInt(raw); err != nil {
+	if r.VDS, err = cbor.DecodeInt(raw); err != nil {
 		return badReceipt("vds (395): %v", err)
 	}
 	if r.VDS != VDSRFC9162 && r.VDS != VDSCCF {
 		return fmt.Errorf("%w: vds %d", ErrUnsupportedVDS, r.VDS)
 	}
-	if raw, ok := ph[int64(rcLabelKid)]; ok {
-		if r.Kid, err = rcDecodeBstr(raw); err != nil {
+	if raw, ok := ph[int64(labelKid)]; ok {
+		if r.Kid, err = cbor.DecodeBytes(raw); err != nil {
 			return badReceipt("kid (4): %v", err)
 		}
 		if len(r.Kid) == 0 {
 			return badReceipt("empty kid (4)")
 		}
 	}
-	if raw, ok := ph[int64(rcLabelCWT)]; ok {
+	if raw, ok := ph[int64(labelCWTClaims)]; ok {
 		if r.Claims, err = parseReceiptClaims(raw); err != nil {
 			return badReceipt("CWT claims (15): %v", err)
 		}
 		if r.Claims.TreeSize != 0 && r.VDS != VDSRFC9162 {
-			return badReceipt("CWT claims (15): tree size (%d) in a vds %d receipt", rcCwtTreeSize, r.VDS)
+			return badReceipt("CWT claims (15): tree size (%d) in a vds %d receipt", claimTreeSize, r.VDS)
 		}
 	}
-	if raw, ok := ph[rcLabelCCF]; ok {
+	if raw, ok := ph[labelCCF]; ok {
 		var ccf map[string]cbor.RawMessage
 		if len(raw) == 0 || raw[0]>>5 != 5 {
-			return badReceipt("%q is not a map", rcLabelCCF)
+			return badReceipt("%q is not a map", labelCCF)
 		}
 		if err := decMode.Unmarshal(raw, &ccf); err != nil {
-			return badReceipt("%q: %v", rcLabelCCF, err)
+			return badReceipt("%q: %v", labelCCF, err)
 		}
 		if t, ok := ccf["txid"]; ok {
-			if r.CCFTxID, err = rcDecodeText(t); err != nil {
-				return badReceipt("%q txid: %v", rcLabelCCF, err)
+			if r.CCFTxID, err = cbor.DecodeText(t); err != nil {
+				return badReceipt("%q txid: %v", labelCCF, err)
 			}
 		}
 	}
 	// RFC 9052 §3.1: crit lists labels the recipient MUST understand.
-	if raw, ok := ph[int64(rcLabelCrit)]; ok {
-		crit, err := rcDecodeArray(raw)
+	if raw, ok := ph[int64(labelCrit)]; ok {
+		crit, err := cbor.DecodeArray(raw)
 		if err != nil || len(crit) == 0 {
 			return badReceipt("crit (2) is not a non-empty array")
 		}
 		for _, c := range crit {
-			l, err := rcDecodeInt(c)
-			understood := err == nil && (l == rcLabelCWT || l == rcLabelVDS || l == rcLabelKid)
+			l, err := cbor.DecodeInt(c)
+			understood := err == nil && (l == labelCWTClaims || l == labelVDS || l == labelKid)
 			if !understood {
 				var s string
-				if s, err = rcDecodeText(c); err != nil || s != rcLabelCCF {
+				if s, err = cbor.DecodeText(c); err != nil || s != labelCCF {
 					return badReceipt("crit (2) names a header Charter does not process")
 				}
 			}
@@ -481,30 +382,30 @@ func parseReceiptClaims(raw cbor.RawMessage) (ReceiptClaims, error) {
 		return c, err
 	}
 	var err error
-	if v, ok := m[int64(rcCwtIss)]; ok {
-		if c.Issuer, err = rcDecodeText(v); err != nil {
+	if v, ok := m[int64(claimIss)]; ok {
+		if c.Issuer, err = cbor.DecodeText(v); err != nil {
 			return c, fmt.Errorf("iss: %v", err)
 		}
 	}
-	if v, ok := m[int64(rcCwtSub)]; ok {
-		if c.Subject, err = rcDecodeText(v); err != nil {
+	if v, ok := m[int64(claimSub)]; ok {
+		if c.Subject, err = cbor.DecodeText(v); err != nil {
 			return c, fmt.Errorf("sub: %v", err)
 		}
 	}
-	if v, ok := m[int64(rcCwtIat)]; ok {
+	if v, ok := m[int64(claimIat)]; ok {
 		// RFC 8392 §3.1.6: NumericDate, optionally with tag 1.
 		if len(v) > 0 && v[0] == 0xc1 {
 			v = v[1:]
 		}
-		if c.IssuedAt, err = rcDecodeInt(v); err != nil {
+		if c.IssuedAt, err = cbor.DecodeInt(v); err != nil {
 			return c, fmt.Errorf("iat: %v", err)
 		}
 	}
-	if v, ok := m[rcCwtTreeSize]; ok {
+	if v, ok := m[claimTreeSize]; ok {
 		// spec/formats.md: "tree_size = uint .gt 0"; a signed size of 0
 		// would bind no inclusion proof, and 0 means "absent" here.
-		if c.TreeSize, err = rcDecodeUint(v); err != nil || c.TreeSize == 0 {
-			return c, fmt.Errorf("tree size (%d) is not a positive integer", rcCwtTreeSize)
+		if c.TreeSize, err = cbor.DecodeUint(v); err != nil || c.TreeSize == 0 {
+			return c, fmt.Errorf("tree size (%d) is not a positive integer", claimTreeSize)
 		}
 	}
 	return c, nil
@@ -512,19 +413,19 @@ func parseReceiptClaims(raw cbor.RawMessage) (ReceiptClaims, error) {
 
 func (r *Receipt) addProof(label int64, b []byte) error {
 	switch {
-	case r.VDS == VDSRFC9162 && label == rcVdpInclusion:
+	case r.VDS == VDSRFC9162 && label == vdpInclusion:
 		p, err := parseInclusionProof(b)
 		if err != nil {
 			return err
 		}
 		r.Inclusion = append(r.Inclusion, p)
-	case r.VDS == VDSRFC9162 && label == rcVdpConsistency:
+	case r.VDS == VDSRFC9162 && label == vdpConsistency:
 		p, err := parseConsistencyProof(b)
 		if err != nil {
 			return err
 		}
 		r.Consistency = append(r.Consistency, p)
-	case r.VDS == VDSCCF && label == rcVdpInclusion:
+	case r.VDS == VDSCCF && label == vdpInclusion:
 		p, err := parseCCFProof(b)
 		if err != nil {
 			return err
@@ -548,13 +449,13 @@ func parseTriple(b []byte) (a, c uint64, path [][]byte, err error) {
 	if err := decMode.Unmarshal(b, &t); err != nil {
 		return 0, 0, nil, err
 	}
-	if a, err = rcDecodeUint(t.A); err != nil {
+	if a, err = cbor.DecodeUint(t.A); err != nil {
 		return 0, 0, nil, err
 	}
-	if c, err = rcDecodeUint(t.B); err != nil {
+	if c, err = cbor.DecodeUint(t.B); err != nil {
 		return 0, 0, nil, err
 	}
-	path, err = rcDecodeHashes(t.Path)
+	path, err = decodeHashes(t.Path)
 	return a, c, path, err
 }
 
@@ -588,12 +489,6 @@ func parseConsistencyProof(b []byte) (ConsistencyProof, error) {
 	return ConsistencyProof{Size1: size1, Size2: size2, Path: path}, nil
 }
 
-// rcSigStructure is the Sig_structure of a COSE_Sign1 with a detached payload
-// (RFC 9052 §4.4): ["Signature1", body_protected, external_aad, payload].
-func rcSigStructure(protected, payload []byte) ([]byte, error) {
-	return encMode.Marshal([]any{"Signature1", protected, []byte{}, payload})
-}
-
 // SignTreeHead signs a tree root once; the result is reused for every receipt
 // under that root. It returns the protected header
 // {1: alg, 4: kid, 395: 1, 15: {1: iss, 2: sub, 6: iat, -69162: size}}
@@ -605,8 +500,8 @@ func rcSigStructure(protected, payload []byte) ([]byte, error) {
 // NewInclusionReceipt and NewConsistencyReceipt refuse proofs for other
 // sizes.
 func SignTreeHead(rand io.Reader, signer crypto.Signer, alg gocose.Algorithm, kid []byte, claims ReceiptClaims, root []byte) (protected, signature []byte, err error) {
-	if len(root) != rcHashSize {
-		return nil, nil, fmt.Errorf("cose: tree root of %d bytes, want %d", len(root), rcHashSize)
+	if len(root) != hashSize {
+		return nil, nil, fmt.Errorf("cose: tree root of %d bytes, want %d", len(root), hashSize)
 	}
 	if len(kid) == 0 {
 		return nil, nil, errors.New("cose: SignTreeHead without a kid")
@@ -617,33 +512,29 @@ func SignTreeHead(rand io.Reader, signer crypto.Signer, alg gocose.Algorithm, ki
 	}
 	cwt := map[int64]any{}
 	if claims.Issuer != "" {
-		cwt[rcCwtIss] = claims.Issuer
+		cwt[claimIss] = claims.Issuer
 	}
 	if claims.Subject != "" {
-		cwt[rcCwtSub] = claims.Subject
+		cwt[claimSub] = claims.Subject
 	}
 	if claims.IssuedAt != 0 {
-		cwt[rcCwtIat] = claims.IssuedAt
+		cwt[claimIat] = claims.IssuedAt
 	}
 	if claims.TreeSize != 0 {
-		cwt[rcCwtTreeSize] = claims.TreeSize
+		cwt[claimTreeSize] = claims.TreeSize
 	}
 	hdr := map[int64]any{
-		rcLabelAlg: int64(alg),
-		rcLabelKid: kid,
-		rcLabelVDS: int64(VDSRFC9162),
+		labelAlg: int64(alg),
+		labelKid: kid,
+		labelVDS: int64(VDSRFC9162),
 	}
 	if len(cwt) > 0 {
-		hdr[rcLabelCWT] = cwt
+		hdr[labelCWTClaims] = cwt
 	}
-	if protected, err = encMode.Marshal(hdr); err != nil {
+	if protected, err = cbor.Marshal(hdr); err != nil {
 		return nil, nil, err
 	}
-	tbs, err := rcSigStructure(protected, root)
-	if err != nil {
-		return nil, nil, err
-	}
-	if signature, err = s.Sign(rand, tbs); err != nil {
+	if signature, err = s.Sign(rand, sigStructure(protected, root)); err != nil {
 		return nil, nil, fmt.Errorf("cose: signing tree head: %w", err)
 	}
 	return protected, signature, nil
@@ -657,7 +548,7 @@ func NewInclusionReceipt(protected, signature []byte, treeSize, leafIndex uint64
 	if leafIndex >= treeSize {
 		return nil, fmt.Errorf("cose: leaf index %d not below tree size %d", leafIndex, treeSize)
 	}
-	return newReceipt(protected, signature, rcVdpInclusion, treeSize, leafIndex, path)
+	return newReceipt(protected, signature, vdpInclusion, treeSize, leafIndex, path)
 }
 
 // NewConsistencyReceipt assembles the receipt proving that the tree of size1
@@ -667,16 +558,16 @@ func NewConsistencyReceipt(protected, signature []byte, size1, size2 uint64, pat
 	if size1 == 0 || size1 > size2 {
 		return nil, fmt.Errorf("cose: consistency from size %d to %d", size1, size2)
 	}
-	return newReceipt(protected, signature, rcVdpConsistency, size1, size2, path)
+	return newReceipt(protected, signature, vdpConsistency, size1, size2, path)
 }
 
 func newReceipt(protected, signature []byte, kind int64, a, b uint64, path [][]byte) ([]byte, error) {
-	if len(path) > rcMaxPathLen {
+	if len(path) > maxPathLen {
 		return nil, fmt.Errorf("cose: path of %d hashes", len(path))
 	}
 	p := make([][]byte, 0, len(path))
 	for _, h := range path {
-		if len(h) != rcHashSize {
+		if len(h) != hashSize {
 			return nil, fmt.Errorf("cose: path hash of %d bytes", len(h))
 		}
 		p = append(p, h)
@@ -688,7 +579,7 @@ func newReceipt(protected, signature []byte, kind int64, a, b uint64, path [][]b
 	// The signed size is the tree the proof leads to: tree_size of an
 	// inclusion proof (a), tree_size_2 of a consistency proof (b).
 	size := b
-	if kind == rcVdpInclusion {
+	if kind == vdpInclusion {
 		size = a
 	}
 	if bound != 0 && size != bound {
@@ -697,27 +588,27 @@ func newReceipt(protected, signature []byte, kind int64, a, b uint64, path [][]b
 	if len(signature) == 0 {
 		return nil, errors.New("cose: empty receipt signature")
 	}
-	proofBytes, err := encMode.Marshal(rcProof{A: a, B: b, Path: p})
+	proofBytes, err := cbor.Marshal(proofArray{A: a, B: b, Path: p})
 	if err != nil {
 		return nil, err
 	}
-	return encMode.Marshal(cbor.Tag{Number: 18, Content: rcMessage{
+	return cbor.Marshal(cbor.Tag{Number: 18, Content: detachedSign1{
 		Protected:   protected,
-		Unprotected: map[int64]map[int64][][]byte{rcLabelVDP: {kind: {proofBytes}}},
+		Unprotected: map[int64]map[int64][][]byte{labelVDP: {kind: {proofBytes}}},
 		Signature:   signature,
 	}})
 }
 
-// rcProof is an inclusion proof [tree_size, leaf_index, path] or a
+// proofArray is an inclusion proof [tree_size, leaf_index, path] or a
 // consistency proof [tree_size_1, tree_size_2, path] (RFC 9162 vds 1).
-type rcProof struct {
+type proofArray struct {
 	_    struct{} `cbor:",toarray"`
 	A, B uint64
 	Path [][]byte
 }
 
-// rcMessage is a COSE_Sign1 with a detached payload (nil).
-type rcMessage struct {
+// detachedSign1 is a COSE_Sign1 with a detached payload (nil).
+type detachedSign1 struct {
 	_           struct{} `cbor:",toarray"`
 	Protected   []byte
 	Unprotected map[int64]map[int64][][]byte
@@ -753,15 +644,15 @@ func (m *headerMemo) check(protected []byte) (uint64, error) {
 		}
 	}
 	m.mu.Unlock()
-	ph, err := rcHeaderMap(protected)
+	ph, err := decodeHeaderMap(protected)
 	if err != nil {
 		return 0, fmt.Errorf("cose: receipt protected header: %w", err)
 	}
-	if vds, err := rcDecodeInt(ph[int64(rcLabelVDS)]); err != nil || vds != VDSRFC9162 {
+	if vds, err := cbor.DecodeInt(ph[int64(labelVDS)]); err != nil || vds != VDSRFC9162 {
 		return 0, errors.New("cose: receipt protected header is not for vds 1")
 	}
 	var claims ReceiptClaims
-	if raw, ok := ph[int64(rcLabelCWT)]; ok {
+	if raw, ok := ph[int64(labelCWTClaims)]; ok {
 		if claims, err = parseReceiptClaims(raw); err != nil {
 			return 0, fmt.Errorf("cose: receipt protected header: CWT claims (15): %v", err)
 		}
@@ -787,8 +678,8 @@ func (r *Receipt) checkSignedSize(size uint64, what string) (bool, error) {
 	return true, nil
 }
 
-// rcKeyFor selects the key for r (see "Key selection" above).
-func rcKeyFor(r *Receipt, keys KeySet) (Key, error) {
+// keyFor selects the key for r (see "Key selection" above).
+func keyFor(r *Receipt, keys KeySet) (Key, error) {
 	if r.Kid != nil {
 		k, ok := keys.Lookup(r.Kid)
 		if !ok {
@@ -802,8 +693,8 @@ func rcKeyFor(r *Receipt, keys KeySet) (Key, error) {
 	return keys[0], nil
 }
 
-// rcVerifySignature checks r's signature over root with key.
-func rcVerifySignature(r *Receipt, key Key, root []byte, what string) error {
+// verifyReceiptSignature checks r's signature over root with key.
+func verifyReceiptSignature(r *Receipt, key Key, root []byte, what string) error {
 	if key.Alg == 0 {
 		// A Key built by hand: its curve decides its one algorithm.
 		alg, err := AlgorithmForKey(key.Public)
@@ -819,11 +710,7 @@ func rcVerifySignature(r *Receipt, key Key, root []byte, what string) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrReceiptSignature, err)
 	}
-	tbs, err := rcSigStructure(r.RawProtected, root)
-	if err != nil {
-		return err
-	}
-	if err := v.Verify(tbs, r.Signature); err != nil {
+	if err := v.Verify(sigStructure(r.RawProtected, root), r.Signature); err != nil {
 		return fmt.Errorf("%w: %s does not match the signed root", ErrReceiptSignature, what)
 	}
 	return nil
@@ -853,8 +740,8 @@ func rcVerifySignature(r *Receipt, key Key, root []byte, what string) error {
 // word (SizeBound false): a size with the same proof shape for the index
 // leads to the same root.
 func VerifyInclusion(receipt []byte, leafEntry []byte, keys KeySet) (*VerifiedReceipt, error) {
-	if len(leafEntry) != rcHashSize {
-		return nil, fmt.Errorf("%w: leaf entry of %d bytes, want %d", ErrProof, len(leafEntry), rcHashSize)
+	if len(leafEntry) != hashSize {
+		return nil, fmt.Errorf("%w: leaf entry of %d bytes, want %d", ErrProof, len(leafEntry), hashSize)
 	}
 	r, err := ParseReceipt(receipt)
 	if err != nil {
@@ -865,8 +752,8 @@ func VerifyInclusion(receipt []byte, leafEntry []byte, keys KeySet) (*VerifiedRe
 
 // VerifyInclusion is VerifyInclusion for a parsed receipt.
 func (r *Receipt) VerifyInclusion(leafEntry []byte, keys KeySet) (*VerifiedReceipt, error) {
-	if len(leafEntry) != rcHashSize {
-		return nil, fmt.Errorf("%w: leaf entry of %d bytes, want %d", ErrProof, len(leafEntry), rcHashSize)
+	if len(leafEntry) != hashSize {
+		return nil, fmt.Errorf("%w: leaf entry of %d bytes, want %d", ErrProof, len(leafEntry), hashSize)
 	}
 	if len(r.Consistency) > 0 {
 		return nil, fmt.Errorf("%w: consistency receipt, want inclusion", ErrWrongProofType)
@@ -874,7 +761,7 @@ func (r *Receipt) VerifyInclusion(leafEntry []byte, keys KeySet) (*VerifiedRecei
 	if n := len(r.Inclusion) + len(r.CCF); n != 1 {
 		return nil, fmt.Errorf("%w: %d inclusion proofs; Charter verifies receipts holding exactly one", ErrBadReceipt, n)
 	}
-	key, err := rcKeyFor(r, keys)
+	key, err := keyFor(r, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -907,7 +794,7 @@ func (r *Receipt) VerifyInclusion(leafEntry []byte, keys KeySet) (*VerifiedRecei
 	// RFC 9942 §5.2.1: "Second the verifier checks the signature of the COSE
 	// Sign1. If the resulting signature verifies, the Receipt has proved
 	// inclusion of the entry in the verifiable data structure."
-	if err := rcVerifySignature(r, key, vr.Root, "inclusion proof"); err != nil {
+	if err := verifyReceiptSignature(r, key, vr.Root, "inclusion proof"); err != nil {
 		return nil, err
 	}
 	return vr, nil
@@ -941,7 +828,7 @@ func VerifyConsistency(receipt []byte, size1 uint64, root1 []byte, keys KeySet) 
 	if err != nil {
 		return nil, err
 	}
-	key, err := rcKeyFor(r, keys)
+	key, err := keyFor(r, keys)
 	if err != nil {
 		return nil, err
 	}
@@ -953,7 +840,7 @@ func VerifyConsistency(receipt []byte, size1 uint64, root1 []byte, keys KeySet) 
 	// single boolean result for Receipt verification operations": the root
 	// is derived from the proof and the older root, and the signature over
 	// it is the one verdict.
-	if err := rcVerifySignature(r, key, root2, "consistency proof"); err != nil {
+	if err := verifyReceiptSignature(r, key, root2, "consistency proof"); err != nil {
 		return nil, err
 	}
 	return &VerifiedReceipt{Root: root2, TreeSize: p.Size2, SizeBound: bound, Kid: key.Kid, VDS: r.VDS, Claims: r.Claims}, nil
@@ -962,7 +849,7 @@ func VerifyConsistency(receipt []byte, size1 uint64, root1 []byte, keys KeySet) 
 // rootFromInclusion returns the root of a tree of size leaves that the
 // inclusion path leads to from leafHash at index (RFC 9162 §2.1.3.2).
 func rootFromInclusion(index, size uint64, leafHash []byte, path [][]byte) ([]byte, error) {
-	if err := rcCheckHashes(leafHash, path); err != nil {
+	if err := checkHashes(leafHash, path); err != nil {
 		return nil, err
 	}
 	root, err := proof.RootFromInclusionProof(rfc6962.DefaultHasher, index, size, leafHash, path)
@@ -972,15 +859,15 @@ func rootFromInclusion(index, size uint64, leafHash []byte, path [][]byte) ([]by
 	return root, nil
 }
 
-func rcCheckHashes(h []byte, path [][]byte) error {
-	if len(h) != rcHashSize {
+func checkHashes(h []byte, path [][]byte) error {
+	if len(h) != hashSize {
 		return fmt.Errorf("%w: hash of %d bytes", ErrProof, len(h))
 	}
-	if len(path) > rcMaxPathLen {
+	if len(path) > maxPathLen {
 		return fmt.Errorf("%w: path of %d hashes", ErrProof, len(path))
 	}
 	for i, p := range path {
-		if len(p) != rcHashSize {
+		if len(p) != hashSize {
 			return fmt.Errorf("%w: path[%d] of %d bytes", ErrProof, i, len(p))
 		}
 	}
@@ -1005,7 +892,7 @@ func rootFromConsistency(size1, size2 uint64, root1 []byte, path [][]byte) ([]by
 		}
 		return bytes.Clone(root1), nil
 	}
-	if err := rcCheckHashes(root1, path); err != nil {
+	if err := checkHashes(root1, path); err != nil {
 		return nil, err
 	}
 	// RFC 9162 §2.1.4.2 step 1: "If consistency_path is an empty array,
@@ -1052,13 +939,13 @@ func rootFromConsistency(size1, size2 uint64, root1 []byte, path [][]byte) ([]by
 	if !bytes.Equal(fr, root1) {
 		return nil, fmt.Errorf("%w: consistency path does not lead to the older root", ErrProof)
 	}
-	if err := proof.VerifyConsistency(h, size1, size2, path[rcBoolInt(size1&(size1-1) == 0):], root1, sr); err != nil {
+	if err := proof.VerifyConsistency(h, size1, size2, path[boolInt(size1&(size1-1) == 0):], root1, sr); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrProof, err)
 	}
 	return sr, nil
 }
 
-func rcBoolInt(b bool) int {
+func boolInt(b bool) int {
 	if b {
 		return 1
 	}

@@ -44,7 +44,7 @@ func TestReceiptAssemblyChecksHeaderEveryTime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	vds2, err := encMode.Marshal(map[int64]any{rcLabelAlg: int64(gocose.AlgorithmES256), rcLabelKid: []byte("kid-1"), rcLabelVDS: int64(2)})
+	vds2, err := Marshal(map[int64]any{labelAlg: int64(gocose.AlgorithmES256), labelKid: []byte("kid-1"), labelVDS: int64(2)})
 	if err != nil {
 		t.Fatal(err)
 	}

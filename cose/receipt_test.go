@@ -344,6 +344,9 @@ func TestReceiptParse(t *testing.T) {
 		return map[any]any{396: map[any]any{label: proofs}}
 	}
 	untagged, _ := cose.Marshal([]any{hdr(goodHdr), vdp(-1, okProof), nil, sig})
+	// goodHdr with alg (1) again: map(4) of which two pairs have label 1.
+	dupHdr := append([]byte{0xa4}, hdr(goodHdr)[1:]...)
+	dupHdr = append(dupHdr, 0x01, 0x26)
 	for _, c := range []struct {
 		name string
 		b    []byte
@@ -354,6 +357,7 @@ func TestReceiptParse(t *testing.T) {
 		{"attached payload", build(hdr(goodHdr), vdp(-1, okProof), root, sig), cose.ErrBadReceipt},
 		{"empty signature", build(hdr(goodHdr), vdp(-1, okProof), nil, []byte{}), cose.ErrBadReceipt},
 		{"no alg", build(hdr(map[any]any{395: 1}), vdp(-1, okProof), nil, sig), cose.ErrBadReceipt},
+		{"duplicate label in protected", build(dupHdr, vdp(-1, okProof), nil, sig), cose.ErrBadReceipt},
 		{"no vds", build(hdr(map[any]any{1: -7}), vdp(-1, okProof), nil, sig), cose.ErrBadReceipt},
 		{"vds 3", build(hdr(map[any]any{1: -7, 395: 3}), vdp(-1, okProof), nil, sig), cose.ErrUnsupportedVDS},
 		{"vds unprotected", build(hdr(map[any]any{1: -7}), map[any]any{395: 1, 396: map[any]any{-1: [][]byte{okProof}}}, nil, sig), cose.ErrBadReceipt},

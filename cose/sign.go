@@ -11,7 +11,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/cbor"
 	gocose "github.com/veraison/go-cose"
 )
 
@@ -137,7 +137,7 @@ func SignStatement(rand io.Reader, signer crypto.Signer, opts SignOptions, paylo
 			hdr[labelContentType] = opts.ContentType
 		}
 	}
-	protected, err := encMode.Marshal(hdr)
+	protected, err := cbor.Marshal(hdr)
 	if err != nil {
 		return nil, fmt.Errorf("cose: encoding protected header: %w", err)
 	}
@@ -149,7 +149,7 @@ func SignStatement(rand io.Reader, signer crypto.Signer, opts SignOptions, paylo
 	if err != nil {
 		return nil, fmt.Errorf("cose: signing: %w", err)
 	}
-	out, err := encMode.Marshal(cbor.Tag{Number: 18, Content: []any{protected, map[int64]any{}, payload, sig}})
+	out, err := cbor.Marshal(cbor.Tag{Number: 18, Content: []any{protected, map[int64]any{}, payload, sig}})
 	if err != nil {
 		return nil, fmt.Errorf("cose: encoding statement: %w", err)
 	}

@@ -16,7 +16,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/cbor"
 	gocose "github.com/veraison/go-cose"
 )
 
@@ -163,67 +163,43 @@ func parse(b []byte, opts ParseOptions) (*Statement, error) {
 		return nil, fmt.Errorf("%w: %v", ErrNotCOSE, err)
 	}
 	var content []byte
-	switch majorType(b) {
-	case cborTag:
+	switch cbor.Major(b) {
+	case cbor.MajorTag:
 		var t cbor.RawTag
 		if err := decMode.Unmarshal(b, &t); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrNotCOSE, err)
 		}
-		if majorType(t.Content) != cborArray {
+		if cbor.Major(t.Content) != cbor.MajorArray {
 			return nil, fmt.Errorf("%w: tag %d does not enclose an array", ErrNotCOSE, t.Number)
 		}
-		// RFC 9052 §4.2: COSE_Sign1_Tagged = #6.18(COSE_Sign1).
+		// RFC 9052 §4.2: COSE_Sign1_Tagged = #6.18(COSE_Sign1). Unlike
+		// receipts and governance requests (DecodeSign1), a statement may
+		// encode the tag's head in more bytes than it needs: RFC 8949
+		// allows it, statements have always been accepted so, and one
+		// registered so must still parse.
 		if t.Number != 18 {
 			return nil, fmt.Errorf("%w: tag %d, want 18", ErrUntagged, t.Number)
 		}
 		content = t.Content
-	case cborArray:
-		content = b
+	case cbor.MajorArray:
+		// An untagged array of four is a COSE_Sign1 without its tag: say
+		// so (ErrUntagged) rather than "not COSE".
+		var arr []cbor.RawMessage
+		if err := decMode.Unmarshal(b, &arr); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrNotCOSE, err)
+		}
+		if len(arr) != 4 {
+			return nil, fmt.Errorf("%w: array of %d elements, want 4", ErrNotCOSE, len(arr))
+		}
+		return nil, fmt.Errorf("%w: SCITT signed statements must be tagged", ErrUntagged)
 	default:
 		return nil, fmt.Errorf("%w: top-level item is not a tagged array", ErrNotCOSE)
 	}
-	var arr []cbor.RawMessage
-	if err := decMode.Unmarshal(content, &arr); err != nil {
+	m, err := decodeSign1Array(content, Sign1Options{})
+	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotCOSE, err)
 	}
-	if len(arr) != 4 {
-		return nil, fmt.Errorf("%w: array of %d elements, want 4", ErrNotCOSE, len(arr))
-	}
-	if majorType(b) == cborArray {
-		return nil, fmt.Errorf("%w: SCITT signed statements must be tagged", ErrUntagged)
-	}
-	s := &Statement{Raw: b}
-	var err error
-	// RFC 9052 §4.2: protected is "empty_or_serialized_map", a bstr.
-	if majorType(arr[0]) != cborBytes {
-		return nil, fmt.Errorf("%w: protected header is not a byte string", ErrNotCOSE)
-	}
-	if s.RawProtected, err = decodeBytes(arr[0]); err != nil {
-		return nil, fmt.Errorf("%w: protected header: %v", ErrNotCOSE, err)
-	}
-	if majorType(arr[1]) != cborMap {
-		return nil, fmt.Errorf("%w: unprotected header is not a map", ErrNotCOSE)
-	}
-	s.RawUnprotected = arr[1]
-	switch {
-	case len(arr[2]) == 1 && arr[2][0] == cborNil:
-		s.Payload = nil
-	case majorType(arr[2]) == cborBytes:
-		if s.Payload, err = decodeBytes(arr[2]); err != nil {
-			return nil, fmt.Errorf("%w: payload: %v", ErrNotCOSE, err)
-		}
-	default:
-		return nil, fmt.Errorf("%w: payload is neither a byte string nor nil", ErrNotCOSE)
-	}
-	if majorType(arr[3]) != cborBytes {
-		return nil, fmt.Errorf("%w: signature is not a byte string", ErrNotCOSE)
-	}
-	if s.Signature, err = decodeBytes(arr[3]); err != nil {
-		return nil, fmt.Errorf("%w: signature: %v", ErrNotCOSE, err)
-	}
-	if len(s.Signature) == 0 {
-		return nil, fmt.Errorf("%w: empty signature", ErrNotCOSE)
-	}
+	s := &Statement{Raw: b, RawProtected: m.Protected, RawUnprotected: m.Unprotected, Payload: m.Payload, Signature: m.Signature}
 	if err := s.parseUnprotected(); err != nil {
 		return nil, err
 	}
@@ -259,7 +235,7 @@ func (s *Statement) parseProtected() error {
 	if err := decMode.Wellformed(s.RawProtected); err != nil {
 		return fmt.Errorf("%w: protected: %v", ErrBadHeader, err)
 	}
-	if majorType(s.RawProtected) != cborMap {
+	if cbor.Major(s.RawProtected) != cbor.MajorMap {
 		return fmt.Errorf("%w: protected header is not a map", ErrBadHeader)
 	}
 	m, err := decodeHeaderMap(s.RawProtected)
@@ -275,7 +251,7 @@ func (s *Statement) parseProtected() error {
 		}
 	}
 	if v, ok := m[labelAlg]; ok {
-		a, err := decodeInt(v)
+		a, err := cbor.DecodeInt(v)
 		if err != nil {
 			return fmt.Errorf("%w: alg (1) must be an integer: %v", ErrAlgorithmNotAllowed, err)
 		}
@@ -284,7 +260,7 @@ func (s *Statement) parseProtected() error {
 	if v, ok := m[labelCrit]; ok {
 		// RFC 9052 §3.1: crit is "[+ label]", and each label must be present.
 		var crit []cbor.RawMessage
-		if majorType(v) != cborArray || decMode.Unmarshal(v, &crit) != nil || len(crit) == 0 {
+		if cbor.Major(v) != cbor.MajorArray || decMode.Unmarshal(v, &crit) != nil || len(crit) == 0 {
 			return fmt.Errorf("%w: crit (2) must be a non-empty array of labels", ErrBadHeader)
 		}
 		for _, c := range crit {
@@ -304,10 +280,10 @@ func (s *Statement) parseProtected() error {
 		}
 	}
 	if v, ok := m[labelKid]; ok {
-		if majorType(v) != cborBytes {
+		if cbor.Major(v) != cbor.MajorBytes {
 			return fmt.Errorf("%w: kid (4) must be a byte string", ErrBadHeader)
 		}
-		if s.Kid, err = decodeBytes(v); err != nil {
+		if s.Kid, err = cbor.DecodeBytes(v); err != nil {
 			return fmt.Errorf("%w: kid (4): %v", ErrBadHeader, err)
 		}
 	}
@@ -324,7 +300,7 @@ func (s *Statement) parseProtected() error {
 	if v, ok := m[labelX5T]; ok {
 		// RFC 9360 §2: COSE_CertHash = [hashAlg: int / tstr, hashValue: bstr].
 		var x5t []cbor.RawMessage
-		if majorType(v) != cborArray || decMode.Unmarshal(v, &x5t) != nil || len(x5t) != 2 || majorType(x5t[1]) != cborBytes {
+		if cbor.Major(v) != cbor.MajorArray || decMode.Unmarshal(v, &x5t) != nil || len(x5t) != 2 || cbor.Major(x5t[1]) != cbor.MajorBytes {
 			return fmt.Errorf("%w: x5t (34) must be [alg, bstr]", ErrBadHeader)
 		}
 	}
@@ -332,7 +308,7 @@ func (s *Statement) parseProtected() error {
 }
 
 func (s *Statement) parseCWT(v cbor.RawMessage) error {
-	if majorType(v) != cborMap {
+	if cbor.Major(v) != cbor.MajorMap {
 		return fmt.Errorf("%w: label 15 is not a map", ErrMissingCWTClaims)
 	}
 	claims, err := decodeHeaderMap(v)
@@ -344,7 +320,7 @@ func (s *Statement) parseCWT(v cbor.RawMessage) error {
 		if !ok {
 			return nil
 		}
-		if majorType(c) != cborText || decMode.Unmarshal(c, dst) != nil {
+		if cbor.Major(c) != cbor.MajorText || decMode.Unmarshal(c, dst) != nil {
 			return fmt.Errorf("%w: %s (%d) is not text", ErrMissingCWTClaims, name, k)
 		}
 		return nil
@@ -372,7 +348,7 @@ func (s *Statement) parseCWT(v cbor.RawMessage) error {
 		*c.dst = &t
 	}
 	if raw, ok := claims["svn"]; ok {
-		n, err := decodeInt(raw)
+		n, err := cbor.DecodeInt(raw)
 		if err != nil || n < 0 {
 			return fmt.Errorf("%w: CWT svn must be an unsigned integer", ErrBadHeader)
 		}
@@ -383,23 +359,23 @@ func (s *Statement) parseCWT(v cbor.RawMessage) error {
 
 func (s *Statement) parseX5Chain(v cbor.RawMessage) error {
 	// RFC 9360 §2: COSE_X509 = bstr / [2*certs: bstr].
-	switch majorType(v) {
-	case cborBytes:
-		der, err := decodeBytes(v)
+	switch cbor.Major(v) {
+	case cbor.MajorBytes:
+		der, err := cbor.DecodeBytes(v)
 		if err != nil {
 			return fmt.Errorf("%w: x5chain (33): %v", ErrBadHeader, err)
 		}
 		s.X5Chain = [][]byte{der}
-	case cborArray:
+	case cbor.MajorArray:
 		var certs []cbor.RawMessage
 		if err := decMode.Unmarshal(v, &certs); err != nil || len(certs) == 0 {
 			return fmt.Errorf("%w: x5chain (33) must be a bstr or a non-empty array of bstr", ErrBadHeader)
 		}
 		for _, c := range certs {
-			if majorType(c) != cborBytes {
+			if cbor.Major(c) != cbor.MajorBytes {
 				return fmt.Errorf("%w: x5chain (33) element is not a byte string", ErrBadHeader)
 			}
-			der, err := decodeBytes(c)
+			der, err := cbor.DecodeBytes(c)
 			if err != nil {
 				return fmt.Errorf("%w: x5chain (33): %v", ErrBadHeader, err)
 			}
@@ -475,16 +451,16 @@ func (s *Statement) LeafEntry() [32]byte {
 	h := sha256.New()
 	var buf [9]byte
 	h.Write([]byte{0xd2, 0x84}) // tag 18, array(4)
-	h.Write(appendHead(buf[:0], cborBytes, uint64(len(s.RawProtected))))
+	h.Write(appendHead(buf[:0], cbor.MajorBytes, uint64(len(s.RawProtected))))
 	h.Write(s.RawProtected)
 	h.Write([]byte{0xa0}) // {}
 	if s.Payload == nil {
 		h.Write([]byte{cborNil})
 	} else {
-		h.Write(appendHead(buf[:0], cborBytes, uint64(len(s.Payload))))
+		h.Write(appendHead(buf[:0], cbor.MajorBytes, uint64(len(s.Payload))))
 		h.Write(s.Payload)
 	}
-	h.Write(appendHead(buf[:0], cborBytes, uint64(len(s.Signature))))
+	h.Write(appendHead(buf[:0], cbor.MajorBytes, uint64(len(s.Signature))))
 	h.Write(s.Signature)
 	var out [32]byte
 	h.Sum(out[:0])
@@ -499,31 +475,12 @@ func sigStructure(protected, payload []byte) []byte {
 	out := make([]byte, 0, 32+len(protected)+len(payload))
 	out = append(out, 0x84, 0x6a)
 	out = append(out, "Signature1"...)
-	out = appendHead(out, cborBytes, uint64(len(protected)))
+	out = appendHead(out, cbor.MajorBytes, uint64(len(protected)))
 	out = append(out, protected...)
 	out = append(out, 0x40)
-	out = appendHead(out, cborBytes, uint64(len(payload)))
+	out = appendHead(out, cbor.MajorBytes, uint64(len(payload)))
 	out = append(out, payload...)
 	return out
-}
-
-// CBOR major types, shifted into the high bits of the initial byte.
-const (
-	cborUint  byte = 0 << 5
-	cborNint  byte = 1 << 5
-	cborBytes byte = 2 << 5
-	cborText  byte = 3 << 5
-	cborArray byte = 4 << 5
-	cborMap   byte = 5 << 5
-	cborTag   byte = 6 << 5
-	cborNil   byte = 0xf6
-)
-
-func majorType(b []byte) byte {
-	if len(b) == 0 {
-		return 0xff
-	}
-	return b[0] & 0xe0
 }
 
 func appendHead(b []byte, major byte, n uint64) []byte {
@@ -541,30 +498,8 @@ func appendHead(b []byte, major byte, n uint64) []byte {
 	}
 }
 
-func decodeBytes(raw []byte) ([]byte, error) {
-	var out []byte
-	if err := decMode.Unmarshal(raw, &out); err != nil {
-		return nil, err
-	}
-	if out == nil {
-		out = []byte{}
-	}
-	return out, nil
-}
-
-func decodeInt(raw []byte) (int64, error) {
-	if mt := majorType(raw); mt != cborUint && mt != cborNint {
-		return 0, errors.New("not an integer")
-	}
-	var n int64
-	if err := decMode.Unmarshal(raw, &n); err != nil {
-		return 0, err
-	}
-	return n, nil
-}
-
 func decodeNumericDate(raw []byte) (int64, error) {
-	if majorType(raw) == cborTag {
+	if cbor.Major(raw) == cbor.MajorTag {
 		var t cbor.RawTag
 		if err := decMode.Unmarshal(raw, &t); err != nil {
 			return 0, err
@@ -574,15 +509,15 @@ func decodeNumericDate(raw []byte) (int64, error) {
 		}
 		raw = t.Content
 	}
-	return decodeInt(raw)
+	return cbor.DecodeInt(raw)
 }
 
 // decodeLabel decodes a header label: RFC 9052 §3, "label = int / tstr".
 func decodeLabel(raw []byte) (any, error) {
-	switch majorType(raw) {
-	case cborUint, cborNint:
-		return decodeInt(raw)
-	case cborText:
+	switch cbor.Major(raw) {
+	case cbor.MajorUint, cbor.MajorNint:
+		return cbor.DecodeInt(raw)
+	case cbor.MajorText:
 		var s string
 		if err := decMode.Unmarshal(raw, &s); err != nil {
 			return nil, err
@@ -594,10 +529,10 @@ func decodeLabel(raw []byte) (any, error) {
 
 func decodeContentType(raw []byte) (any, error) {
 	// RFC 9052 §3.1: content type is "tstr / uint".
-	switch majorType(raw) {
-	case cborUint:
-		return decodeInt(raw)
-	case cborText:
+	switch cbor.Major(raw) {
+	case cbor.MajorUint:
+		return cbor.DecodeInt(raw)
+	case cbor.MajorText:
 		var s string
 		if err := decMode.Unmarshal(raw, &s); err != nil {
 			return nil, err
@@ -605,33 +540,6 @@ func decodeContentType(raw []byte) (any, error) {
 		return s, nil
 	}
 	return nil, errors.New("must be text or an unsigned integer")
-}
-
-// decodeHeaderMap decodes a header map (or CWT claims map) whose labels are
-// ints or text. Duplicate labels are rejected by decMode.
-func decodeHeaderMap(raw []byte) (map[any]cbor.RawMessage, error) {
-	if majorType(raw) != cborMap {
-		return nil, errors.New("not a map")
-	}
-	var m map[any]cbor.RawMessage
-	if err := decMode.Unmarshal(raw, &m); err != nil {
-		return nil, err
-	}
-	out := make(map[any]cbor.RawMessage, len(m))
-	for k, v := range m {
-		switch l := k.(type) {
-		case int64:
-			out[l] = v
-		case uint64:
-			// Only for labels above MaxInt64, which no registry assigns.
-			return nil, fmt.Errorf("label %d out of range", l)
-		case string:
-			out[l] = v
-		default:
-			return nil, fmt.Errorf("label of type %T; labels are int or text", k)
-		}
-	}
-	return out, nil
 }
 
 // VerifyOptions configures (*Statement).Verify.

@@ -254,7 +254,7 @@ func encodeStatement(t testing.TB, tag uint64, protected []byte, unprotected any
 	if tag != 0 {
 		content = cbor.Tag{Number: tag, Content: content}
 	}
-	b, err := encMode.Marshal(content)
+	b, err := Marshal(content)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,7 +277,7 @@ func stmtResign(t testing.TB, key crypto.Signer, alg gocose.Algorithm, protected
 
 func stmtMarshal(t testing.TB, v any) []byte {
 	t.Helper()
-	b, err := encMode.Marshal(v)
+	b, err := Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}

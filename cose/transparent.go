@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/cbor"
 )
 
 // Transparent statements.
@@ -27,8 +27,8 @@ import (
 // header (394) is not an array of byte strings.
 var ErrBadTransparentStatement = errors.New("cose: malformed transparent statement")
 
-// rcMaxReceipts bounds the receipts one statement may carry.
-const rcMaxReceipts = 64
+// maxReceipts bounds the receipts one statement may carry.
+const maxReceipts = 64
 
 func badTS(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrBadTransparentStatement, fmt.Sprintf(format, args...))
@@ -36,52 +36,53 @@ func badTS(format string, args ...any) error {
 
 // splitReceipts parses a tagged COSE_Sign1 and returns its parts, its
 // unprotected header with 394 removed, and the receipts it held.
-func splitReceipts(b []byte) (*rcSign1, map[any]cbor.RawMessage, [][]byte, error) {
-	m, _, err := rcParseSign1(b)
+func splitReceipts(b []byte) (*Sign1, map[any]cbor.RawMessage, [][]byte, error) {
+	m, err := DecodeSign1(b, Sign1Options{})
 	if err != nil {
 		return nil, nil, nil, badTS("%v", err)
 	}
-	uh, err := rcHeaderMap(m.Unprotected)
+	uh, err := decodeHeaderMap(m.Unprotected)
 	if err != nil {
 		return nil, nil, nil, badTS("unprotected header: %v", err)
 	}
-	raw, ok := uh[int64(rcLabelReceipts)]
+	raw, ok := uh[int64(labelReceipts)]
 	if !ok {
 		return m, uh, nil, nil
 	}
-	delete(uh, int64(rcLabelReceipts))
+	delete(uh, int64(labelReceipts))
 	// RFC 9942 §4.3: "&(receipts: 394) => [+ bstr .cbor Receipt]"
-	arr, err := rcDecodeArray(raw)
+	arr, err := cbor.DecodeArray(raw)
 	if err != nil {
 		return nil, nil, nil, badTS("receipts (394): %v", err)
 	}
-	if len(arr) == 0 || len(arr) > rcMaxReceipts {
-		return nil, nil, nil, badTS("receipts (394) holds %d receipts, want 1 to %d", len(arr), rcMaxReceipts)
+	if len(arr) == 0 || len(arr) > maxReceipts {
+		return nil, nil, nil, badTS("receipts (394) holds %d receipts, want 1 to %d", len(arr), maxReceipts)
 	}
 	receipts := make([][]byte, len(arr))
 	for i, e := range arr {
-		if receipts[i], err = rcDecodeBstr(e); err != nil {
+		if receipts[i], err = cbor.DecodeBytes(e); err != nil {
 			return nil, nil, nil, badTS("receipt %d: %v", i+1, err)
 		}
 	}
 	return m, uh, receipts, nil
 }
 
-// rcAssemble writes 18([protected, unprotected, payload, signature]) with the
+// assemble writes 18([protected, unprotected, payload, signature]) with the
 // raw elements of m and the given unprotected header.
-func rcAssemble(m *rcSign1, uh map[any]cbor.RawMessage) ([]byte, error) {
-	uhBytes, err := encMode.Marshal(uh)
+func assemble(m *Sign1, uh map[any]cbor.RawMessage) ([]byte, error) {
+	uhBytes, err := cbor.Marshal(uh)
 	if err != nil {
 		return nil, err
 	}
+	protected, payload, sig := m.Elements[0], m.Elements[2], m.Elements[3]
 	var out bytes.Buffer
-	out.Grow(2 + len(m.Protected) + len(uhBytes) + len(m.Payload) + len(m.Signature))
+	out.Grow(2 + len(protected) + len(uhBytes) + len(payload) + len(sig))
 	out.WriteByte(0xd2) // tag 18
 	out.WriteByte(0x84) // array of 4
-	out.Write(m.Protected)
+	out.Write(protected)
 	out.Write(uhBytes)
-	out.Write(m.Payload)
-	out.Write(m.Signature)
+	out.Write(payload)
+	out.Write(sig)
 	return out.Bytes(), nil
 }
 
@@ -104,15 +105,15 @@ func AttachReceipts(statement []byte, receipts ...[]byte) ([]byte, error) {
 	if len(all) == 0 {
 		return nil, errors.New("cose: AttachReceipts without receipts")
 	}
-	if len(all) > rcMaxReceipts {
-		return nil, badTS("%d receipts, at most %d", len(all), rcMaxReceipts)
+	if len(all) > maxReceipts {
+		return nil, badTS("%d receipts, at most %d", len(all), maxReceipts)
 	}
-	enc, err := encMode.Marshal(all)
+	enc, err := cbor.Marshal(all)
 	if err != nil {
 		return nil, err
 	}
-	uh[int64(rcLabelReceipts)] = enc
-	return rcAssemble(m, uh)
+	uh[int64(labelReceipts)] = enc
+	return assemble(m, uh)
 }
 
 // SplitTransparentStatement separates a transparent statement into the
@@ -125,7 +126,7 @@ func SplitTransparentStatement(ts []byte) (statement []byte, receipts [][]byte, 
 	if err != nil {
 		return nil, nil, err
 	}
-	statement, err = rcAssemble(m, map[any]cbor.RawMessage{})
+	statement, err = assemble(m, map[any]cbor.RawMessage{})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
+
+	"github.com/charterlog/charter/cbor"
 )
 
 // AppTx is the body of a TxApp transaction: one request to a JS app,
@@ -111,7 +113,7 @@ func (t *AppTx) Validate() error {
 }
 
 // MarshalAppTx encodes t canonically.
-func MarshalAppTx(t *AppTx) ([]byte, error) { return encMode.Marshal(t) }
+func MarshalAppTx(t *AppTx) ([]byte, error) { return cbor.Marshal(t) }
 
 // UnmarshalAppTx decodes a TxApp body.
 func UnmarshalAppTx(b []byte) (*AppTx, error) {

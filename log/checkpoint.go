@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/charterlog/charter/cbor"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -29,7 +30,7 @@ type Checkpoint struct {
 }
 
 // MarshalCheckpoint encodes c canonically.
-func MarshalCheckpoint(c *Checkpoint) ([]byte, error) { return encMode.Marshal(c) }
+func MarshalCheckpoint(c *Checkpoint) ([]byte, error) { return cbor.Marshal(c) }
 
 // UnmarshalCheckpoint decodes a checkpoint transaction body.
 func UnmarshalCheckpoint(b []byte) (*Checkpoint, error) {

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/cbor"
 )
 
 // TxType says what a transaction does.
@@ -95,7 +95,7 @@ func appendHead(b []byte, major byte, n uint64) []byte {
 }
 
 // MarshalRecord encodes r canonically.
-func MarshalRecord(r *Record) ([]byte, error) { return encMode.Marshal(r) }
+func MarshalRecord(r *Record) ([]byte, error) { return cbor.Marshal(r) }
 
 // UnmarshalRecord decodes a stored record.
 func UnmarshalRecord(b []byte) (*Record, error) {
@@ -162,7 +162,7 @@ type Batch struct {
 }
 
 // MarshalBatch encodes a batch for a raft entry.
-func MarshalBatch(b *Batch) ([]byte, error) { return encMode.Marshal(b) }
+func MarshalBatch(b *Batch) ([]byte, error) { return cbor.Marshal(b) }
 
 // UnmarshalBatch decodes a raft entry's batch.
 func UnmarshalBatch(data []byte) (*Batch, error) {
@@ -173,27 +173,13 @@ func UnmarshalBatch(data []byte) (*Batch, error) {
 	return &b, nil
 }
 
-var encMode = func() cbor.EncMode {
-	m, err := cbor.CoreDetEncOptions().EncMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
-}()
-
-var decMode = func() cbor.DecMode {
-	m, err := cbor.DecOptions{
-		DupMapKey:        cbor.DupMapKeyEnforcedAPF,
-		IndefLength:      cbor.IndefLengthForbidden,
-		MaxArrayElements: 1 << 20,
-		MaxMapPairs:      1 << 16,
-	}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
-}()
+// decMode is the CBOR policy with the ledger's bounds (cbor.LedgerOptions):
+// a raft batch may hold as many proposals as the leader's MaxBatch and an
+// app transaction log.MaxReads reads, more than the policy's bounds for
+// messages from outside, and every record a node has stored must still
+// decode.
+var decMode = cbor.NewDecMode(cbor.LedgerOptions())
 
 // MarshalRecords encodes records canonically as one CBOR array (ledger
 // exports).
-func MarshalRecords(recs []*Record) ([]byte, error) { return encMode.Marshal(recs) }
+func MarshalRecords(recs []*Record) ([]byte, error) { return cbor.Marshal(recs) }

@@ -1,6 +1,10 @@
 package log
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/charterlog/charter/cbor"
+)
 
 // Write is one change to a key-value map.
 type Write struct {
@@ -53,7 +57,7 @@ func (w *WriteSet) Validate() error {
 }
 
 // MarshalWriteSet encodes w canonically.
-func MarshalWriteSet(w *WriteSet) ([]byte, error) { return encMode.Marshal(w) }
+func MarshalWriteSet(w *WriteSet) ([]byte, error) { return cbor.Marshal(w) }
 
 // UnmarshalWriteSet decodes a TxWrites body.
 func UnmarshalWriteSet(b []byte) (*WriteSet, error) {

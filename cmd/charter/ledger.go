@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/charterlog/charter/cbor"
 	"github.com/charterlog/charter/client"
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/durable"
@@ -17,7 +18,6 @@ import (
 	"github.com/charterlog/charter/log"
 	"github.com/charterlog/charter/policy"
 	"github.com/charterlog/charter/registry"
-	"github.com/fxamacker/cbor/v2"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -78,14 +78,13 @@ func marshalLedger(recs []*log.Record) ([]byte, error) {
 	return cbor.Marshal(raws)
 }
 
-// ledgerDecMode reads exported ledgers, which may hold more records than
-// the cbor package's default array limit.
+// ledgerDecMode reads exported ledgers: the CBOR policy with the ledger's
+// bounds (each record is decoded by log.UnmarshalRecord), but an outer
+// array as long as the ledger, beyond any bound meant for one message.
 var ledgerDecMode = func() cbor.DecMode {
-	m, err := cbor.DecOptions{MaxArrayElements: math.MaxInt32, IndefLength: cbor.IndefLengthForbidden}.DecMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
+	o := cbor.LedgerOptions()
+	o.MaxArrayElements = math.MaxInt32
+	return cbor.NewDecMode(o)
 }()
 
 // readLedger reads a file written by ledger export.

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/charterlog/charter/cbor"
 	"github.com/charterlog/charter/cose"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // RewriteProof returns receipt (a tagged COSE_Sign1 COSE Receipt) with the

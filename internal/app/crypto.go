@@ -12,7 +12,6 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/binary"
 	"encoding/pem"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	"hash"
 	"math/big"
 
+	"github.com/charterlog/charter/cose"
 	"github.com/grafana/sobek"
 )
 
@@ -654,9 +654,7 @@ func aesKWPUnwrap(kek, c []byte) ([]byte, error) {
 	return p[:mli], nil
 }
 
-// ---- JWK conversion
-
-var b64u = base64.RawURLEncoding
+// ---- JWK conversion, through cose's JWK codec
 
 func (c *call) jwkFromPEM(private bool, kty string) func(sobek.FunctionCall) sobek.Value {
 	return func(fc sobek.FunctionCall) sobek.Value {
@@ -674,32 +672,6 @@ func (c *call) jwkFromPEM(private bool, kty string) func(sobek.FunctionCall) sob
 		if err != nil {
 			c.throwError("Failed to parse PEM: %v", err)
 		}
-		j := map[string]any{"kty": kty}
-		switch k := key.(type) {
-		case *ecdsa.PrivateKey:
-			fillECJWK(j, &k.PublicKey)
-			j["d"] = b64u.EncodeToString(k.D.FillBytes(make([]byte, (k.Curve.Params().BitSize+7)/8)))
-		case *ecdsa.PublicKey:
-			fillECJWK(j, k)
-		case *rsa.PrivateKey:
-			k.Precompute()
-			fillRSAJWK(j, &k.PublicKey)
-			j["d"] = b64u.EncodeToString(k.D.Bytes())
-			j["p"] = b64u.EncodeToString(k.Primes[0].Bytes())
-			j["q"] = b64u.EncodeToString(k.Primes[1].Bytes())
-			j["dp"] = b64u.EncodeToString(k.Precomputed.Dp.Bytes())
-			j["dq"] = b64u.EncodeToString(k.Precomputed.Dq.Bytes())
-			j["qi"] = b64u.EncodeToString(k.Precomputed.Qinv.Bytes())
-		case *rsa.PublicKey:
-			fillRSAJWK(j, k)
-		case ed25519.PrivateKey:
-			j["crv"] = "Ed25519"
-			j["x"] = b64u.EncodeToString(k.Public().(ed25519.PublicKey))
-			j["d"] = b64u.EncodeToString(k.Seed())
-		case ed25519.PublicKey:
-			j["crv"] = "Ed25519"
-			j["x"] = b64u.EncodeToString(k)
-		}
 		var got string
 		switch key.(type) {
 		case *ecdsa.PrivateKey, *ecdsa.PublicKey:
@@ -712,9 +684,14 @@ func (c *call) jwkFromPEM(private bool, kty string) func(sobek.FunctionCall) sob
 		if got != kty {
 			c.throwError("Failed to parse PEM: not a %s key", kty)
 		}
-		if len(fc.Arguments) == 2 && !sobek.IsUndefined(fc.Argument(1)) {
-			j["kid"] = fc.Argument(1).String()
+		jwk, err := cose.JWKFromKey(key)
+		if err != nil {
+			c.throwError("Failed to parse PEM: %v", err)
 		}
+		if len(fc.Arguments) == 2 && !sobek.IsUndefined(fc.Argument(1)) {
+			jwk.Kid = fc.Argument(1).String()
+		}
+		j := jwk.Members()
 		o := c.rt.NewObject()
 		for _, k := range sortedKeys(j) {
 			o.Set(k, j[k])
@@ -723,82 +700,33 @@ func (c *call) jwkFromPEM(private bool, kty string) func(sobek.FunctionCall) sob
 	}
 }
 
-func fillECJWK(j map[string]any, k *ecdsa.PublicKey) {
-	n := (k.Curve.Params().BitSize + 7) / 8
-	j["crv"] = k.Curve.Params().Name
-	j["x"] = b64u.EncodeToString(k.X.FillBytes(make([]byte, n)))
-	j["y"] = b64u.EncodeToString(k.Y.FillBytes(make([]byte, n)))
-}
-
-func fillRSAJWK(j map[string]any, k *rsa.PublicKey) {
-	j["n"] = b64u.EncodeToString(k.N.Bytes())
-	j["e"] = b64u.EncodeToString(big.NewInt(int64(k.E)).Bytes())
-}
-
 func (c *call) pemFromJWK(private bool, kty string) func(sobek.FunctionCall) sobek.Value {
 	return func(fc sobek.FunctionCall) sobek.Value {
 		c.argc(fc, 1)
-		get := func(name string) []byte {
-			s, ok := c.strProp(fc.Argument(0), name)
-			if !ok {
-				c.throwError("Failed to convert jwk to pem: missing %q", name)
-			}
-			b, err := b64u.DecodeString(s)
-			if err != nil {
-				c.throwError("Failed to convert jwk to pem: %q: %v", name, err)
-			}
-			return b
+		var j cose.JWK
+		for name, m := range map[string]*string{"kty": &j.Kty, "crv": &j.Crv, "x": &j.X, "y": &j.Y,
+			"n": &j.N, "e": &j.E, "d": &j.D, "p": &j.P, "q": &j.Q} {
+			*m, _ = c.strProp(fc.Argument(0), name)
 		}
-		if got, _ := c.strProp(fc.Argument(0), "kty"); got != kty {
-			c.throwError("Failed to convert jwk to pem: kty is %q, want %q", got, kty)
+		if j.Kty != kty {
+			c.throwError("Failed to convert jwk to pem: kty is %q, want %q", j.Kty, kty)
+		}
+		if curve := curveFor(j.Crv); kty == "EC" && curve != nil {
+			// The curve's JWK name, also for the OpenSSL names
+			// (secp256r1…) CCF's apps may use.
+			j.Crv = curve.Params().Name
 		}
 		var key any
-		switch kty {
-		case "EC":
-			crv, _ := c.strProp(fc.Argument(0), "crv")
-			curve := curveFor(crv)
-			if curve == nil {
-				c.throwError("Failed to convert jwk to pem: unsupported curve %q", crv)
-			}
-			pub := &ecdsa.PublicKey{Curve: curve, X: new(big.Int).SetBytes(get("x")), Y: new(big.Int).SetBytes(get("y"))}
-			if !curve.IsOnCurve(pub.X, pub.Y) {
-				c.throwError("Failed to convert jwk to pem: point not on curve")
-			}
-			key = pub
-			if private {
-				key = &ecdsa.PrivateKey{PublicKey: *pub, D: new(big.Int).SetBytes(get("d"))}
-			}
-		case "RSA":
-			pub := &rsa.PublicKey{N: new(big.Int).SetBytes(get("n")), E: int(new(big.Int).SetBytes(get("e")).Int64())}
-			key = pub
-			if private {
-				k := &rsa.PrivateKey{PublicKey: *pub, D: new(big.Int).SetBytes(get("d")),
-					Primes: []*big.Int{new(big.Int).SetBytes(get("p")), new(big.Int).SetBytes(get("q"))}}
-				if err := k.Validate(); err != nil {
-					c.throwError("Failed to convert jwk to pem: %v", err)
-				}
-				k.Precompute()
-				key = k
-			}
-		case "OKP":
-			if crv, _ := c.strProp(fc.Argument(0), "crv"); crv != "Ed25519" {
-				c.throwError("Failed to convert jwk to pem: unsupported curve %q", crv)
-			}
-			x := get("x")
-			if len(x) != ed25519.PublicKeySize {
-				c.throwError("Failed to convert jwk to pem: bad x")
-			}
-			key = ed25519.PublicKey(x)
-			if private {
-				d := get("d")
-				if len(d) != ed25519.SeedSize {
-					c.throwError("Failed to convert jwk to pem: bad d")
-				}
-				key = ed25519.NewKeyFromSeed(d)
-			}
+		var err error
+		if private {
+			key, err = j.PrivateKey()
+		} else {
+			key, err = j.PublicKey()
+		}
+		if err != nil {
+			c.throwError("Failed to convert jwk to pem: %v", err)
 		}
 		var der []byte
-		var err error
 		typ := "PUBLIC KEY"
 		if private {
 			typ = "PRIVATE KEY"

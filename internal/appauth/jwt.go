@@ -16,6 +16,8 @@ import (
 	"net/http"
 	"strings"
 
+	// Charter's cose (the JWK codec); cose.go's "cose" is go-cose.
+	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/gov"
 )
 
@@ -246,40 +248,16 @@ func publicKey(k *gov.JWTKey) (crypto.PublicKey, error) {
 		}
 		return c.PublicKey, nil
 	}
-	var j struct {
-		Kty, N, E, Crv, X, Y string
-	}
+	var j cose.JWK
 	if err := json.Unmarshal(k.JWK, &j); err != nil {
 		return nil, fmt.Errorf("the registered JWK is not JSON")
 	}
-	switch j.Kty {
-	case "RSA":
-		n, err1 := b64(j.N)
-		e, err2 := b64(j.E)
-		if err1 != nil || err2 != nil || len(e) == 0 || len(e) > 4 {
-			return nil, fmt.Errorf("the registered RSA JWK is malformed")
-		}
-		return &rsa.PublicKey{N: new(big.Int).SetBytes(n), E: int(new(big.Int).SetBytes(e).Int64())}, nil
-	case "EC":
-		curves := map[string]elliptic.Curve{"P-256": elliptic.P256(), "P-384": elliptic.P384(), "P-521": elliptic.P521()}
-		curve, ok := curves[j.Crv]
-		x, err1 := b64(j.X)
-		y, err2 := b64(j.Y)
-		if !ok || err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("the registered EC JWK is malformed")
-		}
-		size := (curve.Params().BitSize + 7) / 8
-		if len(x) != size || len(y) != size {
-			return nil, fmt.Errorf("the registered EC JWK's coordinates are not %d bytes", size)
-		}
-		// Go through the uncompressed point so that the standard library
-		// checks it is on the curve.
-		point := append(append([]byte{4}, x...), y...)
-		pk, err := ecdsa.ParseUncompressedPublicKey(curve, point)
-		if err != nil {
-			return nil, fmt.Errorf("the registered EC JWK: %v", err)
-		}
-		return pk, nil
+	if j.Kty != "RSA" && j.Kty != "EC" {
+		return nil, fmt.Errorf("the registered JWK has kty %q", j.Kty)
 	}
-	return nil, fmt.Errorf("the registered JWK has kty %q", j.Kty)
+	pub, err := j.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("the registered %s JWK: %v", j.Kty, err)
+	}
+	return pub, nil
 }

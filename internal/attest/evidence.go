@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"fmt"
 
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/cbor"
 	"github.com/google/go-sev-guest/abi"
 )
 
@@ -48,31 +48,17 @@ type evidenceWire struct {
 	CertTable []byte `cbor:"3,keyasint,omitempty"`
 }
 
-var (
-	encMode = func() cbor.EncMode {
-		m, err := cbor.CoreDetEncOptions().EncMode()
-		if err != nil {
-			panic(fmt.Sprintf("attest: encoder options: %v", err))
-		}
-		return m
-	}()
-	decMode = func() cbor.DecMode {
-		m, err := cbor.DecOptions{
-			DupMapKey:         cbor.DupMapKeyEnforcedAPF,
-			IndefLength:       cbor.IndefLengthForbidden,
-			TagsMd:            cbor.TagsForbidden,
-			MaxNestedLevels:   4,
-			MaxArrayElements:  16,
-			MaxMapPairs:       16,
-			UTF8:              cbor.UTF8RejectInvalid,
-			ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
-		}.DecMode()
-		if err != nil {
-			panic(fmt.Sprintf("attest: decoder options: %v", err))
-		}
-		return m
-	}()
-)
+// decMode is the CBOR policy (package cbor) tightened to evidence's one
+// small map: three keys, no nesting to speak of, no tags, and no key the
+// wire form does not name, so that only MarshalEvidence's exact output is
+// accepted.
+var decMode = cbor.NewDecMode(cbor.Options{
+	MaxNestedLevels:     4,
+	MaxArrayElements:    16,
+	MaxMapPairs:         16,
+	RefuseUnknownFields: true,
+	RefuseTags:          true,
+})
 
 // MarshalEvidence encodes e in its canonical CBOR form, after the same shape
 // checks UnmarshalEvidence applies.
@@ -83,7 +69,7 @@ func MarshalEvidence(e *Evidence) ([]byte, error) {
 	if err := e.checkShape(); err != nil {
 		return nil, err
 	}
-	return encMode.Marshal(evidenceWire{Platform: string(e.Platform), Report: e.Report, CertTable: e.CertTable})
+	return cbor.Marshal(evidenceWire{Platform: string(e.Platform), Report: e.Report, CertTable: e.CertTable})
 }
 
 // UnmarshalEvidence decodes evidence from untrusted bytes. It is strict: the
@@ -103,7 +89,7 @@ func UnmarshalEvidence(b []byte) (*Evidence, error) {
 	if err := e.checkShape(); err != nil {
 		return nil, err
 	}
-	again, err := encMode.Marshal(w)
+	again, err := cbor.Marshal(w)
 	if err != nil || !bytes.Equal(again, b) {
 		return nil, fmt.Errorf("%w: not in canonical encoding", ErrMalformed)
 	}

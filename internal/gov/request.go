@@ -7,8 +7,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/charterlog/charter/cbor"
 	"github.com/charterlog/charter/cose"
-	"github.com/fxamacker/cbor/v2"
 	gocose "github.com/veraison/go-cose"
 )
 
@@ -117,16 +117,6 @@ type Request struct {
 	Signature []byte
 }
 
-// sign1 is the COSE_Sign1 array (RFC 9052 §4.2) with each element raw, so
-// that element types can be checked one by one with a precise error.
-type sign1 struct {
-	_           struct{} `cbor:",toarray"`
-	Protected   cbor.RawMessage
-	Unprotected cbor.RawMessage
-	Payload     cbor.RawMessage
-	Signature   cbor.RawMessage
-}
-
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrMalformed, fmt.Sprintf(format, args...))
 }
@@ -157,38 +147,18 @@ func ParseRequest(b []byte) (*Request, error) {
 	if len(b) == 0 {
 		return nil, malformed("empty request")
 	}
-	// RFC 9052 §4.2: COSE_Sign1_Tagged = #6.18(COSE_Sign1). CCF sends the tag.
-	if b[0] != cborTagSign1 {
-		return nil, malformed("not a tagged COSE_Sign1 (tag 18)")
-	}
-	var m sign1
-	if err := cose.Unmarshal(b[1:], &m); err != nil {
-		return nil, malformed("COSE_Sign1: %v", err)
-	}
-	protected, err := decodeBstr(m.Protected)
+	// RFC 9052 §4.2: COSE_Sign1_Tagged = #6.18(COSE_Sign1). CCF sends the
+	// tag. The unprotected header is not signed: CCF's tools leave it
+	// empty, and anything in it would be unauthenticated and would change
+	// Raw (and Digest) without touching the signature.
+	m, err := cose.DecodeSign1(b, cose.Sign1Options{EmptyUnprotected: true})
 	if err != nil {
-		return nil, malformed("protected header: %v", err)
+		return nil, malformed("%v", err)
 	}
-	// The unprotected header is not signed. CCF's tools leave it empty;
-	// anything in it would be unauthenticated and would change Raw (and
-	// Digest) without touching the signature.
-	if len(m.Unprotected) != 1 || m.Unprotected[0] != 0xa0 {
-		return nil, malformed("unprotected header is not an empty map")
-	}
-	if len(m.Payload) > 0 && m.Payload[0] == 0xf6 {
+	if m.Payload == nil {
 		return nil, malformed("payload is detached (nil); governance requests carry it")
 	}
-	payload, err := decodeBstr(m.Payload)
-	if err != nil {
-		return nil, malformed("payload: %v", err)
-	}
-	sig, err := decodeBstr(m.Signature)
-	if err != nil {
-		return nil, malformed("signature: %v", err)
-	}
-	if len(sig) == 0 {
-		return nil, malformed("empty signature")
-	}
+	protected, payload, sig := m.Protected, m.Payload, m.Signature
 	if canon := encodeSign1(protected, payload, sig); string(canon) != string(b) {
 		return nil, malformed("COSE_Sign1 envelope is not canonically encoded")
 	}
@@ -241,7 +211,7 @@ func (r *Request) parseProtected(protected []byte) error {
 	if !ok {
 		return malformed("protected header: missing alg (1)")
 	}
-	alg, err := decodeInt(raw)
+	alg, err := cbor.DecodeInt(raw)
 	if err != nil {
 		return malformed("protected header: alg (1): %v", err)
 	}
@@ -262,7 +232,7 @@ func (r *Request) parseProtected(protected []byte) error {
 	if !ok {
 		return malformed("protected header: missing %s", labelMsgType)
 	}
-	t, err := decodeText(raw)
+	t, err := cbor.DecodeText(raw)
 	if err != nil {
 		return malformed("protected header: %s: %v", labelMsgType, err)
 	}
@@ -275,7 +245,7 @@ func (r *Request) parseProtected(protected []byte) error {
 	if !ok {
 		return malformed("protected header: missing %s", labelCreatedAt)
 	}
-	created, err := decodeUint(raw)
+	created, err := cbor.DecodeUint(raw)
 	if err != nil {
 		return malformed("protected header: %s: %v", labelCreatedAt, err)
 	}
@@ -291,7 +261,7 @@ func (r *Request) parseProtected(protected []byte) error {
 	case !ok && r.Type.needsProposalID():
 		return malformed("protected header: missing %s, required on %s requests", labelProposalID, r.Type)
 	case ok:
-		id, err := decodeText(raw)
+		id, err := cbor.DecodeText(raw)
 		if err != nil {
 			return malformed("protected header: %s: %v", labelProposalID, err)
 		}

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/charterlog/charter/cbor"
 	"github.com/charterlog/charter/cose"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // CBOR major types (RFC 8949 §3.1), as the top three bits of a head byte.
 const (
-	majorUint  = 0
-	majorNint  = 1
 	majorBytes = 2
 	majorText  = 3
 )
@@ -22,54 +20,6 @@ func major(raw cbor.RawMessage) int {
 		return -1
 	}
 	return int(raw[0] >> 5)
-}
-
-// decodeBstr decodes a byte string, refusing every other type (a tstr, a
-// tagged bstr, nil).
-func decodeBstr(raw cbor.RawMessage) ([]byte, error) {
-	if major(raw) != majorBytes {
-		return nil, errors.New("not a byte string")
-	}
-	var b []byte
-	if err := cose.Unmarshal(raw, &b); err != nil {
-		return nil, err
-	}
-	return b, nil
-}
-
-func decodeText(raw cbor.RawMessage) (string, error) {
-	if major(raw) != majorText {
-		return "", errors.New("not a text string")
-	}
-	var s string
-	if err := cose.Unmarshal(raw, &s); err != nil {
-		return "", err
-	}
-	return s, nil
-}
-
-func decodeInt(raw cbor.RawMessage) (int64, error) {
-	if m := major(raw); m != majorUint && m != majorNint {
-		return 0, errors.New("not an integer")
-	}
-	var v int64
-	if err := cose.Unmarshal(raw, &v); err != nil {
-		return 0, err
-	}
-	return v, nil
-}
-
-// decodeUint decodes an unsigned integer: no negative numbers, no floats, no
-// epoch-time tag (CCF writes a bare uint).
-func decodeUint(raw cbor.RawMessage) (uint64, error) {
-	if major(raw) != majorUint {
-		return 0, errors.New("not an unsigned integer")
-	}
-	var v uint64
-	if err := cose.Unmarshal(raw, &v); err != nil {
-		return 0, err
-	}
-	return v, nil
 }
 
 // decodeKid returns the member id a kid names. CCF's ccf_cose_sign1 writes
@@ -83,13 +33,13 @@ func decodeKid(raw cbor.RawMessage) (string, error) {
 	var id string
 	switch major(raw) {
 	case majorBytes:
-		b, err := decodeBstr(raw)
+		b, err := cbor.DecodeBytes(raw)
 		if err != nil {
 			return "", err
 		}
 		id = string(b)
 	case majorText:
-		s, err := decodeText(raw)
+		s, err := cbor.DecodeText(raw)
 		if err != nil {
 			return "", err
 		}

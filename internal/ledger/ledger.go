@@ -28,9 +28,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/charterlog/charter/cbor"
 	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/log"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // Errors callers map to protocol responses (at the HTTP edge, not here).

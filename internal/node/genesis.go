@@ -3,8 +3,8 @@ package node
 import (
 	"fmt"
 
+	"github.com/charterlog/charter/cbor"
 	"github.com/charterlog/charter/internal/config"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // Genesis is the body of the transaction that creates a network (seqno 1).
@@ -44,19 +44,20 @@ func (g *Genesis) NetworkKind() string {
 	return "production"
 }
 
-var genesisEnc = func() cbor.EncMode {
-	m, err := cbor.CoreDetEncOptions().EncMode()
-	if err != nil {
-		panic(err)
-	}
-	return m
-}()
+// genesisDec decodes the genesis transaction under the CBOR policy with the
+// ledger's bounds: the genesis is committed to the ledger and must decode
+// on every node and for every auditor, however many trusted CAs or members
+// it was created with. Unknown keys are ignored so that a genesis written
+// by a later version, with a field added, still reads.
+var genesisDec = cbor.NewDecMode(cbor.LedgerOptions())
 
-func (g *Genesis) marshal() ([]byte, error) { return genesisEnc.Marshal(g) }
+// marshal encodes g with Core Deterministic Encoding: its bytes are the
+// transaction's body, hashed into the ledger.
+func (g *Genesis) marshal() ([]byte, error) { return cbor.Marshal(g) }
 
 func unmarshalGenesis(b []byte) (*Genesis, error) {
 	var g Genesis
-	if err := cbor.Unmarshal(b, &g); err != nil {
+	if err := genesisDec.Unmarshal(b, &g); err != nil {
 		return nil, fmt.Errorf("genesis: %w", err)
 	}
 	return &g, nil
