@@ -95,10 +95,6 @@ var debts = []string{
 	"internal/appauth -> internal/gov",             // for the member and user maps' names
 	"cmd/charter -> internal/node",                 // verify-quotes reuses NodeRecord and ApprovedPolicy
 	"internal/replication -> ext:net/http",         // the peer transport lives with the Ready loop
-
-	// apply.go (being split) encodes the ledger state with the library's
-	// default encoder: the same bytes as cbor.Marshal.
-	"internal/ledger -> ext:github.com/fxamacker/cbor/v2",
 }
 
 type pkg struct {

@@ -4,9 +4,9 @@ import (
 	"crypto/sha256"
 	"fmt"
 
+	"github.com/charterlog/charter/cbor"
 	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/log"
-	"github.com/fxamacker/cbor/v2"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
