@@ -74,6 +74,12 @@ var rules = []rule{
 		never: []string{"ext:net/http"},
 	},
 	{
+		why:        "apphost runs app transactions below the HTTP edge: it returns errors, the edge answers them",
+		from:       []string{"internal/apphost"},
+		never:      []string{"registry", "internal/appauth", "internal/node", "ext:github.com/go-chi/chi/v5", "ext:net/http"},
+		transitive: true,
+	},
+	{
 		why:        "the replication core does not know the edge or governance",
 		from:       []string{"internal/replication"},
 		never:      []string{"registry", "internal/gov", "internal/app", "internal/node"},

@@ -1,28 +1,20 @@
 package node
 
 import (
-	"bytes"
-	"context"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/charterlog/charter/internal/app"
 	"github.com/charterlog/charter/internal/appauth"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/apphost"
 	"github.com/charterlog/charter/internal/ledger"
-	"github.com/charterlog/charter/log"
 )
 
 // The JS application governance deployed (set_js_app), served under /app:
@@ -43,75 +35,6 @@ const headerForwardedClientCert = "Charter-Forwarded-Client-Cert"
 // maxAppBody bounds an app request's body.
 const maxAppBody = 8 << 20
 
-// maxConflictRetries is how often a request that lost a race to another
-// transaction is run again before the client is told to retry. After the
-// first few, each re-run waits a moment at random, so that requests racing
-// for the same keys stop meeting in lockstep.
-const maxConflictRetries = 64
-
-// appHost keeps the deployed app compiled, and reloads it when governance
-// changes the bundle or the runtime options.
-type appHost struct {
-	n *Node
-
-	mu      sync.Mutex
-	version uint64
-	loaded  bool
-	raw     []byte // bundle JSON in force
-	opts    []byte // runtime options JSON in force
-	app     *app.App
-	err     error
-}
-
-func (h *appHost) current() (*app.App, error) {
-	// Read the version first: a write set that lands after this read
-	// makes the next call look again.
-	v := h.n.ledger.WritesVersion()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.loaded && h.version == v {
-		return h.app, h.err
-	}
-	raw, err := h.n.ledger.GetKV(gov.MapAppBundle, []byte(gov.KeyAppBundle))
-	if errors.Is(err, ledger.ErrNotFound) {
-		raw, err = nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	opts, err := h.n.ledger.GetKV(gov.MapJSRuntimeOptions, []byte(gov.KeyJSRuntimeOptions))
-	if errors.Is(err, ledger.ErrNotFound) {
-		opts, err = nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	h.version, h.loaded = v, true
-	if h.app != nil && bytes.Equal(raw, h.raw) && bytes.Equal(opts, h.opts) {
-		return h.app, h.err
-	}
-	h.raw, h.opts, h.app, h.err = raw, opts, nil, nil
-	if raw == nil {
-		return nil, nil
-	}
-	var ro app.RuntimeOptions
-	if opts != nil {
-		var o gov.JSRuntimeOptions
-		if err := json.Unmarshal(opts, &o); err == nil {
-			ro = app.RuntimeOptions{MaxHeapBytes: o.MaxHeapBytes, MaxStackBytes: o.MaxStackBytes, MaxExecutionTimeMs: o.MaxExecutionTimeMS}
-		}
-	}
-	b, err := app.ParseBundle(raw)
-	if err == nil {
-		h.app, err = app.Load(b, app.Options{Runtime: ro, Consensus: appConsensus{h.n}, Historical: appHistorical{h.n}, Logger: h.n.log.With("component", "app")})
-	}
-	if err != nil {
-		h.err = fmt.Errorf("the deployed app does not load: %w", err)
-		h.n.log.Error("loading the JS app", "err", err)
-	}
-	return h.app, h.err
-}
-
 // writeAppError answers in CCF's error shape.
 func writeAppError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
@@ -121,13 +44,13 @@ func writeAppError(w http.ResponseWriter, status int, code, msg string) {
 
 // getAppCommit is CCF's GET /app/commit: the last committed transaction.
 func (n *Node) getAppCommit(w http.ResponseWriter, r *http.Request) {
-	view, seqno := appConsensus{n}.LastCommitted()
+	view, seqno := n.apps.LastCommitted()
 	writeJSON(w, http.StatusOK, map[string]string{"transaction_id": app.FormatTxID(view, seqno)})
 }
 
 // serveApp runs a request to the deployed app.
 func (n *Node) serveApp(w http.ResponseWriter, r *http.Request) {
-	a, err := n.apps.current()
+	a, err := n.apps.Current()
 	if err != nil {
 		writeAppError(w, http.StatusInternalServerError, "InternalError", err.Error())
 		return
@@ -163,12 +86,11 @@ func (n *Node) serveApp(w http.ResponseWriter, r *http.Request) {
 		n.proxyToLeader(w, r)
 		return
 	}
-	full := n.full.Load()
-	if full == nil {
+	c, err := n.apps.Cipher()
+	if errors.Is(err, apphost.ErrNoSecret) {
 		writeAppError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "this node is not trusted yet and cannot read the app's private maps; send the request to another node")
 		return
 	}
-	c, err := n.ledgerCipher(full)
 	if err != nil {
 		writeAppError(w, http.StatusInternalServerError, "InternalError", err.Error())
 		return
@@ -220,17 +142,61 @@ func (n *Node) serveApp(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if ep.Info.Mode == app.ModeHistorical {
-		hs, status := n.historicalFor(r.Header.Get(headerTxID), c)
-		if status != 0 {
-			if status == http.StatusAccepted {
+		hs, err := n.apps.HistoricalFor(r.Header.Get(headerTxID), c)
+		if err != nil {
+			status := http.StatusInternalServerError
+			switch {
+			case errors.Is(err, apphost.ErrTxPending):
+				status = http.StatusAccepted
 				w.Header().Set("Retry-After", "1")
+			case errors.Is(err, apphost.ErrTxIDInvalid):
+				status = http.StatusBadRequest
+			case errors.Is(err, apphost.ErrTxUnknown):
+				status = http.StatusNotFound
 			}
 			writeAppError(w, status, "TransactionPendingOrUnknown", "the historical state for "+headerTxID+" "+r.Header.Get(headerTxID)+" is not available (yet)")
 			return
 		}
 		req.HistoricalState = hs
 	}
-	n.runApp(w, r.Context(), a, ep, req, c)
+	res, txid, err := n.apps.Execute(r.Context(), a, ep, req, c)
+	if err != nil {
+		writeExecuteError(w, err)
+		return
+	}
+	for k, v := range res.Headers {
+		w.Header().Set(k, v)
+	}
+	w.Header().Set(headerTxID, txid.String())
+	w.WriteHeader(res.StatusCode)
+	if res.Body != nil {
+		_, _ = w.Write(res.Body)
+	}
+}
+
+// writeExecuteError answers a request whose handler did not run to a
+// committed result (apphost.Execute's errors).
+func writeExecuteError(w http.ResponseWriter, err error) {
+	var ce *apphost.CommitError
+	switch {
+	case errors.Is(err, apphost.ErrAbandoned):
+		// The client is gone: nothing to answer.
+	case errors.Is(err, app.ErrException):
+		writeAppError(w, http.StatusInternalServerError, "InternalError", "Exception thrown while executing.")
+	case errors.As(err, &ce):
+		status, code := http.StatusServiceUnavailable, "ServiceUnavailable"
+		if errors.Is(err, ledger.ErrConflict) {
+			code = "TransactionConflict"
+		}
+		w.Header().Set("Retry-After", "1")
+		if errors.Is(err, ledger.ErrOutcomeUnknown) {
+			writeAppError(w, status, code, "the transaction's outcome is unknown: "+ce.Err.Error()+"; it may have been applied: check before retrying")
+			return
+		}
+		writeAppError(w, status, code, "the transaction did not commit: "+ce.Err.Error()+"; retry")
+	default:
+		writeAppError(w, http.StatusInternalServerError, "InternalError", err.Error())
+	}
 }
 
 // mustForward says whether a follower hands the request to the leader:
@@ -241,260 +207,4 @@ func mustForward(ep *app.Endpoint) bool {
 		return ep.Info.ForwardingRequired == "always"
 	}
 	return true
-}
-
-// runApp runs the handler, commits its writes and answers.
-func (n *Node) runApp(w http.ResponseWriter, ctx context.Context, a *app.App, ep *app.Endpoint, req *app.Request, c *ledgerCipher) {
-	for attempt := 0; ; attempt++ {
-		st := newAppState(n.ledger, c)
-		res, err := a.Call(ctx, ep, req, app.NewTx(st))
-		if err != nil {
-			if errors.Is(err, app.ErrException) {
-				n.log.Warn("app handler failed", "endpoint", ep.Name(), "err", err)
-				writeAppError(w, http.StatusInternalServerError, "InternalError", "Exception thrown while executing.")
-				return
-			}
-			writeAppError(w, http.StatusInternalServerError, "InternalError", err.Error())
-			return
-		}
-		var txid log.TxID
-		if res.WriteSet != nil && len(res.WriteSet.Writes) > 0 && !res.ReadOnly {
-			writes, err := storedWrites(c, res.WriteSet.Writes)
-			if err != nil {
-				writeAppError(w, http.StatusInternalServerError, "InternalError", err.Error())
-				return
-			}
-			reads := st.Reads()
-			if wait := n.inflight.busy(reads); wait != nil && attempt < maxConflictRetries {
-				// A transaction ahead of this one writes what it read:
-				// run again once that has applied (inflightWrites).
-				select {
-				case <-wait:
-				case <-ctx.Done():
-					return
-				}
-				continue
-			}
-			release := n.inflight.hold(writes)
-			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			txid, err = n.ledger.SubmitApp(sctx, &log.AppTx{Writes: writes, Reads: reads, ClaimsDigest: res.ClaimsDigest})
-			cancel()
-			release()
-			if errors.Is(err, ledger.ErrConflict) && attempt < maxConflictRetries {
-				if attempt >= 4 {
-					if sleep(ctx, time.Duration(rand.Int64N(int64(2*time.Millisecond)))) != nil {
-						return
-					}
-				}
-				continue
-			}
-			if err != nil {
-				status, code := http.StatusServiceUnavailable, "ServiceUnavailable"
-				if errors.Is(err, ledger.ErrConflict) {
-					code = "TransactionConflict"
-				}
-				w.Header().Set("Retry-After", "1")
-				if errors.Is(err, ledger.ErrOutcomeUnknown) {
-					writeAppError(w, status, code, "the transaction's outcome is unknown: "+err.Error()+"; it may have been applied: check before retrying")
-					return
-				}
-				writeAppError(w, status, code, "the transaction did not commit: "+err.Error()+"; retry")
-				return
-			}
-		} else {
-			view, seqno := appConsensus{n}.LastCommitted()
-			txid = log.TxID{View: view, Seqno: seqno}
-		}
-		for k, v := range res.Headers {
-			w.Header().Set(k, v)
-		}
-		w.Header().Set(headerTxID, txid.String())
-		w.WriteHeader(res.StatusCode)
-		if res.Body != nil {
-			_, _ = w.Write(res.Body)
-		}
-		return
-	}
-}
-
-// ledgerCipher is the private-map cipher for the ledger secret id holds.
-func (n *Node) ledgerCipher(id *Identity) (*ledgerCipher, error) {
-	if c := n.cipher.Load(); c != nil {
-		return c, nil
-	}
-	c, err := newLedgerCipher(id.LedgerSecret)
-	if err != nil {
-		return nil, err
-	}
-	n.cipher.Store(c)
-	return c, nil
-}
-
-// appConsensus is ccf.consensus: this node's view of the ledger.
-type appConsensus struct{ n *Node }
-
-func (c appConsensus) LastCommitted() (view, seqno uint64) {
-	st := c.n.ledger.State()
-	if st.Size == 0 {
-		return 0, 0
-	}
-	rec, err := c.n.ledger.Record(st.Size)
-	if err != nil {
-		return 0, 0
-	}
-	return rec.View, rec.Seqno
-}
-
-func (c appConsensus) Status(view, seqno uint64) string {
-	s, err := c.n.ledger.Status(log.TxID{View: view, Seqno: seqno})
-	if err != nil {
-		return app.StatusUnknown
-	}
-	return string(s)
-}
-
-func (c appConsensus) ViewOf(seqno uint64) (uint64, bool) {
-	rec, err := c.n.ledger.Record(seqno)
-	if err != nil {
-		return 0, false
-	}
-	return rec.View, true
-}
-
-// appHistorical is ccf.historical. A transaction's historical state is
-// ready once a checkpoint covers it; its KV holds the writes of that
-// transaction only (not the whole state as of it), decrypted.
-type appHistorical struct{ n *Node }
-
-func (h appHistorical) StateRange(_, from, to uint64, _ time.Duration) ([]app.HistoricalState, bool, error) {
-	if from == 0 || to < from || to-from >= 1000 {
-		return nil, false, fmt.Errorf("historical range %d..%d: want 1 ≤ from ≤ to, at most 1000", from, to)
-	}
-	if st := h.n.ledger.State(); to > st.Size {
-		return nil, false, nil
-	}
-	full := h.n.full.Load()
-	if full == nil {
-		return nil, false, errors.New("this node does not hold the ledger secret")
-	}
-	c, err := h.n.ledgerCipher(full)
-	if err != nil {
-		return nil, false, err
-	}
-	var out []app.HistoricalState
-	for s := from; s <= to; s++ {
-		hs, err := h.n.historicalState(s, c)
-		if errors.Is(err, ledger.ErrNotCovered) {
-			return nil, false, nil
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		out = append(out, *hs)
-	}
-	return out, true, nil
-}
-
-func (appHistorical) DropCachedStates(uint64) (bool, error) {
-	// Nothing is cached: states are built from the ledger on each request.
-	return false, nil
-}
-
-// historicalState is the state of transaction seqno with its receipt.
-func (n *Node) historicalState(seqno uint64, c *ledgerCipher) (*app.HistoricalState, error) {
-	rec, err := n.ledger.Record(seqno)
-	if err != nil {
-		return nil, err
-	}
-	inc, err := n.ledger.Proof(seqno)
-	if err != nil {
-		return nil, err
-	}
-	var writes []log.Write
-	var claims []byte
-	switch rec.Type {
-	case log.TxApp:
-		t, err := log.UnmarshalAppTx(rec.Body)
-		if err != nil {
-			return nil, err
-		}
-		writes, claims = t.Writes, t.ClaimsDigest
-	case log.TxWrites:
-		ws, err := log.UnmarshalWriteSet(rec.Body)
-		if err != nil {
-			return nil, err
-		}
-		writes = ws.Writes
-	}
-	kv, err := newTxWritesState(c, writes)
-	if err != nil {
-		return nil, err
-	}
-	body := sha256.Sum256(rec.Body)
-	receipt := app.Receipt{
-		Signature: base64.StdEncoding.EncodeToString(inc.Checkpoint.Signature),
-		Cert:      string(n.id.ServiceCertPEM),
-		NodeID:    fmt.Sprint(n.cfg.NodeID),
-		Proof:     proofSteps(inc.LeafIndex, inc.Checkpoint.TreeSize, inc.Path),
-		LeafComponents: app.LeafComponents{
-			WriteSetDigest: hex.EncodeToString(body[:]),
-			CommitEvidence: fmt.Sprintf("charter:%s:%x", rec.TxID(), rec.Entry),
-		},
-	}
-	if len(claims) > 0 {
-		receipt.LeafComponents.ClaimsDigest = hex.EncodeToString(claims)
-	}
-	return &app.HistoricalState{TxID: rec.TxID().String(), Receipt: receipt, KV: kv}, nil
-}
-
-// proofSteps orients an RFC 9162 inclusion path as CCF's receipt proof:
-// each hash is the left or the right sibling on the way up.
-func proofSteps(index, size uint64, path [][]byte) []app.ProofStep {
-	var out []app.ProofStep
-	fn, sn := index, size-1
-	for _, p := range path {
-		h := hex.EncodeToString(p)
-		if fn%2 == 1 || fn == sn {
-			out = append(out, app.ProofStep{Left: h})
-			if fn%2 == 0 {
-				for fn%2 == 0 && fn != 0 {
-					fn >>= 1
-					sn >>= 1
-				}
-			}
-		} else {
-			out = append(out, app.ProofStep{Right: h})
-		}
-		fn >>= 1
-		sn >>= 1
-	}
-	return out
-}
-
-// historicalFor resolves the x-ms-ccf-transaction-id of a historical
-// request: the state, or a status to answer (202 while not yet available,
-// 400 for a malformed id, 404 for an unknown one).
-func (n *Node) historicalFor(raw string, c *ledgerCipher) (*app.HistoricalState, int) {
-	txid, err := log.ParseTxID(raw)
-	if err != nil {
-		return nil, http.StatusBadRequest
-	}
-	rec, err := n.ledger.Record(txid.Seqno)
-	if errors.Is(err, ledger.ErrNotFound) {
-		if txid.Seqno > n.ledger.State().Size {
-			return nil, http.StatusAccepted
-		}
-		return nil, http.StatusNotFound
-	}
-	if err != nil || rec.View != txid.View {
-		return nil, http.StatusNotFound
-	}
-	hs, err := n.historicalState(txid.Seqno, c)
-	if errors.Is(err, ledger.ErrNotCovered) {
-		return nil, http.StatusAccepted
-	}
-	if err != nil {
-		return nil, http.StatusInternalServerError
-	}
-	return hs, 0
 }

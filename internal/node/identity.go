@@ -22,6 +22,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charterlog/charter/internal/apphost"
 	"github.com/charterlog/charter/internal/durable"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -149,7 +150,8 @@ func loadOrCreateIdentity(dir, issuer string, create bool) (*Identity, error) {
 	return id, nil
 }
 
-const ledgerSecretSize = 32
+// ledgerSecretSize is what the private-map cipher derives its keys from.
+const ledgerSecretSize = apphost.SecretSize
 
 // loadPublicIdentity reads the public half of the service identity: the
 // service certificate and the note verifier key, from a data directory of

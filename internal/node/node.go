@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/internal/apphost"
 	"github.com/charterlog/charter/internal/attest"
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/durable"
@@ -60,8 +61,6 @@ type Node struct {
 	evidence  *attest.Evidence
 	transport *replication.HTTPTransport
 	gov       *gov.Service
-	// inflight: keys the app transactions this node submitted will write.
-	inflight inflightWrites
 
 	// amdRoots replace AMD's embedded roots (Config.Attestation); nil: the
 	// embedded ones.
@@ -73,9 +72,8 @@ type Node struct {
 
 	// full is the identity with the service's secrets, once this node holds
 	// them (at start, or when the network releases them to it).
-	full   atomic.Pointer[Identity]
-	cipher atomic.Pointer[ledgerCipher]
-	apps   *appHost
+	full atomic.Pointer[Identity]
+	apps *apphost.Host
 	// peerDir indexes the nodes' records by key (peers.go).
 	peerDir peerDirectory
 	// peerClients holds the client that reaches each peer (node id →
@@ -443,7 +441,16 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	n.apps = &appHost{n: n}
+	n.apps = apphost.New(apphost.Config{
+		Ledger: n.ledger, Logger: n.log, NodeID: n.cfg.NodeID, ServiceCertPEM: n.id.ServiceCertPEM,
+		Secret: func() ([]byte, bool) {
+			full := n.full.Load()
+			if full == nil {
+				return nil, false
+			}
+			return full.LedgerSecret, true
+		},
+	})
 	n.gov = gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle}, n.log)
 	svc := &registry.Service{
 		Ledger:          replicatedLedger{n.ledger, n.raft},
