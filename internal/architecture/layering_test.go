@@ -80,6 +80,11 @@ var rules = []rule{
 		transitive: true,
 	},
 	{
+		why:   "the join protocol speaks no HTTP and holds no consensus or storage: the edge answers it, the node hands it raft and the ledger",
+		from:  []string{"internal/join"},
+		never: []string{"registry", "internal/node", "internal/replication", "internal/store", "internal/ledger", "ext:net/http", "ext:github.com/go-chi/chi/v5"},
+	},
+	{
 		why:        "the replication core does not know the edge or governance",
 		from:       []string{"internal/replication"},
 		never:      []string{"registry", "internal/gov", "internal/app", "internal/node"},
@@ -94,7 +99,6 @@ var debts = []string{
 	"internal/gov -> registry",                     // errors become problem details in gov's own handlers
 	"internal/gov -> ext:github.com/go-chi/chi/v5", // gov serves its own routes
 	"internal/appauth -> internal/gov",             // for the member and user maps' names
-	"cmd/charter -> internal/node",                 // verify-quotes reuses NodeRecord and ApprovedPolicy
 	"internal/replication -> ext:net/http",         // the peer transport lives with the Ready loop
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/registry"
 	"go.etcd.io/raft/v3/tracker"
@@ -157,14 +158,14 @@ func (n *Node) getConsensus(w http.ResponseWriter, r *http.Request) {
 // opened. An operator who can start a node cannot by that alone change who
 // votes.
 func (n *Node) mayVote(id uint64) bool {
-	rec, ok := n.nodeRecord(id)
+	rec, ok := join.RecordOf(n.ledger, id)
 	if ok && rec.Joined {
-		return rec.Status == NodeTrusted && rec.SecretsReleased
+		return rec.Status == join.NodeTrusted && rec.SecretsReleased
 	}
-	if !n.serviceOpen() {
+	if !join.ServiceOpen(n.ledger) {
 		return true
 	}
-	return ok && rec.Status == NodeTrusted
+	return ok && rec.Status == join.NodeTrusted
 }
 
 // retireNodes carries out governance's remove_node: a node that

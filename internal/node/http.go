@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/join"
 	"net/http"
 	"strconv"
 	"time"
@@ -170,7 +171,7 @@ func (n *Node) getNetwork(w http.ResponseWriter, r *http.Request) {
 
 // serviceStatus is the governed service state (Opening or Open).
 func (n *Node) serviceStatus() string {
-	if n.serviceOpen() {
+	if join.ServiceOpen(n.ledger) {
 		return gov.ServiceOpen
 	}
 	return gov.ServiceOpening

@@ -27,6 +27,7 @@ import (
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/durable"
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/internal/store"
@@ -35,7 +36,6 @@ import (
 	"go.etcd.io/raft/v3"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/time/rate"
 )
 
 // Node is a running charterd.
@@ -65,10 +65,8 @@ type Node struct {
 	// amdRoots replace AMD's embedded roots (Config.Attestation); nil: the
 	// embedded ones.
 	amdRoots map[string][]*trust.AMDRootCerts
-	// joinMu serialises joins on the leader (next id, record, learner).
-	joinMu sync.Mutex
-	// joinRate bounds how fast new nodes may join (postJoin).
-	joinRate *rate.Limiter
+	// joins is the leader's side of the join protocol (postJoin).
+	joins *join.Leader
 
 	// full is the identity with the service's secrets, once this node holds
 	// them (at start, or when the network releases them to it).
@@ -134,8 +132,7 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	n := &Node{cfg: cfg, log: logger, listener: ln, serving: make(chan struct{}),
-		joinRate: rate.NewLimiter(joinsPerSecond, joinBurst)}
+	n := &Node{cfg: cfg, log: logger, listener: ln, serving: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -451,6 +448,7 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 			return full.LedgerSecret, true
 		},
 	})
+	n.joins = n.newJoinLeader()
 	n.gov = gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle}, n.log)
 	svc := &registry.Service{
 		Ledger:          replicatedLedger{n.ledger, n.raft},

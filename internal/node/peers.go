@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/registry"
 )
@@ -36,7 +37,7 @@ type peer struct {
 	ID uint64
 	// Record is the node's governance record; Recorded is false for a node
 	// admitted by its certificate alone (the lagging-node exception).
-	Record   NodeRecord
+	Record   join.NodeRecord
 	Recorded bool
 	// Role is the node's raft role on this node's ledger ("" if unknown).
 	Role string
@@ -49,7 +50,7 @@ func (p peer) trusted() bool {
 	if !p.Recorded {
 		return true // a server certificate only a trusted node can issue
 	}
-	return p.Record.Status == NodeTrusted && (!p.Record.Joined || p.Record.SecretsReleased)
+	return p.Record.Status == join.NodeTrusted && (!p.Record.Joined || p.Record.SecretsReleased)
 }
 
 // sender is what the raft handlers check the peer's messages against.
@@ -67,10 +68,10 @@ type peerDirectory struct {
 	version uint64
 	valid   bool
 	byKey   map[string]uint64 // public key PEM → node id
-	byID    map[uint64]NodeRecord
+	byID    map[uint64]join.NodeRecord
 }
 
-func (n *Node) peerIndex() (map[string]uint64, map[uint64]NodeRecord, error) {
+func (n *Node) peerIndex() (map[string]uint64, map[uint64]join.NodeRecord, error) {
 	d := &n.peerDir
 	v := n.ledger.WritesVersion()
 	d.mu.Lock()
@@ -78,7 +79,7 @@ func (n *Node) peerIndex() (map[string]uint64, map[uint64]NodeRecord, error) {
 	if d.valid && d.version == v {
 		return d.byKey, d.byID, nil
 	}
-	recs, err := n.nodeRecords()
+	recs, err := join.Records(n.ledger)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -104,12 +105,12 @@ func (n *Node) identifyPeer(leaf *x509.Certificate) (peer, error) {
 	}
 	named, hasName := certNodeID(leaf)
 	p := peer{}
-	if id, ok := byKey[publicKeyPEM(key)]; ok {
+	if id, ok := byKey[join.PublicKeyPEM(key)]; ok {
 		if hasName && named != id {
 			return peer{}, fmt.Errorf("%w: the certificate names node %d, but its key is node %d's", errPeer, named, id)
 		}
 		p = peer{ID: id, Record: byID[id], Recorded: true}
-		if p.Record.Status == NodeRetired {
+		if p.Record.Status == join.NodeRetired {
 			return peer{}, fmt.Errorf("%w: node %d was retired", errPeer, id)
 		}
 	} else {
@@ -255,9 +256,9 @@ func (n *Node) verifyPeerServer(id uint64, cs tls.ConnectionState) error {
 	if rec, ok := byID[id]; ok && rec.PublicKey != "" {
 		key, ok := publicKeyOf(leaf)
 		switch {
-		case rec.Status == NodeRetired:
+		case rec.Status == join.NodeRetired:
 			return fmt.Errorf("node %d was retired", id)
-		case !ok || publicKeyPEM(key) != rec.PublicKey:
+		case !ok || join.PublicKeyPEM(key) != rec.PublicKey:
 			return fmt.Errorf("the server at node %d's address does not hold node %d's key", id, id)
 		}
 		return nil

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/attest"
+	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/registry"
 )
 
@@ -110,7 +111,7 @@ type quoteView struct {
 // (public:ccf.gov.nodes.info), verified when it was recorded; `charter node
 // verify-quotes` verifies it again, offline.
 func (n *Node) getQuotes(w http.ResponseWriter, r *http.Request) {
-	recs, err := n.nodeRecords()
+	recs, err := join.Records(n.ledger)
 	if err != nil {
 		registry.WriteProblem(w, registry.ProblemFor(err))
 		return
