@@ -42,7 +42,13 @@ var rules = []rule{
 	{
 		why:        "the core below the edge returns errors; only the edge turns them into HTTP",
 		from:       []string{"internal/store", "internal/ledger", "internal/replication", "internal/attest", "internal/config"},
-		never:      []string{"registry", "internal/gov", "internal/app", "internal/appauth", "internal/node", "ext:github.com/go-chi/chi/v5"},
+		never:      []string{"registry", "internal/gov", "internal/app", "internal/appauth", "internal/apphost", "internal/join", "internal/httpapi", "internal/node", "ext:github.com/go-chi/chi/v5"},
+		transitive: true,
+	},
+	{
+		why:        "the HTTP edge is on top: the packages whose errors it answers never reach it",
+		from:       []string{"registry", "internal/gov", "internal/app", "internal/appauth", "internal/apphost", "internal/join"},
+		never:      []string{"internal/httpapi", "internal/node"},
 		transitive: true,
 	},
 	{

@@ -29,6 +29,7 @@ import (
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/durable"
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/httpapi"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/log"
@@ -91,54 +92,6 @@ func (r joinRaft) NodeIDs() ([]uint64, error) {
 	return ids, nil
 }
 
-// postJoin answers POST /node/join (steps 2–4 of the protocol).
-func (n *Node) postJoin(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, join.MaxRequest+1))
-	if err != nil {
-		registry.WriteProblem(w, joinProblem(&join.Error{Kind: join.ErrInvalidRequest, Detail: "reading the join request: " + err.Error()}))
-		return
-	}
-	resp, err := n.joins.Join(r.Context(), body)
-	if err != nil {
-		registry.WriteProblem(w, joinProblem(err))
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
-// joinProblems answers the join protocol's refusals; its other errors
-// (the ledger's, consensus's) are answered as the registry's.
-var joinProblems = []struct {
-	kind   error
-	status int
-	title  string
-	retry  int
-}{
-	{join.ErrInvalidRequest, http.StatusBadRequest, "InvalidInput", 0},
-	{join.ErrTooLarge, http.StatusRequestEntityTooLarge, "PayloadTooLarge", 0},
-	{join.ErrInvalidSignature, http.StatusBadRequest, "InvalidSignature", 0},
-	{join.ErrInvalidEvidence, http.StatusBadRequest, "InvalidEvidence", 0},
-	{join.ErrAttestation, http.StatusForbidden, "AttestationFailed", 0},
-	{join.ErrRetired, http.StatusForbidden, "NodeRetired", 0},
-	{join.ErrAddressTaken, http.StatusConflict, "Conflict", 0},
-	{join.ErrNotLeader, http.StatusServiceUnavailable, "NotLeader", 1},
-	{join.ErrRateLimited, http.StatusTooManyRequests, "TooManyRequests", 1},
-	{join.ErrTooManyPending, http.StatusTooManyRequests, "TooManyPendingNodes", 5},
-	{join.ErrUnavailable, http.StatusServiceUnavailable, "ServiceUnavailable", 1},
-}
-
-func joinProblem(err error) *registry.Problem {
-	var je *join.Error
-	if errors.As(err, &je) {
-		for _, m := range joinProblems {
-			if errors.Is(je.Kind, m.kind) {
-				return &registry.Problem{Status: m.status, Title: m.title, Detail: je.Detail, RetryAfter: m.retry}
-			}
-		}
-	}
-	return registry.ProblemFor(err)
-}
-
 // releasedSecrets are the service's secrets, to seal to a trusted node.
 func (n *Node) releasedSecrets() (*join.Released, error) {
 	full := n.secrets()
@@ -199,7 +152,7 @@ var errRefused = errors.New("join refused")
 // ask sends the join request once and keeps what the answer gives: the node
 // certificate and note verifier key, and the secrets once released.
 func (j *joiner) ask(ctx context.Context, client *http.Client, target string) (*join.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(target, "/")+pathJoin, bytes.NewReader(j.body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(target, "/")+httpapi.PathJoin, bytes.NewReader(j.body))
 	if err != nil {
 		return nil, err
 	}

@@ -1,5 +1,5 @@
 // Package node wires a Charter node together: store, ledger, raft, service
-// identity, and the HTTP API; and it does startup recovery (replay the raft
+// identity, and the HTTP edge (internal/httpapi); and it does startup recovery (replay the raft
 // log, check the tree against the newest checkpoint, create the network if
 // there is none).
 package node
@@ -27,7 +27,7 @@ import (
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/durable"
 	"github.com/charterlog/charter/internal/gov"
-	"github.com/charterlog/charter/internal/join"
+	"github.com/charterlog/charter/internal/httpapi"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/internal/store"
@@ -60,18 +60,14 @@ type Node struct {
 	nodeKey   *ecdsa.PrivateKey
 	evidence  *attest.Evidence
 	transport *replication.HTTPTransport
-	gov       *gov.Service
 
 	// amdRoots replace AMD's embedded roots (Config.Attestation); nil: the
 	// embedded ones.
 	amdRoots map[string][]*trust.AMDRootCerts
-	// joins is the leader's side of the join protocol (postJoin).
-	joins *join.Leader
 
 	// full is the identity with the service's secrets, once this node holds
 	// them (at start, or when the network releases them to it).
 	full atomic.Pointer[Identity]
-	apps *apphost.Host
 	// peerDir indexes the nodes' records by key (peers.go).
 	peerDir peerDirectory
 	// peerClients holds the client that reaches each peer (node id →
@@ -438,7 +434,7 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	n.apps = apphost.New(apphost.Config{
+	apps := apphost.New(apphost.Config{
 		Ledger: n.ledger, Logger: n.log, NodeID: n.cfg.NodeID, ServiceCertPEM: n.id.ServiceCertPEM,
 		Secret: func() ([]byte, bool) {
 			full := n.full.Load()
@@ -448,8 +444,7 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 			return full.LedgerSecret, true
 		},
 	})
-	n.joins = n.newJoinLeader()
-	n.gov = gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle}, n.log)
+	govSvc := gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle}, n.log)
 	svc := &registry.Service{
 		Ledger:          replicatedLedger{n.ledger, n.raft},
 		Keys:            cose.KeySet{serviceKey},
@@ -458,8 +453,19 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 		Wait:            n.cfg.RegistrationWait,
 		Log:             n.log,
 	}
+	api := httpapi.New(httpapi.Config{
+		NodeID: n.cfg.NodeID, Log: n.log, Ledger: n.ledger, Raft: n.raft,
+		Forward:  n.transport != nil,
+		Ready:    n.ready.Load,
+		Registry: svc, Gov: govSvc, Apps: apps, Joins: n.newJoinLeader(),
+		IdentifyPeer: n.identifyPeer, PeerClient: n.peerClientFor,
+		ServiceCertPEM: n.id.ServiceCertPEM, Issuer: n.issuer, NoteVerifier: n.id.NoteVerifier,
+		// Read per request: genesis is known once recovery is done.
+		NetworkKind: func() string { return n.genesis.NetworkKind() },
+		Evidence:    n.evidence, NodeKey: &n.nodeKey.PublicKey,
+	})
 	return &http.Server{
-		Handler: n.routes(svc),
+		Handler: api.Handler(),
 		TLSConfig: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			CipherSuites: tls12CipherSuites,

@@ -1,10 +1,9 @@
-package node
+package httpapi
 
 import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,7 +13,6 @@ import (
 	"github.com/charterlog/charter/internal/app"
 	"github.com/charterlog/charter/internal/appauth"
 	"github.com/charterlog/charter/internal/apphost"
-	"github.com/charterlog/charter/internal/ledger"
 )
 
 // The JS application governance deployed (set_js_app), served under /app:
@@ -35,22 +33,15 @@ const headerForwardedClientCert = "Charter-Forwarded-Client-Cert"
 // maxAppBody bounds an app request's body.
 const maxAppBody = 8 << 20
 
-// writeAppError answers in CCF's error shape.
-func writeAppError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
-}
-
 // getAppCommit is CCF's GET /app/commit: the last committed transaction.
-func (n *Node) getAppCommit(w http.ResponseWriter, r *http.Request) {
-	view, seqno := n.apps.LastCommitted()
+func (s *Server) getAppCommit(w http.ResponseWriter, r *http.Request) {
+	view, seqno := s.cfg.Apps.LastCommitted()
 	writeJSON(w, http.StatusOK, map[string]string{"transaction_id": app.FormatTxID(view, seqno)})
 }
 
 // serveApp runs a request to the deployed app.
-func (n *Node) serveApp(w http.ResponseWriter, r *http.Request) {
-	a, err := n.apps.Current()
+func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
+	a, err := s.cfg.Apps.Current()
 	if err != nil {
 		writeAppError(w, http.StatusInternalServerError, "InternalError", err.Error())
 		return
@@ -71,11 +62,11 @@ func (n *Node) serveApp(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Only a trusted node's word on its client's certificate is believed.
-	fromPeer := n.trustedPeer(r)
+	fromPeer := s.trustedPeer(r)
 	if !fromPeer {
 		r.Header.Del(headerForwardedClientCert)
 	}
-	if leader, _ := n.raft.Leader(); !leader && n.transport != nil && mustForward(ep) {
+	if leader, _ := s.cfg.Raft.Leader(); !leader && s.cfg.Forward && mustForward(ep) {
 		if r.Header.Get(headerForwarded) != "" && fromPeer {
 			writeRelayProblem(w, r.URL.Path, errForwardedTwice)
 			return
@@ -83,10 +74,10 @@ func (n *Node) serveApp(w http.ResponseWriter, r *http.Request) {
 		if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 && !fromPeer {
 			r.Header.Set(headerForwardedClientCert, base64.StdEncoding.EncodeToString(r.TLS.PeerCertificates[0].Raw))
 		}
-		n.proxyToLeader(w, r)
+		s.proxyToLeader(w, r)
 		return
 	}
-	c, err := n.apps.Cipher()
+	c, err := s.cfg.Apps.Cipher()
 	if errors.Is(err, apphost.ErrNoSecret) {
 		writeAppError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "this node is not trusted yet and cannot read the app's private maps; send the request to another node")
 		return
@@ -119,7 +110,7 @@ func (n *Node) serveApp(w http.ResponseWriter, r *http.Request) {
 		authReq = r.Clone(r.Context())
 		authReq.TLS = &tls.ConnectionState{}
 	}
-	caller, err := (&appauth.Authenticator{State: n.ledger}).Authenticate(authReq, body, ep.Info.AuthnPolicies)
+	caller, err := (&appauth.Authenticator{State: s.cfg.Ledger}).Authenticate(authReq, body, ep.Info.AuthnPolicies)
 	if err != nil {
 		var ae *appauth.Error
 		if errors.As(err, &ae) {
@@ -142,24 +133,14 @@ func (n *Node) serveApp(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if ep.Info.Mode == app.ModeHistorical {
-		hs, err := n.apps.HistoricalFor(r.Header.Get(headerTxID), c)
+		hs, err := s.cfg.Apps.HistoricalFor(r.Header.Get(headerTxID), c)
 		if err != nil {
-			status := http.StatusInternalServerError
-			switch {
-			case errors.Is(err, apphost.ErrTxPending):
-				status = http.StatusAccepted
-				w.Header().Set("Retry-After", "1")
-			case errors.Is(err, apphost.ErrTxIDInvalid):
-				status = http.StatusBadRequest
-			case errors.Is(err, apphost.ErrTxUnknown):
-				status = http.StatusNotFound
-			}
-			writeAppError(w, status, "TransactionPendingOrUnknown", "the historical state for "+headerTxID+" "+r.Header.Get(headerTxID)+" is not available (yet)")
+			writeHistoricalError(w, err, r.Header.Get(headerTxID))
 			return
 		}
 		req.HistoricalState = hs
 	}
-	res, txid, err := n.apps.Execute(r.Context(), a, ep, req, c)
+	res, txid, err := s.cfg.Apps.Execute(r.Context(), a, ep, req, c)
 	if err != nil {
 		writeExecuteError(w, err)
 		return
@@ -171,31 +152,6 @@ func (n *Node) serveApp(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(res.StatusCode)
 	if res.Body != nil {
 		_, _ = w.Write(res.Body)
-	}
-}
-
-// writeExecuteError answers a request whose handler did not run to a
-// committed result (apphost.Execute's errors).
-func writeExecuteError(w http.ResponseWriter, err error) {
-	var ce *apphost.CommitError
-	switch {
-	case errors.Is(err, apphost.ErrAbandoned):
-		// The client is gone: nothing to answer.
-	case errors.Is(err, app.ErrException):
-		writeAppError(w, http.StatusInternalServerError, "InternalError", "Exception thrown while executing.")
-	case errors.As(err, &ce):
-		status, code := http.StatusServiceUnavailable, "ServiceUnavailable"
-		if errors.Is(err, ledger.ErrConflict) {
-			code = "TransactionConflict"
-		}
-		w.Header().Set("Retry-After", "1")
-		if errors.Is(err, ledger.ErrOutcomeUnknown) {
-			writeAppError(w, status, code, "the transaction's outcome is unknown: "+ce.Err.Error()+"; it may have been applied: check before retrying")
-			return
-		}
-		writeAppError(w, status, code, "the transaction did not commit: "+ce.Err.Error()+"; retry")
-	default:
-		writeAppError(w, http.StatusInternalServerError, "InternalError", err.Error())
 	}
 }
 
