@@ -1,9 +1,10 @@
 package httpapi
 
 // The edge's answers to the errors of the packages below it: apphost's
-// (in CCF's JSON error shape, as /app is CCF's), join's refusals and
-// the peers' (as concise problem details, registry.ProblemFor for the
-// rest), and a forwarded request's failure (in the shape of its route).
+// (in CCF's JSON error shape, as /app is CCF's), governance's, join's
+// refusals and the peers' (as concise problem details, registry.ProblemFor
+// for the rest; CCF's JSON on the classic governance routes), and a
+// forwarded request's failure (in the shape of its route).
 
 import (
 	"encoding/json"
@@ -138,7 +139,7 @@ func writeRelayFailure(w http.ResponseWriter, path string, sent bool) {
 // JSON error on /app/… and on the classic governance routes (gov's
 // http_classic.go), concise problem details (CBOR) elsewhere.
 func writeRelayProblem(w http.ResponseWriter, path string, p *registry.Problem) {
-	if !strings.HasPrefix(path, "/app/") && !gov.ClassicPath(path) {
+	if !strings.HasPrefix(path, "/app/") && !classicPath(path) {
 		registry.WriteProblem(w, p)
 		return
 	}
@@ -152,3 +153,35 @@ func writeRelayProblem(w http.ResponseWriter, path string, p *registry.Problem) 
 // this node leads, when it no longer does: forwarding it again could loop.
 var errForwardedTwice = &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
 	Detail: "leadership moved while the request was forwarded; retry", RetryAfter: 1}
+
+// govProblems answers governance errors (gov.Service's operations).
+var govProblems = []struct {
+	err    error
+	status int
+	title  string
+}{
+	{gov.ErrMalformed, http.StatusBadRequest, "InvalidGovernanceRequest"},
+	{gov.ErrWrongType, http.StatusBadRequest, "WrongMessageType"},
+	{gov.ErrMismatch, http.StatusBadRequest, "RequestDoesNotMatchURL"},
+	{gov.ErrStale, http.StatusBadRequest, "StaleRequest"},
+	{gov.ErrBadBallot, http.StatusBadRequest, "InvalidBallot"},
+	{gov.ErrInvalidProposal, http.StatusBadRequest, "ProposalInvalid"},
+	{gov.ErrWrongDigest, http.StatusBadRequest, "WrongStateDigest"},
+	{gov.ErrBadSignature, http.StatusUnauthorized, "InvalidSignature"},
+	{gov.ErrUnknownMember, http.StatusUnauthorized, "UnknownMember"},
+	{gov.ErrNotActive, http.StatusForbidden, "MemberNotActive"},
+	{gov.ErrNotProposer, http.StatusForbidden, "NotProposer"},
+	{gov.ErrProposalNotFound, http.StatusNotFound, "ProposalNotFound"},
+	{gov.ErrProposalClosed, http.StatusConflict, "ProposalNotOpen"},
+	{gov.ErrReplay, http.StatusConflict, "ReplayedRequest"},
+	{gov.ErrConstitution, http.StatusInternalServerError, "ConstitutionError"},
+}
+
+func govProblem(err error) *registry.Problem {
+	for _, p := range govProblems {
+		if errors.Is(err, p.err) {
+			return &registry.Problem{Status: p.status, Title: p.title, Detail: err.Error()}
+		}
+	}
+	return registry.ProblemFor(err)
+}
