@@ -112,12 +112,7 @@ func (s *Server) serveApp(w http.ResponseWriter, r *http.Request) {
 	}
 	caller, err := (&appauth.Authenticator{State: s.cfg.Ledger}).Authenticate(authReq, body, ep.Info.AuthnPolicies)
 	if err != nil {
-		var ae *appauth.Error
-		if errors.As(err, &ae) {
-			writeAppError(w, ae.Status, ae.Code, ae.Message)
-			return
-		}
-		writeAppError(w, http.StatusInternalServerError, "InternalError", err.Error())
+		writeAuthError(w, err)
 		return
 	}
 	req := &app.Request{

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/charterlog/charter/internal/app"
+	"github.com/charterlog/charter/internal/appauth"
 	"github.com/charterlog/charter/internal/apphost"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/join"
@@ -27,6 +28,18 @@ func writeAppError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+// writeAuthError answers an app request that appauth did not
+// authenticate: 401 with CCF's code when no policy passed, 500 when the
+// governed identities could not be read.
+func writeAuthError(w http.ResponseWriter, err error) {
+	var ae *appauth.Error
+	if errors.As(err, &ae) {
+		writeAppError(w, http.StatusUnauthorized, ae.Code, ae.Message)
+		return
+	}
+	writeAppError(w, http.StatusInternalServerError, "InternalError", err.Error())
 }
 
 // writeExecuteError answers a request whose handler did not run to a
