@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/charterlog/charter/internal/identity"
 )
 
 // Private maps (every map not named public:…) are stored encrypted under
@@ -37,9 +39,6 @@ const privateMapPrefix = "private:"
 // name does not begin with "public:").
 func isPrivateMap(m string) bool { return !strings.HasPrefix(m, "public:") }
 
-// SecretSize is the ledger secret's length in bytes.
-const SecretSize = 32
-
 // Cipher encrypts an app's private maps under the ledger secret, as
 // described above. It is safe for concurrent use.
 type Cipher struct {
@@ -49,7 +48,7 @@ type Cipher struct {
 
 // newCipher derives the three keys from the ledger secret.
 func newCipher(secret []byte) (*Cipher, error) {
-	if len(secret) != SecretSize {
+	if len(secret) != identity.LedgerSecretSize {
 		return nil, errors.New("private maps: no ledger secret")
 	}
 	derive := func(label string) ([]byte, error) {

@@ -5,12 +5,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/log"
 )
 
 func testCipher(t *testing.T, fill byte) *Cipher {
 	t.Helper()
-	c, err := newCipher(bytes.Repeat([]byte{fill}, SecretSize))
+	c, err := newCipher(bytes.Repeat([]byte{fill}, identity.LedgerSecretSize))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func TestCipherRefuses(t *testing.T) {
 }
 
 func TestCipherNeedsASecret(t *testing.T) {
-	for _, secret := range [][]byte{nil, make([]byte, SecretSize-1), make([]byte, SecretSize+1)} {
+	for _, secret := range [][]byte{nil, make([]byte, identity.LedgerSecretSize-1), make([]byte, identity.LedgerSecretSize+1)} {
 		if _, err := newCipher(secret); err == nil {
 			t.Errorf("a secret of %d bytes accepted", len(secret))
 		}

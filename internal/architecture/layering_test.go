@@ -101,6 +101,12 @@ var rules = []rule{
 		never: []string{"registry", "internal/node", "internal/replication", "internal/store", "internal/ledger", "ext:net/http", "ext:github.com/go-chi/chi/v5"},
 	},
 	{
+		why:        "the identity files are a leaf of the node: keys and certificates, nothing of the ledger or the edge",
+		from:       []string{"internal/identity"},
+		never:      []string{"registry", "internal/gov", "internal/app", "internal/appauth", "internal/apphost", "internal/join", "internal/httpapi", "internal/node", "internal/ledger", "internal/store", "internal/replication", "ext:net/http"},
+		transitive: true,
+	},
+	{
 		why:        "the replication core does not know the edge or governance",
 		from:       []string{"internal/replication"},
 		never:      []string{"registry", "internal/gov", "internal/app", "internal/node"},

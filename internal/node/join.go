@@ -30,6 +30,7 @@ import (
 	"github.com/charterlog/charter/internal/durable"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/httpapi"
+	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/log"
@@ -62,7 +63,7 @@ func (n *Node) newJoinLeader() *join.Leader {
 		Index:  n.peerIndex,
 		Policy: n.attestationPolicy,
 		IssueCert: func(key *ecdsa.PublicKey, id uint64) ([]byte, error) {
-			return issueNodeCert(n.secrets(), key, id, "", false)
+			return identity.IssueNodeCert(n.secrets(), key, id, "", false)
 		},
 		Secrets:      n.releasedSecrets,
 		NoteVerifier: n.id.NoteVerifier,
@@ -102,13 +103,13 @@ func (n *Node) releasedSecrets() (*join.Released, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &join.Released{ServiceKey: der, NoteKey: full.noteSignerKey, LedgerSecret: full.LedgerSecret}, nil
+	return &join.Released{ServiceKey: der, NoteKey: full.NoteSignerKey(), LedgerSecret: full.LedgerSecret}, nil
 }
 
 // secrets is the identity with the service's secrets if this node holds
 // them (at start, or since the network released them), else the public
 // one.
-func (n *Node) secrets() *Identity {
+func (n *Node) secrets() *identity.Identity {
 	if f := n.full.Load(); f != nil {
 		return f
 	}
@@ -179,14 +180,14 @@ func (j *joiner) ask(ctx context.Context, client *http.Client, target string) (*
 	if _, err := note.NewVerifier(jr.NoteVerifier); err != nil {
 		return nil, fmt.Errorf("join: %s sent a bad note verifier key: %v", target, err)
 	}
-	cert, err := parseCertPEM([]byte(jr.NodeCert))
+	cert, err := identity.ParseCertPEM([]byte(jr.NodeCert))
 	if pub, ok := publicKeyOf(cert); err != nil || !ok || !pub.Equal(&j.key.PublicKey) {
 		return nil, fmt.Errorf("join: %s sent a node certificate that is not for this node's key", target)
 	}
-	if err := durable.WriteFile(filepath.Join(j.dir, fileNodeCert), []byte(jr.NodeCert), 0o644); err != nil {
+	if err := durable.WriteFile(filepath.Join(j.dir, identity.FileNodeCert), []byte(jr.NodeCert), 0o644); err != nil {
 		return nil, err
 	}
-	if err := durable.WriteFile(filepath.Join(j.dir, fileNoteVerifier), []byte(jr.NoteVerifier+"\n"), 0o644); err != nil {
+	if err := durable.WriteFile(filepath.Join(j.dir, identity.FileNoteVerifier), []byte(jr.NoteVerifier+"\n"), 0o644); err != nil {
 		return nil, err
 	}
 	if len(jr.Sealed) > 0 {
@@ -207,7 +208,7 @@ func publicKeyOf(c *x509.Certificate) (*ecdsa.PublicKey, bool) {
 
 // keepSecrets opens the sealed secrets and writes them to the data
 // directory, the service key last: its presence is what tells a restarting
-// node it holds the secrets (loadIdentity), so a crash part-way leaves a
+// node it holds the secrets (identity.Load), so a crash part-way leaves a
 // node that asks again.
 func (j *joiner) keepSecrets(id uint64, sealed []byte, noteVerifier string) error {
 	s, err := join.OpenSecrets(j.key, id, j.evidence, sealed)
@@ -219,24 +220,24 @@ func (j *joiner) keepSecrets(id uint64, sealed []byte, noteVerifier string) erro
 		return fmt.Errorf("join: released service key: %w", err)
 	}
 	sk, ok := k.(*ecdsa.PrivateKey)
-	certPEM, err := os.ReadFile(filepath.Join(j.dir, fileServiceCert))
+	certPEM, err := os.ReadFile(filepath.Join(j.dir, identity.FileServiceCert))
 	if err != nil {
 		return err
 	}
-	cert, err := parseCertPEM(certPEM)
+	cert, err := identity.ParseCertPEM(certPEM)
 	if pub, okc := publicKeyOf(cert); !ok || err != nil || !okc || !pub.Equal(&sk.PublicKey) {
 		return errors.New("join: the released service key does not match the service certificate")
 	}
-	if len(s.LedgerSecret) != ledgerSecretSize {
+	if len(s.LedgerSecret) != identity.LedgerSecretSize {
 		return errors.New("join: the released ledger secret has the wrong size")
 	}
-	if err := durable.WriteFile(filepath.Join(j.dir, fileNoteKey), []byte(s.NoteKey+"\n"+noteVerifier+"\n"), 0o600); err != nil {
+	if err := durable.WriteFile(filepath.Join(j.dir, identity.FileNoteKey), []byte(s.NoteKey+"\n"+noteVerifier+"\n"), 0o600); err != nil {
 		return err
 	}
-	if err := durable.WriteFile(filepath.Join(j.dir, fileLedgerSecret), s.LedgerSecret, 0o600); err != nil {
+	if err := durable.WriteFile(filepath.Join(j.dir, identity.FileLedgerSecret), s.LedgerSecret, 0o600); err != nil {
 		return err
 	}
-	return durable.WriteFile(filepath.Join(j.dir, fileServiceKey), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: s.ServiceKey}), 0o600)
+	return durable.WriteFile(filepath.Join(j.dir, identity.FileServiceKey), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: s.ServiceKey}), 0o600)
 }
 
 // JoinNetwork asks the network at target to admit the node configured by
@@ -253,15 +254,15 @@ func JoinNetwork(ctx context.Context, cfg config.Config, target string) (uint64,
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return 0, err
 	}
-	certPEM, err := os.ReadFile(filepath.Join(cfg.DataDir, fileServiceCert))
+	certPEM, err := os.ReadFile(filepath.Join(cfg.DataDir, identity.FileServiceCert))
 	if err != nil {
-		return 0, fmt.Errorf("join: put the network's service certificate (GET /node/network, service_certificate) in %s: %w", filepath.Join(cfg.DataDir, fileServiceCert), err)
+		return 0, fmt.Errorf("join: put the network's service certificate (GET /node/network, service_certificate) in %s: %w", filepath.Join(cfg.DataDir, identity.FileServiceCert), err)
 	}
-	cert, err := parseCertPEM(certPEM)
+	cert, err := identity.ParseCertPEM(certPEM)
 	if err != nil {
-		return 0, fmt.Errorf("join: %s: %w", fileServiceCert, err)
+		return 0, fmt.Errorf("join: %s: %w", identity.FileServiceCert, err)
 	}
-	key, err := loadOrCreateNodeKey(cfg.DataDir)
+	key, err := identity.LoadOrCreateNodeKey(cfg.DataDir)
 	if err != nil {
 		return 0, fmt.Errorf("join: node key: %w", err)
 	}
@@ -295,7 +296,7 @@ func JoinNetwork(ctx context.Context, cfg config.Config, target string) (uint64,
 // awaitSecrets returns the full identity: at once if this node holds the
 // secrets, else once the network releases them (the node is Trusted). It
 // asks the leader every half second; the node follows the ledger meanwhile.
-func (n *Node) awaitSecrets(ctx context.Context) (*Identity, error) {
+func (n *Node) awaitSecrets(ctx context.Context) (*identity.Identity, error) {
 	if n.id.HasSecrets() {
 		return n.id, nil
 	}
@@ -320,7 +321,7 @@ func (n *Node) awaitSecrets(ctx context.Context) (*Identity, error) {
 				logged = time.Now()
 			}
 		case len(jr.Sealed) > 0:
-			id, err := loadOrCreateIdentity(n.cfg.DataDir, "", false)
+			id, err := identity.LoadOrCreate(n.cfg.DataDir, "", false)
 			if err != nil {
 				return nil, err
 			}

@@ -28,6 +28,7 @@ import (
 	"github.com/charterlog/charter/internal/durable"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/httpapi"
+	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/internal/store"
@@ -45,7 +46,7 @@ type Node struct {
 	st       *store.Store
 	ledger   *ledger.Ledger
 	raft     *replication.Node
-	id       *Identity
+	id       *identity.Identity
 	issuer   string
 	listener net.Listener
 	genesis  *Genesis
@@ -67,7 +68,7 @@ type Node struct {
 
 	// full is the identity with the service's secrets, once this node holds
 	// them (at start, or when the network releases them to it).
-	full atomic.Pointer[Identity]
+	full atomic.Pointer[identity.Identity]
 	// peerDir indexes the nodes' records by key (peers.go).
 	peerDir peerDirectory
 	// peerClients holds the client that reaches each peer (node id →
@@ -172,9 +173,9 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	// only the public half until the network trusts it and releases the
 	// rest to its attested key (join.go).
 	if cfg.Join {
-		n.id, err = loadIdentity(cfg.DataDir)
+		n.id, err = identity.Load(cfg.DataDir)
 	} else {
-		n.id, err = loadOrCreateIdentity(cfg.DataDir, issuer, create)
+		n.id, err = identity.LoadOrCreate(cfg.DataDir, issuer, create)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("service identity in %s: %w", cfg.DataDir, err)
@@ -185,17 +186,17 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	}
 	n.issuer = v.Name()
 	if create && len(cfg.Members) == 0 {
-		if _, err := createMember(cfg.DataDir); err != nil {
+		if _, err := identity.CreateMember(cfg.DataDir); err != nil {
 			return nil, fmt.Errorf("member identity: %w", err)
 		}
 	}
 	host, _, _ := net.SplitHostPort(ln.Addr().String())
 	n.host = host
-	n.nodeKey, err = loadOrCreateNodeKey(cfg.DataDir)
+	n.nodeKey, err = identity.LoadOrCreateNodeKey(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("node key: %w", err)
 	}
-	cert, err := nodeTLSCertificate(n.id, n.nodeKey, cfg.NodeID, host, cfg.DataDir)
+	cert, err := identity.NodeTLSCertificate(n.id, n.nodeKey, cfg.NodeID, host, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +322,7 @@ func (n *Node) Run(ctx context.Context) error {
 		if !n.id.HasSecrets() {
 			// Trusted now: serve as the service, with a server
 			// certificate this node issues itself.
-			cert, err := nodeTLSCertificate(id, n.nodeKey, n.cfg.NodeID, n.host, "")
+			cert, err := identity.NodeTLSCertificate(id, n.nodeKey, n.cfg.NodeID, n.host, "")
 			if err != nil {
 				return err
 			}
@@ -338,7 +339,7 @@ func (n *Node) Run(ctx context.Context) error {
 		g.Go(func() error { return n.promoteLearners(gctx) })
 	}
 	url := n.URL()
-	if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, fileNodeURL), []byte(url+"\n"), 0o644); err != nil {
+	if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, identity.FileNodeURL), []byte(url+"\n"), 0o644); err != nil {
 		return fail(fmt.Errorf("writing node.url: %w", err))
 	}
 	st := n.ledger.State()
@@ -389,7 +390,7 @@ func (n *Node) recover(ctx context.Context) error {
 		return err
 	}
 	if string(g.ServiceCert) != string(n.id.ServiceCert.Raw) {
-		return fmt.Errorf("%s is not the service certificate this network was created with", fileServiceCert)
+		return fmt.Errorf("%s is not the service certificate this network was created with", identity.FileServiceCert)
 	}
 	n.genesis = g
 	return nil
@@ -398,7 +399,7 @@ func (n *Node) recover(ctx context.Context) error {
 func (n *Node) genesisBody() ([]byte, error) {
 	files := n.cfg.Members
 	if len(files) == 0 {
-		files = []string{filepath.Join(n.cfg.DataDir, fileMemberCert)}
+		files = []string{filepath.Join(n.cfg.DataDir, identity.FileMemberCert)}
 	}
 	var members [][]byte
 	for _, f := range files {
@@ -406,7 +407,7 @@ func (n *Node) genesisBody() ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("member certificate: %w", err)
 		}
-		member, err := parseCertPEM(memberPEM)
+		member, err := identity.ParseCertPEM(memberPEM)
 		if err != nil {
 			return nil, fmt.Errorf("member certificate %s: %w", f, err)
 		}

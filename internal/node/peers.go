@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/httpapi"
+	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/replication"
 )
@@ -73,7 +74,7 @@ func (n *Node) identifyPeer(leaf *x509.Certificate) (httpapi.Peer, error) {
 	if err != nil {
 		return httpapi.Peer{}, err
 	}
-	named, hasName := certNodeID(leaf)
+	named, hasName := identity.CertNodeID(leaf)
 	p := httpapi.Peer{}
 	if id, ok := byKey[join.PublicKeyPEM(key)]; ok {
 		if hasName && named != id {
@@ -135,7 +136,7 @@ func (n *Node) verifyPeerServer(id uint64, cs tls.ConnectionState) error {
 		}
 		return nil
 	}
-	if named, ok := certNodeID(leaf); !ok || named != id {
+	if named, ok := identity.CertNodeID(leaf); !ok || named != id {
 		return fmt.Errorf("the server at node %d's address has a certificate that does not name node %d", id, id)
 	}
 	return n.verifyServiceIssued(leaf, x509.ExtKeyUsageServerAuth)
