@@ -139,7 +139,7 @@ func readRequest(w http.ResponseWriter, r *http.Request) ([]byte, *registry.Prob
 
 // problem maps err, logging server-side failures.
 func (g govAPI) problem(r *http.Request, err error) *registry.Problem {
-	p := govProblem(err)
+	p := problemFor(err)
 	if p.Status >= 500 {
 		g.log.Warn("governance request failed", "path", r.URL.Path, "err", err)
 	}

@@ -12,12 +12,12 @@ import (
 func (s *Server) postJoin(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, join.MaxRequest+1))
 	if err != nil {
-		registry.WriteProblem(w, joinProblem(&join.Error{Kind: join.ErrInvalidRequest, Detail: "reading the join request: " + err.Error()}))
+		registry.WriteProblem(w, problemFor(&join.Error{Kind: join.ErrInvalidRequest, Detail: "reading the join request: " + err.Error()}))
 		return
 	}
 	resp, err := s.cfg.Joins.Join(r.Context(), body)
 	if err != nil {
-		registry.WriteProblem(w, joinProblem(err))
+		registry.WriteProblem(w, problemFor(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)

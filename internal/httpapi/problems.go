@@ -1,10 +1,11 @@
 package httpapi
 
-// The edge's answers to the errors of the packages below it: apphost's
-// (in CCF's JSON error shape, as /app is CCF's), governance's, join's
-// refusals and the peers' (as concise problem details, registry.ProblemFor
-// for the rest; CCF's JSON on the classic governance routes), and a
-// forwarded request's failure (in the shape of its route).
+// The edge's answers to the errors of the packages below it: one table
+// (problems) for governance's, the join protocol's and replication's
+// sentinels, answered as concise problem details (CCF's JSON on the
+// classic governance routes), with the registry's table for the rest;
+// apphost's and appauth's in CCF's JSON error shape, as /app is CCF's;
+// and a forwarded request's failure, in the shape of its route.
 
 import (
 	"encoding/json"
@@ -22,6 +23,82 @@ import (
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/registry"
 )
+
+// problems is the edge's table from the errors of the packages below it
+// to concise problem details (CCF's JSON error on the classic governance
+// routes, writeCCFError): governance's, the join protocol's refusals, and
+// replication's refusals of a peer's message. The detail is the error's
+// text. An error the table does not name is the registry's to answer
+// (registry.ProblemFor, the SCRAPI routes' table).
+var problems = []struct {
+	err    error
+	status int
+	title  string
+	retry  int // seconds, for Retry-After
+}{
+	// gov.Service's operations.
+	{gov.ErrMalformed, http.StatusBadRequest, "InvalidGovernanceRequest", 0},
+	{gov.ErrWrongType, http.StatusBadRequest, "WrongMessageType", 0},
+	{gov.ErrMismatch, http.StatusBadRequest, "RequestDoesNotMatchURL", 0},
+	{gov.ErrStale, http.StatusBadRequest, "StaleRequest", 0},
+	{gov.ErrBadBallot, http.StatusBadRequest, "InvalidBallot", 0},
+	{gov.ErrInvalidProposal, http.StatusBadRequest, "ProposalInvalid", 0},
+	{gov.ErrWrongDigest, http.StatusBadRequest, "WrongStateDigest", 0},
+	{gov.ErrBadSignature, http.StatusUnauthorized, "InvalidSignature", 0},
+	{gov.ErrUnknownMember, http.StatusUnauthorized, "UnknownMember", 0},
+	{gov.ErrNotActive, http.StatusForbidden, "MemberNotActive", 0},
+	{gov.ErrNotProposer, http.StatusForbidden, "NotProposer", 0},
+	{gov.ErrProposalNotFound, http.StatusNotFound, "ProposalNotFound", 0},
+	{gov.ErrProposalClosed, http.StatusConflict, "ProposalNotOpen", 0},
+	{gov.ErrReplay, http.StatusConflict, "ReplayedRequest", 0},
+	{gov.ErrConstitution, http.StatusInternalServerError, "ConstitutionError", 0},
+	// join.Leader's refusals (*join.Error, whose text is its detail).
+	{join.ErrInvalidRequest, http.StatusBadRequest, "InvalidInput", 0},
+	{join.ErrTooLarge, http.StatusRequestEntityTooLarge, "PayloadTooLarge", 0},
+	{join.ErrInvalidSignature, http.StatusBadRequest, "InvalidSignature", 0},
+	{join.ErrInvalidEvidence, http.StatusBadRequest, "InvalidEvidence", 0},
+	{join.ErrAttestation, http.StatusForbidden, "AttestationFailed", 0},
+	{join.ErrRetired, http.StatusForbidden, "NodeRetired", 0},
+	{join.ErrAddressTaken, http.StatusConflict, "Conflict", 0},
+	{join.ErrNotLeader, http.StatusServiceUnavailable, "NotLeader", 1},
+	{join.ErrRateLimited, http.StatusTooManyRequests, "TooManyRequests", 1},
+	{join.ErrTooManyPending, http.StatusTooManyRequests, "TooManyPendingNodes", 5},
+	{join.ErrUnavailable, http.StatusServiceUnavailable, "ServiceUnavailable", 1},
+	// replication's refusals of a peer's raft message.
+	{replication.ErrForbidden, http.StatusForbidden, "Forbidden", 0},
+	{replication.ErrBadMessage, http.StatusBadRequest, "InvalidRaftMessage", 0},
+}
+
+// problemFor is err's answer: by the table above, else by the registry's.
+func problemFor(err error) *registry.Problem {
+	if p := tableProblem(err); p != nil {
+		return p
+	}
+	return registry.ProblemFor(err)
+}
+
+// tableProblem is err's answer by the table above, or nil.
+func tableProblem(err error) *registry.Problem {
+	for _, m := range problems {
+		if errors.Is(err, m.err) {
+			return &registry.Problem{Status: m.status, Title: m.title, Detail: err.Error(), RetryAfter: m.retry}
+		}
+	}
+	return nil
+}
+
+// writePeerError answers a peer's raft request that replication refused
+// or could not take (stopping, storage): the peer retries those.
+func (s *Server) writePeerError(w http.ResponseWriter, p Peer, err error) {
+	if errors.Is(err, replication.ErrForbidden) {
+		s.cfg.Log.Warn("refused a peer's request", "peer", p.ID, "err", err)
+	}
+	pr := tableProblem(err)
+	if pr == nil {
+		pr = &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: err.Error(), RetryAfter: 1}
+	}
+	registry.WriteProblem(w, pr)
+}
 
 // writeAppError answers in CCF's error shape.
 func writeAppError(w http.ResponseWriter, status int, code, msg string) {
@@ -84,55 +161,6 @@ func writeHistoricalError(w http.ResponseWriter, err error, txid string) {
 	writeAppError(w, status, "TransactionPendingOrUnknown", "the historical state for "+headerTxID+" "+txid+" is not available (yet)")
 }
 
-// joinProblems answers the join protocol's refusals; its other errors
-// (the ledger's, consensus's) are answered as the registry's.
-var joinProblems = []struct {
-	kind   error
-	status int
-	title  string
-	retry  int
-}{
-	{join.ErrInvalidRequest, http.StatusBadRequest, "InvalidInput", 0},
-	{join.ErrTooLarge, http.StatusRequestEntityTooLarge, "PayloadTooLarge", 0},
-	{join.ErrInvalidSignature, http.StatusBadRequest, "InvalidSignature", 0},
-	{join.ErrInvalidEvidence, http.StatusBadRequest, "InvalidEvidence", 0},
-	{join.ErrAttestation, http.StatusForbidden, "AttestationFailed", 0},
-	{join.ErrRetired, http.StatusForbidden, "NodeRetired", 0},
-	{join.ErrAddressTaken, http.StatusConflict, "Conflict", 0},
-	{join.ErrNotLeader, http.StatusServiceUnavailable, "NotLeader", 1},
-	{join.ErrRateLimited, http.StatusTooManyRequests, "TooManyRequests", 1},
-	{join.ErrTooManyPending, http.StatusTooManyRequests, "TooManyPendingNodes", 5},
-	{join.ErrUnavailable, http.StatusServiceUnavailable, "ServiceUnavailable", 1},
-}
-
-// joinProblem is err's problem: a refusal's by its kind, another error's
-// by the registry's table.
-func joinProblem(err error) *registry.Problem {
-	var je *join.Error
-	if errors.As(err, &je) {
-		for _, m := range joinProblems {
-			if errors.Is(je.Kind, m.kind) {
-				return &registry.Problem{Status: m.status, Title: m.title, Detail: je.Detail, RetryAfter: m.retry}
-			}
-		}
-	}
-	return registry.ProblemFor(err)
-}
-
-// writePeerError answers a peer's raft request that replication refused
-// or could not take.
-func (s *Server) writePeerError(w http.ResponseWriter, p Peer, err error) {
-	switch {
-	case errors.Is(err, replication.ErrForbidden):
-		s.cfg.Log.Warn("refused a peer's request", "peer", p.ID, "err", err)
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: err.Error()})
-	case errors.Is(err, replication.ErrBadMessage):
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidRaftMessage", Detail: err.Error()})
-	default:
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: err.Error(), RetryAfter: 1})
-	}
-}
-
 // writeRelayFailure answers a request the leader did not answer. sent says
 // whether the request may have reached the leader: then whether it took
 // effect is unknown.
@@ -149,8 +177,8 @@ func writeRelayFailure(w http.ResponseWriter, path string, sent bool) {
 }
 
 // writeRelayProblem writes p in the error shape of the route path: CCF's
-// JSON error on /app/… and on the classic governance routes (gov's
-// http_classic.go), concise problem details (CBOR) elsewhere.
+// JSON error on /app/… and on the classic governance routes
+// (gov_classic.go), concise problem details (CBOR) elsewhere.
 func writeRelayProblem(w http.ResponseWriter, path string, p *registry.Problem) {
 	if !strings.HasPrefix(path, "/app/") && !classicPath(path) {
 		registry.WriteProblem(w, p)
@@ -166,35 +194,3 @@ func writeRelayProblem(w http.ResponseWriter, path string, p *registry.Problem) 
 // this node leads, when it no longer does: forwarding it again could loop.
 var errForwardedTwice = &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
 	Detail: "leadership moved while the request was forwarded; retry", RetryAfter: 1}
-
-// govProblems answers governance errors (gov.Service's operations).
-var govProblems = []struct {
-	err    error
-	status int
-	title  string
-}{
-	{gov.ErrMalformed, http.StatusBadRequest, "InvalidGovernanceRequest"},
-	{gov.ErrWrongType, http.StatusBadRequest, "WrongMessageType"},
-	{gov.ErrMismatch, http.StatusBadRequest, "RequestDoesNotMatchURL"},
-	{gov.ErrStale, http.StatusBadRequest, "StaleRequest"},
-	{gov.ErrBadBallot, http.StatusBadRequest, "InvalidBallot"},
-	{gov.ErrInvalidProposal, http.StatusBadRequest, "ProposalInvalid"},
-	{gov.ErrWrongDigest, http.StatusBadRequest, "WrongStateDigest"},
-	{gov.ErrBadSignature, http.StatusUnauthorized, "InvalidSignature"},
-	{gov.ErrUnknownMember, http.StatusUnauthorized, "UnknownMember"},
-	{gov.ErrNotActive, http.StatusForbidden, "MemberNotActive"},
-	{gov.ErrNotProposer, http.StatusForbidden, "NotProposer"},
-	{gov.ErrProposalNotFound, http.StatusNotFound, "ProposalNotFound"},
-	{gov.ErrProposalClosed, http.StatusConflict, "ProposalNotOpen"},
-	{gov.ErrReplay, http.StatusConflict, "ReplayedRequest"},
-	{gov.ErrConstitution, http.StatusInternalServerError, "ConstitutionError"},
-}
-
-func govProblem(err error) *registry.Problem {
-	for _, p := range govProblems {
-		if errors.Is(err, p.err) {
-			return &registry.Problem{Status: p.status, Title: p.title, Detail: err.Error()}
-		}
-	}
-	return registry.ProblemFor(err)
-}
