@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/httpapi"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/ledgertest"
 	"github.com/charterlog/charter/log"
@@ -78,7 +79,7 @@ func startGov(t *testing.T) *govNet {
 		t.Fatal(err)
 	}
 	router := chi.NewRouter()
-	gov.NewService(l, gov.Config{}, nil).Routes(router)
+	httpapi.GovRoutes(router, gov.NewService(l, gov.Config{}, nil), nil)
 	srv := httptest.NewTLSServer(router)
 	t.Cleanup(srv.Close)
 	n.url, n.cacert = srv.URL, filepath.Join(n.dir, "service_cert.pem")

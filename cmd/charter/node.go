@@ -17,7 +17,7 @@ import (
 	"github.com/charterlog/charter/client"
 	"github.com/charterlog/charter/internal/attest"
 	"github.com/charterlog/charter/internal/gov"
-	charternode "github.com/charterlog/charter/internal/node"
+	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/log"
 )
 
@@ -170,7 +170,7 @@ func replayQuotes(ctx context.Context, recs []*log.Record, base attest.Policy) (
 			if err != nil {
 				continue
 			}
-			var nr charternode.NodeRecord
+			var nr join.NodeRecord
 			if json.Unmarshal(w.Value, &nr) != nil || nr.QuoteInfo == nil || bytes.Equal(seen[id], nr.QuoteInfo.Evidence) {
 				continue
 			}
@@ -187,7 +187,7 @@ func replayQuotes(ctx context.Context, recs []*log.Record, base attest.Policy) (
 	return out, nil
 }
 
-func verifyRecordedQuote(ctx context.Context, nr charternode.NodeRecord, approved map[string]map[string]bool, base attest.Policy) (string, error) {
+func verifyRecordedQuote(ctx context.Context, nr join.NodeRecord, approved map[string]map[string]bool, base attest.Policy) (string, error) {
 	ev, err := attest.UnmarshalEvidence(nr.QuoteInfo.Evidence)
 	if err != nil {
 		return "", err
@@ -196,7 +196,7 @@ func verifyRecordedQuote(ctx context.Context, nr charternode.NodeRecord, approve
 	if err != nil {
 		return "", fmt.Errorf("recorded node key: %w", err)
 	}
-	p, err := charternode.ApprovedPolicy(base, ev.Platform, func(m string, keep func(string)) error {
+	p, err := join.ApprovedPolicy(base, ev.Platform, func(m string, keep func(string)) error {
 		for k := range approved[m] {
 			keep(k)
 		}

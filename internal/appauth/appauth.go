@@ -62,10 +62,9 @@ type Policy = app.AuthnPolicy
 // ParsePolicies parses an endpoint's authn_policies (app.ParseAuthnPolicies).
 func ParsePolicies(raw []json.RawMessage) ([]Policy, error) { return app.ParseAuthnPolicies(raw) }
 
-// Error is an authentication failure: CCF answers it 401
-// InvalidAuthenticationInfo.
+// Error is an authentication failure. Code is CCF's for it
+// (InvalidAuthenticationInfo); the HTTP edge answers it 401.
 type Error struct {
-	Status  int
 	Code    string
 	Message string
 }
@@ -109,7 +108,7 @@ func (a *Authenticator) Authenticate(r *http.Request, body []byte, policies []Po
 		}
 		why = append(why, p.String()+": "+f.msg)
 	}
-	return nil, &Error{Status: http.StatusUnauthorized, Code: "InvalidAuthenticationInfo",
+	return nil, &Error{Code: "InvalidAuthenticationInfo",
 		Message: "Invalid authentication credentials: " + strings.Join(why, "; ")}
 }
 

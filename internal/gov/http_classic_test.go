@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/httpapi"
 	"github.com/charterlog/charter/registry"
 	"github.com/go-chi/chi/v5"
 )
@@ -19,7 +20,7 @@ import (
 func (e *env) serve() *httptest.Server {
 	e.t.Helper()
 	r := chi.NewRouter()
-	e.s.Routes(r)
+	httpapi.GovRoutes(r, e.s, nil)
 	srv := httptest.NewServer(r)
 	e.t.Cleanup(srv.Close)
 	return srv
@@ -77,7 +78,7 @@ func TestClassicRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var members map[string]gov.FullMemberDetails
+	var members map[string]httpapi.FullMemberDetails
 	if err := json.NewDecoder(resp.Body).Decode(&members); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestClassicRoutes(t *testing.T) {
 
 	// A proposal, then ballots: ProposalInfoSummary each time.
 	p := post(t, srv.URL+"/gov/proposals", "application/cose", a.sign(t, gov.MsgProposal, "", gov.Proposal{Actions: []gov.Action{configAction(2048)}}))
-	var sum gov.ProposalSummary
+	var sum httpapi.ProposalSummary
 	p.json(t, &sum)
 	if p.status != 200 || len(sum.ProposalID) != 64 || sum.ProposerID != a.id || sum.State != gov.StateOpen || sum.BallotCount != 0 || p.header.Get("x-ms-ccf-transaction-id") == "" {
 		t.Fatalf("proposal: %d %s", p.status, p.body)
@@ -119,7 +120,7 @@ func TestClassicRoutes(t *testing.T) {
 	p2 := post(t, srv.URL+"/gov/proposals", "application/cose", a.sign(t, gov.MsgProposal, "", gov.Proposal{Actions: []gov.Action{configAction(4096)}}))
 	p2.json(t, &sum)
 	bad := post(t, srv.URL+"/gov/proposals/"+id+"/ballots", "application/cose", b.sign(t, gov.MsgBallot, sum.ProposalID, gov.Ballot{Ballot: accept}))
-	var ce gov.CCFError
+	var ce httpapi.CCFError
 	bad.json(t, &ce)
 	if bad.status != 400 || ce.Error.Code != "RequestDoesNotMatchURL" {
 		t.Fatalf("mismatched ballot: %d %s", bad.status, bad.body)
@@ -142,7 +143,7 @@ func TestClassicErrors(t *testing.T) {
 		{"stranger", "/gov/ack/update_state_digest", "application/cose", newTestMember(t, "x").sign(t, gov.MsgStateDigest, "", []byte("{}")), 401, "UnknownMember"},
 	} {
 		r := post(t, srv.URL+c.path, c.ctype, c.body)
-		var ce gov.CCFError
+		var ce httpapi.CCFError
 		r.json(t, &ce)
 		if r.status != c.status || ce.Error.Code != c.code || ce.Error.Message == "" {
 			t.Errorf("%s: %d %s, want %d %s", c.name, r.status, r.body, c.status, c.code)
@@ -165,7 +166,7 @@ func TestValidateAppOverHTTP(t *testing.T) {
 	prop := gov.Proposal{Actions: []gov.Action{action("set_js_app", `{"bundle": `+string(bad)+`}`)}}
 
 	r := post(t, srv.URL+"/gov/proposals", "application/cose", e.m[0].sign(t, gov.MsgProposal, "", prop))
-	var ce gov.CCFError
+	var ce httpapi.CCFError
 	r.json(t, &ce)
 	if r.status != 400 || ce.Error.Code != "ProposalInvalid" || !strings.Contains(ce.Error.Message, "action 0 (set_js_app): endpoints/hello.js: SyntaxError: Unexpected token MARKER") {
 		t.Fatalf("classic: %d %s", r.status, r.body)

@@ -1,5 +1,5 @@
 // Package node wires a Charter node together: store, ledger, raft, service
-// identity, and the HTTP API; and it does startup recovery (replay the raft
+// identity, and the HTTP edge (internal/httpapi); and it does startup recovery (replay the raft
 // log, check the tree against the newest checkpoint, create the network if
 // there is none).
 package node
@@ -22,10 +22,13 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/internal/apphost"
 	"github.com/charterlog/charter/internal/attest"
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/durable"
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/httpapi"
+	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/internal/store"
@@ -34,7 +37,6 @@ import (
 	"go.etcd.io/raft/v3"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/time/rate"
 )
 
 // Node is a running charterd.
@@ -44,7 +46,7 @@ type Node struct {
 	st       *store.Store
 	ledger   *ledger.Ledger
 	raft     *replication.Node
-	id       *Identity
+	id       *identity.Identity
 	issuer   string
 	listener net.Listener
 	genesis  *Genesis
@@ -59,23 +61,14 @@ type Node struct {
 	nodeKey   *ecdsa.PrivateKey
 	evidence  *attest.Evidence
 	transport *replication.HTTPTransport
-	gov       *gov.Service
-	// inflight: keys the app transactions this node submitted will write.
-	inflight inflightWrites
 
 	// amdRoots replace AMD's embedded roots (Config.Attestation); nil: the
 	// embedded ones.
 	amdRoots map[string][]*trust.AMDRootCerts
-	// joinMu serialises joins on the leader (next id, record, learner).
-	joinMu sync.Mutex
-	// joinRate bounds how fast new nodes may join (postJoin).
-	joinRate *rate.Limiter
 
 	// full is the identity with the service's secrets, once this node holds
 	// them (at start, or when the network releases them to it).
-	full   atomic.Pointer[Identity]
-	cipher atomic.Pointer[ledgerCipher]
-	apps   *appHost
+	full atomic.Pointer[identity.Identity]
 	// peerDir indexes the nodes' records by key (peers.go).
 	peerDir peerDirectory
 	// peerClients holds the client that reaches each peer (node id →
@@ -136,8 +129,7 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	n := &Node{cfg: cfg, log: logger, listener: ln, serving: make(chan struct{}),
-		joinRate: rate.NewLimiter(joinsPerSecond, joinBurst)}
+	n := &Node{cfg: cfg, log: logger, listener: ln, serving: make(chan struct{})}
 	ok := false
 	defer func() {
 		if !ok {
@@ -181,9 +173,9 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	// only the public half until the network trusts it and releases the
 	// rest to its attested key (join.go).
 	if cfg.Join {
-		n.id, err = loadIdentity(cfg.DataDir)
+		n.id, err = identity.Load(cfg.DataDir)
 	} else {
-		n.id, err = loadOrCreateIdentity(cfg.DataDir, issuer, create)
+		n.id, err = identity.LoadOrCreate(cfg.DataDir, issuer, create)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("service identity in %s: %w", cfg.DataDir, err)
@@ -194,17 +186,17 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	}
 	n.issuer = v.Name()
 	if create && len(cfg.Members) == 0 {
-		if _, err := createMember(cfg.DataDir); err != nil {
+		if _, err := identity.CreateMember(cfg.DataDir); err != nil {
 			return nil, fmt.Errorf("member identity: %w", err)
 		}
 	}
 	host, _, _ := net.SplitHostPort(ln.Addr().String())
 	n.host = host
-	n.nodeKey, err = loadOrCreateNodeKey(cfg.DataDir)
+	n.nodeKey, err = identity.LoadOrCreateNodeKey(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("node key: %w", err)
 	}
-	cert, err := nodeTLSCertificate(n.id, n.nodeKey, cfg.NodeID, host, cfg.DataDir)
+	cert, err := identity.NodeTLSCertificate(n.id, n.nodeKey, cfg.NodeID, host, cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +322,7 @@ func (n *Node) Run(ctx context.Context) error {
 		if !n.id.HasSecrets() {
 			// Trusted now: serve as the service, with a server
 			// certificate this node issues itself.
-			cert, err := nodeTLSCertificate(id, n.nodeKey, n.cfg.NodeID, n.host, "")
+			cert, err := identity.NodeTLSCertificate(id, n.nodeKey, n.cfg.NodeID, n.host, "")
 			if err != nil {
 				return err
 			}
@@ -347,7 +339,7 @@ func (n *Node) Run(ctx context.Context) error {
 		g.Go(func() error { return n.promoteLearners(gctx) })
 	}
 	url := n.URL()
-	if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, fileNodeURL), []byte(url+"\n"), 0o644); err != nil {
+	if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, identity.FileNodeURL), []byte(url+"\n"), 0o644); err != nil {
 		return fail(fmt.Errorf("writing node.url: %w", err))
 	}
 	st := n.ledger.State()
@@ -398,7 +390,7 @@ func (n *Node) recover(ctx context.Context) error {
 		return err
 	}
 	if string(g.ServiceCert) != string(n.id.ServiceCert.Raw) {
-		return fmt.Errorf("%s is not the service certificate this network was created with", fileServiceCert)
+		return fmt.Errorf("%s is not the service certificate this network was created with", identity.FileServiceCert)
 	}
 	n.genesis = g
 	return nil
@@ -407,7 +399,7 @@ func (n *Node) recover(ctx context.Context) error {
 func (n *Node) genesisBody() ([]byte, error) {
 	files := n.cfg.Members
 	if len(files) == 0 {
-		files = []string{filepath.Join(n.cfg.DataDir, fileMemberCert)}
+		files = []string{filepath.Join(n.cfg.DataDir, identity.FileMemberCert)}
 	}
 	var members [][]byte
 	for _, f := range files {
@@ -415,7 +407,7 @@ func (n *Node) genesisBody() ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("member certificate: %w", err)
 		}
-		member, err := parseCertPEM(memberPEM)
+		member, err := identity.ParseCertPEM(memberPEM)
 		if err != nil {
 			return nil, fmt.Errorf("member certificate %s: %w", f, err)
 		}
@@ -443,8 +435,17 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	n.apps = &appHost{n: n}
-	n.gov = gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle}, n.log)
+	apps := apphost.New(apphost.Config{
+		Ledger: n.ledger, Logger: n.log, NodeID: n.cfg.NodeID, ServiceCertPEM: n.id.ServiceCertPEM,
+		Secret: func() ([]byte, bool) {
+			full := n.full.Load()
+			if full == nil {
+				return nil, false
+			}
+			return full.LedgerSecret, true
+		},
+	})
+	govSvc := gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle}, n.log)
 	svc := &registry.Service{
 		Ledger:          replicatedLedger{n.ledger, n.raft},
 		Keys:            cose.KeySet{serviceKey},
@@ -453,8 +454,19 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 		Wait:            n.cfg.RegistrationWait,
 		Log:             n.log,
 	}
+	api := httpapi.New(httpapi.Config{
+		NodeID: n.cfg.NodeID, Log: n.log, Ledger: n.ledger, Raft: n.raft,
+		Forward:  n.transport != nil,
+		Ready:    n.ready.Load,
+		Registry: svc, Gov: govSvc, Apps: apps, Joins: n.newJoinLeader(),
+		IdentifyPeer: n.identifyPeer, PeerClient: n.peerClientFor,
+		ServiceCertPEM: n.id.ServiceCertPEM, Issuer: n.issuer, NoteVerifier: n.id.NoteVerifier,
+		// Read per request: genesis is known once recovery is done.
+		NetworkKind: func() string { return n.genesis.NetworkKind() },
+		Evidence:    n.evidence, NodeKey: &n.nodeKey.PublicKey,
+	})
 	return &http.Server{
-		Handler: n.routes(svc),
+		Handler: api.Handler(),
 		TLSConfig: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			CipherSuites: tls12CipherSuites,

@@ -17,7 +17,6 @@ package node
 // certificate; spec/security.md says what this leaves open.
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -27,38 +26,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/charterlog/charter/internal/httpapi"
+	"github.com/charterlog/charter/internal/identity"
+	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/replication"
-	"github.com/charterlog/charter/registry"
 )
-
-// peer is an authenticated peer: the node its key belongs to.
-type peer struct {
-	ID uint64
-	// Record is the node's governance record; Recorded is false for a node
-	// admitted by its certificate alone (the lagging-node exception).
-	Record   NodeRecord
-	Recorded bool
-	// Role is the node's raft role on this node's ledger ("" if unknown).
-	Role string
-}
-
-// trusted reports whether the peer may act for the network (relay a
-// client's request, lead): governance trusts it and, if it joined, it
-// was given the secrets.
-func (p peer) trusted() bool {
-	if !p.Recorded {
-		return true // a server certificate only a trusted node can issue
-	}
-	return p.Record.Status == NodeTrusted && (!p.Record.Joined || p.Record.SecretsReleased)
-}
-
-// sender is what the raft handlers check the peer's messages against.
-func (p peer) sender() replication.Sender {
-	return replication.Sender{ID: p.ID, Voter: p.trusted() && (p.Role == replication.RoleVoter || !p.Recorded && p.Role == "")}
-}
-
-// errPeer is a peer request the caller is not allowed to make.
-var errPeer = errors.New("not a node of this network")
 
 // peerDirectory indexes the nodes' records by key; it is rebuilt when the
 // key-value state changes (Ledger.WritesVersion).
@@ -67,10 +39,10 @@ type peerDirectory struct {
 	version uint64
 	valid   bool
 	byKey   map[string]uint64 // public key PEM → node id
-	byID    map[uint64]NodeRecord
+	byID    map[uint64]join.NodeRecord
 }
 
-func (n *Node) peerIndex() (map[string]uint64, map[uint64]NodeRecord, error) {
+func (n *Node) peerIndex() (map[string]uint64, map[uint64]join.NodeRecord, error) {
 	d := &n.peerDir
 	v := n.ledger.WritesVersion()
 	d.mu.Lock()
@@ -78,7 +50,7 @@ func (n *Node) peerIndex() (map[string]uint64, map[uint64]NodeRecord, error) {
 	if d.valid && d.version == v {
 		return d.byKey, d.byID, nil
 	}
-	recs, err := n.nodeRecords()
+	recs, err := join.Records(n.ledger)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -93,41 +65,41 @@ func (n *Node) peerIndex() (map[string]uint64, map[uint64]NodeRecord, error) {
 }
 
 // identifyPeer maps a TLS client certificate to the node it belongs to.
-func (n *Node) identifyPeer(leaf *x509.Certificate) (peer, error) {
+func (n *Node) identifyPeer(leaf *x509.Certificate) (httpapi.Peer, error) {
 	key, ok := publicKeyOf(leaf)
 	if !ok {
-		return peer{}, fmt.Errorf("%w: the certificate's key is not ECDSA", errPeer)
+		return httpapi.Peer{}, fmt.Errorf("%w: the certificate's key is not ECDSA", httpapi.ErrNotPeer)
 	}
 	byKey, byID, err := n.peerIndex()
 	if err != nil {
-		return peer{}, err
+		return httpapi.Peer{}, err
 	}
-	named, hasName := certNodeID(leaf)
-	p := peer{}
-	if id, ok := byKey[publicKeyPEM(key)]; ok {
+	named, hasName := identity.CertNodeID(leaf)
+	p := httpapi.Peer{}
+	if id, ok := byKey[join.PublicKeyPEM(key)]; ok {
 		if hasName && named != id {
-			return peer{}, fmt.Errorf("%w: the certificate names node %d, but its key is node %d's", errPeer, named, id)
+			return httpapi.Peer{}, fmt.Errorf("%w: the certificate names node %d, but its key is node %d's", httpapi.ErrNotPeer, named, id)
 		}
-		p = peer{ID: id, Record: byID[id], Recorded: true}
-		if p.Record.Status == NodeRetired {
-			return peer{}, fmt.Errorf("%w: node %d was retired", errPeer, id)
+		p = httpapi.Peer{ID: id, Record: byID[id], Recorded: true}
+		if p.Record.Status == join.NodeRetired {
+			return httpapi.Peer{}, fmt.Errorf("%w: node %d was retired", httpapi.ErrNotPeer, id)
 		}
 	} else {
 		// The lagging-node exception (see the file comment).
 		if !hasName {
-			return peer{}, fmt.Errorf("%w: no node of this network has this key", errPeer)
+			return httpapi.Peer{}, fmt.Errorf("%w: no node of this network has this key", httpapi.ErrNotPeer)
 		}
 		if _, known := byID[named]; known {
-			return peer{}, fmt.Errorf("%w: the certificate names node %d, which has another key", errPeer, named)
+			return httpapi.Peer{}, fmt.Errorf("%w: the certificate names node %d, which has another key", httpapi.ErrNotPeer, named)
 		}
 		if err := n.verifyServiceIssued(leaf, x509.ExtKeyUsageServerAuth); err != nil {
-			return peer{}, fmt.Errorf("%w: no node of this network has this key, and the certificate is not a trusted node's: %v", errPeer, err)
+			return httpapi.Peer{}, fmt.Errorf("%w: no node of this network has this key, and the certificate is not a trusted node's: %v", httpapi.ErrNotPeer, err)
 		}
-		p = peer{ID: named}
+		p = httpapi.Peer{ID: named}
 	}
 	if info, err := n.raft.NodeInfo(p.ID); err == nil {
 		if info.Role == replication.RoleRemoved {
-			return peer{}, fmt.Errorf("%w: node %d was removed", errPeer, p.ID)
+			return httpapi.Peer{}, fmt.Errorf("%w: node %d was removed", httpapi.ErrNotPeer, p.ID)
 		}
 		p.Role = info.Role
 	}
@@ -139,104 +111,6 @@ func (n *Node) identifyPeer(leaf *x509.Certificate) (peer, error) {
 func (n *Node) verifyServiceIssued(leaf *x509.Certificate, usage x509.ExtKeyUsage) error {
 	_, err := leaf.Verify(x509.VerifyOptions{Roots: n.servicePool(), KeyUsages: []x509.ExtKeyUsage{usage}})
 	return err
-}
-
-type peerContextKey struct{}
-
-// requirePeer admits only the network's nodes (identifyPeer) and hands the
-// peer to the handler through the request's context.
-func (n *Node) requirePeer(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, err := n.requestPeer(r)
-		if err != nil {
-			if !errors.Is(err, errPeer) {
-				registry.WriteProblem(w, registry.ProblemFor(err))
-				return
-			}
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden",
-				Detail: "this endpoint is for the network's nodes: " + err.Error()})
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), peerContextKey{}, p)))
-	})
-}
-
-// requestPeer identifies the node that made r by its TLS client
-// certificate.
-func (n *Node) requestPeer(r *http.Request) (peer, error) {
-	if p, ok := r.Context().Value(peerContextKey{}).(peer); ok {
-		return p, nil
-	}
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return peer{}, fmt.Errorf("%w: present the node's certificate", errPeer)
-	}
-	return n.identifyPeer(r.TLS.PeerCertificates[0])
-}
-
-// trustedPeer reports whether r's TLS client is a node the network trusts:
-// only such a node's word on its own client's identity is believed, and
-// only its forwarded requests are treated as forwarded.
-func (n *Node) trustedPeer(r *http.Request) bool {
-	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return false
-	}
-	p, err := n.requestPeer(r)
-	return err == nil && p.trusted()
-}
-
-// peerHandler answers a peer's raft request: 204, or a problem (400 for a
-// malformed message, 403 for one the peer may not send, 503 while
-// stopping).
-func (n *Node) peerHandler(receive func(*http.Request, replication.Sender) error) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := n.peerOf(w, r)
-		if !ok {
-			return
-		}
-		if err := receive(r, p.sender()); err != nil {
-			n.writePeerError(w, p, err)
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}
-}
-
-// peerQuery serves a peer's GET with what answer returns for it.
-func (n *Node) peerQuery(answer func(replication.Sender) ([]byte, error)) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		p, ok := n.peerOf(w, r)
-		if !ok {
-			return
-		}
-		body, err := answer(p.sender())
-		if err != nil {
-			n.writePeerError(w, p, err)
-			return
-		}
-		w.Header().Set("Content-Type", "application/octet-stream")
-		_, _ = w.Write(body)
-	}
-}
-
-// peerOf returns the peer requirePeer established, or refuses the request.
-func (n *Node) peerOf(w http.ResponseWriter, r *http.Request) (peer, bool) {
-	p, ok := r.Context().Value(peerContextKey{}).(peer)
-	if !ok {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: "this endpoint is for the network's nodes"})
-	}
-	return p, ok
-}
-
-func (n *Node) writePeerError(w http.ResponseWriter, p peer, err error) {
-	switch {
-	case errors.Is(err, replication.ErrForbidden):
-		n.log.Warn("refused a peer's request", "peer", p.ID, "err", err)
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: err.Error()})
-	case errors.Is(err, replication.ErrBadMessage):
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidRaftMessage", Detail: err.Error()})
-	default:
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: err.Error(), RetryAfter: 1})
-	}
 }
 
 // verifyPeerServer accepts the TLS server at node id's address only if it
@@ -255,14 +129,14 @@ func (n *Node) verifyPeerServer(id uint64, cs tls.ConnectionState) error {
 	if rec, ok := byID[id]; ok && rec.PublicKey != "" {
 		key, ok := publicKeyOf(leaf)
 		switch {
-		case rec.Status == NodeRetired:
+		case rec.Status == join.NodeRetired:
 			return fmt.Errorf("node %d was retired", id)
-		case !ok || publicKeyPEM(key) != rec.PublicKey:
+		case !ok || join.PublicKeyPEM(key) != rec.PublicKey:
 			return fmt.Errorf("the server at node %d's address does not hold node %d's key", id, id)
 		}
 		return nil
 	}
-	if named, ok := certNodeID(leaf); !ok || named != id {
+	if named, ok := identity.CertNodeID(leaf); !ok || named != id {
 		return fmt.Errorf("the server at node %d's address has a certificate that does not name node %d", id, id)
 	}
 	return n.verifyServiceIssued(leaf, x509.ExtKeyUsageServerAuth)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/log"
 )
@@ -17,14 +18,14 @@ const ReceiptSubject = "charter.checkpoint"
 // treeHeadSigner signs checkpoints with the service key (COSE, for
 // receipts) and the note key (C2SP signed note, for witnesses and auditors).
 type treeHeadSigner struct {
-	id     *Identity
+	id     *identity.Identity
 	key    cose.Key
 	issuer string
 }
 
 var _ ledger.TreeHeadSigner = (*treeHeadSigner)(nil)
 
-func newTreeHeadSigner(id *Identity, issuer string) (*treeHeadSigner, error) {
+func newTreeHeadSigner(id *identity.Identity, issuer string) (*treeHeadSigner, error) {
 	k, err := cose.NewKey(&id.ServiceKey.PublicKey)
 	if err != nil {
 		return nil, err

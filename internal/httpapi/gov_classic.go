@@ -1,13 +1,12 @@
-package gov
+package httpapi
 
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 
-	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/registry"
 	"github.com/go-chi/chi/v5"
 )
@@ -15,7 +14,7 @@ import (
 // CCF's classic governance API (CCF ≤ 4, deprecated in 5, removed in 7),
 // which the CCF app samples' scripts and the Managed CCF walkthrough
 // still call. Each route runs the same operation as its counterpart in
-// Routes, with the same COSE_Sign1 requests; only the shapes differ, and
+// GovRoutes, with the same COSE_Sign1 requests; only the shapes differ, and
 // they are CCF's (doc/schemas/gov_openapi.json of CCF 4.x):
 //
 //	POST /gov/proposals                   proposal      → 200 ProposalInfoSummary
@@ -28,9 +27,9 @@ import (
 // Writes answer with the header x-ms-ccf-transaction-id, as CCF does, and
 // errors are CCF's {"error": {"code", "message"}} JSON, with the same
 // codes and statuses as the rest of the governance API.
-// ClassicPath reports whether path is a classic governance route (above),
+// classicPath reports whether path is a classic governance route (above),
 // which answers errors in CCF's JSON shape.
-func ClassicPath(path string) bool {
+func classicPath(path string) bool {
 	switch path {
 	case "/gov/proposals", "/gov/ack", "/gov/ack/update_state_digest", "/gov/members":
 		return true
@@ -38,56 +37,56 @@ func ClassicPath(path string) bool {
 	return strings.HasPrefix(path, "/gov/proposals/") && strings.HasSuffix(path, "/ballots")
 }
 
-func (s *Service) classicRoutes(r chi.Router) {
-	r.Post("/gov/proposals", s.classic(func(ctx context.Context, _ *http.Request, _ *Request, body []byte) (*Result, any, error) {
-		res, err := s.Propose(ctx, body)
+func (g govAPI) classicRoutes(r chi.Router) {
+	r.Post("/gov/proposals", g.classic(func(ctx context.Context, _ *http.Request, _ *gov.Request, body []byte) (*gov.Result, any, error) {
+		res, err := g.svc.Propose(ctx, body)
 		if err != nil {
 			return nil, nil, err
 		}
 		return res, proposalSummary(res.ProposalID, res.Info), nil
 	}))
-	r.Post("/gov/proposals/{id}/ballots", s.classic(func(ctx context.Context, r *http.Request, req *Request, body []byte) (*Result, any, error) {
+	r.Post("/gov/proposals/{id}/ballots", g.classic(func(ctx context.Context, r *http.Request, req *gov.Request, body []byte) (*gov.Result, any, error) {
 		id := chi.URLParam(r, "id")
-		res, err := s.Vote(ctx, id, req.MemberID, body)
+		res, err := g.svc.Vote(ctx, id, req.MemberID, body)
 		if err != nil {
 			return nil, nil, err
 		}
 		return res, proposalSummary(id, res.Info), nil
 	}))
-	r.Post("/gov/ack/update_state_digest", s.classic(func(ctx context.Context, _ *http.Request, req *Request, body []byte) (*Result, any, error) {
-		res, err := s.UpdateStateDigest(ctx, req.MemberID, body)
+	r.Post("/gov/ack/update_state_digest", g.classic(func(ctx context.Context, _ *http.Request, req *gov.Request, body []byte) (*gov.Result, any, error) {
+		res, err := g.svc.UpdateStateDigest(ctx, req.MemberID, body)
 		if err != nil {
 			return nil, nil, err
 		}
 		return res, map[string]string{"state_digest": res.StateDigest}, nil
 	}))
-	r.Post("/gov/ack", s.classic(func(ctx context.Context, _ *http.Request, req *Request, body []byte) (*Result, any, error) {
-		res, err := s.Ack(ctx, req.MemberID, body)
+	r.Post("/gov/ack", g.classic(func(ctx context.Context, _ *http.Request, req *gov.Request, body []byte) (*gov.Result, any, error) {
+		res, err := g.svc.Ack(ctx, req.MemberID, body)
 		return res, nil, err
 	}))
-	r.Get("/gov/members", s.getMembersClassic)
+	r.Get("/gov/members", g.getMembersClassic)
 }
 
 // classic wraps an operation for a classic route. fn gets the parsed
 // request (for its kid) as well as the bytes, which it passes on to the
 // operation as they came. A nil answer is 204 No Content.
-func (s *Service) classic(fn func(ctx context.Context, r *http.Request, req *Request, body []byte) (*Result, any, error)) http.HandlerFunc {
+func (g govAPI) classic(fn func(ctx context.Context, r *http.Request, req *gov.Request, body []byte) (*gov.Result, any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, p := readRequest(w, r)
 		if p != nil {
 			writeCCFError(w, p)
 			return
 		}
-		req, err := ParseRequest(body)
+		req, err := gov.ParseRequest(body)
 		if err != nil {
-			writeCCFError(w, s.problem(r, err))
+			writeCCFError(w, g.problem(r, err))
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), opTimeout)
 		defer cancel()
 		res, out, err := fn(ctx, r, req, body)
 		if err != nil {
-			writeCCFError(w, s.problem(r, err))
+			writeCCFError(w, g.problem(r, err))
 			return
 		}
 		if res != nil {
@@ -118,22 +117,22 @@ func writeCCFError(w http.ResponseWriter, p *registry.Problem) {
 // ProposalSummary is CCF's ProposalInfoSummary, the classic answer to a
 // proposal or a ballot.
 type ProposalSummary struct {
-	ProposalID   string             `json:"proposal_id"`
-	ProposerID   string             `json:"proposer_id"`
-	State        string             `json:"state"`
-	BallotCount  int                `json:"ballot_count"`
-	Votes        map[string]bool    `json:"votes,omitempty"`
-	VoteFailures map[string]Failure `json:"vote_failures,omitempty"`
-	Failure      *Failure           `json:"failure,omitempty"`
+	ProposalID   string                 `json:"proposal_id"`
+	ProposerID   string                 `json:"proposer_id"`
+	State        string                 `json:"state"`
+	BallotCount  int                    `json:"ballot_count"`
+	Votes        map[string]bool        `json:"votes,omitempty"`
+	VoteFailures map[string]gov.Failure `json:"vote_failures,omitempty"`
+	Failure      *gov.Failure           `json:"failure,omitempty"`
 }
 
-func proposalSummary(id string, info *ProposalInfo) ProposalSummary {
+func proposalSummary(id string, info *gov.ProposalInfo) ProposalSummary {
 	out := ProposalSummary{ProposalID: id, ProposerID: info.ProposerID, State: info.State,
 		BallotCount: len(info.Ballots), Votes: info.FinalVotes, Failure: info.Failure}
 	if len(info.VoteFailures) > 0 {
-		out.VoteFailures = map[string]Failure{}
+		out.VoteFailures = map[string]gov.Failure{}
 		for m, reason := range info.VoteFailures {
-			out.VoteFailures[m] = Failure{Reason: reason}
+			out.VoteFailures[m] = gov.Failure{Reason: reason}
 		}
 	}
 	return out
@@ -147,9 +146,9 @@ type FullMemberDetails struct {
 	PublicEncryptionKey string          `json:"public_encryption_key"`
 }
 
-func (s *Service) getMembersClassic(w http.ResponseWriter, r *http.Request) {
+func (g govAPI) getMembersClassic(w http.ResponseWriter, r *http.Request) {
 	out := map[string]FullMemberDetails{}
-	err := s.eachMember(func(id string, info MemberInfo, cert, encKey string) {
+	err := g.svc.EachMember(func(id string, info gov.MemberInfo, cert, encKey string) {
 		data := info.MemberData
 		if len(data) == 0 {
 			data = json.RawMessage("null")
@@ -161,28 +160,4 @@ func (s *Service) getMembersClassic(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// eachMember calls fn for every member with its certificate and
-// encryption key ("" if none), in member id order.
-func (s *Service) eachMember(fn func(id string, info MemberInfo, cert, encKey string)) error {
-	return s.ledger.ScanKV(MapMemberInfo, func(k, v []byte) error {
-		var info MemberInfo
-		if err := json.Unmarshal(v, &info); err != nil {
-			return err
-		}
-		var cert, enc string
-		if c, err := s.ledger.GetKV(MapMemberCerts, k); err == nil {
-			cert = string(c)
-		} else if !errors.Is(err, ledger.ErrNotFound) {
-			return err
-		}
-		if e, err := s.ledger.GetKV(MapMemberEncKeys, k); err == nil {
-			enc = string(e)
-		} else if !errors.Is(err, ledger.ErrNotFound) {
-			return err
-		}
-		fn(string(k), info, cert, enc)
-		return nil
-	})
 }

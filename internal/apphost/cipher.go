@@ -1,4 +1,4 @@
-package node
+package apphost
 
 import (
 	"crypto/aes"
@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/charterlog/charter/internal/identity"
 )
 
 // Private maps (every map not named public:…) are stored encrypted under
@@ -37,13 +39,16 @@ const privateMapPrefix = "private:"
 // name does not begin with "public:").
 func isPrivateMap(m string) bool { return !strings.HasPrefix(m, "public:") }
 
-type ledgerCipher struct {
+// Cipher encrypts an app's private maps under the ledger secret, as
+// described above. It is safe for concurrent use.
+type Cipher struct {
 	km, kk []byte
 	aead   cipher.AEAD
 }
 
-func newLedgerCipher(secret []byte) (*ledgerCipher, error) {
-	if len(secret) != ledgerSecretSize {
+// newCipher derives the three keys from the ledger secret.
+func newCipher(secret []byte) (*Cipher, error) {
+	if len(secret) != identity.LedgerSecretSize {
 		return nil, errors.New("private maps: no ledger secret")
 	}
 	derive := func(label string) ([]byte, error) {
@@ -69,16 +74,16 @@ func newLedgerCipher(secret []byte) (*ledgerCipher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ledgerCipher{km: km, kk: kk, aead: aead}, nil
+	return &Cipher{km: km, kk: kk, aead: aead}, nil
 }
 
-func (c *ledgerCipher) storedMap(m string) string {
+func (c *Cipher) storedMap(m string) string {
 	h := hmac.New(sha256.New, c.km)
 	h.Write([]byte(m))
 	return privateMapPrefix + hex.EncodeToString(h.Sum(nil))[:32]
 }
 
-func (c *ledgerCipher) storedKey(m string, key []byte) []byte {
+func (c *Cipher) storedKey(m string, key []byte) []byte {
 	h := hmac.New(sha256.New, c.kk)
 	h.Write([]byte(m))
 	h.Write([]byte{0})
@@ -91,7 +96,7 @@ func additionalData(sm string, sk []byte) []byte {
 	return append(ad, sk...)
 }
 
-func (c *ledgerCipher) seal(sm string, sk, key, value []byte) ([]byte, error) {
+func (c *Cipher) seal(sm string, sk, key, value []byte) ([]byte, error) {
 	nonce := make([]byte, c.aead.NonceSize())
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
@@ -101,7 +106,7 @@ func (c *ledgerCipher) seal(sm string, sk, key, value []byte) ([]byte, error) {
 	return c.aead.Seal(nonce, nonce, plain, additionalData(sm, sk)), nil
 }
 
-func (c *ledgerCipher) open(sm string, sk, sealed []byte) (key, value []byte, err error) {
+func (c *Cipher) open(sm string, sk, sealed []byte) (key, value []byte, err error) {
 	ns := c.aead.NonceSize()
 	if len(sealed) < ns {
 		return nil, nil, fmt.Errorf("private maps: stored value of %d bytes", len(sealed))

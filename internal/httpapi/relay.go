@@ -1,4 +1,4 @@
-package node
+package httpapi
 
 import (
 	"bytes"
@@ -9,11 +9,7 @@ import (
 	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 	"sync/atomic"
-
-	"github.com/charterlog/charter/internal/gov"
-	"github.com/charterlog/charter/registry"
 )
 
 // maxRelayedResponse bounds the leader's answer a follower holds before it
@@ -67,33 +63,4 @@ func relay(w http.ResponseWriter, r *http.Request, target *url.URL, transport ht
 		},
 	}
 	proxy.ServeHTTP(w, r)
-}
-
-// writeRelayFailure answers a request the leader did not answer. sent says
-// whether the request may have reached the leader: then whether it took
-// effect is unknown.
-func writeRelayFailure(w http.ResponseWriter, path string, sent bool) {
-	p := &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", RetryAfter: 1,
-		Detail: "the leader could not be reached, and the request was not delivered to it; retry shortly"}
-	if sent {
-		p.Detail = "the leader did not answer (it failed or leadership moved): the outcome is unknown; retry shortly"
-		if path == "/entries" {
-			p.Detail += ". A retry is safe: a registration that committed is answered as a duplicate, with the same entry id"
-		}
-	}
-	writeRelayProblem(w, path, p)
-}
-
-// writeRelayProblem writes p in the error shape of the route path: CCF's
-// JSON error on /app/… and on the classic governance routes (gov's
-// http_classic.go), concise problem details (CBOR) elsewhere.
-func writeRelayProblem(w http.ResponseWriter, path string, p *registry.Problem) {
-	if !strings.HasPrefix(path, "/app/") && !gov.ClassicPath(path) {
-		registry.WriteProblem(w, p)
-		return
-	}
-	if p.RetryAfter > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(p.RetryAfter))
-	}
-	writeAppError(w, p.Status, p.Title, p.Detail)
 }

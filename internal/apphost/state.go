@@ -1,4 +1,4 @@
-package node
+package apphost
 
 import (
 	"bytes"
@@ -18,13 +18,13 @@ import (
 // checked on every node when it applies, without the secret.
 type appState struct {
 	l *ledger.Ledger
-	c *ledgerCipher
+	c *Cipher
 
 	mu    sync.Mutex
 	reads map[string]log.Read // by stored map and key
 }
 
-func newAppState(l *ledger.Ledger, c *ledgerCipher) *appState {
+func newAppState(l *ledger.Ledger, c *Cipher) *appState {
 	return &appState{l: l, c: c, reads: map[string]log.Read{}}
 }
 
@@ -133,7 +133,7 @@ func (s *appState) ScanKV(m string, fn func(key, value []byte) error) error {
 
 // storedWrites turns an app's writes into the writes the ledger stores:
 // private maps encrypted.
-func storedWrites(c *ledgerCipher, writes []log.Write) ([]log.Write, error) {
+func storedWrites(c *Cipher, writes []log.Write) ([]log.Write, error) {
 	out := make([]log.Write, 0, len(writes))
 	for _, w := range writes {
 		if !isPrivateMap(w.Map) {
@@ -158,11 +158,11 @@ func storedWrites(c *ledgerCipher, writes []log.Write) ([]log.Write, error) {
 // what ccf.historical offers of a past transaction (see appHistorical). It
 // implements app.State, read-only.
 type txWritesState struct {
-	c    *ledgerCipher
+	c    *Cipher
 	maps map[string]map[string][]byte // stored map name → plaintext key → value
 }
 
-func newTxWritesState(c *ledgerCipher, writes []log.Write) (*txWritesState, error) {
+func newTxWritesState(c *Cipher, writes []log.Write) (*txWritesState, error) {
 	ws := &txWritesState{c: c, maps: map[string]map[string][]byte{}}
 	for _, w := range writes {
 		if w.Delete {

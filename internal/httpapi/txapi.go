@@ -1,4 +1,4 @@
-package node
+package httpapi
 
 import (
 	"errors"
@@ -13,14 +13,14 @@ import (
 
 // txParam reads ?transaction_id= and the record it names, or writes the
 // problem and returns nil.
-func (n *Node) txParam(w http.ResponseWriter, r *http.Request) *log.Record {
+func (s *Server) txParam(w http.ResponseWriter, r *http.Request) *log.Record {
 	raw := r.URL.Query().Get("transaction_id")
 	txid, err := log.ParseTxID(raw)
 	if err != nil {
 		registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidTransactionId", Detail: "transaction_id " + strconv.Quote(raw) + ": " + err.Error()})
 		return nil
 	}
-	rec, err := n.ledger.Record(txid.Seqno)
+	rec, err := s.cfg.Ledger.Record(txid.Seqno)
 	if errors.Is(err, ledger.ErrNotFound) || (err == nil && rec.View != txid.View) {
 		registry.WriteProblem(w, &registry.Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "no committed transaction " + txid.String() + " on this node"})
 		return nil
@@ -35,8 +35,8 @@ func (n *Node) txParam(w http.ResponseWriter, r *http.Request) *log.Record {
 // getLedgerTx serves a transaction's record (canonical CBOR, see
 // spec/formats.md): with its receipt, anyone can check offline that it is
 // in the ledger (charter tx verify).
-func (n *Node) getLedgerTx(w http.ResponseWriter, r *http.Request) {
-	rec := n.txParam(w, r)
+func (s *Server) getLedgerTx(w http.ResponseWriter, r *http.Request) {
+	rec := s.txParam(w, r)
 	if rec == nil {
 		return
 	}
@@ -51,12 +51,12 @@ func (n *Node) getLedgerTx(w http.ResponseWriter, r *http.Request) {
 
 // getReceipt serves the receipt of any transaction (registrations,
 // governance, checkpoints): its leaf under the first checkpoint covering it.
-func (n *Node) getReceipt(w http.ResponseWriter, r *http.Request) {
-	rec := n.txParam(w, r)
+func (s *Server) getReceipt(w http.ResponseWriter, r *http.Request) {
+	rec := s.txParam(w, r)
 	if rec == nil {
 		return
 	}
-	inc, err := n.ledger.Proof(rec.Seqno)
+	inc, err := s.cfg.Ledger.Proof(rec.Seqno)
 	if errors.Is(err, ledger.ErrNotCovered) {
 		w.Header().Set("Retry-After", "1")
 		registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "NotYetCovered", Detail: "no checkpoint covers the transaction yet; retry shortly", RetryAfter: 1})
@@ -82,11 +82,11 @@ const maxRangeRecords = 1000
 // inclusive, at most maxRangeRecords) as a CBOR array, for auditors who
 // download the ledger (charter ledger export). Each record can be checked
 // against the tree with its receipt.
-func (n *Node) getLedgerRange(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getLedgerRange(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	from, err1 := strconv.ParseUint(q.Get("from"), 10, 64)
 	to, err2 := strconv.ParseUint(q.Get("to"), 10, 64)
-	size := n.ledger.State().Size
+	size := s.cfg.Ledger.State().Size
 	if err1 != nil || err2 != nil || from == 0 || to < from {
 		registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidInput", Detail: "want from and to, seqnos with 1 ≤ from ≤ to"})
 		return
@@ -102,8 +102,8 @@ func (n *Node) getLedgerRange(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	recs := make([]*log.Record, 0, to-from+1)
-	for s := from; s <= to; s++ {
-		rec, err := n.ledger.Record(s)
+	for seq := from; seq <= to; seq++ {
+		rec, err := s.cfg.Ledger.Record(seq)
 		if err != nil {
 			registry.WriteProblem(w, registry.ProblemFor(err))
 			return

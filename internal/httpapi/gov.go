@@ -1,4 +1,4 @@
-package gov
+package httpapi
 
 import (
 	"context"
@@ -6,114 +6,98 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/registry"
 	"github.com/go-chi/chi/v5"
 )
 
-// problems maps governance errors to responses, in one place.
-var problems = []struct {
-	err    error
-	status int
-	title  string
-}{
-	{ErrMalformed, http.StatusBadRequest, "InvalidGovernanceRequest"},
-	{ErrWrongType, http.StatusBadRequest, "WrongMessageType"},
-	{ErrMismatch, http.StatusBadRequest, "RequestDoesNotMatchURL"},
-	{ErrStale, http.StatusBadRequest, "StaleRequest"},
-	{ErrBadBallot, http.StatusBadRequest, "InvalidBallot"},
-	{ErrInvalidProposal, http.StatusBadRequest, "ProposalInvalid"},
-	{ErrWrongDigest, http.StatusBadRequest, "WrongStateDigest"},
-	{ErrBadSignature, http.StatusUnauthorized, "InvalidSignature"},
-	{ErrUnknownMember, http.StatusUnauthorized, "UnknownMember"},
-	{ErrNotActive, http.StatusForbidden, "MemberNotActive"},
-	{ErrNotProposer, http.StatusForbidden, "NotProposer"},
-	{ErrProposalNotFound, http.StatusNotFound, "ProposalNotFound"},
-	{ErrProposalClosed, http.StatusConflict, "ProposalNotOpen"},
-	{ErrReplay, http.StatusConflict, "ReplayedRequest"},
-	{ErrConstitution, http.StatusInternalServerError, "ConstitutionError"},
+// govAPI serves governance (CCF's member endpoints) over svc.
+type govAPI struct {
+	svc *gov.Service
+	log *slog.Logger
 }
 
-func problemFor(err error) *registry.Problem {
-	for _, p := range problems {
-		if errors.Is(err, p.err) {
-			return &registry.Problem{Status: p.status, Title: p.title, Detail: err.Error()}
-		}
+// GovRoutes adds the governance API (CCF's member endpoints, and the
+// classic ones) over svc to r. Every write is a COSE_Sign1 request signed
+// by a member (application/cose). A nil log discards.
+func GovRoutes(r chi.Router, svc *gov.Service, log *slog.Logger) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
 	}
-	return registry.ProblemFor(err)
+	govAPI{svc: svc, log: log}.routes(r)
 }
 
-// Routes adds the governance API (CCF's member endpoints) to r. Every
-// write is a COSE_Sign1 request signed by a member (application/cose).
-func (s *Service) Routes(r chi.Router) {
-	r.Post("/gov/members/proposals:create", s.post(func(ctx context.Context, _ *http.Request, body []byte) (any, error) {
-		res, err := s.Propose(ctx, body)
+func (g govAPI) routes(r chi.Router) {
+	r.Post("/gov/members/proposals:create", g.post(func(ctx context.Context, _ *http.Request, body []byte) (any, error) {
+		res, err := g.svc.Propose(ctx, body)
 		if err != nil {
 			return nil, err
 		}
 		return proposalView(res.ProposalID, res.Info, res), nil
 	}))
-	r.Get("/gov/members/proposals/{id}", s.getProposal)
-	r.Get("/gov/members/proposals/{id}/actions", s.getActions)
+	r.Get("/gov/members/proposals/{id}", g.getProposal)
+	r.Get("/gov/members/proposals/{id}/actions", g.getActions)
 	// "{id}:withdraw" and "{member}:submit" carry a verb after a colon, as
 	// CCF's paths do; chi matches the whole segment.
-	r.Post("/gov/members/proposals/{action}", s.post(func(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	r.Post("/gov/members/proposals/{action}", g.post(func(ctx context.Context, r *http.Request, body []byte) (any, error) {
 		id, ok := strings.CutSuffix(chi.URLParam(r, "action"), ":withdraw")
 		if !ok {
 			return nil, errNoRoute
 		}
-		res, err := s.Withdraw(ctx, id, body)
+		res, err := g.svc.Withdraw(ctx, id, body)
 		if err != nil {
 			return nil, err
 		}
 		return proposalView(id, res.Info, res), nil
 	}))
-	r.Post("/gov/members/proposals/{id}/ballots/{action}", s.post(func(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	r.Post("/gov/members/proposals/{id}/ballots/{action}", g.post(func(ctx context.Context, r *http.Request, body []byte) (any, error) {
 		member, ok := strings.CutSuffix(chi.URLParam(r, "action"), ":submit")
 		if !ok {
 			return nil, errNoRoute
 		}
 		id := chi.URLParam(r, "id")
-		res, err := s.Vote(ctx, id, member, body)
+		res, err := g.svc.Vote(ctx, id, member, body)
 		if err != nil {
 			return nil, err
 		}
 		return proposalView(id, res.Info, res), nil
 	}))
-	r.Post("/gov/members/state-digests/{action}", s.post(func(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	r.Post("/gov/members/state-digests/{action}", g.post(func(ctx context.Context, r *http.Request, body []byte) (any, error) {
 		a := chi.URLParam(r, "action")
 		if member, ok := strings.CutSuffix(a, ":update"); ok {
-			res, err := s.UpdateStateDigest(ctx, member, body)
+			res, err := g.svc.UpdateStateDigest(ctx, member, body)
 			if err != nil {
 				return nil, err
 			}
 			return map[string]any{"memberId": member, "stateDigest": res.StateDigest, "transactionId": res.TxID.String()}, nil
 		}
 		if member, ok := strings.CutSuffix(a, ":ack"); ok {
-			res, err := s.Ack(ctx, member, body)
+			res, err := g.svc.Ack(ctx, member, body)
 			if err != nil {
 				return nil, err
 			}
-			return map[string]any{"memberId": member, "status": MemberActive, "transactionId": res.TxID.String()}, nil
+			return map[string]any{"memberId": member, "status": gov.MemberActive, "transactionId": res.TxID.String()}, nil
 		}
 		return nil, errNoRoute
 	}))
-	r.Get("/gov/service/info", s.getServiceInfo)
-	r.Get("/gov/service/members", s.getMembers)
-	r.Get("/gov/service/constitution", s.getConstitution)
-	s.classicRoutes(r)
+	r.Get("/gov/service/info", g.getServiceInfo)
+	r.Get("/gov/service/members", g.getMembers)
+	r.Get("/gov/service/constitution", g.getConstitution)
+	g.classicRoutes(r)
 }
 
 var errNoRoute = errors.New("no such governance endpoint")
 
 // maxBody bounds a governance request (proposals can carry JS).
-const maxBody = MaxRequestBytes
+const maxBody = gov.MaxRequestBytes
 
-func (s *Service) post(fn func(ctx context.Context, r *http.Request, body []byte) (any, error)) http.HandlerFunc {
+func (g govAPI) post(fn func(ctx context.Context, r *http.Request, body []byte) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, p := readRequest(w, r)
 		if p != nil {
@@ -128,7 +112,7 @@ func (s *Service) post(fn func(ctx context.Context, r *http.Request, body []byte
 			return
 		}
 		if err != nil {
-			registry.WriteProblem(w, s.problem(r, err))
+			registry.WriteProblem(w, g.problem(r, err))
 			return
 		}
 		writeJSON(w, http.StatusOK, out)
@@ -154,23 +138,15 @@ func readRequest(w http.ResponseWriter, r *http.Request) ([]byte, *registry.Prob
 }
 
 // problem maps err, logging server-side failures.
-func (s *Service) problem(r *http.Request, err error) *registry.Problem {
+func (g govAPI) problem(r *http.Request, err error) *registry.Problem {
 	p := problemFor(err)
 	if p.Status >= 500 {
-		s.log.Warn("governance request failed", "path", r.URL.Path, "err", err)
+		g.log.Warn("governance request failed", "path", r.URL.Path, "err", err)
 	}
 	return p
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
-}
-
-func proposalView(id string, info *ProposalInfo, res *Result) map[string]any {
+func proposalView(id string, info *gov.ProposalInfo, res *gov.Result) map[string]any {
 	v := map[string]any{
 		"proposalId": id, "proposerId": info.ProposerID, "proposalState": info.State,
 		"ballotCount": len(info.Ballots),
@@ -190,24 +166,23 @@ func proposalView(id string, info *ProposalInfo, res *Result) map[string]any {
 	return v
 }
 
-func (s *Service) getProposal(w http.ResponseWriter, r *http.Request) {
+func (g govAPI) getProposal(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	raw, err := s.ledger.GetKV(MapProposalsInfo, []byte(id))
-	if err != nil {
+	info, err := g.svc.ProposalInfo(id)
+	if errors.Is(err, gov.ErrProposalNotFound) {
 		registry.WriteProblem(w, &registry.Problem{Status: http.StatusNotFound, Title: "ProposalNotFound", Detail: "no proposal " + id})
 		return
 	}
-	var info ProposalInfo
-	if err := json.Unmarshal(raw, &info); err != nil {
+	if err != nil {
 		registry.WriteProblem(w, registry.ProblemFor(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, proposalView(id, &info, nil))
+	writeJSON(w, http.StatusOK, proposalView(id, info, nil))
 }
 
-func (s *Service) getActions(w http.ResponseWriter, r *http.Request) {
+func (g govAPI) getActions(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
-	raw, err := s.ledger.GetKV(MapProposals, []byte(id))
+	raw, err := g.svc.ProposalActions(id)
 	if err != nil {
 		registry.WriteProblem(w, &registry.Problem{Status: http.StatusNotFound, Title: "ProposalNotFound", Detail: "no proposal " + id})
 		return
@@ -216,15 +191,11 @@ func (s *Service) getActions(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(raw)
 }
 
-func (s *Service) getServiceInfo(w http.ResponseWriter, r *http.Request) {
-	info := ServiceInfo{Status: ServiceOpening}
-	if raw, err := s.ledger.GetKV(MapServiceInfo, []byte(KeyService)); err == nil {
-		_ = json.Unmarshal(raw, &info)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": info.Status})
+func (g govAPI) getServiceInfo(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"status": g.svc.ServiceStatus()})
 }
 
-func (s *Service) getMembers(w http.ResponseWriter, r *http.Request) {
+func (g govAPI) getMembers(w http.ResponseWriter, r *http.Request) {
 	type member struct {
 		MemberID    string          `json:"memberId"`
 		Status      string          `json:"status"`
@@ -233,7 +204,7 @@ func (s *Service) getMembers(w http.ResponseWriter, r *http.Request) {
 		EncKey      string          `json:"publicEncryptionKey,omitempty"`
 	}
 	out := []member{}
-	err := s.eachMember(func(id string, info MemberInfo, cert, encKey string) {
+	err := g.svc.EachMember(func(id string, info gov.MemberInfo, cert, encKey string) {
 		out = append(out, member{MemberID: id, Status: info.Status, MemberData: info.MemberData, Certificate: cert, EncKey: encKey})
 	})
 	if err != nil {
@@ -243,8 +214,8 @@ func (s *Service) getMembers(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})
 }
 
-func (s *Service) getConstitution(w http.ResponseWriter, r *http.Request) {
-	raw, err := s.ledger.GetKV(MapConstitution, []byte(KeyConstitution))
+func (g govAPI) getConstitution(w http.ResponseWriter, r *http.Request) {
+	raw, err := g.svc.Constitution()
 	if err != nil {
 		registry.WriteProblem(w, &registry.Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "no constitution yet"})
 		return

@@ -1,13 +1,14 @@
-package node
+package httpapi
 
 import (
 	"encoding/json"
 	"errors"
-	"github.com/charterlog/charter/internal/gov"
 	"net/http"
 	"strconv"
 	"time"
 
+	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/log"
@@ -19,11 +20,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-func (n *Node) routes(svc *registry.Service) http.Handler {
+// Handler routes every request a node serves: the SCRAPI routes
+// (registry), governance (/gov), the app (/app), the node's own (/node),
+// the peers' raft routes and /metrics.
+func (s *Server) Handler() http.Handler {
+	svc := s.cfg.Registry
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(n.ledger.Collectors()...)
-	reg.MustRegister(n.raft.Collectors()...)
+	reg.MustRegister(s.cfg.Ledger.Collectors()...)
+	reg.MustRegister(s.cfg.Raft.Collectors()...)
 	requests := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "charter_http_request_duration_seconds",
 		Help:    "HTTP request latency by route, method and status.",
@@ -44,7 +49,7 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 			}
 			requests.WithLabelValues(route, req.Method, strconv.Itoa(ww.Status())).Observe(time.Since(start).Seconds())
 			if ww.Status() >= 500 {
-				n.log.Warn("request failed", "method", req.Method, "path", req.URL.Path, "status", ww.Status())
+				s.cfg.Log.Warn("request failed", "method", req.Method, "path", req.URL.Path, "status", ww.Status())
 			}
 		})
 	})
@@ -56,44 +61,45 @@ func (n *Node) routes(svc *registry.Service) http.Handler {
 	})
 	// Always served: peers need raft from the first moment, operators need
 	// health and metrics.
-	r.Get("/node/health", n.getHealth)
-	r.Get(pathQuoteSelf, n.getQuoteSelf)
+	r.Get("/node/health", s.getHealth)
+	r.Get(pathQuoteSelf, s.getQuoteSelf)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	// Peers only, each in its role (peers.go).
+	// Peers only, each in its role (peers.go; who a peer is, the node's
+	// peers.go).
 	r.Group(func(r chi.Router) {
-		r.Use(n.requirePeer)
-		r.Post(replication.PathRaft, n.peerHandler(n.raft.ReceiveRaft))
-		r.Post(replication.PathSnapshot, n.peerHandler(n.raft.ReceiveSnapshot))
-		r.Get(replication.PathSnapshotBase, n.peerQuery(n.raft.SnapshotBase))
+		r.Use(s.requirePeer)
+		r.Post(replication.PathRaft, s.peerHandler(s.cfg.Raft.ReceiveRaft))
+		r.Post(replication.PathSnapshot, s.peerHandler(s.cfg.Raft.ReceiveSnapshot))
+		r.Get(replication.PathSnapshotBase, s.peerQuery(s.cfg.Raft.SnapshotBase))
 	})
 	// A joining node has no certificate yet: its evidence and the signature
 	// by the key it binds are its credentials.
-	r.With(n.whenReady, n.forwardWrites).Post(pathJoin, n.postJoin)
+	r.With(s.whenReady, s.forwardWrites).Post(PathJoin, s.postJoin)
 	// Served once the node has recovered.
 	r.Group(func(r chi.Router) {
-		r.Use(n.whenReady)
-		r.Use(n.forwardWrites)
+		r.Use(s.whenReady)
+		r.Use(s.forwardWrites)
 		svc.Routes(r)
-		n.gov.Routes(r)
-		r.Get("/node/tx", n.getTx)
-		r.Get("/node/ledger/tx", n.getLedgerTx)
-		r.Get("/node/receipt", n.getReceipt)
-		r.Get("/node/ledger/range", n.getLedgerRange)
-		r.Get("/node/network", n.getNetwork)
-		r.Get(pathQuotes, n.getQuotes)
-		r.Get("/app/commit", n.getAppCommit)
-		r.HandleFunc("/app/*", n.serveApp)
-		r.Get("/node/network/nodes", n.getNodes)
-		r.Get("/node/consensus", n.getConsensus)
+		govAPI{svc: s.cfg.Gov, log: s.cfg.Log}.routes(r)
+		r.Get("/node/tx", s.getTx)
+		r.Get("/node/ledger/tx", s.getLedgerTx)
+		r.Get("/node/receipt", s.getReceipt)
+		r.Get("/node/ledger/range", s.getLedgerRange)
+		r.Get("/node/network", s.getNetwork)
+		r.Get(pathQuotes, s.getQuotes)
+		r.Get("/app/commit", s.getAppCommit)
+		r.HandleFunc("/app/*", s.serveApp)
+		r.Get("/node/network/nodes", s.getNodes)
+		r.Get("/node/consensus", s.getConsensus)
 	})
 	reg.MustRegister(svc.Collectors()...)
 	return r
 }
 
 // whenReady answers 503 until the node has recovered.
-func (n *Node) whenReady(next http.Handler) http.Handler {
+func (s *Server) whenReady(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !n.ready.Load() {
+		if !s.cfg.Ready() {
 			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
 				Detail: "the node is starting: replaying its ledger or waiting for the network", RetryAfter: 1})
 			return
@@ -112,32 +118,32 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // getHealth answers 200 when this node serves: it has recovered and knows
 // a leader (itself or another). Otherwise 503, with the reason.
-func (n *Node) getHealth(w http.ResponseWriter, r *http.Request) {
-	leader, term := n.raft.Leader()
-	leaderID := n.raft.LeaderID()
-	st := n.ledger.State()
+func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) {
+	leader, term := s.cfg.Raft.Leader()
+	leaderID := s.cfg.Raft.LeaderID()
+	st := s.cfg.Ledger.State()
 	status, code := "ok", http.StatusOK
 	switch {
-	case !n.ready.Load():
+	case !s.cfg.Ready():
 		status, code = "starting", http.StatusServiceUnavailable
 	case leaderID == 0:
 		status, code = "no leader", http.StatusServiceUnavailable
 	}
 	writeJSON(w, code, map[string]any{
-		"status": status, "node_id": n.cfg.NodeID, "leader": leader, "leader_id": leaderID, "view": term,
+		"status": status, "node_id": s.cfg.NodeID, "leader": leader, "leader_id": leaderID, "view": term,
 		"ledger_size": st.Size, "checkpoint_size": st.LastCheckpointSize,
 	})
 }
 
 // getTx reports a transaction's status (CCF's GET /node/tx).
-func (n *Node) getTx(w http.ResponseWriter, r *http.Request) {
+func (s *Server) getTx(w http.ResponseWriter, r *http.Request) {
 	raw := r.URL.Query().Get("transaction_id")
 	txid, err := log.ParseTxID(raw)
 	if err != nil {
 		registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidTransactionId", Detail: "transaction_id " + strconv.Quote(raw) + ": " + err.Error()})
 		return
 	}
-	status, err := n.ledger.Status(txid)
+	status, err := s.cfg.Ledger.Status(txid)
 	if err != nil {
 		registry.WriteProblem(w, registry.ProblemFor(err))
 		return
@@ -145,10 +151,10 @@ func (n *Node) getTx(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"transaction_id": txid.String(), "status": status})
 }
 
-func (n *Node) getNetwork(w http.ResponseWriter, r *http.Request) {
-	_, term := n.raft.Leader()
-	st := n.ledger.State()
-	cp, err := n.ledger.LatestCheckpoint()
+func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) {
+	_, term := s.cfg.Raft.Leader()
+	st := s.cfg.Ledger.State()
+	cp, err := s.cfg.Ledger.LatestCheckpoint()
 	var cpSize uint64
 	if err == nil {
 		cpSize = cp.TreeSize
@@ -157,11 +163,11 @@ func (n *Node) getNetwork(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"service_certificate": string(n.id.ServiceCertPEM),
-		"service_status":      n.serviceStatus(),
-		"issuer":              n.issuer,
-		"note_verifier_key":   n.id.NoteVerifier,
-		"network_kind":        n.genesis.NetworkKind(),
+		"service_certificate": string(s.cfg.ServiceCertPEM),
+		"service_status":      s.serviceStatus(),
+		"issuer":              s.cfg.Issuer,
+		"note_verifier_key":   s.cfg.NoteVerifier,
+		"network_kind":        s.cfg.NetworkKind(),
 		"current_view":        term,
 		"ledger_size":         st.Size,
 		"checkpoint_size":     cpSize,
@@ -169,8 +175,8 @@ func (n *Node) getNetwork(w http.ResponseWriter, r *http.Request) {
 }
 
 // serviceStatus is the governed service state (Opening or Open).
-func (n *Node) serviceStatus() string {
-	if n.serviceOpen() {
+func (s *Server) serviceStatus() string {
+	if join.ServiceOpen(s.cfg.Ledger) {
 		return gov.ServiceOpen
 	}
 	return gov.ServiceOpening

@@ -1,4 +1,10 @@
-package node
+// Package identity keeps a node's identities in its data directory: the
+// service's (the service key and certificate, the note key, the ledger
+// secret), the node's own key, and the certificates the service key issues
+// to nodes. Every file is written atomically (internal/durable), and
+// creation completes what a crash left half-done rather than starting
+// over.
+package identity
 
 import (
 	"crypto"
@@ -33,7 +39,7 @@ import (
 // checkpoints; the ledger secret (32 bytes) encrypts the private maps. The
 // first node creates them and keeps them in its data directory (0600); a
 // node that joins receives them only once its attestation is verified and
-// it is trusted (join.go). Until then it holds the public parts only:
+// it is trusted (internal/join). Until then it holds the public parts only:
 // ServiceKey and NoteSigner are nil and it never signs a checkpoint.
 type Identity struct {
 	ServiceKey     *ecdsa.PrivateKey // nil until the secrets are released to this node
@@ -49,36 +55,40 @@ type Identity struct {
 // HasSecrets reports whether this node holds the service's secrets.
 func (id *Identity) HasSecrets() bool { return id.ServiceKey != nil }
 
+// NoteSignerKey is the note signer's key as its file holds it, to release
+// to a trusted node; "" without the secrets.
+func (id *Identity) NoteSignerKey() string { return id.noteSignerKey }
+
 // Files in the data directory.
 const (
-	fileServiceKey  = "service_key.pem"
-	fileServiceCert = "service_cert.pem"
-	fileNoteKey     = "note_key.txt"
-	// fileNoteVerifier holds the note verifier key alone, for a node that
+	FileServiceKey  = "service_key.pem"
+	FileServiceCert = "service_cert.pem"
+	FileNoteKey     = "note_key.txt"
+	// FileNoteVerifier holds the note verifier key alone, for a node that
 	// joined and does not hold the signer yet.
-	fileNoteVerifier = "note_verifier.txt"
-	fileLedgerSecret = "ledger_secret"
-	// fileNodeCert is the TLS certificate the network issued to a joined
+	FileNoteVerifier = "note_verifier.txt"
+	FileLedgerSecret = "ledger_secret"
+	// FileNodeCert is the TLS certificate the network issued to a joined
 	// node; a node that holds the service key issues its own.
-	fileNodeCert   = "node_cert.pem"
-	fileMemberCert = "member0_cert.pem"
-	fileMemberKey  = "member0_privk.pem"
-	fileNodeURL    = "node.url"
+	FileNodeCert   = "node_cert.pem"
+	FileMemberCert = "member0_cert.pem"
+	FileMemberKey  = "member0_privk.pem"
+	FileNodeURL    = "node.url"
 )
 
-// loadOrCreateIdentity reads the identity from dir, creating any part that
+// LoadOrCreate reads the identity from dir, creating any part that
 // is missing. Creation happens only before genesis (the caller checks), so a
 // crash half-way leaves files that the next start completes, never a second
 // identity for a network that exists.
-func loadOrCreateIdentity(dir, issuer string, create bool) (*Identity, error) {
+func LoadOrCreate(dir, issuer string, create bool) (*Identity, error) {
 	id := &Identity{}
-	ek, err := loadOrCreateP256Key(dir, fileServiceKey, create)
+	ek, err := loadOrCreateP256Key(dir, FileServiceKey, create)
 	if err != nil {
 		return nil, err
 	}
 	id.ServiceKey = ek
 
-	certPEM, err := os.ReadFile(filepath.Join(dir, fileServiceCert))
+	certPEM, err := os.ReadFile(filepath.Join(dir, FileServiceCert))
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && create:
 		der, err := selfSigned(ek, "Charter Service", true)
@@ -86,22 +96,22 @@ func loadOrCreateIdentity(dir, issuer string, create bool) (*Identity, error) {
 			return nil, err
 		}
 		certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-		if err := durable.WriteFile(filepath.Join(dir, fileServiceCert), certPEM, 0o644); err != nil {
+		if err := durable.WriteFile(filepath.Join(dir, FileServiceCert), certPEM, 0o644); err != nil {
 			return nil, err
 		}
 	case err != nil:
 		return nil, fmt.Errorf("service certificate: %w", err)
 	}
-	cert, err := parseCertPEM(certPEM)
+	cert, err := ParseCertPEM(certPEM)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fileServiceCert, err)
+		return nil, fmt.Errorf("%s: %w", FileServiceCert, err)
 	}
 	if !cert.PublicKey.(*ecdsa.PublicKey).Equal(&ek.PublicKey) {
-		return nil, fmt.Errorf("%s does not belong to %s", fileServiceCert, fileServiceKey)
+		return nil, fmt.Errorf("%s does not belong to %s", FileServiceCert, FileServiceKey)
 	}
 	id.ServiceCert, id.ServiceCertPEM = cert, certPEM
 
-	skey, err := os.ReadFile(filepath.Join(dir, fileNoteKey))
+	skey, err := os.ReadFile(filepath.Join(dir, FileNoteKey))
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && create:
 		s, v, err := note.GenerateKey(rand.Reader, issuer)
@@ -109,7 +119,7 @@ func loadOrCreateIdentity(dir, issuer string, create bool) (*Identity, error) {
 			return nil, err
 		}
 		skey = []byte(s + "\n" + v + "\n")
-		if err := durable.WriteFile(filepath.Join(dir, fileNoteKey), skey, 0o600); err != nil {
+		if err := durable.WriteFile(filepath.Join(dir, FileNoteKey), skey, 0o600); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -118,78 +128,80 @@ func loadOrCreateIdentity(dir, issuer string, create bool) (*Identity, error) {
 	// The file holds the signer key, then its verifier key.
 	lines := strings.Fields(string(skey))
 	if len(lines) != 2 {
-		return nil, fmt.Errorf("%s: want the signer key and the verifier key on two lines", fileNoteKey)
+		return nil, fmt.Errorf("%s: want the signer key and the verifier key on two lines", FileNoteKey)
 	}
 	signer, err := note.NewSigner(lines[0])
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fileNoteKey, err)
+		return nil, fmt.Errorf("%s: %w", FileNoteKey, err)
 	}
 	if _, err := note.NewVerifier(lines[1]); err != nil {
-		return nil, fmt.Errorf("%s: verifier key: %w", fileNoteKey, err)
+		return nil, fmt.Errorf("%s: verifier key: %w", FileNoteKey, err)
 	}
 	id.NoteSigner, id.NoteVerifier, id.noteSignerKey = signer, lines[1], lines[0]
 
-	secret, err := os.ReadFile(filepath.Join(dir, fileLedgerSecret))
+	secret, err := os.ReadFile(filepath.Join(dir, FileLedgerSecret))
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && create:
-		secret = make([]byte, ledgerSecretSize)
+		secret = make([]byte, LedgerSecretSize)
 		if _, err := rand.Read(secret); err != nil {
 			return nil, err
 		}
-		if err := durable.WriteFile(filepath.Join(dir, fileLedgerSecret), secret, 0o600); err != nil {
+		if err := durable.WriteFile(filepath.Join(dir, FileLedgerSecret), secret, 0o600); err != nil {
 			return nil, err
 		}
 	case err != nil:
 		return nil, fmt.Errorf("ledger secret: %w", err)
 	}
-	if len(secret) != ledgerSecretSize {
-		return nil, fmt.Errorf("%s: %d bytes, want %d", fileLedgerSecret, len(secret), ledgerSecretSize)
+	if len(secret) != LedgerSecretSize {
+		return nil, fmt.Errorf("%s: %d bytes, want %d", FileLedgerSecret, len(secret), LedgerSecretSize)
 	}
 	id.LedgerSecret = secret
 	return id, nil
 }
 
-const ledgerSecretSize = 32
+// LedgerSecretSize is the ledger secret's length in bytes: the private-map
+// cipher (internal/apphost) derives its keys from it.
+const LedgerSecretSize = 32
 
-// loadPublicIdentity reads the public half of the service identity: the
+// loadPublic reads the public half of the service identity: the
 // service certificate and the note verifier key, from a data directory of
 // a joined node that has not received the secrets yet.
-func loadPublicIdentity(dir string) (*Identity, error) {
-	certPEM, err := os.ReadFile(filepath.Join(dir, fileServiceCert))
+func loadPublic(dir string) (*Identity, error) {
+	certPEM, err := os.ReadFile(filepath.Join(dir, FileServiceCert))
 	if err != nil {
 		return nil, fmt.Errorf("service certificate: %w", err)
 	}
-	cert, err := parseCertPEM(certPEM)
+	cert, err := ParseCertPEM(certPEM)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", fileServiceCert, err)
+		return nil, fmt.Errorf("%s: %w", FileServiceCert, err)
 	}
 	if _, ok := cert.PublicKey.(*ecdsa.PublicKey); !ok {
-		return nil, fmt.Errorf("%s: the service key must be ECDSA", fileServiceCert)
+		return nil, fmt.Errorf("%s: the service key must be ECDSA", FileServiceCert)
 	}
-	v, err := os.ReadFile(filepath.Join(dir, fileNoteVerifier))
+	v, err := os.ReadFile(filepath.Join(dir, FileNoteVerifier))
 	if err != nil {
 		return nil, fmt.Errorf("note verifier key: %w", err)
 	}
 	vk := strings.TrimSpace(string(v))
 	if _, err := note.NewVerifier(vk); err != nil {
-		return nil, fmt.Errorf("%s: %w", fileNoteVerifier, err)
+		return nil, fmt.Errorf("%s: %w", FileNoteVerifier, err)
 	}
 	return &Identity{ServiceCert: cert, ServiceCertPEM: certPEM, NoteVerifier: vk}, nil
 }
 
-// loadIdentity reads the whole identity if this node holds the secrets, and
+// Load reads the whole identity if this node holds the secrets, and
 // the public half otherwise.
-func loadIdentity(dir string) (*Identity, error) {
-	if _, err := os.Stat(filepath.Join(dir, fileServiceKey)); err == nil {
-		return loadOrCreateIdentity(dir, "", false)
+func Load(dir string) (*Identity, error) {
+	if _, err := os.Stat(filepath.Join(dir, FileServiceKey)); err == nil {
+		return LoadOrCreate(dir, "", false)
 	}
-	return loadPublicIdentity(dir)
+	return loadPublic(dir)
 }
 
-// createMember writes a member identity (member0) for a new network.
-func createMember(dir string) (*x509.Certificate, error) {
-	if certPEM, err := os.ReadFile(filepath.Join(dir, fileMemberCert)); err == nil {
-		return parseCertPEM(certPEM)
+// CreateMember writes a member identity (member0) for a new network.
+func CreateMember(dir string) (*x509.Certificate, error) {
+	if certPEM, err := os.ReadFile(filepath.Join(dir, FileMemberCert)); err == nil {
+		return ParseCertPEM(certPEM)
 	}
 	k, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	if err != nil {
@@ -199,14 +211,14 @@ func createMember(dir string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := durable.WriteFile(filepath.Join(dir, fileMemberKey), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, FileMemberKey), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
 		return nil, err
 	}
 	certDER, err := selfSigned(k, "member0", false)
 	if err != nil {
 		return nil, err
 	}
-	if err := durable.WriteFile(filepath.Join(dir, fileMemberCert), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}), 0o644); err != nil {
+	if err := durable.WriteFile(filepath.Join(dir, FileMemberCert), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER}), 0o644); err != nil {
 		return nil, err
 	}
 	return x509.ParseCertificate(certDER)
@@ -232,7 +244,7 @@ func selfSigned(k crypto.Signer, cn string, ca bool) ([]byte, error) {
 	return x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
 }
 
-// issueNodeCert issues node nodeID's TLS certificate under the service
+// IssueNodeCert issues node nodeID's TLS certificate under the service
 // certificate, for the node's public key. The certificate names the node
 // (nodeIDURI), so a peer is the node its certificate says.
 //
@@ -242,7 +254,7 @@ func selfSigned(k crypto.Signer, cn string, ca bool) ([]byte, error) {
 // the network has not trusted gets a client-only certificate that names no
 // host: it can reach its peers (which look its key up in the ledger), but no
 // client that pins the service certificate accepts it as the service.
-func issueNodeCert(id *Identity, pub *ecdsa.PublicKey, nodeID uint64, host string, server bool) ([]byte, error) {
+func IssueNodeCert(id *Identity, pub *ecdsa.PublicKey, nodeID uint64, host string, server bool) ([]byte, error) {
 	if !id.HasSecrets() {
 		return nil, errors.New("only a node that holds the service key issues node certificates")
 	}
@@ -277,8 +289,8 @@ func nodeIDURI(nodeID uint64) *url.URL {
 	return &url.URL{Scheme: "urn", Opaque: "charter:node:" + strconv.FormatUint(nodeID, 10)}
 }
 
-// certNodeID is the node id a certificate names, if it names exactly one.
-func certNodeID(c *x509.Certificate) (uint64, bool) {
+// CertNodeID is the node id a certificate names, if it names exactly one.
+func CertNodeID(c *x509.Certificate) (uint64, bool) {
 	var id uint64
 	for _, u := range c.URIs {
 		rest, ok := strings.CutPrefix(u.Opaque, "charter:node:")
@@ -294,31 +306,31 @@ func certNodeID(c *x509.Certificate) (uint64, bool) {
 	return id, id != 0
 }
 
-// nodeTLSCertificate is this node's TLS certificate: a server certificate
+// NodeTLSCertificate is this node's TLS certificate: a server certificate
 // it issues itself when it holds the service key (it is trusted), else the
-// client-only one the network issued when it joined (fileNodeCert).
-func nodeTLSCertificate(id *Identity, key *ecdsa.PrivateKey, nodeID uint64, host, dir string) (tls.Certificate, error) {
+// client-only one the network issued when it joined (FileNodeCert).
+func NodeTLSCertificate(id *Identity, key *ecdsa.PrivateKey, nodeID uint64, host, dir string) (tls.Certificate, error) {
 	var certDER []byte
 	if id.HasSecrets() {
-		der, err := issueNodeCert(id, &key.PublicKey, nodeID, host, true)
+		der, err := IssueNodeCert(id, &key.PublicKey, nodeID, host, true)
 		if err != nil {
 			return tls.Certificate{}, err
 		}
 		certDER = der
 	} else {
-		b, err := os.ReadFile(filepath.Join(dir, fileNodeCert))
+		b, err := os.ReadFile(filepath.Join(dir, FileNodeCert))
 		if err != nil {
 			return tls.Certificate{}, fmt.Errorf("node certificate from joining: %w", err)
 		}
-		c, err := parseCertPEM(b)
+		c, err := ParseCertPEM(b)
 		if err != nil {
-			return tls.Certificate{}, fmt.Errorf("%s: %w", fileNodeCert, err)
+			return tls.Certificate{}, fmt.Errorf("%s: %w", FileNodeCert, err)
 		}
 		if pub, ok := c.PublicKey.(*ecdsa.PublicKey); !ok || !pub.Equal(&key.PublicKey) {
-			return tls.Certificate{}, fmt.Errorf("%s is not for this node's key", fileNodeCert)
+			return tls.Certificate{}, fmt.Errorf("%s is not for this node's key", FileNodeCert)
 		}
-		if got, ok := certNodeID(c); !ok || got != nodeID {
-			return tls.Certificate{}, fmt.Errorf("%s names node %d, not this node (%d)", fileNodeCert, got, nodeID)
+		if got, ok := CertNodeID(c); !ok || got != nodeID {
+			return tls.Certificate{}, fmt.Errorf("%s names node %d, not this node (%d)", FileNodeCert, got, nodeID)
 		}
 		certDER = c.Raw
 	}
@@ -347,7 +359,7 @@ func parsePrivateKey(b []byte) (crypto.Signer, error) {
 	return s, nil
 }
 
-func parseCertPEM(b []byte) (*x509.Certificate, error) {
+func ParseCertPEM(b []byte) (*x509.Certificate, error) {
 	blk, _ := pem.Decode(b)
 	if blk == nil || blk.Type != "CERTIFICATE" {
 		return nil, errors.New("no CERTIFICATE PEM block")
@@ -360,8 +372,8 @@ func parseCertPEM(b []byte) (*x509.Certificate, error) {
 // and the key secrets are released to. It never leaves the node.
 const fileNodeKey = "node_key.pem"
 
-// loadOrCreateNodeKey reads the node key from dir, creating it on first use.
-func loadOrCreateNodeKey(dir string) (*ecdsa.PrivateKey, error) {
+// LoadOrCreateNodeKey reads the node key from dir, creating it on first use.
+func LoadOrCreateNodeKey(dir string) (*ecdsa.PrivateKey, error) {
 	return loadOrCreateP256Key(dir, fileNodeKey, true)
 }
 

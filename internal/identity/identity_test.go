@@ -1,4 +1,4 @@
-package node
+package identity
 
 import (
 	"crypto/ecdsa"
@@ -12,7 +12,7 @@ import (
 
 func testIdentity(t *testing.T) *Identity {
 	t.Helper()
-	id, err := loadOrCreateIdentity(t.TempDir(), "charter:test", true)
+	id, err := LoadOrCreate(t.TempDir(), "charter:test", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func TestIssueNodeCert(t *testing.T) {
 	id := testIdentity(t)
 	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	for _, server := range []bool{false, true} {
-		der, err := issueNodeCert(id, &k.PublicKey, 7, "127.0.0.2", server)
+		der, err := IssueNodeCert(id, &k.PublicKey, 7, "127.0.0.2", server)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -32,7 +32,7 @@ func TestIssueNodeCert(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, ok := certNodeID(c); !ok || got != 7 {
+		if got, ok := CertNodeID(c); !ok || got != 7 {
 			t.Errorf("server=%v: names node %d (%v), want 7", server, got, ok)
 		}
 		hasServer := slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
@@ -69,7 +69,7 @@ func TestCertNodeID(t *testing.T) {
 		{[]*url.URL{nodeIDURI(3), nodeIDURI(4)}, 0, false},
 		{[]*url.URL{u("https://charter/node/3")}, 0, false},
 	} {
-		id, ok := certNodeID(&x509.Certificate{URIs: tc.uris})
+		id, ok := CertNodeID(&x509.Certificate{URIs: tc.uris})
 		if id != tc.id || ok != tc.ok {
 			t.Errorf("%v: %d %v, want %d %v", tc.uris, id, ok, tc.id, tc.ok)
 		}

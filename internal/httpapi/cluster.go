@@ -1,0 +1,104 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/charterlog/charter/internal/replication"
+	"github.com/charterlog/charter/registry"
+)
+
+// PathJoin is where a joining node sends its join request.
+const PathJoin = "/node/join"
+
+// headerForwarded marks a request a follower forwarded to the leader, so
+// that it is never forwarded twice.
+const headerForwarded = "Charter-Forwarded-By"
+
+// leaderOnly are the writes only the leader can do (with every POST under
+// /gov/); a follower forwards them.
+var leaderOnly = map[string]bool{"/entries": true, PathJoin: true}
+
+// forwardWrites sends writes that reach a follower (registrations, joins,
+// governance) to the leader, over the peers' mutual TLS, and relays the
+// answer: a client may write to any node. Reads are served locally from
+// this node's committed state.
+func (s *Server) forwardWrites(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || !(leaderOnly[r.URL.Path] || strings.HasPrefix(r.URL.Path, "/gov/")) || !s.cfg.Forward {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if leader, _ := s.cfg.Raft.Leader(); leader {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.Header.Get(headerForwarded) != "" && s.trustedPeer(r) {
+			// Another node forwarded it here believing this node leads; it
+			// no longer does. Forwarding again could loop.
+			writeRelayProblem(w, r.URL.Path, errForwardedTwice)
+			return
+		}
+		s.proxyToLeader(w, r)
+	})
+}
+
+// proxyToLeader relays r to the leader over the peers' mutual TLS and
+// relays the answer (relay.go).
+func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request) {
+	id := s.cfg.Raft.LeaderID()
+	u, ok := s.cfg.Raft.PeerURL(id)
+	if id == 0 || !ok {
+		writeRelayProblem(w, r.URL.Path, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
+			Detail: "no leader is known to this node (no quorum, or an election is under way); retry shortly", RetryAfter: 1})
+		return
+	}
+	target, err := url.Parse(u)
+	if err != nil {
+		writeRelayProblem(w, r.URL.Path, registry.ProblemFor(err))
+		return
+	}
+	relay(w, r, target, s.cfg.PeerClient(id).Transport, id, s.cfg.NodeID, s.cfg.Log)
+}
+
+// getNodes lists the network's nodes with their roles and, on the leader,
+// their replication progress.
+func (s *Server) getNodes(w http.ResponseWriter, r *http.Request) {
+	nodes, err := s.cfg.Raft.Nodes()
+	if err != nil {
+		registry.WriteProblem(w, registry.ProblemFor(err))
+		return
+	}
+	st := s.cfg.Raft.Status()
+	type nodeView struct {
+		replication.NodeInfo
+		Leader bool    `json:"leader"`
+		Match  *uint64 `json:"match_index,omitempty"`
+		State  string  `json:"replication_state,omitempty"`
+	}
+	out := []nodeView{}
+	for _, info := range nodes {
+		v := nodeView{NodeInfo: info, Leader: info.ID == st.Lead}
+		if pr, ok := st.Progress[info.ID]; ok {
+			m := pr.Match
+			v.Match, v.State = &m, pr.State.String()
+		}
+		out = append(out, v)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"nodes": out})
+}
+
+// getConsensus reports this node's raft view.
+func (s *Server) getConsensus(w http.ResponseWriter, r *http.Request) {
+	st := s.cfg.Raft.Status()
+	progress := map[string]any{}
+	for id, pr := range st.Progress {
+		progress[fmt.Sprint(id)] = map[string]any{"match": pr.Match, "next": pr.Next, "state": pr.State.String(), "learner": pr.IsLearner, "recent_active": pr.RecentActive}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"node_id": s.cfg.NodeID, "leader": st.Lead, "term": st.GetTerm(), "state": st.RaftState.String(),
+		"commit_index": st.GetCommit(), "applied_index": s.cfg.Raft.Applied(), "progress": progress,
+	})
+}
