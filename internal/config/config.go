@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -50,6 +51,12 @@ type Config struct {
 	// claims, for development and CI) or "sev-snp" (an AMD SEV-SNP
 	// confidential VM, through go-sev-guest).
 	Platform string
+	// SealKeyFile is the key that seals the node's secrets at rest on the
+	// virtual platform (64 hex digits, mode 0600): it must be outside
+	// DataDir, so that a copy of the data directory holds no secret in
+	// clear. Default DataDir + ".seal.key", created with the secrets. On
+	// sev-snp the firmware derives the sealing key and this must be empty.
+	SealKeyFile string
 	// Attestation is how this node verifies the evidence of nodes that join
 	// while it leads. Which measurements and host data are accepted is not
 	// here: governance decides that (public:ccf.gov.nodes.*).
@@ -214,6 +221,17 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("config: Platform %q: want virtual or sev-snp", c.Platform))
 	}
+	switch {
+	case c.Platform == "sev-snp" && c.SealKeyFile != "":
+		errs = append(errs, errors.New("config: SealKeyFile is for the virtual platform; on sev-snp the firmware derives the sealing key"))
+	case c.Platform != "sev-snp" && c.DataDir != "":
+		if c.SealKeyFile == "" {
+			c.SealKeyFile = filepath.Clean(c.DataDir) + ".seal.key"
+		}
+		if inside(c.SealKeyFile, c.DataDir) {
+			errs = append(errs, fmt.Errorf("config: SealKeyFile %q is inside DataDir: a copy of the data directory would hold the key to its secrets", c.SealKeyFile))
+		}
+	}
 	if (c.Attestation.AMDRootsFile == "") != (c.Attestation.AMDProductLine == "") {
 		errs = append(errs, errors.New("config: Attestation.AMDRootsFile and AMDProductLine go together"))
 	}
@@ -271,4 +289,16 @@ func (c *Config) SlogLevel() slog.Level {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.LogLevel))
 	return lvl
+}
+
+// inside reports whether path is dir or below it (lexically, after making
+// both absolute).
+func inside(path, dir string) bool {
+	p, err1 := filepath.Abs(path)
+	d, err2 := filepath.Abs(dir)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	rel, err := filepath.Rel(d, p)
+	return err == nil && (rel == "." || !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && rel != "..")
 }

@@ -26,6 +26,7 @@ type File struct {
 	Members               []string          `json:"members,omitempty"`
 	Constitution          string            `json:"constitution,omitempty"`
 	Platform              string            `json:"platform,omitempty"`
+	SealKeyFile           string            `json:"seal_key_file,omitempty"`
 	Attestation           Attestation       `json:"attestation,omitzero"`
 	LogLevel              string            `json:"log_level,omitempty"`
 	CheckpointInterval    string            `json:"checkpoint_interval,omitempty"`
@@ -65,7 +66,7 @@ func Load(path string) (Config, error) {
 func (f *File) Config() (Config, error) {
 	c := Config{
 		NodeID: f.NodeID, DataDir: f.DataDir, Addr: f.Addr, Issuer: f.Issuer, LogLevel: f.LogLevel, Join: f.Joined,
-		Members: f.Members, Constitution: f.Constitution, Platform: f.Platform, Attestation: f.Attestation,
+		Members: f.Members, Constitution: f.Constitution, Platform: f.Platform, SealKeyFile: f.SealKeyFile, Attestation: f.Attestation,
 		Development: f.Development, OpenByVote: f.OpenByVote, CheckpointMaxTx: f.CheckpointMaxTx, SnapshotEntries: f.SnapshotEntries, RaftLogRetentionBytes: f.RaftLogRetentionBytes, Registration: f.Registration, GCPercent: f.GCPercent,
 	}
 	var err error
@@ -88,7 +89,7 @@ func (f *File) Config() (Config, error) {
 func FileFor(c Config) File {
 	f := File{
 		NodeID: c.NodeID, DataDir: c.DataDir, Addr: c.Addr, Issuer: c.Issuer, LogLevel: c.LogLevel, Joined: c.Join,
-		Members: c.Members, Constitution: c.Constitution, Platform: c.Platform, Attestation: c.Attestation,
+		Members: c.Members, Constitution: c.Constitution, Platform: c.Platform, SealKeyFile: c.SealKeyFile, Attestation: c.Attestation,
 		Development: c.Development, OpenByVote: c.OpenByVote, CheckpointMaxTx: c.CheckpointMaxTx, SnapshotEntries: c.SnapshotEntries, RaftLogRetentionBytes: c.RaftLogRetentionBytes, Registration: c.Registration, GCPercent: c.GCPercent,
 	}
 	if c.CheckpointInterval != 0 {

@@ -104,7 +104,7 @@ func TestClusterJoinAndRemove(t *testing.T) {
 		t.Fatalf("node 4 is %s before governance trusted it, want learner", role)
 	}
 	// It joined by attestation: it holds none of the service's secrets yet.
-	for _, f := range []string{"service_key.pem", "note_key.txt", "ledger_secret"} {
+	for _, f := range []string{"service_key.sealed", "note_key.sealed", "ledger_secret.sealed"} {
 		if _, err := os.Stat(filepath.Join(j.dataDir, f)); err == nil {
 			t.Fatalf("the untrusted joiner holds %s", f)
 		}
@@ -114,12 +114,13 @@ func TestClusterJoinAndRemove(t *testing.T) {
 	// Trusted, it received the secrets sealed to its attested key (the
 	// service key is written last).
 	waitUntil(t, 15*time.Second, "the trusted joiner writes the service key", func() bool {
-		_, err := os.Stat(filepath.Join(j.dataDir, "service_key.pem"))
+		_, err := os.Stat(filepath.Join(j.dataDir, "service_key.sealed"))
 		return err == nil
 	})
 	j.waitHealthy(30 * time.Second)
-	for _, f := range []string{"service_key.pem", "note_key.txt", "ledger_secret"} {
-		if !bytes.Equal(mustRead(t, filepath.Join(j.dataDir, f)), mustRead(t, filepath.Join(c.node(1).dataDir, f))) {
+	// Each node seals them under its own key: compare what they hold.
+	for _, f := range []string{"service_key.sealed", "note_key.sealed", "ledger_secret.sealed"} {
+		if !bytes.Equal(unsealed(t, j.dataDir, f), unsealed(t, c.node(1).dataDir, f)) {
 			t.Fatalf("the trusted joiner's %s is not the network's", f)
 		}
 	}
@@ -221,7 +222,7 @@ func TestJoinWhileOpening(t *testing.T) {
 	j.waitHealthy(30 * time.Second)
 	c.waitRoleWithin(15*time.Second, 2, "voter") // joined while the service was opening
 	c.node(1).waitFor(t, "the key of the node trusted while opening", func() bool {
-		_, err := os.Stat(filepath.Join(j.dataDir, "service_key.pem"))
+		_, err := os.Stat(filepath.Join(j.dataDir, "service_key.sealed"))
 		return err == nil
 	})
 
@@ -242,7 +243,7 @@ func TestJoinWhileOpening(t *testing.T) {
 	if role := c.nodes(1)[3].Role; role != "learner" {
 		t.Fatalf("a node that joined the open service is %s before governance trusted it", role)
 	}
-	if _, err := os.Stat(filepath.Join(j2.dataDir, "service_key.pem")); err == nil {
+	if _, err := os.Stat(filepath.Join(j2.dataDir, "service_key.sealed")); err == nil {
 		t.Fatal("a node that joined the open service holds the service key untrusted")
 	}
 }
@@ -287,7 +288,7 @@ func TestJoinDevNetwork(t *testing.T) {
 	// The leader records the release before it answers; the joiner writes
 	// the files when the answer arrives.
 	n.waitFor(t, "the trusted joiner's service key", func() bool {
-		_, err := os.Stat(filepath.Join(jdir, "service_key.pem"))
+		_, err := os.Stat(filepath.Join(jdir, "service_key.sealed"))
 		return err == nil
 	})
 	pub := newPublisher(t, "dev join")

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/durable"
+	"github.com/charterlog/charter/internal/seal"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -37,8 +38,8 @@ import (
 // The service key (P-256, ES256) signs receipts and is the CA of the service
 // certificate that clients pin; the note key (Ed25519) signs C2SP
 // checkpoints; the ledger secret (32 bytes) encrypts the private maps. The
-// first node creates them and keeps them in its data directory (0600); a
-// node that joins receives them only once its attestation is verified and
+// first node creates them and keeps them in its data directory, sealed
+// (sealed.go: never in clear); a node that joins receives them only once its attestation is verified and
 // it is trusted (internal/join). Until then it holds the public parts only:
 // ServiceKey and NoteSigner are nil and it never signs a checkpoint.
 type Identity struct {
@@ -61,13 +62,10 @@ func (id *Identity) NoteSignerKey() string { return id.noteSignerKey }
 
 // Files in the data directory.
 const (
-	FileServiceKey  = "service_key.pem"
 	FileServiceCert = "service_cert.pem"
-	FileNoteKey     = "note_key.txt"
 	// FileNoteVerifier holds the note verifier key alone, for a node that
 	// joined and does not hold the signer yet.
 	FileNoteVerifier = "note_verifier.txt"
-	FileLedgerSecret = "ledger_secret"
 	// FileNodeCert is the TLS certificate the network issued to a joined
 	// node; a node that holds the service key issues its own.
 	FileNodeCert   = "node_cert.pem"
@@ -80,9 +78,9 @@ const (
 // is missing. Creation happens only before genesis (the caller checks), so a
 // crash half-way leaves files that the next start completes, never a second
 // identity for a network that exists.
-func LoadOrCreate(dir, issuer string, create bool) (*Identity, error) {
+func LoadOrCreate(dir, issuer string, create bool, s *seal.Sealer) (*Identity, error) {
 	id := &Identity{}
-	ek, err := loadOrCreateP256Key(dir, FileServiceKey, create)
+	ek, err := loadOrCreateP256Key(s, dir, FileServiceKey, create)
 	if err != nil {
 		return nil, err
 	}
@@ -111,15 +109,15 @@ func LoadOrCreate(dir, issuer string, create bool) (*Identity, error) {
 	}
 	id.ServiceCert, id.ServiceCertPEM = cert, certPEM
 
-	skey, err := os.ReadFile(filepath.Join(dir, FileNoteKey))
+	skey, err := readSecret(s, dir, FileNoteKey)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && create:
-		s, v, err := note.GenerateKey(rand.Reader, issuer)
+		sk, vk, err := note.GenerateKey(rand.Reader, issuer)
 		if err != nil {
 			return nil, err
 		}
-		skey = []byte(s + "\n" + v + "\n")
-		if err := durable.WriteFile(filepath.Join(dir, FileNoteKey), skey, 0o600); err != nil {
+		skey = []byte(sk + "\n" + vk + "\n")
+		if err := writeSecret(s, dir, FileNoteKey, skey); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -139,14 +137,14 @@ func LoadOrCreate(dir, issuer string, create bool) (*Identity, error) {
 	}
 	id.NoteSigner, id.NoteVerifier, id.noteSignerKey = signer, lines[1], lines[0]
 
-	secret, err := os.ReadFile(filepath.Join(dir, FileLedgerSecret))
+	secret, err := readSecret(s, dir, FileLedgerSecret)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && create:
 		secret = make([]byte, LedgerSecretSize)
 		if _, err := rand.Read(secret); err != nil {
 			return nil, err
 		}
-		if err := durable.WriteFile(filepath.Join(dir, FileLedgerSecret), secret, 0o600); err != nil {
+		if err := writeSecret(s, dir, FileLedgerSecret, secret); err != nil {
 			return nil, err
 		}
 	case err != nil:
@@ -191,11 +189,25 @@ func loadPublic(dir string) (*Identity, error) {
 
 // Load reads the whole identity if this node holds the secrets, and
 // the public half otherwise.
-func Load(dir string) (*Identity, error) {
-	if _, err := os.Stat(filepath.Join(dir, FileServiceKey)); err == nil {
-		return LoadOrCreate(dir, "", false)
+func Load(dir string, s *seal.Sealer) (*Identity, error) {
+	if holdsSecret(dir, FileServiceKey) {
+		return LoadOrCreate(dir, "", false, s)
 	}
 	return loadPublic(dir)
+}
+
+// StoreReleased keeps the secrets a trusted node released to this one,
+// sealed: the service key (PKCS#8 DER), the note signer and verifier keys
+// and the ledger secret. The service key goes last: its file is what says
+// this node holds the secrets (Load).
+func StoreReleased(dir string, s *seal.Sealer, serviceKeyDER []byte, noteKey, noteVerifier string, ledgerSecret []byte) error {
+	if err := writeSecret(s, dir, FileNoteKey, []byte(noteKey+"\n"+noteVerifier+"\n")); err != nil {
+		return err
+	}
+	if err := writeSecret(s, dir, FileLedgerSecret, ledgerSecret); err != nil {
+		return err
+	}
+	return writeSecret(s, dir, FileServiceKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: serviceKeyDER}))
 }
 
 // CreateMember writes a member identity (member0) for a new network.
@@ -367,21 +379,19 @@ func ParseCertPEM(b []byte) (*x509.Certificate, error) {
 	return x509.ParseCertificate(blk.Bytes)
 }
 
-// fileNodeKey is the node's own identity key (P-256): its TLS key, the key
+// LoadOrCreateNodeKey reads the node key from dir, creating it on first
+// use. The node key (P-256) is the node's own identity: its TLS key, the key
 // its attestation report binds (report_data = SHA-256 of its public key),
 // and the key secrets are released to. It never leaves the node.
-const fileNodeKey = "node_key.pem"
-
-// LoadOrCreateNodeKey reads the node key from dir, creating it on first use.
-func LoadOrCreateNodeKey(dir string) (*ecdsa.PrivateKey, error) {
-	return loadOrCreateP256Key(dir, fileNodeKey, true)
+func LoadOrCreateNodeKey(dir string, s *seal.Sealer) (*ecdsa.PrivateKey, error) {
+	return loadOrCreateP256Key(s, dir, fileNodeKey, true)
 }
 
-// loadOrCreateP256Key reads the ECDSA P-256 key in dir/name (PKCS#8 PEM);
-// if it is absent and create is set, it generates one and writes it
-// atomically (0600) first.
-func loadOrCreateP256Key(dir, name string, create bool) (*ecdsa.PrivateKey, error) {
-	b, err := os.ReadFile(filepath.Join(dir, name))
+// loadOrCreateP256Key reads the ECDSA P-256 key in dir/name (PKCS#8 PEM,
+// sealed); if it is absent and create is set, it generates one and writes
+// it sealed first.
+func loadOrCreateP256Key(s *seal.Sealer, dir, name string, create bool) (*ecdsa.PrivateKey, error) {
+	b, err := readSecret(s, dir, name)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && create:
 		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -392,7 +402,7 @@ func loadOrCreateP256Key(dir, name string, create bool) (*ecdsa.PrivateKey, erro
 		if err != nil {
 			return nil, err
 		}
-		if err := durable.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		if err := writeSecret(s, dir, name, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})); err != nil {
 			return nil, err
 		}
 		return k, nil

@@ -12,7 +12,7 @@ import (
 
 func testIdentity(t *testing.T) *Identity {
 	t.Helper()
-	id, err := LoadOrCreate(t.TempDir(), "charter:test", true)
+	id, err := LoadOrCreate(t.TempDir(), "charter:test", true, testSealer(t, 1))
 	if err != nil {
 		t.Fatal(err)
 	}

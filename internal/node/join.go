@@ -13,7 +13,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +32,7 @@ import (
 	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/replication"
+	"github.com/charterlog/charter/internal/seal"
 	"github.com/charterlog/charter/log"
 	"github.com/charterlog/charter/registry"
 	"golang.org/x/mod/sumdb/note"
@@ -123,9 +123,10 @@ type joiner struct {
 	body     []byte
 	evidence []byte
 	dir      string
+	sealer   *seal.Sealer
 }
 
-func newJoiner(dir, selfURL string, key *ecdsa.PrivateKey, ev *attest.Evidence) (*joiner, error) {
+func newJoiner(dir string, sealer *seal.Sealer, selfURL string, key *ecdsa.PrivateKey, ev *attest.Evidence) (*joiner, error) {
 	raw, err := attest.MarshalEvidence(ev)
 	if err != nil {
 		return nil, err
@@ -134,7 +135,7 @@ func newJoiner(dir, selfURL string, key *ecdsa.PrivateKey, ev *attest.Evidence) 
 	if err != nil {
 		return nil, err
 	}
-	return &joiner{url: selfURL, key: key, body: body, evidence: raw, dir: dir}, nil
+	return &joiner{url: selfURL, key: key, body: body, evidence: raw, dir: dir, sealer: sealer}, nil
 }
 
 // JoinRequestBody is the body of POST /node/join for a node at selfURL
@@ -206,10 +207,10 @@ func publicKeyOf(c *x509.Certificate) (*ecdsa.PublicKey, bool) {
 	return k, ok
 }
 
-// keepSecrets opens the sealed secrets and writes them to the data
-// directory, the service key last: its presence is what tells a restarting
-// node it holds the secrets (identity.Load), so a crash part-way leaves a
-// node that asks again.
+// keepSecrets opens the secrets sealed to this node's key and keeps them
+// in the data directory, sealed under its own sealing key, the service key
+// last: its presence is what tells a restarting node it holds the secrets
+// (identity.Load), so a crash part-way leaves a node that asks again.
 func (j *joiner) keepSecrets(id uint64, sealed []byte, noteVerifier string) error {
 	s, err := join.OpenSecrets(j.key, id, j.evidence, sealed)
 	if err != nil {
@@ -231,13 +232,7 @@ func (j *joiner) keepSecrets(id uint64, sealed []byte, noteVerifier string) erro
 	if len(s.LedgerSecret) != identity.LedgerSecretSize {
 		return errors.New("join: the released ledger secret has the wrong size")
 	}
-	if err := durable.WriteFile(filepath.Join(j.dir, identity.FileNoteKey), []byte(s.NoteKey+"\n"+noteVerifier+"\n"), 0o600); err != nil {
-		return err
-	}
-	if err := durable.WriteFile(filepath.Join(j.dir, identity.FileLedgerSecret), s.LedgerSecret, 0o600); err != nil {
-		return err
-	}
-	return durable.WriteFile(filepath.Join(j.dir, identity.FileServiceKey), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: s.ServiceKey}), 0o600)
+	return identity.StoreReleased(j.dir, j.sealer, s.ServiceKey, s.NoteKey, noteVerifier, s.LedgerSecret)
 }
 
 // JoinNetwork asks the network at target to admit the node configured by
@@ -262,7 +257,11 @@ func JoinNetwork(ctx context.Context, cfg config.Config, target string) (uint64,
 	if err != nil {
 		return 0, fmt.Errorf("join: %s: %w", identity.FileServiceCert, err)
 	}
-	key, err := identity.LoadOrCreateNodeKey(cfg.DataDir)
+	sealer, err := openSealer(cfg)
+	if err != nil {
+		return 0, fmt.Errorf("join: %w", err)
+	}
+	key, err := identity.LoadOrCreateNodeKey(cfg.DataDir, sealer)
 	if err != nil {
 		return 0, fmt.Errorf("join: node key: %w", err)
 	}
@@ -270,7 +269,7 @@ func JoinNetwork(ctx context.Context, cfg config.Config, target string) (uint64,
 	if err != nil {
 		return 0, fmt.Errorf("join: attestation: %w", err)
 	}
-	j, err := newJoiner(cfg.DataDir, "https://"+cfg.Addr, key, ev)
+	j, err := newJoiner(cfg.DataDir, sealer, "https://"+cfg.Addr, key, ev)
 	if err != nil {
 		return 0, err
 	}
@@ -300,7 +299,7 @@ func (n *Node) awaitSecrets(ctx context.Context) (*identity.Identity, error) {
 	if n.id.HasSecrets() {
 		return n.id, nil
 	}
-	j, err := newJoiner(n.cfg.DataDir, n.URL(), n.nodeKey, n.evidence)
+	j, err := newJoiner(n.cfg.DataDir, n.sealer, n.URL(), n.nodeKey, n.evidence)
 	if err != nil {
 		return nil, err
 	}
@@ -321,7 +320,7 @@ func (n *Node) awaitSecrets(ctx context.Context) (*identity.Identity, error) {
 				logged = time.Now()
 			}
 		case len(jr.Sealed) > 0:
-			id, err := identity.LoadOrCreate(n.cfg.DataDir, "", false)
+			id, err := identity.LoadOrCreate(n.cfg.DataDir, "", false, n.sealer)
 			if err != nil {
 				return nil, err
 			}

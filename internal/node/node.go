@@ -31,6 +31,7 @@ import (
 	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/replication"
+	"github.com/charterlog/charter/internal/seal"
 	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/registry"
 	"github.com/google/go-sev-guest/verify/trust"
@@ -56,9 +57,11 @@ type Node struct {
 	ready atomic.Bool
 	// tlsCert is the node's current certificate: client-only from joining
 	// until the node is trusted, then a server certificate it issues itself.
-	tlsCert   atomic.Pointer[tls.Certificate]
-	host      string // the host the node listens on, for its certificate
-	nodeKey   *ecdsa.PrivateKey
+	tlsCert atomic.Pointer[tls.Certificate]
+	host    string // the host the node listens on, for its certificate
+	nodeKey *ecdsa.PrivateKey
+	// sealer seals the secrets this node keeps on disk (sealer.go).
+	sealer    *seal.Sealer
 	evidence  *attest.Evidence
 	transport *replication.HTTPTransport
 
@@ -172,10 +175,13 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	// The network's first node makes its identity; a node that joins holds
 	// only the public half until the network trusts it and releases the
 	// rest to its attested key (join.go).
+	if n.sealer, err = openSealer(cfg); err != nil {
+		return nil, err
+	}
 	if cfg.Join {
-		n.id, err = identity.Load(cfg.DataDir)
+		n.id, err = identity.Load(cfg.DataDir, n.sealer)
 	} else {
-		n.id, err = identity.LoadOrCreate(cfg.DataDir, issuer, create)
+		n.id, err = identity.LoadOrCreate(cfg.DataDir, issuer, create, n.sealer)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("service identity in %s: %w", cfg.DataDir, err)
@@ -192,7 +198,7 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	}
 	host, _, _ := net.SplitHostPort(ln.Addr().String())
 	n.host = host
-	n.nodeKey, err = identity.LoadOrCreateNodeKey(cfg.DataDir)
+	n.nodeKey, err = identity.LoadOrCreateNodeKey(cfg.DataDir, n.sealer)
 	if err != nil {
 		return nil, fmt.Errorf("node key: %w", err)
 	}
