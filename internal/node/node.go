@@ -278,6 +278,7 @@ func (n *Node) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return n.raft.Run(gctx) })
 	g.Go(func() error { return n.ledger.RunSequencer(gctx, n.raft) })
+	g.Go(func() error { return n.writeLedgerFiles(gctx) })
 	srv, svc, err := n.httpServer()
 	if err != nil {
 		cancel()
