@@ -78,6 +78,11 @@ type Config struct {
 	// more than this many raft entries behind is sent a snapshot. Default 0:
 	// no bound by count (tests set it low to force snapshots).
 	SnapshotEntries uint64
+	// LedgerChunkBytes and LedgerChunkTransactions bound a ledger chunk
+	// file (DataDir/ledger): a chunk is completed at whichever comes
+	// first. Defaults 64 MiB and 100,000.
+	LedgerChunkBytes        int64
+	LedgerChunkTransactions uint64
 	// DataDir holds the node's store and identity files. Required.
 	DataDir string
 	// Addr is the HTTPS listen address, host:port; port 0 picks a free port
@@ -243,6 +248,15 @@ func (c *Config) Validate() error {
 	}
 	if c.RaftLogRetentionBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("config: RaftLogRetentionBytes %d is below 1 MiB", c.RaftLogRetentionBytes))
+	}
+	if c.LedgerChunkBytes == 0 {
+		c.LedgerChunkBytes = 64 << 20
+	}
+	if c.LedgerChunkBytes < 4<<10 || c.LedgerChunkBytes > 1<<30 {
+		errs = append(errs, fmt.Errorf("config: LedgerChunkBytes %d is outside [4 KiB, 1 GiB]", c.LedgerChunkBytes))
+	}
+	if c.LedgerChunkTransactions == 0 {
+		c.LedgerChunkTransactions = 100_000
 	}
 	if c.RaftLogRetention == 0 {
 		c.RaftLogRetention = DefaultRaftLogRetention

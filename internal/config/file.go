@@ -36,6 +36,8 @@ type File struct {
 	RaftLogRetention      string            `json:"raft_log_retention,omitempty"`
 	RaftLogRetentionBytes uint64            `json:"raft_log_retention_bytes,omitempty"`
 	GCPercent             int               `json:"gc_percent,omitempty"`
+	LedgerChunkBytes      int64             `json:"ledger_chunk_bytes,omitempty"`
+	LedgerChunkTxs        uint64            `json:"ledger_chunk_transactions,omitempty"`
 	Registration          Registration      `json:"registration"`
 }
 
@@ -68,6 +70,7 @@ func (f *File) Config() (Config, error) {
 		NodeID: f.NodeID, DataDir: f.DataDir, Addr: f.Addr, Issuer: f.Issuer, LogLevel: f.LogLevel, Join: f.Joined,
 		Members: f.Members, Constitution: f.Constitution, Platform: f.Platform, SealKeyFile: f.SealKeyFile, Attestation: f.Attestation,
 		Development: f.Development, OpenByVote: f.OpenByVote, CheckpointMaxTx: f.CheckpointMaxTx, SnapshotEntries: f.SnapshotEntries, RaftLogRetentionBytes: f.RaftLogRetentionBytes, Registration: f.Registration, GCPercent: f.GCPercent,
+		LedgerChunkBytes: f.LedgerChunkBytes, LedgerChunkTransactions: f.LedgerChunkTxs,
 	}
 	var err error
 	if c.CheckpointInterval, err = parseDuration("checkpoint_interval", f.CheckpointInterval); err != nil {
@@ -91,6 +94,7 @@ func FileFor(c Config) File {
 		NodeID: c.NodeID, DataDir: c.DataDir, Addr: c.Addr, Issuer: c.Issuer, LogLevel: c.LogLevel, Joined: c.Join,
 		Members: c.Members, Constitution: c.Constitution, Platform: c.Platform, SealKeyFile: c.SealKeyFile, Attestation: c.Attestation,
 		Development: c.Development, OpenByVote: c.OpenByVote, CheckpointMaxTx: c.CheckpointMaxTx, SnapshotEntries: c.SnapshotEntries, RaftLogRetentionBytes: c.RaftLogRetentionBytes, Registration: c.Registration, GCPercent: c.GCPercent,
+		LedgerChunkBytes: c.LedgerChunkBytes, LedgerChunkTxs: c.LedgerChunkTransactions,
 	}
 	if c.CheckpointInterval != 0 {
 		f.CheckpointInterval = c.CheckpointInterval.String()

@@ -36,6 +36,9 @@ type clusterOpts struct {
 	// Members are the member certificate files of the new network (they
 	// start Accepted); empty: the generated member0, active at once.
 	Members []string
+	// LedgerChunkTransactions is every node's ledger_chunk_transactions
+	// (0: the default).
+	LedgerChunkTransactions uint64
 }
 
 // cluster is a network of charterd processes started by startCluster.
@@ -105,7 +108,7 @@ func startCluster(t *testing.T, n int, opts clusterOpts) *cluster {
 			NodeID: uint64(i), DataDir: nodeDir, Addr: "127.0.0.1:" + strconv.Itoa(ports[i-1]),
 			LogLevel: "info", SnapshotEntries: opts.SnapshotEntries,
 			RegistrationWait: opts.RegistrationWait, CheckpointInterval: opts.CheckpointInterval,
-			Attestation: opts.Attestation,
+			Attestation: opts.Attestation, LedgerChunkTransactions: opts.LedgerChunkTransactions,
 		}
 		if i == 1 {
 			cfg.Issuer, cfg.Members, cfg.Development = c.issuer, opts.Members, true

@@ -28,7 +28,7 @@ func (s ledgerSource) ScanRecords(from, to uint64, fn func(uint64, []byte) error
 // writeLedgerFiles appends every committed transaction to the chunk files
 // in LedgerDir until ctx ends.
 func (n *Node) writeLedgerFiles(ctx context.Context) error {
-	w, err := ledgerfiles.OpenWriter(LedgerDir(n.cfg.DataDir), 0, 0)
+	w, err := ledgerfiles.OpenWriter(LedgerDir(n.cfg.DataDir), n.cfg.LedgerChunkBytes, n.cfg.LedgerChunkTransactions)
 	if err != nil {
 		return fmt.Errorf("ledger files: %w", err)
 	}

@@ -28,6 +28,7 @@ import (
 	"github.com/charterlog/charter/internal/durable"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/httpapi"
+	"github.com/charterlog/charter/internal/genesis"
 	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/replication"
@@ -50,7 +51,7 @@ type Node struct {
 	id       *identity.Identity
 	issuer   string
 	listener net.Listener
-	genesis  *Genesis
+	genesis  *genesis.Genesis
 	serving  chan struct{}
 
 	// ready is set once recovery is done and the service API may serve.
@@ -392,7 +393,7 @@ func (n *Node) recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading genesis: %w", err)
 	}
-	g, err := unmarshalGenesis(rec.Body)
+	g, err := genesis.Unmarshal(rec.Body)
 	if err != nil {
 		return err
 	}
@@ -428,13 +429,13 @@ func (n *Node) genesisBody() ([]byte, error) {
 		}
 		constitution = string(b)
 	}
-	g := &Genesis{
+	g := &genesis.Genesis{
 		Issuer: n.issuer, ServiceCert: n.id.ServiceCert.Raw, NoteVerifierKey: n.id.NoteVerifier,
 		Members: members, Registration: n.cfg.Registration, CreatedAt: time.Now().Unix(),
 		Constitution: constitution, MembersActive: len(n.cfg.Members) == 0,
 		Development: n.cfg.Development, OpenByVote: n.cfg.OpenByVote,
 	}
-	return g.marshal()
+	return g.Marshal()
 }
 
 func (n *Node) httpServer() (*http.Server, *registry.Service, error) {

@@ -1,4 +1,7 @@
-package node
+// Package genesis owns the format of the transaction that creates a
+// network (seqno 1): the service identity and the rules it started with,
+// public so that any auditor of the ledger learns them.
+package genesis
 
 import (
 	"fmt"
@@ -51,11 +54,12 @@ func (g *Genesis) NetworkKind() string {
 // by a later version, with a field added, still reads.
 var genesisDec = cbor.NewDecMode(cbor.LedgerOptions())
 
-// marshal encodes g with Core Deterministic Encoding: its bytes are the
+// Marshal encodes g with Core Deterministic Encoding: its bytes are the
 // transaction's body, hashed into the ledger.
-func (g *Genesis) marshal() ([]byte, error) { return cbor.Marshal(g) }
+func (g *Genesis) Marshal() ([]byte, error) { return cbor.Marshal(g) }
 
-func unmarshalGenesis(b []byte) (*Genesis, error) {
+// Unmarshal decodes a genesis transaction's body.
+func Unmarshal(b []byte) (*Genesis, error) {
 	var g Genesis
 	if err := genesisDec.Unmarshal(b, &g); err != nil {
 		return nil, fmt.Errorf("genesis: %w", err)

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/charterlog/charter/internal/ledgerfiles"
+	"github.com/charterlog/charter/internal/ledgerverify"
+)
+
+func init() {
+	register(command{name: "ledger verify", summary: "check ledger files offline: every chunk, every transaction's entry, every checkpoint's root and signatures", run: runLedgerVerify})
+}
+
+func runLedgerVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("ledger verify", "[--service-cert PEM] DIR", stderr)
+	certPath := fs.String("service-cert", "", "the service certificate the ledger's genesis must name (default: trust the genesis in DIR, and compare its key yourself)")
+	quiet := fs.Bool("quiet", false, "no progress on stderr")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usageError("want the directory of ledger files (a node's DATA/ledger, or a download)")
+	}
+	dir := fs.Arg(0)
+	var pinned []byte
+	if *certPath != "" {
+		b, err := os.ReadFile(*certPath)
+		if err != nil {
+			return fmt.Errorf("--service-cert: %w", err)
+		}
+		blk, _ := pem.Decode(b)
+		if blk == nil || blk.Type != "CERTIFICATE" {
+			return fmt.Errorf("--service-cert %s: not a PEM certificate", *certPath)
+		}
+		pinned = blk.Bytes
+	}
+	chunks, err := ledgerfiles.List(dir)
+	if err != nil {
+		return err
+	}
+	var total uint64
+	if n := len(chunks); n > 0 {
+		total = chunks[n-1].Last // an open last chunk: the committed ones' end
+	}
+	v := ledgerverify.New(pinned)
+	start, shown := time.Now(), time.Now()
+	_, err = ledgerfiles.Scan(dir, func(seqno uint64, raw []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !*quiet && time.Since(shown) > 200*time.Millisecond {
+			shown = time.Now()
+			fmt.Fprintf(stderr, "\rverified %d of %d+ transactions", seqno-1, total)
+		}
+		return v.Add(seqno, raw)
+	})
+	if !*quiet {
+		fmt.Fprint(stderr, "\r\033[K")
+	}
+	if err != nil {
+		return err
+	}
+	rep, err := v.Finish()
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	fmt.Fprintf(stdout, "%d transactions in %d chunks: every chunk whole, every entry the hash of its record: ok\n", rep.Transactions, len(chunks))
+	fmt.Fprintf(stdout, "%d registrations, %d key-value transactions, %d checkpoints\n", rep.Registrations, rep.Writes, rep.Checkpoints)
+	fmt.Fprintf(stdout, "service %s, key id %s", rep.Issuer, rep.ServiceKeyID)
+	if pinned != nil {
+		fmt.Fprintf(stdout, " (the certificate given)")
+	}
+	fmt.Fprintln(stdout)
+	if rep.Checkpoints == 0 {
+		return errors.New("no checkpoint signs any of these transactions")
+	}
+	fmt.Fprintf(stdout, "every checkpoint's root is the records' and is signed by the service key and note key: ok (newest: size %d, root %s)\n", rep.CheckpointSize, hex.EncodeToString(rep.CheckpointRoot[:]))
+	if uncovered := rep.Transactions - rep.CheckpointSize; uncovered > 0 {
+		fmt.Fprintf(stdout, "%d transactions after the newest checkpoint are not signed yet\n", uncovered)
+	}
+	fmt.Fprintf(stdout, "root over all %d: %s (%.0f transactions/s)\n", rep.Transactions, hex.EncodeToString(rep.Root[:]), float64(rep.Transactions)/took.Seconds())
+	return nil
+}
