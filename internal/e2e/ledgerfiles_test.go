@@ -30,6 +30,30 @@ func TestLedgerFiles(t *testing.T) {
 	c.restart(3)
 	reg(5, 3, 1, 2)
 	settled := c.waitSettled(30*time.Second, 1, 2, 3)
+
+	// A backup over HTTP: the complete chunks, resumed after an
+	// interruption, check offline.
+	backup := t.TempDir()
+	n1 := c.node(1)
+	if out, err := runCLI(t, c.dir, "ledger", "download", "--quiet", "--url", n1.URL, "--cacert", c.certPath, "--out", backup); err != nil {
+		t.Fatalf("charter ledger download: %v\n%s", err, out)
+	}
+	os.Remove(filepath.Join(backup, "ledger_21-40.committed"))
+	os.MkdirAll(filepath.Join(backup, ".partial"), 0o755)
+	half := mustRead(t, filepath.Join(n1.dataDir, "ledger", "ledger_21-40.committed"))
+	os.WriteFile(filepath.Join(backup, ".partial", "ledger_21-40.committed"), half[:len(half)/2], 0o644)
+	out, err := runCLI(t, c.dir, "ledger", "download", "--quiet", "--url", n1.URL, "--cacert", c.certPath, "--out", backup)
+	if err != nil || !strings.Contains(out, "1 fetched") {
+		t.Fatalf("resumed download: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, c.dir, "ledger", "verify", "--quiet", "--service-cert", c.certPath, backup); err != nil {
+		t.Fatalf("verify of the download: %v\n%s", err, out)
+	}
+	for _, p := range []string{"/node/ledger/chunks/ledger_1", "/node/ledger/chunks/..%2Fnode.url", "/node/ledger/chunks/ledger_1-999.committed"} {
+		if r := n1.get(t, p); r.Status != 404 {
+			t.Errorf("GET %s: %d, want 404", p, r.Status)
+		}
+	}
 	for i := 1; i <= 3; i++ {
 		c.stop(i) // the files are synced on a clean stop
 	}
@@ -59,7 +83,7 @@ func TestLedgerFiles(t *testing.T) {
 	t.Logf("3 nodes' ledger files hold the same %d transactions", settled.LedgerSize)
 
 	ledgerDir := filepath.Join(c.node(1).dataDir, "ledger")
-	out, err := runCLI(t, c.dir, "ledger", "verify", "--quiet", "--service-cert", c.certPath, ledgerDir)
+	out, err = runCLI(t, c.dir, "ledger", "verify", "--quiet", "--service-cert", c.certPath, ledgerDir)
 	if err != nil {
 		t.Fatalf("charter ledger verify: %v\n%s", err, out)
 	}

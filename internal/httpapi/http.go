@@ -85,6 +85,8 @@ func (s *Server) Handler() http.Handler {
 		r.Get("/node/ledger/tx", s.getLedgerTx)
 		r.Get("/node/receipt", s.getReceipt)
 		r.Get("/node/ledger/range", s.getLedgerRange)
+		r.Get("/node/ledger/chunks", s.getLedgerChunks)
+		r.Get("/node/ledger/chunks/{name}", s.getLedgerChunk)
 		r.Get("/node/network", s.getNetwork)
 		r.Get(pathQuotes, s.getQuotes)
 		r.Get("/app/commit", s.getAppCommit)

@@ -39,6 +39,9 @@ type Config struct {
 	// PeerClient reaches node id over the peers' mutual TLS.
 	PeerClient func(id uint64) *http.Client
 
+	// LedgerDir holds the node's ledger chunk files (GET /node/ledger/chunks).
+	LedgerDir string
+
 	// What GET /node/network and /node/quotes/self tell about the service
 	// and this node.
 	ServiceCertPEM []byte

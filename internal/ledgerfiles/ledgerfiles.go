@@ -71,7 +71,7 @@ func List(dir string) ([]Chunk, error) {
 	}
 	var out []Chunk
 	for _, e := range ents {
-		c, ok := parseName(e.Name())
+		c, ok := ParseName(e.Name())
 		if !ok || e.IsDir() {
 			continue
 		}
@@ -91,8 +91,8 @@ func List(dir string) ([]Chunk, error) {
 	return out, nil
 }
 
-// parseName parses a chunk file name.
-func parseName(name string) (Chunk, bool) {
+// ParseName parses a chunk file name (Path is left empty).
+func ParseName(name string) (Chunk, bool) {
 	rest, ok := strings.CutPrefix(name, "ledger_")
 	if !ok {
 		return Chunk{}, false
@@ -297,3 +297,16 @@ func Scan(dir string, fn func(seqno uint64, raw []byte) error) (uint64, error) {
 	}
 	return last, nil
 }
+
+// CheckChunk checks one complete chunk file on its own (its name, digest,
+// count and records' seqnos), as a download does before keeping it.
+func CheckChunk(path string) error {
+	c, ok := ParseName(filepath.Base(path))
+	if !ok || !c.Committed {
+		return fmt.Errorf("%w: %s is not a complete chunk's name", ErrDamaged, filepath.Base(path))
+	}
+	c.Path = path
+	_, _, err := readChunk(c, func(uint64, []byte) error { return nil })
+	return err
+}
+

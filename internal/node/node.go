@@ -26,9 +26,9 @@ import (
 	"github.com/charterlog/charter/internal/attest"
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/durable"
+	"github.com/charterlog/charter/internal/genesis"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/httpapi"
-	"github.com/charterlog/charter/internal/genesis"
 	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/replication"
@@ -470,6 +470,7 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 		IdentifyPeer: n.identifyPeer, PeerClient: n.peerClientFor,
 		ServiceCertPEM: n.id.ServiceCertPEM, Issuer: n.issuer, NoteVerifier: n.id.NoteVerifier,
 		// Read per request: genesis is known once recovery is done.
+		LedgerDir:   LedgerDir(n.cfg.DataDir),
 		NetworkKind: func() string { return n.genesis.NetworkKind() },
 		Evidence:    n.evidence, NodeKey: &n.nodeKey.PublicKey,
 	})
