@@ -87,13 +87,13 @@ func (s *Server) trustedPeer(r *http.Request) bool {
 // peerHandler answers a peer's raft request: 204, or a problem (400 for a
 // malformed message, 403 for one the peer may not send, 503 while
 // stopping).
-func (s *Server) peerHandler(receive func(*http.Request, replication.Sender) error) http.HandlerFunc {
+func (s *Server) peerHandler(receive func(*replication.Node, *http.Request, replication.Sender) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, ok := s.peerOf(w, r)
 		if !ok {
 			return
 		}
-		if err := receive(r, p.Sender()); err != nil {
+		if err := receive(s.cfg.Raft, r, p.Sender()); err != nil {
 			s.writePeerError(w, p, err)
 			return
 		}

@@ -30,6 +30,7 @@ import (
 	"github.com/charterlog/charter/internal/httpapi"
 	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/peer"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/registry"
@@ -60,7 +61,7 @@ type Node struct {
 	host      string // the host the node listens on, for its certificate
 	nodeKey   *ecdsa.PrivateKey
 	evidence  *attest.Evidence
-	transport *replication.HTTPTransport
+	transport *peer.HTTPTransport
 
 	// amdRoots replace AMD's embedded roots (Config.Attestation); nil: the
 	// embedded ones.
@@ -229,7 +230,7 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	}
 	// Every node can reach peers, a single-node network included: nodes
 	// may join it later.
-	n.transport = replication.NewHTTPTransport(cfg.NodeID, "https://"+ln.Addr().String(), rcfg.Peers, n.peerClientFor, n.st, logger)
+	n.transport = peer.NewHTTPTransport(cfg.NodeID, "https://"+ln.Addr().String(), rcfg.Peers, n.peerClientFor, n.st, logger)
 	n.raft, err = replication.Start(rcfg, n.st, n.ledger, n.transport, logger)
 	if err != nil {
 		return nil, err
