@@ -64,8 +64,8 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/node/health", s.getHealth)
 	r.Get(pathQuoteSelf, s.getQuoteSelf)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	// Peers only, each in its role (peers.go; who a peer is, the node's
-	// peers.go).
+	// Peers only, each in its role (peers.go; who a peer is, and what its
+	// requests carry, internal/peer).
 	r.Group(func(r chi.Router) {
 		r.Use(s.requirePeer)
 		r.Post(peer.PathRaft, s.peerHandler(peer.ReceiveRaft))

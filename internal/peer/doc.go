@@ -9,9 +9,12 @@
 //     header carries what, how much of a body is read) and hand the bytes
 //     to replication.Node, which decodes them, checks them against the
 //     sender's role, and steps raft.
+//   - Who is talking: Directory maps a TLS key to the node the ledger
+//     records for it, in its role (identify.go, spec/security.md "Peers"),
+//     and gives each peer's client, which accepts only that peer's key.
 //
 // The routes are mounted by the HTTP edge (internal/httpapi), which first
-// identifies the calling node by its TLS key and afterwards answers
+// identifies the calling node (with Directory.Identify) and afterwards answers
 // replication's errors (problems.go): who may call and what status a
 // refusal gets are the edge's, as for every other route, and the one table
 // of errors to HTTP answers stays in one place. What travels where is
