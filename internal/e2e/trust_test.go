@@ -37,6 +37,7 @@ import (
 	"github.com/charterlog/charter/internal/attest"
 	"github.com/charterlog/charter/internal/config"
 	charternode "github.com/charterlog/charter/internal/node"
+	"github.com/charterlog/charter/internal/peer"
 	"github.com/charterlog/charter/internal/replication"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -137,7 +138,7 @@ func (a *attacker) raft(n *node, msgs ...*pb.Message) (int, string) {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	resp, err := a.client(n).Post(n.URL+replication.PathRaft, "application/octet-stream", bytes.NewReader(body))
+	resp, err := a.client(n).Post(n.URL+peer.PathRaft, "application/octet-stream", bytes.NewReader(body))
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -153,7 +154,7 @@ func (a *attacker) snapshot(n *node, m *pb.Message) int {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	req, _ := http.NewRequest(http.MethodPost, n.URL+replication.PathSnapshot, strings.NewReader(strings.Repeat("x", 4096)))
+	req, _ := http.NewRequest(http.MethodPost, n.URL+peer.PathSnapshot, strings.NewReader(strings.Repeat("x", 4096)))
 	req.Header.Set("Charter-Raft-Message", base64.StdEncoding.EncodeToString(hdr))
 	resp, err := a.client(n).Do(req)
 	if err != nil {
@@ -230,7 +231,7 @@ func TestTrustBoundary(t *testing.T) {
 		}
 		// No certificate at all.
 		body, _ := replication.EncodeMessages([]*pb.Message{forgeries(2, future)["MsgApp"]})
-		if r, err := n.do(http.MethodPost, replication.PathRaft, "application/octet-stream", body); err != nil || r.Status != http.StatusForbidden {
+		if r, err := n.do(http.MethodPost, peer.PathRaft, "application/octet-stream", body); err != nil || r.Status != http.StatusForbidden {
 			t.Errorf("raft without a certificate: %v %v, want 403", r, err)
 		}
 	})

@@ -10,7 +10,7 @@ import (
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
-	"github.com/charterlog/charter/internal/replication"
+	"github.com/charterlog/charter/internal/peer"
 	"github.com/charterlog/charter/log"
 	"github.com/charterlog/charter/registry"
 	"github.com/go-chi/chi/v5"
@@ -64,13 +64,13 @@ func (s *Server) Handler() http.Handler {
 	r.Get("/node/health", s.getHealth)
 	r.Get(pathQuoteSelf, s.getQuoteSelf)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	// Peers only, each in its role (peers.go; who a peer is, the node's
-	// peers.go).
+	// Peers only, each in its role (peers.go; who a peer is, and what its
+	// requests carry, internal/peer).
 	r.Group(func(r chi.Router) {
 		r.Use(s.requirePeer)
-		r.Post(replication.PathRaft, s.peerHandler(s.cfg.Raft.ReceiveRaft))
-		r.Post(replication.PathSnapshot, s.peerHandler(s.cfg.Raft.ReceiveSnapshot))
-		r.Get(replication.PathSnapshotBase, s.peerQuery(s.cfg.Raft.SnapshotBase))
+		r.Post(peer.PathRaft, s.peerHandler(peer.ReceiveRaft))
+		r.Post(peer.PathSnapshot, s.peerHandler(peer.ReceiveSnapshot))
+		r.Get(peer.PathSnapshotBase, s.peerQuery(s.cfg.Raft.SnapshotBase))
 	})
 	// A joining node has no certificate yet: its evidence and the signature
 	// by the key it binds are its credentials.

@@ -6,50 +6,20 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/charterlog/charter/internal/join"
+	"github.com/charterlog/charter/internal/peer"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/registry"
 )
 
-// Peer is an authenticated peer: the node its TLS key belongs to (the node
-// identifies it: Config.IdentifyPeer, spec/security.md "Peers").
-type Peer struct {
-	ID uint64
-	// Record is the node's governance record; Recorded is false for a node
-	// admitted by its certificate alone (the lagging-node exception).
-	Record   join.NodeRecord
-	Recorded bool
-	// Role is the node's raft role on this node's ledger ("" if unknown).
-	Role string
-}
-
-// Trusted reports whether the peer may act for the network (relay a
-// client's request, lead): governance trusts it and, if it joined, it
-// was given the secrets.
-func (p Peer) Trusted() bool {
-	if !p.Recorded {
-		return true // a server certificate only a trusted node can issue
-	}
-	return p.Record.Status == join.NodeTrusted && (!p.Record.Joined || p.Record.SecretsReleased)
-}
-
-// Sender is what the raft handlers check the peer's messages against.
-func (p Peer) Sender() replication.Sender {
-	return replication.Sender{ID: p.ID, Voter: p.Trusted() && (p.Role == replication.RoleVoter || !p.Recorded && p.Role == "")}
-}
-
-// ErrNotPeer is a peer request the caller is not allowed to make.
-var ErrNotPeer = errors.New("not a node of this network")
-
 type peerContextKey struct{}
 
-// requirePeer admits only the network's nodes (identifyPeer) and hands the
+// requirePeer admits only the network's nodes (Config.IdentifyPeer) and hands the
 // peer to the handler through the request's context.
 func (s *Server) requirePeer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.requestPeer(r)
 		if err != nil {
-			if !errors.Is(err, ErrNotPeer) {
+			if !errors.Is(err, peer.ErrNotPeer) {
 				registry.WriteProblem(w, registry.ProblemFor(err))
 				return
 			}
@@ -63,12 +33,12 @@ func (s *Server) requirePeer(next http.Handler) http.Handler {
 
 // requestPeer identifies the node that made r by its TLS client
 // certificate.
-func (s *Server) requestPeer(r *http.Request) (Peer, error) {
-	if p, ok := r.Context().Value(peerContextKey{}).(Peer); ok {
+func (s *Server) requestPeer(r *http.Request) (peer.Peer, error) {
+	if p, ok := r.Context().Value(peerContextKey{}).(peer.Peer); ok {
 		return p, nil
 	}
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return Peer{}, fmt.Errorf("%w: present the node's certificate", ErrNotPeer)
+		return peer.Peer{}, fmt.Errorf("%w: present the node's certificate", peer.ErrNotPeer)
 	}
 	return s.cfg.IdentifyPeer(r.TLS.PeerCertificates[0])
 }
@@ -87,13 +57,13 @@ func (s *Server) trustedPeer(r *http.Request) bool {
 // peerHandler answers a peer's raft request: 204, or a problem (400 for a
 // malformed message, 403 for one the peer may not send, 503 while
 // stopping).
-func (s *Server) peerHandler(receive func(*http.Request, replication.Sender) error) http.HandlerFunc {
+func (s *Server) peerHandler(receive func(*replication.Node, *http.Request, replication.Sender) error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, ok := s.peerOf(w, r)
 		if !ok {
 			return
 		}
-		if err := receive(r, p.Sender()); err != nil {
+		if err := receive(s.cfg.Raft, r, p.Sender()); err != nil {
 			s.writePeerError(w, p, err)
 			return
 		}
@@ -119,8 +89,8 @@ func (s *Server) peerQuery(answer func(replication.Sender) ([]byte, error)) http
 }
 
 // peerOf returns the peer requirePeer established, or refuses the request.
-func (s *Server) peerOf(w http.ResponseWriter, r *http.Request) (Peer, bool) {
-	p, ok := r.Context().Value(peerContextKey{}).(Peer)
+func (s *Server) peerOf(w http.ResponseWriter, r *http.Request) (peer.Peer, bool) {
+	p, ok := r.Context().Value(peerContextKey{}).(peer.Peer)
 	if !ok {
 		registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: "this endpoint is for the network's nodes"})
 	}

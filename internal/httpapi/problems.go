@@ -20,6 +20,7 @@ import (
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/peer"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/registry"
 )
@@ -89,7 +90,7 @@ func tableProblem(err error) *registry.Problem {
 
 // writePeerError answers a peer's raft request that replication refused
 // or could not take (stopping, storage): the peer retries those.
-func (s *Server) writePeerError(w http.ResponseWriter, p Peer, err error) {
+func (s *Server) writePeerError(w http.ResponseWriter, p peer.Peer, err error) {
 	if errors.Is(err, replication.ErrForbidden) {
 		s.cfg.Log.Warn("refused a peer's request", "peer", p.ID, "err", err)
 	}

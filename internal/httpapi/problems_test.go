@@ -12,6 +12,7 @@ import (
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/peer"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/registry"
 )
@@ -70,7 +71,7 @@ func TestWritePeerError(t *testing.T) {
 		{errors.New("stopping"), http.StatusServiceUnavailable, "1"},
 	} {
 		w := httptest.NewRecorder()
-		s.writePeerError(w, Peer{ID: 2}, tc.err)
+		s.writePeerError(w, peer.Peer{ID: 2}, tc.err)
 		if w.Code != tc.status || w.Header().Get("Retry-After") != tc.retry {
 			t.Errorf("%v: %d Retry-After %q, want %d %q", tc.err, w.Code, w.Header().Get("Retry-After"), tc.status, tc.retry)
 		}

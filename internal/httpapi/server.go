@@ -11,6 +11,7 @@ import (
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/peer"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/registry"
 )
@@ -34,8 +35,8 @@ type Config struct {
 	Joins    *join.Leader
 
 	// IdentifyPeer maps a TLS client certificate to the network's node it
-	// belongs to; an error wrapping ErrNotPeer refuses it.
-	IdentifyPeer func(leaf *x509.Certificate) (Peer, error)
+	// belongs to; an error wrapping peer.ErrNotPeer refuses it.
+	IdentifyPeer func(leaf *x509.Certificate) (peer.Peer, error)
 	// PeerClient reaches node id over the peers' mutual TLS.
 	PeerClient func(id uint64) *http.Client
 

@@ -60,7 +60,7 @@ func (n *Node) newJoinLeader() *join.Leader {
 	return &join.Leader{
 		State: n.ledger, Raft: joinRaft{n.raft}, Log: n.log,
 		Rate:   rate.NewLimiter(joinsPerSecond, joinBurst),
-		Index:  n.peerIndex,
+		Index:  n.peers.Index,
 		Policy: n.attestationPolicy,
 		IssueCert: func(key *ecdsa.PublicKey, id uint64) ([]byte, error) {
 			return identity.IssueNodeCert(n.secrets(), key, id, "", false)
@@ -312,7 +312,7 @@ func (n *Node) awaitSecrets(ctx context.Context) (*identity.Identity, error) {
 		if !ok {
 			continue
 		}
-		jr, err := j.ask(ctx, n.peerClientFor(n.raft.LeaderID()), u)
+		jr, err := j.ask(ctx, n.peers.Client(n.raft.LeaderID()), u)
 		switch {
 		case err != nil:
 			if time.Since(logged) > 10*time.Second {

@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +29,7 @@ import (
 	"github.com/charterlog/charter/internal/httpapi"
 	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/peer"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/internal/seal"
 	"github.com/charterlog/charter/internal/store"
@@ -64,7 +63,7 @@ type Node struct {
 	// sealer seals the secrets this node keeps on disk (sealer.go).
 	sealer    *seal.Sealer
 	evidence  *attest.Evidence
-	transport *replication.HTTPTransport
+	transport *peer.HTTPTransport
 
 	// amdRoots replace AMD's embedded roots (Config.Attestation); nil: the
 	// embedded ones.
@@ -73,11 +72,9 @@ type Node struct {
 	// full is the identity with the service's secrets, once this node holds
 	// them (at start, or when the network releases them to it).
 	full atomic.Pointer[identity.Identity]
-	// peerDir indexes the nodes' records by key (peers.go).
-	peerDir peerDirectory
-	// peerClients holds the client that reaches each peer (node id →
-	// *http.Client), each accepting only that peer's key.
-	peerClients sync.Map
+	// peers says who a TLS key is, and reaches the other nodes accepting
+	// only their own keys.
+	peers *peer.Directory
 }
 
 // New nodes may join at joinsPerSecond, joinBurst at once: enough for an
@@ -234,9 +231,14 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	for id, u := range cfg.PeerDial {
 		rcfg.Peers.SetDial(id, u)
 	}
+	n.peers = peer.NewDirectory(peer.DirectoryConfig{
+		Ledger: n.ledger, ServiceCert: n.id.ServiceCert, Certificate: n.tlsCert.Load,
+		// Read per request: raft starts below, before the node serves.
+		NodeInfo: func(id uint64) (replication.NodeInfo, error) { return n.raft.NodeInfo(id) },
+	})
 	// Every node can reach peers, a single-node network included: nodes
 	// may join it later.
-	n.transport = replication.NewHTTPTransport(cfg.NodeID, "https://"+ln.Addr().String(), rcfg.Peers, n.peerClientFor, n.st, logger)
+	n.transport = peer.NewHTTPTransport(cfg.NodeID, "https://"+ln.Addr().String(), rcfg.Peers, n.peers.Client, n.st, logger)
 	n.raft, err = replication.Start(rcfg, n.st, n.ledger, n.transport, logger)
 	if err != nil {
 		return nil, err
@@ -467,7 +469,7 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 		Forward:  n.transport != nil,
 		Ready:    n.ready.Load,
 		Registry: svc, Gov: govSvc, Apps: apps, Joins: n.newJoinLeader(),
-		IdentifyPeer: n.identifyPeer, PeerClient: n.peerClientFor,
+		IdentifyPeer: n.peers.Identify, PeerClient: n.peers.Client,
 		ServiceCertPEM: n.id.ServiceCertPEM, Issuer: n.issuer, NoteVerifier: n.id.NoteVerifier,
 		// Read per request: genesis is known once recovery is done.
 		LedgerDir:   LedgerDir(n.cfg.DataDir),
@@ -478,12 +480,12 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 		Handler: api.Handler(),
 		TLSConfig: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
-			CipherSuites: tls12CipherSuites,
+			CipherSuites: peer.TLS12CipherSuites,
 			// The certificate changes once: when a joined node is trusted,
 			// it replaces the client-only one with a server certificate.
 			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return n.tlsCert.Load(), nil },
 			// Peers present their node certificates (checked by
-			// identifyPeer); app users and members may present theirs
+			// peer.Directory.Identify); app users and members may present theirs
 			// (checked by appauth against governance's maps); others none.
 			ClientAuth: tls.RequestClientCert,
 		},
@@ -507,10 +509,4 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-func (n *Node) servicePool() *x509.CertPool {
-	pool := x509.NewCertPool()
-	pool.AddCert(n.id.ServiceCert)
-	return pool
 }

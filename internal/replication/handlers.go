@@ -1,11 +1,10 @@
 package replication
 
 import (
-	"encoding/base64"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 
 	"github.com/charterlog/charter/internal/fault"
@@ -16,16 +15,13 @@ import (
 // ErrStopping is returned to peers while raft is shutting down.
 var ErrStopping = errors.New("replication: node is stopping")
 
-// ReceiveRaft handles a POST to PathRaft: a batch of raft messages from the
-// peer from, which the caller (the node's peer authorization) identified by
-// its TLS key. It maps the errors: ErrBadMessage is a malformed batch,
-// ErrForbidden a message from's role may not send; nothing of a refused
-// batch reaches raft.
-func (n *Node) ReceiveRaft(r *http.Request, from Sender) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
-	if err != nil {
-		return fmt.Errorf("%w: reading the body: %v", ErrBadMessage, err)
-	}
+// ReceiveRaft takes a batch of raft messages (the body of a POST to
+// peer.PathRaft, EncodeMessages framing) from the peer from, which the
+// caller (the node's peer authorization) identified by its TLS key, and
+// who says its base URL is peerURL. It maps the errors: ErrBadMessage is a
+// malformed batch, ErrForbidden a message from's role may not send;
+// nothing of a refused batch reaches raft.
+func (n *Node) ReceiveRaft(ctx context.Context, body []byte, peerURL string, from Sender) error {
 	msgs, err := DecodeMessages(body, n.cfg.ID)
 	if err != nil {
 		return err
@@ -34,44 +30,45 @@ func (n *Node) ReceiveRaft(r *http.Request, from Sender) error {
 		return err
 	}
 	if len(msgs) > 0 {
-		n.learnPeer(msgs[0].GetFrom(), r.Header.Get(headerPeerURL))
+		n.learnPeer(msgs[0].GetFrom(), peerURL)
 	}
 	for _, m := range msgs {
-		if err := n.raft.Step(r.Context(), m); err != nil {
+		if err := n.raft.Step(ctx, m); err != nil {
 			return fmt.Errorf("%w: %v", ErrStopping, err)
 		}
 	}
 	return nil
 }
 
-// ReceiveSnapshot handles a POST to PathSnapshot: a MsgSnap in a header and
-// the image as the body. The image is staged and checked before raft sees
-// the message; raft then installs it through the Ready loop, or ignores it
-// if stale. Only the leader (see authorizeSnapshot) may send one: the
-// sender is checked before a byte of the image is read.
-func (n *Node) ReceiveSnapshot(r *http.Request, from Sender) error {
-	m, err := decodeSnapshotHeader(r.Header.Get(headerSnapshotMessage), n.cfg.ID)
+// ReceiveSnapshot takes a snapshot from the peer from (a POST to
+// peer.PathSnapshot): msg is its MsgSnap without data (protobuf), image
+// the image's bytes. The image is staged and checked before raft sees the
+// message; raft then installs it through the Ready loop, or ignores it if
+// stale. Only the leader (see authorizeSnapshot) may send one: the sender
+// is checked before a byte of the image is read.
+func (n *Node) ReceiveSnapshot(ctx context.Context, msg []byte, peerURL string, image io.Reader, from Sender) error {
+	m, err := decodeSnapshotMessage(msg, n.cfg.ID)
 	if err != nil {
 		return err
 	}
 	if err := n.authorizeSnapshot(m, from); err != nil {
 		return err
 	}
-	n.learnPeer(m.GetFrom(), r.Header.Get(headerPeerURL))
-	path, err := n.st.StageSnapshot(n.cfg.SnapshotDir, r.Body)
+	n.learnPeer(m.GetFrom(), peerURL)
+	path, err := n.st.StageSnapshot(n.cfg.SnapshotDir, image)
 	if err != nil {
 		n.log.Warn("refusing snapshot", "from", m.GetFrom(), "err", err)
 		return fmt.Errorf("%w: %v", ErrBadMessage, err)
 	}
 	fault.Point(fault.SnapshotStaged)
 	m.Snapshot.Data = []byte(path)
-	if err := n.raft.Step(r.Context(), m); err != nil {
+	if err := n.raft.Step(ctx, m); err != nil {
 		return fmt.Errorf("%w: %v", ErrStopping, err)
 	}
 	return nil
 }
 
-// SnapshotBase answers a GET of PathSnapshotBase: the ledger prefix this
+// SnapshotBase answers a GET of peer.PathSnapshotBase: the ledger prefix this
 // node holds (a store.Base in binary), so that a leader about to send it a
 // snapshot sends only what lies beyond. Only a voter, which may lead and so
 // send snapshots, is told.
@@ -86,11 +83,9 @@ func (n *Node) SnapshotBase(from Sender) ([]byte, error) {
 	return base.MarshalBinary()
 }
 
-func decodeSnapshotHeader(h string, self uint64) (*pb.Message, error) {
-	raw, err := base64.StdEncoding.DecodeString(h)
-	if err != nil || len(raw) == 0 || len(raw) > maxMessageBytes {
-		return nil, fmt.Errorf("%w: missing or malformed %s header", ErrBadMessage, headerSnapshotMessage)
-	}
+// decodeSnapshotMessage parses and checks a snapshot's MsgSnap for node
+// self. The transport has bounded raw by MaxMessageBytes.
+func decodeSnapshotMessage(raw []byte, self uint64) (*pb.Message, error) {
 	m := &pb.Message{}
 	if err := proto.Unmarshal(raw, m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadMessage, err)
@@ -128,7 +123,7 @@ func (n *Node) installSnapshot(s *pb.Snapshot) error {
 	n.mu.Lock()
 	n.conf = proto.Clone(meta.GetConfState()).(*pb.ConfState)
 	n.mu.Unlock()
-	n.ret.reset(meta.GetIndex()+1, meta.GetIndex(), 0, n.cfg.now())
+	n.ret.reset(meta.GetIndex()+1, meta.GetIndex(), 0, n.cfg.Now())
 	n.metrics.logBytes.Set(0)
 	n.metrics.snapshotsInstalled.Inc()
 	n.setApplied(meta.GetIndex())

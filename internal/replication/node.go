@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"sync"
@@ -31,9 +32,28 @@ type StateMachine interface {
 }
 
 // Transport sends raft messages to peers. Send must not block on the network:
-// raft tolerates lost messages, not a stalled Ready loop.
+// raft tolerates lost messages, not a stalled Ready loop. A Transport that
+// also has SetReporter(Reporter) is handed the Node when it starts, to
+// report what it could not deliver (package peer's HTTPTransport does).
 type Transport interface {
 	Send(msgs []*pb.Message)
+}
+
+// Reporter is the part of raft a transport reports delivery failures to:
+// an unreachable peer (raft slows its probes) and a snapshot's outcome
+// (raft resumes or retries the follower). *Node is one.
+type Reporter interface {
+	ReportUnreachable(id uint64)
+	ReportSnapshot(id uint64, status raft.SnapshotStatus)
+}
+
+// SnapshotSource produces a consistent image of this node's applied state.
+type SnapshotSource interface {
+	// OpenSnapshot returns the image's raft position (index, term and
+	// configuration of the last applied entry), the base it is relative to
+	// (the follower's, if this node holds the same ledger prefix; else
+	// none) and its bytes.
+	OpenSnapshot(follower store.Base) (*pb.SnapshotMetadata, store.Base, io.ReadCloser, error)
 }
 
 // Config configures a raft node.
@@ -71,9 +91,11 @@ type Config struct {
 	// ElectionTicks and HeartbeatTicks follow raft.Config. Defaults 10 and 1.
 	ElectionTicks, HeartbeatTicks int
 
-	// now is the clock retention ages are measured by (tests); default
-	// time.Now.
-	now func() time.Time
+	// Now is the clock retention ages are measured by; default time.Now.
+	// Only tests set it (a test hook, exported because package peer's
+	// cluster tests, which run Nodes over the HTTP transport, jump it to
+	// age the log of a follower that is down).
+	Now func() time.Time
 	// tick, if set, is raft's clock instead of a TickInterval ticker: each
 	// value received is one Tick (tests advance time tick by tick).
 	tick <-chan time.Time
@@ -111,8 +133,8 @@ func (c *Config) Validate() error {
 	if c.LogRetention < 0 {
 		return fmt.Errorf("replication: LogRetention %v is negative", c.LogRetention)
 	}
-	if c.now == nil {
-		c.now = time.Now
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.Peers == nil {
 		c.Peers = NewPeerTable(nil)
@@ -233,7 +255,7 @@ func Start(cfg Config, st *store.Store, sm StateMachine, transport Transport, lo
 	if err != nil {
 		return nil, err
 	}
-	n.ret.reset(first, last, size, cfg.now())
+	n.ret.reset(first, last, size, cfg.Now())
 	n.metrics.logBytes.Set(float64(n.ret.bytes()))
 	hs := rlog.HardState()
 	fresh := last == 0 && raft.IsEmptyHardState(hs)
@@ -259,8 +281,8 @@ func Start(cfg Config, st *store.Store, sm StateMachine, transport Transport, lo
 	if err := n.loadPeers(); err != nil {
 		return nil, err
 	}
-	if t, ok := transport.(*HTTPTransport); ok {
-		t.setReporter(n)
+	if t, ok := transport.(interface{ SetReporter(Reporter) }); ok {
+		t.SetReporter(n)
 	}
 	return n, nil
 }
@@ -363,7 +385,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		for _, e := range rd.Entries {
 			size += uint64(len(e.GetData())) + entryOverhead
 		}
-		n.ret.appended(rd.Entries[0].GetIndex(), rd.Entries[k-1].GetIndex(), size, n.cfg.now())
+		n.ret.appended(rd.Entries[0].GetIndex(), rd.Entries[k-1].GetIndex(), size, n.cfg.Now())
 		n.metrics.logBytes.Set(float64(n.ret.bytes()))
 	}
 	// Step 2.
@@ -544,7 +566,7 @@ func (n *Node) maybeCompact(applied uint64) error {
 // to: the lowest of what each follower still needs, where what a follower
 // needs is cut off at the retention bounds, and of the snapshots in flight.
 func (n *Node) leaderCompactTarget(applied uint64) uint64 {
-	now := n.cfg.now()
+	now := n.cfg.Now()
 	bound := n.ret.beyond(now, n.cfg.LogRetentionBytes, n.cfg.LogRetention)
 	if se := n.cfg.SnapshotEntries; se > 0 && applied > se {
 		bound = max(bound, applied-se)
@@ -599,7 +621,7 @@ func (n *Node) ReportSnapshot(id uint64, status raft.SnapshotStatus) {
 	n.snapMu.Lock()
 	if p, ok := n.snaps[id]; ok {
 		if status == raft.SnapshotFinish {
-			p.done = n.cfg.now()
+			p.done = n.cfg.Now()
 			p.until, _ = n.rlog.LastIndex()
 		} else {
 			delete(n.snaps, id)

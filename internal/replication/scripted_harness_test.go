@@ -1,14 +1,10 @@
 package replication
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -16,6 +12,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/replication/replicationtest"
 	"github.com/charterlog/charter/internal/store"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -24,7 +21,7 @@ import (
 
 // This file is a harness for scripted networks, in the manner of etcd raft's
 // interaction tests (rafttest): real Nodes, each running its real Ready loop
-// (Run, handleReady) over a real Pebble store and recordSM, but
+// (Run, handleReady) over a real Pebble store and replicationtest.RecordSM, but
 //
 //   - raft is a RawNode behind raft.Node's interface (stepRaft), whose
 //     Readys the network hands to the node's Run loop one at a time, waiting
@@ -33,7 +30,7 @@ import (
 //   - the transport (memTransport) only queues messages; the test delivers
 //     them, in the order they were sent, or drops them across a partition.
 //
-// Nothing waits on the wall clock (the retention clock, Config.now, stands
+// Nothing waits on the wall clock (the retention clock, Config.Now, stands
 // still) and nothing runs unless the test says, so
 // a script's outcome does not depend on scheduling. The one randomness left
 // is raft's randomized election timeout, which scripts make irrelevant by
@@ -244,7 +241,7 @@ func (net *memNet) start(id uint64, boot map[uint64]string) {
 	cfg.SnapshotDir = filepath.Join(dir, "snapshots")
 	cfg.tick = nd.tick
 	// Retention ages stand still: only ticks move time here.
-	cfg.now = func() time.Time { return time.Unix(0, 0) }
+	cfg.Now = func() time.Time { return time.Unix(0, 0) }
 	cfg.startRaft = func(rc *raft.Config, peers []raft.Peer) raft.Node {
 		nd.raft, err = newStepRaft(rc, peers)
 		if err != nil {
@@ -252,7 +249,7 @@ func (net *memNet) start(id uint64, boot map[uint64]string) {
 		}
 		return nd.raft
 	}
-	sm := &checkedSM{recordSM: recordSM{st: st}, net: net, id: id}
+	sm := &checkedSM{RecordSM: replicationtest.NewRecordSM(st), net: net, id: id}
 	if err := sm.Restore(); err != nil {
 		t.Fatal(err)
 	}
@@ -447,7 +444,7 @@ func (net *memNet) deliverOne(m *pb.Message) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := dst.n.ReceiveRaft(httptest.NewRequest(http.MethodPost, PathRaft, bytes.NewReader(body)), sender); err != nil {
+	if err := dst.n.ReceiveRaft(context.Background(), body, "", sender); err != nil {
 		t.Fatalf("node %d refused %v from %d: %v", to, m.GetType(), from, err)
 	}
 }
@@ -478,10 +475,8 @@ func (net *memNet) deliverSnapshot(src, dst *memNode, sender Sender, m *pb.Messa
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := httptest.NewRequest(http.MethodPost, PathSnapshot, rd)
-	req.Header.Set(headerSnapshotMessage, base64.StdEncoding.EncodeToString(raw))
 	status := raft.SnapshotFinish
-	if err := dst.n.ReceiveSnapshot(req, sender); err != nil {
+	if err := dst.n.ReceiveSnapshot(context.Background(), raw, "", rd, sender); err != nil {
 		t.Errorf("node %d refused a snapshot from %d: %v", dst.id, src.id, err)
 		status = raft.SnapshotFailure
 	}
@@ -597,13 +592,13 @@ func (net *memNet) checkSend(from uint64, msgs []*pb.Message) {
 	}
 }
 
-// checkedSM is recordSM checking step 3 of the Ready loop: an entry is
+// checkedSM is replicationtest.RecordSM checking step 3 of the Ready loop: an entry is
 // applied only once committed, that is, persisted by a quorum of the
 // voters (those of the configuration before the batch; a configuration
 // change counts from its own application on), and with this node's own
 // commit index durable.
 type checkedSM struct {
-	recordSM
+	*replicationtest.RecordSM
 	net *memNet
 	id  uint64
 }
@@ -633,5 +628,5 @@ func (m *checkedSM) Apply(entries []ledger.Entry, also func(*store.Batch) error)
 			net.t.Errorf("node %d applied %d/%d, persisted by %d of voters %v", m.id, e.Index, e.Term, have, voters)
 		}
 	}
-	return m.recordSM.Apply(entries, also)
+	return m.RecordSM.Apply(entries, also)
 }

@@ -15,11 +15,13 @@ import (
 // A peer's bytes are untrusted until decoded and checked here: bounded sizes,
 // no local message types, addressed to this node.
 
-// Limits on what a peer may send in one request.
+// Limits on what a peer may send in one request. They are the wire
+// format's: package peer bounds the bodies it reads by them, and batches
+// no more than MaxBatchMessages/2 messages in a request.
 const (
-	maxMessageBytes  = 16 << 20
-	maxRequestBytes  = 64 << 20
-	maxBatchMessages = 4096
+	MaxMessageBytes  = 16 << 20
+	MaxRequestBytes  = 64 << 20
+	MaxBatchMessages = 4096
 )
 
 // ErrBadMessage reports raft messages from a peer that do not decode or are
@@ -45,8 +47,8 @@ func EncodeMessages(msgs []*pb.Message) ([]byte, error) {
 // types, such as MsgHup or storage acknowledgements), messages for another
 // node, and snapshots (those come with their data on their own endpoint).
 func DecodeMessages(b []byte, self uint64) ([]*pb.Message, error) {
-	if len(b) > maxRequestBytes {
-		return nil, fmt.Errorf("%w: request of %d bytes exceeds %d", ErrBadMessage, len(b), maxRequestBytes)
+	if len(b) > MaxRequestBytes {
+		return nil, fmt.Errorf("%w: request of %d bytes exceeds %d", ErrBadMessage, len(b), MaxRequestBytes)
 	}
 	var msgs []*pb.Message
 	for len(b) > 0 {
@@ -55,11 +57,11 @@ func DecodeMessages(b []byte, self uint64) ([]*pb.Message, error) {
 			return nil, fmt.Errorf("%w: bad length prefix", ErrBadMessage)
 		}
 		b = b[k:]
-		if n > maxMessageBytes || n > uint64(len(b)) {
+		if n > MaxMessageBytes || n > uint64(len(b)) {
 			return nil, fmt.Errorf("%w: message of %d bytes with %d left", ErrBadMessage, n, len(b))
 		}
-		if len(msgs) == maxBatchMessages {
-			return nil, fmt.Errorf("%w: more than %d messages", ErrBadMessage, maxBatchMessages)
+		if len(msgs) == MaxBatchMessages {
+			return nil, fmt.Errorf("%w: more than %d messages", ErrBadMessage, MaxBatchMessages)
 		}
 		m := &pb.Message{}
 		if err := (proto.UnmarshalOptions{DiscardUnknown: false}).Unmarshal(b[:n], m); err != nil {

@@ -169,7 +169,7 @@ func realMessages(tb testing.TB) []*pb.Message {
 }
 
 // snapshotHeader is the Charter-Raft-Message header the transport sends
-// with a snapshot (transport.go sendSnapshot): the MsgSnap with its
+// with a snapshot (internal/peer/transport.go, sendSnapshot): the MsgSnap with its
 // snapshot's metadata only, protobuf, standard base64.
 func snapshotHeader(tb testing.TB, m *pb.Message) string {
 	tb.Helper()
@@ -222,9 +222,9 @@ func TestRealMessages(t *testing.T) {
 	}
 }
 
-// TestDecodeMessagesBounds: a batch may hold maxBatchMessages messages and
-// no more; a message may be maxMessageBytes and no more; a request may be
-// maxRequestBytes and no more.
+// TestDecodeMessagesBounds: a batch may hold MaxBatchMessages messages and
+// no more; a message may be MaxMessageBytes and no more; a request may be
+// MaxRequestBytes and no more.
 func TestDecodeMessagesBounds(t *testing.T) {
 	hb := msg(pb.MsgHeartbeat, 1, 2)
 	hb.Entries = nil
@@ -232,43 +232,43 @@ func TestDecodeMessagesBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	full := bytes.Repeat(one, maxBatchMessages)
-	if ms, err := DecodeMessages(full, 2); err != nil || len(ms) != maxBatchMessages {
-		t.Fatalf("a batch of %d messages: %d, %v", maxBatchMessages, len(ms), err)
+	full := bytes.Repeat(one, MaxBatchMessages)
+	if ms, err := DecodeMessages(full, 2); err != nil || len(ms) != MaxBatchMessages {
+		t.Fatalf("a batch of %d messages: %d, %v", MaxBatchMessages, len(ms), err)
 	}
 	if _, err := DecodeMessages(append(full, one...), 2); !errors.Is(err, ErrBadMessage) {
-		t.Errorf("a batch of %d messages: %v, want ErrBadMessage", maxBatchMessages+1, err)
+		t.Errorf("a batch of %d messages: %v, want ErrBadMessage", MaxBatchMessages+1, err)
 	}
 
-	// One MsgApp of exactly maxMessageBytes, then one byte more.
+	// One MsgApp of exactly MaxMessageBytes, then one byte more.
 	big := msg(pb.MsgApp, 1, 2)
 	big.Entries[0].Data = nil
 	base := proto.Size(big)
-	big.Entries[0].Data = make([]byte, maxMessageBytes-base-8) // the entry and data length prefixes grow
-	for proto.Size(big) < maxMessageBytes {
+	big.Entries[0].Data = make([]byte, MaxMessageBytes-base-8) // the entry and data length prefixes grow
+	for proto.Size(big) < MaxMessageBytes {
 		big.Entries[0].Data = append(big.Entries[0].Data, 0)
 	}
-	if proto.Size(big) != maxMessageBytes {
-		t.Fatalf("could not build a message of %d bytes (got %d)", maxMessageBytes, proto.Size(big))
+	if proto.Size(big) != MaxMessageBytes {
+		t.Fatalf("could not build a message of %d bytes (got %d)", MaxMessageBytes, proto.Size(big))
 	}
 	b, err := EncodeMessages([]*pb.Message{big})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := DecodeMessages(b, 2); err != nil {
-		t.Fatalf("a message of maxMessageBytes: %v", err)
+		t.Fatalf("a message of MaxMessageBytes: %v", err)
 	}
 	big.Entries[0].Data = append(big.Entries[0].Data, 0)
 	if b, err = EncodeMessages([]*pb.Message{big}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := DecodeMessages(b, 2); !errors.Is(err, ErrBadMessage) {
-		t.Errorf("a message of maxMessageBytes+1: %v, want ErrBadMessage", err)
+		t.Errorf("a message of MaxMessageBytes+1: %v, want ErrBadMessage", err)
 	}
 
-	// A request over maxRequestBytes is refused before it is parsed.
-	if _, err := DecodeMessages(make([]byte, maxRequestBytes+1), 2); !errors.Is(err, ErrBadMessage) {
-		t.Errorf("a request of maxRequestBytes+1: %v, want ErrBadMessage", err)
+	// A request over MaxRequestBytes is refused before it is parsed.
+	if _, err := DecodeMessages(make([]byte, MaxRequestBytes+1), 2); !errors.Is(err, ErrBadMessage) {
+		t.Errorf("a request of MaxRequestBytes+1: %v, want ErrBadMessage", err)
 	}
 }
 
@@ -322,7 +322,7 @@ func FuzzDecodeMessages(f *testing.F) {
 			}
 			return
 		}
-		if len(b) > maxRequestBytes || len(ms) > maxBatchMessages {
+		if len(b) > MaxRequestBytes || len(ms) > MaxBatchMessages {
 			t.Fatalf("accepted %d messages in %d bytes", len(ms), len(b))
 		}
 		for _, m := range ms {

@@ -3,6 +3,7 @@ package replication
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"testing"
 
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -69,6 +70,18 @@ func TestDecodeMessagesRejects(t *testing.T) {
 			t.Fatalf("truncation at %d decoded both messages", i)
 		}
 	}
+}
+
+// decodeSnapshotHeader is what a node does with the Charter-Raft-Message
+// header of a snapshot: package peer decodes the base64 and bounds it
+// (peer.snapshotMessage, tested there), then replication decodes and
+// checks the message. The tests here cover the two together.
+func decodeSnapshotHeader(h string, self uint64) (*pb.Message, error) {
+	raw, err := base64.StdEncoding.DecodeString(h)
+	if err != nil || len(raw) == 0 || len(raw) > MaxMessageBytes {
+		return nil, fmt.Errorf("%w: malformed header", ErrBadMessage)
+	}
+	return decodeSnapshotMessage(raw, self)
 }
 
 func TestDecodeSnapshotHeader(t *testing.T) {

@@ -1,4 +1,4 @@
-package replication
+package peer
 
 import (
 	"bytes"
@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
-var fastTicks = Config{TickInterval: 20 * time.Millisecond}
+var fastTicks = replication.Config{TickInterval: 20 * time.Millisecond}
 
 // follower returns a running node that does not lead.
 func (tn *testNet) follower(lead uint64) uint64 {
@@ -137,7 +137,7 @@ func TestRetentionBoundsForceSnapshot(t *testing.T) {
 			var skew atomic.Int64
 			cfg := fastTicks
 			cfg.LogRetentionBytes, cfg.LogRetention = c.bytes, c.age
-			cfg.now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+			cfg.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
 			tn := newTestNet(t, 3, cfg)
 			lead := tn.leader()
 			tn.waitApplied(10*time.Second, tn.propose(20, 100))
@@ -147,7 +147,7 @@ func TestRetentionBoundsForceSnapshot(t *testing.T) {
 			skew.Store(int64(c.skew))
 			last := tn.propose(300, 200)
 			tn.waitApplied(20*time.Second, last)
-			if got := uint64(gaugeValue(t, tn.nodes[lead].n.metrics.logBytes)); got > c.bytes+segmentBytes {
+			if got := uint64(logBytes(t, tn.nodes[lead].n)); got > c.bytes+retentionSegmentBytes {
 				t.Errorf("leader holds %d bytes of log, bound %d", got, c.bytes)
 			}
 			tn.start(down, false)
@@ -160,13 +160,27 @@ func TestRetentionBoundsForceSnapshot(t *testing.T) {
 	}
 }
 
-func gaugeValue(t *testing.T, g prometheus.Gauge) float64 {
+// retentionSegmentBytes is replication's retention segment (segmentBytes):
+// the log is dropped a whole segment at a time, so it may exceed its bound
+// by up to one.
+const retentionSegmentBytes = 256 << 10
+
+// logBytes reads n's charter_raft_log_bytes gauge, as a scrape would.
+func logBytes(t *testing.T, n *replication.Node) float64 {
 	t.Helper()
-	var m dto.Metric
-	if err := g.Write(&m); err != nil {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(n.Collectors()...)
+	mfs, err := reg.Gather()
+	if err != nil {
 		t.Fatal(err)
 	}
-	return m.GetGauge().GetValue()
+	for _, mf := range mfs {
+		if mf.GetName() == "charter_raft_log_bytes" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("no charter_raft_log_bytes among the node's metrics")
+	return 0
 }
 
 // TestSnapshotIsDelta: a follower that returns too far behind for the log

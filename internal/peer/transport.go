@@ -1,4 +1,4 @@
-package replication
+package peer
 
 import (
 	"bytes"
@@ -8,10 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"sort"
 	"sync"
 	"time"
 
+	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/internal/store"
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -34,104 +34,6 @@ const (
 	headerPeerURL = "Charter-Peer-URL"
 )
 
-// PeerTable maps raft ids to peers' base URLs: those recorded in the
-// ledger, and local dial overrides that take precedence for sending (a
-// proxy in front of a peer, as fault-injection tests use).
-type PeerTable struct {
-	mu   sync.RWMutex
-	m    map[uint64]string
-	dial map[uint64]string
-}
-
-// Learn records url for id unless an address is already known: how a
-// joining node, with an empty ledger, learns where to answer the leader.
-func (t *PeerTable) Learn(id uint64, url string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.m[id]; !ok {
-		t.m[id] = url
-	}
-}
-
-// SetDial makes messages to id go to url instead of its recorded URL.
-func (t *PeerTable) SetDial(id uint64, url string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.dial == nil {
-		t.dial = map[uint64]string{}
-	}
-	t.dial[id] = url
-}
-
-// DialURL is where to send to id: its override, else its recorded URL.
-func (t *PeerTable) DialURL(id uint64) (string, bool) {
-	t.mu.RLock()
-	u, ok := t.dial[id]
-	t.mu.RUnlock()
-	if ok {
-		return u, true
-	}
-	return t.URL(id)
-}
-
-// NewPeerTable returns a table holding peers.
-func NewPeerTable(peers map[uint64]string) *PeerTable {
-	t := &PeerTable{m: map[uint64]string{}}
-	for id, u := range peers {
-		t.m[id] = u
-	}
-	return t
-}
-
-// Set records the URL of id.
-func (t *PeerTable) Set(id uint64, url string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.m[id] = url
-}
-
-// Remove forgets id.
-func (t *PeerTable) Remove(id uint64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	delete(t.m, id)
-}
-
-// URL returns id's base URL.
-func (t *PeerTable) URL(id uint64) (string, bool) {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	u, ok := t.m[id]
-	return u, ok
-}
-
-// All returns the ids in the table, sorted.
-func (t *PeerTable) All() []uint64 {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	ids := make([]uint64, 0, len(t.m))
-	for id := range t.m {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	return ids
-}
-
-// SnapshotSource produces a consistent image of this node's applied state.
-type SnapshotSource interface {
-	// OpenSnapshot returns the image's raft position (index, term and
-	// configuration of the last applied entry), the base it is relative to
-	// (the follower's, if this node holds the same ledger prefix; else
-	// none) and its bytes.
-	OpenSnapshot(follower store.Base) (*pb.SnapshotMetadata, store.Base, io.ReadCloser, error)
-}
-
-// reporter is the part of raft the transport reports delivery failures to.
-type reporter interface {
-	ReportUnreachable(id uint64)
-	ReportSnapshot(id uint64, status raft.SnapshotStatus)
-}
-
 // HTTPTransport sends raft messages to peers over HTTPS, one queue and one
 // sender goroutine per peer, so a slow or dead peer never stalls the Ready
 // loop or the other peers. Messages are dropped when a peer's queue is full:
@@ -139,24 +41,26 @@ type reporter interface {
 type HTTPTransport struct {
 	self      uint64
 	selfURL   string
-	peers     *PeerTable
+	peers     *replication.PeerTable
 	clientFor func(id uint64) *http.Client
-	snapshots SnapshotSource
+	snapshots replication.SnapshotSource
 	log       *slog.Logger
 
 	mu       sync.Mutex
-	reporter reporter
+	reporter replication.Reporter
 	queues   map[uint64]chan []*pb.Message
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 }
 
+var _ replication.Transport = (*HTTPTransport)(nil)
+
 // NewHTTPTransport returns a transport for node self. clientFor(id) is the
 // client that reaches node id: it must present this node's certificate and
 // accept only id's own (a peer is the node its key says, not any holder of
 // a certificate).
-func NewHTTPTransport(self uint64, selfURL string, peers *PeerTable, clientFor func(id uint64) *http.Client, snapshots SnapshotSource, logger *slog.Logger) *HTTPTransport {
+func NewHTTPTransport(self uint64, selfURL string, peers *replication.PeerTable, clientFor func(id uint64) *http.Client, snapshots replication.SnapshotSource, logger *slog.Logger) *HTTPTransport {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -165,7 +69,9 @@ func NewHTTPTransport(self uint64, selfURL string, peers *PeerTable, clientFor f
 		queues: map[uint64]chan []*pb.Message{}, ctx: ctx, cancel: cancel}
 }
 
-func (t *HTTPTransport) setReporter(r reporter) {
+// SetReporter is how replication.Start hands the transport its Node, to
+// report unreachable peers and snapshot outcomes to.
+func (t *HTTPTransport) SetReporter(r replication.Reporter) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.reporter = r
@@ -179,7 +85,7 @@ func (t *HTTPTransport) Close() {
 
 const queueDepth = 256
 
-// Send implements Transport.
+// Send implements replication.Transport.
 func (t *HTTPTransport) Send(msgs []*pb.Message) {
 	byPeer := map[uint64][]*pb.Message{}
 	for _, m := range msgs {
@@ -228,7 +134,7 @@ func (t *HTTPTransport) run(id uint64, q chan []*pb.Message) {
 			batch = append(batch, ms...)
 		}
 	more:
-		for len(batch) < maxBatchMessages/2 {
+		for len(batch) < replication.MaxBatchMessages/2 {
 			select {
 			case ms := <-q:
 				batch = append(batch, ms...)
@@ -253,7 +159,7 @@ func (t *HTTPTransport) post(id uint64, batch []*pb.Message) error {
 	if !ok {
 		return fmt.Errorf("no address for node %d", id)
 	}
-	body, err := EncodeMessages(batch)
+	body, err := replication.EncodeMessages(batch)
 	if err != nil {
 		return err
 	}

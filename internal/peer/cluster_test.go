@@ -1,8 +1,7 @@
-package replication
+package peer
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,86 +13,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/replication"
+	"github.com/charterlog/charter/internal/replication/replicationtest"
 	"github.com/charterlog/charter/internal/store"
-	"github.com/charterlog/charter/log"
-	"golang.org/x/mod/sumdb/tlog"
 )
 
 // This file is a harness for raft networks of real Nodes in one process:
 // real Pebble stores, the real HTTPTransport over TLS test servers, and a
 // state machine that stores each entry as a ledger record (so snapshot
 // images carry the whole history, as the ledger's do).
-
-// recordSM appends each normal entry to a ledger as the ledger package
-// does (a record at the next seqno, its stored hashes, its entry in the
-// index), with the applied position, in one batch: snapshot images are
-// then the ledger's, whole or relative to a follower's prefix.
-type recordSM struct {
-	st   *store.Store
-	size int64
-}
-
-func (m *recordSM) Apply(entries []ledger.Entry, also func(*store.Batch) error) error {
-	b := m.st.NewBatch()
-	defer b.Close()
-	pending := map[int64]tlog.Hash{}
-	read := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(ix))
-		for i, x := range ix {
-			h, ok := pending[x]
-			if !ok {
-				hs, err := m.st.ReadHashes([]int64{x})
-				if err != nil {
-					return nil, err
-				}
-				h = hs[0]
-			}
-			out[i] = h
-		}
-		return out, nil
-	})
-	size := m.size
-	for _, e := range entries {
-		if len(e.Data) == 0 {
-			continue
-		}
-		rec := &log.Record{Type: log.TxRegistration, View: e.Term, Seqno: uint64(size + 1), Entry: sha256.Sum256(e.Data), Body: e.Data}
-		enc, err := log.MarshalRecord(rec)
-		if err != nil {
-			return err
-		}
-		hs, err := tlog.StoredHashesForRecordHash(size, tlog.RecordHash(rec.Entry[:]), read)
-		if err != nil {
-			return err
-		}
-		for i, h := range hs {
-			pending[tlog.StoredHashIndex(0, size)+int64(i)] = h
-			b.PutHash(tlog.StoredHashIndex(0, size)+int64(i), h)
-		}
-		b.PutRecord(rec.Seqno, enc)
-		b.PutEntry(rec.Entry, rec.View, rec.Seqno)
-		size++
-	}
-	if also != nil {
-		if err := also(b); err != nil {
-			return err
-		}
-	}
-	last := entries[len(entries)-1]
-	b.SetApplied(last.Index, last.Term)
-	if err := b.Commit(false); err != nil {
-		return err
-	}
-	m.size = size
-	return nil
-}
-
-func (m *recordSM) Restore() error {
-	base, err := m.st.LedgerBase()
-	m.size = int64(base.Size)
-	return err
-}
 
 // events counts log messages by text across a network's nodes.
 type events struct {
@@ -154,11 +82,11 @@ func (h eventHandler) WithGroup(g string) slog.Handler {
 type testNet struct {
 	t      testing.TB
 	dir    string
-	cfg    Config // template: ID, Bootstrap, Peers and SnapshotDir are set per node
+	cfg    replication.Config // template: ID, Bootstrap, Peers and SnapshotDir are set per node
 	srvs   map[uint64]*httptest.Server
 	urls   map[uint64]string
 	nodes  map[uint64]*testNode
-	live   map[uint64]*atomic.Pointer[Node]
+	live   map[uint64]*atomic.Pointer[replication.Node]
 	ev     *events
 	logger *slog.Logger
 	// beforeSnapshot, if set, runs when a snapshot reaches node id's
@@ -173,7 +101,7 @@ type testNode struct {
 	id     uint64
 	dir    string
 	st     *store.Store
-	n      *Node
+	n      *replication.Node
 	tr     *HTTPTransport
 	cancel context.CancelFunc
 	done   chan error
@@ -194,15 +122,15 @@ func (f fromTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return f.base.RoundTrip(r)
 }
 
-func newTestNet(t testing.TB, n int, cfg Config) *testNet {
+func newTestNet(t testing.TB, n int, cfg replication.Config) *testNet {
 	t.Helper()
 	tn := &testNet{t: t, dir: t.TempDir(), cfg: cfg, srvs: map[uint64]*httptest.Server{}, urls: map[uint64]string{},
 		nodes: map[uint64]*testNode{}, ev: &events{n: map[string]int{}}}
 	tn.logger = slog.New(eventHandler{ev: tn.ev})
-	live := map[uint64]*atomic.Pointer[Node]{}
+	live := map[uint64]*atomic.Pointer[replication.Node]{}
 	for i := 1; i <= n; i++ {
 		id := uint64(i)
-		cur := &atomic.Pointer[Node]{}
+		cur := &atomic.Pointer[replication.Node]{}
 		live[id] = cur
 		srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			node := cur.Load()
@@ -214,13 +142,13 @@ func newTestNet(t testing.TB, n int, cfg Config) *testNet {
 			var err error
 			switch r.URL.Path {
 			case PathRaft:
-				err = node.ReceiveRaft(r, Sender{ID: from, Voter: true})
+				err = ReceiveRaft(node, r, replication.Sender{ID: from, Voter: true})
 			case PathSnapshotBase:
 				if tn.wholeSnapshots.Load() {
 					http.NotFound(w, r) // as a node before delta snapshots
 					return
 				}
-				body, err := node.SnapshotBase(Sender{ID: from, Voter: true})
+				body, err := node.SnapshotBase(replication.Sender{ID: from, Voter: true})
 				if err != nil {
 					http.Error(w, err.Error(), http.StatusServiceUnavailable)
 					return
@@ -231,7 +159,7 @@ func newTestNet(t testing.TB, n int, cfg Config) *testNet {
 				if f := tn.beforeSnapshot.Load(); f != nil {
 					(*f)(id)
 				}
-				err = node.ReceiveSnapshot(r, Sender{ID: from, Voter: true})
+				err = ReceiveSnapshot(node, r, replication.Sender{ID: from, Voter: true})
 			default:
 				http.NotFound(w, r)
 				return
@@ -269,7 +197,7 @@ func (tn *testNet) start(id uint64, bootstrap bool) {
 	}
 	cfg := tn.cfg
 	cfg.ID = id
-	cfg.Peers = NewPeerTable(tn.urls)
+	cfg.Peers = replication.NewPeerTable(tn.urls)
 	cfg.SnapshotDir = filepath.Join(dir, "snapshots")
 	if bootstrap {
 		cfg.Bootstrap = tn.urls
@@ -279,11 +207,11 @@ func (tn *testNet) start(id uint64, bootstrap bool) {
 		return &http.Client{Transport: fromTransport{base: c.Transport, from: id}}
 	}
 	tr := NewHTTPTransport(id, tn.urls[id], cfg.Peers, clientFor, st, tn.logger)
-	sm := &recordSM{st: st}
+	sm := replicationtest.NewRecordSM(st)
 	if err := sm.Restore(); err != nil {
 		t.Fatal(err)
 	}
-	n, err := Start(cfg, st, sm, tr, tn.logger)
+	n, err := replication.Start(cfg, st, sm, tr, tn.logger)
 	if err != nil {
 		t.Fatal(err)
 	}

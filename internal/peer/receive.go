@@ -1,0 +1,46 @@
+package peer
+
+import (
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/charterlog/charter/internal/replication"
+)
+
+// The receiving side of the peer routes: what a request carries where
+// (headers, body) and how much of it is read. The edge (internal/httpapi)
+// routes the requests here, once it has identified the calling node, and
+// answers the errors; replication decides what the messages do.
+
+// ReceiveRaft reads a POST to PathRaft, a batch of raft messages from the
+// peer from, and hands it to n.
+func ReceiveRaft(n *replication.Node, r *http.Request, from replication.Sender) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, replication.MaxRequestBytes+1))
+	if err != nil {
+		return fmt.Errorf("%w: reading the body: %v", replication.ErrBadMessage, err)
+	}
+	return n.ReceiveRaft(r.Context(), body, r.Header.Get(headerPeerURL), from)
+}
+
+// ReceiveSnapshot reads a POST to PathSnapshot, a MsgSnap in a header and
+// the image as the body, and hands both to n, which checks the sender
+// before it reads a byte of the image.
+func ReceiveSnapshot(n *replication.Node, r *http.Request, from replication.Sender) error {
+	msg, err := snapshotMessage(r.Header.Get(headerSnapshotMessage))
+	if err != nil {
+		return err
+	}
+	return n.ReceiveSnapshot(r.Context(), msg, r.Header.Get(headerPeerURL), r.Body, from)
+}
+
+// snapshotMessage decodes the header that carries a snapshot's MsgSnap,
+// bounded as one raft message is.
+func snapshotMessage(h string) ([]byte, error) {
+	raw, err := base64.StdEncoding.DecodeString(h)
+	if err != nil || len(raw) == 0 || len(raw) > replication.MaxMessageBytes {
+		return nil, fmt.Errorf("%w: missing or malformed %s header", replication.ErrBadMessage, headerSnapshotMessage)
+	}
+	return raw, nil
+}
