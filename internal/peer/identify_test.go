@@ -14,6 +14,7 @@ import (
 
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/identity"
+	"github.com/charterlog/charter/internal/seal"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/log"
@@ -76,11 +77,15 @@ func nodeCert(t *testing.T, svc *identity.Identity, key *ecdsa.PrivateKey, id ui
 // another node than their key's are refused; a node the ledger does not
 // record yet passes only with a certificate the service key issued.
 func TestIdentify(t *testing.T) {
-	svc, err := identity.LoadOrCreate(t.TempDir(), "test", true)
+	sealer, err := seal.New(seal.KindVirtual, make([]byte, 32))
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := identity.LoadOrCreate(t.TempDir(), "other", true)
+	svc, err := identity.LoadOrCreate(t.TempDir(), "test", true, sealer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := identity.LoadOrCreate(t.TempDir(), "other", true, sealer)
 	if err != nil {
 		t.Fatal(err)
 	}
