@@ -39,6 +39,11 @@ func TestClusterRestartCatchesUpFromLog(t *testing.T) {
 	var mu sync.Mutex
 	registered := 0
 	stop := make(chan struct{})
+	var stopOnce sync.Once
+	stopLoad := func() { stopOnce.Do(func() { close(stop); wg.Wait() }) }
+	// The publishers end before the test does, even when it fails: a
+	// publisher's t.Errorf after the test returned would panic the package.
+	defer stopLoad()
 	for range 4 {
 		wg.Add(1)
 		go func() {
@@ -59,12 +64,13 @@ func TestClusterRestartCatchesUpFromLog(t *testing.T) {
 			}
 		}()
 	}
-	c.node(lead).node.waitFor(t, "the leader's raft log to grow", func() bool {
+	// Within a minute: on a loaded machine (make test runs packages in
+	// parallel) the publishers are slower than alone.
+	waitUntil(t, 60*time.Second, "the leader's raft log to grow", func() bool {
 		cs, err := c.node(lead).consensus()
 		return err == nil && cs.CommitIndex >= from+grow
 	})
-	close(stop)
-	wg.Wait()
+	stopLoad()
 	t.Logf("node %d down: %d statements registered, raft commit index %d -> %d+, in %v", down, registered, from, from+grow, time.Since(killedAt))
 
 	restartAt := time.Now()
