@@ -145,7 +145,7 @@ func SignStatement(rand io.Reader, signer crypto.Signer, opts SignOptions, paylo
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrAlgorithmNotAllowed, err)
 	}
-	sig, err := s.Sign(rand, sigStructure(protected, payload))
+	sig, err := s.Sign(rand, SigStructure(protected, payload))
 	if err != nil {
 		return nil, fmt.Errorf("cose: signing: %w", err)
 	}

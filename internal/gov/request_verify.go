@@ -75,7 +75,7 @@ func (r *Request) Verify(memberCert *x509.Certificate) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
-	if err := v.Verify(sigStructure(r.RawProtected, r.Payload), r.Signature); err != nil {
+	if err := v.Verify(cose.SigStructure(r.RawProtected, r.Payload), r.Signature); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	return nil
@@ -138,7 +138,7 @@ func SignRequest(rand io.Reader, signer crypto.Signer, cert *x509.Certificate, t
 	if err != nil {
 		return nil, fmt.Errorf("gov: %v", err)
 	}
-	sig, err := s.Sign(rand, sigStructure(protected, payload))
+	sig, err := s.Sign(rand, cose.SigStructure(protected, payload))
 	if err != nil {
 		return nil, fmt.Errorf("gov: signing: %v", err)
 	}
