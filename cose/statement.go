@@ -486,11 +486,7 @@ func decodeLabel(raw []byte) (any, error) {
 	case cbor.MajorUint, cbor.MajorNint:
 		return cbor.DecodeInt(raw)
 	case cbor.MajorText:
-		var s string
-		if err := decMode.Unmarshal(raw, &s); err != nil {
-			return nil, err
-		}
-		return s, nil
+		return cbor.DecodeText(raw)
 	}
 	return nil, errors.New("label is neither an integer nor text")
 }
@@ -501,11 +497,7 @@ func decodeContentType(raw []byte) (any, error) {
 	case cbor.MajorUint:
 		return cbor.DecodeInt(raw)
 	case cbor.MajorText:
-		var s string
-		if err := decMode.Unmarshal(raw, &s); err != nil {
-			return nil, err
-		}
-		return s, nil
+		return cbor.DecodeText(raw)
 	}
 	return nil, errors.New("must be text or an unsigned integer")
 }
