@@ -64,9 +64,10 @@ type Key struct {
 	Public crypto.PublicKey
 }
 
-// curveAlgorithm is the ECDSA algorithm whose curve is c: ES256 for P-256,
-// ES384 for P-384, ES512 for P-521.
-func curveAlgorithm(c elliptic.Curve) (gocose.Algorithm, bool) {
+// CurveAlgorithm is the ECDSA algorithm Charter signs with on curve c:
+// ES256 for P-256, ES384 for P-384, ES512 for P-521; false for another
+// curve.
+func CurveAlgorithm(c elliptic.Curve) (gocose.Algorithm, bool) {
 	switch c {
 	case elliptic.P256():
 		return gocose.AlgorithmES256, true
@@ -86,7 +87,7 @@ func AlgorithmForKey(pub crypto.PublicKey) (gocose.Algorithm, error) {
 		if k == nil || k.Curve == nil {
 			return 0, fmt.Errorf("%w: nil ECDSA key", ErrBadKey)
 		}
-		if alg, ok := curveAlgorithm(k.Curve); ok {
+		if alg, ok := CurveAlgorithm(k.Curve); ok {
 			return alg, nil
 		}
 		return 0, fmt.Errorf("%w: unsupported curve %s", ErrBadKey, k.Curve.Params().Name)

@@ -48,7 +48,7 @@ type SignOptions struct {
 func signAlgForKey(pub crypto.PublicKey) (gocose.Algorithm, error) {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
-		if alg, ok := curveAlgorithm(k.Curve); ok {
+		if alg, ok := CurveAlgorithm(k.Curve); ok {
 			return alg, nil
 		}
 		return 0, fmt.Errorf("%w: unsupported ECDSA curve %s", ErrAlgorithmNotAllowed, k.Curve.Params().Name)

@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
@@ -25,14 +24,8 @@ func algForKey(pub crypto.PublicKey) (gocose.Algorithm, error) {
 		if k == nil || k.Curve == nil {
 			return 0, errors.New("nil ECDSA key")
 		}
-		switch k.Curve {
-		case elliptic.P256():
-			alg = gocose.AlgorithmES256
-		case elliptic.P384():
-			alg = gocose.AlgorithmES384
-		case elliptic.P521():
-			alg = gocose.AlgorithmES512
-		default:
+		var ok bool
+		if alg, ok = cose.CurveAlgorithm(k.Curve); !ok {
 			return 0, fmt.Errorf("unsupported curve %s", k.Curve.Params().Name)
 		}
 	case ed25519.PublicKey:
