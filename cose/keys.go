@@ -64,6 +64,21 @@ type Key struct {
 	Public crypto.PublicKey
 }
 
+// CurveAlgorithm is the ECDSA algorithm Charter signs with on curve c:
+// ES256 for P-256, ES384 for P-384, ES512 for P-521; false for another
+// curve.
+func CurveAlgorithm(c elliptic.Curve) (gocose.Algorithm, bool) {
+	switch c {
+	case elliptic.P256():
+		return gocose.AlgorithmES256, true
+	case elliptic.P384():
+		return gocose.AlgorithmES384, true
+	case elliptic.P521():
+		return gocose.AlgorithmES512, true
+	}
+	return 0, false
+}
+
 // AlgorithmForKey returns the COSE algorithm Charter uses with pub:
 // ES256 for P-256, ES384 for P-384, ES512 for P-521, EdDSA for Ed25519.
 func AlgorithmForKey(pub crypto.PublicKey) (gocose.Algorithm, error) {
@@ -72,13 +87,8 @@ func AlgorithmForKey(pub crypto.PublicKey) (gocose.Algorithm, error) {
 		if k == nil || k.Curve == nil {
 			return 0, fmt.Errorf("%w: nil ECDSA key", ErrBadKey)
 		}
-		switch k.Curve {
-		case elliptic.P256():
-			return gocose.AlgorithmES256, nil
-		case elliptic.P384():
-			return gocose.AlgorithmES384, nil
-		case elliptic.P521():
-			return gocose.AlgorithmES512, nil
+		if alg, ok := CurveAlgorithm(k.Curve); ok {
+			return alg, nil
 		}
 		return 0, fmt.Errorf("%w: unsupported curve %s", ErrBadKey, k.Curve.Params().Name)
 	case ed25519.PublicKey:

@@ -534,7 +534,7 @@ func SignTreeHead(rand io.Reader, signer crypto.Signer, alg gocose.Algorithm, ki
 	if protected, err = cbor.Marshal(hdr); err != nil {
 		return nil, nil, err
 	}
-	if signature, err = s.Sign(rand, sigStructure(protected, root)); err != nil {
+	if signature, err = s.Sign(rand, SigStructure(protected, root)); err != nil {
 		return nil, nil, fmt.Errorf("cose: signing tree head: %w", err)
 	}
 	return protected, signature, nil
@@ -710,7 +710,7 @@ func verifyReceiptSignature(r *Receipt, key Key, root []byte, what string) error
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrReceiptSignature, err)
 	}
-	if err := v.Verify(sigStructure(r.RawProtected, root), r.Signature); err != nil {
+	if err := v.Verify(SigStructure(r.RawProtected, root), r.Signature); err != nil {
 		return fmt.Errorf("%w: %s does not match the signed root", ErrReceiptSignature, what)
 	}
 	return nil

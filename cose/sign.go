@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rsa"
 	"errors"
 	"fmt"
@@ -49,13 +48,8 @@ type SignOptions struct {
 func signAlgForKey(pub crypto.PublicKey) (gocose.Algorithm, error) {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
-		switch k.Curve {
-		case elliptic.P256():
-			return gocose.AlgorithmES256, nil
-		case elliptic.P384():
-			return gocose.AlgorithmES384, nil
-		case elliptic.P521():
-			return gocose.AlgorithmES512, nil
+		if alg, ok := CurveAlgorithm(k.Curve); ok {
+			return alg, nil
 		}
 		return 0, fmt.Errorf("%w: unsupported ECDSA curve %s", ErrAlgorithmNotAllowed, k.Curve.Params().Name)
 	case *rsa.PublicKey:
@@ -145,7 +139,7 @@ func SignStatement(rand io.Reader, signer crypto.Signer, opts SignOptions, paylo
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrAlgorithmNotAllowed, err)
 	}
-	sig, err := s.Sign(rand, sigStructure(protected, payload))
+	sig, err := s.Sign(rand, SigStructure(protected, payload))
 	if err != nil {
 		return nil, fmt.Errorf("cose: signing: %w", err)
 	}

@@ -98,3 +98,19 @@ func decodeSign1Array(b []byte, opts Sign1Options) (*Sign1, error) {
 	}
 	return m, nil
 }
+
+// SigStructure returns the RFC 9052 §4.4 Sig_structure for a COSE_Sign1
+// with empty external_aad, the bytes its signature covers:
+//
+//	["Signature1", body_protected, external_aad, payload]
+//
+// protected is the protected header bstr's content as received (Sign1's
+// Protected), never a re-encoding.
+func SigStructure(protected, payload []byte) []byte {
+	out := make([]byte, 0, 32+len(protected)+len(payload))
+	out = append(out, 0x84, 0x6a)
+	out = append(out, "Signature1"...)
+	out = cbor.AppendBytes(out, protected)
+	out = append(out, 0x40)
+	return cbor.AppendBytes(out, payload)
+}

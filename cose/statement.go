@@ -11,7 +11,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 	"time"
@@ -451,51 +450,20 @@ func (s *Statement) LeafEntry() [32]byte {
 	h := sha256.New()
 	var buf [9]byte
 	h.Write([]byte{0xd2, 0x84}) // tag 18, array(4)
-	h.Write(appendHead(buf[:0], cbor.MajorBytes, uint64(len(s.RawProtected))))
+	h.Write(cbor.AppendHead(buf[:0], cbor.MajorBytes, uint64(len(s.RawProtected))))
 	h.Write(s.RawProtected)
 	h.Write([]byte{0xa0}) // {}
 	if s.Payload == nil {
 		h.Write([]byte{cborNil})
 	} else {
-		h.Write(appendHead(buf[:0], cbor.MajorBytes, uint64(len(s.Payload))))
+		h.Write(cbor.AppendHead(buf[:0], cbor.MajorBytes, uint64(len(s.Payload))))
 		h.Write(s.Payload)
 	}
-	h.Write(appendHead(buf[:0], cbor.MajorBytes, uint64(len(s.Signature))))
+	h.Write(cbor.AppendHead(buf[:0], cbor.MajorBytes, uint64(len(s.Signature))))
 	h.Write(s.Signature)
 	var out [32]byte
 	h.Sum(out[:0])
 	return out
-}
-
-// sigStructure returns the RFC 9052 §4.4 Sig_structure for COSE_Sign1 with
-// empty external_aad:
-//
-//	["Signature1", body_protected, external_aad, payload]
-func sigStructure(protected, payload []byte) []byte {
-	out := make([]byte, 0, 32+len(protected)+len(payload))
-	out = append(out, 0x84, 0x6a)
-	out = append(out, "Signature1"...)
-	out = appendHead(out, cbor.MajorBytes, uint64(len(protected)))
-	out = append(out, protected...)
-	out = append(out, 0x40)
-	out = appendHead(out, cbor.MajorBytes, uint64(len(payload)))
-	out = append(out, payload...)
-	return out
-}
-
-func appendHead(b []byte, major byte, n uint64) []byte {
-	switch {
-	case n < 24:
-		return append(b, major|byte(n))
-	case n <= math.MaxUint8:
-		return append(b, major|24, byte(n))
-	case n <= math.MaxUint16:
-		return binary.BigEndian.AppendUint16(append(b, major|25), uint16(n))
-	case n <= math.MaxUint32:
-		return binary.BigEndian.AppendUint32(append(b, major|26), uint32(n))
-	default:
-		return binary.BigEndian.AppendUint64(append(b, major|27), n)
-	}
 }
 
 func decodeNumericDate(raw []byte) (int64, error) {
@@ -518,11 +486,7 @@ func decodeLabel(raw []byte) (any, error) {
 	case cbor.MajorUint, cbor.MajorNint:
 		return cbor.DecodeInt(raw)
 	case cbor.MajorText:
-		var s string
-		if err := decMode.Unmarshal(raw, &s); err != nil {
-			return nil, err
-		}
-		return s, nil
+		return cbor.DecodeText(raw)
 	}
 	return nil, errors.New("label is neither an integer nor text")
 }
@@ -533,11 +497,7 @@ func decodeContentType(raw []byte) (any, error) {
 	case cbor.MajorUint:
 		return cbor.DecodeInt(raw)
 	case cbor.MajorText:
-		var s string
-		if err := decMode.Unmarshal(raw, &s); err != nil {
-			return nil, err
-		}
-		return s, nil
+		return cbor.DecodeText(raw)
 	}
 	return nil, errors.New("must be text or an unsigned integer")
 }
@@ -658,7 +618,7 @@ func (s *Statement) VerifySignature(key crypto.PublicKey) error {
 	}
 	// RFC 9052 §4.4: verify over ToBeSigned = Sig_structure, with the
 	// protected bytes "as they were transmitted".
-	if err := v.Verify(sigStructure(s.RawProtected, s.Payload), s.Signature); err != nil {
+	if err := v.Verify(SigStructure(s.RawProtected, s.Payload), s.Signature); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	return nil

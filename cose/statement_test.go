@@ -268,7 +268,7 @@ func stmtResign(t testing.TB, key crypto.Signer, alg gocose.Algorithm, protected
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := s.Sign(rand.Reader, sigStructure(protected, payload))
+	sig, err := s.Sign(rand.Reader, SigStructure(protected, payload))
 	if err != nil {
 		t.Fatal(err)
 	}

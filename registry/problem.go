@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/charterlog/charter/cose"
@@ -26,17 +27,31 @@ type Problem struct {
 
 func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
 
+// A ProblemRule answers the errors that are (errors.Is) Err.
+type ProblemRule struct {
+	Err    error
+	Status int
+	Title  string // a bare name clients match on (spec/errors.md)
+	// RetryAfter, in seconds, is sent as the Retry-After header when > 0.
+	RetryAfter int
+	// Hint, if set, is appended to the error's text in the detail.
+	Hint string
+}
+
+// ProblemTable maps errors to their responses: the first rule whose Err
+// an error is answers it, with the error's text as the detail.
+//
+// There is one table. Its rules for the SCITT pipeline's errors are the
+// registry's (Problems), since registry serves the SCRAPI routes by itself
+// to any program that mounts its Handler; the HTTP edge that serves more
+// (governance, apps, joining nodes) extends it with its own rules, so
+// that one lookup answers every route.
+type ProblemTable []ProblemRule
+
 // problems maps each error the pipeline can return to its response. It is
-// the one place where errors become HTTP: a later SCRAPI draft that changes
-// a status changes this table only.
-var problems = []struct {
-	err    error
-	status int
-	title  string
-	retry  int
-	// hint, if set, is appended to the error's text in the detail.
-	hint string
-}{
+// the one place where the pipeline's errors become HTTP: a later SCRAPI
+// draft that changes a status changes this table only.
+var problems = ProblemTable{
 	{cose.ErrTooLarge, http.StatusRequestEntityTooLarge, "PayloadTooLarge", 0, ""},
 	{cose.ErrUntagged, http.StatusBadRequest, "UntaggedCOSESign1", 0, ""},
 	{cose.ErrNotCOSE, http.StatusBadRequest, "NotCOSESign1", 0, ""},
@@ -59,24 +74,43 @@ var problems = []struct {
 	{context.Canceled, 499, "ClientClosedRequest", 0, ""},
 }
 
-// ProblemFor maps err to its problem; unknown errors are 500s whose detail
-// does not leak internals.
-func ProblemFor(err error) *Problem {
+// Problems is the registry's table, for an edge to extend.
+func Problems() ProblemTable { return slices.Clone(problems) }
+
+// Extend is a new table that answers by rules first, then by t.
+func (t ProblemTable) Extend(rules ...ProblemRule) ProblemTable {
+	return append(slices.Clone(rules), t...)
+}
+
+// Match is err's answer by t's rules, or nil if none names it.
+func (t ProblemTable) Match(err error) *Problem {
+	for _, m := range t {
+		if errors.Is(err, m.Err) {
+			detail := err.Error()
+			if m.Hint != "" {
+				detail += "; " + m.Hint
+			}
+			return &Problem{Status: m.Status, Title: m.Title, Detail: detail, RetryAfter: m.RetryAfter}
+		}
+	}
+	return nil
+}
+
+// For is err's answer: a *Problem answers itself, else t's rules do;
+// unknown errors are 500s whose detail does not leak internals.
+func (t ProblemTable) For(err error) *Problem {
 	var p *Problem
 	if errors.As(err, &p) {
 		return p
 	}
-	for _, m := range problems {
-		if errors.Is(err, m.err) {
-			detail := err.Error()
-			if m.hint != "" {
-				detail += "; " + m.hint
-			}
-			return &Problem{Status: m.status, Title: m.title, Detail: detail, RetryAfter: m.retry}
-		}
+	if p := t.Match(err); p != nil {
+		return p
 	}
 	return &Problem{Status: http.StatusInternalServerError, Title: "InternalError", Detail: "internal error; see the node's log"}
 }
+
+// ProblemFor maps err to its problem by the registry's table.
+func ProblemFor(err error) *Problem { return problems.For(err) }
 
 // WriteProblem writes p as the response.
 func WriteProblem(w http.ResponseWriter, p *Problem) {

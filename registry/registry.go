@@ -323,14 +323,25 @@ func (s *Service) entryReady(w http.ResponseWriter, r *http.Request) *ledger.Inc
 	return nil
 }
 
-func (s *Service) getEntry(w http.ResponseWriter, r *http.Request) {
+// readyReceipt is the receipt of the entry r names, once a checkpoint
+// covers it; else it has written the answer (entryReady's, or the problem)
+// and returns false.
+func (s *Service) readyReceipt(w http.ResponseWriter, r *http.Request) (*ledger.Inclusion, []byte, bool) {
 	inc := s.entryReady(w, r)
 	if inc == nil {
-		return
+		return nil, nil, false
 	}
 	receipt, err := receiptFor(inc)
 	if err != nil {
 		WriteProblem(w, ProblemFor(err))
+		return nil, nil, false
+	}
+	return inc, receipt, true
+}
+
+func (s *Service) getEntry(w http.ResponseWriter, r *http.Request) {
+	_, receipt, ok := s.readyReceipt(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", ContentTypeReceipt)
@@ -339,13 +350,8 @@ func (s *Service) getEntry(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) getStatement(w http.ResponseWriter, r *http.Request) {
-	inc := s.entryReady(w, r)
-	if inc == nil {
-		return
-	}
-	receipt, err := receiptFor(inc)
-	if err != nil {
-		WriteProblem(w, ProblemFor(err))
+	inc, receipt, ok := s.readyReceipt(w, r)
+	if !ok {
 		return
 	}
 	rec, err := s.Ledger.Record(inc.Seqno)

@@ -151,6 +151,16 @@ func readCertFile(file, flagName string) (*x509.Certificate, error) {
 	return cert, nil
 }
 
+// sendAndPrint sends a request as send does and prints the answer.
+func (c *govClient) sendAndPrint(ctx context.Context, stdout io.Writer, path string, t gov.MsgType, proposalID string, payload []byte) error {
+	out, err := c.send(ctx, path, t, proposalID, payload)
+	if err != nil {
+		return err
+	}
+	printJSON(stdout, out)
+	return nil
+}
+
 // send signs payload as a request of type t and POSTs it to path.
 func (c *govClient) send(ctx context.Context, path string, t gov.MsgType, proposalID string, payload []byte) (map[string]any, error) {
 	body, err := gov.SignRequest(rand.Reader, c.signer, c.cert, t, time.Now(), proposalID, payload)
@@ -285,12 +295,7 @@ func runGovPropose(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	out, err := c.send(ctx, "/gov/members/proposals:create", gov.MsgProposal, "", payload)
-	if err != nil {
-		return err
-	}
-	printJSON(stdout, out)
-	return nil
+	return c.sendAndPrint(ctx, stdout, "/gov/members/proposals:create", gov.MsgProposal, "", payload)
 }
 
 func runGovVote(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -328,12 +333,7 @@ func runGovVote(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	id := pos[0]
 	payload, _ := json.Marshal(gov.Ballot{Ballot: ballot})
-	out, err := c.send(ctx, "/gov/members/proposals/"+id+"/ballots/"+c.id+":submit", gov.MsgBallot, id, payload)
-	if err != nil {
-		return err
-	}
-	printJSON(stdout, out)
-	return nil
+	return c.sendAndPrint(ctx, stdout, "/gov/members/proposals/"+id+"/ballots/"+c.id+":submit", gov.MsgBallot, id, payload)
 }
 
 func runGovWithdraw(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -352,12 +352,7 @@ func runGovWithdraw(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	id := pos[0]
-	out, err := c.send(ctx, "/gov/members/proposals/"+id+":withdraw", gov.MsgWithdrawal, id, []byte("{}"))
-	if err != nil {
-		return err
-	}
-	printJSON(stdout, out)
-	return nil
+	return c.sendAndPrint(ctx, stdout, "/gov/members/proposals/"+id+":withdraw", gov.MsgWithdrawal, id, []byte("{}"))
 }
 
 func runGovShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {

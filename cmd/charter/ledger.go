@@ -171,14 +171,7 @@ func replayPolicies(ctx context.Context, recs []*log.Record, w io.Writer) (*repl
 	// registration naming a policy set only later is told apart from one
 	// naming a policy the ledger never had.
 	versions := map[[32]byte]*policyVersion{}
-	for _, r := range recs {
-		if r.Type != log.TxWrites {
-			continue
-		}
-		ws, err := log.UnmarshalWriteSet(r.Body)
-		if err != nil {
-			return nil, fmt.Errorf("transaction %s: %w", r.TxID(), err)
-		}
+	err := eachWriteSet(recs, func(r *log.Record, ws *log.WriteSet) error {
 		for _, x := range ws.Writes {
 			if isPolicyWrite(x) && !x.Delete && len(x.Value) > 0 {
 				d := sha256.Sum256(x.Value)
@@ -187,6 +180,10 @@ func replayPolicies(ctx context.Context, recs []*log.Record, w io.Writer) (*repl
 				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 
 	// Second pass, in ledger order: the policy in force and each registration.
@@ -340,6 +337,25 @@ func runLedgerAudit(ctx context.Context, args []string, stdout, stderr io.Writer
 			return fmt.Errorf("--save: %w", err)
 		}
 		fmt.Fprintf(stdout, "saved the checkpoint to %s\n", *save)
+	}
+	return nil
+}
+
+// eachWriteSet calls f with each write-set transaction of recs and its
+// decoded write set, in ledger order, and stops at the first error (a
+// write set that does not decode names its transaction).
+func eachWriteSet(recs []*log.Record, f func(*log.Record, *log.WriteSet) error) error {
+	for _, r := range recs {
+		if r.Type != log.TxWrites {
+			continue
+		}
+		ws, err := log.UnmarshalWriteSet(r.Body)
+		if err != nil {
+			return fmt.Errorf("transaction %s: %w", r.TxID(), err)
+		}
+		if err := f(r, ws); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -145,14 +145,7 @@ func replayQuotes(ctx context.Context, recs []*log.Record, base attest.Policy) (
 	}
 	seen := map[uint64][]byte{}
 	var out []quoteResult
-	for _, r := range recs {
-		if r.Type != log.TxWrites {
-			continue
-		}
-		ws, err := log.UnmarshalWriteSet(r.Body)
-		if err != nil {
-			return nil, fmt.Errorf("transaction %s: %w", r.TxID(), err)
-		}
+	err := eachWriteSet(recs, func(r *log.Record, ws *log.WriteSet) error {
 		for _, w := range ws.Writes {
 			if m, ok := approved[w.Map]; ok {
 				if w.Delete {
@@ -177,12 +170,16 @@ func replayQuotes(ctx context.Context, recs []*log.Record, base attest.Policy) (
 			seen[id] = nr.QuoteInfo.Evidence
 			raw, err := log.MarshalRecord(r)
 			if err != nil {
-				return nil, err
+				return err
 			}
 			res := quoteResult{nodeID: id, txid: r.TxID(), rawRecord: raw, platform: nr.QuoteInfo.Format, evidence: nr.QuoteInfo.Evidence}
 			res.measurement, res.err = verifyRecordedQuote(ctx, nr, approved, base)
 			out = append(out, res)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -27,7 +27,7 @@ func init() {
 // printing the rest).
 func runReceiptShow(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("receipt show", "TS.cose|RECEIPT.cose", stderr)
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -34,7 +33,7 @@ func runVerify(_ context.Context, args []string, stdout, stderr io.Writer) error
 	keysPath := fs.String("service-keys", "", "service keys: COSE_KeySet (/.well-known/scitt-keys), JWKS (/jwks), CCF trust store JSON, or PEM")
 	payloadPath := fs.String("payload", "", "the artifact; checked against the statement (bytes, or the hash-envelope digest)")
 	chainTime := fs.Bool("check-chain-time", false, "also require the statement's x5chain to be valid now")
-	pos, err := parseInterleaved(fs, args)
+	pos, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
@@ -81,20 +80,4 @@ func runVerify(_ context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("%s: not verified: %s failed", pos[0], strings.Join(names, ", "))
 	}
 	return nil
-}
-
-// parseInterleaved parses flags that may come before or after positional
-// arguments and returns the positional ones.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for rest := args; ; {
-		if err := parseFlags(fs, rest); err != nil {
-			return nil, err
-		}
-		if fs.NArg() == 0 {
-			return pos, nil
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
-	}
 }

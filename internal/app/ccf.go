@@ -256,11 +256,7 @@ func (c *call) strToBuf(fc sobek.FunctionCall) sobek.Value {
 }
 
 func (c *call) bufToStr(fc sobek.FunctionCall) sobek.Value {
-	c.argc(fc, 1)
-	b, ok := c.bytesOf(fc.Argument(0))
-	if !ok {
-		c.throwType("Argument must be an ArrayBuffer")
-	}
+	b := c.bufferArg(fc)
 	return c.rt.ToValue(string(b))
 }
 
@@ -278,11 +274,7 @@ func (c *call) jsonCompatibleToBuf(fc sobek.FunctionCall) sobek.Value {
 }
 
 func (c *call) bufToJsonCompatible(fc sobek.FunctionCall) sobek.Value {
-	c.argc(fc, 1)
-	b, ok := c.bytesOf(fc.Argument(0))
-	if !ok {
-		c.throwType("Argument must be an ArrayBuffer")
-	}
+	b := c.bufferArg(fc)
 	v, err := c.parse(sobek.Undefined(), c.rt.ToValue(string(b)))
 	if err != nil {
 		panic(err)
@@ -318,11 +310,7 @@ func (c *call) setApplyWrites(fc sobek.FunctionCall) sobek.Value {
 }
 
 func (c *call) setClaimsDigest(fc sobek.FunctionCall) sobek.Value {
-	c.argc(fc, 1)
-	b, ok := c.bytesOf(fc.Argument(0))
-	if !ok {
-		c.throwType("Argument must be an ArrayBuffer")
-	}
+	b := c.bufferArg(fc)
 	if len(b) != sha256.Size {
 		c.throwType("Argument must be an ArrayBuffer of the right size: %d != %d", len(b), sha256.Size)
 	}
@@ -601,13 +589,16 @@ func (c *call) kvEntries(h *kvHandle) []kvEntry {
 	return es
 }
 
-func (c *call) kvKey(fc sobek.FunctionCall) []byte {
+// bufferArg is the one argument of a call that takes an ArrayBuffer (a
+// map's key, a buffer to convert, a claims digest); any other call throws
+// CCF's TypeError.
+func (c *call) bufferArg(fc sobek.FunctionCall) []byte {
 	c.argc(fc, 1)
-	k, ok := c.bytesOf(fc.Argument(0))
+	b, ok := c.bytesOf(fc.Argument(0))
 	if !ok {
 		c.throwType("Argument must be an ArrayBuffer")
 	}
-	return k
+	return b
 }
 
 // newKVProto builds the map handles' prototype: CCF's has, get, set,
@@ -617,12 +608,12 @@ func (c *call) newKVProto() *sobek.Object {
 	p := rt.NewObject()
 	c.method(p, "has", 1, func(fc sobek.FunctionCall) sobek.Value {
 		h, _ := c.kvThis(fc, "has", false)
-		_, ok := c.kvGet(h, c.kvKey(fc))
+		_, ok := c.kvGet(h, c.bufferArg(fc))
 		return rt.ToValue(ok)
 	})
 	c.method(p, "get", 1, func(fc sobek.FunctionCall) sobek.Value {
 		h, _ := c.kvThis(fc, "get", false)
-		v, ok := c.kvGet(h, c.kvKey(fc))
+		v, ok := c.kvGet(h, c.bufferArg(fc))
 		if !ok {
 			return sobek.Undefined()
 		}
@@ -643,7 +634,7 @@ func (c *call) newKVProto() *sobek.Object {
 	})
 	c.method(p, "delete", 1, func(fc sobek.FunctionCall) sobek.Value {
 		h, _ := c.kvThis(fc, "delete", true)
-		if err := c.tx.put(h.name, c.kvKey(fc), nil, true); err != nil {
+		if err := c.tx.put(h.name, c.bufferArg(fc), nil, true); err != nil {
 			c.throw(c.rangeCtor, "%v", err)
 		}
 		return sobek.Undefined()

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 
+	charcose "github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/veraison/go-cose"
 )
@@ -45,14 +46,21 @@ func (a *Authenticator) coseCaller(r *http.Request, body []byte) (map[string]any
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/cose" {
 		return nil, refuse("the request is not application/cose")
 	}
-	var msg cose.Sign1Message
-	if err := msg.UnmarshalCBOR(body); err != nil {
+	// The envelope by the one COSE_Sign1 decoder (strict, under the CBOR
+	// policy); its headers as go-cose types them (labels, the types of the
+	// parameters it knows, crit), which the checks below read.
+	msg, err := charcose.DecodeSign1(body, charcose.Sign1Options{})
+	if err != nil {
+		return nil, refuse("the body is not a tagged COSE_Sign1: %v", err)
+	}
+	hdr := cose.Headers{RawProtected: msg.Elements[0], RawUnprotected: msg.Elements[1]}
+	if err := hdr.UnmarshalFromRaw(); err != nil {
 		return nil, refuse("the body is not a tagged COSE_Sign1: %v", err)
 	}
 	if msg.Payload == nil {
 		return nil, refuse("the COSE_Sign1 has no payload (detached payloads are not accepted)")
 	}
-	ph := msg.Headers.Protected
+	ph := hdr.Protected
 	alg, err := ph.Algorithm()
 	if err != nil {
 		return nil, refuse("protected header alg: %v", err)
@@ -104,7 +112,8 @@ func (a *Authenticator) coseCaller(r *http.Request, body []byte) (map[string]any
 	if err != nil {
 		return nil, refuse("the key of user %s: %v", id, err)
 	}
-	if err := msg.Verify(nil, v); err != nil {
+	// RFC 9052 §4.4: the signature covers the protected bytes as received.
+	if err := v.Verify(charcose.SigStructure(msg.Protected, msg.Payload), msg.Signature); err != nil {
 		return nil, refuse("the signature does not verify with the certificate of user %s", id)
 	}
 	data, err := a.infoData(gov.MapUserInfo, id, "user_data")

@@ -4,7 +4,6 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
 	"errors"
@@ -25,14 +24,8 @@ func algForKey(pub crypto.PublicKey) (gocose.Algorithm, error) {
 		if k == nil || k.Curve == nil {
 			return 0, errors.New("nil ECDSA key")
 		}
-		switch k.Curve {
-		case elliptic.P256():
-			alg = gocose.AlgorithmES256
-		case elliptic.P384():
-			alg = gocose.AlgorithmES384
-		case elliptic.P521():
-			alg = gocose.AlgorithmES512
-		default:
+		var ok bool
+		if alg, ok = cose.CurveAlgorithm(k.Curve); !ok {
 			return 0, fmt.Errorf("unsupported curve %s", k.Curve.Params().Name)
 		}
 	case ed25519.PublicKey:
@@ -75,7 +68,7 @@ func (r *Request) Verify(memberCert *x509.Certificate) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
-	if err := v.Verify(sigStructure(r.RawProtected, r.Payload), r.Signature); err != nil {
+	if err := v.Verify(cose.SigStructure(r.RawProtected, r.Payload), r.Signature); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	return nil
@@ -138,7 +131,7 @@ func SignRequest(rand io.Reader, signer crypto.Signer, cert *x509.Certificate, t
 	if err != nil {
 		return nil, fmt.Errorf("gov: %v", err)
 	}
-	sig, err := s.Sign(rand, sigStructure(protected, payload))
+	sig, err := s.Sign(rand, cose.SigStructure(protected, payload))
 	if err != nil {
 		return nil, fmt.Errorf("gov: signing: %v", err)
 	}

@@ -57,7 +57,7 @@ func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 	}
 	target, err := url.Parse(u)
 	if err != nil {
-		writeRelayProblem(w, r.URL.Path, registry.ProblemFor(err))
+		writeRelayProblem(w, r.URL.Path, problemFor(err))
 		return
 	}
 	relay(w, r, target, s.cfg.PeerClient(id).Transport, id, s.cfg.NodeID, s.cfg.Log)
@@ -68,7 +68,7 @@ func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getNodes(w http.ResponseWriter, r *http.Request) {
 	nodes, err := s.cfg.Raft.Nodes()
 	if err != nil {
-		registry.WriteProblem(w, registry.ProblemFor(err))
+		registry.WriteProblem(w, problemFor(err))
 		return
 	}
 	st := s.cfg.Raft.Status()

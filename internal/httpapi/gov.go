@@ -174,7 +174,7 @@ func (g govAPI) getProposal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		registry.WriteProblem(w, registry.ProblemFor(err))
+		registry.WriteProblem(w, problemFor(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, proposalView(id, info, nil))
@@ -208,7 +208,7 @@ func (g govAPI) getMembers(w http.ResponseWriter, r *http.Request) {
 		out = append(out, member{MemberID: id, Status: info.Status, MemberData: info.MemberData, Certificate: cert, EncKey: encKey})
 	})
 	if err != nil {
-		registry.WriteProblem(w, registry.ProblemFor(err))
+		registry.WriteProblem(w, problemFor(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})

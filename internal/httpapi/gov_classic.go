@@ -156,7 +156,7 @@ func (g govAPI) getMembersClassic(w http.ResponseWriter, r *http.Request) {
 		out[id] = FullMemberDetails{Status: info.Status, MemberData: data, Cert: cert, PublicEncryptionKey: encKey}
 	})
 	if err != nil {
-		writeCCFError(w, registry.ProblemFor(err))
+		writeCCFError(w, problemFor(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -147,7 +147,7 @@ func (s *Server) getTx(w http.ResponseWriter, r *http.Request) {
 	}
 	status, err := s.cfg.Ledger.Status(txid)
 	if err != nil {
-		registry.WriteProblem(w, registry.ProblemFor(err))
+		registry.WriteProblem(w, problemFor(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"transaction_id": txid.String(), "status": status})
@@ -161,7 +161,7 @@ func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		cpSize = cp.TreeSize
 	} else if !errors.Is(err, ledger.ErrNotFound) {
-		registry.WriteProblem(w, registry.ProblemFor(err))
+		registry.WriteProblem(w, problemFor(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{

@@ -1,9 +1,9 @@
 package httpapi
 
 // The edge's answers to the errors of the packages below it: one table
-// (problems) for governance's, the join protocol's and replication's
-// sentinels, answered as concise problem details (CCF's JSON on the
-// classic governance routes), with the registry's table for the rest;
+// (problems: the registry's, extended with the rules for governance's,
+// the join protocol's and replication's sentinels), answered as concise
+// problem details (CCF's JSON on the classic governance routes);
 // apphost's and appauth's in CCF's JSON error shape, as /app is CCF's;
 // and a forwarded request's failure, in the shape of its route.
 
@@ -25,68 +25,54 @@ import (
 	"github.com/charterlog/charter/registry"
 )
 
-// problems is the edge's table from the errors of the packages below it
-// to concise problem details (CCF's JSON error on the classic governance
-// routes, writeCCFError): governance's, the join protocol's refusals, and
-// replication's refusals of a peer's message. The detail is the error's
-// text. An error the table does not name is the registry's to answer
-// (registry.ProblemFor, the SCRAPI routes' table).
-var problems = []struct {
-	err    error
-	status int
-	title  string
-	retry  int // seconds, for Retry-After
-}{
+// edgeRules are the edge's rules, for the errors of the packages below it
+// besides the registry (concise problem details; CCF's JSON error on the
+// classic governance routes, writeCCFError): governance's, the join
+// protocol's refusals, and replication's refusals of a peer's message.
+// The detail is the error's text.
+var edgeRules = []registry.ProblemRule{
 	// gov.Service's operations.
-	{gov.ErrMalformed, http.StatusBadRequest, "InvalidGovernanceRequest", 0},
-	{gov.ErrWrongType, http.StatusBadRequest, "WrongMessageType", 0},
-	{gov.ErrMismatch, http.StatusBadRequest, "RequestDoesNotMatchURL", 0},
-	{gov.ErrStale, http.StatusBadRequest, "StaleRequest", 0},
-	{gov.ErrBadBallot, http.StatusBadRequest, "InvalidBallot", 0},
-	{gov.ErrInvalidProposal, http.StatusBadRequest, "ProposalInvalid", 0},
-	{gov.ErrWrongDigest, http.StatusBadRequest, "WrongStateDigest", 0},
-	{gov.ErrBadSignature, http.StatusUnauthorized, "InvalidSignature", 0},
-	{gov.ErrUnknownMember, http.StatusUnauthorized, "UnknownMember", 0},
-	{gov.ErrNotActive, http.StatusForbidden, "MemberNotActive", 0},
-	{gov.ErrNotProposer, http.StatusForbidden, "NotProposer", 0},
-	{gov.ErrProposalNotFound, http.StatusNotFound, "ProposalNotFound", 0},
-	{gov.ErrProposalClosed, http.StatusConflict, "ProposalNotOpen", 0},
-	{gov.ErrReplay, http.StatusConflict, "ReplayedRequest", 0},
-	{gov.ErrConstitution, http.StatusInternalServerError, "ConstitutionError", 0},
+	{Err: gov.ErrMalformed, Status: http.StatusBadRequest, Title: "InvalidGovernanceRequest"},
+	{Err: gov.ErrWrongType, Status: http.StatusBadRequest, Title: "WrongMessageType"},
+	{Err: gov.ErrMismatch, Status: http.StatusBadRequest, Title: "RequestDoesNotMatchURL"},
+	{Err: gov.ErrStale, Status: http.StatusBadRequest, Title: "StaleRequest"},
+	{Err: gov.ErrBadBallot, Status: http.StatusBadRequest, Title: "InvalidBallot"},
+	{Err: gov.ErrInvalidProposal, Status: http.StatusBadRequest, Title: "ProposalInvalid"},
+	{Err: gov.ErrWrongDigest, Status: http.StatusBadRequest, Title: "WrongStateDigest"},
+	{Err: gov.ErrBadSignature, Status: http.StatusUnauthorized, Title: "InvalidSignature"},
+	{Err: gov.ErrUnknownMember, Status: http.StatusUnauthorized, Title: "UnknownMember"},
+	{Err: gov.ErrNotActive, Status: http.StatusForbidden, Title: "MemberNotActive"},
+	{Err: gov.ErrNotProposer, Status: http.StatusForbidden, Title: "NotProposer"},
+	{Err: gov.ErrProposalNotFound, Status: http.StatusNotFound, Title: "ProposalNotFound"},
+	{Err: gov.ErrProposalClosed, Status: http.StatusConflict, Title: "ProposalNotOpen"},
+	{Err: gov.ErrReplay, Status: http.StatusConflict, Title: "ReplayedRequest"},
+	{Err: gov.ErrConstitution, Status: http.StatusInternalServerError, Title: "ConstitutionError"},
 	// join.Leader's refusals (*join.Error, whose text is its detail).
-	{join.ErrInvalidRequest, http.StatusBadRequest, "InvalidInput", 0},
-	{join.ErrTooLarge, http.StatusRequestEntityTooLarge, "PayloadTooLarge", 0},
-	{join.ErrInvalidSignature, http.StatusBadRequest, "InvalidSignature", 0},
-	{join.ErrInvalidEvidence, http.StatusBadRequest, "InvalidEvidence", 0},
-	{join.ErrAttestation, http.StatusForbidden, "AttestationFailed", 0},
-	{join.ErrRetired, http.StatusForbidden, "NodeRetired", 0},
-	{join.ErrAddressTaken, http.StatusConflict, "Conflict", 0},
-	{join.ErrNotLeader, http.StatusServiceUnavailable, "NotLeader", 1},
-	{join.ErrRateLimited, http.StatusTooManyRequests, "TooManyRequests", 1},
-	{join.ErrTooManyPending, http.StatusTooManyRequests, "TooManyPendingNodes", 5},
-	{join.ErrUnavailable, http.StatusServiceUnavailable, "ServiceUnavailable", 1},
+	{Err: join.ErrInvalidRequest, Status: http.StatusBadRequest, Title: "InvalidInput"},
+	{Err: join.ErrTooLarge, Status: http.StatusRequestEntityTooLarge, Title: "PayloadTooLarge"},
+	{Err: join.ErrInvalidSignature, Status: http.StatusBadRequest, Title: "InvalidSignature"},
+	{Err: join.ErrInvalidEvidence, Status: http.StatusBadRequest, Title: "InvalidEvidence"},
+	{Err: join.ErrAttestation, Status: http.StatusForbidden, Title: "AttestationFailed"},
+	{Err: join.ErrRetired, Status: http.StatusForbidden, Title: "NodeRetired"},
+	{Err: join.ErrAddressTaken, Status: http.StatusConflict, Title: "Conflict"},
+	{Err: join.ErrNotLeader, Status: http.StatusServiceUnavailable, Title: "NotLeader", RetryAfter: 1},
+	{Err: join.ErrRateLimited, Status: http.StatusTooManyRequests, Title: "TooManyRequests", RetryAfter: 1},
+	{Err: join.ErrTooManyPending, Status: http.StatusTooManyRequests, Title: "TooManyPendingNodes", RetryAfter: 5},
+	{Err: join.ErrUnavailable, Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", RetryAfter: 1},
 	// replication's refusals of a peer's raft message.
-	{replication.ErrForbidden, http.StatusForbidden, "Forbidden", 0},
-	{replication.ErrBadMessage, http.StatusBadRequest, "InvalidRaftMessage", 0},
+	{Err: replication.ErrForbidden, Status: http.StatusForbidden, Title: "Forbidden"},
+	{Err: replication.ErrBadMessage, Status: http.StatusBadRequest, Title: "InvalidRaftMessage"},
 }
 
-// problemFor is err's answer: by the table above, else by the registry's.
-func problemFor(err error) *registry.Problem {
-	if p := tableProblem(err); p != nil {
-		return p
-	}
-	return registry.ProblemFor(err)
-}
+// problems is the one table every route's errors are answered by: the
+// edge's rules first, then the registry's (registry.Problems, the SCRAPI
+// pipeline's, which registry's own handlers answer by). The edge's rules
+// name the sentinels of packages that cannot import registry, so no error
+// they match is also a *registry.Problem: the order is the lookup's only.
+var problems = registry.Problems().Extend(edgeRules...)
 
-// tableProblem is err's answer by the table above, or nil.
-func tableProblem(err error) *registry.Problem {
-	for _, m := range problems {
-		if errors.Is(err, m.err) {
-			return &registry.Problem{Status: m.status, Title: m.title, Detail: err.Error(), RetryAfter: m.retry}
-		}
-	}
-	return nil
-}
+// problemFor is err's answer by the table.
+func problemFor(err error) *registry.Problem { return problems.For(err) }
 
 // writePeerError answers a peer's raft request that replication refused
 // or could not take (stopping, storage): the peer retries those.
@@ -94,7 +80,9 @@ func (s *Server) writePeerError(w http.ResponseWriter, p peer.Peer, err error) {
 	if errors.Is(err, replication.ErrForbidden) {
 		s.cfg.Log.Warn("refused a peer's request", "peer", p.ID, "err", err)
 	}
-	pr := tableProblem(err)
+	// Only the edge's own rules: whatever else stopped replication (its
+	// storage, its stopping) is a 503 the peer retries.
+	pr := registry.ProblemTable(edgeRules).Match(err)
 	if pr == nil {
 		pr = &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: err.Error(), RetryAfter: 1}
 	}

@@ -22,12 +22,12 @@ const (
 func (s *Server) getQuoteSelf(w http.ResponseWriter, r *http.Request) {
 	b, err := attest.MarshalEvidence(s.cfg.Evidence)
 	if err != nil {
-		registry.WriteProblem(w, registry.ProblemFor(err))
+		registry.WriteProblem(w, problemFor(err))
 		return
 	}
 	rd, err := attest.ReportData(s.cfg.NodeKey)
 	if err != nil {
-		registry.WriteProblem(w, registry.ProblemFor(err))
+		registry.WriteProblem(w, problemFor(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -56,7 +56,7 @@ type quoteView struct {
 func (s *Server) getQuotes(w http.ResponseWriter, r *http.Request) {
 	recs, err := join.Records(s.cfg.Ledger)
 	if err != nil {
-		registry.WriteProblem(w, registry.ProblemFor(err))
+		registry.WriteProblem(w, problemFor(err))
 		return
 	}
 	out := []quoteView{}

@@ -26,7 +26,7 @@ func (s *Server) txParam(w http.ResponseWriter, r *http.Request) *log.Record {
 		return nil
 	}
 	if err != nil {
-		registry.WriteProblem(w, registry.ProblemFor(err))
+		registry.WriteProblem(w, problemFor(err))
 		return nil
 	}
 	return rec
@@ -42,7 +42,7 @@ func (s *Server) getLedgerTx(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := log.MarshalRecord(rec)
 	if err != nil {
-		registry.WriteProblem(w, registry.ProblemFor(err))
+		registry.WriteProblem(w, problemFor(err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/cbor")
@@ -63,12 +63,12 @@ func (s *Server) getReceipt(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		registry.WriteProblem(w, registry.ProblemFor(err))
+		registry.WriteProblem(w, problemFor(err))
 		return
 	}
 	b, err := cose.NewInclusionReceipt(inc.Checkpoint.Protected, inc.Checkpoint.Signature, inc.Checkpoint.TreeSize, inc.LeafIndex, inc.Path)
 	if err != nil {
-		registry.WriteProblem(w, registry.ProblemFor(err))
+		registry.WriteProblem(w, problemFor(err))
 		return
 	}
 	w.Header().Set("Content-Type", registry.ContentTypeReceipt)
@@ -105,14 +105,14 @@ func (s *Server) getLedgerRange(w http.ResponseWriter, r *http.Request) {
 	for seq := from; seq <= to; seq++ {
 		rec, err := s.cfg.Ledger.Record(seq)
 		if err != nil {
-			registry.WriteProblem(w, registry.ProblemFor(err))
+			registry.WriteProblem(w, problemFor(err))
 			return
 		}
 		recs = append(recs, rec)
 	}
 	b, err := log.MarshalRecords(recs)
 	if err != nil {
-		registry.WriteProblem(w, registry.ProblemFor(err))
+		registry.WriteProblem(w, problemFor(err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/cbor")

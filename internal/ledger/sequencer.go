@@ -22,26 +22,7 @@ func (l *Ledger) Register(ctx context.Context, entry [32]byte, statement []byte,
 	} else if err != ErrNotFound {
 		return log.TxID{}, err
 	}
-	l.mu.Lock()
-	w, inFlight := l.pending[entry]
-	if !inFlight {
-		w = &pendingReg{prop: log.Proposal{Type: log.TxRegistration, Entry: entry, Body: statement, Policy: policy}, done: make(chan struct{})}
-		select {
-		case l.queue <- w:
-			l.pending[entry] = w
-		default:
-			l.mu.Unlock()
-			l.m.rejected.WithLabelValues("overloaded").Inc()
-			return log.TxID{}, ErrOverloaded
-		}
-	}
-	l.mu.Unlock()
-	select {
-	case <-w.done:
-		return w.txid, w.err
-	case <-ctx.Done():
-		return log.TxID{}, ctx.Err()
-	}
+	return l.await(ctx, log.Proposal{Type: log.TxRegistration, Entry: entry, Body: statement, Policy: policy})
 }
 
 // SubmitWrites proposes a write set and returns its transaction id once it
@@ -66,16 +47,27 @@ func (l *Ledger) SubmitWrites(ctx context.Context, ws *log.WriteSet) (log.TxID, 
 // applied (or refused when applied). Identical bodies in flight at once
 // are one transaction.
 func (l *Ledger) submit(ctx context.Context, t log.TxType, body []byte) (log.TxID, error) {
-	key := sha256.Sum256(body)
+	return l.await(ctx, log.Proposal{Type: t, Entry: sha256.Sum256(body), Body: body})
+}
+
+// await queues prop for the sequencer and waits until it is applied (or
+// refused when applied) or ctx ends. A proposal of the same entry already
+// in flight is joined, not queued again: identical bodies in flight at once
+// are one transaction. A full queue is ErrOverloaded, counted for
+// registrations.
+func (l *Ledger) await(ctx context.Context, prop log.Proposal) (log.TxID, error) {
 	l.mu.Lock()
-	w, inFlight := l.pending[key]
+	w, inFlight := l.pending[prop.Entry]
 	if !inFlight {
-		w = &pendingReg{prop: log.Proposal{Type: t, Entry: key, Body: body}, done: make(chan struct{})}
+		w = &pendingReg{prop: prop, done: make(chan struct{})}
 		select {
 		case l.queue <- w:
-			l.pending[key] = w
+			l.pending[prop.Entry] = w
 		default:
 			l.mu.Unlock()
+			if prop.Type == log.TxRegistration {
+				l.m.rejected.WithLabelValues("overloaded").Inc()
+			}
 			return log.TxID{}, ErrOverloaded
 		}
 	}
