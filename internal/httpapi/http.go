@@ -106,6 +106,9 @@ func (s *Server) whenReady(next http.Handler) http.Handler {
 				Detail: "the node is starting: replaying its ledger or waiting for the network", RetryAfter: 1})
 			return
 		}
+		if s.installing(w) {
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -182,4 +185,16 @@ func (s *Server) serviceStatus() string {
 		return gov.ServiceOpen
 	}
 	return gov.ServiceOpening
+}
+
+// installing answers 503 while a snapshot install replaces the node's
+// state (its store is half written until then), and reports whether it
+// did.
+func (s *Server) installing(w http.ResponseWriter) bool {
+	if s.cfg.Raft == nil || !s.cfg.Raft.Installing() {
+		return false
+	}
+	registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
+		Detail: "the node is installing a snapshot from the leader", RetryAfter: 1})
+	return true
 }

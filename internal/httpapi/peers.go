@@ -17,6 +17,11 @@ type peerContextKey struct{}
 // peer to the handler through the request's context.
 func (s *Server) requirePeer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Who a peer is, and in which role, is read from the maps an
+		// install is rewriting: the sender retries.
+		if s.installing(w) {
+			return
+		}
 		p, err := s.requestPeer(r)
 		if err != nil {
 			if !errors.Is(err, peer.ErrNotPeer) {

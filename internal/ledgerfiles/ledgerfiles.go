@@ -309,4 +309,3 @@ func CheckChunk(path string) error {
 	_, _, err := readChunk(c, func(uint64, []byte) error { return nil })
 	return err
 }
-

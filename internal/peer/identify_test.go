@@ -14,9 +14,9 @@ import (
 
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/identity"
-	"github.com/charterlog/charter/internal/seal"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/replication"
+	"github.com/charterlog/charter/internal/seal"
 	"github.com/charterlog/charter/log"
 )
 

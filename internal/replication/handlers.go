@@ -111,6 +111,10 @@ func (n *Node) installSnapshot(s *pb.Snapshot) error {
 	}
 	meta := s.GetMetadata()
 	n.log.Info("installing snapshot", "index", meta.GetIndex(), "term", meta.GetTerm())
+	// The store is replaced in batches that are not atomic together:
+	// until the state machine is restored, its maps are half written.
+	n.installing.Store(true)
+	defer n.installing.Store(false)
 	if err := n.rlog.InstallSnapshot(path, meta); err != nil {
 		return fmt.Errorf("replication: install snapshot: %w", err)
 	}
@@ -141,3 +145,9 @@ func (n *Node) learnPeer(id uint64, u string) {
 	}
 	n.cfg.Peers.Learn(id, u)
 }
+
+// Installing reports whether a snapshot install is replacing this node's
+// state: the store is half written meanwhile, and what reads it (the
+// edge's handlers, peer identification) must answer 503 rather than
+// read it.
+func (n *Node) Installing() bool { return n.installing.Load() }

@@ -156,7 +156,9 @@ type Node struct {
 	log       *slog.Logger
 
 	applied atomic.Uint64
-	metrics metrics
+	// installing is set while a snapshot install replaces the store.
+	installing atomic.Bool
+	metrics    metrics
 
 	// reads holds the waiters of ReadIndex requests by request context.
 	reads sync.Map // string -> chan uint64

@@ -188,6 +188,7 @@ type memNode struct {
 	id     uint64
 	st     *store.Store
 	n      *Node
+	sm     *checkedSM
 	raft   *stepRaft
 	tick   chan time.Time
 	cancel context.CancelFunc
@@ -250,9 +251,10 @@ func (net *memNet) start(id uint64, boot map[uint64]string) {
 		return nd.raft
 	}
 	sm := &checkedSM{RecordSM: replicationtest.NewRecordSM(st), net: net, id: id}
-	if err := sm.Restore(); err != nil {
+	if err := sm.RecordSM.Restore(); err != nil {
 		t.Fatal(err)
 	}
+	nd.sm = sm
 	nd.n, err = Start(cfg, st, sm, memTransport{net: net, from: id}, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -601,6 +603,19 @@ type checkedSM struct {
 	*replicationtest.RecordSM
 	net *memNet
 	id  uint64
+	// restores counts the restores after a snapshot install.
+	restores int
+}
+
+// Restore checks that the node says it is installing while its state
+// machine is reloaded from a store the install rewrote in batches: the
+// edge answers 503 meanwhile instead of reading half-written maps.
+func (m *checkedSM) Restore() error {
+	if nd := m.net.nodes[m.id]; nd == nil || !nd.n.Installing() {
+		m.net.t.Errorf("node %d restored its state machine while not marked as installing", m.id)
+	}
+	m.restores++
+	return m.RecordSM.Restore()
 }
 
 func (m *checkedSM) Apply(entries []ledger.Entry, also func(*store.Batch) error) error {

@@ -349,6 +349,9 @@ func TestScriptedSnapshot(t *testing.T) {
 		t.Errorf("snapshot %+v; want from 1 to 3 at %d relative to node 3's ledger of %d", s, index, held.Size)
 	}
 	net.checkConverged(index, 1+missed, 1, 2, 3)
+	if sm := net.nodes[3].sm; sm.restores != 1 || net.nodes[3].n.Installing() {
+		t.Errorf("node 3 restored %d times, installing %v after; want once, and not installing", sm.restores, net.nodes[3].n.Installing())
+	}
 	if first, _ := net.nodes[3].n.rlog.FirstIndex(); first != index+1 {
 		t.Errorf("node 3's log starts at %d after the snapshot at %d", first, index)
 	}
