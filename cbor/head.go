@@ -29,3 +29,27 @@ func AppendHead(dst []byte, major byte, n uint64) []byte {
 func AppendBytes(dst, b []byte) []byte {
 	return append(AppendHead(dst, MajorBytes, uint64(len(b))), b...)
 }
+
+// ReadHead reads the head of the item b starts with: its major type (as
+// AppendHead takes it), its argument and the head's length. ok is false
+// for a truncated head, an indefinite length or a reserved argument.
+// Nothing after the head is read.
+func ReadHead(b []byte) (major byte, arg uint64, n int, ok bool) {
+	if len(b) == 0 {
+		return 0, 0, 0, false
+	}
+	major, ai := b[0]&0xe0, b[0]&0x1f
+	switch {
+	case ai < 24:
+		return major, uint64(ai), 1, true
+	case ai == 24 && len(b) >= 2:
+		return major, uint64(b[1]), 2, true
+	case ai == 25 && len(b) >= 3:
+		return major, uint64(binary.BigEndian.Uint16(b[1:])), 3, true
+	case ai == 26 && len(b) >= 5:
+		return major, uint64(binary.BigEndian.Uint32(b[1:])), 5, true
+	case ai == 27 && len(b) >= 9:
+		return major, binary.BigEndian.Uint64(b[1:]), 9, true
+	}
+	return 0, 0, 0, false
+}

@@ -106,6 +106,26 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 	return &r, nil
 }
 
+// PeekSeqno returns the seqno of an encoded record without decoding the
+// rest: a record is the array [type, view, seqno, entry, body, policy], so
+// its seqno is the third item's argument. A reader that only orders
+// records (the ledger files) uses it; whoever reads a record decodes it.
+func PeekSeqno(b []byte) (uint64, bool) {
+	major, n, k, ok := cbor.ReadHead(b)
+	if !ok || major != cbor.MajorArray || n != 6 {
+		return 0, false
+	}
+	b = b[k:]
+	for range 2 {
+		if major, _, k, ok = cbor.ReadHead(b); !ok || major != cbor.MajorUint {
+			return 0, false
+		}
+		b = b[k:]
+	}
+	major, seqno, _, ok := cbor.ReadHead(b)
+	return seqno, ok && major == cbor.MajorUint
+}
+
 // TxID identifies a transaction: view.seqno.
 type TxID struct{ View, Seqno uint64 }
 

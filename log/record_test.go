@@ -176,3 +176,27 @@ func TestTxIDStringRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// PeekSeqno reads what UnmarshalRecord would, from the head alone, and
+// refuses what is not a record.
+func TestPeekSeqno(t *testing.T) {
+	for _, seqno := range []uint64{1, 23, 24, 255, 256, 65535, 65536, 1 << 32, 1<<63 + 5} {
+		b, err := clog.MarshalRecord(&clog.Record{Type: clog.TxCheckpoint, View: 300, Seqno: seqno, Body: []byte("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := clog.PeekSeqno(b); !ok || got != seqno {
+			t.Errorf("seqno %d: peeked %d, %v", seqno, got, ok)
+		}
+		for n := range 6 {
+			if _, ok := clog.PeekSeqno(b[:n]); ok && n < 4 {
+				t.Errorf("seqno %d: a record cut to %d bytes peeked", seqno, n)
+			}
+		}
+	}
+	for _, b := range [][]byte{nil, {0x85, 1, 1, 1}, {0x86, 0x41, 0, 1, 1}, {0xa6}, {0x86, 1, 1, 0x9f}} {
+		if _, ok := clog.PeekSeqno(b); ok {
+			t.Errorf("%x peeked as a record", b)
+		}
+	}
+}
