@@ -47,12 +47,12 @@ func runLedgerDownload(ctx context.Context, args []string, stdout, stderr io.Wri
 		total += ch.Size
 	}
 	fetched, kept := 0, 0
-	shown := time.Now()
+	shown, showed := time.Now(), false
 	progress := func(force bool) {
 		if *quiet || (!force && time.Since(shown) < 200*time.Millisecond) {
 			return
 		}
-		shown = time.Now()
+		shown, showed = time.Now(), true
 		fmt.Fprintf(stderr, "\rdownloaded %.1f of %.1f MB", float64(done)/1e6, float64(total)/1e6)
 	}
 	for _, ch := range chunks {
@@ -98,7 +98,7 @@ func runLedgerDownload(ctx context.Context, args []string, stdout, stderr io.Wri
 		fetched++
 		progress(false)
 	}
-	if !*quiet {
+	if showed {
 		fmt.Fprint(stderr, "\r\033[K")
 	}
 	if err := os.Remove(partial); err != nil && !errors.Is(err, os.ErrNotExist) {

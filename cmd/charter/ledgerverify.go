@@ -50,18 +50,18 @@ func runLedgerVerify(ctx context.Context, args []string, stdout, stderr io.Write
 		total = chunks[n-1].Last // an open last chunk: the committed ones' end
 	}
 	v := ledgerverify.New(pinned)
-	start, shown := time.Now(), time.Now()
+	start, shown, showed := time.Now(), time.Now(), false
 	_, err = ledgerfiles.Scan(dir, func(seqno uint64, raw []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		if !*quiet && time.Since(shown) > 200*time.Millisecond {
-			shown = time.Now()
+			shown, showed = time.Now(), true
 			fmt.Fprintf(stderr, "\rverified %d of %d+ transactions", seqno-1, total)
 		}
 		return v.Add(seqno, raw)
 	})
-	if !*quiet {
+	if showed {
 		fmt.Fprint(stderr, "\r\033[K")
 	}
 	if err != nil {
