@@ -100,7 +100,13 @@ func (l *Leader) Join(ctx context.Context, body []byte) (*Response, error) {
 		l.Log.Warn("refused a joining node's evidence", "url", req.URL, "platform", ev.Platform, "err", err)
 		return nil, attestationRefusal(err)
 	}
-	l.mu.Lock()
+	// One admission at a time (the pending bound and raft's one
+	// configuration change at a time both need it). Another request is
+	// answered at once, retryable, rather than held behind it: an
+	// admission may wait seconds for its configuration change to commit.
+	if !l.mu.TryLock() {
+		return nil, refuse(ErrUnavailable, "another node's join is being admitted; retry")
+	}
 	defer l.mu.Unlock()
 	if !known {
 		pending, limit, err := l.pending()
