@@ -103,6 +103,12 @@ func UnmarshalRecord(b []byte) (*Record, error) {
 	if err := decMode.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("log: record: %w", err)
 	}
+	// The decoder takes null for any field's zero value, and for a whole
+	// empty record: a record's head is the array of its six fields, and
+	// its type, view and seqno are integers.
+	if _, ok := PeekSeqno(b); !ok {
+		return nil, errors.New("log: record: not an array of 6 items starting with its type, view and seqno")
+	}
 	return &r, nil
 }
 

@@ -200,3 +200,19 @@ func TestPeekSeqno(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPeekSeqno: the seqno peeked from a record's head is the one a full
+// decode finds, whenever the bytes decode as a record.
+func FuzzPeekSeqno(f *testing.F) {
+	for _, s := range []uint64{1, 24, 1 << 40} {
+		b, _ := clog.MarshalRecord(&clog.Record{Type: clog.TxRegistration, View: 2, Seqno: s, Body: []byte("b")})
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		peeked, ok := clog.PeekSeqno(b)
+		rec, err := clog.UnmarshalRecord(b)
+		if err == nil && (!ok || peeked != rec.Seqno) {
+			t.Fatalf("a record of seqno %d peeked as %d, %v", rec.Seqno, peeked, ok)
+		}
+	})
+}
