@@ -1,7 +1,8 @@
 // Package durable owns Charter's one way of replacing a small file so that
 // a crash leaves either the old file or the whole new one, never a torn or
 // empty one: keys, certificates, configuration and the CLI's saved
-// checkpoints all go through WriteFile.
+// checkpoints all go through WriteFile; and of making a directory's new
+// entries durable (SyncDir), for the files written otherwise.
 package durable
 
 import (
@@ -44,10 +45,19 @@ func WriteFile(path string, data []byte, perm os.FileMode) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
+	return SyncDir(dir)
+}
+
+// SyncDir makes the entries of directory dir durable: a file created or
+// renamed in it survives a crash only once its directory is synced.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	defer d.Close()
-	return d.Sync()
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -3,12 +3,13 @@ package ledgerfiles
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash"
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/charterlog/charter/internal/durable"
 )
 
 // Chunk bounds: a chunk is completed at whichever comes first.
@@ -166,7 +167,7 @@ func (w *Writer) start(first uint64) error {
 	}
 	w.f, w.first, w.size, w.h = f, first, int64(len(magic)), sha256.New()
 	w.h.Write([]byte(magic))
-	return syncDir(w.dir) // the open chunk's name must outlive a crash
+	return durable.SyncDir(w.dir) // the open chunk's name must outlive a crash
 }
 
 // complete writes the trailer, syncs and renames the open chunk.
@@ -198,7 +199,7 @@ func (w *Writer) rename(from, to string) error {
 	if err := os.Rename(from, filepath.Join(w.dir, to)); err != nil {
 		return err
 	}
-	return syncDir(w.dir)
+	return durable.SyncDir(w.dir)
 }
 
 // Sync makes what was appended durable.
@@ -220,20 +221,5 @@ func (w *Writer) Close() error {
 		err = cerr
 	}
 	w.f = nil
-	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if errors.Is(err, os.ErrInvalid) {
-		return nil
-	}
 	return err
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/charterlog/charter/internal/durable"
 	"github.com/charterlog/charter/internal/fault"
 	"github.com/charterlog/charter/log"
 	"github.com/cockroachdb/pebble/v2"
@@ -355,12 +356,8 @@ func (s *Store) StageSnapshot(dir string, r io.Reader) (string, error) {
 	}
 	// The install's marker names this file: its directory entry must be
 	// durable before the marker is.
-	if d, err := os.Open(dir); err == nil {
-		err = d.Sync()
-		d.Close()
-		if err != nil {
-			return "", err
-		}
+	if err := durable.SyncDir(dir); err != nil {
+		return "", err
 	}
 	ok = true
 	return path, nil
