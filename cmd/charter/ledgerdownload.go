@@ -7,8 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"time"
 
+	"github.com/charterlog/charter/internal/durable"
 	"github.com/charterlog/charter/internal/ledgerfiles"
 )
 
@@ -47,13 +47,9 @@ func runLedgerDownload(ctx context.Context, args []string, stdout, stderr io.Wri
 		total += ch.Size
 	}
 	fetched, kept := 0, 0
-	shown, showed := time.Now(), false
+	line := &progressLine{w: stderr, quiet: *quiet}
 	progress := func(force bool) {
-		if *quiet || (!force && time.Since(shown) < 200*time.Millisecond) {
-			return
-		}
-		shown, showed = time.Now(), true
-		fmt.Fprintf(stderr, "\rdownloaded %.1f of %.1f MB", float64(done)/1e6, float64(total)/1e6)
+		line.update(force, "downloaded %.1f of %.1f MB", float64(done)/1e6, float64(total)/1e6)
 	}
 	for _, ch := range chunks {
 		final := filepath.Join(*out, ch.Name)
@@ -98,10 +94,12 @@ func runLedgerDownload(ctx context.Context, args []string, stdout, stderr io.Wri
 		fetched++
 		progress(false)
 	}
-	if showed {
-		fmt.Fprint(stderr, "\r\033[K")
-	}
+	line.done()
 	if err := os.Remove(partial); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	// The chunks' names must outlive a crash: the download is a backup.
+	if err := durable.SyncDir(*out); err != nil {
 		return err
 	}
 	last := uint64(0)

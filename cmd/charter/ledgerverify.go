@@ -50,20 +50,15 @@ func runLedgerVerify(ctx context.Context, args []string, stdout, stderr io.Write
 		total = chunks[n-1].Last // an open last chunk: the committed ones' end
 	}
 	v := ledgerverify.New(pinned)
-	start, shown, showed := time.Now(), time.Now(), false
+	start, progress := time.Now(), &progressLine{w: stderr, quiet: *quiet, last: time.Now()}
 	_, err = ledgerfiles.Scan(dir, func(seqno uint64, raw []byte) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !*quiet && time.Since(shown) > 200*time.Millisecond {
-			shown, showed = time.Now(), true
-			fmt.Fprintf(stderr, "\rverified %d of %d+ transactions", seqno-1, total)
-		}
+		progress.update(false, "verified %d of %d+ transactions", seqno-1, total)
 		return v.Add(seqno, raw)
 	})
-	if showed {
-		fmt.Fprint(stderr, "\r\033[K")
-	}
+	progress.done()
 	if err != nil {
 		return err
 	}
