@@ -463,21 +463,7 @@ func snapshotKeyAllowed(k []byte) bool {
 // acknowledged: raft's leader may count on what this node had, and a node
 // that lost it panics on the leader's next heartbeat.
 func (l *RaftLog) InstallSnapshot(path string, meta *pb.SnapshotMetadata) error {
-	s := l.s
-	// Refused before the marker, a delta this node cannot take leaves it
-	// with its previous state and log (raft sends a snapshot again).
-	if err := s.checkStagedBase(path); err != nil {
-		return err
-	}
-	marker, err := installMarker(path, meta)
-	if err != nil {
-		return err
-	}
-	if err := s.db.Set(keyInstalling, marker, pebble.Sync); err != nil {
-		return err
-	}
-	fault.Point(fault.SnapshotMarked)
-	hs, err := s.installImage(path, meta)
+	hs, err := l.s.installImage(path, meta)
 	if err != nil {
 		return err
 	}
@@ -488,21 +474,6 @@ func (l *RaftLog) InstallSnapshot(path string, meta *pb.SnapshotMetadata) error 
 	l.conf = proto.Clone(meta.GetConfState()).(*pb.ConfState)
 	l.lastIndex, l.lastTerm = meta.GetIndex(), meta.GetTerm()
 	return nil
-}
-
-// checkStagedBase checks that this store holds the ledger prefix the
-// staged image at path is relative to.
-func (s *Store) checkStagedBase(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	base, err := peekBase(bufio.NewReaderSize(f, 4096))
-	if err != nil {
-		return err
-	}
-	return s.checkBase(base)
 }
 
 // installMarkerVersion starts a marker that names the staged image. An
@@ -538,10 +509,12 @@ func parseInstallMarker(b []byte) (string, *pb.SnapshotMetadata, bool) {
 	return path, meta, true
 }
 
-// installImage does the install that the marker announces: wipe, write
-// the image, then the final synced batch (position, metadata, marker
-// deleted), then remove the staged image. It returns the hard state it
-// wrote.
+// installImage installs the staged image at path: it checks the base,
+// writes the marker that announces the install (synced), wipes, writes the
+// image, then the final synced batch (position, metadata, marker deleted),
+// then removes the staged image. InstallSnapshot runs it, and Open runs it
+// again to complete an install a crash interrupted. It returns the hard
+// state it wrote.
 func (s *Store) installImage(path string, meta *pb.SnapshotMetadata) (*pb.HardState, error) {
 	metaBytes, err := proto.Marshal(meta)
 	if err != nil {
@@ -558,12 +531,25 @@ func (s *Store) installImage(path string, meta *pb.SnapshotMetadata) (*pb.HardSt
 		return nil, err
 	}
 	// A delta keeps the ledger prefix it is relative to. Checked again here
-	// (as at staging and before the marker) because an install completed
-	// after a crash runs on whatever the store then holds; an install that
-	// had begun only overwrote that prefix with the same bytes.
+	// (as at staging) because the store may have changed since, and an
+	// install completed after a crash runs on whatever the store then
+	// holds (an install that had begun only overwrote that prefix with the
+	// same bytes). Refused before the marker, a delta this node cannot take
+	// leaves it with its previous state and log: raft sends a snapshot
+	// again.
 	if err := s.checkBase(base); err != nil {
 		return nil, err
 	}
+	// The marker (again, when completing an interrupted install: the same
+	// bytes) is durable before anything changes.
+	marker, err := installMarker(path, meta)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.db.Set(keyInstalling, marker, pebble.Sync); err != nil {
+		return nil, err
+	}
+	fault.Point(fault.SnapshotMarked)
 	if err := s.wipeState(base.Size == 0); err != nil {
 		return nil, err
 	}
