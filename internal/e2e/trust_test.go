@@ -147,6 +147,18 @@ func (a *attacker) raft(n *node, msgs ...*pb.Message) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// snapshotBase asks the node, as the attacker, which ledger prefix it
+// holds (only a voter may).
+func (a *attacker) snapshotBase(n *node) int {
+	a.t.Helper()
+	resp, err := a.client(n).Get(n.URL + peer.PathSnapshotBase)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // snapshot sends a MsgSnap header and a body to /node/raft/snapshot.
 func (a *attacker) snapshot(n *node, m *pb.Message) int {
 	a.t.Helper()
@@ -229,6 +241,9 @@ func TestTrustBoundary(t *testing.T) {
 		if code := a.snapshot(n, snapshotMsg(2, future)); code != http.StatusForbidden {
 			t.Errorf("an outsider's snapshot: %d, want 403", code)
 		}
+		if code := a.snapshotBase(n); code != http.StatusForbidden {
+			t.Errorf("an outsider's GET %s: %d, want 403", peer.PathSnapshotBase, code)
+		}
 		// No certificate at all.
 		body, _ := replication.EncodeMessages([]*pb.Message{forgeries(2, future)["MsgApp"]})
 		if r, err := n.do(http.MethodPost, peer.PathRaft, "application/octet-stream", body); err != nil || r.Status != http.StatusForbidden {
@@ -273,6 +288,10 @@ func TestTrustBoundary(t *testing.T) {
 		}
 		if code := pending.snapshot(n, snapshotMsg(pending.id, future)); code != http.StatusForbidden {
 			t.Errorf("a pending node's snapshot: %d, want 403", code)
+		}
+		// Only a node that may lead asks which ledger prefix this one holds.
+		if code := pending.snapshotBase(n); code != http.StatusForbidden {
+			t.Errorf("a pending node's GET %s: %d, want 403", peer.PathSnapshotBase, code)
 		}
 		// What a learner must say, it may: an acknowledgement of its own.
 		ack := appResp(pending.id, before.Term)
