@@ -34,10 +34,12 @@ func (c *Client) LedgerChunks(ctx context.Context) ([]LedgerChunk, error) {
 	return out.Chunks, nil
 }
 
-// DownloadChunk writes chunk name to w from byte offset on (a Range
-// request, to resume a download), and returns how many bytes it wrote.
-// It streams: a chunk may be larger than what the client buffers.
-func (c *Client) DownloadChunk(ctx context.Context, name string, offset int64, w io.Writer) (int64, error) {
+// DownloadChunk writes chunk name, of size bytes as LedgerChunks listed
+// it, to w from byte offset on (a Range request, to resume a download),
+// and returns how many bytes it wrote. It streams (a chunk may be larger
+// than what the client buffers) and reads no more than the chunk's size:
+// a server that sends more is refused, not written to disk.
+func (c *Client) DownloadChunk(ctx context.Context, name string, size, offset int64, w io.Writer) (int64, error) {
 	u, err := c.base.Parse("/node/ledger/chunks/" + url.PathEscape(name))
 	if err != nil {
 		return 0, err
@@ -60,9 +62,16 @@ func (c *Client) DownloadChunk(ctx context.Context, name string, offset int64, w
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		return 0, problemFrom(resp, body)
 	}
-	n, err := io.Copy(w, resp.Body)
+	want := size - offset
+	n, err := io.Copy(w, io.LimitReader(resp.Body, want))
 	if err != nil {
 		return n, fmt.Errorf("GET %s: %w", u.Redacted(), err)
+	}
+	if n != want {
+		return n, fmt.Errorf("GET %s: %d bytes, want %d", u.Redacted(), n, want)
+	}
+	if extra, _ := resp.Body.Read(make([]byte, 1)); extra > 0 {
+		return n, fmt.Errorf("GET %s: more than the chunk's %d bytes", u.Redacted(), size)
 	}
 	return n, nil
 }

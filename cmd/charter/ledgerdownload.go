@@ -72,7 +72,7 @@ func runLedgerDownload(ctx context.Context, args []string, stdout, stderr io.Wri
 		}
 		done += off
 		if err == nil && off < ch.Size {
-			_, err = c.DownloadChunk(ctx, ch.Name, off, &countingWriter{w: f, n: &done, tick: progress})
+			_, err = c.DownloadChunk(ctx, ch.Name, ch.Size, off, &countingWriter{w: f, n: &done, tick: progress})
 		}
 		if err == nil {
 			err = f.Sync()
