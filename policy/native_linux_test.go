@@ -87,29 +87,39 @@ func TestNativeBuiltinsStopWithinTheLimit(t *testing.T) {
 			src := `function big() { let s = "a"; while (s.length < 3e7) { s += s; } return s; }
 export function f() { try { ` + b.src + `; return "finished"; } catch (e) { return String(e); } }`
 			p := compile(t, one(src), "main.js", policy.Limits{Timeout: timeout})
-			// The garbage of the previous bomb is not this one's
-			// CPU time.
-			runtime.GC()
-			cpu, start := processCPU(t), time.Now()
-			got, err := call(t, p, "f")
-			used, wall := processCPU(t)-cpu, time.Since(start)
-			t.Logf("cpu %v, wall %v: %v %v", used, wall, got, err)
-			if b.wantRange {
-				s, _ := got.(string)
-				if err != nil || !strings.HasPrefix(s, "RangeError") {
-					t.Fatalf("got %v, %v; want a RangeError", got, err)
+			// A loaded machine (CI runs packages side by side) can
+			// stretch one run past the bound; a bomb that is not
+			// interrupted runs for seconds every time. So the bound
+			// must hold for the best of a few runs, and the outcome
+			// for every run.
+			best := time.Duration(1<<63 - 1)
+			for attempt := 0; attempt < 3 && best > limitSlack*timeout; attempt++ {
+				// The garbage of the previous bomb is not this
+				// one's CPU time.
+				runtime.GC()
+				cpu, start := processCPU(t), time.Now()
+				got, err := call(t, p, "f")
+				used, wall := processCPU(t)-cpu, time.Since(start)
+				t.Logf("cpu %v, wall %v: %v %v", used, wall, got, err)
+				if b.wantRange {
+					s, _ := got.(string)
+					if err != nil || !strings.HasPrefix(s, "RangeError") {
+						t.Fatalf("got %v, %v; want a RangeError", got, err)
+					}
+				} else if !errors.Is(err, policy.ErrTimeout) && !errors.Is(err, policy.ErrMemory) {
+					// Some bombs allocate faster than they loop:
+					// the memory limit stops those first, as well.
+					t.Fatalf("got %v, %v; want ErrTimeout or ErrMemory", got, err)
 				}
-			} else if !errors.Is(err, policy.ErrTimeout) && !errors.Is(err, policy.ErrMemory) {
-				// Some bombs allocate faster than they loop: the
-				// memory limit stops those first, as well.
-				t.Fatalf("got %v, %v; want ErrTimeout or ErrMemory", got, err)
+				// The limit is on the call's thread's CPU time.
+				// The process's CPU time overcounts it by the
+				// collector's work on other threads, wall time by
+				// waiting for a CPU on a loaded machine: each
+				// bounds it from above.
+				best = min(best, used, wall)
 			}
-			// The limit is on the call's thread's CPU time. The
-			// process's CPU time overcounts it by the collector's
-			// work on other threads, wall time by waiting for a CPU
-			// on a loaded machine: each bounds it from above.
-			if min(used, wall) > limitSlack*timeout {
-				t.Errorf("ran for %v of CPU and %v of wall time, over %d× the %v limit", used, wall, limitSlack, timeout)
+			if best > limitSlack*timeout {
+				t.Errorf("at best ran for %v, over %d× the %v limit", best, limitSlack, timeout)
 			}
 		})
 	}
