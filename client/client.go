@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -57,7 +58,8 @@ func New(baseURL string, caPEM []byte) (*Client, error) {
 	}, nil
 }
 
-// Error is a service's error response: RFC 9290 concise problem details.
+// Error is a service's error response: RFC 9290 concise problem details
+// (SCITT routes) or CCF's JSON error (/node routes).
 type Error struct {
 	Status int
 	Title  string
@@ -77,8 +79,14 @@ func problemFrom(resp *http.Response, body []byte) *Error {
 		Title  string `cbor:"-1,keyasint"`
 		Detail string `cbor:"-2,keyasint"`
 	}
+	// CCF's JSON error shape, which the node's /node and /gov routes answer.
+	var ce struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/concise-problem-details+cbor") && cbor.Unmarshal(body, &p) == nil {
 		e.Title, e.Detail = p.Title, p.Detail
+	} else if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") && json.Unmarshal(body, &ce) == nil && ce.Error.Code != "" {
+		e.Title, e.Detail = ce.Error.Code, ce.Error.Message
 	} else {
 		e.Title = http.StatusText(resp.StatusCode)
 		e.Detail = strings.TrimSpace(string(body))

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -23,6 +24,11 @@ type Problem struct {
 	Detail string `cbor:"-2,keyasint,omitempty"`
 	// RetryAfter, in seconds, is sent as the Retry-After header when > 0.
 	RetryAfter int `cbor:"-"`
+	// Code, if set, is the name routes that answer CCF's JSON error shape
+	// ({"error": {"code", "message"}}) give instead of Title: CCF's own
+	// code where CCF names the same error differently (ResourceNotFound
+	// for NotFound). It is a rendering of the same answer, not another.
+	Code string `cbor:"-"`
 }
 
 func (p *Problem) Error() string { return p.Title + ": " + p.Detail }
@@ -36,6 +42,9 @@ type ProblemRule struct {
 	RetryAfter int
 	// Hint, if set, is appended to the error's text in the detail.
 	Hint string
+	// Code, if set, is the Problem's Code: CCF's name for the error, on
+	// routes that answer CCF's JSON error shape.
+	Code string
 }
 
 // ProblemTable maps errors to their responses: the first rule whose Err
@@ -52,26 +61,26 @@ type ProblemTable []ProblemRule
 // the one place where the pipeline's errors become HTTP: a later SCRAPI
 // draft that changes a status changes this table only.
 var problems = ProblemTable{
-	{cose.ErrTooLarge, http.StatusRequestEntityTooLarge, "PayloadTooLarge", 0, ""},
-	{cose.ErrUntagged, http.StatusBadRequest, "UntaggedCOSESign1", 0, ""},
-	{cose.ErrNotCOSE, http.StatusBadRequest, "NotCOSESign1", 0, ""},
-	{cose.ErrBadHeader, http.StatusBadRequest, "InvalidProtectedHeader", 0, ""},
-	{cose.ErrMissingCWTClaims, http.StatusBadRequest, "MissingCWTClaims", 0, ""},
-	{cose.ErrAlgorithmNotAllowed, http.StatusBadRequest, "AlgorithmNotAllowed", 0, ""},
-	{cose.ErrMissingKey, http.StatusBadRequest, "MissingIssuerKey", 0, ""},
-	{cose.ErrBadChain, http.StatusBadRequest, "InvalidCertificateChain", 0, ""},
-	{cose.ErrIssuerMismatch, http.StatusBadRequest, "IssuerMismatch", 0, ""},
-	{cose.ErrUnknownIssuerKey, http.StatusBadRequest, "UnknownIssuerKey", 0, ""},
-	{cose.ErrBadSignature, http.StatusBadRequest, "InvalidSignature", 0, ""},
-	{cose.ErrDetachedPayload, http.StatusBadRequest, "DetachedPayload", 0, ""},
-	{ledger.ErrOverloaded, http.StatusServiceUnavailable, "ServiceUnavailable", 1, ""},
-	{ledger.ErrNotLeader, http.StatusServiceUnavailable, "ServiceUnavailable", 1, ""},
-	{ledger.ErrDropped, http.StatusServiceUnavailable, "ServiceUnavailable", 1, ""},
+	{cose.ErrTooLarge, http.StatusRequestEntityTooLarge, "PayloadTooLarge", 0, "", ""},
+	{cose.ErrUntagged, http.StatusBadRequest, "UntaggedCOSESign1", 0, "", ""},
+	{cose.ErrNotCOSE, http.StatusBadRequest, "NotCOSESign1", 0, "", ""},
+	{cose.ErrBadHeader, http.StatusBadRequest, "InvalidProtectedHeader", 0, "", ""},
+	{cose.ErrMissingCWTClaims, http.StatusBadRequest, "MissingCWTClaims", 0, "", ""},
+	{cose.ErrAlgorithmNotAllowed, http.StatusBadRequest, "AlgorithmNotAllowed", 0, "", ""},
+	{cose.ErrMissingKey, http.StatusBadRequest, "MissingIssuerKey", 0, "", ""},
+	{cose.ErrBadChain, http.StatusBadRequest, "InvalidCertificateChain", 0, "", ""},
+	{cose.ErrIssuerMismatch, http.StatusBadRequest, "IssuerMismatch", 0, "", ""},
+	{cose.ErrUnknownIssuerKey, http.StatusBadRequest, "UnknownIssuerKey", 0, "", ""},
+	{cose.ErrBadSignature, http.StatusBadRequest, "InvalidSignature", 0, "", ""},
+	{cose.ErrDetachedPayload, http.StatusBadRequest, "DetachedPayload", 0, "", ""},
+	{ledger.ErrOverloaded, http.StatusServiceUnavailable, "ServiceUnavailable", 1, "", ""},
+	{ledger.ErrNotLeader, http.StatusServiceUnavailable, "ServiceUnavailable", 1, "", ""},
+	{ledger.ErrDropped, http.StatusServiceUnavailable, "ServiceUnavailable", 1, "", ""},
 	{ledger.ErrOutcomeUnknown, http.StatusServiceUnavailable, "ServiceUnavailable", 1,
-		"a retry is safe: a registration that committed is answered as a duplicate, with the same entry id"},
-	{ledger.ErrStopped, http.StatusServiceUnavailable, "ServiceUnavailable", 1, ""},
-	{ledger.ErrNotFound, http.StatusNotFound, "NotFound", 0, ""},
-	{context.Canceled, 499, "ClientClosedRequest", 0, ""},
+		"a retry is safe: a registration that committed is answered as a duplicate, with the same entry id", ""},
+	{ledger.ErrStopped, http.StatusServiceUnavailable, "ServiceUnavailable", 1, "", ""},
+	{ledger.ErrNotFound, http.StatusNotFound, "NotFound", 0, "", "ResourceNotFound"},
+	{context.Canceled, 499, "ClientClosedRequest", 0, "", ""},
 }
 
 // Problems is the registry's table, for an edge to extend.
@@ -90,7 +99,7 @@ func (t ProblemTable) Match(err error) *Problem {
 			if m.Hint != "" {
 				detail += "; " + m.Hint
 			}
-			return &Problem{Status: m.Status, Title: m.Title, Detail: detail, RetryAfter: m.RetryAfter}
+			return &Problem{Status: m.Status, Title: m.Title, Detail: detail, RetryAfter: m.RetryAfter, Code: m.Code}
 		}
 	}
 	return nil
@@ -131,12 +140,25 @@ func badRequest(title, detail string) *Problem {
 	return &Problem{Status: http.StatusBadRequest, Title: title, Detail: detail}
 }
 
-// DecodeProblem parses a problem-details body, for clients.
+// DecodeProblem parses an error body, for clients: concise problem
+// details, or CCF's JSON error shape (the /gov, /node and /app routes of
+// Charter's node), whose code becomes the Title and message the Detail.
 func DecodeProblem(status int, body []byte) *Problem {
 	p := &Problem{Status: status}
-	if err := cbor.Unmarshal(body, p); err != nil || p.Title == "" {
-		p.Title = http.StatusText(status)
-		p.Detail = string(body)
+	if err := cbor.Unmarshal(body, p); err == nil && p.Title != "" {
+		return p
 	}
+	var e struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(body, &e); err == nil && e.Error.Code != "" {
+		p.Title, p.Detail = e.Error.Code, e.Error.Message
+		return p
+	}
+	p.Title = http.StatusText(status)
+	p.Detail = string(body)
 	return p
 }

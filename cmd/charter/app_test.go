@@ -153,7 +153,7 @@ func TestAppDeploy(t *testing.T) {
 	bad := strings.Replace(bundle, `"readonly"`, `"sometimes"`, 1)
 	os.WriteFile(bundleFile, []byte(bad), 0o644)
 	code, _, errs = charter(append([]string{"app", "deploy", "--bundle", bundleFile}, n.flags...)...)
-	if code != 1 || !strings.Contains(errs, "ProposalInvalid") || !strings.Contains(errs, "mode must be one of readwrite, readonly, historical") {
+	if code != 1 || !strings.Contains(errs, "ProposalFailedToValidate") || !strings.Contains(errs, "mode must be one of readwrite, readonly, historical") {
 		t.Fatalf("refused bundle: %d %s", code, errs)
 	}
 }

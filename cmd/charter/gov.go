@@ -213,6 +213,13 @@ func (c *govClient) raw(ctx context.Context, method, path string, body []byte) (
 		if cbor.Unmarshal(b, &p) == nil && p.Title != "" {
 			return nil, fmt.Errorf("%s: %s (HTTP %d)", p.Title, p.Detail, resp.StatusCode)
 		}
+		// /gov and /node answer CCF's JSON error shape.
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error.Code != "" {
+			return nil, fmt.Errorf("%s: %s (HTTP %d)", e.Error.Code, e.Error.Message, resp.StatusCode)
+		}
 		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
 	}
 	return b, nil

@@ -14,6 +14,30 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
+// wantCCFError checks that r is CCF's JSON error ({"error": {"code",
+// "message"}}), as /gov and /node answer, with this status and code.
+func wantCCFError(t *testing.T, what string, r *response, status int, code string) {
+	t.Helper()
+	if r.Status != status {
+		t.Errorf("%s: status %d, want %d (%s)", what, r.Status, status, describeProblem(r))
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("%s: Content-Type %q, want application/json", what, ct)
+		return
+	}
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	if err := json.Unmarshal(r.Body, &e); err != nil {
+		t.Errorf("%s: error body %q: %v", what, r.Body, err)
+		return
+	}
+	if e.Error.Code != code || e.Error.Message == "" {
+		t.Errorf("%s: error %q: %q, want code %q and a message", what, e.Error.Code, e.Error.Message, code)
+	}
+}
+
 // wantProblem checks that r is a problem with this status and title.
 func wantProblem(t *testing.T, what string, r *response, status int, title string) {
 	t.Helper()
@@ -175,7 +199,7 @@ func TestAPI(t *testing.T) {
 		if s := txStatus("1.999999"); s != "Unknown" {
 			t.Errorf("/node/tx 1.999999: %q, want Unknown", s)
 		}
-		wantProblem(t, "/node/tx abc", n.get(t, "/node/tx?transaction_id=abc"), http.StatusBadRequest, "InvalidTransactionId")
+		wantCCFError(t, "/node/tx abc", n.get(t, "/node/tx?transaction_id=abc"), http.StatusBadRequest, "InvalidQueryParameterValue")
 	})
 
 	// errors.md: InvalidEntryId when {id} is neither 64 *lowercase* hex

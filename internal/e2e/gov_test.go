@@ -482,7 +482,7 @@ func TestGovRefusals(t *testing.T) {
 		{what: "a forged signature", path: ballotPath(pid, m2), body: forged,
 			status: http.StatusUnauthorized, title: "InvalidSignature"},
 		{what: "a replayed ballot", path: ballotPath(pid, m1), body: m1Ballot,
-			status: http.StatusConflict, title: "ReplayedRequest"},
+			status: http.StatusConflict, title: "ProposalReplay"},
 		{what: "a ballot on a withdrawn proposal", path: ballotPath(q.ProposalID, m2), body: m2.sign(t, gov.MsgBallot, q.ProposalID, accept),
 			status: http.StatusConflict, title: "ProposalNotOpen"},
 		{what: "a withdrawal by another member", path: "/gov/members/proposals/" + pid + ":withdraw", body: m2.sign(t, gov.MsgWithdrawal, pid, []byte("{}")),
@@ -494,7 +494,7 @@ func TestGovRefusals(t *testing.T) {
 		{what: "a withdrawal sent as a ballot", path: ballotPath(pid, m2), body: m2.sign(t, gov.MsgWithdrawal, pid, []byte("{}")),
 			status: http.StatusBadRequest, title: "WrongMessageType"},
 		{what: "a ballot as application/json", path: ballotPath(pid, m2), contentType: "application/json", body: m2Ballot,
-			status: http.StatusUnsupportedMediaType, title: "UnsupportedMediaType", afterwardsOK: true},
+			status: http.StatusUnsupportedMediaType, title: "UnsupportedContentType", afterwardsOK: true},
 	}
 	for _, c := range cases {
 		ct := c.contentType
@@ -503,7 +503,7 @@ func TestGovRefusals(t *testing.T) {
 		}
 		m := n.mark(t, pid)
 		r := postGov(t, n, c.path, ct, c.body)
-		wantProblem(t, c.what, r, c.status, c.title)
+		wantCCFError(t, c.what, r, c.status, c.title)
 		n.nothingWritten(t, c.what, m, pid)
 		if c.afterwardsOK {
 			// Refused before it was read: the same request is not a replay.

@@ -345,8 +345,8 @@ func TestPolicyCompileAndRunErrors(t *testing.T) {
 	} {
 		a, _ := json.Marshal(map[string]string{"policy": tc.src})
 		out, err := govCLI(t, n, m, "propose", "--action", "set_registration_policy", "--args", string(a))
-		if err == nil || !strings.Contains(out, "ProposalInvalid") {
-			t.Errorf("%s: proposing answered %v\n%s\nwant a ProposalInvalid refusal", tc.name, err, out)
+		if err == nil || !strings.Contains(out, "ProposalFailedToValidate") {
+			t.Errorf("%s: proposing answered %v\n%s\nwant a ProposalFailedToValidate refusal", tc.name, err, out)
 		}
 	}
 	// Nothing was set: registrations still run without a policy.

@@ -136,7 +136,7 @@ func TestClassicErrors(t *testing.T) {
 		status            int
 		code              string
 	}{
-		{"JSON body", "/gov/proposals", "application/json", []byte(`{"actions": []}`), 415, "UnsupportedMediaType"},
+		{"JSON body", "/gov/proposals", "application/json", []byte(`{"actions": []}`), 415, "UnsupportedContentType"},
 		{"not COSE", "/gov/proposals", "application/cose", []byte("junk"), 400, "InvalidGovernanceRequest"},
 		{"inactive proposer", "/gov/proposals", "application/cose", e.m[0].sign(t, gov.MsgProposal, "", gov.Proposal{Actions: []gov.Action{configAction(2048)}}), 403, "MemberNotActive"},
 		{"wrong type", "/gov/ack", "application/cose", e.m[0].sign(t, gov.MsgProposal, "", gov.Proposal{Actions: []gov.Action{configAction(1024)}}), 400, "WrongMessageType"},
@@ -168,7 +168,7 @@ func TestValidateAppOverHTTP(t *testing.T) {
 	r := post(t, srv.URL+"/gov/proposals", "application/cose", e.m[0].sign(t, gov.MsgProposal, "", prop))
 	var ce httpapi.CCFError
 	r.json(t, &ce)
-	if r.status != 400 || ce.Error.Code != "ProposalInvalid" || !strings.Contains(ce.Error.Message, "action 0 (set_js_app): endpoints/hello.js: SyntaxError: Unexpected token MARKER") {
+	if r.status != 400 || ce.Error.Code != "ProposalFailedToValidate" || !strings.Contains(ce.Error.Message, "action 0 (set_js_app): endpoints/hello.js: SyntaxError: Unexpected token MARKER") {
 		t.Fatalf("classic: %d %s", r.status, r.body)
 	}
 	// The same proposal again would be the same request within the same
@@ -176,7 +176,7 @@ func TestValidateAppOverHTTP(t *testing.T) {
 	prop.Actions = append([]gov.Action{configAction(2048)}, prop.Actions...)
 	r = post(t, srv.URL+"/gov/members/proposals:create", "application/cose", e.m[0].sign(t, gov.MsgProposal, "", prop))
 	p := registry.DecodeProblem(r.status, r.body)
-	if r.status != 400 || p.Title != "ProposalInvalid" || !strings.Contains(p.Detail, "action 1 (set_js_app): endpoints/hello.js: SyntaxError: Unexpected token MARKER") {
+	if r.status != 400 || p.Title != "ProposalFailedToValidate" || !strings.Contains(p.Detail, "action 1 (set_js_app): endpoints/hello.js: SyntaxError: Unexpected token MARKER") {
 		t.Fatalf("current API: %d %+v", r.status, p)
 	}
 }

@@ -25,7 +25,7 @@ type chunkInfo struct {
 func (s *Server) getLedgerChunks(w http.ResponseWriter, r *http.Request) {
 	chunks, err := ledgerfiles.List(s.cfg.LedgerDir)
 	if err != nil {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusInternalServerError, Title: "InternalError", Detail: "listing the ledger files: " + err.Error()})
+		writeError(w, r, &registry.Problem{Status: http.StatusInternalServerError, Title: "InternalError", Detail: "listing the ledger files: " + err.Error()})
 		return
 	}
 	out := struct {
@@ -52,18 +52,18 @@ func (s *Server) getLedgerChunk(w http.ResponseWriter, r *http.Request) {
 	name := chi.URLParam(r, "name")
 	c, ok := ledgerfiles.ParseName(name)
 	if !ok || !c.Committed || filepath.Base(name) != name {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "no complete ledger chunk " + name + " (GET /node/ledger/chunks lists them)"})
+		writeError(w, r, notFound("no complete ledger chunk "+name+" (GET /node/ledger/chunks lists them)"))
 		return
 	}
 	f, err := os.Open(filepath.Join(s.cfg.LedgerDir, name))
 	if err != nil {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "no complete ledger chunk " + name + " on this node"})
+		writeError(w, r, notFound("no complete ledger chunk "+name+" on this node"))
 		return
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusInternalServerError, Title: "InternalError", Detail: err.Error()})
+		writeError(w, r, &registry.Problem{Status: http.StatusInternalServerError, Title: "InternalError", Detail: err.Error()})
 		return
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")

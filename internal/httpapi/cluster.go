@@ -68,7 +68,7 @@ func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getNodes(w http.ResponseWriter, r *http.Request) {
 	nodes, err := s.cfg.Raft.Nodes()
 	if err != nil {
-		registry.WriteProblem(w, problemFor(err))
+		writeError(w, r, problemFor(err))
 		return
 	}
 	st := s.cfg.Raft.Status()

@@ -101,18 +101,18 @@ func (g govAPI) post(fn func(ctx context.Context, r *http.Request, body []byte) 
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, p := readRequest(w, r)
 		if p != nil {
-			registry.WriteProblem(w, p)
+			writeError(w, r, p)
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), opTimeout)
 		defer cancel()
 		out, err := fn(ctx, r, body)
 		if errors.Is(err, errNoRoute) {
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "no endpoint POST " + r.URL.Path})
+			writeError(w, r, notFound("no endpoint POST "+r.URL.Path))
 			return
 		}
 		if err != nil {
-			registry.WriteProblem(w, g.problem(r, err))
+			writeError(w, r, g.problem(r, err))
 			return
 		}
 		writeJSON(w, http.StatusOK, out)
@@ -126,12 +126,12 @@ const opTimeout = 30 * time.Second
 // maxBody bytes.
 func readRequest(w http.ResponseWriter, r *http.Request) ([]byte, *registry.Problem) {
 	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/cose" {
-		return nil, &registry.Problem{Status: http.StatusUnsupportedMediaType, Title: "UnsupportedMediaType",
+		return nil, &registry.Problem{Status: http.StatusUnsupportedMediaType, Title: "UnsupportedContentType",
 			Detail: "governance requests are COSE_Sign1 signed by a member: Content-Type application/cose"}
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		return nil, &registry.Problem{Status: http.StatusRequestEntityTooLarge, Title: "PayloadTooLarge",
+		return nil, &registry.Problem{Status: http.StatusRequestEntityTooLarge, Title: "RequestBodyTooLarge",
 			Detail: fmt.Sprintf("governance requests are at most %d bytes", maxBody)}
 	}
 	return body, nil
@@ -170,11 +170,11 @@ func (g govAPI) getProposal(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	info, err := g.svc.ProposalInfo(id)
 	if errors.Is(err, gov.ErrProposalNotFound) {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusNotFound, Title: "ProposalNotFound", Detail: "no proposal " + id})
+		writeError(w, r, &registry.Problem{Status: http.StatusNotFound, Title: "ProposalNotFound", Detail: "no proposal " + id})
 		return
 	}
 	if err != nil {
-		registry.WriteProblem(w, problemFor(err))
+		writeError(w, r, problemFor(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, proposalView(id, info, nil))
@@ -184,7 +184,7 @@ func (g govAPI) getActions(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	raw, err := g.svc.ProposalActions(id)
 	if err != nil {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusNotFound, Title: "ProposalNotFound", Detail: "no proposal " + id})
+		writeError(w, r, &registry.Problem{Status: http.StatusNotFound, Title: "ProposalNotFound", Detail: "no proposal " + id})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -208,7 +208,7 @@ func (g govAPI) getMembers(w http.ResponseWriter, r *http.Request) {
 		out = append(out, member{MemberID: id, Status: info.Status, MemberData: info.MemberData, Certificate: cert, EncKey: encKey})
 	})
 	if err != nil {
-		registry.WriteProblem(w, problemFor(err))
+		writeError(w, r, problemFor(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": out})
@@ -217,7 +217,7 @@ func (g govAPI) getMembers(w http.ResponseWriter, r *http.Request) {
 func (g govAPI) getConstitution(w http.ResponseWriter, r *http.Request) {
 	raw, err := g.svc.Constitution()
 	if err != nil {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "no constitution yet"})
+		writeError(w, r, notFound("no constitution yet"))
 		return
 	}
 	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")

@@ -54,10 +54,10 @@ func (s *Server) Handler() http.Handler {
 		})
 	})
 	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "no endpoint " + req.Method + " " + req.URL.Path})
+		writeError(w, req, notFound("no endpoint "+req.Method+" "+req.URL.Path))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusMethodNotAllowed, Title: "MethodNotAllowed", Detail: req.Method + " is not allowed on " + req.URL.Path})
+		writeError(w, req, &registry.Problem{Status: http.StatusMethodNotAllowed, Title: "MethodNotAllowed", Code: "UnsupportedHttpVerb", Detail: req.Method + " is not allowed on " + req.URL.Path})
 	})
 	// Always served: peers need raft from the first moment, operators need
 	// health and metrics.
@@ -102,11 +102,11 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) whenReady(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.cfg.Ready() {
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
+			writeError(w, r, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
 				Detail: "the node is starting: replaying its ledger or waiting for the network", RetryAfter: 1})
 			return
 		}
-		if s.installing(w) {
+		if s.installing(w, r) {
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -145,12 +145,12 @@ func (s *Server) getTx(w http.ResponseWriter, r *http.Request) {
 	raw := r.URL.Query().Get("transaction_id")
 	txid, err := log.ParseTxID(raw)
 	if err != nil {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidTransactionId", Detail: "transaction_id " + strconv.Quote(raw) + ": " + err.Error()})
+		writeError(w, r, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidTransactionId", Code: "InvalidQueryParameterValue", Detail: "transaction_id " + strconv.Quote(raw) + ": " + err.Error()})
 		return
 	}
 	status, err := s.cfg.Ledger.Status(txid)
 	if err != nil {
-		registry.WriteProblem(w, problemFor(err))
+		writeError(w, r, problemFor(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"transaction_id": txid.String(), "status": status})
@@ -164,7 +164,7 @@ func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		cpSize = cp.TreeSize
 	} else if !errors.Is(err, ledger.ErrNotFound) {
-		registry.WriteProblem(w, problemFor(err))
+		writeError(w, r, problemFor(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -190,11 +190,11 @@ func (s *Server) serviceStatus() string {
 // installing answers 503 while a snapshot install replaces the node's
 // state (its store is half written until then), and reports whether it
 // did.
-func (s *Server) installing(w http.ResponseWriter) bool {
+func (s *Server) installing(w http.ResponseWriter, r *http.Request) bool {
 	if s.cfg.Raft == nil || !s.cfg.Raft.Installing() {
 		return false
 	}
-	registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
+	writeError(w, r, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable",
 		Detail: "the node is installing a snapshot from the leader", RetryAfter: 1})
 	return true
 }

@@ -5,19 +5,18 @@ import (
 	"net/http"
 
 	"github.com/charterlog/charter/internal/join"
-	"github.com/charterlog/charter/registry"
 )
 
 // postJoin answers POST /node/join (steps 2–4 of the protocol).
 func (s *Server) postJoin(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, join.MaxRequest+1))
 	if err != nil {
-		registry.WriteProblem(w, problemFor(&join.Error{Kind: join.ErrInvalidRequest, Detail: "reading the join request: " + err.Error()}))
+		writeError(w, r, problemFor(&join.Error{Kind: join.ErrInvalidRequest, Detail: "reading the join request: " + err.Error()}))
 		return
 	}
 	resp, err := s.cfg.Joins.Join(r.Context(), body)
 	if err != nil {
-		registry.WriteProblem(w, problemFor(err))
+		writeError(w, r, problemFor(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)

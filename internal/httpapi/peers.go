@@ -19,16 +19,16 @@ func (s *Server) requirePeer(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Who a peer is, and in which role, is read from the maps an
 		// install is rewriting: the sender retries.
-		if s.installing(w) {
+		if s.installing(w, r) {
 			return
 		}
 		p, err := s.requestPeer(r)
 		if err != nil {
 			if !errors.Is(err, peer.ErrNotPeer) {
-				registry.WriteProblem(w, registry.ProblemFor(err))
+				writeError(w, r, problemFor(err))
 				return
 			}
-			registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden",
+			writeError(w, r, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden",
 				Detail: "this endpoint is for the network's nodes: " + err.Error()})
 			return
 		}
@@ -97,7 +97,7 @@ func (s *Server) peerQuery(answer func(replication.Sender) ([]byte, error)) http
 func (s *Server) peerOf(w http.ResponseWriter, r *http.Request) (peer.Peer, bool) {
 	p, ok := r.Context().Value(peerContextKey{}).(peer.Peer)
 	if !ok {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: "this endpoint is for the network's nodes"})
+		writeError(w, r, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden", Detail: "this endpoint is for the network's nodes"})
 	}
 	return p, ok
 }

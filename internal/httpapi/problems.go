@@ -2,10 +2,12 @@ package httpapi
 
 // The edge's answers to the errors of the packages below it: one table
 // (problems: the registry's, extended with the rules for governance's,
-// the join protocol's and replication's sentinels), answered as concise
-// problem details (CCF's JSON on the classic governance routes);
-// apphost's and appauth's in CCF's JSON error shape, as /app is CCF's;
-// and a forwarded request's failure, in the shape of its route.
+// the join protocol's and replication's sentinels), rendered per route
+// family (writeError): CCF's JSON error shape {"error": {"code",
+// "message"}} on CCF's families (/gov, /node, /app), concise problem
+// details (RFC 9290) on the SCITT routes; apphost's and appauth's errors in
+// CCF's shape, as /app is CCF's; and a forwarded request's failure, in the
+// shape of its route.
 
 import (
 	"encoding/json"
@@ -26,10 +28,12 @@ import (
 )
 
 // edgeRules are the edge's rules, for the errors of the packages below it
-// besides the registry (concise problem details; CCF's JSON error on the
-// classic governance routes, writeCCFError): governance's, the join
-// protocol's refusals, and replication's refusals of a peer's message.
-// The detail is the error's text.
+// besides the registry: governance's, the join protocol's refusals, and
+// replication's refusals of a peer's message. The detail is the error's
+// text. They answer on CCF's route families only (/gov, /node), in CCF's
+// JSON shape, so their titles are CCF's codes (include/ccf/odata_error.h)
+// where CCF has the same error, and Charter's names where it has none
+// (spec/errors.md).
 var edgeRules = []registry.ProblemRule{
 	// gov.Service's operations.
 	{Err: gov.ErrMalformed, Status: http.StatusBadRequest, Title: "InvalidGovernanceRequest"},
@@ -37,19 +41,19 @@ var edgeRules = []registry.ProblemRule{
 	{Err: gov.ErrMismatch, Status: http.StatusBadRequest, Title: "RequestDoesNotMatchURL"},
 	{Err: gov.ErrStale, Status: http.StatusBadRequest, Title: "StaleRequest"},
 	{Err: gov.ErrBadBallot, Status: http.StatusBadRequest, Title: "InvalidBallot"},
-	{Err: gov.ErrInvalidProposal, Status: http.StatusBadRequest, Title: "ProposalInvalid"},
-	{Err: gov.ErrWrongDigest, Status: http.StatusBadRequest, Title: "WrongStateDigest"},
+	{Err: gov.ErrInvalidProposal, Status: http.StatusBadRequest, Title: "ProposalFailedToValidate"},
+	{Err: gov.ErrWrongDigest, Status: http.StatusBadRequest, Title: "StateDigestMismatch"},
 	{Err: gov.ErrBadSignature, Status: http.StatusUnauthorized, Title: "InvalidSignature"},
 	{Err: gov.ErrUnknownMember, Status: http.StatusUnauthorized, Title: "UnknownMember"},
 	{Err: gov.ErrNotActive, Status: http.StatusForbidden, Title: "MemberNotActive"},
 	{Err: gov.ErrNotProposer, Status: http.StatusForbidden, Title: "NotProposer"},
 	{Err: gov.ErrProposalNotFound, Status: http.StatusNotFound, Title: "ProposalNotFound"},
 	{Err: gov.ErrProposalClosed, Status: http.StatusConflict, Title: "ProposalNotOpen"},
-	{Err: gov.ErrReplay, Status: http.StatusConflict, Title: "ReplayedRequest"},
+	{Err: gov.ErrReplay, Status: http.StatusConflict, Title: "ProposalReplay"},
 	{Err: gov.ErrConstitution, Status: http.StatusInternalServerError, Title: "ConstitutionError"},
 	// join.Leader's refusals (*join.Error, whose text is its detail).
 	{Err: join.ErrInvalidRequest, Status: http.StatusBadRequest, Title: "InvalidInput"},
-	{Err: join.ErrTooLarge, Status: http.StatusRequestEntityTooLarge, Title: "PayloadTooLarge"},
+	{Err: join.ErrTooLarge, Status: http.StatusRequestEntityTooLarge, Title: "RequestBodyTooLarge"},
 	{Err: join.ErrInvalidSignature, Status: http.StatusBadRequest, Title: "InvalidSignature"},
 	{Err: join.ErrInvalidEvidence, Status: http.StatusBadRequest, Title: "InvalidEvidence"},
 	{Err: join.ErrAttestation, Status: http.StatusForbidden, Title: "AttestationFailed"},
@@ -86,7 +90,53 @@ func (s *Server) writePeerError(w http.ResponseWriter, p peer.Peer, err error) {
 	if pr == nil {
 		pr = &registry.Problem{Status: http.StatusServiceUnavailable, Title: "ServiceUnavailable", Detail: err.Error(), RetryAfter: 1}
 	}
-	registry.WriteProblem(w, pr)
+	writeCCF(w, pr)
+}
+
+// ccfFamily reports whether path belongs to a route family that answers
+// errors in CCF's JSON shape: CCF's own prefixes, /gov, /node and /app.
+// Every other route is SCITT's (or Charter's own beside it: /metrics,
+// tiles) and answers concise problem details.
+func ccfFamily(path string) bool {
+	for _, prefix := range []string{"/gov", "/node", "/app"} {
+		if rest, ok := strings.CutPrefix(path, prefix); ok && (rest == "" || rest[0] == '/') {
+			return true
+		}
+	}
+	return false
+}
+
+// writeError answers p in the error shape of r's route family: the one
+// table's answer, rendered as CCF's JSON error or as problem details.
+func writeError(w http.ResponseWriter, r *http.Request, p *registry.Problem) {
+	writeErrorAt(w, r.URL.Path, p)
+}
+
+// writeErrorAt is writeError for a route given by its path.
+func writeErrorAt(w http.ResponseWriter, path string, p *registry.Problem) {
+	if !ccfFamily(path) {
+		registry.WriteProblem(w, p)
+		return
+	}
+	writeCCF(w, p)
+}
+
+// writeCCF renders p as CCF's JSON error: the code is CCF's name for it
+// (p.Code) where CCF's differs from the title, else the title.
+func writeCCF(w http.ResponseWriter, p *registry.Problem) {
+	if p.RetryAfter > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(p.RetryAfter))
+	}
+	code := p.Code
+	if code == "" {
+		code = p.Title
+	}
+	writeAppError(w, p.Status, code, p.Detail)
+}
+
+// notFound is a 404 for what detail names.
+func notFound(detail string) *registry.Problem {
+	return &registry.Problem{Status: http.StatusNotFound, Title: "NotFound", Code: "ResourceNotFound", Detail: detail}
 }
 
 // writeAppError answers in CCF's error shape.
@@ -165,18 +215,10 @@ func writeRelayFailure(w http.ResponseWriter, path string, sent bool) {
 	writeRelayProblem(w, path, p)
 }
 
-// writeRelayProblem writes p in the error shape of the route path: CCF's
-// JSON error on /app/… and on the classic governance routes
-// (gov_classic.go), concise problem details (CBOR) elsewhere.
+// writeRelayProblem writes p in the error shape of the route path
+// (writeErrorAt).
 func writeRelayProblem(w http.ResponseWriter, path string, p *registry.Problem) {
-	if !strings.HasPrefix(path, "/app/") && !classicPath(path) {
-		registry.WriteProblem(w, p)
-		return
-	}
-	if p.RetryAfter > 0 {
-		w.Header().Set("Retry-After", fmt.Sprint(p.RetryAfter))
-	}
-	writeAppError(w, p.Status, p.Title, p.Detail)
+	writeErrorAt(w, path, p)
 }
 
 // errForwardedTwice answers a request another node forwarded here believing

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -77,5 +78,64 @@ func TestWritePeerError(t *testing.T) {
 		if w.Code != tc.status || w.Header().Get("Retry-After") != tc.retry {
 			t.Errorf("%v: %d Retry-After %q, want %d %q", tc.err, w.Code, w.Header().Get("Retry-After"), tc.status, tc.retry)
 		}
+	}
+}
+
+// One table, two renderings: the same error is concise problem details on
+// a SCITT route and CCF's JSON error on /gov, /node and /app, with CCF's
+// code where CCF names the error otherwise (ResourceNotFound), and the
+// same status and Retry-After either way.
+func TestErrorShapePerRouteFamily(t *testing.T) {
+	notFoundErr := fmt.Errorf("entry 7: %w", ledger.ErrNotFound)
+	overloaded := fmt.Errorf("queue full: %w", ledger.ErrOverloaded)
+	for _, tc := range []struct {
+		path  string
+		err   error
+		ccf   bool
+		code  string // the title (problem details) or code (CCF)
+		retry string
+	}{
+		{"/entries/abc", notFoundErr, false, "NotFound", ""},
+		{"/node/tx", notFoundErr, true, "ResourceNotFound", ""},
+		{"/gov/members/proposals/abc", notFoundErr, true, "ResourceNotFound", ""},
+		{"/app/log", notFoundErr, true, "ResourceNotFound", ""},
+		{"/gov/members/proposals/abc", fmt.Errorf("%w: proposal abc", gov.ErrProposalClosed), true, "ProposalNotOpen", ""},
+		{"/gov/members/proposals:create", gov.ErrReplay, true, "ProposalReplay", ""},
+		{"/node/join", &join.Error{Kind: join.ErrTooManyPending, Detail: "4 nodes"}, true, "TooManyPendingNodes", "5"},
+		{"/entries", overloaded, false, "ServiceUnavailable", "1"},
+		{"/node/commit", overloaded, true, "ServiceUnavailable", "1"},
+		// Prefixes are whole segments: these are not CCF's families.
+		{"/nodes", notFoundErr, false, "NotFound", ""},
+		{"/government", notFoundErr, false, "NotFound", ""},
+		{"/application", notFoundErr, false, "NotFound", ""},
+	} {
+		w := httptest.NewRecorder()
+		want := problemFor(tc.err)
+		writeErrorAt(w, tc.path, want)
+		if w.Code != want.Status || w.Header().Get("Retry-After") != tc.retry {
+			t.Errorf("%s %v: %d Retry-After %q, want %d %q", tc.path, tc.err, w.Code, w.Header().Get("Retry-After"), want.Status, tc.retry)
+		}
+		ct := w.Header().Get("Content-Type")
+		if !tc.ccf {
+			p := registry.DecodeProblem(w.Code, w.Body.Bytes())
+			if ct != registry.ContentTypeProblem || p.Title != tc.code || p.Detail != want.Detail {
+				t.Errorf("%s %v: %s %q, want problem details titled %s", tc.path, tc.err, ct, w.Body.Bytes(), tc.code)
+			}
+			continue
+		}
+		var e CCFError
+		if err := json.Unmarshal(w.Body.Bytes(), &e); ct != "application/json" || err != nil || e.Error.Code != tc.code || e.Error.Message != want.Detail {
+			t.Errorf("%s %v: %s %q, want CCF's JSON error with code %s", tc.path, tc.err, ct, w.Body.Bytes(), tc.code)
+		}
+	}
+}
+
+// A client reads either shape through registry.DecodeProblem.
+func TestDecodeProblemReadsCCFErrors(t *testing.T) {
+	w := httptest.NewRecorder()
+	writeErrorAt(w, "/node/tx", notFound("no transaction 2.7"))
+	p := registry.DecodeProblem(w.Code, w.Body.Bytes())
+	if p.Status != http.StatusNotFound || p.Title != "ResourceNotFound" || p.Detail != "no transaction 2.7" {
+		t.Errorf("DecodeProblem of CCF's error = %+v", p)
 	}
 }

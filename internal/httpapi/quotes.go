@@ -8,7 +8,6 @@ import (
 
 	"github.com/charterlog/charter/internal/attest"
 	"github.com/charterlog/charter/internal/join"
-	"github.com/charterlog/charter/registry"
 )
 
 const (
@@ -22,12 +21,12 @@ const (
 func (s *Server) getQuoteSelf(w http.ResponseWriter, r *http.Request) {
 	b, err := attest.MarshalEvidence(s.cfg.Evidence)
 	if err != nil {
-		registry.WriteProblem(w, problemFor(err))
+		writeError(w, r, problemFor(err))
 		return
 	}
 	rd, err := attest.ReportData(s.cfg.NodeKey)
 	if err != nil {
-		registry.WriteProblem(w, problemFor(err))
+		writeError(w, r, problemFor(err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -56,7 +55,7 @@ type quoteView struct {
 func (s *Server) getQuotes(w http.ResponseWriter, r *http.Request) {
 	recs, err := join.Records(s.cfg.Ledger)
 	if err != nil {
-		registry.WriteProblem(w, problemFor(err))
+		writeError(w, r, problemFor(err))
 		return
 	}
 	out := []quoteView{}

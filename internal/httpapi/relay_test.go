@@ -53,7 +53,8 @@ func TestRelayFailuresAreAnswered(t *testing.T) {
 	)
 	paths := map[string]shape{
 		"/entries":                      cborShape,
-		"/gov/members/proposals:create": cborShape,
+		"/gov/members/proposals:create": jsonShape,
+		"/node/join":                    jsonShape,
 		"/gov/proposals":                jsonShape,
 		"/gov/proposals/abc/ballots":    jsonShape,
 		"/app/log/private":              jsonShape,

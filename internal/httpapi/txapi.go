@@ -17,16 +17,16 @@ func (s *Server) txParam(w http.ResponseWriter, r *http.Request) *log.Record {
 	raw := r.URL.Query().Get("transaction_id")
 	txid, err := log.ParseTxID(raw)
 	if err != nil {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidTransactionId", Detail: "transaction_id " + strconv.Quote(raw) + ": " + err.Error()})
+		writeError(w, r, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidTransactionId", Code: "InvalidQueryParameterValue", Detail: "transaction_id " + strconv.Quote(raw) + ": " + err.Error()})
 		return nil
 	}
 	rec, err := s.cfg.Ledger.Record(txid.Seqno)
 	if errors.Is(err, ledger.ErrNotFound) || (err == nil && rec.View != txid.View) {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "no committed transaction " + txid.String() + " on this node"})
+		writeError(w, r, notFound("no committed transaction "+txid.String()+" on this node"))
 		return nil
 	}
 	if err != nil {
-		registry.WriteProblem(w, problemFor(err))
+		writeError(w, r, problemFor(err))
 		return nil
 	}
 	return rec
@@ -42,7 +42,7 @@ func (s *Server) getLedgerTx(w http.ResponseWriter, r *http.Request) {
 	}
 	b, err := log.MarshalRecord(rec)
 	if err != nil {
-		registry.WriteProblem(w, problemFor(err))
+		writeError(w, r, problemFor(err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/cbor")
@@ -59,16 +59,16 @@ func (s *Server) getReceipt(w http.ResponseWriter, r *http.Request) {
 	inc, err := s.cfg.Ledger.Proof(rec.Seqno)
 	if errors.Is(err, ledger.ErrNotCovered) {
 		w.Header().Set("Retry-After", "1")
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "NotYetCovered", Detail: "no checkpoint covers the transaction yet; retry shortly", RetryAfter: 1})
+		writeError(w, r, &registry.Problem{Status: http.StatusServiceUnavailable, Title: "NotYetCovered", Detail: "no checkpoint covers the transaction yet; retry shortly", RetryAfter: 1})
 		return
 	}
 	if err != nil {
-		registry.WriteProblem(w, problemFor(err))
+		writeError(w, r, problemFor(err))
 		return
 	}
 	b, err := cose.NewInclusionReceipt(inc.Checkpoint.Protected, inc.Checkpoint.Signature, inc.Checkpoint.TreeSize, inc.LeafIndex, inc.Path)
 	if err != nil {
-		registry.WriteProblem(w, problemFor(err))
+		writeError(w, r, problemFor(err))
 		return
 	}
 	w.Header().Set("Content-Type", registry.ContentTypeReceipt)
@@ -88,7 +88,7 @@ func (s *Server) getLedgerRange(w http.ResponseWriter, r *http.Request) {
 	to, err2 := strconv.ParseUint(q.Get("to"), 10, 64)
 	size := s.cfg.Ledger.State().Size
 	if err1 != nil || err2 != nil || from == 0 || to < from {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidInput", Detail: "want from and to, seqnos with 1 ≤ from ≤ to"})
+		writeError(w, r, &registry.Problem{Status: http.StatusBadRequest, Title: "InvalidInput", Detail: "want from and to, seqnos with 1 ≤ from ≤ to"})
 		return
 	}
 	if to-from+1 > maxRangeRecords {
@@ -98,21 +98,21 @@ func (s *Server) getLedgerRange(w http.ResponseWriter, r *http.Request) {
 		to = size
 	}
 	if from > size {
-		registry.WriteProblem(w, &registry.Problem{Status: http.StatusNotFound, Title: "NotFound", Detail: "the ledger has " + strconv.FormatUint(size, 10) + " transactions on this node"})
+		writeError(w, r, notFound("the ledger has "+strconv.FormatUint(size, 10)+" transactions on this node"))
 		return
 	}
 	recs := make([]*log.Record, 0, to-from+1)
 	for seq := from; seq <= to; seq++ {
 		rec, err := s.cfg.Ledger.Record(seq)
 		if err != nil {
-			registry.WriteProblem(w, problemFor(err))
+			writeError(w, r, problemFor(err))
 			return
 		}
 		recs = append(recs, rec)
 	}
 	b, err := log.MarshalRecords(recs)
 	if err != nil {
-		registry.WriteProblem(w, problemFor(err))
+		writeError(w, r, problemFor(err))
 		return
 	}
 	w.Header().Set("Content-Type", "application/cbor")
