@@ -15,7 +15,7 @@ import (
 )
 
 type nodeRecord struct {
-	ID   uint64 `json:"node_id"`
+	ID   uint64 `json:"raft_id"`
 	URL  string `json:"url"`
 	Role string `json:"role"`
 }

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/registry"
 )
 
@@ -61,33 +60,6 @@ func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	relay(w, r, target, s.cfg.PeerClient(id).Transport, id, s.cfg.NodeID, s.cfg.Log)
-}
-
-// getNodes lists the network's nodes with their roles and, on the leader,
-// their replication progress.
-func (s *Server) getNodes(w http.ResponseWriter, r *http.Request) {
-	nodes, err := s.cfg.Raft.Nodes()
-	if err != nil {
-		writeError(w, r, problemFor(err))
-		return
-	}
-	st := s.cfg.Raft.Status()
-	type nodeView struct {
-		replication.NodeInfo
-		Leader bool    `json:"leader"`
-		Match  *uint64 `json:"match_index,omitempty"`
-		State  string  `json:"replication_state,omitempty"`
-	}
-	out := []nodeView{}
-	for _, info := range nodes {
-		v := nodeView{NodeInfo: info, Leader: info.ID == st.Lead}
-		if pr, ok := st.Progress[info.ID]; ok {
-			m := pr.Match
-			v.Match, v.State = &m, pr.State.String()
-		}
-		out = append(out, v)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"nodes": out})
 }
 
 // getConsensus reports this node's raft view.

@@ -62,6 +62,8 @@ func (s *Server) Handler() http.Handler {
 	// Always served: peers need raft from the first moment, operators need
 	// health and metrics.
 	r.Get("/node/health", s.getHealth)
+	r.Get("/node/version", s.getVersion)
+	r.Get("/node/state", s.getState)
 	r.Get(pathQuoteSelf, s.getQuoteSelf)
 	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	// Peers only, each in its role (peers.go; who a peer is, and what its
@@ -92,6 +94,12 @@ func (s *Server) Handler() http.Handler {
 		r.Get("/app/commit", s.getAppCommit)
 		r.HandleFunc("/app/*", s.serveApp)
 		r.Get("/node/network/nodes", s.getNodes)
+		r.Get("/node/network/nodes/{id}", s.getNode)
+		r.Get("/node/commit", s.getCommit)
+		r.Get("/node/primary", s.primaryProbe)
+		r.Head("/node/primary", s.primaryProbe)
+		r.Get("/node/backup", s.backupProbe)
+		r.Get("/app/api", s.getAppAPI)
 		r.Get("/node/consensus", s.getConsensus)
 	})
 	reg.MustRegister(svc.Collectors()...)
@@ -156,6 +164,13 @@ func (s *Server) getTx(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"transaction_id": txid.String(), "status": status})
 }
 
+// getNetwork is CCF's GET /node/network (GetNetworkInfo: service_status,
+// service_certificate, current_view, primary_id, recovery_count,
+// service_data, current_service_create_txid), with Charter's own facts:
+// the SCITT issuer, the note verifier key, the network's kind, the ledger
+// and checkpoint sizes. recovery_count is 0: Charter has no disaster
+// recovery, so no service was ever recovered. primary_id is omitted while
+// no leader is known.
 func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) {
 	_, term := s.cfg.Raft.Leader()
 	st := s.cfg.Ledger.State()
@@ -167,16 +182,35 @@ func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, problemFor(err))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
+	out := map[string]any{
 		"service_certificate": string(s.cfg.ServiceCertPEM),
 		"service_status":      s.serviceStatus(),
+		"current_view":        term,
+		"recovery_count":      0,
+		"service_data":        nil,
 		"issuer":              s.cfg.Issuer,
 		"note_verifier_key":   s.cfg.NoteVerifier,
 		"network_kind":        s.cfg.NetworkKind(),
-		"current_view":        term,
 		"ledger_size":         st.Size,
 		"checkpoint_size":     cpSize,
-	})
+	}
+	// The service was created by the ledger's first transaction.
+	if st.Size > 0 {
+		rec, err := s.cfg.Ledger.Record(1)
+		if err != nil {
+			writeError(w, r, problemFor(err))
+			return
+		}
+		out["current_service_create_txid"] = strconv.FormatUint(rec.View, 10) + ".1"
+	}
+	if lead := s.cfg.Raft.LeaderID(); lead != 0 {
+		if rec, ok := join.RecordOf(s.cfg.Ledger, lead); ok {
+			if id := ccfNodeIDOfPEM(rec.PublicKey); id != "" {
+				out["primary_id"] = id
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // serviceStatus is the governed service state (Opening or Open).

@@ -56,7 +56,18 @@ type Config struct {
 // Server is a node's HTTP edge: the router, its middleware, the /node,
 // /app and /node/join handlers, and the mapping of the errors of the
 // packages below to HTTP answers (problems.go).
-type Server struct{ cfg Config }
+type Server struct {
+	cfg Config
+	// startupSeqno is the ledger's size when the edge was built (CCF's
+	// startup_seqno in GET /node/state).
+	startupSeqno uint64
+}
 
 // New returns the edge over cfg.
-func New(cfg Config) *Server { return &Server{cfg: cfg} }
+func New(cfg Config) *Server {
+	s := &Server{cfg: cfg}
+	if cfg.Ledger != nil {
+		s.startupSeqno = cfg.Ledger.State().Size
+	}
+	return s
+}
