@@ -171,7 +171,7 @@ func (c *govClient) send(ctx context.Context, path string, t gov.MsgType, propos
 }
 
 func (c *govClient) do(ctx context.Context, method, path string, body []byte) (map[string]any, error) {
-	raw, err := c.raw(ctx, method, path, body)
+	raw, hdr, err := c.rawHeader(ctx, method, path, body)
 	if err != nil {
 		return nil, err
 	}
@@ -181,29 +181,41 @@ func (c *govClient) do(ctx context.Context, method, path string, body []byte) (m
 			return nil, fmt.Errorf("%s %s: answer is not JSON: %w", method, path, err)
 		}
 	}
+	// A write's transaction is CCF's response header; an answer without a
+	// body (an ack's 204) has no other place for it.
+	if _, ok := out["transactionId"]; !ok {
+		if txid := hdr.Get("x-ms-ccf-transaction-id"); txid != "" {
+			out["transactionId"] = txid
+		}
+	}
 	return out, nil
 }
 
 func (c *govClient) raw(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	b, _, err := c.rawHeader(ctx, method, path, body)
+	return b, err
+}
+
+func (c *govClient) rawHeader(ctx context.Context, method, path string, body []byte) ([]byte, http.Header, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	req, err := http.NewRequestWithContext(ctx, method, c.base+withAPIVersion(path), rd)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/cose")
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if resp.StatusCode/100 != 2 {
 		var p struct {
@@ -211,18 +223,35 @@ func (c *govClient) raw(ctx context.Context, method, path string, body []byte) (
 			Detail string `cbor:"-2,keyasint"`
 		}
 		if cbor.Unmarshal(b, &p) == nil && p.Title != "" {
-			return nil, fmt.Errorf("%s: %s (HTTP %d)", p.Title, p.Detail, resp.StatusCode)
+			return nil, nil, fmt.Errorf("%s: %s (HTTP %d)", p.Title, p.Detail, resp.StatusCode)
 		}
 		// /gov and /node answer CCF's JSON error shape.
 		var e struct {
 			Error struct{ Code, Message string } `json:"error"`
 		}
 		if json.Unmarshal(b, &e) == nil && e.Error.Code != "" {
-			return nil, fmt.Errorf("%s: %s (HTTP %d)", e.Error.Code, e.Error.Message, resp.StatusCode)
+			return nil, nil, fmt.Errorf("%s: %s (HTTP %d)", e.Error.Code, e.Error.Message, resp.StatusCode)
 		}
-		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
+		return nil, nil, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
 	}
-	return b, nil
+	return b, resp.Header, nil
+}
+
+// govAPIVersion is the version of CCF's governance API the CLI speaks
+// (spec/governance.md): CCF 7's API takes it on every call.
+const govAPIVersion = "2024-07-01"
+
+// withAPIVersion adds api-version to a path of CCF 7's governance API
+// (/gov/members/… and /gov/service/…); the classic routes take none.
+func withAPIVersion(path string) string {
+	if !strings.HasPrefix(path, "/gov/members/") && !strings.HasPrefix(path, "/gov/service/") {
+		return path
+	}
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	return path + sep + "api-version=" + govAPIVersion
 }
 
 func printJSON(w io.Writer, v any) {

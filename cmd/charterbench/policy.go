@@ -128,6 +128,9 @@ func govSend(ctx context.Context, c *http.Client, u *url.URL, m *member, t gov.M
 	}
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// CCF 7's governance API names its version (spec/governance.md).
+	u = u.JoinPath()
+	u.RawQuery = "api-version=2024-07-01"
 	req, err := http.NewRequestWithContext(rctx, http.MethodPost, u.String(), bytes.NewReader(body))
 	if err != nil {
 		return out, err

@@ -54,14 +54,14 @@ func openCluster(ctx context.Context, dir, url string) error {
 	var created struct {
 		ProposalID string `json:"proposalId"`
 	}
-	if err := postGov(ctx, client, url+"/gov/members/proposals:create", signer, cert, gov.MsgProposal, "", payload, &created); err != nil {
+	if err := postGov(ctx, client, url+"/gov/members/proposals:create?api-version="+govAPIVersion, signer, cert, gov.MsgProposal, "", payload, &created); err != nil {
 		return fmt.Errorf("proposing to open the service: %w", err)
 	}
 	ballot, _ := json.Marshal(gov.Ballot{Ballot: "export function vote(proposal, proposerId) { return true }"})
 	var voted struct {
 		State string `json:"proposalState"`
 	}
-	path := url + "/gov/members/proposals/" + created.ProposalID + "/ballots/" + gov.MemberIDOf(cert) + ":submit"
+	path := url + "/gov/members/proposals/" + created.ProposalID + "/ballots/" + gov.MemberIDOf(cert) + ":submit?api-version=" + govAPIVersion
 	if err := postGov(ctx, client, path, signer, cert, gov.MsgBallot, created.ProposalID, ballot, &voted); err != nil {
 		return fmt.Errorf("voting to open the service: %w", err)
 	}
@@ -107,6 +107,10 @@ func getJSON(ctx context.Context, client *http.Client, url string, out any) erro
 	}
 	return doJSON(client, req, out)
 }
+
+// govAPIVersion is the version of CCF's governance API the requests
+// above name (spec/governance.md).
+const govAPIVersion = "2024-07-01"
 
 func postGov(ctx context.Context, client *http.Client, url string, signer crypto.Signer, cert *x509.Certificate, t gov.MsgType, proposalID string, payload []byte, out any) error {
 	body, err := gov.SignRequest(rand.Reader, signer, cert, t, time.Now(), proposalID, payload)

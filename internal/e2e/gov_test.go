@@ -113,7 +113,7 @@ func startMembersNode(t *testing.T, dir string, members []*govMember) *node {
 	}
 	n := runCharterd(t, dataDir, filepath.Join(dir, "charterd.log"), "create", "--config", cfgPath)
 	n.waitFor(t, "serving governance", func() bool {
-		r, err := n.do(http.MethodGet, "/gov/service/members", "", nil)
+		r, err := n.do(http.MethodGet, v7("/gov/service/members"), "", nil)
 		return err == nil && r.Status == http.StatusOK && bytes.Contains(r.Body, []byte(members[0].ID))
 	})
 	return n
@@ -131,13 +131,15 @@ func govCLI(t *testing.T, n *node, m *govMember, sub string, args ...string) (st
 
 // proposalOut is the JSON the proposal commands print.
 type proposalOut struct {
-	ProposalID    string            `json:"proposalId"`
-	ProposerID    string            `json:"proposerId"`
-	State         string            `json:"proposalState"`
-	BallotCount   int               `json:"ballotCount"`
-	FinalVotes    map[string]bool   `json:"finalVotes"`
-	VoteFailures  map[string]string `json:"voteFailures"`
-	TransactionID string            `json:"transactionId"`
+	ProposalID   string          `json:"proposalId"`
+	ProposerID   string          `json:"proposerId"`
+	State        string          `json:"proposalState"`
+	BallotCount  int             `json:"ballotCount"`
+	FinalVotes   map[string]bool `json:"finalVotes"`
+	VoteFailures map[string]struct {
+		Reason string `json:"reason"`
+	} `json:"voteFailures"`
+	TransactionID string `json:"transactionId"`
 }
 
 // govTx is a governance transaction the test expects to find in the ledger,
@@ -361,7 +363,7 @@ func TestGovSeedFlow(t *testing.T) {
 
 func assertMemberStatus(t *testing.T, n *node, want map[string]string) {
 	t.Helper()
-	r := n.get(t, "/gov/service/members")
+	r := n.get(t, v7("/gov/service/members"))
 	var body struct {
 		Value []struct {
 			MemberID string `json:"memberId"`
@@ -379,6 +381,10 @@ func assertMemberStatus(t *testing.T, n *node, want map[string]string) {
 		t.Fatalf("members %v, want %v", got, want)
 	}
 }
+
+// v7 is path of CCF 7's governance API with the api-version Charter's
+// tools name (spec/governance.md).
+func v7(path string) string { return path + "?api-version=2024-07-01" }
 
 // postGov sends a governance request body with a content type.
 func postGov(t *testing.T, n *node, path, contentType string, body []byte) *response {
@@ -398,7 +404,7 @@ type ledgerMark struct {
 
 func (n *node) mark(t *testing.T, proposalID string) ledgerMark {
 	t.Helper()
-	return ledgerMark{size: n.health(t).LedgerSize, proposal: n.get(t, "/gov/members/proposals/"+proposalID).Body}
+	return ledgerMark{size: n.health(t).LedgerSize, proposal: n.get(t, v7("/gov/members/proposals/"+proposalID)).Body}
 }
 
 // nothingWritten checks that since m nothing but checkpoints reached the
@@ -421,7 +427,7 @@ func (n *node) nothingWritten(t *testing.T, what string, m ledgerMark, proposalI
 			t.Errorf("%s: the refusal was followed by a %s transaction %d.%d", what, rec.Type, rec.View, rec.Seqno)
 		}
 	}
-	if got := n.get(t, "/gov/members/proposals/"+proposalID).Body; !bytes.Equal(got, m.proposal) {
+	if got := n.get(t, v7("/gov/members/proposals/"+proposalID)).Body; !bytes.Equal(got, m.proposal) {
 		t.Errorf("%s: proposal %s changed:\n%s\nthen\n%s", what, proposalID, m.proposal, got)
 	}
 }
@@ -449,7 +455,7 @@ func TestGovRefusals(t *testing.T) {
 	p := govJSON(t, n, m1, "propose", "--action", "set_scitt_configuration", "--args", `{"max_statement_bytes": 100000}`)
 	pid := p.ProposalID
 	ballotPath := func(id string, m *govMember) string {
-		return "/gov/members/proposals/" + id + "/ballots/" + m.ID + ":submit"
+		return v7("/gov/members/proposals/" + id + "/ballots/" + m.ID + ":submit")
 	}
 	accept, _ := json.Marshal(gov.Ballot{Ballot: "export function vote() { return true }"})
 	m1Ballot := m1.sign(t, gov.MsgBallot, pid, accept)
@@ -475,7 +481,7 @@ func TestGovRefusals(t *testing.T) {
 		title        string
 		afterwardsOK bool // the same request, sent properly, then succeeds
 	}{
-		{what: "a non-member's proposal", path: "/gov/members/proposals:create", body: outsider.sign(t, gov.MsgProposal, "", proposal),
+		{what: "a non-member's proposal", path: v7("/gov/members/proposals:create"), body: outsider.sign(t, gov.MsgProposal, "", proposal),
 			status: http.StatusUnauthorized, title: "UnknownMember"},
 		{what: "an Accepted (inactive) member's ballot", path: ballotPath(pid, m3), body: m3.sign(t, gov.MsgBallot, pid, accept),
 			status: http.StatusForbidden, title: "MemberNotActive"},
@@ -485,7 +491,7 @@ func TestGovRefusals(t *testing.T) {
 			status: http.StatusConflict, title: "ProposalReplay"},
 		{what: "a ballot on a withdrawn proposal", path: ballotPath(q.ProposalID, m2), body: m2.sign(t, gov.MsgBallot, q.ProposalID, accept),
 			status: http.StatusConflict, title: "ProposalNotOpen"},
-		{what: "a withdrawal by another member", path: "/gov/members/proposals/" + pid + ":withdraw", body: m2.sign(t, gov.MsgWithdrawal, pid, []byte("{}")),
+		{what: "a withdrawal by another member", path: v7("/gov/members/proposals/" + pid + ":withdraw"), body: m2.sign(t, gov.MsgWithdrawal, pid, []byte("{}")),
 			status: http.StatusForbidden, title: "NotProposer"},
 		{what: "a ballot sent to another member's URL", path: ballotPath(pid, m1), body: m2.sign(t, gov.MsgBallot, pid, accept),
 			status: http.StatusBadRequest, title: "RequestDoesNotMatchURL"},
@@ -548,12 +554,12 @@ func TestGovRefusals(t *testing.T) {
 	if err := json.Unmarshal(r.Body, &got); err != nil {
 		t.Fatalf("the looping ballot's answer: %v: %s", err, r.Body)
 	}
-	if got.State != "Open" || got.BallotCount != 1 || got.VoteFailures[m1.ID] == "" || got.TransactionID == "" {
+	if got.State != "Open" || got.BallotCount != 1 || got.VoteFailures[m1.ID].Reason == "" || got.TransactionID == "" {
 		t.Errorf("after the looping ballot: %+v; want Open, one ballot, m1's vote failed, a transaction", got)
 	}
 	// The failure is recorded, and the proposal can still pass.
 	shown := govJSON(t, n, nil, "show", rp.ProposalID)
-	if shown.VoteFailures[m1.ID] == "" {
+	if shown.VoteFailures[m1.ID].Reason == "" {
 		t.Errorf("GET the proposal after the looping ballot: no vote failure for m1: %+v", shown)
 	}
 	v := govJSON(t, n, m2, "vote", rp.ProposalID, "--accept")

@@ -102,7 +102,7 @@ func TestGovernedMapsRefuseApps(t *testing.T) {
 	const govPolicy = "export function apply(phdr) { return true; } // set by governance\n"
 	setPolicy(t, n, govPolicy)
 	config := n.get(t, "/.well-known/transparency-configuration", "Accept", "application/json")
-	members := n.get(t, "/gov/service/members")
+	members := n.get(t, v7("/gov/service/members"))
 	if config.Status != http.StatusOK || members.Status != http.StatusOK {
 		t.Fatalf("configuration %d, members %d", config.Status, members.Status)
 	}
@@ -177,7 +177,7 @@ func TestGovernedMapsRefuseApps(t *testing.T) {
 	if after := n.get(t, "/.well-known/transparency-configuration", "Accept", "application/json"); !bytes.Equal(after.Body, config.Body) {
 		t.Errorf("configuration changed:\n%s\nwas\n%s", after.Body, config.Body)
 	}
-	if after := n.get(t, "/gov/service/members"); !bytes.Equal(after.Body, members.Body) {
+	if after := n.get(t, v7("/gov/service/members")); !bytes.Equal(after.Body, members.Body) {
 		t.Errorf("members changed:\n%s\nwas\n%s", after.Body, members.Body)
 	}
 }

@@ -216,7 +216,7 @@ func TestSandboxBallotNativeLoop(t *testing.T) {
 		defer wg.Done()
 		defer close(done)
 		start := time.Now()
-		bombResp, bombErr = n.do(http.MethodPost, "/gov/members/proposals/"+p.ProposalID+"/ballots/"+m1.ID+":submit", "application/cose", bombReq)
+		bombResp, bombErr = n.do(http.MethodPost, v7("/gov/members/proposals/"+p.ProposalID+"/ballots/"+m1.ID+":submit"), "application/cose", bombReq)
 		bombTook = time.Since(start)
 	}()
 	// m2 proposes again and again while the ballot request is in flight
@@ -235,7 +235,7 @@ func TestSandboxBallotNativeLoop(t *testing.T) {
 			proposal, _ := json.Marshal(gov.Proposal{Actions: []gov.Action{{Name: "set_scitt_configuration",
 				Args: json.RawMessage(fmt.Sprintf(`{"max_statement_bytes": %d}`, 200000+others))}}})
 			start := time.Now()
-			other, err = n.do(http.MethodPost, "/gov/members/proposals:create", "application/cose", m2.sign(t, gov.MsgProposal, "", proposal))
+			other, err = n.do(http.MethodPost, v7("/gov/members/proposals:create"), "application/cose", m2.sign(t, gov.MsgProposal, "", proposal))
 			otherTook = max(otherTook, time.Since(start))
 			others++
 			if err == nil && other.Status == http.StatusOK {

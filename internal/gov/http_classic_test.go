@@ -174,7 +174,7 @@ func TestValidateAppOverHTTP(t *testing.T) {
 	// The same proposal again would be the same request within the same
 	// second, so vary it: a second, valid, action first.
 	prop.Actions = append([]gov.Action{configAction(2048)}, prop.Actions...)
-	r = post(t, srv.URL+"/gov/members/proposals:create", "application/cose", e.m[0].sign(t, gov.MsgProposal, "", prop))
+	r = post(t, srv.URL+"/gov/members/proposals:create?api-version=2024-07-01", "application/cose", e.m[0].sign(t, gov.MsgProposal, "", prop))
 	p := registry.DecodeProblem(r.status, r.body)
 	if r.status != 400 || p.Title != "ProposalFailedToValidate" || !strings.Contains(p.Detail, "action 1 (set_js_app): endpoints/hello.js: SyntaxError: Unexpected token MARKER") {
 		t.Fatalf("current API: %d %+v", r.status, p)

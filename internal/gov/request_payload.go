@@ -34,7 +34,8 @@ type Ballot struct {
 }
 
 // Ack is the payload of an ack: {"state_digest": "<hex>"}, the digest the
-// member was given by a state_digest request.
+// member was given by a state_digest request (CCF 7's clients send
+// {"stateDigest": "<hex>"}, which Request.Ack reads too).
 type Ack struct {
 	StateDigest string `json:"state_digest"`
 }
@@ -113,19 +114,29 @@ func (r *Request) Ballot() (*Ballot, error) {
 	return &b, nil
 }
 
-// Ack decodes r's payload as {"state_digest": "<hex>"}. The digest must be
+// Ack decodes r's payload as {"state_digest": "<hex>"} (classic) or
+// {"stateDigest": "<hex>"} (CCF 7). The digest must be
 // 64 lowercase hex digits: a SHA-256, the size of the ledger's tree roots.
 func (r *Request) Ack() (*Ack, error) {
 	if err := r.wantType(MsgAck); err != nil {
 		return nil, err
 	}
-	fields, err := strictObject(r.Payload, "state_digest")
+	// CCF's classic API names the digest state_digest, CCF 7's
+	// (2024-07-01) stateDigest; an ack carries exactly one of them.
+	fields, err := strictObject(r.Payload, "state_digest", "stateDigest")
 	if err != nil {
 		return nil, malformed("ack: %v", err)
 	}
+	key := "state_digest"
+	if _, ok := fields["stateDigest"]; ok {
+		key = "stateDigest"
+		if _, both := fields["state_digest"]; both {
+			return nil, malformed("ack: both state_digest and stateDigest")
+		}
+	}
 	var a Ack
-	if err := decodeJSONKind(fields["state_digest"], '"', &a.StateDigest); err != nil {
-		return nil, malformed("ack: state_digest: %v", err)
+	if err := decodeJSONKind(fields[key], '"', &a.StateDigest); err != nil {
+		return nil, malformed("ack: %s: %v", key, err)
 	}
 	d, err := hex.DecodeString(a.StateDigest)
 	if err != nil || len(d) != 32 || hex.EncodeToString(d) != a.StateDigest {

@@ -51,6 +51,7 @@ var edgeRules = []registry.ProblemRule{
 	{Err: gov.ErrProposalClosed, Status: http.StatusConflict, Title: "ProposalNotOpen"},
 	{Err: gov.ErrReplay, Status: http.StatusConflict, Title: "ProposalReplay"},
 	{Err: gov.ErrConstitution, Status: http.StatusInternalServerError, Title: "ConstitutionError"},
+	{Err: gov.ErrNotFound, Status: http.StatusNotFound, Title: "ResourceNotFound"},
 	// join.Leader's refusals (*join.Error, whose text is its detail).
 	{Err: join.ErrInvalidRequest, Status: http.StatusBadRequest, Title: "InvalidInput"},
 	{Err: join.ErrTooLarge, Status: http.StatusRequestEntityTooLarge, Title: "RequestBodyTooLarge"},
