@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"strings"
 
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/registry"
@@ -27,15 +26,6 @@ import (
 // Writes answer with the header x-ms-ccf-transaction-id, as CCF does, and
 // errors are CCF's {"error": {"code", "message"}} JSON, with the same
 // codes and statuses as the rest of the governance API.
-// classicPath reports whether path is a classic governance route (above),
-// which answers errors in CCF's JSON shape.
-func classicPath(path string) bool {
-	switch path {
-	case "/gov/proposals", "/gov/ack", "/gov/ack/update_state_digest", "/gov/members":
-		return true
-	}
-	return strings.HasPrefix(path, "/gov/proposals/") && strings.HasSuffix(path, "/ballots")
-}
 
 func (g govAPI) classicRoutes(r chi.Router) {
 	r.Post("/gov/proposals", g.classic(func(ctx context.Context, _ *http.Request, _ *gov.Request, body []byte) (*gov.Result, any, error) {
@@ -108,11 +98,9 @@ type CCFError struct {
 	} `json:"error"`
 }
 
-func writeCCFError(w http.ResponseWriter, p *registry.Problem) {
-	var e CCFError
-	e.Error.Code, e.Error.Message = p.Title, p.Detail
-	writeJSON(w, p.Status, e)
-}
+// writeCCFError answers p in CCF's JSON error shape (writeCCF, the
+// rendering every CCF route family shares: CCF's code, Retry-After).
+func writeCCFError(w http.ResponseWriter, p *registry.Problem) { writeCCF(w, p) }
 
 // ProposalSummary is CCF's ProposalInfoSummary, the classic answer to a
 // proposal or a ballot.
