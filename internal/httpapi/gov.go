@@ -21,6 +21,10 @@ import (
 type govAPI struct {
 	svc *gov.Service
 	log *slog.Logger
+	// trustedPeer says whether a request comes from another node of the
+	// network, whose word on its client's certificate is believed
+	// (clientCert). Nil: none does.
+	trustedPeer func(*http.Request) bool
 }
 
 // GovRoutes adds the governance API (CCF's member endpoints, and the

@@ -80,7 +80,7 @@ func (s *Server) Handler() http.Handler {
 		r.Use(s.whenReady)
 		r.Use(s.forwardWrites)
 		svc.Routes(r)
-		govAPI{svc: s.cfg.Gov, log: s.cfg.Log}.routes(r)
+		govAPI{svc: s.cfg.Gov, log: s.cfg.Log, trustedPeer: s.trustedPeer}.routes(r)
 		r.Get("/node/tx", s.getTx)
 		r.Get("/node/ledger/tx", s.getLedgerTx)
 		r.Get("/node/receipt", s.getReceipt)
