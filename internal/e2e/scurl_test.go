@@ -385,3 +385,52 @@ func TestManagedCCFWalkthroughCOSE(t *testing.T) {
 		t.Fatalf("charter app call with a keygenerator.sh key: %d %s", s, out)
 	}
 }
+
+// TestScurlThroughFollower runs a member's activation through a follower
+// of a three-node network, which forwards it to the leader: the client
+// certificate of update_state_digest reaches the leader in the forwarding
+// node's word, and the HTTP-signed ack arrives with its signed headers
+// intact. A client that writes the forwarding header itself, naming a
+// member's certificate while presenting a stranger's, is refused.
+func TestScurlThroughFollower(t *testing.T) {
+	dir := t.TempDir()
+	m0, m1 := newKeygeneratorMember(t, dir, "member0"), newKeygeneratorMember(t, dir, "member1")
+	stranger := newKeygeneratorMember(t, dir, "stranger")
+	c := startCluster(t, 3, clusterOpts{Members: []string{m0.CertPath, m1.CertPath}})
+	c.waitSettled(30 * time.Second)
+	leader, _ := c.leader()
+	follower := &node{URL: c.node(leader%3 + 1).URL, CertPath: c.certPath}
+
+	if r := curl(t, follower, stranger, "POST", "/gov/ack/update_state_digest", nil); r.Status != 401 || !strings.Contains(string(r.Body), `"UnknownMember"`) {
+		t.Fatalf("a stranger's certificate through a follower: %d %s", r.Status, r.Body)
+	}
+	req, err := http.NewRequest(http.MethodPost, follower.URL+"/gov/ack/update_state_digest", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Charter-Forwarded-Client-Cert", base64.StdEncoding.EncodeToString(m0.Cert.Raw))
+	if r := send(t, curlAs(t, follower, stranger), req); r.Status != 401 || !strings.Contains(string(r.Body), `"UnknownMember"`) {
+		t.Fatalf("a stranger naming member0's certificate in the forwarding header: %d %s", r.Status, r.Body)
+	}
+
+	r := curl(t, follower, m0, "POST", "/gov/ack/update_state_digest", nil)
+	if r.Status != 200 {
+		t.Fatalf("curl update_state_digest through a follower: %d %s", r.Status, r.Body)
+	}
+	if a := scurl(t, follower, m0, "/gov/ack", r.Body); a.Status != 204 {
+		t.Fatalf("scurl ack through a follower: %d %s", a.Status, a.Body)
+	}
+	eventually(t, 10*time.Second, "member0 Active on every node", func() error {
+		for i := 1; i <= 3; i++ {
+			r := curl(t, &node{URL: c.node(i).URL, CertPath: c.certPath}, nil, "GET", "/gov/members", nil)
+			var details map[string]struct{ Status string }
+			if err := json.Unmarshal(r.Body, &details); err != nil {
+				return fmt.Errorf("node %d: %v %s", i, err, r.Body)
+			}
+			if details[m0.ID].Status != gov.MemberActive || details[m1.ID].Status != gov.MemberAccepted {
+				return fmt.Errorf("node %d: %s", i, r.Body)
+			}
+		}
+		return nil
+	})
+}
