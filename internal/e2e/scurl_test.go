@@ -257,8 +257,25 @@ func TestManagedCCFWalkthroughScurl(t *testing.T) {
 		if err := os.WriteFile(request, r.Body, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if r := scurl(t, n, mem, "/gov/ack", readFileT(t, request)); r.Status != 204 {
-			t.Fatalf("scurl ack as %s: %d %s", mem.Name, r.Status, r.Body)
+		ack := scurl(t, n, mem, "/gov/ack", readFileT(t, request))
+		if ack.Status != 204 {
+			t.Fatalf("scurl ack as %s: %d %s", mem.Name, ack.Status, ack.Body)
+		}
+		// The ledger says who signed it, and how.
+		tx := ack.Header.Get("x-ms-ccf-transaction-id")
+		rec, rcpt, keys := filepath.Join(dir, "ack.cbor"), filepath.Join(dir, "ack.receipt"), filepath.Join(dir, "keys.cbor")
+		eventually(t, 10*time.Second, "charter tx get "+tx, func() error {
+			if out, err := exec.Command(charterCLI, "tx", "get", tx, "--out-record", rec, "--out-receipt", rcpt, "--url", n.URL, "--cacert", n.CertPath).CombinedOutput(); err != nil {
+				return fmt.Errorf("%v\n%s", err, out)
+			}
+			return nil
+		})
+		if out, err := exec.Command(charterCLI, "keys", "--url", n.URL, "--cacert", n.CertPath, "--out", keys).CombinedOutput(); err != nil {
+			t.Fatalf("charter keys: %v\n%s", err, out)
+		}
+		out, err := exec.Command(charterCLI, "tx", "verify", "--service-keys", keys, "--record", rec, "--receipt", rcpt).CombinedOutput()
+		if want := "ack request by member " + mem.ID + " (HTTP signature)"; err != nil || !strings.Contains(string(out), want) {
+			t.Fatalf("charter tx verify of %s's ack: want %q: %v\n%s", mem.Name, want, err, out)
 		}
 	}
 	members := n.get(t, "/gov/members")

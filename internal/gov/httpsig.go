@@ -416,3 +416,27 @@ func (h *httpSignature) replayKey(memberID string) string {
 	sum := sha256.Sum256([]byte(h.signingString))
 	return memberID + ":" + hex.EncodeToString(sum[:])
 }
+
+// DescribeClaims says who made a governance transaction whose claims are
+// not a COSE request (ParseRequest reads those): an HTTP-signed request
+// ("proposal", member id, "HTTP signature") or a state digest asked with a
+// client certificate ("state_digest", member id, "TLS client
+// certificate"). ok is false for anything else.
+func DescribeClaims(claims []byte) (t MsgType, memberID, how string, ok bool) {
+	var c struct {
+		httpClaims
+		TLS *struct {
+			MemberID string `json:"member_id"`
+		} `json:"tls_client_certificate"`
+	}
+	if len(claims) == 0 || claims[0] != '{' || json.Unmarshal(claims, &c) != nil {
+		return "", "", "", false
+	}
+	switch {
+	case c.HTTPSignature.MemberID != "":
+		return c.Type, c.HTTPSignature.MemberID, "HTTP signature", true
+	case c.TLS != nil && c.TLS.MemberID != "":
+		return c.Type, c.TLS.MemberID, "TLS client certificate", true
+	}
+	return "", "", "", false
+}

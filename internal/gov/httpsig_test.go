@@ -337,3 +337,26 @@ func TestUpdateStateDigestClientCert(t *testing.T) {
 		t.Fatalf("ack with a certificate alone: %d", resp.StatusCode)
 	}
 }
+
+// The ledger's claims of HTTP-signed and certificate-authenticated
+// requests say who made them; other claims are not mistaken for them.
+func TestDescribeClaims(t *testing.T) {
+	e := newEnv(t, 1)
+	srv := e.serve()
+	m := e.m[0]
+	if r := newScurl(m, "/gov/ack/update_state_digest", nil).send(t, nil, srv.URL); r.status != 200 {
+		t.Fatalf("update_state_digest: %d %s", r.status, r.body)
+	}
+	hist, _ := base64.StdEncoding.DecodeString(e.kv(gov.MapHistory, m.id))
+	if typ, id, how, ok := gov.DescribeClaims(hist); !ok || typ != gov.MsgStateDigest || id != m.id || how != "HTTP signature" {
+		t.Fatalf("HTTP-signed claims: %v %q %q %q", ok, typ, id, how)
+	}
+	if typ, id, how, ok := gov.DescribeClaims([]byte(`{"type":"state_digest","tls_client_certificate":{"member_id":"ab"}}`)); !ok || typ != gov.MsgStateDigest || id != "ab" || how != "TLS client certificate" {
+		t.Fatalf("certificate claims: %v %q %q %q", ok, typ, id, how)
+	}
+	for _, c := range []string{"", "genesis", `{"type":"ack"}`, `{"http_signature":{}}`, "{"} {
+		if _, _, _, ok := gov.DescribeClaims([]byte(c)); ok {
+			t.Errorf("claims %q described as a member's request", c)
+		}
+	}
+}
