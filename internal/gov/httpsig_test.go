@@ -360,3 +360,19 @@ func TestDescribeClaims(t *testing.T) {
 		}
 	}
 }
+
+// Beyond 16 members no key is tried: a keyId that names nobody is refused
+// without 17 verifications, while one that names a member still works.
+func TestHTTPSignedTrialBound(t *testing.T) {
+	e := newEnv(t, 17)
+	srv := e.serve()
+	m := e.m[16]
+	s := newScurl(m, "/gov/ack/update_state_digest", nil)
+	s.keyID = strings.Repeat("cd", 32)
+	if r := s.send(t, nil, srv.URL); r.status != 401 || ccfCode(t, r) != "UnknownKeyId" || !strings.Contains(string(r.body), "too many to try") {
+		t.Fatalf("unmatched keyId among 17 members: %d %s", r.status, r.body)
+	}
+	if r := newScurl(m, "/gov/ack/update_state_digest", nil).send(t, nil, srv.URL); r.status != 200 {
+		t.Fatalf("matching keyId among 17 members: %d %s", r.status, r.body)
+	}
+}
