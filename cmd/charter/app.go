@@ -113,6 +113,7 @@ func runAppCall(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	g.add(fs, false)
 	key := fs.String("user-key", "", "private key (PEM) of the client certificate: a user's or a member's")
 	cert := fs.String("user-cert", "", "client certificate (PEM) to present")
+	fs.StringVar(&g.pass.file, "key-passphrase-file", "", "file whose first line is the passphrase of an encrypted --user-key (else $"+passphraseEnv+", else a prompt)")
 	data := fs.String("data", "", "request body, or @FILE (sent as application/json unless --header sets Content-Type)")
 	headers := headerFlags{}
 	fs.Var(headers, "header", "a request header NAME:VALUE (repeatable)")
@@ -138,7 +139,7 @@ func runAppCall(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	var clientCert *tls.Certificate
 	if *key != "" {
-		signer, c, err := loadKeyPair(*key, *cert, "user")
+		signer, c, err := loadKeyPair(*key, *cert, "user", g.pass)
 		if err != nil {
 			return err
 		}

@@ -34,6 +34,7 @@ func init() {
 // govFlags are the flags every governance command takes.
 type govFlags struct {
 	url, cacert, key, cert string
+	pass                   passphraseSource
 }
 
 func (g *govFlags) add(fs *flag.FlagSet, signing bool) {
@@ -43,6 +44,7 @@ func (g *govFlags) add(fs *flag.FlagSet, signing bool) {
 	if signing {
 		fs.StringVar(&g.key, "member-key", "", "the member's private key (PEM)")
 		fs.StringVar(&g.cert, "member-cert", "", "the member's certificate (PEM)")
+		fs.StringVar(&g.pass.file, "key-passphrase-file", "", "file whose first line is the passphrase of an encrypted --member-key (else $"+passphraseEnv+", else a prompt)")
 	}
 }
 
@@ -70,7 +72,7 @@ func (g *govFlags) client(signing bool) (*govClient, error) {
 	if g.key == "" || g.cert == "" {
 		return nil, usageError("--member-key and --member-cert are required")
 	}
-	signer, cert, err := loadKeyPair(g.key, g.cert, "member")
+	signer, cert, err := loadKeyPair(g.key, g.cert, "member", g.pass)
 	if err != nil {
 		return nil, err
 	}
@@ -102,29 +104,12 @@ func serviceTransport(cacert string, clientCert *tls.Certificate) (*http.Transpo
 	return tr, nil
 }
 
-// loadKeyPair reads a private key (PKCS #8 or SEC 1 PEM) and its
+// loadKeyPair reads a private key (any form keyfile.go reads) and its
 // certificate (PEM); who ("member", "user") names the flags in errors.
-func loadKeyPair(keyFile, certFile, who string) (crypto.Signer, *x509.Certificate, error) {
-	kb, err := os.ReadFile(keyFile)
+func loadKeyPair(keyFile, certFile, who string, pass passphraseSource) (crypto.Signer, *x509.Certificate, error) {
+	signer, err := readPrivateKey(keyFile, pass)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--%s-key: %w", who, err)
-	}
-	blk, _ := pem.Decode(kb)
-	if blk == nil {
-		return nil, nil, fmt.Errorf("--%s-key %s holds no PEM block", who, keyFile)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		if ek, err2 := x509.ParseECPrivateKey(blk.Bytes); err2 == nil {
-			k, err = ek, nil
-		}
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("--%s-key: %w", who, err)
-	}
-	signer, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, nil, fmt.Errorf("--%s-key: a %T cannot sign", who, k)
 	}
 	cert, err := readCertFile(certFile, "--"+who+"-cert")
 	if err != nil {

@@ -31,7 +31,9 @@ const signSynopsis = "--key KEY.pem --x5chain CHAIN.pem --subject SUB --content-
 // written, so a statement this command writes is one the service can check.
 func runSign(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("sign", signSynopsis, stderr)
-	keyPath := fs.String("key", "", "PEM private key (PKCS#8, SEC1 EC or PKCS#1 RSA) of the leaf certificate")
+	keyPath := fs.String("key", "", "PEM private key of the leaf certificate: PKCS #8 (encrypted or not), SEC 1 EC (with or without EC PARAMETERS) or PKCS #1 RSA")
+	var pass passphraseSource
+	fs.StringVar(&pass.file, "key-passphrase-file", "", "file whose first line is the passphrase of an encrypted --key (else $"+passphraseEnv+", else a prompt)")
 	chainPath := fs.String("x5chain", "", "PEM certificates, leaf first, ending with the root CA")
 	subject := fs.String("subject", "", "CWT sub: what the statement is about")
 	contentType := fs.String("content-type", "", "media type of PAYLOAD (with --hash-envelope, the preimage content type, label 259)")
@@ -60,7 +62,7 @@ func runSign(_ context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError("--payload-location needs --hash-envelope")
 	}
 
-	key, err := loadSigner(*keyPath)
+	key, err := readPrivateKey(*keyPath, pass)
 	if err != nil {
 		return fmt.Errorf("--key: %w", err)
 	}
@@ -122,43 +124,6 @@ func runSign(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "wrote %s (%d bytes, %s, iss %s)\n", *out, len(stmt), s.Alg, *issuer)
 	return nil
-}
-
-// loadSigner reads a PEM private key: PKCS#8 "PRIVATE KEY", SEC1 "EC
-// PRIVATE KEY" or PKCS#1 "RSA PRIVATE KEY".
-func loadSigner(path string) (crypto.Signer, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			return nil, fmt.Errorf("%s: no PEM private key found", path)
-		}
-		var k any
-		switch blk.Type {
-		case "PRIVATE KEY":
-			k, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-		case "EC PRIVATE KEY":
-			k, err = x509.ParseECPrivateKey(blk.Bytes)
-		case "RSA PRIVATE KEY":
-			k, err = x509.ParsePKCS1PrivateKey(blk.Bytes)
-		case "ENCRYPTED PRIVATE KEY":
-			return nil, fmt.Errorf("%s: encrypted keys are not supported; decrypt it first (openssl pkcs8 -in %s -out key.pem)", path, path)
-		default:
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %v", path, err)
-		}
-		s, ok := k.(crypto.Signer)
-		if !ok {
-			return nil, fmt.Errorf("%s: %T cannot sign", path, k)
-		}
-		return s, nil
-	}
 }
 
 // loadChain reads PEM certificates, leaf first.

@@ -30,4 +30,9 @@
 // checks created_at against a clock; (*Request).Digest keys replay
 // detection, as CCF's window of recent proposals does. The payload
 // accessors (Proposal, Ballot, Ack) decode the JSON strictly.
+//
+// On CCF's classic routes a member may instead sign with an HTTP signature
+// as CCF ≤ 3's scurl.sh does (httpsig.go: (*Service).ParseHTTPSigned, each
+// signing string accepted once), and ask for its state digest with its TLS
+// client certificate alone (certauth.go). Both yield the same operations.
 package gov

@@ -115,6 +115,10 @@ type Request struct {
 
 	Payload   []byte // attached JSON payload, possibly empty
 	Signature []byte
+
+	// httpSig is set on requests that came HTTP-signed (httpsig.go), not
+	// as a COSE_Sign1; RawProtected is then the signing string.
+	httpSig *httpSignature
 }
 
 func malformed(format string, args ...any) error {

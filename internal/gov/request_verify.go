@@ -61,6 +61,9 @@ func (r *Request) Verify(memberCert *x509.Certificate) error {
 	if id := MemberIDOf(memberCert); id != r.MemberID {
 		return fmt.Errorf("%w: request is from member %s, certificate is member %s", ErrUnknownMember, r.MemberID, id)
 	}
+	if r.httpSig != nil {
+		return r.httpSig.verify(memberCert.PublicKey)
+	}
 	if err := cose.CheckAlgorithmKey(r.Alg, memberCert.PublicKey); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}

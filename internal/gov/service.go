@@ -144,16 +144,23 @@ func (s *Service) authenticate(o *overlay, r *Request, want MsgType, needActive 
 	if err := r.Verify(cert); err != nil {
 		return nil, err
 	}
-	if err := r.CheckFresh(s.cfg.Now(), s.cfg.MaxRequestAge); err != nil {
-		return nil, err
+	seenMap, seen := MapRecentRequests, ""
+	if r.httpSig != nil {
+		// No time is signed: each signing string is accepted once, ever
+		// (httpsig.go).
+		seenMap, seen = MapHTTPSignedRequests, r.httpSig.replayKey(r.MemberID)
+	} else {
+		if err := r.CheckFresh(s.cfg.Now(), s.cfg.MaxRequestAge); err != nil {
+			return nil, err
+		}
+		// The replay window is keyed by what was signed, not by the request's
+		// bytes: an ECDSA signature can be re-encoded ((r, n−s)) into other
+		// bytes that still verify, and that must not make a replay new.
+		d := signedContentDigest(r)
+		// Zero-padded so that keys sort by time, for pruning.
+		seen = fmt.Sprintf("%020d:%s", r.CreatedAt, hex.EncodeToString(d[:]))
 	}
-	// The replay window is keyed by what was signed, not by the request's
-	// bytes: an ECDSA signature can be re-encoded ((r, n−s)) into other
-	// bytes that still verify, and that must not make a replay new.
-	d := signedContentDigest(r)
-	// Zero-padded so that keys sort by time, for pruning.
-	seen := fmt.Sprintf("%020d:%s", r.CreatedAt, hex.EncodeToString(d[:]))
-	if _, dup, err := o.Get(MapRecentRequests, seen); err != nil {
+	if _, dup, err := o.Get(seenMap, seen); err != nil {
 		return nil, err
 	} else if dup {
 		return nil, fmt.Errorf("%w: this exact request was already processed", ErrReplay)
@@ -168,7 +175,7 @@ func (s *Service) authenticate(o *overlay, r *Request, want MsgType, needActive 
 	if err := s.pruneRecent(o); err != nil {
 		return nil, err
 	}
-	o.Set(MapRecentRequests, seen, string(r.Type))
+	o.Set(seenMap, seen, string(r.Type))
 	o.Set(MapHistory, r.MemberID, base64.StdEncoding.EncodeToString(r.Raw))
 	return info, nil
 }
@@ -242,6 +249,11 @@ func (s *Service) Propose(ctx context.Context, raw []byte) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.ProposeRequest(ctx, r)
+}
+
+// ProposeRequest is Propose of a parsed request (COSE or HTTP-signed).
+func (s *Service) ProposeRequest(ctx context.Context, r *Request) (*Result, error) {
 	prop, err := r.Proposal()
 	if err != nil {
 		return nil, err
@@ -320,6 +332,11 @@ func (s *Service) Vote(ctx context.Context, proposalID, memberID string, raw []b
 	if err != nil {
 		return nil, err
 	}
+	return s.VoteRequest(ctx, proposalID, memberID, r)
+}
+
+// VoteRequest is Vote of a parsed request (COSE or HTTP-signed).
+func (s *Service) VoteRequest(ctx context.Context, proposalID, memberID string, r *Request) (*Result, error) {
 	if r.ProposalID != proposalID || r.MemberID != memberID {
 		return nil, fmt.Errorf("%w: the ballot is signed for proposal %s by member %s", ErrMismatch, r.ProposalID, r.MemberID)
 	}
@@ -355,6 +372,11 @@ func (s *Service) Withdraw(ctx context.Context, proposalID string, raw []byte) (
 	if err != nil {
 		return nil, err
 	}
+	return s.WithdrawRequest(ctx, proposalID, r)
+}
+
+// WithdrawRequest is Withdraw of a parsed request (COSE or HTTP-signed).
+func (s *Service) WithdrawRequest(ctx context.Context, proposalID string, r *Request) (*Result, error) {
 	if r.ProposalID != proposalID {
 		return nil, fmt.Errorf("%w: the withdrawal is signed for proposal %s", ErrMismatch, r.ProposalID)
 	}
@@ -381,18 +403,30 @@ func (s *Service) UpdateStateDigest(ctx context.Context, memberID string, raw []
 	if err != nil {
 		return nil, err
 	}
+	return s.UpdateStateDigestRequest(ctx, memberID, r)
+}
+
+// UpdateStateDigestRequest is UpdateStateDigest of a parsed request (COSE
+// or HTTP-signed).
+func (s *Service) UpdateStateDigestRequest(ctx context.Context, memberID string, r *Request) (*Result, error) {
 	if r.MemberID != memberID {
 		return nil, fmt.Errorf("%w: the request is signed by member %s", ErrMismatch, r.MemberID)
 	}
 	res := &Result{}
 	return s.run(ctx, r, MsgStateDigest, false, res, func(o *overlay, _ *MemberInfo) error {
-		cp, err := s.ledger.LatestCheckpoint()
-		if err != nil {
-			return err
-		}
-		res.StateDigest = hex.EncodeToString(cp.Root[:])
-		return setJSON(o, MapMemberAcks, memberID, AckRecord{StateDigest: res.StateDigest})
+		return s.issueStateDigest(o, memberID, res)
 	})
+}
+
+// issueStateDigest records in o the digest memberID must acknowledge, and
+// sets it in res.
+func (s *Service) issueStateDigest(o *overlay, memberID string, res *Result) error {
+	cp, err := s.ledger.LatestCheckpoint()
+	if err != nil {
+		return err
+	}
+	res.StateDigest = hex.EncodeToString(cp.Root[:])
+	return setJSON(o, MapMemberAcks, memberID, AckRecord{StateDigest: res.StateDigest})
 }
 
 // Ack activates a member that signed the state digest it was issued.
@@ -401,6 +435,11 @@ func (s *Service) Ack(ctx context.Context, memberID string, raw []byte) (*Result
 	if err != nil {
 		return nil, err
 	}
+	return s.AckRequest(ctx, memberID, r)
+}
+
+// AckRequest is Ack of a parsed request (COSE or HTTP-signed).
+func (s *Service) AckRequest(ctx context.Context, memberID string, r *Request) (*Result, error) {
 	if r.MemberID != memberID {
 		return nil, fmt.Errorf("%w: the request is signed by member %s", ErrMismatch, r.MemberID)
 	}

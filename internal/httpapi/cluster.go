@@ -40,6 +40,9 @@ func (s *Server) forwardWrites(next http.Handler) http.Handler {
 			writeRelayProblem(w, r.URL.Path, errForwardedTwice)
 			return
 		}
+		// /gov/ack/update_state_digest may be authenticated by the client
+		// certificate alone, which the leader cannot see.
+		s.passClientCert(r)
 		s.proxyToLeader(w, r)
 	})
 }

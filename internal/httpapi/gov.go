@@ -21,6 +21,10 @@ type govAPI struct {
 	// node, if set, tells /gov/service/info the service's certificate and
 	// creation transaction (the node's, not governance's, to know).
 	node *Server
+	// trustedPeer says whether a request comes from another node of the
+	// network, whose word on its client's certificate is believed
+	// (clientCert). Nil: none does.
+	trustedPeer func(*http.Request) bool
 }
 
 // GovRoutes adds the governance API (CCF 7's, gov_v7.go, and the classic

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/charterlog/charter/internal/gov"
@@ -13,68 +14,110 @@ import (
 // CCF's classic governance API (CCF ≤ 4, deprecated in 5, removed in 7),
 // which the CCF app samples' scripts and the Managed CCF walkthrough
 // still call. Each route runs the same operation as its counterpart in
-// GovRoutes, with the same COSE_Sign1 requests; only the shapes differ, and
+// GovRoutes, with the same COSE_Sign1 requests or with HTTP signatures as
+// CCF ≤ 3's scurl.sh makes them (httpsig.go); only the shapes differ, and
 // they are CCF's (doc/schemas/gov_openapi.json of CCF 4.x):
 //
 //	POST /gov/proposals                   proposal      → 200 ProposalInfoSummary
 //	POST /gov/proposals/{id}/ballots      ballot        → 200 ProposalInfoSummary
+//	POST /gov/proposals/{id}/withdraw     withdrawal    → 200 ProposalInfoSummary
 //	POST /gov/ack/update_state_digest     state_digest  → 200 {"state_digest"}
+//	                                      (or a member's TLS client certificate alone)
 //	POST /gov/ack                         ack           → 204
 //	GET  /gov/members                                   → 200 {member id: FullMemberDetails}
 //
-// The member is the request's kid (the classic paths do not name it).
+// The member is the request's kid, or the member the HTTP signature's
+// keyId names (the classic paths do not name it).
 // Writes answer with the header x-ms-ccf-transaction-id, as CCF does, and
 // errors are CCF's {"error": {"code", "message"}} JSON, with the same
 // codes and statuses as the rest of the governance API.
 
 func (g govAPI) classicRoutes(r chi.Router) {
-	r.Post("/gov/proposals", g.classic(func(ctx context.Context, _ *http.Request, _ *gov.Request, body []byte) (*gov.Result, any, error) {
-		res, err := g.svc.Propose(ctx, body)
+	r.Post("/gov/proposals", g.classic(gov.MsgProposal, func(ctx context.Context, _ *http.Request, req *gov.Request) (*gov.Result, any, error) {
+		res, err := g.svc.ProposeRequest(ctx, req)
 		if err != nil {
 			return nil, nil, err
 		}
 		return res, proposalSummary(res.ProposalID, res.Info), nil
 	}))
-	r.Post("/gov/proposals/{id}/ballots", g.classic(func(ctx context.Context, r *http.Request, req *gov.Request, body []byte) (*gov.Result, any, error) {
+	r.Post("/gov/proposals/{id}/ballots", g.classic(gov.MsgBallot, func(ctx context.Context, r *http.Request, req *gov.Request) (*gov.Result, any, error) {
 		id := chi.URLParam(r, "id")
-		res, err := g.svc.Vote(ctx, id, req.MemberID, body)
+		res, err := g.svc.VoteRequest(ctx, id, req.MemberID, req)
 		if err != nil {
 			return nil, nil, err
 		}
 		return res, proposalSummary(id, res.Info), nil
 	}))
-	r.Post("/gov/ack/update_state_digest", g.classic(func(ctx context.Context, _ *http.Request, req *gov.Request, body []byte) (*gov.Result, any, error) {
-		res, err := g.svc.UpdateStateDigest(ctx, req.MemberID, body)
+	r.Post("/gov/proposals/{id}/withdraw", g.classic(gov.MsgWithdrawal, func(ctx context.Context, r *http.Request, req *gov.Request) (*gov.Result, any, error) {
+		id := chi.URLParam(r, "id")
+		res, err := g.svc.WithdrawRequest(ctx, id, req)
+		if err != nil {
+			return nil, nil, err
+		}
+		return res, proposalSummary(id, res.Info), nil
+	}))
+	r.Post("/gov/ack/update_state_digest", g.classic(gov.MsgStateDigest, func(ctx context.Context, r *http.Request, req *gov.Request) (*gov.Result, any, error) {
+		var res *gov.Result
+		var err error
+		if req == nil {
+			// No signature: the member's TLS client certificate.
+			res, err = g.svc.UpdateStateDigestForCert(ctx, g.clientCert(r))
+		} else {
+			res, err = g.svc.UpdateStateDigestRequest(ctx, req.MemberID, req)
+		}
 		if err != nil {
 			return nil, nil, err
 		}
 		return res, map[string]string{"state_digest": res.StateDigest}, nil
 	}))
-	r.Post("/gov/ack", g.classic(func(ctx context.Context, _ *http.Request, req *gov.Request, body []byte) (*gov.Result, any, error) {
-		res, err := g.svc.Ack(ctx, req.MemberID, body)
+	r.Post("/gov/ack", g.classic(gov.MsgAck, func(ctx context.Context, _ *http.Request, req *gov.Request) (*gov.Result, any, error) {
+		res, err := g.svc.AckRequest(ctx, req.MemberID, req)
 		return res, nil, err
 	}))
 	r.Get("/gov/members", g.getMembersClassic)
 }
 
-// classic wraps an operation for a classic route. fn gets the parsed
-// request (for its kid) as well as the bytes, which it passes on to the
-// operation as they came. A nil answer is 204 No Content.
-func (g govAPI) classic(fn func(ctx context.Context, r *http.Request, req *gov.Request, body []byte) (*gov.Result, any, error)) http.HandlerFunc {
+// classic wraps an operation for a classic route, which takes requests of
+// type t. fn gets the parsed request, COSE or HTTP-signed (httpsig.go), or
+// nil when the route takes a client certificate alone (only
+// update_state_digest) and the caller sent no signature. A nil answer is
+// 204 No Content.
+func (g govAPI) classic(t gov.MsgType, fn func(ctx context.Context, r *http.Request, req *gov.Request) (*gov.Result, any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, p := readRequest(w, r)
+		auth, p := classicAuthOf(r, t == gov.MsgStateDigest)
 		if p != nil {
 			writeCCFError(w, p)
 			return
 		}
-		req, err := gov.ParseRequest(body)
+		body, p := readBody(w, r)
+		if p != nil {
+			writeCCFError(w, p)
+			return
+		}
+		var req *gov.Request
+		var err error
+		switch auth {
+		case authCOSE:
+			req, err = gov.ParseRequest(body)
+		case authHTTPSig:
+			proposalID := ""
+			if t == gov.MsgBallot || t == gov.MsgWithdrawal {
+				proposalID = chi.URLParam(r, "id")
+			}
+			req, err = g.svc.ParseHTTPSigned(httpMessage(r, body), t, proposalID)
+		case authClientCert:
+			// curl -X POST with no body; anything else is not this form.
+			if len(body) != 0 {
+				err = fmt.Errorf("%w: a request authenticated by its client certificate alone has no body; sign it (COSE or HTTP signature) to send one", gov.ErrMalformed)
+			}
+		}
 		if err != nil {
 			writeCCFError(w, g.problem(r, err))
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), opTimeout)
 		defer cancel()
-		res, out, err := fn(ctx, r, req, body)
+		res, out, err := fn(ctx, r, req)
 		if err != nil {
 			writeCCFError(w, g.problem(r, err))
 			return
