@@ -292,7 +292,7 @@ func (s *Server) primaryProbe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodHead {
-		if u, ok := s.cfg.Raft.PeerURL(s.cfg.Raft.LeaderID()); ok && s.cfg.Raft.LeaderID() != 0 {
+		if u := s.leaderURL(); u != "" {
 			w.Header().Set("Location", strings.TrimRight(u, "/")+"/node/primary")
 			w.WriteHeader(http.StatusPermanentRedirect)
 			return
@@ -311,4 +311,27 @@ func (s *Server) backupProbe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// leaderURL is the leader's published URL (its node record's, else its
+// URL in raft's membership: the address clients reach, not the one this
+// node may dial it at over a private route), "" while no leader is known.
+func (s *Server) leaderURL() string {
+	lead := s.cfg.Raft.LeaderID()
+	if lead == 0 {
+		return ""
+	}
+	if rec, ok := join.RecordOf(s.cfg.Ledger, lead); ok && rec.URL != "" {
+		return rec.URL
+	}
+	nodes, err := s.cfg.Raft.Nodes()
+	if err != nil {
+		return ""
+	}
+	for _, n := range nodes {
+		if n.ID == lead {
+			return n.URL
+		}
+	}
+	return ""
 }
