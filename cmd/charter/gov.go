@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/fxamacker/cbor/v2"
 )
 
@@ -74,7 +74,7 @@ func (g *govFlags) client(signing bool) (*govClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.signer, c.cert, c.id = signer, cert, gov.MemberIDOf(cert)
+	c.signer, c.cert, c.id = signer, cert, govwire.MemberIDOf(cert)
 	return c, nil
 }
 
@@ -152,7 +152,7 @@ func readCertFile(file, flagName string) (*x509.Certificate, error) {
 }
 
 // sendAndPrint sends a request as send does and prints the answer.
-func (c *govClient) sendAndPrint(ctx context.Context, stdout io.Writer, path string, t gov.MsgType, proposalID string, payload []byte) error {
+func (c *govClient) sendAndPrint(ctx context.Context, stdout io.Writer, path string, t govwire.MsgType, proposalID string, payload []byte) error {
 	out, err := c.send(ctx, path, t, proposalID, payload)
 	if err != nil {
 		return err
@@ -162,8 +162,8 @@ func (c *govClient) sendAndPrint(ctx context.Context, stdout io.Writer, path str
 }
 
 // send signs payload as a request of type t and POSTs it to path.
-func (c *govClient) send(ctx context.Context, path string, t gov.MsgType, proposalID string, payload []byte) (map[string]any, error) {
-	body, err := gov.SignRequest(rand.Reader, c.signer, c.cert, t, time.Now(), proposalID, payload)
+func (c *govClient) send(ctx context.Context, path string, t govwire.MsgType, proposalID string, payload []byte) (map[string]any, error) {
+	body, err := govwire.SignRequest(rand.Reader, c.signer, c.cert, t, time.Now(), proposalID, payload)
 	if err != nil {
 		return nil, err
 	}
@@ -235,13 +235,13 @@ func runGovAck(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	upd, err := c.send(ctx, "/gov/members/state-digests/"+c.id+":update", gov.MsgStateDigest, "", []byte("{}"))
+	upd, err := c.send(ctx, "/gov/members/state-digests/"+c.id+":update", govwire.MsgStateDigest, "", []byte("{}"))
 	if err != nil {
 		return fmt.Errorf("asking for the state digest: %w", err)
 	}
 	digest, _ := upd["stateDigest"].(string)
-	payload, _ := json.Marshal(gov.Ack{StateDigest: digest})
-	ack, err := c.send(ctx, "/gov/members/state-digests/"+c.id+":ack", gov.MsgAck, "", payload)
+	payload, _ := json.Marshal(govwire.Ack{StateDigest: digest})
+	ack, err := c.send(ctx, "/gov/members/state-digests/"+c.id+":ack", govwire.MsgAck, "", payload)
 	if err != nil {
 		return fmt.Errorf("acknowledging state digest %s: %w", digest, err)
 	}
@@ -268,7 +268,7 @@ func runGovPropose(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		payload = b
 	case *action != "" && *file == "":
-		a := gov.Action{Name: *action}
+		a := govwire.Action{Name: *action}
 		if *argsFlag != "" {
 			raw := []byte(*argsFlag)
 			if strings.HasPrefix(*argsFlag, "@") {
@@ -283,7 +283,7 @@ func runGovPropose(ctx context.Context, args []string, stdout, stderr io.Writer)
 			}
 			a.Args = raw
 		}
-		b, err := json.Marshal(gov.Proposal{Actions: []gov.Action{a}})
+		b, err := json.Marshal(govwire.Proposal{Actions: []govwire.Action{a}})
 		if err != nil {
 			return err
 		}
@@ -295,7 +295,7 @@ func runGovPropose(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	return c.sendAndPrint(ctx, stdout, "/gov/members/proposals:create", gov.MsgProposal, "", payload)
+	return c.sendAndPrint(ctx, stdout, "/gov/members/proposals:create", govwire.MsgProposal, "", payload)
 }
 
 func runGovVote(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -332,8 +332,8 @@ func runGovVote(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	id := pos[0]
-	payload, _ := json.Marshal(gov.Ballot{Ballot: ballot})
-	return c.sendAndPrint(ctx, stdout, "/gov/members/proposals/"+id+"/ballots/"+c.id+":submit", gov.MsgBallot, id, payload)
+	payload, _ := json.Marshal(govwire.Ballot{Ballot: ballot})
+	return c.sendAndPrint(ctx, stdout, "/gov/members/proposals/"+id+"/ballots/"+c.id+":submit", govwire.MsgBallot, id, payload)
 }
 
 func runGovWithdraw(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -352,7 +352,7 @@ func runGovWithdraw(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	id := pos[0]
-	return c.sendAndPrint(ctx, stdout, "/gov/members/proposals/"+id+":withdraw", gov.MsgWithdrawal, id, []byte("{}"))
+	return c.sendAndPrint(ctx, stdout, "/gov/members/proposals/"+id+":withdraw", govwire.MsgWithdrawal, id, []byte("{}"))
 }
 
 func runGovShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {

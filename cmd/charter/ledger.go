@@ -14,7 +14,7 @@ import (
 	"github.com/charterlog/charter/client"
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/durable"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/log"
 	"github.com/charterlog/charter/policy"
 	"github.com/charterlog/charter/registry"
@@ -263,7 +263,7 @@ func replayPolicies(ctx context.Context, recs []*log.Record, w io.Writer) (*repl
 }
 
 func isPolicyWrite(x log.Write) bool {
-	return x.Map == gov.MapSCITTPolicy && string(x.Key) == "policy"
+	return x.Map == govwire.MapSCITTPolicy && string(x.Key) == "policy"
 }
 
 // short names a policy version by the first 8 bytes of its digest.

@@ -42,6 +42,7 @@ import (
 
 	"github.com/charterlog/charter/internal/app"
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/ledger"
 )
 
@@ -132,9 +133,9 @@ func (a *Authenticator) try(r *http.Request, body []byte, p Policy) (map[string]
 func (a *Authenticator) one(r *http.Request, body []byte, name string) (map[string]any, error) {
 	switch name {
 	case UserCert:
-		return a.certCaller(r, UserCert, gov.MapUserCerts, gov.MapUserInfo, "user_data", true)
+		return a.certCaller(r, UserCert, govwire.MapUserCerts, govwire.MapUserInfo, "user_data", true)
 	case MemberCert:
-		return a.certCaller(r, MemberCert, gov.MapMemberCerts, gov.MapMemberInfo, "member_data", false)
+		return a.certCaller(r, MemberCert, govwire.MapMemberCerts, govwire.MapMemberInfo, "member_data", false)
 	case AnyCert:
 		return a.anyCert(r)
 	case UserCOSESign1:

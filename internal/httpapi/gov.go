@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/registry"
 	"github.com/go-chi/chi/v5"
 )
@@ -82,7 +83,7 @@ func (g govAPI) routes(r chi.Router) {
 			if err != nil {
 				return nil, err
 			}
-			return map[string]any{"memberId": member, "status": gov.MemberActive, "transactionId": res.TxID.String()}, nil
+			return map[string]any{"memberId": member, "status": govwire.MemberActive, "transactionId": res.TxID.String()}, nil
 		}
 		return nil, errNoRoute
 	}))
@@ -95,7 +96,7 @@ func (g govAPI) routes(r chi.Router) {
 var errNoRoute = errors.New("no such governance endpoint")
 
 // maxBody bounds a governance request (proposals can carry JS).
-const maxBody = gov.MaxRequestBytes
+const maxBody = govwire.MaxRequestBytes
 
 func (g govAPI) post(fn func(ctx context.Context, r *http.Request, body []byte) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -146,7 +147,7 @@ func (g govAPI) problem(r *http.Request, err error) *registry.Problem {
 	return p
 }
 
-func proposalView(id string, info *gov.ProposalInfo, res *gov.Result) map[string]any {
+func proposalView(id string, info *govwire.ProposalInfo, res *gov.Result) map[string]any {
 	v := map[string]any{
 		"proposalId": id, "proposerId": info.ProposerID, "proposalState": info.State,
 		"ballotCount": len(info.Ballots),
@@ -204,7 +205,7 @@ func (g govAPI) getMembers(w http.ResponseWriter, r *http.Request) {
 		EncKey      string          `json:"publicEncryptionKey,omitempty"`
 	}
 	out := []member{}
-	err := g.svc.EachMember(func(id string, info gov.MemberInfo, cert, encKey string) {
+	err := g.svc.EachMember(func(id string, info govwire.MemberInfo, cert, encKey string) {
 		out = append(out, member{MemberID: id, Status: info.Status, MemberData: info.MemberData, Certificate: cert, EncKey: encKey})
 	})
 	if err != nil {

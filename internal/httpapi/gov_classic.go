@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/registry"
 	"github.com/go-chi/chi/v5"
 )
@@ -38,14 +39,14 @@ func classicPath(path string) bool {
 }
 
 func (g govAPI) classicRoutes(r chi.Router) {
-	r.Post("/gov/proposals", g.classic(func(ctx context.Context, _ *http.Request, _ *gov.Request, body []byte) (*gov.Result, any, error) {
+	r.Post("/gov/proposals", g.classic(func(ctx context.Context, _ *http.Request, _ *govwire.Request, body []byte) (*gov.Result, any, error) {
 		res, err := g.svc.Propose(ctx, body)
 		if err != nil {
 			return nil, nil, err
 		}
 		return res, proposalSummary(res.ProposalID, res.Info), nil
 	}))
-	r.Post("/gov/proposals/{id}/ballots", g.classic(func(ctx context.Context, r *http.Request, req *gov.Request, body []byte) (*gov.Result, any, error) {
+	r.Post("/gov/proposals/{id}/ballots", g.classic(func(ctx context.Context, r *http.Request, req *govwire.Request, body []byte) (*gov.Result, any, error) {
 		id := chi.URLParam(r, "id")
 		res, err := g.svc.Vote(ctx, id, req.MemberID, body)
 		if err != nil {
@@ -53,14 +54,14 @@ func (g govAPI) classicRoutes(r chi.Router) {
 		}
 		return res, proposalSummary(id, res.Info), nil
 	}))
-	r.Post("/gov/ack/update_state_digest", g.classic(func(ctx context.Context, _ *http.Request, req *gov.Request, body []byte) (*gov.Result, any, error) {
+	r.Post("/gov/ack/update_state_digest", g.classic(func(ctx context.Context, _ *http.Request, req *govwire.Request, body []byte) (*gov.Result, any, error) {
 		res, err := g.svc.UpdateStateDigest(ctx, req.MemberID, body)
 		if err != nil {
 			return nil, nil, err
 		}
 		return res, map[string]string{"state_digest": res.StateDigest}, nil
 	}))
-	r.Post("/gov/ack", g.classic(func(ctx context.Context, _ *http.Request, req *gov.Request, body []byte) (*gov.Result, any, error) {
+	r.Post("/gov/ack", g.classic(func(ctx context.Context, _ *http.Request, req *govwire.Request, body []byte) (*gov.Result, any, error) {
 		res, err := g.svc.Ack(ctx, req.MemberID, body)
 		return res, nil, err
 	}))
@@ -70,14 +71,14 @@ func (g govAPI) classicRoutes(r chi.Router) {
 // classic wraps an operation for a classic route. fn gets the parsed
 // request (for its kid) as well as the bytes, which it passes on to the
 // operation as they came. A nil answer is 204 No Content.
-func (g govAPI) classic(fn func(ctx context.Context, r *http.Request, req *gov.Request, body []byte) (*gov.Result, any, error)) http.HandlerFunc {
+func (g govAPI) classic(fn func(ctx context.Context, r *http.Request, req *govwire.Request, body []byte) (*gov.Result, any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		body, p := readRequest(w, r)
 		if p != nil {
 			writeCCFError(w, p)
 			return
 		}
-		req, err := gov.ParseRequest(body)
+		req, err := govwire.ParseRequest(body)
 		if err != nil {
 			writeCCFError(w, g.problem(r, err))
 			return
@@ -117,22 +118,22 @@ func writeCCFError(w http.ResponseWriter, p *registry.Problem) {
 // ProposalSummary is CCF's ProposalInfoSummary, the classic answer to a
 // proposal or a ballot.
 type ProposalSummary struct {
-	ProposalID   string                 `json:"proposal_id"`
-	ProposerID   string                 `json:"proposer_id"`
-	State        string                 `json:"state"`
-	BallotCount  int                    `json:"ballot_count"`
-	Votes        map[string]bool        `json:"votes,omitempty"`
-	VoteFailures map[string]gov.Failure `json:"vote_failures,omitempty"`
-	Failure      *gov.Failure           `json:"failure,omitempty"`
+	ProposalID   string                     `json:"proposal_id"`
+	ProposerID   string                     `json:"proposer_id"`
+	State        string                     `json:"state"`
+	BallotCount  int                        `json:"ballot_count"`
+	Votes        map[string]bool            `json:"votes,omitempty"`
+	VoteFailures map[string]govwire.Failure `json:"vote_failures,omitempty"`
+	Failure      *govwire.Failure           `json:"failure,omitempty"`
 }
 
-func proposalSummary(id string, info *gov.ProposalInfo) ProposalSummary {
+func proposalSummary(id string, info *govwire.ProposalInfo) ProposalSummary {
 	out := ProposalSummary{ProposalID: id, ProposerID: info.ProposerID, State: info.State,
 		BallotCount: len(info.Ballots), Votes: info.FinalVotes, Failure: info.Failure}
 	if len(info.VoteFailures) > 0 {
-		out.VoteFailures = map[string]gov.Failure{}
+		out.VoteFailures = map[string]govwire.Failure{}
 		for m, reason := range info.VoteFailures {
-			out.VoteFailures[m] = gov.Failure{Reason: reason}
+			out.VoteFailures[m] = govwire.Failure{Reason: reason}
 		}
 	}
 	return out
@@ -148,7 +149,7 @@ type FullMemberDetails struct {
 
 func (g govAPI) getMembersClassic(w http.ResponseWriter, r *http.Request) {
 	out := map[string]FullMemberDetails{}
-	err := g.svc.EachMember(func(id string, info gov.MemberInfo, cert, encKey string) {
+	err := g.svc.EachMember(func(id string, info govwire.MemberInfo, cert, encKey string) {
 		data := info.MemberData
 		if len(data) == 0 {
 			data = json.RawMessage("null")

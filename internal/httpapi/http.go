@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/peer"
@@ -182,9 +182,9 @@ func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) {
 // serviceStatus is the governed service state (Opening or Open).
 func (s *Server) serviceStatus() string {
 	if join.ServiceOpen(s.cfg.Ledger) {
-		return gov.ServiceOpen
+		return govwire.ServiceOpen
 	}
-	return gov.ServiceOpening
+	return govwire.ServiceOpening
 }
 
 // installing answers 503 while a snapshot install replaces the node's

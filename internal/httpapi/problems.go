@@ -18,6 +18,7 @@ import (
 	"github.com/charterlog/charter/internal/appauth"
 	"github.com/charterlog/charter/internal/apphost"
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/peer"
@@ -32,20 +33,20 @@ import (
 // The detail is the error's text.
 var edgeRules = []registry.ProblemRule{
 	// gov.Service's operations.
-	{Err: gov.ErrMalformed, Status: http.StatusBadRequest, Title: "InvalidGovernanceRequest"},
-	{Err: gov.ErrWrongType, Status: http.StatusBadRequest, Title: "WrongMessageType"},
+	{Err: govwire.ErrMalformed, Status: http.StatusBadRequest, Title: "InvalidGovernanceRequest"},
+	{Err: govwire.ErrWrongType, Status: http.StatusBadRequest, Title: "WrongMessageType"},
 	{Err: gov.ErrMismatch, Status: http.StatusBadRequest, Title: "RequestDoesNotMatchURL"},
-	{Err: gov.ErrStale, Status: http.StatusBadRequest, Title: "StaleRequest"},
+	{Err: govwire.ErrStale, Status: http.StatusBadRequest, Title: "StaleRequest"},
 	{Err: gov.ErrBadBallot, Status: http.StatusBadRequest, Title: "InvalidBallot"},
 	{Err: gov.ErrInvalidProposal, Status: http.StatusBadRequest, Title: "ProposalInvalid"},
 	{Err: gov.ErrWrongDigest, Status: http.StatusBadRequest, Title: "WrongStateDigest"},
-	{Err: gov.ErrBadSignature, Status: http.StatusUnauthorized, Title: "InvalidSignature"},
-	{Err: gov.ErrUnknownMember, Status: http.StatusUnauthorized, Title: "UnknownMember"},
+	{Err: govwire.ErrBadSignature, Status: http.StatusUnauthorized, Title: "InvalidSignature"},
+	{Err: govwire.ErrUnknownMember, Status: http.StatusUnauthorized, Title: "UnknownMember"},
 	{Err: gov.ErrNotActive, Status: http.StatusForbidden, Title: "MemberNotActive"},
 	{Err: gov.ErrNotProposer, Status: http.StatusForbidden, Title: "NotProposer"},
 	{Err: gov.ErrProposalNotFound, Status: http.StatusNotFound, Title: "ProposalNotFound"},
 	{Err: gov.ErrProposalClosed, Status: http.StatusConflict, Title: "ProposalNotOpen"},
-	{Err: gov.ErrReplay, Status: http.StatusConflict, Title: "ReplayedRequest"},
+	{Err: govwire.ErrReplay, Status: http.StatusConflict, Title: "ReplayedRequest"},
 	{Err: gov.ErrConstitution, Status: http.StatusInternalServerError, Title: "ConstitutionError"},
 	// join.Leader's refusals (*join.Error, whose text is its detail).
 	{Err: join.ErrInvalidRequest, Status: http.StatusBadRequest, Title: "InvalidInput"},

@@ -17,6 +17,7 @@ import (
 	"github.com/charterlog/charter/internal/app"
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/policy"
 	"github.com/charterlog/charter/registry"
@@ -50,7 +51,7 @@ func (n *Node) bootstrapGovernance(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if _, err := n.ledger.GetKV(gov.MapConstitution, []byte(gov.KeyConstitution)); err == nil {
+		if _, err := n.ledger.GetKV(govwire.MapConstitution, []byte(govwire.KeyConstitution)); err == nil {
 			return nil
 		}
 		if leader, _ := n.raft.Leader(); leader {
@@ -100,7 +101,7 @@ func (c *policyCache) current() (registry.Policy, error) {
 }
 
 func (c *policyCache) load() (registry.Policy, error) {
-	raw, err := c.l.GetKV(gov.MapSCITTConfig, []byte("configuration"))
+	raw, err := c.l.GetKV(govwire.MapSCITTConfig, []byte("configuration"))
 	if errors.Is(err, ledger.ErrNotFound) {
 		raw = []byte("{}")
 	} else if err != nil {
@@ -152,7 +153,7 @@ func (c *regPolicyCache) current() (*registry.RegistrationPolicy, error) {
 }
 
 func (c *regPolicyCache) load() (*registry.RegistrationPolicy, error) {
-	src, err := c.l.GetKV(gov.MapSCITTPolicy, []byte("policy"))
+	src, err := c.l.GetKV(govwire.MapSCITTPolicy, []byte("policy"))
 	if errors.Is(err, ledger.ErrNotFound) || (err == nil && len(src) == 0) {
 		return nil, nil
 	}
@@ -177,7 +178,7 @@ func (c *regPolicyCache) load() (*registry.RegistrationPolicy, error) {
 // governance trusts (set_issuer_key: key "ISSUER|KID-HEX", value a PEM
 // public key).
 func (n *Node) issuerKey(issuer string, kid []byte) (crypto.PublicKey, error) {
-	raw, err := n.ledger.GetKV(gov.MapIssuerKeys, []byte(issuer+"|"+hex.EncodeToString(kid)))
+	raw, err := n.ledger.GetKV(govwire.MapIssuerKeys, []byte(issuer+"|"+hex.EncodeToString(kid)))
 	if errors.Is(err, ledger.ErrNotFound) {
 		return nil, fmt.Errorf("no key trusted for issuer %q and kid %x (governance adds them with set_issuer_key)", issuer, kid)
 	}

@@ -27,7 +27,7 @@ import (
 	"github.com/charterlog/charter/internal/attest"
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/durable"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/httpapi"
 	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/join"
@@ -359,12 +359,12 @@ func (n *Node) genesisNodeWrites(development bool) ([]log.Write, error) {
 	if err != nil {
 		return nil, err
 	}
-	writes := []log.Write{{Map: gov.MapNodesInfo, Key: []byte(strconv.FormatUint(n.cfg.NodeID, 10)), Value: rec}}
+	writes := []log.Write{{Map: govwire.MapNodesInfo, Key: []byte(strconv.FormatUint(n.cfg.NodeID, 10)), Value: rec}}
 	switch {
 	case v.Platform != attest.PlatformVirtual:
-		writes = append(writes, log.Write{Map: gov.MapSNPMeasurements, Key: []byte(hex.EncodeToString(v.Measurement)), Value: []byte("{}")})
+		writes = append(writes, log.Write{Map: govwire.MapSNPMeasurements, Key: []byte(hex.EncodeToString(v.Measurement)), Value: []byte("{}")})
 	case development:
-		writes = append(writes, log.Write{Map: gov.MapVirtualMeasurements, Key: []byte(hex.EncodeToString(v.Measurement)), Value: []byte("{}")})
+		writes = append(writes, log.Write{Map: govwire.MapVirtualMeasurements, Key: []byte(hex.EncodeToString(v.Measurement)), Value: []byte("{}")})
 	}
 	return writes, nil
 }
