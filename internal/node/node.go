@@ -310,11 +310,10 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.bootstrapGovernance(gctx); err != nil {
 		return fail(err)
 	}
-	pc := &policyCache{l: n.ledger}
-	svc.CurrentPolicy = pc.current
-	rpc := &regPolicyCache{l: n.ledger}
-	svc.CurrentRegistrationPolicy = rpc.current
-	svc.IssuerKey = n.issuerKey
+	governed := registry.NewGoverned(n.ledger)
+	svc.CurrentPolicy = governed.Policy
+	svc.CurrentRegistrationPolicy = governed.RegistrationPolicy
+	svc.IssuerKey = governed.IssuerKey
 	// Everything the handlers read is set before this store, and they load
 	// it before reading (happens-before through the atomic).
 	n.ready.Store(true)
