@@ -135,6 +135,18 @@ var rules = []rule{
 		transitive: true,
 	},
 	{
+		why:        "the joining node's client is below the edge and the wiring: the node hands it its keys and clients",
+		from:       []string{"internal/joinclient"},
+		never:      []string{"internal/httpapi", "internal/node", "internal/replication"},
+		transitive: true,
+	},
+	{
+		why:        "the join protocol's records and admission need no ledger: the node hands it the state through an interface (the CLI links join to check recorded quotes)",
+		from:       []string{"internal/join"},
+		never:      []string{"internal/ledger", "internal/store", "internal/gov"},
+		transitive: true,
+	},
+	{
 		why:        "the replication core does not know the edge or governance",
 		from:       []string{"internal/replication"},
 		never:      []string{"registry", "internal/gov", "internal/app", "internal/node"},

@@ -74,7 +74,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	// A joining node has no certificate yet: its evidence and the signature
 	// by the key it binds are its credentials.
-	r.With(s.whenReady, s.forwardWrites).Post(PathJoin, s.postJoin)
+	r.With(s.whenReady, s.forwardWrites).Post(join.Path, s.postJoin)
 	// Served once the node has recovered.
 	r.Group(func(r chi.Router) {
 		r.Use(s.whenReady)
