@@ -4,10 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/charterlog/charter/internal/govwire"
 	"io"
 	"os"
 	"regexp"
+
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 func init() {

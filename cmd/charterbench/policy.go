@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"github.com/charterlog/charter/internal/govwire"
 	"io"
 	"net/http"
 	"net/url"
@@ -19,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/fxamacker/cbor/v2"
 )
 

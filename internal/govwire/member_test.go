@@ -10,12 +10,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"github.com/charterlog/charter/internal/govwire"
 	"math/big"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 // member is a test member: a key and its self-signed certificate.

@@ -10,13 +10,13 @@ import (
 	"crypto/sha512"
 	"errors"
 	"fmt"
-	"github.com/charterlog/charter/internal/govwire"
 	"math"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/fxamacker/cbor/v2"
 	gocose "github.com/veraison/go-cose"
 )
