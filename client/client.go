@@ -71,15 +71,27 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s (HTTP %d)", e.Title, e.Detail, e.Status)
 }
 
-func problemFrom(resp *http.Response, body []byte) *Error {
-	e := &Error{Status: resp.StatusCode}
+// ParseProblem decodes body as RFC 9290 concise problem details (CBOR,
+// title -1, detail -2); ok is false when it is not one. It is the one
+// decoding of a service's problems for the client and Charter's tools.
+func ParseProblem(body []byte) (title, detail string, ok bool) {
 	var p struct {
 		Title  string `cbor:"-1,keyasint"`
 		Detail string `cbor:"-2,keyasint"`
 	}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/concise-problem-details+cbor") && cbor.Unmarshal(body, &p) == nil {
-		e.Title, e.Detail = p.Title, p.Detail
-	} else {
+	if cbor.Unmarshal(body, &p) != nil {
+		return "", "", false
+	}
+	return p.Title, p.Detail, true
+}
+
+func problemFrom(resp *http.Response, body []byte) *Error {
+	e := &Error{Status: resp.StatusCode}
+	var ok bool
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/concise-problem-details+cbor") {
+		e.Title, e.Detail, ok = ParseProblem(body)
+	}
+	if !ok {
 		e.Title = http.StatusText(resp.StatusCode)
 		e.Detail = strings.TrimSpace(string(body))
 		if len(e.Detail) > 200 {

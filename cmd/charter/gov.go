@@ -17,8 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charterlog/charter/client"
 	"github.com/charterlog/charter/internal/govwire"
-	"github.com/fxamacker/cbor/v2"
 )
 
 func init() {
@@ -206,12 +206,8 @@ func (c *govClient) raw(ctx context.Context, method, path string, body []byte) (
 		return nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		var p struct {
-			Title  string `cbor:"-1,keyasint"`
-			Detail string `cbor:"-2,keyasint"`
-		}
-		if cbor.Unmarshal(b, &p) == nil && p.Title != "" {
-			return nil, fmt.Errorf("%s: %s (HTTP %d)", p.Title, p.Detail, resp.StatusCode)
+		if title, detail, ok := client.ParseProblem(b); ok && title != "" {
+			return nil, fmt.Errorf("%s: %s (HTTP %d)", title, detail, resp.StatusCode)
 		}
 		return nil, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
 	}

@@ -18,8 +18,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charterlog/charter/client"
 	"github.com/charterlog/charter/internal/govwire"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // member is a governance member identity read from PEM files: the network
@@ -143,12 +143,8 @@ func govSend(ctx context.Context, c *http.Client, u *url.URL, m *member, t govwi
 		return out, err
 	}
 	if resp.StatusCode/100 != 2 {
-		var p struct {
-			Title  string `cbor:"-1,keyasint"`
-			Detail string `cbor:"-2,keyasint"`
-		}
-		if cbor.Unmarshal(b, &p) == nil && p.Title != "" {
-			return out, fmt.Errorf("%s: %s (HTTP %d)", p.Title, p.Detail, resp.StatusCode)
+		if title, detail, ok := client.ParseProblem(b); ok && title != "" {
+			return out, fmt.Errorf("%s: %s (HTTP %d)", title, detail, resp.StatusCode)
 		}
 		return out, fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
 	}

@@ -201,8 +201,10 @@ func (j *Joiner) Join(ctx context.Context, client *http.Client, target string) (
 		if errors.Is(err, ErrRefused) {
 			return 0, err
 		}
-		if werr := wait(ctx, j.Retry); werr != nil {
-			return 0, errors.Join(err, werr)
+		select {
+		case <-ctx.Done():
+			return 0, errors.Join(err, ctx.Err())
+		case <-time.After(j.Retry):
 		}
 	}
 }
@@ -218,8 +220,10 @@ type Leader func() (url string, client *http.Client, ok bool)
 func (j *Joiner) AwaitSecrets(ctx context.Context, leader Leader, log *slog.Logger) error {
 	logged := time.Time{}
 	for {
-		if err := wait(ctx, j.Retry); err != nil {
-			return err
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(j.Retry):
 		}
 		u, client, ok := leader()
 		if !ok {
@@ -238,17 +242,5 @@ func (j *Joiner) AwaitSecrets(ctx context.Context, leader Leader, log *slog.Logg
 			log.Info("waiting for governance to trust this node (transition_node_to_trusted)", "node_id", jr.NodeID, "status", jr.Status)
 			logged = time.Now()
 		}
-	}
-}
-
-// wait returns after d, or ctx's error if it ends first.
-func wait(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
