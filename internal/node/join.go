@@ -120,7 +120,7 @@ func JoinNetwork(ctx context.Context, cfg config.Config, target string) (uint64,
 	if err != nil {
 		return 0, err
 	}
-	sealer, err := openSealer(cfg)
+	sealer, err := identity.OpenSealer(cfg.Platform, cfg.DataDir, cfg.SealKeyFile)
 	if err != nil {
 		return 0, fmt.Errorf("join: %w", err)
 	}
@@ -128,7 +128,7 @@ func JoinNetwork(ctx context.Context, cfg config.Config, target string) (uint64,
 	if err != nil {
 		return 0, fmt.Errorf("join: node key: %w", err)
 	}
-	ev, err := nodeEvidence(ctx, cfg.Platform, key)
+	ev, err := attest.NodeEvidence(ctx, cfg.Platform, key)
 	if err != nil {
 		return 0, fmt.Errorf("join: attestation: %w", err)
 	}

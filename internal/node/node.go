@@ -173,7 +173,7 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	// The network's first node makes its identity; a node that joins holds
 	// only the public half until the network trusts it and releases the
 	// rest to its attested key (join.go).
-	if n.sealer, err = openSealer(cfg); err != nil {
+	if n.sealer, err = identity.OpenSealer(cfg.Platform, cfg.DataDir, cfg.SealKeyFile); err != nil {
 		return nil, err
 	}
 	if cfg.Join {
@@ -205,7 +205,7 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.tlsCert.Store(&cert)
-	if n.evidence, err = nodeEvidence(context.Background(), cfg.Platform, n.nodeKey); err != nil {
+	if n.evidence, err = attest.NodeEvidence(context.Background(), cfg.Platform, n.nodeKey); err != nil {
 		return nil, fmt.Errorf("attestation: %w", err)
 	}
 	if a := cfg.Attestation; a.AMDRootsFile != "" {
