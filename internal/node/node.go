@@ -338,7 +338,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.tlsCert.Store(&cert)
 			n.log.Info("serving with this node's server certificate: it is trusted")
 		}
-		signer, err := newTreeHeadSigner(id, n.issuer)
+		signer, err := identity.NewTreeHeadSigner(id, n.issuer)
 		if err != nil {
 			return err
 		}
