@@ -73,21 +73,36 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s: %s (HTTP %d)", e.Title, e.Detail, e.Status)
 }
 
-func problemFrom(resp *http.Response, body []byte) *Error {
-	e := &Error{Status: resp.StatusCode}
+// ParseProblem decodes body as a service's error: RFC 9290 concise
+// problem details (CBOR, title -1, detail -2; SCITT routes) or CCF's JSON
+// error shape {"error": {"code", "message"}} (/gov, /node and /app
+// routes); ok is false when it is neither. It is the one decoding of a
+// service's errors for the client and Charter's tools.
+func ParseProblem(body []byte) (title, detail string, ok bool) {
 	var p struct {
 		Title  string `cbor:"-1,keyasint"`
 		Detail string `cbor:"-2,keyasint"`
 	}
-	// CCF's JSON error shape, which the node's /node and /gov routes answer.
+	if cbor.Unmarshal(body, &p) == nil && p.Title != "" {
+		return p.Title, p.Detail, true
+	}
 	var ce struct {
 		Error struct{ Code, Message string } `json:"error"`
 	}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/concise-problem-details+cbor") && cbor.Unmarshal(body, &p) == nil {
-		e.Title, e.Detail = p.Title, p.Detail
-	} else if strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") && json.Unmarshal(body, &ce) == nil && ce.Error.Code != "" {
-		e.Title, e.Detail = ce.Error.Code, ce.Error.Message
-	} else {
+	if json.Unmarshal(body, &ce) == nil && ce.Error.Code != "" {
+		return ce.Error.Code, ce.Error.Message, true
+	}
+	return "", "", false
+}
+
+func problemFrom(resp *http.Response, body []byte) *Error {
+	e := &Error{Status: resp.StatusCode}
+	var ok bool
+	ct := resp.Header.Get("Content-Type")
+	if strings.HasPrefix(ct, "application/concise-problem-details+cbor") || strings.HasPrefix(ct, "application/json") {
+		e.Title, e.Detail, ok = ParseProblem(body)
+	}
+	if !ok {
 		e.Title = http.StatusText(resp.StatusCode)
 		e.Detail = strings.TrimSpace(string(body))
 		if len(e.Detail) > 200 {

@@ -30,7 +30,7 @@ import (
 var governedPrefixes = [...]GovernedPrefix{
 	// CCF's governance maps: members, users, proposals, the constitution,
 	// the JS app bundle and runtime options, trusted node code, JWT
-	// issuers, recovery (internal/gov/maps.go).
+	// issuers, recovery (internal/govwire/maps.go).
 	{Prefix: "public:ccf.gov.", Writer: WrittenByGovernance},
 	// CCF's internal maps. Charter has none today; the namespace stays
 	// CCF's, read-only to apps as in CCF.

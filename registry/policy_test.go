@@ -12,6 +12,7 @@ import (
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/devpki"
 	"github.com/charterlog/charter/policy"
+	"github.com/charterlog/charter/registry/policyinput"
 	gocose "github.com/veraison/go-cose"
 )
 
@@ -67,7 +68,7 @@ func BenchmarkPolicyInput(b *testing.B) {
 	st := benchStatement(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		PolicyInput(st)
+		policyinput.Of(st)
 	}
 }
 

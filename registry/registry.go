@@ -1,8 +1,12 @@
 // Package registry is the SCITT registration pipeline and the SCRAPI HTTP
 // handlers (draft-ietf-scitt-scrapi-10): it checks signed statements, hands
 // accepted ones to the ledger, and serves receipts, transparent statements,
-// service keys and checkpoints. Errors become HTTP responses here and only
-// here (problem.go).
+// service keys and checkpoints. Governed reads the registration settings
+// governance decides (configuration, JS policy, issuer keys) from the
+// applied state; what a policy sees of a statement is registry/policyinput's.
+// The pipeline's errors become HTTP responses by the problem table here
+// (problem.go), which the node's HTTP edge (internal/httpapi) extends with
+// its own rules and answers every route by.
 package registry
 
 import (

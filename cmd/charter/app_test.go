@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/httpapi"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/ledgertest"
@@ -108,18 +109,18 @@ func charter(args ...string) (int, string, string) {
 func TestUserAddRemove(t *testing.T) {
 	n := startGov(t)
 	_, userCert, cert := keyFiles(t, n.dir, "user0")
-	id := gov.MemberIDOf(cert)
+	id := govwire.MemberIDOf(cert)
 
 	code, out, errs := charter(append([]string{"user", "add", "--cert", userCert, "--data", `{"isAdmin": true}`}, n.flags...)...)
 	if code != 0 || !strings.Contains(out, "user "+id+"\n") || !strings.Contains(out, " Accepted\n") {
 		t.Fatalf("user add: %d\n%s%s", code, out, errs)
 	}
 	pemText, _ := os.ReadFile(userCert)
-	if n.kv(gov.MapUserCerts, id) != string(pemText) || n.kv(gov.MapUserInfo, id) != `{"user_data":{"isAdmin":true}}` {
-		t.Fatalf("after user add: cert %q info %q", n.kv(gov.MapUserCerts, id), n.kv(gov.MapUserInfo, id))
+	if n.kv(govwire.MapUserCerts, id) != string(pemText) || n.kv(govwire.MapUserInfo, id) != `{"user_data":{"isAdmin":true}}` {
+		t.Fatalf("after user add: cert %q info %q", n.kv(govwire.MapUserCerts, id), n.kv(govwire.MapUserInfo, id))
 	}
 	code, out, errs = charter(append([]string{"user", "remove", "--id", id}, n.flags...)...)
-	if code != 0 || !strings.Contains(out, " Accepted\n") || n.kv(gov.MapUserCerts, id) != "" {
+	if code != 0 || !strings.Contains(out, " Accepted\n") || n.kv(govwire.MapUserCerts, id) != "" {
 		t.Fatalf("user remove: %d\n%s%s", code, out, errs)
 	}
 }
@@ -136,7 +137,7 @@ func TestAppDeploy(t *testing.T) {
 		t.Fatalf("app deploy: %d\n%s%s", code, out, errs)
 	}
 	var stored map[string]any
-	if err := json.Unmarshal([]byte(n.kv(gov.MapAppBundle, gov.KeyAppBundle)), &stored); err != nil || stored["modules"] == nil {
+	if err := json.Unmarshal([]byte(n.kv(govwire.MapAppBundle, govwire.KeyAppBundle)), &stored); err != nil || stored["modules"] == nil {
 		t.Fatalf("stored bundle %v, %v", stored, err)
 	}
 
@@ -145,7 +146,7 @@ func TestAppDeploy(t *testing.T) {
 	propFile := filepath.Join(n.dir, "set_js_app.json")
 	os.WriteFile(propFile, []byte(proposal), 0o644)
 	code, out, errs = charter(append([]string{"app", "deploy", "--bundle", propFile}, n.flags...)...)
-	if code != 0 || n.kv(gov.MapAppBundle, gov.KeyDisableBytecodeCache) != "true" {
+	if code != 0 || n.kv(govwire.MapAppBundle, govwire.KeyDisableBytecodeCache) != "true" {
 		t.Fatalf("app deploy set_js_app.json: %d\n%s%s", code, out, errs)
 	}
 
@@ -205,7 +206,7 @@ func TestAppCall(t *testing.T) {
 		got.body, _ = io.ReadAll(r.Body)
 		got.peer = ""
 		if len(r.TLS.PeerCertificates) > 0 {
-			got.peer = gov.MemberIDOf(r.TLS.PeerCertificates[0])
+			got.peer = govwire.MemberIDOf(r.TLS.PeerCertificates[0])
 		}
 		w.Header().Set("x-ms-ccf-transaction-id", "2.42")
 		if r.URL.Path == "/app/missing" {
@@ -229,7 +230,7 @@ func TestAppCall(t *testing.T) {
 		t.Fatalf("app call: %d %q %s", code, out, errs)
 	}
 	if got.method != "POST" || got.path != "/app/account/alice" || got.ctype != "application/json" || got.extra != "yes" ||
-		string(got.body) != `{"amount": 5}` || got.peer != gov.MemberIDOf(cert) {
+		string(got.body) != `{"amount": 5}` || got.peer != govwire.MemberIDOf(cert) {
 		t.Fatalf("server saw %+v", got)
 	}
 	// Without a client certificate, and a failing status: printed, exit 1.

@@ -17,8 +17,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charterlog/charter/internal/gov"
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/client"
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 func init() {
@@ -76,7 +76,7 @@ func (g *govFlags) client(signing bool) (*govClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.signer, c.cert, c.id = signer, cert, gov.MemberIDOf(cert)
+	c.signer, c.cert, c.id = signer, cert, govwire.MemberIDOf(cert)
 	return c, nil
 }
 
@@ -137,7 +137,7 @@ func readCertFile(file, flagName string) (*x509.Certificate, error) {
 }
 
 // sendAndPrint sends a request as send does and prints the answer.
-func (c *govClient) sendAndPrint(ctx context.Context, stdout io.Writer, path string, t gov.MsgType, proposalID string, payload []byte) error {
+func (c *govClient) sendAndPrint(ctx context.Context, stdout io.Writer, path string, t govwire.MsgType, proposalID string, payload []byte) error {
 	out, err := c.send(ctx, path, t, proposalID, payload)
 	if err != nil {
 		return err
@@ -147,8 +147,8 @@ func (c *govClient) sendAndPrint(ctx context.Context, stdout io.Writer, path str
 }
 
 // send signs payload as a request of type t and POSTs it to path.
-func (c *govClient) send(ctx context.Context, path string, t gov.MsgType, proposalID string, payload []byte) (map[string]any, error) {
-	body, err := gov.SignRequest(rand.Reader, c.signer, c.cert, t, time.Now(), proposalID, payload)
+func (c *govClient) send(ctx context.Context, path string, t govwire.MsgType, proposalID string, payload []byte) (map[string]any, error) {
+	body, err := govwire.SignRequest(rand.Reader, c.signer, c.cert, t, time.Now(), proposalID, payload)
 	if err != nil {
 		return nil, err
 	}
@@ -203,19 +203,8 @@ func (c *govClient) rawHeader(ctx context.Context, method, path string, body []b
 		return nil, nil, err
 	}
 	if resp.StatusCode/100 != 2 {
-		var p struct {
-			Title  string `cbor:"-1,keyasint"`
-			Detail string `cbor:"-2,keyasint"`
-		}
-		if cbor.Unmarshal(b, &p) == nil && p.Title != "" {
-			return nil, nil, fmt.Errorf("%s: %s (HTTP %d)", p.Title, p.Detail, resp.StatusCode)
-		}
-		// /gov and /node answer CCF's JSON error shape.
-		var e struct {
-			Error struct{ Code, Message string } `json:"error"`
-		}
-		if json.Unmarshal(b, &e) == nil && e.Error.Code != "" {
-			return nil, nil, fmt.Errorf("%s: %s (HTTP %d)", e.Error.Code, e.Error.Message, resp.StatusCode)
+		if title, detail, ok := client.ParseProblem(b); ok {
+			return nil, nil, fmt.Errorf("%s: %s (HTTP %d)", title, detail, resp.StatusCode)
 		}
 		return nil, nil, fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
 	}
@@ -256,13 +245,13 @@ func runGovAck(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	upd, err := c.send(ctx, "/gov/members/state-digests/"+c.id+":update", gov.MsgStateDigest, "", []byte("{}"))
+	upd, err := c.send(ctx, "/gov/members/state-digests/"+c.id+":update", govwire.MsgStateDigest, "", []byte("{}"))
 	if err != nil {
 		return fmt.Errorf("asking for the state digest: %w", err)
 	}
 	digest, _ := upd["stateDigest"].(string)
-	payload, _ := json.Marshal(gov.Ack{StateDigest: digest})
-	ack, err := c.send(ctx, "/gov/members/state-digests/"+c.id+":ack", gov.MsgAck, "", payload)
+	payload, _ := json.Marshal(govwire.Ack{StateDigest: digest})
+	ack, err := c.send(ctx, "/gov/members/state-digests/"+c.id+":ack", govwire.MsgAck, "", payload)
 	if err != nil {
 		return fmt.Errorf("acknowledging state digest %s: %w", digest, err)
 	}
@@ -289,7 +278,7 @@ func runGovPropose(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		payload = b
 	case *action != "" && *file == "":
-		a := gov.Action{Name: *action}
+		a := govwire.Action{Name: *action}
 		if *argsFlag != "" {
 			raw := []byte(*argsFlag)
 			if strings.HasPrefix(*argsFlag, "@") {
@@ -304,7 +293,7 @@ func runGovPropose(ctx context.Context, args []string, stdout, stderr io.Writer)
 			}
 			a.Args = raw
 		}
-		b, err := json.Marshal(gov.Proposal{Actions: []gov.Action{a}})
+		b, err := json.Marshal(govwire.Proposal{Actions: []govwire.Action{a}})
 		if err != nil {
 			return err
 		}
@@ -316,7 +305,7 @@ func runGovPropose(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	return c.sendAndPrint(ctx, stdout, "/gov/members/proposals:create", gov.MsgProposal, "", payload)
+	return c.sendAndPrint(ctx, stdout, "/gov/members/proposals:create", govwire.MsgProposal, "", payload)
 }
 
 func runGovVote(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -353,8 +342,8 @@ func runGovVote(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	id := pos[0]
-	payload, _ := json.Marshal(gov.Ballot{Ballot: ballot})
-	return c.sendAndPrint(ctx, stdout, "/gov/members/proposals/"+id+"/ballots/"+c.id+":submit", gov.MsgBallot, id, payload)
+	payload, _ := json.Marshal(govwire.Ballot{Ballot: ballot})
+	return c.sendAndPrint(ctx, stdout, "/gov/members/proposals/"+id+"/ballots/"+c.id+":submit", govwire.MsgBallot, id, payload)
 }
 
 func runGovWithdraw(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -373,7 +362,7 @@ func runGovWithdraw(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	id := pos[0]
-	return c.sendAndPrint(ctx, stdout, "/gov/members/proposals/"+id+":withdraw", gov.MsgWithdrawal, id, []byte("{}"))
+	return c.sendAndPrint(ctx, stdout, "/gov/members/proposals/"+id+":withdraw", govwire.MsgWithdrawal, id, []byte("{}"))
 }
 
 func runGovShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {

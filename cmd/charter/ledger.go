@@ -14,10 +14,10 @@ import (
 	"github.com/charterlog/charter/client"
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/durable"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/log"
 	"github.com/charterlog/charter/policy"
-	"github.com/charterlog/charter/registry"
+	"github.com/charterlog/charter/registry/policyinput"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -249,7 +249,7 @@ func replayPolicies(ctx context.Context, recs []*log.Record, w io.Writer) (*repl
 			reason = fmt.Sprintf("policy %s does not compile: %v", short(r.Policy), v.err)
 		} else if st, err := cose.ParseStatement(r.Body, cose.ParseOptions{MaxSize: maxStatementFile}); err != nil {
 			reason = fmt.Sprintf("the statement does not parse: %v", err)
-		} else if verdict, err := evaluate(ctx, v.prog, registry.PolicyInput(st)); err != nil {
+		} else if verdict, err := evaluate(ctx, v.prog, policyinput.Of(st)); err != nil {
 			reason = fmt.Sprintf("policy %s failed: %v", short(r.Policy), err)
 		} else if !verdict.Accepted {
 			reason = fmt.Sprintf("policy %s rejects: %s", short(r.Policy), verdict.Reason)
@@ -263,7 +263,7 @@ func replayPolicies(ctx context.Context, recs []*log.Record, w io.Writer) (*repl
 }
 
 func isPolicyWrite(x log.Write) bool {
-	return x.Map == gov.MapSCITTPolicy && string(x.Key) == "policy"
+	return x.Map == govwire.MapSCITTPolicy && string(x.Key) == "policy"
 }
 
 // short names a policy version by the first 8 bytes of its digest.

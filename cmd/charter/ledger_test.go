@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/charterlog/charter/cose"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/log"
 	"github.com/fxamacker/cbor/v2"
 	gocose "github.com/veraison/go-cose"
@@ -40,7 +40,7 @@ func (b *ledgerBuilder) add(typ log.TxType, body []byte, pol [32]byte, entry *[3
 // setPolicy records governance setting the registration policy (src ""
 // clears it, as set_registration_policy with an empty policy does).
 func (b *ledgerBuilder) setPolicy(src string) [32]byte {
-	return b.writes(log.Write{Map: gov.MapSCITTPolicy, Key: []byte("policy"), Value: []byte(src)})
+	return b.writes(log.Write{Map: govwire.MapSCITTPolicy, Key: []byte("policy"), Value: []byte(src)})
 }
 
 func (b *ledgerBuilder) writes(ws ...log.Write) [32]byte {
@@ -90,7 +90,7 @@ func TestReplayPolicyClean(t *testing.T) {
 	b.register(is.sign(t, stmt{svn: svn(9)}, spdx), a)
 	b.add(log.TxCheckpoint, []byte("checkpoint"), [32]byte{}, nil)
 	// A write set touching other maps, and the policy key of no other map.
-	b.writes(log.Write{Map: gov.MapIssuerKeys, Key: []byte("policy"), Value: []byte("not a policy")})
+	b.writes(log.Write{Map: govwire.MapIssuerKeys, Key: []byte("policy"), Value: []byte("not a policy")})
 	c := b.setPolicy(subPolicy)
 	b.register(is.sign(t, stmt{sub: "pkg:x"}, spdx), c)
 	b.setPolicy("")

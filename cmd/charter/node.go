@@ -16,7 +16,7 @@ import (
 
 	"github.com/charterlog/charter/client"
 	"github.com/charterlog/charter/internal/attest"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/log"
 )
@@ -141,7 +141,7 @@ type quoteResult struct {
 // evidence changed against the approvals in force after its transaction.
 func replayQuotes(ctx context.Context, recs []*log.Record, base attest.Policy) ([]quoteResult, error) {
 	approved := map[string]map[string]bool{
-		gov.MapSNPMeasurements: {}, gov.MapSNPHostData: {}, gov.MapVirtualMeasurements: {},
+		govwire.MapSNPMeasurements: {}, govwire.MapSNPHostData: {}, govwire.MapVirtualMeasurements: {},
 	}
 	seen := map[uint64][]byte{}
 	var out []quoteResult
@@ -156,7 +156,7 @@ func replayQuotes(ctx context.Context, recs []*log.Record, base attest.Policy) (
 			}
 		}
 		for _, w := range ws.Writes {
-			if w.Map != gov.MapNodesInfo || w.Delete {
+			if w.Map != govwire.MapNodesInfo || w.Delete {
 				continue
 			}
 			id, err := strconv.ParseUint(string(w.Key), 10, 64)

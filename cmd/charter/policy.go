@@ -12,7 +12,7 @@ import (
 
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/policy"
-	"github.com/charterlog/charter/registry"
+	"github.com/charterlog/charter/registry/policyinput"
 )
 
 func init() {
@@ -41,7 +41,7 @@ var probePolicy = sync.OnceValues(func() (*policy.RegistrationPolicy, error) {
 })
 
 // runPolicyTest evaluates a policy on one statement as the service would:
-// the same input mapping (registry.PolicyInput), the same default limits.
+// the same input mapping (policyinput.Of), the same default limits.
 // It does not verify the signature: the service runs the policy only after
 // that, and an auditor testing a policy wants its verdict either way.
 func runPolicyTest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -62,7 +62,7 @@ func runPolicyTest(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	in := registry.PolicyInput(st)
+	in := policyinput.Of(st)
 	if shown, err := describeInputs(ctx, in); err != nil {
 		fmt.Fprintf(stderr, "charter policy test: cannot show the inputs: %v\n", err)
 	} else {

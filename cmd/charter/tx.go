@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/charterlog/charter/client"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/log"
 )
 
@@ -110,9 +110,9 @@ func runTxVerify(_ context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	if ws := rep.WriteSet; ws != nil {
-		if r, err := gov.ParseRequest(ws.Claims); err == nil {
+		if r, err := govwire.ParseRequest(ws.Claims); err == nil {
 			fmt.Fprintf(stdout, "     signed %s request by member %s\n", r.Type, r.MemberID)
-		} else if t, member, how, ok := gov.DescribeClaims(ws.Claims); ok {
+		} else if t, member, how, ok := govwire.DescribeClaims(ws.Claims); ok {
 			fmt.Fprintf(stdout, "     %s request by member %s (%s)\n", t, member, how)
 		} else if len(ws.Claims) > 0 && len(ws.Claims) < 64 {
 			fmt.Fprintf(stdout, "     claims: %s\n", strings.TrimSpace(string(ws.Claims)))

@@ -8,7 +8,7 @@ import (
 	"os"
 	"regexp"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 func init() {
@@ -51,7 +51,7 @@ func runUserAdd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "user %s\n", gov.MemberIDOf(cert))
+	fmt.Fprintf(stdout, "user %s\n", govwire.MemberIDOf(cert))
 	return proposeAndVote(ctx, c, stdout, action("set_user", a))
 }
 
@@ -75,7 +75,7 @@ func runUserRemove(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if err != nil {
 			return err
 		}
-		*id = gov.MemberIDOf(cert)
+		*id = govwire.MemberIDOf(cert)
 	case *id != "" && *certFile == "":
 		if !userIDPattern.MatchString(*id) {
 			return usageError("--id %q is not a user id: want the 64 lowercase hex digits of the SHA-256 of the certificate's DER", *id)
@@ -107,22 +107,22 @@ func jsonArg(name, v string) (json.RawMessage, error) {
 	return raw, nil
 }
 
-func action(name string, args any) gov.Action {
+func action(name string, args any) govwire.Action {
 	b, err := json.Marshal(args)
 	if err != nil {
 		panic(err) // args are built here from JSON-able values
 	}
-	return gov.Action{Name: name, Args: b}
+	return govwire.Action{Name: name, Args: b}
 }
 
 // proposeAndVote proposes actions as c's member, votes for the proposal
 // if it is still open, and prints its id and state.
-func proposeAndVote(ctx context.Context, c *govClient, stdout io.Writer, actions ...gov.Action) error {
-	payload, err := json.Marshal(gov.Proposal{Actions: actions})
+func proposeAndVote(ctx context.Context, c *govClient, stdout io.Writer, actions ...govwire.Action) error {
+	payload, err := json.Marshal(govwire.Proposal{Actions: actions})
 	if err != nil {
 		return err
 	}
-	out, err := c.send(ctx, "/gov/members/proposals:create", gov.MsgProposal, "", payload)
+	out, err := c.send(ctx, "/gov/members/proposals:create", govwire.MsgProposal, "", payload)
 	if err != nil {
 		return fmt.Errorf("proposing %s: %w", actions[0].Name, err)
 	}
@@ -131,9 +131,9 @@ func proposeAndVote(ctx context.Context, c *govClient, stdout io.Writer, actions
 	if id == "" {
 		return fmt.Errorf("the service answered the proposal without a proposalId: %v", out)
 	}
-	if state == gov.StateOpen {
-		ballot, _ := json.Marshal(gov.Ballot{Ballot: "export function vote(proposal, proposerId) { return true }"})
-		out, err = c.send(ctx, "/gov/members/proposals/"+id+"/ballots/"+c.id+":submit", gov.MsgBallot, id, ballot)
+	if state == govwire.StateOpen {
+		ballot, _ := json.Marshal(govwire.Ballot{Ballot: "export function vote(proposal, proposerId) { return true }"})
+		out, err = c.send(ctx, "/gov/members/proposals/"+id+"/ballots/"+c.id+":submit", govwire.MsgBallot, id, ballot)
 		if err != nil {
 			return fmt.Errorf("proposal %s is open, but voting for it failed: %w", id, err)
 		}
@@ -144,7 +144,7 @@ func proposeAndVote(ctx context.Context, c *govClient, stdout io.Writer, actions
 		fmt.Fprintf(stdout, "failure: %v\n", f["reason"])
 	}
 	switch state {
-	case gov.StateAccepted, gov.StateOpen:
+	case govwire.StateAccepted, govwire.StateOpen:
 		return nil
 	}
 	return fmt.Errorf("proposal %s is %s", id, state)

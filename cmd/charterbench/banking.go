@@ -64,7 +64,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/app"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 // nodeList is --nodes: one network size, or with --app a comma-separated
@@ -174,7 +174,7 @@ func newBenchUsers(n int) ([]benchUser, error) {
 			return nil, err
 		}
 		users[i] = benchUser{
-			id:      gov.MemberIDOf(cert),
+			id:      govwire.MemberIDOf(cert),
 			certPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
 			tlsCert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k, Leaf: cert},
 		}
@@ -298,14 +298,14 @@ func runBanking(ctx context.Context, o options, urls []*url.URL, roots *x509.Cer
 	gov0 := urls[0]
 
 	t0 := time.Now()
-	if err := propose(ctx, memClient, gov0, mem, "the banking app (set_js_app)", gov.Action{Name: "set_js_app", Args: appArgs}); err != nil {
+	if err := propose(ctx, memClient, gov0, mem, "the banking app (set_js_app)", govwire.Action{Name: "set_js_app", Args: appArgs}); err != nil {
 		return res, err
 	}
 	for from := 0; from < len(users); from += maxUsersPerProposal {
-		var actions []gov.Action
+		var actions []govwire.Action
 		for _, u := range users[from:min(from+maxUsersPerProposal, len(users))] {
 			a, _ := json.Marshal(map[string]string{"cert": u.certPEM})
-			actions = append(actions, gov.Action{Name: "set_user", Args: a})
+			actions = append(actions, govwire.Action{Name: "set_user", Args: a})
 		}
 		if err := propose(ctx, memClient, gov0, mem, fmt.Sprintf("%d users (set_user)", len(actions)), actions...); err != nil {
 			return res, err

@@ -20,7 +20,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 const bankingBundle = "../../samples/banking"
@@ -200,7 +200,7 @@ func (f *fakeBank) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		sum := sha256.Sum256(r.TLS.PeerCertificates[0].Raw)
 		caller = hex.EncodeToString(sum[:])
 	}
-	isMember := caller == gov.MemberIDOf(f.member)
+	isMember := caller == govwire.MemberIDOf(f.member)
 	refuse := func(status int, code string) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
@@ -269,7 +269,7 @@ func (f *fakeBank) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (f *fakeBank) gov(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	req, err := gov.ParseRequest(body)
+	req, err := govwire.ParseRequest(body)
 	if err == nil {
 		err = req.Verify(f.member)
 	}
@@ -314,7 +314,7 @@ func (f *fakeBank) gov(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		json.NewEncoder(w).Encode(map[string]any{"proposalId": fmt.Sprintf("%064x", len(f.users)), "proposalState": "Open"})
-	case strings.HasSuffix(r.URL.Path, "/ballots/"+gov.MemberIDOf(f.member)+":submit"):
+	case strings.HasSuffix(r.URL.Path, "/ballots/"+govwire.MemberIDOf(f.member)+":submit"):
 		json.NewEncoder(w).Encode(map[string]any{"proposalId": req.ProposalID, "proposalState": "Accepted"})
 	default:
 		f.t.Errorf("unexpected %s %s", r.Method, r.URL.Path)

@@ -18,8 +18,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charterlog/charter/internal/gov"
-	"github.com/fxamacker/cbor/v2"
+	"github.com/charterlog/charter/client"
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 // member is a governance member identity read from PEM files: the network
@@ -64,7 +64,7 @@ func loadMember(dataDir string) (*member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("member certificate: %w", err)
 	}
-	return &member{signer: signer, cert: cert, id: gov.MemberIDOf(cert)}, nil
+	return &member{signer: signer, cert: cert, id: govwire.MemberIDOf(cert)}, nil
 }
 
 // acceptBallot is the ballot `charter gov vote --accept` sends.
@@ -79,7 +79,7 @@ func setPolicy(ctx context.Context, c *http.Client, base *url.URL, m *member, sr
 	if err != nil {
 		return [32]byte{}, err
 	}
-	if err := propose(ctx, c, base, m, "the policy", gov.Action{Name: "set_registration_policy", Args: args}); err != nil {
+	if err := propose(ctx, c, base, m, "the policy", govwire.Action{Name: "set_registration_policy", Args: args}); err != nil {
 		return [32]byte{}, err
 	}
 	return sha256.Sum256([]byte(src)), nil
@@ -88,12 +88,12 @@ func setPolicy(ctx context.Context, c *http.Client, base *url.URL, m *member, sr
 // propose proposes actions as m at base and votes for them; with one
 // Active member (a network this run started) that accepts them. It fails
 // unless governance says Accepted; what names the proposal in errors.
-func propose(ctx context.Context, c *http.Client, base *url.URL, m *member, what string, actions ...gov.Action) error {
-	payload, err := json.Marshal(gov.Proposal{Actions: actions})
+func propose(ctx context.Context, c *http.Client, base *url.URL, m *member, what string, actions ...govwire.Action) error {
+	payload, err := json.Marshal(govwire.Proposal{Actions: actions})
 	if err != nil {
 		return err
 	}
-	p, err := govSend(ctx, c, base.JoinPath("gov", "members", "proposals:create"), m, gov.MsgProposal, "", payload)
+	p, err := govSend(ctx, c, base.JoinPath("gov", "members", "proposals:create"), m, govwire.MsgProposal, "", payload)
 	if err != nil {
 		return fmt.Errorf("proposing %s: %w", what, err)
 	}
@@ -101,8 +101,8 @@ func propose(ctx context.Context, c *http.Client, base *url.URL, m *member, what
 		return fmt.Errorf("proposing %s: the answer names no proposal (state %q)", what, p.State)
 	}
 	if p.State != "Accepted" {
-		ballot, _ := json.Marshal(gov.Ballot{Ballot: acceptBallot})
-		p, err = govSend(ctx, c, base.JoinPath("gov", "members", "proposals", p.ProposalID, "ballots", m.id+":submit"), m, gov.MsgBallot, p.ProposalID, ballot)
+		ballot, _ := json.Marshal(govwire.Ballot{Ballot: acceptBallot})
+		p, err = govSend(ctx, c, base.JoinPath("gov", "members", "proposals", p.ProposalID, "ballots", m.id+":submit"), m, govwire.MsgBallot, p.ProposalID, ballot)
 		if err != nil {
 			return fmt.Errorf("voting for %s: %w", what, err)
 		}
@@ -120,9 +120,9 @@ type proposalState struct {
 }
 
 // govSend signs payload as a governance request of type t and POSTs it.
-func govSend(ctx context.Context, c *http.Client, u *url.URL, m *member, t gov.MsgType, proposalID string, payload []byte) (proposalState, error) {
+func govSend(ctx context.Context, c *http.Client, u *url.URL, m *member, t govwire.MsgType, proposalID string, payload []byte) (proposalState, error) {
 	var out proposalState
-	body, err := gov.SignRequest(rand.Reader, m.signer, m.cert, t, time.Now(), proposalID, payload)
+	body, err := govwire.SignRequest(rand.Reader, m.signer, m.cert, t, time.Now(), proposalID, payload)
 	if err != nil {
 		return out, err
 	}
@@ -146,12 +146,8 @@ func govSend(ctx context.Context, c *http.Client, u *url.URL, m *member, t gov.M
 		return out, err
 	}
 	if resp.StatusCode/100 != 2 {
-		var p struct {
-			Title  string `cbor:"-1,keyasint"`
-			Detail string `cbor:"-2,keyasint"`
-		}
-		if cbor.Unmarshal(b, &p) == nil && p.Title != "" {
-			return out, fmt.Errorf("%s: %s (HTTP %d)", p.Title, p.Detail, resp.StatusCode)
+		if title, detail, ok := client.ParseProblem(b); ok && title != "" {
+			return out, fmt.Errorf("%s: %s (HTTP %d)", title, detail, resp.StatusCode)
 		}
 		return out, fmt.Errorf("HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(b)))
 	}

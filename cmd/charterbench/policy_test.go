@@ -22,7 +22,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/fxamacker/cbor/v2"
 )
 
@@ -71,7 +71,7 @@ type fakeGov struct {
 
 func (f *fakeGov) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	req, err := gov.ParseRequest(body)
+	req, err := govwire.ParseRequest(body)
 	if err == nil {
 		err = req.Verify(f.cert)
 	}
@@ -84,7 +84,7 @@ func (f *fakeGov) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	const pid = "1f6e0e2c4a5b0c9d8e7f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5"
 	switch {
-	case r.URL.Path == "/gov/members/proposals:create" && req.Type == gov.MsgProposal:
+	case r.URL.Path == "/gov/members/proposals:create" && req.Type == govwire.MsgProposal:
 		if f.refuse != "" {
 			b, _ := cbor.Marshal(map[int]string{-1: "ProposalInvalid", -2: f.refuse})
 			w.Header().Set("Content-Type", "application/concise-problem-details+cbor")
@@ -103,7 +103,7 @@ func (f *fakeGov) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.policy = a["policy"]
 		}
 		json.NewEncoder(w).Encode(map[string]any{"proposalId": pid, "proposalState": "Open"})
-	case r.URL.Path == "/gov/members/proposals/"+pid+"/ballots/"+gov.MemberIDOf(f.cert)+":submit" && req.Type == gov.MsgBallot && req.ProposalID == pid:
+	case r.URL.Path == "/gov/members/proposals/"+pid+"/ballots/"+govwire.MemberIDOf(f.cert)+":submit" && req.Type == govwire.MsgBallot && req.ProposalID == pid:
 		f.ballots++
 		json.NewEncoder(w).Encode(map[string]any{"proposalId": pid, "proposalState": "Accepted"})
 	default:

@@ -17,7 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 // openCluster opens a cluster's service, as member0 (the only member,
@@ -40,29 +40,29 @@ func openCluster(ctx context.Context, dir, url string) error {
 	if err := getJSON(ctx, client, url+"/node/network", &network); err != nil {
 		return err
 	}
-	if network.Status == gov.ServiceOpen {
+	if network.Status == govwire.ServiceOpen {
 		return nil
 	}
 	signer, cert, err := loadMember0(dir)
 	if err != nil {
 		return err
 	}
-	payload, err := json.Marshal(gov.Proposal{Actions: []gov.Action{{Name: "transition_service_to_open", Args: json.RawMessage("{}")}}})
+	payload, err := json.Marshal(govwire.Proposal{Actions: []govwire.Action{{Name: "transition_service_to_open", Args: json.RawMessage("{}")}}})
 	if err != nil {
 		return err
 	}
 	var created struct {
 		ProposalID string `json:"proposalId"`
 	}
-	if err := postGov(ctx, client, url+"/gov/members/proposals:create?api-version="+govAPIVersion, signer, cert, gov.MsgProposal, "", payload, &created); err != nil {
+	if err := postGov(ctx, client, url+"/gov/members/proposals:create?api-version="+govAPIVersion, signer, cert, govwire.MsgProposal, "", payload, &created); err != nil {
 		return fmt.Errorf("proposing to open the service: %w", err)
 	}
-	ballot, _ := json.Marshal(gov.Ballot{Ballot: "export function vote(proposal, proposerId) { return true }"})
+	ballot, _ := json.Marshal(govwire.Ballot{Ballot: "export function vote(proposal, proposerId) { return true }"})
 	var voted struct {
 		State string `json:"proposalState"`
 	}
-	path := url + "/gov/members/proposals/" + created.ProposalID + "/ballots/" + gov.MemberIDOf(cert) + ":submit?api-version=" + govAPIVersion
-	if err := postGov(ctx, client, path, signer, cert, gov.MsgBallot, created.ProposalID, ballot, &voted); err != nil {
+	path := url + "/gov/members/proposals/" + created.ProposalID + "/ballots/" + govwire.MemberIDOf(cert) + ":submit?api-version=" + govAPIVersion
+	if err := postGov(ctx, client, path, signer, cert, govwire.MsgBallot, created.ProposalID, ballot, &voted); err != nil {
 		return fmt.Errorf("voting to open the service: %w", err)
 	}
 	if voted.State != "Accepted" {
@@ -112,8 +112,8 @@ func getJSON(ctx context.Context, client *http.Client, url string, out any) erro
 // above name (spec/governance.md).
 const govAPIVersion = "2024-07-01"
 
-func postGov(ctx context.Context, client *http.Client, url string, signer crypto.Signer, cert *x509.Certificate, t gov.MsgType, proposalID string, payload []byte, out any) error {
-	body, err := gov.SignRequest(rand.Reader, signer, cert, t, time.Now(), proposalID, payload)
+func postGov(ctx context.Context, client *http.Client, url string, signer crypto.Signer, cert *x509.Certificate, t govwire.MsgType, proposalID string, payload []byte, out any) error {
+	body, err := govwire.SignRequest(rand.Reader, signer, cert, t, time.Now(), proposalID, payload)
 	if err != nil {
 		return err
 	}

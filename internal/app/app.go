@@ -78,6 +78,19 @@ func (e *Endpoint) Name() string { return e.Method + " " + e.Template }
 // historical).
 func (e *Endpoint) ReadOnly() bool { return e.Info.Mode != ModeReadWrite }
 
+// CheckBundle is what set_js_app checks at proposal time beyond the
+// bundle's JSON shape (gov.Config.ValidateApp): the bundle is well-formed,
+// every module compiles and links, and every endpoint's module exports its
+// function. It loads the bundle and drops it, logging nothing.
+func CheckBundle(raw []byte) error {
+	b, err := ParseBundle(raw)
+	if err != nil {
+		return err
+	}
+	_, err = Load(b, Options{Logger: slog.New(slog.DiscardHandler)})
+	return err
+}
+
 // Load compiles every module of b with the policy sandbox and checks every
 // endpoint: its module exists and exports its function, and the module's
 // top-level code runs (on an empty state) and leaves that export a

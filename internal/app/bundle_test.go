@@ -215,3 +215,19 @@ func FuzzParseBundle(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckBundle: what a set_js_app proposal is checked with refuses a
+// bundle that does not parse and one whose endpoint's module lacks its
+// function, and accepts a good one.
+func TestCheckBundle(t *testing.T) {
+	if err := app.CheckBundle([]byte(minimalBundle)); err != nil {
+		t.Fatalf("a good bundle: %v", err)
+	}
+	if err := app.CheckBundle([]byte(`{"metadata":{}`)); err == nil {
+		t.Fatal("a bundle that is not JSON passed")
+	}
+	noExport := strings.Replace(minimalBundle, "export function f()", "export function g()", 1)
+	if err := app.CheckBundle([]byte(noExport)); err == nil || !strings.Contains(err.Error(), `"f"`) {
+		t.Fatalf("an endpoint whose module does not export its function: %v", err)
+	}
+}

@@ -15,12 +15,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/charterlog/charter/log"
 	"github.com/grafana/sobek"
-
-	"github.com/charterlog/charter/internal/ledger"
 )
 
-var errNotFound = ledger.ErrNotFound
+var errNotFound = log.ErrNotFound
 
 // permissionsURL is where CCF's permission errors send the reader.
 const permissionsURL = "https://microsoft.github.io/CCF/main/audit/read_write_restrictions.html"

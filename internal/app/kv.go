@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/log"
 )
 
@@ -15,7 +14,7 @@ import (
 // runtime only reads it; implementations must be safe for the concurrent
 // use of many calls and must not retain the slices they are given.
 type State interface {
-	// GetKV returns the value of key in map m, or ledger.ErrNotFound.
+	// GetKV returns the value of key in map m, or log.ErrNotFound.
 	// Any other error aborts the call (it is not shown to JS as absence).
 	// The caller may keep the returned slice; it must not be modified
 	// afterwards by the implementation.
@@ -127,7 +126,7 @@ func (r *ReadSet) Check(s State) error {
 	for _, k := range r.Keys {
 		v, err := s.GetKV(k.Map, k.Key)
 		switch {
-		case errors.Is(err, ledger.ErrNotFound):
+		case errors.Is(err, log.ErrNotFound):
 			if k.Present {
 				return fmt.Errorf("%w: %s: a key was deleted", ErrConflict, k.Map)
 			}
@@ -250,7 +249,7 @@ func (t *Tx) get(name string, key []byte) ([]byte, bool, error) {
 	}
 	v, err := t.state.GetKV(name, key)
 	present := true
-	if errors.Is(err, ledger.ErrNotFound) {
+	if errors.Is(err, log.ErrNotFound) {
 		v, present, err = nil, false, nil
 	}
 	if err != nil {

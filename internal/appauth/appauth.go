@@ -24,7 +24,7 @@
 // (nil). When every policy fails, the error is an *Error (401
 // InvalidAuthenticationInfo) that names each policy and why it failed.
 //
-// Identities come from the governed state only (gov.State): the users and
+// Identities come from the governed state only (app.State): the users and
 // members maps, and the JWT keys that set_jwt_public_signing_keys wrote in
 // public:ccf.gov.jwt.public_signing_keys_metadata. Certificates are taken
 // from r.TLS.PeerCertificates as presented, whoever issued them: the
@@ -41,8 +41,8 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/app"
-	"github.com/charterlog/charter/internal/gov"
-	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/govwire"
+	"github.com/charterlog/charter/log"
 )
 
 // Policy names, CCF's. The app bundle's metadata declares them
@@ -74,7 +74,7 @@ func (e *Error) Error() string { return e.Code + ": " + e.Message }
 // Authenticator checks requests against the governed identities.
 type Authenticator struct {
 	// State is the applied governance state.
-	State gov.State
+	State app.State
 	// Now is the clock for certificate validity and JWT nbf/exp; default
 	// time.Now.
 	Now func() time.Time
@@ -132,9 +132,9 @@ func (a *Authenticator) try(r *http.Request, body []byte, p Policy) (map[string]
 func (a *Authenticator) one(r *http.Request, body []byte, name string) (map[string]any, error) {
 	switch name {
 	case UserCert:
-		return a.certCaller(r, UserCert, gov.MapUserCerts, gov.MapUserInfo, "user_data", true)
+		return a.certCaller(r, UserCert, govwire.MapUserCerts, govwire.MapUserInfo, "user_data", true)
 	case MemberCert:
-		return a.certCaller(r, MemberCert, gov.MapMemberCerts, gov.MapMemberInfo, "member_data", false)
+		return a.certCaller(r, MemberCert, govwire.MapMemberCerts, govwire.MapMemberInfo, "member_data", false)
 	case AnyCert:
 		return a.anyCert(r)
 	case UserCOSESign1:
@@ -157,7 +157,7 @@ func (a *Authenticator) now() time.Time {
 // get reads a governed value; absent is ok == false, not an error.
 func (a *Authenticator) get(m, key string) (v []byte, ok bool, err error) {
 	v, err = a.State.GetKV(m, []byte(key))
-	if errors.Is(err, ledger.ErrNotFound) {
+	if errors.Is(err, log.ErrNotFound) {
 		return nil, false, nil
 	}
 	if err != nil {

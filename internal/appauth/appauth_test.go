@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/appauth"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/veraison/go-cose"
 )
 
@@ -60,13 +60,13 @@ func TestCertPolicies(t *testing.T) {
 	user, member, stranger := valid(t), valid(t), valid(t)
 	expired := newIdentity(t, nil, now.Add(-2*time.Hour), now.Add(-time.Hour))
 	early := newIdentity(t, nil, now.Add(time.Hour), now.Add(2*time.Hour))
-	s.set(gov.MapUserCerts, user.id, user.pem)
-	s.set(gov.MapUserInfo, user.id, `{"user_data":{"isAdmin":true}}`)
-	s.set(gov.MapUserCerts, expired.id, expired.pem)
-	s.set(gov.MapUserCerts, early.id, early.pem)
-	s.set(gov.MapMemberCerts, member.id, member.pem)
-	s.set(gov.MapMemberInfo, member.id, `{"status":"Active","member_data":"m0"}`)
-	s.set(gov.MapMemberCerts, expired.id, expired.pem)
+	s.set(govwire.MapUserCerts, user.id, user.pem)
+	s.set(govwire.MapUserInfo, user.id, `{"user_data":{"isAdmin":true}}`)
+	s.set(govwire.MapUserCerts, expired.id, expired.pem)
+	s.set(govwire.MapUserCerts, early.id, early.pem)
+	s.set(govwire.MapMemberCerts, member.id, member.pem)
+	s.set(govwire.MapMemberInfo, member.id, `{"status":"Active","member_data":"m0"}`)
+	s.set(govwire.MapMemberCerts, expired.id, expired.pem)
 
 	caller, err := a.Authenticate(request(user.cert), nil, policies(t, `"user_cert"`))
 	if err != nil {
@@ -85,7 +85,7 @@ func TestCertPolicies(t *testing.T) {
 		t.Fatalf("expired member cert: %v", err)
 	}
 	// A user without info has data null.
-	s.set(gov.MapUserCerts, member.id, member.pem)
+	s.set(govwire.MapUserCerts, member.id, member.pem)
 	if caller, err := a.Authenticate(request(member.cert), nil, policies(t, `"user_cert"`)); err != nil || caller["data"] != nil {
 		t.Fatalf("user without info: %v, %v", caller, err)
 	}
@@ -126,7 +126,7 @@ func TestNoAuthAndAllOf(t *testing.T) {
 	s := fakeState{}
 	a := &appauth.Authenticator{State: s, Now: func() time.Time { return now }}
 	user := valid(t)
-	s.set(gov.MapUserCerts, user.id, user.pem)
+	s.set(govwire.MapUserCerts, user.id, user.pem)
 
 	if caller, err := a.Authenticate(request(nil), nil, nil); caller != nil || err != nil {
 		t.Fatalf("no policies: %v, %v", caller, err)
@@ -157,9 +157,9 @@ func TestUserCOSESign1(t *testing.T) {
 	p384key, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	user384 := newIdentity(t, p384key, now.Add(-time.Hour), now.Add(time.Hour))
 	for _, u := range []*identity{user, other, user384} {
-		s.set(gov.MapUserCerts, u.id, u.pem)
+		s.set(govwire.MapUserCerts, u.id, u.pem)
 	}
-	s.set(gov.MapUserInfo, user.id, `{"user_data":"u"}`)
+	s.set(govwire.MapUserInfo, user.id, `{"user_data":"u"}`)
 	ps := policies(t, `"user_cose_sign1"`)
 	post := func(body []byte, ctype string) (map[string]any, error) {
 		r := request(nil)
@@ -219,13 +219,13 @@ func TestJWT(t *testing.T) {
 	ecPub, _ := ecKey.PublicKey.Bytes()
 	// As set_jwt_public_signing_keys stores them: an x5c cert, and a JWK
 	// with an issuer constraint.
-	keysOf(s, "rsa1", gov.JWTKey{Cert: base64.StdEncoding.EncodeToString(rsaCert.cert.Raw), Issuer: "https://demo"})
-	keysOf(s, "ec1", gov.JWTKey{JWK: json.RawMessage(mustJSON(map[string]string{"kty": "EC", "kid": "ec1", "crv": "P-256",
+	keysOf(s, "rsa1", govwire.JWTKey{Cert: base64.StdEncoding.EncodeToString(rsaCert.cert.Raw), Issuer: "https://demo"})
+	keysOf(s, "ec1", govwire.JWTKey{JWK: json.RawMessage(mustJSON(map[string]string{"kty": "EC", "kid": "ec1", "crv": "P-256",
 		"x": b64url(ecPub[1:33]), "y": b64url(ecPub[33:])})), Issuer: "https://login", Constraint: "https://login/tenant"})
 	// One kid with keys from two issuers: the one that verifies wins.
 	keysOf(s, "shared",
-		gov.JWTKey{JWK: json.RawMessage(`{"kty":"RSA","kid":"shared","n":"` + b64url(rsaKey.N.Bytes()) + `","e":"AQAB"}`), Issuer: "https://other"},
-		gov.JWTKey{Cert: base64.StdEncoding.EncodeToString(rsaCert.cert.Raw), Issuer: "https://demo"})
+		govwire.JWTKey{JWK: json.RawMessage(`{"kty":"RSA","kid":"shared","n":"` + b64url(rsaKey.N.Bytes()) + `","e":"AQAB"}`), Issuer: "https://other"},
+		govwire.JWTKey{Cert: base64.StdEncoding.EncodeToString(rsaCert.cert.Raw), Issuer: "https://demo"})
 	ps := policies(t, `"jwt"`)
 	claims := func(extra map[string]any) map[string]any {
 		c := map[string]any{"sub": "alice", "iss": "https://demo", "nbf": now.Unix() - 60, "exp": now.Unix() + 60}

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 // peerCert is the client's certificate: the first the TLS handshake
@@ -46,7 +46,7 @@ func (a *Authenticator) certCaller(r *http.Request, policy, certs, info, dataFie
 			return nil, err
 		}
 	}
-	id := gov.MemberIDOf(c)
+	id := govwire.MemberIDOf(c)
 	if _, ok, err := a.get(certs, id); err != nil {
 		return nil, err
 	} else if !ok {

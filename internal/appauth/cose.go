@@ -11,7 +11,7 @@ import (
 	"regexp"
 
 	charcose "github.com/charterlog/charter/cose"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/veraison/go-cose"
 )
 
@@ -93,7 +93,7 @@ func (a *Authenticator) coseCaller(r *http.Request, body []byte) (map[string]any
 			return nil, refuse("%s must be an unsigned integer", HeaderMsgCreatedAt)
 		}
 	}
-	certText, ok, err := a.get(gov.MapUserCerts, id)
+	certText, ok, err := a.get(govwire.MapUserCerts, id)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +116,7 @@ func (a *Authenticator) coseCaller(r *http.Request, body []byte) (map[string]any
 	if err := v.Verify(charcose.SigStructure(msg.Protected, msg.Payload), msg.Signature); err != nil {
 		return nil, refuse("the signature does not verify with the certificate of user %s", id)
 	}
-	data, err := a.infoData(gov.MapUserInfo, id, "user_data")
+	data, err := a.infoData(govwire.MapUserInfo, id, "user_data")
 	if err != nil {
 		return nil, err
 	}

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/appauth"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/veraison/go-cose"
 )
 
@@ -19,7 +19,7 @@ import (
 func FuzzAuthenticateCOSE(f *testing.F) {
 	s := fakeState{}
 	user := valid(f)
-	s.set(gov.MapUserCerts, user.id, user.pem)
+	s.set(govwire.MapUserCerts, user.id, user.pem)
 	a := &appauth.Authenticator{State: s, Now: func() time.Time { return now }}
 	ps := []appauth.Policy{{Name: appauth.UserCOSESign1}}
 

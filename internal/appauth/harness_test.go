@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/veraison/go-cose"
 )
@@ -188,8 +188,8 @@ func mustJSON(v any) string {
 }
 
 // keysOf registers keys under kid as set_jwt_public_signing_keys writes them.
-func keysOf(s fakeState, kid string, keys ...gov.JWTKey) {
-	s.set(gov.MapJWTKeys, kid, mustJSON(keys))
+func keysOf(s fakeState, kid string, keys ...govwire.JWTKey) {
+	s.set(govwire.MapJWTKeys, kid, mustJSON(keys))
 }
 
 func b64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }

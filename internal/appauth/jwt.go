@@ -18,7 +18,7 @@ import (
 
 	// Charter's cose (the JWK codec); cose.go's "cose" is go-cose.
 	"github.com/charterlog/charter/cose"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 // JWT verification uses only the standard library. What CCF's jwt policy
@@ -133,16 +133,16 @@ func (a *Authenticator) jwtCaller(r *http.Request) (map[string]any, error) {
 	if hdr.Kid == "" {
 		return nil, refuse("the token header has no kid")
 	}
-	raw, ok, err := a.get(gov.MapJWTKeys, hdr.Kid)
+	raw, ok, err := a.get(govwire.MapJWTKeys, hdr.Kid)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
 		return nil, refuse("no signing key with kid %q is registered", hdr.Kid)
 	}
-	var keys []gov.JWTKey
+	var keys []govwire.JWTKey
 	if err := json.Unmarshal(raw, &keys); err != nil {
-		return nil, fmt.Errorf("appauth: %s[%s]: %w", gov.MapJWTKeys, hdr.Kid, err)
+		return nil, fmt.Errorf("appauth: %s[%s]: %w", govwire.MapJWTKeys, hdr.Kid, err)
 	}
 	var digest []byte
 	signed := parts[0] + "." + parts[1]
@@ -153,7 +153,7 @@ func (a *Authenticator) jwtCaller(r *http.Request) (map[string]any, error) {
 		d := sha512.Sum384([]byte(signed))
 		digest = d[:]
 	}
-	var key *gov.JWTKey
+	var key *govwire.JWTKey
 	var whyNot []string
 	for i := range keys {
 		pub, err := publicKey(&keys[i])
@@ -236,7 +236,7 @@ func jsonNumbers(v any) any {
 
 // publicKey is the key of a registered JWT signing key: its certificate's
 // (x5c, base64 DER) or its JWK's.
-func publicKey(k *gov.JWTKey) (crypto.PublicKey, error) {
+func publicKey(k *govwire.JWTKey) (crypto.PublicKey, error) {
 	if k.Cert != "" {
 		der, err := base64.StdEncoding.DecodeString(k.Cert)
 		if err != nil {

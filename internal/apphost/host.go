@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/charterlog/charter/internal/app"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/log"
 )
@@ -63,14 +63,14 @@ func (h *Host) Current() (*app.App, error) {
 	if h.loaded && h.version == v {
 		return h.app, h.err
 	}
-	raw, err := h.cfg.Ledger.GetKV(gov.MapAppBundle, []byte(gov.KeyAppBundle))
+	raw, err := h.cfg.Ledger.GetKV(govwire.MapAppBundle, []byte(govwire.KeyAppBundle))
 	if errors.Is(err, ledger.ErrNotFound) {
 		raw, err = nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	opts, err := h.cfg.Ledger.GetKV(gov.MapJSRuntimeOptions, []byte(gov.KeyJSRuntimeOptions))
+	opts, err := h.cfg.Ledger.GetKV(govwire.MapJSRuntimeOptions, []byte(govwire.KeyJSRuntimeOptions))
 	if errors.Is(err, ledger.ErrNotFound) {
 		opts, err = nil, nil
 	}
@@ -87,7 +87,7 @@ func (h *Host) Current() (*app.App, error) {
 	}
 	var ro app.RuntimeOptions
 	if opts != nil {
-		var o gov.JSRuntimeOptions
+		var o govwire.JSRuntimeOptions
 		if err := json.Unmarshal(opts, &o); err == nil {
 			ro = app.RuntimeOptions{MaxHeapBytes: o.MaxHeapBytes, MaxStackBytes: o.MaxStackBytes, MaxExecutionTimeMs: o.MaxExecutionTimeMS}
 		}

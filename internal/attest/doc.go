@@ -52,7 +52,8 @@
 //
 // The guest needs configfs-tsm (/sys/kernel/config/tsm/report) or
 // /dev/sev-guest; NewSNPProvider fails otherwise. The node asks for its
-// report once, at start.
+// report once, at start (NodeEvidence, which on virtual declares the
+// running binary's SHA-384).
 //
 // Endorsement certificate: hosts usually hand the VCEK (or the cloud's VLEK)
 // to the guest in the extended report's certificate table, and nothing more

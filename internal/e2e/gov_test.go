@@ -25,6 +25,7 @@ import (
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/log"
 )
 
@@ -70,7 +71,7 @@ func newGovMember(t *testing.T, dir, name string, curve elliptic.Curve) *govMemb
 		t.Fatal(err)
 	}
 	m := &govMember{
-		Name: name, Signer: k, Cert: cert, ID: gov.MemberIDOf(cert),
+		Name: name, Signer: k, Cert: cert, ID: govwire.MemberIDOf(cert),
 		KeyPath: filepath.Join(dir, name+"_privk.pem"), CertPath: filepath.Join(dir, name+"_cert.pem"),
 	}
 	if err := os.WriteFile(m.KeyPath, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: p8}), 0o600); err != nil {
@@ -83,9 +84,9 @@ func newGovMember(t *testing.T, dir, name string, curve elliptic.Curve) *govMemb
 }
 
 // sign makes a governance request signed by m, now.
-func (m *govMember) sign(t *testing.T, typ gov.MsgType, proposalID string, payload []byte) []byte {
+func (m *govMember) sign(t *testing.T, typ govwire.MsgType, proposalID string, payload []byte) []byte {
 	t.Helper()
-	b, err := gov.SignRequest(rand.Reader, m.Signer, m.Cert, typ, time.Now(), proposalID, payload)
+	b, err := govwire.SignRequest(rand.Reader, m.Signer, m.Cert, typ, time.Now(), proposalID, payload)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,7 +147,7 @@ type proposalOut struct {
 // signed by member with a request of type typ.
 type govTx struct {
 	id     string
-	typ    gov.MsgType
+	typ    govwire.MsgType
 	member string
 }
 
@@ -219,7 +220,7 @@ func TestGovSeedFlow(t *testing.T) {
 	assertMemberStatus(t, n, map[string]string{m1.ID: "Active", m2.ID: "Active", m3.ID: "Active"})
 
 	var txs []govTx
-	record := func(p proposalOut, typ gov.MsgType, m *govMember) {
+	record := func(p proposalOut, typ govwire.MsgType, m *govMember) {
 		t.Helper()
 		if p.TransactionID == "" {
 			t.Fatalf("%s by %s: no transactionId in %+v", typ, m.Name, p)
@@ -235,14 +236,14 @@ func TestGovSeedFlow(t *testing.T) {
 	// set_scitt_configuration: one vote of three is not a majority, two are.
 	p := govJSON(t, n, m1, "propose", "--action", "set_scitt_configuration", "--args", `{"max_statement_bytes": 4096}`)
 	wantState(t, "after proposing", p, "Open")
-	record(p, gov.MsgProposal, m1)
+	record(p, govwire.MsgProposal, m1)
 	cfgID := p.ProposalID
 	v := govJSON(t, n, m1, "vote", cfgID, "--accept")
 	wantState(t, "after m1's vote", v, "Open")
-	record(v, gov.MsgBallot, m1)
+	record(v, govwire.MsgBallot, m1)
 	v = govJSON(t, n, m2, "vote", cfgID, "--accept")
 	wantState(t, "after m2's vote", v, "Accepted")
-	record(v, gov.MsgBallot, m2)
+	record(v, govwire.MsgBallot, m2)
 	if !v.FinalVotes[m1.ID] || !v.FinalVotes[m2.ID] || len(v.FinalVotes) != 2 {
 		t.Errorf("final votes %v, want m1 and m2 true", v.FinalVotes)
 	}
@@ -266,20 +267,20 @@ func TestGovSeedFlow(t *testing.T) {
 	// Two votes against of three reject.
 	p = govJSON(t, n, m2, "propose", "--action", "set_scitt_configuration", "--args", `{"max_statement_bytes": 8192}`)
 	wantState(t, "rejected one, proposed", p, "Open")
-	record(p, gov.MsgProposal, m2)
+	record(p, govwire.MsgProposal, m2)
 	v = govJSON(t, n, m1, "vote", "--reject", p.ProposalID)
 	wantState(t, "after one vote against", v, "Open")
-	record(v, gov.MsgBallot, m1)
+	record(v, govwire.MsgBallot, m1)
 	v = govJSON(t, n, m3, "vote", p.ProposalID, "--reject")
 	wantState(t, "after two votes against", v, "Rejected")
-	record(v, gov.MsgBallot, m3)
+	record(v, govwire.MsgBallot, m3)
 
 	// The proposer withdraws.
 	p = govJSON(t, n, m3, "propose", "--action", "set_scitt_configuration", "--args", `{"max_statement_bytes": 16384}`)
-	record(p, gov.MsgProposal, m3)
+	record(p, govwire.MsgProposal, m3)
 	w := govJSON(t, n, m3, "withdraw", p.ProposalID)
 	wantState(t, "after withdrawal", w, "Withdrawn")
-	record(w, gov.MsgWithdrawal, m3)
+	record(w, govwire.MsgWithdrawal, m3)
 
 	// A new constitution drops the proposals still open.
 	oldConst, err := govCLI(t, n, nil, "constitution")
@@ -297,13 +298,13 @@ func TestGovSeedFlow(t *testing.T) {
 	}
 	open := govJSON(t, n, m3, "propose", "--action", "set_scitt_configuration", "--args", `{"allowed_algorithms": ["ES256"]}`)
 	wantState(t, "the proposal to be dropped", open, "Open")
-	record(open, gov.MsgProposal, m3)
+	record(open, govwire.MsgProposal, m3)
 	p = govJSON(t, n, m2, "propose", "--action", "set_constitution", "--args", "@"+argsFile)
-	record(p, gov.MsgProposal, m2)
-	record(govJSON(t, n, m2, "vote", p.ProposalID, "--accept"), gov.MsgBallot, m2)
+	record(p, govwire.MsgProposal, m2)
+	record(govJSON(t, n, m2, "vote", p.ProposalID, "--accept"), govwire.MsgBallot, m2)
 	v = govJSON(t, n, m3, "vote", p.ProposalID, "--accept")
 	wantState(t, "set_constitution", v, "Accepted")
-	record(v, gov.MsgBallot, m3)
+	record(v, govwire.MsgBallot, m3)
 	if got, err := govCLI(t, n, nil, "constitution"); err != nil || got != newConst {
 		t.Errorf("constitution after set_constitution: %v; amended text in force: %v", err, got == newConst)
 	}
@@ -457,8 +458,8 @@ func TestGovRefusals(t *testing.T) {
 	ballotPath := func(id string, m *govMember) string {
 		return v7("/gov/members/proposals/" + id + "/ballots/" + m.ID + ":submit")
 	}
-	accept, _ := json.Marshal(gov.Ballot{Ballot: "export function vote() { return true }"})
-	m1Ballot := m1.sign(t, gov.MsgBallot, pid, accept)
+	accept, _ := json.Marshal(govwire.Ballot{Ballot: "export function vote() { return true }"})
+	m1Ballot := m1.sign(t, govwire.MsgBallot, pid, accept)
 	r := postGov(t, n, ballotPath(pid, m1), "application/cose", m1Ballot)
 	if r.Status != http.StatusOK {
 		t.Fatalf("m1's ballot: %d %s", r.Status, describeProblem(r))
@@ -468,10 +469,10 @@ func TestGovRefusals(t *testing.T) {
 	wantState(t, "Q withdrawn", govJSON(t, n, m1, "withdraw", q.ProposalID), "Withdrawn")
 	n.waitIdle(t)
 
-	proposal, _ := json.Marshal(gov.Proposal{Actions: []gov.Action{{Name: "transition_service_to_open", Args: json.RawMessage("{}")}}})
-	forged := m2.sign(t, gov.MsgBallot, pid, accept)
+	proposal, _ := json.Marshal(govwire.Proposal{Actions: []govwire.Action{{Name: "transition_service_to_open", Args: json.RawMessage("{}")}}})
+	forged := m2.sign(t, govwire.MsgBallot, pid, accept)
 	forged[len(forged)-1] ^= 0x01
-	m2Ballot := m2.sign(t, gov.MsgBallot, pid, accept)
+	m2Ballot := m2.sign(t, govwire.MsgBallot, pid, accept)
 	cases := []struct {
 		what         string
 		path         string
@@ -481,23 +482,23 @@ func TestGovRefusals(t *testing.T) {
 		title        string
 		afterwardsOK bool // the same request, sent properly, then succeeds
 	}{
-		{what: "a non-member's proposal", path: v7("/gov/members/proposals:create"), body: outsider.sign(t, gov.MsgProposal, "", proposal),
+		{what: "a non-member's proposal", path: v7("/gov/members/proposals:create"), body: outsider.sign(t, govwire.MsgProposal, "", proposal),
 			status: http.StatusUnauthorized, title: "UnknownMember"},
-		{what: "an Accepted (inactive) member's ballot", path: ballotPath(pid, m3), body: m3.sign(t, gov.MsgBallot, pid, accept),
+		{what: "an Accepted (inactive) member's ballot", path: ballotPath(pid, m3), body: m3.sign(t, govwire.MsgBallot, pid, accept),
 			status: http.StatusForbidden, title: "MemberNotActive"},
 		{what: "a forged signature", path: ballotPath(pid, m2), body: forged,
 			status: http.StatusUnauthorized, title: "InvalidSignature"},
 		{what: "a replayed ballot", path: ballotPath(pid, m1), body: m1Ballot,
 			status: http.StatusConflict, title: "ProposalReplay"},
-		{what: "a ballot on a withdrawn proposal", path: ballotPath(q.ProposalID, m2), body: m2.sign(t, gov.MsgBallot, q.ProposalID, accept),
+		{what: "a ballot on a withdrawn proposal", path: ballotPath(q.ProposalID, m2), body: m2.sign(t, govwire.MsgBallot, q.ProposalID, accept),
 			status: http.StatusConflict, title: "ProposalNotOpen"},
-		{what: "a withdrawal by another member", path: v7("/gov/members/proposals/" + pid + ":withdraw"), body: m2.sign(t, gov.MsgWithdrawal, pid, []byte("{}")),
+		{what: "a withdrawal by another member", path: v7("/gov/members/proposals/" + pid + ":withdraw"), body: m2.sign(t, govwire.MsgWithdrawal, pid, []byte("{}")),
 			status: http.StatusForbidden, title: "NotProposer"},
-		{what: "a ballot sent to another member's URL", path: ballotPath(pid, m1), body: m2.sign(t, gov.MsgBallot, pid, accept),
+		{what: "a ballot sent to another member's URL", path: ballotPath(pid, m1), body: m2.sign(t, govwire.MsgBallot, pid, accept),
 			status: http.StatusBadRequest, title: "RequestDoesNotMatchURL"},
 		{what: "a malformed COSE body", path: ballotPath(pid, m2), body: []byte("\xd2\x84not a COSE_Sign1"),
 			status: http.StatusBadRequest, title: "InvalidGovernanceRequest"},
-		{what: "a withdrawal sent as a ballot", path: ballotPath(pid, m2), body: m2.sign(t, gov.MsgWithdrawal, pid, []byte("{}")),
+		{what: "a withdrawal sent as a ballot", path: ballotPath(pid, m2), body: m2.sign(t, govwire.MsgWithdrawal, pid, []byte("{}")),
 			status: http.StatusBadRequest, title: "WrongMessageType"},
 		{what: "a ballot as application/json", path: ballotPath(pid, m2), contentType: "application/json", body: m2Ballot,
 			status: http.StatusUnsupportedMediaType, title: "UnsupportedContentType", afterwardsOK: true},
@@ -523,7 +524,7 @@ func TestGovRefusals(t *testing.T) {
 	// A ballot that never returns: a fresh proposal R, voted on by m1 with a
 	// ballot that loops, while a registration runs.
 	rp := govJSON(t, n, m2, "propose", "--action", "set_scitt_configuration", "--args", `{"max_statement_bytes": 300000}`)
-	loop, _ := json.Marshal(gov.Ballot{Ballot: "export function vote() { for(;;){} }"})
+	loop, _ := json.Marshal(govwire.Ballot{Ballot: "export function vote() { for(;;){} }"})
 	pub := newPublisher(t, "gov-refusals")
 	var wg sync.WaitGroup
 	var regErr error
@@ -536,7 +537,7 @@ func TestGovRefusals(t *testing.T) {
 		regTime = time.Since(start)
 	}()
 	start := time.Now()
-	r = postGov(t, n, ballotPath(rp.ProposalID, m1), "application/cose", m1.sign(t, gov.MsgBallot, rp.ProposalID, loop))
+	r = postGov(t, n, ballotPath(rp.ProposalID, m1), "application/cose", m1.sign(t, govwire.MsgBallot, rp.ProposalID, loop))
 	took := time.Since(start)
 	wg.Wait()
 	if regErr != nil {
@@ -572,7 +573,7 @@ func TestGovRefusals(t *testing.T) {
 // TestGovProposeWithoutArgs proposes an action that takes no arguments the
 // way the CLI's usage suggests, without --args.
 //
-// It guards a fixed defect: without omitempty on gov.Action.Args the CLI
+// It guards a fixed defect: without omitempty on govwire.Action.Args the CLI
 // sent {"name": "transition_service_to_open", "args": null}, which the
 // server's strict proposal parsing refuses (400 InvalidGovernanceRequest:
 // "args is not a JSON object"). Omitting args, or sending {}, is accepted.

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 // CCF 7's governance API, with api-version=2024-07-01, through a member's
@@ -86,7 +86,7 @@ func TestGovCCF7Lifecycle(t *testing.T) {
 
 	// The api-version is required, and must be one CCF 7 serves; refused
 	// before the body is read, so nothing is written.
-	update := m1.sign(t, gov.MsgStateDigest, "", []byte("{}"))
+	update := m1.sign(t, govwire.MsgStateDigest, "", []byte("{}"))
 	mark := n.mark(t, "none")
 	wantCCFError(t, "no api-version", post("/gov/members/state-digests/"+m1.ID+":update", update), http.StatusBadRequest, "MissingApiVersionParameter")
 	wantCCFError(t, "api-version 2022-01-01", post("/gov/members/state-digests/"+m1.ID+":update?api-version=2022-01-01", update), http.StatusBadRequest, "UnsupportedApiVersionValue")
@@ -102,15 +102,15 @@ func TestGovCCF7Lifecycle(t *testing.T) {
 	if got := member(m1); got["status"] != "Accepted" {
 		t.Fatalf("m1 is %v before its ack, want Accepted", got["status"])
 	}
-	early, _ := json.Marshal(gov.Proposal{Actions: []gov.Action{{Name: "set_scitt_configuration", Args: json.RawMessage(`{"max_statement_bytes": 50000}`)}}})
+	early, _ := json.Marshal(govwire.Proposal{Actions: []govwire.Action{{Name: "set_scitt_configuration", Args: json.RawMessage(`{"max_statement_bytes": 50000}`)}}})
 	mark = n.mark(t, "none")
-	wantCCFError(t, "an Accepted member's proposal", post("/gov/members/proposals:create"+version, m1.sign(t, gov.MsgProposal, "", early)),
+	wantCCFError(t, "an Accepted member's proposal", post("/gov/members/proposals:create"+version, m1.sign(t, govwire.MsgProposal, "", early)),
 		http.StatusForbidden, "MemberNotActive")
-	wantCCFError(t, "m2 updating m1's digest", post("/gov/members/state-digests/"+m1.ID+":update"+version, m2.sign(t, gov.MsgStateDigest, "", []byte("{}"))),
+	wantCCFError(t, "m2 updating m1's digest", post("/gov/members/state-digests/"+m1.ID+":update"+version, m2.sign(t, govwire.MsgStateDigest, "", []byte("{}"))),
 		http.StatusBadRequest, "RequestDoesNotMatchURL")
 	n.nothingWritten(t, "m2 updating m1's digest", mark, "none")
 	for _, m := range []*govMember{m1, m2} {
-		r := post("/gov/members/state-digests/"+m.ID+":update"+version, m.sign(t, gov.MsgStateDigest, "", []byte("{}")))
+		r := post("/gov/members/state-digests/"+m.ID+":update"+version, m.sign(t, govwire.MsgStateDigest, "", []byte("{}")))
 		digest := object(m.Name+"'s :update", r, http.StatusOK)
 		shape("Acks.StateDigest", digest, map[string]string{"memberId": "string", "stateDigest": "string"})
 		d, _ := digest["stateDigest"].(string)
@@ -121,7 +121,7 @@ func TestGovCCF7Lifecycle(t *testing.T) {
 			t.Errorf("GET state digest of %s: %v, want %s", m.Name, again, d)
 		}
 		ack, _ := json.Marshal(map[string]string{"stateDigest": d}) // CCF 7's name for it
-		r = post("/gov/members/state-digests/"+m.ID+":ack"+version, m.sign(t, gov.MsgAck, "", ack))
+		r = post("/gov/members/state-digests/"+m.ID+":ack"+version, m.sign(t, govwire.MsgAck, "", ack))
 		if r.Status != http.StatusNoContent || len(r.Body) != 0 || r.Header.Get("x-ms-ccf-transaction-id") == "" {
 			t.Fatalf("%s's :ack: %d %q (transaction %q), want 204", m.Name, r.Status, r.Body, r.Header.Get("x-ms-ccf-transaction-id"))
 		}
@@ -154,8 +154,8 @@ func TestGovCCF7Lifecycle(t *testing.T) {
 		}
 		return out
 	}
-	config, _ := json.Marshal(gov.Proposal{Actions: []gov.Action{{Name: "set_scitt_configuration", Args: json.RawMessage(`{"max_statement_bytes": 100000}`)}}})
-	r := post("/gov/members/proposals:create"+version, m1.sign(t, gov.MsgProposal, "", config))
+	config, _ := json.Marshal(govwire.Proposal{Actions: []govwire.Action{{Name: "set_scitt_configuration", Args: json.RawMessage(`{"max_statement_bytes": 100000}`)}}})
+	r := post("/gov/members/proposals:create"+version, m1.sign(t, govwire.MsgProposal, "", config))
 	p := proposalOf("create", r)
 	pid := p["proposalId"].(string)
 	if p["proposerId"] != m1.ID || p["proposalState"] != "Open" || p["ballotCount"] != 0.0 || len(submitters(p)) != 0 || r.Header.Get("x-ms-ccf-transaction-id") == "" {
@@ -167,10 +167,10 @@ func TestGovCCF7Lifecycle(t *testing.T) {
 	if actions := object("GET actions", n.get(t, "/gov/members/proposals/"+pid+"/actions"+version), http.StatusOK); len(actions["actions"].([]any)) != 1 {
 		t.Errorf("actions: %v", actions)
 	}
-	accept, _ := json.Marshal(gov.Ballot{Ballot: "export function vote(proposal, proposerId) { return true }"})
+	accept, _ := json.Marshal(govwire.Ballot{Ballot: "export function vote(proposal, proposerId) { return true }"})
 	ballot := func(m *govMember) map[string]any {
 		t.Helper()
-		return proposalOf(m.Name+"'s ballot", post("/gov/members/proposals/"+pid+"/ballots/"+m.ID+":submit"+version, m.sign(t, gov.MsgBallot, pid, accept)))
+		return proposalOf(m.Name+"'s ballot", post("/gov/members/proposals/"+pid+"/ballots/"+m.ID+":submit"+version, m.sign(t, govwire.MsgBallot, pid, accept)))
 	}
 	p = ballot(m1)
 	if p["proposalState"] != "Open" || p["ballotCount"] != 1.0 || !slices.Equal(submitters(p), []string{m1.ID}) {
@@ -197,14 +197,14 @@ func TestGovCCF7Lifecycle(t *testing.T) {
 
 	// Another proposal, withdrawn by its proposer (m2), after m1 is
 	// refused; then no proposal is open.
-	other, _ := json.Marshal(gov.Proposal{Actions: []gov.Action{{Name: "set_scitt_configuration", Args: json.RawMessage(`{"max_statement_bytes": 200000}`)}}})
-	q := proposalOf("create Q", post("/gov/members/proposals:create"+version, m2.sign(t, gov.MsgProposal, "", other)))
+	other, _ := json.Marshal(govwire.Proposal{Actions: []govwire.Action{{Name: "set_scitt_configuration", Args: json.RawMessage(`{"max_statement_bytes": 200000}`)}}})
+	q := proposalOf("create Q", post("/gov/members/proposals:create"+version, m2.sign(t, govwire.MsgProposal, "", other)))
 	qid := q["proposalId"].(string)
 	mark = n.mark(t, qid)
-	wantCCFError(t, "m1 withdrawing m2's proposal", post("/gov/members/proposals/"+qid+":withdraw"+version, m1.sign(t, gov.MsgWithdrawal, qid, []byte("{}"))),
+	wantCCFError(t, "m1 withdrawing m2's proposal", post("/gov/members/proposals/"+qid+":withdraw"+version, m1.sign(t, govwire.MsgWithdrawal, qid, []byte("{}"))),
 		http.StatusForbidden, "NotProposer")
 	n.nothingWritten(t, "m1 withdrawing m2's proposal", mark, qid)
-	q = proposalOf("withdraw Q", post("/gov/members/proposals/"+qid+":withdraw"+version, m2.sign(t, gov.MsgWithdrawal, qid, []byte("{}"))))
+	q = proposalOf("withdraw Q", post("/gov/members/proposals/"+qid+":withdraw"+version, m2.sign(t, govwire.MsgWithdrawal, qid, []byte("{}"))))
 	if q["proposalState"] != "Withdrawn" || q["proposerId"] != m2.ID {
 		t.Errorf("withdrawn: %v", q)
 	}

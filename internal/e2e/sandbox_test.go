@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 // sandboxLimit is the time limit of every JS run in a dev node: apps
@@ -201,8 +201,8 @@ func TestSandboxBallotNativeLoop(t *testing.T) {
 		}
 	}
 	p := govJSON(t, n, m1, "propose", "--action", "set_scitt_configuration", "--args", `{"max_statement_bytes": 100000}`)
-	ballot, _ := json.Marshal(gov.Ballot{Ballot: "export function vote(proposal, proposerId) { return " + nativeBomb + "; }"})
-	bombReq := m1.sign(t, gov.MsgBallot, p.ProposalID, ballot)
+	ballot, _ := json.Marshal(govwire.Ballot{Ballot: "export function vote(proposal, proposerId) { return " + nativeBomb + "; }"})
+	bombReq := m1.sign(t, govwire.MsgBallot, p.ProposalID, ballot)
 
 	var (
 		wg       sync.WaitGroup
@@ -232,10 +232,10 @@ func TestSandboxBallotNativeLoop(t *testing.T) {
 		select {
 		case <-done:
 		default:
-			proposal, _ := json.Marshal(gov.Proposal{Actions: []gov.Action{{Name: "set_scitt_configuration",
+			proposal, _ := json.Marshal(govwire.Proposal{Actions: []govwire.Action{{Name: "set_scitt_configuration",
 				Args: json.RawMessage(fmt.Sprintf(`{"max_statement_bytes": %d}`, 200000+others))}}})
 			start := time.Now()
-			other, err = n.do(http.MethodPost, v7("/gov/members/proposals:create"), "application/cose", m2.sign(t, gov.MsgProposal, "", proposal))
+			other, err = n.do(http.MethodPost, v7("/gov/members/proposals:create"), "application/cose", m2.sign(t, govwire.MsgProposal, "", proposal))
 			otherTook = max(otherTook, time.Since(start))
 			others++
 			if err == nil && other.Status == http.StatusOK {

@@ -28,7 +28,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/app"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 // newKeygeneratorMember writes NAME_privk.pem and NAME_cert.pem as CCF's
@@ -67,7 +67,7 @@ func newKeygeneratorMember(t *testing.T, dir, name string) *govMember {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &govMember{Name: name, Signer: k, Cert: cert, ID: gov.MemberIDOf(cert),
+	m := &govMember{Name: name, Signer: k, Cert: cert, ID: govwire.MemberIDOf(cert),
 		KeyPath: filepath.Join(dir, name+"_privk.pem"), CertPath: filepath.Join(dir, name+"_cert.pem")}
 	keyPEM := append(pem.EncodeToMemory(&pem.Block{Type: "EC PARAMETERS", Bytes: params}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: sec1})...)
 	if err := os.WriteFile(m.KeyPath, keyPEM, 0o600); err != nil {
@@ -284,7 +284,7 @@ func TestManagedCCFWalkthroughScurl(t *testing.T) {
 		t.Fatalf("GET /gov/members: %v %s", err, members.Body)
 	}
 	for _, mem := range m {
-		if details[mem.ID].Status != gov.MemberActive {
+		if details[mem.ID].Status != govwire.MemberActive {
 			t.Fatalf("%s is %q after its ack", mem.Name, details[mem.ID].Status)
 		}
 	}
@@ -307,7 +307,7 @@ func TestManagedCCFWalkthroughScurl(t *testing.T) {
 			if r.Status != 200 || json.Unmarshal(r.Body, &p) != nil {
 				t.Fatalf("%s: ballot of %s: %d %s", file, mem.Name, r.Status, r.Body)
 			}
-			if want := []string{gov.StateOpen, gov.StateAccepted}[i]; p.State != want {
+			if want := []string{govwire.StateOpen, govwire.StateAccepted}[i]; p.State != want {
 				t.Fatalf("%s: after %s's ballot the proposal is %q, want %q", file, mem.Name, p.State, want)
 			}
 		}
@@ -388,11 +388,11 @@ func TestManagedCCFWalkthroughCOSE(t *testing.T) {
 	}
 	for _, file := range []string{"set_js_app.json", "set_user0.json", "set_user1.json"} {
 		p := govJSON(t, n, m[0], "propose", "--proposal", filepath.Join(dir, file))
-		wantState(t, file+" proposed", p, gov.StateOpen)
+		wantState(t, file+" proposed", p, govwire.StateOpen)
 		p = govJSON(t, n, m[0], "vote", p.ProposalID, "--ballot", ballot)
-		wantState(t, file+" after member0's ballot", p, gov.StateOpen)
+		wantState(t, file+" after member0's ballot", p, govwire.StateOpen)
 		p = govJSON(t, n, m[1], "vote", p.ProposalID, "--ballot", ballot)
-		wantState(t, file+" after member1's ballot", p, gov.StateAccepted)
+		wantState(t, file+" after member1's ballot", p, govwire.StateAccepted)
 	}
 	bankingTransactions(t, n, m[0], user0, user1)
 	// The CLI's app call reads the keygenerator.sh key as well.
@@ -444,7 +444,7 @@ func TestScurlThroughFollower(t *testing.T) {
 			if err := json.Unmarshal(r.Body, &details); err != nil {
 				return fmt.Errorf("node %d: %v %s", i, err, r.Body)
 			}
-			if details[m0.ID].Status != gov.MemberActive || details[m1.ID].Status != gov.MemberAccepted {
+			if details[m0.ID].Status != govwire.MemberActive || details[m1.ID].Status != govwire.MemberAccepted {
 				return fmt.Errorf("node %d: %s", i, r.Body)
 			}
 		}

@@ -36,6 +36,7 @@ import (
 
 	"github.com/charterlog/charter/internal/attest"
 	"github.com/charterlog/charter/internal/config"
+	"github.com/charterlog/charter/internal/joinclient"
 	charternode "github.com/charterlog/charter/internal/node"
 	"github.com/charterlog/charter/internal/peer"
 	"github.com/charterlog/charter/internal/replication"
@@ -94,7 +95,7 @@ func (a *attacker) join(n *node) *response {
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	body, err := charternode.JoinRequestBody(a.url, a.key, ev)
+	body, err := joinclient.RequestBody(a.url, a.key, ev)
 	if err != nil {
 		a.t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package gov
 
 import (
 	"errors"
+	"github.com/charterlog/charter/internal/govwire"
 	"strings"
 	"testing"
 )
@@ -22,12 +23,12 @@ func TestAckPayloadNames(t *testing.T) {
 		{`{"stateDigest": "` + strings.ToUpper(d) + `"}`, false},
 		{`{"stateDigest": 7}`, false},
 	} {
-		a, err := (&Request{Type: MsgAck, Payload: []byte(tc.payload)}).Ack()
+		a, err := (&govwire.Request{Type: govwire.MsgAck, Payload: []byte(tc.payload)}).Ack()
 		switch {
 		case tc.ok && (err != nil || a.StateDigest != d):
 			t.Errorf("%s: %v, %+v", tc.payload, err, a)
-		case !tc.ok && !errors.Is(err, ErrMalformed):
-			t.Errorf("%s: %v, want ErrMalformed", tc.payload, err)
+		case !tc.ok && !errors.Is(err, govwire.ErrMalformed):
+			t.Errorf("%s: %v, want govwire.ErrMalformed", tc.payload, err)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 // A bundle in CCF's shape: one module, one endpoint.
@@ -38,19 +39,19 @@ func endpoint(b map[string]any) map[string]any {
 	return b["metadata"].(map[string]any)["endpoints"].(map[string]any)["/hello/{name}"].(map[string]any)["get"].(map[string]any)
 }
 
-func action(name, args string) gov.Action {
-	return gov.Action{Name: name, Args: json.RawMessage(args)}
+func action(name, args string) govwire.Action {
+	return govwire.Action{Name: name, Args: json.RawMessage(args)}
 }
 
 // proposeErr proposes one action and returns the error.
-func (e *env) proposeErr(a gov.Action) error {
+func (e *env) proposeErr(a govwire.Action) error {
 	e.t.Helper()
-	_, err := e.s.Propose(e.ctx, e.m[0].sign(e.t, gov.MsgProposal, "", gov.Proposal{Actions: []gov.Action{a}}))
+	_, err := e.s.Propose(e.ctx, e.m[0].sign(e.t, govwire.MsgProposal, "", govwire.Proposal{Actions: []govwire.Action{a}}))
 	return err
 }
 
 // pass proposes actions and votes them through with the only member.
-func (e *env) pass(actions ...gov.Action) *gov.Result {
+func (e *env) pass(actions ...govwire.Action) *gov.Result {
 	e.t.Helper()
 	p := e.propose(e.m[0], actions...)
 	r, err := e.vote(e.m[0], p.ProposalID, accept)
@@ -133,37 +134,37 @@ func TestAppActionsApply(t *testing.T) {
 	e.activate(e.m[0])
 	e.pass(action("set_js_app", `{"bundle": `+testBundle+`, "disable_bytecode_cache": true}`))
 	var stored map[string]any
-	if err := json.Unmarshal([]byte(e.kv(gov.MapAppBundle, gov.KeyAppBundle)), &stored); err != nil {
+	if err := json.Unmarshal([]byte(e.kv(govwire.MapAppBundle, govwire.KeyAppBundle)), &stored); err != nil {
 		t.Fatalf("stored bundle: %v", err)
 	}
 	if mods := stored["modules"].([]any); len(mods) != 1 || mods[0].(map[string]any)["name"] != "endpoints/hello.js" {
 		t.Fatalf("stored modules: %v", mods)
 	}
-	if got := e.kv(gov.MapAppBundle, gov.KeyDisableBytecodeCache); got != "true" {
+	if got := e.kv(govwire.MapAppBundle, govwire.KeyDisableBytecodeCache); got != "true" {
 		t.Fatalf("disable_bytecode_cache: %q", got)
 	}
 	e.pass(action("remove_js_app", `{}`))
-	if got := e.kv(gov.MapAppBundle, gov.KeyAppBundle); got != "" {
+	if got := e.kv(govwire.MapAppBundle, govwire.KeyAppBundle); got != "" {
 		t.Fatalf("bundle after remove_js_app: %q", got)
 	}
 
 	e.pass(action("set_js_runtime_options", `{"max_heap_bytes": 104857600, "max_stack_bytes": 1048576, "max_execution_time_ms": 1000, "return_exception_details": true}`))
-	var opts gov.JSRuntimeOptions
-	if err := json.Unmarshal([]byte(e.kv(gov.MapJSRuntimeOptions, gov.KeyJSRuntimeOptions)), &opts); err != nil {
+	var opts govwire.JSRuntimeOptions
+	if err := json.Unmarshal([]byte(e.kv(govwire.MapJSRuntimeOptions, govwire.KeyJSRuntimeOptions)), &opts); err != nil {
 		t.Fatal(err)
 	}
-	want := gov.JSRuntimeOptions{MaxHeapBytes: 104857600, MaxStackBytes: 1048576, MaxExecutionTimeMS: 1000, ReturnExceptionDetails: true, MaxCachedInterpreters: 10}
+	want := govwire.JSRuntimeOptions{MaxHeapBytes: 104857600, MaxStackBytes: 1048576, MaxExecutionTimeMS: 1000, ReturnExceptionDetails: true, MaxCachedInterpreters: 10}
 	if opts != want {
 		t.Fatalf("runtime options %+v, want %+v", opts, want)
 	}
 
 	m := "ab" + strings.Repeat("0", 94)
 	e.pass(action("add_virtual_measurement", `{"measurement": "`+m+`"}`))
-	if got := e.kv(gov.MapVirtualMeasurements, m); got != "{}" {
+	if got := e.kv(govwire.MapVirtualMeasurements, m); got != "{}" {
 		t.Fatalf("virtual measurement: %q", got)
 	}
 	e.pass(action("remove_virtual_measurement", `{"measurement": "`+m+`"}`))
-	if got := e.kv(gov.MapVirtualMeasurements, m); got != "" {
+	if got := e.kv(govwire.MapVirtualMeasurements, m); got != "" {
 		t.Fatalf("virtual measurement after removal: %q", got)
 	}
 }
@@ -174,28 +175,28 @@ func TestUserActionsApply(t *testing.T) {
 	u := newTestMember(t, "user")
 	// Without user_data, CCF writes no info.
 	e.pass(action("set_user", `{"cert": `+jsonString(u.pem)+`}`))
-	if e.kv(gov.MapUserCerts, u.id) != u.pem || e.kv(gov.MapUserInfo, u.id) != "" {
-		t.Fatalf("set_user without data: cert %q info %q", e.kv(gov.MapUserCerts, u.id), e.kv(gov.MapUserInfo, u.id))
+	if e.kv(govwire.MapUserCerts, u.id) != u.pem || e.kv(govwire.MapUserInfo, u.id) != "" {
+		t.Fatalf("set_user without data: cert %q info %q", e.kv(govwire.MapUserCerts, u.id), e.kv(govwire.MapUserInfo, u.id))
 	}
 	e.pass(action("set_user_data", `{"user_id": "`+u.id+`", "user_data": {"isAdmin": true}}`))
-	if got := e.kv(gov.MapUserInfo, u.id); got != `{"user_data":{"isAdmin":true}}` {
+	if got := e.kv(govwire.MapUserInfo, u.id); got != `{"user_data":{"isAdmin":true}}` {
 		t.Fatalf("user info: %s", got)
 	}
 	e.pass(action("set_user_data", `{"user_id": "`+u.id+`"}`))
-	if got := e.kv(gov.MapUserInfo, u.id); got != "" {
+	if got := e.kv(govwire.MapUserInfo, u.id); got != "" {
 		t.Fatalf("user info after clearing: %s", got)
 	}
 	e.pass(action("set_user", `{"cert": `+jsonString(u.pem)+`, "user_data": "x"}`))
-	if got := e.kv(gov.MapUserInfo, u.id); got != `{"user_data":"x"}` {
+	if got := e.kv(govwire.MapUserInfo, u.id); got != `{"user_data":"x"}` {
 		t.Fatalf("set_user with data: %s", got)
 	}
 	// set_user_data on a stranger fails in apply.
 	stranger := newTestMember(t, "stranger")
-	if r := e.pass(action("set_user_data", `{"user_id": "`+stranger.id+`", "user_data": 1}`)); r.Info.State != gov.StateFailed || !strings.Contains(r.Info.Failure.Reason, "no user "+stranger.id) {
+	if r := e.pass(action("set_user_data", `{"user_id": "`+stranger.id+`", "user_data": 1}`)); r.Info.State != govwire.StateFailed || !strings.Contains(r.Info.Failure.Reason, "no user "+stranger.id) {
 		t.Fatalf("set_user_data on a stranger: %+v", r.Info)
 	}
 	e.pass(action("remove_user", `{"user_id": "`+u.id+`"}`))
-	if e.kv(gov.MapUserCerts, u.id) != "" || e.kv(gov.MapUserInfo, u.id) != "" {
+	if e.kv(govwire.MapUserCerts, u.id) != "" || e.kv(govwire.MapUserInfo, u.id) != "" {
 		t.Fatal("remove_user left the user")
 	}
 }
@@ -208,29 +209,29 @@ func TestJWTActionsApply(t *testing.T) {
 
 	// Keys for an unknown issuer: Failed in apply.
 	keys := `{"keys": [{"kid": "k1", "kty": "EC", "x5c": ["` + b64DER(x5cKey) + `"]}]}`
-	if r := e.pass(action("set_jwt_public_signing_keys", `{"issuer": "https://a", "jwks": `+keys+`}`)); r.Info.State != gov.StateFailed || !strings.Contains(r.Info.Failure.Reason, "https://a is not a registered JWT issuer") {
+	if r := e.pass(action("set_jwt_public_signing_keys", `{"issuer": "https://a", "jwks": `+keys+`}`)); r.Info.State != govwire.StateFailed || !strings.Contains(r.Info.Failure.Reason, "https://a is not a registered JWT issuer") {
 		t.Fatalf("keys of an unknown issuer: %+v", r.Info)
 	}
 	// auto_refresh with a bundle that does not exist: Failed.
-	if r := e.pass(action("set_jwt_issuer", `{"issuer": "https://a", "auto_refresh": true, "ca_cert_bundle_name": "roots"}`)); r.Info.State != gov.StateFailed || !strings.Contains(r.Info.Failure.Reason, "no CA cert bundle named roots") {
+	if r := e.pass(action("set_jwt_issuer", `{"issuer": "https://a", "auto_refresh": true, "ca_cert_bundle_name": "roots"}`)); r.Info.State != govwire.StateFailed || !strings.Contains(r.Info.Failure.Reason, "no CA cert bundle named roots") {
 		t.Fatalf("auto_refresh without its bundle: %+v", r.Info)
 	}
 	e.pass(action("set_ca_cert_bundle", `{"name": "roots", "cert_bundle": `+jsonString(ca.pem+ca.pem)+`}`))
-	if e.kv(gov.MapCACertBundles, "roots") != ca.pem+ca.pem {
+	if e.kv(govwire.MapCACertBundles, "roots") != ca.pem+ca.pem {
 		t.Fatal("CA bundle not stored")
 	}
 	e.pass(action("set_jwt_issuer", `{"issuer": "https://a", "auto_refresh": true, "ca_cert_bundle_name": "roots", "key_filter": "all", "jwks": `+keys+`}`))
-	var iss gov.JWTIssuer
-	if err := json.Unmarshal([]byte(e.kv(gov.MapJWTIssuers, "https://a")), &iss); err != nil || iss != (gov.JWTIssuer{AutoRefresh: true, CACertBundleName: "roots", KeyFilter: "all"}) {
+	var iss govwire.JWTIssuer
+	if err := json.Unmarshal([]byte(e.kv(govwire.MapJWTIssuers, "https://a")), &iss); err != nil || iss != (govwire.JWTIssuer{AutoRefresh: true, CACertBundleName: "roots", KeyFilter: "all"}) {
 		t.Fatalf("issuer: %+v, %v", iss, err)
 	}
-	readKeys := func(kid string) []gov.JWTKey {
+	readKeys := func(kid string) []govwire.JWTKey {
 		t.Helper()
-		raw := e.kv(gov.MapJWTKeys, kid)
+		raw := e.kv(govwire.MapJWTKeys, kid)
 		if raw == "" {
 			return nil
 		}
-		var ks []gov.JWTKey
+		var ks []govwire.JWTKey
 		if err := json.Unmarshal([]byte(raw), &ks); err != nil {
 			t.Fatal(err)
 		}
@@ -262,14 +263,14 @@ func TestJWTActionsApply(t *testing.T) {
 	}
 	// Removing issuer a removes its keys and only them.
 	e.pass(action("remove_jwt_issuer", `{"issuer": "https://a"}`))
-	if e.kv(gov.MapJWTIssuers, "https://a") != "" || readKeys("k1") != nil || readKeys("k3") == nil {
-		t.Fatalf("after remove_jwt_issuer: issuer %q k1 %v k3 %v", e.kv(gov.MapJWTIssuers, "https://a"), readKeys("k1"), readKeys("k3"))
+	if e.kv(govwire.MapJWTIssuers, "https://a") != "" || readKeys("k1") != nil || readKeys("k3") == nil {
+		t.Fatalf("after remove_jwt_issuer: issuer %q k1 %v k3 %v", e.kv(govwire.MapJWTIssuers, "https://a"), readKeys("k1"), readKeys("k3"))
 	}
-	if r := e.pass(action("remove_jwt_issuer", `{"issuer": "https://never"}`)); r.Info.State != gov.StateFailed || !strings.Contains(r.Info.Failure.Reason, "no JWT issuer https://never") {
+	if r := e.pass(action("remove_jwt_issuer", `{"issuer": "https://never"}`)); r.Info.State != govwire.StateFailed || !strings.Contains(r.Info.Failure.Reason, "no JWT issuer https://never") {
 		t.Fatalf("removing an absent issuer: %+v", r.Info)
 	}
 	e.pass(action("remove_ca_cert_bundle", `{"name": "roots"}`))
-	if e.kv(gov.MapCACertBundles, "roots") != "" {
+	if e.kv(govwire.MapCACertBundles, "roots") != "" {
 		t.Fatal("CA bundle not removed")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/log"
 )
@@ -39,7 +40,7 @@ type Genesis struct {
 // nothing when a constitution is already in the ledger. The constitution
 // must compile.
 func Bootstrap(ctx context.Context, l Ledger, g Genesis, limits Config) (bool, error) {
-	if _, err := l.GetKV(MapConstitution, []byte(KeyConstitution)); err == nil {
+	if _, err := l.GetKV(govwire.MapConstitution, []byte(govwire.KeyConstitution)); err == nil {
 		return false, nil
 	} else if !errors.Is(err, ledger.ErrNotFound) {
 		return false, err
@@ -60,29 +61,29 @@ func Bootstrap(ctx context.Context, l Ledger, g Genesis, limits Config) (bool, e
 		if err != nil {
 			return false, fmt.Errorf("gov: member %d: %w", i, err)
 		}
-		id := MemberIDOf(cert)
-		status := MemberAccepted
+		id := govwire.MemberIDOf(cert)
+		status := govwire.MemberAccepted
 		if m.Active {
-			status = MemberActive
+			status = govwire.MemberActive
 		}
-		o.Set(MapMemberCerts, id, m.CertPEM)
-		if err := setJSON(o, MapMemberInfo, id, MemberInfo{Status: status, MemberData: m.Data}); err != nil {
+		o.Set(govwire.MapMemberCerts, id, m.CertPEM)
+		if err := setJSON(o, govwire.MapMemberInfo, id, govwire.MemberInfo{Status: status, MemberData: m.Data}); err != nil {
 			return false, err
 		}
 		if m.EncryptionKeyPEM != "" {
-			o.Set(MapMemberEncKeys, id, m.EncryptionKeyPEM)
+			o.Set(govwire.MapMemberEncKeys, id, m.EncryptionKeyPEM)
 		}
 	}
-	o.Set(MapConstitution, KeyConstitution, src)
-	status := ServiceOpening
+	o.Set(govwire.MapConstitution, govwire.KeyConstitution, src)
+	status := govwire.ServiceOpening
 	if g.Open {
-		status = ServiceOpen
+		status = govwire.ServiceOpen
 	}
-	if err := setJSON(o, MapServiceInfo, KeyService, ServiceInfo{Status: status}); err != nil {
+	if err := setJSON(o, govwire.MapServiceInfo, govwire.KeyService, govwire.ServiceInfo{Status: status}); err != nil {
 		return false, err
 	}
 	if len(g.SCITTConfiguration) > 0 {
-		o.Set(MapSCITTConfig, "configuration", string(g.SCITTConfiguration))
+		o.Set(govwire.MapSCITTConfig, "configuration", string(g.SCITTConfiguration))
 	}
 	for _, w := range g.Also {
 		o.Set(w.Map, string(w.Key), string(w.Value))

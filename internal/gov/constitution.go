@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/policy"
 )
 
@@ -45,7 +46,7 @@ type constitution struct {
 
 // constitution returns the compiled constitution in force in o.
 func (s *Service) constitution(o *overlay) (*constitution, error) {
-	src, ok, err := o.Get(MapConstitution, KeyConstitution)
+	src, ok, err := o.Get(govwire.MapConstitution, govwire.KeyConstitution)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +169,7 @@ type vote struct {
 // state, and applies it if accepted. apply runs on a nested overlay whose
 // writes are kept only if it succeeds; a throwing apply fails the proposal.
 // A proposal that changes the constitution drops every other open one.
-func (s *Service) resolve(ctx context.Context, o *overlay, c *constitution, id, proposal string, info *ProposalInfo) error {
+func (s *Service) resolve(ctx context.Context, o *overlay, c *constitution, id, proposal string, info *govwire.ProposalInfo) error {
 	members := make([]string, 0, len(info.Ballots))
 	for m := range info.Ballots {
 		members = append(members, m)
@@ -204,19 +205,19 @@ func (s *Service) resolve(ctx context.Context, o *overlay, c *constitution, id, 
 	}
 	state, _ := out.(string)
 	switch state {
-	case StateOpen:
+	case govwire.StateOpen:
 		return nil
-	case StateRejected:
-		info.State, info.FinalVotes = StateRejected, final
-	case StateAccepted:
+	case govwire.StateRejected:
+		info.State, info.FinalVotes = govwire.StateRejected, final
+	case govwire.StateAccepted:
 		info.FinalVotes = final
 		nested := newOverlay(o)
 		if _, err := c.p.CallWith(ctx, host(nested, true, c.validateApp), "apply", proposal, id); err != nil {
-			info.State, info.Failure = StateFailed, &Failure{Reason: err.Error()}
+			info.State, info.Failure = govwire.StateFailed, &govwire.Failure{Reason: err.Error()}
 			s.log.Info("proposal failed in apply", "proposal_id", id, "err", err)
 			break
 		}
-		info.State = StateAccepted
+		info.State = govwire.StateAccepted
 		for _, w := range nested.order {
 			if w.Delete {
 				o.Delete(w.Map, string(w.Key))
@@ -224,7 +225,7 @@ func (s *Service) resolve(ctx context.Context, o *overlay, c *constitution, id, 
 				o.Set(w.Map, string(w.Key), string(w.Value))
 			}
 		}
-		if nested.changed(MapConstitution) {
+		if nested.changed(govwire.MapConstitution) {
 			if err := dropOpen(o, id); err != nil {
 				return err
 			}
@@ -238,7 +239,7 @@ func (s *Service) resolve(ctx context.Context, o *overlay, c *constitution, id, 
 // dropOpen marks every open proposal but except as Dropped: they were
 // made under a constitution that no longer holds.
 func dropOpen(o *overlay, except string) error {
-	ids, err := o.Keys(MapProposalsInfo)
+	ids, err := o.Keys(govwire.MapProposalsInfo)
 	if err != nil {
 		return err
 	}
@@ -246,19 +247,19 @@ func dropOpen(o *overlay, except string) error {
 		if id == except {
 			continue
 		}
-		raw, _, err := o.Get(MapProposalsInfo, id)
+		raw, _, err := o.Get(govwire.MapProposalsInfo, id)
 		if err != nil {
 			return err
 		}
-		var info ProposalInfo
+		var info govwire.ProposalInfo
 		if err := json.Unmarshal([]byte(raw), &info); err != nil {
 			return err
 		}
-		if info.State != StateOpen {
+		if info.State != govwire.StateOpen {
 			continue
 		}
-		info.State = StateDropped
-		if err := setJSON(o, MapProposalsInfo, id, info); err != nil {
+		info.State = govwire.StateDropped
+		if err := setJSON(o, govwire.MapProposalsInfo, id, info); err != nil {
 			return err
 		}
 	}

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/httpapi"
 	"github.com/go-chi/chi/v5"
 )
@@ -130,7 +130,7 @@ func TestHTTPSignedClassicRoutes(t *testing.T) {
 			Signature     string `json:"signature"`
 		} `json:"http_signature"`
 	}
-	hist, _ := base64.StdEncoding.DecodeString(e.kv(gov.MapHistory, a.id))
+	hist, _ := base64.StdEncoding.DecodeString(e.kv(govwire.MapHistory, a.id))
 	if err := json.Unmarshal(hist, &claims); err != nil || claims.HTTPSignature.MemberID != a.id ||
 		!strings.HasPrefix(claims.HTTPSignature.SigningString, "(request-target): post /gov/ack\ndigest: SHA-256=") {
 		t.Fatalf("history of %s: %s", a.id, hist)
@@ -141,11 +141,11 @@ func TestHTTPSignedClassicRoutes(t *testing.T) {
 		t.Fatal("the recorded HTTP signature does not verify")
 	}
 
-	prop, _ := json.Marshal(gov.Proposal{Actions: []gov.Action{configAction(2048)}})
+	prop, _ := json.Marshal(govwire.Proposal{Actions: []govwire.Action{configAction(2048)}})
 	p := newScurl(a, "/gov/proposals", prop).send(t, nil, srv.URL)
 	var sum httpapi.ProposalSummary
 	p.json(t, &sum)
-	if p.status != 200 || sum.ProposerID != a.id || sum.State != gov.StateOpen {
+	if p.status != 200 || sum.ProposerID != a.id || sum.State != govwire.StateOpen {
 		t.Fatalf("proposal: %d %s", p.status, p.body)
 	}
 	if again := newScurl(a, "/gov/proposals", prop).send(t, nil, srv.URL); again.status != http.StatusConflict || ccfCode(t, again) != "ProposalReplay" {
@@ -156,19 +156,19 @@ func TestHTTPSignedClassicRoutes(t *testing.T) {
 		v := newScurl(m, "/gov/proposals/"+sum.ProposalID+"/ballots", ballot).send(t, nil, srv.URL)
 		var vs httpapi.ProposalSummary
 		v.json(t, &vs)
-		if v.status != 200 || vs.BallotCount != i+1 && vs.State != gov.StateAccepted {
+		if v.status != 200 || vs.BallotCount != i+1 && vs.State != govwire.StateAccepted {
 			t.Fatalf("ballot %d: %d %s", i, v.status, v.body)
 		}
-		if i == 1 && vs.State != gov.StateAccepted {
+		if i == 1 && vs.State != govwire.StateAccepted {
 			t.Fatalf("after both ballots: %s", v.body)
 		}
 	}
-	if !strings.Contains(e.kv(gov.MapSCITTConfig, "configuration"), `"max_statement_bytes":2048`) {
+	if !strings.Contains(e.kv(govwire.MapSCITTConfig, "configuration"), `"max_statement_bytes":2048`) {
 		t.Fatal("the accepted proposal was not applied")
 	}
 
 	// A withdrawal, by its proposer only.
-	prop2, _ := json.Marshal(gov.Proposal{Actions: []gov.Action{configAction(4096)}})
+	prop2, _ := json.Marshal(govwire.Proposal{Actions: []govwire.Action{configAction(4096)}})
 	p = newScurl(a, "/gov/proposals", prop2).send(t, nil, srv.URL)
 	p.json(t, &sum)
 	if w := newScurl(b, "/gov/proposals/"+sum.ProposalID+"/withdraw", nil).send(t, nil, srv.URL); w.status != http.StatusForbidden || ccfCode(t, w) != "NotProposer" {
@@ -176,7 +176,7 @@ func TestHTTPSignedClassicRoutes(t *testing.T) {
 	}
 	w := newScurl(a, "/gov/proposals/"+sum.ProposalID+"/withdraw", nil).send(t, nil, srv.URL)
 	w.json(t, &sum)
-	if w.status != 200 || sum.State != gov.StateWithdrawn {
+	if w.status != 200 || sum.State != govwire.StateWithdrawn {
 		t.Fatalf("withdrawal: %d %s", w.status, w.body)
 	}
 }
@@ -233,7 +233,7 @@ func TestHTTPSignedErrors(t *testing.T) {
 	if resp.StatusCode != http.StatusUnsupportedMediaType {
 		t.Errorf("COSE content type under an HTTP signature: %d", resp.StatusCode)
 	}
-	for _, mp := range []string{gov.MapHTTPSignedRequests, gov.MapMemberAcks, gov.MapHistory} {
+	for _, mp := range []string{govwire.MapHTTPSignedRequests, govwire.MapMemberAcks, govwire.MapHistory} {
 		n := 0
 		_ = e.l.ScanKV(mp, func(_, _ []byte) error { n++; return nil })
 		if n != 0 {
@@ -272,11 +272,11 @@ func TestHTTPSignedKeyID(t *testing.T) {
 		if r.status != 200 {
 			t.Fatalf("keyId form %d: %d %s", i, r.status, r.body)
 		}
-		var ack gov.AckRecord
-		if err := json.Unmarshal([]byte(e.kv(gov.MapMemberAcks, m.id)), &ack); err != nil || ack.StateDigest == "" {
+		var ack govwire.AckRecord
+		if err := json.Unmarshal([]byte(e.kv(govwire.MapMemberAcks, m.id)), &ack); err != nil || ack.StateDigest == "" {
 			t.Fatalf("keyId form %d: no digest issued to the signing member: %v", i, err)
 		}
-		if e.kv(gov.MapMemberAcks, e.m[0].id) != "" {
+		if e.kv(govwire.MapMemberAcks, e.m[0].id) != "" {
 			t.Fatalf("keyId form %d: a digest was issued to the other member", i)
 		}
 	}
@@ -318,7 +318,7 @@ func TestUpdateStateDigestClientCert(t *testing.T) {
 	if r := post(client(e.m[0]), `{"x": 1}`); r.status != 400 || ccfCode(t, r) != "InvalidGovernanceRequest" {
 		t.Fatalf("a body without a signature: %d %s", r.status, r.body)
 	}
-	if e.kv(gov.MapMemberAcks, e.m[0].id) != "" {
+	if e.kv(govwire.MapMemberAcks, e.m[0].id) != "" {
 		t.Fatal("a refused request issued a digest")
 	}
 	up := post(client(e.m[0]), "")
@@ -347,15 +347,15 @@ func TestDescribeClaims(t *testing.T) {
 	if r := newScurl(m, "/gov/ack/update_state_digest", nil).send(t, nil, srv.URL); r.status != 200 {
 		t.Fatalf("update_state_digest: %d %s", r.status, r.body)
 	}
-	hist, _ := base64.StdEncoding.DecodeString(e.kv(gov.MapHistory, m.id))
-	if typ, id, how, ok := gov.DescribeClaims(hist); !ok || typ != gov.MsgStateDigest || id != m.id || how != "HTTP signature" {
+	hist, _ := base64.StdEncoding.DecodeString(e.kv(govwire.MapHistory, m.id))
+	if typ, id, how, ok := govwire.DescribeClaims(hist); !ok || typ != govwire.MsgStateDigest || id != m.id || how != "HTTP signature" {
 		t.Fatalf("HTTP-signed claims: %v %q %q %q", ok, typ, id, how)
 	}
-	if typ, id, how, ok := gov.DescribeClaims([]byte(`{"type":"state_digest","tls_client_certificate":{"member_id":"ab"}}`)); !ok || typ != gov.MsgStateDigest || id != "ab" || how != "TLS client certificate" {
+	if typ, id, how, ok := govwire.DescribeClaims([]byte(`{"type":"state_digest","tls_client_certificate":{"member_id":"ab"}}`)); !ok || typ != govwire.MsgStateDigest || id != "ab" || how != "TLS client certificate" {
 		t.Fatalf("certificate claims: %v %q %q %q", ok, typ, id, how)
 	}
 	for _, c := range []string{"", "genesis", `{"type":"ack"}`, `{"http_signature":{}}`, "{"} {
-		if _, _, _, ok := gov.DescribeClaims([]byte(c)); ok {
+		if _, _, _, ok := govwire.DescribeClaims([]byte(c)); ok {
 			t.Errorf("claims %q described as a member's request", c)
 		}
 	}

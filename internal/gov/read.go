@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/ledger"
 )
 
@@ -12,12 +13,12 @@ import (
 
 // ProposalInfo is proposal id's record; ErrProposalNotFound (wrapping the
 // ledger's error) if it has none.
-func (s *Service) ProposalInfo(id string) (*ProposalInfo, error) {
-	raw, err := s.ledger.GetKV(MapProposalsInfo, []byte(id))
+func (s *Service) ProposalInfo(id string) (*govwire.ProposalInfo, error) {
+	raw, err := s.ledger.GetKV(govwire.MapProposalsInfo, []byte(id))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrProposalNotFound, err)
 	}
-	var info ProposalInfo
+	var info govwire.ProposalInfo
 	if err := json.Unmarshal(raw, &info); err != nil {
 		return nil, err
 	}
@@ -27,18 +28,18 @@ func (s *Service) ProposalInfo(id string) (*ProposalInfo, error) {
 // ProposalActions is proposal id's proposal as it was submitted (JSON);
 // ErrProposalNotFound (wrapping the ledger's error) if there is none.
 func (s *Service) ProposalActions(id string) ([]byte, error) {
-	raw, err := s.ledger.GetKV(MapProposals, []byte(id))
+	raw, err := s.ledger.GetKV(govwire.MapProposals, []byte(id))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrProposalNotFound, err)
 	}
 	return raw, nil
 }
 
-// ServiceStatus is the governed service state: ServiceOpening until
+// ServiceStatus is the governed service state: govwire.ServiceOpening until
 // governance records another.
 func (s *Service) ServiceStatus() string {
-	info := ServiceInfo{Status: ServiceOpening}
-	if raw, err := s.ledger.GetKV(MapServiceInfo, []byte(KeyService)); err == nil {
+	info := govwire.ServiceInfo{Status: govwire.ServiceOpening}
+	if raw, err := s.ledger.GetKV(govwire.MapServiceInfo, []byte(govwire.KeyService)); err == nil {
 		_ = json.Unmarshal(raw, &info)
 	}
 	return info.Status
@@ -47,24 +48,24 @@ func (s *Service) ServiceStatus() string {
 // Constitution is the constitution in force (JavaScript), or the
 // ledger's error (ledger.ErrNotFound before genesis).
 func (s *Service) Constitution() ([]byte, error) {
-	return s.ledger.GetKV(MapConstitution, []byte(KeyConstitution))
+	return s.ledger.GetKV(govwire.MapConstitution, []byte(govwire.KeyConstitution))
 }
 
 // EachMember calls fn for every member with its certificate and
 // encryption key ("" if none), in member id order.
-func (s *Service) EachMember(fn func(id string, info MemberInfo, cert, encKey string)) error {
-	return s.ledger.ScanKV(MapMemberInfo, func(k, v []byte) error {
-		var info MemberInfo
+func (s *Service) EachMember(fn func(id string, info govwire.MemberInfo, cert, encKey string)) error {
+	return s.ledger.ScanKV(govwire.MapMemberInfo, func(k, v []byte) error {
+		var info govwire.MemberInfo
 		if err := json.Unmarshal(v, &info); err != nil {
 			return err
 		}
 		var cert, enc string
-		if c, err := s.ledger.GetKV(MapMemberCerts, k); err == nil {
+		if c, err := s.ledger.GetKV(govwire.MapMemberCerts, k); err == nil {
 			cert = string(c)
 		} else if !errors.Is(err, ledger.ErrNotFound) {
 			return err
 		}
-		if e, err := s.ledger.GetKV(MapMemberEncKeys, k); err == nil {
+		if e, err := s.ledger.GetKV(govwire.MapMemberEncKeys, k); err == nil {
 			enc = string(e)
 		} else if !errors.Is(err, ledger.ErrNotFound) {
 			return err

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 // TestBallotBombDoesNotStallGovernance: every governance request waits on
@@ -54,7 +55,7 @@ func TestBallotBombDoesNotStallGovernance(t *testing.T) {
 	if f := bombRes.Info.VoteFailures[a.id]; !strings.Contains(f, "time limit") {
 		t.Fatalf("the bomb's failure is %q, want the time limit", f)
 	}
-	if other.Info.State != gov.StateOpen {
+	if other.Info.State != govwire.StateOpen {
 		t.Fatalf("the other proposal is %s", other.Info.State)
 	}
 	if bombTook > bound {

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/log"
 	"github.com/charterlog/charter/policy"
 )
@@ -95,7 +96,7 @@ func NewService(l Ledger, cfg Config, logger *slog.Logger) *Service {
 type Result struct {
 	TxID       log.TxID
 	ProposalID string
-	Info       *ProposalInfo
+	Info       *govwire.ProposalInfo
 	// StateDigest is set by UpdateStateDigest.
 	StateDigest string
 }
@@ -105,7 +106,7 @@ type Result struct {
 // type want (from an active member if needActive), lets fn decide the
 // writes, and submits them with r as the claims. It returns res with the
 // transaction id once applied.
-func (s *Service) run(ctx context.Context, r *Request, want MsgType, needActive bool, res *Result, fn func(o *overlay, member *MemberInfo) error) (*Result, error) {
+func (s *Service) run(ctx context.Context, r *govwire.Request, want govwire.MsgType, needActive bool, res *Result, fn func(o *overlay, member *govwire.MemberInfo) error) (*Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o := newOverlay(s.ledger)
@@ -126,16 +127,16 @@ func (s *Service) run(ctx context.Context, r *Request, want MsgType, needActive 
 
 // authenticate checks a request's signer, signature, freshness and
 // uniqueness, and records it (history and replay window) in o.
-func (s *Service) authenticate(o *overlay, r *Request, want MsgType, needActive bool) (*MemberInfo, error) {
+func (s *Service) authenticate(o *overlay, r *govwire.Request, want govwire.MsgType, needActive bool) (*govwire.MemberInfo, error) {
 	if r.Type != want {
-		return nil, fmt.Errorf("%w: a %s request was sent where a %s is expected", ErrWrongType, r.Type, want)
+		return nil, fmt.Errorf("%w: a %s request was sent where a %s is expected", govwire.ErrWrongType, r.Type, want)
 	}
-	certPEM, ok, err := o.Get(MapMemberCerts, r.MemberID)
+	certPEM, ok, err := o.Get(govwire.MapMemberCerts, r.MemberID)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownMember, r.MemberID)
+		return nil, fmt.Errorf("%w: %s", govwire.ErrUnknownMember, r.MemberID)
 	}
 	cert, err := parseCertPEM(certPEM)
 	if err != nil {
@@ -144,11 +145,11 @@ func (s *Service) authenticate(o *overlay, r *Request, want MsgType, needActive 
 	if err := r.Verify(cert); err != nil {
 		return nil, err
 	}
-	seenMap, seen := MapRecentRequests, ""
-	if r.httpSig != nil {
+	seenMap, seen := govwire.MapRecentRequests, ""
+	if r.HTTPSigned() {
 		// No time is signed: each signing string is accepted once, ever
 		// (httpsig.go).
-		seenMap, seen = MapHTTPSignedRequests, r.httpSig.replayKey(r.MemberID)
+		seenMap, seen = govwire.MapHTTPSignedRequests, r.HTTPReplayKey()
 	} else {
 		if err := r.CheckFresh(s.cfg.Now(), s.cfg.MaxRequestAge); err != nil {
 			return nil, err
@@ -163,27 +164,27 @@ func (s *Service) authenticate(o *overlay, r *Request, want MsgType, needActive 
 	if _, dup, err := o.Get(seenMap, seen); err != nil {
 		return nil, err
 	} else if dup {
-		return nil, fmt.Errorf("%w: this exact request was already processed", ErrReplay)
+		return nil, fmt.Errorf("%w: this exact request was already processed", govwire.ErrReplay)
 	}
 	info, err := memberInfo(o, r.MemberID)
 	if err != nil {
 		return nil, err
 	}
-	if needActive && info.Status != MemberActive {
+	if needActive && info.Status != govwire.MemberActive {
 		return nil, fmt.Errorf("%w: member %s is %s; it must acknowledge the state digest first", ErrNotActive, r.MemberID, info.Status)
 	}
 	if err := s.pruneRecent(o); err != nil {
 		return nil, err
 	}
 	o.Set(seenMap, seen, string(r.Type))
-	o.Set(MapHistory, r.MemberID, base64.StdEncoding.EncodeToString(r.Raw))
+	o.Set(govwire.MapHistory, r.MemberID, base64.StdEncoding.EncodeToString(r.Raw))
 	return info, nil
 }
 
 // pruneRecent forgets requests older than the freshness window: CheckFresh
 // refuses them anyway, so the replay window need not remember them.
 func (s *Service) pruneRecent(o *overlay) error {
-	keys, err := o.Keys(MapRecentRequests)
+	keys, err := o.Keys(govwire.MapRecentRequests)
 	if err != nil {
 		return err
 	}
@@ -192,14 +193,14 @@ func (s *Service) pruneRecent(o *overlay) error {
 		if k >= cutoff {
 			break
 		}
-		o.Delete(MapRecentRequests, k)
+		o.Delete(govwire.MapRecentRequests, k)
 	}
 	return nil
 }
 
 // signedContentDigest is SHA-256 of the protected header and the payload:
 // the content a member signed, whatever the signature's encoding.
-func signedContentDigest(r *Request) [32]byte {
+func signedContentDigest(r *govwire.Request) [32]byte {
 	h := sha256.New()
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(len(r.RawProtected)))
@@ -211,15 +212,15 @@ func signedContentDigest(r *Request) [32]byte {
 	return d
 }
 
-func memberInfo(o *overlay, id string) (*MemberInfo, error) {
-	v, ok, err := o.Get(MapMemberInfo, id)
+func memberInfo(o *overlay, id string) (*govwire.MemberInfo, error) {
+	v, ok, err := o.Get(govwire.MapMemberInfo, id)
 	if err != nil {
 		return nil, err
 	}
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", ErrUnknownMember, id)
+		return nil, fmt.Errorf("%w: %s", govwire.ErrUnknownMember, id)
 	}
-	var info MemberInfo
+	var info govwire.MemberInfo
 	if err := json.Unmarshal([]byte(v), &info); err != nil {
 		return nil, err
 	}
@@ -245,7 +246,7 @@ func setJSON(o *overlay, m, key string, v any) error {
 
 // Propose creates a proposal from a signed "proposal" request.
 func (s *Service) Propose(ctx context.Context, raw []byte) (*Result, error) {
-	r, err := ParseRequest(raw)
+	r, err := govwire.ParseRequest(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +254,7 @@ func (s *Service) Propose(ctx context.Context, raw []byte) (*Result, error) {
 }
 
 // ProposeRequest is Propose of a parsed request (COSE or HTTP-signed).
-func (s *Service) ProposeRequest(ctx context.Context, r *Request) (*Result, error) {
+func (s *Service) ProposeRequest(ctx context.Context, r *govwire.Request) (*Result, error) {
 	prop, err := r.Proposal()
 	if err != nil {
 		return nil, err
@@ -262,7 +263,7 @@ func (s *Service) ProposeRequest(ctx context.Context, r *Request) (*Result, erro
 		return nil, err
 	}
 	res := &Result{}
-	return s.run(ctx, r, MsgProposal, true, res, func(o *overlay, _ *MemberInfo) error {
+	return s.run(ctx, r, govwire.MsgProposal, true, res, func(o *overlay, _ *govwire.MemberInfo) error {
 		c, err := s.constitution(o)
 		if err != nil {
 			return err
@@ -279,25 +280,25 @@ func (s *Service) ProposeRequest(ctx context.Context, r *Request) (*Result, erro
 		}
 		sum := sha256.Sum256(append(d[:], size[:]...))
 		id := hex.EncodeToString(sum[:])
-		if _, exists, err := o.Get(MapProposals, id); err != nil {
+		if _, exists, err := o.Get(govwire.MapProposals, id); err != nil {
 			return err
 		} else if exists {
-			return fmt.Errorf("%w: proposal %s exists", ErrReplay, id)
+			return fmt.Errorf("%w: proposal %s exists", govwire.ErrReplay, id)
 		}
-		o.Set(MapProposals, id, string(r.Payload))
-		info := &ProposalInfo{ProposerID: r.MemberID, State: StateOpen, Ballots: map[string]string{}}
+		o.Set(govwire.MapProposals, id, string(r.Payload))
+		info := &govwire.ProposalInfo{ProposerID: r.MemberID, State: govwire.StateOpen, Ballots: map[string]string{}}
 		if err := s.resolve(ctx, o, c, id, string(r.Payload), info); err != nil {
 			return err
 		}
 		res.ProposalID, res.Info = id, info
-		return setJSON(o, MapProposalsInfo, id, info)
+		return setJSON(o, govwire.MapProposalsInfo, id, info)
 	})
 }
 
 // precheck refuses, at proposal time, JS that could never run: a new
 // constitution must compile and export validate, resolve and apply, or the
 // network could not govern itself any more once it applied.
-func (s *Service) precheck(p *Proposal) error {
+func (s *Service) precheck(p *govwire.Proposal) error {
 	for i, a := range p.Actions {
 		var args struct {
 			Constitution string `json:"constitution"`
@@ -328,7 +329,7 @@ func (s *Service) precheck(p *Proposal) error {
 
 // Vote records a member's ballot on an open proposal and resolves it.
 func (s *Service) Vote(ctx context.Context, proposalID, memberID string, raw []byte) (*Result, error) {
-	r, err := ParseRequest(raw)
+	r, err := govwire.ParseRequest(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -336,7 +337,7 @@ func (s *Service) Vote(ctx context.Context, proposalID, memberID string, raw []b
 }
 
 // VoteRequest is Vote of a parsed request (COSE or HTTP-signed).
-func (s *Service) VoteRequest(ctx context.Context, proposalID, memberID string, r *Request) (*Result, error) {
+func (s *Service) VoteRequest(ctx context.Context, proposalID, memberID string, r *govwire.Request) (*Result, error) {
 	if r.ProposalID != proposalID || r.MemberID != memberID {
 		return nil, fmt.Errorf("%w: the ballot is signed for proposal %s by member %s", ErrMismatch, r.ProposalID, r.MemberID)
 	}
@@ -348,7 +349,7 @@ func (s *Service) VoteRequest(ctx context.Context, proposalID, memberID string, 
 		return nil, fmt.Errorf("%w: %v", ErrBadBallot, err)
 	}
 	res := &Result{ProposalID: proposalID}
-	return s.run(ctx, r, MsgBallot, true, res, func(o *overlay, _ *MemberInfo) error {
+	return s.run(ctx, r, govwire.MsgBallot, true, res, func(o *overlay, _ *govwire.MemberInfo) error {
 		proposal, info, err := openProposal(o, proposalID)
 		if err != nil {
 			return err
@@ -362,13 +363,13 @@ func (s *Service) VoteRequest(ctx context.Context, proposalID, memberID string, 
 			return err
 		}
 		res.Info = info
-		return setJSON(o, MapProposalsInfo, proposalID, info)
+		return setJSON(o, govwire.MapProposalsInfo, proposalID, info)
 	})
 }
 
 // Withdraw closes an open proposal at its proposer's request.
 func (s *Service) Withdraw(ctx context.Context, proposalID string, raw []byte) (*Result, error) {
-	r, err := ParseRequest(raw)
+	r, err := govwire.ParseRequest(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -376,12 +377,12 @@ func (s *Service) Withdraw(ctx context.Context, proposalID string, raw []byte) (
 }
 
 // WithdrawRequest is Withdraw of a parsed request (COSE or HTTP-signed).
-func (s *Service) WithdrawRequest(ctx context.Context, proposalID string, r *Request) (*Result, error) {
+func (s *Service) WithdrawRequest(ctx context.Context, proposalID string, r *govwire.Request) (*Result, error) {
 	if r.ProposalID != proposalID {
 		return nil, fmt.Errorf("%w: the withdrawal is signed for proposal %s", ErrMismatch, r.ProposalID)
 	}
 	res := &Result{ProposalID: proposalID}
-	return s.run(ctx, r, MsgWithdrawal, true, res, func(o *overlay, _ *MemberInfo) error {
+	return s.run(ctx, r, govwire.MsgWithdrawal, true, res, func(o *overlay, _ *govwire.MemberInfo) error {
 		_, info, err := openProposal(o, proposalID)
 		if err != nil {
 			return err
@@ -389,9 +390,9 @@ func (s *Service) WithdrawRequest(ctx context.Context, proposalID string, r *Req
 		if info.ProposerID != r.MemberID {
 			return fmt.Errorf("%w: %s proposed it", ErrNotProposer, info.ProposerID)
 		}
-		info.State = StateWithdrawn
+		info.State = govwire.StateWithdrawn
 		res.Info = info
-		return setJSON(o, MapProposalsInfo, proposalID, info)
+		return setJSON(o, govwire.MapProposalsInfo, proposalID, info)
 	})
 }
 
@@ -399,7 +400,7 @@ func (s *Service) WithdrawRequest(ctx context.Context, proposalID string, r *Req
 // active: the root of the newest checkpoint, which commits to the whole
 // ledger, governance included.
 func (s *Service) UpdateStateDigest(ctx context.Context, memberID string, raw []byte) (*Result, error) {
-	r, err := ParseRequest(raw)
+	r, err := govwire.ParseRequest(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -408,12 +409,12 @@ func (s *Service) UpdateStateDigest(ctx context.Context, memberID string, raw []
 
 // UpdateStateDigestRequest is UpdateStateDigest of a parsed request (COSE
 // or HTTP-signed).
-func (s *Service) UpdateStateDigestRequest(ctx context.Context, memberID string, r *Request) (*Result, error) {
+func (s *Service) UpdateStateDigestRequest(ctx context.Context, memberID string, r *govwire.Request) (*Result, error) {
 	if r.MemberID != memberID {
 		return nil, fmt.Errorf("%w: the request is signed by member %s", ErrMismatch, r.MemberID)
 	}
 	res := &Result{}
-	return s.run(ctx, r, MsgStateDigest, false, res, func(o *overlay, _ *MemberInfo) error {
+	return s.run(ctx, r, govwire.MsgStateDigest, false, res, func(o *overlay, _ *govwire.MemberInfo) error {
 		return s.issueStateDigest(o, memberID, res)
 	})
 }
@@ -426,12 +427,12 @@ func (s *Service) issueStateDigest(o *overlay, memberID string, res *Result) err
 		return err
 	}
 	res.StateDigest = hex.EncodeToString(cp.Root[:])
-	return setJSON(o, MapMemberAcks, memberID, AckRecord{StateDigest: res.StateDigest})
+	return setJSON(o, govwire.MapMemberAcks, memberID, govwire.AckRecord{StateDigest: res.StateDigest})
 }
 
 // Ack activates a member that signed the state digest it was issued.
 func (s *Service) Ack(ctx context.Context, memberID string, raw []byte) (*Result, error) {
-	r, err := ParseRequest(raw)
+	r, err := govwire.ParseRequest(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -439,7 +440,7 @@ func (s *Service) Ack(ctx context.Context, memberID string, raw []byte) (*Result
 }
 
 // AckRequest is Ack of a parsed request (COSE or HTTP-signed).
-func (s *Service) AckRequest(ctx context.Context, memberID string, r *Request) (*Result, error) {
+func (s *Service) AckRequest(ctx context.Context, memberID string, r *govwire.Request) (*Result, error) {
 	if r.MemberID != memberID {
 		return nil, fmt.Errorf("%w: the request is signed by member %s", ErrMismatch, r.MemberID)
 	}
@@ -447,12 +448,12 @@ func (s *Service) AckRequest(ctx context.Context, memberID string, r *Request) (
 	if err != nil {
 		return nil, err
 	}
-	return s.run(ctx, r, MsgAck, false, &Result{}, func(o *overlay, info *MemberInfo) error {
-		v, ok, err := o.Get(MapMemberAcks, memberID)
+	return s.run(ctx, r, govwire.MsgAck, false, &Result{}, func(o *overlay, info *govwire.MemberInfo) error {
+		v, ok, err := o.Get(govwire.MapMemberAcks, memberID)
 		if err != nil {
 			return err
 		}
-		var issued AckRecord
+		var issued govwire.AckRecord
 		if ok {
 			if err := json.Unmarshal([]byte(v), &issued); err != nil {
 				return err
@@ -461,31 +462,31 @@ func (s *Service) AckRequest(ctx context.Context, memberID string, r *Request) (
 		if !ok || issued.StateDigest != a.StateDigest {
 			return fmt.Errorf("%w: ask for a state digest (update) and sign that one", ErrWrongDigest)
 		}
-		info.Status = MemberActive
-		return setJSON(o, MapMemberInfo, memberID, info)
+		info.Status = govwire.MemberActive
+		return setJSON(o, govwire.MapMemberInfo, memberID, info)
 	})
 }
 
-func openProposal(o *overlay, id string) (proposal string, info *ProposalInfo, err error) {
-	proposal, ok, err := o.Get(MapProposals, id)
+func openProposal(o *overlay, id string) (proposal string, info *govwire.ProposalInfo, err error) {
+	proposal, ok, err := o.Get(govwire.MapProposals, id)
 	if err != nil {
 		return "", nil, err
 	}
-	raw, ok2, err := o.Get(MapProposalsInfo, id)
+	raw, ok2, err := o.Get(govwire.MapProposalsInfo, id)
 	if err != nil {
 		return "", nil, err
 	}
 	if !ok || !ok2 {
 		return "", nil, fmt.Errorf("%w: %s", ErrProposalNotFound, id)
 	}
-	info = &ProposalInfo{}
+	info = &govwire.ProposalInfo{}
 	if err := json.Unmarshal([]byte(raw), info); err != nil {
 		return "", nil, err
 	}
 	if info.Ballots == nil {
 		info.Ballots = map[string]string{}
 	}
-	if info.State != StateOpen {
+	if info.State != govwire.StateOpen {
 		return "", nil, fmt.Errorf("%w: proposal %s is %s", ErrProposalClosed, id, info.State)
 	}
 	return proposal, info, nil

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/ledgertest"
 	"github.com/charterlog/charter/log"
@@ -58,10 +59,10 @@ func newTestMember(t *testing.T, cn string) *testMember {
 		t.Fatal(err)
 	}
 	c, _ := x509.ParseCertificate(der)
-	return &testMember{key: k, cert: c, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), id: gov.MemberIDOf(c)}
+	return &testMember{key: k, cert: c, pem: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), id: govwire.MemberIDOf(c)}
 }
 
-func (m *testMember) sign(t *testing.T, typ gov.MsgType, pid string, payload any) []byte {
+func (m *testMember) sign(t *testing.T, typ govwire.MsgType, pid string, payload any) []byte {
 	t.Helper()
 	var b []byte
 	switch p := payload.(type) {
@@ -73,7 +74,7 @@ func (m *testMember) sign(t *testing.T, typ gov.MsgType, pid string, payload any
 			t.Fatal(err)
 		}
 	}
-	req, err := gov.SignRequest(rand.Reader, m.key, m.cert, typ, time.Now(), pid, b)
+	req, err := govwire.SignRequest(rand.Reader, m.key, m.cert, typ, time.Now(), pid, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,18 +116,18 @@ func newEnvConfig(t *testing.T, n int, cfg gov.Config) *env {
 
 func (e *env) activate(m *testMember) {
 	e.t.Helper()
-	res, err := e.s.UpdateStateDigest(e.ctx, m.id, m.sign(e.t, gov.MsgStateDigest, "", []byte("{}")))
+	res, err := e.s.UpdateStateDigest(e.ctx, m.id, m.sign(e.t, govwire.MsgStateDigest, "", []byte("{}")))
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if _, err := e.s.Ack(e.ctx, m.id, m.sign(e.t, gov.MsgAck, "", gov.Ack{StateDigest: res.StateDigest})); err != nil {
+	if _, err := e.s.Ack(e.ctx, m.id, m.sign(e.t, govwire.MsgAck, "", govwire.Ack{StateDigest: res.StateDigest})); err != nil {
 		e.t.Fatal(err)
 	}
 }
 
-func (e *env) propose(m *testMember, actions ...gov.Action) *gov.Result {
+func (e *env) propose(m *testMember, actions ...govwire.Action) *gov.Result {
 	e.t.Helper()
-	res, err := e.s.Propose(e.ctx, m.sign(e.t, gov.MsgProposal, "", gov.Proposal{Actions: actions}))
+	res, err := e.s.Propose(e.ctx, m.sign(e.t, govwire.MsgProposal, "", govwire.Proposal{Actions: actions}))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ const accept = "export function vote(proposal, proposerId) { return true }"
 const reject = "export function vote(proposal, proposerId) { return false }"
 
 func (e *env) vote(m *testMember, id, ballot string) (*gov.Result, error) {
-	return e.s.Vote(e.ctx, id, m.id, m.sign(e.t, gov.MsgBallot, id, gov.Ballot{Ballot: ballot}))
+	return e.s.Vote(e.ctx, id, m.id, m.sign(e.t, govwire.MsgBallot, id, govwire.Ballot{Ballot: ballot}))
 }
 
 func (e *env) kv(m, k string) string {
@@ -148,8 +149,8 @@ func (e *env) kv(m, k string) string {
 	return string(v)
 }
 
-func configAction(maxBytes int) gov.Action {
-	return gov.Action{Name: "set_scitt_configuration", Args: json.RawMessage(`{"max_statement_bytes": ` + itoa(maxBytes) + `}`)}
+func configAction(maxBytes int) govwire.Action {
+	return govwire.Action{Name: "set_scitt_configuration", Args: json.RawMessage(`{"max_statement_bytes": ` + itoa(maxBytes) + `}`)}
 }
 
 func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
@@ -160,32 +161,32 @@ func TestSeedFlow(t *testing.T) {
 	a, b, c := e.m[0], e.m[1], e.m[2]
 
 	// Accepted members cannot propose until they acknowledge.
-	if _, err := e.s.Propose(e.ctx, a.sign(t, gov.MsgProposal, "", gov.Proposal{Actions: []gov.Action{configAction(2048)}})); !errors.Is(err, gov.ErrNotActive) {
+	if _, err := e.s.Propose(e.ctx, a.sign(t, govwire.MsgProposal, "", govwire.Proposal{Actions: []govwire.Action{configAction(2048)}})); !errors.Is(err, gov.ErrNotActive) {
 		t.Fatalf("inactive member's proposal: %v", err)
 	}
 	for _, m := range e.m {
 		e.activate(m)
 	}
-	if !strings.Contains(e.kv(gov.MapMemberInfo, a.id), `"Active"`) {
-		t.Fatalf("member a not active: %s", e.kv(gov.MapMemberInfo, a.id))
+	if !strings.Contains(e.kv(govwire.MapMemberInfo, a.id), `"Active"`) {
+		t.Fatalf("member a not active: %s", e.kv(govwire.MapMemberInfo, a.id))
 	}
 
 	// One vote of three: Open. Two: Accepted and applied.
 	p := e.propose(a, configAction(2048))
-	if p.Info.State != gov.StateOpen {
+	if p.Info.State != govwire.StateOpen {
 		t.Fatalf("new proposal is %s", p.Info.State)
 	}
-	if r, err := e.vote(a, p.ProposalID, accept); err != nil || r.Info.State != gov.StateOpen {
+	if r, err := e.vote(a, p.ProposalID, accept); err != nil || r.Info.State != govwire.StateOpen {
 		t.Fatalf("after one vote: %v, %v", r, err)
 	}
-	if e.kv(gov.MapSCITTConfig, "configuration") != "" {
+	if e.kv(govwire.MapSCITTConfig, "configuration") != "" {
 		t.Fatal("applied before acceptance")
 	}
 	r, err := e.vote(b, p.ProposalID, accept)
-	if err != nil || r.Info.State != gov.StateAccepted {
+	if err != nil || r.Info.State != govwire.StateAccepted {
 		t.Fatalf("after two votes: %+v, %v", r, err)
 	}
-	if got := e.kv(gov.MapSCITTConfig, "configuration"); !strings.Contains(got, `"max_statement_bytes":2048`) {
+	if got := e.kv(govwire.MapSCITTConfig, "configuration"); !strings.Contains(got, `"max_statement_bytes":2048`) {
 		t.Fatalf("configuration after acceptance: %s", got)
 	}
 	// A ballot on a closed proposal is refused.
@@ -196,28 +197,28 @@ func TestSeedFlow(t *testing.T) {
 	// Rejected by a majority.
 	p2 := e.propose(b, configAction(4096))
 	e.vote(a, p2.ProposalID, reject)
-	if r, err := e.vote(c, p2.ProposalID, reject); err != nil || r.Info.State != gov.StateRejected {
+	if r, err := e.vote(c, p2.ProposalID, reject); err != nil || r.Info.State != govwire.StateRejected {
 		t.Fatalf("rejected proposal: %+v, %v", r, err)
 	}
 
 	// Withdrawn by its proposer (and only by it).
 	p3 := e.propose(c, configAction(8192))
-	if _, err := e.s.Withdraw(e.ctx, p3.ProposalID, a.sign(t, gov.MsgWithdrawal, p3.ProposalID, []byte("{}"))); !errors.Is(err, gov.ErrNotProposer) {
+	if _, err := e.s.Withdraw(e.ctx, p3.ProposalID, a.sign(t, govwire.MsgWithdrawal, p3.ProposalID, []byte("{}"))); !errors.Is(err, gov.ErrNotProposer) {
 		t.Fatalf("withdrawal by another member: %v", err)
 	}
-	if r, err := e.s.Withdraw(e.ctx, p3.ProposalID, c.sign(t, gov.MsgWithdrawal, p3.ProposalID, []byte("{}"))); err != nil || r.Info.State != gov.StateWithdrawn {
+	if r, err := e.s.Withdraw(e.ctx, p3.ProposalID, c.sign(t, govwire.MsgWithdrawal, p3.ProposalID, []byte("{}"))); err != nil || r.Info.State != govwire.StateWithdrawn {
 		t.Fatalf("withdrawal: %+v, %v", r, err)
 	}
 
 	// Changing the constitution drops open proposals.
 	open := e.propose(a, configAction(1<<16))
 	cons, _ := json.Marshal(map[string]string{"constitution": gov.DefaultConstitution + "\n// v2\n"})
-	pc := e.propose(b, gov.Action{Name: "set_constitution", Args: cons})
+	pc := e.propose(b, govwire.Action{Name: "set_constitution", Args: cons})
 	e.vote(a, pc.ProposalID, accept)
-	if r, err := e.vote(b, pc.ProposalID, accept); err != nil || r.Info.State != gov.StateAccepted {
+	if r, err := e.vote(b, pc.ProposalID, accept); err != nil || r.Info.State != govwire.StateAccepted {
 		t.Fatalf("constitution change: %+v, %v", r, err)
 	}
-	if got := e.kv(gov.MapProposalsInfo, open.ProposalID); !strings.Contains(got, `"Dropped"`) {
+	if got := e.kv(govwire.MapProposalsInfo, open.ProposalID); !strings.Contains(got, `"Dropped"`) {
 		t.Fatalf("open proposal after a constitution change: %s", got)
 	}
 }
@@ -231,13 +232,13 @@ func TestRefusals(t *testing.T) {
 	a, inactive := e.m[0], e.m[2]
 	p := e.propose(a, configAction(2048))
 	stranger := newTestMember(t, "stranger")
-	replay := a.sign(t, gov.MsgBallot, p.ProposalID, gov.Ballot{Ballot: reject})
+	replay := a.sign(t, govwire.MsgBallot, p.ProposalID, govwire.Ballot{Ballot: reject})
 	if _, err := e.s.Vote(e.ctx, p.ProposalID, a.id, replay); err != nil {
 		t.Fatal(err)
 	}
-	forged := a.sign(t, gov.MsgBallot, p.ProposalID, gov.Ballot{Ballot: accept})
+	forged := a.sign(t, govwire.MsgBallot, p.ProposalID, govwire.Ballot{Ballot: accept})
 	forged[len(forged)-1] ^= 1
-	loop := a.sign(t, gov.MsgBallot, p.ProposalID, gov.Ballot{Ballot: "export function vote() { for (;;) {} }"})
+	loop := a.sign(t, govwire.MsgBallot, p.ProposalID, govwire.Ballot{Ballot: "export function vote() { for (;;) {} }"})
 	// Checkpoints may still follow; the last content transaction may not.
 	size := e.l.State().LastContentSeqno
 	for name, c := range map[string]struct {
@@ -245,19 +246,19 @@ func TestRefusals(t *testing.T) {
 		want error
 	}{
 		"non-member": {func() error {
-			_, err := e.s.Propose(e.ctx, stranger.sign(t, gov.MsgProposal, "", gov.Proposal{Actions: []gov.Action{configAction(1024)}}))
+			_, err := e.s.Propose(e.ctx, stranger.sign(t, govwire.MsgProposal, "", govwire.Proposal{Actions: []govwire.Action{configAction(1024)}}))
 			return err
-		}, gov.ErrUnknownMember},
+		}, govwire.ErrUnknownMember},
 		"inactive member's ballot": {func() error { _, err := e.vote(inactive, p.ProposalID, accept); return err }, gov.ErrNotActive},
-		"forged signature":         {func() error { _, err := e.s.Vote(e.ctx, p.ProposalID, a.id, forged); return err }, gov.ErrBadSignature},
-		"replayed ballot":          {func() error { _, err := e.s.Vote(e.ctx, p.ProposalID, a.id, replay); return err }, gov.ErrReplay},
-		"malformed COSE":           {func() error { _, err := e.s.Propose(e.ctx, []byte("not cose")); return err }, gov.ErrMalformed},
+		"forged signature":         {func() error { _, err := e.s.Vote(e.ctx, p.ProposalID, a.id, forged); return err }, govwire.ErrBadSignature},
+		"replayed ballot":          {func() error { _, err := e.s.Vote(e.ctx, p.ProposalID, a.id, replay); return err }, govwire.ErrReplay},
+		"malformed COSE":           {func() error { _, err := e.s.Propose(e.ctx, []byte("not cose")); return err }, govwire.ErrMalformed},
 		"unknown action": {func() error {
-			_, err := e.s.Propose(e.ctx, a.sign(t, gov.MsgProposal, "", gov.Proposal{Actions: []gov.Action{{Name: "format_disk", Args: json.RawMessage(`{}`)}}}))
+			_, err := e.s.Propose(e.ctx, a.sign(t, govwire.MsgProposal, "", govwire.Proposal{Actions: []govwire.Action{{Name: "format_disk", Args: json.RawMessage(`{}`)}}}))
 			return err
 		}, gov.ErrInvalidProposal},
 		"invalid arguments": {func() error {
-			_, err := e.s.Propose(e.ctx, a.sign(t, gov.MsgProposal, "", gov.Proposal{Actions: []gov.Action{{Name: "set_scitt_configuration", Args: json.RawMessage(`{"allowed_algorithms":["MD5"]}`)}}}))
+			_, err := e.s.Propose(e.ctx, a.sign(t, govwire.MsgProposal, "", govwire.Proposal{Actions: []govwire.Action{{Name: "set_scitt_configuration", Args: json.RawMessage(`{"allowed_algorithms":["MD5"]}`)}}}))
 			return err
 		}, gov.ErrInvalidProposal},
 		"ballot that is not JS": {func() error { _, err := e.vote(a, p.ProposalID, "export function vote( {"); return err }, gov.ErrBadBallot},
@@ -280,7 +281,7 @@ func TestRefusals(t *testing.T) {
 	if time.Since(start) > 3*time.Second || r.Info.VoteFailures[a.id] == "" {
 		t.Fatalf("looping ballot: took %v, failures %v", time.Since(start), r.Info.VoteFailures)
 	}
-	if r, err := e.vote(e.m[1], p.ProposalID, accept); err != nil || r.Info.State != gov.StateOpen {
+	if r, err := e.vote(e.m[1], p.ProposalID, accept); err != nil || r.Info.State != govwire.StateOpen {
 		t.Fatalf("after the looping ballot: %+v, %v", r, err)
 	}
 }
@@ -295,7 +296,7 @@ func TestBrokenConstitutionRefused(t *testing.T) {
 		"missing resolve": "export function validate() { return {valid: true} }\nexport function apply() {}",
 	} {
 		args, _ := json.Marshal(map[string]string{"constitution": src})
-		_, err := e.s.Propose(e.ctx, e.m[0].sign(t, gov.MsgProposal, "", gov.Proposal{Actions: []gov.Action{{Name: "set_constitution", Args: args}}}))
+		_, err := e.s.Propose(e.ctx, e.m[0].sign(t, govwire.MsgProposal, "", govwire.Proposal{Actions: []govwire.Action{{Name: "set_constitution", Args: args}}}))
 		if !errors.Is(err, gov.ErrInvalidProposal) {
 			t.Errorf("%s: %v", name, err)
 		}

@@ -6,11 +6,9 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/registry"
 )
-
-// PathJoin is where a joining node sends its join request.
-const PathJoin = "/node/join"
 
 // headerForwarded marks a request a follower forwarded to the leader, so
 // that it is never forwarded twice.
@@ -18,7 +16,7 @@ const headerForwarded = "Charter-Forwarded-By"
 
 // leaderOnly are the writes only the leader can do (with every POST under
 // /gov/); a follower forwards them.
-var leaderOnly = map[string]bool{"/entries": true, PathJoin: true}
+var leaderOnly = map[string]bool{"/entries": true, join.Path: true}
 
 // forwardWrites sends writes that reach a follower (registrations, joins,
 // governance) to the leader, over the peers' mutual TLS, and relays the

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/registry"
 	"github.com/go-chi/chi/v5"
 )
@@ -45,7 +46,7 @@ func (g govAPI) routes(r chi.Router) {
 var errNoRoute = errors.New("no such governance endpoint")
 
 // maxBody bounds a governance request (proposals can carry JS).
-const maxBody = gov.MaxRequestBytes
+const maxBody = govwire.MaxRequestBytes
 
 // opTimeout bounds one governance operation.
 const opTimeout = 30 * time.Second

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/registry"
 	"github.com/go-chi/chi/v5"
 )
@@ -33,14 +34,14 @@ import (
 // codes and statuses as the rest of the governance API.
 
 func (g govAPI) classicRoutes(r chi.Router) {
-	r.Post("/gov/proposals", g.classic(gov.MsgProposal, func(ctx context.Context, _ *http.Request, req *gov.Request) (*gov.Result, any, error) {
+	r.Post("/gov/proposals", g.classic(govwire.MsgProposal, func(ctx context.Context, _ *http.Request, req *govwire.Request) (*gov.Result, any, error) {
 		res, err := g.svc.ProposeRequest(ctx, req)
 		if err != nil {
 			return nil, nil, err
 		}
 		return res, proposalSummary(res.ProposalID, res.Info), nil
 	}))
-	r.Post("/gov/proposals/{id}/ballots", g.classic(gov.MsgBallot, func(ctx context.Context, r *http.Request, req *gov.Request) (*gov.Result, any, error) {
+	r.Post("/gov/proposals/{id}/ballots", g.classic(govwire.MsgBallot, func(ctx context.Context, r *http.Request, req *govwire.Request) (*gov.Result, any, error) {
 		id := chi.URLParam(r, "id")
 		res, err := g.svc.VoteRequest(ctx, id, req.MemberID, req)
 		if err != nil {
@@ -48,7 +49,7 @@ func (g govAPI) classicRoutes(r chi.Router) {
 		}
 		return res, proposalSummary(id, res.Info), nil
 	}))
-	r.Post("/gov/proposals/{id}/withdraw", g.classic(gov.MsgWithdrawal, func(ctx context.Context, r *http.Request, req *gov.Request) (*gov.Result, any, error) {
+	r.Post("/gov/proposals/{id}/withdraw", g.classic(govwire.MsgWithdrawal, func(ctx context.Context, r *http.Request, req *govwire.Request) (*gov.Result, any, error) {
 		id := chi.URLParam(r, "id")
 		res, err := g.svc.WithdrawRequest(ctx, id, req)
 		if err != nil {
@@ -56,7 +57,7 @@ func (g govAPI) classicRoutes(r chi.Router) {
 		}
 		return res, proposalSummary(id, res.Info), nil
 	}))
-	r.Post("/gov/ack/update_state_digest", g.classic(gov.MsgStateDigest, func(ctx context.Context, r *http.Request, req *gov.Request) (*gov.Result, any, error) {
+	r.Post("/gov/ack/update_state_digest", g.classic(govwire.MsgStateDigest, func(ctx context.Context, r *http.Request, req *govwire.Request) (*gov.Result, any, error) {
 		var res *gov.Result
 		var err error
 		if req == nil {
@@ -70,7 +71,7 @@ func (g govAPI) classicRoutes(r chi.Router) {
 		}
 		return res, map[string]string{"state_digest": res.StateDigest}, nil
 	}))
-	r.Post("/gov/ack", g.classic(gov.MsgAck, func(ctx context.Context, _ *http.Request, req *gov.Request) (*gov.Result, any, error) {
+	r.Post("/gov/ack", g.classic(govwire.MsgAck, func(ctx context.Context, _ *http.Request, req *govwire.Request) (*gov.Result, any, error) {
 		res, err := g.svc.AckRequest(ctx, req.MemberID, req)
 		return res, nil, err
 	}))
@@ -82,9 +83,9 @@ func (g govAPI) classicRoutes(r chi.Router) {
 // nil when the route takes a client certificate alone (only
 // update_state_digest) and the caller sent no signature. A nil answer is
 // 204 No Content.
-func (g govAPI) classic(t gov.MsgType, fn func(ctx context.Context, r *http.Request, req *gov.Request) (*gov.Result, any, error)) http.HandlerFunc {
+func (g govAPI) classic(t govwire.MsgType, fn func(ctx context.Context, r *http.Request, req *govwire.Request) (*gov.Result, any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		auth, p := classicAuthOf(r, t == gov.MsgStateDigest)
+		auth, p := classicAuthOf(r, t == govwire.MsgStateDigest)
 		if p != nil {
 			writeCCFError(w, p)
 			return
@@ -94,21 +95,21 @@ func (g govAPI) classic(t gov.MsgType, fn func(ctx context.Context, r *http.Requ
 			writeCCFError(w, p)
 			return
 		}
-		var req *gov.Request
+		var req *govwire.Request
 		var err error
 		switch auth {
 		case authCOSE:
-			req, err = gov.ParseRequest(body)
+			req, err = govwire.ParseRequest(body)
 		case authHTTPSig:
 			proposalID := ""
-			if t == gov.MsgBallot || t == gov.MsgWithdrawal {
+			if t == govwire.MsgBallot || t == govwire.MsgWithdrawal {
 				proposalID = chi.URLParam(r, "id")
 			}
 			req, err = g.svc.ParseHTTPSigned(httpMessage(r, body), t, proposalID)
 		case authClientCert:
 			// curl -X POST with no body; anything else is not this form.
 			if len(body) != 0 {
-				err = fmt.Errorf("%w: a request authenticated by its client certificate alone has no body; sign it (COSE or HTTP signature) to send one", gov.ErrMalformed)
+				err = fmt.Errorf("%w: a request authenticated by its client certificate alone has no body; sign it (COSE or HTTP signature) to send one", govwire.ErrMalformed)
 			}
 		}
 		if err != nil {
@@ -148,22 +149,22 @@ func writeCCFError(w http.ResponseWriter, p *registry.Problem) { writeCCF(w, p) 
 // ProposalSummary is CCF's ProposalInfoSummary, the classic answer to a
 // proposal or a ballot.
 type ProposalSummary struct {
-	ProposalID   string                 `json:"proposal_id"`
-	ProposerID   string                 `json:"proposer_id"`
-	State        string                 `json:"state"`
-	BallotCount  int                    `json:"ballot_count"`
-	Votes        map[string]bool        `json:"votes,omitempty"`
-	VoteFailures map[string]gov.Failure `json:"vote_failures,omitempty"`
-	Failure      *gov.Failure           `json:"failure,omitempty"`
+	ProposalID   string                     `json:"proposal_id"`
+	ProposerID   string                     `json:"proposer_id"`
+	State        string                     `json:"state"`
+	BallotCount  int                        `json:"ballot_count"`
+	Votes        map[string]bool            `json:"votes,omitempty"`
+	VoteFailures map[string]govwire.Failure `json:"vote_failures,omitempty"`
+	Failure      *govwire.Failure           `json:"failure,omitempty"`
 }
 
-func proposalSummary(id string, info *gov.ProposalInfo) ProposalSummary {
+func proposalSummary(id string, info *govwire.ProposalInfo) ProposalSummary {
 	out := ProposalSummary{ProposalID: id, ProposerID: info.ProposerID, State: info.State,
 		BallotCount: len(info.Ballots), Votes: info.FinalVotes, Failure: info.Failure}
 	if len(info.VoteFailures) > 0 {
-		out.VoteFailures = map[string]gov.Failure{}
+		out.VoteFailures = map[string]govwire.Failure{}
 		for m, reason := range info.VoteFailures {
-			out.VoteFailures[m] = gov.Failure{Reason: reason}
+			out.VoteFailures[m] = govwire.Failure{Reason: reason}
 		}
 	}
 	return out
@@ -179,7 +180,7 @@ type FullMemberDetails struct {
 
 func (g govAPI) getMembersClassic(w http.ResponseWriter, r *http.Request) {
 	out := map[string]FullMemberDetails{}
-	err := g.svc.EachMember(func(id string, info gov.MemberInfo, cert, encKey string) {
+	err := g.svc.EachMember(func(id string, info govwire.MemberInfo, cert, encKey string) {
 		data := info.MemberData
 		if len(data) == 0 {
 			data = json.RawMessage("null")

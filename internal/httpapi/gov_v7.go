@@ -22,6 +22,7 @@ import (
 
 	"github.com/charterlog/charter/internal/app"
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/registry"
 	"github.com/go-chi/chi/v5"
 )
@@ -155,7 +156,7 @@ type failureInfo struct {
 // proposalView is CCF's Proposals.Proposal (proposalId, proposerId,
 // proposalState, ballotCount, ballotSubmitters, finalVotes, voteFailures,
 // failure), with Charter's transactionId for a write's answer.
-func proposalView(id string, info *gov.ProposalInfo, res *gov.Result) map[string]any {
+func proposalView(id string, info *govwire.ProposalInfo, res *gov.Result) map[string]any {
 	submitters := make([]string, 0, len(info.Ballots))
 	for m := range info.Ballots {
 		submitters = append(submitters, m)
@@ -188,8 +189,8 @@ func proposalView(id string, info *gov.ProposalInfo, res *gov.Result) map[string
 // proposals ... are not returned").
 func (g govAPI) listProposals(w http.ResponseWriter, r *http.Request) {
 	out := []map[string]any{}
-	err := g.svc.EachProposal(func(id string, info gov.ProposalInfo) {
-		if info.State == gov.StateOpen {
+	err := g.svc.EachProposal(func(id string, info govwire.ProposalInfo) {
+		if info.State == govwire.StateOpen {
 			out = append(out, proposalView(id, &info, nil))
 		}
 	})
@@ -282,7 +283,7 @@ type memberView struct {
 
 func (g govAPI) getMembers(w http.ResponseWriter, r *http.Request) {
 	out := []memberView{}
-	err := g.svc.EachMember(func(id string, info gov.MemberInfo, cert, encKey string) {
+	err := g.svc.EachMember(func(id string, info govwire.MemberInfo, cert, encKey string) {
 		out = append(out, memberView{MemberID: id, Status: info.Status, MemberData: info.MemberData, Certificate: cert, EncKey: encKey})
 	})
 	if err != nil {
@@ -337,7 +338,7 @@ func (g govAPI) getJSApp(w http.ResponseWriter, r *http.Request) {
 	endpoints := map[string]map[string]jsEndpointInfo{}
 	raw, err := g.svc.AppBundle()
 	switch {
-	case errors.Is(err, gov.ErrNotFound):
+	case errors.Is(err, govwire.ErrNotFound):
 	case err != nil:
 		writeError(w, r, g.problem(r, err))
 		return

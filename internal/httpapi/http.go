@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/peer"
@@ -76,7 +76,7 @@ func (s *Server) Handler() http.Handler {
 	})
 	// A joining node has no certificate yet: its evidence and the signature
 	// by the key it binds are its credentials.
-	r.With(s.whenReady, s.forwardWrites).Post(PathJoin, s.postJoin)
+	r.With(s.whenReady, s.forwardWrites).Post(join.Path, s.postJoin)
 	// Served once the node has recovered.
 	r.Group(func(r chi.Router) {
 		r.Use(s.whenReady)
@@ -216,9 +216,9 @@ func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) {
 // serviceStatus is the governed service state (Opening or Open).
 func (s *Server) serviceStatus() string {
 	if join.ServiceOpen(s.cfg.Ledger) {
-		return gov.ServiceOpen
+		return govwire.ServiceOpen
 	}
-	return gov.ServiceOpening
+	return govwire.ServiceOpening
 }
 
 // installing answers 503 while a snapshot install replaces the node's

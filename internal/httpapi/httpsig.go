@@ -8,7 +8,7 @@ import (
 	"mime"
 	"net/http"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/registry"
 )
 
@@ -34,7 +34,7 @@ const (
 // classicAuthOf chooses the form of r, or answers why none applies.
 // certOK says whether the route accepts a client certificate alone.
 func classicAuthOf(r *http.Request, certOK bool) (classicAuth, *registry.Problem) {
-	if h := r.Header.Values("Authorization"); len(h) > 0 && gov.IsHTTPSigned(h[0]) {
+	if h := r.Header.Values("Authorization"); len(h) > 0 && govwire.IsHTTPSigned(h[0]) {
 		// scurl.sh sends the body as JSON (or with no type when empty);
 		// a COSE body under an HTTP signature is a client confused about
 		// which of the two it is sending.
@@ -67,8 +67,8 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, *registry.Problem
 }
 
 // httpMessage is what gov needs of r to check its HTTP signature.
-func httpMessage(r *http.Request, body []byte) gov.HTTPMessage {
-	return gov.HTTPMessage{Method: r.Method, Target: r.RequestURI, Header: r.Header, Body: body}
+func httpMessage(r *http.Request, body []byte) govwire.HTTPMessage {
+	return govwire.HTTPMessage{Method: r.Method, Target: r.RequestURI, Header: r.Header, Body: body}
 }
 
 // clientCert is the TLS client certificate of the member who called: the

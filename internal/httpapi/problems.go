@@ -20,6 +20,7 @@ import (
 	"github.com/charterlog/charter/internal/appauth"
 	"github.com/charterlog/charter/internal/apphost"
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/peer"
@@ -36,26 +37,26 @@ import (
 // (spec/errors.md).
 var edgeRules = []registry.ProblemRule{
 	// gov.Service's operations.
-	{Err: gov.ErrMalformed, Status: http.StatusBadRequest, Title: "InvalidGovernanceRequest"},
-	{Err: gov.ErrWrongType, Status: http.StatusBadRequest, Title: "WrongMessageType"},
+	{Err: govwire.ErrMalformed, Status: http.StatusBadRequest, Title: "InvalidGovernanceRequest"},
+	{Err: govwire.ErrWrongType, Status: http.StatusBadRequest, Title: "WrongMessageType"},
 	{Err: gov.ErrMismatch, Status: http.StatusBadRequest, Title: "RequestDoesNotMatchURL"},
-	{Err: gov.ErrStale, Status: http.StatusBadRequest, Title: "StaleRequest"},
+	{Err: govwire.ErrStale, Status: http.StatusBadRequest, Title: "StaleRequest"},
 	{Err: gov.ErrBadBallot, Status: http.StatusBadRequest, Title: "InvalidBallot"},
 	{Err: gov.ErrInvalidProposal, Status: http.StatusBadRequest, Title: "ProposalFailedToValidate"},
 	{Err: gov.ErrWrongDigest, Status: http.StatusBadRequest, Title: "StateDigestMismatch"},
-	{Err: gov.ErrBadSignature, Status: http.StatusUnauthorized, Title: "InvalidSignature"},
-	{Err: gov.ErrHTTPSigMalformed, Status: http.StatusBadRequest, Title: "InvalidHTTPSignature"},
-	{Err: gov.ErrHTTPSigMissingHeader, Status: http.StatusBadRequest, Title: "MissingSignedHeader"},
-	{Err: gov.ErrDigestMismatch, Status: http.StatusBadRequest, Title: "DigestMismatch"},
-	{Err: gov.ErrUnknownKeyID, Status: http.StatusUnauthorized, Title: "UnknownKeyId"},
-	{Err: gov.ErrUnknownMember, Status: http.StatusUnauthorized, Title: "UnknownMember"},
+	{Err: govwire.ErrBadSignature, Status: http.StatusUnauthorized, Title: "InvalidSignature"},
+	{Err: govwire.ErrHTTPSigMalformed, Status: http.StatusBadRequest, Title: "InvalidHTTPSignature"},
+	{Err: govwire.ErrHTTPSigMissingHeader, Status: http.StatusBadRequest, Title: "MissingSignedHeader"},
+	{Err: govwire.ErrDigestMismatch, Status: http.StatusBadRequest, Title: "DigestMismatch"},
+	{Err: govwire.ErrUnknownKeyID, Status: http.StatusUnauthorized, Title: "UnknownKeyId"},
+	{Err: govwire.ErrUnknownMember, Status: http.StatusUnauthorized, Title: "UnknownMember"},
 	{Err: gov.ErrNotActive, Status: http.StatusForbidden, Title: "MemberNotActive"},
 	{Err: gov.ErrNotProposer, Status: http.StatusForbidden, Title: "NotProposer"},
 	{Err: gov.ErrProposalNotFound, Status: http.StatusNotFound, Title: "ProposalNotFound"},
 	{Err: gov.ErrProposalClosed, Status: http.StatusConflict, Title: "ProposalNotOpen"},
-	{Err: gov.ErrReplay, Status: http.StatusConflict, Title: "ProposalReplay"},
+	{Err: govwire.ErrReplay, Status: http.StatusConflict, Title: "ProposalReplay"},
 	{Err: gov.ErrConstitution, Status: http.StatusInternalServerError, Title: "ConstitutionError"},
-	{Err: gov.ErrNotFound, Status: http.StatusNotFound, Title: "ResourceNotFound"},
+	{Err: govwire.ErrNotFound, Status: http.StatusNotFound, Title: "ResourceNotFound"},
 	// join.Leader's refusals (*join.Error, whose text is its detail).
 	{Err: join.ErrInvalidRequest, Status: http.StatusBadRequest, Title: "InvalidInput"},
 	{Err: join.ErrTooLarge, Status: http.StatusRequestEntityTooLarge, Title: "RequestBodyTooLarge"},

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/peer"
@@ -100,7 +101,7 @@ func TestErrorShapePerRouteFamily(t *testing.T) {
 		{"/gov/members/proposals/abc", notFoundErr, true, "ResourceNotFound", ""},
 		{"/app/log", notFoundErr, true, "ResourceNotFound", ""},
 		{"/gov/members/proposals/abc", fmt.Errorf("%w: proposal abc", gov.ErrProposalClosed), true, "ProposalNotOpen", ""},
-		{"/gov/members/proposals:create", gov.ErrReplay, true, "ProposalReplay", ""},
+		{"/gov/members/proposals:create", govwire.ErrReplay, true, "ProposalReplay", ""},
 		{"/node/join", &join.Error{Kind: join.ErrTooManyPending, Detail: "4 nodes"}, true, "TooManyPendingNodes", "5"},
 		{"/entries", overloaded, false, "ServiceUnavailable", "1"},
 		{"/node/commit", overloaded, true, "ServiceUnavailable", "1"},

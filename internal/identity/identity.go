@@ -1,9 +1,10 @@
 // Package identity keeps a node's identities in its data directory: the
 // service's (the service key and certificate, the note key, the ledger
 // secret), the node's own key, and the certificates the service key issues
-// to nodes. Every file is written atomically (internal/durable), and
-// creation completes what a crash left half-done rather than starting
-// over.
+// to nodes; the key its secrets are sealed under (OpenSealer); and the
+// signing of checkpoints with the service and note keys (TreeHeadSigner).
+// Every file is written atomically (internal/durable), and creation
+// completes what a crash left half-done rather than starting over.
 package identity
 
 import (

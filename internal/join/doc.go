@@ -29,7 +29,9 @@
 //
 // The package speaks no HTTP: the leader's side (Leader.Join) takes the
 // request body and returns the answer or an *Error whose Kind the edge
-// maps to a status; the joining node's client and its data directory are
-// internal/node's. The node records and ApprovedPolicy are also what
-// `charter node verify-quotes` re-verifies an audited ledger with.
+// maps to a status; the joining node's client, which keeps the answers in
+// its data directory, is internal/joinclient. GenesisWrites are the first
+// node's own record and approved measurement. The node records and
+// ApprovedPolicy are also what `charter node verify-quotes` re-verifies an
+// audited ledger with, so the package reaches no ledger: the CLI links it.
 package join

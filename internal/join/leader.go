@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/attest"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"golang.org/x/time/rate"
 )
 
@@ -187,7 +187,7 @@ func attestationRefusal(err error) error {
 // retired or removed), and returns the governed bound on them.
 func (l *Leader) pending() (int, int, error) {
 	limit := DefaultMaxPendingNodes
-	if raw, err := l.State.GetKV(gov.MapNodeJoinLimits, []byte("limits")); err == nil {
+	if raw, err := l.State.GetKV(govwire.MapNodeJoinLimits, []byte("limits")); err == nil {
 		var lim struct {
 			MaxPendingNodes int `json:"max_pending_nodes"`
 		}

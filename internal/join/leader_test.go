@@ -16,7 +16,7 @@ import (
 	"testing"
 
 	"github.com/charterlog/charter/internal/attest"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/log"
 	"golang.org/x/time/rate"
 )
@@ -100,7 +100,7 @@ var measurement = bytes.Repeat([]byte{0xab}, attest.MeasurementSize)
 // approves measurement for virtual nodes.
 func newTestLeader(t *testing.T) (*Leader, *fakeState, *fakeRaft) {
 	st := &fakeState{maps: map[string]map[string][]byte{}}
-	st.put(gov.MapVirtualMeasurements, hex.EncodeToString(measurement), []byte("{}"))
+	st.put(govwire.MapVirtualMeasurements, hex.EncodeToString(measurement), []byte("{}"))
 	r := &fakeRaft{members: map[uint64]Member{1: {URL: "https://127.0.0.1:1", Voter: true}}}
 	l := &Leader{
 		State: st, Raft: r, Log: slog.New(slog.DiscardHandler),
@@ -203,8 +203,8 @@ func TestJoinWhileOpening(t *testing.T) {
 // Once the service is open a new node waits, Pending, without secrets.
 func TestJoinOpenServiceIsPending(t *testing.T) {
 	l, st, _ := newTestLeader(t)
-	open, _ := json.Marshal(gov.ServiceInfo{Status: gov.ServiceOpen})
-	st.put(gov.MapServiceInfo, gov.KeyService, open)
+	open, _ := json.Marshal(govwire.ServiceInfo{Status: govwire.ServiceOpen})
+	st.put(govwire.MapServiceInfo, govwire.KeyService, open)
 	resp, err := l.Join(t.Context(), newTestNode(t, measurement).body(t, "https://127.0.0.1:2"))
 	if err != nil {
 		t.Fatal(err)
@@ -275,15 +275,15 @@ func TestJoinAttestationHint(t *testing.T) {
 
 func pendingNode(st *fakeState, id uint64, status string) {
 	v, _ := json.Marshal(NodeRecord{Status: status, URL: "https://127.0.0.1:9", Joined: true})
-	st.put(gov.MapNodesInfo, strconv.FormatUint(id, 10), v)
+	st.put(govwire.MapNodesInfo, strconv.FormatUint(id, 10), v)
 }
 
 func limit(st *fakeState, n int) {
 	v, _ := json.Marshal(map[string]int{"max_pending_nodes": n})
-	st.put(gov.MapNodeJoinLimits, "limits", v)
+	st.put(govwire.MapNodeJoinLimits, "limits", v)
 }
 
 func retired(st *fakeState, n testNode) {
 	v, _ := json.Marshal(NodeRecord{Status: NodeRetired, URL: "https://127.0.0.1:2", PublicKey: PublicKeyPEM(&n.key.PublicKey)})
-	st.put(gov.MapNodesInfo, "4", v)
+	st.put(govwire.MapNodesInfo, "4", v)
 }

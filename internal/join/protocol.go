@@ -15,6 +15,11 @@ import (
 	"github.com/charterlog/charter/internal/attest"
 )
 
+// Path is the join protocol's one route: a joining node POSTs its Request
+// there (internal/joinclient) and the leader answers a Response (the edge,
+// internal/httpapi, mounts it over Leader.Join).
+const Path = "/node/join"
+
 // Request is what a joining node sends.
 type Request struct {
 	URL       string `json:"url"`

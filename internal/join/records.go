@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/attest"
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/log"
 )
 
@@ -54,7 +54,7 @@ type QuoteInfo struct {
 // left out.
 func Records(st State) (map[uint64]NodeRecord, error) {
 	out := map[uint64]NodeRecord{}
-	err := st.ScanKV(gov.MapNodesInfo, func(k, v []byte) error {
+	err := st.ScanKV(govwire.MapNodesInfo, func(k, v []byte) error {
 		id, err := strconv.ParseUint(string(k), 10, 64)
 		if err != nil {
 			return nil
@@ -70,7 +70,7 @@ func Records(st State) (map[uint64]NodeRecord, error) {
 
 // RecordOf is node id's record, if it has one that parses.
 func RecordOf(st State, id uint64) (NodeRecord, bool) {
-	raw, err := st.GetKV(gov.MapNodesInfo, []byte(strconv.FormatUint(id, 10)))
+	raw, err := st.GetKV(govwire.MapNodesInfo, []byte(strconv.FormatUint(id, 10)))
 	var r NodeRecord
 	if err != nil || json.Unmarshal(raw, &r) != nil {
 		return r, false
@@ -88,7 +88,7 @@ func writeRecord(ctx context.Context, st State, id uint64, r NodeRecord, claims 
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	_, err = st.SubmitWrites(ctx, &log.WriteSet{
-		Writes: []log.Write{{Map: gov.MapNodesInfo, Key: []byte(strconv.FormatUint(id, 10)), Value: v}},
+		Writes: []log.Write{{Map: govwire.MapNodesInfo, Key: []byte(strconv.FormatUint(id, 10)), Value: v}},
 		Claims: claims,
 	})
 	return err
@@ -97,9 +97,9 @@ func writeRecord(ctx context.Context, st State, id uint64, r NodeRecord, claims 
 // ServiceOpen reports whether governance has opened the service: until
 // then joining nodes are trusted at once.
 func ServiceOpen(st State) bool {
-	var svc gov.ServiceInfo
-	raw, err := st.GetKV(gov.MapServiceInfo, []byte(gov.KeyService))
-	return err == nil && json.Unmarshal(raw, &svc) == nil && svc.Status == gov.ServiceOpen
+	var svc govwire.ServiceInfo
+	raw, err := st.GetKV(govwire.MapServiceInfo, []byte(govwire.KeyService))
+	return err == nil && json.Unmarshal(raw, &svc) == nil && svc.Status == govwire.ServiceOpen
 }
 
 // PublicKeyPEM is how a record names a node's key.
@@ -139,12 +139,12 @@ func ApprovedPolicy(base attest.Policy, platform attest.Platform, scan func(m st
 	var err error
 	switch platform {
 	case attest.PlatformVirtual:
-		p.Measurements, err = approved(gov.MapVirtualMeasurements, attest.MeasurementSize)
+		p.Measurements, err = approved(govwire.MapVirtualMeasurements, attest.MeasurementSize)
 		p.AllowVirtual = len(p.Measurements) > 0
 	default:
-		p.Measurements, err = approved(gov.MapSNPMeasurements, attest.MeasurementSize)
+		p.Measurements, err = approved(govwire.MapSNPMeasurements, attest.MeasurementSize)
 		if err == nil {
-			p.HostData, err = approved(gov.MapSNPHostData, attest.HostDataSize)
+			p.HostData, err = approved(govwire.MapSNPHostData, attest.HostDataSize)
 		}
 	}
 	return p, err

@@ -48,8 +48,9 @@ var (
 	// next leader. A registration is safe to retry (its entry id is its
 	// content, so a committed one is answered as a duplicate).
 	ErrOutcomeUnknown = errors.New("ledger: the outcome is unknown")
-	// ErrNotFound: no such transaction or entry.
-	ErrNotFound = errors.New("ledger: not found")
+	// ErrNotFound: no such transaction, entry or key. It is log's, so that
+	// readers of state below the ledger (internal/app) test for it too.
+	ErrNotFound = log.ErrNotFound
 	// ErrNotCovered: the transaction is committed but no checkpoint covers it yet.
 	ErrNotCovered = errors.New("ledger: no checkpoint covers the transaction yet")
 	// ErrStopped: the ledger is shutting down.

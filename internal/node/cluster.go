@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/join"
 	"go.etcd.io/raft/v3/tracker"
 )
@@ -71,7 +71,7 @@ func (n *Node) mayVote(id uint64) bool {
 // first, and the next leader removes it).
 func (n *Node) retireNodes(ctx context.Context) {
 	conf := n.raft.Status().Config
-	_ = n.ledger.ScanKV(gov.MapNodesInfo, func(k, v []byte) error {
+	_ = n.ledger.ScanKV(govwire.MapNodesInfo, func(k, v []byte) error {
 		var info struct {
 			Status string `json:"status"`
 		}

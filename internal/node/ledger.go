@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 
+	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/replication"
 )
@@ -13,5 +14,8 @@ type replicatedLedger struct {
 	*ledger.Ledger
 	raft *replication.Node
 }
+
+// The checkpointer signs with the node's identity.
+var _ ledger.TreeHeadSigner = (*identity.TreeHeadSigner)(nil)
 
 func (l replicatedLedger) ReadBarrier(ctx context.Context) error { return l.raft.ReadBarrier(ctx) }

@@ -173,7 +173,7 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	// The network's first node makes its identity; a node that joins holds
 	// only the public half until the network trusts it and releases the
 	// rest to its attested key (join.go).
-	if n.sealer, err = openSealer(cfg); err != nil {
+	if n.sealer, err = identity.OpenSealer(cfg.Platform, cfg.DataDir, cfg.SealKeyFile); err != nil {
 		return nil, err
 	}
 	if cfg.Join {
@@ -205,7 +205,7 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.tlsCert.Store(&cert)
-	if n.evidence, err = nodeEvidence(context.Background(), cfg.Platform, n.nodeKey); err != nil {
+	if n.evidence, err = attest.NodeEvidence(context.Background(), cfg.Platform, n.nodeKey); err != nil {
 		return nil, fmt.Errorf("attestation: %w", err)
 	}
 	if a := cfg.Attestation; a.AMDRootsFile != "" {
@@ -310,11 +310,10 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.bootstrapGovernance(gctx); err != nil {
 		return fail(err)
 	}
-	pc := &policyCache{l: n.ledger}
-	svc.CurrentPolicy = pc.current
-	rpc := &regPolicyCache{l: n.ledger}
-	svc.CurrentRegistrationPolicy = rpc.current
-	svc.IssuerKey = n.issuerKey
+	governed := registry.NewGoverned(n.ledger)
+	svc.CurrentPolicy = governed.Policy
+	svc.CurrentRegistrationPolicy = governed.RegistrationPolicy
+	svc.IssuerKey = governed.IssuerKey
 	// Everything the handlers read is set before this store, and they load
 	// it before reading (happens-before through the atomic).
 	n.ready.Store(true)
@@ -339,7 +338,7 @@ func (n *Node) Run(ctx context.Context) error {
 			n.tlsCert.Store(&cert)
 			n.log.Info("serving with this node's server certificate: it is trusted")
 		}
-		signer, err := newTreeHeadSigner(id, n.issuer)
+		signer, err := identity.NewTreeHeadSigner(id, n.issuer)
 		if err != nil {
 			return err
 		}

@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/replication"
@@ -28,7 +28,7 @@ func (l recordsLedger) GetKV(m string, key []byte) ([]byte, error) {
 }
 
 func (l recordsLedger) ScanKV(m string, fn func(key, value []byte) error) error {
-	if m != gov.MapNodesInfo {
+	if m != govwire.MapNodesInfo {
 		return nil
 	}
 	for id, r := range l.recs {

@@ -1,4 +1,4 @@
-package gov_test
+package govwire_test
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 	"github.com/fxamacker/cbor/v2"
 	gocose "github.com/veraison/go-cose"
 )
@@ -26,35 +26,35 @@ var t0 = time.Unix(1750000000, 0)
 
 const testProposalID = "1f6e0e2c4a5b0c9d8e7f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5"
 
-var allTypes = []gov.MsgType{gov.MsgProposal, gov.MsgBallot, gov.MsgWithdrawal, gov.MsgAck, gov.MsgStateDigest, gov.MsgRecoveryShare}
+var allTypes = []govwire.MsgType{govwire.MsgProposal, govwire.MsgBallot, govwire.MsgWithdrawal, govwire.MsgAck, govwire.MsgStateDigest, govwire.MsgRecoveryShare}
 
 // payloadFor returns a typical payload of each message type.
-func payloadFor(t gov.MsgType) []byte {
+func payloadFor(t govwire.MsgType) []byte {
 	switch t {
-	case gov.MsgProposal:
+	case govwire.MsgProposal:
 		return []byte(`{"actions":[{"name":"set_constitution","args":{"constitution":"export function validate() {}"}}]}`)
-	case gov.MsgBallot:
+	case govwire.MsgBallot:
 		return []byte(`{"ballot":"export function vote (proposal, proposerId) { return true }"}`)
-	case gov.MsgAck:
+	case govwire.MsgAck:
 		return []byte(`{"state_digest":"` + strings.Repeat("ab", 32) + `"}`)
-	case gov.MsgStateDigest:
+	case govwire.MsgStateDigest:
 		return []byte(`{}`)
-	case gov.MsgRecoveryShare:
+	case govwire.MsgRecoveryShare:
 		return []byte(`{"share":"c2hhcmU="}`)
 	}
 	return []byte{} // withdrawal: CCF sends an empty body
 }
 
-func pidFor(t gov.MsgType) string {
-	if t == gov.MsgBallot || t == gov.MsgWithdrawal {
+func pidFor(t govwire.MsgType) string {
+	if t == govwire.MsgBallot || t == govwire.MsgWithdrawal {
 		return testProposalID
 	}
 	return ""
 }
 
-func mustSign(t testing.TB, m member, typ gov.MsgType, at time.Time, payload []byte) []byte {
+func mustSign(t testing.TB, m member, typ govwire.MsgType, at time.Time, payload []byte) []byte {
 	t.Helper()
-	b, err := gov.SignRequest(rand.Reader, m.signer, m.cert, typ, at, pidFor(typ), payload)
+	b, err := govwire.SignRequest(rand.Reader, m.signer, m.cert, typ, at, pidFor(typ), payload)
 	if err != nil {
 		t.Fatalf("SignRequest(%s, %s): %v", m.name, typ, err)
 	}
@@ -79,11 +79,11 @@ func TestRoundTrip(t *testing.T) {
 			t.Run(kind+"/"+string(typ), func(t *testing.T) {
 				payload := payloadFor(typ)
 				raw := mustSign(t, m, typ, t0, payload)
-				r, err := gov.ParseRequest(raw)
+				r, err := govwire.ParseRequest(raw)
 				if err != nil {
 					t.Fatalf("ParseRequest: %v", err)
 				}
-				if !bytes.Equal(r.Raw, raw) || r.Alg != wantAlg(kind) || r.MemberID != gov.MemberIDOf(m.cert) ||
+				if !bytes.Equal(r.Raw, raw) || r.Alg != wantAlg(kind) || r.MemberID != govwire.MemberIDOf(m.cert) ||
 					r.Type != typ || r.CreatedAt != t0.Unix() || r.ProposalID != pidFor(typ) ||
 					!bytes.Equal(r.Payload, payload) || len(r.Signature) == 0 {
 					t.Errorf("parsed %+v", r)
@@ -105,16 +105,16 @@ func TestRoundTrip(t *testing.T) {
 
 // checkAccessors checks that exactly the accessor of r's type succeeds and
 // the others say ErrWrongType.
-func checkAccessors(t *testing.T, r *gov.Request) {
+func checkAccessors(t *testing.T, r *govwire.Request) {
 	t.Helper()
 	_, perr := r.Proposal()
 	_, berr := r.Ballot()
 	_, aerr := r.Ack()
-	for typ, err := range map[gov.MsgType]error{gov.MsgProposal: perr, gov.MsgBallot: berr, gov.MsgAck: aerr} {
+	for typ, err := range map[govwire.MsgType]error{govwire.MsgProposal: perr, govwire.MsgBallot: berr, govwire.MsgAck: aerr} {
 		switch {
 		case typ == r.Type && err != nil:
 			t.Errorf("%s(): %v", typ, err)
-		case typ != r.Type && !errors.Is(err, gov.ErrWrongType):
+		case typ != r.Type && !errors.Is(err, govwire.ErrWrongType):
 			t.Errorf("%s() on a %s = %v, want ErrWrongType", typ, r.Type, err)
 		}
 	}
@@ -122,7 +122,7 @@ func checkAccessors(t *testing.T, r *gov.Request) {
 
 func TestProposalContent(t *testing.T) {
 	m := newMember(t, "ed25519")
-	r, err := gov.ParseRequest(mustSign(t, m, gov.MsgProposal, t0, payloadFor(gov.MsgProposal)))
+	r, err := govwire.ParseRequest(mustSign(t, m, govwire.MsgProposal, t0, payloadFor(govwire.MsgProposal)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestProposalContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &gov.Proposal{Actions: []gov.Action{{Name: "set_constitution", Args: []byte(`{"constitution":"export function validate() {}"}`)}}}
+	want := &govwire.Proposal{Actions: []govwire.Action{{Name: "set_constitution", Args: []byte(`{"constitution":"export function validate() {}"}`)}}}
 	if !reflect.DeepEqual(p, want) {
 		t.Errorf("Proposal() = %+v, want %+v", p, want)
 	}
@@ -141,14 +141,14 @@ func TestProposalContent(t *testing.T) {
 // signer, not the certificate's owner.
 func TestVerifyWrongMember(t *testing.T) {
 	a, b := newMember(t, "p256"), newMember(t, "p256")
-	r, err := gov.ParseRequest(mustSign(t, a, gov.MsgBallot, t0, payloadFor(gov.MsgBallot)))
+	r, err := govwire.ParseRequest(mustSign(t, a, govwire.MsgBallot, t0, payloadFor(govwire.MsgBallot)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Verify(b.cert); !errors.Is(err, gov.ErrUnknownMember) {
+	if err := r.Verify(b.cert); !errors.Is(err, govwire.ErrUnknownMember) {
 		t.Errorf("Verify(other member) = %v, want ErrUnknownMember", err)
 	}
-	if err := r.Verify(nil); !errors.Is(err, gov.ErrUnknownMember) {
+	if err := r.Verify(nil); !errors.Is(err, govwire.ErrUnknownMember) {
 		t.Errorf("Verify(nil) = %v, want ErrUnknownMember", err)
 	}
 }
@@ -158,11 +158,11 @@ func TestVerifyWrongMember(t *testing.T) {
 func TestVerifyForgedKid(t *testing.T) {
 	a, b := newMember(t, "p256"), newMember(t, "p256")
 	prot := encodeMap(t, ballotHeader(b, gocose.AlgorithmES256)...)
-	r, err := gov.ParseRequest(signRaw(t, a.signer, gocose.AlgorithmES256, prot, payloadFor(gov.MsgBallot)))
+	r, err := govwire.ParseRequest(signRaw(t, a.signer, gocose.AlgorithmES256, prot, payloadFor(govwire.MsgBallot)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.Verify(b.cert); !errors.Is(err, gov.ErrBadSignature) {
+	if err := r.Verify(b.cert); !errors.Is(err, govwire.ErrBadSignature) {
 		t.Errorf("Verify = %v, want ErrBadSignature", err)
 	}
 }
@@ -170,15 +170,15 @@ func TestVerifyForgedKid(t *testing.T) {
 func TestVerifyFlippedSignatureByte(t *testing.T) {
 	for _, kind := range []string{"p256", "p384", "ed25519"} {
 		m := newMember(t, kind)
-		raw := mustSign(t, m, gov.MsgBallot, t0, payloadFor(gov.MsgBallot))
+		raw := mustSign(t, m, govwire.MsgBallot, t0, payloadFor(govwire.MsgBallot))
 		for _, i := range []int{len(raw) - 1, len(raw) - len(mustParse(t, raw).Signature)} {
 			bad := bytes.Clone(raw)
 			bad[i] ^= 0x01
-			r, err := gov.ParseRequest(bad)
+			r, err := govwire.ParseRequest(bad)
 			if err != nil {
 				t.Fatalf("%s: a flipped signature byte should still parse: %v", kind, err)
 			}
-			if err := r.Verify(m.cert); !errors.Is(err, gov.ErrBadSignature) {
+			if err := r.Verify(m.cert); !errors.Is(err, govwire.ErrBadSignature) {
 				t.Errorf("%s: byte %d flipped: Verify = %v, want ErrBadSignature", kind, i, err)
 			}
 		}
@@ -191,7 +191,7 @@ func TestVerifyAlgMustFitKey(t *testing.T) {
 	t.Run("ES256 with a P-384 key", func(t *testing.T) {
 		m := newMember(t, "p384")
 		prot := encodeMap(t, ballotHeader(m, gocose.AlgorithmES256)...)
-		payload := payloadFor(gov.MsgBallot)
+		payload := payloadFor(govwire.MsgBallot)
 		k := m.signer.(*ecdsa.PrivateKey)
 		d := sha256.Sum256(sigStructure(t, prot, payload))
 		rr, ss, err := ecdsa.Sign(rand.Reader, k, d[:])
@@ -204,7 +204,7 @@ func TestVerifyAlgMustFitKey(t *testing.T) {
 	t.Run("PS256 with a 1024-bit RSA key", func(t *testing.T) {
 		m := newMember(t, "rsa1024")
 		prot := encodeMap(t, ballotHeader(m, gocose.AlgorithmPS256)...)
-		payload := payloadFor(gov.MsgBallot)
+		payload := payloadFor(govwire.MsgBallot)
 		d := sha256.Sum256(sigStructure(t, prot, payload))
 		sig, err := rsa.SignPSS(rand.Reader, m.signer.(*rsa.PrivateKey), crypto.SHA256, d[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
 		if err != nil {
@@ -215,7 +215,7 @@ func TestVerifyAlgMustFitKey(t *testing.T) {
 	t.Run("ES512 with a P-521 key is fine", func(t *testing.T) {
 		m := newMember(t, "p521")
 		prot := encodeMap(t, ballotHeader(m, gocose.AlgorithmES512)...)
-		payload := payloadFor(gov.MsgBallot)
+		payload := payloadFor(govwire.MsgBallot)
 		d := sha512.Sum512(sigStructure(t, prot, payload))
 		rr, ss, err := ecdsa.Sign(rand.Reader, m.signer.(*ecdsa.PrivateKey), d[:])
 		if err != nil {
@@ -231,14 +231,14 @@ func TestVerifyAlgMustFitKey(t *testing.T) {
 func checkVerifyFails(t *testing.T, raw []byte, m member, detail string) {
 	t.Helper()
 	err := mustParse(t, raw).Verify(m.cert)
-	if !errors.Is(err, gov.ErrBadSignature) || !strings.Contains(err.Error(), detail) {
+	if !errors.Is(err, govwire.ErrBadSignature) || !strings.Contains(err.Error(), detail) {
 		t.Errorf("Verify = %v, want ErrBadSignature with %q", err, detail)
 	}
 }
 
-func mustParse(t testing.TB, raw []byte) *gov.Request {
+func mustParse(t testing.TB, raw []byte) *govwire.Request {
 	t.Helper()
-	r, err := gov.ParseRequest(raw)
+	r, err := govwire.ParseRequest(raw)
 	if err != nil {
 		t.Fatalf("ParseRequest: %v", err)
 	}
@@ -253,11 +253,11 @@ func TestMangledRequestsFail(t *testing.T) {
 	for _, kind := range []string{"ed25519", "p256"} {
 		t.Run(kind, func(t *testing.T) {
 			m := newMember(t, kind)
-			raw := mustSign(t, m, gov.MsgBallot, t0, []byte(`{"ballot":"export function vote(){return true}"}`))
+			raw := mustSign(t, m, govwire.MsgBallot, t0, []byte(`{"ballot":"export function vote(){return true}"}`))
 			check := func(what string, b []byte) {
-				r, err := gov.ParseRequest(b)
+				r, err := govwire.ParseRequest(b)
 				if err != nil {
-					if !errors.Is(err, gov.ErrMalformed) {
+					if !errors.Is(err, govwire.ErrMalformed) {
 						t.Fatalf("%s: ParseRequest = %v, want ErrMalformed", what, err)
 					}
 					return
@@ -266,7 +266,7 @@ func TestMangledRequestsFail(t *testing.T) {
 				if err == nil {
 					t.Fatalf("%s: mangled request verifies", what)
 				}
-				if !errors.Is(err, gov.ErrBadSignature) && !errors.Is(err, gov.ErrUnknownMember) {
+				if !errors.Is(err, govwire.ErrBadSignature) && !errors.Is(err, govwire.ErrUnknownMember) {
 					t.Fatalf("%s: Verify = %v", what, err)
 				}
 			}
@@ -305,7 +305,7 @@ type kv struct {
 func ballotHeader(m member, alg gocose.Algorithm) []kv {
 	return []kv{
 		{int64(1), int64(alg)},
-		{int64(4), []byte(gov.MemberIDOf(m.cert))},
+		{int64(4), []byte(govwire.MemberIDOf(m.cert))},
 		{"ccf.gov.msg.type", "ballot"},
 		{"ccf.gov.msg.created_at", uint64(t0.Unix())},
 		{"ccf.gov.msg.proposal_id", testProposalID},
@@ -388,7 +388,7 @@ func envelope(t testing.TB, prot, payload, sig []byte) []byte {
 
 func TestParseRequestMalformedHeaders(t *testing.T) {
 	m := newMember(t, "p256")
-	id := gov.MemberIDOf(m.cert)
+	id := govwire.MemberIDOf(m.cert)
 	good := ballotHeader(m, gocose.AlgorithmES256)
 	proposal := set(del(good, "ccf.gov.msg.proposal_id"), "ccf.gov.msg.type", "proposal")
 	cases := []struct {
@@ -440,9 +440,9 @@ func TestParseRequestMalformedHeaders(t *testing.T) {
 			if prot == nil {
 				prot = encodeMap(t, c.hdr...)
 			}
-			raw := signRaw(t, m.signer, gocose.AlgorithmES256, prot, payloadFor(gov.MsgBallot))
-			_, err := gov.ParseRequest(raw)
-			if !errors.Is(err, gov.ErrMalformed) || !strings.Contains(err.Error(), c.detail) {
+			raw := signRaw(t, m.signer, gocose.AlgorithmES256, prot, payloadFor(govwire.MsgBallot))
+			_, err := govwire.ParseRequest(raw)
+			if !errors.Is(err, govwire.ErrMalformed) || !strings.Contains(err.Error(), c.detail) {
 				t.Errorf("ParseRequest = %v, want ErrMalformed with %q", err, c.detail)
 			}
 		})
@@ -453,7 +453,7 @@ func TestParseRequestMalformedHeaders(t *testing.T) {
 // must parse and verify.
 func TestParseRequestTolerated(t *testing.T) {
 	m := newMember(t, "p256")
-	id := gov.MemberIDOf(m.cert)
+	id := govwire.MemberIDOf(m.cert)
 	good := ballotHeader(m, gocose.AlgorithmES256)
 	cases := []struct {
 		name string
@@ -469,8 +469,8 @@ func TestParseRequestTolerated(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			prot := encodeMap(t, c.hdr...)
-			r := mustParse(t, signRaw(t, m.signer, gocose.AlgorithmES256, prot, payloadFor(gov.MsgBallot)))
-			if r.MemberID != id || r.Type != gov.MsgBallot || r.ProposalID != testProposalID || !bytes.Equal(r.RawProtected, prot) {
+			r := mustParse(t, signRaw(t, m.signer, gocose.AlgorithmES256, prot, payloadFor(govwire.MsgBallot)))
+			if r.MemberID != id || r.Type != govwire.MsgBallot || r.ProposalID != testProposalID || !bytes.Equal(r.RawProtected, prot) {
 				t.Errorf("parsed %+v", r)
 			}
 			if err := r.Verify(m.cert); err != nil {
@@ -482,7 +482,7 @@ func TestParseRequestTolerated(t *testing.T) {
 
 func TestParseRequestMalformedEnvelope(t *testing.T) {
 	m := newMember(t, "ed25519")
-	raw := mustSign(t, m, gov.MsgAck, t0, payloadFor(gov.MsgAck))
+	raw := mustSign(t, m, govwire.MsgAck, t0, payloadFor(govwire.MsgAck))
 	r := mustParse(t, raw)
 	prot, payload, sig := r.RawProtected, r.Payload, r.Signature
 	enc := func(v any) []byte {
@@ -505,7 +505,7 @@ func TestParseRequestMalformedEnvelope(t *testing.T) {
 		detail string
 	}{
 		{"empty", nil, "empty request"},
-		{"too large", make([]byte, gov.MaxRequestBytes+1), "exceeds"},
+		{"too large", make([]byte, govwire.MaxRequestBytes+1), "exceeds"},
 		{"untagged", raw[1:], "not a tagged COSE_Sign1"},
 		{"tag 98 (COSE_Sign)", enc(cbor.Tag{Number: 98, Content: []any{prot, map[any]any{}, payload, sig}}), "not a tagged COSE_Sign1"},
 		{"tag 18 in two bytes", append([]byte{0xd8, 0x12}, raw[1:]...), "not a tagged COSE_Sign1"},
@@ -524,8 +524,8 @@ func TestParseRequestMalformedEnvelope(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := gov.ParseRequest(c.b)
-			if !errors.Is(err, gov.ErrMalformed) || !strings.Contains(err.Error(), c.detail) {
+			_, err := govwire.ParseRequest(c.b)
+			if !errors.Is(err, govwire.ErrMalformed) || !strings.Contains(err.Error(), c.detail) {
 				t.Errorf("ParseRequest = %v, want ErrMalformed with %q", err, c.detail)
 			}
 		})
@@ -534,15 +534,15 @@ func TestParseRequestMalformedEnvelope(t *testing.T) {
 
 func TestEmptyPayloadTypes(t *testing.T) {
 	m := newMember(t, "ed25519")
-	for _, typ := range []gov.MsgType{gov.MsgWithdrawal, gov.MsgStateDigest} {
+	for _, typ := range []govwire.MsgType{govwire.MsgWithdrawal, govwire.MsgStateDigest} {
 		for _, p := range []string{"", "{}", " { }\n"} {
-			if _, err := gov.ParseRequest(mustSign(t, m, typ, t0, []byte(p))); err != nil {
+			if _, err := govwire.ParseRequest(mustSign(t, m, typ, t0, []byte(p))); err != nil {
 				t.Errorf("%s with payload %q: %v", typ, p, err)
 			}
 		}
 		for _, p := range []string{`{"x":1}`, `[]`, `null`, `{}{}`, `{`} {
-			_, err := gov.ParseRequest(mustSign(t, m, typ, t0, []byte(p)))
-			if !errors.Is(err, gov.ErrMalformed) || !strings.Contains(err.Error(), string(typ)+" payload") {
+			_, err := govwire.ParseRequest(mustSign(t, m, typ, t0, []byte(p)))
+			if !errors.Is(err, govwire.ErrMalformed) || !strings.Contains(err.Error(), string(typ)+" payload") {
 				t.Errorf("%s with payload %q: %v, want ErrMalformed", typ, p, err)
 			}
 		}
@@ -551,10 +551,10 @@ func TestEmptyPayloadTypes(t *testing.T) {
 
 func TestCheckFresh(t *testing.T) {
 	const maxAge = 10 * time.Minute
-	r := &gov.Request{CreatedAt: t0.Unix()}
+	r := &govwire.Request{CreatedAt: t0.Unix()}
 	cases := []struct {
 		name  string
-		r     *gov.Request
+		r     *govwire.Request
 		now   time.Time
 		age   time.Duration
 		stale bool
@@ -568,15 +568,15 @@ func TestCheckFresh(t *testing.T) {
 		{"zero maxAge, same second", r, t0, 0, false},
 		{"zero maxAge, 1ns later", r, t0.Add(time.Nanosecond), 0, true},
 		{"negative maxAge", r, t0, -time.Second, true},
-		{"created at epoch", &gov.Request{CreatedAt: 0}, t0, maxAge, true},
-		{"created at MaxInt64", &gov.Request{CreatedAt: math.MaxInt64}, t0, time.Duration(math.MaxInt64), true},
+		{"created at epoch", &govwire.Request{CreatedAt: 0}, t0, maxAge, true},
+		{"created at MaxInt64", &govwire.Request{CreatedAt: math.MaxInt64}, t0, time.Duration(math.MaxInt64), true},
 		{"zero now", r, time.Time{}, maxAge, true},
 		{"nil request", nil, t0, maxAge, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			err := c.r.CheckFresh(c.now, c.age)
-			if c.stale != (err != nil) || (err != nil && !errors.Is(err, gov.ErrStale)) {
+			if c.stale != (err != nil) || (err != nil && !errors.Is(err, govwire.ErrStale)) {
 				t.Errorf("CheckFresh = %v, want stale=%v", err, c.stale)
 			}
 		})
@@ -591,52 +591,52 @@ func TestPayloadStrict(t *testing.T) {
 	}
 	name := func(n int) string { return `{"actions":[{"name":"` + strings.Repeat("x", n) + `"}]}` }
 	cases := []struct {
-		typ     gov.MsgType
+		typ     govwire.MsgType
 		payload string
 		detail  string // "" means valid
 	}{
-		{gov.MsgProposal, actions(1), ""},
-		{gov.MsgProposal, actions(64), ""},
-		{gov.MsgProposal, name(100), ""},
-		{gov.MsgProposal, `{"actions":[{"name":"a","args":{"x":[1,{"y":null}]}}]}`, ""},
-		{gov.MsgProposal, actions(0), "0 actions"},
-		{gov.MsgProposal, actions(65), "65 actions"},
-		{gov.MsgProposal, name(0), "name of 0 bytes"},
-		{gov.MsgProposal, name(101), "name of 101 bytes"},
-		{gov.MsgProposal, `{}`, "missing actions"},
-		{gov.MsgProposal, ``, "not JSON"},
-		{gov.MsgProposal, `{"actions":null}`, "actions: wrong JSON type"},
-		{gov.MsgProposal, `{"actions":{}}`, "actions: wrong JSON type"},
-		{gov.MsgProposal, `{"actions":[` + action + `],"extra":1}`, `unknown field "extra"`},
-		{gov.MsgProposal, `{"Actions":[` + action + `]}`, `unknown field "Actions"`},
-		{gov.MsgProposal, `{"actions":[],"actions":[` + action + `]}`, `duplicate field "actions"`},
-		{gov.MsgProposal, `{"actions":[{"name":"a","argz":{}}]}`, `action 0: unknown field "argz"`},
-		{gov.MsgProposal, `{"actions":[{"name":"a","args":[]}]}`, "args is not a JSON object"},
-		{gov.MsgProposal, `{"actions":[{"args":{}}]}`, "name: missing"},
-		{gov.MsgProposal, `{"actions":[{"name":1}]}`, "name: wrong JSON type"},
-		{gov.MsgProposal, `{"actions":["set_member"]}`, "action 0: not a JSON object"},
-		{gov.MsgProposal, actions(1) + ` {}`, "data after the JSON object"},
-		{gov.MsgBallot, `{"ballot":"export function vote() { return false }"}`, ""},
-		{gov.MsgBallot, `{"ballot":""}`, "empty ballot script"},
-		{gov.MsgBallot, `{"ballot":true}`, "wrong JSON type"},
-		{gov.MsgBallot, `{"ballot":"x","proposal":"y"}`, `unknown field "proposal"`},
-		{gov.MsgBallot, `{}`, "ballot: ballot: missing"},
-		{gov.MsgAck, `{"state_digest":"` + strings.Repeat("0f", 32) + `"}`, ""},
-		{gov.MsgAck, `{"state_digest":"` + strings.Repeat("0F", 32) + `"}`, "not 64 lowercase hex"},
-		{gov.MsgAck, `{"state_digest":"` + strings.Repeat("0f", 31) + `"}`, "not 64 lowercase hex"},
-		{gov.MsgAck, `{"state_digest":"xyz"}`, "not 64 lowercase hex"},
-		{gov.MsgAck, `{"state_digest":"` + strings.Repeat("0f", 32) + `","x":1}`, `unknown field "x"`},
+		{govwire.MsgProposal, actions(1), ""},
+		{govwire.MsgProposal, actions(64), ""},
+		{govwire.MsgProposal, name(100), ""},
+		{govwire.MsgProposal, `{"actions":[{"name":"a","args":{"x":[1,{"y":null}]}}]}`, ""},
+		{govwire.MsgProposal, actions(0), "0 actions"},
+		{govwire.MsgProposal, actions(65), "65 actions"},
+		{govwire.MsgProposal, name(0), "name of 0 bytes"},
+		{govwire.MsgProposal, name(101), "name of 101 bytes"},
+		{govwire.MsgProposal, `{}`, "missing actions"},
+		{govwire.MsgProposal, ``, "not JSON"},
+		{govwire.MsgProposal, `{"actions":null}`, "actions: wrong JSON type"},
+		{govwire.MsgProposal, `{"actions":{}}`, "actions: wrong JSON type"},
+		{govwire.MsgProposal, `{"actions":[` + action + `],"extra":1}`, `unknown field "extra"`},
+		{govwire.MsgProposal, `{"Actions":[` + action + `]}`, `unknown field "Actions"`},
+		{govwire.MsgProposal, `{"actions":[],"actions":[` + action + `]}`, `duplicate field "actions"`},
+		{govwire.MsgProposal, `{"actions":[{"name":"a","argz":{}}]}`, `action 0: unknown field "argz"`},
+		{govwire.MsgProposal, `{"actions":[{"name":"a","args":[]}]}`, "args is not a JSON object"},
+		{govwire.MsgProposal, `{"actions":[{"args":{}}]}`, "name: missing"},
+		{govwire.MsgProposal, `{"actions":[{"name":1}]}`, "name: wrong JSON type"},
+		{govwire.MsgProposal, `{"actions":["set_member"]}`, "action 0: not a JSON object"},
+		{govwire.MsgProposal, actions(1) + ` {}`, "data after the JSON object"},
+		{govwire.MsgBallot, `{"ballot":"export function vote() { return false }"}`, ""},
+		{govwire.MsgBallot, `{"ballot":""}`, "empty ballot script"},
+		{govwire.MsgBallot, `{"ballot":true}`, "wrong JSON type"},
+		{govwire.MsgBallot, `{"ballot":"x","proposal":"y"}`, `unknown field "proposal"`},
+		{govwire.MsgBallot, `{}`, "ballot: ballot: missing"},
+		{govwire.MsgAck, `{"state_digest":"` + strings.Repeat("0f", 32) + `"}`, ""},
+		{govwire.MsgAck, `{"state_digest":"` + strings.Repeat("0F", 32) + `"}`, "not 64 lowercase hex"},
+		{govwire.MsgAck, `{"state_digest":"` + strings.Repeat("0f", 31) + `"}`, "not 64 lowercase hex"},
+		{govwire.MsgAck, `{"state_digest":"xyz"}`, "not 64 lowercase hex"},
+		{govwire.MsgAck, `{"state_digest":"` + strings.Repeat("0f", 32) + `","x":1}`, `unknown field "x"`},
 	}
 	for i, c := range cases {
 		t.Run(fmt.Sprintf("%d_%s", i, c.typ), func(t *testing.T) {
 			r := mustParse(t, mustSign(t, m, c.typ, t0, []byte(c.payload)))
 			var err error
 			switch c.typ {
-			case gov.MsgProposal:
+			case govwire.MsgProposal:
 				_, err = r.Proposal()
-			case gov.MsgBallot:
+			case govwire.MsgBallot:
 				_, err = r.Ballot()
-			case gov.MsgAck:
+			case govwire.MsgAck:
 				_, err = r.Ack()
 			}
 			if c.detail == "" {
@@ -645,7 +645,7 @@ func TestPayloadStrict(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, gov.ErrMalformed) || !strings.Contains(err.Error(), c.detail) {
+			if !errors.Is(err, govwire.ErrMalformed) || !strings.Contains(err.Error(), c.detail) {
 				t.Errorf("%.80s: %v, want ErrMalformed with %q", c.payload, err, c.detail)
 			}
 		})
@@ -660,10 +660,10 @@ func TestPayloadStrict(t *testing.T) {
 func TestDigest(t *testing.T) {
 	for _, kind := range []string{"p256", "p384", "ed25519"} {
 		m := newMember(t, kind)
-		payload := payloadFor(gov.MsgProposal)
-		a := mustParse(t, mustSign(t, m, gov.MsgProposal, t0, payload))
-		later := mustParse(t, mustSign(t, m, gov.MsgProposal, t0.Add(time.Second), payload))
-		same := mustParse(t, mustSign(t, m, gov.MsgProposal, t0, payload))
+		payload := payloadFor(govwire.MsgProposal)
+		a := mustParse(t, mustSign(t, m, govwire.MsgProposal, t0, payload))
+		later := mustParse(t, mustSign(t, m, govwire.MsgProposal, t0.Add(time.Second), payload))
+		same := mustParse(t, mustSign(t, m, govwire.MsgProposal, t0, payload))
 		if a.Digest() == later.Digest() {
 			t.Errorf("%s: a request re-signed a second later has the same digest", kind)
 		}
@@ -680,31 +680,31 @@ func TestSignRequestRefuses(t *testing.T) {
 		err  func() error
 	}{
 		{"certificate of another key", func() error {
-			_, err := gov.SignRequest(rand.Reader, a.signer, b.cert, gov.MsgProposal, t0, "", nil)
+			_, err := govwire.SignRequest(rand.Reader, a.signer, b.cert, govwire.MsgProposal, t0, "", nil)
 			return err
 		}},
 		{"ballot without proposal id", func() error {
-			_, err := gov.SignRequest(rand.Reader, a.signer, a.cert, gov.MsgBallot, t0, "", nil)
+			_, err := govwire.SignRequest(rand.Reader, a.signer, a.cert, govwire.MsgBallot, t0, "", nil)
 			return err
 		}},
 		{"proposal with proposal id", func() error {
-			_, err := gov.SignRequest(rand.Reader, a.signer, a.cert, gov.MsgProposal, t0, "x", nil)
+			_, err := govwire.SignRequest(rand.Reader, a.signer, a.cert, govwire.MsgProposal, t0, "x", nil)
 			return err
 		}},
 		{"unknown type", func() error {
-			_, err := gov.SignRequest(rand.Reader, a.signer, a.cert, "vote", t0, "", nil)
+			_, err := govwire.SignRequest(rand.Reader, a.signer, a.cert, "vote", t0, "", nil)
 			return err
 		}},
 		{"before the epoch", func() error {
-			_, err := gov.SignRequest(rand.Reader, a.signer, a.cert, gov.MsgProposal, time.Unix(-1, 0), "", nil)
+			_, err := govwire.SignRequest(rand.Reader, a.signer, a.cert, govwire.MsgProposal, time.Unix(-1, 0), "", nil)
 			return err
 		}},
 		{"nil signer", func() error {
-			_, err := gov.SignRequest(rand.Reader, nil, a.cert, gov.MsgProposal, t0, "", nil)
+			_, err := govwire.SignRequest(rand.Reader, nil, a.cert, govwire.MsgProposal, t0, "", nil)
 			return err
 		}},
 		{"payload too large", func() error {
-			_, err := gov.SignRequest(rand.Reader, a.signer, a.cert, gov.MsgProposal, t0, "", make([]byte, gov.MaxRequestBytes))
+			_, err := govwire.SignRequest(rand.Reader, a.signer, a.cert, govwire.MsgProposal, t0, "", make([]byte, govwire.MaxRequestBytes))
 			return err
 		}},
 	}

@@ -1,4 +1,4 @@
-package node
+package attest
 
 import (
 	"context"
@@ -8,33 +8,25 @@ import (
 	"io"
 	"os"
 	"time"
-
-	"github.com/charterlog/charter/internal/attest"
 )
 
-// Platforms a node can attest on.
-const (
-	PlatformVirtual = "virtual"
-	PlatformSNP     = "sev-snp"
-)
-
-// nodeEvidence produces this node's attestation evidence for its node key,
+// NodeEvidence produces a node's attestation evidence for its node key,
 // once, at start. On the virtual platform the declared measurement is
 // SHA-384 of the running charterd binary: it names the code without any
 // hardware claim, so a consortium can still compare it with the build it
 // approved.
-func nodeEvidence(ctx context.Context, platform string, nodeKey *ecdsa.PrivateKey) (*attest.Evidence, error) {
-	var p attest.Provider
+func NodeEvidence(ctx context.Context, platform string, nodeKey *ecdsa.PrivateKey) (*Evidence, error) {
+	var p Provider
 	switch platform {
-	case "", PlatformVirtual:
+	case "", string(PlatformVirtual):
 		m, err := executableDigest()
 		if err != nil {
 			return nil, err
 		}
-		p = attest.NewVirtualProvider(m, nil)
-	case PlatformSNP:
+		p = NewVirtualProvider(m, nil)
+	case string(PlatformSNP):
 		var err error
-		if p, err = attest.NewSNPProvider(); err != nil {
+		if p, err = NewSNPProvider(); err != nil {
 			return nil, fmt.Errorf("SEV-SNP evidence: %w", err)
 		}
 	default:

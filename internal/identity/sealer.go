@@ -1,23 +1,22 @@
-package node
+package identity
 
 import (
 	"errors"
 	"fmt"
 	"io/fs"
 
-	"github.com/charterlog/charter/internal/config"
-	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/seal"
 	"github.com/google/go-sev-guest/client"
 )
 
-// openSealer returns the key this node seals its secrets under: on
+// OpenSealer returns the key a node seals its secrets under (in dataDir,
+// on platform): on
 // sev-snp, one the firmware derives for this chip, code and policy; on
 // virtual, the operator's key file outside the data directory, created on
 // first use unless the data directory already holds sealed secrets (a
 // missing key must be said, not replaced: the secrets would be lost).
-func openSealer(cfg config.Config) (*seal.Sealer, error) {
-	if cfg.Platform == "sev-snp" {
+func OpenSealer(platform, dataDir, keyFile string) (*seal.Sealer, error) {
+	if platform == "sev-snp" {
 		dev, err := client.OpenDevice()
 		if err != nil {
 			return nil, fmt.Errorf("sealing: opening the SEV-SNP guest device: %w", err)
@@ -36,15 +35,15 @@ func openSealer(cfg config.Config) (*seal.Sealer, error) {
 		}
 		return nil, errors.Join(errs...)
 	}
-	s, err := seal.FileKey(cfg.SealKeyFile)
+	s, err := seal.FileKey(keyFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		if identity.HoldsSealed(cfg.DataDir) {
-			return nil, fmt.Errorf("sealing: %s holds sealed secrets, but their key %s is missing: restore it, or rejoin this node by attestation", cfg.DataDir, cfg.SealKeyFile)
+		if HoldsSealed(dataDir) {
+			return nil, fmt.Errorf("sealing: %s holds sealed secrets, but their key %s is missing: restore it, or rejoin this node by attestation", dataDir, keyFile)
 		}
-		if err := seal.GenerateKeyFile(cfg.SealKeyFile); err != nil {
-			return nil, fmt.Errorf("sealing: creating %s: %w", cfg.SealKeyFile, err)
+		if err := seal.GenerateKeyFile(keyFile); err != nil {
+			return nil, fmt.Errorf("sealing: creating %s: %w", keyFile, err)
 		}
-		s, err = seal.FileKey(cfg.SealKeyFile)
+		s, err = seal.FileKey(keyFile)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sealing: %w", err)

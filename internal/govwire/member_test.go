@@ -1,4 +1,4 @@
-package gov_test
+package govwire_test
 
 import (
 	"crypto"
@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 // member is a test member: a key and its self-signed certificate.
@@ -88,17 +88,17 @@ func TestMemberIDOfMatchesOpenSSL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := gov.MemberIDOf(cert); got != want {
+	if got := govwire.MemberIDOf(cert); got != want {
 		t.Errorf("MemberIDOf = %s, want %s", got, want)
 	}
 }
 
 func TestMemberIDOf(t *testing.T) {
-	if got := gov.MemberIDOf(nil); got != "" {
+	if got := govwire.MemberIDOf(nil); got != "" {
 		t.Errorf("MemberIDOf(nil) = %q, want \"\"", got)
 	}
 	a, b := newMember(t, "p256"), newMember(t, "p256")
-	ida, idb := gov.MemberIDOf(a.cert), gov.MemberIDOf(b.cert)
+	ida, idb := govwire.MemberIDOf(a.cert), govwire.MemberIDOf(b.cert)
 	if ida == idb {
 		t.Errorf("two certificates share the id %s", ida)
 	}
@@ -117,7 +117,7 @@ func TestMemberIDOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if gov.MemberIDOf(again) == ida {
+	if govwire.MemberIDOf(again) == ida {
 		t.Error("a re-issued certificate for the same key has the same member id")
 	}
 }

@@ -1,4 +1,4 @@
-package gov
+package govwire
 
 import (
 	"encoding/json"

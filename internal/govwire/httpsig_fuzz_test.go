@@ -1,4 +1,4 @@
-package gov
+package govwire
 
 import (
 	"crypto/sha256"
@@ -30,7 +30,7 @@ func FuzzParseHTTPSigned(f *testing.F) {
 			"Digest":         {digest},
 			"Content-Length": {strconv.Itoa(len(body))},
 		}}
-		r, err := parseHTTPSigned(msg, MsgAck, "")
+		r, err := ParseHTTPSigned(msg, MsgAck, "")
 		if err != nil {
 			return
 		}

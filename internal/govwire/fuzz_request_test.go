@@ -1,4 +1,4 @@
-package gov_test
+package govwire_test
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/charterlog/charter/internal/gov"
+	"github.com/charterlog/charter/internal/govwire"
 )
 
 var updateSeeds = flag.Bool("update-seeds", false, "rewrite testdata/fuzz/FuzzParseRequest from freshly signed requests")
@@ -33,9 +33,9 @@ func seedRequests(t testing.TB) map[string][]byte {
 	}
 	m := newMember(t, "ed25519")
 	good := ballotHeader(m, -8)
-	seeds["valid-kid-tstr"] = signRaw(t, m.signer, -8, encodeMap(t, set(good, int64(4), gov.MemberIDOf(m.cert))...), payloadFor(gov.MsgBallot))
-	seeds["invalid-ballot-without-proposal-id"] = signRaw(t, m.signer, -8, encodeMap(t, del(good, "ccf.gov.msg.proposal_id")...), payloadFor(gov.MsgBallot))
-	seeds["invalid-duplicate-alg"] = signRaw(t, m.signer, -8, encodeMap(t, append(good, kv{int64(1), int64(-8)})...), payloadFor(gov.MsgBallot))
+	seeds["valid-kid-tstr"] = signRaw(t, m.signer, -8, encodeMap(t, set(good, int64(4), govwire.MemberIDOf(m.cert))...), payloadFor(govwire.MsgBallot))
+	seeds["invalid-ballot-without-proposal-id"] = signRaw(t, m.signer, -8, encodeMap(t, del(good, "ccf.gov.msg.proposal_id")...), payloadFor(govwire.MsgBallot))
+	seeds["invalid-duplicate-alg"] = signRaw(t, m.signer, -8, encodeMap(t, append(good, kv{int64(1), int64(-8)})...), payloadFor(govwire.MsgBallot))
 	seeds["invalid-untagged"] = seeds["valid-ed25519-ballot"][1:]
 	return seeds
 }
@@ -67,11 +67,11 @@ func TestFuzzSeeds(t *testing.T) {
 		}
 		n++
 		b := readSeed(t, filepath.Join(seedDir, e.Name()))
-		_, err := gov.ParseRequest(b)
+		_, err := govwire.ParseRequest(b)
 		if valid && err != nil {
 			t.Errorf("%s: %v", e.Name(), err)
 		}
-		if !valid && !errors.Is(err, gov.ErrMalformed) {
+		if !valid && !errors.Is(err, govwire.ErrMalformed) {
 			t.Errorf("%s: ParseRequest = %v, want ErrMalformed", e.Name(), err)
 		}
 	}
@@ -112,9 +112,9 @@ func FuzzParseRequest(f *testing.F) {
 		f.Add(mustSign(f, m, typ, t0, payloadFor(typ)))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := gov.ParseRequest(b)
+		r, err := govwire.ParseRequest(b)
 		if err != nil {
-			if r != nil || !errors.Is(err, gov.ErrMalformed) {
+			if r != nil || !errors.Is(err, govwire.ErrMalformed) {
 				t.Fatalf("ParseRequest = %v, %v", r, err)
 			}
 			return
@@ -122,7 +122,7 @@ func FuzzParseRequest(f *testing.F) {
 		if !bytes.Equal(r.Raw, b) {
 			t.Fatal("Raw differs from the input")
 		}
-		again, err := gov.ParseRequest(r.Raw)
+		again, err := govwire.ParseRequest(r.Raw)
 		if err != nil {
 			t.Fatalf("re-parsing Raw: %v", err)
 		}
@@ -133,7 +133,7 @@ func FuzzParseRequest(f *testing.F) {
 		_, _ = r.Ballot()
 		_, _ = r.Ack()
 		_ = r.CheckFresh(t0, time.Hour)
-		if err := r.Verify(m.cert); err == nil && r.MemberID != gov.MemberIDOf(m.cert) {
+		if err := r.Verify(m.cert); err == nil && r.MemberID != govwire.MemberIDOf(m.cert) {
 			t.Fatal("Verify accepted a request from another member")
 		}
 	})
