@@ -73,7 +73,7 @@ type Verifier struct {
 	pinned []byte // a service certificate the chain must name (DER), if set
 	// pinnedSeen: the genesis or a recovery named pinned.
 	pinnedSeen bool
-	report Report
+	report     Report
 }
 
 // New returns a Verifier. If serviceCertDER is set, the genesis transaction
