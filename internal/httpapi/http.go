@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/charterlog/charter/internal/gov"
-	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/peer"
 	"github.com/charterlog/charter/log"
@@ -78,6 +76,7 @@ func (s *Server) Handler() http.Handler {
 	// Served once the node has recovered.
 	r.Group(func(r chi.Router) {
 		r.Use(s.whenReady)
+		r.Use(s.refuseWhileRecovering)
 		r.Use(s.forwardWrites)
 		svc.Routes(r)
 		govAPI{svc: s.cfg.Gov, log: s.cfg.Log}.routes(r)
@@ -167,25 +166,27 @@ func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) {
 		registry.WriteProblem(w, problemFor(err))
 		return
 	}
+	endorsements, err := s.serviceEndorsements()
+	if err != nil {
+		registry.WriteProblem(w, problemFor(err))
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"service_certificate": string(s.cfg.ServiceCertPEM),
-		"service_status":      s.serviceStatus(),
-		"issuer":              s.cfg.Issuer,
-		"note_verifier_key":   s.cfg.NoteVerifier,
-		"network_kind":        s.cfg.NetworkKind(),
-		"current_view":        term,
-		"ledger_size":         st.Size,
-		"checkpoint_size":     cpSize,
+		"service_certificate":           string(s.cfg.ServiceCertPEM),
+		"service_identity_endorsements": endorsements,
+		"service_status":                s.serviceStatus(),
+		"issuer":                        s.cfg.Issuer,
+		"note_verifier_key":             s.cfg.NoteVerifier,
+		"network_kind":                  s.cfg.NetworkKind(),
+		"current_view":                  term,
+		"ledger_size":                   st.Size,
+		"checkpoint_size":               cpSize,
 	})
 }
 
-// serviceStatus is the governed service state (Opening or Open).
-func (s *Server) serviceStatus() string {
-	if join.ServiceOpen(s.cfg.Ledger) {
-		return gov.ServiceOpen
-	}
-	return gov.ServiceOpening
-}
+// serviceStatus is the governed service state (Opening, Open, Recovering
+// or WaitingForRecoveryShares).
+func (s *Server) serviceStatus() string { return s.cfg.Gov.ServiceStatus() }
 
 // installing answers 503 while a snapshot install replaces the node's
 // state (its store is half written until then), and reports whether it

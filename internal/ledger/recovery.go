@@ -100,12 +100,12 @@ type RecoveryAt struct {
 // that each is the next seqno, canonical, and that every checkpoint signs
 // this tree's root.
 //
-// All of one call's records go into one batch, unsynced: the importer
-// (internal/node) imports into a staging store and syncs it once at the
-// end, so a crash mid-import leaves a staging store that is discarded.
+// All of one call's records go into one batch, synced only if sync: the
+// importer (internal/node) imports into a staging store and syncs its last
+// call, so a crash mid-import leaves a staging store that is discarded.
 // The raft applied index is not touched: the new network's raft log starts
 // empty over the imported prefix.
-func (l *Ledger) Import(raws [][]byte) error {
+func (l *Ledger) Import(raws [][]byte, sync bool) error {
 	if len(raws) == 0 {
 		return nil
 	}
@@ -121,7 +121,7 @@ func (l *Ledger) Import(raws [][]byte) error {
 		return err
 	}
 	a.b.PutLedgerState(enc)
-	if err := a.b.Commit(false); err != nil {
+	if err := a.b.Commit(sync); err != nil {
 		return err
 	}
 	a.committed = true

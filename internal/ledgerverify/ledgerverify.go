@@ -59,6 +59,9 @@ type Report struct {
 	// CheckpointSize and CheckpointRoot are the newest checkpoint's.
 	CheckpointSize uint64
 	CheckpointRoot [32]byte
+	// CheckpointSeqno is the newest checkpoint transaction's own seqno:
+	// the end of the signed ledger.
+	CheckpointSeqno uint64
 	// Root is the tree's root over every transaction.
 	Root [32]byte
 }
@@ -262,7 +265,7 @@ func (v *Verifier) checkpoint(seqno uint64, body []byte) error {
 	v.atCP = r
 	// Copied, not resliced: the leaves before the checkpoint are done with.
 	v.since = append(make([][]byte, 0, len(v.since)-int(n)+64), v.since[n:]...)
-	v.report.CheckpointSize, v.report.CheckpointRoot = cp.TreeSize, cp.Root
+	v.report.CheckpointSize, v.report.CheckpointRoot, v.report.CheckpointSeqno = cp.TreeSize, cp.Root, seqno
 	return nil
 }
 

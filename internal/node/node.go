@@ -189,7 +189,7 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.issuer = v.Name()
-	if create && len(cfg.Members) == 0 {
+	if create && mode != Recovered && len(cfg.Members) == 0 {
 		if _, err := identity.CreateMember(cfg.DataDir); err != nil {
 			return nil, fmt.Errorf("member identity: %w", err)
 		}
@@ -315,6 +315,9 @@ func (n *Node) Run(ctx context.Context) error {
 	rpc := &regPolicyCache{l: n.ledger}
 	svc.CurrentRegistrationPolicy = rpc.current
 	svc.IssuerKey = n.issuerKey
+	if svc.Keys, err = n.serviceKeys(); err != nil {
+		return fail(err)
+	}
 	// Everything the handlers read is set before this store, and they load
 	// it before reading (happens-before through the atomic).
 	n.ready.Store(true)
@@ -399,10 +402,10 @@ func (n *Node) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if string(g.ServiceCert) != string(n.id.ServiceCert.Raw) {
-		return fmt.Errorf("%s is not the service certificate this network was created with", identity.FileServiceCert)
-	}
 	n.genesis = g
+	if err := n.checkServiceIdentity(ctx, g); err != nil {
+		return err
+	}
 	return nil
 }
 
