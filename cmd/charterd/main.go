@@ -20,6 +20,8 @@
 // node from its configuration file, or add a new node to a running network.
 // Only create makes a network: start refuses a data directory that holds
 // none, so a mistyped path cannot fork a network under the same name.
+// recover starts a new network that continues a lost one's ledger files
+// under a new service identity (spec/operations.md).
 package main
 
 import (

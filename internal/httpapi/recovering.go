@@ -60,7 +60,9 @@ func (s *Server) serviceEndorsements() ([]serviceEndorsement, error) {
 		return nil, err
 	}
 	out := make([]serviceEndorsement, 0, len(recs))
-	certPEM := func(der []byte) string { return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})) }
+	certPEM := func(der []byte) string {
+		return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	}
 	for _, r := range recs {
 		out = append(out, serviceEndorsement{
 			Seqno: r.Seqno, PreviousServiceIdentity: certPEM(r.Recovery.PreviousServiceCert),
