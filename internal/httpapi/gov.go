@@ -86,6 +86,7 @@ func (g govAPI) routes(r chi.Router) {
 		}
 		return nil, errNoRoute
 	}))
+	r.Post("/gov/recovery/members/{action}", g.post(g.submitRecoveryShare))
 	r.Get("/gov/service/info", g.getServiceInfo)
 	r.Get("/gov/service/members", g.getMembers)
 	r.Get("/gov/service/constitution", g.getConstitution)

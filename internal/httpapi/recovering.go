@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/registry"
+	"github.com/go-chi/chi/v5"
 )
 
 // refuseWhileRecovering answers registrations (POST /entries) and the app
@@ -68,6 +70,29 @@ func (s *Server) serviceEndorsements() ([]serviceEndorsement, error) {
 			Seqno: r.Seqno, PreviousServiceIdentity: certPEM(r.Recovery.PreviousServiceCert),
 			ServiceIdentity: certPEM(r.Recovery.ServiceCert), Endorsement: base64.StdEncoding.EncodeToString(r.Recovery.Endorsement),
 		})
+	}
+	return out, nil
+}
+
+// submitRecoveryShare is CCF 7's POST
+// /gov/recovery/members/{member_id}:recover: a recovery_share request
+// (gov.Service.SubmitRecoveryShare).
+func (g govAPI) submitRecoveryShare(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	member, ok := strings.CutSuffix(chi.URLParam(r, "action"), ":recover")
+	if !ok {
+		return nil, errNoRoute
+	}
+	res, err := g.svc.SubmitRecoveryShare(ctx, member, body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{
+		"submittedShares": res.Submitted, "threshold": res.Threshold, "serviceOpened": res.Opened,
+		"message": fmt.Sprintf("%d of %d recovery shares submitted", res.Submitted, res.Threshold),
+	}
+	if res.Opened {
+		out["message"] = fmt.Sprintf("%d recovery shares submitted: the ledger secrets are recovered and the service is open", res.Submitted)
+		out["transactionId"] = res.TxID.String()
 	}
 	return out, nil
 }

@@ -450,3 +450,28 @@ func (n *Node) serviceKeys() (cose.KeySet, error) {
 	}
 	return keys, nil
 }
+
+// adoptRecoveredSecrets makes the ledger secret the members' shares
+// recovered this node's (sealed on disk, and in memory for the app's
+// private maps and for nodes that join later): the recovered ledger's
+// private values are encrypted under it, and apps were refused until now,
+// so nothing was written under the secret it replaces. Only one version
+// is taken: versioned secrets (trigger_ledger_rekey) reach the app's
+// cipher with the recovery shares' own work, and a ledger with more is
+// refused here rather than half read.
+func (n *Node) adoptRecoveredSecrets(secrets [][]byte) error {
+	if len(secrets) != 1 {
+		return fmt.Errorf("%d ledger secret versions were recovered; this node reads private maps under one secret only", len(secrets))
+	}
+	full := n.full.Load()
+	if full == nil {
+		return errors.New("this node does not hold the service's secrets")
+	}
+	if err := identity.StoreLedgerSecret(n.cfg.DataDir, n.sealer, secrets[0]); err != nil {
+		return err
+	}
+	next := *full
+	next.LedgerSecret = bytes.Clone(secrets[0])
+	n.full.Store(&next)
+	return nil
+}
