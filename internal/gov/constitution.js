@@ -23,6 +23,7 @@ const M = {
   jwtKeys: "public:ccf.gov.jwt.public_signing_keys_metadata",
   caCertBundles: "public:ccf.gov.tls.ca_cert_bundles",
   recovery: "public:ccf.gov.recovery",
+  ledgerRekey: "public:ccf.internal.ledger_rekey",
   scittConfig: "public:scitt.configuration",
   scittPolicy: "public:scitt.policy",
   issuerKeys: "public:scitt.issuer_keys",
@@ -437,6 +438,13 @@ const actions = {
   remove_node: {
     validate(a) { onlyFields(a, ["node_id"]); need(a, "node_id", "string"); },
     apply(a) { put(M.nodesInfo, a.node_id, Object.assign(get(M.nodesInfo, a.node_id) || {}, { status: "Retired" })); },
+  },
+  // A new ledger secret version for later private writes: the request is
+  // counted here, and the primary answers it with the version and
+  // re-shares (spec/recovery.md).
+  trigger_ledger_rekey: {
+    validate(a) { onlyFields(a, []); },
+    apply(a) { put(M.ledgerRekey, "requested", (get(M.ledgerRekey, "requested") || 0) + 1); },
   },
   set_recovery_threshold: {
     validate(a) {

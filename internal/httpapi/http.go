@@ -27,6 +27,7 @@ func (s *Server) Handler() http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(s.cfg.Ledger.Collectors()...)
 	reg.MustRegister(s.cfg.Raft.Collectors()...)
+	reg.MustRegister(s.cfg.Collectors...)
 	requests := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "charter_http_request_duration_seconds",
 		Help:    "HTTP request latency by route, method and status.",

@@ -75,6 +75,11 @@ type Node struct {
 	// peers says who a TLS key is, and reaches the other nodes accepting
 	// only their own keys.
 	peers *peer.Directory
+	// laterSecrets are the ledger secret versions after the first
+	// (ledgersecrets.go); sharer keeps the recovery sharing
+	// (recoveryshares.go).
+	laterSecrets *secretRing
+	sharer       *recoverySharer
 }
 
 // New nodes may join at joinsPerSecond, joinBurst at once: enough for an
@@ -176,6 +181,10 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	if n.sealer, err = openSealer(cfg); err != nil {
 		return nil, err
 	}
+	if n.laterSecrets, err = openSecretRing(cfg.DataDir, n.sealer); err != nil {
+		return nil, err
+	}
+	n.sharer = newRecoverySharer(n)
 	if cfg.Join {
 		n.id, err = identity.Load(cfg.DataDir, n.sealer)
 	} else {
@@ -351,6 +360,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.transport != nil {
 		g.Go(func() error { return n.promoteLearners(gctx) })
 	}
+	g.Go(func() error { return n.sharer.run(gctx) })
 	url := n.URL()
 	if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, identity.FileNodeURL), []byte(url+"\n"), 0o644); err != nil {
 		return fail(fmt.Errorf("writing node.url: %w", err))
@@ -450,13 +460,7 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 	}
 	apps := apphost.New(apphost.Config{
 		Ledger: n.ledger, Logger: n.log, NodeID: n.cfg.NodeID, ServiceCertPEM: n.id.ServiceCertPEM,
-		Secret: func() ([]byte, bool) {
-			full := n.full.Load()
-			if full == nil {
-				return nil, false
-			}
-			return full.LedgerSecret, true
-		},
+		Secrets: func() (apphost.Secrets, bool) { return appSecrets{n}, n.full.Load() != nil },
 	})
 	govSvc := gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle, RecoveredSecrets: n.adoptRecoveredSecrets}, n.log)
 	svc := &registry.Service{
@@ -478,6 +482,7 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 		LedgerDir:   LedgerDir(n.cfg.DataDir),
 		NetworkKind: func() string { return n.genesis.NetworkKind() },
 		Evidence:    n.evidence, NodeKey: &n.nodeKey.PublicKey,
+		Collectors: n.sharer.collectors(),
 	})
 	return &http.Server{
 		Handler: api.Handler(),
