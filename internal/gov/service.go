@@ -58,10 +58,11 @@ type Config struct {
 	// only the constitution's JSON-shape checks apply. It must be safe for
 	// concurrent use and must not call back into governance.
 	ValidateApp func(bundleJSON []byte) error
-	// RecoveredSecrets takes the ledger secrets (versions 0 to latest)
-	// that recovery members' shares recovered, so the node reads the
-	// recovered private maps; SubmitRecoveryShare opens the service only
-	// once it returned nil. Nil: shares are refused at the threshold.
+	// RecoveredSecrets takes the ledger secrets (versions 0 to latest,
+	// each checked against its record) that recovery members' shares
+	// recovered, so the node reads the recovered private maps;
+	// SubmitRecoveryShare opens the service only once it returned nil.
+	// Nil: shares are refused at the threshold.
 	RecoveredSecrets func(secrets [][]byte) error
 }
 

@@ -451,21 +451,28 @@ func (n *Node) serviceKeys() (cose.KeySet, error) {
 	return keys, nil
 }
 
-// adoptRecoveredSecrets makes the ledger secret the members' shares
-// recovered this node's (sealed on disk, and in memory for the app's
-// private maps and for nodes that join later): the recovered ledger's
-// private values are encrypted under it, and apps were refused until now,
-// so nothing was written under the secret it replaces. Only one version
-// is taken: versioned secrets (trigger_ledger_rekey) reach the app's
-// cipher with the recovery shares' own work, and a ledger with more is
-// refused here rather than half read.
+// adoptRecoveredSecrets makes the ledger secrets the members' shares
+// recovered (versions 0 to latest) this node's, sealed on disk before use:
+// version 0 replaces the identity's (in memory too, for the app's private
+// maps and for nodes that join later), the later ones go to the secret
+// ring (ledgersecrets.go). The recovered ledger's private values are
+// encrypted under them; apps were refused until now (Recovering,
+// WaitingForRecoveryShares), so nothing was written, and no app cipher
+// made, under the secret version 0 replaces.
 func (n *Node) adoptRecoveredSecrets(secrets [][]byte) error {
-	if len(secrets) != 1 {
-		return fmt.Errorf("%d ledger secret versions were recovered; this node reads private maps under one secret only", len(secrets))
+	if len(secrets) == 0 {
+		return errors.New("no ledger secret was recovered")
 	}
 	full := n.full.Load()
 	if full == nil {
 		return errors.New("this node does not hold the service's secrets")
+	}
+	later := map[uint64][]byte{}
+	for v, s := range secrets[1:] {
+		later[uint64(v+1)] = s
+	}
+	if err := n.laterSecrets.addAll(later); err != nil {
+		return err
 	}
 	if err := identity.StoreLedgerSecret(n.cfg.DataDir, n.sealer, secrets[0]); err != nil {
 		return err
