@@ -482,3 +482,11 @@ func (n *Node) adoptRecoveredSecrets(secrets [][]byte) error {
 	n.full.Store(&next)
 	return nil
 }
+
+// recovering reports whether the service is a recovered one its members
+// have not opened, or whose secrets their shares have not brought back.
+func (n *Node) recovering() bool {
+	var info gov.ServiceInfo
+	raw, err := n.ledger.GetKV(gov.MapServiceInfo, []byte(gov.KeyService))
+	return err == nil && json.Unmarshal(raw, &info) == nil && gov.Recovering(info.Status)
+}

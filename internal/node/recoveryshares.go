@@ -408,6 +408,12 @@ func (r *recoverySharer) run(ctx context.Context) error {
 }
 
 func (r *recoverySharer) step(ctx context.Context, term uint64) error {
+	// A recovered service does not hold its ledger secrets until the
+	// members' shares bring them back (recover.go): sharing or sealing
+	// what it holds meanwhile would replace the sharing they recover with.
+	if r.n.recovering() {
+		return nil
+	}
 	st, err := readRecoveryState(r.n.ledger)
 	if err != nil {
 		return err
