@@ -36,12 +36,17 @@ func TestRecoverPrivateState(t *testing.T) {
 	m0 := &govMember{Name: "member0", KeyPath: filepath.Join(c.dir, "member0_privk.pem"), CertPath: filepath.Join(c.dir, "member0_cert.pem")}
 	module := `
 export function write(request) {
-  ccf.kv["private:e2e.secret"].set(ccf.strToBuf("k"), ccf.strToBuf(request.body.text()));
+  const [k, v] = request.body.text().split("=");
+  ccf.kv["private:e2e.secret"].set(ccf.strToBuf(k), ccf.strToBuf(v));
   return { body: { ok: true } };
 }
 export function read(request) {
-  const v = ccf.kv["private:e2e.secret"].get(ccf.strToBuf("k"));
-  return { body: { value: v === undefined ? null : ccf.bufToStr(v) } };
+  const out = {};
+  for (const k of ["before", "rekeyed", "after"]) {
+    const v = ccf.kv["private:e2e.secret"].get(ccf.strToBuf(k));
+    out[k] = v === undefined ? null : ccf.bufToStr(v);
+  }
+  return { body: out };
 }`
 	ep := func(fn, mode string) map[string]any {
 		return map[string]any{"js_module": "endpoints/m.js", "js_function": fn, "authn_policies": []string{"no_auth"}, "forwarding_required": "always", "mode": mode}
@@ -63,7 +68,7 @@ export function read(request) {
 		}
 		return r
 	}
-	if r := appDo(n1, http.MethodPost, "the consortium's secret"); r.Status != 200 {
+	if r := appDo(n1, http.MethodPost, "before=the consortium's secret"); r.Status != 200 {
 		t.Fatalf("writing the private map: %d %s", r.Status, r.Body)
 	}
 
@@ -97,13 +102,19 @@ export function read(request) {
 		return govJSON(t, n, recMembers[0], "vote", p.ProposalID, "--accept")
 	}
 	wantState(t, "set_recovery_threshold", pass(n1, "set_recovery_threshold", map[string]int{"recovery_threshold": 2}), "Accepted")
+	// A rekey: later private writes use secret version 1, and the sharing
+	// is remade for it.
+	wantState(t, "trigger_ledger_rekey", pass(n1, "trigger_ledger_rekey", map[string]int{}), "Accepted")
 	ledgerDir := filepath.Join(c.node(1).dataDir, "ledger")
 	var shares map[string][]byte
-	eventually(t, 20*time.Second, "the primary's recovery sharing in the ledger files", func() error {
+	eventually(t, 20*time.Second, "the primary's recovery sharing of ledger secret version 1 in the ledger files", func() error {
 		var err error
-		shares, err = sharesIn(ledgerDir, encKeys)
+		shares, err = sharesIn(ledgerDir, encKeys, 1)
 		return err
 	})
+	if r := appDo(n1, http.MethodPost, "rekeyed=written under version 1"); r.Status != 200 {
+		t.Fatalf("writing the private map after the rekey: %d %s", r.Status, r.Body)
+	}
 	pub := newPublisher(t, "e2e recover shares publisher")
 	c.mustRegister(pub.unique(t), 1)
 	c.waitSettled(30*time.Second, 1)
@@ -178,10 +189,10 @@ export function read(request) {
 	if s := status(); s != "Open" {
 		t.Fatalf("after the threshold the service is %s", s)
 	}
-	if r := appDo(n, http.MethodGet, ""); r.Status != 200 || !strings.Contains(string(r.Body), "the consortium's secret") {
-		t.Fatalf("the private value through the app after recovery: %d %s", r.Status, r.Body)
+	if r := appDo(n, http.MethodGet, ""); r.Status != 200 || !strings.Contains(string(r.Body), "the consortium's secret") || !strings.Contains(string(r.Body), "written under version 1") {
+		t.Fatalf("the private values (secret versions 0 and 1) through the app after recovery: %d %s", r.Status, r.Body)
 	}
-	if r := appDo(n, http.MethodPost, "written after recovery"); r.Status != 200 {
+	if r := appDo(n, http.MethodPost, "after=written after recovery"); r.Status != 200 {
 		t.Fatalf("an app write after recovery: %d %s", r.Status, r.Body)
 	}
 	if r := appDo(n, http.MethodGet, ""); !strings.Contains(string(r.Body), "written after recovery") {
@@ -193,8 +204,9 @@ export function read(request) {
 // sharesIn reads the newest recovery sharing's encrypted shares from
 // ledger files and decrypts each with its member's key, as each member
 // does with `charter gov recovery-share`.
-func sharesIn(dir string, keys map[string]*rsa.PrivateKey) (map[string][]byte, error) {
+func sharesIn(dir string, keys map[string]*rsa.PrivateKey, version uint64) (map[string][]byte, error) {
 	enc := map[string][]byte{}
+	var sharingVersion uint64
 	_, err := ledgerfiles.Scan(dir, func(_ uint64, raw []byte) error {
 		rec, err := log.UnmarshalRecord(raw)
 		if err != nil || rec.Type != log.TxWrites {
@@ -205,6 +217,13 @@ func sharesIn(dir string, keys map[string]*rsa.PrivateKey) (map[string][]byte, e
 			return err
 		}
 		for _, w := range ws.Writes {
+			if w.Map == recovery.MapSharing {
+				var sr recovery.SharingRecord
+				if err := json.Unmarshal(w.Value, &sr); err != nil {
+					return err
+				}
+				sharingVersion = sr.LedgerSecretVersion
+			}
 			if w.Map != recovery.MapShares {
 				continue
 			}
@@ -218,6 +237,9 @@ func sharesIn(dir string, keys map[string]*rsa.PrivateKey) (map[string][]byte, e
 	})
 	if err != nil && !errors.Is(err, ledgerfiles.ErrNoLedger) {
 		return nil, err
+	}
+	if sharingVersion != version {
+		return nil, errors.New("the newest sharing is of ledger secret version " + strconv.FormatUint(sharingVersion, 10))
 	}
 	out := map[string][]byte{}
 	for id, k := range keys {
