@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/charterlog/charter/internal/config"
+	"github.com/charterlog/charter/internal/fault"
 	"github.com/charterlog/charter/internal/node"
 )
 
@@ -44,6 +45,10 @@ func recoverNetwork(args []string, stderr io.Writer) int {
 		return 2
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()})).With("node_id", cfg.NodeID)
+	if err := fault.Check(); err != nil {
+		fmt.Fprintf(stderr, "charterd recover: %v\n", err)
+		return 1
+	}
 	rep, err := node.ImportLedger(cfg, *ledgerDir, prev, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "charterd recover: %v\n", err)

@@ -21,6 +21,7 @@ import (
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/durable"
+	"github.com/charterlog/charter/internal/fault"
 	"github.com/charterlog/charter/internal/genesis"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/identity"
@@ -159,12 +160,14 @@ func ImportLedger(cfg config.Config, ledgerDir string, previousCertPEM []byte, l
 	if err := durable.WriteFile(marker, b, 0o600); err != nil {
 		return nil, err
 	}
+	fault.Point(fault.RecoverImported)
 	if err := os.Rename(staging, storeDir); err != nil {
 		return nil, err
 	}
 	if err := durable.SyncDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
+	fault.Point(fault.RecoverRenamed)
 	return rep, nil
 }
 
@@ -210,6 +213,7 @@ func importInto(dir, ledgerDir string, prevDER []byte, logger *slog.Logger) (*Im
 			return err
 		}
 		tail, tailBytes = tail[:0], 0
+		fault.Point(fault.RecoverImportHalf)
 		return nil
 	})
 	if err != nil {
@@ -321,6 +325,7 @@ func (n *Node) checkServiceIdentity(ctx context.Context, g *genesis.Genesis) err
 	if !bytes.Equal(pending.PreviousServiceCert, current) || n.ledger.State().Size != pending.Size {
 		return fmt.Errorf("%s: the store no longer holds the imported ledger it describes", fileRecoveryPending)
 	}
+	fault.Point(fault.RecoverBeforeRecord)
 	if err := n.recordRecovery(ctx, g, pending); err != nil {
 		return err
 	}
