@@ -59,7 +59,16 @@ type recoveryState struct {
 	shareIDs   []string                // members with a share entry
 	trusted    map[uint64]*ecdh.PublicKey
 	nodeCopies map[uint64]uint64 // node id → version of its copy
+	// recovering: the service was recovered from a previous network and
+	// its members have not yet restored the previous ledger secrets; the
+	// shares in the ledger are the previous network's, which the members
+	// need, so nothing may replace them.
+	recovering bool
 }
+
+// The states of a recovered service before its members restore the
+// ledger secrets (charterd recover, spec/recovery.md).
+var recoveringStates = []string{"Recovering", "WaitingForRecoveryShares"}
 
 func (s *recoveryState) latest() uint64 { return uint64(len(s.records)) }
 
@@ -113,6 +122,11 @@ func parseEncryptionKey(b []byte) (*rsa.PublicKey, error) {
 
 func readRecoveryState(st kvReader) (*recoveryState, error) {
 	s := &recoveryState{trusted: map[uint64]*ecdh.PublicKey{}, nodeCopies: map[uint64]uint64{}}
+	var svc gov.ServiceInfo
+	if _, err := getJSON(st, gov.MapServiceInfo, gov.KeyService, &svc); err != nil {
+		return nil, err
+	}
+	s.recovering = slices.Contains(recoveringStates, svc.Status)
 	var t float64
 	if ok, err := getJSON(st, gov.MapRecovery, "threshold", &t); err != nil {
 		return nil, err
@@ -215,6 +229,7 @@ func nodeECDHKey(pemText string) (*ecdh.PublicKey, error) {
 const (
 	skipNoThreshold   = "no_threshold"
 	skipTooFewMembers = "too_few_members"
+	skipRecovering    = "recovering"
 )
 
 // recoveryPlan is what the primary writes, and why.
@@ -240,6 +255,10 @@ func putJSON(m, key string, v any) (log.Write, error) {
 // version this node holds.
 func planRecovery(s *recoveryState, secret func(v uint64) ([]byte, error), rnd io.Reader) (*recoveryPlan, error) {
 	p := &recoveryPlan{}
+	if s.recovering {
+		p.skip = skipRecovering
+		return p, nil
+	}
 	var writes []log.Write
 	latest := s.latest()
 	cur, err := secret(latest)
@@ -374,7 +393,7 @@ func newRecoverySharer(n *Node) *recoverySharer {
 		n: n,
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "charter_recovery_sharing_skipped_total",
-			Help: "Times the primary found the recovery sharing out of date but could not make one, by reason (no_threshold, too_few_members).",
+			Help: "Times the primary found the recovery sharing out of date but could not make one, by reason (no_threshold, too_few_members, recovering).",
 		}, []string{"reason"}),
 		made: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "charter_recovery_writes_total",
