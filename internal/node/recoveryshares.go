@@ -386,6 +386,9 @@ type recoverySharer struct {
 	// an earlier term that will ever apply has applied, so the state it
 	// reads holds any ledger secret version an earlier primary created.
 	barrierTerm uint64
+	// learnFailed is the version of this node's copy that did not open
+	// (logged once).
+	learnFailed uint64
 }
 
 func newRecoverySharer(n *Node) *recoverySharer {
@@ -412,6 +415,9 @@ func (r *recoverySharer) collectors() []prometheus.Collector {
 func (r *recoverySharer) run(ctx context.Context) error {
 	for {
 		size := r.n.ledger.State().Size
+		if r.n.full.Load() != nil {
+			r.learn()
+		}
 		if leader, term := r.n.raft.Leader(); leader && r.n.full.Load() != nil {
 			if err := r.step(ctx, term); err != nil && ctx.Err() == nil {
 				r.n.log.Warn("recovery sharing: will try again", "err", err)
@@ -423,6 +429,25 @@ func (r *recoverySharer) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+	}
+}
+
+// learn takes, on every node, the ledger secret version the primary
+// sealed to this node as soon as it is in the ledger, so that the node
+// holds it sealed on disk before it needs it (and even if it never reads a
+// value written under it). A copy that does not open is logged once.
+func (r *recoverySharer) learn() {
+	var c recovery.NodeSecretRecord
+	ok, err := getJSON(r.n.ledger, recovery.MapNodeSecrets, strconv.FormatUint(r.n.cfg.NodeID, 10), &c)
+	if err != nil || !ok || c.Version == 0 || c.Version == r.learnFailed {
+		return
+	}
+	if _, held := r.n.laterSecrets.get(c.Version); held {
+		return
+	}
+	if err := r.n.learnSecrets(); err != nil {
+		r.learnFailed = c.Version
+		r.n.log.Warn("this node cannot open the ledger secret sealed to it", "version", c.Version, "err", err)
 	}
 }
 
