@@ -423,14 +423,21 @@ func (r *recoverySharer) run(ctx context.Context) error {
 				r.n.log.Warn("recovery sharing: will try again", "err", err)
 			}
 		}
+		// At most every recoveryCheckEvery: under a stream of
+		// registrations the state is read a few times a second, not once
+		// per transaction.
+		next := time.Now().Add(recoveryCheckEvery)
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
 		_ = r.n.ledger.WaitApplied(wctx, size+1)
 		cancel()
-		if ctx.Err() != nil {
+		if err := sleep(ctx, time.Until(next)); err != nil {
 			return nil
 		}
 	}
 }
+
+// recoveryCheckEvery spaces the primary's checks.
+const recoveryCheckEvery = 200 * time.Millisecond
 
 // learn takes, on every node, the ledger secret version the primary
 // sealed to this node as soon as it is in the ledger, so that the node
