@@ -81,6 +81,7 @@ func (s *Server) Handler() http.Handler {
 		r.Use(s.forwardWrites)
 		svc.Routes(r)
 		govAPI{svc: s.cfg.Gov, log: s.cfg.Log}.routes(r)
+		s.recoveryRoutes(r)
 		r.Get("/node/tx", s.getTx)
 		r.Get("/node/ledger/tx", s.getLedgerTx)
 		r.Get("/node/receipt", s.getReceipt)

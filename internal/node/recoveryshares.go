@@ -59,7 +59,16 @@ type recoveryState struct {
 	shareIDs   []string                // members with a share entry
 	trusted    map[uint64]*ecdh.PublicKey
 	nodeCopies map[uint64]uint64 // node id → version of its copy
+	// recovering: the service was recovered from a previous network and
+	// its members have not yet restored the previous ledger secrets; the
+	// shares in the ledger are the previous network's, which the members
+	// need, so nothing may replace them.
+	recovering bool
 }
+
+// The states of a recovered service before its members restore the
+// ledger secrets (charterd recover, spec/recovery.md).
+var recoveringStates = []string{"Recovering", "WaitingForRecoveryShares"}
 
 func (s *recoveryState) latest() uint64 { return uint64(len(s.records)) }
 
@@ -113,6 +122,11 @@ func parseEncryptionKey(b []byte) (*rsa.PublicKey, error) {
 
 func readRecoveryState(st kvReader) (*recoveryState, error) {
 	s := &recoveryState{trusted: map[uint64]*ecdh.PublicKey{}, nodeCopies: map[uint64]uint64{}}
+	var svc gov.ServiceInfo
+	if _, err := getJSON(st, gov.MapServiceInfo, gov.KeyService, &svc); err != nil {
+		return nil, err
+	}
+	s.recovering = slices.Contains(recoveringStates, svc.Status)
 	var t float64
 	if ok, err := getJSON(st, gov.MapRecovery, "threshold", &t); err != nil {
 		return nil, err
@@ -215,6 +229,7 @@ func nodeECDHKey(pemText string) (*ecdh.PublicKey, error) {
 const (
 	skipNoThreshold   = "no_threshold"
 	skipTooFewMembers = "too_few_members"
+	skipRecovering    = "recovering"
 )
 
 // recoveryPlan is what the primary writes, and why.
@@ -240,6 +255,10 @@ func putJSON(m, key string, v any) (log.Write, error) {
 // version this node holds.
 func planRecovery(s *recoveryState, secret func(v uint64) ([]byte, error), rnd io.Reader) (*recoveryPlan, error) {
 	p := &recoveryPlan{}
+	if s.recovering {
+		p.skip = skipRecovering
+		return p, nil
+	}
 	var writes []log.Write
 	latest := s.latest()
 	cur, err := secret(latest)
@@ -367,6 +386,9 @@ type recoverySharer struct {
 	// an earlier term that will ever apply has applied, so the state it
 	// reads holds any ledger secret version an earlier primary created.
 	barrierTerm uint64
+	// learnFailed is the version of this node's copy that did not open
+	// (logged once).
+	learnFailed uint64
 }
 
 func newRecoverySharer(n *Node) *recoverySharer {
@@ -374,7 +396,7 @@ func newRecoverySharer(n *Node) *recoverySharer {
 		n: n,
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "charter_recovery_sharing_skipped_total",
-			Help: "Times the primary found the recovery sharing out of date but could not make one, by reason (no_threshold, too_few_members).",
+			Help: "Times the primary found the recovery sharing out of date but could not make one, by reason (no_threshold, too_few_members, recovering).",
 		}, []string{"reason"}),
 		made: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "charter_recovery_writes_total",
@@ -393,17 +415,46 @@ func (r *recoverySharer) collectors() []prometheus.Collector {
 func (r *recoverySharer) run(ctx context.Context) error {
 	for {
 		size := r.n.ledger.State().Size
+		if r.n.full.Load() != nil {
+			r.learn()
+		}
 		if leader, term := r.n.raft.Leader(); leader && r.n.full.Load() != nil {
 			if err := r.step(ctx, term); err != nil && ctx.Err() == nil {
 				r.n.log.Warn("recovery sharing: will try again", "err", err)
 			}
 		}
+		// At most every recoveryCheckEvery: under a stream of
+		// registrations the state is read a few times a second, not once
+		// per transaction.
+		next := time.Now().Add(recoveryCheckEvery)
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
 		_ = r.n.ledger.WaitApplied(wctx, size+1)
 		cancel()
-		if ctx.Err() != nil {
+		if err := sleep(ctx, time.Until(next)); err != nil {
 			return nil
 		}
+	}
+}
+
+// recoveryCheckEvery spaces the primary's checks.
+const recoveryCheckEvery = 200 * time.Millisecond
+
+// learn takes, on every node, the ledger secret version the primary
+// sealed to this node as soon as it is in the ledger, so that the node
+// holds it sealed on disk before it needs it (and even if it never reads a
+// value written under it). A copy that does not open is logged once.
+func (r *recoverySharer) learn() {
+	var c recovery.NodeSecretRecord
+	ok, err := getJSON(r.n.ledger, recovery.MapNodeSecrets, strconv.FormatUint(r.n.cfg.NodeID, 10), &c)
+	if err != nil || !ok || c.Version == 0 || c.Version == r.learnFailed {
+		return
+	}
+	if _, held := r.n.laterSecrets.get(c.Version); held {
+		return
+	}
+	if err := r.n.learnSecrets(); err != nil {
+		r.learnFailed = c.Version
+		r.n.log.Warn("this node cannot open the ledger secret sealed to it", "version", c.Version, "err", err)
 	}
 }
 

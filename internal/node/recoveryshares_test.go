@@ -210,6 +210,13 @@ func TestRecoverySharing(t *testing.T) {
 	if got := h.checkSharing([]testRecoveryMember{a, c}, 1); !bytes.Equal(got.Commitment, third.Commitment) {
 		t.Fatal("the previous sharing changed")
 	}
+	// A recovered service waiting for its members' shares keeps the
+	// previous network's sharing, whatever changed.
+	h.kv.set(gov.MapRecovery, "threshold", []byte("2"))
+	h.kv.set(gov.MapServiceInfo, gov.KeyService, []byte(`{"status":"WaitingForRecoveryShares"}`))
+	if p := h.step(); p.ws != nil || p.skip != skipRecovering {
+		t.Fatalf("recovering: wrote %v, skip %q", p.ws != nil, p.skip)
+	}
 }
 
 func addTrustedNode(t *testing.T, kv memKV, id uint64) *ecdh.PrivateKey {
