@@ -8,7 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,9 +18,6 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/config"
-	"github.com/charterlog/charter/internal/ledgerfiles"
-	"github.com/charterlog/charter/internal/recovery"
-	"github.com/charterlog/charter/log"
 )
 
 // TestRecoverPrivateState: a network whose app wrote a private map, with
@@ -75,17 +72,19 @@ export function read(request) {
 	// Two recovery members, with RSA encryption keys; threshold 2.
 	dir := t.TempDir()
 	var recMembers []*govMember
-	encKeys := map[string]*rsa.PrivateKey{}
+	encKeys := map[string]string{} // member id → its RSA private key file
 	for _, name := range []string{"r1", "r2"} {
 		m := newGovMember(t, dir, name, elliptic.P256())
 		k, err := rsa.GenerateKey(rand.Reader, 2048)
 		if err != nil {
 			t.Fatal(err)
 		}
+		encKeys[m.ID] = filepath.Join(dir, name+"_enc_privk.pem")
+		os.WriteFile(encKeys[m.ID], pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}), 0o600)
 		spki, _ := x509.MarshalPKIXPublicKey(&k.PublicKey)
 		govAcceptAs(t, n1, m0, "set_member", map[string]string{"cert": string(mustRead(t, m.CertPath)),
 			"encryption_pub_key": string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: spki}))})
-		recMembers, encKeys[m.ID] = append(recMembers, m), k
+		recMembers = append(recMembers, m)
 	}
 	// Acknowledged after both are added: member0 alone passes set_member.
 	for _, m := range recMembers {
@@ -106,11 +105,15 @@ export function read(request) {
 	// is remade for it.
 	wantState(t, "trigger_ledger_rekey", pass(n1, "trigger_ledger_rekey", map[string]int{}), "Accepted")
 	ledgerDir := filepath.Join(c.node(1).dataDir, "ledger")
-	var shares map[string][]byte
-	eventually(t, 20*time.Second, "the primary's recovery sharing of ledger secret version 1 in the ledger files", func() error {
-		var err error
-		shares, err = sharesIn(ledgerDir, encKeys, 1)
-		return err
+	eventually(t, 20*time.Second, "the primary's recovery sharing of ledger secret version 1", func() error {
+		var sh struct {
+			Version uint64 `json:"ledgerSecretVersion"`
+		}
+		r := n1.get(t, "/gov/recovery/sharing")
+		if r.Status != 200 || json.Unmarshal(r.Body, &sh) != nil || sh.Version != 1 {
+			return fmt.Errorf("%d %s", r.Status, truncate(r.Body, 200))
+		}
+		return nil
 	})
 	if r := appDo(n1, http.MethodPost, "rekeyed=written under version 1"); r.Status != 200 {
 		t.Fatalf("writing the private map after the rekey: %d %s", r.Status, r.Body)
@@ -132,8 +135,18 @@ export function read(request) {
 	}
 	n := runCharterd(t, cfg.DataDir, filepath.Join(dir, "recovered.log"), "recover", "--config", cfgPath, "--ledger", files, "--previous-service-cert", c.certPath)
 	newCert := mustRead(t, n.CertPath)
+	// Each recovery member fetches its encrypted share from the recovered
+	// service and decrypts it (`charter gov recovery-share`).
+	shares := map[string][]byte{}
+	for _, m := range recMembers {
+		p := filepath.Join(dir, m.Name+".share")
+		if out, err := govCLI(t, n, m, "recovery-share", "--encryption-key", encKeys[m.ID], "--out", p); err != nil {
+			t.Fatalf("charter gov recovery-share as %s: %v\n%s", m.Name, err, out)
+		}
+		shares[m.ID] = mustRead(t, p)
+	}
 	shareFile := func(m *govMember, b []byte) string {
-		p := filepath.Join(dir, m.ID+".share")
+		p := filepath.Join(dir, m.ID+".submitted")
 		os.WriteFile(p, []byte(base64.StdEncoding.EncodeToString(b)+"\n"), 0o600)
 		return p
 	}
@@ -199,59 +212,4 @@ export function read(request) {
 		t.Fatalf("reading the new value: %d %s", r.Status, r.Body)
 	}
 	n.mustRegister(t, pub.unique(t))
-}
-
-// sharesIn reads the newest recovery sharing's encrypted shares from
-// ledger files and decrypts each with its member's key, as each member
-// does with `charter gov recovery-share`.
-func sharesIn(dir string, keys map[string]*rsa.PrivateKey, version uint64) (map[string][]byte, error) {
-	enc := map[string][]byte{}
-	var sharingVersion uint64
-	_, err := ledgerfiles.Scan(dir, func(_ uint64, raw []byte) error {
-		rec, err := log.UnmarshalRecord(raw)
-		if err != nil || rec.Type != log.TxWrites {
-			return err
-		}
-		ws, err := log.UnmarshalWriteSet(rec.Body)
-		if err != nil {
-			return err
-		}
-		for _, w := range ws.Writes {
-			if w.Map == recovery.MapSharing {
-				var sr recovery.SharingRecord
-				if err := json.Unmarshal(w.Value, &sr); err != nil {
-					return err
-				}
-				sharingVersion = sr.LedgerSecretVersion
-			}
-			if w.Map != recovery.MapShares {
-				continue
-			}
-			var sr recovery.ShareRecord
-			if err := json.Unmarshal(w.Value, &sr); err != nil {
-				return err
-			}
-			enc[string(w.Key)] = sr.EncryptedShare
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, ledgerfiles.ErrNoLedger) {
-		return nil, err
-	}
-	if sharingVersion != version {
-		return nil, errors.New("the newest sharing is of ledger secret version " + strconv.FormatUint(sharingVersion, 10))
-	}
-	out := map[string][]byte{}
-	for id, k := range keys {
-		e, ok := enc[id]
-		if !ok {
-			return nil, errors.New("no share for member " + id + " yet")
-		}
-		s, err := recovery.DecryptShare(k, e)
-		if err != nil {
-			return nil, err
-		}
-		out[id] = s
-	}
-	return out, nil
 }
