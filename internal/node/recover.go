@@ -98,6 +98,9 @@ func ImportLedger(cfg config.Config, ledgerDir string, previousCertPEM []byte, l
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Join {
+		return nil, fmt.Errorf("%w: the configuration is a node that joined a network (join: true); a recovery starts a new network's first node", ErrRecoverInput)
+	}
 	prev, err := identity.ParseCertPEM(previousCertPEM)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the previous service certificate: %v", ErrRecoverInput, err)
