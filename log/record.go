@@ -39,6 +39,8 @@ func (t TxType) String() string {
 		return "writes"
 	case TxApp:
 		return "app"
+	case TxRecovery:
+		return "recovery"
 	}
 	return "type(" + strconv.Itoa(int(t)) + ")"
 }

@@ -20,7 +20,7 @@ func init() {
 
 func runLedgerVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("ledger verify", "[--service-cert PEM] DIR", stderr)
-	certPath := fs.String("service-cert", "", "the service certificate the ledger's genesis must name (default: trust the genesis in DIR, and compare its key yourself)")
+	certPath := fs.String("service-cert", "", "a service certificate the ledger's genesis, or a recovery it endorses, must name (default: trust the genesis in DIR, and compare its key yourself)")
 	quiet := fs.Bool("quiet", false, "no progress on stderr")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -74,6 +74,13 @@ func runLedgerVerify(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintf(stdout, " (the certificate given)")
 	}
 	fmt.Fprintln(stdout)
+	if rep.Recoveries > 0 {
+		word := "recoveries"
+		if rep.Recoveries == 1 {
+			word = "recovery"
+		}
+		fmt.Fprintf(stdout, "%d %s: each new service identity endorses the one before it, and only it signs after: ok\n", rep.Recoveries, word)
+	}
 	if rep.Checkpoints == 0 {
 		return errors.New("no checkpoint signs any of these transactions")
 	}

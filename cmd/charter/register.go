@@ -119,11 +119,28 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	// A recovered service serves its previous keys too: each must be
+	// endorsed, through its recoveries, by the service whose certificate
+	// is pinned here. A single key needs no endorsement (and a SCITT
+	// service that is not Charter serves no /node/network).
+	previous := 0
+	if len(keys) > 1 {
+		network, err := c.Network(ctx)
+		if err != nil {
+			return fmt.Errorf("the key set holds %d keys, and their endorsements (/node/network) cannot be read: %w", len(keys), err)
+		}
+		if previous, err = client.CheckEndorsedKeys(network, keys); err != nil {
+			return err
+		}
+	}
 	if err := os.WriteFile(*out, raw, 0o644); err != nil {
 		return err
 	}
 	for _, k := range keys {
 		fmt.Fprintf(stdout, "%s %s\n", k.Alg, k.Kid)
+	}
+	if previous > 0 {
+		fmt.Fprintf(stdout, "%d previous service identit(ies), each endorsed by its successor: ok\n", previous)
 	}
 	fmt.Fprintf(stdout, "wrote %d key(s) to %s\n", len(keys), *out)
 	return nil

@@ -14,11 +14,14 @@
 //	charterd create --config FILE
 //	charterd start --config FILE
 //	charterd join --config FILE --target URL
+//	charterd recover --config FILE --ledger DIR --previous-service-cert PEM
 //
 // create a network (its first node) in an empty data directory, reopen a
 // node from its configuration file, or add a new node to a running network.
 // Only create makes a network: start refuses a data directory that holds
 // none, so a mistyped path cannot fork a network under the same name.
+// recover starts a new network that continues a lost one's ledger files
+// under a new service identity (spec/operations.md).
 package main
 
 import (
@@ -63,6 +66,8 @@ func run(args []string, stderr io.Writer) int {
 		return join(args[1:], stderr)
 	case "cluster":
 		return cluster(args[1:], stderr)
+	case "recover":
+		return recoverNetwork(args[1:], stderr)
 	default:
 		fmt.Fprintf(stderr, "charterd: unknown command %q\n\n%s", args[0], usage)
 		return 2
@@ -75,6 +80,8 @@ const usage = `usage:
   charterd create --config FILE                      create a network: its first node, in an empty data directory
   charterd start --config FILE                       reopen a node of an existing network
   charterd join --config FILE --target URL           add a new node to a running network
+  charterd recover --config FILE --ledger DIR --previous-service-cert PEM
+                                                     start a new network that continues a lost one's ledger files
 
 Nodes are taken out of a network by governance (the remove_node proposal).
 

@@ -2,6 +2,7 @@ package apphost
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -11,7 +12,7 @@ import (
 
 func testCipher(t *testing.T, fill byte) *Cipher {
 	t.Helper()
-	c, err := newCipher(bytes.Repeat([]byte{fill}, identity.LedgerSecretSize))
+	c, err := newCipher(staticSecrets{bytes.Repeat([]byte{fill}, identity.LedgerSecretSize)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +115,7 @@ func TestCipherRefuses(t *testing.T) {
 
 func TestCipherNeedsASecret(t *testing.T) {
 	for _, secret := range [][]byte{nil, make([]byte, identity.LedgerSecretSize-1), make([]byte, identity.LedgerSecretSize+1)} {
-		if _, err := newCipher(secret); err == nil {
+		if _, err := newCipher(staticSecrets{secret}); err == nil {
 			t.Errorf("a secret of %d bytes accepted", len(secret))
 		}
 	}
@@ -155,5 +156,89 @@ func TestStoredWritesRoundTrip(t *testing.T) {
 	}
 	if _, err := newTxWritesState(testCipher(t, 2), stored); err == nil {
 		t.Error("another secret read the private writes")
+	}
+}
+
+// staticSecrets is one ledger secret version, 0.
+type staticSecrets struct{ s []byte }
+
+func (st staticSecrets) LedgerSecret(v uint64) ([]byte, error) {
+	if v != 0 {
+		return nil, fmt.Errorf("no version %d", v)
+	}
+	return st.s, nil
+}
+func (st staticSecrets) LatestLedgerSecret() (uint64, []byte, error) { return 0, st.s, nil }
+
+// versions is a ledger secret with versions, the latest movable.
+type versions struct {
+	s      map[uint64][]byte
+	latest uint64
+}
+
+func (vs *versions) LedgerSecret(v uint64) ([]byte, error) {
+	if s, ok := vs.s[v]; ok {
+		return s, nil
+	}
+	return nil, fmt.Errorf("no version %d", v)
+}
+func (vs *versions) LatestLedgerSecret() (uint64, []byte, error) {
+	return vs.latest, vs.s[vs.latest], nil
+}
+
+// TestCipherVersions: after a rekey, values written before and after read
+// back; stored names and keys do not move; a value names its version, and
+// another version's label does not open it; a value from before versions
+// still reads.
+func TestCipherVersions(t *testing.T) {
+	vs := &versions{s: map[uint64][]byte{
+		0: bytes.Repeat([]byte{1}, identity.LedgerSecretSize),
+		1: bytes.Repeat([]byte{2}, identity.LedgerSecretSize),
+	}}
+	c, err := newCipher(vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm, sk := c.storedMap("accounts"), c.storedKey("accounts", []byte("alice"))
+	old, err := c.seal(sm, sk, []byte("alice"), []byte("before"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs.latest = 1
+	c2, err := newCipher(vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2.storedMap("accounts") != sm || !bytes.Equal(c2.storedKey("accounts", []byte("alice")), sk) {
+		t.Fatal("a rekey moved stored names or keys")
+	}
+	neu, err := c.seal(sm, sk, []byte("alice"), []byte("after"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if old[8] != 0 || neu[8] != 1 {
+		t.Fatalf("values name versions %d and %d, want 0 and 1", old[8], neu[8])
+	}
+	for want, sealed := range map[string][]byte{"before": old, "after": neu} {
+		if _, v, err := c2.open(sm, sk, sealed); err != nil || string(v) != want {
+			t.Fatalf("%s: %q, %v", want, v, err)
+		}
+	}
+	relabelled := bytes.Clone(neu)
+	relabelled[8] = 0
+	if _, _, err := c2.open(sm, sk, relabelled); err == nil {
+		t.Fatal("a value relabelled with another version opened")
+	}
+	unknown := bytes.Clone(neu)
+	unknown[8] = 7
+	if _, _, err := c2.open(sm, sk, unknown); err == nil || !strings.Contains(err.Error(), "version 7") {
+		t.Fatalf("unknown version: %v", err)
+	}
+	// The format before versions: nonce ‖ AES-GCM under version 0.
+	aead, _ := c.aead(0, nil)
+	nonce := make([]byte, aead.NonceSize())
+	legacy := aead.Seal(bytes.Clone(nonce), nonce, append([]byte{0, 0, 0, 5}, "alicelegacy"...), additionalData(sm, sk))
+	if k, v, err := c2.open(sm, sk, legacy); err != nil || string(k) != "alice" || string(v) != "legacy" {
+		t.Fatalf("legacy value: %q %q %v", k, v, err)
 	}
 }

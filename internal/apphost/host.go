@@ -22,9 +22,10 @@ type Config struct {
 	// NodeID and ServiceCertPEM go into the receipts of historical states.
 	NodeID         uint64
 	ServiceCertPEM []byte
-	// Secret returns the ledger secret once this node holds it (ok false
-	// before: a node that joined holds it only once it is trusted).
-	Secret func() (secret []byte, ok bool)
+	// Secrets returns the ledger secrets once this node holds them (ok
+	// false before: a node that joined holds them only once it is
+	// trusted).
+	Secrets func() (s Secrets, ok bool)
 }
 
 // Host keeps the deployed app compiled, and reloads it when governance
@@ -112,11 +113,11 @@ func (h *Host) Cipher() (*Cipher, error) {
 	if c := h.cipher.Load(); c != nil {
 		return c, nil
 	}
-	secret, ok := h.cfg.Secret()
+	src, ok := h.cfg.Secrets()
 	if !ok {
 		return nil, ErrNoSecret
 	}
-	c, err := newCipher(secret)
+	c, err := newCipher(src)
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,17 @@ const (
 	// that goes bad under load), and the node must stop rather than go on
 	// with raft and the disk disagreeing.
 	StorageWriteError = "storage-write-error"
+	// RecoverImportHalf: `charterd recover` imported part of the ledger
+	// into its staging store.
+	RecoverImportHalf = "recover-import-half"
+	// RecoverImported: the staging store is complete and synced and the
+	// recovery marker written; the store is not renamed into place yet.
+	RecoverImported = "recover-imported"
+	// RecoverRenamed: the imported store is in place; no node ran on it.
+	RecoverRenamed = "recover-renamed"
+	// RecoverBeforeRecord: the recovered node runs (new identity, raft
+	// started) and has not proposed the recovery transaction yet.
+	RecoverBeforeRecord = "recover-before-record"
 )
 
 // StorageWritesBeforeError is how many file writes succeed before an armed
@@ -48,7 +59,8 @@ const StorageWritesBeforeError = 500
 var crashAt = os.Getenv(EnvCrashAt)
 
 // points are every crash point a node has.
-var points = []string{SnapshotStaged, SnapshotMarked, SnapshotHalfWritten, SnapshotInstalled, StorageWriteError}
+var points = []string{SnapshotStaged, SnapshotMarked, SnapshotHalfWritten, SnapshotInstalled, StorageWriteError,
+	RecoverImportHalf, RecoverImported, RecoverRenamed, RecoverBeforeRecord}
 
 // Check returns an error if the environment names a crash point that does
 // not exist: a misspelt point would otherwise arm nothing, and the test

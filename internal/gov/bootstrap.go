@@ -31,6 +31,9 @@ type Genesis struct {
 	// Open opens the service at once (dev); otherwise members open it with
 	// transition_service_to_open.
 	Open bool
+	// ServiceCertPEM is the service certificate, recorded in the service
+	// info for transition_service_to_open's next_service_identity.
+	ServiceCertPEM string
 	// Also are further writes of the genesis transaction: the node that
 	// creates the network approves its own measurement there.
 	Also []log.Write
@@ -79,7 +82,7 @@ func Bootstrap(ctx context.Context, l Ledger, g Genesis, limits Config) (bool, e
 	if g.Open {
 		status = govwire.ServiceOpen
 	}
-	if err := setJSON(o, govwire.MapServiceInfo, govwire.KeyService, govwire.ServiceInfo{Status: status}); err != nil {
+	if err := setJSON(o, govwire.MapServiceInfo, govwire.KeyService, govwire.ServiceInfo{Status: status, Cert: g.ServiceCertPEM}); err != nil {
 		return false, err
 	}
 	if len(g.SCITTConfiguration) > 0 {

@@ -23,6 +23,7 @@ const M = {
   jwtKeys: "public:ccf.gov.jwt.public_signing_keys_metadata",
   caCertBundles: "public:ccf.gov.tls.ca_cert_bundles",
   recovery: "public:ccf.gov.recovery",
+  ledgerRekey: "public:ccf.internal.ledger_rekey",
   scittConfig: "public:scitt.configuration",
   scittPolicy: "public:scitt.policy",
   issuerKeys: "public:scitt.issuer_keys",
@@ -193,6 +194,9 @@ function has(map, key) {
   const v = charter.kv.get(map, key);
   return v !== undefined && v !== null;
 }
+// pemBody is a PEM certificate's base64 alone, so that two encodings of
+// one certificate (line breaks, trailing newline) compare equal.
+function pemBody(p) { return p.replace(/-----(BEGIN|END) CERTIFICATE-----/g, "").replace(/\s+/g, ""); }
 function put(map, key, value) { charter.kv.set(map, key, JSON.stringify(value)); }
 function activeMembers() {
   return charter.kv.keys(M.memberInfo).filter((id) => get(M.memberInfo, id).status === "Active");
@@ -435,6 +439,13 @@ const actions = {
     validate(a) { onlyFields(a, ["node_id"]); need(a, "node_id", "string"); },
     apply(a) { put(M.nodesInfo, a.node_id, Object.assign(get(M.nodesInfo, a.node_id) || {}, { status: "Retired" })); },
   },
+  // A new ledger secret version for later private writes: the request is
+  // counted here, and the primary answers it with the version and
+  // re-shares (spec/recovery.md).
+  trigger_ledger_rekey: {
+    validate(a) { onlyFields(a, []); },
+    apply(a) { put(M.ledgerRekey, "requested", (get(M.ledgerRekey, "requested") || 0) + 1); },
+  },
   set_recovery_threshold: {
     validate(a) {
       onlyFields(a, ["recovery_threshold"]);
@@ -446,9 +457,45 @@ const actions = {
       put(M.recovery, "threshold", a.recovery_threshold);
     },
   },
+  // CCF's arguments: next_service_identity must be this service's
+  // certificate; previous_service_identity, required when the service was
+  // recovered, the certificate of the service it recovered. A recovered
+  // service holding private maps then waits for its members' recovery
+  // shares (WaitingForRecoveryShares); any other opens.
   transition_service_to_open: {
-    validate(a) { onlyFields(a, []); },
-    apply() { put(M.serviceInfo, "service", { status: "Open" }); },
+    validate(a) {
+      onlyFields(a, ["previous_service_identity", "next_service_identity"]);
+      for (const f of ["previous_service_identity", "next_service_identity"]) {
+        const v = optional(a, f, "string");
+        if (v !== undefined) certBundle(v, f);
+      }
+    },
+    apply(a) {
+      const info = get(M.serviceInfo, "service") || { status: "Opening" };
+      const same = (x, y) => typeof y === "string" && pemBody(x) === pemBody(y);
+      if (a.next_service_identity !== undefined && !same(a.next_service_identity, info.cert)) {
+        fail("next_service_identity is not this service's certificate");
+      }
+      const next = Object.assign({}, info);
+      switch (info.status) {
+        case "Recovering":
+          if (a.previous_service_identity === undefined || a.next_service_identity === undefined) {
+            fail("a recovered service opens with previous_service_identity and next_service_identity");
+          }
+          if (!same(a.previous_service_identity, info.previous_service_identity)) {
+            fail("previous_service_identity is not the identity of the service this one recovered");
+          }
+          next.status = info.private_state_pending ? "WaitingForRecoveryShares" : "Open";
+          break;
+        case "WaitingForRecoveryShares":
+          fail("the service is waiting for recovery shares; it opens when enough are submitted");
+          break;
+        default:
+          if (a.previous_service_identity !== undefined) fail("previous_service_identity is only for a recovered service");
+          next.status = "Open";
+      }
+      put(M.serviceInfo, "service", next);
+    },
   },
 };
 

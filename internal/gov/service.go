@@ -59,6 +59,12 @@ type Config struct {
 	// only the constitution's JSON-shape checks apply. It must be safe for
 	// concurrent use and must not call back into governance.
 	ValidateApp func(bundleJSON []byte) error
+	// RecoveredSecrets takes the ledger secrets (versions 0 to latest,
+	// each checked against its record) that recovery members' shares
+	// recovered, so the node reads the recovered private maps;
+	// SubmitRecoveryShare opens the service only once it returned nil.
+	// Nil: shares are refused at the threshold.
+	RecoveredSecrets func(secrets [][]byte) error
 }
 
 // Service executes governance requests on the leader. Operations are
@@ -75,6 +81,8 @@ type Service struct {
 		source string
 		p      *policy.Program
 	}
+	// held are the recovery shares submitted so far (recoveryshares.go).
+	held heldShares
 }
 
 // NewService returns governance over l.

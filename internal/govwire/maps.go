@@ -146,16 +146,41 @@ type Failure struct {
 	Reason string `json:"reason"`
 }
 
-// ServiceInfo is the service's record.
+// ServiceInfo is the service's record (CCF's, less the fields Charter does
+// not keep). The constitution's transition_service_to_open compares its
+// arguments with Cert and PreviousServiceIdentity.
 type ServiceInfo struct {
-	Status string `json:"status"` // Opening | Open
+	Status string `json:"status"` // Opening | Open | Recovering | WaitingForRecoveryShares
+	// Cert is the current service certificate (PEM).
+	Cert string `json:"cert,omitempty"`
+	// PreviousServiceIdentity is the certificate (PEM) of the service a
+	// recovery continued, which Cert endorses; RecoveryCount counts the
+	// recoveries (CCF's names).
+	PreviousServiceIdentity string `json:"previous_service_identity,omitempty"`
+	RecoveryCount           int    `json:"recovery_count,omitempty"`
+	// PrivateStatePending: the recovered ledger holds private maps, which
+	// read back only once members submit their recovery shares.
+	PrivateStatePending bool `json:"private_state_pending,omitempty"`
 }
 
 // Service states.
 const (
 	ServiceOpening = "Opening"
 	ServiceOpen    = "Open"
+	// ServiceRecovering: a service recovered from a previous network's
+	// ledger, until its members open it; governance works, registrations
+	// and apps are refused.
+	ServiceRecovering = "Recovering"
+	// ServiceWaitingForShares: opened by the members, waiting for enough
+	// recovery shares to read the private maps back (CCF's name).
+	ServiceWaitingForShares = "WaitingForRecoveryShares"
 )
+
+// Recovering reports whether status is one in which a recovered service
+// refuses registrations and apps.
+func Recovering(status string) bool {
+	return status == ServiceRecovering || status == ServiceWaitingForShares
+}
 
 // ErrNotFound reports an absent key.
 var ErrNotFound = errors.New("gov: not found")

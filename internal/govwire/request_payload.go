@@ -2,6 +2,7 @@ package govwire
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -143,6 +144,29 @@ func (r *Request) Ack() (*Ack, error) {
 		return nil, malformed("ack: state_digest %q is not 64 lowercase hex digits", a.StateDigest)
 	}
 	return &a, nil
+}
+
+// RecoveryShare decodes r's payload as CCF's {"share": "<base64>"}: a
+// recovery member's decrypted share, of exactly size bytes. The caller
+// clears it once used: it is a secret in clear.
+func (r *Request) RecoveryShare(size int) ([]byte, error) {
+	if err := r.wantType(MsgRecoveryShare); err != nil {
+		return nil, err
+	}
+	fields, err := strictObject(r.Payload, "share")
+	if err != nil {
+		return nil, malformed("recovery_share: %v", err)
+	}
+	var b64 string
+	if err := decodeJSONKind(fields["share"], '"', &b64); err != nil {
+		return nil, malformed("recovery_share: share: %v", err)
+	}
+	share, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil || len(share) != size {
+		clear(share)
+		return nil, malformed("recovery_share: share must be the %d-byte decrypted share in base64", size)
+	}
+	return share, nil
 }
 
 func (r *Request) wantType(t MsgType) error {

@@ -114,6 +114,13 @@ func (g govAPI) v7Routes(r chi.Router) {
 		r.Get("/gov/service/javascript-app", g.getJSApp)
 		r.Get("/gov/service/join-policy", g.getJoinPolicy)
 	})
+	// Recovery is served with or without api-version, as the encrypted
+	// shares are (recovery.go): a member recovering a service may hold a
+	// tool older than CCF 7's.
+	r.Post("/gov/recovery/members/{action}", g.write(func(ctx context.Context, r *http.Request, body []byte) (*gov.Result, any, error) {
+		out, err := g.submitRecoveryShare(ctx, r, body)
+		return nil, out, err
+	}))
 }
 
 // write wraps a governance write: it reads the request (bounded), runs fn
@@ -251,8 +258,7 @@ func (g govAPI) getStateDigest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"memberId": member, "stateDigest": digest})
 }
 
-// getServiceInfo is CCF's ServiceState_GetServiceInfo. recoveryCount is 0
-// (Charter has no disaster recovery). CCF's configuration object is not
+// getServiceInfo is CCF's ServiceState_GetServiceInfo. CCF's configuration object is not
 // given: its two settings (node certificate validity, a count-bounded
 // replay window) are not Charter's (Charter's replay window is bounded by
 // time, governance.md).
@@ -260,13 +266,14 @@ func (g govAPI) getServiceInfo(w http.ResponseWriter, r *http.Request) {
 	out := map[string]any{"status": g.svc.ServiceStatus(), "recoveryCount": 0}
 	if s := g.node; s != nil {
 		out["certificate"] = string(s.cfg.ServiceCertPEM)
-		if s.cfg.Ledger.State().Size > 0 {
-			rec, err := s.cfg.Ledger.Record(1)
-			if err != nil {
-				writeError(w, r, g.problem(r, err))
-				return
-			}
-			out["creationTransactionId"] = strconv.FormatUint(rec.View, 10) + ".1"
+		recoveries, created, err := s.serviceCreation()
+		if err != nil {
+			writeError(w, r, g.problem(r, err))
+			return
+		}
+		out["recoveryCount"] = recoveries
+		if created != "" {
+			out["creationTransactionId"] = created
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/peer"
@@ -29,6 +28,7 @@ func (s *Server) Handler() http.Handler {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(s.cfg.Ledger.Collectors()...)
 	reg.MustRegister(s.cfg.Raft.Collectors()...)
+	reg.MustRegister(s.cfg.Collectors...)
 	requests := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "charter_http_request_duration_seconds",
 		Help:    "HTTP request latency by route, method and status.",
@@ -80,9 +80,11 @@ func (s *Server) Handler() http.Handler {
 	// Served once the node has recovered.
 	r.Group(func(r chi.Router) {
 		r.Use(s.whenReady)
+		r.Use(s.refuseWhileRecovering)
 		r.Use(s.forwardWrites)
 		svc.Routes(r)
 		govAPI{svc: s.cfg.Gov, log: s.cfg.Log, node: s, trustedPeer: s.trustedPeer}.routes(r)
+		s.recoveryRoutes(r)
 		r.Get("/node/tx", s.getTx)
 		r.Get("/node/ledger/tx", s.getLedgerTx)
 		r.Get("/node/receipt", s.getReceipt)
@@ -168,9 +170,9 @@ func (s *Server) getTx(w http.ResponseWriter, r *http.Request) {
 // service_certificate, current_view, primary_id, recovery_count,
 // service_data, current_service_create_txid), with Charter's own facts:
 // the SCITT issuer, the note verifier key, the network's kind, the ledger
-// and checkpoint sizes. recovery_count is 0: Charter has no disaster
-// recovery, so no service was ever recovered. primary_id is omitted while
-// no leader is known.
+// and checkpoint sizes, and the endorsements of previous identities by the
+// recoveries (spec/formats.md). primary_id is omitted while no leader is
+// known.
 func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) {
 	_, term := s.cfg.Raft.Leader()
 	st := s.cfg.Ledger.State()
@@ -182,26 +184,31 @@ func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, problemFor(err))
 		return
 	}
-	out := map[string]any{
-		"service_certificate": string(s.cfg.ServiceCertPEM),
-		"service_status":      s.serviceStatus(),
-		"current_view":        term,
-		"recovery_count":      0,
-		"service_data":        nil,
-		"issuer":              s.cfg.Issuer,
-		"note_verifier_key":   s.cfg.NoteVerifier,
-		"network_kind":        s.cfg.NetworkKind(),
-		"ledger_size":         st.Size,
-		"checkpoint_size":     cpSize,
+	endorsements, err := s.serviceEndorsements()
+	if err != nil {
+		writeError(w, r, problemFor(err))
+		return
 	}
-	// The service was created by the ledger's first transaction.
-	if st.Size > 0 {
-		rec, err := s.cfg.Ledger.Record(1)
-		if err != nil {
-			writeError(w, r, problemFor(err))
-			return
-		}
-		out["current_service_create_txid"] = strconv.FormatUint(rec.View, 10) + ".1"
+	out := map[string]any{
+		"service_certificate":           string(s.cfg.ServiceCertPEM),
+		"service_status":                s.serviceStatus(),
+		"service_identity_endorsements": endorsements,
+		"current_view":                  term,
+		"service_data":                  nil,
+		"issuer":                        s.cfg.Issuer,
+		"note_verifier_key":             s.cfg.NoteVerifier,
+		"network_kind":                  s.cfg.NetworkKind(),
+		"ledger_size":                   st.Size,
+		"checkpoint_size":               cpSize,
+	}
+	recoveries, created, err := s.serviceCreation()
+	if err != nil {
+		writeError(w, r, problemFor(err))
+		return
+	}
+	out["recovery_count"] = recoveries
+	if created != "" {
+		out["current_service_create_txid"] = created
 	}
 	if lead := s.cfg.Raft.LeaderID(); lead != 0 {
 		if rec, ok := join.RecordOf(s.cfg.Ledger, lead); ok {
@@ -213,13 +220,31 @@ func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// serviceStatus is the governed service state (Opening or Open).
-func (s *Server) serviceStatus() string {
-	if join.ServiceOpen(s.cfg.Ledger) {
-		return govwire.ServiceOpen
+// serviceCreation is how many times the service was recovered and the id
+// of the transaction that created the current service: the ledger's first
+// transaction, or the latest recovery's ("" while the ledger is empty).
+func (s *Server) serviceCreation() (recoveries int, createTxID string, err error) {
+	recs, err := s.cfg.Ledger.Recoveries()
+	if err != nil {
+		return 0, "", err
 	}
-	return govwire.ServiceOpening
+	seqno := uint64(1)
+	if len(recs) > 0 {
+		seqno = recs[len(recs)-1].Seqno
+	}
+	if s.cfg.Ledger.State().Size < seqno {
+		return len(recs), "", nil
+	}
+	rec, err := s.cfg.Ledger.Record(seqno)
+	if err != nil {
+		return 0, "", err
+	}
+	return len(recs), strconv.FormatUint(rec.View, 10) + "." + strconv.FormatUint(seqno, 10), nil
 }
+
+// serviceStatus is the governed service state (Opening, Open, Recovering
+// or WaitingForRecoveryShares).
+func (s *Server) serviceStatus() string { return s.cfg.Gov.ServiceStatus() }
 
 // installing answers 503 while a snapshot install replaces the node's
 // state (its store is half written until then), and reports whether it

@@ -55,6 +55,12 @@ var edgeRules = []registry.ProblemRule{
 	{Err: gov.ErrProposalNotFound, Status: http.StatusNotFound, Title: "ProposalNotFound"},
 	{Err: gov.ErrProposalClosed, Status: http.StatusConflict, Title: "ProposalNotOpen"},
 	{Err: govwire.ErrReplay, Status: http.StatusConflict, Title: "ProposalReplay"},
+	// Recovery shares (spec/errors.md).
+	{Err: gov.ErrSharesNotExpected, Status: http.StatusConflict, Title: "ServiceNotWaitingForRecoveryShares"},
+	{Err: gov.ErrNotRecoveryMember, Status: http.StatusForbidden, Title: "NotRecoveryMember"},
+	{Err: gov.ErrWrongShare, Status: http.StatusBadRequest, Title: "InvalidRecoveryShare"},
+	{Err: gov.ErrShareReplayed, Status: http.StatusConflict, Title: "RecoveryShareAlreadySubmitted"},
+	{Err: gov.ErrNoSharing, Status: http.StatusConflict, Title: "NoRecoverySharing"},
 	{Err: gov.ErrConstitution, Status: http.StatusInternalServerError, Title: "ConstitutionError"},
 	{Err: govwire.ErrNotFound, Status: http.StatusNotFound, Title: "ResourceNotFound"},
 	// join.Leader's refusals (*join.Error, whose text is its detail).

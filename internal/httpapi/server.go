@@ -3,6 +3,7 @@ package httpapi
 import (
 	"crypto/ecdsa"
 	"crypto/x509"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net/http"
 
@@ -51,6 +52,9 @@ type Config struct {
 	NetworkKind    func() string
 	Evidence       *attest.Evidence
 	NodeKey        *ecdsa.PublicKey
+
+	// Collectors are the node's own metrics, served at /metrics.
+	Collectors []prometheus.Collector
 }
 
 // Server is a node's HTTP edge: the router, its middleware, the /node,

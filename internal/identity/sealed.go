@@ -32,7 +32,7 @@ var clearNames = map[string]string{
 
 // SecretFiles lists every file that holds a secret, sealed.
 func SecretFiles() []string {
-	return []string{FileServiceKey, FileNoteKey, FileLedgerSecret, fileNodeKey}
+	return []string{FileServiceKey, FileNoteKey, FileLedgerSecret, FileLaterLedgerSecrets, fileNodeKey}
 }
 
 // HoldsSealed reports whether dir holds any sealed secret: a node that

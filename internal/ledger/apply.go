@@ -127,6 +127,8 @@ func (a *applying) proposal(e Entry, p *log.Proposal) error {
 		return a.appTx(e, p)
 	case log.TxGenesis:
 		return a.genesis(e, p)
+	case log.TxRecovery:
+		return a.recovery(e, p)
 	default:
 		return fmt.Errorf("ledger: raft entry %d: unknown transaction type %d", e.Index, p.Type)
 	}

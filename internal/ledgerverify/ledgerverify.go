@@ -4,7 +4,10 @@
 // (seqnos in order, each leaf entry the hash its body gives), that the
 // Merkle tree they build is the one every checkpoint signed (root and
 // signature under the service key the genesis transaction names, and the
-// signed note under its note key), and what the history holds.
+// signed note under its note key), and what the history holds. A
+// recovered service changes keys at its recovery transaction (log.TxRecovery):
+// the new service key must endorse the certificate that signed until then,
+// and only the new keys sign the checkpoints after it.
 //
 // It keeps O(log n) of the tree (a compact range at the last checkpoint)
 // plus the leaves since, so a ledger of any length verifies in bounded
@@ -33,6 +36,7 @@ var (
 	ErrRecord     = errors.New("ledgerverify: a record is not what its position says")
 	ErrCheckpoint = errors.New("ledgerverify: a checkpoint does not hold")
 	ErrGenesis    = errors.New("ledgerverify: the genesis transaction")
+	ErrRecovery   = errors.New("ledgerverify: a recovery transaction")
 )
 
 // A Report is what a verified ledger holds.
@@ -44,11 +48,20 @@ type Report struct {
 	Writes uint64
 	// Issuer is the service's name, from the genesis transaction.
 	Issuer string
-	// ServiceKeyID is the service key's COSE kid (hex).
+	// ServiceKeyID is the current service key's COSE kid (hex): the
+	// genesis's, or the newest recovery's.
 	ServiceKeyID string
+	// ServiceCert is the current service certificate (DER).
+	ServiceCert []byte
+	// Recoveries counts recovery transactions, each of whose endorsement
+	// of the previous identity verified.
+	Recoveries uint64
 	// CheckpointSize and CheckpointRoot are the newest checkpoint's.
 	CheckpointSize uint64
 	CheckpointRoot [32]byte
+	// CheckpointSeqno is the newest checkpoint transaction's own seqno:
+	// the end of the signed ledger.
+	CheckpointSeqno uint64
 	// Root is the tree's root over every transaction.
 	Root [32]byte
 }
@@ -60,14 +73,17 @@ type Verifier struct {
 	since  [][]byte              // leaf hashes after it
 	keys   cose.KeySet
 	notes  note.Verifier
-	pinned []byte // a service certificate the genesis must name (DER), if set
-	report Report
+	pinned []byte // a service certificate the chain must name (DER), if set
+	// pinnedSeen: the genesis or a recovery named pinned.
+	pinnedSeen bool
+	report     Report
 }
 
 // New returns a Verifier. If serviceCertDER is set, the genesis transaction
-// must name that service certificate; otherwise the ledger's own genesis is
-// trusted for the keys (the checks then prove the history consistent with
-// itself, and an auditor compares the key with one obtained elsewhere).
+// or a recovery must name that service certificate (Finish refuses the
+// ledger otherwise); else the ledger's own genesis is trusted for the keys
+// (the checks then prove the history consistent with itself, and an auditor
+// compares the key with one obtained elsewhere).
 func New(serviceCertDER []byte) *Verifier {
 	rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 	return &Verifier{rf: rf, atCP: rf.NewEmptyRange(0), pinned: serviceCertDER}
@@ -116,6 +132,12 @@ func (v *Verifier) Add(seqno uint64, raw []byte) error {
 		v.report.Checkpoints++
 	case log.TxWrites, log.TxApp:
 		v.report.Writes++
+	case log.TxRecovery:
+		if err := v.recovery(seqno, rec.Body); err != nil {
+			return err
+		}
+		v.report.Recoveries++
+		v.report.Writes++
 	}
 	if seqno == 1 && rec.Type != log.TxGenesis {
 		return fmt.Errorf("%w: transaction 1 is a %v, not the genesis", ErrGenesis, rec.Type)
@@ -131,27 +153,64 @@ func (v *Verifier) genesis(body []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrGenesis, err)
 	}
-	if v.pinned != nil && !bytes.Equal(g.ServiceCert, v.pinned) {
-		return fmt.Errorf("%w names another service certificate than the one given: these files are another network's ledger", ErrGenesis)
-	}
-	cert, err := x509.ParseCertificate(g.ServiceCert)
+	k, nv, err := v.identity(g.ServiceCert, g.NoteVerifierKey)
 	if err != nil {
-		return fmt.Errorf("%w: service certificate: %v", ErrGenesis, err)
+		return fmt.Errorf("%w: %v", ErrGenesis, err)
+	}
+	v.keys, v.notes = cose.KeySet{k}, nv
+	v.report.Issuer = g.Issuer
+	return nil
+}
+
+// identity parses a service identity and makes it the current one.
+func (v *Verifier) identity(certDER []byte, noteKey string) (cose.Key, note.Verifier, error) {
+	cert, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return cose.Key{}, nil, fmt.Errorf("service certificate: %v", err)
 	}
 	pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
 	if !ok {
-		return fmt.Errorf("%w: the service key is not ECDSA", ErrGenesis)
+		return cose.Key{}, nil, errors.New("the service key is not ECDSA")
 	}
 	k, err := cose.NewKey(pub)
 	if err != nil {
-		return fmt.Errorf("%w: service key: %v", ErrGenesis, err)
+		return cose.Key{}, nil, fmt.Errorf("service key: %v", err)
 	}
-	nv, err := note.NewVerifier(g.NoteVerifierKey)
+	nv, err := note.NewVerifier(noteKey)
 	if err != nil {
-		return fmt.Errorf("%w: note verifier key: %v", ErrGenesis, err)
+		return cose.Key{}, nil, fmt.Errorf("note verifier key: %v", err)
+	}
+	if v.pinned != nil && bytes.Equal(certDER, v.pinned) {
+		v.pinnedSeen = true
+	}
+	v.report.ServiceCert = certDER
+	v.report.ServiceKeyID = printable(k.Kid)
+	return k, nv, nil
+}
+
+// recovery checks a recovery transaction: it follows the ledger it
+// recovers, names the certificate that signed until now as the previous
+// one, and the new service key endorses that certificate. The new identity
+// then signs every later checkpoint; the previous one signs no more.
+func (v *Verifier) recovery(seqno uint64, body []byte) error {
+	r, err := log.UnmarshalRecovery(body)
+	if err != nil {
+		return fmt.Errorf("%w: transaction %d: %v", ErrRecovery, seqno, err)
+	}
+	if r.PreviousSize != seqno-1 {
+		return fmt.Errorf("%w: transaction %d recovers a ledger of %d transactions", ErrRecovery, seqno, r.PreviousSize)
+	}
+	if !bytes.Equal(r.PreviousServiceCert, v.report.ServiceCert) {
+		return fmt.Errorf("%w: transaction %d names a previous service certificate that did not sign this ledger", ErrRecovery, seqno)
+	}
+	k, nv, err := v.identity(r.ServiceCert, r.NoteVerifierKey)
+	if err != nil {
+		return fmt.Errorf("%w: transaction %d: %v", ErrRecovery, seqno, err)
+	}
+	if err := cose.VerifyEndorsement(r.Endorsement, k, r.PreviousServiceCert); err != nil {
+		return fmt.Errorf("%w: transaction %d: the new service key's endorsement of the previous identity: %v", ErrRecovery, seqno, err)
 	}
 	v.keys, v.notes = cose.KeySet{k}, nv
-	v.report.Issuer, v.report.ServiceKeyID = g.Issuer, printable(k.Kid)
 	return nil
 }
 
@@ -206,7 +265,7 @@ func (v *Verifier) checkpoint(seqno uint64, body []byte) error {
 	v.atCP = r
 	// Copied, not resliced: the leaves before the checkpoint are done with.
 	v.since = append(make([][]byte, 0, len(v.since)-int(n)+64), v.since[n:]...)
-	v.report.CheckpointSize, v.report.CheckpointRoot = cp.TreeSize, cp.Root
+	v.report.CheckpointSize, v.report.CheckpointRoot, v.report.CheckpointSeqno = cp.TreeSize, cp.Root, seqno
 	return nil
 }
 
@@ -214,6 +273,9 @@ func (v *Verifier) checkpoint(seqno uint64, body []byte) error {
 func (v *Verifier) Finish() (*Report, error) {
 	if v.report.Transactions == 0 {
 		return nil, fmt.Errorf("%w: the ledger is empty", ErrGenesis)
+	}
+	if v.pinned != nil && !v.pinnedSeen {
+		return nil, fmt.Errorf("%w names another service certificate than the one given, and no recovery endorsed it: these files are another network's ledger", ErrGenesis)
 	}
 	r := v.rf.NewEmptyRange(0)
 	if err := r.AppendRange(v.atCP, nil); err != nil {

@@ -28,7 +28,8 @@ func (n *Node) bootstrapGovernance(ctx context.Context) error {
 	// unless it was created to open by vote; a consortium's network opens
 	// when its members vote transition_service_to_open, and nodes that join
 	// before then are trusted on their attestation alone (CCF's rule).
-	spec := gov.Genesis{Constitution: g.Constitution, SCITTConfiguration: reg, Open: g.MembersActive && !g.OpenByVote, Also: self}
+	spec := gov.Genesis{Constitution: g.Constitution, SCITTConfiguration: reg, Open: g.MembersActive && !g.OpenByVote, Also: self,
+		ServiceCertPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: g.ServiceCert}))}
 	for _, der := range g.Members {
 		spec.Members = append(spec.Members, gov.MemberSpec{
 			CertPEM: string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),

@@ -75,6 +75,11 @@ type Node struct {
 	// peers says who a TLS key is, and reaches the other nodes accepting
 	// only their own keys.
 	peers *peer.Directory
+	// laterSecrets are the ledger secret versions after the first
+	// (ledgersecrets.go); sharer keeps the recovery sharing
+	// (recoveryshares.go).
+	laterSecrets *secretRing
+	sharer       *recoverySharer
 }
 
 // New nodes may join at joinsPerSecond, joinBurst at once: enough for an
@@ -176,6 +181,10 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	if n.sealer, err = identity.OpenSealer(cfg.Platform, cfg.DataDir, cfg.SealKeyFile); err != nil {
 		return nil, err
 	}
+	if n.laterSecrets, err = openSecretRing(cfg.DataDir, n.sealer); err != nil {
+		return nil, err
+	}
+	n.sharer = newRecoverySharer(n)
 	if cfg.Join {
 		n.id, err = identity.Load(cfg.DataDir, n.sealer)
 	} else {
@@ -189,7 +198,7 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.issuer = v.Name()
-	if create && len(cfg.Members) == 0 {
+	if create && mode != Recovered && len(cfg.Members) == 0 {
 		if _, err := identity.CreateMember(cfg.DataDir); err != nil {
 			return nil, fmt.Errorf("member identity: %w", err)
 		}
@@ -314,6 +323,9 @@ func (n *Node) Run(ctx context.Context) error {
 	svc.CurrentPolicy = governed.Policy
 	svc.CurrentRegistrationPolicy = governed.RegistrationPolicy
 	svc.IssuerKey = governed.IssuerKey
+	if svc.Keys, err = n.serviceKeys(); err != nil {
+		return fail(err)
+	}
 	// Everything the handlers read is set before this store, and they load
 	// it before reading (happens-before through the atomic).
 	n.ready.Store(true)
@@ -347,6 +359,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.transport != nil {
 		g.Go(func() error { return n.promoteLearners(gctx) })
 	}
+	g.Go(func() error { return n.sharer.run(gctx) })
 	url := n.URL()
 	if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, identity.FileNodeURL), []byte(url+"\n"), 0o644); err != nil {
 		return fail(fmt.Errorf("writing node.url: %w", err))
@@ -398,10 +411,10 @@ func (n *Node) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if string(g.ServiceCert) != string(n.id.ServiceCert.Raw) {
-		return fmt.Errorf("%s is not the service certificate this network was created with", identity.FileServiceCert)
-	}
 	n.genesis = g
+	if err := n.checkServiceIdentity(ctx, g); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -446,15 +459,9 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 	}
 	apps := apphost.New(apphost.Config{
 		Ledger: n.ledger, Logger: n.log, NodeID: n.cfg.NodeID, ServiceCertPEM: n.id.ServiceCertPEM,
-		Secret: func() ([]byte, bool) {
-			full := n.full.Load()
-			if full == nil {
-				return nil, false
-			}
-			return full.LedgerSecret, true
-		},
+		Secrets: func() (apphost.Secrets, bool) { return appSecrets{n}, n.full.Load() != nil },
 	})
-	govSvc := gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle}, n.log)
+	govSvc := gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle, RecoveredSecrets: n.adoptRecoveredSecrets}, n.log)
 	svc := &registry.Service{
 		Ledger:          replicatedLedger{n.ledger, n.raft},
 		Keys:            cose.KeySet{serviceKey},
@@ -474,6 +481,7 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 		LedgerDir:   LedgerDir(n.cfg.DataDir),
 		NetworkKind: func() string { return n.genesis.NetworkKind() },
 		Evidence:    n.evidence, NodeKey: &n.nodeKey.PublicKey,
+		Collectors: n.sharer.collectors(),
 	})
 	return &http.Server{
 		Handler: api.Handler(),
