@@ -39,6 +39,10 @@ const (
 	// that goes bad under load), and the node must stop rather than go on
 	// with raft and the disk disagreeing.
 	StorageWriteError = "storage-write-error"
+	// RekeyBeforePropose: the primary made a new ledger secret version and
+	// keeps it sealed on disk, and has not proposed the write set that
+	// records it.
+	RekeyBeforePropose = "rekey-before-propose"
 )
 
 // StorageWritesBeforeError is how many file writes succeed before an armed
@@ -48,7 +52,7 @@ const StorageWritesBeforeError = 500
 var crashAt = os.Getenv(EnvCrashAt)
 
 // points are every crash point a node has.
-var points = []string{SnapshotStaged, SnapshotMarked, SnapshotHalfWritten, SnapshotInstalled, StorageWriteError}
+var points = []string{SnapshotStaged, SnapshotMarked, SnapshotHalfWritten, SnapshotInstalled, StorageWriteError, RekeyBeforePropose}
 
 // Check returns an error if the environment names a crash point that does
 // not exist: a misspelt point would otherwise arm nothing, and the test

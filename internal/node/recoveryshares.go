@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/charterlog/charter/internal/fault"
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
@@ -506,6 +507,7 @@ func (r *recoverySharer) step(ctx context.Context, term uint64) error {
 		if err := r.n.laterSecrets.add(p.newVersion, p.newSecret); err != nil {
 			return err
 		}
+		fault.Point(fault.RekeyBeforePropose)
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
