@@ -59,7 +59,7 @@ type recoveryState struct {
 	sharing    *recovery.SharingRecord // nil: none yet
 	shareIDs   []string                // members with a share entry
 	trusted    map[uint64]*ecdh.PublicKey
-	nodeCopies map[uint64]uint64 // node id → version of its copy
+	nodeCopies map[uint64]recovery.NodeSecretRecord // node id → its copy
 	// recovering: the service was recovered from a previous network and
 	// its members have not yet restored the previous ledger secrets; the
 	// shares in the ledger are the previous network's, which the members
@@ -122,7 +122,7 @@ func parseEncryptionKey(b []byte) (*rsa.PublicKey, error) {
 }
 
 func readRecoveryState(st kvReader) (*recoveryState, error) {
-	s := &recoveryState{trusted: map[uint64]*ecdh.PublicKey{}, nodeCopies: map[uint64]uint64{}}
+	s := &recoveryState{trusted: map[uint64]*ecdh.PublicKey{}, nodeCopies: map[uint64]recovery.NodeSecretRecord{}}
 	var svc gov.ServiceInfo
 	if _, err := getJSON(st, gov.MapServiceInfo, gov.KeyService, &svc); err != nil {
 		return nil, err
@@ -202,7 +202,7 @@ func readRecoveryState(st kvReader) (*recoveryState, error) {
 		id, err := strconv.ParseUint(string(k), 10, 64)
 		var r recovery.NodeSecretRecord
 		if err == nil && json.Unmarshal(v, &r) == nil {
-			s.nodeCopies[id] = r.Version
+			s.nodeCopies[id] = r
 		}
 		return nil
 	})
@@ -292,14 +292,14 @@ func planRecovery(s *recoveryState, secret func(v uint64) ([]byte, error), rnd i
 		}
 		slices.Sort(ids)
 		for _, id := range ids {
-			if v, ok := s.nodeCopies[id]; ok && v == latest {
+			if c, ok := s.nodeCopies[id]; ok && c.Version == latest && c.NodeKey == recovery.NodeKeyID(s.trusted[id]) {
 				continue
 			}
 			sealed, err := recovery.SealForNode(s.trusted[id], id, latest, cur)
 			if err != nil {
 				return nil, fmt.Errorf("sealing ledger secret %d to node %d: %w", latest, id, err)
 			}
-			w, err := putJSON(recovery.MapNodeSecrets, strconv.FormatUint(id, 10), recovery.NodeSecretRecord{Version: latest, Encrypted: sealed})
+			w, err := putJSON(recovery.MapNodeSecrets, strconv.FormatUint(id, 10), recovery.NodeSecretRecord{Version: latest, Encrypted: sealed, NodeKey: recovery.NodeKeyID(s.trusted[id])})
 			if err != nil {
 				return nil, err
 			}
@@ -449,6 +449,9 @@ func (r *recoverySharer) learn() {
 	ok, err := getJSON(r.n.ledger, recovery.MapNodeSecrets, strconv.FormatUint(r.n.cfg.NodeID, 10), &c)
 	if err != nil || !ok || c.Version == 0 || c.Version == r.learnFailed {
 		return
+	}
+	if pub, err := r.n.nodeKey.PublicKey.ECDH(); err != nil || c.NodeKey != recovery.NodeKeyID(pub) {
+		return // sealed to another key: the primary seals a new copy
 	}
 	if _, held := r.n.laterSecrets.get(c.Version); held {
 		return
