@@ -326,7 +326,8 @@ func planRecovery(s *recoveryState, secret func(v uint64) ([]byte, error), rnd i
 		}
 	}
 	if len(writes) > 0 {
-		p.ws = &log.WriteSet{Writes: writes, Claims: []byte("charter: the primary's recovery sharing and ledger secrets (spec/recovery.md)")}
+		// Short claims: `charter tx` shows those under 64 bytes.
+		p.ws = &log.WriteSet{Writes: writes, Claims: []byte("charter: recovery sharing, by the primary")}
 	}
 	return p, nil
 }
@@ -475,7 +476,7 @@ func (r *recoverySharer) step(ctx context.Context, term uint64) error {
 			return err
 		}
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		txid, err := r.n.ledger.SubmitWrites(sctx, &log.WriteSet{Writes: []log.Write{w}, Claims: []byte("charter: the primary's barrier before a ledger rekey")})
+		txid, err := r.n.ledger.SubmitWrites(sctx, &log.WriteSet{Writes: []log.Write{w}, Claims: []byte("charter: the primary's rekey barrier")})
 		cancel()
 		if err != nil {
 			return err
