@@ -134,6 +134,7 @@ func TestLedgerRekey(t *testing.T) {
 	}
 	readsBack(t, c.node(2), "node 2 reads what was written before the rekey", want)
 
+	lead, term := c.leader()
 	c.govAccept("trigger_ledger_rekey", "{}")
 	var after string
 	eventually(t, 30*time.Second, "a write sealed under version 1", func() error {
@@ -146,6 +147,13 @@ func TestLedgerRekey(t *testing.T) {
 	want["after"] = "written under version 1"
 	for i := 1; i <= 2; i++ {
 		readsBack(t, c.node(i), fmt.Sprintf("node %d reads both versions' values", i), want)
+	}
+	// The primary made the version; the follower, under the same leader
+	// throughout, wrote nothing of it.
+	if lead2, term2 := c.leader(); lead2 == lead && term2 == term {
+		if !c.logContains(lead, "recovery sharing written") || c.logContains(3-lead, "recovery sharing written") {
+			t.Fatalf("under leader %d, the recovery write set was not written by it alone", lead)
+		}
 	}
 	v1 := unsealed(t, c.node(1).dataDir, "ledger_secrets_later.sealed")
 	if !bytes.Equal(unsealed(t, c.node(2).dataDir, "ledger_secrets_later.sealed"), v1) {
