@@ -4,14 +4,20 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/charterlog/charter/internal/fault"
 	"github.com/charterlog/charter/log"
 )
 
@@ -128,6 +134,7 @@ func TestLedgerRekey(t *testing.T) {
 	}
 	readsBack(t, c.node(2), "node 2 reads what was written before the rekey", want)
 
+	lead, term := c.leader()
 	c.govAccept("trigger_ledger_rekey", "{}")
 	var after string
 	eventually(t, 30*time.Second, "a write sealed under version 1", func() error {
@@ -140,6 +147,13 @@ func TestLedgerRekey(t *testing.T) {
 	want["after"] = "written under version 1"
 	for i := 1; i <= 2; i++ {
 		readsBack(t, c.node(i), fmt.Sprintf("node %d reads both versions' values", i), want)
+	}
+	// The primary made the version; the follower, under the same leader
+	// throughout, wrote nothing of it.
+	if lead2, term2 := c.leader(); lead2 == lead && term2 == term {
+		if !c.logContains(lead, "recovery sharing written") || c.logContains(3-lead, "recovery sharing written") {
+			t.Fatalf("under leader %d, the recovery write set was not written by it alone", lead)
+		}
 	}
 	v1 := unsealed(t, c.node(1).dataDir, "ledger_secrets_later.sealed")
 	if !bytes.Equal(unsealed(t, c.node(2).dataDir, "ledger_secrets_later.sealed"), v1) {
@@ -191,4 +205,55 @@ func TestLedgerRekey(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestRekeyPrimaryCrash: the primary dies after making a new ledger
+// secret version (kept sealed on its disk) and before proposing it. The
+// rekey request is still unanswered in the ledger, so the node, restarted
+// and primary in a new term, answers it: once (version 1, no version 2),
+// and values before and after read back.
+func TestRekeyPrimaryCrash(t *testing.T) {
+	c := startCluster(t, 1, clusterOpts{})
+	c.govAccept("set_js_app", rekeyBundle(t))
+	want := map[string]string{"before": "written under version 0"}
+	putRecord(t, c.node(1), "before", want["before"])
+
+	m := c.node(1)
+	c.stop(1)
+	m.nextEnv = []string{fault.EnvCrashAt + "=" + fault.RekeyBeforePropose}
+	c.restart(1)
+	m0 := &govMember{Name: "member0", KeyPath: filepath.Join(c.dir, "member0_privk.pem"), CertPath: filepath.Join(c.dir, "member0_cert.pem")}
+	p := govJSON(t, m.node, m0, "propose", "--action", "trigger_ledger_rekey", "--args", "{}")
+	// The vote applies the action, and the node may die before it
+	// answers: its answer is not awaited.
+	_, _ = govCLI(t, m.node, m0, "vote", p.ProposalID, "--accept")
+	select {
+	case <-m.doneCh():
+	case <-time.After(60 * time.Second):
+		t.Fatal("the primary did not reach the crash point within 60s")
+	}
+	var ee *exec.ExitError
+	if err := m.exitErr(); !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Fatalf("node 1 exited with %v, not by its crash point's SIGKILL", err)
+	}
+
+	c.restart(1)
+	var after string
+	eventually(t, 30*time.Second, "a write sealed under version 1 after the crash", func() error {
+		after = putRecord(t, m, "after", "written under version 1")
+		if v := sealedVersion(t, m, after); v != 1 {
+			return fmt.Errorf("the write names version %d", v)
+		}
+		return nil
+	})
+	want["after"] = "written under version 1"
+	readsBack(t, m, "both values after the crash", want)
+	var later map[string][]byte
+	if err := json.Unmarshal(unsealed(t, m.dataDir, "ledger_secrets_later.sealed"), &later); err != nil || len(later) != 1 || len(later["1"]) != 32 {
+		t.Fatalf("the node keeps versions %v (%v); want exactly version 1", slices.Collect(maps.Keys(later)), err)
+	}
+	// Restarted again, it reads both from what it keeps.
+	c.stop(1)
+	c.restart(1)
+	readsBack(t, m, "both values after a plain restart", want)
 }

@@ -50,6 +50,10 @@ const (
 	// RecoverBeforeRecord: the recovered node runs (new identity, raft
 	// started) and has not proposed the recovery transaction yet.
 	RecoverBeforeRecord = "recover-before-record"
+	// RekeyBeforePropose: the primary made a new ledger secret version and
+	// keeps it sealed on disk, and has not proposed the write set that
+	// records it.
+	RekeyBeforePropose = "rekey-before-propose"
 )
 
 // StorageWritesBeforeError is how many file writes succeed before an armed
@@ -60,7 +64,7 @@ var crashAt = os.Getenv(EnvCrashAt)
 
 // points are every crash point a node has.
 var points = []string{SnapshotStaged, SnapshotMarked, SnapshotHalfWritten, SnapshotInstalled, StorageWriteError,
-	RecoverImportHalf, RecoverImported, RecoverRenamed, RecoverBeforeRecord}
+	RecoverImportHalf, RecoverImported, RecoverRenamed, RecoverBeforeRecord, RekeyBeforePropose}
 
 // Check returns an error if the environment names a crash point that does
 // not exist: a misspelt point would otherwise arm nothing, and the test

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/charterlog/charter/internal/fault"
 	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
@@ -58,7 +59,7 @@ type recoveryState struct {
 	sharing    *recovery.SharingRecord // nil: none yet
 	shareIDs   []string                // members with a share entry
 	trusted    map[uint64]*ecdh.PublicKey
-	nodeCopies map[uint64]uint64 // node id → version of its copy
+	nodeCopies map[uint64]recovery.NodeSecretRecord // node id → its copy
 	// recovering: the service was recovered from a previous network and
 	// its members have not yet restored the previous ledger secrets; the
 	// shares in the ledger are the previous network's, which the members
@@ -121,7 +122,7 @@ func parseEncryptionKey(b []byte) (*rsa.PublicKey, error) {
 }
 
 func readRecoveryState(st kvReader) (*recoveryState, error) {
-	s := &recoveryState{trusted: map[uint64]*ecdh.PublicKey{}, nodeCopies: map[uint64]uint64{}}
+	s := &recoveryState{trusted: map[uint64]*ecdh.PublicKey{}, nodeCopies: map[uint64]recovery.NodeSecretRecord{}}
 	var svc govwire.ServiceInfo
 	if _, err := getJSON(st, govwire.MapServiceInfo, govwire.KeyService, &svc); err != nil {
 		return nil, err
@@ -201,7 +202,7 @@ func readRecoveryState(st kvReader) (*recoveryState, error) {
 		id, err := strconv.ParseUint(string(k), 10, 64)
 		var r recovery.NodeSecretRecord
 		if err == nil && json.Unmarshal(v, &r) == nil {
-			s.nodeCopies[id] = r.Version
+			s.nodeCopies[id] = r
 		}
 		return nil
 	})
@@ -291,14 +292,14 @@ func planRecovery(s *recoveryState, secret func(v uint64) ([]byte, error), rnd i
 		}
 		slices.Sort(ids)
 		for _, id := range ids {
-			if v, ok := s.nodeCopies[id]; ok && v == latest {
+			if c, ok := s.nodeCopies[id]; ok && c.Version == latest && c.NodeKey == recovery.NodeKeyID(s.trusted[id]) {
 				continue
 			}
 			sealed, err := recovery.SealForNode(s.trusted[id], id, latest, cur)
 			if err != nil {
 				return nil, fmt.Errorf("sealing ledger secret %d to node %d: %w", latest, id, err)
 			}
-			w, err := putJSON(recovery.MapNodeSecrets, strconv.FormatUint(id, 10), recovery.NodeSecretRecord{Version: latest, Encrypted: sealed})
+			w, err := putJSON(recovery.MapNodeSecrets, strconv.FormatUint(id, 10), recovery.NodeSecretRecord{Version: latest, Encrypted: sealed, NodeKey: recovery.NodeKeyID(s.trusted[id])})
 			if err != nil {
 				return nil, err
 			}
@@ -325,7 +326,8 @@ func planRecovery(s *recoveryState, secret func(v uint64) ([]byte, error), rnd i
 		}
 	}
 	if len(writes) > 0 {
-		p.ws = &log.WriteSet{Writes: writes, Claims: []byte("charter: the primary's recovery sharing and ledger secrets (spec/recovery.md)")}
+		// Short claims: `charter tx` shows those under 64 bytes.
+		p.ws = &log.WriteSet{Writes: writes, Claims: []byte("charter: recovery sharing, by the primary")}
 	}
 	return p, nil
 }
@@ -449,6 +451,9 @@ func (r *recoverySharer) learn() {
 	if err != nil || !ok || c.Version == 0 || c.Version == r.learnFailed {
 		return
 	}
+	if pub, err := r.n.nodeKey.PublicKey.ECDH(); err != nil || c.NodeKey != recovery.NodeKeyID(pub) {
+		return // sealed to another key: the primary seals a new copy
+	}
 	if _, held := r.n.laterSecrets.get(c.Version); held {
 		return
 	}
@@ -477,7 +482,7 @@ func (r *recoverySharer) step(ctx context.Context, term uint64) error {
 			return err
 		}
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		txid, err := r.n.ledger.SubmitWrites(sctx, &log.WriteSet{Writes: []log.Write{w}, Claims: []byte("charter: the primary's barrier before a ledger rekey")})
+		txid, err := r.n.ledger.SubmitWrites(sctx, &log.WriteSet{Writes: []log.Write{w}, Claims: []byte("charter: the primary's rekey barrier")})
 		cancel()
 		if err != nil {
 			return err
@@ -512,6 +517,7 @@ func (r *recoverySharer) step(ctx context.Context, term uint64) error {
 		if err := r.n.laterSecrets.add(p.newVersion, p.newSecret); err != nil {
 			return err
 		}
+		fault.Point(fault.RekeyBeforePropose)
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

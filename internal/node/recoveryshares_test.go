@@ -279,6 +279,15 @@ func TestRekeyPlan(t *testing.T) {
 	if s, v := openCopy(2, n2); v != 1 || !bytes.Equal(s, h.secrets[1]) {
 		t.Fatal("node 2's copy is not version 1")
 	}
+	// Node 1 under a new key (a recovered network's node under an old id)
+	// gets a copy sealed to that key.
+	n1 = addTrustedNode(t, h.kv, 1)
+	if p := h.step(); p.ws == nil || p.newSecret != nil {
+		t.Fatal("a node under a new key got no new copy")
+	}
+	if s, v := openCopy(1, n1); v != 1 || !bytes.Equal(s, h.secrets[1]) {
+		t.Fatal("node 1's new copy is not version 1 under its new key")
+	}
 	h.kv.set(recovery.MapRekey, recovery.KeyRekeyRequested, []byte("2"))
 	h.step()
 	s2, v := openCopy(2, n2)

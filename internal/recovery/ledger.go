@@ -68,6 +68,17 @@ type SecretRecord struct {
 type NodeSecretRecord struct {
 	Version   uint64 `json:"version"`
 	Encrypted []byte `json:"encrypted"`
+	// NodeKey is NodeKeyID of the key it is sealed to: a node whose key
+	// changed (a recovered network's node under an old id) needs a new
+	// copy.
+	NodeKey string `json:"node_key"`
+}
+
+// NodeKeyID names a node's key in its copy: hex SHA-256 of the key's
+// uncompressed point.
+func NodeKeyID(pub *ecdh.PublicKey) string {
+	h := sha256.Sum256(pub.Bytes())
+	return hex.EncodeToString(h[:])
 }
 
 // Label is the label version v's secret is wrapped with, wherever it is.
