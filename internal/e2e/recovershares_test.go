@@ -17,18 +17,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/config"
+	"github.com/charterlog/charter/internal/ledgerfiles"
 )
 
-// TestRecoverPrivateState: a network whose app wrote a private map, with
-// two recovery members (threshold 2), is lost and recovered from its
-// ledger files. Opened by its members, it waits for recovery shares: a
-// share before the opening, from a member who is not a recovery member, a
-// wrong share and a replayed share are each refused; one share alone does
-// not open it; the second does, and the private value reads back through
-// the app; the app writes again.
+// TestRecoverPrivateState is issue 17's scenario: a three-node network
+// with three members (two of them recovery members, threshold 2),
+// registrations, app transactions writing a private map and a ledger
+// rekey loses every node (kill -9) and two data directories; a new node
+// recovers from the third node's ledger files. Opened by its members, it
+// waits for recovery shares: a share before the opening, from a member who
+// is not a recovery member, a wrong share and a replayed share are each
+// refused; one share alone does not open it; the second does, and the
+// private values (both secret versions) read back through the app; every
+// receipt issued before verifies with the keys published after; new
+// registrations and app calls work.
 func TestRecoverPrivateState(t *testing.T) {
-	c := startCluster(t, 1, clusterOpts{})
+	c := startCluster(t, 3, clusterOpts{LedgerChunkTransactions: 10})
 	n1 := c.node(1).node
 	m0 := &govMember{Name: "member0", KeyPath: filepath.Join(c.dir, "member0_privk.pem"), CertPath: filepath.Join(c.dir, "member0_cert.pem")}
 	module := `
@@ -104,7 +110,6 @@ export function read(request) {
 	// A rekey: later private writes use secret version 1, and the sharing
 	// is remade for it.
 	wantState(t, "trigger_ledger_rekey", pass(n1, "trigger_ledger_rekey", map[string]int{}), "Accepted")
-	ledgerDir := filepath.Join(c.node(1).dataDir, "ledger")
 	eventually(t, 20*time.Second, "the primary's recovery sharing of ledger secret version 1", func() error {
 		var sh struct {
 			Version uint64 `json:"ledgerSecretVersion"`
@@ -119,13 +124,28 @@ export function read(request) {
 		t.Fatalf("writing the private map after the rekey: %d %s", r.Status, r.Body)
 	}
 	pub := newPublisher(t, "e2e recover shares publisher")
-	c.mustRegister(pub.unique(t), 1)
-	c.waitSettled(30*time.Second, 1)
-	c.stop(1)
-	files := t.TempDir()
-	copyDir(t, ledgerDir, files)
-	if err := os.RemoveAll(c.node(1).dataDir); err != nil {
-		t.Fatal(err)
+	var before []*outcome
+	for i := range 6 {
+		before = append(before, c.mustRegister(pub.unique(t), 1+i%3))
+	}
+	settled := c.waitSettled(30*time.Second, 1, 2, 3)
+	// Node 3's ledger files hold what the network settled on (the files
+	// follow the committed ledger; kill -9 loses no write a process made).
+	files := filepath.Join(c.node(3).dataDir, "ledger")
+	eventually(t, 20*time.Second, "node 3's ledger files to reach the settled ledger", func() error {
+		last, err := ledgerfiles.Scan(files, func(uint64, []byte) error { return nil })
+		if err != nil || last < settled.LedgerSize {
+			return fmt.Errorf("the files end at %d (%v); the ledger is %d", last, err, settled.LedgerSize)
+		}
+		return nil
+	})
+	for i := 1; i <= 3; i++ {
+		c.kill9(i)
+	}
+	for i := 1; i <= 2; i++ {
+		if err := os.RemoveAll(c.node(i).dataDir); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	cfg := config.Config{NodeID: 1, DataDir: filepath.Join(dir, "data"), Addr: "127.0.0.1:" + strconv.Itoa(freeLoopbackPorts(t, 1)[0]), LogLevel: "info"}
@@ -211,5 +231,26 @@ export function read(request) {
 	if r := appDo(n, http.MethodGet, ""); !strings.Contains(string(r.Body), "written after recovery") {
 		t.Fatalf("reading the new value: %d %s", r.Status, r.Body)
 	}
-	n.mustRegister(t, pub.unique(t))
+	// Receipts issued before the recovery verify with the keys published
+	// after it; so does one issued after.
+	keysPath := filepath.Join(dir, "keys.cbor")
+	if out, err := runCLI(t, dir, "keys", "--url", n.URL, "--cacert", n.CertPath, "--out", keysPath); err != nil {
+		t.Fatalf("charter keys after the recovery: %v\n%s", err, out)
+	}
+	after := n.mustRegister(t, pub.unique(t))
+	receipts := [][2][]byte{{after.Statement, after.Receipt}}
+	for _, o := range before {
+		receipts = append(receipts, [2][]byte{o.Statement, o.Receipt})
+	}
+	for i, sr := range receipts {
+		ts, err := cose.AttachReceipts(sr[0], sr[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, fmt.Sprintf("receipt%d.cose", i))
+		os.WriteFile(p, ts, 0o644)
+		if out, err := runCLI(t, dir, "verify", "--service-keys", keysPath, p); err != nil {
+			t.Fatalf("charter verify of receipt %d: %v\n%s", i, err, out)
+		}
+	}
 }
