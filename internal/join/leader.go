@@ -83,6 +83,13 @@ func (l *Leader) Join(ctx context.Context, body []byte) (*Response, error) {
 	if leader, _ := l.Raft.Leader(); !leader {
 		return nil, refuse(ErrNotLeader, fmt.Sprintf("send the join request to the leader (node %d)", l.Raft.LeaderID()))
 	}
+	// A recovered service holds only a new ledger secret until its members'
+	// shares recover the previous ones; a node admitted now would be given
+	// that secret alone and never the recovered ones. It joins once the
+	// service is open.
+	if serviceRecovering(l.State) {
+		return nil, refuse(ErrUnavailable, "the service is being recovered: nodes join once the members have opened it and submitted their recovery shares; retry then")
+	}
 	// Joins cost the joiner, not the network: a key the network does not
 	// know yet is admitted at a bounded rate, checked before its evidence
 	// costs a verification; a known key (a node asking again for its

@@ -231,6 +231,14 @@ func TestJoinRefusals(t *testing.T) {
 		"pending bound":  {func(_ *Leader, st *fakeState, _ *fakeRaft, _ testNode) { pendingNode(st, 5, NodePending); limit(st, 1) }, measurement, ErrTooManyPending},
 		"retired key":    {func(_ *Leader, st *fakeState, _ *fakeRaft, n testNode) { retired(st, n) }, measurement, ErrRetired},
 		"too large body": {nil, nil, ErrTooLarge},
+		"recovering": {func(_ *Leader, st *fakeState, _ *fakeRaft, _ testNode) {
+			v, _ := json.Marshal(govwire.ServiceInfo{Status: govwire.ServiceRecovering})
+			st.put(govwire.MapServiceInfo, govwire.KeyService, v)
+		}, measurement, ErrUnavailable},
+		"waiting for shares": {func(_ *Leader, st *fakeState, _ *fakeRaft, _ testNode) {
+			v, _ := json.Marshal(govwire.ServiceInfo{Status: govwire.ServiceWaitingForShares})
+			st.put(govwire.MapServiceInfo, govwire.KeyService, v)
+		}, measurement, ErrUnavailable},
 	} {
 		t.Run(name, func(t *testing.T) {
 			l, st, r := newTestLeader(t)

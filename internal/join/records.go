@@ -102,6 +102,15 @@ func ServiceOpen(st State) bool {
 	return err == nil && json.Unmarshal(raw, &svc) == nil && svc.Status == govwire.ServiceOpen
 }
 
+// serviceRecovering reports whether the service is a recovered one whose
+// ledger secrets are not recovered yet (Recovering,
+// WaitingForRecoveryShares).
+func serviceRecovering(st State) bool {
+	var svc govwire.ServiceInfo
+	raw, err := st.GetKV(govwire.MapServiceInfo, []byte(govwire.KeyService))
+	return err == nil && json.Unmarshal(raw, &svc) == nil && govwire.Recovering(svc.Status)
+}
+
 // PublicKeyPEM is how a record names a node's key.
 func PublicKeyPEM(k *ecdsa.PublicKey) string {
 	der, _ := x509.MarshalPKIXPublicKey(k)
