@@ -286,14 +286,7 @@ func (a *applying) appendWrites(term uint64, p *log.Proposal, key [32]byte, writ
 	if err != nil {
 		return err
 	}
-	for _, w := range writes {
-		if w.Delete {
-			a.b.DeleteKV(w.Map, w.Key)
-		} else {
-			a.b.PutKV(w.Map, w.Key, w.Value)
-		}
-		a.view.record(w)
-	}
+	a.putWrites(writes)
 	a.st.LastContentSeqno = txid.Seqno
 	a.done = append(a.done, outcome{key, txid})
 	a.wrote = true
@@ -382,4 +375,17 @@ func touchesReserved(ws *log.WriteSet) string {
 		}
 	}
 	return ""
+}
+
+// putWrites puts a transaction's writes in the batch and in the view of
+// what this batch changed.
+func (a *applying) putWrites(writes []log.Write) {
+	for _, w := range writes {
+		if w.Delete {
+			a.b.DeleteKV(w.Map, w.Key)
+		} else {
+			a.b.PutKV(w.Map, w.Key, w.Value)
+		}
+		a.view.record(w)
+	}
 }

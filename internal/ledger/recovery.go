@@ -206,13 +206,8 @@ func (a *applying) importRecord(raw []byte) error {
 	case log.TxRecovery:
 		a.putRecovery(txid.Seqno, rec.Body)
 	}
-	for _, w := range writes {
-		if w.Delete {
-			a.b.DeleteKV(w.Map, w.Key)
-		} else {
-			a.b.PutKV(w.Map, w.Key, w.Value)
-		}
-		a.view.record(w)
+	a.putWrites(writes)
+	if len(writes) > 0 {
 		a.wrote = true
 	}
 	if rec.Type != log.TxCheckpoint {
