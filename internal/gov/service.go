@@ -58,6 +58,11 @@ type Config struct {
 	// only the constitution's JSON-shape checks apply. It must be safe for
 	// concurrent use and must not call back into governance.
 	ValidateApp func(bundleJSON []byte) error
+	// ServiceCert, if set, is the service's certificate: the next service
+	// identity a constitution passes to CCF's
+	// ccf.node.transitionServiceToOpen must be it, as CCF requires. Nil:
+	// the identity is checked to be a certificate only.
+	ServiceCert *x509.Certificate
 }
 
 // Service executes governance requests on the leader. Operations are

@@ -455,7 +455,7 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 			return full.LedgerSecret, true
 		},
 	})
-	govSvc := gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle}, n.log)
+	govSvc := gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle, ServiceCert: n.id.ServiceCert}, n.log)
 	svc := &registry.Service{
 		Ledger:          replicatedLedger{n.ledger, n.raft},
 		Keys:            cose.KeySet{serviceKey},
