@@ -321,6 +321,20 @@ func (h *ccfHost) transitionServiceToOpen(fc sobek.FunctionCall) sobek.Value {
 	return sobek.Undefined()
 }
 
+// governanceWritable says whether a constitution may write map m, by
+// either global: a public map (a private map's values are the app host's
+// ciphertext, and a governance write set is in clear) that the nodes do
+// not maintain (the ledger refuses a write set that names one).
+func governanceWritable(m string) error {
+	if !strings.HasPrefix(m, "public:") {
+		return fmt.Errorf("map %s is not public: governance writes only public maps", m)
+	}
+	if log.IsNodeMaintained(m) {
+		return fmt.Errorf("map %s is maintained by the nodes; no governance write set may write it", m)
+	}
+	return nil
+}
+
 // certBundleOf parses one or more PEM certificates and nothing else.
 func certBundleOf(text string) ([]*x509.Certificate, error) {
 	rest := []byte(text)
@@ -396,8 +410,8 @@ func (h *ccfHost) handle(m string) *sobek.Object {
 	}
 	write := func(method string) {
 		h.mustWrite(fmt.Sprintf("%s.%s", m, method))
-		if log.IsNodeMaintained(m) {
-			h.throw("TypeError", "map %s is maintained by the nodes; no governance write set may write it", m)
+		if err := governanceWritable(m); err != nil {
+			h.throw("TypeError", "%v", err)
 		}
 	}
 	h.fn(o, "has", func(fc sobek.FunctionCall) sobek.Value {

@@ -328,7 +328,29 @@ type errString string
 
 func (e errString) Error() string { return string(e) }
 
-// Both globals are served in one call, and ballots see ccf too.
+// charter.kv keeps the same rules of governed maps as ccf.kv.
+func TestCharterKVWriteRules(t *testing.T) {
+	o := newOverlay(memState{})
+	for _, m := range []string{"records", "public:charter.nodes"} {
+		got := mustCCF(t, o, true, `try { charter.kv.set(`+jsString(m)+`, "k", "v") } catch (e) { return e.message } return "no throw"`)
+		if s, _ := got.(string); !strings.Contains(s, m) {
+			t.Errorf("charter.kv.set on %s: %v", m, got)
+		}
+		got = mustCCF(t, o, true, `try { charter.kv.delete(`+jsString(m)+`, "k") } catch (e) { return e.message } return "no throw"`)
+		if s, _ := got.(string); !strings.Contains(s, m) {
+			t.Errorf("charter.kv.delete on %s: %v", m, got)
+		}
+	}
+	if len(o.order) != 0 {
+		t.Fatalf("refused writes wrote %v", o.order)
+	}
+	mustCCF(t, o, true, `charter.kv.set("public:ccf.gov.users.info", "u", "{}")`)
+	if len(o.order) != 1 {
+		t.Fatalf("an allowed write: %v", o.order)
+	}
+}
+
+// Both globals are served in one call.
 func TestCCFBesideCharter(t *testing.T) {
 	o := newOverlay(memState{MapMemberInfo: {"a": `{"status":"Active"}`}})
 	got := mustCCF(t, o, false, `return charter.kv.keys("public:ccf.gov.members.info")[0] + ccf.bufToStr(ccf.strToBuf("b"))`)

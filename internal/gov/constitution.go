@@ -30,8 +30,8 @@ var DefaultConstitution string
 // [{member_id, vote}]. During a call the global `charter` is the host API:
 //
 //	charter.kv.get(map, key) → string | undefined   (applied state plus this operation's writes)
-//	charter.kv.set(map, key, value)                 (apply only)
-//	charter.kv.delete(map, key)                     (apply only)
+//	charter.kv.set(map, key, value)                 (apply only; public maps the nodes do not maintain)
+//	charter.kv.delete(map, key)                     (apply only; likewise)
 //	charter.kv.keys(map) → string[]                 (sorted)
 //	charter.memberIdOf(pem) → string                (hex SHA-256 of the certificate's DER; throws if not one)
 //	charter.validateAppBundle(bundle)               (bundle: object or JSON text; throws the node's
@@ -116,8 +116,20 @@ func host(o *overlay, writable bool, validateApp func([]byte) error) map[string]
 		},
 	}
 	if writable {
-		kv["set"] = func(m, key, value string) { o.Set(m, key, value) }
-		kv["delete"] = func(m, key string) { o.Delete(m, key) }
+		kv["set"] = func(m, key, value string) error {
+			if err := governanceWritable(m); err != nil {
+				return err
+			}
+			o.Set(m, key, value)
+			return nil
+		}
+		kv["delete"] = func(m, key string) error {
+			if err := governanceWritable(m); err != nil {
+				return err
+			}
+			o.Delete(m, key)
+			return nil
+		}
 	}
 	return map[string]any{"charter": map[string]any{
 		"kv": kv,
