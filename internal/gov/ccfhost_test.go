@@ -295,6 +295,23 @@ func TestCCFAppMaps(t *testing.T) {
 		t.Errorf("disable_bytecode_cache after clearing CCF's bytecode map: %s", v)
 	}
 
+	// CCF's other path, refreshing the cache, keeps it enabled; outside
+	// apply the refresh is refused.
+	o = newOverlay(memState{MapAppBundle: {KeyAppBundle: existing, KeyDisableBytecodeCache: "true"}})
+	_, h, err = runCCF(t, o, true, hostEnv{}, `ccf.kv["public:ccf.gov.modules"].set(ccf.strToBuf("/old.js"), ccf.strToBuf("export function f() { return 1 }")); ccf.refreshAppBytecodeCache();`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, _ := o.Get(MapAppBundle, KeyDisableBytecodeCache); v != "false" {
+		t.Errorf("disable_bytecode_cache after refreshAppBytecodeCache: %s", v)
+	}
+	if got := mustCCF(t, o, false, `try { ccf.refreshAppBytecodeCache() } catch (e) { return e instanceof TypeError } return "no throw"`); got != true {
+		t.Errorf("refreshAppBytecodeCache outside apply: %v", got)
+	}
+
 	// The validator's refusal fails the apply; a malformed key too.
 	for _, c := range []struct{ name, body, want string }{
 		{"refused", `ccf.kv["public:ccf.gov.modules"].set(ccf.strToBuf("/x.js"), ccf.strToBuf("x"))`, "no good"},
