@@ -335,6 +335,17 @@ func governanceWritable(m string) error {
 	return nil
 }
 
+// jsonStringOf is s as JSON.stringify writes it: Go's default would
+// escape <, > and & as \u003c…, which decodes alike but is not the bytes
+// CCF stores.
+func jsonStringOf(s string) []byte {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
 // certBundleOf parses one or more PEM certificates and nothing else.
 func certBundleOf(text string) ([]*x509.Certificate, error) {
 	rest := []byte(text)
@@ -500,8 +511,7 @@ func (h *ccfHost) kvGet(m string, form ccfMapForm, key []byte) ([]byte, bool) {
 		return nil, false
 	}
 	if form.jsonString {
-		b, _ := json.Marshal(v)
-		return b, true
+		return jsonStringOf(v), true
 	}
 	return []byte(v), true
 }

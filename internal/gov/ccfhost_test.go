@@ -144,7 +144,7 @@ func TestCCFKV(t *testing.T) {
 	state := memState{
 		MapMemberCerts:   {id: pemText},
 		MapMemberInfo:    {id: `{"status":"Active"}`},
-		MapConstitution:  {KeyConstitution: "export function validate() {}"},
+		MapConstitution:  {KeyConstitution: "export function validate() { return 1 < 2 && \"é\" }"},
 		MapServiceInfo:   {KeyService: `{"status":"Opening"}`},
 		MapCACertBundles: {"b": pemText},
 	}
@@ -159,10 +159,11 @@ func TestCCFKV(t *testing.T) {
 		{"absent is undefined", `return ccf.kv["public:ccf.gov.members.info"].get(ccf.strToBuf("nobody")) === undefined`, true},
 		{"size", `return ccf.kv["public:ccf.gov.members.info"].size`, int64(1)},
 		{"forEach", `let s = ""; ccf.kv["public:ccf.gov.members.certs"].forEach((v, k) => { s += ccf.bufToStr(k) }); return s`, id},
-		{"constitution at the singleton key, a JSON string", `return ccf.bufToJsonCompatible(ccf.kv["public:ccf.gov.constitution"].get(new ArrayBuffer(8)))`, "export function validate() {}"},
+		{"constitution at the singleton key, a JSON string", `return ccf.bufToJsonCompatible(ccf.kv["public:ccf.gov.constitution"].get(new ArrayBuffer(8)))`, "export function validate() { return 1 < 2 && \"é\" }"},
 		{"constitution at another key", `return ccf.kv["public:ccf.gov.constitution"].get(ccf.strToBuf("constitution")) === undefined`, true},
 		{"service info at the singleton key", `return ccf.bufToJsonCompatible(ccf.kv["public:ccf.gov.service.info"].get(new ArrayBuffer(8))).status`, "Opening"},
 		{"singleton forEach key", `let n = 0; ccf.kv["public:ccf.gov.service.info"].forEach((v, k) => { n = k.byteLength }); return n`, int64(8)},
+		{"the JSON string is JSON.stringify's", `return ccf.bufToStr(ccf.kv["public:ccf.gov.constitution"].get(new ArrayBuffer(8))) === JSON.stringify(` + jsString("export function validate() { return 1 < 2 && \"é\" }") + `)`, true},
 		{"CA bundle is a JSON string", `return ccf.bufToJsonCompatible(ccf.kv["public:ccf.gov.tls.ca_cert_bundles"].get(ccf.strToBuf("b")))`, pemText},
 		{"get(string)", `try { ccf.kv["public:ccf.gov.members.info"].get("x") } catch (e) { return e instanceof TypeError } return "no throw"`, true},
 		{"forEach(not a function)", `try { ccf.kv["public:ccf.gov.members.info"].forEach(1) } catch (e) { return e instanceof TypeError } return "no throw"`, true},
