@@ -93,8 +93,8 @@ func TestCCFStyleConstitution(t *testing.T) {
 		}
 		return "@" + p
 	}
-	// pass proposes as m1; one vote of two active members is not a
-	// majority under the constitution's resolve, two are.
+	// pass proposes as m1; one vote of two (later three) active members
+	// is not a majority under the constitution's resolve, two are.
 	pass := func(action string, args any) proposalOut {
 		t.Helper()
 		p := govJSON(t, n, m1, "propose", "--action", action, "--args", argsFile(action, args))
@@ -113,6 +113,11 @@ func TestCCFStyleConstitution(t *testing.T) {
 	m3 := newGovMember(t, dir, "m3", elliptic.P256())
 	pass("set_member", map[string]any{"cert": string(mustRead(t, m3.CertPath)), "member_data": map[string]any{"role": "auditor"}})
 	assertMemberStatus(t, n, map[string]string{m1.ID: "Active", m2.ID: "Active", m3.ID: "Accepted"})
+	// The member set through ccf.kv activates as any other.
+	if out, err := govCLI(t, n, m3, "ack"); err != nil {
+		t.Fatalf("charter gov ack as m3: %v\n%s", err, out)
+	}
+	assertMemberStatus(t, n, map[string]string{m1.ID: "Active", m2.ID: "Active", m3.ID: "Active"})
 
 	user := newGovMember(t, dir, "user0", elliptic.P256())
 	pass("set_user", map[string]any{"cert": string(mustRead(t, user.CertPath))})

@@ -34,11 +34,13 @@ import (
 
 // CCF's maps that Charter does not store as such.
 const (
-	ccfMapModules       = "public:ccf.gov.modules"                  // "/name" → module source
-	ccfMapEndpoints     = "public:ccf.gov.endpoints"                // "METHOD /url" → endpoint info JSON
-	ccfMapQuickJSCode   = "public:ccf.gov.modules_quickjs_bytecode" // CCF's bytecode cache
-	ccfMapQuickJSVer    = "public:ccf.gov.modules_quickjs_version"
-	ccfMapInterpFlush   = "public:ccf.gov.interpreter.flush"
+	ccfMapModules     = "public:ccf.gov.modules"                  // "/name" → module source
+	ccfMapEndpoints   = "public:ccf.gov.endpoints"                // "METHOD /url" → endpoint info JSON
+	ccfMapQuickJSCode = "public:ccf.gov.modules_quickjs_bytecode" // CCF's bytecode cache
+	// ccfMapSignatures is CCF's record of the latest signature
+	// transaction; Charter serves, read-only at the singleton key, its
+	// root: the state digest members are issued to acknowledge.
+	ccfMapSignatures    = "public:ccf.internal.signatures"
 	ccfSingletonKeySize = 8
 )
 
@@ -76,6 +78,10 @@ type hostEnv struct {
 	// passed to ccf.node.transitionServiceToOpen is checked to be a
 	// certificate but not compared.
 	serviceCertDER []byte
+	// stateDigest is the digest UpdateStateDigest would issue now (hex),
+	// served as the root of public:ccf.internal.signatures; nil: that map
+	// reads as empty.
+	stateDigest func() (string, error)
 }
 
 // ccfHost is the `ccf` global of one call: writable only for apply.
@@ -424,6 +430,9 @@ func (h *ccfHost) handle(m string) *sobek.Object {
 		if err := governanceWritable(m); err != nil {
 			h.throw("TypeError", "%v", err)
 		}
+		if m == ccfMapSignatures {
+			h.throw("TypeError", "map %s is the ledger's own record; it is read-only", m)
+		}
 	}
 	h.fn(o, "has", func(fc sobek.FunctionCall) sobek.Value {
 		_, ok := h.kvGet(m, form, h.bufArg(fc, 0, "key"))
@@ -495,6 +504,20 @@ func (h *ccfHost) goErr(err error) {
 }
 
 func (h *ccfHost) kvGet(m string, form ccfMapForm, key []byte) ([]byte, bool) {
+	if m == ccfMapSignatures {
+		if h.env.stateDigest == nil || !bytes.Equal(key, ccfSingletonKey) {
+			return nil, false
+		}
+		root, err := h.env.stateDigest()
+		if err != nil {
+			h.goErr(err)
+		}
+		b, err := json.Marshal(map[string]string{"root": root})
+		if err != nil {
+			h.goErr(err)
+		}
+		return b, true
+	}
 	if isAppMap(m) {
 		v, ok := h.stage().mapOf(m)[string(key)]
 		return v, ok
@@ -561,6 +584,12 @@ func (h *ccfHost) kvDelete(m string, form ccfMapForm, key []byte) {
 // kvEntries are map m's [key, value] pairs in CCF's encoding, sorted.
 func (h *ccfHost) kvEntries(m string, form ccfMapForm) [][2][]byte {
 	var out [][2][]byte
+	if m == ccfMapSignatures {
+		if v, ok := h.kvGet(m, form, ccfSingletonKey); ok {
+			out = append(out, [2][]byte{ccfSingletonKey, v})
+		}
+		return out
+	}
 	if isAppMap(m) {
 		mm := h.stage().mapOf(m)
 		for _, k := range sortedKeysOf(mm) {

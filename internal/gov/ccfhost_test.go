@@ -228,6 +228,31 @@ func TestCCFKV(t *testing.T) {
 	}
 }
 
+// public:ccf.internal.signatures serves the state digest as its root,
+// read-only, so that set_member written as CCF's can record the digest a
+// new member acknowledges.
+func TestCCFSignaturesRoot(t *testing.T) {
+	o := newOverlay(memState{})
+	env := hostEnv{stateDigest: func() (string, error) { return "ab12", nil }}
+	out, _, err := runCCF(t, o, true, env, `
+		const sigs = ccf.kv["public:ccf.internal.signatures"];
+		const raw = sigs.get(new ArrayBuffer(8));
+		const ack = { state_digest: ccf.bufToJsonCompatible(raw).root };
+		ccf.kv["public:ccf.gov.members.acks"].set(ccf.strToBuf("m"), ccf.jsonCompatibleToBuf(ack));
+		let refused = false;
+		try { sigs.set(new ArrayBuffer(8), ccf.jsonCompatibleToBuf({root: "00"})) } catch (e) { refused = e instanceof TypeError }
+		return refused && sigs.size === 1 && sigs.get(ccf.strToBuf("x")) === undefined;`)
+	if err != nil || out != true {
+		t.Fatalf("%v %v", out, err)
+	}
+	if v, _, _ := o.Get(MapMemberAcks, "m"); v != `{"state_digest":"ab12"}` {
+		t.Fatalf("ack written from the signatures' root: %s", v)
+	}
+	if got := mustCCF(t, o, false, `return ccf.kv["public:ccf.internal.signatures"].get(new ArrayBuffer(8)) === undefined`); got != true {
+		t.Errorf("without a state digest the map is empty: %v", got)
+	}
+}
+
 // ccf.node.transitionServiceToOpen opens the service when the next
 // identity is the service's certificate, and throws otherwise.
 func TestCCFTransitionServiceToOpen(t *testing.T) {

@@ -68,7 +68,7 @@ func (s *Service) constitution(o *overlay) (*constitution, error) {
 }
 
 func (s *Service) hostEnv() hostEnv {
-	env := hostEnv{validateApp: s.cfg.ValidateApp}
+	env := hostEnv{validateApp: s.cfg.ValidateApp, stateDigest: s.stateDigest}
 	if s.cfg.ServiceCert != nil {
 		env.serviceCertDER = s.cfg.ServiceCert.Raw
 	}

@@ -426,12 +426,22 @@ func (s *Service) UpdateStateDigestRequest(ctx context.Context, memberID string,
 // issueStateDigest records in o the digest memberID must acknowledge, and
 // sets it in res.
 func (s *Service) issueStateDigest(o *overlay, memberID string, res *Result) error {
-	cp, err := s.ledger.LatestCheckpoint()
+	d, err := s.stateDigest()
 	if err != nil {
 		return err
 	}
-	res.StateDigest = hex.EncodeToString(cp.Root[:])
+	res.StateDigest = d
 	return setJSON(o, MapMemberAcks, memberID, AckRecord{StateDigest: res.StateDigest})
+}
+
+// stateDigest is the digest members acknowledge: the newest checkpoint's
+// root, hex.
+func (s *Service) stateDigest() (string, error) {
+	cp, err := s.ledger.LatestCheckpoint()
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(cp.Root[:]), nil
 }
 
 // Ack activates a member that signed the state digest it was issued.

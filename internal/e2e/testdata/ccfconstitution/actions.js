@@ -59,6 +59,11 @@ const actions = new Map([
       if (args.encryption_pub_key) keys.set(id, ccf.strToBuf(args.encryption_pub_key));
       else keys.delete(id);
       putJSON("public:ccf.gov.members.info", id, { status: "Accepted", member_data: args.member_data });
+      // The digest the new member will acknowledge: the latest signature's root.
+      const sig = ccf.kv["public:ccf.internal.signatures"].get(singleton());
+      if (sig !== undefined) {
+        putJSON("public:ccf.gov.members.acks", id, { state_digest: ccf.bufToJsonCompatible(sig).root });
+      }
     },
   )],
   ["set_user", new Action(
