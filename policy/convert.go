@@ -25,17 +25,26 @@ const maxDepth = 64
 //	[]string, []any, other slices Array
 //	map[string]V                 plain Object, keys in sorted order
 //	func(...)                    a JS function wrapping it (sobek's rules)
+//	HostValue                    what it builds on rt
 //
 // ToJS copies a Go value into fresh JS values of rt by the rules above: the
 // conversion Call applies to its arguments, for hosts (JS apps) that build
 // their own arguments.
 func ToJS(rt *sobek.Runtime, v any) (sobek.Value, error) { return toJS(rt, v, 0) }
 
+// HostValue is a value a host builds on the runtime that runs the call,
+// for what the conversions above cannot express: objects whose properties
+// are computed on access, native methods that throw JS errors of a given
+// type, ArrayBuffers made during the call. It runs once per conversion.
+type HostValue func(rt *sobek.Runtime) (sobek.Value, error)
+
 func toJS(rt *sobek.Runtime, v any, depth int) (sobek.Value, error) {
 	if depth > maxDepth {
 		return nil, errors.New("value nested too deeply")
 	}
 	switch x := v.(type) {
+	case HostValue:
+		return x(rt)
 	case nil:
 		return sobek.Null(), nil
 	case sobek.Value:

@@ -31,17 +31,21 @@ var DefaultConstitution string
 // [{member_id, vote}]. During a call the global `charter` is the host API:
 //
 //	charter.kv.get(map, key) → string | undefined   (applied state plus this operation's writes)
-//	charter.kv.set(map, key, value)                 (apply only)
-//	charter.kv.delete(map, key)                     (apply only)
+//	charter.kv.set(map, key, value)                 (apply only; public maps the nodes do not maintain)
+//	charter.kv.delete(map, key)                     (apply only; likewise)
 //	charter.kv.keys(map) → string[]                 (sorted)
 //	charter.memberIdOf(pem) → string                (hex SHA-256 of the certificate's DER; throws if not one)
 //	charter.validateAppBundle(bundle)               (bundle: object or JSON text; throws the node's
 //	                                                 app validator's message if it refuses the
 //	                                                 bundle; does nothing when the node has none)
+//
+// Beside it, the global `ccf` is CCF's constitution API (ccfhost.go), so
+// constitutions written for CCF run unchanged.
 type constitution struct {
 	p *policy.Program
-	// validateApp is Config.ValidateApp, behind charter.validateAppBundle.
-	validateApp func(bundleJSON []byte) error
+	// env holds Config.ValidateApp (behind charter.validateAppBundle) and
+	// the service certificate.
+	env hostEnv
 }
 
 // constitution returns the compiled constitution in force in o.
@@ -54,14 +58,22 @@ func (s *Service) constitution(o *overlay) (*constitution, error) {
 		return nil, fmt.Errorf("%w: the network has no constitution", ErrConstitution)
 	}
 	if s.prog.p != nil && s.prog.source == src {
-		return &constitution{p: s.prog.p, validateApp: s.cfg.ValidateApp}, nil
+		return &constitution{p: s.prog.p, env: s.hostEnv()}, nil
 	}
 	p, err := CompileConstitution(src, s.cfg.Limits)
 	if err != nil {
 		return nil, err
 	}
 	s.prog.source, s.prog.p = src, p
-	return &constitution{p: p, validateApp: s.cfg.ValidateApp}, nil
+	return &constitution{p: p, env: s.hostEnv()}, nil
+}
+
+func (s *Service) hostEnv() hostEnv {
+	env := hostEnv{validateApp: s.cfg.ValidateApp, stateDigest: s.stateDigest}
+	if s.cfg.ServiceCert != nil {
+		env.serviceCertDER = s.cfg.ServiceCert.Raw
+	}
+	return env
 }
 
 // CompileConstitution compiles a constitution and checks its exports.
@@ -105,8 +117,20 @@ func host(o *overlay, writable bool, validateApp func([]byte) error) map[string]
 		},
 	}
 	if writable {
-		kv["set"] = func(m, key, value string) { o.Set(m, key, value) }
-		kv["delete"] = func(m, key string) { o.Delete(m, key) }
+		kv["set"] = func(m, key, value string) error {
+			if err := governanceWritable(m); err != nil {
+				return err
+			}
+			o.Set(m, key, value)
+			return nil
+		}
+		kv["delete"] = func(m, key string) error {
+			if err := governanceWritable(m); err != nil {
+				return err
+			}
+			o.Delete(m, key)
+			return nil
+		}
 	}
 	return map[string]any{"charter": map[string]any{
 		"kv": kv,
@@ -119,9 +143,6 @@ func host(o *overlay, writable bool, validateApp func([]byte) error) map[string]
 			return hex.EncodeToString(sum[:]), nil
 		},
 		"validateAppBundle": func(bundle any) error {
-			if validateApp == nil {
-				return nil
-			}
 			var raw []byte
 			if s, ok := bundle.(string); ok {
 				raw = []byte(s)
@@ -132,20 +153,14 @@ func host(o *overlay, writable bool, validateApp func([]byte) error) map[string]
 				}
 				raw = b
 			}
-			// The validator is trusted Go code, not the constitution: it
-			// runs on its own goroutine, so its CPU time (parsing and
-			// compiling every module of the bundle) is not charged to the
-			// calling JS, whose thread the sandbox's CPU clock measures.
-			// The sandbox's wall-clock backstop still bounds the wait.
-			done := make(chan error, 1)
-			go func() { done <- validateApp(raw) }()
-			return <-done
+			return callValidator(validateApp, raw)
 		},
 	}}
 }
 
 func (c *constitution) validate(ctx context.Context, o *overlay, proposal string) error {
-	out, err := c.p.CallWith(ctx, host(o, false, c.validateApp), "validate", proposal)
+	g, _ := hostGlobals(o, false, c.env)
+	out, err := c.p.CallWith(ctx, g, "validate", proposal)
 	if err != nil {
 		return fmt.Errorf("%w: validate: %v", ErrConstitution, err)
 	}
@@ -182,7 +197,8 @@ func (s *Service) resolve(ctx context.Context, o *overlay, c *constitution, id, 
 		b, err := policy.Compile("ballot", map[string]string{"ballot.js": info.Ballots[m]}, "ballot.js", s.cfg.Limits)
 		var out any
 		if err == nil {
-			out, err = b.CallWith(ctx, host(o, false, nil), "vote", proposal, info.ProposerID)
+			g, _ := hostGlobals(o, false, hostEnv{})
+			out, err = b.CallWith(ctx, g, "vote", proposal, info.ProposerID)
 		}
 		v, isBool := out.(bool)
 		if err != nil || !isBool {
@@ -199,7 +215,8 @@ func (s *Service) resolve(ctx context.Context, o *overlay, c *constitution, id, 
 	if len(failures) > 0 {
 		info.VoteFailures = failures
 	}
-	out, err := c.p.CallWith(ctx, host(o, false, c.validateApp), "resolve", proposal, info.ProposerID, votes)
+	g, _ := hostGlobals(o, false, c.env)
+	out, err := c.p.CallWith(ctx, g, "resolve", proposal, info.ProposerID, votes)
 	if err != nil {
 		return fmt.Errorf("%w: resolve: %v", ErrConstitution, err)
 	}
@@ -212,7 +229,13 @@ func (s *Service) resolve(ctx context.Context, o *overlay, c *constitution, id, 
 	case govwire.StateAccepted:
 		info.FinalVotes = final
 		nested := newOverlay(o)
-		if _, err := c.p.CallWith(ctx, host(nested, true, c.validateApp), "apply", proposal, id); err != nil {
+		g, ccfHost := hostGlobals(nested, true, c.env)
+		_, err := c.p.CallWith(ctx, g, "apply", proposal, id)
+		if err == nil {
+			// What apply staged in CCF's JS app maps becomes the bundle.
+			err = ccfHost.finish()
+		}
+		if err != nil {
 			info.State, info.Failure = govwire.StateFailed, &govwire.Failure{Reason: err.Error()}
 			s.log.Info("proposal failed in apply", "proposal_id", id, "err", err)
 			break

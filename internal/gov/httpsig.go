@@ -7,7 +7,7 @@ import (
 	"github.com/charterlog/charter/internal/govwire"
 )
 
-// govwire.ParseHTTPSigned reads an HTTP-signed governance request of type t
+// ParseHTTPSigned reads an HTTP-signed governance request of type t
 // (govwire.ParseHTTPSigned) and finds its member among s's: keyId = the
 // SHA-256 of one of the PEM forms of a member's recorded certificate, or
 // the member id (govwire.KeyIDNames), and last the member whose key

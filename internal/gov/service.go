@@ -65,6 +65,11 @@ type Config struct {
 	// SubmitRecoveryShare opens the service only once it returned nil.
 	// Nil: shares are refused at the threshold.
 	RecoveredSecrets func(secrets [][]byte) error
+	// ServiceCert, if set, is the service's certificate: the next service
+	// identity a constitution passes to CCF's
+	// ccf.node.transitionServiceToOpen must be it, as CCF requires. Nil:
+	// the identity is checked to be a certificate only.
+	ServiceCert *x509.Certificate
 }
 
 // Service executes governance requests on the leader. Operations are
@@ -430,12 +435,22 @@ func (s *Service) UpdateStateDigestRequest(ctx context.Context, memberID string,
 // issueStateDigest records in o the digest memberID must acknowledge, and
 // sets it in res.
 func (s *Service) issueStateDigest(o *overlay, memberID string, res *Result) error {
-	cp, err := s.ledger.LatestCheckpoint()
+	d, err := s.stateDigest()
 	if err != nil {
 		return err
 	}
-	res.StateDigest = hex.EncodeToString(cp.Root[:])
+	res.StateDigest = d
 	return setJSON(o, govwire.MapMemberAcks, memberID, govwire.AckRecord{StateDigest: res.StateDigest})
+}
+
+// stateDigest is the digest members acknowledge: the newest checkpoint's
+// root, hex.
+func (s *Service) stateDigest() (string, error) {
+	cp, err := s.ledger.LatestCheckpoint()
+	if err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(cp.Root[:]), nil
 }
 
 // Ack activates a member that signed the state digest it was issued.

@@ -461,7 +461,7 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 		Ledger: n.ledger, Logger: n.log, NodeID: n.cfg.NodeID, ServiceCertPEM: n.id.ServiceCertPEM,
 		Secrets: func() (apphost.Secrets, bool) { return appSecrets{n}, n.full.Load() != nil },
 	})
-	govSvc := gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle, RecoveredSecrets: n.adoptRecoveredSecrets}, n.log)
+	govSvc := gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle, RecoveredSecrets: n.adoptRecoveredSecrets, ServiceCert: n.id.ServiceCert}, n.log)
 	svc := &registry.Service{
 		Ledger:          replicatedLedger{n.ledger, n.raft},
 		Keys:            cose.KeySet{serviceKey},
