@@ -157,30 +157,41 @@ export function bomb() { return { body: { found: `+nativeBomb+` } }; }
 		t.Fatalf("POST /app/ok: %v %v", r, err)
 	}
 	base := time.Since(start)
-	start = time.Now()
-	r, err := n.do(http.MethodPost, "/app/bomb", "application/json", nil)
-	took := time.Since(start)
-	if err != nil {
-		t.Fatalf("POST /app/bomb: %v", err)
+	// Best of a few runs for the bound (a loaded machine stretches one;
+	// a loop the limit does not stop runs for seconds every time); the
+	// answer must be right every time.
+	best := time.Duration(1<<63 - 1)
+	for attempt := 0; attempt < 3 && best > 2*sandboxLimit+sandboxSlack; attempt++ {
+		start = time.Now()
+		r, err := n.do(http.MethodPost, "/app/bomb", "application/json", nil)
+		took := time.Since(start)
+		if err != nil {
+			t.Fatalf("POST /app/bomb: %v", err)
+		}
+		t.Logf("app handler: %d in %v (a normal call: %v; limit %v)", r.Status, took, base, sandboxLimit)
+		if r.Status != 500 || !strings.Contains(string(r.Body), "Exception thrown while executing.") {
+			t.Errorf("POST /app/bomb: %d %s, want 500", r.Status, truncate(r.Body, 300))
+		}
+		best = min(best, took)
 	}
-	t.Logf("app handler: %d in %v (a normal call: %v; limit %v)", r.Status, took, base, sandboxLimit)
-	if r.Status != 500 || !strings.Contains(string(r.Body), "Exception thrown while executing.") {
-		t.Errorf("POST /app/bomb: %d %s, want 500", r.Status, truncate(r.Body, 300))
-	}
-	if took > 2*sandboxLimit+sandboxSlack {
-		t.Errorf("the handler's native loop ran %v, want it stopped within 2×%v (+%v for the request)", took, sandboxLimit, sandboxSlack)
+	if best > 2*sandboxLimit+sandboxSlack {
+		t.Errorf("the handler's native loop ran %v at best, want it stopped within 2×%v (+%v for the request)", best, sandboxLimit, sandboxSlack)
 	}
 
 	setPolicy(t, n, "export function apply(phdr, uhdr, payload, details) { return "+nativeBomb+" ? true : \"not found\"; }")
 	pub := newPublisher(t, "native loop")
-	pr, took := postStatement(t, n, pub.unique(t))
-	p := wantPolicyProblem(t, "registration under the native-loop policy", pr, "PolicyError")
-	t.Logf("registration policy: %d %s in %v", pr.Status, p.Detail, took)
-	if !strings.Contains(p.Detail, "time limit exceeded") {
-		t.Errorf("policy detail %q, want the time limit", p.Detail)
+	best = time.Duration(1<<63 - 1)
+	for attempt := 0; attempt < 3 && best > 2*sandboxLimit+sandboxSlack; attempt++ {
+		pr, took := postStatement(t, n, pub.unique(t))
+		p := wantPolicyProblem(t, "registration under the native-loop policy", pr, "PolicyError")
+		t.Logf("registration policy: %d %s in %v", pr.Status, p.Detail, took)
+		if !strings.Contains(p.Detail, "time limit exceeded") {
+			t.Errorf("policy detail %q, want the time limit", p.Detail)
+		}
+		best = min(best, took)
 	}
-	if took > 2*sandboxLimit+sandboxSlack {
-		t.Errorf("the policy's native loop ran %v, want it stopped within 2×%v (+%v for the request)", took, sandboxLimit, sandboxSlack)
+	if best > 2*sandboxLimit+sandboxSlack {
+		t.Errorf("the policy's native loop ran %v at best, want it stopped within 2×%v (+%v for the request)", best, sandboxLimit, sandboxSlack)
 	}
 }
 
@@ -200,65 +211,75 @@ func TestSandboxBallotNativeLoop(t *testing.T) {
 			t.Fatalf("charter gov ack as %s: %v\n%s", m.Name, err, out)
 		}
 	}
-	p := govJSON(t, n, m1, "propose", "--action", "set_scitt_configuration", "--args", `{"max_statement_bytes": 100000}`)
-	ballot, _ := json.Marshal(govwire.Ballot{Ballot: "export function vote(proposal, proposerId) { return " + nativeBomb + "; }"})
-	bombReq := m1.sign(t, govwire.MsgBallot, p.ProposalID, ballot)
+	// A loaded machine can stretch one run past the bound; a ballot the
+	// limit does not stop holds governance for seconds every time. So the
+	// bound must hold for the best of a few runs, and the outcome for
+	// every run.
+	run := func(attempt int) (bombTook, otherTook time.Duration) {
+		p := govJSON(t, n, m1, "propose", "--action", "set_scitt_configuration", "--args", fmt.Sprintf(`{"max_statement_bytes": %d}`, 100000+attempt))
+		ballot, _ := json.Marshal(govwire.Ballot{Ballot: "export function vote(proposal, proposerId) { return " + nativeBomb + "; }"})
+		bombReq := m1.sign(t, govwire.MsgBallot, p.ProposalID, ballot)
 
-	var (
-		wg       sync.WaitGroup
-		bombResp *response
-		bombErr  error
-		bombTook time.Duration
-	)
-	done := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(done)
-		start := time.Now()
-		bombResp, bombErr = n.do(http.MethodPost, v7("/gov/members/proposals/"+p.ProposalID+"/ballots/"+m1.ID+":submit"), "application/cose", bombReq)
-		bombTook = time.Since(start)
-	}()
-	// m2 proposes again and again while the ballot request is in flight
-	// (the first is sent before it can have ended), so that a proposal
-	// arrives while the ballot holds the lock, whichever takes it first.
-	var (
-		otherTook time.Duration
-		others    int
-		err       error
-		other     *response
-	)
-	for others < 100 { // bounded: the ballot ends long before
-		select {
-		case <-done:
-		default:
-			proposal, _ := json.Marshal(govwire.Proposal{Actions: []govwire.Action{{Name: "set_scitt_configuration",
-				Args: json.RawMessage(fmt.Sprintf(`{"max_statement_bytes": %d}`, 200000+others))}}})
+		var (
+			wg       sync.WaitGroup
+			bombResp *response
+			bombErr  error
+		)
+		done := make(chan struct{})
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done)
 			start := time.Now()
-			other, err = n.do(http.MethodPost, v7("/gov/members/proposals:create"), "application/cose", m2.sign(t, govwire.MsgProposal, "", proposal))
-			otherTook = max(otherTook, time.Since(start))
-			others++
-			if err == nil && other.Status == http.StatusOK {
-				continue
+			bombResp, bombErr = n.do(http.MethodPost, v7("/gov/members/proposals/"+p.ProposalID+"/ballots/"+m1.ID+":submit"), "application/cose", bombReq)
+			bombTook = time.Since(start)
+		}()
+		// m2 proposes again and again while the ballot request is in flight
+		// (the first is sent before it can have ended), so that a proposal
+		// arrives while the ballot holds the lock, whichever takes it first.
+		var (
+			others int
+			err    error
+			other  *response
+		)
+		for others < 100 { // bounded: the ballot ends long before
+			select {
+			case <-done:
+			default:
+				proposal, _ := json.Marshal(govwire.Proposal{Actions: []govwire.Action{{Name: "set_scitt_configuration",
+					Args: json.RawMessage(fmt.Sprintf(`{"max_statement_bytes": %d}`, 200000+1000*attempt+others))}}})
+				start := time.Now()
+				other, err = n.do(http.MethodPost, v7("/gov/members/proposals:create"), "application/cose", m2.sign(t, govwire.MsgProposal, "", proposal))
+				otherTook = max(otherTook, time.Since(start))
+				others++
+				if err == nil && other.Status == http.StatusOK {
+					continue
+				}
 			}
+			break
 		}
-		break
+		wg.Wait()
+		if err != nil || bombErr != nil {
+			t.Fatalf("requests: other %v, ballot %v", err, bombErr)
+		}
+		t.Logf("ballot: %d in %v; the other member's %d proposals meanwhile: slowest %v (limit %v)", bombResp.Status, bombTook, others, otherTook, sandboxLimit)
+		if bombResp.Status != http.StatusOK || !strings.Contains(string(bombResp.Body), "time limit") {
+			t.Errorf("the ballot: %d %s, want it recorded as a vote failure at the time limit", bombResp.Status, truncate(bombResp.Body, 400))
+		}
+		if other == nil || other.Status != http.StatusOK {
+			t.Errorf("the other member's proposal: %v", other)
+		}
+		return bombTook, otherTook
 	}
-	wg.Wait()
-	if err != nil || bombErr != nil {
-		t.Fatalf("requests: other %v, ballot %v", err, bombErr)
+	bestBomb, bestOther := time.Duration(1<<63-1), time.Duration(1<<63-1)
+	for attempt := 0; attempt < 3 && (bestBomb > 2*sandboxLimit+sandboxSlack || bestOther > 2*sandboxLimit+sandboxSlack); attempt++ {
+		b, o := run(attempt)
+		bestBomb, bestOther = min(bestBomb, b), min(bestOther, o)
 	}
-	t.Logf("ballot: %d in %v; the other member's %d proposals meanwhile: slowest %v (limit %v)", bombResp.Status, bombTook, others, otherTook, sandboxLimit)
-	if bombResp.Status != http.StatusOK || !strings.Contains(string(bombResp.Body), "time limit") {
-		t.Errorf("the ballot: %d %s, want it recorded as a vote failure at the time limit", bombResp.Status, truncate(bombResp.Body, 400))
+	if bestBomb > 2*sandboxLimit+sandboxSlack {
+		t.Errorf("the ballot held governance for %v at best, want under 2×%v (+%v)", bestBomb, sandboxLimit, sandboxSlack)
 	}
-	if other == nil || other.Status != http.StatusOK {
-		t.Errorf("the other member's proposal: %v", other)
-	}
-	if bombTook > 2*sandboxLimit+sandboxSlack {
-		t.Errorf("the ballot held governance for %v, want under 2×%v (+%v)", bombTook, sandboxLimit, sandboxSlack)
-	}
-	if otherTook > 2*sandboxLimit+sandboxSlack {
-		t.Errorf("the other member's proposal waited %v, want under 2×%v (+%v)", otherTook, sandboxLimit, sandboxSlack)
+	if bestOther > 2*sandboxLimit+sandboxSlack {
+		t.Errorf("the other member's proposal waited %v at best, want under 2×%v (+%v)", bestOther, sandboxLimit, sandboxSlack)
 	}
 }
