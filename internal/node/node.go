@@ -30,6 +30,7 @@ import (
 	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/ledgersecrets"
+	"github.com/charterlog/charter/internal/membership"
 	"github.com/charterlog/charter/internal/peer"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/internal/restore"
@@ -370,7 +371,8 @@ func (n *Node) Run(ctx context.Context) error {
 		return n.ledger.RunCheckpointer(gctx, n.raft, signer, nil)
 	})
 	if n.transport != nil {
-		g.Go(func() error { return n.promoteLearners(gctx) })
+		members := &membership.Keeper{NodeID: n.cfg.NodeID, Raft: n.raft, Ledger: n.ledger, Log: n.log}
+		g.Go(func() error { return members.Run(gctx) })
 	}
 	g.Go(func() error { return n.keeper.Run(gctx) })
 	url := n.URL()
