@@ -4,7 +4,8 @@
 // certificate for this node's key, a note verifier key) and keeps it in the
 // data directory, and once governance trusts the node it opens the
 // service's secrets sealed to its key and keeps them sealed under the
-// node's own sealer.
+// node's own sealer. JoinNetwork is `charterd join`'s first step: the
+// node's key and evidence, and the request to the network.
 //
 // It is apart from internal/join, which speaks no HTTP, and from
 // internal/node, which only wires it: the node hands it the data directory,

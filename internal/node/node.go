@@ -63,7 +63,7 @@ type Node struct {
 	tlsCert atomic.Pointer[tls.Certificate]
 	host    string // the host the node listens on, for its certificate
 	nodeKey *ecdsa.PrivateKey
-	// sealer seals the secrets this node keeps on disk (sealer.go).
+	// sealer seals the secrets this node keeps on disk (identity.OpenSealer).
 	sealer    *seal.Sealer
 	evidence  *attest.Evidence
 	transport *peer.HTTPTransport
