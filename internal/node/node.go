@@ -1,7 +1,8 @@
-// Package node wires a Charter node together: store, ledger, raft, service
-// identity, and the HTTP edge (internal/httpapi); and it does startup recovery (replay the raft
-// log, check the tree against the newest checkpoint, create the network if
-// there is none).
+// Package node wires a Charter node together (store, ledger, raft, service
+// identity, the HTTP edge) and hands the jobs below it (ledgersecrets,
+// restore, membership, join) their keys, state and clients; and it does
+// startup recovery (replay the raft log, check the tree against the newest
+// checkpoint, create the network if there is none).
 package node
 
 import (
