@@ -11,10 +11,11 @@ import (
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/fault"
 	"github.com/charterlog/charter/internal/node"
+	"github.com/charterlog/charter/internal/restore"
 )
 
 // recoverNetwork starts a new network that continues a previous one's
-// ledger: it verifies and imports the ledger files (node.ImportLedger),
+// ledger: it verifies and imports the ledger files (restore.Import),
 // then runs the node, which records the recovery under a new service
 // identity and serves as Recovering until the members open it.
 func recoverNetwork(args []string, stderr io.Writer) int {
@@ -49,7 +50,7 @@ func recoverNetwork(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "charterd recover: %v\n", err)
 		return 1
 	}
-	rep, err := node.ImportLedger(cfg, *ledgerDir, prev, logger)
+	rep, err := restore.Import(cfg, *ledgerDir, prev, logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "charterd recover: %v\n", err)
 		return 1

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/config"
+	"github.com/charterlog/charter/internal/joinclient"
 	"github.com/charterlog/charter/internal/node"
 )
 
@@ -78,7 +79,7 @@ func join(args []string, stderr io.Writer) int {
 	if !cfg.Join {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		ctx, cancel := context.WithTimeout(ctx, *timeout)
-		id, err := node.JoinNetwork(ctx, cfg, *target)
+		id, err := joinclient.JoinNetwork(ctx, cfg, *target)
 		cancel()
 		stop()
 		if err != nil {

@@ -147,6 +147,23 @@ var rules = []rule{
 		transitive: true,
 	},
 	{
+		why:        "the node's jobs below the wiring (the ledger secrets' upkeep, recovering a network from its ledger files, raft's membership) return errors and speak no HTTP: the node hands them the ledger and raft through interfaces",
+		from:       []string{"internal/ledgersecrets", "internal/restore", "internal/membership"},
+		never:      []string{"registry", "internal/gov", "internal/app", "internal/appauth", "internal/apphost", "internal/httpapi", "internal/peer", "internal/node", "cmd/...", "ext:github.com/go-chi/chi/v5"},
+		transitive: true,
+	},
+	{
+		why:   "the node's jobs below the wiring do no networking (the ledger's metrics link net/http below them)",
+		from:  []string{"internal/ledgersecrets", "internal/restore", "internal/membership"},
+		never: []string{"ext:net/http"},
+	},
+	{
+		why:        "the node's jobs are wired by the node alone (and `charterd recover` imports with internal/restore before the node runs)",
+		from:       []string{"...", "!internal/node", "!cmd/charterd", "!internal/e2e"},
+		never:      []string{"internal/ledgersecrets", "internal/restore", "internal/membership"},
+		transitive: true,
+	},
+	{
 		why:        "the replication core does not know the edge or governance",
 		from:       []string{"internal/replication"},
 		never:      []string{"registry", "internal/gov", "internal/app", "internal/node"},
@@ -338,11 +355,21 @@ func TestLayeringCatchesAWrongArrow(t *testing.T) {
 		pkgs[from].imports = append(pkgs[from].imports, "internal/ledger")
 		pkgs[from].deps = append(pkgs[from].deps, "internal/ledger", "internal/store")
 	}
+	// The node's jobs reaching the edge, or the edge reaching one of them
+	// around the node, is caught.
+	rs := pkgs["internal/restore"]
+	rs.imports = append(rs.imports, "internal/httpapi", "ext:net/http")
+	rs.deps = append(rs.deps, "internal/httpapi")
+	hp := pkgs["internal/httpapi"]
+	hp.imports = append(hp.imports, "internal/ledgersecrets")
+	hp.deps = append(hp.deps, "internal/ledgersecrets")
 	found := violations(pkgs)
 	for _, want := range []string{
 		"internal/store -> registry", "internal/store -> ext:net/http",
 		"internal/govwire -> internal/ledger", "internal/app -> internal/ledger",
 		"cmd/charter -> internal/ledger", "cmd/charter -> internal/store",
+		"internal/restore -> internal/httpapi", "internal/restore -> ext:net/http",
+		"internal/httpapi -> internal/ledgersecrets",
 	} {
 		if _, ok := found[want]; !ok {
 			t.Errorf("the rules let %q through", want)

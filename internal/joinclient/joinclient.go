@@ -4,7 +4,8 @@
 // certificate for this node's key, a note verifier key) and keeps it in the
 // data directory, and once governance trusts the node it opens the
 // service's secrets sealed to its key and keeps them sealed under the
-// node's own sealer.
+// node's own sealer. JoinNetwork is `charterd join`'s first step: the
+// node's key and evidence, and the request to the network.
 //
 // It is apart from internal/join, which speaks no HTTP, and from
 // internal/node, which only wires it: the node hands it the data directory,
@@ -24,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -31,6 +33,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/attest"
+	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/durable"
 	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/join"
@@ -243,4 +246,41 @@ func (j *Joiner) AwaitSecrets(ctx context.Context, leader Leader, log *slog.Logg
 			logged = time.Now()
 		}
 	}
+}
+
+// JoinNetwork asks the network at target to admit the node configured by
+// cfg, and returns the node id it was given. The data directory must hold
+// the network's service certificate (public: GET /node/network on any
+// node), which the request pins; nothing secret is copied by hand. The
+// node's evidence comes from cfg.Platform. It retries while the network
+// answers 503 (no leader) or 429 (joins rate-limited), until ctx ends.
+func JoinNetwork(ctx context.Context, cfg config.Config, target string) (uint64, error) {
+	host, port, err := net.SplitHostPort(cfg.Addr)
+	if err != nil || port == "0" || host == "" || net.ParseIP(host).IsUnspecified() {
+		return 0, fmt.Errorf("join: addr %q must be the concrete host:port peers will reach this node at", cfg.Addr)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return 0, err
+	}
+	client, err := PinnedClient(cfg.DataDir)
+	if err != nil {
+		return 0, err
+	}
+	sealer, err := identity.OpenSealer(cfg.Platform, cfg.DataDir, cfg.SealKeyFile)
+	if err != nil {
+		return 0, fmt.Errorf("join: %w", err)
+	}
+	key, err := identity.LoadOrCreateNodeKey(cfg.DataDir, sealer)
+	if err != nil {
+		return 0, fmt.Errorf("join: node key: %w", err)
+	}
+	ev, err := attest.NodeEvidence(ctx, cfg.Platform, key)
+	if err != nil {
+		return 0, fmt.Errorf("join: attestation: %w", err)
+	}
+	j, err := New(cfg.DataDir, sealer, "https://"+cfg.Addr, key, ev)
+	if err != nil {
+		return 0, err
+	}
+	return j.Join(ctx, client, target)
 }

@@ -2,21 +2,18 @@ package node
 
 // The node's part of the join protocol (internal/join): the leader
 // answers POST /node/join through its join.Leader; a joining node asks
-// through internal/joinclient (JoinNetwork, then awaitSecrets until it is
-// trusted), which keeps what the answers give in its data directory.
+// through internal/joinclient (joinclient.JoinNetwork, then awaitSecrets
+// until it is trusted), which keeps what the answers give in its data
+// directory.
 
 import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/x509"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
-	"os"
 
 	"github.com/charterlog/charter/internal/attest"
-	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/joinclient"
@@ -100,43 +97,6 @@ func (n *Node) secrets() *identity.Identity {
 		return f
 	}
 	return n.id
-}
-
-// JoinNetwork asks the network at target to admit the node configured by
-// cfg, and returns the node id it was given. The data directory must hold
-// the network's service certificate (public: GET /node/network on any
-// node), which the request pins; nothing secret is copied by hand. The
-// node's evidence comes from cfg.Platform. It retries while the network
-// answers 503 (no leader) or 429 (joins rate-limited), until ctx ends.
-func JoinNetwork(ctx context.Context, cfg config.Config, target string) (uint64, error) {
-	host, port, err := net.SplitHostPort(cfg.Addr)
-	if err != nil || port == "0" || host == "" || net.ParseIP(host).IsUnspecified() {
-		return 0, fmt.Errorf("join: addr %q must be the concrete host:port peers will reach this node at", cfg.Addr)
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return 0, err
-	}
-	client, err := joinclient.PinnedClient(cfg.DataDir)
-	if err != nil {
-		return 0, err
-	}
-	sealer, err := identity.OpenSealer(cfg.Platform, cfg.DataDir, cfg.SealKeyFile)
-	if err != nil {
-		return 0, fmt.Errorf("join: %w", err)
-	}
-	key, err := identity.LoadOrCreateNodeKey(cfg.DataDir, sealer)
-	if err != nil {
-		return 0, fmt.Errorf("join: node key: %w", err)
-	}
-	ev, err := attest.NodeEvidence(ctx, cfg.Platform, key)
-	if err != nil {
-		return 0, fmt.Errorf("join: attestation: %w", err)
-	}
-	j, err := joinclient.New(cfg.DataDir, sealer, "https://"+cfg.Addr, key, ev)
-	if err != nil {
-		return 0, err
-	}
-	return j.Join(ctx, client, target)
 }
 
 // awaitSecrets returns the full identity: at once if this node holds the

@@ -1,7 +1,8 @@
-// Package node wires a Charter node together: store, ledger, raft, service
-// identity, and the HTTP edge (internal/httpapi); and it does startup recovery (replay the raft
-// log, check the tree against the newest checkpoint, create the network if
-// there is none).
+// Package node wires a Charter node together (store, ledger, raft, service
+// identity, the HTTP edge) and hands the jobs below it (ledgersecrets,
+// restore, membership, join) their keys, state and clients; and it does
+// startup recovery (replay the raft log, check the tree against the newest
+// checkpoint, create the network if there is none).
 package node
 
 import (
@@ -29,8 +30,11 @@ import (
 	"github.com/charterlog/charter/internal/httpapi"
 	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/ledgersecrets"
+	"github.com/charterlog/charter/internal/membership"
 	"github.com/charterlog/charter/internal/peer"
 	"github.com/charterlog/charter/internal/replication"
+	"github.com/charterlog/charter/internal/restore"
 	"github.com/charterlog/charter/internal/seal"
 	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/registry"
@@ -60,7 +64,7 @@ type Node struct {
 	tlsCert atomic.Pointer[tls.Certificate]
 	host    string // the host the node listens on, for its certificate
 	nodeKey *ecdsa.PrivateKey
-	// sealer seals the secrets this node keeps on disk (sealer.go).
+	// sealer seals the secrets this node keeps on disk (identity.OpenSealer).
 	sealer    *seal.Sealer
 	evidence  *attest.Evidence
 	transport *peer.HTTPTransport
@@ -75,11 +79,11 @@ type Node struct {
 	// peers says who a TLS key is, and reaches the other nodes accepting
 	// only their own keys.
 	peers *peer.Directory
-	// laterSecrets are the ledger secret versions after the first
-	// (ledgersecrets.go); sharer keeps the recovery sharing
-	// (recoveryshares.go).
-	laterSecrets *secretRing
-	sharer       *recoverySharer
+	// keeper keeps the ledger secret versions after the first and, on the
+	// primary, the recovery sharing; restore records a recovery from a
+	// lost network's ledger files.
+	keeper  *ledgersecrets.Keeper
+	restore *restore.Recorder
 }
 
 // New nodes may join at joinsPerSecond, joinBurst at once: enough for an
@@ -104,6 +108,11 @@ const (
 	// CreateOrReopen is `charterd dev`'s: reopen the development network in
 	// the data directory, or create one there.
 	CreateOrReopen
+	// Recovered is for a data directory into which restore.Import imported
+	// a previous network's ledger: Open makes a new service identity and a
+	// new single-node raft over the imported ledger, and Run records the
+	// recovery (log.TxRecovery) before anything else.
+	Recovered
 )
 
 // ErrNoNetwork is Open's error in Reopen mode for a data directory that
@@ -111,8 +120,8 @@ const (
 var ErrNoNetwork = errors.New("no network in this data directory")
 
 // ErrNetworkExists is Open's error in Create mode for a data directory
-// that already holds one.
-var ErrNetworkExists = errors.New("this data directory already holds a network")
+// that already holds one; `charterd recover` refuses one with it too.
+var ErrNetworkExists = restore.ErrNetworkExists
 
 // Open prepares a node: it validates cfg, checks the data directory against
 // mode, listens, opens the store and loads or creates the service identity.
@@ -181,10 +190,6 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	if n.sealer, err = identity.OpenSealer(cfg.Platform, cfg.DataDir, cfg.SealKeyFile); err != nil {
 		return nil, err
 	}
-	if n.laterSecrets, err = openSecretRing(cfg.DataDir, n.sealer); err != nil {
-		return nil, err
-	}
-	n.sharer = newRecoverySharer(n)
 	if cfg.Join {
 		n.id, err = identity.Load(cfg.DataDir, n.sealer)
 	} else {
@@ -252,6 +257,16 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.keeper, err = ledgersecrets.Open(ledgersecrets.Config{
+		DataDir: cfg.DataDir, Sealer: n.sealer, NodeID: cfg.NodeID, NodeKey: n.nodeKey,
+		Ledger: n.ledger, Raft: n.raft, Log: logger,
+		Identity: n.full.Load, SetIdentity: n.full.Store,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.restore = &restore.Recorder{DataDir: cfg.DataDir, NodeID: cfg.NodeID, Identity: n.id,
+		Ledger: n.ledger, Raft: n.raft, NodeWrites: n.genesisNodeWrites, Log: logger}
 	ok = true
 	return n, nil
 }
@@ -323,7 +338,7 @@ func (n *Node) Run(ctx context.Context) error {
 	svc.CurrentPolicy = governed.Policy
 	svc.CurrentRegistrationPolicy = governed.RegistrationPolicy
 	svc.IssuerKey = governed.IssuerKey
-	if svc.Keys, err = n.serviceKeys(); err != nil {
+	if svc.Keys, err = n.restore.ServiceKeys(); err != nil {
 		return fail(err)
 	}
 	// Everything the handlers read is set before this store, and they load
@@ -357,9 +372,10 @@ func (n *Node) Run(ctx context.Context) error {
 		return n.ledger.RunCheckpointer(gctx, n.raft, signer, nil)
 	})
 	if n.transport != nil {
-		g.Go(func() error { return n.promoteLearners(gctx) })
+		members := &membership.Keeper{NodeID: n.cfg.NodeID, Raft: n.raft, Ledger: n.ledger, Log: n.log}
+		g.Go(func() error { return members.Run(gctx) })
 	}
-	g.Go(func() error { return n.sharer.run(gctx) })
+	g.Go(func() error { return n.keeper.Run(gctx) })
 	url := n.URL()
 	if err := durable.WriteFile(filepath.Join(n.cfg.DataDir, identity.FileNodeURL), []byte(url+"\n"), 0o644); err != nil {
 		return fail(fmt.Errorf("writing node.url: %w", err))
@@ -412,7 +428,7 @@ func (n *Node) recover(ctx context.Context) error {
 		return err
 	}
 	n.genesis = g
-	if err := n.checkServiceIdentity(ctx, g); err != nil {
+	if err := n.restore.CheckServiceIdentity(ctx, g); err != nil {
 		return err
 	}
 	return nil
@@ -459,9 +475,9 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 	}
 	apps := apphost.New(apphost.Config{
 		Ledger: n.ledger, Logger: n.log, NodeID: n.cfg.NodeID, ServiceCertPEM: n.id.ServiceCertPEM,
-		Secrets: func() (apphost.Secrets, bool) { return appSecrets{n}, n.full.Load() != nil },
+		Secrets: func() (apphost.Secrets, bool) { return n.keeper, n.full.Load() != nil },
 	})
-	govSvc := gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle, RecoveredSecrets: n.adoptRecoveredSecrets, ServiceCert: n.id.ServiceCert}, n.log)
+	govSvc := gov.NewService(replicatedLedger{n.ledger, n.raft}, gov.Config{ValidateApp: validateAppBundle, RecoveredSecrets: n.keeper.Adopt, ServiceCert: n.id.ServiceCert}, n.log)
 	svc := &registry.Service{
 		Ledger:          replicatedLedger{n.ledger, n.raft},
 		Keys:            cose.KeySet{serviceKey},
@@ -481,7 +497,7 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 		LedgerDir:   LedgerDir(n.cfg.DataDir),
 		NetworkKind: func() string { return n.genesis.NetworkKind() },
 		Evidence:    n.evidence, NodeKey: &n.nodeKey.PublicKey,
-		Collectors: n.sharer.collectors(),
+		Collectors: n.keeper.Collectors(),
 	})
 	return &http.Server{
 		Handler: api.Handler(),

@@ -1,4 +1,4 @@
-package node
+package ledgersecrets
 
 import (
 	"context"
@@ -19,7 +19,6 @@ import (
 	"github.com/charterlog/charter/internal/fault"
 	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/join"
-	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/recovery"
 	"github.com/charterlog/charter/log"
 	"github.com/prometheus/client_golang/prometheus"
@@ -84,7 +83,7 @@ func (s *recoveryState) rekeyDue() bool {
 
 func getJSON(st kvReader, m, key string, v any) (bool, error) {
 	b, err := st.GetKV(m, []byte(key))
-	if errors.Is(err, ledger.ErrNotFound) {
+	if errors.Is(err, log.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
@@ -140,7 +139,7 @@ func readRecoveryState(st kvReader) (*recoveryState, error) {
 			return nil
 		}
 		keyPEM, err := st.GetKV(govwire.MapMemberEncKeys, k)
-		if errors.Is(err, ledger.ErrNotFound) {
+		if errors.Is(err, log.ErrNotFound) {
 			return nil
 		} else if err != nil {
 			return err
@@ -377,7 +376,7 @@ func shareWrites(s *recoveryState, latest uint64, secret []byte, basis string, r
 
 // recoverySharer is the primary's loop over planRecovery.
 type recoverySharer struct {
-	n       *Node
+	k       *Keeper
 	skipped *prometheus.CounterVec
 	made    prometheus.Counter
 	// loggedSkip is the basis and reason last logged, so a skip is logged
@@ -393,9 +392,9 @@ type recoverySharer struct {
 	learnFailed uint64
 }
 
-func newRecoverySharer(n *Node) *recoverySharer {
+func newRecoverySharer(k *Keeper) *recoverySharer {
 	return &recoverySharer{
-		n: n,
+		k: k,
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "charter_recovery_sharing_skipped_total",
 			Help: "Times the primary found the recovery sharing out of date but could not make one, by reason (no_threshold, too_few_members, recovering).",
@@ -416,13 +415,13 @@ func (r *recoverySharer) collectors() []prometheus.Collector {
 // again after the next transaction or within a second.
 func (r *recoverySharer) run(ctx context.Context) error {
 	for {
-		size := r.n.ledger.State().Size
-		if r.n.full.Load() != nil {
+		size := r.k.cfg.Ledger.State().Size
+		if r.k.cfg.Identity() != nil {
 			r.learn()
 		}
-		if leader, term := r.n.raft.Leader(); leader && r.n.full.Load() != nil {
+		if leader, term := r.k.cfg.Raft.Leader(); leader && r.k.cfg.Identity() != nil {
 			if err := r.step(ctx, term); err != nil && ctx.Err() == nil {
-				r.n.log.Warn("recovery sharing: will try again", "err", err)
+				r.k.log.Warn("recovery sharing: will try again", "err", err)
 			}
 		}
 		// At most every recoveryCheckEvery: under a stream of
@@ -430,7 +429,7 @@ func (r *recoverySharer) run(ctx context.Context) error {
 		// per transaction.
 		next := time.Now().Add(recoveryCheckEvery)
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		_ = r.n.ledger.WaitApplied(wctx, size+1)
+		_ = r.k.cfg.Ledger.WaitApplied(wctx, size+1)
 		cancel()
 		if err := sleep(ctx, time.Until(next)); err != nil {
 			return nil
@@ -447,42 +446,42 @@ const recoveryCheckEvery = 200 * time.Millisecond
 // value written under it). A copy that does not open is logged once.
 func (r *recoverySharer) learn() {
 	var c recovery.NodeSecretRecord
-	ok, err := getJSON(r.n.ledger, recovery.MapNodeSecrets, strconv.FormatUint(r.n.cfg.NodeID, 10), &c)
+	ok, err := getJSON(r.k.cfg.Ledger, recovery.MapNodeSecrets, strconv.FormatUint(r.k.cfg.NodeID, 10), &c)
 	if err != nil || !ok || c.Version == 0 || c.Version == r.learnFailed {
 		return
 	}
-	if pub, err := r.n.nodeKey.PublicKey.ECDH(); err != nil || c.NodeKey != recovery.NodeKeyID(pub) {
+	if pub, err := r.k.nodeKey.PublicKey.ECDH(); err != nil || c.NodeKey != recovery.NodeKeyID(pub) {
 		return // sealed to another key: the primary seals a new copy
 	}
-	if _, held := r.n.laterSecrets.get(c.Version); held {
+	if _, held := r.k.ring.get(c.Version); held {
 		return
 	}
-	if err := r.n.learnSecrets(); err != nil {
+	if err := r.k.learnSecrets(); err != nil {
 		r.learnFailed = c.Version
-		r.n.log.Warn("this node cannot open the ledger secret sealed to it", "version", c.Version, "err", err)
+		r.k.log.Warn("this node cannot open the ledger secret sealed to it", "version", c.Version, "err", err)
 	}
 }
 
 func (r *recoverySharer) step(ctx context.Context, term uint64) error {
 	// A recovered service does not hold its ledger secrets until the
-	// members' shares bring them back (recover.go): sharing or sealing
+	// members' shares bring them back (internal/restore, then Keeper.Adopt): sharing or sealing
 	// what it holds meanwhile would replace the sharing they recover with.
-	if r.n.recovering() {
+	if r.k.recovering() {
 		return nil
 	}
-	st, err := readRecoveryState(r.n.ledger)
+	st, err := readRecoveryState(r.k.cfg.Ledger)
 	if err != nil {
 		return err
 	}
 	if st.rekeyDue() && r.barrierTerm != term {
 		// A new version must be created once: a primary of an earlier
 		// term may have proposed one that is still to apply.
-		w, err := putJSON(recovery.MapRekey, "primary", map[string]uint64{"node_id": r.n.cfg.NodeID, "term": term})
+		w, err := putJSON(recovery.MapRekey, "primary", map[string]uint64{"node_id": r.k.cfg.NodeID, "term": term})
 		if err != nil {
 			return err
 		}
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		txid, err := r.n.ledger.SubmitWrites(sctx, &log.WriteSet{Writes: []log.Write{w}, Claims: []byte("charter: the primary's rekey barrier")})
+		txid, err := r.k.cfg.Ledger.SubmitWrites(sctx, &log.WriteSet{Writes: []log.Write{w}, Claims: []byte("charter: the primary's rekey barrier")})
 		cancel()
 		if err != nil {
 			return err
@@ -491,21 +490,21 @@ func (r *recoverySharer) step(ctx context.Context, term uint64) error {
 			return fmt.Errorf("barrier applied in term %d, not %d", txid.View, term)
 		}
 		r.barrierTerm = term
-		if st, err = readRecoveryState(r.n.ledger); err != nil {
+		if st, err = readRecoveryState(r.k.cfg.Ledger); err != nil {
 			return err
 		}
 	}
 	for _, id := range st.unusable {
-		r.n.log.Warn("recovery sharing: this member's encryption key is not an RSA public key of at least 2048 bits; it holds no share", "member", id)
+		r.k.log.Warn("recovery sharing: this member's encryption key is not an RSA public key of at least 2048 bits; it holds no share", "member", id)
 	}
-	p, err := planRecovery(st, r.n.ledgerSecret, rand.Reader)
+	p, err := planRecovery(st, r.k.LedgerSecret, rand.Reader)
 	if err != nil {
 		return err
 	}
 	if p.skip != "" && r.loggedSkip != p.basis+p.skip {
 		r.loggedSkip = p.basis + p.skip
 		r.skipped.WithLabelValues(p.skip).Inc()
-		r.n.log.Warn("recovery sharing not made", "reason", p.skip, "threshold", st.threshold, "recovery_members", len(st.members))
+		r.k.log.Warn("recovery sharing not made", "reason", p.skip, "threshold", st.threshold, "recovery_members", len(st.members))
 	}
 	if p.ws == nil {
 		return nil
@@ -514,17 +513,28 @@ func (r *recoverySharer) step(ctx context.Context, term uint64) error {
 		// Held before the version exists in the ledger: this node writes
 		// under it as soon as it applies, and a crash before it applies
 		// leaves a version nobody uses (the next primary makes another).
-		if err := r.n.laterSecrets.add(p.newVersion, p.newSecret); err != nil {
+		if err := r.k.ring.add(p.newVersion, p.newSecret); err != nil {
 			return err
 		}
 		fault.Point(fault.RekeyBeforePropose)
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if _, err := r.n.ledger.SubmitWrites(sctx, p.ws); err != nil {
+	if _, err := r.k.cfg.Ledger.SubmitWrites(sctx, p.ws); err != nil {
 		return err
 	}
 	r.made.Inc()
-	r.n.log.Info("recovery sharing written", "basis", p.basis, "threshold", st.threshold, "recovery_members", len(st.members), "new_ledger_secret_version", p.newVersion)
+	r.k.log.Info("recovery sharing written", "basis", p.basis, "threshold", st.threshold, "recovery_members", len(st.members), "new_ledger_secret_version", p.newVersion)
 	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -1,4 +1,4 @@
-package node
+package ledgersecrets
 
 import (
 	"bytes"
@@ -18,7 +18,6 @@ import (
 
 	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/join"
-	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/recovery"
 	"github.com/charterlog/charter/log"
 )
@@ -30,7 +29,7 @@ func (m memKV) GetKV(name string, key []byte) ([]byte, error) {
 	if v, ok := m[name][string(key)]; ok {
 		return v, nil
 	}
-	return nil, ledger.ErrNotFound
+	return nil, log.ErrNotFound
 }
 
 func (m memKV) ScanKV(name string, fn func(k, v []byte) error) error {

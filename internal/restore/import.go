@@ -1,31 +1,29 @@
-package node
+// Package restore recovers a lost network from its ledger files
+// (`charterd recover`, spec/recovery.md): Import verifies a previous
+// network's ledger files and imports them into a new data directory, and
+// marks the recovery pending; once the new node runs, Recorder records
+// the recovery transaction (the new identity endorsing the previous one)
+// and gives the keys that verify the service's receipts across its
+// identities. The secrets the members' shares recover are
+// internal/ledgersecrets'. It speaks no HTTP and knows nothing of the
+// node: the node hands it the ledger and raft through interfaces.
+package restore
 
 import (
 	"bytes"
-	"context"
-	"crypto/ecdsa"
-	"crypto/rand"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
-	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/durable"
 	"github.com/charterlog/charter/internal/fault"
-	"github.com/charterlog/charter/internal/genesis"
-	"github.com/charterlog/charter/internal/govwire"
 	"github.com/charterlog/charter/internal/identity"
-	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/ledgerfiles"
 	"github.com/charterlog/charter/internal/ledgerverify"
@@ -34,11 +32,9 @@ import (
 	"go.etcd.io/raft/v3"
 )
 
-// Recovered is Open's mode for a data directory into which ImportLedger
-// imported a previous network's ledger: Open makes a new service identity
-// and a new single-node raft over the imported ledger, and Run records the
-// recovery (log.TxRecovery) before anything else.
-const Recovered = CreateOrReopen + 1
+// ErrNetworkExists reports a data directory that already holds a network
+// (internal/node's Open refuses one with the same error).
+var ErrNetworkExists = errors.New("this data directory already holds a network")
 
 // ErrRecoverInput reports ledger files or a data directory that a
 // recovery refuses; nothing is written.
@@ -65,7 +61,7 @@ type recoveryPending struct {
 	PrivateState bool `json:"private_state"`
 }
 
-// ImportReport is what ImportLedger imported.
+// ImportReport is what Import imported.
 type ImportReport struct {
 	Transactions uint64 // imported: up to and including the newest checkpoint
 	Dropped      uint64 // after the newest checkpoint: signed by nothing, left out
@@ -75,7 +71,7 @@ type ImportReport struct {
 	Resumed bool
 }
 
-// ImportLedger prepares cfg's data directory for `charterd recover`: it
+// Import prepares cfg's data directory for `charterd recover`: it
 // verifies the ledger files in ledgerDir (internal/ledgerverify: every
 // record, the tree, every checkpoint's signatures, the identities across
 // earlier recoveries), refuses them unless their current service identity
@@ -91,7 +87,7 @@ type ImportReport struct {
 // again. After the rename a re-run finds the store and the marker with no
 // raft state yet, and completes (Resumed); once the node ran, the store
 // has raft state and a re-run is refused (start the node instead).
-func ImportLedger(cfg config.Config, ledgerDir string, previousCertPEM []byte, logger *slog.Logger) (*ImportReport, error) {
+func Import(cfg config.Config, ledgerDir string, previousCertPEM []byte, logger *slog.Logger) (*ImportReport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -299,202 +295,4 @@ func readRecoveryPending(dataDir string) (*recoveryPending, error) {
 		return nil, fmt.Errorf("%s: damaged (%v); recover again into an empty data directory", fileRecoveryPending, err)
 	}
 	return &p, nil
-}
-
-// checkServiceIdentity checks that this node's service certificate is the
-// network's current one: the genesis's, or the newest recovery's. A node
-// whose data directory holds an imported ledger with its recovery pending
-// records the recovery first (recordRecovery).
-func (n *Node) checkServiceIdentity(ctx context.Context, g *genesis.Genesis) error {
-	current, err := n.currentServiceCert(g)
-	if err != nil {
-		return err
-	}
-	pending, err := readRecoveryPending(n.cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	if bytes.Equal(current, n.id.ServiceCert.Raw) {
-		if pending != nil {
-			// The recovery was applied; the crash came before the
-			// marker went.
-			return removeRecoveryPending(n.cfg.DataDir)
-		}
-		return nil
-	}
-	if pending == nil {
-		return fmt.Errorf("%s is not the service certificate of this network", identity.FileServiceCert)
-	}
-	if !bytes.Equal(pending.PreviousServiceCert, current) || n.ledger.State().Size != pending.Size {
-		return fmt.Errorf("%s: the store no longer holds the imported ledger it describes", fileRecoveryPending)
-	}
-	fault.Point(fault.RecoverBeforeRecord)
-	if err := n.recordRecovery(ctx, g, pending); err != nil {
-		return err
-	}
-	return removeRecoveryPending(n.cfg.DataDir)
-}
-
-func removeRecoveryPending(dataDir string) error {
-	if err := os.Remove(filepath.Join(dataDir, fileRecoveryPending)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return durable.SyncDir(dataDir)
-}
-
-// currentServiceCert is the service certificate (DER) the ledger names
-// last: the newest recovery's, else the genesis's.
-func (n *Node) currentServiceCert(g *genesis.Genesis) ([]byte, error) {
-	recs, err := n.ledger.Recoveries()
-	if err != nil {
-		return nil, err
-	}
-	if len(recs) == 0 {
-		return g.ServiceCert, nil
-	}
-	return recs[len(recs)-1].Recovery.ServiceCert, nil
-}
-
-// recordRecovery proposes the recovered network's first transaction and
-// waits until it is applied: the previous identity, this one's
-// endorsement of it, the service status Recovering, this node's record,
-// and the previous network's nodes retired (their keys are no peers').
-func (n *Node) recordRecovery(ctx context.Context, g *genesis.Genesis, p *recoveryPending) error {
-	key, err := cose.NewKey(&n.id.ServiceKey.PublicKey)
-	if err != nil {
-		return err
-	}
-	endorsement, err := cose.SignEndorsement(rand.Reader, n.id.ServiceKey, key, p.PreviousServiceCert)
-	if err != nil {
-		return err
-	}
-	var info govwire.ServiceInfo
-	if raw, err := n.ledger.GetKV(govwire.MapServiceInfo, []byte(govwire.KeyService)); err == nil {
-		_ = json.Unmarshal(raw, &info) // a damaged record is replaced whole
-	}
-	info.Status = govwire.ServiceRecovering
-	info.Cert = string(n.id.ServiceCertPEM)
-	info.PreviousServiceIdentity = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.PreviousServiceCert}))
-	info.RecoveryCount++
-	info.PrivateStatePending = p.PrivateState
-	infoJSON, err := json.Marshal(info)
-	if err != nil {
-		return err
-	}
-	writes := []log.Write{{Map: govwire.MapServiceInfo, Key: []byte(govwire.KeyService), Value: infoJSON}}
-	self, err := n.genesisNodeWrites(g.Development)
-	if err != nil {
-		return err
-	}
-	writes = append(writes, self...)
-	olds, err := join.Records(n.ledger)
-	if err != nil {
-		return err
-	}
-	for id, r := range olds {
-		if id == n.cfg.NodeID || r.Status == join.NodeRetired {
-			continue
-		}
-		r.Status = join.NodeRetired
-		v, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		writes = append(writes, log.Write{Map: govwire.MapNodesInfo, Key: []byte(strconv.FormatUint(id, 10)), Value: v})
-	}
-	rec := &log.Recovery{
-		PreviousServiceCert: p.PreviousServiceCert, ServiceCert: n.id.ServiceCert.Raw,
-		NoteVerifierKey: n.id.NoteVerifier, Endorsement: endorsement,
-		PreviousSize: p.Size, RecoveredAt: time.Now().Unix(), Writes: writes,
-	}
-	for {
-		if leader, _ := n.raft.Leader(); leader {
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			_, err := n.ledger.SubmitRecovery(wctx, rec)
-			cancel()
-			if err == nil {
-				n.log.Info("recovered the service: the new identity endorses the previous one", "previous_size", p.Size, "recovery_count", info.RecoveryCount)
-				return nil
-			}
-			n.log.Warn("recording the recovery failed; retrying", "err", err)
-		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
-			return err
-		}
-	}
-}
-
-// serviceKeys are the keys that verify this service's receipts: the
-// current service key first, then each previous identity's, newest first
-// (each endorsed by its successor in the ledger's recoveries).
-func (n *Node) serviceKeys() (cose.KeySet, error) {
-	certs := [][]byte{n.id.ServiceCert.Raw}
-	recs, err := n.ledger.Recoveries()
-	if err != nil {
-		return nil, err
-	}
-	for i := len(recs) - 1; i >= 0; i-- {
-		certs = append(certs, recs[i].Recovery.PreviousServiceCert)
-	}
-	var keys cose.KeySet
-	seen := map[string]bool{}
-	for _, der := range certs {
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			return nil, fmt.Errorf("a service certificate in the ledger: %w", err)
-		}
-		pub, ok := c.PublicKey.(*ecdsa.PublicKey)
-		if !ok {
-			return nil, errors.New("a service certificate in the ledger holds no ECDSA key")
-		}
-		k, err := cose.NewKey(pub)
-		if err != nil {
-			return nil, err
-		}
-		if !seen[string(k.Kid)] {
-			seen[string(k.Kid)] = true
-			keys = append(keys, k)
-		}
-	}
-	return keys, nil
-}
-
-// adoptRecoveredSecrets makes the ledger secrets the members' shares
-// recovered (versions 0 to latest) this node's, sealed on disk before use:
-// version 0 replaces the identity's (in memory too, for the app's private
-// maps and for nodes that join later), the later ones go to the secret
-// ring (ledgersecrets.go). The recovered ledger's private values are
-// encrypted under them; apps were refused until now (Recovering,
-// WaitingForRecoveryShares), so nothing was written, and no app cipher
-// made, under the secret version 0 replaces.
-func (n *Node) adoptRecoveredSecrets(secrets [][]byte) error {
-	if len(secrets) == 0 {
-		return errors.New("no ledger secret was recovered")
-	}
-	full := n.full.Load()
-	if full == nil {
-		return errors.New("this node does not hold the service's secrets")
-	}
-	later := map[uint64][]byte{}
-	for v, s := range secrets[1:] {
-		later[uint64(v+1)] = s
-	}
-	if err := n.laterSecrets.addAll(later); err != nil {
-		return err
-	}
-	if err := identity.StoreLedgerSecret(n.cfg.DataDir, n.sealer, secrets[0]); err != nil {
-		return err
-	}
-	next := *full
-	next.LedgerSecret = bytes.Clone(secrets[0])
-	n.full.Store(&next)
-	return nil
-}
-
-// recovering reports whether the service is a recovered one its members
-// have not opened, or whose secrets their shares have not brought back.
-func (n *Node) recovering() bool {
-	var info govwire.ServiceInfo
-	raw, err := n.ledger.GetKV(govwire.MapServiceInfo, []byte(govwire.KeyService))
-	return err == nil && json.Unmarshal(raw, &info) == nil && govwire.Recovering(info.Status)
 }
