@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/charterlog/charter/internal/pause"
 	"io"
 	"slices"
 	"strconv"
@@ -431,7 +432,7 @@ func (r *recoverySharer) run(ctx context.Context) error {
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
 		_ = r.k.cfg.Ledger.WaitApplied(wctx, size+1)
 		cancel()
-		if err := sleep(ctx, time.Until(next)); err != nil {
+		if err := pause.For(ctx, time.Until(next)); err != nil {
 			return nil
 		}
 	}
@@ -526,15 +527,4 @@ func (r *recoverySharer) step(ctx context.Context, term uint64) error {
 	r.made.Inc()
 	r.k.log.Info("recovery sharing written", "basis", p.basis, "threshold", st.threshold, "recovery_members", len(st.members), "new_ledger_secret_version", p.newVersion)
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

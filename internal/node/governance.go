@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/pem"
+	"github.com/charterlog/charter/internal/pause"
 	"time"
 
 	"github.com/charterlog/charter/internal/app"
@@ -54,7 +55,7 @@ func (n *Node) bootstrapGovernance(ctx context.Context) error {
 				return nil
 			}
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := pause.For(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}

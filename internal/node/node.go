@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"github.com/charterlog/charter/internal/pause"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -393,7 +394,7 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) recover(ctx context.Context) error {
 	commit := n.raft.Committed()
 	for n.raft.Applied() < commit {
-		if err := sleep(ctx, 5*time.Millisecond); err != nil {
+		if err := pause.For(ctx, 5*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -521,15 +522,4 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}, svc, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

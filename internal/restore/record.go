@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/charterlog/charter/internal/pause"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -167,7 +168,7 @@ func (n *Recorder) recordRecovery(ctx context.Context, g *genesis.Genesis, p *re
 			}
 			n.Log.Warn("recording the recovery failed; retrying", "err", err)
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := pause.For(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -206,15 +207,4 @@ func (n *Recorder) ServiceKeys() (cose.KeySet, error) {
 		}
 	}
 	return keys, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
