@@ -142,6 +142,20 @@ func host(o *overlay, writable bool, validateApp func([]byte) error) map[string]
 			sum := sha256.Sum256(c.Raw)
 			return hex.EncodeToString(sum[:]), nil
 		},
+		// nodeKeyOf resolves a node id as the node actions take it
+		// (Charter's raft id, or CCF's hex id of the node's key) to its
+		// record's key in public:ccf.gov.nodes.info; an unknown hex id
+		// throws.
+		"nodeKeyOf": func(id string) (string, error) {
+			k, ok, err := nodeKeyOf(o, id)
+			if err != nil {
+				return "", err
+			}
+			if !ok {
+				return "", fmt.Errorf("no node has id %s", id)
+			}
+			return k, nil
+		},
 		"validateAppBundle": func(bundle any) error {
 			var raw []byte
 			if s, ok := bundle.(string); ok {

@@ -201,6 +201,10 @@ function put(map, key, value) { charter.kv.set(map, key, JSON.stringify(value));
 function activeMembers() {
   return charter.kv.keys(M.memberInfo).filter((id) => get(M.memberInfo, id).status === "Active");
 }
+function nodeId(a) {
+  const id = need(a, "node_id", "string");
+  if (!/^[0-9]+$/.test(id) && !/^[0-9a-fA-F]{64}$/.test(id)) fail("node_id must be a raft id (decimal) or CCF's node id (64 hex digits)");
+}
 function member(id) {
   if (get(M.memberInfo, id) === undefined) fail(`no member ${id}`);
 }
@@ -423,11 +427,14 @@ const actions = {
     validate(a) { onlyFields(a, ["measurement"]); hex(a, "measurement", 48); },
     apply(a) { charter.kv.delete(M.virtualMeasurements, a.measurement); },
   },
+  // A node is named by Charter's raft id (decimal) or by CCF's id (64 hex
+  // digits: SHA-256 of its public key, as /node/network/nodes reports it),
+  // which charter.nodeKeyOf resolves to the record it names.
   // The node's record keeps what the node presented when it joined (its key
   // and evidence); governance changes only its status.
   transition_node_to_trusted: {
-    validate(a) { onlyFields(a, ["node_id"]); need(a, "node_id", "string"); },
-    apply(a) { put(M.nodesInfo, a.node_id, Object.assign(get(M.nodesInfo, a.node_id) || {}, { status: "Trusted" })); },
+    validate(a) { onlyFields(a, ["node_id"]); nodeId(a); },
+    apply(a) { const k = charter.nodeKeyOf(a.node_id); put(M.nodesInfo, k, Object.assign(get(M.nodesInfo, k) || {}, { status: "Trusted" })); },
   },
   // Bounds on joins that the network has not trusted yet: how many may be
   // pending (joined, not yet trusted or promoted) at once.
@@ -436,8 +443,8 @@ const actions = {
     apply(a) { put(M.nodeJoinLimits, "limits", { max_pending_nodes: a.max_pending_nodes }); },
   },
   remove_node: {
-    validate(a) { onlyFields(a, ["node_id"]); need(a, "node_id", "string"); },
-    apply(a) { put(M.nodesInfo, a.node_id, Object.assign(get(M.nodesInfo, a.node_id) || {}, { status: "Retired" })); },
+    validate(a) { onlyFields(a, ["node_id"]); nodeId(a); },
+    apply(a) { const k = charter.nodeKeyOf(a.node_id); put(M.nodesInfo, k, Object.assign(get(M.nodesInfo, k) || {}, { status: "Retired" })); },
   },
   // A new ledger secret version for later private writes: the request is
   // counted here, and the primary answers it with the version and
