@@ -41,6 +41,17 @@ const ccfServiceConfigField = "recovery_threshold"
 // set_recovery_threshold enforces.
 const maxRecoveryThreshold = 255
 
+// ccfUnservedMaps are CCF's governed maps whose settings Charter has no
+// use for: a write to one through ccf.kv is refused rather than stored
+// and ignored, so CCF's add_node_code, add_snp_uvm_endorsement and
+// add_snp_tcb_version fail instead of seeming to gate joins.
+var ccfUnservedMaps = map[string]string{
+	"public:ccf.gov.nodes.code_ids":              "Charter's join gate is the attested measurement (public:ccf.gov.nodes.snp.measurements, …virtual.measurements), not a code id",
+	"public:ccf.gov.nodes.snp.uvm_endorsements":  "Charter does not check UVM endorsements",
+	"public:ccf.gov.nodes.snp.tcb_versions":      "the minimum TCB is the operator's configuration, not governed",
+	"public:ccf.gov.nodes.endorsed_certificates": "Charter issues no service-endorsed node certificates",
+}
+
 // errNotServed marks CCF functions whose effect Charter does not have.
 var errNotServed = errors.New("not served by Charter")
 

@@ -86,6 +86,13 @@ func TestCCFNodeTriggers(t *testing.T) {
 			t.Errorf("%s outside apply: %v, %d writes", f, out, len(o.order))
 		}
 	}
+	for m := range ccfUnservedMaps {
+		o := newOverlay(memState{})
+		_, _, err := runCCF(t, o, true, hostEnv{}, `ccf.kv[`+jsString(m)+`].set(ccf.strToBuf("k"), ccf.jsonCompatibleToBuf("AllowedToJoin"))`)
+		if err == nil || !strings.Contains(err.Error(), "not served") || len(o.order) != 0 {
+			t.Errorf("a write to %s: %v, %d writes", m, err, len(o.order))
+		}
+	}
 	bad := newOverlay(memState{recovery.MapRekey: {recovery.KeyRekeyRequested: `"x"`}})
 	if _, _, err := runCCF(t, bad, true, hostEnv{}, `ccf.node.triggerLedgerRekey()`); err == nil || !strings.Contains(err.Error(), "not a count") {
 		t.Fatalf("corrupt counter: %v", err)

@@ -450,6 +450,9 @@ func (h *ccfHost) handle(m string) *sobek.Object {
 		if m == ccfMapSignatures {
 			h.throw("TypeError", "map %s is the ledger's own record; it is read-only", m)
 		}
+		if why, ok := ccfUnservedMaps[m]; ok {
+			h.throw("Error", "map %s is %v: %s", m, errNotServed, why)
+		}
 	}
 	h.fn(o, "has", func(fc sobek.FunctionCall) sobek.Value {
 		_, ok := h.kvGet(m, form, h.bufArg(fc, 0, "key"))
