@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"strconv"
+
 	"crypto/elliptic"
 	"encoding/json"
 	"fmt"
+	"github.com/charterlog/charter/internal/config"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -228,4 +231,107 @@ func ccfDefaultScenario(t *testing.T, src string) {
 	// What Charter does not have is refused by name.
 	voters = []*govMember{m1, m2, rec[1]}
 	fails("trigger_snapshot", nil, "triggerSnapshot is not served by Charter")
+}
+
+// joinDev starts a node that joins the development network n and waits
+// until n records it; it returns the joiner's data directory and CCF's
+// hex id of it (as /node/network/nodes reports it).
+func joinDev(t *testing.T, n *node, raftID uint64) (string, string) {
+	t.Helper()
+	jdir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(jdir, "service_cert.pem"), mustRead(t, n.CertPath), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Config{DataDir: jdir, Addr: "127.0.0.1:" + strconv.Itoa(freeLoopbackPorts(t, 1)[0]), LogLevel: "info"}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(jdir, "node.json")
+	if err := config.Write(cfgPath, cfg); err != nil {
+		t.Fatal(err)
+	}
+	runCharterd(t, jdir, filepath.Join(jdir, "charterd.log"), "join", "--config", cfgPath, "--target", n.URL)
+	var id string
+	eventually(t, 30*time.Second, fmt.Sprintf("node %d recorded as a learner", raftID), func() error {
+		for _, x := range ccfNodes(t, n) {
+			if x.RaftID == raftID && x.Role == "learner" && len(x.NodeID) == 64 {
+				id = x.NodeID
+				return nil
+			}
+		}
+		return fmt.Errorf("%+v", ccfNodes(t, n))
+	})
+	return jdir, id
+}
+
+type ccfNodeView struct {
+	NodeID string `json:"node_id"`
+	RaftID uint64 `json:"raft_id"`
+	Role   string `json:"role"`
+	Status string `json:"status"`
+}
+
+func ccfNodes(t *testing.T, n *node) []ccfNodeView {
+	t.Helper()
+	var out struct{ Nodes []ccfNodeView }
+	if err := json.Unmarshal(n.get(t, "/node/network/nodes").Body, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out.Nodes
+}
+
+// A pending node is trusted by CCF's hex node id, as CCF's tools name it:
+// once through Charter's constitution (constitution.js), once through a
+// CCF-style constitution (ccf.kv's public:ccf.gov.nodes.info keyed by hex
+// id; CCF's default constitution itself when CHARTER_CCF_DEFAULT_CONSTITUTION
+// names it); each becomes a voter and receives the secrets. A hex id no node
+// has fails the proposal and changes nothing.
+func TestTrustNodeByCCFID(t *testing.T) {
+	n := startNode(t, t.TempDir())
+	promoted := func(raftID uint64, dir string) {
+		t.Helper()
+		eventually(t, 30*time.Second, fmt.Sprintf("node %d promoted, with the service key", raftID), func() error {
+			for _, x := range ccfNodes(t, n) {
+				if x.RaftID == raftID && x.Role != "voter" {
+					return fmt.Errorf("node %d is %s", raftID, x.Role)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dir, "service_key.sealed")); err != nil {
+				return err
+			}
+			return nil
+		})
+	}
+	m0 := devMember(n)
+	unknown := strings.Repeat("cd", 32)
+	refused := func(args any) {
+		t.Helper()
+		ab, _ := json.Marshal(args)
+		p := govJSON(t, n, m0, "propose", "--action", "transition_node_to_trusted", "--args", string(ab))
+		wantState(t, "trusting an unknown hex id", govJSON(t, n, m0, "vote", p.ProposalID, "--accept"), "Failed")
+	}
+
+	dir2, id2 := joinDev(t, n, 2)
+	refused(map[string]string{"node_id": unknown})
+	devGovAccept(t, n, "transition_node_to_trusted", map[string]string{"node_id": id2})
+	promoted(2, dir2)
+
+	// CCF's default constitution itself when the environment names it.
+	files := []string{"ccfconstitution/actions.js", "ccfdefault/actions.js", "ccfconstitution/validate.js", "ccfconstitution/resolve.js", "ccfconstitution/apply.js"}
+	for i := range files {
+		files[i] = filepath.Join("testdata", files[i])
+	}
+	if dir := os.Getenv(ccfDefaultEnv); dir != "" {
+		files = []string{filepath.Join(dir, "actions.js"), filepath.Join(dir, "validate.js"), filepath.Join(dir, "resolve.js"), filepath.Join(dir, "apply.js")}
+	}
+	var b strings.Builder
+	for _, f := range files {
+		b.Write(mustRead(t, f))
+		b.WriteString("\n")
+	}
+	devGovAccept(t, n, "set_constitution", map[string]string{"constitution": b.String()})
+	dir3, id3 := joinDev(t, n, 3)
+	refused(map[string]string{"node_id": unknown, "valid_from": "20250101000000Z"})
+	devGovAccept(t, n, "transition_node_to_trusted", map[string]string{"node_id": strings.ToUpper(id3), "valid_from": "20250101000000Z"})
+	promoted(3, dir3)
 }
