@@ -35,6 +35,8 @@ var DefaultConstitution string
 //	charter.kv.delete(map, key)                     (apply only; likewise)
 //	charter.kv.keys(map) → string[]                 (sorted)
 //	charter.memberIdOf(pem) → string                (hex SHA-256 of the certificate's DER; throws if not one)
+//	charter.nodeKeyOf(id) → string                  (a node's record key: a raft id as is, CCF's hex node
+//	                                                 id resolved by the record's public key; throws if none)
 //	charter.validateAppBundle(bundle)               (bundle: object or JSON text; throws the node's
 //	                                                 app validator's message if it refuses the
 //	                                                 bundle; does nothing when the node has none)
