@@ -316,3 +316,47 @@ func TestCCFJwtPublicSigningKeys(t *testing.T) {
 		t.Fatalf("remove outside apply: %v", err)
 	}
 }
+
+// Charter's remove_member keeps CCF's recovery check: an active recovery
+// member cannot leave fewer recovery members than the threshold, and its
+// removal asks for a rekey; a member without an encryption key leaves
+// without one.
+func TestRemoveMemberRecoveryCheck(t *testing.T) {
+	ids := []string{strings.Repeat("a", 64), strings.Repeat("b", 64), strings.Repeat("c", 64)}
+	st := memState{govwire.MapMemberInfo: {}, govwire.MapMemberEncKeys: {}, govwire.MapMemberCerts: {}, govwire.MapRecovery: {"threshold": "2"}}
+	for i, id := range ids {
+		st[govwire.MapMemberInfo][id] = `{"status":"Active"}`
+		st[govwire.MapMemberCerts][id] = "cert"
+		if i < 2 {
+			st[govwire.MapMemberEncKeys][id] = "key"
+		}
+	}
+	c := defaultConstitution(t)
+	remove := func(st memState, id string) (*overlay, error) {
+		o := newOverlay(st)
+		prop := `{"actions":[{"name":"remove_member","args":{"member_id":"` + id + `"}}]}`
+		if err := c.validate(t.Context(), o, prop); err != nil {
+			t.Fatal(err)
+		}
+		return o, c.apply(t.Context(), o, prop, "p")
+	}
+	if _, err := remove(st, ids[0]); err == nil || !strings.Contains(err.Error(), "fewer than the recovery threshold 2") {
+		t.Fatalf("removing a recovery member below the threshold: %v", err)
+	}
+	o, err := remove(st, ids[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := o.Get(recovery.MapRekey, recovery.KeyRekeyRequested); ok {
+		t.Fatal("removing a member without an encryption key asked for a rekey")
+	}
+	st[govwire.MapRecovery]["threshold"] = "1"
+	o, err = remove(st, ids[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := applied(st, o)
+	if _, ok := after[govwire.MapMemberInfo][ids[0]]; ok || after[recovery.MapRekey][recovery.KeyRekeyRequested] != "1" {
+		t.Fatalf("after removing a recovery member: info %v, rekey requests %q", after[govwire.MapMemberInfo], after[recovery.MapRekey][recovery.KeyRekeyRequested])
+	}
+}

@@ -230,7 +230,19 @@ const actions = {
       member(a.member_id);
       const active = activeMembers();
       if (active.length === 1 && active[0] === a.member_id) fail("cannot remove the last active member");
+      // As CCF's: an active recovery member may leave only if enough
+      // recovery members remain to meet the threshold, and its leaving
+      // asks for a rekey, so that its share recovers nothing written after.
+      const recovery = active.includes(a.member_id) && has(M.memberEncKeys, a.member_id);
+      if (recovery) {
+        const threshold = get(M.recovery, "threshold");
+        const left = active.filter((id) => id !== a.member_id && has(M.memberEncKeys, id)).length;
+        if (threshold !== undefined && left < threshold) {
+          fail(`removing ${a.member_id} would leave ${left} active recovery members, fewer than the recovery threshold ${threshold}`);
+        }
+      }
       for (const m of [M.memberCerts, M.memberInfo, M.memberEncKeys, M.memberAcks]) charter.kv.delete(m, a.member_id);
+      if (recovery) put(M.ledgerRekey, "requested", (get(M.ledgerRekey, "requested") || 0) + 1);
     },
   },
   set_member_data: {
