@@ -279,6 +279,9 @@ func (h *ccfHost) build(rt *sobek.Runtime) (sobek.Value, error) {
 	if err := ccf.Set("node", node); err != nil {
 		return nil, err
 	}
+	if err := h.buildCCFDefault(ccf, node); err != nil {
+		return nil, err
+	}
 	// Charter's app runtime compiles modules itself and keeps no bytecode
 	// in the ledger: the refresh has nothing to rebuild. It is recorded
 	// so that set_js_app's choice between it and clearing the cache
@@ -447,6 +450,9 @@ func (h *ccfHost) handle(m string) *sobek.Object {
 		if m == ccfMapSignatures {
 			h.throw("TypeError", "map %s is the ledger's own record; it is read-only", m)
 		}
+		if why, ok := ccfUnservedMaps[m]; ok {
+			h.throw("Error", "map %s is %v: %s", m, errNotServed, why)
+		}
 	}
 	h.fn(o, "has", func(fc sobek.FunctionCall) sobek.Value {
 		_, ok := h.kvGet(m, form, h.bufArg(fc, 0, "key"))
@@ -532,11 +538,21 @@ func (h *ccfHost) kvGet(m string, form ccfMapForm, key []byte) ([]byte, bool) {
 		}
 		return b, true
 	}
+	if m == ccfMapServiceConfig {
+		if !bytes.Equal(key, ccfSingletonKey) {
+			return nil, false
+		}
+		b, err := serviceConfig(h.o)
+		if err != nil {
+			h.goErr(err)
+		}
+		return b, true
+	}
 	if isAppMap(m) {
 		v, ok := h.stage().mapOf(m)[string(key)]
 		return v, ok
 	}
-	ck, ok := charterKey(form, key)
+	ck, ok := h.mapKey(m, form, key)
 	if !ok {
 		return nil, false
 	}
@@ -560,7 +576,21 @@ func (h *ccfHost) kvSet(m string, form ccfMapForm, key, value []byte) {
 		st.changed = true
 		return
 	}
+	if m == ccfMapServiceConfig {
+		if !bytes.Equal(key, ccfSingletonKey) {
+			h.throw("RangeError", "map %s holds one value, at CCF's singleton key (an ArrayBuffer of 8 zero bytes)", m)
+		}
+		if err := setServiceConfig(h.o, value); err != nil {
+			h.throw("Error", "%s: %v", m, err)
+		}
+		return
+	}
 	ck, ok := charterKey(form, key)
+	if m == govwire.MapNodesInfo {
+		if ck, ok = h.mapKey(m, form, key); !ok {
+			h.throw("Error", "no node has id %s: a node's record is made when it joins", string(key))
+		}
+	}
 	if !ok {
 		h.throw("RangeError", "map %s holds one value, at CCF's singleton key (an ArrayBuffer of 8 zero bytes)", m)
 	}
@@ -588,7 +618,10 @@ func (h *ccfHost) kvDelete(m string, form ccfMapForm, key []byte) {
 		st.changed = true
 		return
 	}
-	ck, ok := charterKey(form, key)
+	if m == ccfMapServiceConfig {
+		h.throw("TypeError", "map %s is Charter's recovery threshold, which can be changed but not removed", m)
+	}
+	ck, ok := h.mapKey(m, form, key)
 	if !ok {
 		return
 	}
@@ -598,7 +631,7 @@ func (h *ccfHost) kvDelete(m string, form ccfMapForm, key []byte) {
 // kvEntries are map m's [key, value] pairs in CCF's encoding, sorted.
 func (h *ccfHost) kvEntries(m string, form ccfMapForm) [][2][]byte {
 	var out [][2][]byte
-	if m == ccfMapSignatures {
+	if m == ccfMapSignatures || m == ccfMapServiceConfig {
 		if v, ok := h.kvGet(m, form, ccfSingletonKey); ok {
 			out = append(out, [2][]byte{ccfSingletonKey, v})
 		}
@@ -622,6 +655,13 @@ func (h *ccfHost) kvEntries(m string, form ccfMapForm) [][2][]byte {
 				continue
 			}
 			ccfKey = ccfSingletonKey
+		}
+		if m == govwire.MapNodesInfo {
+			raw, _, err := h.o.Get(m, k)
+			if err != nil {
+				h.goErr(err)
+			}
+			ccfKey = []byte(ccfNodeKey(k, raw))
 		}
 		v, ok := h.kvGet(m, form, ccfKey)
 		if ok {

@@ -35,6 +35,8 @@ var DefaultConstitution string
 //	charter.kv.delete(map, key)                     (apply only; likewise)
 //	charter.kv.keys(map) → string[]                 (sorted)
 //	charter.memberIdOf(pem) → string                (hex SHA-256 of the certificate's DER; throws if not one)
+//	charter.nodeKeyOf(id) → string                  (a node's record key: a raft id as is, CCF's hex node
+//	                                                 id resolved by the record's public key; throws if none)
 //	charter.validateAppBundle(bundle)               (bundle: object or JSON text; throws the node's
 //	                                                 app validator's message if it refuses the
 //	                                                 bundle; does nothing when the node has none)
@@ -141,6 +143,20 @@ func host(o *overlay, writable bool, validateApp func([]byte) error) map[string]
 			}
 			sum := sha256.Sum256(c.Raw)
 			return hex.EncodeToString(sum[:]), nil
+		},
+		// nodeKeyOf resolves a node id as the node actions take it
+		// (Charter's raft id, or CCF's hex id of the node's key) to its
+		// record's key in public:ccf.gov.nodes.info; an unknown hex id
+		// throws.
+		"nodeKeyOf": func(id string) (string, error) {
+			k, ok, err := nodeKeyOf(o, id)
+			if err != nil {
+				return "", err
+			}
+			if !ok {
+				return "", fmt.Errorf("no node has id %s", id)
+			}
+			return k, nil
 		},
 		"validateAppBundle": func(bundle any) error {
 			var raw []byte

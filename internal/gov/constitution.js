@@ -201,6 +201,10 @@ function put(map, key, value) { charter.kv.set(map, key, JSON.stringify(value));
 function activeMembers() {
   return charter.kv.keys(M.memberInfo).filter((id) => get(M.memberInfo, id).status === "Active");
 }
+function nodeId(a) {
+  const id = need(a, "node_id", "string");
+  if (!/^[0-9]+$/.test(id) && !/^[0-9a-fA-F]{64}$/.test(id)) fail("node_id must be a raft id (decimal) or CCF's node id (64 hex digits)");
+}
 function member(id) {
   if (get(M.memberInfo, id) === undefined) fail(`no member ${id}`);
 }
@@ -226,7 +230,19 @@ const actions = {
       member(a.member_id);
       const active = activeMembers();
       if (active.length === 1 && active[0] === a.member_id) fail("cannot remove the last active member");
+      // As CCF's: an active recovery member may leave only if enough
+      // recovery members remain to meet the threshold, and its leaving
+      // asks for a rekey, so that its share recovers nothing written after.
+      const recovery = active.includes(a.member_id) && has(M.memberEncKeys, a.member_id);
+      if (recovery) {
+        const threshold = get(M.recovery, "threshold");
+        const left = active.filter((id) => id !== a.member_id && has(M.memberEncKeys, id)).length;
+        if (threshold !== undefined && left < threshold) {
+          fail(`removing ${a.member_id} would leave ${left} active recovery members, fewer than the recovery threshold ${threshold}`);
+        }
+      }
       for (const m of [M.memberCerts, M.memberInfo, M.memberEncKeys, M.memberAcks]) charter.kv.delete(m, a.member_id);
+      if (recovery) put(M.ledgerRekey, "requested", (get(M.ledgerRekey, "requested") || 0) + 1);
     },
   },
   set_member_data: {
@@ -423,11 +439,14 @@ const actions = {
     validate(a) { onlyFields(a, ["measurement"]); hex(a, "measurement", 48); },
     apply(a) { charter.kv.delete(M.virtualMeasurements, a.measurement); },
   },
+  // A node is named by Charter's raft id (decimal) or by CCF's id (64 hex
+  // digits: SHA-256 of its public key, as /node/network/nodes reports it),
+  // which charter.nodeKeyOf resolves to the record it names.
   // The node's record keeps what the node presented when it joined (its key
   // and evidence); governance changes only its status.
   transition_node_to_trusted: {
-    validate(a) { onlyFields(a, ["node_id"]); need(a, "node_id", "string"); },
-    apply(a) { put(M.nodesInfo, a.node_id, Object.assign(get(M.nodesInfo, a.node_id) || {}, { status: "Trusted" })); },
+    validate(a) { onlyFields(a, ["node_id"]); nodeId(a); },
+    apply(a) { const k = charter.nodeKeyOf(a.node_id); put(M.nodesInfo, k, Object.assign(get(M.nodesInfo, k) || {}, { status: "Trusted" })); },
   },
   // Bounds on joins that the network has not trusted yet: how many may be
   // pending (joined, not yet trusted or promoted) at once.
@@ -436,8 +455,8 @@ const actions = {
     apply(a) { put(M.nodeJoinLimits, "limits", { max_pending_nodes: a.max_pending_nodes }); },
   },
   remove_node: {
-    validate(a) { onlyFields(a, ["node_id"]); need(a, "node_id", "string"); },
-    apply(a) { put(M.nodesInfo, a.node_id, Object.assign(get(M.nodesInfo, a.node_id) || {}, { status: "Retired" })); },
+    validate(a) { onlyFields(a, ["node_id"]); nodeId(a); },
+    apply(a) { const k = charter.nodeKeyOf(a.node_id); put(M.nodesInfo, k, Object.assign(get(M.nodesInfo, k) || {}, { status: "Retired" })); },
   },
   // A new ledger secret version for later private writes: the request is
   // counted here, and the primary answers it with the version and
