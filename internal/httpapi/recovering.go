@@ -26,7 +26,7 @@ func (s *Server) refuseWhileRecovering(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		status := s.cfg.Gov.ServiceStatus()
+		status := s.cachedServiceStatus()
 		if !govwire.Recovering(status) {
 			next.ServeHTTP(w, r)
 			return
@@ -42,6 +42,27 @@ func (s *Server) refuseWhileRecovering(next http.Handler) http.Handler {
 		w.Header().Set("Retry-After", "30")
 		writeAppError(w, http.StatusServiceUnavailable, "ServiceRecovering", detail)
 	})
+}
+
+// statusAt is the governed service status as read at a WritesVersion.
+type statusAt struct {
+	version uint64
+	status  string
+}
+
+// cachedServiceStatus is the governed service status, re-read only when
+// the ledger's maps may have changed (WritesVersion): refuseWhileRecovering
+// asks it on every registration, and registrations write no map. The
+// version is read before the status, so a change between the two is seen
+// by the next call.
+func (s *Server) cachedServiceStatus() string {
+	v := s.cfg.Ledger.WritesVersion()
+	if c := s.status.Load(); c != nil && c.version == v {
+		return c.status
+	}
+	st := s.cfg.Gov.ServiceStatus()
+	s.status.Store(&statusAt{version: v, status: st})
+	return st
 }
 
 // serviceEndorsement is one recovery as /node/network shows it: the

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/charterlog/charter/internal/apphost"
 	"github.com/charterlog/charter/internal/attest"
@@ -65,6 +66,8 @@ type Server struct {
 	// startupSeqno is the ledger's size when the edge was built (CCF's
 	// startup_seqno in GET /node/state).
 	startupSeqno uint64
+	// status caches the governed service status (cachedServiceStatus).
+	status atomic.Pointer[statusAt]
 }
 
 // New returns the edge over cfg.

@@ -23,7 +23,10 @@ const syncEvery = 200 * time.Millisecond
 
 // Follow appends each transaction the source commits to w, in order, until
 // ctx ends. The files trail the store: a crash loses only what the store
-// still has, and the next Follow writes it again from w.Next().
+// still has, and the next Follow writes it again from w.Next(). While the
+// ledger grows, the appended records are synced every syncEvery, not at
+// every batch: the files trail the store by at most about that much, and
+// as soon as the ledger stops growing they are synced.
 func Follow(ctx context.Context, w *Writer, src Source) error {
 	lastSync := time.Now()
 	for {
@@ -40,11 +43,22 @@ func Follow(ctx context.Context, w *Writer, src Source) error {
 		if err := src.ScanRecords(w.Next(), to, w.Append); err != nil {
 			return err
 		}
-		if time.Since(lastSync) >= syncEvery || src.Size() == to {
-			if err := w.Sync(); err != nil {
-				return err
+		if due := syncEvery - time.Since(lastSync); due > 0 {
+			// Caught up and the sync not yet due: wait for more until it
+			// is, and sync now if none comes (the ledger went quiet).
+			wctx, cancel := context.WithTimeout(ctx, due)
+			err := src.WaitApplied(wctx, w.Next())
+			cancel()
+			if err == nil {
+				continue
 			}
-			lastSync = time.Now()
+			if ctx.Err() != nil {
+				return w.Sync()
+			}
 		}
+		if err := w.Sync(); err != nil {
+			return err
+		}
+		lastSync = time.Now()
 	}
 }

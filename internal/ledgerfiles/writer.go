@@ -1,6 +1,7 @@
 package ledgerfiles
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -25,6 +26,7 @@ type Writer struct {
 	maxBytes    int64
 	maxTxs      uint64
 	f           *os.File
+	buf         *bufio.Writer // over f: records are written in large writes, not one syscall each
 	h           hash.Hash
 	first, next uint64
 	size        int64
@@ -120,14 +122,18 @@ func (w *Writer) resume(c Chunk) error {
 		return err
 	}
 	w.f, w.first, w.next, w.size = f, c.First, last+1, good
+	w.buf = bufio.NewWriterSize(f, writeBuffer)
 	return nil
 }
+
+// writeBuffer is how much of the open chunk is gathered before a write.
+const writeBuffer = 256 << 10
 
 // Next is the seqno the writer wants next.
 func (w *Writer) Next() uint64 { return w.next }
 
 // Append adds the record at seqno, which must be Next. It is buffered
-// until Sync; a chunk that reaches its bounds is completed (synced and
+// (in memory, then in the file) until Sync; a chunk that reaches its bounds is completed (synced and
 // renamed) here.
 func (w *Writer) Append(seqno uint64, raw []byte) error {
 	if seqno != w.next {
@@ -141,13 +147,17 @@ func (w *Writer) Append(seqno uint64, raw []byte) error {
 			return err
 		}
 	}
-	frame := binary.AppendUvarint(nil, uint64(len(raw)))
-	frame = append(frame, raw...)
-	if _, err := w.f.Write(frame); err != nil {
+	var hdr [binary.MaxVarintLen64]byte
+	n := binary.PutUvarint(hdr[:], uint64(len(raw)))
+	if _, err := w.buf.Write(hdr[:n]); err != nil {
 		return err
 	}
-	w.h.Write(frame)
-	w.size += int64(len(frame))
+	if _, err := w.buf.Write(raw); err != nil {
+		return err
+	}
+	w.h.Write(hdr[:n])
+	w.h.Write(raw)
+	w.size += int64(n + len(raw))
 	w.next++
 	w.unsynced = true
 	if w.size >= w.maxBytes || w.next-w.first >= w.maxTxs {
@@ -166,6 +176,7 @@ func (w *Writer) start(first uint64) error {
 		return err
 	}
 	w.f, w.first, w.size, w.h = f, first, int64(len(magic)), sha256.New()
+	w.buf = bufio.NewWriterSize(f, writeBuffer)
 	w.h.Write([]byte(magic))
 	return durable.SyncDir(w.dir) // the open chunk's name must outlive a crash
 }
@@ -181,7 +192,10 @@ func (w *Writer) complete() error {
 	trailer = binary.AppendUvarint(trailer, w.next-w.first)
 	w.h.Write(trailer)
 	trailer = append(trailer, w.h.Sum(nil)...)
-	if _, err := w.f.Write(trailer); err != nil {
+	if _, err := w.buf.Write(trailer); err != nil {
+		return err
+	}
+	if err := w.buf.Flush(); err != nil {
 		return err
 	}
 	if err := w.f.Sync(); err != nil {
@@ -191,7 +205,7 @@ func (w *Writer) complete() error {
 		return err
 	}
 	path := filepath.Join(w.dir, openName(w.first))
-	w.f, w.unsynced = nil, false
+	w.f, w.buf, w.unsynced = nil, nil, false
 	return w.rename(path, committedName(w.first, w.next-1))
 }
 
@@ -202,10 +216,14 @@ func (w *Writer) rename(from, to string) error {
 	return durable.SyncDir(w.dir)
 }
 
-// Sync makes what was appended durable.
+// Sync makes what was appended durable: written out of the buffer, then
+// synced.
 func (w *Writer) Sync() error {
 	if w.f == nil || !w.unsynced {
 		return nil
+	}
+	if err := w.buf.Flush(); err != nil {
+		return err
 	}
 	w.unsynced = false
 	return w.f.Sync()
@@ -220,6 +238,6 @@ func (w *Writer) Close() error {
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}
-	w.f = nil
+	w.f, w.buf = nil, nil
 	return err
 }
