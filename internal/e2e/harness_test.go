@@ -343,11 +343,16 @@ type response struct {
 }
 
 func (n *node) do(method, path, contentType string, body []byte, hdr ...string) (*response, error) {
+	return n.doWithin(15*time.Second, method, path, contentType, body, hdr...)
+}
+
+// doWithin is do with its own bound on the whole request.
+func (n *node) doWithin(within time.Duration, method, path, contentType string, body []byte, hdr ...string) (*response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, n.URL+path, rd)
 	if err != nil {
