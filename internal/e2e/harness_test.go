@@ -364,7 +364,14 @@ func (n *node) doWithin(within time.Duration, method, path, contentType string, 
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := n.Client.Do(req)
+	client := n.Client
+	if within > client.Timeout && client.Timeout != 0 {
+		// The client's own bound would cut the request first.
+		c := *client
+		c.Timeout = within
+		client = &c
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
