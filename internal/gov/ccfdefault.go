@@ -1,12 +1,9 @@
 package gov
 
 import (
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"regexp"
@@ -230,21 +227,6 @@ func setServiceConfig(o *overlay, value []byte) error {
 // hexNodeID matches CCF's node id: 64 hex digits.
 var hexNodeID = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 
-// ccfNodeIDOfPEM is CCF's id of a node whose record holds public key PEM
-// p: the hex SHA-256 of its DER SubjectPublicKeyInfo (as /node/network/nodes
-// reports it); "" when p is not a public key.
-func ccfNodeIDOfPEM(p string) string {
-	b, _ := pem.Decode([]byte(p))
-	if b == nil || b.Type != "PUBLIC KEY" {
-		return ""
-	}
-	if _, err := x509.ParsePKIXPublicKey(b.Bytes); err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(b.Bytes)
-	return hex.EncodeToString(sum[:])
-}
-
 // nodeKeyOf resolves a node id as governance's node actions take it to
 // the key of its record in public:ccf.gov.nodes.info: a decimal raft id
 // is the key itself; CCF's hex id names the record whose public key has
@@ -269,7 +251,7 @@ func nodeKeyOf(o *overlay, id string) (string, bool, error) {
 		if !ok || json.Unmarshal([]byte(raw), &rec) != nil {
 			continue
 		}
-		if ccfNodeIDOfPEM(rec.PublicKey) == want {
+		if govwire.NodeIDOfPEM(rec.PublicKey) == want {
 			return k, true, nil
 		}
 	}
@@ -283,7 +265,7 @@ func ccfNodeKey(k, raw string) string {
 		PublicKey string `json:"public_key"`
 	}
 	if json.Unmarshal([]byte(raw), &rec) == nil {
-		if id := ccfNodeIDOfPEM(rec.PublicKey); id != "" {
+		if id := govwire.NodeIDOfPEM(rec.PublicKey); id != "" {
 			return id
 		}
 	}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"errors"
+	"github.com/charterlog/charter/internal/govwire"
 	"net/http"
 	"strconv"
 	"time"
@@ -212,7 +213,7 @@ func (s *Server) getNetwork(w http.ResponseWriter, r *http.Request) {
 	}
 	if lead := s.cfg.Raft.LeaderID(); lead != 0 {
 		if rec, ok := join.RecordOf(s.cfg.Ledger, lead); ok {
-			if id := ccfNodeIDOfPEM(rec.PublicKey); id != "" {
+			if id := govwire.NodeIDOfPEM(rec.PublicKey); id != "" {
 				out["primary_id"] = id
 			}
 		}

@@ -9,11 +9,9 @@ package httpapi
 
 import (
 	"cmp"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/hex"
-	"encoding/pem"
 	"errors"
+	"github.com/charterlog/charter/internal/govwire"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -27,28 +25,6 @@ import (
 	"github.com/go-chi/chi/v5"
 )
 
-// ccfNodeID is CCF's id of a node: the hex SHA-256 of its identity public
-// key (DER SubjectPublicKeyInfo). Charter's nodes are numbered by raft
-// (raft_id, which governance's node actions take); CCF's tools address a
-// node by this id.
-func ccfNodeID(der []byte) string {
-	sum := sha256.Sum256(der)
-	return hex.EncodeToString(sum[:])
-}
-
-// ccfNodeIDOfPEM is ccfNodeID of a node record's PEM key, "" if it has
-// none that parses.
-func ccfNodeIDOfPEM(p string) string {
-	b, _ := pem.Decode([]byte(p))
-	if b == nil || b.Type != "PUBLIC KEY" {
-		return ""
-	}
-	if _, err := x509.ParsePKIXPublicKey(b.Bytes); err != nil {
-		return ""
-	}
-	return ccfNodeID(b.Bytes)
-}
-
 // selfID is this node's CCF id ("" without a node key, in tests).
 func (s *Server) selfID() string {
 	if s.cfg.NodeKey == nil {
@@ -58,7 +34,7 @@ func (s *Server) selfID() string {
 	if err != nil {
 		return ""
 	}
-	return ccfNodeID(der)
+	return govwire.NodeID(der)
 }
 
 // getVersion is CCF's GET /node/version. Charter is not CCF: ccf_version
@@ -142,7 +118,7 @@ func (s *Server) nodeViews() ([]nodeView, error) {
 	}
 	for id, rec := range records {
 		v := view(id)
-		v.NodeID, v.Status = ccfNodeIDOfPEM(rec.PublicKey), rec.Status
+		v.NodeID, v.Status = govwire.NodeIDOfPEM(rec.PublicKey), rec.Status
 		setURL(v, rec.URL)
 	}
 	for _, m := range members {
