@@ -710,7 +710,7 @@ func verifyReceiptSignature(r *Receipt, key Key, root []byte, what string) error
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrReceiptSignature, err)
 	}
-	if err := v.Verify(SigStructure(r.RawProtected, root), r.Signature); err != nil {
+	if err := VerifySign1(v, r.Alg, r.RawProtected, root, r.Signature); err != nil {
 		return fmt.Errorf("%w: %s does not match the signed root", ErrReceiptSignature, what)
 	}
 	return nil
