@@ -97,6 +97,8 @@ type Service struct {
 	NoteVerifierKey string
 	// Wait bounds how long POST /entries waits for a receipt.
 	Wait time.Duration
+	Log  *slog.Logger
+
 	// BatchMaxStatements and BatchMaxBytes bound a POST /entries/batch
 	// request (batch.go); zero: DefaultBatchMaxStatements and
 	// DefaultBatchMaxBytes. BatchWorkers bounds the goroutines that check
@@ -104,7 +106,6 @@ type Service struct {
 	BatchMaxStatements int
 	BatchMaxBytes      int
 	BatchWorkers       int
-	Log  *slog.Logger
 
 	chains *cose.ChainCache
 	stages *prometheus.HistogramVec
