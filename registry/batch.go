@@ -13,6 +13,7 @@ import (
 
 	"github.com/charterlog/charter/cbor"
 	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/ledger"
 )
 
@@ -29,12 +30,12 @@ const ContentTypeBatch = "application/cbor"
 // takes them from its configuration (internal/config).
 const (
 	// DefaultBatchMaxStatements bounds the statements in one batch.
-	DefaultBatchMaxStatements = 1000
+	DefaultBatchMaxStatements = config.DefaultBatchMaxStatements
 	// DefaultBatchMaxBytes bounds a batch request's body.
-	DefaultBatchMaxBytes = 32 << 20
-	// BatchMaxStatementsLimit is the largest MaxStatements may be: the
-	// batch decoder's array bound.
-	BatchMaxStatementsLimit = 10000
+	DefaultBatchMaxBytes = config.DefaultBatchMaxBytes
+	// BatchMaxStatementsLimit is the largest BatchMaxStatements may be:
+	// the batch decoder's array bound.
+	BatchMaxStatementsLimit = config.MaxBatchStatements
 )
 
 // The batch request's errors, answered by the problem table (problem.go).
