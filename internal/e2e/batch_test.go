@@ -190,3 +190,13 @@ func TestBatchRegistration(t *testing.T) {
 		}
 	}
 }
+
+// batchOf is a POST /entries/batch body holding stmts.
+func batchOf(t testing.TB, stmts ...[]byte) []byte {
+	t.Helper()
+	b, err := cbor.Marshal(stmts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
