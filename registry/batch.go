@@ -208,6 +208,12 @@ func (s *Service) checkBatch(ctx context.Context, stmts [][]byte, pol Policy, rp
 				if i >= len(stmts) {
 					return
 				}
+				if err := ctx.Err(); err != nil {
+					// The client is gone: the rest is not worth a
+					// signature check.
+					out[i] = checkedStatement{problem: ProblemFor(err)}
+					continue
+				}
 				out[i] = s.checkStatement(ctx, stmts[i], pol, rp)
 			}
 		}()

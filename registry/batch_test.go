@@ -212,6 +212,36 @@ func TestBatchLedgerRefuses(t *testing.T) {
 	}
 }
 
+// TestBatchStatementTooLarge: a statement over max_statement_bytes is its
+// own PayloadTooLarge, as POST /entries answers it; the batch around it
+// goes on.
+func TestBatchStatementTooLarge(t *testing.T) {
+	iss := newIssuer(t, "sizes")
+	small, big := iss.sign(t, "s"), iss.sign(t, string(make([]byte, 2000)))
+	e := newEnv(t, func(s *registry.Service) { s.Policy.MaxStatementBytes = len(small) + 10 })
+	rs := batchResults(t, e.postBatch(batchBody(t, small, big)))
+	if rs[0].Title != "" || len(rs[0].Receipt) == 0 || rs[1].Title != "PayloadTooLarge" {
+		t.Fatalf("results %+v", rs)
+	}
+}
+
+// TestBatchClientGone: a request whose client has gone checks no more
+// statements and registers nothing.
+func TestBatchClientGone(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	got, err := e.svc.CheckBatch(ctx, mixedStatements(t, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range got {
+		if g != "problem: ClientClosedRequest" {
+			t.Fatalf("statement %d: %q after the client left", i, g)
+		}
+	}
+}
+
 // TestBatchParallelMatchesSerial: the statements' checks give the same
 // answers, in the same order, whether one worker checks them or many.
 func TestBatchParallelMatchesSerial(t *testing.T) {
