@@ -18,10 +18,12 @@ type Registration struct {
 // RegisterMany sequences many registrations at once, as Register does each
 // (a statement already in the ledger answers its existing id; one in flight,
 // in this call or another, is joined), and returns each one's transaction id
-// or error, in the order of regs. Every new one is queued under one hold of
-// the lock, so the sequencer finds them together and proposes them in as
-// few raft entries as its MaxBatch and MaxBatchBytes allow, rather than one
-// per request. A full queue refuses the registrations that did not fit
+// or error, in the order of regs. The new ones are queued back to back
+// under one hold of the lock, so the sequencer finds them together and
+// proposes them in as few raft entries as its MaxBatch and MaxBatchBytes
+// allow, rather than as separate requests would arrive (a sequencer
+// draining the queue at that moment may take the first few into an entry
+// of their own). A full queue refuses the registrations that did not fit
 // (ErrOverloaded) and keeps those that did. ctx bounds only the wait, as
 // for Register.
 func (l *Ledger) RegisterMany(ctx context.Context, regs []Registration) ([]log.TxID, []error) {
