@@ -157,7 +157,7 @@ func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	max := pol.MaxStatementBytes
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(max)))
+	body, err := readBody(w, r, int64(max))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

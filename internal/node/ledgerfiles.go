@@ -12,7 +12,8 @@ import (
 // (internal/ledgerfiles): copying it is a backup.
 func LedgerDir(dataDir string) string { return filepath.Join(dataDir, "ledger") }
 
-// ledgerSource is the committed ledger the chunk files follow.
+// ledgerSource is the committed ledger the chunk files follow; the ledger
+// hands them its newest records from memory, as they were applied.
 type ledgerSource struct{ n *Node }
 
 func (s ledgerSource) WaitApplied(ctx context.Context, size uint64) error {
@@ -22,7 +23,7 @@ func (s ledgerSource) WaitApplied(ctx context.Context, size uint64) error {
 func (s ledgerSource) Size() uint64 { return s.n.ledger.State().Size }
 
 func (s ledgerSource) ScanRecords(from, to uint64, fn func(uint64, []byte) error) error {
-	return s.n.st.ScanRecords(from, to, fn)
+	return s.n.ledger.ScanRecords(from, to, fn)
 }
 
 // writeLedgerFiles appends every committed transaction to the chunk files
