@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"runtime"
@@ -149,7 +148,7 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	maxStatements, maxBytes := s.batchLimits()
 	limit := batchBodyLimit(maxStatements, maxBytes, pol.MaxStatementBytes)
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	body, err := readBody(w, r, limit)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
