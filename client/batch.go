@@ -36,7 +36,9 @@ type batchItem struct {
 const retryableTitle = "ServiceUnavailable"
 
 // RegisterBatch registers statements with one request to POST
-// /entries/batch and returns each one's result in the same order. A
+// /entries/batch and returns each one's result in the same order; send at
+// most the service's batch bound (1000 statements by default; `charter
+// register` splits larger sets with --batch-size). A
 // statement the service accepted without a receipt yet, or could not
 // sequence now (ServiceUnavailable), is submitted again in the next
 // request with the others still open, after the wait Retry-After asks
