@@ -73,6 +73,8 @@ var problems = ProblemTable{
 	{cose.ErrUnknownIssuerKey, http.StatusBadRequest, "UnknownIssuerKey", 0, "", ""},
 	{cose.ErrBadSignature, http.StatusBadRequest, "InvalidSignature", 0, "", ""},
 	{cose.ErrDetachedPayload, http.StatusBadRequest, "DetachedPayload", 0, "", ""},
+	{ErrBatchTooMany, http.StatusRequestEntityTooLarge, "BatchTooLarge", 0, "", ""},
+	{ErrBatchMalformed, http.StatusBadRequest, "InvalidBatch", 0, "", ""},
 	{ledger.ErrOverloaded, http.StatusServiceUnavailable, "ServiceUnavailable", 1, "", ""},
 	{ledger.ErrNotLeader, http.StatusServiceUnavailable, "ServiceUnavailable", 1, "", ""},
 	{ledger.ErrDropped, http.StatusServiceUnavailable, "ServiceUnavailable", 1, "", ""},
