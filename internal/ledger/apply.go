@@ -36,6 +36,7 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	if len(entries) == 0 {
 		return nil
 	}
+	defer l.m.apply.Start().Stop()
 	a := l.startApply()
 	defer a.close()
 	for _, e := range entries {
@@ -308,7 +309,7 @@ func (a *applying) commit(last Entry, also func(*store.Batch) error) error {
 			return err
 		}
 	}
-	if err := a.b.Commit(false); err != nil {
+	if err := a.l.m.committing(func() error { return a.b.Commit(false) }); err != nil {
 		return err
 	}
 	a.committed = true

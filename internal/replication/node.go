@@ -378,7 +378,10 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		}
 	}
 	start := time.Now()
-	if err := n.rlog.SaveRaft(rd.HardState, rd.Entries, rd.MustSync); err != nil {
+	persisting := n.metrics.persistStage.Start()
+	err := n.rlog.SaveRaft(rd.HardState, rd.Entries, rd.MustSync)
+	persisting.Stop()
+	if err != nil {
 		return fmt.Errorf("replication: persist: %w", err)
 	}
 	n.metrics.persist.Observe(time.Since(start).Seconds())

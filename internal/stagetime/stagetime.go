@@ -116,11 +116,12 @@ type Run struct {
 	cpu  time.Duration
 }
 
-// Stop ends the run and counts it.
-func (r Run) Stop() {
+// Stop ends the run, counts it and returns the time it counted.
+func (r Run) Stop() time.Duration {
 	if r.s.clock != ThreadCPU {
-		r.s.Add(time.Since(r.wall))
-		return
+		d := time.Since(r.wall)
+		r.s.Add(d)
+		return d
 	}
 	now := threadNow()
 	unlockThread()
@@ -129,7 +130,12 @@ func (r Run) Stop() {
 		d = 0
 	}
 	r.s.Add(d)
+	return d
 }
+
+// Exclude takes d, counted by another stage that ran inside this one's
+// run, off this stage's time, so that no time is counted twice.
+func (s *Stage) Exclude(d time.Duration) { s.nanos.Add(-int64(d)) }
 
 // Describe implements prometheus.Collector.
 func (s *Stage) Describe(ch chan<- *prometheus.Desc) {
