@@ -319,6 +319,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "== %s", label)
 		}
 		report(stdout, m.rows, vps, m.signedLate)
+		writeBreakdown(stdout, m.breakdown)
 	}
 	switch {
 	case o.rounds > 1 && o.comparePol:
@@ -351,6 +352,7 @@ type measurement struct {
 	nodes      int
 	order      int           // 0 for the first measurement of a run, 1 for the next, ...
 	cpu        time.Duration // CPU time charterd used during phase 1; 0 if unknown
+	breakdown  breakdown     // phase 1's cost by stage (stages.go)
 	rows       []row
 	signedLate int64
 }
@@ -428,7 +430,7 @@ func measure(ctx context.Context, o options, s *signer, v variant, stderr io.Wri
 	}
 	defer pubs.close()
 
-	r1 := runPhase1(ctx, o, pubs, pool1, stderr)
+	r1 := m.phase1(ctx, o, nw, pubs, pool1, stderr)
 	m.signedLate = pool1.signed.Load()
 	m.rows = []row{{name: fmt.Sprintf("1 closed, %d publishers", o.publishers), r: r1}}
 
