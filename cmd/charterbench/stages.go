@@ -299,7 +299,7 @@ func writeBreakdown(w io.Writer, b breakdown) {
 		fmt.Fprintln(w, "server CPU per registration (phase 1): unknown (charterd's processes are read from /proc: Linux, with --charterd)")
 	}
 	if b.err != nil {
-		fmt.Fprintf(w, "stage breakdown unavailable: %v\n", b.err)
+		fmt.Fprintf(w, "breakdown per registration unavailable: %v\n", b.err)
 		return
 	}
 	share := func(us float64) string {
@@ -308,7 +308,7 @@ func writeBreakdown(w io.Writer, b breakdown) {
 		}
 		return fmt.Sprintf("%.1f%%", 100*us/cpu)
 	}
-	fmt.Fprintf(w, "stage breakdown per registration (phase 1, %d registrations, /metrics of %s):\n", b.registrations, plural(b.nodes, "node", "nodes"))
+	fmt.Fprintf(w, "breakdown per registration (phase 1, %d registrations, /metrics of %s):\n", b.registrations, plural(b.nodes, "node", "nodes"))
 	fmt.Fprintf(w, "%-5s %-14s %10s %8s %10s  %s\n", "", "stage", "µs/reg", "share", "runs/reg", "clock")
 	sum := 0.0
 	for _, name := range orderedStages(b.stages.stages) {
