@@ -18,6 +18,11 @@
 //
 // Failures are counted by status and problem title and always printed.
 //
+// After each network's table: the server CPU per registration of phase 1
+// (charterd's processes, and charterbench's own) and its breakdown by
+// stage, read from the nodes' /metrics before and after phase 1
+// (stages.go).
+//
 // --nodes N (with --charterd) starts `charterd cluster --nodes N` instead
 // of a dev node, and --url takes a comma-separated list of a network's
 // nodes; either way each publisher is pinned to one node, round-robin, so

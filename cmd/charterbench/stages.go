@@ -10,13 +10,12 @@ package main
 // goroutine, Pebble's WAL writer, flushes and compactions, the scheduler)
 // is the "other" row: the CPU minus every row above it.
 //
-// Two clocks: the request's stages (decode, chain, signature, policy,
-// receipt) are wall time of code that does not block, which is its CPU
-// time while the node is not oversubscribed (with the load generator on
-// the same cores it is a little more: a thread waiting for a core counts);
-// the ledger's and raft's (sequencing, apply, commit, checkpoint, persist)
-// are the CPU time of the thread that ran them, since they wait on raft
-// and on disk.
+// Every stage is CPU time of the threads that ran it (clock thread_cpu),
+// not wall time, which would count a stage's waits on raft and on disk
+// and, with the load generator on the same cores, for a core. The
+// request's stages (decode, chain, signature, policy, receipt) are
+// estimated from one request in 32: a short run's rows move by several µs.
+// The GC row is the Go runtime's own estimate of its background work.
 
 import (
 	"bufio"

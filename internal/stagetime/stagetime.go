@@ -67,7 +67,7 @@ func New(name string, clock Clock) *Stage {
 	return &Stage{
 		name: name, clock: clock,
 		seconds: prometheus.NewDesc(SecondsMetric,
-			"Time spent in a stage of the node's work, cumulative: wall time (clock=\"wall\", for code that does not block) or the CPU time of the thread that ran it (clock=\"thread_cpu\").",
+			"Time spent in a stage of the node's work, cumulative: the CPU time of the threads that ran it (clock=\"thread_cpu\"; a request's stages are estimated from one request in 32), or wall time where the system has no thread clock (clock=\"wall\").",
 			nil, labels),
 		count: prometheus.NewDesc(RunsMetric,
 			"How many times a stage of the node's work ran: once per registration for the request's stages, once per batch, raft Ready or checkpoint for the others.",
