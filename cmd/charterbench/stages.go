@@ -13,8 +13,8 @@ package main
 // Every stage is CPU time of the threads that ran it (clock thread_cpu),
 // not wall time, which would count a stage's waits on raft and on disk
 // and, with the load generator on the same cores, for a core. The
-// request's stages (decode, chain, signature, policy, receipt) are
-// estimated from one request in 32: a short run's rows move by several µs.
+// stages are estimated from a sample of their runs (one request in 32, one
+// batch or raft Ready in 8): a short run's rows move by several µs.
 // The GC row is the Go runtime's own estimate of its background work.
 
 import (

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/charterlog/charter/cbor"
+	"github.com/charterlog/charter/internal/stagetime"
 	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/log"
 	"golang.org/x/mod/sumdb/tlog"
@@ -36,9 +37,10 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	defer l.m.apply.Start().Stop()
 	a := l.startApply()
 	defer a.close()
+	a.timing = l.m.applying.Begin()
+	defer a.timing.Finish(l.m.apply)
 	for _, e := range entries {
 		if len(e.Data) == 0 {
 			continue
@@ -90,6 +92,7 @@ type applying struct {
 	conflicts    int        // app transactions refused because their reads changed
 	registered   int        // registrations answered, duplicates included
 	wrote        bool       // a transaction changed the key-value maps
+	timing       stagetime.Span
 }
 
 func (l *Ledger) startApply() *applying {
@@ -309,7 +312,7 @@ func (a *applying) commit(last Entry, also func(*store.Batch) error) error {
 			return err
 		}
 	}
-	if err := a.l.m.committing(func() error { return a.b.Commit(false) }); err != nil {
+	if err := a.l.m.committing(&a.timing, func() error { return a.b.Commit(false) }); err != nil {
 		return err
 	}
 	a.committed = true

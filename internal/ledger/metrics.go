@@ -19,12 +19,20 @@ type metrics struct {
 	checkedByFilter, checkedByStore prometheus.Counter
 	// The ledger's stages of the registration path (stagetime), on the
 	// CPU clock of the thread that runs them, as they block (on raft, on
-	// Pebble's commit pipeline) and their wall time would count the wait.
-	sequencing *stagetime.Stage // the sequencer: batching, encoding and proposing a batch
+	// Pebble's commit pipeline) and their wall time would count the wait;
+	// one batch in stageSample and one Apply in stageSample are timed.
+	sequencing *stagetime.Stage // the sequencer: encoding a batch and proposing it
 	apply      *stagetime.Stage // applying committed raft entries, the store commit excluded
 	commit     *stagetime.Stage // the apply's store commit (Pebble batch, not synced)
 	checkpoint *stagetime.Stage // a checkpoint's tree root, signatures and encoding
+	proposing  *stagetime.Sampler
+	applying   *stagetime.Sampler
 }
+
+// stageSample is how many batches (or Apply calls) the ledger's stage
+// clocks take one of: hundreds a second run under load, and a timed one
+// wakes more slowly from a block (stagetime.Sampler).
+const stageSample = 8
 
 func newMetrics() *metrics {
 	m := &metrics{
@@ -42,6 +50,7 @@ func newMetrics() *metrics {
 	m.apply = stagetime.New("apply", stagetime.ThreadCPU)
 	m.commit = stagetime.New("commit", stagetime.ThreadCPU)
 	m.checkpoint = stagetime.New("checkpoint", stagetime.ThreadCPU)
+	m.proposing, m.applying = stagetime.NewSampler(stageSample), stagetime.NewSampler(stageSample)
 	m.checkedByFilter = m.entryChecks.WithLabelValues("filter")
 	m.checkedByStore = m.entryChecks.WithLabelValues("store")
 	return m
@@ -54,11 +63,11 @@ func (m *metrics) applied(st State, registrations int) {
 }
 
 // committing runs commit, the apply's store commit, as the commit stage
-// and takes its time off the apply stage that encloses it.
-func (m *metrics) committing(commit func() error) error {
-	r := m.commit.Start()
+// of the apply timed by span, outside its apply stage.
+func (m *metrics) committing(span *stagetime.Span, commit func() error) error {
+	span.Split(m.apply)
 	err := commit()
-	m.apply.Exclude(r.Stop())
+	span.Lap(m.commit)
 	return err
 }
 

@@ -181,7 +181,8 @@ func (l *Ledger) RunSequencer(ctx context.Context, p Proposer) error {
 }
 
 func (l *Ledger) propose(ctx context.Context, p Proposer, batch []*pendingReg) {
-	defer l.m.sequencing.Start().Stop()
+	timing := l.m.proposing.Begin()
+	defer timing.Finish(l.m.sequencing)
 	if leader, _ := p.Leader(); !leader {
 		l.fail(batch, ErrNotLeader)
 		return

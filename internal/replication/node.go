@@ -378,9 +378,9 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		}
 	}
 	start := time.Now()
-	persisting := n.metrics.persistStage.Start()
+	persisting := n.metrics.persisting.Begin()
 	err := n.rlog.SaveRaft(rd.HardState, rd.Entries, rd.MustSync)
-	persisting.Stop()
+	persisting.Finish(n.metrics.persistStage)
 	if err != nil {
 		return fmt.Errorf("replication: persist: %w", err)
 	}

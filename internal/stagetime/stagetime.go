@@ -10,10 +10,10 @@
 // would count the time a stage waits (on an fsync, on raft) and, on a
 // machine where the load generator shares the node's cores, the time its
 // thread waits for a core. Reading that clock is a system call (about a
-// microsecond), so the per-request stages time a sample of the requests
-// (Sampler: one in SampleEvery) and count the sample's time scaled up;
-// the stages that run once per batch time every run. Every run is
-// counted. Where the thread clock is missing the stages use wall time and
+// microsecond), and a goroutine held on its thread wakes more slowly from
+// a block, so a path's stages time a sample of its runs (Sampler: one
+// request in SampleEvery, one raft Ready or batch in a few) and count the
+// sample's time scaled up; every run is counted. Where the thread clock is missing the stages use wall time and
 // say so in their "clock" label. What the request path costs the node is
 // BenchmarkRequestStages: well under 1% of a registration.
 package stagetime
@@ -67,7 +67,7 @@ func New(name string, clock Clock) *Stage {
 	return &Stage{
 		name: name, clock: clock,
 		seconds: prometheus.NewDesc(SecondsMetric,
-			"Time spent in a stage of the node's work, cumulative: the CPU time of the threads that ran it (clock=\"thread_cpu\"; a request's stages are estimated from one request in 32), or wall time where the system has no thread clock (clock=\"wall\").",
+			"Time spent in a stage of the node's work, cumulative: the CPU time of the threads that ran it (clock=\"thread_cpu\"), estimated from a sample of its runs, or wall time where the system has no thread clock (clock=\"wall\").",
 			nil, labels),
 		count: prometheus.NewDesc(RunsMetric,
 			"How many times a stage of the node's work ran: once per registration for the request's stages, once per batch, raft Ready or checkpoint for the others.",
@@ -129,10 +129,6 @@ func (r Run) Stop() time.Duration {
 	return d
 }
 
-// Exclude takes d, counted by another stage that ran inside this one's
-// run, off this stage's time, so that no time is counted twice.
-func (s *Stage) Exclude(d time.Duration) { s.nanos.Add(-int64(d)) }
-
 // Describe implements prometheus.Collector.
 func (s *Stage) Describe(ch chan<- *prometheus.Desc) {
 	ch <- s.seconds
@@ -155,54 +151,79 @@ func Collectors(stages ...*Stage) []prometheus.Collector {
 	return out
 }
 
-// SampleEvery is how many of a path's runs a Sampler takes one of: enough
-// samples for a steady mean (hundreds a second under load), few enough
-// that the clock's system calls cost the node next to nothing.
+// SampleEvery is how many of a request path's runs a Sampler takes one
+// of by default: enough samples for a steady mean (hundreds a second under
+// load), few enough that the clock's system calls cost the node next to
+// nothing.
 const SampleEvery = 32
 
-// Sampler times one in SampleEvery runs of a path of stages (a request's)
-// on the thread's CPU clock, and counts every run.
+// Sampler times one in every few runs of a path of stages on the thread's
+// CPU clock, and counts every run. A sampled run holds its goroutine on
+// its thread: where the path blocks, the goroutine's wake-up then waits
+// for that thread (tens of µs on a busy machine), which sampling also
+// keeps rare.
 type Sampler struct {
-	seen atomic.Uint64
+	every uint64 // 0: SampleEvery
+	seen  atomic.Uint64
 }
 
+// NewSampler returns a sampler of one run in every.
+func NewSampler(every int) *Sampler { return &Sampler{every: uint64(max(every, 1))} }
+
 // Begin starts a run of the path; Lap each stage as it ends, then End on
-// the same goroutine. A sampled run keeps the goroutine on its thread
-// until End.
+// the same goroutine (or Finish the last stage). A sampled run keeps the
+// goroutine on its thread until End.
 func (p *Sampler) Begin() Span {
-	if p.seen.Add(1)%SampleEvery != 0 {
+	every := p.every
+	if every == 0 {
+		every = SampleEvery
+	}
+	if p.seen.Add(1)%every != 0 {
 		return Span{}
 	}
 	lockThread()
-	return Span{sampled: true, at: clockNow()}
+	return Span{scale: int64(every), at: clockNow()}
 }
 
 // Span is a run of a path in progress (Sampler.Begin).
 type Span struct {
-	sampled bool
-	at      time.Duration
+	scale int64 // the sampler's every for a sampled run; 0 for a run only counted
+	at    time.Duration
 }
 
-// Lap counts a run of stage st, which ended now and began at the previous
-// Lap (or Begin), with SampleEvery times its time if the run is sampled.
-func (sp *Span) Lap(st *Stage) {
-	st.runs.Add(1)
-	if !sp.sampled {
+// Split adds to st the time since the previous Split or Lap (or Begin),
+// scaled up, if the run is sampled, and counts no run: for a stage that
+// resumes after another ran inside it.
+func (sp *Span) Split(st *Stage) {
+	if sp.scale == 0 {
 		return
 	}
 	now := clockNow()
 	if d := now - sp.at; now >= 0 && sp.at >= 0 && d > 0 {
-		st.nanos.Add(int64(d) * SampleEvery)
+		st.nanos.Add(int64(d) * sp.scale)
 	}
 	sp.at = now
 }
 
+// Lap counts a run of stage st, which ended now, with its time since the
+// previous Split or Lap (or Begin) scaled up if the run is sampled.
+func (sp *Span) Lap(st *Stage) {
+	st.runs.Add(1)
+	sp.Split(st)
+}
+
 // End ends the run: later Laps count runs only. It may be called again.
 func (sp *Span) End() {
-	if sp.sampled {
-		sp.sampled = false
+	if sp.scale != 0 {
+		sp.scale = 0
 		unlockThread()
 	}
+}
+
+// Finish is Lap(st) then End: the path's end.
+func (sp *Span) Finish(st *Stage) {
+	sp.Lap(st)
+	sp.End()
 }
 
 // clockNow is the thread's CPU time, or wall time where that is missing.
