@@ -294,6 +294,13 @@ func writeBreakdown(w io.Writer, b breakdown) {
 		cpu = perReg(b.cpu.charterd.Seconds())
 		fmt.Fprintf(w, "server CPU per registration (phase 1): charterd %.1fµs (%s), charterbench %.1fµs\n",
 			cpu, plural(b.nodes, "process", "processes"), perReg(b.cpu.bench.Seconds()))
+		if c := b.cpu; c.wall > 0 {
+			// On a shared machine, what else ran says how far to trust
+			// the phase's rate (the CPU per registration moves less).
+			fmt.Fprintf(w, "CPU over %.1fs of phase 1, in cores: machine busy %.2f of %d, charterd %.2f, charterbench %.2f, other processes %.2f\n",
+				c.wall.Seconds(), c.machine.Seconds()/c.wall.Seconds(), c.cores, c.charterd.Seconds()/c.wall.Seconds(),
+				c.bench.Seconds()/c.wall.Seconds(), max(c.machine-c.charterd-c.bench, 0).Seconds()/c.wall.Seconds())
+		}
 	} else {
 		fmt.Fprintln(w, "server CPU per registration (phase 1): unknown (charterd's processes are read from /proc: Linux, with --charterd)")
 	}

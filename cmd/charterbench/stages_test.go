@@ -36,13 +36,15 @@ func TestStageBreakdownFromRecordedMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	b := breakdownOf(networkSample{stages: before}, networkSample{stages: after}, 614, 1)
-	b.cpu = cpuUse{known: true, charterd: 500 * time.Millisecond, bench: 100 * time.Millisecond}
+	b.cpu = cpuUse{known: true, charterd: 500 * time.Millisecond, bench: 100 * time.Millisecond,
+		machine: 1500 * time.Millisecond, cores: 2, wall: time.Second}
 	var out bytes.Buffer
 	writeBreakdown(&out, b)
 	text := out.String()
 	t.Log("\n" + text)
 	for _, want := range []string{
 		"server CPU per registration (phase 1): charterd 814.3µs (1 process), charterbench 162.9µs\n",
+		"CPU over 1.0s of phase 1, in cores: machine busy 1.50 of 2, charterd 0.50, charterbench 0.10, other processes 0.90\n",
 		"breakdown per registration (phase 1, 614 registrations, /metrics of 1 node):\n",
 		// 0.065356128 s over 614 registrations, 13.1% of 0.5 s.
 		"stage signature          106.44    13.1%      1.000  thread_cpu\n",

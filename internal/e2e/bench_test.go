@@ -42,6 +42,7 @@ func TestBenchPrintsStageBreakdown(t *testing.T) {
 		`(?m)^1 closed, 20 publishers +\d`,
 		`(?m)^ratio registrations/s ÷ single-core verifies/s: \d`,
 		`(?m)^server CPU per registration \(phase 1\): charterd \d+\.\dµs \(1 process\), charterbench \d+\.\dµs$`,
+		`(?m)^CPU over \d+\.\ds of phase 1, in cores: machine busy \d+\.\d\d of \d+, charterd \d+\.\d\d, charterbench \d+\.\d\d, other processes \d+\.\d\d$`,
 		`(?m)^breakdown per registration \(phase 1, \d+ registrations, /metrics of 1 node\):$`,
 	} {
 		if !regexp.MustCompile(re).MatchString(out) {
