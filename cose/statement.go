@@ -540,6 +540,22 @@ type Issuer struct {
 // algorithm must be allowed and fit the key (ES256 P-256, ES384 P-384,
 // ES512 P-521, PS* RSA ≥ 2048 bits, EdDSA Ed25519).
 func (s *Statement) Verify(opts VerifyOptions) (*Issuer, error) {
+	iss, err := s.VerifyIssuer(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.VerifySignature(iss.Key); err != nil {
+		return nil, err
+	}
+	return iss, nil
+}
+
+// VerifyIssuer is Verify without the signature check: it resolves and
+// checks the issuer's key (the algorithm, the chain and its did:x509, or
+// the kid's key). The statement is verified only once VerifySignature with
+// the returned key succeeds too; the node calls the two apart to time
+// them apart.
+func (s *Statement) VerifyIssuer(opts VerifyOptions) (*Issuer, error) {
 	if s == nil {
 		return nil, errors.New("cose: nil statement")
 	}
@@ -593,9 +609,6 @@ func (s *Statement) Verify(opts VerifyOptions) (*Issuer, error) {
 		iss.Key = k
 	default:
 		return nil, fmt.Errorf("%w: neither kid (4) nor x5chain (33)", ErrMissingKey)
-	}
-	if err := s.VerifySignature(iss.Key); err != nil {
-		return nil, err
 	}
 	return iss, nil
 }

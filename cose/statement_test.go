@@ -368,6 +368,20 @@ func TestBadInputs(t *testing.T) {
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
+			// The node's two steps (timed apart) decide as Verify does,
+			// and only the signature step refuses a bad signature.
+			if s != nil {
+				iss, err := s.VerifyIssuer(tc.opts)
+				if tc.want == ErrBadSignature && err != nil {
+					t.Fatalf("VerifyIssuer refused a statement whose only fault is its signature: %v", err)
+				}
+				if err == nil {
+					err = s.VerifySignature(iss.Key)
+				}
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("VerifyIssuer then VerifySignature: got %v, want %v", err, tc.want)
+				}
+			}
 			// Each failure maps to exactly one sentinel.
 			for _, other := range stmtSentinels {
 				if other != tc.want && errors.Is(err, other) {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/stagetime"
 	"github.com/charterlog/charter/log"
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -109,10 +110,37 @@ type Service struct {
 
 	chains *cose.ChainCache
 	stages *prometheus.HistogramVec
+	timing requestStages
+}
+
+// requestStages are the cumulative clocks of a registration request's
+// steps (stagetime), for the breakdown charterbench prints: a sample of
+// the requests timed on the thread's CPU clock.
+type requestStages struct {
+	// One sampler per path: on one, the request's and the receipt's spans
+	// would alternate and one in an even number of spans would always be a
+	// receipt's.
+	checks, receipts                          *stagetime.Sampler
+	decode, chain, signature, policy, receipt *stagetime.Stage
+}
+
+func newRequestStages() requestStages {
+	return requestStages{
+		checks:    &stagetime.Sampler{},
+		receipts:  &stagetime.Sampler{},
+		decode:    stagetime.New("decode", stagetime.ThreadCPU),    // COSE and CBOR parsing, the profile's checks
+		chain:     stagetime.New("chain", stagetime.ThreadCPU),     // the issuer: x5chain and did:x509, or the kid's key
+		signature: stagetime.New("signature", stagetime.ThreadCPU), // the statement's signature
+		policy:    stagetime.New("policy", stagetime.ThreadCPU),    // the JS registration policy, when one is in force
+		receipt:   stagetime.New("receipt", stagetime.ThreadCPU),   // inclusion proof and receipt encoding
+	}
 }
 
 // Collectors returns the registration metrics; call after Routes.
-func (s *Service) Collectors() []prometheus.Collector { return []prometheus.Collector{s.stages} }
+func (s *Service) Collectors() []prometheus.Collector {
+	t := s.timing
+	return append([]prometheus.Collector{s.stages}, stagetime.Collectors(t.decode, t.chain, t.signature, t.policy, t.receipt)...)
+}
 
 // Routes adds the SCRAPI routes to r.
 func (s *Service) Routes(r chi.Router) {
@@ -125,6 +153,7 @@ func (s *Service) Routes(r chi.Router) {
 		Help:    "Time a registration spends in each stage: verify (parse and signature checks), sequence (until applied), checkpoint (until a checkpoint covers it).",
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 	}, []string{"stage"})
+	s.timing = newRequestStages()
 	r.Post("/entries", s.postEntry)
 	r.Post(BatchPath, s.postBatch)
 	r.Get("/entries/{id}", s.getEntry)
@@ -168,12 +197,21 @@ func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
+	span := s.timing.checks.Begin()
+	defer span.End()
 	stmt, err := cose.ParseStatement(body, cose.ParseOptions{MaxSize: max, Chains: s.chains})
+	span.Lap(s.timing.decode)
 	if err != nil {
 		WriteProblem(w, ProblemFor(err))
 		return
 	}
-	if _, err := stmt.Verify(cose.VerifyOptions{AllowedAlgs: pol.AllowedAlgs, TrustedCAs: pol.TrustedCAs, Chains: s.chains, IssuerKey: s.IssuerKey}); err != nil {
+	iss, err := stmt.VerifyIssuer(cose.VerifyOptions{AllowedAlgs: pol.AllowedAlgs, TrustedCAs: pol.TrustedCAs, Chains: s.chains, IssuerKey: s.IssuerKey})
+	span.Lap(s.timing.chain)
+	if err == nil {
+		err = stmt.VerifySignature(iss.Key)
+		span.Lap(s.timing.signature)
+	}
+	if err != nil {
 		WriteProblem(w, ProblemFor(err))
 		return
 	}
@@ -185,13 +223,17 @@ func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if rp != nil {
-			if p := evaluatePolicy(r.Context(), rp, stmt); p != nil {
+			p := evaluatePolicy(r.Context(), rp, stmt)
+			span.Lap(s.timing.policy)
+			if p != nil {
 				WriteProblem(w, p)
 				return
 			}
 			policyVersion = rp.Version
 		}
 	}
+	// The thread is not held while the registration waits for raft.
+	span.End()
 	entry := stmt.LeafEntry()
 	id := hex.EncodeToString(entry[:])
 	ctx, cancel := context.WithTimeout(r.Context(), s.Wait)
@@ -215,7 +257,10 @@ func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, ProblemFor(err))
 		return
 	}
+	rspan := s.timing.receipts.Begin()
 	receipt, err := s.receipt(txid.Seqno)
+	rspan.Lap(s.timing.receipt)
+	rspan.End()
 	if err != nil {
 		WriteProblem(w, ProblemFor(err))
 		return
@@ -347,7 +392,10 @@ func (s *Service) readyReceipt(w http.ResponseWriter, r *http.Request) (*ledger.
 	if inc == nil {
 		return nil, nil, false
 	}
+	span := s.timing.receipts.Begin()
 	receipt, err := receiptFor(inc)
+	span.Lap(s.timing.receipt)
+	span.End()
 	if err != nil {
 		WriteProblem(w, ProblemFor(err))
 		return nil, nil, false

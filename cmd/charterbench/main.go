@@ -18,6 +18,11 @@
 //
 // Failures are counted by status and problem title and always printed.
 //
+// After each network's table: the server CPU per registration of phase 1
+// (charterd's processes, and charterbench's own) and its breakdown by
+// stage, read from the nodes' /metrics before and after phase 1
+// (stages.go).
+//
 // --nodes N (with --charterd) starts `charterd cluster --nodes N` instead
 // of a dev node, and --url takes a comma-separated list of a network's
 // nodes; either way each publisher is pinned to one node, round-robin, so
@@ -323,6 +328,7 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "== %s", label)
 		}
 		report(stdout, m.rows, vps, m.signedLate)
+		writeBreakdown(stdout, m.breakdown)
 	}
 	switch {
 	case o.rounds > 1 && o.comparePol:
@@ -355,6 +361,7 @@ type measurement struct {
 	nodes      int
 	order      int           // 0 for the first measurement of a run, 1 for the next, ...
 	cpu        time.Duration // CPU time charterd used during phase 1; 0 if unknown
+	breakdown  breakdown     // phase 1's cost by stage (stages.go)
 	rows       []row
 	signedLate int64
 }
@@ -432,7 +439,7 @@ func measure(ctx context.Context, o options, s *signer, v variant, stderr io.Wri
 	}
 	defer pubs.close()
 
-	r1 := runPhase1(ctx, o, pubs, pool1, stderr)
+	r1 := m.phase1(ctx, o, nw, pubs, pool1, stderr)
 	m.signedLate = pool1.signed.Load()
 	m.rows = []row{{name: fmt.Sprintf("1 closed, %d publishers", o.publishers), r: r1}}
 	if o.batch > 1 {

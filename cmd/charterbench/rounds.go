@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -111,38 +108,6 @@ func (m measurement) cpuPerRegistration() time.Duration {
 	return m.cpu / time.Duration(m.rows[0].r.ok)
 }
 
-// processCPU returns the user plus system CPU time process pid has used,
-// from /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s, which
-// is USER_HZ on every Linux architecture Go supports); false if unknown.
-func processCPU(pid int) (time.Duration, bool) {
-	if pid <= 0 {
-		return 0, false
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	return parseProcStatCPU(string(b))
-}
-
-func parseProcStatCPU(stat string) (time.Duration, bool) {
-	// The command name (field 2) is in parentheses and may hold spaces.
-	i := strings.LastIndexByte(stat, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(stat[i+1:]) // f[0] is field 3
-	if len(f) < 13 {
-		return 0, false
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(utime+stime) * (time.Second / 100), true
-}
-
 // measurePolicyRounds starts one network, loads it --rounds times without
 // and with the policy (phase 1 only, order alternating per round) and
 // stops it.
@@ -162,10 +127,6 @@ func measurePolicyRounds(ctx context.Context, o options, s *signer, stderr io.Wr
 	}
 	defer pubs.close()
 
-	pid := 0
-	if nw.d != nil && nw.d.nodes == 0 {
-		pid = nw.d.cmd.Process.Pid
-	}
 	inForce := false
 	order := 0
 	warmup := func() error {
@@ -201,11 +162,7 @@ func measurePolicyRounds(ctx context.Context, o options, s *signer, stderr io.Wr
 			return m, err
 		}
 		fmt.Fprintf(stderr, "round %d of %d, %s: ", r+1, o.rounds, m.label)
-		cpu0, ok0 := processCPU(pid)
-		r1 := runPhase1(ctx, o, pubs, statements, stderr)
-		if cpu1, ok1 := processCPU(pid); ok0 && ok1 {
-			m.cpu = cpu1 - cpu0
-		}
+		r1 := m.phase1(ctx, o, nw, pubs, statements, stderr)
 		m.signedLate = statements.signed.Load()
 		m.rows = []row{{name: fmt.Sprintf("1 closed, %d publishers", o.publishers), r: r1}}
 		return m, ctx.Err()

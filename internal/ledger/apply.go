@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/charterlog/charter/cbor"
+	"github.com/charterlog/charter/internal/stagetime"
 	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/log"
 	"golang.org/x/mod/sumdb/tlog"
@@ -38,6 +39,8 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	}
 	a := l.startApply()
 	defer a.close()
+	a.timing = l.m.applying.Begin()
+	defer a.timing.Finish(l.m.apply)
 	for _, e := range entries {
 		if len(e.Data) == 0 {
 			continue
@@ -91,6 +94,7 @@ type applying struct {
 	conflicts    int  // app transactions refused because their reads changed
 	registered   int  // registrations answered, duplicates included
 	wrote        bool // a transaction changed the key-value maps
+	timing       stagetime.Span
 }
 
 func (l *Ledger) startApply() *applying {
@@ -314,7 +318,7 @@ func (a *applying) commit(last Entry, also func(*store.Batch) error) error {
 			return err
 		}
 	}
-	if err := a.b.Commit(false); err != nil {
+	if err := a.l.m.committing(&a.timing, func() error { return a.b.Commit(false) }); err != nil {
 		return err
 	}
 	a.committed = true

@@ -181,6 +181,8 @@ func (l *Ledger) RunSequencer(ctx context.Context, p Proposer) error {
 }
 
 func (l *Ledger) propose(ctx context.Context, p Proposer, batch []*pendingReg) {
+	timing := l.m.proposing.Begin()
+	defer timing.Finish(l.m.sequencing)
 	if leader, _ := p.Leader(); !leader {
 		l.fail(batch, ErrNotLeader)
 		return
@@ -337,21 +339,13 @@ func (l *Ledger) RunCheckpointer(ctx context.Context, p Proposer, signer TreeHea
 			resetTimer(timer, due.Sub(t))
 			continue
 		}
-		root, err := l.tree.Root(int64(st.Size))
-		if err != nil {
-			return fmt.Errorf("ledger: checkpoint root: %w", err)
-		}
-		cp, err := signer.SignTreeHead(st.Size, root, t)
-		if err != nil {
-			l.log.Error("signing checkpoint failed", "tree_size", st.Size, "err", err)
+		data, err := l.signCheckpoint(st.Size, signer, t)
+		var signing *signingError
+		if errors.As(err, &signing) {
+			l.log.Error("signing checkpoint failed", "tree_size", st.Size, "err", signing.err)
 			resetTimer(timer, l.cfg.CheckpointInterval)
 			continue
 		}
-		body, err := log.MarshalCheckpoint(cp)
-		if err != nil {
-			return err
-		}
-		data, err := log.MarshalBatch(&log.Batch{Proposals: []log.Proposal{{Type: log.TxCheckpoint, Body: body}}})
 		if err != nil {
 			return err
 		}
@@ -367,6 +361,31 @@ func (l *Ledger) RunCheckpointer(ctx context.Context, p Proposer, signer TreeHea
 		l.m.checkpoints.Inc()
 		resetTimer(timer, l.cfg.CheckpointInterval)
 	}
+}
+
+// signingError is a signer's failure to sign a checkpoint, which the
+// checkpointer retries, as opposed to a broken tree, which stops it.
+type signingError struct{ err error }
+
+func (e *signingError) Error() string { return "signing checkpoint: " + e.err.Error() }
+
+// signCheckpoint is the raft entry of a checkpoint of the tree at size,
+// signed at t: the checkpoint stage.
+func (l *Ledger) signCheckpoint(size uint64, signer TreeHeadSigner, t time.Time) ([]byte, error) {
+	defer l.m.checkpoint.Start().Stop()
+	root, err := l.tree.Root(int64(size))
+	if err != nil {
+		return nil, fmt.Errorf("ledger: checkpoint root: %w", err)
+	}
+	cp, err := signer.SignTreeHead(size, root, t)
+	if err != nil {
+		return nil, &signingError{err}
+	}
+	body, err := log.MarshalCheckpoint(cp)
+	if err != nil {
+		return nil, err
+	}
+	return log.MarshalBatch(&log.Batch{Proposals: []log.Proposal{{Type: log.TxCheckpoint, Body: body}}})
 }
 
 func resetTimer(t *time.Timer, d time.Duration) {

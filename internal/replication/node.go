@@ -378,7 +378,10 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		}
 	}
 	start := time.Now()
-	if err := n.rlog.SaveRaft(rd.HardState, rd.Entries, rd.MustSync); err != nil {
+	persisting := n.metrics.persisting.Begin()
+	err := n.rlog.SaveRaft(rd.HardState, rd.Entries, rd.MustSync)
+	persisting.Finish(n.metrics.persistStage)
+	if err != nil {
 		return fmt.Errorf("replication: persist: %w", err)
 	}
 	n.metrics.persist.Observe(time.Since(start).Seconds())

@@ -1,0 +1,387 @@
+package main
+
+// The stage breakdown: where a registration's server CPU goes. charterbench
+// reads every node's /metrics before and after phase 1 and divides the
+// growth of the node's stage clocks (charter_stage_seconds_total{stage,
+// clock}, internal/stagetime) and of the Go runtime's GC CPU
+// (go_cpu_classes_gc_…) by the registrations of the phase; charterd's CPU
+// (all its processes, /proc) over the same registrations is the whole the
+// rows are shares of. What no stage measures (HTTP and TLS, raft's own
+// goroutine, Pebble's WAL writer, flushes and compactions, the scheduler)
+// is the "other" row: the CPU minus every row above it.
+//
+// Every stage is CPU time of the threads that ran it (clock thread_cpu),
+// not wall time, which would count a stage's waits on raft and on disk
+// and, with the load generator on the same cores, for a core. The
+// stages are estimated from a sample of their runs (one request in 32, one
+// batch or raft Ready in 8): a short run's rows move by several µs.
+// The GC row is the Go runtime's own estimate of its background work.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/charterlog/charter/internal/stagetime"
+)
+
+// The Go runtime's GC CPU estimates (runtime/metrics /cpu/classes/gc/…),
+// as the node's Go collector exports them.
+const (
+	gcTotalMetric  = "go_cpu_classes_gc_total_cpu_seconds_total"
+	gcAssistMetric = "go_cpu_classes_gc_mark_assist_cpu_seconds_total"
+)
+
+// stageOrder is the order of the rows: the request's stages as a
+// registration meets them, then the ledger's. A stage the node exports
+// that is not listed here follows them, by name.
+var stageOrder = []string{"decode", "chain", "signature", "policy", "receipt", "sequencing", "apply", "commit", "persist", "checkpoint"}
+
+// maxMetricsBytes bounds one node's /metrics body: a node's is tens of
+// KiB; a larger one is not a node's.
+const maxMetricsBytes = 8 << 20
+
+// stageClock is one stage's counters: cumulative seconds and runs.
+type stageClock struct {
+	seconds, runs float64
+	clock         string
+}
+
+// stageSample is a reading of a network's stage and GC counters, summed
+// over its nodes.
+type stageSample struct {
+	stages   map[string]stageClock
+	gc       float64 // the runtime's GC CPU, seconds
+	gcAssist float64 // the part of gc that ran in goroutines that allocated
+	gcKnown  bool
+}
+
+// parseStageMetrics reads the stage and GC counters from a Prometheus text
+// exposition. It fails when the stage counters are missing: the node does
+// not export the breakdown.
+func parseStageMetrics(body []byte) (stageSample, error) {
+	s := stageSample{stages: map[string]stageClock{}}
+	var gcTotal, gcAssist bool
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name, labels, value, err := parseSample(line)
+		if err != nil {
+			return s, err
+		}
+		switch name {
+		case stagetime.SecondsMetric, stagetime.RunsMetric:
+			st := labels["stage"]
+			if st == "" {
+				return s, fmt.Errorf("%s without a stage label", name)
+			}
+			c := s.stages[st]
+			c.clock = labels["clock"]
+			if name == stagetime.SecondsMetric {
+				c.seconds = value
+			} else {
+				c.runs = value
+			}
+			s.stages[st] = c
+		case gcTotalMetric:
+			s.gc, gcTotal = value, true
+		case gcAssistMetric:
+			s.gcAssist, gcAssist = value, true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return s, err
+	}
+	if len(s.stages) == 0 {
+		return s, fmt.Errorf("no %s: the node does not export its stage clocks (a charterd older than this charterbench?)", stagetime.SecondsMetric)
+	}
+	s.gcKnown = gcTotal && gcAssist
+	return s, nil
+}
+
+// parseSample reads one sample line, `name{label="value",…} value
+// [timestamp]`, of the text exposition format.
+func parseSample(line string) (name string, labels map[string]string, value float64, err error) {
+	i := strings.IndexAny(line, "{ ")
+	if i <= 0 {
+		return "", nil, 0, fmt.Errorf("metrics line %q: no value", trim(line))
+	}
+	name, rest := line[:i], line[i:]
+	if rest[0] == '{' {
+		labels, rest, err = parseLabels(rest[1:])
+		if err != nil {
+			return "", nil, 0, fmt.Errorf("metrics line %q: %w", trim(line), err)
+		}
+	}
+	f := strings.Fields(rest)
+	if len(f) < 1 || len(f) > 2 {
+		return "", nil, 0, fmt.Errorf("metrics line %q: want a value and at most a timestamp", trim(line))
+	}
+	value, err = strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return "", nil, 0, fmt.Errorf("metrics line %q: value: %w", trim(line), err)
+	}
+	return name, labels, value, nil
+}
+
+// parseLabels reads `label="value",…}` and returns the rest of the line.
+func parseLabels(s string) (map[string]string, string, error) {
+	labels := map[string]string{}
+	for {
+		s = strings.TrimLeft(s, " ,")
+		if strings.HasPrefix(s, "}") {
+			return labels, s[1:], nil
+		}
+		eq := strings.IndexByte(s, '=')
+		if eq <= 0 || len(s) < eq+2 || s[eq+1] != '"' {
+			return nil, "", errors.New("malformed labels")
+		}
+		key := strings.TrimSpace(s[:eq])
+		s = s[eq+2:]
+		var v strings.Builder
+		closed := false
+		for j := 0; j < len(s); j++ {
+			c := s[j]
+			if c == '\\' && j+1 < len(s) {
+				j++
+				switch s[j] {
+				case 'n':
+					v.WriteByte('\n')
+				default:
+					v.WriteByte(s[j])
+				}
+				continue
+			}
+			if c == '"' {
+				s, closed = s[j+1:], true
+				break
+			}
+			v.WriteByte(c)
+		}
+		if !closed {
+			return nil, "", errors.New("unterminated label value")
+		}
+		labels[key] = v.String()
+	}
+}
+
+func trim(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+// scrapeStages reads the stage counters of every node and sums them.
+func scrapeStages(ctx context.Context, c *http.Client, urls []*url.URL) (stageSample, error) {
+	total := stageSample{stages: map[string]stageClock{}, gcKnown: true}
+	for _, u := range urls {
+		s, err := scrapeNode(ctx, c, u)
+		if err != nil {
+			return total, err
+		}
+		for name, st := range s.stages {
+			t := total.stages[name]
+			t.seconds += st.seconds
+			t.runs += st.runs
+			t.clock = st.clock
+			total.stages[name] = t
+		}
+		total.gc += s.gc
+		total.gcAssist += s.gcAssist
+		total.gcKnown = total.gcKnown && s.gcKnown
+	}
+	return total, nil
+}
+
+func scrapeNode(ctx context.Context, c *http.Client, base *url.URL) (stageSample, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	u := base.JoinPath("metrics").String()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return stageSample{}, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return stageSample{}, fmt.Errorf("GET %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetricsBytes+1))
+	switch {
+	case err != nil:
+		return stageSample{}, fmt.Errorf("GET %s: %w", u, err)
+	case resp.StatusCode != http.StatusOK:
+		return stageSample{}, fmt.Errorf("GET %s: status %d", u, resp.StatusCode)
+	case len(body) > maxMetricsBytes:
+		return stageSample{}, fmt.Errorf("GET %s: more than %d bytes", u, maxMetricsBytes)
+	}
+	s, err := parseStageMetrics(body)
+	if err != nil {
+		return s, fmt.Errorf("%s: %w", u, err)
+	}
+	return s, nil
+}
+
+// since is the growth of the counters from before to s.
+func (s stageSample) since(before stageSample) stageSample {
+	d := stageSample{stages: map[string]stageClock{}, gc: s.gc - before.gc, gcAssist: s.gcAssist - before.gcAssist,
+		gcKnown: s.gcKnown && before.gcKnown}
+	for name, st := range s.stages {
+		b := before.stages[name]
+		d.stages[name] = stageClock{seconds: st.seconds - b.seconds, runs: st.runs - b.runs, clock: st.clock}
+	}
+	return d
+}
+
+// breakdown is what a phase's registrations cost the network, by stage.
+type breakdown struct {
+	registrations int
+	nodes         int
+	cpu           cpuUse
+	stages        stageSample
+	err           error // why the stages are unknown, or nil
+}
+
+// networkSample is a reading of a network's CPU and stage counters.
+type networkSample struct {
+	cpu    cpuSample
+	stages stageSample
+	err    error
+}
+
+// sampleNetwork reads the CPU of the network's processes (pids, none for
+// --url) and every node's stage counters.
+func sampleNetwork(ctx context.Context, nw *network, pids []int) networkSample {
+	c := newClient(nw.roots)
+	defer c.CloseIdleConnections()
+	s, err := scrapeStages(ctx, c, nw.urls)
+	return networkSample{cpu: readCPU(pids), stages: s, err: err}
+}
+
+// breakdownOf is the cost of the registrations between two samples.
+func breakdownOf(before, after networkSample, registrations, nodes int) breakdown {
+	b := breakdown{registrations: registrations, nodes: nodes, cpu: after.cpu.since(before.cpu), err: errors.Join(before.err, after.err)}
+	if b.err == nil {
+		b.stages = after.stages.since(before.stages)
+	}
+	return b
+}
+
+// writeBreakdown prints the server CPU per registration and the stage
+// table. Every row starts with "stage NAME" so scripts can pick rows out.
+func writeBreakdown(w io.Writer, b breakdown) {
+	if b.registrations <= 0 {
+		return
+	}
+	n := float64(b.registrations)
+	perReg := func(seconds float64) float64 { return seconds * 1e6 / n }
+	cpu := 0.0
+	if b.cpu.known {
+		cpu = perReg(b.cpu.charterd.Seconds())
+		fmt.Fprintf(w, "server CPU per registration (phase 1): charterd %.1fµs (%s), charterbench %.1fµs\n",
+			cpu, plural(b.nodes, "process", "processes"), perReg(b.cpu.bench.Seconds()))
+		if c := b.cpu; c.wall > 0 {
+			// On a shared machine, what else ran says how far to trust
+			// the phase's rate (the CPU per registration moves less).
+			fmt.Fprintf(w, "CPU over %.1fs of phase 1, in cores: machine busy %.2f of %d, charterd %.2f, charterbench %.2f, other processes %.2f\n",
+				c.wall.Seconds(), c.machine.Seconds()/c.wall.Seconds(), c.cores, c.charterd.Seconds()/c.wall.Seconds(),
+				c.bench.Seconds()/c.wall.Seconds(), max(c.machine-c.charterd-c.bench, 0).Seconds()/c.wall.Seconds())
+		}
+	} else {
+		fmt.Fprintln(w, "server CPU per registration (phase 1): unknown (charterd's processes are read from /proc: Linux, with --charterd)")
+	}
+	if b.err != nil {
+		fmt.Fprintf(w, "breakdown per registration unavailable: %v\n", b.err)
+		return
+	}
+	share := func(us float64) string {
+		if cpu <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f%%", 100*us/cpu)
+	}
+	fmt.Fprintf(w, "breakdown per registration (phase 1, %d registrations, /metrics of %s):\n", b.registrations, plural(b.nodes, "node", "nodes"))
+	fmt.Fprintf(w, "%-5s %-14s %10s %8s %10s  %s\n", "", "stage", "µs/reg", "share", "runs/reg", "clock")
+	sum := 0.0
+	for _, name := range orderedStages(b.stages.stages) {
+		st := b.stages.stages[name]
+		us := perReg(st.seconds)
+		sum += us
+		fmt.Fprintf(w, "%-5s %-14s %10.2f %8s %10.3f  %s\n", "stage", name, us, share(us), st.runs/n, st.clock)
+	}
+	if b.stages.gcKnown {
+		// Assists run in the goroutine that allocates, inside whichever
+		// stage (or other work) it was doing: counting them again here
+		// would count them twice.
+		bg := perReg(b.stages.gc - b.stages.gcAssist)
+		sum += bg
+		fmt.Fprintf(w, "%-5s %-14s %10.2f %8s %10s  %s\n", "stage", "gc", bg, share(bg), "-", "runtime estimate (background GC; assists are in the rows they interrupted)")
+		fmt.Fprintf(w, "%-5s %-14s %10.2f %8s %10s  %s\n", "stage", "gc-assist", perReg(b.stages.gcAssist), share(perReg(b.stages.gcAssist)), "-", "runtime estimate (inside the rows above; not added)")
+	} else {
+		fmt.Fprintf(w, "%-5s %-14s %10s %8s %10s  %s\n", "stage", "gc", "-", "-", "-", "unknown: /metrics has no "+gcTotalMetric)
+	}
+	if cpu > 0 {
+		other := cpu - sum
+		fmt.Fprintf(w, "%-5s %-14s %10.2f %8s %10s  %s\n", "stage", "other", other, share(other), "-",
+			"charterd CPU minus the rows above: HTTP/TLS, raft, Pebble's goroutines (WAL, flushes, compactions), scheduling")
+		if other < 0 {
+			fmt.Fprintln(w, "note: the rows add up to more than charterd's CPU: the wall-clock rows counted time their threads waited for a core (the machine is oversubscribed); read them as upper bounds")
+		}
+	}
+}
+
+// orderedStages are the stages in stageOrder, then any others by name.
+func orderedStages(stages map[string]stageClock) []string {
+	var out []string
+	for _, name := range stageOrder {
+		if _, ok := stages[name]; ok {
+			out = append(out, name)
+		}
+	}
+	var rest []string
+	for name := range stages {
+		if !slices.Contains(stageOrder, name) {
+			rest = append(rest, name)
+		}
+	}
+	slices.Sort(rest)
+	return append(out, rest...)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// phase1 runs phase 1 and keeps its cost: charterd's CPU (m.cpu) and the
+// stage breakdown, from readings just before and after it.
+func (m *measurement) phase1(ctx context.Context, o options, nw *network, pubs *publishers, statements *pool, stderr io.Writer) result {
+	var pids []int
+	if nw.d != nil {
+		pids = nw.d.pids()
+	}
+	before := sampleNetwork(ctx, nw, pids)
+	r := runPhase1(ctx, o, pubs, statements, stderr)
+	after := sampleNetwork(ctx, nw, pids)
+	m.breakdown = breakdownOf(before, after, r.ok, len(nw.urls))
+	if m.breakdown.cpu.known {
+		m.cpu = m.breakdown.cpu.charterd
+	}
+	return r
+}
