@@ -196,45 +196,20 @@ func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
 		WriteProblem(w, badRequest("InvalidInput", "reading the request body: "+err.Error()))
 		return
 	}
-	start := time.Now()
-	span := s.timing.checks.Begin()
-	defer span.End()
-	stmt, err := cose.ParseStatement(body, cose.ParseOptions{MaxSize: max, Chains: s.chains})
-	span.Lap(s.timing.decode)
-	if err != nil {
-		WriteProblem(w, ProblemFor(err))
-		return
-	}
-	iss, err := stmt.VerifyIssuer(cose.VerifyOptions{AllowedAlgs: pol.AllowedAlgs, TrustedCAs: pol.TrustedCAs, Chains: s.chains, IssuerKey: s.IssuerKey})
-	span.Lap(s.timing.chain)
-	if err == nil {
-		err = stmt.VerifySignature(iss.Key)
-		span.Lap(s.timing.signature)
-	}
-	if err != nil {
-		WriteProblem(w, ProblemFor(err))
-		return
-	}
-	var policyVersion [32]byte
+	var rp *RegistrationPolicy
 	if s.CurrentRegistrationPolicy != nil {
-		rp, err := s.CurrentRegistrationPolicy()
-		if err != nil {
+		if rp, err = s.CurrentRegistrationPolicy(); err != nil {
 			WriteProblem(w, ProblemFor(err))
 			return
 		}
-		if rp != nil {
-			p := evaluatePolicy(r.Context(), rp, stmt)
-			span.Lap(s.timing.policy)
-			if p != nil {
-				WriteProblem(w, p)
-				return
-			}
-			policyVersion = rp.Version
-		}
 	}
-	// The thread is not held while the registration waits for raft.
-	span.End()
-	entry := stmt.LeafEntry()
+	start := time.Now()
+	checked := s.checkStatement(r.Context(), body, pol, rp)
+	if checked.problem != nil {
+		WriteProblem(w, checked.problem)
+		return
+	}
+	entry, policyVersion := checked.entry, checked.policy
 	id := hex.EncodeToString(entry[:])
 	ctx, cancel := context.WithTimeout(r.Context(), s.Wait)
 	defer cancel()
