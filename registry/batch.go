@@ -288,6 +288,8 @@ func (s *Service) registerBatch(ctx context.Context, stmts [][]byte, checked []c
 	if last > 0 {
 		waitErr = s.Ledger.WaitCovered(ctx, last)
 	}
+	rspan := s.timing.receipts.Begin()
+	defer rspan.End()
 	for j, i := range index {
 		id := EntryID(regs[j].Entry)
 		err := errs[j]
@@ -295,6 +297,7 @@ func (s *Service) registerBatch(ctx context.Context, stmts [][]byte, checked []c
 			// An early one may be covered though the wait for the last
 			// ended.
 			receipt, rerr := s.receipt(txids[j].Seqno)
+			rspan.Lap(s.timing.receipt)
 			if rerr == nil {
 				results[i] = BatchResult{EntryID: id, Receipt: receipt, TxID: txids[j].String()}
 				continue
