@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"runtime"
 	"sync"
@@ -136,26 +135,14 @@ type checkedStatement struct {
 // size, count, not an array of byte strings) is answered with a problem;
 // it writes nothing.
 func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != ContentTypeBatch {
-		WriteProblem(w, &Problem{Status: http.StatusUnsupportedMediaType, Title: "UnsupportedMediaType",
-			Detail: fmt.Sprintf("Content-Type must be %s, got %q", ContentTypeBatch, r.Header.Get("Content-Type"))})
-		return
-	}
 	pol, err := s.policy()
 	if err != nil {
 		WriteProblem(w, ProblemFor(err))
 		return
 	}
 	maxStatements, maxBytes := s.batchLimits()
-	limit := batchBodyLimit(maxStatements, maxBytes, pol.MaxStatementBytes)
-	body, err := readBody(w, r, limit)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			WriteProblem(w, ProblemFor(fmt.Errorf("%w: a batch is at most %d bytes", cose.ErrTooLarge, limit)))
-			return
-		}
-		WriteProblem(w, badRequest("InvalidInput", "reading the request body: "+err.Error()))
+	body, ok := readRequest(w, r, ContentTypeBatch, batchBodyLimit(maxStatements, maxBytes, pol.MaxStatementBytes), "a batch is at most %d bytes")
+	if !ok {
 		return
 	}
 	stmts, err := DecodeBatch(body, maxStatements)
@@ -165,12 +152,10 @@ func (s *Service) postBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	// One policy for the whole batch, read once: governance may change it
 	// meanwhile, and a batch is judged by one version of it.
-	var rp *RegistrationPolicy
-	if s.CurrentRegistrationPolicy != nil {
-		if rp, err = s.CurrentRegistrationPolicy(); err != nil {
-			WriteProblem(w, ProblemFor(err))
-			return
-		}
+	rp, err := s.registrationPolicy()
+	if err != nil {
+		WriteProblem(w, ProblemFor(err))
+		return
 	}
 	checked := s.checkBatch(r.Context(), stmts, pol, rp)
 	results := s.registerBatch(r.Context(), stmts, checked)

@@ -17,7 +17,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -175,33 +174,19 @@ func (s *Service) Routes(r chi.Router) {
 // entry's location while registration is running. Charter waits up to Wait
 // for the receipt and answers 303 See Other with Retry-After otherwise.
 func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != ContentTypeCOSE {
-		WriteProblem(w, &Problem{Status: http.StatusUnsupportedMediaType, Title: "UnsupportedMediaType",
-			Detail: fmt.Sprintf("Content-Type must be %s, got %q", ContentTypeCOSE, r.Header.Get("Content-Type"))})
-		return
-	}
 	pol, err := s.policy()
 	if err != nil {
 		WriteProblem(w, ProblemFor(err))
 		return
 	}
-	max := pol.MaxStatementBytes
-	body, err := readBody(w, r, int64(max))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			WriteProblem(w, ProblemFor(fmt.Errorf("%w: the limit is %d bytes", cose.ErrTooLarge, max)))
-			return
-		}
-		WriteProblem(w, badRequest("InvalidInput", "reading the request body: "+err.Error()))
+	body, ok := readRequest(w, r, ContentTypeCOSE, int64(pol.MaxStatementBytes), "the limit is %d bytes")
+	if !ok {
 		return
 	}
-	var rp *RegistrationPolicy
-	if s.CurrentRegistrationPolicy != nil {
-		if rp, err = s.CurrentRegistrationPolicy(); err != nil {
-			WriteProblem(w, ProblemFor(err))
-			return
-		}
+	rp, err := s.registrationPolicy()
+	if err != nil {
+		WriteProblem(w, ProblemFor(err))
+		return
 	}
 	start := time.Now()
 	checked := s.checkStatement(r.Context(), body, pol, rp)
@@ -317,6 +302,15 @@ func (s *Service) catchUp(ctx context.Context) *Problem {
 			Detail: "cannot confirm the entry is unknown: this node cannot reach a quorum; retry", RetryAfter: 1}
 	}
 	return nil
+}
+
+// registrationPolicy is the registration policy in force, nil when none
+// is.
+func (s *Service) registrationPolicy() (*RegistrationPolicy, error) {
+	if s.CurrentRegistrationPolicy == nil {
+		return nil, nil
+	}
+	return s.CurrentRegistrationPolicy()
 }
 
 func (s *Service) receipt(seqno uint64) ([]byte, error) {
