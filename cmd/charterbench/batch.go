@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"sync"
@@ -85,18 +83,9 @@ func registerBatch(ctx context.Context, c *http.Client, base *url.URL, stmts [][
 	if err != nil {
 		return fail("request: " + err.Error())
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base.JoinPath("entries", "batch").String(), bytes.NewReader(body))
-	if err != nil {
-		return fail("request: " + err.Error())
-	}
-	req.Header.Set("Content-Type", "application/cbor")
-	resp, err := c.Do(req)
-	if err != nil {
-		return fail(transportFailure(ctx, err))
-	}
-	rbody, status, hdr, err := drainBatch(resp)
-	if err != nil {
-		return fail(transportFailure(ctx, err))
+	rbody, status, hdr, failure := post(ctx, c, base.JoinPath("entries", "batch").String(), "application/cbor", body, 64<<20)
+	if failure != "" {
+		return fail(failure)
 	}
 	if status != http.StatusOK {
 		o := outcome{latency: time.Since(start), failure: problemFailure(status, hdr, rbody), detail: problemDetail(hdr, rbody)}
@@ -155,10 +144,3 @@ func pollEntry(ctx context.Context, c *http.Client, base *url.URL, id string, st
 	}
 }
 
-// drainBatch is drain for a batch answer, which may be larger than one
-// receipt: up to 64 MiB.
-func drainBatch(resp *http.Response) ([]byte, int, http.Header, error) {
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	return b, resp.StatusCode, resp.Header, err
-}

@@ -61,19 +61,9 @@ const maxRetryAfter = 10 * time.Second
 // loop. The whole exchange is bounded by ctx.
 func register(ctx context.Context, c *http.Client, base *url.URL, stmt []byte, start time.Time) outcome {
 	fail := func(f string) outcome { return outcome{latency: time.Since(start), failure: f} }
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base.JoinPath("entries").String(), bytes.NewReader(stmt))
-	if err != nil {
-		return fail("request: " + err.Error())
-	}
-	req.Header.Set("Content-Type", "application/cose")
-	req.Header.Set("Accept", "application/scitt-receipt+cose, application/concise-problem-details+cbor")
-	resp, err := c.Do(req)
-	if err != nil {
-		return fail(transportFailure(ctx, err))
-	}
-	body, status, hdr, err := drain(resp)
-	if err != nil {
-		return fail(transportFailure(ctx, err))
+	body, status, hdr, failure := post(ctx, c, base.JoinPath("entries").String(), "application/cose", stmt, 4<<20)
+	if failure != "" {
+		return fail(failure)
 	}
 	polls := 0
 	for {
@@ -135,9 +125,33 @@ func register(ctx context.Context, c *http.Client, base *url.URL, stmt []byte, s
 
 // drain reads and closes the body so the connection is reused.
 func drain(resp *http.Response) ([]byte, int, http.Header, error) {
+	return drainAtMost(resp, 4<<20)
+}
+
+func drainAtMost(resp *http.Response, max int64) ([]byte, int, http.Header, error) {
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, max))
 	return b, resp.StatusCode, resp.Header, err
+}
+
+// post sends body to url as contentType and reads at most max bytes of
+// the answer; failure says what went wrong before an answer was read.
+func post(ctx context.Context, c *http.Client, url, contentType string, body []byte, max int64) (answer []byte, status int, hdr http.Header, failure string) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return nil, 0, nil, "request: " + err.Error()
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Accept", "application/scitt-receipt+cose, application/cbor, application/concise-problem-details+cbor")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, 0, nil, transportFailure(ctx, err)
+	}
+	answer, status, hdr, err = drainAtMost(resp, max)
+	if err != nil {
+		return nil, 0, nil, transportFailure(ctx, err)
+	}
+	return answer, status, hdr, ""
 }
 
 // retryAfter reads delay-seconds (RFC 9110 §10.2.3); an absent or
