@@ -143,4 +143,3 @@ func pollEntry(ctx context.Context, c *http.Client, base *url.URL, id string, st
 		}
 	}
 }
-
