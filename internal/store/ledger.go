@@ -50,7 +50,13 @@ func (b *Batch) PutLedgerState(v []byte) { b.Set(keyLedgerState, v) }
 func (s *Store) LedgerState() ([]byte, error) { return s.Get(keyLedgerState) }
 
 // Record returns the encoded transaction record at seqno, or ErrNotFound.
-func (s *Store) Record(seqno uint64) ([]byte, error) { return s.Get(recordKey(seqno)) }
+func (s *Store) Record(seqno uint64) ([]byte, error) {
+	v, err := s.Get(recordKey(seqno))
+	if errors.Is(err, ErrNotFound) {
+		err = s.gapErr(seqno, err)
+	}
+	return v, err
+}
 
 // ScanRecords calls fn with each record from seqno from to to, in order,
 // through one iterator; raw is valid only during the call. A seqno missing
@@ -65,7 +71,7 @@ func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) e
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
 		if len(k) != len(prefixRecord)+8 || binary.BigEndian.Uint64(k[len(prefixRecord):]) != next {
-			return fmt.Errorf("store: record %d missing", next)
+			return s.gapErr(next, fmt.Errorf("store: record %d missing", next))
 		}
 		if err := fn(next, it.Value()); err != nil {
 			return err
@@ -76,7 +82,7 @@ func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) e
 		return err
 	}
 	if next != to+1 {
-		return fmt.Errorf("store: record %d missing", next)
+		return s.gapErr(next, fmt.Errorf("store: record %d missing", next))
 	}
 	return nil
 }
@@ -121,7 +127,14 @@ func (s *Store) ScanEntries(ctx context.Context, fn func(entry [32]byte)) error 
 
 // CheckpointCovering returns the tree size and seqno of the first checkpoint
 // whose tree size is at least size, or ErrNotFound.
+//
+// With history incomplete, the index lacks the checkpoints below the gap's
+// floor (the first one covering a size there may be among them), and a
+// size below the floor is ErrHistoryIncomplete.
 func (s *Store) CheckpointCovering(size uint64) (treeSize, seqno uint64, err error) {
+	if g := s.gap.Load(); g != nil && size < g.Floor {
+		return 0, 0, fmt.Errorf("%w: the checkpoint covering tree size %d may be below %d", ErrHistoryIncomplete, size, g.Floor)
+	}
 	k, v, err := s.SeekGE(prefixCheckpt, checkpointKey(size))
 	if err != nil {
 		return 0, 0, err
@@ -132,6 +145,9 @@ func (s *Store) CheckpointCovering(size uint64) (treeSize, seqno uint64, err err
 // CheckpointAt returns the seqno of the checkpoint of exactly treeSize.
 func (s *Store) CheckpointAt(treeSize uint64) (uint64, error) {
 	v, err := s.Get(checkpointKey(treeSize))
+	if g := s.gap.Load(); errors.Is(err, ErrNotFound) && g != nil && treeSize < g.Floor {
+		return 0, fmt.Errorf("%w: checkpoints below tree size %d", ErrHistoryIncomplete, g.Floor)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -140,8 +156,14 @@ func (s *Store) CheckpointAt(treeSize uint64) (uint64, error) {
 
 // ReadHashes implements tlog.HashReader over the durable stored hashes, with
 // one iterator for the whole request.
+// With history incomplete, a missing hash is one of the gap's:
+// ErrHistoryIncomplete.
 func (s *Store) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	return hashReader{s.db}.ReadHashes(indexes)
+	hs, err := hashReader{s.db}.ReadHashes(indexes)
+	if g := s.gap.Load(); g != nil && errors.Is(err, ErrNotFound) {
+		err = fmt.Errorf("%w: %v", ErrHistoryIncomplete, err)
+	}
+	return hs, err
 }
 
 // hashReader reads stored hashes from a database or one of its snapshots.

@@ -8,6 +8,7 @@
 // interleave and each can be scanned or dropped as a range:
 //
 //	0x00 "v"                    schema version (uint64, big-endian)
+//	0x00 "g"                    history gap: be64(next) be64(floor) (history.go)
 //	0x01 'e' be64(index)        raft entry (protobuf)
 //	0x01 'h'                    raft HardState (protobuf)
 //	0x01 'c'                    raft ConfState (protobuf)
@@ -35,6 +36,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/charterlog/charter/internal/fault"
@@ -65,6 +67,15 @@ var ErrNotFound = errors.New("store: not found")
 type Store struct {
 	db  *pebble.DB
 	log *slog.Logger
+
+	// gap is the history this store lacks (history.go), nil when it is
+	// complete; histChanged is closed at its next change (histMu).
+	gap         atomic.Pointer[HistoryGap]
+	histMu      sync.Mutex
+	histChanged chan struct{}
+	// writeMu orders a backfilled range's batch with a snapshot install,
+	// which replaces the gap the range was verified for.
+	writeMu sync.Mutex
 }
 
 // Open opens or creates the store in dir. A new store gets the current schema
@@ -103,6 +114,10 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	if err := s.recoverInstall(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.loadHistory(); err != nil {
 		db.Close()
 		return nil, err
 	}
