@@ -10,6 +10,7 @@ import (
 
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/store"
 	"github.com/fxamacker/cbor/v2"
 )
 
@@ -79,6 +80,8 @@ var problems = ProblemTable{
 	{ledger.ErrOutcomeUnknown, http.StatusServiceUnavailable, "ServiceUnavailable", 1,
 		"a retry is safe: a registration that committed is answered as a duplicate, with the same entry id", ""},
 	{ledger.ErrStopped, http.StatusServiceUnavailable, "ServiceUnavailable", 1, "", ""},
+	{store.ErrHistoryIncomplete, http.StatusServiceUnavailable, "HistoryIncomplete", 5,
+		"retry later, or ask another node", ""},
 	{ledger.ErrNotFound, http.StatusNotFound, "NotFound", 0, "", "ResourceNotFound"},
 	{context.Canceled, 499, "ClientClosedRequest", 0, "", ""},
 }

@@ -117,6 +117,9 @@ func TestStateImageAndBackfill(t *testing.T) {
 	if _, err := follower.Record(2999); err != nil {
 		t.Fatalf("record after the floor: %v", err)
 	}
+	if _, err := follower.Record(1); err != nil {
+		t.Fatalf("the genesis record, which a node reads as it starts: %v", err)
+	}
 	if _, seq, err := follower.Entry(h.recOf[0].Entry); err != nil || seq != 1 {
 		t.Fatalf("the first registration's index item: %d, %v", seq, err)
 	}
@@ -227,8 +230,8 @@ func TestBackfillRefusesWrongRange(t *testing.T) {
 		if now, _ := follower.History(); now != g {
 			t.Fatalf("%s: gap moved to %+v", name, now)
 		}
-		if _, err := follower.Record(1); !errors.Is(err, ErrHistoryIncomplete) {
-			t.Fatalf("%s: record 1 written: %v", name, err)
+		if _, err := follower.Record(2); !errors.Is(err, ErrHistoryIncomplete) {
+			t.Fatalf("%s: record 2 written: %v", name, err)
 		}
 	}
 	if err := follower.Backfill(g.Floor, 0, lvl, proof, recs, entryOf); err != nil {

@@ -62,7 +62,8 @@ import (
 // subtrees that make the tree of size floor (its right edge: what
 // appending, the root at floor and proofs for later leaves read), the
 // stored hashes, records and checkpoint index items after floor, and the
-// whole registrations' index (entry to seqno: 50 bytes a registration).
+// whole registrations' index (entry to seqno: 50 bytes a registration),
+// and the genesis transaction (which a node reads as it starts).
 // The index is whole because duplicate detection at apply is
 // deterministic on every node: a node that could not tell an old entry
 // from a new one would append a duplicate the others refuse, and fork.
@@ -374,6 +375,19 @@ func writeImage(w io.Writer, snap *pebble.Snapshot, hdr imageHeader) error {
 		}
 		ranges = append(ranges,
 			[2][]byte{hashKey(tlog.StoredHashCount(int64(floor))), prefixEnd(prefixHash)})
+		// The genesis transaction too, which a node reads as it starts
+		// (the service's identity and configuration at creation).
+		if base.Size == 0 {
+			v, c, err := snap.Get(recordKey(1))
+			if err != nil {
+				return fmt.Errorf("store: snapshot: genesis record: %w", err)
+			}
+			err = put(recordKey(1), v)
+			c.Close()
+			if err != nil {
+				return err
+			}
+		}
 	} else if base.Size == 0 {
 		ranges = append(ranges, [2][]byte{[]byte{famLedger}, []byte{famLedger + 1}})
 	} else {
