@@ -186,6 +186,8 @@ type Backfiller struct {
 func (b *Backfiller) Run(ctx context.Context) error {
 	level := store.MaxBackfillLevel
 	var peer uint64
+	var seen store.HistoryGap
+	wait := 250 * time.Millisecond
 	for {
 		changed := b.Store.HistoryChanged()
 		g, incomplete := b.Store.History()
@@ -197,11 +199,17 @@ func (b *Backfiller) Run(ctx context.Context) error {
 				continue
 			}
 		}
+		if g.Floor != seen.Floor {
+			// At start with a gap left by an earlier run (or a crash), or
+			// after an install that left one.
+			b.Log.Info("backfill: fetching the history below the state image's floor", "held_to", g.Next, "floor", g.Floor)
+			seen = g
+		}
 		if peer == 0 || peer == b.Self {
 			peer = b.pick(0)
 		}
 		if peer == 0 {
-			if pause.For(ctx, 500*time.Millisecond) != nil {
+			if pause.For(ctx, wait) != nil {
 				return nil
 			}
 			continue
@@ -214,15 +222,18 @@ func (b *Backfiller) Run(ctx context.Context) error {
 				return nil
 			}
 			// The range is fetched again, from another peer if there is
-			// one: a peer with a gap of its own, a partition, a leader
-			// change.
+			// one (a peer with a gap of its own, a partition, a leader
+			// change), after a pause that grows to 5 s while none serves
+			// it (a node not yet trusted is refused until it is).
 			b.Log.Warn("backfill: a range failed", "peer", peer, "from", g.Next, "level", want, "err", err)
 			peer = b.pick(peer)
-			if pause.For(ctx, 500*time.Millisecond) != nil {
+			if pause.For(ctx, wait) != nil {
 				return nil
 			}
+			wait = min(2*wait, 5*time.Second)
 			continue
 		}
+		wait = 250 * time.Millisecond
 		if now, ok := b.Store.History(); !ok {
 			b.Log.Info("backfill: history complete", "floor", g.Floor)
 		} else {

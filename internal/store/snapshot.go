@@ -250,6 +250,9 @@ func (s *Store) OpenSnapshot(follower Base) (*pb.SnapshotMetadata, Base, io.Read
 	if err != nil {
 		return fail(err)
 	}
+	if floor > 0 {
+		s.log.Info("sending a state image without the history below its floor", "floor", floor, "follower_holds", base.Size)
+	}
 	meta := &pb.SnapshotMetadata{Index: proto.Uint64(index), Term: proto.Uint64(term), ConfState: cs}
 	pr, pw := io.Pipe()
 	go func() {
