@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/fault"
 	"github.com/charterlog/charter/internal/store"
 )
@@ -59,6 +60,14 @@ func TestJoinStateImageBackfill(t *testing.T) {
 	t.Logf("%d registrations acknowledged; ledger of %d transactions", len(h.acked()), settled.LedgerSize)
 
 	j := c.addJoiner(1)
+	jcfg, err := config.Load(j.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jcfg.LedgerChunkTransactions = 1000
+	if err := config.Write(j.cfgPath, jcfg); err != nil {
+		t.Fatal(err)
+	}
 	j.nextEnv = []string{fault.EnvCrashAt + "=" + fault.BackfillHalf}
 	j.start()
 	c.waitRoleWithin(60*time.Second, 4, "learner")
