@@ -129,16 +129,14 @@ func (s *Store) HistoryChanged() <-chan struct{} {
 	return s.histChanged
 }
 
-// inGap reports whether transaction seqno lies in the gap.
-func (s *Store) inGap(seqno uint64) bool {
-	g := s.gap.Load()
-	return g != nil && seqno > g.Next && seqno <= g.Floor
-}
-
-// gapErr turns a missing transaction in the gap into ErrHistoryIncomplete.
-func (s *Store) gapErr(seqno uint64, err error) error {
-	if s.inGap(seqno) {
-		g := s.gap.Load()
+// gapErr turns a missing transaction into ErrHistoryIncomplete if it lay
+// in the gap g, read before the read that missed it: the gap only
+// shrinks between installs, so a transaction missing then and in g then
+// was not held yet (reading the gap after the miss could find a range
+// backfilled meanwhile, and answer NotFound for a transaction that
+// exists).
+func gapErr(g *HistoryGap, seqno uint64, err error) error {
+	if g != nil && seqno > g.Next && seqno <= g.Floor {
 		return fmt.Errorf("%w: transaction %d is not held yet (missing %d to %d)", ErrHistoryIncomplete, seqno, g.Next+1, g.Floor)
 	}
 	return err

@@ -51,9 +51,10 @@ func (s *Store) LedgerState() ([]byte, error) { return s.Get(keyLedgerState) }
 
 // Record returns the encoded transaction record at seqno, or ErrNotFound.
 func (s *Store) Record(seqno uint64) ([]byte, error) {
+	g := s.gap.Load()
 	v, err := s.Get(recordKey(seqno))
 	if errors.Is(err, ErrNotFound) {
-		err = s.gapErr(seqno, err)
+		err = gapErr(g, seqno, err)
 	}
 	return v, err
 }
@@ -62,6 +63,7 @@ func (s *Store) Record(seqno uint64) ([]byte, error) {
 // through one iterator; raw is valid only during the call. A seqno missing
 // in the range is an error.
 func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) error) error {
+	g := s.gap.Load()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: recordKey(from), UpperBound: recordKey(to + 1)})
 	if err != nil {
 		return fmt.Errorf("store: iter: %w", err)
@@ -71,7 +73,7 @@ func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) e
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
 		if len(k) != len(prefixRecord)+8 || binary.BigEndian.Uint64(k[len(prefixRecord):]) != next {
-			return s.gapErr(next, fmt.Errorf("store: record %d missing", next))
+			return gapErr(g, next, fmt.Errorf("store: record %d missing", next))
 		}
 		if err := fn(next, it.Value()); err != nil {
 			return err
@@ -82,7 +84,7 @@ func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) e
 		return err
 	}
 	if next != to+1 {
-		return s.gapErr(next, fmt.Errorf("store: record %d missing", next))
+		return gapErr(g, next, fmt.Errorf("store: record %d missing", next))
 	}
 	return nil
 }
@@ -144,8 +146,9 @@ func (s *Store) CheckpointCovering(size uint64) (treeSize, seqno uint64, err err
 
 // CheckpointAt returns the seqno of the checkpoint of exactly treeSize.
 func (s *Store) CheckpointAt(treeSize uint64) (uint64, error) {
+	g := s.gap.Load()
 	v, err := s.Get(checkpointKey(treeSize))
-	if g := s.gap.Load(); errors.Is(err, ErrNotFound) && g != nil && treeSize < g.Floor {
+	if errors.Is(err, ErrNotFound) && g != nil && treeSize < g.Floor {
 		return 0, fmt.Errorf("%w: checkpoints below tree size %d", ErrHistoryIncomplete, g.Floor)
 	}
 	if err != nil {
@@ -159,8 +162,9 @@ func (s *Store) CheckpointAt(treeSize uint64) (uint64, error) {
 // With history incomplete, a missing hash is one of the gap's:
 // ErrHistoryIncomplete.
 func (s *Store) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	g := s.gap.Load()
 	hs, err := hashReader{s.db}.ReadHashes(indexes)
-	if g := s.gap.Load(); g != nil && errors.Is(err, ErrNotFound) {
+	if g != nil && errors.Is(err, ErrNotFound) {
 		err = fmt.Errorf("%w: %v", ErrHistoryIncomplete, err)
 	}
 	return hs, err
