@@ -415,3 +415,41 @@ func BenchmarkImage(b *testing.B) {
 		leader.Close()
 	}
 }
+
+// A follower that holds a prefix but missed more than a delta may carry
+// is sent a state image relative to its prefix: it keeps the prefix and
+// backfills only from there.
+func TestStateImageKeepsPrefix(t *testing.T) {
+	withStateImages(t, 100)
+	h := newHistory(t, 3000, "main")
+	leader, follower := emptyStore(t), emptyStore(t)
+	h.write(t, leader, 3000, 4000)
+	h.write(t, follower, 1001, 1500)
+	base, err := follower.LedgerBase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta, used, image := openImage(t, leader, base)
+	if hdr := header(t, image); used != base || hdr.Floor != 2998 {
+		t.Fatalf("image relative to %+v with floor %d; want the follower's base and 2998", used, hdr.Floor)
+	}
+	install(t, follower, meta, image)
+	if g, ok := follower.History(); !ok || g != (HistoryGap{Next: 1001, Floor: 2998}) {
+		t.Fatalf("gap %+v %v, want 1001..2998", g, ok)
+	}
+	if _, err := follower.Record(1001); err != nil {
+		t.Fatalf("the prefix it held: %v", err)
+	}
+	steps := 0
+	for {
+		if _, ok := follower.History(); !ok {
+			break
+		}
+		if err := backfillStep(t, leader, follower, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+		steps++
+	}
+	t.Logf("backfilled from 1001 in %d ranges", steps)
+	sameState(t, follower, leader)
+}
