@@ -210,6 +210,11 @@ func writeHistoricalError(w http.ResponseWriter, err error, txid string) {
 		status = http.StatusBadRequest
 	case errors.Is(err, apphost.ErrTxUnknown):
 		status = http.StatusNotFound
+	case errors.Is(err, store.ErrHistoryIncomplete):
+		// The transaction is below the floor of the state image this
+		// node installed, and backfill has not reached it yet.
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "5")
 	}
 	writeAppError(w, status, "TransactionPendingOrUnknown", "the historical state for "+headerTxID+" "+txid+" is not available (yet)")
 }
