@@ -1,6 +1,8 @@
 // Package store is Charter's one embedded database per node: a Pebble store
 // that holds the raft log and hard state, the ledger (transactions, Merkle tree
-// stored hashes, checkpoints) and the key-value maps.
+// stored hashes, checkpoints) and the key-value maps; the snapshot images
+// that carry them between nodes (snapshot.go), and the history a state
+// image leaves out, its gap and its verified backfill (history.go).
 //
 // # Key space
 //
