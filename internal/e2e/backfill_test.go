@@ -132,8 +132,11 @@ func TestJoinStateImageBackfill(t *testing.T) {
 		}
 		return nil
 	})
-	var inGap, held *outcome
+	var inGap, held, early *outcome
 	for _, o := range h.acked() {
+		if early == nil || o.LeafIndex < early.LeafIndex {
+			early = o
+		}
 		if o.LeafIndex >= gap.Next && o.LeafIndex+1 < floor && inGap == nil {
 			inGap = o
 		}
@@ -158,6 +161,11 @@ func TestJoinStateImageBackfill(t *testing.T) {
 		}
 		return nil
 	})
+	// The first registration was backfilled before the crash, and so was
+	// the checkpoint that first covered it: its receipt is served.
+	if got, err := fetchReceipt(j, early.ID, 15*time.Second); err != nil || string(got) != string(early.Receipt) {
+		t.Fatalf("receipt of the first registration (leaf %d, backfilled), from the joiner alone: equal %v, %v", early.LeafIndex, string(got) == string(early.Receipt), err)
+	}
 	if held != nil {
 		got, err := fetchReceipt(j, held.ID, 15*time.Second)
 		if err != nil || string(got) != string(held.Receipt) {

@@ -147,6 +147,17 @@ func TestStateImageAndBackfill(t *testing.T) {
 	// Backfill, some ranges cut down by the leader's byte bound.
 	steps := 0
 	for {
+		if steps == 3 {
+			// Receipts of what is backfilled are served before the rest:
+			// its first covering checkpoint is known once its record is.
+			g, _ := follower.History()
+			if ts, seq, err := follower.CheckpointCovering(10); err != nil || ts != 10 || seq != 12 || g.Next < 12 {
+				t.Fatalf("checkpoint covering 10 with history to %d: %d at %d, %v", g.Next, ts, seq, err)
+			}
+			if _, _, err := follower.CheckpointCovering(g.Next); !errors.Is(err, ErrHistoryIncomplete) {
+				t.Fatalf("checkpoint covering %d, whose first checkpoint is in the gap: %v", g.Next, err)
+			}
+		}
 		if _, ok := follower.History(); !ok {
 			break
 		}

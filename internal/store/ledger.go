@@ -130,18 +130,22 @@ func (s *Store) ScanEntries(ctx context.Context, fn func(entry [32]byte)) error 
 // CheckpointCovering returns the tree size and seqno of the first checkpoint
 // whose tree size is at least size, or ErrNotFound.
 //
-// With history incomplete, the index lacks the checkpoints below the gap's
-// floor (the first one covering a size there may be among them), and a
-// size below the floor is ErrHistoryIncomplete.
+// With history incomplete, the index lacks the checkpoints recorded in the
+// gap, and the first one covering a size below the floor may be among
+// them: the answer is ErrHistoryIncomplete, unless the checkpoint found is
+// recorded at or before the gap's start. Checkpoints sign growing trees,
+// so every missing one (recorded after it) signs a tree at least as large:
+// the one found is the first.
 func (s *Store) CheckpointCovering(size uint64) (treeSize, seqno uint64, err error) {
-	if g := s.gap.Load(); g != nil && size < g.Floor {
+	g := s.gap.Load()
+	k, v, err := s.SeekGE(prefixCheckpt, checkpointKey(size))
+	if err == nil {
+		treeSize, seqno = binary.BigEndian.Uint64(k[len(prefixCheckpt):]), binary.BigEndian.Uint64(v)
+	}
+	if g != nil && size < g.Floor && (err != nil || seqno > g.Next) {
 		return 0, 0, fmt.Errorf("%w: the checkpoint covering tree size %d may be below %d", ErrHistoryIncomplete, size, g.Floor)
 	}
-	k, v, err := s.SeekGE(prefixCheckpt, checkpointKey(size))
-	if err != nil {
-		return 0, 0, err
-	}
-	return binary.BigEndian.Uint64(k[len(prefixCheckpt):]), binary.BigEndian.Uint64(v), nil
+	return treeSize, seqno, err
 }
 
 // CheckpointAt returns the seqno of the checkpoint of exactly treeSize.
