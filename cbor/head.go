@@ -2,6 +2,7 @@ package cbor
 
 import (
 	"encoding/binary"
+	"errors"
 	"math"
 )
 
@@ -52,4 +53,59 @@ func ReadHead(b []byte) (major byte, arg uint64, n int, ok bool) {
 		return major, binary.BigEndian.Uint64(b[1:]), 9, true
 	}
 	return 0, 0, 0, false
+}
+
+// Split returns the first item of b and the bytes after it, as sub-slices
+// of b: nothing is copied, so the item aliases b. It refuses a truncated
+// item and indefinite lengths but checks nothing else (not UTF-8, not
+// duplicate keys, not nesting): call it on bytes Wellformed accepted,
+// which bounds them under the policy.
+func Split(b []byte) (item, rest []byte, err error) {
+	off, pending := 0, uint64(1)
+	for pending > 0 {
+		major, arg, n, ok := ReadHead(b[off:])
+		if !ok {
+			return nil, nil, errors.New("cbor: truncated item or indefinite length")
+		}
+		off += n
+		pending--
+		left := uint64(len(b) - off)
+		switch major {
+		case MajorBytes, MajorText:
+			if arg > left {
+				return nil, nil, errors.New("cbor: truncated string")
+			}
+			off += int(arg)
+		case MajorArray, MajorMap:
+			if major == MajorMap {
+				if arg > left/2 {
+					return nil, nil, errors.New("cbor: truncated map")
+				}
+				arg *= 2
+			}
+			// Every item takes at least a byte: more than are left is a
+			// truncated (or hostile) length.
+			if arg > left {
+				return nil, nil, errors.New("cbor: truncated array")
+			}
+			pending += arg
+		case MajorTag:
+			pending++
+		}
+	}
+	return b[:off], b[off:], nil
+}
+
+// BytesContent returns the content of the byte string raw (exactly one
+// item) as a sub-slice of raw, without copying; an empty string is an
+// empty, non-nil slice, as DecodeBytes gives it.
+func BytesContent(raw []byte) ([]byte, error) {
+	major, arg, n, ok := ReadHead(raw)
+	if !ok || major != MajorBytes {
+		return nil, errors.New("not a byte string")
+	}
+	if uint64(len(raw)-n) != arg {
+		return nil, errors.New("byte string length does not match its item")
+	}
+	return raw[n:len(raw):len(raw)], nil
 }

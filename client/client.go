@@ -59,7 +59,8 @@ func New(baseURL string, caPEM []byte) (*Client, error) {
 }
 
 // Error is a service's error response: RFC 9290 concise problem details
-// (SCITT routes) or CCF's JSON error (/node routes).
+// (SCITT routes) or CCF's JSON error (/node routes). Status is 0 for a
+// statement's problem inside a batch answer (RegisterBatch).
 type Error struct {
 	Status int
 	Title  string
@@ -67,6 +68,12 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if e.Status == 0 {
+		if e.Detail == "" {
+			return e.Title
+		}
+		return e.Title + ": " + e.Detail
+	}
 	if e.Detail == "" {
 		return fmt.Sprintf("%s (HTTP %d)", e.Title, e.Status)
 	}

@@ -3,6 +3,8 @@ package cose
 import (
 	"errors"
 	"fmt"
+	"math"
+	"unicode/utf8"
 
 	"github.com/charterlog/charter/cbor"
 )
@@ -28,28 +30,51 @@ func Marshal(v any) ([]byte, error) { return cbor.Marshal(v) }
 const cborNil byte = 0xf6
 
 // decodeHeaderMap decodes a header map (or CWT claims map) whose labels are
-// ints or text. Duplicate labels are rejected by decMode.
+// ints or text, refusing duplicate labels (1 and "1" are two labels; 1 and
+// a non-shortest 1 are one). The values are sub-slices of raw.
 func decodeHeaderMap(raw []byte) (map[any]cbor.RawMessage, error) {
 	if cbor.Major(raw) != cbor.MajorMap {
 		return nil, errors.New("not a map")
 	}
-	var m map[any]cbor.RawMessage
-	if err := decMode.Unmarshal(raw, &m); err != nil {
+	// The policy's checks over the whole map first (one item, nesting,
+	// sizes, indefinite lengths, UTF-8); the pairs are then only split,
+	// and each value is a sub-slice of raw, not a copy.
+	if err := decMode.Wellformed(raw); err != nil {
 		return nil, err
 	}
-	out := make(map[any]cbor.RawMessage, len(m))
-	for k, v := range m {
-		switch l := k.(type) {
-		case int64:
-			out[l] = v
-		case uint64:
-			// Only for labels above MaxInt64, which no registry assigns.
-			return nil, fmt.Errorf("label %d out of range", l)
-		case string:
-			out[l] = v
-		default:
-			return nil, fmt.Errorf("label of type %T; labels are int or text", k)
+	_, n, k, _ := cbor.ReadHead(raw)
+	rest := raw[k:]
+	out := make(map[any]cbor.RawMessage, n)
+	for range n {
+		label, after, err := cbor.Split(rest)
+		if err != nil {
+			return nil, err
 		}
+		value, after, err := cbor.Split(after)
+		if err != nil {
+			return nil, err
+		}
+		rest = after
+		var key any
+		switch major, arg, k, _ := cbor.ReadHead(label); {
+		case major == cbor.MajorUint && arg <= math.MaxInt64:
+			key = int64(arg)
+		case major == cbor.MajorNint && arg <= math.MaxInt64:
+			key = -1 - int64(arg)
+		case major == cbor.MajorUint || major == cbor.MajorNint:
+			// Only for labels beyond int64, which no registry assigns.
+			return nil, fmt.Errorf("label %x out of range", label)
+		case major == cbor.MajorText && utf8.Valid(label[k:]):
+			key = string(label[k:])
+		case major == cbor.MajorText:
+			return nil, errors.New("cbor: invalid UTF-8 string")
+		default:
+			return nil, fmt.Errorf("label of major type %d; labels are int or text", major>>5)
+		}
+		if _, dup := out[key]; dup {
+			return nil, fmt.Errorf("cbor: found duplicate map key %v", key)
+		}
+		out[key] = value[:len(value):len(value)]
 	}
 	return out, nil
 }

@@ -87,7 +87,7 @@ func VerifyEndorsement(b []byte, key Key, previousCertDER []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadEndorsement, err)
 	}
-	if err := v.Verify(SigStructure(m.Protected, m.Payload), m.Signature); err != nil {
+	if err := VerifySign1(v, key.Alg, m.Protected, m.Payload, m.Signature); err != nil {
 		return fmt.Errorf("%w: the signature is not the endorsing key's: %v", ErrBadEndorsement, err)
 	}
 	return nil

@@ -588,32 +588,48 @@ func newReceipt(protected, signature []byte, kind int64, a, b uint64, path [][]b
 	if len(signature) == 0 {
 		return nil, errors.New("cose: empty receipt signature")
 	}
-	proofBytes, err := cbor.Marshal(proofArray{A: a, B: b, Path: p})
-	if err != nil {
-		return nil, err
+	return encodeReceipt(protected, signature, kind, a, b, p), nil
+}
+
+// encodeReceipt writes a receipt with one proof of kind — tag 18 of
+// [protected, {396: {kind: [proof]}}, null, signature], the proof the bstr
+// of [a, b, [path...]] — straight into one buffer, in Core Deterministic
+// Encoding: a receipt is assembled for every registration, and these are
+// exactly the bytes the reflective encoder gives for the same structure
+// (TestEncodeReceiptMatchesTheEncoder), at a fraction of its cost.
+func encodeReceipt(protected, signature []byte, kind int64, a, b uint64, path [][]byte) []byte {
+	proofLen := 1 + 9 + 9 + 9 + len(path)*(2+hashSize)
+	out := make([]byte, 0, 16+len(protected)+proofLen+len(signature)+32)
+	out = append(out, 0xd2, 0x84) // tag 18, array(4)
+	out = cbor.AppendBytes(out, protected)
+	out = append(out, 0xa1) // {396: {kind: [proof]}}
+	out = appendInt(out, labelVDP)
+	out = append(out, 0xa1)
+	out = appendInt(out, kind)
+	out = append(out, 0x81)
+	proof := make([]byte, 0, proofLen)
+	proof = append(proof, 0x83)
+	proof = cbor.AppendHead(proof, cbor.MajorUint, a)
+	proof = cbor.AppendHead(proof, cbor.MajorUint, b)
+	if path == nil {
+		proof = append(proof, cborNil)
+	} else {
+		proof = cbor.AppendHead(proof, cbor.MajorArray, uint64(len(path)))
+		for _, h := range path {
+			proof = cbor.AppendBytes(proof, h)
+		}
 	}
-	return cbor.Marshal(cbor.Tag{Number: 18, Content: detachedSign1{
-		Protected:   protected,
-		Unprotected: map[int64]map[int64][][]byte{labelVDP: {kind: {proofBytes}}},
-		Signature:   signature,
-	}})
+	out = cbor.AppendBytes(out, proof)
+	out = append(out, cborNil)
+	return cbor.AppendBytes(out, signature)
 }
 
-// proofArray is an inclusion proof [tree_size, leaf_index, path] or a
-// consistency proof [tree_size_1, tree_size_2, path] (RFC 9162 vds 1).
-type proofArray struct {
-	_    struct{} `cbor:",toarray"`
-	A, B uint64
-	Path [][]byte
-}
-
-// detachedSign1 is a COSE_Sign1 with a detached payload (nil).
-type detachedSign1 struct {
-	_           struct{} `cbor:",toarray"`
-	Protected   []byte
-	Unprotected map[int64]map[int64][][]byte
-	Payload     []byte // nil: encoded as CBOR null
-	Signature   []byte
+// appendInt appends a CBOR integer in its shortest form.
+func appendInt(b []byte, n int64) []byte {
+	if n < 0 {
+		return cbor.AppendHead(b, cbor.MajorNint, uint64(-1-n))
+	}
+	return cbor.AppendHead(b, cbor.MajorUint, uint64(n))
 }
 
 // checkedVDS1 remembers the last few protected headers found to be for
@@ -710,7 +726,7 @@ func verifyReceiptSignature(r *Receipt, key Key, root []byte, what string) error
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrReceiptSignature, err)
 	}
-	if err := v.Verify(SigStructure(r.RawProtected, root), r.Signature); err != nil {
+	if err := VerifySign1(v, r.Alg, r.RawProtected, root, r.Signature); err != nil {
 		return fmt.Errorf("%w: %s does not match the signed root", ErrReceiptSignature, what)
 	}
 	return nil

@@ -123,7 +123,8 @@ var understoodCrit = map[any]bool{
 
 // ParseStatement parses a SCITT signed statement and performs the structural
 // checks listed in the package documentation. It does not verify the
-// signature or the chain; see Verify. It never panics.
+// signature or the chain; see Verify. It never panics. The statement's
+// byte fields alias raw, which must not change while it is in use.
 func ParseStatement(b []byte, opts ParseOptions) (*Statement, error) {
 	s, err := parse(b, opts)
 	if err != nil {
@@ -618,7 +619,7 @@ func (s *Statement) VerifySignature(key crypto.PublicKey) error {
 	}
 	// RFC 9052 §4.4: verify over ToBeSigned = Sig_structure, with the
 	// protected bytes "as they were transmitted".
-	if err := v.Verify(SigStructure(s.RawProtected, s.Payload), s.Signature); err != nil {
+	if err := VerifySign1(v, s.Alg, s.RawProtected, s.Payload, s.Signature); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	return nil

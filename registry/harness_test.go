@@ -50,6 +50,7 @@ type fakeLedger struct {
 	waitErr           error
 	manualCheckpoints bool
 	registerCalls     int
+	registerManyCalls int
 	registered        [][]byte // statements Register persisted, in order
 
 	tree    *clog.Tree
@@ -161,6 +162,20 @@ func (f *fakeLedger) Register(ctx context.Context, entry [32]byte, statement []b
 		f.checkpointLocked()
 	}
 	return clog.TxID{View: f.view, Seqno: seq}, nil
+}
+
+// RegisterMany registers each as Register does, counting the calls: a
+// batch is one.
+func (f *fakeLedger) RegisterMany(ctx context.Context, regs []ledger.Registration) ([]clog.TxID, []error) {
+	f.mu.Lock()
+	f.registerManyCalls++
+	f.mu.Unlock()
+	txids := make([]clog.TxID, len(regs))
+	errs := make([]error, len(regs))
+	for i, r := range regs {
+		txids[i], errs[i] = f.Register(ctx, r.Entry, r.Statement, r.Policy)
+	}
+	return txids, errs
 }
 
 // checkpoint signs the tree as it is, covering every registration so far.

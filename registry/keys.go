@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/charterlog/charter/cbor"
 	"github.com/charterlog/charter/cose"
-	"github.com/fxamacker/cbor/v2"
 	"github.com/go-chi/chi/v5"
 )
 

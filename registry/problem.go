@@ -2,16 +2,16 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
 	"strconv"
 
+	"github.com/charterlog/charter/cbor"
+	"github.com/charterlog/charter/client"
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/store"
-	"github.com/fxamacker/cbor/v2"
 )
 
 // ContentTypeProblem is RFC 9290's concise problem details in CBOR.
@@ -74,6 +74,8 @@ var problems = ProblemTable{
 	{cose.ErrUnknownIssuerKey, http.StatusBadRequest, "UnknownIssuerKey", 0, "", ""},
 	{cose.ErrBadSignature, http.StatusBadRequest, "InvalidSignature", 0, "", ""},
 	{cose.ErrDetachedPayload, http.StatusBadRequest, "DetachedPayload", 0, "", ""},
+	{ErrBatchTooMany, http.StatusRequestEntityTooLarge, "BatchTooLarge", 0, "", ""},
+	{ErrBatchMalformed, http.StatusBadRequest, "InvalidBatch", 0, "", ""},
 	{ledger.ErrOverloaded, http.StatusServiceUnavailable, "ServiceUnavailable", 1, "", ""},
 	{ledger.ErrNotLeader, http.StatusServiceUnavailable, "ServiceUnavailable", 1, "", ""},
 	{ledger.ErrDropped, http.StatusServiceUnavailable, "ServiceUnavailable", 1, "", ""},
@@ -143,25 +145,16 @@ func badRequest(title, detail string) *Problem {
 	return &Problem{Status: http.StatusBadRequest, Title: title, Detail: detail}
 }
 
-// DecodeProblem parses an error body, for clients: concise problem
-// details, or CCF's JSON error shape (the /gov, /node and /app routes of
-// Charter's node), whose code becomes the Title and message the Detail.
+// DecodeProblem reads an error answer as a Problem, for tests and tools
+// that hold one: client.ParseProblem's reading of the body (concise
+// problem details, or CCF's JSON error shape, whose code becomes the
+// Title and message the Detail), and otherwise the status's text with the
+// body as the detail.
 func DecodeProblem(status int, body []byte) *Problem {
 	p := &Problem{Status: status}
-	if err := cbor.Unmarshal(body, p); err == nil && p.Title != "" {
-		return p
+	var ok bool
+	if p.Title, p.Detail, ok = client.ParseProblem(body); !ok {
+		p.Title, p.Detail = http.StatusText(status), string(body)
 	}
-	var e struct {
-		Error struct {
-			Code    string `json:"code"`
-			Message string `json:"message"`
-		} `json:"error"`
-	}
-	if err := json.Unmarshal(body, &e); err == nil && e.Error.Code != "" {
-		p.Title, p.Detail = e.Error.Code, e.Error.Message
-		return p
-	}
-	p.Title = http.StatusText(status)
-	p.Detail = string(body)
 	return p
 }

@@ -45,6 +45,9 @@ type Ledger interface {
 	// Register sequences a verified statement; policy is SHA-256 of the
 	// registration policy that accepted it (zero: none).
 	Register(ctx context.Context, entry [32]byte, statement []byte, policy [32]byte) (log.TxID, error)
+	// RegisterMany sequences many verified statements together (a batch)
+	// and returns each one's transaction id or error, in order.
+	RegisterMany(ctx context.Context, regs []ledger.Registration) ([]log.TxID, []error)
 	Pending(entry [32]byte) bool
 	LookupEntry(entry [32]byte) (log.TxID, error)
 	WaitCovered(ctx context.Context, seqno uint64) error
@@ -96,6 +99,14 @@ type Service struct {
 	Wait time.Duration
 	Log  *slog.Logger
 
+	// BatchMaxStatements and BatchMaxBytes bound a POST /entries/batch
+	// request (batch.go); zero: DefaultBatchMaxStatements and
+	// DefaultBatchMaxBytes. BatchWorkers bounds the goroutines that check
+	// one batch's statements; zero: GOMAXPROCS.
+	BatchMaxStatements int
+	BatchMaxBytes      int
+	BatchWorkers       int
+
 	chains *cose.ChainCache
 	stages *prometheus.HistogramVec
 }
@@ -115,6 +126,7 @@ func (s *Service) Routes(r chi.Router) {
 		Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 	}, []string{"stage"})
 	r.Post("/entries", s.postEntry)
+	r.Post(BatchPath, s.postBatch)
 	r.Get("/entries/{id}", s.getEntry)
 	r.Get("/entries/{id}/statement", s.getStatement)
 	r.Get("/.well-known/scitt-keys", s.getKeySet)
@@ -145,7 +157,7 @@ func (s *Service) postEntry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	max := pol.MaxStatementBytes
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, int64(max)))
+	body, err := readBody(w, r, int64(max))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {

@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	register(command{name: "register", summary: "register a signed statement and write the transparent statement", run: runRegister})
+	register(command{name: "register", summary: "register signed statements (several: in batches) and write the transparent statements", run: runRegister})
 	register(command{name: "keys", summary: "download the service's receipt-signing keys (COSE_KeySet)", run: runKeys})
 }
 
@@ -50,52 +50,114 @@ func (f *serviceFlags) client() (*client.Client, error) {
 }
 
 func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("register", "--url URL --cacert SERVICE.pem [--out TS.cose] S.cose", stderr)
+	fs := newFlagSet("register", "--url URL --cacert SERVICE.pem [--out TS.cose] S.cose\n       charter register --url URL --cacert SERVICE.pem [--batch] [--batch-size N] S1.cose S2.cose …", stderr)
 	sf := bindServiceFlags(fs)
-	out := fs.String("out", "", "where to write the transparent statement (default: S.cose with .ts.cose)")
-	timeout := fs.Duration("timeout", 2*time.Minute, "give up waiting for the receipt after this long")
+	out := fs.String("out", "", "where to write the transparent statement (default: S.cose with .ts.cose); one statement only")
+	timeout := fs.Duration("timeout", 2*time.Minute, "give up waiting for the receipt(s) after this long")
+	batch := fs.Bool("batch", false, "register through POST /entries/batch even for one statement (several statements always are)")
+	batchSize := fs.Int("batch-size", 1000, "statements per POST /entries/batch request (the service's bound is 1000 by default)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
-		return usageError("want exactly one signed statement file, got %d arguments", fs.NArg())
+	if fs.NArg() == 0 {
+		return usageError("want one or more signed statement files")
 	}
-	in := fs.Arg(0)
+	if fs.NArg() > 1 && *out != "" {
+		return usageError("--out names one transparent statement; with several statements each is written beside its file")
+	}
+	if *batchSize < 1 {
+		return usageError("--batch-size %d: need at least one", *batchSize)
+	}
 	c, err := sf.client()
 	if err != nil {
 		return err
 	}
-	stmt, err := os.ReadFile(in)
-	if err != nil {
-		return err
-	}
-	// Catch a wrong file here, with the parser's own words, rather than as
-	// a terse 400 from the service.
-	if _, err := cose.ParseStatement(stmt, cose.ParseOptions{MaxSize: 64 << 20}); err != nil {
-		return fmt.Errorf("%s is not a signed statement Charter accepts: %w", in, err)
+	files := fs.Args()
+	stmts := make([][]byte, len(files))
+	for i, in := range files {
+		if stmts[i], err = os.ReadFile(in); err != nil {
+			return err
+		}
+		// Catch a wrong file here, with the parser's own words, rather
+		// than as a terse 400 from the service.
+		if _, err := cose.ParseStatement(stmts[i], cose.ParseOptions{MaxSize: 64 << 20}); err != nil {
+			return fmt.Errorf("%s is not a signed statement Charter accepts: %w", in, err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	reg, err := c.Register(ctx, stmt)
+	if len(files) > 1 || *batch {
+		return registerBatch(ctx, c, files, stmts, *batchSize, *out, stdout)
+	}
+	in := files[0]
+	reg, err := c.Register(ctx, stmts[0])
 	if err != nil {
 		return fmt.Errorf("registering %s: %w", in, err)
 	}
+	if *out == "" {
+		*out = tsPath(in)
+	}
+	if err := writeTransparent(*out, stmts[0], reg); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "registered entry %s%s\nwrote transparent statement %s\n", reg.EntryID, at(reg), *out)
+	return nil
+}
+
+// registerBatch registers stmts (read from files) through POST
+// /entries/batch, size at a time, writes each registered one's
+// transparent statement beside its file (or to out, for one statement),
+// and prints one line per statement, in order. It fails if any statement
+// was not registered, after printing every line.
+func registerBatch(ctx context.Context, c *client.Client, files []string, stmts [][]byte, size int, out string, stdout io.Writer) error {
+	failed := 0
+	for start := 0; start < len(stmts); start += size {
+		end := min(start+size, len(stmts))
+		res, err := c.RegisterBatch(ctx, stmts[start:end])
+		if err != nil {
+			return fmt.Errorf("registering %s … %s: %w", files[start], files[end-1], err)
+		}
+		for j, r := range res {
+			in := files[start+j]
+			if r.Err != nil {
+				failed++
+				fmt.Fprintf(stdout, "%s: not registered: %v\n", in, r.Err)
+				continue
+			}
+			dst := out
+			if dst == "" {
+				dst = tsPath(in)
+			}
+			if err := writeTransparent(dst, stmts[start+j], r.Registration); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: registered entry %s%s, wrote %s\n", in, r.Registration.EntryID, at(r.Registration), dst)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d statements were not registered", failed, len(stmts))
+	}
+	return nil
+}
+
+// tsPath is where a statement file's transparent statement goes by default.
+func tsPath(in string) string { return strings.TrimSuffix(in, ".cose") + ".ts.cose" }
+
+// writeTransparent writes stmt with reg's receipt attached to path.
+func writeTransparent(path string, stmt []byte, reg *client.Registration) error {
 	ts, err := cose.AttachReceipts(stmt, reg.Receipt)
 	if err != nil {
 		return fmt.Errorf("attaching the receipt: %w", err)
 	}
-	if *out == "" {
-		*out = strings.TrimSuffix(in, ".cose") + ".ts.cose"
+	return os.WriteFile(path, ts, 0o644)
+}
+
+// at is " at VIEW.SEQNO" when the service named the transaction.
+func at(reg *client.Registration) string {
+	if reg.TxID == "" {
+		return ""
 	}
-	if err := os.WriteFile(*out, ts, 0o644); err != nil {
-		return err
-	}
-	txid := ""
-	if reg.TxID != "" {
-		txid = " at " + reg.TxID
-	}
-	fmt.Fprintf(stdout, "registered entry %s%s\nwrote transparent statement %s\n", reg.EntryID, txid, *out)
-	return nil
+	return " at " + reg.TxID
 }
 
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {

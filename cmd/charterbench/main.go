@@ -77,6 +77,7 @@ type options struct {
 	payloadBytes int
 	keys         int
 	presignRate  int
+	batch        int // statements per request: 1 is POST /entries, more POST /entries/batch (batch.go)
 	maxWait      time.Duration
 	verifyTime   time.Duration
 	startTimeout time.Duration
@@ -127,6 +128,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.payloadBytes, "payload-bytes", 1024, "payload size of each statement")
 	fs.IntVar(&o.keys, "keys", 8, "distinct ES256 publisher keys and chains")
 	fs.IntVar(&o.presignRate, "presign-rate", 20000, "statements signed ahead for phase 1, per second of --duration")
+	fs.IntVar(&o.batch, "batch", 1, "statements per request: 1 sends POST /entries; N > 1 sends N per POST /entries/batch (phase 1 only; the rate counts statements)")
 	fs.DurationVar(&o.maxWait, "max-wait", 30*time.Second, "longest one registration may take (POST and polls) before it counts as a timeout")
 	fs.DurationVar(&o.verifyTime, "verify-time", 2*time.Second, "length of the single-core ES256 verify measurement")
 	fs.DurationVar(&o.startTimeout, "start-timeout", 60*time.Second, "how long to wait for a started charterd to serve")
@@ -158,6 +160,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, errors.New("--duration, --verify-time and --max-wait must be positive")
 	case o.presignRate < 0:
 		return o, errors.New("--presign-rate must not be negative")
+	case o.batch < 1 || o.batch > 10000:
+		return o, fmt.Errorf("--batch %d: want 1 to 10000 statements per request", o.batch)
 	case o.nodes < 1 || o.nodes > 9:
 		return o, fmt.Errorf("--nodes %d: charterd cluster starts 1 to 9 nodes", o.nodes)
 	case o.url != "" && (o.nodes != 1 || o.compare):
@@ -431,9 +435,14 @@ func measure(ctx context.Context, o options, s *signer, v variant, stderr io.Wri
 	r1 := runPhase1(ctx, o, pubs, pool1, stderr)
 	m.signedLate = pool1.signed.Load()
 	m.rows = []row{{name: fmt.Sprintf("1 closed, %d publishers", o.publishers), r: r1}}
+	if o.batch > 1 {
+		m.rows[0].name += fmt.Sprintf(" × %d", o.batch)
+	}
 
 	target := r1.rate() / 2
-	if target*o.duration.Seconds() >= 1 && ctx.Err() == nil {
+	if o.batch > 1 {
+		fmt.Fprintln(stderr, "phase 2 skipped: --batch measures phase 1 only")
+	} else if target*o.duration.Seconds() >= 1 && ctx.Err() == nil {
 		n2 := int(math.Ceil(target*o.duration.Seconds())) + o.publishers
 		fmt.Fprintf(stderr, "signing %d statements for phase 2…\n", n2)
 		pool2, err := s.presign(n2)
@@ -454,7 +463,7 @@ func measure(ctx context.Context, o options, s *signer, v variant, stderr io.Wri
 // presignPhase1 signs the statements of one phase 1: --presign-rate per
 // second of --duration, and at least one per publisher.
 func presignPhase1(o options, s *signer, stderr io.Writer) (*pool, error) {
-	n1 := max(int(math.Ceil(float64(o.presignRate)*o.duration.Seconds())), o.publishers)
+	n1 := max(int(math.Ceil(float64(o.presignRate)*o.duration.Seconds())), o.publishers*o.batch)
 	t := time.Now()
 	fmt.Fprintf(stderr, "signing %d statements for phase 1 (%d keys, %d-byte payloads)…\n", n1, o.keys, o.payloadBytes)
 	p, err := s.presign(n1)
@@ -583,6 +592,9 @@ func (p *publishers) config(o options, statements *pool) loadConfig {
 // runPhase1 is the closed loop over statements.
 func runPhase1(ctx context.Context, o options, p *publishers, statements *pool, stderr io.Writer) result {
 	fmt.Fprintf(stderr, "phase 1: closed loop, %d publishers%s, %s…\n", o.publishers, p.spread, o.duration)
+	if o.batch > 1 {
+		return runClosedBatch(ctx, p.config(o, statements), o.batch)
+	}
 	return runClosed(ctx, p.config(o, statements))
 }
 

@@ -101,6 +101,8 @@ func dev(args []string, stderr io.Writer) int {
 	fs.Uint64Var(&cfg.CheckpointMaxTx, "checkpoint-max-tx", 0, "checkpoint after this many uncovered transactions (default 5000)")
 	fs.DurationVar(&cfg.RegistrationWait, "registration-wait", 0, "how long POST /entries waits for the receipt before 303 (default 5s)")
 	fs.IntVar(&cfg.Registration.MaxStatementBytes, "max-statement-bytes", 0, "largest accepted signed statement, at creation (default 1 MiB)")
+	fs.IntVar(&cfg.BatchMaxStatements, "batch-max-statements", 0, "most signed statements in one POST /entries/batch (default 1000)")
+	fs.IntVar(&cfg.BatchMaxBytes, "batch-max-bytes", 0, "largest POST /entries/batch body in bytes (default 32 MiB)")
 	fs.StringVar(&algs, "algorithms", "", "comma-separated accepted algorithms, at creation (default all: ES256,ES384,ES512,PS256,PS384,PS512,EdDSA)")
 	fs.StringVar(&cas, "trusted-ca", "", "comma-separated SHA-256 hex fingerprints of accepted x5chain roots, at creation (default: any chain that verifies)")
 	debugAddr := fs.String("debug-addr", "", "serve Go's pprof on this loopback address (e.g. 127.0.0.1:0); off by default")

@@ -113,7 +113,7 @@ func (a *Authenticator) coseCaller(r *http.Request, body []byte) (map[string]any
 		return nil, refuse("the key of user %s: %v", id, err)
 	}
 	// RFC 9052 §4.4: the signature covers the protected bytes as received.
-	if err := v.Verify(charcose.SigStructure(msg.Protected, msg.Payload), msg.Signature); err != nil {
+	if err := charcose.VerifySign1(v, alg, msg.Protected, msg.Payload, msg.Signature); err != nil {
 		return nil, refuse("the signature does not verify with the certificate of user %s", id)
 	}
 	data, err := a.infoData(govwire.MapUserInfo, id, "user_data")

@@ -103,6 +103,14 @@ type Config struct {
 	// RegistrationWait is how long POST /entries waits for the receipt
 	// before answering 303. Default 5s.
 	RegistrationWait time.Duration
+	// BatchMaxStatements bounds the signed statements of one POST
+	// /entries/batch request. Default 1000 (DefaultBatchMaxStatements);
+	// within [1, 10000].
+	BatchMaxStatements int
+	// BatchMaxBytes bounds the body of one POST /entries/batch request,
+	// read before it is parsed. Default 32 MiB (DefaultBatchMaxBytes);
+	// within [64 KiB, 256 MiB].
+	BatchMaxBytes int
 	// GCPercent is the Go garbage collector's target (GOGC) for the node
 	// process: 0 means DefaultGCPercent, negative turns the collector off
 	// (then set GOMEMLIMIT). The GOGC environment variable, if set, wins.
@@ -139,6 +147,14 @@ type Attestation struct {
 const (
 	DefaultRaftLogRetentionBytes = 1 << 30
 	DefaultRaftLogRetention      = 10 * time.Minute
+)
+
+// Batch registration bounds (BatchMaxStatements, BatchMaxBytes): their
+// defaults and the largest statement count (the batch decoder's bound).
+const (
+	DefaultBatchMaxStatements = 1000
+	MaxBatchStatements        = 10000
+	DefaultBatchMaxBytes      = 32 << 20
 )
 
 // DefaultGCPercent is GCPercent's default. Measured with make bench-app on
@@ -288,6 +304,18 @@ func (c *Config) Validate() error {
 	}
 	if c.RegistrationWait < 0 || c.RegistrationWait > 5*time.Minute {
 		errs = append(errs, fmt.Errorf("config: RegistrationWait %v is outside [0, 5m]", c.RegistrationWait))
+	}
+	if c.BatchMaxStatements == 0 {
+		c.BatchMaxStatements = DefaultBatchMaxStatements
+	}
+	if c.BatchMaxStatements < 1 || c.BatchMaxStatements > MaxBatchStatements {
+		errs = append(errs, fmt.Errorf("config: BatchMaxStatements %d is outside [1, %d]", c.BatchMaxStatements, MaxBatchStatements))
+	}
+	if c.BatchMaxBytes == 0 {
+		c.BatchMaxBytes = DefaultBatchMaxBytes
+	}
+	if c.BatchMaxBytes < 64<<10 || c.BatchMaxBytes > 256<<20 {
+		errs = append(errs, fmt.Errorf("config: BatchMaxBytes %d is outside [64 KiB, 256 MiB]", c.BatchMaxBytes))
 	}
 	if strings.ContainsAny(c.Issuer, "\n\r") {
 		errs = append(errs, errors.New("config: Issuer must be one line"))

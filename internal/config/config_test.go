@@ -31,6 +31,9 @@ func TestValidateDefaults(t *testing.T) {
 	if c.Registration.MaxStatementBytes != 1<<20 {
 		t.Errorf("MaxStatementBytes default = %d", c.Registration.MaxStatementBytes)
 	}
+	if c.BatchMaxStatements != 1000 || c.BatchMaxBytes != 32<<20 {
+		t.Errorf("BatchMaxStatements, BatchMaxBytes defaults = %d, %d", c.BatchMaxStatements, c.BatchMaxBytes)
+	}
 	if c.LogLevel != "info" {
 		t.Errorf("LogLevel default = %q", c.LogLevel)
 	}
@@ -111,6 +114,10 @@ func TestValidateRejects(t *testing.T) {
 		{"MaxStatementBytes 10", "MaxStatementBytes", func(c *config.Config) { c.Registration.MaxStatementBytes = 10 }},
 		{"MaxStatementBytes negative", "MaxStatementBytes", func(c *config.Config) { c.Registration.MaxStatementBytes = -1 }},
 		{"MaxStatementBytes 65 MiB", "MaxStatementBytes", func(c *config.Config) { c.Registration.MaxStatementBytes = 65 << 20 }},
+		{"BatchMaxStatements 10001", "BatchMaxStatements", func(c *config.Config) { c.BatchMaxStatements = 10001 }},
+		{"BatchMaxStatements negative", "BatchMaxStatements", func(c *config.Config) { c.BatchMaxStatements = -1 }},
+		{"BatchMaxBytes 1 KiB", "BatchMaxBytes", func(c *config.Config) { c.BatchMaxBytes = 1 << 10 }},
+		{"BatchMaxBytes 1 GiB", "BatchMaxBytes", func(c *config.Config) { c.BatchMaxBytes = 1 << 30 }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := valid()
@@ -164,5 +171,22 @@ func TestFileRaftLogRetention(t *testing.T) {
 	}
 	if got.RaftLogRetention != c.RaftLogRetention || got.RaftLogRetentionBytes != c.RaftLogRetentionBytes {
 		t.Errorf("loaded %v, %d; wrote %v, %d", got.RaftLogRetention, got.RaftLogRetentionBytes, c.RaftLogRetention, c.RaftLogRetentionBytes)
+	}
+}
+
+// TestFileBatchBounds: the batch bounds survive the configuration file.
+func TestFileBatchBounds(t *testing.T) {
+	c := valid()
+	c.BatchMaxStatements, c.BatchMaxBytes = 64, 1<<20
+	path := t.TempDir() + "/node.json"
+	if err := config.Write(path, c); err != nil {
+		t.Fatal(err)
+	}
+	got, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.BatchMaxStatements != 64 || got.BatchMaxBytes != 1<<20 {
+		t.Errorf("loaded %d, %d; wrote 64, %d", got.BatchMaxStatements, got.BatchMaxBytes, 1<<20)
 	}
 }

@@ -36,6 +36,8 @@ type File struct {
 	RaftLogRetention      string            `json:"raft_log_retention,omitempty"`
 	RaftLogRetentionBytes uint64            `json:"raft_log_retention_bytes,omitempty"`
 	GCPercent             int               `json:"gc_percent,omitempty"`
+	BatchMaxStatements    int               `json:"batch_max_statements,omitempty"`
+	BatchMaxBytes         int               `json:"batch_max_bytes,omitempty"`
 	LedgerChunkBytes      int64             `json:"ledger_chunk_bytes,omitempty"`
 	LedgerChunkTxs        uint64            `json:"ledger_chunk_transactions,omitempty"`
 	Registration          Registration      `json:"registration"`
@@ -71,6 +73,7 @@ func (f *File) Config() (Config, error) {
 		Members: f.Members, Constitution: f.Constitution, Platform: f.Platform, SealKeyFile: f.SealKeyFile, Attestation: f.Attestation,
 		Development: f.Development, OpenByVote: f.OpenByVote, CheckpointMaxTx: f.CheckpointMaxTx, SnapshotEntries: f.SnapshotEntries, RaftLogRetentionBytes: f.RaftLogRetentionBytes, Registration: f.Registration, GCPercent: f.GCPercent,
 		LedgerChunkBytes: f.LedgerChunkBytes, LedgerChunkTransactions: f.LedgerChunkTxs,
+		BatchMaxStatements: f.BatchMaxStatements, BatchMaxBytes: f.BatchMaxBytes,
 	}
 	var err error
 	if c.CheckpointInterval, err = parseDuration("checkpoint_interval", f.CheckpointInterval); err != nil {
@@ -95,6 +98,7 @@ func FileFor(c Config) File {
 		Members: c.Members, Constitution: c.Constitution, Platform: c.Platform, SealKeyFile: c.SealKeyFile, Attestation: c.Attestation,
 		Development: c.Development, OpenByVote: c.OpenByVote, CheckpointMaxTx: c.CheckpointMaxTx, SnapshotEntries: c.SnapshotEntries, RaftLogRetentionBytes: c.RaftLogRetentionBytes, Registration: c.Registration, GCPercent: c.GCPercent,
 		LedgerChunkBytes: c.LedgerChunkBytes, LedgerChunkTxs: c.LedgerChunkTransactions,
+		BatchMaxStatements: c.BatchMaxStatements, BatchMaxBytes: c.BatchMaxBytes,
 	}
 	if c.CheckpointInterval != 0 {
 		f.CheckpointInterval = c.CheckpointInterval.String()

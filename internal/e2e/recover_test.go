@@ -106,6 +106,9 @@ func TestRecover(t *testing.T) {
 	if r, _ := postStatement(t, n, pub.unique(t)); r.Status != http.StatusServiceUnavailable || !strings.Contains(string(r.Body), "ServiceRecovering") {
 		t.Fatalf("a registration while Recovering: %d %s", r.Status, r.Body)
 	}
+	if r, err := n.do(http.MethodPost, "/entries/batch", "application/cbor", batchOf(t, pub.unique(t))); err != nil || r.Status != http.StatusServiceUnavailable || !strings.Contains(string(r.Body), "ServiceRecovering") {
+		t.Fatalf("a batch registration while Recovering: %v %+v", err, r)
+	}
 	// A re-run over the recovered data directory is refused.
 	if out, err := exec.Command(charterd, "recover", "--config", cfgPath, "--ledger", files, "--previous-service-cert", c.certPath).CombinedOutput(); err == nil {
 		t.Fatalf("a second recover into the same data directory: %s", out)

@@ -248,7 +248,13 @@ func TestCCFNodeIDs(t *testing.T) {
 			t.Errorf("%s %s: nodes %v", tc.action, tc.id, after[govwire.MapNodesInfo])
 		}
 	}
-	for _, tc := range []struct{ id, want string }{{id2, "no node has id"}, {"node-1", "raft id (decimal) or CCF's node id"}} {
+	// Governance never makes a node record: an unknown node is refused
+	// (trusted) or left alone (removed).
+	o = newOverlay(st)
+	if err := c.apply(t.Context(), o, `{"actions":[{"name":"remove_node","args":{"node_id":"7"}}]}`, "p"); err != nil || len(o.order) != 0 {
+		t.Errorf("remove_node of an unknown node: %v, %d writes", err, len(o.order))
+	}
+	for _, tc := range []struct{ id, want string }{{id2, "no node has id"}, {"7", "no node has id 7"}, {"node-1", "raft id (decimal) or CCF's node id"}} {
 		o := newOverlay(st)
 		prop := `{"actions":[{"name":"transition_node_to_trusted","args":{"node_id":"` + tc.id + `"}}]}`
 		err := c.validate(t.Context(), o, prop)

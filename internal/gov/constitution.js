@@ -446,7 +446,14 @@ const actions = {
   // and evidence); governance changes only its status.
   transition_node_to_trusted: {
     validate(a) { onlyFields(a, ["node_id"]); nodeId(a); },
-    apply(a) { const k = charter.nodeKeyOf(a.node_id); put(M.nodesInfo, k, Object.assign(get(M.nodesInfo, k) || {}, { status: "Trusted" })); },
+    apply(a) {
+      const k = charter.nodeKeyOf(a.node_id);
+      const node = get(M.nodesInfo, k);
+      // A record is made by the node's join, with its key and evidence;
+      // governance never makes one.
+      if (node === undefined) fail("no node has id " + a.node_id);
+      put(M.nodesInfo, k, Object.assign(node, { status: "Trusted" }));
+    },
   },
   // Bounds on joins that the network has not trusted yet: how many may be
   // pending (joined, not yet trusted or promoted) at once.
@@ -456,7 +463,12 @@ const actions = {
   },
   remove_node: {
     validate(a) { onlyFields(a, ["node_id"]); nodeId(a); },
-    apply(a) { const k = charter.nodeKeyOf(a.node_id); put(M.nodesInfo, k, Object.assign(get(M.nodesInfo, k) || {}, { status: "Retired" })); },
+    apply(a) {
+      // As CCF's: removing a node that never joined changes nothing.
+      const k = charter.nodeKeyOf(a.node_id);
+      const node = get(M.nodesInfo, k);
+      if (node !== undefined) put(M.nodesInfo, k, Object.assign(node, { status: "Retired" }));
+    },
   },
   // A new ledger secret version for later private writes: the request is
   // counted here, and the primary answers it with the version and

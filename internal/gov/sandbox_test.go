@@ -1,6 +1,7 @@
 package gov_test
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -26,42 +27,46 @@ func TestBallotBombDoesNotStallGovernance(t *testing.T) {
 		e.activate(m)
 	}
 	a, b := e.m[0], e.m[1]
-	p := e.propose(a, configAction(2048))
 	bomb := "export function vote(proposal, proposerId) { return new Array(1e8).includes(1); }"
-
-	var wg sync.WaitGroup
-	started := make(chan struct{})
-	var bombTook time.Duration
-	var bombRes *gov.Result
-	var bombErr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		close(started)
+	// The outcome must hold every time; the bound must hold in the best
+	// of three tries (a machine loaded by other tests can stretch one try,
+	// but a ballot that really held governance stalls every try).
+	var slowest []string
+	for try := range 3 {
+		p := e.propose(a, configAction(2048+try))
+		var wg sync.WaitGroup
+		started := make(chan struct{})
+		var bombTook time.Duration
+		var bombRes *gov.Result
+		var bombErr error
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			close(started)
+			start := time.Now()
+			bombRes, bombErr = e.vote(a, p.ProposalID, bomb)
+			bombTook = time.Since(start)
+		}()
+		<-started
 		start := time.Now()
-		bombRes, bombErr = e.vote(a, p.ProposalID, bomb)
-		bombTook = time.Since(start)
-	}()
-	<-started
-	start := time.Now()
-	other := e.propose(b, configAction(4096)) // fails the test itself on error
-	otherTook := time.Since(start)
-	wg.Wait()
+		other := e.propose(b, configAction(4096+try)) // fails the test itself on error
+		otherTook := time.Since(start)
+		wg.Wait()
 
-	t.Logf("bomb ballot took %v, the other member's proposal %v (limit %v)", bombTook, otherTook, limit)
-	if bombErr != nil {
-		t.Fatalf("vote with the bomb: %v", bombErr)
+		t.Logf("try %d: bomb ballot took %v, the other member's proposal %v (limit %v)", try+1, bombTook, otherTook, limit)
+		if bombErr != nil {
+			t.Fatalf("vote with the bomb: %v", bombErr)
+		}
+		if f := bombRes.Info.VoteFailures[a.id]; !strings.Contains(f, "time limit") {
+			t.Fatalf("the bomb's failure is %q, want the time limit", f)
+		}
+		if other.Info.State != govwire.StateOpen {
+			t.Fatalf("the other proposal is %s", other.Info.State)
+		}
+		if bombTook <= bound && otherTook <= bound {
+			return
+		}
+		slowest = append(slowest, fmt.Sprintf("bomb %v, other %v", bombTook, otherTook))
 	}
-	if f := bombRes.Info.VoteFailures[a.id]; !strings.Contains(f, "time limit") {
-		t.Fatalf("the bomb's failure is %q, want the time limit", f)
-	}
-	if other.Info.State != govwire.StateOpen {
-		t.Fatalf("the other proposal is %s", other.Info.State)
-	}
-	if bombTook > bound {
-		t.Errorf("the bomb ballot held governance for %v, over %v", bombTook, bound)
-	}
-	if otherTook > bound {
-		t.Errorf("another member's proposal waited %v, over %v", otherTook, bound)
-	}
+	t.Errorf("in every try the bomb ballot held governance over %v: %s", bound, strings.Join(slowest, "; "))
 }

@@ -30,10 +30,17 @@ func startLedger(t *testing.T) *ledger.Ledger {
 	ctx := context.Background()
 	// A first transaction so that a checkpoint (the state digest) exists.
 	body := []byte("genesis")
-	if _, err := l.SubmitWrites(ctx, &log.WriteSet{Writes: []log.Write{{Map: "public:test.genesis", Key: []byte("g"), Value: body}}}); err != nil {
+	txid, err := l.SubmitWrites(ctx, &log.WriteSet{Writes: []log.Write{{Map: "public:test.genesis", Key: []byte("g"), Value: body}}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := l.WaitCovered(ctx, l.State().Size); err != nil {
+	// Wait for the write's own seqno: by the time State is read, the
+	// checkpoint covering it may have applied too, and no checkpoint ever
+	// covers a checkpoint (the ledger is idle), so waiting for State().Size
+	// would wait forever.
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := l.WaitCovered(ctx, txid.Seqno); err != nil {
 		t.Fatal(err)
 	}
 	return l

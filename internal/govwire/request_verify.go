@@ -71,7 +71,7 @@ func (r *Request) Verify(memberCert *x509.Certificate) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
-	if err := v.Verify(cose.SigStructure(r.RawProtected, r.Payload), r.Signature); err != nil {
+	if err := cose.VerifySign1(v, r.Alg, r.RawProtected, r.Payload, r.Signature); err != nil {
 		return fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	return nil

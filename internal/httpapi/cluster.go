@@ -16,7 +16,7 @@ const headerForwarded = "Charter-Forwarded-By"
 
 // leaderOnly are the writes only the leader can do (with every POST under
 // /gov/); a follower forwards them.
-var leaderOnly = map[string]bool{"/entries": true, join.Path: true}
+var leaderOnly = map[string]bool{"/entries": true, registry.BatchPath: true, join.Path: true}
 
 // forwardWrites sends writes that reach a follower (registrations, joins,
 // governance) to the leader, over the peers' mutual TLS, and relays the

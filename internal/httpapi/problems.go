@@ -227,7 +227,7 @@ func writeRelayFailure(w http.ResponseWriter, path string, sent bool) {
 		Detail: "the leader could not be reached, and the request was not delivered to it; retry shortly"}
 	if sent {
 		p.Detail = "the leader did not answer (it failed or leadership moved): the outcome is unknown; retry shortly"
-		if path == "/entries" {
+		if path == "/entries" || path == registry.BatchPath {
 			p.Detail += ". A retry is safe: a registration that committed is answered as a duplicate, with the same entry id"
 		}
 	}

@@ -13,14 +13,14 @@ import (
 	"github.com/go-chi/chi/v5"
 )
 
-// refuseWhileRecovering answers registrations (POST /entries) and the app
-// (/app/*, /app/commit excepted) 503 ServiceRecovering while a recovered
-// service is Recovering or WaitingForRecoveryShares: until its members open
-// it, the service it continues is not confirmed, and its private maps
-// cannot be read. Governance and every read of the public ledger work.
+// refuseWhileRecovering answers registrations (POST /entries and
+// /entries/batch) and the app (/app/*, /app/commit excepted) 503
+// ServiceRecovering while a recovered service is Recovering or
+// WaitingForRecoveryShares: until its members open it, the service it
+// continues is not confirmed, and its private maps cannot be read. Governance and every read of the public ledger work.
 func (s *Server) refuseWhileRecovering(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		registration := r.Method == http.MethodPost && r.URL.Path == "/entries"
+		registration := r.Method == http.MethodPost && (r.URL.Path == "/entries" || r.URL.Path == registry.BatchPath)
 		app := strings.HasPrefix(r.URL.Path, "/app/") && r.URL.Path != "/app/commit"
 		if !registration && !app {
 			next.ServeHTTP(w, r)

@@ -32,13 +32,13 @@ import (
 	"strings"
 	"time"
 
+	charterclient "github.com/charterlog/charter/client"
 	"github.com/charterlog/charter/internal/attest"
 	"github.com/charterlog/charter/internal/config"
 	"github.com/charterlog/charter/internal/durable"
 	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/seal"
-	"github.com/charterlog/charter/registry"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -123,8 +123,11 @@ func (j *Joiner) Ask(ctx context.Context, client *http.Client, target string) (*
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	if resp.StatusCode != http.StatusOK {
-		p := registry.DecodeProblem(resp.StatusCode, b)
-		err := fmt.Errorf("%s answered %s: %s: %s", target, resp.Status, p.Title, p.Detail)
+		title, detail, ok := charterclient.ParseProblem(b)
+		if !ok {
+			title, detail = http.StatusText(resp.StatusCode), string(b)
+		}
+		err := fmt.Errorf("%s answered %s: %s: %s", target, resp.Status, title, detail)
 		// 503 (no leader yet) and 429 (joins are rate-limited) pass.
 		if resp.StatusCode != http.StatusServiceUnavailable && resp.StatusCode != http.StatusTooManyRequests {
 			err = fmt.Errorf("%w: %w", ErrRefused, err)

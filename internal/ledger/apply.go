@@ -86,9 +86,11 @@ type applying struct {
 	failed       map[[32]byte]error
 	checkpointed []checkpointPos
 	indexed      [][32]byte // registrations' entries this batch adds to the index
-	conflicts    int        // app transactions refused because their reads changed
-	registered   int        // registrations answered, duplicates included
-	wrote        bool       // a transaction changed the key-value maps
+	records      [][]byte   // the encoded records this call appended, from seqno recordsFrom
+	recordsFrom  uint64
+	conflicts    int  // app transactions refused because their reads changed
+	registered   int  // registrations answered, duplicates included
+	wrote        bool // a transaction changed the key-value maps
 }
 
 func (l *Ledger) startApply() *applying {
@@ -274,6 +276,10 @@ func (a *applying) appendRecord(view uint64, t log.TxType, entry [32]byte, body 
 		return log.TxID{}, fmt.Errorf("ledger: tree has %d leaves but the ledger %d transactions", idx, a.st.Size)
 	}
 	a.b.PutRecord(rec.Seqno, enc)
+	if len(a.records) == 0 {
+		a.recordsFrom = rec.Seqno
+	}
+	a.records = append(a.records, enc)
 	a.st.Size++
 	return rec.TxID(), nil
 }
@@ -327,6 +333,7 @@ func (a *applying) publish(last Entry) {
 	for _, e := range a.indexed {
 		l.filter.added(e)
 	}
+	l.recent.add(a.recordsFrom, a.records)
 	l.m.appConflicts.Add(float64(a.conflicts))
 	if a.wrote {
 		// After the commit: a reader that sees the new version reads the

@@ -160,6 +160,8 @@ type Ledger struct {
 	// covering finds the checkpoint covering a recent entry without a
 	// store seek.
 	covering coveringIndex
+	// recent holds the newest applied records for the chunk files.
+	recent recentRecords
 	// filter answers most duplicate checks of new entries without the
 	// store.
 	filter *entryFilter
@@ -270,6 +272,7 @@ func (l *Ledger) Restore() error {
 	l.checkpoints.clear()
 	l.covering.reset(st.LastCheckpointSize)
 	l.filter.reset()
+	l.recent.reset()
 	l.kv.reset()
 	l.writes.Add(1)
 	if err := l.checkTree(st); err != nil {

@@ -1,10 +1,12 @@
 package ledger_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -521,3 +523,52 @@ type follower struct{}
 
 func (follower) Propose(context.Context, []byte) error { return errors.New("not the leader") }
 func (follower) Leader() (bool, uint64)                { return false, 0 }
+
+// ScanRecords gives the chunk files the records as the store holds them,
+// whether it reads them from memory (applied since the node started), the
+// store (applied before), or both across the boundary.
+func TestScanRecordsMatchesTheStore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	n := startNode(t, dir)
+	for i := range 40 {
+		if _, err := n.l.Register(ctx, entryFor(i), []byte{byte(i)}, [32]byte{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.stop(t)
+	// After a restart the newest records are in memory, the older ones
+	// only in the store.
+	n = startNode(t, dir)
+	defer n.stop(t)
+	for i := 40; i < 80; i++ {
+		if _, err := n.l.Register(ctx, entryFor(i), []byte{byte(i)}, [32]byte{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size := n.l.State().Size
+	for _, r := range [][2]uint64{{1, size}, {1, 10}, {size - 5, size}, {30, 60}, {size, size}} {
+		var want, got [][]byte
+		if err := n.st.ScanRecords(r[0], r[1], func(_ uint64, raw []byte) error { want = append(want, raw); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		next := r[0]
+		if err := n.l.ScanRecords(r[0], r[1], func(seqno uint64, raw []byte) error {
+			if seqno != next {
+				return fmt.Errorf("seqno %d, want %d", seqno, next)
+			}
+			next++
+			got = append(got, raw)
+			return nil
+		}); err != nil {
+			t.Fatalf("%v: %v", r, err)
+		}
+		if !slices.EqualFunc(got, want, bytes.Equal) {
+			t.Fatalf("%v: the ledger's records differ from the store's", r)
+		}
+	}
+	if err := n.l.ScanRecords(size+1, size+1, func(uint64, []byte) error { return nil }); err == nil {
+		t.Fatal("a scan beyond the ledger succeeded")
+	}
+}

@@ -14,7 +14,8 @@ import (
 // (internal/ledgerfiles): copying it is a backup.
 func LedgerDir(dataDir string) string { return filepath.Join(dataDir, "ledger") }
 
-// ledgerSource is the committed ledger the chunk files follow.
+// ledgerSource is the committed ledger the chunk files follow; the ledger
+// hands them its newest records from memory, as they were applied.
 type ledgerSource struct{ n *Node }
 
 // WaitApplied waits too, with history incomplete, until transaction size
@@ -46,7 +47,7 @@ func (s ledgerSource) Size() uint64 { return s.n.ledger.State().Size }
 // history gap: the records before it were appended in order, and
 // WaitApplied then waits for backfill to reach the next one.
 func (s ledgerSource) ScanRecords(from, to uint64, fn func(uint64, []byte) error) error {
-	err := s.n.st.ScanRecords(from, to, fn)
+	err := s.n.ledger.ScanRecords(from, to, fn)
 	if errors.Is(err, store.ErrHistoryIncomplete) {
 		return nil
 	}

@@ -493,6 +493,9 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 		NoteVerifierKey: n.id.NoteVerifier,
 		Wait:            n.cfg.RegistrationWait,
 		Log:             n.log,
+
+		BatchMaxStatements: n.cfg.BatchMaxStatements,
+		BatchMaxBytes:      n.cfg.BatchMaxBytes,
 	}
 	api := httpapi.New(httpapi.Config{
 		NodeID: n.cfg.NodeID, Log: n.log, Ledger: n.ledger, Raft: n.raft,

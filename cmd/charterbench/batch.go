@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+// --batch N: each publisher sends N pre-signed statements per POST
+// /entries/batch and waits for the answer before it sends the next N; the
+// rate counts statements registered, so it compares with --batch 1 (POST
+// /entries, one statement per request). Phase 1 only: an open loop paced
+// in statements would release them in bursts of N anyway.
+
+// batchItem is one statement's result in a batch answer (spec/api.md).
+type batchItem struct {
+	EntryID string `cbor:"1,keyasint,omitempty"`
+	Receipt []byte `cbor:"2,keyasint,omitempty"`
+	Title   string `cbor:"-1,keyasint,omitempty"`
+	Detail  string `cbor:"-2,keyasint,omitempty"`
+}
+
+// runClosedBatch is phase 1 with batches: every publisher sends its next
+// batch of size statements as soon as the previous one is answered, until
+// the phase's duration has passed.
+func runClosedBatch(ctx context.Context, cfg loadConfig, size int) result {
+	start := time.Now()
+	deadline := start.Add(cfg.duration)
+	parts := make([]result, len(cfg.clients))
+	var wg sync.WaitGroup
+	for i := range cfg.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := &parts[i]
+			for ctx.Err() == nil && time.Now().Before(deadline) {
+				stmts := make([][]byte, size)
+				for j := range stmts {
+					s, err := cfg.pool.take()
+					if err != nil {
+						r.add(outcome{failure: "sign: " + err.Error()})
+						return
+					}
+					stmts[j] = s
+				}
+				rctx, cancel := context.WithTimeout(ctx, cfg.maxWait)
+				for _, o := range registerBatch(rctx, cfg.clients[i], cfg.bases[i], stmts, time.Now()) {
+					r.add(o)
+				}
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	var total result
+	for i := range parts {
+		total.merge(&parts[i])
+	}
+	total.elapsed = time.Since(start)
+	return total
+}
+
+// registerBatch POSTs stmts to base/entries/batch and returns one outcome
+// per statement: its receipt in the answer, or its problem, or, for one
+// accepted without a receipt yet, the receipt fetched from /entries/{id}
+// (followed as register follows a 303). A failure of the whole request is
+// every statement's.
+func registerBatch(ctx context.Context, c *http.Client, base *url.URL, stmts [][]byte, start time.Time) []outcome {
+	all := func(o outcome) []outcome {
+		out := make([]outcome, len(stmts))
+		for i := range out {
+			out[i] = o
+		}
+		return out
+	}
+	fail := func(f string) []outcome { return all(outcome{latency: time.Since(start), failure: f}) }
+	body, err := cbor.Marshal(stmts)
+	if err != nil {
+		return fail("request: " + err.Error())
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base.JoinPath("entries", "batch").String(), bytes.NewReader(body))
+	if err != nil {
+		return fail("request: " + err.Error())
+	}
+	req.Header.Set("Content-Type", "application/cbor")
+	resp, err := c.Do(req)
+	if err != nil {
+		return fail(transportFailure(ctx, err))
+	}
+	rbody, status, hdr, err := drainBatch(resp)
+	if err != nil {
+		return fail(transportFailure(ctx, err))
+	}
+	if status != http.StatusOK {
+		o := outcome{latency: time.Since(start), failure: problemFailure(status, hdr, rbody), detail: problemDetail(hdr, rbody)}
+		return all(o)
+	}
+	var items []batchItem
+	if err := cbor.Unmarshal(rbody, &items); err != nil || len(items) != len(stmts) {
+		return fail(fmt.Sprintf("200 unreadable batch answer (%d results for %d statements, %v)", len(items), len(stmts), err))
+	}
+	out := make([]outcome, len(stmts))
+	answered := time.Since(start)
+	for i, it := range items {
+		switch {
+		case it.Title != "":
+			out[i] = outcome{latency: answered, failure: "200 batch: " + it.Title, detail: it.Detail}
+		case len(it.Receipt) > 0:
+			out[i] = outcome{ok: true, latency: answered}
+		case it.EntryID != "":
+			out[i] = pollEntry(ctx, c, base, it.EntryID, start)
+		default:
+			out[i] = outcome{latency: answered, failure: "200 batch: empty result"}
+		}
+	}
+	return out
+}
+
+// pollEntry fetches /entries/{id} until its receipt is there, honouring
+// Retry-After, as register follows a 303.
+func pollEntry(ctx context.Context, c *http.Client, base *url.URL, id string, start time.Time) outcome {
+	loc := base.JoinPath("entries", id).String()
+	for polls := 1; ; polls++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, loc, nil)
+		if err != nil {
+			return outcome{latency: time.Since(start), failure: "request: " + err.Error(), polls: polls}
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return outcome{latency: time.Since(start), failure: transportFailure(ctx, err), polls: polls}
+		}
+		body, status, hdr, err := drain(resp)
+		switch {
+		case err != nil:
+			return outcome{latency: time.Since(start), failure: transportFailure(ctx, err), polls: polls}
+		case status == http.StatusOK && len(body) > 0:
+			return outcome{ok: true, latency: time.Since(start), polls: polls}
+		case status != http.StatusFound:
+			return outcome{latency: time.Since(start), failure: problemFailure(status, hdr, body), detail: problemDetail(hdr, body), polls: polls}
+		}
+		t := time.NewTimer(retryAfter(hdr.Get("Retry-After")))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return outcome{latency: time.Since(start), failure: "timeout", polls: polls}
+		case <-t.C:
+		}
+	}
+}
+
+// drainBatch is drain for a batch answer, which may be larger than one
+// receipt: up to 64 MiB.
+func drainBatch(resp *http.Response) ([]byte, int, http.Header, error) {
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	return b, resp.StatusCode, resp.Header, err
+}
