@@ -245,25 +245,28 @@ func (b *Backfiller) Run(ctx context.Context) error {
 	}
 }
 
-// pick is the peer to ask next: the leader, unless it is the one that
-// just failed (or this node), else the next other peer after failed.
+// pick is the peer to ask next: the leader first, then the other peers in
+// id order, round the ring from the one that just failed (0: none did),
+// so that each is tried in turn while the leader cannot serve.
 func (b *Backfiller) pick(failed uint64) uint64 {
-	if l := b.Leader(); l != 0 && l != b.Self && l != failed {
-		return l
+	var order []uint64
+	if l := b.Leader(); l != 0 && l != b.Self {
+		order = append(order, l)
 	}
-	ids := b.Peers.All()
-	for i, id := range ids {
+	for _, id := range b.Peers.All() {
+		if id != b.Self && (len(order) == 0 || id != order[0]) {
+			order = append(order, id)
+		}
+	}
+	if len(order) == 0 {
+		return 0
+	}
+	for i, id := range order {
 		if id == failed {
-			ids = append(ids[i+1:], ids[:i]...)
-			break
+			return order[(i+1)%len(order)]
 		}
 	}
-	for _, id := range ids {
-		if id != b.Self && id != failed {
-			return id
-		}
-	}
-	return 0
+	return order[0]
 }
 
 // fetch asks peer for the range at g.Next and writes it, returning how
