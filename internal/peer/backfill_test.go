@@ -131,10 +131,22 @@ func TestBackfillerFallsBackToAnotherPeer(t *testing.T) {
 	}
 
 	altered := historyServer(t, full, func(b []byte) []byte {
-		// The last record's body, one byte flipped: still well framed.
-		b = append([]byte(nil), b...)
-		b[len(b)-1] ^= 1
-		return b
+		// The last record's body altered; the record well formed.
+		level, proof, recs, err := decodeHistory(b)
+		if err != nil {
+			t.Error(err)
+			return b
+		}
+		rec, err := log.UnmarshalRecord(recs[len(recs)-1])
+		if err != nil {
+			t.Error(err)
+			return b
+		}
+		rec.Body = append(rec.Body, '!')
+		if recs[len(recs)-1], err = log.MarshalRecord(rec); err != nil {
+			t.Error(err)
+		}
+		return encodeHistory(level, proof, recs)
 	})
 	ownGap := historyServer(t, gapped, nil)
 	good := historyServer(t, full, nil)
