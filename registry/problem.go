@@ -11,6 +11,7 @@ import (
 	"github.com/charterlog/charter/client"
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/store"
 )
 
 // ContentTypeProblem is RFC 9290's concise problem details in CBOR.
@@ -81,6 +82,8 @@ var problems = ProblemTable{
 	{ledger.ErrOutcomeUnknown, http.StatusServiceUnavailable, "ServiceUnavailable", 1,
 		"a retry is safe: a registration that committed is answered as a duplicate, with the same entry id", ""},
 	{ledger.ErrStopped, http.StatusServiceUnavailable, "ServiceUnavailable", 1, "", ""},
+	{store.ErrHistoryIncomplete, http.StatusServiceUnavailable, "HistoryIncomplete", 5,
+		"retry later, or ask another node", ""},
 	{ledger.ErrNotFound, http.StatusNotFound, "NotFound", 0, "", "ResourceNotFound"},
 	{context.Canceled, 499, "ClientClosedRequest", 0, "", ""},
 }

@@ -163,6 +163,18 @@ func (a *attacker) snapshotBase(n *node) int {
 	return resp.StatusCode
 }
 
+// history asks the node, as the attacker, for a range of its history
+// (only a trusted node may).
+func (a *attacker) history(n *node) int {
+	a.t.Helper()
+	resp, err := a.client(n).Get(n.URL + peer.PathHistory + "?floor=2&from=0&level=1")
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 // snapshot sends a MsgSnap header and a body to /node/raft/snapshot.
 func (a *attacker) snapshot(n *node, m *pb.Message) int {
 	a.t.Helper()
@@ -248,6 +260,9 @@ func TestTrustBoundary(t *testing.T) {
 		if code := a.snapshotBase(n); code != http.StatusForbidden {
 			t.Errorf("an outsider's GET %s: %d, want 403", peer.PathSnapshotBase, code)
 		}
+		if code := a.history(n); code != http.StatusForbidden {
+			t.Errorf("an outsider's GET %s: %d, want 403", peer.PathHistory, code)
+		}
 		// No certificate at all.
 		body, _ := replication.EncodeMessages([]*pb.Message{forgeries(2, future)["MsgApp"]})
 		if r, err := n.do(http.MethodPost, peer.PathRaft, "application/octet-stream", body); err != nil || r.Status != http.StatusForbidden {
@@ -296,6 +311,10 @@ func TestTrustBoundary(t *testing.T) {
 		// Only a node that may lead asks which ledger prefix this one holds.
 		if code := pending.snapshotBase(n); code != http.StatusForbidden {
 			t.Errorf("a pending node's GET %s: %d, want 403", peer.PathSnapshotBase, code)
+		}
+		// Nor its history, until governance trusts it.
+		if code := pending.history(n); code != http.StatusForbidden {
+			t.Errorf("a pending node's GET %s: %d, want 403", peer.PathHistory, code)
 		}
 		// What a learner must say, it may: an acknowledgement of its own.
 		ack := appResp(pending.id, before.Term)

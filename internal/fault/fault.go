@@ -54,6 +54,9 @@ const (
 	// keeps it sealed on disk, and has not proposed the write set that
 	// records it.
 	RekeyBeforePropose = "rekey-before-propose"
+	// BackfillHalf: a node that installed a state image has backfilled
+	// (verified and written) at least half of the history it lacked.
+	BackfillHalf = "backfill-half"
 )
 
 // StorageWritesBeforeError is how many file writes succeed before an armed
@@ -64,7 +67,7 @@ var crashAt = os.Getenv(EnvCrashAt)
 
 // points are every crash point a node has.
 var points = []string{SnapshotStaged, SnapshotMarked, SnapshotHalfWritten, SnapshotInstalled, StorageWriteError,
-	RecoverImportHalf, RecoverImported, RecoverRenamed, RecoverBeforeRecord, RekeyBeforePropose}
+	RecoverImportHalf, RecoverImported, RecoverRenamed, RecoverBeforeRecord, RekeyBeforePropose, BackfillHalf}
 
 // Check returns an error if the environment names a crash point that does
 // not exist: a misspelt point would otherwise arm nothing, and the test

@@ -83,6 +83,7 @@ func (s *Server) Handler() http.Handler {
 		r.Post(peer.PathRaft, s.peerHandler(peer.ReceiveRaft))
 		r.Post(peer.PathSnapshot, s.peerHandler(peer.ReceiveSnapshot))
 		r.Get(peer.PathSnapshotBase, s.peerQuery(s.cfg.Raft.SnapshotBase))
+		r.Get(peer.PathHistory, s.getHistory)
 	})
 	// A joining node has no certificate yet: its evidence and the signature
 	// by the key it binds are its credentials.
@@ -154,9 +155,16 @@ func (s *Server) getHealth(w http.ResponseWriter, r *http.Request) {
 	case leaderID == 0:
 		status, code = "no leader", http.StatusServiceUnavailable
 	}
+	// history: whether this node holds its whole ledger, or installed a
+	// state image and is still fetching the transactions below its floor
+	// (reads of those answer 503 HistoryIncomplete meanwhile).
+	history := map[string]any{"complete": true}
+	if g, incomplete := s.cfg.Raft.History(); incomplete {
+		history = map[string]any{"complete": false, "held_to": g.Next, "missing_to": g.Floor}
+	}
 	writeJSON(w, code, map[string]any{
 		"status": status, "node_id": s.cfg.NodeID, "leader": leader, "leader_id": leaderID, "view": term,
-		"ledger_size": st.Size, "checkpoint_size": st.LastCheckpointSize,
+		"ledger_size": st.Size, "checkpoint_size": st.LastCheckpointSize, "history": history,
 	})
 }
 

@@ -93,6 +93,30 @@ func (s *Server) peerQuery(answer func(replication.Sender) ([]byte, error)) http
 	}
 }
 
+// getHistory serves a range of the ledger's history to a node that is
+// backfilling (peer.PathHistory). Only a node the network trusts may
+// read it: the history holds every statement, and an untrusted node (one
+// that joined and was not yet trusted) is not sent the ledger by raft
+// either.
+func (s *Server) getHistory(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.peerOf(w, r)
+	if !ok {
+		return
+	}
+	if !p.Trusted() {
+		writeError(w, r, &registry.Problem{Status: http.StatusForbidden, Title: "Forbidden",
+			Detail: fmt.Sprintf("node %d is not trusted by the network and may not read its history", p.ID)})
+		return
+	}
+	body, err := peer.ServeHistory(s.cfg.Raft, r)
+	if err != nil {
+		s.writePeerError(w, p, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(body)
+}
+
 // peerOf returns the peer requirePeer established, or refuses the request.
 func (s *Server) peerOf(w http.ResponseWriter, r *http.Request) (peer.Peer, bool) {
 	p, ok := r.Context().Value(peerContextKey{}).(peer.Peer)

@@ -25,6 +25,7 @@ import (
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/peer"
 	"github.com/charterlog/charter/internal/replication"
+	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/registry"
 )
 
@@ -78,6 +79,7 @@ var edgeRules = []registry.ProblemRule{
 	// replication's refusals of a peer's raft message.
 	{Err: replication.ErrForbidden, Status: http.StatusForbidden, Title: "Forbidden"},
 	{Err: replication.ErrBadMessage, Status: http.StatusBadRequest, Title: "InvalidRaftMessage"},
+	{Err: store.ErrBackfillRange, Status: http.StatusBadRequest, Title: "InvalidHistoryRange"},
 }
 
 // problems is the one table every route's errors are answered by: the
@@ -208,6 +210,11 @@ func writeHistoricalError(w http.ResponseWriter, err error, txid string) {
 		status = http.StatusBadRequest
 	case errors.Is(err, apphost.ErrTxUnknown):
 		status = http.StatusNotFound
+	case errors.Is(err, store.ErrHistoryIncomplete):
+		// The transaction is below the floor of the state image this
+		// node installed, and backfill has not reached it yet.
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "5")
 	}
 	writeAppError(w, status, "TransactionPendingOrUnknown", "the historical state for "+headerTxID+" "+txid+" is not available (yet)")
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/peer"
 	"github.com/charterlog/charter/internal/replication"
+	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/registry"
 )
 
@@ -72,6 +73,8 @@ func TestWritePeerError(t *testing.T) {
 	}{
 		{fmt.Errorf("%w: a vote from a learner", replication.ErrForbidden), http.StatusForbidden, ""},
 		{fmt.Errorf("%w: truncated", replication.ErrBadMessage), http.StatusBadRequest, ""},
+		{fmt.Errorf("%w: misaligned", store.ErrBackfillRange), http.StatusBadRequest, ""},
+		{fmt.Errorf("%w: record 7", store.ErrHistoryIncomplete), http.StatusServiceUnavailable, "1"},
 		{errors.New("stopping"), http.StatusServiceUnavailable, "1"},
 	} {
 		w := httptest.NewRecorder()
@@ -82,6 +85,16 @@ func TestWritePeerError(t *testing.T) {
 	}
 }
 
+// A historical app request for a transaction below a state image's floor
+// is a 503 to retry, not the 500 of a state that cannot be built.
+func TestHistoricalErrorInTheGap(t *testing.T) {
+	w := httptest.NewRecorder()
+	writeHistoricalError(w, fmt.Errorf("apphost: %w", store.ErrHistoryIncomplete), "2.7")
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "5" {
+		t.Fatalf("%d Retry-After %q, want 503 5", w.Code, w.Header().Get("Retry-After"))
+	}
+}
+
 // One table, two renderings: the same error is concise problem details on
 // a SCITT route and CCF's JSON error on /gov, /node and /app, with CCF's
 // code where CCF names the error otherwise (ResourceNotFound), and the
@@ -89,6 +102,7 @@ func TestWritePeerError(t *testing.T) {
 func TestErrorShapePerRouteFamily(t *testing.T) {
 	notFoundErr := fmt.Errorf("entry 7: %w", ledger.ErrNotFound)
 	overloaded := fmt.Errorf("queue full: %w", ledger.ErrOverloaded)
+	incomplete := fmt.Errorf("ledger: record 7: %w", store.ErrHistoryIncomplete)
 	for _, tc := range []struct {
 		path  string
 		err   error
@@ -105,6 +119,10 @@ func TestErrorShapePerRouteFamily(t *testing.T) {
 		{"/node/join", &join.Error{Kind: join.ErrTooManyPending, Detail: "4 nodes"}, true, "TooManyPendingNodes", "5"},
 		{"/entries", overloaded, false, "ServiceUnavailable", "1"},
 		{"/node/commit", overloaded, true, "ServiceUnavailable", "1"},
+		// A read in the gap a state image left (store/history.go).
+		{"/entries/abc", incomplete, false, "HistoryIncomplete", "5"},
+		{"/tile/0/1", incomplete, false, "HistoryIncomplete", "5"},
+		{"/node/receipt", incomplete, true, "HistoryIncomplete", "5"},
 		// Prefixes are whole segments: these are not CCF's families.
 		{"/nodes", notFoundErr, false, "NotFound", ""},
 		{"/government", notFoundErr, false, "NotFound", ""},

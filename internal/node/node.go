@@ -80,6 +80,8 @@ type Node struct {
 	// peers says who a TLS key is, and reaches the other nodes accepting
 	// only their own keys.
 	peers *peer.Directory
+	// backfill fetches the history a state image left out.
+	backfill *peer.Backfiller
 	// keeper keeps the ledger secret versions after the first and, on the
 	// primary, the recovery sharing; restore records a recovery from a
 	// lost network's ledger files.
@@ -258,6 +260,8 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.backfill = &peer.Backfiller{Self: cfg.NodeID, Store: n.st, Peers: rcfg.Peers, ClientFor: n.peers.Client,
+		Leader: n.raft.LeaderID, Log: logger}
 	n.keeper, err = ledgersecrets.Open(ledgersecrets.Config{
 		DataDir: cfg.DataDir, Sealer: n.sealer, NodeID: cfg.NodeID, NodeKey: n.nodeKey,
 		Ledger: n.ledger, Raft: n.raft, Log: logger,
@@ -307,6 +311,9 @@ func (n *Node) Run(ctx context.Context) error {
 	g.Go(func() error { return n.raft.Run(gctx) })
 	g.Go(func() error { return n.ledger.RunSequencer(gctx, n.raft) })
 	g.Go(func() error { return n.writeLedgerFiles(gctx) })
+	// A state image leaves the history below its floor to be fetched from
+	// the peers (internal/peer's history protocol).
+	g.Go(func() error { return n.backfill.Run(gctx) })
 	srv, svc, err := n.httpServer()
 	if err != nil {
 		cancel()

@@ -9,6 +9,10 @@
 //     header carries what, how much of a body is read) and hand the bytes
 //     to replication.Node, which decodes them, checks them against the
 //     sender's role, and steps raft.
+//   - History: a node that installed a state image (no history below its
+//     floor) fetches the missing ranges from a trusted peer over
+//     PathHistory (Backfiller, ServeHistory; history.go), and the store
+//     verifies each against the Merkle tree before writing it.
 //   - Who is talking: Directory maps a TLS key to the node the ledger
 //     records for it, in its role (identify.go, spec/security.md "Peers"),
 //     and gives each peer's client, which accepts only that peer's key.

@@ -8,7 +8,9 @@ import (
 	"net/url"
 
 	"github.com/charterlog/charter/internal/fault"
+	"github.com/charterlog/charter/internal/store"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"golang.org/x/mod/sumdb/tlog"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -82,6 +84,18 @@ func (n *Node) SnapshotBase(from Sender) ([]byte, error) {
 	}
 	return base.MarshalBinary()
 }
+
+// HistoryRange answers a GET of peer.PathHistory: a range of the history
+// below floor, for a node backfilling what its state image left out
+// (store.HistoryRange). The edge has checked that the caller is a trusted
+// node.
+func (n *Node) HistoryRange(floor, from uint64, level, maxBytes int) (int, []tlog.Hash, [][]byte, error) {
+	return n.st.HistoryRange(floor, from, level, maxBytes)
+}
+
+// History is this node's history gap, and false when it holds its whole
+// ledger.
+func (n *Node) History() (store.HistoryGap, bool) { return n.st.History() }
 
 // decodeSnapshotMessage parses and checks a snapshot's MsgSnap for node
 // self. The transport has bounded raw by MaxMessageBytes.

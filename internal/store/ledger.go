@@ -50,12 +50,20 @@ func (b *Batch) PutLedgerState(v []byte) { b.Set(keyLedgerState, v) }
 func (s *Store) LedgerState() ([]byte, error) { return s.Get(keyLedgerState) }
 
 // Record returns the encoded transaction record at seqno, or ErrNotFound.
-func (s *Store) Record(seqno uint64) ([]byte, error) { return s.Get(recordKey(seqno)) }
+func (s *Store) Record(seqno uint64) ([]byte, error) {
+	g := s.gap.Load()
+	v, err := s.Get(recordKey(seqno))
+	if errors.Is(err, ErrNotFound) {
+		err = gapErr(g, seqno, err)
+	}
+	return v, err
+}
 
 // ScanRecords calls fn with each record from seqno from to to, in order,
 // through one iterator; raw is valid only during the call. A seqno missing
 // in the range is an error.
 func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) error) error {
+	g := s.gap.Load()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: recordKey(from), UpperBound: recordKey(to + 1)})
 	if err != nil {
 		return fmt.Errorf("store: iter: %w", err)
@@ -65,7 +73,7 @@ func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) e
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
 		if len(k) != len(prefixRecord)+8 || binary.BigEndian.Uint64(k[len(prefixRecord):]) != next {
-			return fmt.Errorf("store: record %d missing", next)
+			return gapErr(g, next, fmt.Errorf("store: record %d missing", next))
 		}
 		if err := fn(next, it.Value()); err != nil {
 			return err
@@ -76,7 +84,7 @@ func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) e
 		return err
 	}
 	if next != to+1 {
-		return fmt.Errorf("store: record %d missing", next)
+		return gapErr(g, next, fmt.Errorf("store: record %d missing", next))
 	}
 	return nil
 }
@@ -121,17 +129,32 @@ func (s *Store) ScanEntries(ctx context.Context, fn func(entry [32]byte)) error 
 
 // CheckpointCovering returns the tree size and seqno of the first checkpoint
 // whose tree size is at least size, or ErrNotFound.
+//
+// With history incomplete, the index lacks the checkpoints recorded in the
+// gap, and the first one covering a size below the floor may be among
+// them: the answer is ErrHistoryIncomplete, unless the checkpoint found is
+// recorded at or before the gap's start. Checkpoints sign growing trees,
+// so every missing one (recorded after it) signs a tree at least as large:
+// the one found is the first.
 func (s *Store) CheckpointCovering(size uint64) (treeSize, seqno uint64, err error) {
+	g := s.gap.Load()
 	k, v, err := s.SeekGE(prefixCheckpt, checkpointKey(size))
-	if err != nil {
-		return 0, 0, err
+	if err == nil {
+		treeSize, seqno = binary.BigEndian.Uint64(k[len(prefixCheckpt):]), binary.BigEndian.Uint64(v)
 	}
-	return binary.BigEndian.Uint64(k[len(prefixCheckpt):]), binary.BigEndian.Uint64(v), nil
+	if g != nil && size < g.Floor && (err != nil || seqno > g.Next) {
+		return 0, 0, fmt.Errorf("%w: the checkpoint covering tree size %d may be below %d", ErrHistoryIncomplete, size, g.Floor)
+	}
+	return treeSize, seqno, err
 }
 
 // CheckpointAt returns the seqno of the checkpoint of exactly treeSize.
 func (s *Store) CheckpointAt(treeSize uint64) (uint64, error) {
+	g := s.gap.Load()
 	v, err := s.Get(checkpointKey(treeSize))
+	if errors.Is(err, ErrNotFound) && g != nil && treeSize < g.Floor {
+		return 0, fmt.Errorf("%w: checkpoints below tree size %d", ErrHistoryIncomplete, g.Floor)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -140,8 +163,15 @@ func (s *Store) CheckpointAt(treeSize uint64) (uint64, error) {
 
 // ReadHashes implements tlog.HashReader over the durable stored hashes, with
 // one iterator for the whole request.
+// With history incomplete, a missing hash is one of the gap's:
+// ErrHistoryIncomplete.
 func (s *Store) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	return hashReader{s.db}.ReadHashes(indexes)
+	g := s.gap.Load()
+	hs, err := hashReader{s.db}.ReadHashes(indexes)
+	if g != nil && errors.Is(err, ErrNotFound) {
+		err = fmt.Errorf("%w: %v", ErrHistoryIncomplete, err)
+	}
+	return hs, err
 }
 
 // hashReader reads stored hashes from a database or one of its snapshots.

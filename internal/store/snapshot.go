@@ -25,19 +25,26 @@ import (
 // A snapshot image is this node's applied state, to bring a far-behind
 // follower up to date without the raft entries that made it:
 //
-//	"CHARTER-SNAPSHOT-2\n"
+//	"CHARTER-SNAPSHOT-3\n"
 //	uvarint(base) root                  the ledger prefix the follower holds
 //	                                    (its size and 32-byte tree hash; 0 and
 //	                                    zeros for none)
+//	uvarint(floor)                      0 for a delta image; else the image
+//	                                    is a state image without the history
+//	                                    from base to floor
 //	( uvarint(len(key)) key uvarint(len(value)) value )*
 //	uvarint(0)
 //	SHA-256 of all the bytes above
 //
-// The items are the applied position and ConfState, every key of the
-// key-value maps, the ledger state, and the ledger beyond base: records
-// after seqno base, stored hashes from tlog.StoredHashCount(base), and the
-// index items those records added (the registrations' entries, the
-// checkpoints' tree sizes). With base 0 that is the whole ledger.
+// An image of the older format, "CHARTER-SNAPSHOT-2\n", is the same
+// without the floor (a delta image), and still parses.
+//
+// Every image holds the applied position and ConfState, every key of the
+// key-value maps, and the ledger state. A delta image (floor 0) then holds
+// the ledger beyond base: records after seqno base, stored hashes from
+// tlog.StoredHashCount(base), and the index items those records added (the
+// registrations' entries, the checkpoints' tree sizes). With base 0 that is
+// the whole ledger.
 //
 // A ledger only grows and its committed prefix is the same on every node,
 // so a follower that holds the prefix of size base with the same tree hash
@@ -48,11 +55,42 @@ import (
 // same hash at that size, and the follower installs the image only if it
 // still holds that prefix.
 //
+// A follower that missed more than stateImageAfter transactions (a new
+// node, base 0, at 10^8 transactions) is sent a state image instead, whose
+// floor is the tree size of the leader's newest checkpoint. It holds no
+// history between base and floor: only the stored hashes of the complete
+// subtrees that make the tree of size floor (its right edge: what
+// appending, the root at floor and proofs for later leaves read), the
+// stored hashes, records and checkpoint index items after floor, and the
+// whole registrations' index (entry to seqno: 50 bytes a registration),
+// and the genesis transaction (which a node reads as it starts).
+// The index is whole because duplicate detection at apply is
+// deterministic on every node: a node that could not tell an old entry
+// from a new one would append a duplicate the others refuse, and fork.
+// The follower records the gap (history.go) and fetches it from its peers
+// afterwards (backfill), verifying each range against the hashes the image
+// gave it; the ledger checks the root at floor against the signed
+// checkpoint when it restores from the image.
+//
 // The receiver stages the whole image to a file and checks the digest and
 // the base before raft is told about it, so a torn or altered transfer, or
 // one relative to a prefix the node does not hold, is never installed.
 
-const snapshotMagic = "CHARTER-SNAPSHOT-2\n"
+const (
+	snapshotMagic   = "CHARTER-SNAPSHOT-3\n"
+	snapshotMagicV2 = "CHARTER-SNAPSHOT-2\n"
+)
+
+// stateImageAfter is how many transactions a follower may miss beyond its
+// base and still be sent a delta image; one that misses more is sent a
+// state image and backfills. A var for tests.
+var stateImageAfter uint64 = 4096
+
+// imageHeader is what an image says before its items.
+type imageHeader struct {
+	Base  Base
+	Floor uint64
+}
 
 // maxSnapshotKey and maxSnapshotValue bound what a staged image may hold
 // per item; a statement is at most a few MiB.
@@ -97,7 +135,8 @@ func (b *Base) UnmarshalBinary(p []byte) error {
 }
 
 // LedgerBase returns the ledger prefix this store holds: all of its
-// transactions. A delta image from a leader is relative to it.
+// transactions, or with history incomplete those below the gap. A delta
+// image from a leader is relative to it.
 func (s *Store) LedgerBase() (Base, error) { return ledgerBase(s.db) }
 
 func ledgerBase(r pebble.Reader) (Base, error) {
@@ -113,8 +152,16 @@ func ledgerBase(r pebble.Reader) (Base, error) {
 	if cerr := it.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil || size == 0 {
+	if err != nil {
 		return Base{}, err
+	}
+	if g, ok, err := readGap(r); err != nil {
+		return Base{}, err
+	} else if ok {
+		size = g.Next
+	}
+	if size == 0 {
+		return Base{}, nil
 	}
 	root, err := tlog.TreeHash(int64(size), hashReader{r})
 	if err != nil {
@@ -199,16 +246,66 @@ func (s *Store) OpenSnapshot(follower Base) (*pb.SnapshotMetadata, Base, io.Read
 	} else if !ok {
 		base = Base{}
 	}
+	floor, err := imageFloor(snap, base)
+	if err != nil {
+		return fail(err)
+	}
+	if floor > 0 {
+		s.log.Info("sending a state image without the history below its floor", "floor", floor, "follower_holds", base.Size)
+	}
 	meta := &pb.SnapshotMetadata{Index: proto.Uint64(index), Term: proto.Uint64(term), ConfState: cs}
 	pr, pw := io.Pipe()
 	go func() {
 		defer snap.Close()
-		pw.CloseWithError(writeImage(pw, snap, base))
+		pw.CloseWithError(writeImage(pw, snap, imageHeader{Base: base, Floor: floor}))
 	}()
 	return meta, base, pr, nil
 }
 
-func writeImage(w io.Writer, snap *pebble.Snapshot, base Base) error {
+// imageFloor decides between a delta image (0) and a state image (its
+// floor, the newest checkpoint's tree size) for a follower that holds
+// base. A state image when the follower misses more than stateImageAfter
+// transactions, or when this node's own history has a gap above base (a
+// delta would have to carry transactions this node does not hold); and
+// only if the newest checkpoint is beyond base (else the delta is short).
+func imageFloor(snap *pebble.Snapshot, base Base) (uint64, error) {
+	cp, err := newestCheckpointSize(snap)
+	if err != nil || cp <= base.Size {
+		return 0, err
+	}
+	own, gap, err := readGap(snap)
+	if err != nil {
+		return 0, err
+	}
+	size, err := ledgerBaseSize(snap)
+	if err != nil {
+		return 0, err
+	}
+	if size-base.Size > stateImageAfter || (gap && base.Size < own.Floor) {
+		return cp, nil
+	}
+	return 0, nil
+}
+
+// ledgerBaseSize is the seqno of the last record in r.
+func ledgerBaseSize(r pebble.Reader) (uint64, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefixRecord, UpperBound: prefixEnd(prefixRecord)})
+	if err != nil {
+		return 0, err
+	}
+	var size uint64
+	if it.Last() {
+		size = binary.BigEndian.Uint64(it.Key()[len(prefixRecord):])
+	}
+	err = it.Error()
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	return size, err
+}
+
+func writeImage(w io.Writer, snap *pebble.Snapshot, hdr imageHeader) error {
+	base, floor := hdr.Base, hdr.Floor
 	h := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 1<<20)
 	if _, err := bw.WriteString(snapshotMagic); err != nil {
@@ -216,6 +313,7 @@ func writeImage(w io.Writer, snap *pebble.Snapshot, base Base) error {
 	}
 	buf := binary.AppendUvarint(nil, base.Size)
 	buf = append(buf, base.Root[:]...)
+	buf = binary.AppendUvarint(buf, floor)
 	if _, err := bw.Write(buf); err != nil {
 		return err
 	}
@@ -261,7 +359,39 @@ func writeImage(w io.Writer, snap *pebble.Snapshot, base Base) error {
 		return err
 	}
 	ranges := [][2][]byte{{[]byte{famKV}, []byte{famKV + 1}}}
-	if base.Size == 0 {
+	if floor > 0 {
+		// A state image: the whole registrations' index, the right edge of
+		// floor's tree, and the stored hashes after floor.
+		ranges = append(ranges, [2][]byte{prefixEntryHash, prefixEnd(prefixEntryHash)})
+		var edge []int64
+		for _, st := range frontier(floor) {
+			edge = append(edge, tlog.StoredHashIndex(int(st[0]), st[1]))
+		}
+		hs, err := hashReader{snap}.ReadHashes(edge)
+		if err != nil {
+			return fmt.Errorf("store: snapshot: the tree's edge at %d: %w", floor, err)
+		}
+		for i, x := range edge {
+			if err := put(hashKey(x), hs[i][:]); err != nil {
+				return err
+			}
+		}
+		ranges = append(ranges,
+			[2][]byte{hashKey(tlog.StoredHashCount(int64(floor))), prefixEnd(prefixHash)})
+		// The genesis transaction too, which a node reads as it starts
+		// (the service's identity and configuration at creation).
+		if base.Size == 0 {
+			v, c, err := snap.Get(recordKey(1))
+			if err != nil {
+				return fmt.Errorf("store: snapshot: genesis record: %w", err)
+			}
+			err = put(recordKey(1), v)
+			c.Close()
+			if err != nil {
+				return err
+			}
+		}
+	} else if base.Size == 0 {
 		ranges = append(ranges, [2][]byte{[]byte{famLedger}, []byte{famLedger + 1}})
 	} else {
 		ranges = append(ranges,
@@ -277,13 +407,15 @@ func writeImage(w io.Writer, snap *pebble.Snapshot, base Base) error {
 			return err
 		}
 	}
-	if base.Size > 0 {
-		// The records after base, each followed by the index item it
-		// added: a registration's entry, a checkpoint's tree size. Both
-		// indexes are keyed by something other than the seqno (a
-		// checkpoint after base may sign a tree no larger than base), so
-		// their part beyond base is found through the records.
-		if err := each(recordKey(base.Size+1), prefixEnd(prefixRecord), func(k, v []byte) error {
+	if base.Size > 0 || floor > 0 {
+		// The records after base (after floor for a state image), each
+		// followed by the index item it added: a registration's entry, a
+		// checkpoint's tree size. Both indexes are keyed by something
+		// other than the seqno (a checkpoint after base may sign a tree no
+		// larger than base), so their part beyond base is found through
+		// the records. A state image has the whole entry index already.
+		from := max(base.Size, floor)
+		if err := each(recordKey(from+1), prefixEnd(prefixRecord), func(k, v []byte) error {
 			if err := put(k, v); err != nil {
 				return err
 			}
@@ -293,6 +425,9 @@ func writeImage(w io.Writer, snap *pebble.Snapshot, base Base) error {
 			}
 			switch rec.Type {
 			case log.TxRegistration:
+				if floor > 0 {
+					return nil
+				}
 				return put(entryHashKey(rec.Entry), entryValue(rec.Seqno, rec.View))
 			case log.TxCheckpoint:
 				cp, err := log.UnmarshalCheckpoint(rec.Body)
@@ -344,11 +479,11 @@ func (s *Store) StageSnapshot(dir string, r io.Reader) (string, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return "", err
 	}
-	base, err := readImage(bufio.NewReaderSize(f, 1<<20), func(k, v []byte) error { return nil })
+	hdr, err := readImage(bufio.NewReaderSize(f, 1<<20), func(k, v []byte) error { return nil })
 	if err != nil {
 		return "", err
 	}
-	if err := s.checkBase(base); err != nil {
+	if err := s.checkBase(hdr.Base); err != nil {
 		return "", err
 	}
 	if err := f.Close(); err != nil {
@@ -384,22 +519,31 @@ func (hr *hashingReader) Read(p []byte) (int, error) {
 }
 
 // readImage parses an image, calling fn for each item, and checks the
-// digest. It returns the base the image is relative to.
-func readImage(r *bufio.Reader, fn func(k, v []byte) error) (Base, error) {
-	var base Base
+// digest. It returns the image's header: the base it is relative to, and
+// its floor.
+func readImage(r *bufio.Reader, fn func(k, v []byte) error) (imageHeader, error) {
+	var hdr imageHeader
 	hr := &hashingReader{r: r, h: sha256.New()}
 	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(hr, magic); err != nil || string(magic) != snapshotMagic {
-		return base, fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
+	if _, err := io.ReadFull(hr, magic); err != nil || (string(magic) != snapshotMagic && string(magic) != snapshotMagicV2) {
+		return hdr, fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
 	}
 	size, err := binary.ReadUvarint(hr)
 	if err == nil {
-		_, err = io.ReadFull(hr, base.Root[:])
+		_, err = io.ReadFull(hr, hdr.Base.Root[:])
 	}
 	if err != nil || size > math.MaxInt64 {
-		return base, fmt.Errorf("%w: no ledger base", ErrBadSnapshot)
+		return hdr, fmt.Errorf("%w: no ledger base", ErrBadSnapshot)
 	}
-	base.Size = size
+	hdr.Base.Size = size
+	if string(magic) == snapshotMagic {
+		floor, err := binary.ReadUvarint(hr)
+		if err != nil || floor > math.MaxInt64 || (floor != 0 && floor <= size) {
+			return hdr, fmt.Errorf("%w: bad floor", ErrBadSnapshot)
+		}
+		hdr.Floor = floor
+	}
+	base := hdr
 	for {
 		kl, err := binary.ReadUvarint(hr)
 		if err != nil {
@@ -441,7 +585,7 @@ func readImage(r *bufio.Reader, fn func(k, v []byte) error) (Base, error) {
 	if _, err := r.ReadByte(); err != io.EOF {
 		return base, fmt.Errorf("%w: bytes after the digest", ErrBadSnapshot)
 	}
-	return base, nil
+	return hdr, nil
 }
 
 func snapshotKeyAllowed(k []byte) bool {
@@ -526,10 +670,15 @@ func (s *Store) installImage(path string, meta *pb.SnapshotMetadata) (*pb.HardSt
 	}
 	defer f.Close()
 	br := bufio.NewReaderSize(f, 1<<20)
-	base, err := peekBase(br)
+	hdr, err := peekHeader(br)
 	if err != nil {
 		return nil, err
 	}
+	base := hdr.Base
+	// A backfilled range was verified for the gap this install replaces:
+	// its batch goes before the install, or after it (and is refused).
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	// A delta keeps the ledger prefix it is relative to. Checked again here
 	// (as at staging) because the store may have changed since, and an
 	// install completed after a crash runs on whatever the store then
@@ -597,33 +746,52 @@ func (s *Store) installImage(path string, meta *pb.SnapshotMetadata) (*pb.HardSt
 	b.Set(keyHardState, hsBytes)
 	b.Set(keyConfState, csBytes)
 	b.SetApplied(meta.GetIndex(), meta.GetTerm())
+	// The gap, with the state it belongs to: a state image's, from what
+	// the node holds (base) to the floor; a delta leaves none (it carries
+	// everything after base, and base is all the node held below any gap
+	// it had).
+	gap := HistoryGap{Next: base.Size, Floor: hdr.Floor}
+	if hdr.Floor > 0 {
+		b.Set(keyHistory, encodeGap(gap))
+	} else {
+		b.Delete(keyHistory)
+	}
 	b.Delete(keyInstalling)
 	if err := b.Commit(true); err != nil {
 		return nil, err
 	}
+	s.publishHistory(gap, hdr.Floor > 0)
 	fault.Point(fault.SnapshotInstalled)
 	_ = os.Remove(path)
 	return hs, nil
 }
 
-// peekBase reads the base from an image's header, leaving r where it was.
-func peekBase(r *bufio.Reader) (Base, error) {
-	var base Base
-	head, err := r.Peek(len(snapshotMagic) + binary.MaxVarintLen64 + tlog.HashSize)
+// peekHeader reads an image's header, leaving r where it was.
+func peekHeader(r *bufio.Reader) (imageHeader, error) {
+	var hdr imageHeader
+	head, err := r.Peek(len(snapshotMagic) + 2*binary.MaxVarintLen64 + tlog.HashSize)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return base, err
+		return hdr, err
 	}
-	if !bytes.HasPrefix(head, []byte(snapshotMagic)) {
-		return base, fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
+	v3 := bytes.HasPrefix(head, []byte(snapshotMagic))
+	if !v3 && !bytes.HasPrefix(head, []byte(snapshotMagicV2)) {
+		return hdr, fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
 	}
 	head = head[len(snapshotMagic):]
 	size, n := binary.Uvarint(head)
 	if n <= 0 || len(head) < n+tlog.HashSize {
-		return base, fmt.Errorf("%w: no ledger base", ErrBadSnapshot)
+		return hdr, fmt.Errorf("%w: no ledger base", ErrBadSnapshot)
 	}
-	base.Size = size
-	copy(base.Root[:], head[n:])
-	return base, nil
+	hdr.Base.Size = size
+	copy(hdr.Base.Root[:], head[n:])
+	if v3 {
+		floor, k := binary.Uvarint(head[n+tlog.HashSize:])
+		if k <= 0 {
+			return hdr, fmt.Errorf("%w: bad floor", ErrBadSnapshot)
+		}
+		hdr.Floor = floor
+	}
+	return hdr, nil
 }
 
 // wipeState deletes the key-value maps, the raft entries and the applied
@@ -681,6 +849,7 @@ func (s *Store) recoverInstall() error {
 		b.Set(keyHardState, v)
 	}
 	b.Delete(keySnapMeta)
+	b.Delete(keyHistory) // the wipe took the ledger the gap was in
 	b.Delete(keyInstalling)
 	return b.Commit(true)
 }

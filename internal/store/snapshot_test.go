@@ -41,7 +41,7 @@ func filledStore(t *testing.T) *Store {
 	return s
 }
 
-func emptyStore(t *testing.T) *Store {
+func emptyStore(t testing.TB) *Store {
 	t.Helper()
 	s, err := Open(t.TempDir(), nil)
 	if err != nil {

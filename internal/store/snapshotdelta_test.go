@@ -23,7 +23,10 @@ type history struct {
 	hashes map[int64]tlog.Hash
 }
 
-func newHistory(t *testing.T, n int, salt string) *history {
+func newHistory(t testing.TB, n int, salt string) *history { return newHistoryPad(t, n, salt, 0) }
+
+// newHistoryPad is newHistory with statements of pad bytes more.
+func newHistoryPad(t testing.TB, n int, salt string, pad int) *history {
 	t.Helper()
 	h := &history{hashes: map[int64]tlog.Hash{}}
 	read := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
@@ -35,7 +38,7 @@ func newHistory(t *testing.T, n int, salt string) *history {
 	})
 	for i := 0; i < n; i++ {
 		seqno := uint64(i + 1)
-		body := []byte(fmt.Sprintf("%s statement %d", salt, seqno))
+		body := []byte(fmt.Sprintf("%s statement %d%s", salt, seqno, bytes.Repeat([]byte{'.'}, pad)))
 		rec := &log.Record{Type: log.TxRegistration, View: 2, Seqno: seqno, Entry: sha256.Sum256(body), Body: body}
 		if seqno%3 == 0 {
 			// A checkpoint signs a tree smaller than its own seqno, as in
@@ -66,7 +69,7 @@ func newHistory(t *testing.T, n int, salt string) *history {
 
 // write stores the first n transactions of h, with state of that moment:
 // the ledger state, a key-value map and the applied position.
-func (h *history) write(t *testing.T, s *Store, n int, applied uint64) {
+func (h *history) write(t testing.TB, s *Store, n int, applied uint64) {
 	t.Helper()
 	b := s.NewBatch()
 	for i := 0; i < n; i++ {
@@ -126,7 +129,7 @@ func sameState(t *testing.T, got, want *Store) {
 	}
 }
 
-func openImage(t *testing.T, s *Store, follower Base) (*pb.SnapshotMetadata, Base, []byte) {
+func openImage(t testing.TB, s *Store, follower Base) (*pb.SnapshotMetadata, Base, []byte) {
 	t.Helper()
 	meta, base, r, err := s.OpenSnapshot(follower)
 	if err != nil {

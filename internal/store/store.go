@@ -1,6 +1,8 @@
 // Package store is Charter's one embedded database per node: a Pebble store
 // that holds the raft log and hard state, the ledger (transactions, Merkle tree
-// stored hashes, checkpoints) and the key-value maps.
+// stored hashes, checkpoints) and the key-value maps; the snapshot images
+// that carry them between nodes (snapshot.go), and the history a state
+// image leaves out, its gap and its verified backfill (history.go).
 //
 // # Key space
 //
@@ -8,6 +10,7 @@
 // interleave and each can be scanned or dropped as a range:
 //
 //	0x00 "v"                    schema version (uint64, big-endian)
+//	0x00 "g"                    history gap: be64(next) be64(floor) (history.go)
 //	0x01 'e' be64(index)        raft entry (protobuf)
 //	0x01 'h'                    raft HardState (protobuf)
 //	0x01 'c'                    raft ConfState (protobuf)
@@ -37,6 +40,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 
 	"github.com/charterlog/charter/internal/fault"
@@ -67,6 +71,15 @@ var ErrNotFound = errors.New("store: not found")
 type Store struct {
 	db  *pebble.DB
 	log *slog.Logger
+
+	// gap is the history this store lacks (history.go), nil when it is
+	// complete; histChanged is closed at its next change (histMu).
+	gap         atomic.Pointer[HistoryGap]
+	histMu      sync.Mutex
+	histChanged chan struct{}
+	// writeMu orders a backfilled range's batch with a snapshot install,
+	// which replaces the gap the range was verified for.
+	writeMu sync.Mutex
 }
 
 // Open opens or creates the store in dir. A new store gets the current schema
@@ -105,6 +118,10 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 		return nil, err
 	}
 	if err := s.recoverInstall(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.loadHistory(); err != nil {
 		db.Close()
 		return nil, err
 	}
