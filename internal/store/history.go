@@ -356,7 +356,12 @@ func (s *Store) Backfill(floor, from uint64, level int, proof []tlog.Hash, recs 
 	} else {
 		b.Set(keyHistory, encodeGap(next))
 	}
-	if err := b.Commit(done); err != nil {
+	// Synced: a range is up to 4096 transactions fetched and verified, and
+	// Pebble keeps an unsynced batch in its own buffer for a moment, so a
+	// kill -9 right after an unsynced commit could lose the range (and a
+	// power loss the pages) and fetch it again. One fsync per range costs
+	// little beside the fetch.
+	if err := b.Commit(true); err != nil {
 		return err
 	}
 	s.publishHistory(next, !done)
