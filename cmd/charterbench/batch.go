@@ -57,12 +57,7 @@ func runClosedBatch(ctx context.Context, cfg loadConfig, size int) result {
 		}()
 	}
 	wg.Wait()
-	var total result
-	for i := range parts {
-		total.merge(&parts[i])
-	}
-	total.elapsed = time.Since(start)
-	return total
+	return mergeParts(parts, start)
 }
 
 // registerBatch POSTs stmts to base/entries/batch and returns one outcome

@@ -341,12 +341,7 @@ func closedLoop(ctx context.Context, n int, duration, maxWait time.Duration, op 
 		}()
 	}
 	wg.Wait()
-	var total result
-	for i := range parts {
-		total.merge(&parts[i])
-	}
-	total.elapsed = time.Since(start)
-	return total
+	return mergeParts(parts, start)
 }
 
 // runOpen is the latency phase: arrivals at a fixed rate for duration,
@@ -445,4 +440,15 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
 	rank = max(1, min(rank, len(sorted)))
 	return sorted[rank-1]
+}
+
+// mergeParts is the phase's result: its publishers' parts together, over
+// the time since start.
+func mergeParts(parts []result, start time.Time) result {
+	var total result
+	for i := range parts {
+		total.merge(&parts[i])
+	}
+	total.elapsed = time.Since(start)
+	return total
 }

@@ -370,18 +370,4 @@ func (s *Store) Backfill(floor, from uint64, level int, proof []tlog.Hash, recs 
 
 // newestCheckpointSize is the largest tree size a checkpoint in r signs,
 // 0 for none.
-func newestCheckpointSize(r pebble.Reader) (uint64, error) {
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefixCheckpt, UpperBound: prefixEnd(prefixCheckpt)})
-	if err != nil {
-		return 0, err
-	}
-	var size uint64
-	if it.Last() {
-		size = binary.BigEndian.Uint64(it.Key()[len(prefixCheckpt):])
-	}
-	err = it.Error()
-	if cerr := it.Close(); err == nil {
-		err = cerr
-	}
-	return size, err
-}
+func newestCheckpointSize(r pebble.Reader) (uint64, error) { return lastNumberUnder(r, prefixCheckpt) }

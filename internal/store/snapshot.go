@@ -140,18 +140,7 @@ func (b *Base) UnmarshalBinary(p []byte) error {
 func (s *Store) LedgerBase() (Base, error) { return ledgerBase(s.db) }
 
 func ledgerBase(r pebble.Reader) (Base, error) {
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefixRecord, UpperBound: prefixEnd(prefixRecord)})
-	if err != nil {
-		return Base{}, err
-	}
-	var size uint64
-	if it.Last() {
-		size = binary.BigEndian.Uint64(it.Key()[len(prefixRecord):])
-	}
-	err = it.Error()
-	if cerr := it.Close(); err == nil {
-		err = cerr
-	}
+	size, err := ledgerBaseSize(r)
 	if err != nil {
 		return Base{}, err
 	}
@@ -288,20 +277,25 @@ func imageFloor(snap *pebble.Snapshot, base Base) (uint64, error) {
 }
 
 // ledgerBaseSize is the seqno of the last record in r.
-func ledgerBaseSize(r pebble.Reader) (uint64, error) {
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefixRecord, UpperBound: prefixEnd(prefixRecord)})
+func ledgerBaseSize(r pebble.Reader) (uint64, error) { return lastNumberUnder(r, prefixRecord) }
+
+// lastNumberUnder is the number (big-endian uint64) that ends the last key
+// under prefix in r, 0 when there is none: the newest record's seqno, the
+// newest checkpoint's tree size.
+func lastNumberUnder(r pebble.Reader, prefix []byte) (uint64, error) {
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
 	if err != nil {
 		return 0, err
 	}
-	var size uint64
+	var n uint64
 	if it.Last() {
-		size = binary.BigEndian.Uint64(it.Key()[len(prefixRecord):])
+		n = binary.BigEndian.Uint64(it.Key()[len(prefix):])
 	}
 	err = it.Error()
 	if cerr := it.Close(); err == nil {
 		err = cerr
 	}
-	return size, err
+	return n, err
 }
 
 func writeImage(w io.Writer, snap *pebble.Snapshot, hdr imageHeader) error {
