@@ -358,28 +358,40 @@ func (s *Statement) parseCWT(v cbor.RawMessage) error {
 }
 
 func (s *Statement) parseX5Chain(v cbor.RawMessage) error {
-	// RFC 9360 §2: COSE_X509 = bstr / [2*certs: bstr].
+	// RFC 9360 §2: COSE_X509 = bstr / [2*certs: bstr]. v is a value of a
+	// header map decodeHeaderMap accepted (well-formed under the policy):
+	// the certificates are sub-slices of it, not copies.
 	switch cbor.Major(v) {
 	case cbor.MajorBytes:
-		der, err := cbor.DecodeBytes(v)
+		der, err := cbor.BytesContent(v)
 		if err != nil {
 			return fmt.Errorf("%w: x5chain (33): %v", ErrBadHeader, err)
 		}
 		s.X5Chain = [][]byte{der}
 	case cbor.MajorArray:
-		var certs []cbor.RawMessage
-		if err := decMode.Unmarshal(v, &certs); err != nil || len(certs) == 0 {
+		_, n, k, ok := cbor.ReadHead(v)
+		if !ok || n == 0 || n > uint64(len(v)) {
 			return fmt.Errorf("%w: x5chain (33) must be a bstr or a non-empty array of bstr", ErrBadHeader)
 		}
-		for _, c := range certs {
+		rest := v[k:]
+		s.X5Chain = make([][]byte, 0, n)
+		for range n {
+			c, after, err := cbor.Split(rest)
+			if err != nil {
+				return fmt.Errorf("%w: x5chain (33): %v", ErrBadHeader, err)
+			}
+			rest = after
 			if cbor.Major(c) != cbor.MajorBytes {
 				return fmt.Errorf("%w: x5chain (33) element is not a byte string", ErrBadHeader)
 			}
-			der, err := cbor.DecodeBytes(c)
+			der, err := cbor.BytesContent(c)
 			if err != nil {
 				return fmt.Errorf("%w: x5chain (33): %v", ErrBadHeader, err)
 			}
 			s.X5Chain = append(s.X5Chain, der)
+		}
+		if len(rest) != 0 {
+			return fmt.Errorf("%w: x5chain (33) must be a bstr or a non-empty array of bstr", ErrBadHeader)
 		}
 	default:
 		return fmt.Errorf("%w: x5chain (33) must be a bstr or an array of bstr", ErrBadHeader)
