@@ -92,7 +92,9 @@ func (r *recentRecords) span(from, to uint64) (uint64, [][]byte) {
 
 // ScanRecords calls fn with the encoded record of each seqno from from to
 // to (inclusive, all applied), in order: from memory when the newest
-// records are asked for, from the store otherwise.
+// records are asked for, from the store otherwise. raw is valid only
+// during the call (the store's iterator reuses it); fn copies what it
+// keeps.
 func (l *Ledger) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) error) error {
 	if from > to {
 		return nil
