@@ -46,17 +46,11 @@ func (l *Ledger) RegisterMany(ctx context.Context, regs []Registration) ([]log.T
 	l.mu.Lock()
 	for _, i := range fresh {
 		r := regs[i]
-		w, inFlight := l.pending[r.Entry]
-		if !inFlight {
-			w = &pendingReg{prop: log.Proposal{Type: log.TxRegistration, Entry: r.Entry, Body: r.Statement, Policy: r.Policy}, done: make(chan struct{})}
-			select {
-			case l.queue <- w:
-				l.pending[r.Entry] = w
-			default:
-				errs[i] = ErrOverloaded
-				overloaded++
-				continue
-			}
+		w := l.joinOrQueueLocked(log.Proposal{Type: log.TxRegistration, Entry: r.Entry, Body: r.Statement, Policy: r.Policy})
+		if w == nil {
+			errs[i] = ErrOverloaded
+			overloaded++
+			continue
 		}
 		waiters[i] = w
 	}

@@ -57,26 +57,36 @@ func (l *Ledger) submit(ctx context.Context, t log.TxType, body []byte) (log.TxI
 // registrations.
 func (l *Ledger) await(ctx context.Context, prop log.Proposal) (log.TxID, error) {
 	l.mu.Lock()
-	w, inFlight := l.pending[prop.Entry]
-	if !inFlight {
-		w = &pendingReg{prop: prop, done: make(chan struct{})}
-		select {
-		case l.queue <- w:
-			l.pending[prop.Entry] = w
-		default:
-			l.mu.Unlock()
-			if prop.Type == log.TxRegistration {
-				l.m.rejected.WithLabelValues("overloaded").Inc()
-			}
-			return log.TxID{}, ErrOverloaded
-		}
-	}
+	w := l.joinOrQueueLocked(prop)
 	l.mu.Unlock()
+	if w == nil {
+		if prop.Type == log.TxRegistration {
+			l.m.rejected.WithLabelValues("overloaded").Inc()
+		}
+		return log.TxID{}, ErrOverloaded
+	}
 	select {
 	case <-w.done:
 		return w.txid, w.err
 	case <-ctx.Done():
 		return log.TxID{}, ctx.Err()
+	}
+}
+
+// joinOrQueueLocked returns the waiter of prop's entry: the proposal of
+// that entry already in flight, or a new one queued for the sequencer; nil
+// when the queue is full. l.mu is held.
+func (l *Ledger) joinOrQueueLocked(prop log.Proposal) *pendingReg {
+	if w, inFlight := l.pending[prop.Entry]; inFlight {
+		return w
+	}
+	w := &pendingReg{prop: prop, done: make(chan struct{})}
+	select {
+	case l.queue <- w:
+		l.pending[prop.Entry] = w
+		return w
+	default:
+		return nil
 	}
 }
 
