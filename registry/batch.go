@@ -70,17 +70,21 @@ func DecodeBatch(body []byte, maxStatements int) ([][]byte, error) {
 	if err := batchDecMode.Wellformed(body); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBatchMalformed, err)
 	}
-	// Well-formed: every head and length below lies within body.
+	// Well-formed: the elements are only split, in place.
 	_, _, off, _ := cbor.ReadHead(body)
+	rest := body[off:]
 	out := make([][]byte, 0, n)
 	for i := range n {
-		major, size, h, _ := cbor.ReadHead(body[off:])
-		if major != cbor.MajorBytes {
+		item, after, err := cbor.Split(rest)
+		if err != nil {
+			return nil, fmt.Errorf("%w: element %d: %v", ErrBatchMalformed, i, err)
+		}
+		stmt, err := cbor.BytesContent(item)
+		if err != nil {
 			return nil, fmt.Errorf("%w: element %d is not a byte string", ErrBatchMalformed, i)
 		}
-		start := off + h
-		off = start + int(size)
-		out = append(out, body[start:off:off])
+		out = append(out, stmt)
+		rest = after
 	}
 	return out, nil
 }
