@@ -96,36 +96,26 @@ func (r *recentRecords) span(from, to uint64) (uint64, [][]byte) {
 // during the call (the store's iterator reuses it); fn copies what it
 // keeps.
 func (l *Ledger) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) error) error {
-	if from > to {
-		return nil
-	}
-	first, recs := l.recent.span(from, to)
-	if recs == nil {
-		// Not held: read what precedes the ring from the store, then the
-		// rest from the ring if it holds it now.
-		ringFirst, held := l.recent.start()
-		storeTo := to
-		if held && ringFirst > from && ringFirst <= to {
-			storeTo = ringFirst - 1
+	for from <= to {
+		first, recs := l.recent.span(from, to)
+		if recs == nil {
+			// Not held: from the store, up to where the held ones start.
+			end := to
+			if ringFirst, held := l.recent.start(); held && ringFirst > from && ringFirst <= to {
+				end = ringFirst - 1
+			}
+			if err := l.st.ScanRecords(from, end, fn); err != nil {
+				return err
+			}
+			from = end + 1
+			continue
 		}
-		if err := l.st.ScanRecords(from, storeTo, fn); err != nil {
-			return err
+		for i, rec := range recs {
+			if err := fn(first+uint64(i), rec); err != nil {
+				return err
+			}
 		}
-		if storeTo == to {
-			return nil
-		}
-		from = storeTo + 1
-		if first, recs = l.recent.span(from, to); recs == nil {
-			return l.st.ScanRecords(from, to, fn)
-		}
-	}
-	for i, rec := range recs {
-		if err := fn(first+uint64(i), rec); err != nil {
-			return err
-		}
-	}
-	if last := first + uint64(len(recs)) - 1; last < to {
-		return l.st.ScanRecords(last+1, to, fn)
+		from = first + uint64(len(recs))
 	}
 	return nil
 }
