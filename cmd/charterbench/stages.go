@@ -18,7 +18,6 @@ package main
 // The GC row is the Go runtime's own estimate of its background work.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -27,11 +26,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/charterlog/charter/internal/stagetime"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // The Go runtime's GC CPU estimates (runtime/metrics /cpu/classes/gc/…),
@@ -66,24 +66,31 @@ type stageSample struct {
 }
 
 // parseStageMetrics reads the stage and GC counters from a Prometheus text
-// exposition. It fails when the stage counters are missing: the node does
-// not export the breakdown.
+// exposition (with Prometheus's own parser). It fails when the stage
+// counters are missing: the node does not export the breakdown.
 func parseStageMetrics(body []byte) (stageSample, error) {
 	s := stageSample{stages: map[string]stageClock{}}
-	var gcTotal, gcAssist bool
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		return s, fmt.Errorf("metrics: %w", err)
+	}
+	value := func(m *dto.Metric) float64 {
+		switch {
+		case m.GetCounter() != nil:
+			return m.GetCounter().GetValue()
+		case m.GetGauge() != nil:
+			return m.GetGauge().GetValue()
+		default:
+			return m.GetUntyped().GetValue()
 		}
-		name, labels, value, err := parseSample(line)
-		if err != nil {
-			return s, err
-		}
-		switch name {
-		case stagetime.SecondsMetric, stagetime.RunsMetric:
+	}
+	for _, name := range []string{stagetime.SecondsMetric, stagetime.RunsMetric} {
+		for _, m := range families[name].GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
 			st := labels["stage"]
 			if st == "" {
 				return s, fmt.Errorf("%s without a stage label", name)
@@ -91,98 +98,26 @@ func parseStageMetrics(body []byte) (stageSample, error) {
 			c := s.stages[st]
 			c.clock = labels["clock"]
 			if name == stagetime.SecondsMetric {
-				c.seconds = value
+				c.seconds = value(m)
 			} else {
-				c.runs = value
+				c.runs = value(m)
 			}
 			s.stages[st] = c
-		case gcTotalMetric:
-			s.gc, gcTotal = value, true
-		case gcAssistMetric:
-			s.gcAssist, gcAssist = value, true
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return s, err
 	}
 	if len(s.stages) == 0 {
 		return s, fmt.Errorf("no %s: the node does not export its stage clocks (a charterd older than this charterbench?)", stagetime.SecondsMetric)
 	}
+	gc, gcTotal := families[gcTotalMetric]
+	assist, gcAssist := families[gcAssistMetric]
+	if gcTotal && len(gc.GetMetric()) > 0 {
+		s.gc = value(gc.GetMetric()[0])
+	}
+	if gcAssist && len(assist.GetMetric()) > 0 {
+		s.gcAssist = value(assist.GetMetric()[0])
+	}
 	s.gcKnown = gcTotal && gcAssist
 	return s, nil
-}
-
-// parseSample reads one sample line, `name{label="value",…} value
-// [timestamp]`, of the text exposition format.
-func parseSample(line string) (name string, labels map[string]string, value float64, err error) {
-	i := strings.IndexAny(line, "{ ")
-	if i <= 0 {
-		return "", nil, 0, fmt.Errorf("metrics line %q: no value", trim(line))
-	}
-	name, rest := line[:i], line[i:]
-	if rest[0] == '{' {
-		labels, rest, err = parseLabels(rest[1:])
-		if err != nil {
-			return "", nil, 0, fmt.Errorf("metrics line %q: %w", trim(line), err)
-		}
-	}
-	f := strings.Fields(rest)
-	if len(f) < 1 || len(f) > 2 {
-		return "", nil, 0, fmt.Errorf("metrics line %q: want a value and at most a timestamp", trim(line))
-	}
-	value, err = strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return "", nil, 0, fmt.Errorf("metrics line %q: value: %w", trim(line), err)
-	}
-	return name, labels, value, nil
-}
-
-// parseLabels reads `label="value",…}` and returns the rest of the line.
-func parseLabels(s string) (map[string]string, string, error) {
-	labels := map[string]string{}
-	for {
-		s = strings.TrimLeft(s, " ,")
-		if strings.HasPrefix(s, "}") {
-			return labels, s[1:], nil
-		}
-		eq := strings.IndexByte(s, '=')
-		if eq <= 0 || len(s) < eq+2 || s[eq+1] != '"' {
-			return nil, "", errors.New("malformed labels")
-		}
-		key := strings.TrimSpace(s[:eq])
-		s = s[eq+2:]
-		var v strings.Builder
-		closed := false
-		for j := 0; j < len(s); j++ {
-			c := s[j]
-			if c == '\\' && j+1 < len(s) {
-				j++
-				switch s[j] {
-				case 'n':
-					v.WriteByte('\n')
-				default:
-					v.WriteByte(s[j])
-				}
-				continue
-			}
-			if c == '"' {
-				s, closed = s[j+1:], true
-				break
-			}
-			v.WriteByte(c)
-		}
-		if !closed {
-			return nil, "", errors.New("unterminated label value")
-		}
-		labels[key] = v.String()
-	}
-}
-
-func trim(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
 }
 
 // scrapeStages reads the stage counters of every node and sums them.
