@@ -125,20 +125,33 @@ func (t *Tree) readLocked(indexes []int64) ([]tlog.Hash, error) {
 	out := make([]tlog.Hash, len(indexes))
 	var missIdx []int64
 	var missPos []int
-	t.readMu.Lock()
 	for i, x := range indexes {
 		if h, ok := t.cur[x]; ok {
 			out[i] = h
 		} else if h, ok := t.prev[x]; ok {
-			out[i] = h
-		} else if h, ok := t.read[x]; ok {
 			out[i] = h
 		} else {
 			missIdx = append(missIdx, x)
 			missPos = append(missPos, i)
 		}
 	}
+	if len(missIdx) == 0 {
+		// Appends end here: they read only recent hashes, without the
+		// read cache's lock.
+		return out, nil
+	}
+	t.readMu.Lock()
+	k := 0
+	for j, x := range missIdx {
+		if h, ok := t.read[x]; ok {
+			out[missPos[j]] = h
+		} else {
+			missIdx[k], missPos[k] = x, missPos[j]
+			k++
+		}
+	}
 	t.readMu.Unlock()
+	missIdx, missPos = missIdx[:k], missPos[:k]
 	if len(missIdx) == 0 {
 		return out, nil
 	}
