@@ -63,13 +63,26 @@ type stageSample struct {
 	gc       float64 // the runtime's GC CPU, seconds
 	gcAssist float64 // the part of gc that ran in goroutines that allocated
 	gcKnown  bool
+	// storage is Pebble's byte counters (storageMetrics), absent from a
+	// node that does not export them.
+	storage map[string]float64
+}
+
+// storageMetrics are the store's byte counters (internal/store's
+// Collector): what Pebble wrote and read for the node's writes, the work
+// of the goroutines no stage timer sees. Each is printed per registration.
+var storageMetrics = []struct{ metric, row string }{
+	{"charter_store_wal_bytes_written_total", "wal"},
+	{"charter_store_flushed_bytes_total", "flushed"},
+	{"charter_store_compacted_bytes_total", "compacted"},
+	{"charter_store_compaction_read_bytes_total", "compaction-read"},
 }
 
 // parseStageMetrics reads the stage and GC counters from a Prometheus text
 // exposition (with Prometheus's own parser). It fails when the stage
 // counters are missing: the node does not export the breakdown.
 func parseStageMetrics(body []byte) (stageSample, error) {
-	s := stageSample{stages: map[string]stageClock{}}
+	s := stageSample{stages: map[string]stageClock{}, storage: map[string]float64{}}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
 	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
 	if err != nil {
@@ -117,12 +130,17 @@ func parseStageMetrics(body []byte) (stageSample, error) {
 		s.gcAssist = value(assist.GetMetric()[0])
 	}
 	s.gcKnown = gcTotal && gcAssist
+	for _, sm := range storageMetrics {
+		if f, ok := families[sm.metric]; ok && len(f.GetMetric()) > 0 {
+			s.storage[sm.row] = value(f.GetMetric()[0])
+		}
+	}
 	return s, nil
 }
 
 // scrapeStages reads the stage counters of every node and sums them.
 func scrapeStages(ctx context.Context, c *http.Client, urls []*url.URL) (stageSample, error) {
-	total := stageSample{stages: map[string]stageClock{}, gcKnown: true}
+	total := stageSample{stages: map[string]stageClock{}, gcKnown: true, storage: map[string]float64{}}
 	for _, u := range urls {
 		s, err := scrapeNode(ctx, c, u)
 		if err != nil {
@@ -138,6 +156,9 @@ func scrapeStages(ctx context.Context, c *http.Client, urls []*url.URL) (stageSa
 		total.gc += s.gc
 		total.gcAssist += s.gcAssist
 		total.gcKnown = total.gcKnown && s.gcKnown
+		for row, v := range s.storage {
+			total.storage[row] += v
+		}
 	}
 	return total, nil
 }
@@ -174,7 +195,12 @@ func scrapeNode(ctx context.Context, c *http.Client, base *url.URL) (stageSample
 // since is the growth of the counters from before to s.
 func (s stageSample) since(before stageSample) stageSample {
 	d := stageSample{stages: map[string]stageClock{}, gc: s.gc - before.gc, gcAssist: s.gcAssist - before.gcAssist,
-		gcKnown: s.gcKnown && before.gcKnown}
+		gcKnown: s.gcKnown && before.gcKnown, storage: map[string]float64{}}
+	for row, v := range s.storage {
+		if b, ok := before.storage[row]; ok {
+			d.storage[row] = v - b
+		}
+	}
 	for name, st := range s.stages {
 		b := before.stages[name]
 		d.stages[name] = stageClock{seconds: st.seconds - b.seconds, runs: st.runs - b.runs, clock: st.clock}
@@ -275,6 +301,22 @@ func writeBreakdown(w io.Writer, b breakdown) {
 			"charterd CPU minus the rows above: HTTP/TLS, raft, Pebble's goroutines (WAL, flushes, compactions), scheduling")
 		if other < 0 {
 			fmt.Fprintln(w, "note: the rows add up to more than charterd's CPU: the wall-clock rows counted time their threads waited for a core (the machine is oversubscribed); read them as upper bounds")
+		}
+	}
+	writeStorage(w, b.stages.storage, n)
+}
+
+// writeStorage prints the store's bytes per registration: the measure of
+// the Pebble work inside the "other" row (WAL writes, flushes,
+// compactions). Every row starts with "storage NAME".
+func writeStorage(w io.Writer, storage map[string]float64, registrations float64) {
+	if len(storage) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%-7s %-16s %10s  %s\n", "", "store", "KiB/reg", "Pebble's counters, all nodes")
+	for _, sm := range storageMetrics {
+		if v, ok := storage[sm.row]; ok {
+			fmt.Fprintf(w, "%-7s %-16s %10.2f\n", "storage", sm.row, v/1024/registrations)
 		}
 	}
 }

@@ -508,7 +508,7 @@ func (n *Node) httpServer() (*http.Server, *registry.Service, error) {
 		LedgerDir:   LedgerDir(n.cfg.DataDir),
 		NetworkKind: func() string { return n.genesis.NetworkKind() },
 		Evidence:    n.evidence, NodeKey: &n.nodeKey.PublicKey,
-		Collectors: n.keeper.Collectors(),
+		Collectors: append(n.keeper.Collectors(), n.st.Collector()),
 	})
 	return &http.Server{
 		Handler: api.Handler(),
