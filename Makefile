@@ -9,6 +9,11 @@ DATA      ?= ./.charter
 CLUSTER   ?= ./.charter-cluster
 ADDR      ?= 127.0.0.1:8000
 BENCHARGS ?=
+# make bench's second registration run, on its own fresh node: the batch
+# path (POST /entries/batch), at the best setting measured so far
+# (spec/performance.md). Its flags follow BENCHARGS, so they win over
+# BENCHARGS's; empty skips that run
+BENCHBATCH ?= --batch 32 --publishers 64
 APPBENCHARGS ?=
 # bench-app's workloads: a bank of 1024 users (the clients rarely touch the
 # same account at once), then 128 users for 128 clients (every transfer
@@ -56,13 +61,17 @@ chaos:
 	CHARTER_CHAOS=1 CHARTER_CHAOS_ROUNDS=$(CHAOSROUNDS) CHARTER_CHAOS_SNAPSHOT_ENTRIES=$(CHAOSSNAPSHOTS) $(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./internal/e2e/
 
 ## bench: start a fresh dev node and measure registrations/s and latency
-## (BENCHARGS), then the banking app's transfers/s on one node and on
-## three (bench-app, APPBENCHARGS); about two minutes in all
+## of single statements (POST /entries; BENCHARGS), then on another fresh
+## node of batches (BENCHARGS, then BENCHBATCH, default --batch 32
+## --publishers 64), each with phase 1 and phase 2 at half load; then the
+## banking app's transfers/s on one node and on three (bench-app,
+## APPBENCHARGS); about three minutes in all
 bench:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/charterd ./cmd/charterd
 	$(GO) build -o $(BIN)/charterbench ./cmd/charterbench
 	$(BIN)/charterbench --charterd $(BIN)/charterd $(BENCHARGS)
+	$(if $(strip $(BENCHBATCH)),$(BIN)/charterbench --charterd $(BIN)/charterd $(BENCHARGS) $(BENCHBATCH))
 	for u in $(APPBENCHUSERS); do $(BIN)/charterbench --charterd $(BIN)/charterd --app banking --nodes 1,3 --users $$u $(APPBENCHARGS) || exit 1; done
 
 ## bench-app: deploy samples/banking on a fresh dev node and then a fresh

@@ -11,11 +11,12 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
-// --batch N: each publisher sends N pre-signed statements per POST
-// /entries/batch and waits for the answer before it sends the next N; the
-// rate counts statements registered, so it compares with --batch 1 (POST
-// /entries, one statement per request). Phase 1 only: an open loop paced
-// in statements would release them in bursts of N anyway.
+// --batch N: in phase 1 each publisher sends N pre-signed statements per
+// POST /entries/batch and waits for the answer before it sends the next N;
+// in phase 2 one batch of N arrives every N ÷ rate seconds, on the open
+// loop's fixed clock. The rate counts statements registered, and each
+// statement's latency is its batch's, so both compare with --batch 1 (POST
+// /entries, one statement per request).
 
 // batchItem is one statement's result in a batch answer (spec/api.md).
 type batchItem struct {
@@ -39,14 +40,10 @@ func runClosedBatch(ctx context.Context, cfg loadConfig, size int) result {
 			defer wg.Done()
 			r := &parts[i]
 			for ctx.Err() == nil && time.Now().Before(deadline) {
-				stmts := make([][]byte, size)
-				for j := range stmts {
-					s, err := cfg.pool.take()
-					if err != nil {
-						r.add(outcome{failure: "sign: " + err.Error()})
-						return
-					}
-					stmts[j] = s
+				stmts, err := takeBatch(cfg.pool, size)
+				if err != nil {
+					r.add(outcome{failure: "sign: " + err.Error()})
+					return
 				}
 				rctx, cancel := context.WithTimeout(ctx, cfg.maxWait)
 				for _, o := range registerBatch(rctx, cfg.clients[i], cfg.bases[i], stmts, time.Now()) {
@@ -58,6 +55,40 @@ func runClosedBatch(ctx context.Context, cfg loadConfig, size int) result {
 	}
 	wg.Wait()
 	return mergeParts(parts, start)
+}
+
+// runOpenBatch is phase 2 with batches: statements at perSecond for the
+// phase's duration, size to a POST /entries/batch, one batch every
+// size ÷ perSecond seconds on the open loop's fixed clock (openLoop), so a
+// late answer does not delay the next batch. Every statement's latency
+// counts from its batch's scheduled arrival.
+func runOpenBatch(ctx context.Context, cfg loadConfig, perSecond float64, size int) result {
+	return openLoop(ctx, cfg, planOpen(perSecond, cfg.duration, size), func(ctx context.Context, i int, at time.Time) []outcome {
+		stmts, err := takeBatch(cfg.pool, size)
+		if err != nil {
+			// The batch is not sent: each of its statements is a failure,
+			// so the phase still accounts for every scheduled statement.
+			out := make([]outcome, size)
+			for j := range out {
+				out[j] = outcome{failure: "sign: " + err.Error()}
+			}
+			return out
+		}
+		return registerBatch(ctx, cfg.clients[i], cfg.bases[i], stmts, at)
+	})
+}
+
+// takeBatch takes size statements from p.
+func takeBatch(p *pool, size int) ([][]byte, error) {
+	stmts := make([][]byte, size)
+	for j := range stmts {
+		s, err := p.take()
+		if err != nil {
+			return nil, err
+		}
+		stmts[j] = s
+	}
+	return stmts, nil
 }
 
 // registerBatch POSTs stmts to base/entries/batch and returns one outcome

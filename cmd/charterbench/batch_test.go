@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,5 +58,188 @@ func TestRegisterBatch(t *testing.T) {
 	out = registerBatch(ctx, srv.Client(), base, [][]byte{{1}}, time.Now())
 	if len(out) != 1 || out[0].ok || out[0].failure != "400 Bad Request" {
 		t.Fatalf("a refused batch: %+v", out)
+	}
+}
+
+// planOpen schedules whole requests: floor(rate × duration ÷ size)
+// arrivals, size ÷ rate apart; size 1 is the single-statement schedule.
+func TestPlanOpen(t *testing.T) {
+	for _, c := range []struct {
+		rate float64
+		d    time.Duration
+		size int
+		want openPlan
+	}{
+		{200, 300 * time.Millisecond, 1, openPlan{n: 60, interval: 5 * time.Millisecond, per: 1}},
+		{400, 300 * time.Millisecond, 4, openPlan{n: 30, interval: 10 * time.Millisecond, per: 4}},
+		{5400, 10 * time.Second, 32, openPlan{n: 1687, interval: 5925925 * time.Nanosecond, per: 32}},
+		{10, time.Second, 32, openPlan{n: 0, interval: 3200 * time.Millisecond, per: 32}},
+	} {
+		if got := planOpen(c.rate, c.d, c.size); got != c.want {
+			t.Errorf("planOpen(%v, %v, %d) = %+v, want %+v", c.rate, c.d, c.size, got, c.want)
+		}
+	}
+}
+
+// batchServer answers POST /entries/batch with answer(k, statements) for
+// the k-th batch (from 0) and records when each batch came and its size.
+type batchServer struct {
+	mu     sync.Mutex
+	times  []time.Time
+	sizes  []int
+	answer func(k int, stmts [][]byte, w http.ResponseWriter)
+}
+
+func (b *batchServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	var stmts [][]byte
+	if r.Method != http.MethodPost || r.URL.Path != "/entries/batch" || r.Header.Get("Content-Type") != "application/cbor" || cbor.Unmarshal(body, &stmts) != nil {
+		http.Error(w, "unexpected request", http.StatusTeapot)
+		return
+	}
+	b.mu.Lock()
+	k := len(b.times)
+	b.times = append(b.times, time.Now())
+	b.sizes = append(b.sizes, len(stmts))
+	b.mu.Unlock()
+	b.answer(k, stmts, w)
+}
+
+// receipts answers every statement of a batch with a receipt.
+func receipts(_ int, stmts [][]byte, w http.ResponseWriter) {
+	items := make([]batchItem, len(stmts))
+	for i := range items {
+		items[i] = batchItem{EntryID: fmt.Sprint(i), Receipt: []byte{0xd2, 0x84}}
+	}
+	out, _ := cbor.Marshal(items)
+	w.Header().Set("Content-Type", "application/cbor")
+	w.Write(out)
+}
+
+// Phase 2 with batches sends exactly the scheduled batches, each of size
+// statements, never before their scheduled time (so not in one burst),
+// and reports one latency per statement, its batch's.
+func TestOpenBatchPacing(t *testing.T) {
+	const (
+		size = 4
+		rate = 400.0 // statements/s: one batch every 10 ms
+	)
+	srv := &batchServer{answer: receipts}
+	cfg := fakeNode(t, srv, 8, 1000, 300*time.Millisecond)
+	plan := planOpen(rate, cfg.duration, size)
+	t0 := time.Now()
+	r := runOpenBatch(context.Background(), cfg, rate, size)
+
+	if r.errors() != 0 {
+		t.Fatalf("errors %v unsent %d, want none", r.failures, r.unsent)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if len(srv.times) != plan.n || plan.n != 30 {
+		t.Fatalf("the server saw %d batches, want the %d scheduled (400/s × 0.3 s ÷ 4 = 30)", len(srv.times), plan.n)
+	}
+	for k, n := range srv.sizes {
+		if n != size {
+			t.Errorf("batch %d carried %d statements, want %d", k, n, size)
+		}
+	}
+	// Batch k is released no earlier than start + k×interval, and the
+	// phase started after t0: however late a loaded machine runs, the k-th
+	// batch to reach the server cannot come before t0 + k×interval. A
+	// generator that sent its batches in a burst would.
+	times := slices.Clone(srv.times)
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	for k, at := range times {
+		if due := t0.Add(time.Duration(k) * plan.interval); at.Before(due) {
+			t.Errorf("batch %d reached the server %v before its schedule", k, due.Sub(at))
+		}
+	}
+	if r.ok != plan.n*size || len(r.latencies) != r.ok {
+		t.Fatalf("ok %d with %d latencies, want %d statements, one latency each", r.ok, len(r.latencies), plan.n*size)
+	}
+	// A statement's latency is its batch's: every value comes in fours.
+	count := map[time.Duration]int{}
+	for _, l := range r.latencies {
+		if l <= 0 {
+			t.Fatalf("latency %v", l)
+		}
+		count[l]++
+	}
+	for l, n := range count {
+		if n%size != 0 {
+			t.Errorf("latency %v seen %d times, want a multiple of the batch size %d", l, n, size)
+		}
+	}
+}
+
+// Errors in a batch phase 2 are counted per statement: a problem for one
+// statement in the answer is one error, a refused batch is size errors, a
+// batch that could not be signed is size errors; every scheduled statement
+// is accounted for.
+func TestOpenBatchErrorsPerStatement(t *testing.T) {
+	const size = 4
+	problem, _ := cbor.Marshal(map[int]string{-1: "ServiceUnavailable", -2: "try later"})
+	var whole, partial, refused atomic.Int64
+	srv := &batchServer{answer: func(k int, stmts [][]byte, w http.ResponseWriter) {
+		switch k % 3 {
+		case 0:
+			whole.Add(1)
+			receipts(k, stmts, w)
+		case 1:
+			partial.Add(1)
+			items := make([]batchItem, len(stmts))
+			for i := range items {
+				items[i] = batchItem{EntryID: fmt.Sprint(i), Receipt: []byte{1}}
+				if i%2 == 1 {
+					items[i] = batchItem{Title: "InvalidSignature", Detail: "bad"}
+				}
+			}
+			out, _ := cbor.Marshal(items)
+			w.Header().Set("Content-Type", "application/cbor")
+			w.Write(out)
+		case 2:
+			refused.Add(1)
+			w.Header().Set("Content-Type", "application/concise-problem-details+cbor")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write(problem)
+		}
+	}}
+	cfg := fakeNode(t, srv, 4, 1000, 300*time.Millisecond)
+	r := runOpenBatch(context.Background(), cfg, 400, size)
+
+	if n := whole.Load() + partial.Load() + refused.Load(); n != 30 || refused.Load() == 0 || partial.Load() == 0 {
+		t.Fatalf("the server answered %d batches (%d whole, %d partial, %d refused), want all 30 kinds", n, whole.Load(), partial.Load(), refused.Load())
+	}
+	want := map[string]int{
+		"200 batch: InvalidSignature": int(partial.Load()) * size / 2,
+		"503 ServiceUnavailable":      int(refused.Load()) * size,
+	}
+	if len(r.failures) != len(want) {
+		t.Errorf("failure kinds %v, want %v", r.failures, want)
+	}
+	for k, v := range want {
+		if r.failures[k] != v {
+			t.Errorf("failures[%q] = %d, want %d (all: %v)", k, r.failures[k], v, r.failures)
+		}
+	}
+	if wantOK := int(whole.Load())*size + int(partial.Load())*size/2; r.ok != wantOK || len(r.latencies) != wantOK {
+		t.Errorf("ok %d (%d latencies), want %d", r.ok, len(r.latencies), wantOK)
+	}
+	if r.ok+r.errors() != 30*size || r.unsent != 0 {
+		t.Errorf("ok %d + errors %d (unsent %d), want all %d statements accounted", r.ok, r.errors(), r.unsent, 30*size)
+	}
+
+	// A pool that cannot sign: no batch is sent, and each scheduled
+	// statement is one error.
+	cfg.pool = &pool{late: func() ([]byte, error) { return nil, errors.New("no key") }}
+	before := len(srv.times)
+	r = runOpenBatch(context.Background(), cfg, 400, size)
+	if r.ok != 0 || r.failures["sign: no key"] != 30*size || r.errors() != 30*size {
+		t.Errorf("unsignable batches: ok %d failures %v errors %d, want %d sign errors", r.ok, r.failures, r.errors(), 30*size)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if len(srv.times) != before {
+		t.Errorf("%d batches sent without statements", len(srv.times)-before)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/cose"
+	"github.com/fxamacker/cbor/v2"
 )
 
 // The test binary doubles as a fake charterd when this variable is set, so
@@ -118,9 +119,9 @@ func fakeIdentity(dir string) (tls.Certificate, error) {
 	return tls.Certificate{Certificate: [][]byte{nodeDER}, PrivateKey: nodeKey}, nil
 }
 
-// fakeMux answers /node/health and POST /entries, verifying each
-// statement as the service would; it counts accepted POSTs in posts when
-// that is not nil.
+// fakeMux answers /node/health, POST /entries and POST /entries/batch,
+// verifying each statement as the service would; it counts accepted
+// statements in posts when that is not nil.
 func fakeMux(posts *atomic.Int64) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /node/health", func(w http.ResponseWriter, r *http.Request) {
@@ -145,6 +146,36 @@ func fakeMux(posts *atomic.Int64) *http.ServeMux {
 		w.Header().Set("Location", fmt.Sprintf("/entries/%x", e))
 		w.WriteHeader(http.StatusCreated)
 		w.Write([]byte{0xd2, 0x84})
+	})
+	mux.HandleFunc("POST /entries/batch", func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var stmts [][]byte
+		if err := cbor.Unmarshal(b, &stmts); err != nil || len(stmts) == 0 {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		items := make([]batchItem, len(stmts))
+		for i, b := range stmts {
+			st, err := cose.ParseStatement(b, cose.ParseOptions{})
+			if err == nil {
+				_, err = st.Verify(cose.VerifyOptions{})
+			}
+			if err != nil {
+				items[i] = batchItem{Title: "InvalidSignature", Detail: err.Error()}
+				continue
+			}
+			if posts != nil {
+				posts.Add(1)
+			}
+			items[i] = batchItem{EntryID: fmt.Sprintf("%x", st.LeafEntry()), Receipt: []byte{0xd2, 0x84}}
+		}
+		out, err := cbor.Marshal(items)
+		if err != nil {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/cbor")
+		w.Write(out)
 	})
 	return mux
 }
@@ -368,5 +399,45 @@ func TestCompareStartsOneNodeThenCluster(t *testing.T) {
 	}
 	if _, err := os.Stat(strings.TrimPrefix(lines[2], "cluster 3 data ")); !os.IsNotExist(err) {
 		t.Errorf("the cluster's directory was not removed: %v", err)
+	}
+}
+
+// --batch N against a started node runs phase 2 too: its row is named with
+// the batch size, every statement the fake accepted is counted, and the
+// count is whole batches (a statement's outcome is its batch's).
+func TestRunBatchAgainstStartedNode(t *testing.T) {
+	record := filepath.Join(t.TempDir(), "record")
+	t.Setenv(fakeEnv, record)
+	var stdout, stderr strings.Builder
+	code := run(context.Background(), []string{
+		"--charterd", os.Args[0], "--batch", "4", "--publishers", "4", "--duration", "300ms",
+		"--keys", "2", "--payload-bytes", "100", "--presign-rate", "2000", "--verify-time", "100ms",
+	}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	out := stdout.String()
+	if !strings.Contains(out, "1 closed, 4 publishers × 4") {
+		t.Errorf("output lacks the batch phase 1 row:\n%s", out)
+	}
+	if strings.Contains(stderr.String(), "phase 2 skipped") || strings.Contains(out, "errors in phase") {
+		t.Fatalf("phase 2 skipped or failed\nstdout:\n%s\nstderr:\n%s", out, stderr.String())
+	}
+	var row2 []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "2 open at ") {
+			row2 = strings.Fields(l)
+		}
+	}
+	// "2 open at R/s × 4  rate p50 p99 ok errors"
+	if len(row2) != 11 || row2[4] != "×" || row2[5] != "4" {
+		t.Fatalf("phase 2 row %q, want \"2 open at R/s × 4\" and five figures:\n%s", row2, out)
+	}
+	var ok, errs int
+	if _, err := fmt.Sscanf(row2[9]+" "+row2[10], "%d %d", &ok, &errs); err != nil || ok == 0 || ok%4 != 0 || errs != 0 {
+		t.Errorf("phase 2 ok %q errors %q: want whole batches of 4 and no errors (%v)", row2[9], row2[10], err)
+	}
+	if row2[7] == "-" || row2[8] == "-" {
+		t.Errorf("phase 2 reports no latencies: %q", row2)
 	}
 }

@@ -344,12 +344,6 @@ func closedLoop(ctx context.Context, n int, duration, maxWait time.Duration, op 
 	return mergeParts(parts, start)
 }
 
-// runOpen is the latency phase: arrivals at a fixed rate for duration,
-// whatever the server's pace (open loop). The latency of a registration
-// counts from its scheduled arrival, so time spent waiting for a free
-// publisher is included and a slow server cannot hide its queue
-// (no coordinated omission). Arrivals not sent by duration+maxWait are
-// counted as unsent errors.
 // dueArrivals is how many of the n arrivals scheduled every interval from
 // start are due at now: arrival i is due at start + i×interval, whenever the
 // generator gets to run, so a late wake-up sends the backlog at once and
@@ -361,12 +355,51 @@ func dueArrivals(start, now time.Time, interval time.Duration, n int) int {
 	return min(n, int(now.Sub(start)/interval)+1)
 }
 
+// openPlan is an open loop's schedule: n arrivals, one every interval from
+// the phase start, each carrying per statements.
+type openPlan struct {
+	n        int
+	interval time.Duration
+	per      int
+}
+
+// planOpen schedules statements at perSecond for duration, per statements
+// to an arrival (one request): floor(perSecond × duration ÷ per) arrivals,
+// per ÷ perSecond apart. Only whole requests are scheduled, so a batch
+// plan sends at most per-1 statements fewer than a single-statement one.
+func planOpen(perSecond float64, duration time.Duration, per int) openPlan {
+	return openPlan{
+		n:        int(math.Floor(perSecond * duration.Seconds() / float64(per))),
+		interval: time.Duration(float64(per) * float64(time.Second) / perSecond),
+		per:      per,
+	}
+}
+
+// runOpen is the latency phase: single statements arriving at perSecond
+// for the phase's duration, whatever the server's pace (see openLoop).
 func runOpen(ctx context.Context, cfg loadConfig, perSecond float64) result {
-	n := int(math.Floor(perSecond * cfg.duration.Seconds()))
+	return openLoop(ctx, cfg, planOpen(perSecond, cfg.duration, 1), func(ctx context.Context, i int, at time.Time) []outcome {
+		stmt, err := cfg.pool.take()
+		if err != nil {
+			return []outcome{{failure: "sign: " + err.Error()}}
+		}
+		return []outcome{register(ctx, cfg.clients[i], cfg.bases[i], stmt, at)}
+	})
+}
+
+// openLoop is an open loop: plan.n arrivals at fixed times for the phase's
+// duration, whatever the server's pace. A free publisher serves the next
+// due arrival with op, which returns exactly plan.per outcomes (one per
+// statement it carried) with latencies counted from the scheduled arrival
+// at, so time spent waiting for a free publisher is included and a slow
+// server cannot hide its queue (no coordinated omission). Arrivals not sent
+// by duration+maxWait are counted as plan.per unsent errors each.
+func openLoop(ctx context.Context, cfg loadConfig, plan openPlan, op func(ctx context.Context, i int, at time.Time) []outcome) result {
+	n := plan.n
 	arrivals := make(chan time.Time, max(n, 1))
 	start := time.Now()
 	drainBy := start.Add(cfg.duration + cfg.maxWait)
-	interval := time.Duration(float64(time.Second) / perSecond)
+	interval := plan.interval
 
 	go func() {
 		defer close(arrivals)
@@ -389,23 +422,20 @@ func runOpen(ctx context.Context, cfg loadConfig, perSecond float64) result {
 
 	parts := make([]result, len(cfg.clients))
 	var wg sync.WaitGroup
-	for i, c := range cfg.clients {
+	for i := range cfg.clients {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := &parts[i]
 			for at := range arrivals {
 				if ctx.Err() != nil || time.Now().After(drainBy) {
-					r.unsent++
-					continue
-				}
-				stmt, err := cfg.pool.take()
-				if err != nil {
-					r.add(outcome{failure: "sign: " + err.Error()})
+					r.unsent += plan.per
 					continue
 				}
 				rctx, cancel := context.WithDeadline(ctx, minTime(time.Now().Add(cfg.maxWait), drainBy))
-				r.add(register(rctx, c, cfg.bases[i], stmt, at))
+				for _, o := range op(rctx, i, at) {
+					r.add(o)
+				}
 				cancel()
 			}
 		}()
@@ -418,7 +448,7 @@ func runOpen(ctx context.Context, cfg loadConfig, perSecond float64) result {
 	// Arrivals never dispatched because ctx ended early are unsent too
 	// (errors() already counts the unsent ones the publishers skipped).
 	accounted := total.ok + total.errors()
-	total.unsent += n - accounted
+	total.unsent += n*plan.per - accounted
 	total.elapsed = time.Since(start)
 	return total
 }

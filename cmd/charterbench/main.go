@@ -16,6 +16,12 @@
 //	         --duration; latency counts from the scheduled arrival
 //	phase 3  one goroutine verifying one ES256 signature for --verify-time
 //
+// --batch N sends N statements per POST /entries/batch instead (batch.go):
+// in phase 1 each publisher its next N when the last N are answered, in
+// phase 2 one batch of N every N ÷ rate seconds on the same fixed clock.
+// Rates count statements, and a statement's latency is its batch's (until
+// its receipt, in the answer or from GET /entries/{id}).
+//
 // Failures are counted by status and problem title and always printed.
 //
 // After each network's table: the server CPU per registration of phase 1
@@ -133,7 +139,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.payloadBytes, "payload-bytes", 1024, "payload size of each statement")
 	fs.IntVar(&o.keys, "keys", 8, "distinct ES256 publisher keys and chains")
 	fs.IntVar(&o.presignRate, "presign-rate", 20000, "statements signed ahead for phase 1, per second of --duration")
-	fs.IntVar(&o.batch, "batch", 1, "statements per request: 1 sends POST /entries; N > 1 sends N per POST /entries/batch (phase 1 only; the rate counts statements)")
+	fs.IntVar(&o.batch, "batch", 1, "statements per request: 1 sends POST /entries; N > 1 sends N per POST /entries/batch, in phase 2 one batch every N ÷ rate seconds (the rate counts statements; each statement's latency is its batch's)")
 	fs.DurationVar(&o.maxWait, "max-wait", 30*time.Second, "longest one registration may take (POST and polls) before it counts as a timeout")
 	fs.DurationVar(&o.verifyTime, "verify-time", 2*time.Second, "length of the single-core ES256 verify measurement")
 	fs.DurationVar(&o.startTimeout, "start-timeout", 60*time.Second, "how long to wait for a started charterd to serve")
@@ -447,20 +453,27 @@ func measure(ctx context.Context, o options, s *signer, v variant, stderr io.Wri
 	}
 
 	target := r1.rate() / 2
-	if o.batch > 1 {
-		fmt.Fprintln(stderr, "phase 2 skipped: --batch measures phase 1 only")
-	} else if target*o.duration.Seconds() >= 1 && ctx.Err() == nil {
-		n2 := int(math.Ceil(target*o.duration.Seconds())) + o.publishers
+	plan := planOpen(target, o.duration, o.batch)
+	if plan.n >= 1 && ctx.Err() == nil {
+		n2 := plan.n*plan.per + o.publishers
 		fmt.Fprintf(stderr, "signing %d statements for phase 2…\n", n2)
 		pool2, err := s.presign(n2)
 		if err != nil {
 			return m, err
 		}
 		cfg := pubs.config(o, pool2)
-		fmt.Fprintf(stderr, "phase 2: open loop at %.1f/s, %s…\n", target, o.duration)
-		r2 := runOpen(ctx, cfg, target)
+		name := fmt.Sprintf("2 open at %.1f/s", target)
+		var r2 result
+		if o.batch > 1 {
+			name += fmt.Sprintf(" × %d", o.batch)
+			fmt.Fprintf(stderr, "phase 2: open loop at %.1f statements/s, a batch of %d every %s, %s…\n", target, o.batch, plan.interval.Round(time.Microsecond), o.duration)
+			r2 = runOpenBatch(ctx, cfg, target, o.batch)
+		} else {
+			fmt.Fprintf(stderr, "phase 2: open loop at %.1f/s, %s…\n", target, o.duration)
+			r2 = runOpen(ctx, cfg, target)
+		}
 		m.signedLate += pool2.signed.Load()
-		m.rows = append(m.rows, row{name: fmt.Sprintf("2 open at %.1f/s", target), r: r2})
+		m.rows = append(m.rows, row{name: name, r: r2})
 	} else {
 		fmt.Fprintln(stderr, "phase 2 skipped: phase 1 registered too little to pace half of it")
 	}
