@@ -27,12 +27,14 @@ var (
 		"Compactions, of every kind (moves included).", nil, nil)
 	descDisk = prometheus.NewDesc("charter_store_disk_bytes",
 		"Disk space the store uses (tables, blob files, WAL, manifests).", nil, nil)
+	descBlob = prometheus.NewDesc("charter_store_blob_bytes",
+		"Disk space of the blob files, where the store keeps large values (statements) apart from their keys.", nil, nil)
 	descL0 = prometheus.NewDesc("charter_store_l0_tables",
 		"Tables in level 0: many means compactions are behind the writes.", nil, nil)
 )
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descWAL, descFlushed, descCompacted, descCompactRead, descFlushes, descCompactions, descDisk, descL0} {
+	for _, d := range []*prometheus.Desc{descWAL, descFlushed, descCompacted, descCompactRead, descFlushes, descCompactions, descDisk, descBlob, descL0} {
 		ch <- d
 	}
 }
@@ -59,5 +61,6 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descFlushes, float64(m.Flush.Count))
 	counter(descCompactions, float64(m.Compact.Count))
 	gauge(descDisk, float64(m.DiskSpaceUsage()))
+	gauge(descBlob, float64(m.BlobFiles.LiveSize))
 	gauge(descL0, float64(m.Levels[0].TablesCount))
 }
