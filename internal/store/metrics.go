@@ -1,6 +1,11 @@
 package store
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Collector exports Pebble's own accounting of the store at each scrape: what
 // the node's writes cost the disk after the write itself (the WAL, memtable
@@ -29,12 +34,16 @@ var (
 		"Disk space the store uses (tables, blob files, WAL, manifests).", nil, nil)
 	descBlob = prometheus.NewDesc("charter_store_blob_bytes",
 		"Disk space of the blob files, where the store keeps large values (statements) apart from their keys.", nil, nil)
+	descStalls = prometheus.NewDesc("charter_store_write_stalls_total",
+		"Times Pebble held the node's writes back because flushes or compactions were behind.", nil, nil)
+	descStallTime = prometheus.NewDesc("charter_store_write_stall_seconds_total",
+		"Time the node's writes were held back by Pebble (a stall in progress counts up to now).", nil, nil)
 	descL0 = prometheus.NewDesc("charter_store_l0_tables",
 		"Tables in level 0: many means compactions are behind the writes.", nil, nil)
 )
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descWAL, descFlushed, descCompacted, descCompactRead, descFlushes, descCompactions, descDisk, descBlob, descL0} {
+	for _, d := range []*prometheus.Desc{descWAL, descFlushed, descCompacted, descCompactRead, descFlushes, descCompactions, descDisk, descBlob, descStalls, descStallTime, descL0} {
 		ch <- d
 	}
 }
@@ -61,6 +70,48 @@ func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descFlushes, float64(m.Flush.Count))
 	counter(descCompactions, float64(m.Compact.Count))
 	gauge(descDisk, float64(m.DiskSpaceUsage()))
+	stalls, stalled := c.s.stalls.read(time.Now())
+	counter(descStalls, float64(stalls))
+	counter(descStallTime, stalled.Seconds())
 	gauge(descBlob, float64(m.BlobFiles.LiveSize))
 	gauge(descL0, float64(m.Levels[0].TablesCount))
+}
+
+// stallClock counts Pebble's write stalls and their time, from its
+// WriteStallBegin and WriteStallEnd events.
+type stallClock struct {
+	mu      sync.Mutex
+	count   uint64
+	total   time.Duration
+	started time.Time // zero when no stall is in progress
+}
+
+func (c *stallClock) begin() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started.IsZero() {
+		c.count++
+		c.started = time.Now()
+	}
+}
+
+func (c *stallClock) end() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.started.IsZero() {
+		c.total += time.Since(c.started)
+		c.started = time.Time{}
+	}
+}
+
+// read is the stalls so far and their time, a stall in progress counted
+// up to now.
+func (c *stallClock) read(now time.Time) (uint64, time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.total
+	if !c.started.IsZero() {
+		t += now.Sub(c.started)
+	}
+	return c.count, t
 }

@@ -5,6 +5,9 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/charterlog/charter/internal/store"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -57,5 +60,29 @@ func TestCollectorCountsStoreWork(t *testing.T) {
 		if strings.HasSuffix(name, "_total") && settled[name] < v {
 			t.Errorf("counter %s went down: %v then %v", name, v, settled[name])
 		}
+	}
+}
+
+// A stall counts once however many begin events Pebble sends for it, and
+// its time counts up to now while it lasts.
+func TestStallClock(t *testing.T) {
+	var c store.StallClockForTest
+	t0 := time.Now()
+	if n, d := c.Read(t0); n != 0 || d != 0 {
+		t.Fatalf("fresh clock: %d stalls, %v", n, d)
+	}
+	c.Begin()
+	c.Begin()
+	if n, d := c.Read(time.Now().Add(time.Second)); n != 1 || d < time.Second {
+		t.Fatalf("in a stall: %d stalls, %v; want 1 and at least 1s", n, d)
+	}
+	c.End()
+	n, d := c.Read(time.Now().Add(time.Hour))
+	if n != 1 || d >= time.Hour {
+		t.Fatalf("after the stall: %d stalls, %v; the hour after it must not count", n, d)
+	}
+	c.End()
+	if n2, d2 := c.Read(time.Now()); n2 != n || d2 != d {
+		t.Fatalf("an end without a begin changed the clock: %d, %v then %d, %v", n, d, n2, d2)
 	}
 }

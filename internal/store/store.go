@@ -85,6 +85,9 @@ type Store struct {
 	// writeMu orders a backfilled range's batch with a snapshot install,
 	// which replaces the gap the range was verified for.
 	writeMu sync.Mutex
+
+	// stalls accounts Pebble's write stalls (metrics.go).
+	stalls stallClock
 }
 
 // Open opens or creates the store in dir. A new store gets the current schema
@@ -136,11 +139,16 @@ func Open(dir string, logger *slog.Logger) (*Store, error) {
 	if fault.Armed(fault.StorageWriteError) {
 		opts.FS = failingWrites(fault.StorageWritesBeforeError)
 	}
+	s := &Store{log: logger}
+	opts.EventListener = &pebble.EventListener{
+		WriteStallBegin: func(pebble.WriteStallBeginInfo) { s.stalls.begin() },
+		WriteStallEnd:   s.stalls.end,
+	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dir, err)
 	}
-	s := &Store{db: db, log: logger}
+	s.db = db
 	if err := s.ensureVersion(); err != nil {
 		db.Close()
 		return nil, err
