@@ -281,7 +281,7 @@ func TestFailuresCountedByKind(t *testing.T) {
 	}
 
 	var out strings.Builder
-	report(&out, []row{{name: "1 closed", r: r}}, 1000, 0)
+	report(&out, []row{{name: "1 closed", r: r}}, yardstick{median: 1000, slices: 1}, 0)
 	for k := range want {
 		if !strings.Contains(out.String(), k) {
 			t.Errorf("report does not list %q:\n%s", k, out.String())
@@ -435,7 +435,13 @@ func TestVerifyRate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r < 100 {
+	if r.median < 100 {
 		t.Errorf("%v ES256 verifies/s: implausibly slow", r)
+	}
+	if r.slices != yardstickSlices || r.slice != 10*time.Millisecond || !(r.min <= r.median && r.median <= r.max) {
+		t.Errorf("yardstick %+v: want %d slices of 10ms, min ≤ median ≤ max", r, yardstickSlices)
+	}
+	if got := r.String(); !strings.Contains(got, "median of 5 slices of 10ms: ") {
+		t.Errorf("yardstick prints %q", got)
 	}
 }

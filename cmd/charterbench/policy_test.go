@@ -177,7 +177,7 @@ func TestFailureExampleDetail(t *testing.T) {
 	other.add(outcome{failure: "503 ServiceUnavailable", detail: "not the leader"})
 	r.merge(&other)
 	var out strings.Builder
-	report(&out, []row{{name: "1 closed", r: r}}, 1000, 0)
+	report(&out, []row{{name: "1 closed", r: r}}, yardstick{median: 1000, slices: 1}, 0)
 	for _, want := range []string{"400 PolicyError                          3\n    e.g. policy: time limit exceeded\n", "e.g. not the leader\n"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
