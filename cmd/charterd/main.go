@@ -34,6 +34,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -129,10 +130,29 @@ func dev(args []string, stderr io.Writer) int {
 
 // runNode runs one node until SIGINT or SIGTERM. onServing is called once
 // it serves.
+// nodeProcs is the GOMAXPROCS a node runs with: one more than the
+// runtime's default (the CPUs it may use), or 0 to leave it, when the
+// operator set GOMAXPROCS. Under load a node's Pebble goroutines are often
+// in write and sync system calls, and a P stays with its thread in the
+// kernel until the runtime hands it off. On two cores, `make bench`'s
+// batch load left the machine about 12% idle with the default; with one
+// more P it was 7–8% idle, and four alternating pairs of runs gave a
+// median 11,200 registrations/s against 10,100, with the same CPU per
+// registration.
+func nodeProcs(env string, def int) int {
+	if env != "" {
+		return 0
+	}
+	return def + 1
+}
+
 func runNode(cfg config.Config, mode node.Mode, debugAddr string, stderr io.Writer, onServing func(*node.Node)) int {
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()})).With("node_id", cfg.NodeID)
 	if os.Getenv("GOGC") == "" && cfg.GCPercent != 0 { // 0 only if cfg was never validated
 		debug.SetGCPercent(cfg.GCPercent)
+	}
+	if n := nodeProcs(os.Getenv("GOMAXPROCS"), runtime.GOMAXPROCS(0)); n > 0 {
+		runtime.GOMAXPROCS(n)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
