@@ -133,7 +133,7 @@ type checkedStatement struct {
 
 // postBatch registers a batch of signed statements: each is checked as
 // POST /entries checks one, the checks spread over a bounded pool of
-// workers (BatchWorkers, default GOMAXPROCS), the accepted ones handed to
+// workers (BatchWorkers, default the CPUs), the accepted ones handed to
 // the ledger in one call, and the answer lists every statement's outcome
 // in request order. Only a request that is bad as a whole (media type,
 // size, count, not an array of byte strings) is answered with a problem;
@@ -182,7 +182,10 @@ func (s *Service) checkBatch(ctx context.Context, stmts [][]byte, pol Policy, rp
 	out := make([]checkedStatement, len(stmts))
 	workers := s.BatchWorkers
 	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+		// The CPUs, not the Go processors: a node runs one processor
+		// more than its CPUs so that the network and the ledger find
+		// one free while signatures are checked (cmd/charterd).
+		workers = min(runtime.NumCPU(), runtime.GOMAXPROCS(0))
 	}
 	workers = min(workers, len(stmts))
 	var next atomic.Int64

@@ -102,7 +102,8 @@ type Service struct {
 	// BatchMaxStatements and BatchMaxBytes bound a POST /entries/batch
 	// request (batch.go); zero: DefaultBatchMaxStatements and
 	// DefaultBatchMaxBytes. BatchWorkers bounds the goroutines that check
-	// one batch's statements; zero: GOMAXPROCS.
+	// one batch's statements; zero: the CPUs the process may use (the
+	// smaller of runtime.NumCPU and GOMAXPROCS).
 	BatchMaxStatements int
 	BatchMaxBytes      int
 	BatchWorkers       int
