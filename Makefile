@@ -107,7 +107,7 @@ bench-policy:
 
 ## bench-scale: what a registration costs the ledger (CPU per registration,
 ## HTTP and signatures aside) once it holds 0, 10^6 and 10^7 transactions of
-## 1 KiB statements, filled through Import (about 12 GB and 15 minutes for
+## 1 KiB statements, filled through Import (about 13 GB and 6 minutes for
 ## 10^7 on a 2-core machine; SCALEDIR keeps the filled stores for the next
 ## run); SCALEREGS registrations are measured at each size
 SCALEDIR  ?= $(CURDIR)/.charter-scale
