@@ -243,3 +243,30 @@ func TestOpenBatchErrorsPerStatement(t *testing.T) {
 		t.Errorf("%d batches sent without statements", len(srv.times)-before)
 	}
 }
+
+// An arrival whose op answers for fewer statements than it carried (or
+// more) is counted statement by statement all the same: the missing ones
+// are failures that say so, the phase's counts match its schedule, and
+// nothing shows as a negative unsent figure.
+func TestOpenLoopFitsOutcomesToArrivals(t *testing.T) {
+	const size = 4
+	cfg := fakeNode(t, &batchServer{answer: receipts}, 4, 1000, 300*time.Millisecond)
+	plan := planOpen(400, cfg.duration, size)
+	var calls atomic.Int64
+	r := openLoop(context.Background(), cfg, plan, func(ctx context.Context, i int, at time.Time) []outcome {
+		if calls.Add(1)%2 == 0 {
+			return make([]outcome, size+3) // too many: the extra ones are dropped
+		}
+		return []outcome{{ok: true}} // one for four statements
+	})
+	if r.unsent != 0 {
+		t.Errorf("unsent = %d, want 0", r.unsent)
+	}
+	if got, want := r.ok+r.errors(), plan.n*size; got != want {
+		t.Errorf("ok + errors = %d, want the schedule's %d statements", got, want)
+	}
+	short := int(calls.Load()+1) / 2 // the odd calls answered for one statement
+	if got := r.failures["charterbench: 1 results for an arrival of 4 statements"]; got != short*(size-1) {
+		t.Errorf("failures for the short answers = %d, want %d (%v)", got, short*(size-1), r.failures)
+	}
+}

@@ -433,7 +433,7 @@ func openLoop(ctx context.Context, cfg loadConfig, plan openPlan, op func(ctx co
 					continue
 				}
 				rctx, cancel := context.WithDeadline(ctx, minTime(time.Now().Add(cfg.maxWait), drainBy))
-				for _, o := range op(rctx, i, at) {
+				for _, o := range fitOutcomes(op(rctx, i, at), plan.per) {
 					r.add(o)
 				}
 				cancel()
@@ -451,6 +451,22 @@ func openLoop(ctx context.Context, cfg loadConfig, plan openPlan, op func(ctx co
 	total.unsent += n*plan.per - accounted
 	total.elapsed = time.Since(start)
 	return total
+}
+
+// fitOutcomes makes an arrival's outcomes exactly per, one per statement
+// it carried: an op that answered for fewer or more (a bug in it) would
+// otherwise make the phase's counts disagree with its schedule, and show
+// as a negative unsent figure rather than an error. Missing outcomes are
+// failures that say so; extra ones are dropped.
+func fitOutcomes(outs []outcome, per int) []outcome {
+	if len(outs) == per {
+		return outs
+	}
+	fitted := append(make([]outcome, 0, per), outs[:min(len(outs), per)]...)
+	for len(fitted) < per {
+		fitted = append(fitted, outcome{failure: fmt.Sprintf("charterbench: %d results for an arrival of %d statements", len(outs), per)})
+	}
+	return fitted
 }
 
 func minTime(a, b time.Time) time.Time {
