@@ -162,17 +162,11 @@ func frontier(n uint64) [][2]int64 {
 // whose level and index it also returns. ok is false when from is not
 // below floor.
 func BackfillLevel(floor, from uint64, max int) (level, top int, topIndex uint64, ok bool) {
-	var start uint64
-	for l := 63; l >= 0; l-- {
-		if floor>>uint(l)&1 == 0 {
-			continue
+	for _, st := range frontier(floor) {
+		l, index := int(st[0]), uint64(st[1])
+		if start := index << uint(l); from < start+1<<uint(l) {
+			return min(max, l, bits.TrailingZeros64(from)), l, index, true
 		}
-		if from < start+1<<uint(l) {
-			top = l
-			level = min(max, l, bits.TrailingZeros64(from))
-			return level, top, start >> uint(l), true
-		}
-		start += 1 << uint(l)
 	}
 	return 0, 0, 0, false
 }
@@ -191,7 +185,7 @@ func (s *Store) HistoryRange(floor, from uint64, level, maxBytes int) (int, []tl
 	if !ok || want != level {
 		return 0, nil, nil, fmt.Errorf("%w: %d transactions from %d is not a complete subtree of the tree of size %d", ErrBackfillRange, 1<<level, from, floor)
 	}
-	size, err := s.ledgerSize()
+	size, err := ledgerBaseSize(s.db)
 	if err != nil {
 		return 0, nil, nil, err
 	}
@@ -228,18 +222,6 @@ func (s *Store) HistoryRange(floor, from uint64, level, maxBytes int) (int, []tl
 
 var errStopScan = errors.New("stop")
 
-// ledgerSize is the number of transactions after the last record held.
-func (s *Store) ledgerSize() (uint64, error) {
-	k, _, err := s.lastInPrefix(prefixRecord)
-	if errors.Is(err, ErrNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	return binary.BigEndian.Uint64(k[len(prefixRecord):]), nil
-}
-
 // Backfill verifies a range a peer served for the gap (HistoryRange's
 // answer to floor, from, level) and writes it: its records, the stored
 // hashes they make, their index items, and the gap's new start, in one
@@ -247,11 +229,10 @@ func (s *Store) ledgerSize() (uint64, error) {
 // statement's, for a registration), so that a record whose body was
 // altered does not verify either.
 //
-// Crash reasoning: the batch is atomic, so after a crash the gap's start
-// names exactly the ranges written; a batch lost because it was not synced
-// is fetched again. The batch that closes the gap is synced. A range is
-// verified against hashes that do not change while the gap is open, and
-// histMu orders it with a snapshot install that replaces the gap.
+// Crash reasoning: the batch is atomic and synced, so after a crash the
+// gap's start names exactly the ranges written. A range is verified
+// against hashes that do not change while the gap is open, and writeMu
+// orders it with a snapshot install that replaces the gap.
 func (s *Store) Backfill(floor, from uint64, level int, proof []tlog.Hash, recs [][]byte, entryOf func(*log.Record) ([32]byte, error)) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
@@ -264,33 +245,12 @@ func (s *Store) Backfill(floor, from uint64, level int, proof []tlog.Hash, recs 
 	if level < 0 || level > want || uint64(len(recs)) != n || len(proof) != top-level {
 		return fmt.Errorf("%w: %d records and %d hashes for level %d from %d", ErrBackfillVerify, len(recs), len(proof), level, from)
 	}
+	// The range's leaves appended to the tree of size from as the ledger
+	// appends them (log.Tree over this store's hashes), keeping the stored
+	// hashes they make.
 	made := map[int64]tlog.Hash{}
-	read := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(ix))
-		var miss []int64
-		for i, x := range ix {
-			if h, ok := made[x]; ok {
-				out[i] = h
-			} else {
-				miss = append(miss, x)
-			}
-		}
-		if len(miss) == 0 {
-			return out, nil
-		}
-		got, err := s.ReadHashes(miss)
-		if err != nil {
-			return nil, err
-		}
-		j := 0
-		for i, x := range ix {
-			if _, ok := made[x]; !ok {
-				out[i] = got[j]
-				j++
-			}
-		}
-		return out, nil
-	})
+	tree := log.NewTree(int64(from), s)
+	keep := func(i int64, h tlog.Hash) { made[i] = h }
 	b := s.NewBatch()
 	defer b.Close()
 	for i, raw := range recs {
@@ -306,13 +266,8 @@ func (s *Store) Backfill(floor, from uint64, level int, proof []tlog.Hash, recs 
 		if err != nil || e != rec.Entry {
 			return fmt.Errorf("%w: transaction %d: its leaf entry is not its body's (%v)", ErrBackfillVerify, seqno, err)
 		}
-		hs, err := tlog.StoredHashesForRecordHash(int64(seqno-1), tlog.RecordHash(rec.Entry[:]), read)
-		if err != nil {
+		if _, err := tree.Append(rec.Entry, keep); err != nil {
 			return fmt.Errorf("store: backfill: hashes of %d: %w", seqno, err)
-		}
-		first := tlog.StoredHashIndex(0, int64(seqno-1))
-		for k, h := range hs {
-			made[first+int64(k)] = h
 		}
 		b.PutRecord(seqno, raw)
 		switch rec.Type {
