@@ -512,72 +512,88 @@ func (hr *hashingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readImage parses an image, calling fn for each item, and checks the
-// digest. It returns the image's header: the base it is relative to, and
-// its floor.
-func readImage(r *bufio.Reader, fn func(k, v []byte) error) (imageHeader, error) {
+// imageReader is what readHeader reads an image's header from: the
+// hashing reader of a whole image, or the peeked bytes of one.
+type imageReader interface {
+	io.Reader
+	io.ByteReader
+}
+
+// readHeader reads an image's header: its magic (this format's, or the
+// older one without a floor), its base, and its floor.
+func readHeader(r imageReader) (imageHeader, error) {
 	var hdr imageHeader
-	hr := &hashingReader{r: r, h: sha256.New()}
 	magic := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(hr, magic); err != nil || (string(magic) != snapshotMagic && string(magic) != snapshotMagicV2) {
+	if _, err := io.ReadFull(r, magic); err != nil || (string(magic) != snapshotMagic && string(magic) != snapshotMagicV2) {
 		return hdr, fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
 	}
-	size, err := binary.ReadUvarint(hr)
+	size, err := binary.ReadUvarint(r)
 	if err == nil {
-		_, err = io.ReadFull(hr, hdr.Base.Root[:])
+		_, err = io.ReadFull(r, hdr.Base.Root[:])
 	}
 	if err != nil || size > math.MaxInt64 {
 		return hdr, fmt.Errorf("%w: no ledger base", ErrBadSnapshot)
 	}
 	hdr.Base.Size = size
 	if string(magic) == snapshotMagic {
-		floor, err := binary.ReadUvarint(hr)
+		floor, err := binary.ReadUvarint(r)
 		if err != nil || floor > math.MaxInt64 || (floor != 0 && floor <= size) {
 			return hdr, fmt.Errorf("%w: bad floor", ErrBadSnapshot)
 		}
 		hdr.Floor = floor
 	}
-	base := hdr
+	return hdr, nil
+}
+
+// readImage parses an image, calling fn for each item, and checks the
+// digest. It returns the image's header: the base it is relative to, and
+// its floor.
+func readImage(r *bufio.Reader, fn func(k, v []byte) error) (imageHeader, error) {
+	hr := &hashingReader{r: r, h: sha256.New()}
+	hdr, err := readHeader(hr)
+	if err != nil {
+		return hdr, err
+	}
 	for {
 		kl, err := binary.ReadUvarint(hr)
 		if err != nil {
-			return base, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+			return hdr, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 		}
 		if kl == 0 {
 			break
 		}
 		if kl > maxSnapshotKey {
-			return base, fmt.Errorf("%w: key of %d bytes", ErrBadSnapshot, kl)
+			return hdr, fmt.Errorf("%w: key of %d bytes", ErrBadSnapshot, kl)
 		}
 		k := make([]byte, kl)
 		if _, err := io.ReadFull(hr, k); err != nil {
-			return base, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+			return hdr, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 		}
 		vl, err := binary.ReadUvarint(hr)
 		if err != nil || vl > maxSnapshotValue {
-			return base, fmt.Errorf("%w: bad value length", ErrBadSnapshot)
+			return hdr, fmt.Errorf("%w: bad value length", ErrBadSnapshot)
 		}
 		v := make([]byte, vl)
 		if _, err := io.ReadFull(hr, v); err != nil {
-			return base, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+			return hdr, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 		}
 		if !snapshotKeyAllowed(k) {
-			return base, fmt.Errorf("%w: key %x outside the snapshot's key families", ErrBadSnapshot, k)
+			return hdr, fmt.Errorf("%w: key %x outside the snapshot's key families", ErrBadSnapshot, k)
 		}
 		if err := fn(k, v); err != nil {
-			return base, err
+			return hdr, err
 		}
 	}
 	want := hr.h.Sum(nil)
 	got := make([]byte, sha256.Size)
 	if _, err := io.ReadFull(r, got); err != nil {
-		return base, fmt.Errorf("%w: missing digest", ErrBadSnapshot)
+		return hdr, fmt.Errorf("%w: missing digest", ErrBadSnapshot)
 	}
 	if !bytes.Equal(got, want) {
-		return base, fmt.Errorf("%w: digest mismatch", ErrBadSnapshot)
+		return hdr, fmt.Errorf("%w: digest mismatch", ErrBadSnapshot)
 	}
 	if _, err := r.ReadByte(); err != io.EOF {
-		return base, fmt.Errorf("%w: bytes after the digest", ErrBadSnapshot)
+		return hdr, fmt.Errorf("%w: bytes after the digest", ErrBadSnapshot)
 	}
 	return hdr, nil
 }
@@ -762,30 +778,11 @@ func (s *Store) installImage(path string, meta *pb.SnapshotMetadata) (*pb.HardSt
 
 // peekHeader reads an image's header, leaving r where it was.
 func peekHeader(r *bufio.Reader) (imageHeader, error) {
-	var hdr imageHeader
 	head, err := r.Peek(len(snapshotMagic) + 2*binary.MaxVarintLen64 + tlog.HashSize)
 	if err != nil && !errors.Is(err, io.EOF) {
-		return hdr, err
+		return imageHeader{}, err
 	}
-	v3 := bytes.HasPrefix(head, []byte(snapshotMagic))
-	if !v3 && !bytes.HasPrefix(head, []byte(snapshotMagicV2)) {
-		return hdr, fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
-	}
-	head = head[len(snapshotMagic):]
-	size, n := binary.Uvarint(head)
-	if n <= 0 || len(head) < n+tlog.HashSize {
-		return hdr, fmt.Errorf("%w: no ledger base", ErrBadSnapshot)
-	}
-	hdr.Base.Size = size
-	copy(hdr.Base.Root[:], head[n:])
-	if v3 {
-		floor, k := binary.Uvarint(head[n+tlog.HashSize:])
-		if k <= 0 {
-			return hdr, fmt.Errorf("%w: bad floor", ErrBadSnapshot)
-		}
-		hdr.Floor = floor
-	}
-	return hdr, nil
+	return readHeader(bytes.NewReader(head))
 }
 
 // wipeState deletes the key-value maps, the raft entries and the applied
