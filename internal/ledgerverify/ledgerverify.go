@@ -89,6 +89,22 @@ func New(serviceCertDER []byte) *Verifier {
 	return &Verifier{rf: rf, atCP: rf.NewEmptyRange(0), pinned: serviceCertDER}
 }
 
+// RecordEntry recomputes a record's leaf entry from its body, as the
+// ledger made it: the statement's (a COSE_Sign1) for a registration,
+// log.ComputeEntry for every other transaction. A record whose entry is
+// not this was altered. The error is a registration's statement that does
+// not parse.
+func RecordEntry(rec *log.Record) ([32]byte, error) {
+	if rec.Type != log.TxRegistration {
+		return log.ComputeEntry(rec.Type, rec.View, rec.Seqno, rec.Body), nil
+	}
+	s, err := cose.ParseSign1(rec.Body, cose.ParseOptions{})
+	if err != nil {
+		return [32]byte{}, err
+	}
+	return s.LeafEntry(), nil
+}
+
 // size is how many transactions have been added.
 func (v *Verifier) size() uint64 { return v.report.Transactions }
 
@@ -102,17 +118,12 @@ func (v *Verifier) Add(seqno uint64, raw []byte) error {
 	if seqno != want || rec.Seqno != want {
 		return fmt.Errorf("%w: transaction %d is where %d belongs", ErrRecord, rec.Seqno, want)
 	}
-	var entry [32]byte
-	switch rec.Type {
-	case log.TxRegistration:
-		s, err := cose.ParseSign1(rec.Body, cose.ParseOptions{})
-		if err != nil {
-			return fmt.Errorf("%w: transaction %d: its statement does not parse: %v", ErrRecord, seqno, err)
-		}
-		entry = s.LeafEntry()
+	entry, err := RecordEntry(rec)
+	if err != nil {
+		return fmt.Errorf("%w: transaction %d: its statement does not parse: %v", ErrRecord, seqno, err)
+	}
+	if rec.Type == log.TxRegistration {
 		v.report.Registrations++
-	default:
-		entry = log.ComputeEntry(rec.Type, rec.View, rec.Seqno, rec.Body)
 	}
 	if entry != rec.Entry {
 		return fmt.Errorf("%w: transaction %d: its leaf entry is not the hash of its body (the record was altered)", ErrRecord, seqno)

@@ -14,12 +14,11 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/fault"
+	"github.com/charterlog/charter/internal/ledgerverify"
 	"github.com/charterlog/charter/internal/pause"
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/internal/store"
-	"github.com/charterlog/charter/log"
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -151,21 +150,6 @@ func decodeHistory(body []byte) (int, []tlog.Hash, [][]byte, error) {
 		return 0, nil, nil, fmt.Errorf("%w: bytes after the records", errHistoryAnswer)
 	}
 	return int(level), proof, recs, nil
-}
-
-// LeafEntry recomputes a record's leaf entry from its body, as the
-// ledger made it: the statement's for a registration, log.ComputeEntry
-// for every other transaction. Backfill checks each record against it, so
-// a record whose body was altered does not verify.
-func LeafEntry(rec *log.Record) ([32]byte, error) {
-	if rec.Type != log.TxRegistration {
-		return log.ComputeEntry(rec.Type, rec.View, rec.Seqno, rec.Body), nil
-	}
-	s, err := cose.ParseSign1(rec.Body, cose.ParseOptions{})
-	if err != nil {
-		return [32]byte{}, err
-	}
-	return s.LeafEntry(), nil
 }
 
 // Backfiller fetches the history a state image left out, from the leader
@@ -308,7 +292,7 @@ func (b *Backfiller) fetch(ctx context.Context, peer uint64, g store.HistoryGap,
 	if served > level {
 		return 0, fmt.Errorf("%w: level %d for %d asked", errHistoryAnswer, served, level)
 	}
-	if err := b.Store.Backfill(g.Floor, g.Next, served, proof, recs, LeafEntry); err != nil {
+	if err := b.Store.Backfill(g.Floor, g.Next, served, proof, recs, ledgerverify.RecordEntry); err != nil {
 		return 0, err
 	}
 	return len(recs), nil
