@@ -168,7 +168,6 @@ type Backfiller struct {
 
 // Run backfills until ctx ends.
 func (b *Backfiller) Run(ctx context.Context) error {
-	level := store.MaxBackfillLevel
 	var peer uint64
 	var seen store.HistoryGap
 	wait := 250 * time.Millisecond
@@ -198,7 +197,7 @@ func (b *Backfiller) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		want, _, _, _ := store.BackfillLevel(g.Floor, g.Next, level)
+		want, _, _, _ := store.BackfillLevel(g.Floor, g.Next, store.MaxBackfillLevel)
 		start := time.Now()
 		n, err := b.fetch(ctx, peer, g, want)
 		if err != nil {
