@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -307,6 +309,19 @@ func TestAPI(t *testing.T) {
 		r := n.get(t, "/metrics")
 		if r.Status != http.StatusOK || !bytes.Contains(r.Body, []byte("\ncharter_ledger_size ")) {
 			t.Errorf("/metrics: %d, charter_ledger_size missing", r.Status)
+		}
+		// The store's own accounting: the node has written (the
+		// registrations above), so its WAL counter is above zero.
+		wal := regexp.MustCompile(`\ncharter_store_wal_bytes_written_total ([0-9.e+]+)\n`).FindSubmatch(r.Body)
+		if wal == nil {
+			t.Errorf("/metrics has no charter_store_wal_bytes_written_total")
+		} else if v, err := strconv.ParseFloat(string(wal[1]), 64); err != nil || v <= 0 {
+			t.Errorf("charter_store_wal_bytes_written_total = %s after writes", wal[1])
+		}
+		for _, name := range []string{"charter_store_flushed_bytes_total", "charter_store_compacted_bytes_total", "charter_store_blob_bytes", "charter_store_write_stalls_total"} {
+			if !bytes.Contains(r.Body, []byte("\n"+name+" ")) {
+				t.Errorf("/metrics has no %s", name)
+			}
 		}
 	})
 
