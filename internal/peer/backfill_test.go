@@ -14,7 +14,6 @@ import (
 	"github.com/charterlog/charter/internal/replication"
 	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/log"
-	"golang.org/x/mod/sumdb/tlog"
 )
 
 // fullStore is a store holding a ledger of n write-set transactions with
@@ -26,14 +25,9 @@ func fullStore(t *testing.T, n int) *store.Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	hashes := map[int64]tlog.Hash{}
-	read := tlog.HashReaderFunc(func(ix []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(ix))
-		for i, x := range ix {
-			out[i] = hashes[x]
-		}
-		return out, nil
-	})
+	// Every hash stays in the tree's memory (no Committed), so its
+	// backing reader is never read.
+	tree := log.NewTree(0, st)
 	b := st.NewBatch()
 	for i := 0; i < n; i++ {
 		seqno := uint64(i + 1)
@@ -44,14 +38,8 @@ func fullStore(t *testing.T, n int) *store.Store {
 			t.Fatal(err)
 		}
 		b.PutRecord(seqno, raw)
-		hs, err := tlog.StoredHashesForRecordHash(int64(i), tlog.RecordHash(rec.Entry[:]), read)
-		if err != nil {
+		if _, err := tree.Append(rec.Entry, b.PutHash); err != nil {
 			t.Fatal(err)
-		}
-		for k, h := range hs {
-			x := tlog.StoredHashIndex(0, int64(i)) + int64(k)
-			hashes[x] = h
-			b.PutHash(x, h)
 		}
 		if seqno%100 == 0 {
 			b.PutCheckpoint(seqno-1, seqno)
