@@ -505,6 +505,20 @@ const compactEvery = 1024
 // Ready.
 const leaderSlack = 256
 
+// compactBytes compacts sooner than the entry counts above when the
+// entries that may go hold this many bytes. A raft entry carries a batch
+// of statements (hundreds under load), so 1024 of them held about 100 MiB:
+// more than Pebble's 64 MiB memtable, and every statement reached a table
+// twice, once in its raft entry and once in its record. A few MiB is a
+// small part of one memtable, so most entries are deleted while still in
+// it and the flush drops them; a DeleteRange every few MiB costs little.
+const compactBytes = 4 << 20
+
+// followerKeepBytes bounds, beside compactEvery, the applied log a follower
+// keeps for the others to resume from if it becomes leader: a follower
+// further behind than this gets a snapshot from it.
+const followerKeepBytes = 8 << 20
+
 // entryOverhead approximates a raft entry's bytes beyond its payload (key,
 // term, index, encoding) in the retention accounting.
 const entryOverhead = 24
@@ -548,12 +562,13 @@ func (n *Node) maybeCompact(applied uint64) error {
 		if se := n.cfg.SnapshotEntries; se > 0 {
 			keep = min(keep, se)
 		}
-		if applied < keep {
-			return nil
+		if applied >= keep {
+			target = applied - keep
 		}
-		target, slack = applied-keep, keep
+		target = max(target, min(applied, n.ret.beyond(n.cfg.Now(), followerKeepBytes, 0)))
+		slack = keep
 	}
-	if target < first+slack {
+	if target < first || (target < first+slack && n.ret.bytesThrough(target) < compactBytes) {
 		return nil
 	}
 	n.mu.RLock()

@@ -128,5 +128,21 @@ func (r *retention) beyond(now time.Time, maxBytes uint64, maxAge time.Duration)
 	return out
 }
 
+// bytesThrough is the payload size of the entries up to index, counted in
+// whole segments: a segment that index cuts counts in full, so the figure
+// may run a segment high.
+func (r *retention) bytesThrough(index uint64) uint64 {
+	var sum uint64
+	prev := r.base
+	for _, s := range r.segs {
+		if prev >= index {
+			break
+		}
+		sum += s.bytes
+		prev = s.last
+	}
+	return sum
+}
+
 // bytes is the payload size of the log accounted for.
 func (r *retention) bytes() uint64 { return r.total }

@@ -36,6 +36,13 @@ func TestRetentionBounds(t *testing.T) {
 			t.Errorf("beyond(%d bytes, %v) = %d, want %d", c.maxBytes, c.maxAge, got, c.want)
 		}
 	}
+	for _, c := range []struct{ index, want uint64 }{
+		{0, 0}, {1, 1000}, {100, 1000}, {101, 2000}, {1000, 10000}, {5000, 10000},
+	} {
+		if got := r.bytesThrough(c.index); got != c.want {
+			t.Errorf("bytesThrough(%d) = %d, want %d (whole segments)", c.index, got, c.want)
+		}
+	}
 	// A new leader replaces entries 651..: segments after 650 go, the one
 	// holding 650 is cut.
 	r.appended(651, 660, 50, now)

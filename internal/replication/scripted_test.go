@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"go.etcd.io/raft/v3"
@@ -308,6 +309,36 @@ func TestScriptedConfChange(t *testing.T) {
 	net.heal()
 	net.heartbeat(1)
 	net.checkConverged(index, 3, 1, 2, 4)
+}
+
+// TestScriptedCompactByBytes writes a few large entries, far fewer than
+// the entry counts that trigger a compaction: the leader compacts once the
+// applied entries every follower holds pass compactBytes, and the
+// followers once their log passes followerKeepBytes, so that under load
+// (entries of hundreds of statements) the raft log stays a small part of
+// Pebble's memtable.
+func TestScriptedCompactByBytes(t *testing.T) {
+	net := newMemNet(t, 3, Config{})
+	net.campaign(1)
+	big := strings.Repeat("x", 1<<20)
+	const entries = 12
+	for i := range entries {
+		net.propose(1, fmt.Sprint(i, big))
+		net.stabilize()
+	}
+	net.heartbeat(1)
+	index := uint64(bootstrapEntries + 1 + entries)
+	net.checkConverged(index, entries, 1, 2, 3)
+	for id := uint64(1); id <= 3; id++ {
+		first, _ := net.nodes[id].n.rlog.FirstIndex()
+		kept := (index - first + 1) << 20
+		if first <= bootstrapEntries+1 {
+			t.Errorf("node %d kept its whole log (first index %d) of %d MiB entries", id, first, entries)
+		}
+		if id != 1 && kept > followerKeepBytes+compactBytes {
+			t.Errorf("follower %d keeps %d entries of 1 MiB, beyond followerKeepBytes %d", id, index-first+1, followerKeepBytes)
+		}
+	}
 }
 
 // TestScriptedSnapshot cuts node 3 off after it holds one transaction,
