@@ -112,7 +112,7 @@ func checkAppOptions(o options, fs *flag.FlagSet) error {
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "url", "cacert", "compare", "policy", "compare-policy", "rounds", "publishers", "payload-bytes",
-			"keys", "presign-rate", "verify-time", "content-type":
+			"keys", "presign-rate", "verify-time", "content-type", "warmup":
 			unused = append(unused, "--"+f.Name)
 		}
 	})

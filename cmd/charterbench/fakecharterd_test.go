@@ -18,7 +18,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -268,6 +270,33 @@ func TestRunAgainstStartedNode(t *testing.T) {
 	}
 }
 
+// --warmup loads the started node before phase 1 and reports the warm-up
+// apart: its registrations are in no row of the table.
+func TestRunWarmsUp(t *testing.T) {
+	t.Setenv(fakeEnv, filepath.Join(t.TempDir(), "record"))
+	var stdout, stderr strings.Builder
+	code := run(context.Background(), []string{
+		"--charterd", os.Args[0], "--publishers", "4", "--duration", "300ms", "--warmup", "300ms",
+		"--keys", "2", "--payload-bytes", "100", "--presign-rate", "2000", "--verify-time", "100ms",
+	}, &stdout, &stderr)
+	if code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	m := regexp.MustCompile(`warm-up: ([0-9.]+) registrations/s, 0 failed`).FindStringSubmatch(stderr.String())
+	if m == nil {
+		t.Fatalf("no warm-up line with 0 failed in stderr:\n%s", stderr.String())
+	}
+	if rate, _ := strconv.ParseFloat(m[1], 64); rate <= 0 {
+		t.Errorf("warm-up registered nothing: %s", m[0])
+	}
+	if i, j := strings.Index(stderr.String(), "warm-up (not measured)"), strings.Index(stderr.String(), "phase 1: closed loop"); i < 0 || j < i {
+		t.Errorf("the warm-up did not run before phase 1:\n%s", stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "1 closed, 4 publishers") || strings.Contains(stdout.String(), "warm") {
+		t.Errorf("the table should hold phase 1 and 2 only:\n%s", stdout.String())
+	}
+}
+
 // A charterd that exits at once is reported with its log, not waited on.
 func TestStartedNodeThatExits(t *testing.T) {
 	record := filepath.Join(t.TempDir(), "record")
@@ -303,6 +332,8 @@ func TestOptions(t *testing.T) {
 		{"--url", "https://127.0.0.1:1,https://127.0.0.1:1/", "--cacert", "c"},
 		{"--url", "https://127.0.0.1:1,", "--cacert", "c"},
 		{"--url", "https://127.0.0.1:1/entries", "--cacert", "c"},
+		{"--charterd", "x", "--warmup", "-1s"},
+		{"--charterd", "x", "--policy", "main.go", "--compare-policy", "--rounds", "2", "--warmup", "1s"},
 	} {
 		if _, err := parseOptions(args, io.Discard); err == nil {
 			t.Errorf("parseOptions(%q) accepted", args)

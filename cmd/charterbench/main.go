@@ -10,6 +10,7 @@
 // 303/302 followed by GETs of the Location (honouring Retry-After) until a
 // 200 receipt; its latency is the whole time.
 //
+//	warm-up  (--warmup D) closed loop for D, not counted
 //	phase 1  closed loop: --publishers each send the next statement as soon
 //	         as the previous one has its receipt, for --duration
 //	phase 2  open loop: arrivals paced at half the phase-1 rate for
@@ -85,6 +86,7 @@ type options struct {
 	cacert       string
 	publishers   int
 	duration     time.Duration
+	warmup       time.Duration // an unmeasured closed loop before phase 1 on each network; 0: none
 	payloadBytes int
 	keys         int
 	presignRate  int
@@ -136,6 +138,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	// capacity rather than the checkpoint cadence takes hundreds of publishers.
 	fs.IntVar(&o.publishers, "publishers", 400, "concurrent publishers, each with its own keep-alive HTTPS connection")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each load phase")
+	fs.DurationVar(&o.warmup, "warmup", 0, "before phase 1, load each network in a closed loop for this long and count nothing: a fresh node's first seconds pay one-time costs (its heap and Pebble's memtables growing into memory the system has not mapped yet) that a node in service has paid; 0 measures from the node's start")
 	fs.IntVar(&o.payloadBytes, "payload-bytes", 1024, "payload size of each statement")
 	fs.IntVar(&o.keys, "keys", 8, "distinct ES256 publisher keys and chains")
 	fs.IntVar(&o.presignRate, "presign-rate", 20000, "statements signed ahead for phase 1, per second of --duration")
@@ -169,6 +172,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("--publishers %d: need at least one", o.publishers)
 	case o.duration <= 0 || o.verifyTime <= 0 || o.maxWait <= 0:
 		return o, errors.New("--duration, --verify-time and --max-wait must be positive")
+	case o.warmup < 0:
+		return o, errors.New("--warmup must not be negative")
 	case o.presignRate < 0:
 		return o, errors.New("--presign-rate must not be negative")
 	case o.batch < 1 || o.batch > 10000:
@@ -187,6 +192,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 		return o, fmt.Errorf("--rounds %d: need at least one", o.rounds)
 	case o.rounds > 1 && !o.compare && !o.comparePol:
 		return o, errors.New("--rounds repeats a comparison: it needs --compare or --compare-policy")
+	case o.warmup > 0 && o.comparePol && o.rounds > 1:
+		return o, errors.New("--compare-policy --rounds N warms its one node up with a first, uncounted phase 1: it does not take --warmup")
 	}
 	if o.policyFile != "" {
 		b, err := os.ReadFile(o.policyFile)
@@ -418,6 +425,12 @@ func measure(ctx context.Context, o options, s *signer, v variant, stderr io.Wri
 	if err != nil {
 		return m, err
 	}
+	var pool0 *pool
+	if o.warmup > 0 {
+		if pool0, err = presignFor(o, s, o.warmup, "the warm-up", stderr); err != nil {
+			return m, err
+		}
+	}
 	nw, err := startNetwork(ctx, o, n, stderr)
 	if err != nil {
 		return m, err
@@ -445,6 +458,14 @@ func measure(ctx context.Context, o options, s *signer, v variant, stderr io.Wri
 	}
 	defer pubs.close()
 
+	if pool0 != nil {
+		warm := o
+		warm.duration = o.warmup
+		fmt.Fprint(stderr, "warm-up (not measured): ")
+		r0 := runPhase1(ctx, warm, pubs, pool0, stderr)
+		fmt.Fprintf(stderr, "warm-up: %.1f registrations/s, %d failed\n", r0.rate(), r0.errors())
+		r0.writeFailures(stderr, "  ")
+	}
 	r1 := m.phase1(ctx, o, nw, pubs, pool1, stderr)
 	m.signedLate = pool1.signed.Load()
 	m.rows = []row{{name: fmt.Sprintf("1 closed, %d publishers", o.publishers), r: r1}}
@@ -483,10 +504,16 @@ func measure(ctx context.Context, o options, s *signer, v variant, stderr io.Wri
 // presignPhase1 signs the statements of one phase 1: --presign-rate per
 // second of --duration, and at least one per publisher.
 func presignPhase1(o options, s *signer, stderr io.Writer) (*pool, error) {
-	n1 := max(int(math.Ceil(float64(o.presignRate)*o.duration.Seconds())), o.publishers*o.batch)
+	return presignFor(o, s, o.duration, "phase 1", stderr)
+}
+
+// presignFor signs the statements of a closed loop of length d: --presign-rate
+// per second, and at least one request's worth per publisher.
+func presignFor(o options, s *signer, d time.Duration, what string, stderr io.Writer) (*pool, error) {
+	n := max(int(math.Ceil(float64(o.presignRate)*d.Seconds())), o.publishers*o.batch)
 	t := time.Now()
-	fmt.Fprintf(stderr, "signing %d statements for phase 1 (%d keys, %d-byte payloads)…\n", n1, o.keys, o.payloadBytes)
-	p, err := s.presign(n1)
+	fmt.Fprintf(stderr, "signing %d statements for %s (%d keys, %d-byte payloads)…\n", n, what, o.keys, o.payloadBytes)
+	p, err := s.presign(n)
 	if err != nil {
 		return nil, err
 	}
