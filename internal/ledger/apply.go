@@ -37,7 +37,13 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	a := l.startApply()
+	size := 4 << 10
+	for _, e := range entries {
+		// A registration's record holds its statement, beside a few
+		// hashes and index keys.
+		size += len(e.Data) + len(e.Data)/4
+	}
+	a := l.startApply(size)
 	defer a.close()
 	a.timing = l.m.applying.Begin()
 	defer a.timing.Finish(l.m.apply)
@@ -97,8 +103,10 @@ type applying struct {
 	timing       stagetime.Span
 }
 
-func (l *Ledger) startApply() *applying {
-	b := l.st.NewBatch()
+// startApply begins an Apply whose batch is expected to hold about size
+// bytes.
+func (l *Ledger) startApply(size int) *applying {
+	b := l.st.NewBatchSized(size)
 	l.mu.RLock()
 	st := l.state
 	l.mu.RUnlock()

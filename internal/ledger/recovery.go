@@ -109,7 +109,11 @@ func (l *Ledger) Import(raws [][]byte, sync bool) error {
 	if len(raws) == 0 {
 		return nil
 	}
-	a := l.startApply()
+	size := 4 << 10
+	for _, raw := range raws {
+		size += len(raw) + 128
+	}
+	a := l.startApply(size)
 	defer a.close()
 	for _, raw := range raws {
 		if err := a.importRecord(raw); err != nil {

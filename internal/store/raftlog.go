@@ -38,7 +38,22 @@ type RaftLog struct {
 	snap      *pb.SnapshotMetadata // index and term of the entry before first
 	lastIndex uint64
 	lastTerm  uint64
+
+	// tail holds the newest entries SaveRaft persisted, contiguous and in
+	// order, up to about tailMaxBytes of payload: raft reads back what it
+	// has just persisted (the committed entries to apply; on a leader, the
+	// entries to send), and under load an entry carries hundreds of
+	// statements, so a Pebble read and an unmarshal of each was a copy of
+	// every statement for nothing. The entries are raft's own; neither raft
+	// nor the store changes an entry once persisted. Readers get a new
+	// slice of the same entries.
+	tail      []*pb.Entry
+	tailBytes uint64
 }
+
+// tailMaxBytes bounds the payload RaftLog.tail keeps in memory. A variable
+// only so that a test can lower it.
+var tailMaxBytes uint64 = 16 << 20
 
 var _ raft.Storage = (*RaftLog)(nil)
 
@@ -133,11 +148,107 @@ func (l *RaftLog) Term(i uint64) (uint64, error) {
 	case i == last:
 		return lastTerm, nil
 	}
+	if e := l.cached(i); e != nil {
+		return e.GetTerm(), nil
+	}
 	var e pb.Entry
 	if err := l.s.getProto(entryKey(i), &e); err != nil {
 		return 0, fmt.Errorf("store: term of %d: %w", i, err)
 	}
 	return e.GetTerm(), nil
+}
+
+// cached returns entry i from the tail, or nil.
+func (l *RaftLog) cached(i uint64) *pb.Entry {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if len(l.tail) == 0 {
+		return nil
+	}
+	first := l.tail[0].GetIndex()
+	if i < first || i-first >= uint64(len(l.tail)) {
+		return nil
+	}
+	return l.tail[i-first]
+}
+
+// fromTail returns Entries(lo, hi, maxSize) from the tail when the tail
+// holds all of [lo, hi), or nil. lo < hi.
+func (l *RaftLog) fromTail(lo, hi, maxSize uint64) []*pb.Entry {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if len(l.tail) == 0 || lo >= hi {
+		return nil
+	}
+	first := l.tail[0].GetIndex()
+	if lo < first || hi-first > uint64(len(l.tail)) {
+		return nil
+	}
+	src := l.tail[lo-first : hi-first]
+	n, size := 0, uint64(0)
+	for _, e := range src {
+		size += uint64(len(e.GetData()))
+		if n > 0 && size > maxSize {
+			break
+		}
+		n++
+	}
+	return append([]*pb.Entry(nil), src[:n]...)
+}
+
+// remember adds entries, just persisted, to the tail: after it if they
+// follow it, in place of its suffix from their first index if they
+// overwrite one (a new leader's), in place of all of it otherwise. Then the
+// oldest go until the tail is within tailMaxBytes. Called under l.mu.
+func (l *RaftLog) remember(entries []*pb.Entry) {
+	if len(entries) == 0 {
+		return
+	}
+	lo := entries[0].GetIndex()
+	if len(l.tail) > 0 {
+		first := l.tail[0].GetIndex()
+		if lo < first || lo-first > uint64(len(l.tail)) {
+			l.forgetTail()
+		} else {
+			for _, e := range l.tail[lo-first:] {
+				l.tailBytes -= uint64(len(e.GetData()))
+			}
+			clear(l.tail[lo-first:])
+			l.tail = l.tail[:lo-first]
+		}
+	}
+	for _, e := range entries {
+		l.tail = append(l.tail, e)
+		l.tailBytes += uint64(len(e.GetData()))
+	}
+	drop, bytes := 0, l.tailBytes
+	for bytes > tailMaxBytes && drop < len(l.tail)-1 {
+		bytes -= uint64(len(l.tail[drop].GetData()))
+		drop++
+	}
+	l.dropTail(drop)
+}
+
+// dropTail forgets the tail's first n entries. Called under l.mu.
+func (l *RaftLog) dropTail(n int) {
+	if n == 0 {
+		return
+	}
+	for _, e := range l.tail[:n] {
+		l.tailBytes -= uint64(len(e.GetData()))
+	}
+	// Copy the rest down so the array does not keep the old entries or
+	// grow without bound as the front moves.
+	rest := copy(l.tail, l.tail[n:])
+	clear(l.tail[rest:])
+	l.tail = l.tail[:rest]
+}
+
+// forgetTail empties the tail. Called under l.mu.
+func (l *RaftLog) forgetTail() {
+	clear(l.tail)
+	l.tail = l.tail[:0]
+	l.tailBytes = 0
 }
 
 // Entries implements raft.Storage. The returned slice is freshly allocated.
@@ -150,6 +261,9 @@ func (l *RaftLog) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	}
 	if hi > last+1 {
 		return nil, raft.ErrUnavailable
+	}
+	if out := l.fromTail(lo, hi, maxSize); out != nil {
+		return out, nil
 	}
 	it, err := l.s.db.NewIter(&pebble.IterOptions{LowerBound: entryKey(lo), UpperBound: entryKey(hi)})
 	if err != nil {
@@ -230,7 +344,13 @@ func (l *RaftLog) SaveRaft(hs *pb.HardState, entries []*pb.Entry, mustSync bool)
 	if (hs == nil || raft.IsEmptyHardState(hs)) && len(entries) == 0 {
 		return nil
 	}
-	b := l.s.NewBatch()
+	// One buffer of about the batch's size: grown by doubling, a batch of
+	// a few hundred statements was copied several times over.
+	size := 64
+	for _, e := range entries {
+		size += len(e.GetData()) + 64
+	}
+	b := l.s.NewBatchSized(size)
 	defer b.Close()
 	if hs != nil && !raft.IsEmptyHardState(hs) {
 		v, err := proto.Marshal(hs)
@@ -242,12 +362,13 @@ func (l *RaftLog) SaveRaft(hs *pb.HardState, entries []*pb.Entry, mustSync bool)
 	l.mu.RLock()
 	oldLast := l.lastIndex
 	l.mu.RUnlock()
+	var buf []byte // the batch copies each value, so one buffer serves all
 	for _, e := range entries {
-		v, err := proto.Marshal(e)
-		if err != nil {
+		var err error
+		if buf, err = (proto.MarshalOptions{}).MarshalAppend(buf[:0], e); err != nil {
 			return err
 		}
-		b.Set(entryKey(e.GetIndex()), v)
+		b.Set(entryKey(e.GetIndex()), buf)
 	}
 	if n := len(entries); n > 0 {
 		newLast := entries[n-1].GetIndex()
@@ -266,6 +387,7 @@ func (l *RaftLog) SaveRaft(hs *pb.HardState, entries []*pb.Entry, mustSync bool)
 	if n := len(entries); n > 0 {
 		l.lastIndex, l.lastTerm = entries[n-1].GetIndex(), entries[n-1].GetTerm()
 	}
+	l.remember(entries)
 	return nil
 }
 
@@ -343,6 +465,9 @@ func (l *RaftLog) Compact(index uint64, conf *pb.ConfState) error {
 	}
 	l.mu.Lock()
 	l.snap = meta
+	if len(l.tail) > 0 && l.tail[0].GetIndex() <= index {
+		l.dropTail(int(min(index-l.tail[0].GetIndex()+1, uint64(len(l.tail)))))
+	}
 	l.mu.Unlock()
 	return nil
 }

@@ -430,3 +430,83 @@ func TestSchemaVersion(t *testing.T) {
 }
 
 func be64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
+
+// The tail of recent entries that SaveRaft keeps in memory answers Entries
+// and Term exactly as the store does: through appends past its byte bound,
+// a new leader's overwrite of a suffix, and compaction. A RaftLog opened
+// afresh on the same store has an empty tail, so it reads the store only.
+func TestRaftLogTailMatchesStore(t *testing.T) {
+	const entryBytes, tailBytes = 4 << 10, 64 << 10
+	store.SetTailMaxBytesForTest(t, tailBytes)
+	s := openStore(t, t.TempDir())
+	defer s.Close()
+	l := raftLog(t, s)
+	big := func(index, term uint64) *pb.Entry {
+		e := ent(index, term)
+		e.Data = append(e.Data, bytes.Repeat([]byte{byte(index)}, entryBytes)...)
+		return e
+	}
+	save := func(lo, hi, term uint64) {
+		t.Helper()
+		var es []*pb.Entry
+		for i := lo; i <= hi; i++ {
+			es = append(es, big(i, term))
+		}
+		if err := l.SaveRaft(nil, es, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	compare := func(step string) {
+		t.Helper()
+		fresh := raftLog(t, s)
+		first, last := bounds(t, l)
+		if tf, tl, tb := l.TailForTest(); tl != last || tf < first || tb > tailBytes || (tl-tf+1)*entryBytes > tb {
+			t.Fatalf("%s: the tail keeps %d..%d (%d bytes) of the log %d..%d; want a suffix within %d bytes", step, tf, tl, tb, first, last, tailBytes)
+		}
+		if f, la := bounds(t, fresh); f != first || la != last {
+			t.Fatalf("%s: bounds %d..%d, the store's %d..%d", step, first, last, f, la)
+		}
+		for i := first - 1; i <= last+1; i++ {
+			got, gerr := l.Term(i)
+			want, werr := fresh.Term(i)
+			if got != want || (gerr == nil) != (werr == nil) {
+				t.Fatalf("%s: Term(%d) = %d, %v; the store's %d, %v", step, i, got, gerr, want, werr)
+			}
+		}
+		for lo := first; lo <= last; lo++ {
+			for _, hi := range []uint64{lo + 1, min(lo+4, last+1), last + 1} {
+				for _, maxSize := range []uint64{0, 3 * entryBytes, 10 * entryBytes, 1 << 62} {
+					got, gerr := l.Entries(lo, hi, maxSize)
+					want, werr := fresh.Entries(lo, hi, maxSize)
+					if (gerr == nil) != (werr == nil) || len(got) != len(want) {
+						t.Fatalf("%s: Entries(%d, %d, %d) = %d entries, %v; the store's %d, %v", step, lo, hi, maxSize, len(got), gerr, len(want), werr)
+					}
+					for k := range got {
+						if !proto.Equal(got[k], want[k]) {
+							t.Fatalf("%s: Entries(%d, %d, %d)[%d] differs from the store's", step, lo, hi, maxSize, k)
+						}
+					}
+					// The slice is the caller's: appending to it must not
+					// change what the next call returns.
+					_ = append(got[:0], ent(999, 9))
+				}
+			}
+		}
+	}
+	for lo := uint64(1); lo <= 64; lo += 4 {
+		save(lo, lo+3, 1)
+	}
+	compare("64 entries of 4 KiB, past the tail's bound")
+	save(60, 62, 2)
+	compare("a new leader's entries 60..62 replace 60..64")
+	save(63, 70, 2)
+	compare("appended after the overwrite")
+	if err := l.Compact(50, &pb.ConfState{}); err != nil {
+		t.Fatal(err)
+	}
+	compare("compacted to 50")
+	if err := l.Compact(69, &pb.ConfState{}); err != nil {
+		t.Fatal(err)
+	}
+	compare("compacted to 69, one entry left")
+}

@@ -627,6 +627,7 @@ func (l *RaftLog) InstallSnapshot(path string, meta *pb.SnapshotMetadata) error 
 	l.hard = hs
 	l.conf = proto.Clone(meta.GetConfState()).(*pb.ConfState)
 	l.lastIndex, l.lastTerm = meta.GetIndex(), meta.GetTerm()
+	l.forgetTail()
 	return nil
 }
 

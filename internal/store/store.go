@@ -226,6 +226,11 @@ type Batch struct{ b *pebble.Batch }
 // NewBatch starts an atomic write batch.
 func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch()} }
 
+// NewBatchSized starts an atomic write batch whose buffer holds about size
+// bytes of encoded writes before it has to grow: a batch that grows by
+// doubling copies what it holds at each step.
+func (s *Store) NewBatchSized(size int) *Batch { return &Batch{b: s.db.NewBatchWithSize(size)} }
+
 // Set adds key=value to the batch. The batch copies both.
 func (b *Batch) Set(key, value []byte) { _ = b.b.Set(key, value, nil) }
 
