@@ -14,6 +14,11 @@ BENCHARGS ?=
 # (spec/performance.md). Its flags follow BENCHARGS, so they win over
 # BENCHARGS's; empty skips that run
 BENCHBATCH ?= --batch 32 --publishers 64
+# make bench's and bench-cluster's warm-up: each network is loaded this long
+# before phase 1 and the warm-up is not counted (a fresh node's first
+# seconds fault in its heap and Pebble's memtables: spec/performance.md);
+# empty measures from the node's start, as runs before 2026-12-05 16:00 did
+BENCHWARMUP ?= --warmup 10s
 APPBENCHARGS ?=
 # bench-app's workloads: a bank of 1024 users (the clients rarely touch the
 # same account at once), then 128 users for 128 clients (every transfer
@@ -60,7 +65,8 @@ test:
 chaos:
 	CHARTER_CHAOS=1 CHARTER_CHAOS_ROUNDS=$(CHAOSROUNDS) CHARTER_CHAOS_SNAPSHOT_ENTRIES=$(CHAOSSNAPSHOTS) $(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./internal/e2e/
 
-## bench: start a fresh dev node and measure registrations/s and latency
+## bench: start a fresh dev node, load it for BENCHWARMUP (10s, not
+## counted), and measure registrations/s and latency
 ## of single statements (POST /entries; BENCHARGS), then on another fresh
 ## node of batches (BENCHARGS, then BENCHBATCH, default --batch 32
 ## --publishers 64), each with phase 1 and phase 2 at half load; then the
@@ -70,8 +76,8 @@ bench:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/charterd ./cmd/charterd
 	$(GO) build -o $(BIN)/charterbench ./cmd/charterbench
-	$(BIN)/charterbench --charterd $(BIN)/charterd $(BENCHARGS)
-	$(if $(strip $(BENCHBATCH)),$(BIN)/charterbench --charterd $(BIN)/charterd $(BENCHARGS) $(BENCHBATCH))
+	$(BIN)/charterbench --charterd $(BIN)/charterd $(BENCHWARMUP) $(BENCHARGS)
+	$(if $(strip $(BENCHBATCH)),$(BIN)/charterbench --charterd $(BIN)/charterd $(BENCHWARMUP) $(BENCHARGS) $(BENCHBATCH))
 	for u in $(APPBENCHUSERS); do $(BIN)/charterbench --charterd $(BIN)/charterd --app banking --nodes 1,3 --users $$u $(APPBENCHARGS) || exit 1; done
 
 ## bench-app: deploy samples/banking on a fresh dev node and then a fresh
@@ -91,7 +97,7 @@ bench-cluster:
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/charterd ./cmd/charterd
 	$(GO) build -o $(BIN)/charterbench ./cmd/charterbench
-	$(BIN)/charterbench --charterd $(BIN)/charterd --compare --nodes 3 $(BENCHARGS)
+	$(BIN)/charterbench --charterd $(BIN)/charterd --compare --nodes 3 $(BENCHWARMUP) $(BENCHARGS)
 
 ## bench-policy: phase 1 on one dev node without and with the registration
 ## policy POLICY (set and removed by governance), ROUNDS times in alternating
