@@ -238,17 +238,7 @@ func fakeCluster(logf func(string, ...any), args []string) int {
 // verify phase run, the table is printed, and the node is stopped with
 // SIGTERM and its directory removed.
 func TestRunAgainstStartedNode(t *testing.T) {
-	record := filepath.Join(t.TempDir(), "record")
-	t.Setenv(fakeEnv, record)
-	var stdout, stderr strings.Builder
-	code := run(context.Background(), []string{
-		"--charterd", os.Args[0], "--publishers", "4", "--duration", "300ms",
-		"--keys", "2", "--payload-bytes", "100", "--presign-rate", "2000", "--verify-time", "100ms",
-	}, &stdout, &stderr)
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
-	}
-	out := stdout.String()
+	out, _, record := runAgainstFake(t)
 	for _, want := range []string{"1 closed, 4 publishers", "2 open at ", "single-core ES256 verifies/s: ", "ratio registrations/s ÷ single-core verifies/s: "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -273,28 +263,39 @@ func TestRunAgainstStartedNode(t *testing.T) {
 // --warmup loads the started node before phase 1 and reports the warm-up
 // apart: its registrations are in no row of the table.
 func TestRunWarmsUp(t *testing.T) {
-	t.Setenv(fakeEnv, filepath.Join(t.TempDir(), "record"))
-	var stdout, stderr strings.Builder
-	code := run(context.Background(), []string{
-		"--charterd", os.Args[0], "--publishers", "4", "--duration", "300ms", "--warmup", "300ms",
-		"--keys", "2", "--payload-bytes", "100", "--presign-rate", "2000", "--verify-time", "100ms",
-	}, &stdout, &stderr)
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
-	}
-	m := regexp.MustCompile(`warm-up: ([0-9.]+) registrations/s, 0 failed`).FindStringSubmatch(stderr.String())
+	stdout, stderr, _ := runAgainstFake(t, "--warmup", "300ms")
+	m := regexp.MustCompile(`warm-up: ([0-9.]+) registrations/s, 0 failed`).FindStringSubmatch(stderr)
 	if m == nil {
-		t.Fatalf("no warm-up line with 0 failed in stderr:\n%s", stderr.String())
+		t.Fatalf("no warm-up line with 0 failed in stderr:\n%s", stderr)
 	}
 	if rate, _ := strconv.ParseFloat(m[1], 64); rate <= 0 {
 		t.Errorf("warm-up registered nothing: %s", m[0])
 	}
-	if i, j := strings.Index(stderr.String(), "warm-up (not measured)"), strings.Index(stderr.String(), "phase 1: closed loop"); i < 0 || j < i {
-		t.Errorf("the warm-up did not run before phase 1:\n%s", stderr.String())
+	if i, j := strings.Index(stderr, "warm-up (not measured)"), strings.Index(stderr, "phase 1: closed loop"); i < 0 || j < i {
+		t.Errorf("the warm-up did not run before phase 1:\n%s", stderr)
 	}
-	if !strings.Contains(stdout.String(), "1 closed, 4 publishers") || strings.Contains(stdout.String(), "warm") {
-		t.Errorf("the table should hold phase 1 and 2 only:\n%s", stdout.String())
+	if !strings.Contains(stdout, "1 closed, 4 publishers") || strings.Contains(stdout, "warm") {
+		t.Errorf("the table should hold phase 1 and 2 only:\n%s", stdout)
 	}
+}
+
+// runAgainstFake runs charterbench against the fake charterd (this test
+// binary) with small settings and the extra flags (a later flag wins),
+// fails the test unless it exits 0, and returns its output and the path
+// of the fake's record.
+func runAgainstFake(t *testing.T, extra ...string) (stdout, stderr, record string) {
+	t.Helper()
+	record = filepath.Join(t.TempDir(), "record")
+	t.Setenv(fakeEnv, record)
+	args := append([]string{
+		"--charterd", os.Args[0], "--publishers", "4", "--duration", "300ms",
+		"--keys", "2", "--payload-bytes", "100", "--presign-rate", "2000", "--verify-time", "100ms",
+	}, extra...)
+	var out, errOut strings.Builder
+	if code := run(context.Background(), args, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+	return out.String(), errOut.String(), record
 }
 
 // A charterd that exits at once is reported with its log, not waited on.
@@ -394,17 +395,7 @@ func TestURLListRoundRobin(t *testing.T) {
 // node receives registrations (publishers are spread round-robin), and
 // both tables and the ratio are printed.
 func TestCompareStartsOneNodeThenCluster(t *testing.T) {
-	record := filepath.Join(t.TempDir(), "record")
-	t.Setenv(fakeEnv, record)
-	var stdout, stderr strings.Builder
-	code := run(context.Background(), []string{
-		"--charterd", os.Args[0], "--compare", "--nodes", "3", "--publishers", "6", "--duration", "300ms",
-		"--keys", "2", "--payload-bytes", "100", "--presign-rate", "2000", "--verify-time", "100ms",
-	}, &stdout, &stderr)
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
-	}
-	out := stdout.String()
+	out, _, record := runAgainstFake(t, "--compare", "--nodes", "3", "--publishers", "6")
 	for _, want := range []string{"== one node", "== 3 nodes", "ratio 3-node ÷ one-node registrations/s (phase 1): "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -437,22 +428,12 @@ func TestCompareStartsOneNodeThenCluster(t *testing.T) {
 // the batch size, every statement the fake accepted is counted, and the
 // count is whole batches (a statement's outcome is its batch's).
 func TestRunBatchAgainstStartedNode(t *testing.T) {
-	record := filepath.Join(t.TempDir(), "record")
-	t.Setenv(fakeEnv, record)
-	var stdout, stderr strings.Builder
-	code := run(context.Background(), []string{
-		"--charterd", os.Args[0], "--batch", "4", "--publishers", "4", "--duration", "300ms",
-		"--keys", "2", "--payload-bytes", "100", "--presign-rate", "2000", "--verify-time", "100ms",
-	}, &stdout, &stderr)
-	if code != 0 {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
-	}
-	out := stdout.String()
+	out, stderr, _ := runAgainstFake(t, "--batch", "4")
 	if !strings.Contains(out, "1 closed, 4 publishers × 4") {
 		t.Errorf("output lacks the batch phase 1 row:\n%s", out)
 	}
-	if strings.Contains(stderr.String(), "phase 2 skipped") || strings.Contains(out, "errors in phase") {
-		t.Fatalf("phase 2 skipped or failed\nstdout:\n%s\nstderr:\n%s", out, stderr.String())
+	if strings.Contains(stderr, "phase 2 skipped") || strings.Contains(out, "errors in phase") {
+		t.Fatalf("phase 2 skipped or failed\nstdout:\n%s\nstderr:\n%s", out, stderr)
 	}
 	var row2 []string
 	for _, l := range strings.Split(out, "\n") {
