@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/charterlog/charter/internal/config"
+	"github.com/charterlog/charter/internal/loopback"
 )
 
 // cluster starts (or reopens) a local development network of N nodes as
@@ -150,7 +150,7 @@ func prepareCluster(dir string, n int, logLevel string, snapshotEntries uint64) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	ports, err := freePorts(n)
+	ports, err := loopback.Ports(n)
 	if err != nil {
 		return err
 	}
@@ -193,28 +193,6 @@ func publishNetworkFiles(dir string) error {
 		}
 	}
 	return nil
-}
-
-// freePorts asks the kernel for n free loopback ports. They are released
-// before the nodes bind them; another process could take one in between,
-// and the node that loses the race says so and exits.
-func freePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // startClusterNode starts node i: node 1 creates the network the first

@@ -18,6 +18,7 @@ import (
 
 	"github.com/charterlog/charter/cose"
 	"github.com/charterlog/charter/internal/config"
+	"github.com/charterlog/charter/internal/loopback"
 )
 
 // clusterOpts shapes a test network.
@@ -201,23 +202,14 @@ func startCluster(t *testing.T, n int, opts clusterOpts) *cluster {
 	return c
 }
 
-// freeLoopbackPorts asks the kernel for n free loopback ports; they are
-// released before the nodes bind them (a node that loses a race exits, and
-// the test says so).
+// freeLoopbackPorts picks n free loopback ports outside the kernel's
+// ephemeral range (package loopback), for nodes whose address is written
+// before they start.
 func freeLoopbackPorts(t testing.TB, n int) []int {
 	t.Helper()
-	var ports []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
+	ports, err := loopback.Ports(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return ports
 }
