@@ -128,8 +128,6 @@ func dev(args []string, stderr io.Writer) int {
 	return runNode(cfg, node.CreateOrReopen, *debugAddr, stderr, func(n *node.Node) { printWelcome(os.Stdout, n.URL(), cfg.DataDir) })
 }
 
-// runNode runs one node until SIGINT or SIGTERM. onServing is called once
-// it serves.
 // nodeProcs is the GOMAXPROCS a node runs with: one more than the
 // runtime's default (the CPUs it may use), or 0 to leave it, when the
 // operator set GOMAXPROCS. Under load a node's Pebble goroutines are often
@@ -146,6 +144,8 @@ func nodeProcs(env string, def int) int {
 	return def + 1
 }
 
+// runNode runs one node until SIGINT or SIGTERM. onServing is called once
+// it serves.
 func runNode(cfg config.Config, mode node.Mode, debugAddr string, stderr io.Writer, onServing func(*node.Node)) int {
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()})).With("node_id", cfg.NodeID)
 	if os.Getenv("GOGC") == "" && cfg.GCPercent != 0 { // 0 only if cfg was never validated
