@@ -37,13 +37,11 @@ func (l *Ledger) Apply(entries []Entry, also func(*store.Batch) error) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	size := 4 << 10
+	payload := 0
 	for _, e := range entries {
-		// A registration's record holds its statement, beside a few
-		// hashes and index keys.
-		size += len(e.Data) + len(e.Data)/4
+		payload += len(e.Data)
 	}
-	a := l.startApply(size)
+	a := l.startApply(payload)
 	defer a.close()
 	a.timing = l.m.applying.Begin()
 	defer a.timing.Finish(l.m.apply)
@@ -103,10 +101,12 @@ type applying struct {
 	timing       stagetime.Span
 }
 
-// startApply begins an Apply whose batch is expected to hold about size
-// bytes.
-func (l *Ledger) startApply(size int) *applying {
-	b := l.st.NewBatchSized(size)
+// startApply begins applying transactions whose encodings total payload
+// bytes. Its batch starts at about the size they will take: a
+// registration's record holds its statement, beside a few hashes and index
+// keys.
+func (l *Ledger) startApply(payload int) *applying {
+	b := l.st.NewBatchSized(4<<10 + payload + payload/4)
 	l.mu.RLock()
 	st := l.state
 	l.mu.RUnlock()

@@ -109,11 +109,11 @@ func (l *Ledger) Import(raws [][]byte, sync bool) error {
 	if len(raws) == 0 {
 		return nil
 	}
-	size := 4 << 10
+	payload := 0
 	for _, raw := range raws {
-		size += len(raw) + 128
+		payload += len(raw)
 	}
-	a := l.startApply(size)
+	a := l.startApply(payload)
 	defer a.close()
 	for _, raw := range raws {
 		if err := a.importRecord(raw); err != nil {
