@@ -13,7 +13,7 @@ import (
 )
 
 // `make bench`'s measurement, short: charterbench starts a real dev node
-// (charterd dev on 127.0.0.1:0), loads it for 2 s and prints, besides the
+// (charterd dev on 127.0.0.1:0), warms it up for 1 s, loads it for 2 s and prints, besides the
 // phase table and the ratio line scripts parse, the server CPU per
 // registration and the breakdown by stage read from the node's /metrics:
 // one row per stage, every request stage run once per registration, and
@@ -31,13 +31,18 @@ func TestBenchPrintsStageBreakdown(t *testing.T) {
 	defer cancel()
 	var stdout, stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "charterbench"), "--charterd", charterd,
-		"--duration", "2s", "--publishers", "20", "--presign-rate", "3000", "--verify-time", "200ms")
+		"--duration", "2s", "--warmup", "1s", "--publishers", "20", "--presign-rate", "3000", "--verify-time", "200ms")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("charterbench: %v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
 	}
 	out := stdout.String()
 	t.Log("\n" + out)
+	// The warm-up, as make bench runs it, registers on the real node and
+	// is reported apart from the table.
+	if m := regexp.MustCompile(`warm-up: ([0-9.]+) registrations/s, 0 failed`).FindStringSubmatch(stderr.String()); m == nil || m[1] == "0.0" {
+		t.Errorf("no successful warm-up in stderr:\n%s", stderr.String())
+	}
 	for _, re := range []string{
 		`(?m)^1 closed, 20 publishers +\d`,
 		`(?m)^ratio registrations/s ÷ single-core verifies/s: \d`,
