@@ -81,7 +81,7 @@ func (c *Client) RegisterBatch(ctx context.Context, statements [][]byte) ([]Batc
 		if err != nil {
 			return nil, err
 		}
-		resp, rbody, err := c.do(ctx, http.MethodPost, "/entries/batch", "application/cbor", body)
+		_, resp, rbody, err := c.write(ctx, "/entries/batch", "application/cbor", body)
 		if err != nil {
 			if !answered {
 				return nil, err

@@ -24,6 +24,9 @@ import (
 type Client struct {
 	base *url.URL
 	http *http.Client
+	// writes sends registrations to the leader once a follower names it
+	// (HeaderLeader).
+	writes *Router
 	// MaxBackoff caps the wait between polls, whatever Retry-After says.
 	MaxBackoff time.Duration
 }
@@ -46,7 +49,8 @@ func New(baseURL string, caPEM []byte) (*Client, error) {
 	}
 	tr.MaxIdleConnsPerHost = 64
 	return &Client{
-		base: u,
+		base:   u,
+		writes: NewRouter(u),
 		http: &http.Client{
 			Transport: tr,
 			Timeout:   2 * time.Minute,
@@ -141,7 +145,7 @@ func (c *Client) Register(ctx context.Context, statement []byte) (*Registration,
 				return nil, fmt.Errorf("registration not complete: %w", err)
 			}
 		}
-		resp, body, err := c.do(ctx, http.MethodPost, "/entries", "application/cose", statement)
+		base, resp, body, err := c.write(ctx, "/entries", "application/cose", statement)
 		if err != nil {
 			return nil, err
 		}
@@ -157,7 +161,7 @@ func (c *Client) Register(ctx context.Context, statement []byte) (*Registration,
 			if loc == "" {
 				return nil, fmt.Errorf("service answered %d without a Location to poll", resp.StatusCode)
 			}
-			reg, lost, err := c.poll(ctx, loc, wait)
+			reg, lost, err := c.poll(ctx, base, loc, wait)
 			if err != nil || !lost {
 				return reg, err
 			}
@@ -172,14 +176,15 @@ func (c *Client) Register(ctx context.Context, statement []byte) (*Registration,
 	}
 }
 
-// poll fetches loc until it yields the receipt. lost reports a 404: the
+// poll fetches loc, relative to base (the node that took the
+// registration), until it yields the receipt. lost reports a 404: the
 // registration must be submitted again.
-func (c *Client) poll(ctx context.Context, loc string, wait time.Duration) (reg *Registration, lost bool, err error) {
+func (c *Client) poll(ctx context.Context, base *url.URL, loc string, wait time.Duration) (reg *Registration, lost bool, err error) {
 	for attempt := 1; ; attempt++ {
 		if err := sleepCtx(ctx, c.jitter(wait, attempt)); err != nil {
 			return nil, false, fmt.Errorf("receipt not ready: %w", err)
 		}
-		resp, body, err := c.do(ctx, http.MethodGet, loc, "", nil)
+		resp, body, err := c.doAt(ctx, base, http.MethodGet, loc, "", nil)
 		if err != nil {
 			return nil, false, err
 		}
@@ -255,7 +260,30 @@ func (c *Client) get(ctx context.Context, path string) ([]byte, error) {
 const maxResponse = 64 << 20
 
 func (c *Client) do(ctx context.Context, method, path, contentType string, body []byte) (*http.Response, []byte, error) {
-	u, err := c.base.Parse(path)
+	return c.doAt(ctx, c.base, method, path, contentType, body)
+}
+
+// write POSTs a registration where the Router says (the leader, once a
+// follower named it) and learns from the answer. A leader that cannot be
+// reached is dropped and the write sent to the client's own node, which
+// forwards it: registration is idempotent, so a write the leader did take
+// is answered there with its entry. base is where the answer came from.
+func (c *Client) write(ctx context.Context, path, contentType string, body []byte) (base *url.URL, resp *http.Response, answer []byte, err error) {
+	base = c.writes.Write()
+	resp, answer, err = c.doAt(ctx, base, http.MethodPost, path, contentType, body)
+	if err != nil && ctx.Err() == nil && c.writes.Failed(base) {
+		base = c.writes.Home()
+		resp, answer, err = c.doAt(ctx, base, http.MethodPost, path, contentType, body)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c.writes.Observe(resp.Header)
+	return base, resp, answer, nil
+}
+
+func (c *Client) doAt(ctx context.Context, base *url.URL, method, path, contentType string, body []byte) (*http.Response, []byte, error) {
+	u, err := base.Parse(path)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -112,7 +112,7 @@ func checkAppOptions(o options, fs *flag.FlagSet) error {
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "url", "cacert", "compare", "policy", "compare-policy", "rounds", "publishers", "payload-bytes",
-			"keys", "presign-rate", "verify-time", "content-type", "warmup":
+			"keys", "presign-rate", "verify-time", "content-type", "warmup", "follow-leader":
 			unused = append(unused, "--"+f.Name)
 		}
 	})

@@ -46,7 +46,7 @@ func runClosedBatch(ctx context.Context, cfg loadConfig, size int) result {
 					return
 				}
 				rctx, cancel := context.WithTimeout(ctx, cfg.maxWait)
-				for _, o := range registerBatch(rctx, cfg.clients[i], cfg.bases[i], stmts, time.Now()) {
+				for _, o := range registerBatch(rctx, cfg.clients[i], cfg.routes[i], stmts, time.Now()) {
 					r.add(o)
 				}
 				cancel()
@@ -74,7 +74,7 @@ func runOpenBatch(ctx context.Context, cfg loadConfig, perSecond float64, size i
 			}
 			return out
 		}
-		return registerBatch(ctx, cfg.clients[i], cfg.bases[i], stmts, at)
+		return registerBatch(ctx, cfg.clients[i], cfg.routes[i], stmts, at)
 	})
 }
 
@@ -91,12 +91,12 @@ func takeBatch(p *pool, size int) ([][]byte, error) {
 	return stmts, nil
 }
 
-// registerBatch POSTs stmts to base/entries/batch and returns one outcome
+// registerBatch POSTs stmts to /entries/batch and returns one outcome
 // per statement: its receipt in the answer, or its problem, or, for one
 // accepted without a receipt yet, the receipt fetched from /entries/{id}
 // (followed as register follows a 303). A failure of the whole request is
 // every statement's.
-func registerBatch(ctx context.Context, c *http.Client, base *url.URL, stmts [][]byte, start time.Time) []outcome {
+func registerBatch(ctx context.Context, c *http.Client, to writeTo, stmts [][]byte, start time.Time) []outcome {
 	all := func(o outcome) []outcome {
 		out := make([]outcome, len(stmts))
 		for i := range out {
@@ -109,7 +109,7 @@ func registerBatch(ctx context.Context, c *http.Client, base *url.URL, stmts [][
 	if err != nil {
 		return fail("request: " + err.Error())
 	}
-	rbody, status, hdr, failure := post(ctx, c, base.JoinPath("entries", "batch").String(), "application/cbor", body, 64<<20)
+	base, rbody, status, hdr, failure := to.post(ctx, c, "entries/batch", "application/cbor", body, 64<<20)
 	if failure != "" {
 		return fail(failure)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charterlog/charter/client"
 	"github.com/fxamacker/cbor/v2"
 )
 
@@ -51,11 +52,11 @@ func TestRegisterBatch(t *testing.T) {
 	base, _ := url.Parse(srv.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out := registerBatch(ctx, srv.Client(), base, [][]byte{{1}, {2}, {3}}, time.Now())
+	out := registerBatch(ctx, srv.Client(), writeTo{router: client.NewRouter(base)}, [][]byte{{1}, {2}, {3}}, time.Now())
 	if len(out) != 3 || !out[0].ok || out[1].ok || out[1].failure != "200 batch: InvalidSignature" || !out[2].ok || out[2].polls != 2 {
 		t.Fatalf("outcomes %+v", out)
 	}
-	out = registerBatch(ctx, srv.Client(), base, [][]byte{{1}}, time.Now())
+	out = registerBatch(ctx, srv.Client(), writeTo{router: client.NewRouter(base)}, [][]byte{{1}}, time.Now())
 	if len(out) != 1 || out[0].ok || out[0].failure != "400 Bad Request" {
 		t.Fatalf("a refused batch: %+v", out)
 	}
@@ -268,5 +269,68 @@ func TestOpenLoopFitsOutcomesToArrivals(t *testing.T) {
 	short := int(calls.Load()+1) / 2 // the odd calls answered for one statement
 	if got := r.failures["charterbench: 1 results for an arrival of 4 statements"]; got != short*(size-1) {
 		t.Errorf("failures for the short answers = %d, want %d (%v)", got, short*(size-1), r.failures)
+	}
+}
+
+// TestPublishersFollowTheNamedLeader: with --follow-leader a publisher
+// whose node answers with Charter-Leader sends its next writes, single and
+// batched, to that leader; without it every write stays with its node.
+func TestPublishersFollowTheNamedLeader(t *testing.T) {
+	var leaderWrites, nodeWrites atomic.Int64
+	answer := func(count *atomic.Int64, leader string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			count.Add(1)
+			if leader != "" {
+				w.Header().Set(client.HeaderLeader, leader)
+			}
+			if r.URL.Path == "/entries" {
+				w.WriteHeader(http.StatusCreated)
+				_, _ = w.Write([]byte{1})
+				return
+			}
+			var stmts [][]byte
+			_ = cbor.Unmarshal(b, &stmts)
+			items := make([]batchItem, len(stmts))
+			for i := range items {
+				items[i] = batchItem{EntryID: "x", Receipt: []byte{1}}
+			}
+			out, _ := cbor.Marshal(items)
+			_, _ = w.Write(out)
+		}
+	}
+	leader := httptest.NewServer(answer(&leaderWrites, ""))
+	defer leader.Close()
+	node := httptest.NewServer(answer(&nodeWrites, leader.URL))
+	defer node.Close()
+	home, _ := url.Parse(node.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	for _, follow := range []bool{true, false} {
+		leaderWrites.Store(0)
+		nodeWrites.Store(0)
+		to := writeTo{router: client.NewRouter(home), follow: follow}
+		for i := range 4 {
+			var ok bool
+			if i%2 == 0 {
+				ok = register(ctx, leader.Client(), to, []byte{1}, time.Now()).ok
+			} else {
+				ok = registerBatch(ctx, leader.Client(), to, [][]byte{{1}, {2}}, time.Now())[1].ok
+			}
+			if !ok {
+				t.Fatalf("follow %t: write %d failed", follow, i)
+			}
+		}
+		wantLeader, wantMoved := int64(3), 1
+		if !follow {
+			wantLeader, wantMoved = 0, 0
+		}
+		if leaderWrites.Load() != wantLeader || nodeWrites.Load() != 4-wantLeader {
+			t.Errorf("follow %t: the leader took %d writes and the node %d, want %d and %d", follow, leaderWrites.Load(), nodeWrites.Load(), wantLeader, 4-wantLeader)
+		}
+		if got := moved([]writeTo{to}); got != wantMoved {
+			t.Errorf("follow %t: moved %d, want %d", follow, got, wantMoved)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charterlog/charter/client"
 	"github.com/charterlog/charter/cose"
 	"github.com/fxamacker/cbor/v2"
 )
@@ -49,7 +50,7 @@ func fakeNode(t *testing.T, h http.Handler, pub, n int, d time.Duration) loadCon
 	p := &pool{stmts: stmts, late: func() ([]byte, error) {
 		return fmt.Appendf(nil, "late %d", late.Add(1)), nil
 	}}
-	return loadConfig{bases: assign([]*url.URL{base}, pub), clients: clients, pool: p, duration: d, maxWait: 5 * time.Second}
+	return loadConfig{routes: routesTo(assign([]*url.URL{base}, pub)), clients: clients, pool: p, duration: d, maxWait: 5 * time.Second}
 }
 
 func sorted(r result) []time.Duration {
@@ -444,4 +445,13 @@ func TestVerifyRate(t *testing.T) {
 	if got := r.String(); !strings.Contains(got, "median of 5 slices of 10ms: ") {
 		t.Errorf("yardstick prints %q", got)
 	}
+}
+
+// routesTo sends each publisher's writes to its base, following no leader.
+func routesTo(bases []*url.URL) []writeTo {
+	out := make([]writeTo, len(bases))
+	for i, b := range bases {
+		out[i] = writeTo{router: client.NewRouter(b)}
+	}
+	return out
 }

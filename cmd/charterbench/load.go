@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/charterlog/charter/client"
 	"github.com/fxamacker/cbor/v2"
 )
 
@@ -55,13 +56,50 @@ type outcome struct {
 // park a publisher beyond the request deadline anyway.
 const maxRetryAfter = 10 * time.Second
 
-// register POSTs stmt to base/entries and, on a redirect, polls the
-// Location until the receipt is there. The latency counts from start, which
-// is the send time in a closed loop and the scheduled arrival in an open
-// loop. The whole exchange is bounded by ctx.
-func register(ctx context.Context, c *http.Client, base *url.URL, stmt []byte, start time.Time) outcome {
+// writeTo is where one publisher sends its writes: its node, or, once that
+// node named the leader in a relayed answer (client.HeaderLeader) and
+// follow is on (--follow-leader), the leader, as client.Client does.
+type writeTo struct {
+	router *client.Router
+	follow bool
+}
+
+// post POSTs body to path under the writes' target, as package post does;
+// base is the node that answered. A leader that cannot be reached is
+// dropped and the write sent to the publisher's own node (registration is
+// idempotent).
+func (w writeTo) post(ctx context.Context, c *http.Client, path, contentType string, body []byte, max int64) (base *url.URL, answer []byte, status int, hdr http.Header, failure string) {
+	base = w.router.Write()
+	answer, status, hdr, failure = post(ctx, c, base.JoinPath(path).String(), contentType, body, max)
+	if failure != "" && ctx.Err() == nil && w.router.Failed(base) {
+		base = w.router.Home()
+		answer, status, hdr, failure = post(ctx, c, base.JoinPath(path).String(), contentType, body, max)
+	}
+	if failure == "" && w.follow {
+		w.router.Observe(hdr)
+	}
+	return base, answer, status, hdr, failure
+}
+
+// moved counts the publishers whose writes go to another node than their
+// own: the leader their follower named.
+func moved(routes []writeTo) int {
+	n := 0
+	for _, w := range routes {
+		if w.router.Write() != w.router.Home() {
+			n++
+		}
+	}
+	return n
+}
+
+// register POSTs stmt to /entries and, on a redirect, polls the Location
+// (at the node that answered) until the receipt is there. The latency
+// counts from start, which is the send time in a closed loop and the
+// scheduled arrival in an open loop. The whole exchange is bounded by ctx.
+func register(ctx context.Context, c *http.Client, to writeTo, stmt []byte, start time.Time) outcome {
 	fail := func(f string) outcome { return outcome{latency: time.Since(start), failure: f} }
-	body, status, hdr, failure := post(ctx, c, base.JoinPath("entries").String(), "application/cose", stmt, 4<<20)
+	base, body, status, hdr, failure := to.post(ctx, c, "entries", "application/cose", stmt, 4<<20)
 	if failure != "" {
 		return fail(failure)
 	}
@@ -294,7 +332,7 @@ func (r *result) rate() float64 {
 
 // loadConfig is what both loops share.
 type loadConfig struct {
-	bases    []*url.URL     // the node each publisher sends to, parallel to clients
+	routes   []writeTo      // where each publisher sends its writes, parallel to clients
 	clients  []*http.Client // one per publisher
 	pool     *pool
 	duration time.Duration
@@ -311,7 +349,7 @@ func runClosed(ctx context.Context, cfg loadConfig) result {
 		if err != nil {
 			return outcome{failure: "sign: " + err.Error(), fatal: true}
 		}
-		return register(ctx, cfg.clients[i], cfg.bases[i], stmt, time.Now())
+		return register(ctx, cfg.clients[i], cfg.routes[i], stmt, time.Now())
 	})
 }
 
@@ -383,7 +421,7 @@ func runOpen(ctx context.Context, cfg loadConfig, perSecond float64) result {
 		if err != nil {
 			return []outcome{{failure: "sign: " + err.Error()}}
 		}
-		return []outcome{register(ctx, cfg.clients[i], cfg.bases[i], stmt, at)}
+		return []outcome{register(ctx, cfg.clients[i], cfg.routes[i], stmt, at)}
 	})
 }
 

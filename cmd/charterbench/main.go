@@ -71,6 +71,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/charterlog/charter/client"
 )
 
 func main() {
@@ -87,6 +89,7 @@ type options struct {
 	publishers   int
 	duration     time.Duration
 	warmup       time.Duration // an unmeasured closed loop before phase 1 on each network; 0: none
+	followLeader bool          // publishers send their writes to the leader a follower names (client.HeaderLeader)
 	payloadBytes int
 	keys         int
 	presignRate  int
@@ -139,6 +142,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.publishers, "publishers", 400, "concurrent publishers, each with its own keep-alive HTTPS connection")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each load phase")
 	fs.DurationVar(&o.warmup, "warmup", 0, "before phase 1, load each network in a closed loop for this long and count nothing: a fresh node's first seconds pay one-time costs (its heap and Pebble's memtables growing into memory the system has not mapped yet) that a node in service has paid; 0 measures from the node's start")
+	fs.BoolVar(&o.followLeader, "follow-leader", true, "on a network of several nodes, a publisher whose node forwarded its write to the leader sends its next writes to the leader that node named (header Charter-Leader), as the Go client does; false keeps every publisher on its own node, so followers forward two thirds of the writes")
 	fs.IntVar(&o.payloadBytes, "payload-bytes", 1024, "payload size of each statement")
 	fs.IntVar(&o.keys, "keys", 8, "distinct ES256 publisher keys and chains")
 	fs.IntVar(&o.presignRate, "presign-rate", 20000, "statements signed ahead for phase 1, per second of --duration")
@@ -341,6 +345,9 @@ func bench(ctx context.Context, o options, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "== %s", label)
 		}
 		report(stdout, m.rows, vps, m.signedLate)
+		if m.nodes > 1 {
+			fmt.Fprintf(stdout, "writes: %d of %d publishers sent theirs to the leader their node named (--follow-leader=%t); the rest to their own node\n", m.moved, m.publishers, o.followLeader)
+		}
 		writeBreakdown(stdout, m.breakdown)
 	}
 	switch {
@@ -377,6 +384,9 @@ type measurement struct {
 	breakdown  breakdown     // phase 1's cost by stage (stages.go)
 	rows       []row
 	signedLate int64
+	// moved of publishers wrote to the leader rather than their own node
+	// by the end of phase 2.
+	moved, publishers int
 }
 
 // compareReport prints the multi-node phase-1 rate as a share of the
@@ -498,6 +508,7 @@ func measure(ctx context.Context, o options, s *signer, v variant, stderr io.Wri
 	} else {
 		fmt.Fprintln(stderr, "phase 2 skipped: phase 1 registered too little to pace half of it")
 	}
+	m.moved, m.publishers = moved(pubs.routes), len(pubs.routes)
 	return m, ctx.Err()
 }
 
@@ -604,7 +615,8 @@ func (nw *network) setPolicy(ctx context.Context, o options, src string, stderr 
 // publishers are the --publishers clients, each pinned to one node of a
 // network (round-robin) with its connection open.
 type publishers struct {
-	bases   []*url.URL
+	bases   []*url.URL // each publisher's own node
+	routes  []writeTo  // where each sends its writes: its node, or the leader it named
 	clients []*http.Client
 	spread  string // " over N nodes", or ""
 }
@@ -613,8 +625,10 @@ type publishers struct {
 // any clock starts: the TLS handshakes are not what the phases measure.
 func connect(ctx context.Context, o options, nw *network) (*publishers, error) {
 	p := &publishers{bases: assign(nw.urls, o.publishers), clients: make([]*http.Client, o.publishers)}
+	p.routes = make([]writeTo, o.publishers)
 	for i := range p.clients {
 		p.clients[i] = newClient(nw.roots)
+		p.routes[i] = writeTo{router: client.NewRouter(p.bases[i]), follow: o.followLeader}
 	}
 	if len(nw.urls) > 1 {
 		p.spread = fmt.Sprintf(" over %d nodes", len(nw.urls))
@@ -633,7 +647,7 @@ func (p *publishers) close() {
 }
 
 func (p *publishers) config(o options, statements *pool) loadConfig {
-	return loadConfig{bases: p.bases, clients: p.clients, pool: statements, duration: o.duration, maxWait: o.maxWait}
+	return loadConfig{routes: p.routes, clients: p.clients, pool: statements, duration: o.duration, maxWait: o.maxWait}
 }
 
 // runPhase1 is the closed loop over statements.

@@ -14,6 +14,10 @@ import (
 // that it is never forwarded twice.
 const headerForwarded = "Charter-Forwarded-By"
 
+// headerLeader, on an answer a follower relays, is the leader's base URL
+// (client.HeaderLeader).
+const headerLeader = "Charter-Leader"
+
 // leaderOnly are the writes only the leader can do (with every POST under
 // /gov/); a follower forwards them.
 var leaderOnly = map[string]bool{"/entries": true, registry.BatchPath: true, join.Path: true}

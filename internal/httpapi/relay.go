@@ -40,6 +40,9 @@ func relay(w http.ResponseWriter, r *http.Request, target *url.URL, transport ht
 		},
 		Transport: transport,
 		ModifyResponse: func(resp *http.Response) error {
+			// Name the leader, so that a client may send its next writes
+			// there and spare this node the relay (client.Router).
+			resp.Header.Set(headerLeader, (&url.URL{Scheme: target.Scheme, Host: target.Host}).String())
 			body, err := io.ReadAll(io.LimitReader(resp.Body, maxRelayedResponse))
 			if err != nil {
 				resp.Body.Close()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/charterlog/charter/client"
 	"github.com/charterlog/charter/registry"
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -71,6 +72,10 @@ func TestRelayFailuresAreAnswered(t *testing.T) {
 			if name == "answers" {
 				if resp.StatusCode != http.StatusCreated || string(body) != "echo:request" || resp.Header.Get("Content-Type") != "application/x-test" {
 					t.Errorf("relayed %d %q (%s), want 201 echo:request", resp.StatusCode, body, resp.Header.Get("Content-Type"))
+				}
+				// The client's Router reads the header by its own name.
+				if got, want := resp.Header.Get(client.HeaderLeader), "http://"+target.Host; got != want {
+					t.Errorf("relayed answer names the leader %q, want %q", got, want)
 				}
 				return
 			}

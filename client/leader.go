@@ -1,0 +1,106 @@
+package client
+
+import (
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+)
+
+// HeaderLeader is the response header with which a follower that forwarded
+// a write to the leader names the leader's base URL. A client that sends
+// its next writes there saves the follower the relay (it receives, sends
+// on and relays back every byte) and the cluster that CPU; one that
+// ignores the header is forwarded as before.
+const HeaderLeader = "Charter-Leader"
+
+// shunFor is how long a Router ignores a leader it could not reach: the
+// node the client was given keeps forwarding meanwhile.
+const shunFor = time.Minute
+
+// A Router picks where a client sends its writes: the leader its node named
+// in HeaderLeader, else the node it was given (home). Reads stay with home.
+// Following the header is safe because the client's TLS roots do not
+// change: the named URL is trusted only if it presents a certificate the
+// service issued, that is, if it is a node of the same service. A Router
+// is safe for concurrent use.
+type Router struct {
+	home *url.URL
+	now  func() time.Time
+
+	mu          sync.Mutex
+	leader      *url.URL
+	shunned     string // a leader URL not to follow until shunnedTill
+	shunnedTill time.Time
+}
+
+// NewRouter returns a Router whose writes go to home until a response
+// names a leader.
+func NewRouter(home *url.URL) *Router { return &Router{home: home, now: time.Now} }
+
+// Home is the node the Router was given.
+func (r *Router) Home() *url.URL { return r.home }
+
+// Write returns the base URL for the next write.
+func (r *Router) Write() *url.URL {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.leader != nil {
+		return r.leader
+	}
+	return r.home
+}
+
+// Observe learns from the headers of an answer to a write: a HeaderLeader
+// naming a usable base URL becomes the target of the next writes. An
+// answer without it changes nothing: either the node answered as leader,
+// or it is an older node that forwards without naming the leader.
+func (r *Router) Observe(h http.Header) {
+	v := h.Get(HeaderLeader)
+	if v == "" {
+		return
+	}
+	u, ok := r.usable(v)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if u.String() == r.shunned && r.now().Before(r.shunnedTill) {
+		return
+	}
+	if u.String() == r.home.String() {
+		r.leader = nil
+		return
+	}
+	r.leader = u
+}
+
+// usable parses a HeaderLeader value: an absolute base URL with the home
+// URL's scheme and nothing but a host. Anything else is ignored, as if the
+// header were absent.
+func (r *Router) usable(v string) (*url.URL, bool) {
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != r.home.Scheme || u.Host == "" || u.User != nil ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return nil, false
+	}
+	return &url.URL{Scheme: u.Scheme, Host: u.Host}, true
+}
+
+// Failed reports that a write to base got no answer (the connection failed).
+// If base is the leader the Router follows, it goes back to home and
+// ignores that leader for a minute, so that a leader the client cannot
+// reach (an address only the nodes can dial) costs one failed attempt a
+// minute, not one per write. It reports whether the write should be
+// retried at home.
+func (r *Router) Failed(base *url.URL) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.leader == nil || base.String() != r.leader.String() {
+		return false
+	}
+	r.shunned, r.shunnedTill = r.leader.String(), r.now().Add(shunFor)
+	r.leader = nil
+	return true
+}
