@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +75,9 @@ func TestBatchRegistration(t *testing.T) {
 	if r.Status != http.StatusOK || r.Header.Get("Content-Type") != "application/cbor" {
 		t.Fatalf("POST /entries/batch to follower %d: %d %s", follower.id, r.Status, describeProblem(r))
 	}
+	if got, want := r.Header.Get(client.HeaderLeader), c.node(leader).URL; got != want {
+		t.Fatalf("the follower's relayed answer names the leader %q, want %q", got, want)
+	}
 	var answers []batchAnswer
 	if err := cbor.Unmarshal(r.Body, &answers); err != nil || len(answers) != len(stmts) {
 		t.Fatalf("the answer holds %d results for %d statements (%v)", len(answers), len(stmts), err)
@@ -121,6 +126,16 @@ func TestBatchRegistration(t *testing.T) {
 	}
 	if res[1].Registration.TxID != answers[5].TxID {
 		t.Fatalf("a statement registered before is at %s, was at %s", res[1].Registration.TxID, answers[5].TxID)
+	}
+	// The follower named the leader in its answer: the client's next batch
+	// goes to the leader directly, not through the follower.
+	viaFollower, atLeader := batchPosts(t, follower), batchPosts(t, c.node(leader))
+	again, err := cl.RegisterBatch(ctx, [][]byte{pub.unique(t)})
+	if err != nil || again[0].Err != nil {
+		t.Fatalf("a second RegisterBatch: %v %+v", err, again)
+	}
+	if d1, d2 := batchPosts(t, follower)-viaFollower, batchPosts(t, c.node(leader))-atLeader; d1 != 0 || d2 != 1 {
+		t.Fatalf("the client's second batch reached the follower %d times and the leader %d, want 0 and 1", d1, d2)
 	}
 
 	// charter register with several files: one line per statement.
@@ -199,4 +214,17 @@ func batchOf(t testing.TB, stmts ...[]byte) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// batchPosts is how many POST /entries/batch n has answered, from its
+// /metrics.
+func batchPosts(t *testing.T, n *member) int {
+	t.Helper()
+	r := n.get(t, "/metrics")
+	total := 0
+	for _, m := range regexp.MustCompile(`\ncharter_http_request_duration_seconds_count\{code="\d+",method="POST",route="/entries/batch"\} (\d+)`).FindAllSubmatch(r.Body, -1) {
+		v, _ := strconv.Atoi(string(m[1]))
+		total += v
+	}
+	return total
 }
