@@ -124,6 +124,7 @@ func (l *Ledger) Import(raws [][]byte, sync bool) error {
 	if err != nil {
 		return err
 	}
+	a.writeIndexes()
 	a.b.PutLedgerState(enc)
 	if err := a.b.Commit(sync); err != nil {
 		return err
@@ -200,8 +201,7 @@ func (a *applying) importRecord(raw []byte) error {
 	}
 	switch rec.Type {
 	case log.TxRegistration:
-		a.b.PutEntry(rec.Entry, txid.View, txid.Seqno)
-		a.indexed = append(a.indexed, rec.Entry)
+		a.putEntry(rec.Entry, txid)
 	case log.TxCheckpoint:
 		cp, _ := log.UnmarshalCheckpoint(rec.Body)
 		a.b.PutCheckpoint(cp.TreeSize, txid.Seqno)
