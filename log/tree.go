@@ -24,7 +24,7 @@ type Tree struct {
 	// cur holds every hash appended since the last rotation, including those
 	// not yet committed; prev the generation before. Rotation happens only at
 	// Committed, so an uncommitted hash is always in cur.
-	cur, prev map[int64]tlog.Hash
+	cur, prev hashRun
 
 	// read holds hashes read from the backing reader. A durable hash
 	// never changes, and the ones proofs of recent leaves ask for are the
@@ -39,13 +39,50 @@ type Tree struct {
 // cacheGeneration bounds each cache generation; two generations are kept.
 const cacheGeneration = 1 << 15
 
+// hashRun is a run of stored hashes with consecutive indexes from base on.
+// A tree's stored hashes are written in index order, so the recent ones are
+// a run: a slice, where a map spent a tenth of an append hashing and
+// growing.
+type hashRun struct {
+	base   int64
+	hashes []tlog.Hash
+}
+
+func (r *hashRun) get(i int64) (tlog.Hash, bool) {
+	if i < r.base || i >= r.base+int64(len(r.hashes)) {
+		return tlog.Hash{}, false
+	}
+	return r.hashes[i-r.base], true
+}
+
+// add appends hash i, which must follow the run's last (or start it).
+func (r *hashRun) add(i int64, h tlog.Hash) error {
+	if len(r.hashes) == 0 {
+		r.base = i
+	} else if next := r.base + int64(len(r.hashes)); i != next {
+		return fmt.Errorf("log: stored hash %d appended after %d", i, next-1)
+	}
+	r.hashes = append(r.hashes, h)
+	return nil
+}
+
+// truncate forgets the hashes from index i on.
+func (r *hashRun) truncate(i int64) {
+	switch {
+	case i <= r.base:
+		r.hashes = r.hashes[:0]
+	case i < r.base+int64(len(r.hashes)):
+		r.hashes = r.hashes[:i-r.base]
+	}
+}
+
 // readCacheSize bounds the hashes kept from the backing reader (about 3
 // MiB).
 const readCacheSize = 1 << 16
 
 // NewTree returns a tree of the given size over backing.
 func NewTree(size int64, backing tlog.HashReader) *Tree {
-	return &Tree{backing: backing, size: size, cur: map[int64]tlog.Hash{}, prev: map[int64]tlog.Hash{}}
+	return &Tree{backing: backing, size: size}
 }
 
 // Size is the number of leaves appended.
@@ -68,7 +105,12 @@ func (t *Tree) Append(entry [32]byte, write func(index int64, h tlog.Hash)) (int
 	}
 	base := tlog.StoredHashIndex(0, n)
 	for i, h := range hashes {
-		t.cur[base+int64(i)] = h
+		if err := t.cur.add(base+int64(i), h); err != nil {
+			t.cur.truncate(base)
+			return 0, err
+		}
+	}
+	for i, h := range hashes {
 		write(base+int64(i), h)
 	}
 	t.size = n + 1
@@ -83,12 +125,7 @@ func (t *Tree) Rollback(size int64) {
 	if size >= t.size {
 		return
 	}
-	first := tlog.StoredHashIndex(0, size)
-	for i := range t.cur {
-		if i >= first {
-			delete(t.cur, i)
-		}
-	}
+	t.cur.truncate(tlog.StoredHashIndex(0, size))
 	t.size = size
 }
 
@@ -98,7 +135,7 @@ func (t *Tree) Reset(size int64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.size = size
-	t.cur, t.prev = map[int64]tlog.Hash{}, map[int64]tlog.Hash{}
+	t.cur, t.prev = hashRun{}, hashRun{}
 	t.readMu.Lock()
 	t.read = nil
 	t.readMu.Unlock()
@@ -109,8 +146,10 @@ func (t *Tree) Reset(size int64) {
 func (t *Tree) Committed() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.cur) >= cacheGeneration {
-		t.prev, t.cur = t.cur, make(map[int64]tlog.Hash, cacheGeneration)
+	if len(t.cur.hashes) >= cacheGeneration {
+		// The generation that leaves lends its array to the next one:
+		// readers copy hashes out under the lock.
+		t.prev, t.cur = t.cur, hashRun{hashes: t.prev.hashes[:0]}
 	}
 }
 
@@ -126,9 +165,9 @@ func (t *Tree) readLocked(indexes []int64) ([]tlog.Hash, error) {
 	var missIdx []int64
 	var missPos []int
 	for i, x := range indexes {
-		if h, ok := t.cur[x]; ok {
+		if h, ok := t.cur.get(x); ok {
 			out[i] = h
-		} else if h, ok := t.prev[x]; ok {
+		} else if h, ok := t.prev.get(x); ok {
 			out[i] = h
 		} else {
 			missIdx = append(missIdx, x)
