@@ -26,6 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/charterlog/charter/internal/stagetime"
@@ -66,6 +67,18 @@ type stageSample struct {
 	// storage is Pebble's byte counters (storageMetrics), absent from a
 	// node that does not export them.
 	storage map[string]float64
+	// nodes is each node's own CPU and role, in the order of the
+	// network's URLs.
+	nodes []nodeCPU
+}
+
+// nodeCPU is one node's CPU (process_cpu_seconds_total) and whether it
+// led (charter_raft_is_leader) when sampled; known is false for a node
+// that exports neither.
+type nodeCPU struct {
+	seconds float64
+	leader  bool
+	known   bool
 }
 
 // storageMetrics are the store's byte counters (internal/store's
@@ -135,6 +148,13 @@ func parseStageMetrics(body []byte) (stageSample, error) {
 			s.storage[sm.row] = value(f.GetMetric()[0])
 		}
 	}
+	cpu, cpuOK := families["process_cpu_seconds_total"]
+	lead, leadOK := families["charter_raft_is_leader"]
+	if cpuOK && leadOK && len(cpu.GetMetric()) > 0 && len(lead.GetMetric()) > 0 {
+		s.nodes = []nodeCPU{{seconds: value(cpu.GetMetric()[0]), leader: value(lead.GetMetric()[0]) == 1, known: true}}
+	} else {
+		s.nodes = []nodeCPU{{}}
+	}
 	return s, nil
 }
 
@@ -159,6 +179,7 @@ func scrapeStages(ctx context.Context, c *http.Client, urls []*url.URL) (stageSa
 		for row, v := range s.storage {
 			total.storage[row] += v
 		}
+		total.nodes = append(total.nodes, s.nodes...)
 	}
 	return total, nil
 }
@@ -199,6 +220,15 @@ func (s stageSample) since(before stageSample) stageSample {
 	for row, v := range s.storage {
 		if b, ok := before.storage[row]; ok {
 			d.storage[row] = v - b
+		}
+	}
+	for i, n := range s.nodes {
+		if i < len(before.nodes) && n.known && before.nodes[i].known {
+			// The role is the one at the end: a network whose leader
+			// changed during the phase shows it as two busy nodes.
+			d.nodes = append(d.nodes, nodeCPU{seconds: n.seconds - before.nodes[i].seconds, leader: n.leader, known: true})
+		} else {
+			d.nodes = append(d.nodes, nodeCPU{})
 		}
 	}
 	for name, st := range s.stages {
@@ -268,6 +298,9 @@ func writeBreakdown(w io.Writer, b breakdown) {
 	if b.err != nil {
 		fmt.Fprintf(w, "breakdown per registration unavailable: %v\n", b.err)
 		return
+	}
+	if row := perNodeRow(b.stages.nodes, n); row != "" && len(b.stages.nodes) > 1 {
+		fmt.Fprintln(w, row)
 	}
 	share := func(us float64) string {
 		if cpu <= 0 {
@@ -361,4 +394,38 @@ func (m *measurement) phase1(ctx context.Context, o options, nw *network, pubs *
 		m.cpu = m.breakdown.cpu.charterd
 	}
 	return r
+}
+
+// perNodeRow is each node's CPU per registration and role, from its own
+// /metrics (process_cpu_seconds_total, charter_raft_is_leader); "" if a
+// node does not export them.
+func perNodeRow(nodes []nodeCPU, registrations float64) string {
+	parts := make([]string, len(nodes))
+	for i, c := range nodes {
+		if !c.known {
+			return ""
+		}
+		role := "follower"
+		if c.leader {
+			role = "leader"
+		}
+		parts[i] = fmt.Sprintf("node %d (%s) %.1fµs", i+1, role, c.seconds*1e6/registrations)
+	}
+	return "CPU per registration by node (phase 1, each node's /metrics): " + strings.Join(parts, ", ")
+}
+
+// busiest is the most CPU any one node spent per registration, and
+// whether every node's is known.
+func busiest(b breakdown) (time.Duration, bool) {
+	if b.registrations <= 0 || len(b.stages.nodes) == 0 {
+		return 0, false
+	}
+	most := 0.0
+	for _, c := range b.stages.nodes {
+		if !c.known {
+			return 0, false
+		}
+		most = max(most, c.seconds)
+	}
+	return time.Duration(most * 1e9 / float64(b.registrations)), true
 }

@@ -161,3 +161,48 @@ func TestStageBreakdownUnavailable(t *testing.T) {
 		}
 	}
 }
+
+// Each node's CPU and role come from its own /metrics; a cluster's
+// breakdown prints them per node, and the busiest node's CPU per
+// registration is what compareReport projects from.
+func TestPerNodeCPU(t *testing.T) {
+	node := func(cpu, leader string) stageSample {
+		t.Helper()
+		body := string(readTestdata(t, "metrics-before.txt"))
+		body = regexp.MustCompile(`(?m)^process_cpu_seconds_total .*$`).ReplaceAllString(body, "process_cpu_seconds_total "+cpu)
+		if leader != "" {
+			body += "# TYPE charter_raft_is_leader gauge\ncharter_raft_is_leader " + leader + "\n"
+		}
+		s, err := parseStageMetrics([]byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	sum := func(nodes ...stageSample) stageSample {
+		var total stageSample
+		for _, n := range nodes {
+			total.nodes = append(total.nodes, n.nodes...)
+		}
+		return total
+	}
+	before := sum(node("10", "1"), node("20", "0"), node("30", "0"))
+	after := sum(node("11.2", "1"), node("20.3", "0"), node("30.31", "0"))
+	b := breakdown{registrations: 10000, nodes: 3, stages: after.since(before)}
+	if got, want := perNodeRow(b.stages.nodes, 10000), "CPU per registration by node (phase 1, each node's /metrics): node 1 (leader) 120.0µs, node 2 (follower) 30.0µs, node 3 (follower) 31.0µs"; got != want {
+		t.Errorf("per-node row %q, want %q", got, want)
+	}
+	if most, ok := busiest(b); !ok || most.Round(time.Microsecond) != 120*time.Microsecond {
+		t.Errorf("busiest %v %t, want 120µs", most, ok)
+	}
+	// A node that exports no role (an older charterd): no row, no
+	// projection.
+	old := sum(node("11", "1"), node("21", ""))
+	b = breakdown{registrations: 10000, nodes: 2, stages: old.since(sum(node("10", "1"), node("20", "")))}
+	if row := perNodeRow(b.stages.nodes, 10000); row != "" {
+		t.Errorf("a node without its role gave %q", row)
+	}
+	if _, ok := busiest(b); ok {
+		t.Error("busiest is known with a node's CPU unknown")
+	}
+}

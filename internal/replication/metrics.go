@@ -41,5 +41,12 @@ func newMetrics() metrics {
 
 // Collectors returns the replication metrics for the node's registry.
 func (n *Node) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{n.metrics.persist, n.metrics.apply, n.metrics.snapshotsSent, n.metrics.snapshotsInstalled, n.metrics.logBytes, n.metrics.persistStage}
+	isLeader := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "charter_raft_is_leader",
+		Help: "1 if this node is the leader as far as it knows, else 0."}, func() float64 {
+		if leader, _ := n.Leader(); leader {
+			return 1
+		}
+		return 0
+	})
+	return []prometheus.Collector{n.metrics.persist, n.metrics.apply, n.metrics.snapshotsSent, n.metrics.snapshotsInstalled, n.metrics.logBytes, n.metrics.persistStage, isLeader}
 }
