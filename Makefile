@@ -31,6 +31,8 @@ RACE      ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO)
 
 CHAOSROUNDS ?= 50
 CHAOSSNAPSHOTS ?=
+CHAOSLOGS ?=
+CHAOSLOGLEVEL ?=
 
 .PHONY: all build run cluster test chaos fuzz bench bench-app bench-cluster bench-policy bench-scale clean
 
@@ -61,9 +63,11 @@ test:
 ## under 32 publishers), then the whole history checked; prints
 ## acknowledged, lost, forks, unavailability and snapshots sent. Minutes.
 ## CHAOSSNAPSHOTS=N sets snapshot_entries to N, so that most restarts are
-## caught up by a (delta) snapshot instead of the log.
+## caught up by a (delta) snapshot instead of the log. CHAOSLOGS=DIR keeps
+## the nodes' logs of a failed run in DIR; CHAOSLOGLEVEL=debug makes them
+## say more (raft, the peer transport).
 chaos:
-	CHARTER_CHAOS=1 CHARTER_CHAOS_ROUNDS=$(CHAOSROUNDS) CHARTER_CHAOS_SNAPSHOT_ENTRIES=$(CHAOSSNAPSHOTS) $(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./internal/e2e/
+	CHARTER_CHAOS=1 CHARTER_CHAOS_ROUNDS=$(CHAOSROUNDS) CHARTER_CHAOS_SNAPSHOT_ENTRIES=$(CHAOSSNAPSHOTS) CHARTER_E2E_LOGS=$(CHAOSLOGS) CHARTER_E2E_LOG_LEVEL=$(CHAOSLOGLEVEL) $(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./internal/e2e/
 
 ## bench: start a fresh dev node, load it for BENCHWARMUP (10s, not
 ## counted), and measure registrations/s and latency

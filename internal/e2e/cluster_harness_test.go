@@ -107,7 +107,7 @@ func startCluster(t *testing.T, n int, opts clusterOpts) *cluster {
 		nodeDir := filepath.Join(dir, fmt.Sprintf("node%d", i))
 		cfg := config.Config{
 			NodeID: uint64(i), DataDir: nodeDir, Addr: "127.0.0.1:" + strconv.Itoa(ports[i-1]),
-			LogLevel: "info", SnapshotEntries: opts.SnapshotEntries,
+			LogLevel: nodeLogLevel(t), SnapshotEntries: opts.SnapshotEntries,
 			RegistrationWait: opts.RegistrationWait, CheckpointInterval: opts.CheckpointInterval,
 			Attestation: opts.Attestation, LedgerChunkTransactions: opts.LedgerChunkTransactions,
 		}
@@ -150,6 +150,7 @@ func startCluster(t *testing.T, n int, opts clusterOpts) *cluster {
 			}
 			if t.Failed() {
 				t.Logf("last lines of node %d's log %s:\n%s", m.id, m.logPath, tailFile(m.logPath, 40))
+				keepLog(t, m.logPath)
 			}
 		}
 	})
@@ -837,4 +838,66 @@ func (c *cluster) becameLeader(i int, since time.Time) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// Environment for reading what the nodes of a failed cluster test did: the
+// test's directory, their logs with it, is removed when the test ends.
+const (
+	// envKeepLogs names a directory into which a failed cluster test's
+	// node logs are copied (under the test's name); make chaos sets it
+	// from CHAOSLOGS.
+	envKeepLogs = "CHARTER_E2E_LOGS"
+	// envLogLevel is the cluster nodes' log level (debug, info, warn,
+	// error); info when unset.
+	envLogLevel = "CHARTER_E2E_LOG_LEVEL"
+)
+
+func nodeLogLevel(t *testing.T) string {
+	switch l := os.Getenv(envLogLevel); l {
+	case "":
+		return "info"
+	case "debug", "info", "warn", "error":
+		return l
+	default:
+		t.Fatalf("%s=%q: want debug, info, warn or error", envLogLevel, l)
+		return ""
+	}
+}
+
+// keepLog copies a node's log into $CHARTER_E2E_LOGS/<test>/, if set.
+func keepLog(t *testing.T, path string) {
+	dir := os.Getenv(envKeepLogs)
+	if dir == "" {
+		return
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Logf("keeping %s: %v", path, err)
+		return
+	}
+	dst := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
+	if err := os.MkdirAll(dst, 0o755); err == nil {
+		err = os.WriteFile(filepath.Join(dst, filepath.Base(path)), b, 0o644)
+	}
+	if err != nil {
+		t.Logf("keeping %s: %v", path, err)
+		return
+	}
+	t.Logf("kept %s in %s", filepath.Base(path), dst)
+}
+
+// TestKeepLog: with CHARTER_E2E_LOGS set, a node's log is copied under the
+// test's name, so it outlives the test's directory.
+func TestKeepLog(t *testing.T) {
+	keep := t.TempDir()
+	t.Setenv(envKeepLogs, keep)
+	log := filepath.Join(t.TempDir(), "node2.log")
+	if err := os.WriteFile(log, []byte("raft: became leader\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keepLog(t, log)
+	b, err := os.ReadFile(filepath.Join(keep, "TestKeepLog", "node2.log"))
+	if err != nil || string(b) != "raft: became leader\n" {
+		t.Fatalf("kept log: %q, %v", b, err)
+	}
 }
