@@ -64,7 +64,10 @@ func (s *Server) proxyToLeader(w http.ResponseWriter, r *http.Request) {
 		writeRelayProblem(w, r.URL.Path, problemFor(err))
 		return
 	}
-	relay(w, r, target, s.cfg.PeerClient(id).Transport, id, s.cfg.NodeID, s.cfg.Log)
+	// The answer names the leader at its recorded URL, which clients can
+	// reach, not at this node's dial override for it.
+	named, _ := s.cfg.Raft.RecordedURL(id)
+	relay(w, r, target, named, s.cfg.PeerClient(id).Transport, id, s.cfg.NodeID, s.cfg.Log)
 }
 
 // getConsensus reports this node's raft view.

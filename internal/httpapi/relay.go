@@ -19,14 +19,19 @@ import (
 const maxRelayedResponse = 16 << 20
 
 // relay sends r to the leader at target through transport and relays the
-// answer. Every failure is answered, never a dropped connection: 503 with
+// answer, naming the leader as named (headerLeader; none if named is not
+// an absolute URL). Every failure is answered, never a dropped connection: 503 with
 // Retry-After, in the shape of the route (relayProblem). The leader's
 // answer is read whole before any of it is relayed, because
 // httputil.ReverseProxy, once it has written the status line, can only
 // abort (panic(http.ErrAbortHandler), which chi's Recoverer re-panics and
 // net/http turns into an EOF or an HTTP/2 RST_STREAM) when the leader dies
 // before the body is complete.
-func relay(w http.ResponseWriter, r *http.Request, target *url.URL, transport http.RoundTripper, leader uint64, self uint64, logger *slog.Logger) {
+func relay(w http.ResponseWriter, r *http.Request, target *url.URL, named string, transport http.RoundTripper, leader uint64, self uint64, logger *slog.Logger) {
+	var namedBase string
+	if u, err := url.Parse(named); err == nil && u.Scheme != "" && u.Host != "" {
+		namedBase = (&url.URL{Scheme: u.Scheme, Host: u.Host}).String()
+	}
 	// sent is set once the request's headers reached the wire: from then
 	// on the leader may have acted on it.
 	var sent atomic.Bool
@@ -42,7 +47,9 @@ func relay(w http.ResponseWriter, r *http.Request, target *url.URL, transport ht
 		ModifyResponse: func(resp *http.Response) error {
 			// Name the leader, so that a client may send its next writes
 			// there and spare this node the relay (client.Router).
-			resp.Header.Set(headerLeader, (&url.URL{Scheme: target.Scheme, Host: target.Host}).String())
+			if namedBase != "" {
+				resp.Header.Set(headerLeader, namedBase)
+			}
 			body, err := io.ReadAll(io.LimitReader(resp.Body, maxRelayedResponse))
 			if err != nil {
 				resp.Body.Close()

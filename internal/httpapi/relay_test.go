@@ -73,8 +73,10 @@ func TestRelayFailuresAreAnswered(t *testing.T) {
 				if resp.StatusCode != http.StatusCreated || string(body) != "echo:request" || resp.Header.Get("Content-Type") != "application/x-test" {
 					t.Errorf("relayed %d %q (%s), want 201 echo:request", resp.StatusCode, body, resp.Header.Get("Content-Type"))
 				}
-				// The client's Router reads the header by its own name.
-				if got, want := resp.Header.Get(client.HeaderLeader), "http://"+target.Host; got != want {
+				// The leader as named (its recorded URL, not the address
+				// this node dials), read by the client's Router by its own
+				// name.
+				if got, want := resp.Header.Get(client.HeaderLeader), "https://leader.example:8443"; got != want {
 					t.Errorf("relayed answer names the leader %q, want %q", got, want)
 				}
 				return
@@ -94,7 +96,7 @@ func testRelay[S comparable](t *testing.T, name string, target *url.URL, paths m
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	r.HandleFunc("/*", func(w http.ResponseWriter, req *http.Request) {
-		relay(w, req, target, http.DefaultTransport.(*http.Transport).Clone(), 1, 2, slog.New(slog.DiscardHandler))
+		relay(w, req, target, "https://leader.example:8443/", http.DefaultTransport.(*http.Transport).Clone(), 1, 2, slog.New(slog.DiscardHandler))
 	})
 	follower := httptest.NewServer(r)
 	defer follower.Close()

@@ -751,3 +751,8 @@ func (n *Node) LeaderID() uint64 {
 
 // PeerURL returns where to reach peer id (its dial override, else its URL).
 func (n *Node) PeerURL(id uint64) (string, bool) { return n.cfg.Peers.DialURL(id) }
+
+// RecordedURL returns the base URL the ledger records for peer id, which
+// its clients reach it at too; a local dial override (PeerURL) may be an
+// address only this node can use.
+func (n *Node) RecordedURL(id uint64) (string, bool) { return n.cfg.Peers.URL(id) }
