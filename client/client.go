@@ -20,7 +20,9 @@ import (
 	"github.com/charterlog/charter/cose"
 )
 
-// Client talks to one Charter service over HTTPS.
+// Client talks to one Charter service over HTTPS, through the node it was
+// given. Registrations go to the service's leader once a follower has named
+// it (HeaderLeader, Router); everything else stays with the given node.
 type Client struct {
 	base *url.URL
 	http *http.Client
