@@ -20,8 +20,9 @@ const maxRelayedResponse = 16 << 20
 
 // relay sends r to the leader at target through transport and relays the
 // answer, naming the leader as named (headerLeader; none if named is not
-// an absolute URL). Every failure is answered, never a dropped connection: 503 with
-// Retry-After, in the shape of the route (relayProblem). The leader's
+// an absolute URL). Every failure is answered, never a dropped
+// connection: 503 with Retry-After, in the shape of the route
+// (relayProblem). The leader's
 // answer is read whole before any of it is relayed, because
 // httputil.ReverseProxy, once it has written the status line, can only
 // abort (panic(http.ErrAbortHandler), which chi's Recoverer re-panics and
