@@ -32,9 +32,11 @@
 //
 // --nodes N (with --charterd) starts `charterd cluster --nodes N` instead
 // of a dev node, and --url takes a comma-separated list of a network's
-// nodes; either way each publisher is pinned to one node, round-robin, so
-// with three nodes two thirds of the writes are forwarded by a follower to
-// the leader. --compare measures one node and then N nodes (3 by default)
+// nodes; either way each publisher is given one node, round-robin. A
+// follower forwards a write to the leader and names it (Charter-Leader),
+// and the publisher sends its next writes there, as the Go client does;
+// with --follow-leader=false it stays, and with three nodes two thirds of
+// the writes are forwarded throughout. --compare measures one node and then N nodes (3 by default)
 // in one run and prints the ratio of their phase-1 registrations/s.
 //
 // --policy FILE (with --charterd) sets FILE, a JS registration policy, through
@@ -243,9 +245,9 @@ func parseURLs(list string) ([]*url.URL, error) {
 	return out, nil
 }
 
-// assign pins publisher i to node i mod len(urls): round-robin, so with
-// three nodes every node serves a third of the publishers and two thirds
-// of the writes reach the leader through a follower.
+// assign gives publisher i node i mod len(urls): round-robin, so with
+// three nodes every node is the first contact of a third of the
+// publishers (writeTo says where their writes then go).
 func assign(urls []*url.URL, publishers int) []*url.URL {
 	out := make([]*url.URL, publishers)
 	for i := range out {
