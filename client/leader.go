@@ -22,8 +22,10 @@ const shunFor = time.Minute
 // in HeaderLeader, else the node it was given (home). Reads stay with home.
 // Following the header is safe because the client's TLS roots do not
 // change: the named URL is trusted only if it presents a certificate the
-// service issued, that is, if it is a node of the same service. A Router
-// is safe for concurrent use.
+// service issued, that is, if it is a node of the same service. Use it
+// for idempotent writes only (registrations): Failed asks for a retry at
+// home even when the write that failed may have reached the leader. A
+// Router is safe for concurrent use.
 type Router struct {
 	home *url.URL
 	now  func() time.Time
