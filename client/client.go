@@ -271,12 +271,11 @@ func (c *Client) do(ctx context.Context, method, path, contentType string, body 
 // forwards it: registration is idempotent, so a write the leader did take
 // is answered there with its entry. base is where the answer came from.
 func (c *Client) write(ctx context.Context, path, contentType string, body []byte) (base *url.URL, resp *http.Response, answer []byte, err error) {
-	base = c.writes.Write()
-	resp, answer, err = c.doAt(ctx, base, http.MethodPost, path, contentType, body)
-	if err != nil && ctx.Err() == nil && c.writes.Failed(base) {
-		base = c.writes.Home()
+	base, err = c.writes.Send(ctx, func(base *url.URL) error {
+		var err error
 		resp, answer, err = c.doAt(ctx, base, http.MethodPost, path, contentType, body)
-	}
+		return err
+	})
 	if err != nil {
 		return nil, nil, nil, err
 	}

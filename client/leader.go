@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"sync"
@@ -105,4 +106,19 @@ func (r *Router) Failed(base *url.URL) bool {
 	r.shunned, r.shunnedTill = r.leader.String(), r.now().Add(shunFor)
 	r.leader = nil
 	return true
+}
+
+// Send calls send with the base URL for a write (Write). If the call gets
+// no answer from the leader the Router follows, the Router drops that
+// leader (Failed) and, unless ctx has ended, calls send again with home.
+// It returns the base of the last call and that call's error; the caller
+// then Observes the answer's headers.
+func (r *Router) Send(ctx context.Context, send func(base *url.URL) error) (*url.URL, error) {
+	base := r.Write()
+	err := send(base)
+	if err != nil && ctx.Err() == nil && r.Failed(base) {
+		base = r.Home()
+		err = send(base)
+	}
+	return base, err
 }

@@ -69,12 +69,13 @@ type writeTo struct {
 // dropped and the write sent to the publisher's own node (registration is
 // idempotent).
 func (w writeTo) post(ctx context.Context, c *http.Client, path, contentType string, body []byte, max int64) (base *url.URL, answer []byte, status int, hdr http.Header, failure string) {
-	base = w.router.Write()
-	answer, status, hdr, failure = post(ctx, c, base.JoinPath(path).String(), contentType, body, max)
-	if failure != "" && ctx.Err() == nil && w.router.Failed(base) {
-		base = w.router.Home()
+	base, _ = w.router.Send(ctx, func(base *url.URL) error {
 		answer, status, hdr, failure = post(ctx, c, base.JoinPath(path).String(), contentType, body, max)
-	}
+		if failure != "" {
+			return errors.New(failure)
+		}
+		return nil
+	})
 	if failure == "" && w.follow {
 		w.router.Observe(hdr)
 	}
