@@ -18,10 +18,13 @@ var (
 	prefixEntryHash = []byte{famLedger, 'd'}
 )
 
-func recordKey(seqno uint64) []byte {
-	return append(append([]byte(nil), prefixRecord...), be64(seqno)...)
+func recordKey(seqno uint64) []byte { return appendNumbered(nil, prefixRecord, seqno) }
+func hashKey(i int64) []byte        { return appendNumbered(nil, prefixHash, uint64(i)) }
+
+// appendNumbered appends the key prefix‖be64(n) to dst.
+func appendNumbered(dst, prefix []byte, n uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, prefix...), n)
 }
-func hashKey(i int64) []byte { return append(append([]byte(nil), prefixHash...), be64(uint64(i))...) }
 func checkpointKey(size uint64) []byte {
 	return append(append([]byte(nil), prefixCheckpt...), be64(size)...)
 }
@@ -39,8 +42,7 @@ func (b *Batch) PutHash(i int64, h tlog.Hash) { b.setNumbered(prefixHash, uint64
 // first was a third of the apply's allocations.
 func (b *Batch) setNumbered(prefix []byte, n uint64, value []byte) {
 	op := b.b.SetDeferred(len(prefix)+8, len(value))
-	copy(op.Key, prefix)
-	binary.BigEndian.PutUint64(op.Key[len(prefix):], n)
+	appendNumbered(op.Key[:0], prefix, n)
 	copy(op.Value, value)
 	_ = op.Finish()
 }
@@ -53,12 +55,16 @@ func (b *Batch) PutEntry(entry [32]byte, view, seqno uint64) {
 	op := b.b.SetDeferred(len(prefixEntryHash)+len(entry), 16)
 	copy(op.Key, prefixEntryHash)
 	copy(op.Key[len(prefixEntryHash):], entry[:])
-	binary.BigEndian.PutUint64(op.Value, seqno)
-	binary.BigEndian.PutUint64(op.Value[8:], view)
+	appendEntryValue(op.Value[:0], seqno, view)
 	_ = op.Finish()
 }
 
-func entryValue(seqno, view uint64) []byte { return append(be64(seqno), be64(view)...) }
+func entryValue(seqno, view uint64) []byte { return appendEntryValue(nil, seqno, view) }
+
+// appendEntryValue appends the entry index's value, be64(seqno)‖be64(view).
+func appendEntryValue(dst []byte, seqno, view uint64) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(dst, seqno), view)
+}
 
 // PutLedgerState stores the encoded ledger state.
 func (b *Batch) PutLedgerState(v []byte) { b.Set(keyLedgerState, v) }
