@@ -169,6 +169,26 @@ func TestBatchRegistration(t *testing.T) {
 		}
 	}
 
+	// charter register split into one request per file (--batch-size 1),
+	// through the follower: only the first request is relayed; the
+	// follower names the leader and the next two go there.
+	var split []string
+	for i := range 3 {
+		f := filepath.Join(work, fmt.Sprintf("split%d.cose", i))
+		if err := os.WriteFile(f, pub.unique(t), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		split = append(split, f)
+	}
+	viaFollower, atLeader = batchPosts(t, follower), batchPosts(t, c.node(leader))
+	out, err = runCLI(t, work, append([]string{"register", "--url", follower.URL, "--cacert", c.certPath, "--timeout", "30s", "--batch-size", "1"}, split...)...)
+	if err != nil || len(lines(out)) != 3 {
+		t.Fatalf("charter register --batch-size 1 with 3 files: %v\n%s", err, out)
+	}
+	if d1, d2 := batchPosts(t, follower)-viaFollower, batchPosts(t, c.node(leader))-atLeader; d1 != 1 || d2 != 3 {
+		t.Fatalf("charter register's 3 requests reached the follower %d times and the leader %d, want 1 and 3 (the first relayed)", d1, d2)
+	}
+
 	// Over the bound (1000 statements by default): refused as a whole, at
 	// the follower (forwarded) and at the leader, and nothing is written.
 	before := c.waitSettled(30 * time.Second)
