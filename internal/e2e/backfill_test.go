@@ -47,14 +47,9 @@ func (m *member) history() (nodeHistory, error) {
 func TestJoinStateImageBackfill(t *testing.T) {
 	c := startCluster(t, 3, clusterOpts{SnapshotEntries: 20, CheckpointInterval: 10 * time.Millisecond, LedgerChunkTransactions: 1000})
 	h := &history{}
-	ld := startLoad(t, c, h, 16, []int{1, 2, 3})
 	// More than a follower may miss and still be sent a delta (4096).
 	const size = 6000
-	waitUntil(t, 5*time.Minute, fmt.Sprintf("the ledger to reach %d transactions", size), func() bool {
-		hl, _, err := c.node(1).clusterHealth()
-		return err == nil && hl.LedgerSize >= size
-	})
-	ld.stop()
+	fill(t, c, h, size, 4, []int{1, 2, 3})
 	failIfFailed(t, h)
 	settled := c.waitSettled(30*time.Second, 1, 2, 3)
 	t.Logf("%d registrations acknowledged; ledger of %d transactions", len(h.acked()), settled.LedgerSize)

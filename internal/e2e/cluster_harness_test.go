@@ -513,6 +513,20 @@ type outcome struct {
 	last      string // the last refusal, for messages
 }
 
+// readLeafIndex sets LeafIndex from the receipt in hand, or Err if the
+// receipt does not parse as one inclusion proof.
+func (o *outcome) readLeafIndex() {
+	if o.Err != nil || o.Receipt == nil {
+		return
+	}
+	rc, err := cose.ParseReceipt(o.Receipt)
+	if err != nil || len(rc.Inclusion) != 1 {
+		o.Err = fmt.Errorf("receipt for %s from node %d: %v", o.ID, o.Node, err)
+		return
+	}
+	o.LeafIndex = rc.Inclusion[0].LeafIndex
+}
+
 // register sends stmt, trying the given nodes in turn, and follows 303,
 // 302, 503, 404-while-polling and transport errors as `charter register`
 // does, for at most `within`. Every POST is recorded.
@@ -553,14 +567,7 @@ func (c *cluster) register(stmt []byte, within time.Duration, targets ...int) *o
 			out.Err = fmt.Errorf("POST /entries on node %d: %d %s", m.id, r.Status, describeProblem(r))
 			return out
 		}
-		if out.Err == nil && out.Receipt != nil {
-			rc, err := cose.ParseReceipt(out.Receipt)
-			if err != nil || len(rc.Inclusion) != 1 {
-				out.Err = fmt.Errorf("receipt for %s from node %d: %v", out.ID, out.Node, err)
-				return out
-			}
-			out.LeafIndex = rc.Inclusion[0].LeafIndex
-		}
+		out.readLeafIndex()
 		return out
 	}
 	counts := map[string]int{}

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/charterlog/charter/cbor"
 )
 
 // load runs publishers that register distinct statements continuously,
@@ -53,6 +55,87 @@ func startLoad(t *testing.T, c *cluster, h *history, publishers int, nodes []int
 	}
 	t.Cleanup(l.stop)
 	return l
+}
+
+// fill grows the ledger to at least size transactions (as node 1 counts
+// them) with distinct statements sent in batches of fillBatch through the
+// given nodes in turn, from publishers goroutines, and records each in h
+// with its receipt: the one its batch's answer held, or the one GET
+// /entries/{id} then returns. A test that needs thousands of acknowledged
+// registrations, not the single-statement path or a load running beside
+// something else, fills the ledger this way: one request carries
+// fillBatch registrations, where startLoad sends one each.
+func fill(t *testing.T, c *cluster, h *history, size uint64, publishers int, nodes []int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for w := range publishers {
+		pub := newPublisher(t, fmt.Sprintf("e2e fill publisher %d", w))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := w; !t.Failed(); k++ {
+				if hl, _, err := c.node(1).clusterHealth(); err == nil && hl.LedgerSize >= size {
+					return
+				}
+				m := c.node(nodes[k%len(nodes)])
+				if err := fillBatchVia(c, m, pub, h); err != nil {
+					t.Errorf("filling the ledger through node %d: %v", m.id, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+const fillBatch = 64
+
+// fillBatchVia registers fillBatch new statements of pub in one POST
+// /entries/batch to m and adds their outcomes to h. An error is a batch
+// that was not answered 200 with one result per statement.
+func fillBatchVia(c *cluster, m *member, pub *publisher, h *history) error {
+	stmts := make([][]byte, fillBatch)
+	for i := range stmts {
+		var err error
+		if stmts[i], err = pub.tryUnique(); err != nil {
+			return err
+		}
+	}
+	body, err := cbor.Marshal(stmts)
+	if err != nil {
+		return err
+	}
+	call := time.Now()
+	r, err := m.doWithin(30*time.Second, http.MethodPost, "/entries/batch", "application/cbor", body)
+	if err != nil {
+		return err
+	}
+	if r.Status != http.StatusOK {
+		return fmt.Errorf("POST /entries/batch: %d %s", r.Status, describeProblem(r))
+	}
+	var answers []batchAnswer
+	if err := cbor.Unmarshal(r.Body, &answers); err != nil || len(answers) != len(stmts) {
+		return fmt.Errorf("POST /entries/batch: %d results for %d statements (%v)", len(answers), len(stmts), err)
+	}
+	answered := time.Now()
+	for i, a := range answers {
+		out := &outcome{Statement: stmts[i], ID: entryID(stmts[i]), Call: call,
+			Attempts: []attempt{{Node: m.id, Sent: call, Answered: answered, Status: r.Status}}}
+		switch {
+		case a.Title != "":
+			out.Err = fmt.Errorf("POST /entries/batch on node %d, statement %d: %s: %s", m.id, i, a.Title, a.Detail)
+		case len(a.Receipt) > 0:
+			out.Return, out.Receipt, out.Node = answered, a.Receipt, m.id
+		case !c.poll(m, "/entries/"+out.ID, time.Now().Add(20*time.Second), out) && out.Err == nil:
+			out.Err = fmt.Errorf("node %d answered statement %d without a receipt, and GET /entries/%s gave none", m.id, i, out.ID)
+		}
+		out.readLeafIndex()
+		h.add(out)
+	}
+	return nil
 }
 
 // waitRound waits until every publisher has finished the registration it
