@@ -111,7 +111,7 @@ type applying struct {
 // registration's record holds its statement, beside a few hashes and index
 // keys.
 func (l *Ledger) startApply(payload int) *applying {
-	b := l.applies.Begin(4<<10 + payload + payload/4)
+	b := l.st.NewBatchSized(4<<10 + payload + payload/4)
 	l.mu.RLock()
 	st := l.state
 	l.mu.RUnlock()
