@@ -165,22 +165,25 @@ func parse(b []byte, opts ParseOptions) (*Statement, error) {
 	var content []byte
 	switch cbor.Major(b) {
 	case cbor.MajorTag:
-		var t cbor.RawTag
-		if err := decMode.Unmarshal(b, &t); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrNotCOSE, err)
+		// Wellformed accepted b as one item with nothing after it, so
+		// the tag's head is sound and the rest of b is its content: one
+		// item, sliced rather than copied (the statement aliases b).
+		_, number, n, ok := cbor.ReadHead(b)
+		if !ok {
+			return nil, fmt.Errorf("%w: unreadable tag head", ErrNotCOSE)
 		}
-		if cbor.Major(t.Content) != cbor.MajorArray {
-			return nil, fmt.Errorf("%w: tag %d does not enclose an array", ErrNotCOSE, t.Number)
+		content = b[n:]
+		if cbor.Major(content) != cbor.MajorArray {
+			return nil, fmt.Errorf("%w: tag %d does not enclose an array", ErrNotCOSE, number)
 		}
 		// RFC 9052 §4.2: COSE_Sign1_Tagged = #6.18(COSE_Sign1). Unlike
 		// receipts and governance requests (DecodeSign1), a statement may
 		// encode the tag's head in more bytes than it needs: RFC 8949
 		// allows it, statements have always been accepted so, and one
 		// registered so must still parse.
-		if t.Number != 18 {
-			return nil, fmt.Errorf("%w: tag %d, want 18", ErrUntagged, t.Number)
+		if number != 18 {
+			return nil, fmt.Errorf("%w: tag %d, want 18", ErrUntagged, number)
 		}
-		content = t.Content
 	case cbor.MajorArray:
 		// An untagged array of four is a COSE_Sign1 without its tag: say
 		// so (ErrUntagged) rather than "not COSE".

@@ -631,3 +631,33 @@ func BenchmarkParseStatement(b *testing.B) {
 		}
 	}
 }
+
+// A statement whose tag 18 is written in a longer head than it needs
+// (RFC 8949 allows it) parses and verifies as the short form does, and its
+// fields are the input's own bytes, not a copy; a longer head naming
+// another tag is still refused as untagged.
+func TestLongTagHead(t *testing.T) {
+	c := newStmtChain(t, gocose.AlgorithmES256, stmtLeafSpec{cn: "p"})
+	b := c.sign(t, SignOptions{}, []byte("payload"))
+	if b[0] != 0xd2 {
+		t.Fatalf("statement starts with %#x, want tag 18 in one byte", b[0])
+	}
+	for _, head := range [][]byte{{0xd8, 0x12}, {0xd9, 0x00, 0x12}, {0xda, 0, 0, 0, 0x12}} {
+		long := append(append([]byte{}, head...), b[1:]...)
+		s, err := ParseStatement(long, ParseOptions{})
+		if err != nil {
+			t.Fatalf("tag 18 in %d bytes: %v", len(head), err)
+		}
+		if _, err := s.Verify(stmtVerifyOpts()); err != nil {
+			t.Fatalf("tag 18 in %d bytes: %v", len(head), err)
+		}
+		if &s.Signature[0] != &long[len(long)-len(s.Signature)] {
+			t.Fatalf("tag 18 in %d bytes: the signature is a copy of the input's bytes", len(head))
+		}
+		other := append(append([]byte{}, head...), b[1:]...)
+		other[len(head)-1] = 0x11
+		if _, err := ParseStatement(other, ParseOptions{}); !errors.Is(err, ErrUntagged) {
+			t.Fatalf("tag 17 in %d bytes: %v, want ErrUntagged", len(head), err)
+		}
+	}
+}
