@@ -35,6 +35,7 @@ func TestFollowerCatchesUpFromLog(t *testing.T) {
 	const missed = 3000
 	tn := newTestNet(t, 3, fastTicks)
 	lead := tn.leader()
+	term := tn.nodes[lead].n.Status().HardState.GetTerm()
 	tn.waitApplied(10*time.Second, tn.propose(20, 100))
 	down := tn.follower(lead)
 	tn.stop(down)
@@ -46,6 +47,16 @@ func TestFollowerCatchesUpFromLog(t *testing.T) {
 
 	tn.start(down, false)
 	tn.waitApplied(30*time.Second, last)
+	if st := tn.nodes[lead].n.Status(); st.HardState.GetTerm() != term || st.Lead != lead {
+		// A follower keeps only about a thousand entries of applied log,
+		// so a leader elected while the node was down (the first one
+		// starved past an election timeout, as under make test's
+		// parallel packages) rightly sends it a snapshot: this run did
+		// not test the first leader's retention.
+		t.Logf("leadership moved while node %d was down (leader %d in term %d, now %d in term %d): the snapshot checks do not apply", down, lead, term, st.Lead, st.HardState.GetTerm())
+		checkSameRecords(t, tn, last)
+		return
+	}
 	if got := tn.ev.count("sent snapshot"); got != 0 {
 		t.Errorf("%d snapshots sent for a follower %d entries behind; want none (it catches up from the log)", got, missed)
 	}
