@@ -25,10 +25,8 @@ func hashKey(i int64) []byte        { return appendNumbered(nil, prefixHash, uin
 func appendNumbered(dst, prefix []byte, n uint64) []byte {
 	return binary.BigEndian.AppendUint64(append(dst, prefix...), n)
 }
-func checkpointKey(size uint64) []byte {
-	return append(append([]byte(nil), prefixCheckpt...), be64(size)...)
-}
-func entryHashKey(e [32]byte) []byte { return append(append([]byte(nil), prefixEntryHash...), e[:]...) }
+func checkpointKey(size uint64) []byte { return appendNumbered(nil, prefixCheckpt, size) }
+func entryHashKey(e [32]byte) []byte   { return append(append([]byte(nil), prefixEntryHash...), e[:]...) }
 
 // PutRecord stores the encoded transaction record at seqno.
 func (b *Batch) PutRecord(seqno uint64, rec []byte) { b.setNumbered(prefixRecord, seqno, rec) }
