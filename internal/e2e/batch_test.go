@@ -140,14 +140,7 @@ func TestBatchRegistration(t *testing.T) {
 
 	// charter register with several files: one line per statement.
 	work := t.TempDir()
-	var files []string
-	for i := range 3 {
-		f := filepath.Join(work, fmt.Sprintf("s%d.cose", i))
-		if err := os.WriteFile(f, pub.unique(t), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		files = append(files, f)
-	}
+	files := writeStatements(t, work, "s", pub, 3)
 	out, err := runCLI(t, work, append([]string{"register", "--url", follower.URL, "--cacert", c.certPath, "--timeout", "30s"}, files...)...)
 	if err != nil {
 		t.Fatalf("charter register with 3 files: %v\n%s", err, out)
@@ -172,14 +165,7 @@ func TestBatchRegistration(t *testing.T) {
 	// charter register split into one request per file (--batch-size 1),
 	// through the follower: only the first request is relayed; the
 	// follower names the leader and the next two go there.
-	var split []string
-	for i := range 3 {
-		f := filepath.Join(work, fmt.Sprintf("split%d.cose", i))
-		if err := os.WriteFile(f, pub.unique(t), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		split = append(split, f)
-	}
+	split := writeStatements(t, work, "split", pub, 3)
 	viaFollower, atLeader = batchPosts(t, follower), batchPosts(t, c.node(leader))
 	out, err = runCLI(t, work, append([]string{"register", "--url", follower.URL, "--cacert", c.certPath, "--timeout", "30s", "--batch-size", "1"}, split...)...)
 	if err != nil || len(lines(out)) != 3 {
@@ -224,6 +210,21 @@ func TestBatchRegistration(t *testing.T) {
 			t.Fatalf("a statement of the refused batch: GET /entries/%s answered %d, want 404", entryID(s), r.Status)
 		}
 	}
+}
+
+// writeStatements writes n new statements of pub to dir as
+// PREFIXi.cose and returns their paths, in order.
+func writeStatements(t *testing.T, dir, prefix string, pub *publisher, n int) []string {
+	t.Helper()
+	var files []string
+	for i := range n {
+		f := filepath.Join(dir, fmt.Sprintf("%s%d.cose", prefix, i))
+		if err := os.WriteFile(f, pub.unique(t), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	return files
 }
 
 // batchOf is a POST /entries/batch body holding stmts.
