@@ -36,8 +36,9 @@
 // follower forwards a write to the leader and names it (Charter-Leader),
 // and the publisher sends its next writes there, as the Go client does;
 // with --follow-leader=false it stays, and with three nodes two thirds of
-// the writes are forwarded throughout. --compare measures one node and then N nodes (3 by default)
-// in one run and prints the ratio of their phase-1 registrations/s.
+// the writes are forwarded throughout. --compare measures one node and
+// then N nodes (3 by default) in one run and prints the ratio of their
+// phase-1 registrations/s.
 //
 // --policy FILE (with --charterd) sets FILE, a JS registration policy, through
 // governance as the started network's member0 once it serves, so every
