@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/charterlog/charter/internal/durable"
 )
@@ -21,6 +22,7 @@ const (
 
 // A Writer appends committed records to the chunks in one directory. It is
 // not safe for concurrent use: one goroutine follows the store with it.
+// Only Synced may be called from other goroutines.
 type Writer struct {
 	dir         string
 	maxBytes    int64
@@ -31,6 +33,16 @@ type Writer struct {
 	first, next uint64
 	size        int64
 	unsynced    bool
+
+	// synced is the highest seqno fsynced in the files (see Synced). It
+	// is stored only after an fsync returned, so it never counts records
+	// in buf or written to f but not yet synced.
+	synced atomic.Uint64
+	// failed is set once an fsync failed: Linux may then have marked the
+	// unwritten pages clean, so a later fsync's success would prove
+	// nothing, and the Writer refuses to go on (OpenWriter rereads the
+	// files).
+	failed error
 }
 
 // OpenWriter resumes the ledger files in dir (created if missing): it
@@ -54,7 +66,10 @@ func OpenWriter(dir string, maxBytes int64, maxTxs uint64) (*Writer, error) {
 	}
 	for i, c := range chunks {
 		if c.Committed {
+			// complete renames only after its fsync, and resume fsyncs
+			// before its rename: a committed name means synced.
 			w.next = c.Last + 1
+			w.synced.Store(c.Last)
 			continue
 		}
 		if i != len(chunks)-1 {
@@ -89,9 +104,22 @@ func (w *Writer) resume(c Chunk) error {
 		// torn frame. Recheck as a committed chunk to tell them apart.
 		full := Chunk{Path: c.Path, First: c.First, Last: last, Committed: true}
 		if _, _, err := readChunk(full, func(uint64, []byte) error { return nil }); err == nil {
-			f.Close()
+			// The process may have died between writing the trailer and
+			// its fsync (kill -9 leaves the bytes in the page cache):
+			// sync before the committed name says so.
+			err := f.Sync()
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return err
+			}
 			w.next = last + 1
-			return w.rename(c.Path, committedName(c.First, last))
+			if err := w.rename(c.Path, committedName(c.First, last)); err != nil {
+				return err
+			}
+			w.synced.Store(last)
+			return nil
 		}
 	}
 	// Keep what is complete; rehash it so the trailer covers it.
@@ -121,6 +149,15 @@ func (w *Writer) resume(c Chunk) error {
 		f.Close()
 		return err
 	}
+	// What survived a crash of the process (not of the machine) may be
+	// only in the page cache: sync it before Synced counts it.
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if last >= c.First {
+		w.synced.Store(last)
+	}
 	w.f, w.first, w.next, w.size = f, c.First, last+1, good
 	w.buf = bufio.NewWriterSize(f, writeBuffer)
 	return nil
@@ -132,10 +169,20 @@ const writeBuffer = 256 << 10
 // Next is the seqno the writer wants next.
 func (w *Writer) Next() uint64 { return w.next }
 
+// Synced is the highest seqno durably in the files: written and fsynced,
+// in a completed chunk or in the open one; 0 if none is. Every record from
+// the first chunk's first seqno up to it survives a crash of the process or
+// the machine. Unlike the Writer's other methods, Synced is safe to call
+// from any goroutine while one appends.
+func (w *Writer) Synced() uint64 { return w.synced.Load() }
+
 // Append adds the record at seqno, which must be Next. It is buffered
 // (in memory, then in the file) until Sync; a chunk that reaches its bounds is completed (synced and
 // renamed) here.
 func (w *Writer) Append(seqno uint64, raw []byte) error {
+	if w.failed != nil {
+		return w.failed
+	}
 	if seqno != w.next {
 		return fmt.Errorf("ledgerfiles: appending transaction %d, want %d", seqno, w.next)
 	}
@@ -199,8 +246,11 @@ func (w *Writer) complete() error {
 		return err
 	}
 	if err := w.f.Sync(); err != nil {
-		return err
+		return w.fail(err)
 	}
+	// The records are durable under the open name; the rename below only
+	// says the chunk is complete (resume redoes it after a crash).
+	w.synced.Store(w.next - 1)
 	if err := w.f.Close(); err != nil {
 		return err
 	}
@@ -217,16 +267,29 @@ func (w *Writer) rename(from, to string) error {
 }
 
 // Sync makes what was appended durable: written out of the buffer, then
-// synced.
+// synced. Synced then says so.
 func (w *Writer) Sync() error {
+	if w.failed != nil {
+		return w.failed
+	}
 	if w.f == nil || !w.unsynced {
 		return nil
 	}
 	if err := w.buf.Flush(); err != nil {
 		return err
 	}
+	if err := w.f.Sync(); err != nil {
+		return w.fail(err)
+	}
 	w.unsynced = false
-	return w.f.Sync()
+	w.synced.Store(w.next - 1)
+	return nil
+}
+
+// fail records a failed fsync; see failed.
+func (w *Writer) fail(err error) error {
+	w.failed = fmt.Errorf("ledgerfiles: syncing %s: %w", openName(w.first), err)
+	return w.failed
 }
 
 // Close syncs and closes the open chunk (it stays open on disk).
