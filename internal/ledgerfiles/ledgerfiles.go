@@ -119,28 +119,129 @@ func committedName(first, last uint64) string {
 
 func openName(first uint64) string { return fmt.Sprintf("ledger_%d", first) }
 
-// chunkReader reads one chunk's frames, hashing what it reads.
-type chunkReader struct {
-	name string
-	r    *bufio.Reader
-	h    hash.Hash
-	off  int64
+// A frameReader reads a chunk's frames in order: parseChunk from the
+// header, hashing every byte for the digest; a Reader from a frame its
+// index points at, hashing nothing. After an error it is spent.
+type frameReader struct {
+	r   *bufio.Reader
+	h   hash.Hash // nil: nothing is hashed
+	off int64     // the file offset after what was read whole (header, frames, trailer)
+	buf []byte    // a record longer than r's buffer
 }
 
-func (cr *chunkReader) ReadByte() (byte, error) {
-	b, err := cr.r.ReadByte()
-	if err == nil {
-		cr.h.Write([]byte{b})
-		cr.off++
+// errTooLong is a frame length over maxRecord: damage, never a torn write.
+var errTooLong = errors.New("frame longer than maxRecord")
+
+// short says a read that ended early was cut short.
+func short(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
 	}
-	return b, err
+	return err
 }
 
-func (cr *chunkReader) readFull(p []byte) error {
-	n, err := io.ReadFull(cr.r, p)
-	cr.h.Write(p[:n])
-	cr.off += int64(n)
-	return err
+// take consumes b, which r has just peeked.
+func (fr *frameReader) take(b []byte) {
+	if fr.h != nil {
+		fr.h.Write(b)
+	}
+	// b is buffered, so Discard does not read, and b stays valid until
+	// r's next read.
+	fr.r.Discard(len(b))
+	fr.off += int64(len(b))
+}
+
+// header reads the chunk header: io.ErrUnexpectedEOF if the file is
+// shorter than one, errNoHeader if it is not one.
+func (fr *frameReader) header() error {
+	b, err := fr.r.Peek(len(magic))
+	if err != nil {
+		return short(err)
+	}
+	if string(b) != magic {
+		return errNoHeader
+	}
+	fr.take(b)
+	return nil
+}
+
+var errNoHeader = errors.New("no chunk header")
+
+// peekUvarint decodes the uvarint at r's position, without consuming it:
+// its value and length k. It returns io.EOF if no byte of it is there,
+// io.ErrUnexpectedEOF if only some.
+func (fr *frameReader) peekUvarint() (n uint64, k int, err error) {
+	b, err := fr.r.Peek(binary.MaxVarintLen64)
+	n, k = binary.Uvarint(b)
+	switch {
+	case k > 0:
+		return n, k, nil
+	case k < 0:
+		return 0, 0, fmt.Errorf("%w: a length overflows 64 bits", ErrDamaged)
+	case len(b) == 0 && err == io.EOF:
+		return 0, 0, io.EOF
+	case err == nil:
+		return 0, 0, io.ErrUnexpectedEOF // unreachable: ten bytes decode or overflow
+	default:
+		return 0, 0, short(err)
+	}
+}
+
+// uvarint reads a uvarint (see peekUvarint).
+func (fr *frameReader) uvarint() (uint64, error) {
+	n, k, err := fr.peekUvarint()
+	if err != nil {
+		return 0, err
+	}
+	b, _ := fr.r.Peek(k) // buffered: peekUvarint saw it
+	fr.take(b)
+	return n, nil
+}
+
+// next reads one frame. It returns the record, valid until the next call,
+// and the length the frame claims; at the trailer, nil and 0. A frame cut
+// short returns io.ErrUnexpectedEOF, with n 0 if it ends inside the length
+// (io.EOF if no byte of it is there); one longer than maxRecord returns
+// errTooLong before anything is allocated.
+func (fr *frameReader) next() (raw []byte, n uint64, err error) {
+	n, k, err := fr.peekUvarint()
+	if err != nil {
+		return nil, 0, err
+	}
+	if n == 0 {
+		b, _ := fr.r.Peek(k)
+		fr.take(b)
+		return nil, 0, nil
+	}
+	if n > maxRecord {
+		return nil, n, errTooLong
+	}
+	if whole := k + int(n); whole <= fr.r.Size() {
+		// The usual frame: read in place, without a copy.
+		b, err := fr.r.Peek(whole)
+		if err != nil {
+			return nil, n, short(err)
+		}
+		fr.take(b)
+		return b[k:], n, nil
+	}
+	if fr.h != nil {
+		hdr, _ := fr.r.Peek(k)
+		fr.h.Write(hdr)
+	}
+	fr.r.Discard(k)
+	if uint64(cap(fr.buf)) < n {
+		fr.buf = make([]byte, n)
+	}
+	fr.buf = fr.buf[:n]
+	if _, err := io.ReadFull(fr.r, fr.buf); err != nil {
+		return nil, n, short(err)
+	}
+	if fr.h != nil {
+		fr.h.Write(fr.buf)
+	}
+	fr.off += int64(k) + int64(n)
+	return fr.buf, n, nil
 }
 
 // readChunk reads the chunk at c.Path, calling fn with each record and its
@@ -200,66 +301,53 @@ func parseChunk(c Chunk, fn func(seqno uint64, raw []byte) error) (last uint64, 
 	}
 	defer f.Close()
 	name := filepath.Base(c.Path)
-	cr := &chunkReader{name: name, r: bufio.NewReaderSize(f, 1<<20), h: sha256.New()}
-	head := make([]byte, len(magic))
-	if err := cr.readFull(head); err != nil || string(head) != magic {
-		if !c.Committed && (errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)) {
+	fr := &frameReader{r: bufio.NewReaderSize(f, 1<<20), h: sha256.New()}
+	if err := fr.header(); err != nil {
+		if !c.Committed && err == io.ErrUnexpectedEOF {
 			return c.First - 1, 0, nil // torn before the header: empty
 		}
 		return 0, 0, fmt.Errorf("%w: %s has no chunk header", ErrDamaged, name)
 	}
-	good = cr.off
+	good = fr.off
 	seqno := c.First
-	var buf []byte
 	for {
-		n, err := binary.ReadUvarint(cr)
-		if err != nil {
-			if c.Committed {
-				return 0, 0, fmt.Errorf("%w: %s ends after transaction %d, before its trailer", ErrTruncated, name, seqno-1)
-			}
-			return seqno - 1, good, nil
-		}
-		if n == 0 {
-			break // the trailer
-		}
-		if n > maxRecord {
+		raw, n, err := fr.next()
+		if errors.Is(err, errTooLong) {
 			return 0, 0, fmt.Errorf("%w: %s: transaction %d claims %d bytes", ErrDamaged, name, seqno, n)
 		}
-		if uint64(cap(buf)) < n {
-			buf = make([]byte, n)
-		}
-		buf = buf[:n]
-		if err := cr.readFull(buf); err != nil {
-			if c.Committed {
-				return 0, 0, fmt.Errorf("%w: %s ends inside transaction %d", ErrTruncated, name, seqno)
+		if err != nil {
+			if !c.Committed {
+				return seqno - 1, good, nil
 			}
-			return seqno - 1, good, nil
+			if n == 0 {
+				return 0, 0, fmt.Errorf("%w: %s ends after transaction %d, before its trailer", ErrTruncated, name, seqno-1)
+			}
+			return 0, 0, fmt.Errorf("%w: %s ends inside transaction %d", ErrTruncated, name, seqno)
+		}
+		if raw == nil {
+			break // the trailer
 		}
 		// Only the seqno: whoever reads the record decodes it (a verifier
 		// checks all of it); the chunk's digest covers the rest.
-		got, ok := log.PeekSeqno(buf)
-		if !ok {
-			return 0, 0, fmt.Errorf("%w: %s: transaction %d is not a transaction record", ErrDamaged, name, seqno)
+		if err := checkSeqno(name, seqno, raw); err != nil {
+			return 0, 0, err
 		}
-		if got != seqno {
-			return 0, 0, fmt.Errorf("%w: %s holds transaction %d where %d belongs", ErrGap, name, got, seqno)
-		}
-		if err := fn(seqno, buf); err != nil {
+		if err := fn(seqno, raw); err != nil {
 			return 0, 0, err
 		}
 		seqno++
-		good = cr.off
+		good = fr.off
 	}
 	if !c.Committed {
 		// A trailer in an open chunk: the writer crashed between writing
 		// it and renaming the file. The chunk is complete up to it.
 		return seqno - 1, good, nil
 	}
-	count, err := binary.ReadUvarint(cr)
-	want := cr.h.Sum(nil)
+	count, err := fr.uvarint()
+	want := fr.h.Sum(nil)
 	got := make([]byte, sha256.Size)
 	if err == nil {
-		_, err = io.ReadFull(cr.r, got)
+		_, err = io.ReadFull(fr.r, got)
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("%w: %s's trailer is cut short", ErrTruncated, name)
@@ -270,10 +358,23 @@ func parseChunk(c Chunk, fn func(seqno uint64, raw []byte) error) (last uint64, 
 	if count != seqno-c.First || seqno-1 != c.Last {
 		return 0, 0, fmt.Errorf("%w: %s holds transactions %d to %d, its name says %d to %d", ErrGap, name, c.First, seqno-1, c.First, c.Last)
 	}
-	if _, err := cr.r.ReadByte(); err != io.EOF {
+	if _, err := fr.r.ReadByte(); err != io.EOF {
 		return 0, 0, fmt.Errorf("%w: %s has bytes after its trailer", ErrDamaged, name)
 	}
 	return c.Last, 0, nil
+}
+
+// checkSeqno checks that raw, read where seqno belongs in chunk name, is
+// the record of seqno.
+func checkSeqno(name string, seqno uint64, raw []byte) error {
+	got, ok := log.PeekSeqno(raw)
+	if !ok {
+		return fmt.Errorf("%w: %s: transaction %d is not a transaction record", ErrDamaged, name, seqno)
+	}
+	if got != seqno {
+		return fmt.Errorf("%w: %s holds transaction %d where %d belongs", ErrGap, name, got, seqno)
+	}
+	return nil
 }
 
 // Scan reads every record of the ledger in dir in order, checking each
