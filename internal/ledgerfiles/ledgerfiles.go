@@ -16,10 +16,13 @@
 //	uvarint(0) uvarint(count) digest     complete chunks only: digest is
 //	                                     SHA-256 of every byte before it
 //
-// The files are derived from the store, which stays the node's truth: they
-// are written after the records commit, and a crash loses at most the
-// unsynced tail of the open chunk, which the writer rewrites from the store
-// when it resumes (Next says from where).
+// The files are written after the records commit, and a crash loses at
+// most the unsynced tail of the open chunk, which the writer rewrites from
+// the store when it resumes (Next says from where). Writer.Synced says how
+// far they are durable: every record up to it is fsynced and survives a
+// crash of the process or the machine, which is what a store must wait
+// for before it drops its own copy of a record. A Reader reads records
+// back by seqno, while the Writer appends.
 package ledgerfiles
 
 import (
