@@ -103,6 +103,7 @@ type applying struct {
 	conflicts   int  // app transactions refused because their reads changed
 	registered  int  // registrations answered, duplicates included
 	wrote       bool // a transaction changed the key-value maps
+	stubs       bool // registrations are stored as stubs (bodyIn)
 	timing      stagetime.Span
 }
 
@@ -111,12 +112,18 @@ type applying struct {
 // registration's record holds its statement, beside a few hashes and index
 // keys.
 func (l *Ledger) startApply(payload int) *applying {
-	b := l.st.NewBatchSized(4<<10 + payload + payload/4)
+	stubs := l.st.StubsEnabled()
+	size := 4<<10 + payload + payload/4
+	if stubs {
+		// Statements stay out of the batch.
+		size = 4<<10 + payload/4
+	}
+	b := l.st.NewBatchSized(size)
 	l.mu.RLock()
 	st := l.state
 	l.mu.RUnlock()
 	return &applying{
-		l: l, b: b, st: st, startSize: l.tree.Size(),
+		l: l, b: b, st: st, startSize: l.tree.Size(), stubs: stubs,
 		view:    newBatchView(l.st, l.kv),
 		inBatch: map[[32]byte]log.TxID{},
 		failed:  map[[32]byte]error{},
@@ -167,7 +174,7 @@ func (a *applying) registration(e Entry, p *log.Proposal) error {
 	} else if err != ErrNotFound {
 		return err
 	}
-	txid, err := a.appendRecord(e.Term, p.Type, p.Entry, p.Body, p.Policy)
+	txid, err := a.appendRecord(e.Term, p.Type, p.Entry, p.Body, p.Policy, a.bodyIn(e, p.Body))
 	if err != nil {
 		return err
 	}
@@ -200,7 +207,7 @@ func (a *applying) checkpoint(e Entry, p *log.Proposal) error {
 		return nil
 	}
 	entry := log.ComputeEntry(log.TxCheckpoint, e.Term, a.st.Size+1, p.Body)
-	txid, err := a.appendRecord(e.Term, log.TxCheckpoint, entry, p.Body, [32]byte{})
+	txid, err := a.appendRecord(e.Term, log.TxCheckpoint, entry, p.Body, [32]byte{}, bodyAt{})
 	if err != nil {
 		return err
 	}
@@ -268,7 +275,7 @@ func (a *applying) genesis(e Entry, p *log.Proposal) error {
 		return nil
 	}
 	entry := log.ComputeEntry(p.Type, e.Term, 1, p.Body)
-	txid, err := a.appendRecord(e.Term, p.Type, entry, p.Body, [32]byte{})
+	txid, err := a.appendRecord(e.Term, p.Type, entry, p.Body, [32]byte{}, bodyAt{})
 	if err != nil {
 		return err
 	}
@@ -276,9 +283,39 @@ func (a *applying) genesis(e Entry, p *log.Proposal) error {
 	return nil
 }
 
-// appendRecord gives a transaction the next seqno, stores its record and
-// appends its leaf.
-func (a *applying) appendRecord(view uint64, t log.TxType, entry [32]byte, body []byte, policy [32]byte) (log.TxID, error) {
+// bodyAt is where a record's body is in the raft entry that carried it,
+// when the store may keep the record as a stub (store/bodies.go).
+type bodyAt struct {
+	raftIndex, offset uint64
+	ok                bool
+}
+
+// bodyIn locates body, a slice of e's data, in it. A registration's
+// statement is the largest part of its record and is already durable in
+// its raft entry: the store keeps the record's other bytes and this
+// locator until the ledger files hold the whole record.
+func (a *applying) bodyIn(e Entry, body []byte) bodyAt {
+	if !a.stubs || len(body) == 0 {
+		return bodyAt{}
+	}
+	// body aliases e.Data (log.UnmarshalBatch reads in place), so its
+	// offset is what its capacity lacks of the data's; the pointer check
+	// makes sure of it rather than trust it.
+	off := cap(e.Data) - cap(body)
+	if off < 0 || off+len(body) > len(e.Data) || &e.Data[off] != &body[0] {
+		return bodyAt{}
+	}
+	return bodyAt{raftIndex: e.Index, offset: uint64(off), ok: true}
+}
+
+// recordPolicyBytes is the encoded length of a record's last field, its
+// policy digest (a byte string of 32): the body's end is that far from the
+// record's.
+const recordPolicyBytes = 2 + 32
+
+// appendRecord gives a transaction the next seqno, stores its record (as
+// a stub when at locates its body) and appends its leaf.
+func (a *applying) appendRecord(view uint64, t log.TxType, entry [32]byte, body []byte, policy [32]byte, at bodyAt) (log.TxID, error) {
 	rec := &log.Record{Type: t, View: view, Seqno: a.st.Size + 1, Entry: entry, Body: body, Policy: policy}
 	enc, err := log.MarshalRecord(rec)
 	if err != nil {
@@ -291,7 +328,11 @@ func (a *applying) appendRecord(view uint64, t log.TxType, entry [32]byte, body 
 	if uint64(idx) != a.st.Size {
 		return log.TxID{}, fmt.Errorf("ledger: tree has %d leaves but the ledger %d transactions", idx, a.st.Size)
 	}
-	a.b.PutRecord(rec.Seqno, enc)
+	if at.ok {
+		a.b.PutRecordStub(rec.Seqno, enc, len(enc)-recordPolicyBytes-len(body), len(body), at.raftIndex, at.offset)
+	} else {
+		a.b.PutRecord(rec.Seqno, enc)
+	}
 	if len(a.records) == 0 {
 		a.recordsFrom = rec.Seqno
 	}
@@ -304,7 +345,7 @@ func (a *applying) appendRecord(view uint64, t log.TxType, entry [32]byte, body 
 // position and applies its writes; key is its waiter's.
 func (a *applying) appendWrites(term uint64, p *log.Proposal, key [32]byte, writes []log.Write) error {
 	entry := log.ComputeEntry(p.Type, term, a.st.Size+1, p.Body)
-	txid, err := a.appendRecord(term, p.Type, entry, p.Body, [32]byte{})
+	txid, err := a.appendRecord(term, p.Type, entry, p.Body, [32]byte{}, bodyAt{})
 	if err != nil {
 		return err
 	}

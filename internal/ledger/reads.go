@@ -13,6 +13,12 @@ func (l *Ledger) Record(seqno uint64) (*log.Record, error) {
 	if seqno == 0 || seqno > l.State().Size {
 		return nil, ErrNotFound
 	}
+	// The newest records are in memory, whole; in the store a
+	// registration's is a stub until the ledger files sync it, and reading
+	// it back means reading its raft entry (store/bodies.go).
+	if _, recs := l.recent.span(seqno, seqno); recs != nil {
+		return log.UnmarshalRecord(recs[0])
+	}
 	raw, err := l.st.Record(seqno)
 	if store.IsNotFound(err) {
 		return nil, fmt.Errorf("ledger: record %d missing below size %d: %w", seqno, l.State().Size, err)

@@ -186,7 +186,7 @@ func (a *applying) importRecord(raw []byte) error {
 			return fmt.Errorf("%w: transaction %d writes map %q, which the nodes maintain", ErrImport, rec.Seqno, w.Map)
 		}
 	}
-	txid, err := a.appendRecord(rec.View, rec.Type, rec.Entry, rec.Body, rec.Policy)
+	txid, err := a.appendRecord(rec.View, rec.Type, rec.Entry, rec.Body, rec.Policy, bodyAt{})
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,10 @@ type Source interface {
 	// ScanRecords calls fn with the stored record of each seqno from from
 	// to to, in order.
 	ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) error) error
+	// FilesSynced is told, after each sync, that the files hold every
+	// record up to seqno durably (the store may then read them from the
+	// files and let the raft log go: store/bodies.go).
+	FilesSynced(seqno uint64)
 }
 
 // syncEvery bounds how long appended records wait for an fsync while the
@@ -32,7 +36,7 @@ func Follow(ctx context.Context, w *Writer, src Source) error {
 	for {
 		if err := src.WaitApplied(ctx, w.Next()); err != nil {
 			if ctx.Err() != nil {
-				return w.Sync()
+				return syncAndTell(w, src)
 			}
 			return err
 		}
@@ -43,6 +47,7 @@ func Follow(ctx context.Context, w *Writer, src Source) error {
 		if err := src.ScanRecords(w.Next(), to, w.Append); err != nil {
 			return err
 		}
+		src.FilesSynced(w.Synced()) // a chunk completed on the way is synced
 		if due := syncEvery - time.Since(lastSync); due > 0 {
 			// Caught up and the sync not yet due: wait for more until it
 			// is, and sync now if none comes (the ledger went quiet).
@@ -53,12 +58,21 @@ func Follow(ctx context.Context, w *Writer, src Source) error {
 				continue
 			}
 			if ctx.Err() != nil {
-				return w.Sync()
+				return syncAndTell(w, src)
 			}
 		}
-		if err := w.Sync(); err != nil {
+		if err := syncAndTell(w, src); err != nil {
 			return err
 		}
 		lastSync = time.Now()
 	}
+}
+
+// syncAndTell syncs w and tells src how far the files hold.
+func syncAndTell(w *Writer, src Source) error {
+	if err := w.Sync(); err != nil {
+		return err
+	}
+	src.FilesSynced(w.Synced())
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,6 +255,16 @@ type memSource struct {
 	mu   chan struct{} // a one-slot lock
 	size uint64
 	grew chan struct{}
+	// told is the last seqno Follow reported synced; backwards is set if
+	// a report went back.
+	told      atomic.Uint64
+	backwards atomic.Bool
+}
+
+func (m *memSource) FilesSynced(seqno uint64) {
+	if m.told.Swap(seqno) > seqno {
+		m.backwards.Store(true)
+	}
 }
 
 func newMemSource(t testing.TB) *memSource {
@@ -330,5 +341,8 @@ func TestFollow(t *testing.T) {
 	w.Close()
 	if last, err := scanAll(t, dir); err != nil || last != 210 {
 		t.Fatalf("scan: %d, %v", last, err)
+	}
+	if src.told.Load() != 210 || src.backwards.Load() {
+		t.Fatalf("Follow last told the source the files hold %d (want 210); went backwards: %v", src.told.Load(), src.backwards.Load())
 	}
 }

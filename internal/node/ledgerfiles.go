@@ -54,15 +54,13 @@ func (s ledgerSource) ScanRecords(from, to uint64, fn func(uint64, []byte) error
 	return err
 }
 
+// FilesSynced tells the store how far the files hold the records.
+func (s ledgerSource) FilesSynced(seqno uint64) { s.n.st.FilesSynced(seqno) }
+
 // writeLedgerFiles appends every committed transaction to the chunk files
 // in LedgerDir until ctx ends.
 func (n *Node) writeLedgerFiles(ctx context.Context) error {
-	w, err := ledgerfiles.OpenWriter(LedgerDir(n.cfg.DataDir), n.cfg.LedgerChunkBytes, n.cfg.LedgerChunkTransactions)
-	if err != nil {
-		return fmt.Errorf("ledger files: %w", err)
-	}
-	defer w.Close()
-	if err := ledgerfiles.Follow(ctx, w, ledgerSource{n}); err != nil && ctx.Err() == nil {
+	if err := ledgerfiles.Follow(ctx, n.files, ledgerSource{n}); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("ledger files: %w", err)
 	}
 	return nil

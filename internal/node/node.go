@@ -31,6 +31,7 @@ import (
 	"github.com/charterlog/charter/internal/httpapi"
 	"github.com/charterlog/charter/internal/identity"
 	"github.com/charterlog/charter/internal/ledger"
+	"github.com/charterlog/charter/internal/ledgerfiles"
 	"github.com/charterlog/charter/internal/ledgersecrets"
 	"github.com/charterlog/charter/internal/membership"
 	"github.com/charterlog/charter/internal/peer"
@@ -47,10 +48,13 @@ import (
 
 // Node is a running charterd.
 type Node struct {
-	cfg      config.Config
-	log      *slog.Logger
-	st       *store.Store
-	ledger   *ledger.Ledger
+	cfg    config.Config
+	log    *slog.Logger
+	st     *store.Store
+	ledger *ledger.Ledger
+	// files writes the ledger chunk files, where the store keeps record
+	// bodies once synced (store/bodies.go); writeLedgerFiles drives it.
+	files    *ledgerfiles.Writer
 	raft     *replication.Node
 	id       *identity.Identity
 	issuer   string
@@ -156,6 +160,15 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 	}()
 	n.st, err = store.Open(storeDir, logger)
 	if err != nil {
+		return nil, err
+	}
+	// The ledger files before anything reads a record or raft runs: the
+	// store reads the bodies of synced records from them, and keeps the
+	// raft entries of those they lack (store.AttachFiles).
+	if n.files, err = ledgerfiles.OpenWriter(LedgerDir(cfg.DataDir), cfg.LedgerChunkBytes, cfg.LedgerChunkTransactions); err != nil {
+		return nil, fmt.Errorf("ledger files: %w", err)
+	}
+	if err := n.st.AttachFiles(ledgerfiles.NewReader(LedgerDir(cfg.DataDir)), n.files.Synced()); err != nil {
 		return nil, err
 	}
 	rlog, err := n.st.RaftLog()
@@ -291,6 +304,11 @@ func (n *Node) close() {
 	}
 	if n.listener != nil {
 		n.listener.Close()
+	}
+	if n.files != nil {
+		if err := n.files.Close(); err != nil {
+			n.log.Error("closing the ledger files", "err", err)
+		}
 	}
 	if n.st != nil {
 		if err := n.st.Close(); err != nil {

@@ -574,10 +574,16 @@ func (n *Node) maybeCompact(applied uint64) error {
 	n.mu.RLock()
 	conf := n.conf
 	n.mu.RUnlock()
-	if err := n.rlog.Compact(target, conf); err != nil {
+	// The store may stop short: entries whose statements the ledger files
+	// have not yet synced stay (store/bodies.go).
+	done, err := n.rlog.Compact(target, conf)
+	if err != nil {
 		return fmt.Errorf("replication: compact raft log: %w", err)
 	}
-	n.ret.compacted(target)
+	if done < first {
+		return nil
+	}
+	n.ret.compacted(done)
 	n.metrics.logBytes.Set(float64(n.ret.bytes()))
 	return nil
 }

@@ -75,14 +75,18 @@ func (s *Store) Record(seqno uint64) ([]byte, error) {
 	g := s.gap.Load()
 	v, err := s.Get(recordKey(seqno))
 	if errors.Is(err, ErrNotFound) {
-		err = gapErr(g, seqno, err)
+		return nil, gapErr(g, seqno, err)
 	}
-	return v, err
+	if err != nil {
+		return nil, err
+	}
+	return s.resolveRecord(s.db, seqno, v)
 }
 
 // ScanRecords calls fn with each record from seqno from to to, in order,
 // through one iterator; raw is valid only during the call. A seqno missing
-// in the range is an error.
+// in the range is an error. Stubs are resolved (bodies.go): a run of them
+// that the ledger files hold is read from the files in one pass.
 func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) error) error {
 	g := s.gap.Load()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: recordKey(from), UpperBound: recordKey(to + 1)})
@@ -90,16 +94,51 @@ func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) e
 		return fmt.Errorf("store: iter: %w", err)
 	}
 	defer it.Close()
+	files, synced := s.filesView()
+	var run struct{ from, to uint64 } // stubs to read from the files; empty when from > to
+	run.from = 1
+	flush := func() error {
+		if run.from > run.to {
+			return nil
+		}
+		if files == nil {
+			return fmt.Errorf("store: record %d is kept in the ledger files, which the store was not given", run.from)
+		}
+		lo, hi := run.from, run.to
+		run.from, run.to = 1, 0
+		if err := files.ReadRecords(lo, hi, fn); err != nil {
+			return fmt.Errorf("store: records %d to %d from the ledger files: %w", lo, hi, err)
+		}
+		return nil
+	}
 	next := from
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
 		if len(k) != len(prefixRecord)+8 || binary.BigEndian.Uint64(k[len(prefixRecord):]) != next {
 			return gapErr(g, next, fmt.Errorf("store: record %d missing", next))
 		}
-		if err := fn(next, it.Value()); err != nil {
+		v := it.Value()
+		if isStub(v) && next <= synced {
+			if run.from > run.to {
+				run.from = next
+			}
+			run.to = next
+			next++
+			continue
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		if v, err = s.resolveRecord(s.db, next, v); err != nil {
+			return err
+		}
+		if err := fn(next, v); err != nil {
 			return err
 		}
 		next++
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	if err := it.Error(); err != nil {
 		return err

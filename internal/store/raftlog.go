@@ -433,35 +433,40 @@ func (l *RaftLog) RepairCommit(applied uint64) error {
 
 // Compact discards the raft log up to and including index, which must be
 // applied: its effects are in the store, which is the state a snapshot at
-// index stands for. The entry's term is kept in the snapshot metadata, as
-// raft needs it to match the next entry. Crash reasoning: the deletion and
-// the new first index are one atomic batch; a crash before it leaves the
-// longer log, which is harmless.
-func (l *RaftLog) Compact(index uint64, conf *pb.ConfState) error {
+// index stands for. It stops short of the first entry a record stub still
+// reads its body from (bodies.go), and returns the index it compacted to
+// (first index - 1 when it discarded nothing). The entry's term is kept in
+// the snapshot metadata, as raft needs it to match the next entry. Crash
+// reasoning: the deletion and the new first index are one atomic batch; a
+// crash before it leaves the longer log, which is harmless.
+func (l *RaftLog) Compact(index uint64, conf *pb.ConfState) (uint64, error) {
 	l.mu.RLock()
 	first, last := l.snap.GetIndex()+1, l.lastIndex
 	l.mu.RUnlock()
-	if index < first {
-		return nil
-	}
 	if index > last {
-		return fmt.Errorf("store: compact to %d beyond the last raft entry %d", index, last)
+		return first - 1, fmt.Errorf("store: compact to %d beyond the last raft entry %d", index, last)
+	}
+	if pinned, ok := l.s.pinnedRaftIndex(); ok && index >= pinned {
+		index = pinned - 1
+	}
+	if index < first {
+		return first - 1, nil
 	}
 	term, err := l.Term(index)
 	if err != nil {
-		return err
+		return first - 1, err
 	}
 	meta := &pb.SnapshotMetadata{Index: proto.Uint64(index), Term: proto.Uint64(term), ConfState: proto.Clone(conf).(*pb.ConfState)}
 	v, err := proto.Marshal(meta)
 	if err != nil {
-		return err
+		return first - 1, err
 	}
 	b := l.s.NewBatch()
 	defer b.Close()
 	b.DeleteRange(entryKey(first), entryKey(index+1))
 	b.Set(keySnapMeta, v)
 	if err := b.Commit(false); err != nil {
-		return err
+		return first - 1, err
 	}
 	l.mu.Lock()
 	l.snap = meta
@@ -469,7 +474,7 @@ func (l *RaftLog) Compact(index uint64, conf *pb.ConfState) error {
 		l.dropTail(int(min(index-l.tail[0].GetIndex()+1, uint64(len(l.tail)))))
 	}
 	l.mu.Unlock()
-	return nil
+	return index, nil
 }
 
 // EntriesDiskUsage estimates the bytes the raft entries [FirstIndex,

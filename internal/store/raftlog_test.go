@@ -300,7 +300,7 @@ func TestRaftLogCompact(t *testing.T) {
 	if err := l.SaveRaft(nil, append(ents(1, 30, 1), ents(31, 50, 2)...), true); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Compact(35, &pb.ConfState{Voters: []uint64{1}}); err != nil {
+	if _, err := l.Compact(35, &pb.ConfState{Voters: []uint64{1}}); err != nil {
 		t.Fatal(err)
 	}
 	check := func(l *store.RaftLog) {
@@ -501,11 +501,11 @@ func TestRaftLogTailMatchesStore(t *testing.T) {
 	compare("a new leader's entries 60..62 replace 60..64")
 	save(63, 70, 2)
 	compare("appended after the overwrite")
-	if err := l.Compact(50, &pb.ConfState{}); err != nil {
+	if _, err := l.Compact(50, &pb.ConfState{}); err != nil {
 		t.Fatal(err)
 	}
 	compare("compacted to 50")
-	if err := l.Compact(69, &pb.ConfState{}); err != nil {
+	if _, err := l.Compact(69, &pb.ConfState{}); err != nil {
 		t.Fatal(err)
 	}
 	compare("compacted to 69, one entry left")

@@ -246,7 +246,7 @@ func (s *Store) OpenSnapshot(follower Base) (*pb.SnapshotMetadata, Base, io.Read
 	pr, pw := io.Pipe()
 	go func() {
 		defer snap.Close()
-		pw.CloseWithError(writeImage(pw, snap, imageHeader{Base: base, Floor: floor}))
+		pw.CloseWithError(s.writeImage(pw, snap, imageHeader{Base: base, Floor: floor}))
 	}()
 	return meta, base, pr, nil
 }
@@ -298,7 +298,15 @@ func lastNumberUnder(r pebble.Reader, prefix []byte) (uint64, error) {
 	return n, err
 }
 
-func writeImage(w io.Writer, snap *pebble.Snapshot, hdr imageHeader) error {
+func (s *Store) writeImage(w io.Writer, snap *pebble.Snapshot, hdr imageHeader) error {
+	// An image carries whole records: a stub's locator means something
+	// only on the node that wrote it (bodies.go).
+	record := func(k, v []byte) ([]byte, error) {
+		if !isStub(v) {
+			return v, nil
+		}
+		return s.resolveRecord(snap, binary.BigEndian.Uint64(k[len(prefixRecord):]), v)
+	}
 	base, floor := hdr.Base, hdr.Floor
 	h := sha256.New()
 	bw := bufio.NewWriterSize(io.MultiWriter(w, h), 1<<20)
@@ -379,7 +387,9 @@ func writeImage(w io.Writer, snap *pebble.Snapshot, hdr imageHeader) error {
 			if err != nil {
 				return fmt.Errorf("store: snapshot: genesis record: %w", err)
 			}
-			err = put(recordKey(1), v)
+			if v, err = record(recordKey(1), v); err == nil {
+				err = put(recordKey(1), v)
+			}
 			c.Close()
 			if err != nil {
 				return err
@@ -396,6 +406,12 @@ func writeImage(w io.Writer, snap *pebble.Snapshot, hdr imageHeader) error {
 			if bytes.Equal(k, keyLedgerState) {
 				return nil // written above
 			}
+			if bytes.HasPrefix(k, prefixRecord) {
+				var err error
+				if v, err = record(k, v); err != nil {
+					return err
+				}
+			}
 			return put(k, v)
 		}); err != nil {
 			return err
@@ -410,6 +426,10 @@ func writeImage(w io.Writer, snap *pebble.Snapshot, hdr imageHeader) error {
 		// the records. A state image has the whole entry index already.
 		from := max(base.Size, floor)
 		if err := each(recordKey(from+1), prefixEnd(prefixRecord), func(k, v []byte) error {
+			v, err := record(k, v)
+			if err != nil {
+				return err
+			}
 			if err := put(k, v); err != nil {
 				return err
 			}
@@ -698,6 +718,11 @@ func (s *Store) installImage(path string, meta *pb.SnapshotMetadata) (*pb.HardSt
 	// leaves it with its previous state and log: raft sends a snapshot
 	// again.
 	if err := s.checkBase(base); err != nil {
+		return nil, err
+	}
+	// The wipe deletes the raft log: a kept record must not still read its
+	// body from it.
+	if err := s.materializePinned(); err != nil {
 		return nil, err
 	}
 	// The marker (again, when completing an interrupted install: the same

@@ -16,7 +16,7 @@
 //	0x01 'c'                    raft ConfState (protobuf)
 //	0x01 's'                    raft snapshot metadata (protobuf)
 //	0x01 'a'                    applied raft index (be64)
-//	0x02 't' be64(seqno)        ledger transaction record (log.Record CBOR)
+//	0x02 't' be64(seqno)        ledger transaction record (log.Record CBOR, or a stub: bodies.go)
 //	0x02 'n'                    ledger state (log.State CBOR): size, view, checkpoints
 //	0x02 'x' be64(i)            Merkle tree stored hash i (tlog.StoredHashIndex)
 //	0x02 'k' be64(treeSize)     checkpoint covering treeSize: be64(seqno of its tx)
@@ -88,6 +88,9 @@ type Store struct {
 
 	// stalls accounts Pebble's write stalls (metrics.go).
 	stalls stallClock
+
+	// bodies is the ledger files that hold record bodies (bodies.go).
+	bodies bodies
 }
 
 // Open opens or creates the store in dir. A new store gets the current schema
@@ -228,15 +231,22 @@ func (s *Store) SeekGE(prefix, key []byte) (k, v []byte, err error) {
 }
 
 // Batch is an atomic group of writes.
-type Batch struct{ b *pebble.Batch }
+type Batch struct {
+	b *pebble.Batch
+	s *Store
+	// pin is the raft entries the batch's record stubs point into
+	// (bodies.go), pinned when the batch commits.
+	pin    pin
+	pinned bool
+}
 
 // NewBatch starts an atomic write batch.
-func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch()} }
+func (s *Store) NewBatch() *Batch { return &Batch{b: s.db.NewBatch(), s: s} }
 
 // NewBatchSized starts an atomic write batch whose buffer holds about size
 // bytes of encoded writes before it has to grow: a batch that grows by
 // doubling copies what it holds at each step.
-func (s *Store) NewBatchSized(size int) *Batch { return &Batch{b: s.db.NewBatchWithSize(size)} }
+func (s *Store) NewBatchSized(size int) *Batch { return &Batch{b: s.db.NewBatchWithSize(size), s: s} }
 
 // Set adds key=value to the batch. The batch copies both.
 func (b *Batch) Set(key, value []byte) { _ = b.b.Set(key, value, nil) }
@@ -260,6 +270,11 @@ func (b *Batch) Commit(sync bool) error {
 	}
 	if err := b.b.Commit(opts); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
+	}
+	if b.pinned {
+		// Before the caller can publish the records, so before the files
+		// can sync them or raft compact their entries.
+		b.s.addPin(b.pin)
 	}
 	// Closing returns the batch to Pebble's pool, where another goroutine
 	// may take it at once: this Batch must not touch it again, so a
