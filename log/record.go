@@ -190,6 +190,11 @@ type Proposal struct {
 	Body  []byte
 	// Policy: see Record.Policy.
 	Policy [32]byte
+	// BodyAt is where Body starts in the batch UnmarshalBatch read it
+	// from (Body aliases those bytes), so that a reader that keeps the
+	// batch can find the body again (the store's record stubs). Not
+	// encoded; 0 for a proposal that was not decoded.
+	BodyAt int `cbor:"-"`
 }
 
 // Batch is the payload of one raft entry: proposals applied in order.
@@ -278,6 +283,7 @@ func decodeBatch(data []byte) (*Batch, error) {
 			if p.Body, err = cbor.BytesContent(item); err != nil {
 				return nil, fmt.Errorf("proposal %d: body: %v", i, err)
 			}
+			p.BodyAt = len(data) - len(rest) + len(item) - len(p.Body)
 			rest = after
 		}
 		if rest, ok = readHash(rest, &p.Policy); !ok {

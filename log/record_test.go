@@ -63,6 +63,9 @@ func TestBatchRoundTrip(t *testing.T) {
 		if p.Type != w.Type || p.Entry != w.Entry || !bytes.Equal(p.Body, w.Body) {
 			t.Fatalf("proposal %d: got %+v, want %+v", i, p, w)
 		}
+		if !bytes.Equal(enc[p.BodyAt:p.BodyAt+len(p.Body)], w.Body) || (len(p.Body) > 0 && &enc[p.BodyAt] != &p.Body[0]) {
+			t.Fatalf("proposal %d: BodyAt %d does not locate its body in the batch", i, p.BodyAt)
+		}
 	}
 	rejectsTruncations(t, "batch", enc, func(b []byte) error { _, err := clog.UnmarshalBatch(b); return err })
 }

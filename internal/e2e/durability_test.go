@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/charterlog/charter/cbor"
 	"github.com/charterlog/charter/cose"
+	"github.com/charterlog/charter/log"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -126,8 +128,12 @@ func TestKill9DuringRegistrations(t *testing.T) {
 			t.Fatalf("/checkpoint/key %q: %v", noteKey, err)
 		}
 
-		// Every receipt ever returned still holds.
+		// Every receipt ever returned still holds, and every statement is
+		// in the ledger whole: the newest from the raft entries the node
+		// kept because its ledger files had not synced them, the older
+		// from the files (store/bodies.go).
 		checkAll(t, n, keys, all)
+		checkStatementsStored(t, n, all)
 		if t.Failed() {
 			t.FailNow()
 		}
@@ -161,6 +167,46 @@ func TestKill9DuringRegistrations(t *testing.T) {
 		if t.Failed() {
 			t.FailNow()
 		}
+	}
+}
+
+// checkStatementsStored reads node n's whole ledger through
+// /node/ledger/range and checks that each registration's statement is a
+// record's body, byte for byte.
+func checkStatementsStored(t *testing.T, n *node, regs []*registration) {
+	t.Helper()
+	bodies := map[string]bool{}
+	for from := uint64(1); ; {
+		r, err := n.do(http.MethodGet, fmt.Sprintf("/node/ledger/range?from=%d&to=%d", from, from+999), "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status == http.StatusNotFound {
+			break // past the ledger's size
+		}
+		if r.Status != http.StatusOK {
+			t.Fatalf("GET /node/ledger/range from %d: %d %s", from, r.Status, describeProblem(r))
+		}
+		var recs []*log.Record
+		if err := cbor.Unmarshal(r.Body, &recs); err != nil {
+			t.Fatalf("GET /node/ledger/range from %d: %v", from, err)
+		}
+		if len(recs) == 0 {
+			t.Fatalf("GET /node/ledger/range from %d: no records", from)
+		}
+		for _, rec := range recs {
+			bodies[string(rec.Body)] = true
+		}
+		from += uint64(len(recs))
+	}
+	missing := 0
+	for _, reg := range regs {
+		if !bodies[string(reg.Statement)] {
+			missing++
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d registered statements are not a record's body in the ledger after the restart", missing, len(regs))
 	}
 }
 

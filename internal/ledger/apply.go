@@ -174,7 +174,7 @@ func (a *applying) registration(e Entry, p *log.Proposal) error {
 	} else if err != ErrNotFound {
 		return err
 	}
-	txid, err := a.appendRecord(e.Term, p.Type, p.Entry, p.Body, p.Policy, a.bodyIn(e, p.Body))
+	txid, err := a.appendRecord(e.Term, p.Type, p.Entry, p.Body, p.Policy, a.bodyIn(e, p))
 	if err != nil {
 		return err
 	}
@@ -290,18 +290,17 @@ type bodyAt struct {
 	ok                bool
 }
 
-// bodyIn locates body, a slice of e's data, in it. A registration's
-// statement is the largest part of its record and is already durable in
-// its raft entry: the store keeps the record's other bytes and this
-// locator until the ledger files hold the whole record.
-func (a *applying) bodyIn(e Entry, body []byte) bodyAt {
+// bodyIn locates p's body in e's data, from which p was decoded. A
+// registration's statement is the largest part of its record and is
+// already durable in its raft entry: the store keeps the record's other
+// bytes and this locator until the ledger files hold the whole record.
+func (a *applying) bodyIn(e Entry, p *log.Proposal) bodyAt {
+	body, off := p.Body, p.BodyAt
 	if !a.stubs || len(body) == 0 {
 		return bodyAt{}
 	}
-	// body aliases e.Data (log.UnmarshalBatch reads in place), so its
-	// offset is what its capacity lacks of the data's; the pointer check
-	// makes sure of it rather than trust it.
-	off := cap(e.Data) - cap(body)
+	// The pointer check makes sure the body is where BodyAt says, in
+	// these bytes, rather than trust it.
 	if off < 0 || off+len(body) > len(e.Data) || &e.Data[off] != &body[0] {
 		return bodyAt{}
 	}

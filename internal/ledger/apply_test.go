@@ -2,13 +2,18 @@ package ledger
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/charterlog/charter/internal/ledgerfiles"
 	"github.com/charterlog/charter/internal/store"
 	"github.com/charterlog/charter/log"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // applyLedger opens a ledger over a fresh store, with no sequencer: the
@@ -362,5 +367,83 @@ func BenchmarkApply(b *testing.B) {
 		if err := l.Apply(entries[i:i+1], nil); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestApplyStubsDoNotMatter: with ledger files attached, apply stores
+// each registration's record as a stub into its raft entry
+// (store/bodies.go), and what a reader gets back is what a ledger without
+// files wrote, byte for byte, whether the body comes from the raft entry
+// or, once synced, from the files.
+func TestApplyStubsDoNotMatter(t *testing.T) {
+	x := newApplyTxs(t)
+	entries := x.entries(t)
+	plain := applyLedger(t)
+	if err := plain.Apply(entries, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	st, err := store.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	dir := filepath.Join(t.TempDir(), "ledger")
+	w, err := ledgerfiles.OpenWriter(dir, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	if err := st.AttachFiles(ledgerfiles.NewReader(dir), w.Synced()); err != nil {
+		t.Fatal(err)
+	}
+	rl, err := st.RaftLog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var persisted []*pb.Entry
+	for _, e := range entries {
+		persisted = append(persisted, &pb.Entry{Index: proto.Uint64(e.Index), Term: proto.Uint64(e.Term), Data: e.Data})
+	}
+	if err := rl.SaveRaft(&pb.HardState{Term: proto.Uint64(2), Commit: proto.Uint64(4)}, persisted, true); err != nil {
+		t.Fatal(err)
+	}
+	stubbed, err := Open(st, Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stubbed.Apply(entries, nil); err != nil {
+		t.Fatal(err)
+	}
+	stubs := 0
+	for seqno := uint64(1); seqno <= stubbed.State().Size; seqno++ {
+		v, err := st.Get(binary.BigEndian.AppendUint64([]byte{0x02, 't'}, seqno))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v[0] == 0xff {
+			stubs++
+		}
+	}
+	if stubs != 2 { // regA and regB; the duplicates append nothing
+		t.Fatalf("%d records stored as stubs, want the 2 registrations'", stubs)
+	}
+	want := image(t, plain)
+	if got := image(t, stubbed); got != want {
+		t.Fatalf("with stubs, bodies from raft entries:\n%s\nwithout:\n%s", got, want)
+	}
+	// Synced to the files, and the raft log compacted: from the files.
+	if err := stubbed.ScanRecords(1, stubbed.State().Size, w.Append); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	st.FilesSynced(w.Synced())
+	if done, err := rl.Compact(4, &pb.ConfState{Voters: []uint64{1}}); err != nil || done != 4 {
+		t.Fatalf("Compact(4) = %d, %v", done, err)
+	}
+	if got := image(t, stubbed); got != want {
+		t.Fatalf("with stubs, bodies from the files:\n%s\nwithout:\n%s", got, want)
 	}
 }
