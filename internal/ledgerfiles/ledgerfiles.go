@@ -1,7 +1,9 @@
 // Package ledgerfiles owns the ledger as files: every committed transaction
 // record, in order, in chunk files that a node writes to its data
 // directory, so that copying that directory (or downloading the chunks)
-// is a backup from which a lost service is recovered.
+// is a backup from which a lost service is recovered. They are also where
+// the node keeps a registration's statement once they have synced it: the
+// store then holds the record without it (store/bodies.go).
 //
 // Chunks are named as CCF names its ledger files:
 //

@@ -30,6 +30,9 @@
 // application (Apply batches) is not synced: the applied index is written in
 // the same atomic batch as the state it produced, so a crash loses at most a
 // suffix of applications, which replay from the synced raft log on restart.
+// A registration's record may be a stub whose statement is in its raft
+// entry or the node's ledger files (bodies.go): the raft log keeps every
+// entry a stub still reads until the files have synced its record.
 package store
 
 import (
