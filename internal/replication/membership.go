@@ -61,8 +61,14 @@ func decodePeerContext(b []byte) (string, error) {
 func nodeKey(id uint64) []byte { return binary.BigEndian.AppendUint64(nil, id) }
 
 // recordPeers writes the effect of applied configuration changes on
-// MapNodes into b and updates the peer table.
-func (n *Node) recordPeers(b *store.Batch, changes []*pb.ConfChangeSingle, ctx []byte) error {
+// MapNodes into b and updates the peer table. A change without a URL (a
+// learner's promotion) keeps the node's recorded one: from earlier in the
+// same batch (written), else from the store. Reading only the store lost
+// the URL whenever the learner was added and promoted in one Apply call,
+// which depends on how a node's raft happened to group its committed
+// entries: the nodes' MapNodes then differed, and a node that restarted
+// knew no address for that peer.
+func (n *Node) recordPeers(b *store.Batch, changes []*pb.ConfChangeSingle, ctx []byte, written map[uint64]NodeInfo) error {
 	u, err := decodePeerContext(ctx)
 	if err != nil {
 		return err
@@ -70,8 +76,12 @@ func (n *Node) recordPeers(b *store.Batch, changes []*pb.ConfChangeSingle, ctx [
 	for _, c := range changes {
 		id := c.GetNodeId()
 		info := NodeInfo{ID: id, URL: u}
-		if old, err := n.NodeInfo(id); err == nil && info.URL == "" {
-			info.URL = old.URL
+		if info.URL == "" {
+			if old, ok := written[id]; ok {
+				info.URL = old.URL
+			} else if old, err := n.NodeInfo(id); err == nil {
+				info.URL = old.URL
+			}
 		}
 		switch c.GetType() {
 		case pb.ConfChangeAddNode:
@@ -88,6 +98,7 @@ func (n *Node) recordPeers(b *store.Batch, changes []*pb.ConfChangeSingle, ctx [
 			return err
 		}
 		b.PutKV(MapNodes, nodeKey(id), v)
+		written[id] = info
 		if info.Role == RoleRemoved {
 			n.cfg.Peers.Remove(id)
 		} else if info.URL != "" && id != n.cfg.ID {

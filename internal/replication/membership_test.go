@@ -3,6 +3,10 @@ package replication
 import (
 	"strings"
 	"testing"
+
+	"github.com/charterlog/charter/internal/store"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestMembershipRefusesDuplicateKeys: a configuration change's context and
@@ -23,5 +27,42 @@ func TestMembershipRefusesDuplicateKeys(t *testing.T) {
 	dup = append(dup, "https://b:1"...)
 	if _, err := decodePeerContext(dup); err == nil || !strings.Contains(err.Error(), "duplicate map key") {
 		t.Errorf("duplicate URL: %v", err)
+	}
+}
+
+// TestRecordPeersKeepsURLInOneBatch: a learner added with its URL and
+// promoted (no URL) in the same Apply call keeps its URL in MapNodes, as
+// it does when the two are applied in separate calls. Raft may hand a node
+// both in one Ready (a follower catching up does), so reading only the
+// store made the nodes' MapNodes differ, and a restarted node knew no
+// address for the peer.
+func TestRecordPeersKeepsURLInOneBatch(t *testing.T) {
+	st, err := store.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	n := &Node{st: st, cfg: Config{ID: 1, Peers: NewPeerTable(nil)}}
+	add, err := encodePeerContext("https://node2.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := st.NewBatch()
+	written := map[uint64]NodeInfo{}
+	if err := n.recordPeers(b, []*pb.ConfChangeSingle{{Type: pb.ConfChangeAddLearnerNode.Enum(), NodeId: proto.Uint64(2)}}, add, written); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.recordPeers(b, []*pb.ConfChangeSingle{{Type: pb.ConfChangeAddNode.Enum(), NodeId: proto.Uint64(2)}}, nil, written); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	info, err := n.NodeInfo(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.URL != "https://node2.test" || info.Role != RoleVoter {
+		t.Fatalf("after add and promotion in one batch: %+v, want a voter at https://node2.test", info)
 	}
 }

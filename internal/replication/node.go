@@ -428,8 +428,9 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if conf != nil {
 		c := conf
 		also = func(b *store.Batch) error {
+			written := map[uint64]NodeInfo{}
 			for _, cc := range confChanges {
-				if err := n.recordPeers(b, cc.GetChanges(), cc.GetContext()); err != nil {
+				if err := n.recordPeers(b, cc.GetChanges(), cc.GetContext(), written); err != nil {
 					return err
 				}
 			}
