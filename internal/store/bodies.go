@@ -27,6 +27,7 @@ package store
 // node.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -292,7 +293,25 @@ func (s *Store) resolveRecord(r pebble.Reader, seqno uint64, v []byte) ([]byte, 
 		}
 		// Compacted since: only once the files synced it.
 	}
-	return readFromFiles(files, seqno)
+	rec, err := readFromFiles(files, seqno)
+	if err != nil {
+		return nil, err
+	}
+	return rec, st.matches(seqno, rec)
+}
+
+// matches checks a whole record read from the ledger files against the
+// stub: the same bytes around the body, and a body of the right length and
+// checksum. It catches a damaged or misread file, not a deliberate edit
+// (the checksum is not a MAC): the Merkle tree is what authenticates a
+// record (spec/security.md).
+func (st stub) matches(seqno uint64, rec []byte) error {
+	p, s := len(st.prefix), len(st.suffix)
+	if uint64(len(rec)) != uint64(p+s)+st.bodyLen || !bytes.Equal(rec[:p], st.prefix) || !bytes.Equal(rec[len(rec)-s:], st.suffix) ||
+		crc32.Checksum(rec[p:len(rec)-s], castagnoli) != st.crc {
+		return fmt.Errorf("store: record %d in the ledger files does not match the store's record of it", seqno)
+	}
+	return nil
 }
 
 // readFromFiles reads one whole record from the ledger files.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/charterlog/charter/internal/ledgerfiles"
@@ -293,5 +294,25 @@ func TestStubWithoutFiles(t *testing.T) {
 	st.s.bodies.files = nil // a store that lost its files
 	if _, err := st.s.Record(1); err == nil {
 		t.Fatal("a stub whose files are gone was read")
+	}
+}
+
+// TestStubChecksFiles: a record read back from the ledger files must be
+// the one the stub describes; a file that says otherwise is an error, not
+// an answer.
+func TestStubChecksFiles(t *testing.T) {
+	st := newStubbed(t, 4)
+	// The files get another record 1 (same length, one body byte off).
+	bad := append([]byte(nil), st.recs[0]...)
+	bad[len(bad)-40] ^= 1
+	st.recs[0], bad = bad, st.recs[0]
+	st.syncFiles(t, 4)
+	st.recs[0] = bad
+	st.compact(t)
+	if _, err := st.s.Record(1); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("Record(1) from a file that does not match its stub: %v", err)
+	}
+	if _, err := st.s.Record(3); err != nil {
+		t.Fatalf("Record(3): %v", err)
 	}
 }
