@@ -315,6 +315,16 @@ func TestStubChecksFiles(t *testing.T) {
 	if _, err := st.s.Record(3); err != nil {
 		t.Fatalf("Record(3): %v", err)
 	}
+	// In bulk too: a scan stops at the record, having given those before.
+	var got []uint64
+	err := st.s.ScanRecords(1, 4, func(seqno uint64, _ []byte) error { got = append(got, seqno); return nil })
+	if err == nil || !strings.Contains(err.Error(), "does not match") || len(got) != 0 {
+		t.Fatalf("ScanRecords over a file that does not match a stub: gave %v, %v", got, err)
+	}
+	got = got[:0]
+	if err := st.s.ScanRecords(2, 4, func(seqno uint64, _ []byte) error { got = append(got, seqno); return nil }); err != nil || len(got) != 3 {
+		t.Fatalf("ScanRecords(2, 4): gave %v, %v", got, err)
+	}
 }
 
 // TestStubSize: PutRecordStub sizes the batch's value with stubSize and

@@ -95,7 +95,14 @@ func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) e
 	}
 	defer it.Close()
 	files, synced := s.filesView()
-	var run struct{ from, to uint64 } // stubs to read from the files; empty when from > to
+	// run is the stubs to read from the files, from..to (empty when from >
+	// to), and their values one after another in stubs, each record
+	// checked against its own as it comes (stub.matches).
+	var run struct {
+		from, to uint64
+		stubs    []byte
+		ends     []int
+	}
 	run.from = 1
 	flush := func() error {
 		if run.from > run.to {
@@ -106,7 +113,23 @@ func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) e
 		}
 		lo, hi := run.from, run.to
 		run.from, run.to = 1, 0
-		if err := files.ReadRecords(lo, hi, fn); err != nil {
+		err := files.ReadRecords(lo, hi, func(seqno uint64, raw []byte) error {
+			i := seqno - lo
+			start := 0
+			if i > 0 {
+				start = run.ends[i-1]
+			}
+			st, err := parseStub(run.stubs[start:run.ends[i]])
+			if err != nil {
+				return err
+			}
+			if err := st.matches(seqno, raw); err != nil {
+				return err
+			}
+			return fn(seqno, raw)
+		})
+		run.stubs, run.ends = run.stubs[:0], run.ends[:0]
+		if err != nil {
 			return fmt.Errorf("store: records %d to %d from the ledger files: %w", lo, hi, err)
 		}
 		return nil
@@ -123,6 +146,8 @@ func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) e
 				run.from = next
 			}
 			run.to = next
+			run.stubs = append(run.stubs, v...)
+			run.ends = append(run.ends, len(run.stubs))
 			next++
 			continue
 		}
