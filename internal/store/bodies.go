@@ -166,6 +166,8 @@ func (s *Store) AttachFiles(files RecordFiles, synced uint64) error {
 	if err != nil {
 		return err
 	}
+	// One pin covers them all: raft indexes grow with seqnos, so the first
+	// stub's entry is the lowest any of them needs.
 	var pins []pin
 	if synced < size {
 		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: recordKey(synced + 1), UpperBound: prefixEnd(prefixRecord)})
@@ -176,17 +178,17 @@ func (s *Store) AttachFiles(files RecordFiles, synced uint64) error {
 			if !isStub(it.Value()) {
 				continue
 			}
+			seqno := binary.BigEndian.Uint64(it.Key()[len(prefixRecord):])
+			if len(pins) > 0 {
+				pins[0].high = seqno
+				continue
+			}
 			st, err := parseStub(it.Value())
 			if err != nil {
 				it.Close()
-				return fmt.Errorf("store: record %x: %w", it.Key(), err)
+				return fmt.Errorf("store: record %d: %w", seqno, err)
 			}
-			seqno := binary.BigEndian.Uint64(it.Key()[len(prefixRecord):])
-			if n := len(pins); n > 0 && pins[n-1].raftIndex <= st.raftIndex {
-				pins[n-1].high = seqno
-			} else {
-				pins = append(pins, pin{seqno, seqno, st.raftIndex})
-			}
+			pins = []pin{{seqno, seqno, st.raftIndex}}
 		}
 		if err := it.Close(); err != nil {
 			return err
@@ -272,9 +274,18 @@ func (b *Batch) PutRecordStub(seqno uint64, rec []byte, bodyStart, bodyLen int, 
 	b.pin.high = seqno
 }
 
+// lastEntry keeps the raft entry a resolution last read: consecutive
+// stubs mostly point into the same entry (a batch of statements), which is
+// then read and decoded once, not once per record.
+type lastEntry struct {
+	index uint64
+	data  []byte
+}
+
 // resolveRecord returns the whole record stored at seqno as v, read
-// through r (the database, or a snapshot of it, for the raft entry).
-func (s *Store) resolveRecord(r pebble.Reader, seqno uint64, v []byte) ([]byte, error) {
+// through r (the database, or a snapshot of it, for the raft entry). last,
+// if not nil, is reused and updated across calls.
+func (s *Store) resolveRecord(r pebble.Reader, seqno uint64, v []byte, last *lastEntry) ([]byte, error) {
 	if !isStub(v) {
 		return v, nil
 	}
@@ -284,8 +295,14 @@ func (s *Store) resolveRecord(r pebble.Reader, seqno uint64, v []byte) ([]byte, 
 	}
 	files, synced := s.filesView()
 	if seqno > synced {
+		if last != nil && last.data != nil && last.index == st.raftIndex {
+			return st.assemble(seqno, last.data)
+		}
 		data, err := raftEntryData(r, st.raftIndex)
 		if err == nil {
+			if last != nil {
+				*last = lastEntry{st.raftIndex, data}
+			}
 			return st.assemble(seqno, data)
 		}
 		if !errors.Is(err, ErrNotFound) {
@@ -314,10 +331,14 @@ func (st stub) matches(seqno uint64, rec []byte) error {
 	return nil
 }
 
+func errNoFiles(seqno uint64) error {
+	return fmt.Errorf("store: record %d is kept in the ledger files, which the store was not given", seqno)
+}
+
 // readFromFiles reads one whole record from the ledger files.
 func readFromFiles(files RecordFiles, seqno uint64) ([]byte, error) {
 	if files == nil {
-		return nil, fmt.Errorf("store: record %d is kept in the ledger files, which the store was not given", seqno)
+		return nil, errNoFiles(seqno)
 	}
 	var rec []byte
 	err := files.ReadRecords(seqno, seqno, func(_ uint64, raw []byte) error {
@@ -361,6 +382,7 @@ func (s *Store) materializePinned() error {
 	}
 	b := s.NewBatch()
 	defer b.Close()
+	var last lastEntry
 	for _, p := range pins {
 		for seqno := p.low; seqno <= p.high; seqno++ {
 			v, err := s.Get(recordKey(seqno))
@@ -373,7 +395,7 @@ func (s *Store) materializePinned() error {
 			if !isStub(v) {
 				continue
 			}
-			rec, err := s.resolveRecord(s.db, seqno, v)
+			rec, err := s.resolveRecord(s.db, seqno, v, &last)
 			if err != nil {
 				return err
 			}

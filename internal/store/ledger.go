@@ -80,7 +80,7 @@ func (s *Store) Record(seqno uint64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.resolveRecord(s.db, seqno, v)
+	return s.resolveRecord(s.db, seqno, v, nil)
 }
 
 // ScanRecords calls fn with each record from seqno from to to, in order,
@@ -109,7 +109,7 @@ func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) e
 			return nil
 		}
 		if files == nil {
-			return fmt.Errorf("store: record %d is kept in the ledger files, which the store was not given", run.from)
+			return errNoFiles(run.from)
 		}
 		lo, hi := run.from, run.to
 		run.from, run.to = 1, 0
@@ -134,6 +134,7 @@ func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) e
 		}
 		return nil
 	}
+	var last lastEntry
 	next := from
 	for ok := it.First(); ok; ok = it.Next() {
 		k := it.Key()
@@ -154,7 +155,7 @@ func (s *Store) ScanRecords(from, to uint64, fn func(seqno uint64, raw []byte) e
 		if err := flush(); err != nil {
 			return err
 		}
-		if v, err = s.resolveRecord(s.db, next, v); err != nil {
+		if v, err = s.resolveRecord(s.db, next, v, &last); err != nil {
 			return err
 		}
 		if err := fn(next, v); err != nil {

@@ -301,11 +301,12 @@ func lastNumberUnder(r pebble.Reader, prefix []byte) (uint64, error) {
 func (s *Store) writeImage(w io.Writer, snap *pebble.Snapshot, hdr imageHeader) error {
 	// An image carries whole records: a stub's locator means something
 	// only on the node that wrote it (bodies.go).
+	var last lastEntry
 	record := func(k, v []byte) ([]byte, error) {
 		if !isStub(v) {
 			return v, nil
 		}
-		return s.resolveRecord(snap, binary.BigEndian.Uint64(k[len(prefixRecord):]), v)
+		return s.resolveRecord(snap, binary.BigEndian.Uint64(k[len(prefixRecord):]), v, &last)
 	}
 	base, floor := hdr.Base, hdr.Floor
 	h := sha256.New()
