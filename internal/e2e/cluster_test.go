@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -406,6 +407,34 @@ func TestChartedCluster(t *testing.T) {
 	for i, u := range urls {
 		nodes[i] = &node{t: t, URL: u, CertPath: cert, Client: client}
 		waitHealth(t, nodes[i], 30*time.Second)
+	}
+
+	// Every node records every node at the URL nodes.txt gives, the first
+	// node included (its URL rides in the bootstrap configuration change):
+	// a restarted node dials its peers from this record.
+	for i, n := range nodes {
+		eventually(t, 30*time.Second, fmt.Sprintf("node %d records the three nodes at their URLs", i+1), func() error {
+			var v struct {
+				Nodes []struct {
+					ID   uint64 `json:"node_id"`
+					URL  string `json:"url"`
+					Role string `json:"role"`
+				} `json:"nodes"`
+			}
+			if err := json.Unmarshal(n.get(t, "/node/consensus").Body, &v); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, rec := range v.Nodes {
+				got[rec.URL] = rec.Role
+			}
+			for _, u := range urls {
+				if got[u] != "voter" || len(v.Nodes) != 3 {
+					return fmt.Errorf("it records %+v", v.Nodes)
+				}
+			}
+			return nil
+		})
 	}
 
 	pub := newPublisher(t, "e2e charterd cluster publisher")

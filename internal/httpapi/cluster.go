@@ -77,8 +77,16 @@ func (s *Server) getConsensus(w http.ResponseWriter, r *http.Request) {
 	for id, pr := range st.Progress {
 		progress[fmt.Sprint(id)] = map[string]any{"match": pr.Match, "next": pr.Next, "state": pr.State.String(), "learner": pr.IsLearner, "recent_active": pr.RecentActive}
 	}
+	// The network's nodes as the ledger records them (public:charter.nodes):
+	// the addresses a node dials its peers at after a restart.
+	nodes, err := s.cfg.Raft.Nodes()
+	if err != nil {
+		writeError(w, r, problemFor(err))
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"node_id": s.cfg.NodeID, "leader": st.Lead, "term": st.GetTerm(), "state": st.RaftState.String(),
 		"commit_index": st.GetCommit(), "applied_index": s.cfg.Raft.Applied(), "progress": progress,
+		"nodes": nodes,
 	})
 }

@@ -254,9 +254,13 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 		Peers:       replication.NewPeerTable(nil),
 	}
 	if create {
-		// Genesis has one node; the others join (join.go). A node that
-		// joined learns the network from the leader's messages.
-		rcfg.Bootstrap = map[uint64]string{cfg.NodeID: ""}
+		// Genesis has one node; the others join (join.go) with their URL
+		// in the configuration change that adds them. The first node's
+		// URL goes in the bootstrap change, so every node's record of the
+		// network (MapNodes, which a restarted node dials from) has it:
+		// without it, a restarted node could reach the first node only
+		// after the first node had written to it.
+		rcfg.Bootstrap = map[uint64]string{cfg.NodeID: "https://" + ln.Addr().String()}
 	}
 	for id, u := range cfg.PeerDial {
 		rcfg.Peers.SetDial(id, u)
