@@ -118,7 +118,7 @@ func (l *Ledger) startApply(payload int) *applying {
 		// Statements stay out of the batch.
 		size = 4<<10 + payload/4
 	}
-	b := l.st.NewBatchSized(size)
+	b := l.applies.Begin(size)
 	l.mu.RLock()
 	st := l.state
 	l.mu.RUnlock()

@@ -131,9 +131,11 @@ type State struct {
 type Ledger struct {
 	st   *store.Store
 	tree *log.Tree
-	cfg  Config
-	log  *slog.Logger
-	m    *metrics
+	// applies is Apply's batch, kept between calls.
+	applies *store.BatchReuser
+	cfg     Config
+	log     *slog.Logger
+	m       *metrics
 
 	mu    sync.RWMutex
 	state State
@@ -203,7 +205,7 @@ func Open(st *store.Store, cfg Config, logger *slog.Logger) (*Ledger, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	l := &Ledger{
-		st: st, cfg: cfg, log: logger, m: newMetrics(),
+		st: st, applies: st.NewBatchReuser(), cfg: cfg, log: logger, m: newMetrics(),
 		covered: make(chan struct{}), applied: make(chan struct{}),
 		pending:     map[[32]byte]*pendingReg{},
 		queue:       make(chan *pendingReg, cfg.QueueSize),

@@ -29,3 +29,10 @@ func SetTailMaxBytesForTest(t interface{ Cleanup(func()) }, n uint64) {
 	tailMaxBytes = n
 	t.Cleanup(func() { tailMaxBytes = old })
 }
+
+// KeptForTest reports whether r holds a batch for its next Begin.
+func (r *BatchReuser) KeptForTest() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.kept != nil
+}

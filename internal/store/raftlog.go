@@ -49,6 +49,9 @@ type RaftLog struct {
 	// slice of the same entries.
 	tail      []*pb.Entry
 	tailBytes uint64
+
+	// appends is SaveRaft's batch, kept between Readies.
+	appends *BatchReuser
 }
 
 // tailMaxBytes bounds the payload RaftLog.tail keeps in memory. A variable
@@ -59,7 +62,7 @@ var _ raft.Storage = (*RaftLog)(nil)
 
 // RaftLog loads the raft state from the store.
 func (s *Store) RaftLog() (*RaftLog, error) {
-	l := &RaftLog{s: s, hard: &pb.HardState{}, conf: &pb.ConfState{}, snap: &pb.SnapshotMetadata{ConfState: &pb.ConfState{}}}
+	l := &RaftLog{s: s, hard: &pb.HardState{}, conf: &pb.ConfState{}, snap: &pb.SnapshotMetadata{ConfState: &pb.ConfState{}}, appends: s.NewBatchReuser()}
 	if err := s.getProto(keyHardState, l.hard); err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
@@ -350,7 +353,7 @@ func (l *RaftLog) SaveRaft(hs *pb.HardState, entries []*pb.Entry, mustSync bool)
 	for _, e := range entries {
 		size += len(e.GetData()) + 64
 	}
-	b := l.s.NewBatchSized(size)
+	b := l.appends.Begin(size)
 	defer b.Close()
 	if hs != nil && !raft.IsEmptyHardState(hs) {
 		v, err := proto.Marshal(hs)
