@@ -300,8 +300,9 @@ func startNode(rc *raft.Config, peers []raft.Peer) raft.Node {
 
 // Run is the Ready loop (etcd-io/raft doc.go, "Usage"): for each Ready,
 //  1. write HardState and Entries to stable storage, synced if MustSync;
-//  2. send Messages (only after step 1: a vote or an append acknowledgement
-//     must not leave before what it promises is durable);
+//  2. send Messages: a vote or an append acknowledgement only after step 1
+//     (it must not leave before what it promises is durable), the others
+//     before it (splitByDurability);
 //  3. apply CommittedEntries and configuration changes;
 //  4. call Advance.
 //
@@ -335,6 +336,29 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 			n.raft.Advance()
 		}
+	}
+}
+
+// splitByDurability splits a Ready's messages into those that may leave
+// before its entries and hard state are written (early) and the votes and
+// append acknowledgements that must wait for the write (late). Order among
+// each group is kept.
+func splitByDurability(msgs []*pb.Message) (early, late []*pb.Message) {
+	for _, m := range msgs {
+		switch m.GetType() {
+		case pb.MsgAppResp, pb.MsgVoteResp, pb.MsgPreVoteResp:
+			late = append(late, m)
+		default:
+			early = append(early, m)
+		}
+	}
+	return early, late
+}
+
+func (n *Node) send(msgs []*pb.Message) {
+	if n.transport != nil && len(msgs) > 0 {
+		n.pinSnapshots(msgs)
+		n.transport.Send(msgs)
 	}
 }
 
@@ -377,6 +401,16 @@ func (n *Node) handleReady(rd raft.Ready) error {
 			return err
 		}
 	}
+	// Step 2, before step 1 for what promises nothing about this node's
+	// disk: appends, heartbeats, snapshots and vote requests leave before
+	// the write, so a leader's write overlaps its followers' (raft thesis
+	// 10.2.1). Raft's own rule for asynchronous storage draws the line:
+	// only the responses that vote (MsgAppResp, MsgVoteResp,
+	// MsgPreVoteResp) wait until what they vouch for is durable. A leader
+	// still counts its own entries only once written: its self-ack is
+	// raft's, delivered after Advance.
+	early, late := splitByDurability(rd.Messages)
+	n.send(early)
 	start := time.Now()
 	persisting := n.metrics.persisting.Begin()
 	err := n.rlog.SaveRaft(rd.HardState, rd.Entries, rd.MustSync)
@@ -393,11 +427,8 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		n.ret.appended(rd.Entries[0].GetIndex(), rd.Entries[k-1].GetIndex(), size, n.cfg.Now())
 		n.metrics.logBytes.Set(float64(n.ret.bytes()))
 	}
-	// Step 2.
-	if n.transport != nil && len(rd.Messages) > 0 {
-		n.pinSnapshots(rd.Messages)
-		n.transport.Send(rd.Messages)
-	}
+	// Step 2, the rest.
+	n.send(late)
 	for _, rs := range rd.ReadStates {
 		if ch, ok := n.reads.LoadAndDelete(string(rs.RequestCtx)); ok {
 			ch.(chan uint64) <- rs.Index

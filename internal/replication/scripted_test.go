@@ -75,7 +75,7 @@ func TestScriptedElection(t *testing.T) {
 }
 
 // TestScriptedReadyOrder walks one entry through the Ready loops step by
-// step: the leader persists it and sends it; a follower persists it and
+// step: the leader sends it and persists it; a follower persists it and
 // acknowledges it, still not applying it; the leader applies it only when
 // that acknowledgement makes a quorum; the followers apply it when the
 // leader's next append tells them the commit index. (The harness checks
@@ -89,6 +89,14 @@ func TestScriptedReadyOrder(t *testing.T) {
 
 	if !net.pump(1) {
 		t.Fatal("node 1 had no Ready after a proposal")
+	}
+	// The leader sent the entry before writing it, so that its write
+	// overlaps its followers' (it counts its own copy only once written).
+	net.mu.Lock()
+	early := net.appendsBeforeWrite
+	net.mu.Unlock()
+	if early == 0 {
+		t.Error("the leader wrote the entry before sending it")
 	}
 	if _, last := net.persisted(1); last != index {
 		t.Fatalf("the leader's persisted log ends at %d; want %d", last, index)
