@@ -50,6 +50,7 @@ func New(baseURL string, caPEM []byte) (*Client, error) {
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	tr.MaxIdleConnsPerHost = 64
+	tr.DialContext = dialer(hostPort(u), nil)
 	return &Client{
 		base:   u,
 		writes: NewRouter(u),

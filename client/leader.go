@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -18,6 +19,44 @@ const HeaderLeader = "Charter-Leader"
 // shunFor is how long a Router ignores a leader it could not reach: the
 // node the client was given keeps forwarding meanwhile.
 const shunFor = time.Minute
+
+// leaderDialTimeout bounds a TCP connect to any node but home: a leader
+// named in HeaderLeader at an address that drops the client's packets (one
+// only the nodes can reach) costs this, once per shunFor, before the write
+// goes home; Go's default, 30 s, would hold the write that long. Home keeps
+// the default: it is the node the client was told to use.
+var leaderDialTimeout = 3 * time.Second
+
+// dialer connects to home with Go's default timeout and to any other node
+// within leaderDialTimeout. dial is the connect itself (nil: a net.Dialer
+// with keep-alives, as http.DefaultTransport's); it is given the deadline.
+func dialer(home string, dial func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if dial == nil {
+		dial = (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		timeout := 30 * time.Second
+		if addr != home {
+			timeout = leaderDialTimeout
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		return dial(ctx, network, addr)
+	}
+}
+
+// hostPort is u's host:port as a transport dials it, with the scheme's
+// default port when u names none.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	port := "443"
+	if u.Scheme == "http" {
+		port = "80"
+	}
+	return net.JoinHostPort(u.Hostname(), port)
+}
 
 // A Router picks where a client sends its writes: the leader its node named
 // in HeaderLeader, else the node it was given (home). Reads stay with home.

@@ -2,9 +2,12 @@ package client
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -148,5 +151,61 @@ func TestRegisterGoesToTheNamedLeader(t *testing.T) {
 	}
 	if _, err := c.Register(ctx, []byte("statement 4")); err != nil || homePosts.Load() != 3 {
 		t.Fatalf("the next registration: %v, home took %d in all, want 3 (the failed leader is not followed again)", err, homePosts.Load())
+	}
+}
+
+// TestUnreachableLeaderCostsAShortConnect: a leader named at an address
+// that drops the client's packets (the connect never answers) holds a
+// registration for leaderDialTimeout, not Go's default 30 s, and the
+// registration is then taken home. Home's connects keep the default.
+func TestUnreachableLeaderCostsAShortConnect(t *testing.T) {
+	defer func(d time.Duration) { leaderDialTimeout = d }(leaderDialTimeout)
+	leaderDialTimeout = 200 * time.Millisecond
+	const blackHole = "192.0.2.1:8443" // TEST-NET-1: never dialled for real here
+	// The home server is plain HTTP, so the leader is named in http too
+	// (Router.usable wants home's scheme).
+	home := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(HeaderLeader, "http://"+blackHole)
+		w.Header().Set("Location", "/entries/from-home")
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte("receipt relayed home"))
+	}))
+	defer home.Close()
+	c, err := New(home.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	budgets := map[string]time.Duration{}
+	real := (&net.Dialer{}).DialContext
+	c.http.Transport.(*http.Transport).DialContext = dialer(hostPort(c.base), func(ctx context.Context, network, addr string) (net.Conn, error) {
+		deadline, ok := ctx.Deadline()
+		mu.Lock()
+		budgets[addr] = time.Until(deadline)
+		mu.Unlock()
+		if !ok {
+			t.Errorf("connect to %s without a deadline", addr)
+		}
+		if addr == blackHole {
+			<-ctx.Done() // the packets are dropped
+			return nil, ctx.Err()
+		}
+		return real(ctx, network, addr)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 2 {
+		reg, err := c.Register(ctx, []byte(fmt.Sprintf("statement %d", i)))
+		if err != nil || string(reg.Receipt) != "receipt relayed home" {
+			t.Fatalf("registration %d: %v %+v, want it taken home", i, err, reg)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if b, ok := budgets[blackHole]; !ok || b > leaderDialTimeout {
+		t.Errorf("the named leader's connect had %v (tried: %v); want at most %v", b, ok, leaderDialTimeout)
+	}
+	if b := budgets[hostPort(c.base)]; b < 20*time.Second {
+		t.Errorf("home's connect had %v; want Go's default of 30 s", b)
 	}
 }
