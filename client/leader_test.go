@@ -120,10 +120,7 @@ func TestRegisterGoesToTheNamedLeader(t *testing.T) {
 			return
 		}
 		homePosts.Add(1)
-		w.Header().Set(HeaderLeader, leader.URL)
-		w.Header().Set("Location", "/entries/from-home")
-		w.WriteHeader(http.StatusCreated)
-		_, _ = w.Write([]byte("receipt relayed home"))
+		answerFromHome(w, leader.URL)
 	}))
 	defer home.Close()
 
@@ -165,10 +162,7 @@ func TestUnreachableLeaderCostsAShortConnect(t *testing.T) {
 	// The home server is plain HTTP, so the leader is named in http too
 	// (Router.usable wants home's scheme).
 	home := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set(HeaderLeader, "http://"+blackHole)
-		w.Header().Set("Location", "/entries/from-home")
-		w.WriteHeader(http.StatusCreated)
-		_, _ = w.Write([]byte("receipt relayed home"))
+		answerFromHome(w, "http://"+blackHole)
 	}))
 	defer home.Close()
 	c, err := New(home.URL, nil)
@@ -208,4 +202,13 @@ func TestUnreachableLeaderCostsAShortConnect(t *testing.T) {
 	if b := budgets[hostPort(c.base)]; b < 20*time.Second {
 		t.Errorf("home's connect had %v; want Go's default of 30 s", b)
 	}
+}
+
+// answerFromHome answers a write as a follower that forwarded it: the
+// relayed receipt, and the leader named.
+func answerFromHome(w http.ResponseWriter, leader string) {
+	w.Header().Set(HeaderLeader, leader)
+	w.Header().Set("Location", "/entries/from-home")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write([]byte("receipt relayed home"))
 }
