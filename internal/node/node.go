@@ -30,6 +30,7 @@ import (
 	"github.com/charterlog/charter/internal/gov"
 	"github.com/charterlog/charter/internal/httpapi"
 	"github.com/charterlog/charter/internal/identity"
+	"github.com/charterlog/charter/internal/join"
 	"github.com/charterlog/charter/internal/ledger"
 	"github.com/charterlog/charter/internal/ledgerfiles"
 	"github.com/charterlog/charter/internal/ledgersecrets"
@@ -252,6 +253,10 @@ func Open(cfg config.Config, mode Mode, logger *slog.Logger) (*Node, error) {
 		LogRetentionBytes: cfg.RaftLogRetentionBytes, LogRetention: cfg.RaftLogRetention,
 		SnapshotDir: store.SnapshotDir(cfg.DataDir),
 		Peers:       replication.NewPeerTable(nil),
+		RegisteredURL: func(id uint64) string {
+			rec, _ := join.RecordOf(n.ledger, id)
+			return rec.URL
+		},
 	}
 	if create {
 		// Genesis has one node; the others join (join.go) with their URL

@@ -134,20 +134,26 @@ func (n *Node) Nodes() ([]NodeInfo, error) {
 }
 
 // loadPeers fills the peer table from MapNodes, after a restart or a
-// snapshot.
+// snapshot; a node recorded there without a URL is dialled at its
+// RegisteredURL.
 func (n *Node) loadPeers() error {
 	nodes, err := n.Nodes()
 	if err != nil {
 		return err
 	}
 	for _, info := range nodes {
-		if info.ID == n.cfg.ID || info.URL == "" {
+		if info.ID == n.cfg.ID {
 			continue
 		}
-		if info.Role == RoleRemoved {
+		switch {
+		case info.Role == RoleRemoved:
 			n.cfg.Peers.Remove(info.ID)
-		} else {
+		case info.URL != "":
 			n.cfg.Peers.Set(info.ID, info.URL)
+		case n.cfg.RegisteredURL != nil:
+			// Recorded without a URL (an earlier build's first node): the
+			// address it registered with, unless its messages told us one.
+			n.learnPeer(info.ID, n.cfg.RegisteredURL(info.ID))
 		}
 	}
 	return nil

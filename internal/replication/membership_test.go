@@ -66,3 +66,54 @@ func TestRecordPeersKeepsURLInOneBatch(t *testing.T) {
 		t.Fatalf("after add and promotion in one batch: %+v, want a voter at https://node2.test", info)
 	}
 }
+
+// TestLoadPeersDialsRegisteredURL: a node recorded in MapNodes without a
+// URL (an earlier build's first node) is dialled, after a restart, at the
+// URL it registered with; one recorded with a URL is dialled there, and a
+// removed one not at all.
+func TestLoadPeersDialsRegisteredURL(t *testing.T) {
+	st, err := store.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	registered := map[uint64]string{1: "https://first.test:8443", 2: "https://registered2.test", 4: "https://gone.test"}
+	n := &Node{st: st, cfg: Config{ID: 3, Peers: NewPeerTable(nil), RegisteredURL: func(id uint64) string { return registered[id] }}}
+	b := st.NewBatch()
+	written := map[uint64]NodeInfo{}
+	for _, c := range []struct {
+		id  uint64
+		t   pb.ConfChangeType
+		url string
+	}{
+		{1, pb.ConfChangeAddNode, ""}, // as an earlier build bootstrapped the first node
+		{2, pb.ConfChangeAddLearnerNode, "https://node2.test"},
+		{4, pb.ConfChangeAddLearnerNode, ""},
+		{4, pb.ConfChangeRemoveNode, ""},
+	} {
+		var ctx []byte
+		if c.url != "" {
+			if ctx, err = encodePeerContext(c.url); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := n.recordPeers(b, []*pb.ConfChangeSingle{{Type: c.t.Enum(), NodeId: proto.Uint64(c.id)}}, ctx, written); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	n.cfg.Peers = NewPeerTable(nil) // a restart
+	if err := n.loadPeers(); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[uint64]string{1: "https://first.test:8443", 2: "https://node2.test"} {
+		if got, ok := n.cfg.Peers.DialURL(id); !ok || got != want {
+			t.Errorf("node %d dialled at %q (%v); want %q", id, got, ok, want)
+		}
+	}
+	if got, ok := n.cfg.Peers.DialURL(4); ok {
+		t.Errorf("removed node 4 dialled at %q", got)
+	}
+}

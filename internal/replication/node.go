@@ -67,6 +67,11 @@ type Config struct {
 	// Peers resolves peer ids to URLs; it is kept current as configuration
 	// changes apply. Required with a transport.
 	Peers *PeerTable
+	// RegisteredURL, if set, is where the ledger's other records of the
+	// network's nodes (outside MapNodes) put node id, or "". A restarted
+	// node dials a peer that MapNodes records without a URL there: networks
+	// created before 2026-12-06 record their first node so.
+	RegisteredURL func(id uint64) string
 	// LogRetentionBytes bounds the raft log the leader keeps for followers
 	// that lag or are down (payload bytes of its entries): past it, the
 	// oldest entries go even if a follower still needs them, and that
