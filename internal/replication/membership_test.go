@@ -37,12 +37,7 @@ func TestMembershipRefusesDuplicateKeys(t *testing.T) {
 // store made the nodes' MapNodes differ, and a restarted node knew no
 // address for the peer.
 func TestRecordPeersKeepsURLInOneBatch(t *testing.T) {
-	st, err := store.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	n := &Node{st: st, cfg: Config{ID: 1, Peers: NewPeerTable(nil)}}
+	n, st := recordingNode(t, Config{ID: 1, Peers: NewPeerTable(nil)})
 	add, err := encodePeerContext("https://node2.test")
 	if err != nil {
 		t.Fatal(err)
@@ -72,13 +67,8 @@ func TestRecordPeersKeepsURLInOneBatch(t *testing.T) {
 // URL it registered with; one recorded with a URL is dialled there, and a
 // removed one not at all.
 func TestLoadPeersDialsRegisteredURL(t *testing.T) {
-	st, err := store.Open(t.TempDir(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	registered := map[uint64]string{1: "https://first.test:8443", 2: "https://registered2.test", 4: "https://gone.test"}
-	n := &Node{st: st, cfg: Config{ID: 3, Peers: NewPeerTable(nil), RegisteredURL: func(id uint64) string { return registered[id] }}}
+	n, st := recordingNode(t, Config{ID: 3, Peers: NewPeerTable(nil), RegisteredURL: func(id uint64) string { return registered[id] }})
 	b := st.NewBatch()
 	written := map[uint64]NodeInfo{}
 	for _, c := range []struct {
@@ -93,6 +83,7 @@ func TestLoadPeersDialsRegisteredURL(t *testing.T) {
 	} {
 		var ctx []byte
 		if c.url != "" {
+			var err error
 			if ctx, err = encodePeerContext(c.url); err != nil {
 				t.Fatal(err)
 			}
@@ -116,4 +107,16 @@ func TestLoadPeersDialsRegisteredURL(t *testing.T) {
 	if got, ok := n.cfg.Peers.DialURL(4); ok {
 		t.Errorf("removed node 4 dialled at %q", got)
 	}
+}
+
+// recordingNode is a Node with only a store and cfg: enough to apply
+// configuration changes to MapNodes and load its peers from it.
+func recordingNode(t *testing.T, cfg Config) (*Node, *store.Store) {
+	t.Helper()
+	st, err := store.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &Node{st: st, cfg: cfg}, st
 }

@@ -570,6 +570,10 @@ func (net *memNet) checkSend(from uint64, msgs []*pb.Message) {
 	t := net.t
 	hs, last := net.persisted(from)
 	for _, m := range msgs {
+		vouches := m.GetType() == pb.MsgAppResp || m.GetType() == pb.MsgVoteResp
+		if vouches && m.GetTerm() > hs.GetTerm() {
+			t.Errorf("node %d sent %v of term %d with term %d persisted", from, m.GetType(), m.GetTerm(), hs.GetTerm())
+		}
 		switch m.GetType() {
 		case pb.MsgApp:
 			for _, e := range m.GetEntries() {
@@ -580,16 +584,10 @@ func (net *memNet) checkSend(from uint64, msgs []*pb.Message) {
 				}
 			}
 		case pb.MsgAppResp:
-			if m.GetTerm() > hs.GetTerm() {
-				t.Errorf("node %d sent %v of term %d with term %d persisted", from, m.GetType(), m.GetTerm(), hs.GetTerm())
-			}
 			if !m.GetReject() && m.GetIndex() > last {
 				t.Errorf("node %d acknowledged index %d with %d persisted", from, m.GetIndex(), last)
 			}
 		case pb.MsgVoteResp:
-			if m.GetTerm() > hs.GetTerm() {
-				t.Errorf("node %d sent %v of term %d with term %d persisted", from, m.GetType(), m.GetTerm(), hs.GetTerm())
-			}
 			if !m.GetReject() && (hs.GetVote() != m.GetTo() || hs.GetTerm() != m.GetTerm()) {
 				t.Errorf("node %d granted its term %d vote to %d with %v persisted", from, m.GetTerm(), m.GetTo(), hs)
 			}
